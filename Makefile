@@ -1,0 +1,133 @@
+# gitopsd: `make` builds build/gitopsd and build/gitopsctl.
+# `make test` builds everything with ASan+UBSan into build-san/ and runs
+# every unit and integration test.  `make deps` installs what is missing.
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+BINDIR	 = $(PREFIX)/bin
+SBINDIR	 = $(PREFIX)/bin
+MANDIR	 = $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR	?= /lib/systemd/system
+
+CC	?= cc
+PKG_CONFIG ?= pkg-config
+PKGS	 = libevent libevent_openssl libevent_pthreads libgit2 libcurl \
+	   yaml-0.1 libcjson openssl sqlite3
+HAVE_SYSTEMD := $(shell $(PKG_CONFIG) --exists libsystemd 2>/dev/null && echo 1)
+ifeq ($(HAVE_SYSTEMD),1)
+PKGS	+= libsystemd
+SYSTEMD_CFLAGS = -DHAVE_LIBSYSTEMD=1
+endif
+
+VERSION	:= $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+WARN	 = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wformat=2 -Wvla
+BASE_CFLAGS = -std=c17 $(WARN) -D_GNU_SOURCE -Iinclude \
+	   -DGITOPSD_VERSION='"$(VERSION)"' $(SYSTEMD_CFLAGS) \
+	   $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+LIBS	 = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+OPT	?= -O2 -g
+SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=undefined
+
+# Build flavours: plain (build/) and sanitized (build-san/).
+B	?= build
+ifeq ($(B),build-san)
+CFLAGS_EXTRA = $(SAN_FLAGS)
+LDFLAGS_EXTRA = -fsanitize=address,undefined
+else
+CFLAGS_EXTRA = $(OPT)
+endif
+ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS_EXTRA) $(CFLAGS)
+ALL_LDFLAGS = $(LDFLAGS_EXTRA) $(LDFLAGS)
+
+LIB_SRC	 = $(filter-out daemon/main.c,$(wildcard daemon/*.c handlers/*.c notify/*.c))
+LIB_OBJ	 = $(LIB_SRC:%.c=$(B)/obj/%.o)
+UNIT_SRC = $(wildcard test/unit/test_*.c)
+UNIT_BIN = $(UNIT_SRC:test/unit/%.c=$(B)/test/%)
+SUPPORT_SRC = $(wildcard test/support/*.c)
+SUPPORT_BIN = $(SUPPORT_SRC:test/support/%.c=$(B)/support/%)
+
+.PHONY: all deps run test test-unit test-integration install clean fuzz \
+	fuzz-smoke lint bench check-config
+
+all: $(B)/gitopsd $(B)/gitopsctl
+
+$(B)/obj/%.o: %.c $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/libgitopsd.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/gitopsd: $(B)/obj/daemon/main.o $(B)/libgitopsd.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/gitopsctl: $(B)/obj/tools/gitopsctl.o $(B)/libgitopsd.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/test/%: test/unit/%.c $(B)/libgitopsd.a $(wildcard test/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itest/unit $(ALL_LDFLAGS) -o $@ $< $(B)/libgitopsd.a \
+	    $(LIBS) -lcmocka
+
+$(B)/support/%: test/support/%.c $(B)/libgitopsd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(B)/libgitopsd.a $(LIBS)
+
+deps:
+	@sh scripts/deps.sh
+
+# The demo: embedded default config, local bare repo, simulator cluster.
+run: deps
+	@$(MAKE) --no-print-directory B=build all
+	@sh scripts/demo.sh
+
+test: deps
+	@$(MAKE) --no-print-directory B=build-san all unit-bins support-bins
+	@$(MAKE) --no-print-directory B=build all
+	@GITOPSD_BUILD=build-san sh test/run.sh
+
+unit-bins: $(UNIT_BIN)
+support-bins: $(SUPPORT_BIN)
+
+test-unit:
+	@$(MAKE) --no-print-directory B=build-san all unit-bins support-bins
+	@GITOPSD_BUILD=build-san TEST_ONLY=unit sh test/run.sh
+
+test-integration:
+	@$(MAKE) --no-print-directory B=build-san all unit-bins support-bins
+	@GITOPSD_BUILD=build-san TEST_ONLY=integration sh test/run.sh
+
+check-config: $(B)/gitopsd
+	@for f in config/*.yaml; do $(B)/gitopsd -t -c $$f || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR)
+	install -m 0755 $(B)/gitopsd $(DESTDIR)$(SBINDIR)/gitopsd
+	install -m 0755 $(B)/gitopsctl $(DESTDIR)$(BINDIR)/gitopsctl
+	install -d $(DESTDIR)$(SYSCONFDIR)/gitopsd
+	install -m 0644 config/gitopsd.example.yaml \
+	    $(DESTDIR)$(SYSCONFDIR)/gitopsd/gitopsd.example.yaml
+	install -d $(DESTDIR)$(UNITDIR)
+	for f in systemd/*.service systemd/*.socket; do \
+	    [ -f "$$f" ] && install -m 0644 $$f $(DESTDIR)$(UNITDIR)/; done; true
+	if [ -f systemd/gitopsd.sysusers ]; then \
+	    install -d $(DESTDIR)$(PREFIX)/lib/sysusers.d && \
+	    install -m 0644 systemd/gitopsd.sysusers \
+	    $(DESTDIR)$(PREFIX)/lib/sysusers.d/gitopsd.conf; fi
+	if [ -f systemd/gitopsd.tmpfiles ]; then \
+	    install -d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d && \
+	    install -m 0644 systemd/gitopsd.tmpfiles \
+	    $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/gitopsd.conf; fi
+	for m in man/*.[0-9]; do [ -f "$$m" ] || continue; \
+	    s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
+	    install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include fuzz/fuzz.mk

@@ -1,0 +1,190 @@
+/*
+ * job.c: job kinds and states, results, and the table of job runners.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job.h"
+#include "util.h"
+
+static const char *const job_kind_names[] = {
+	[JOB_SYNC] = "sync",
+	[JOB_UPDATE_IMAGE] = "update-image",
+	[JOB_NOTIFY] = "notify",
+};
+
+static const char *const job_state_names[] = {
+	[JOB_QUEUED] = "queued",
+	[JOB_RUNNING] = "running",
+	[JOB_SUCCEEDED] = "succeeded",
+	[JOB_FAILED] = "failed",
+	[JOB_DEAD] = "dead",
+};
+
+static const char *const job_error_kind_names[] = {
+	[JOB_ERR_NONE] = "none",
+	[JOB_ERR_CONFIG] = "config",
+	[JOB_ERR_GIT] = "git",
+	[JOB_ERR_GIT_AUTH] = "git-auth",
+	[JOB_ERR_MANIFEST] = "manifest",
+	[JOB_ERR_REGISTRY] = "registry",
+	[JOB_ERR_APPLY_REJECTED] = "apply-rejected",
+	[JOB_ERR_UNREACHABLE] = "unreachable",
+	[JOB_ERR_UNAUTHORIZED] = "unauthorized",
+	[JOB_ERR_UNHEALTHY] = "unhealthy",
+	[JOB_ERR_TIMEOUT] = "timeout",
+	[JOB_ERR_NOTIFY] = "notify",
+	[JOB_ERR_INTERNAL] = "internal",
+};
+
+/* Runners live in their own modules; adding a job kind is one row here. */
+static const struct job_runner *const job_runner_table[] = {
+	NULL
+};
+
+const char *
+job_kind_name(enum job_kind k)
+{
+	if ((size_t)k < nitems(job_kind_names) && job_kind_names[k] != NULL)
+		return job_kind_names[k];
+	return "unknown";
+}
+
+int
+job_kind_parse(const char *s, enum job_kind *out)
+{
+	size_t	 i;
+
+	for (i = 0; i < nitems(job_kind_names); i++) {
+		if (job_kind_names[i] != NULL && strcmp(s, job_kind_names[i]) == 0) {
+			*out = (enum job_kind)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+job_state_name(enum job_state s)
+{
+	if ((size_t)s < nitems(job_state_names) && job_state_names[s] != NULL)
+		return job_state_names[s];
+	return "unknown";
+}
+
+int
+job_state_parse(const char *s, enum job_state *out)
+{
+	size_t	 i;
+
+	for (i = 0; i < nitems(job_state_names); i++) {
+		if (job_state_names[i] != NULL && strcmp(s, job_state_names[i]) == 0) {
+			*out = (enum job_state)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+job_error_kind_name(enum job_error_kind k)
+{
+	if ((size_t)k < nitems(job_error_kind_names))
+		return job_error_kind_names[k];
+	return "unknown";
+}
+
+const struct job_runner *
+job_runner_find(enum job_kind kind)
+{
+	size_t	 i;
+
+	for (i = 0; job_runner_table[i] != NULL; i++)
+		if (job_runner_table[i]->kind == kind)
+			return job_runner_table[i];
+	return NULL;
+}
+
+void
+job_free(struct job *j)
+{
+	size_t	 i;
+
+	if (j == NULL)
+		return;
+	free(j->app);
+	free(j->repo);
+	free(j->revision);
+	free(j->image);
+	free(j->tag);
+	free(j->digest);
+	free(j->params);
+	free(j->source);
+	free(j->delivery);
+	for (i = 0; i < j->nmerged; i++)
+		job_free(j->merged[i]);
+	free(j->merged);
+	free(j);
+}
+
+void
+job_result_clear(struct job_result *r)
+{
+	size_t	 i;
+
+	free(r->error);
+	free(r->object);
+	free(r->detail);
+	free(r->commit);
+	free(r->revision);
+	free(r->followups);
+	for (i = 0; i < r->nowned; i++)
+		free(r->owned[i]);
+	free(r->owned);
+	memset(r, 0, sizeof(*r));
+}
+
+void
+job_result_fail(struct job_result *r, enum job_error_kind kind, int permanent,
+    const char *fmt, ...)
+{
+	va_list	 ap;
+
+	r->ok = 0;
+	r->err_kind = kind;
+	r->permanent = permanent;
+	free(r->error);
+	va_start(ap, fmt);
+	r->error = xvasprintf(fmt, ap);
+	va_end(ap);
+}
+
+static const char *
+job_result_own(struct job_result *r, const char *s)
+{
+	if (s == NULL)
+		return NULL;
+	r->owned = xreallocarray(r->owned, r->nowned + 1, sizeof(char *));
+	r->owned[r->nowned] = xstrdup(s);
+	return r->owned[r->nowned++];
+}
+
+void
+job_result_add_followup(struct job_result *r, const struct job_spec *spec)
+{
+	struct job_spec	*f;
+
+	r->followups = xreallocarray(r->followups, r->nfollowups + 1,
+	    sizeof(*r->followups));
+	f = &r->followups[r->nfollowups++];
+	f->kind = spec->kind;
+	f->app = job_result_own(r, spec->app);
+	f->repo = job_result_own(r, spec->repo);
+	f->revision = job_result_own(r, spec->revision);
+	f->image = job_result_own(r, spec->image);
+	f->tag = job_result_own(r, spec->tag);
+	f->digest = job_result_own(r, spec->digest);
+	f->params = job_result_own(r, spec->params);
+}

@@ -1,0 +1,309 @@
+/*
+ * log.c: leveled logging to stderr, as text or one JSON object per line.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "util.h"
+
+static enum log_level	log_level = LOG_LEVEL_INFO;
+static enum log_format	log_format = LOG_FORMAT_TEXT;
+static pthread_mutex_t	log_mtx = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *const log_level_names[] = { "error", "warn", "info", "debug" };
+
+void
+log_init(enum log_level level, enum log_format format)
+{
+	log_level = level;
+	log_format = format;
+}
+
+int
+log_parse_level(const char *s, enum log_level *out)
+{
+	size_t	 i;
+
+	for (i = 0; i < nitems(log_level_names); i++) {
+		if (strcmp(s, log_level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	if (strcmp(s, "warning") == 0) {
+		*out = LOG_LEVEL_WARN;
+		return 0;
+	}
+	return -1;
+}
+
+int
+log_parse_format(const char *s, enum log_format *out)
+{
+	if (strcmp(s, "text") == 0)
+		*out = LOG_FORMAT_TEXT;
+	else if (strcmp(s, "json") == 0)
+		*out = LOG_FORMAT_JSON;
+	else
+		return -1;
+	return 0;
+}
+
+int
+log_enabled(enum log_level level)
+{
+	return level <= log_level;
+}
+
+/* JSON-escape (and make valid UTF-8 of) arbitrary bytes. */
+static void
+log_json_escape(struct buf *b, const char *s, size_t len)
+{
+	char	*tmp;
+	size_t	 cap = len * 6 + 1;
+
+	tmp = xmalloc(cap);
+	log_escape(s, len, tmp, cap);
+	buf_addstr(b, tmp);
+	free(tmp);
+}
+
+static void
+log_emit(enum log_level level, const char *msg, const char *kv)
+{
+	struct buf	 b;
+	char		 ts[40];
+	struct timespec	 now;
+	struct tm	 tm;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%03ldZ",
+	    now.tv_nsec / 1000000);
+
+	buf_init(&b, 0);
+	if (log_format == LOG_FORMAT_JSON) {
+		buf_printf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"",
+		    ts, log_level_names[level]);
+		log_json_escape(&b, msg, strlen(msg));
+		buf_addstr(&b, "\"");
+		if (kv != NULL)
+			buf_addstr(&b, kv);
+		buf_addstr(&b, "}\n");
+	} else {
+		buf_printf(&b, "%s %s %s", ts, log_level_names[level], msg);
+		if (kv != NULL)
+			buf_addstr(&b, kv);
+		buf_addstr(&b, "\n");
+	}
+	pthread_mutex_lock(&log_mtx);
+	fwrite(b.data, 1, b.len, stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&log_mtx);
+	buf_free(&b);
+}
+
+static void
+log_vmsg(enum log_level level, int with_errno, const char *fmt, va_list ap)
+{
+	char	*msg, *full;
+	int	 saved = errno;
+
+	if (!log_enabled(level))
+		return;
+	msg = xvasprintf(fmt, ap);
+	if (with_errno) {
+		full = xasprintf("%s: %s", msg, strerror(saved));
+		free(msg);
+		msg = full;
+	}
+	log_emit(level, msg, NULL);
+	free(msg);
+	errno = saved;
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LEVEL_WARN, 1, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LEVEL_WARN, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LEVEL_INFO, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LEVEL_DEBUG, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LEVEL_ERROR, 1, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vmsg(LOG_LEVEL_ERROR, 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+log_kv(enum log_level level, const char *msg, ...)
+{
+	va_list		 ap;
+	const char	*k, *v;
+	struct buf	 b;
+	char		*esc;
+
+	if (!log_enabled(level))
+		return;
+	buf_init(&b, 0);
+	va_start(ap, msg);
+	while ((k = va_arg(ap, const char *)) != NULL) {
+		v = va_arg(ap, const char *);
+		if (v == NULL)
+			v = "-";
+		if (log_format == LOG_FORMAT_JSON) {
+			buf_printf(&b, ",\"%s\":\"", k);
+			log_json_escape(&b, v, strlen(v));
+			buf_addstr(&b, "\"");
+		} else {
+			size_t	 cap = strlen(v) * 6 + 1;
+			int	 quote = strpbrk(v, " \t\"=") != NULL || *v == '\0';
+
+			esc = xmalloc(cap);
+			log_escape(v, strlen(v), esc, cap);
+			buf_printf(&b, quote ? " %s=\"%s\"" : " %s=%s", k, esc);
+			free(esc);
+		}
+	}
+	va_end(ap);
+	log_emit(level, msg, b.data);
+	buf_free(&b);
+}
+
+/*
+ * Escape untrusted bytes: printable ASCII passes, quotes and backslashes are
+ * escaped, valid UTF-8 sequences pass, everything else becomes \u00XX.
+ */
+void
+log_escape(const char *in, size_t len, char *out, size_t outlen)
+{
+	size_t		 i = 0, o = 0, n, k;
+	unsigned char	 c;
+
+	if (outlen == 0)
+		return;
+	while (i < len) {
+		c = (unsigned char)in[i];
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			if (o + 1 >= outlen)
+				break;
+			out[o++] = (char)c;
+			i++;
+			continue;
+		}
+		if (c == '"' || c == '\\') {
+			if (o + 2 >= outlen)
+				break;
+			out[o++] = '\\';
+			out[o++] = (char)c;
+			i++;
+			continue;
+		}
+		n = 0;
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3;
+		if (n > 0 && i + n < len) {
+			for (k = 1; k <= n; k++)
+				if (((unsigned char)in[i + k] & 0xc0) != 0x80)
+					break;
+			if (k == n + 1) {
+				if (o + n + 1 >= outlen)
+					break;
+				memcpy(out + o, in + i, n + 1);
+				o += n + 1;
+				i += n + 1;
+				continue;
+			}
+		}
+		if (o + 6 >= outlen)
+			break;
+		snprintf(out + o, 7, "\\u%04x", c);
+		o += 6;
+		i++;
+	}
+	out[o] = '\0';
+}
+
+static void
+log_libevent_cb(int severity, const char *msg)
+{
+	switch (severity) {
+	case EVENT_LOG_DEBUG:
+		log_debug("libevent: %s", msg);
+		break;
+	case EVENT_LOG_MSG:
+		log_info("libevent: %s", msg);
+		break;
+	default:
+		log_warnx("libevent: %s", msg);
+		break;
+	}
+}
+
+void
+log_hook_libevent(void)
+{
+	event_set_log_callback(log_libevent_cb);
+}

@@ -1,0 +1,529 @@
+/*
+ * util.c: allocation wrappers, capped buffers, hex/HMAC, files, clocks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include "log.h"
+#include "util.h"
+
+void *
+xmalloc(size_t n)
+{
+	void	*p;
+
+	if (n == 0)
+		n = 1;
+	if ((p = malloc(n)) == NULL)
+		fatalx("out of memory (%zu bytes)", n);
+	return p;
+}
+
+void *
+xcalloc(size_t nmemb, size_t size)
+{
+	void	*p;
+
+	if (nmemb == 0 || size == 0)
+		nmemb = size = 1;
+	if ((p = calloc(nmemb, size)) == NULL)
+		fatalx("out of memory (%zu x %zu bytes)", nmemb, size);
+	return p;
+}
+
+void *
+xreallocarray(void *ptr, size_t nmemb, size_t size)
+{
+	void	*p;
+
+	if (nmemb == 0 || size == 0)
+		nmemb = size = 1;
+	if (size != 0 && nmemb > SIZE_MAX / size)
+		fatalx("allocation overflow");
+	if ((p = realloc(ptr, nmemb * size)) == NULL)
+		fatalx("out of memory (%zu x %zu bytes)", nmemb, size);
+	return p;
+}
+
+char *
+xstrdup(const char *s)
+{
+	char	*p;
+
+	if ((p = strdup(s)) == NULL)
+		fatalx("out of memory");
+	return p;
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	char	*p;
+
+	if ((p = strndup(s, n)) == NULL)
+		fatalx("out of memory");
+	return p;
+}
+
+char *
+xvasprintf(const char *fmt, va_list ap)
+{
+	char	*s;
+
+	if (vasprintf(&s, fmt, ap) == -1)
+		fatalx("out of memory");
+	return s;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+
+	va_start(ap, fmt);
+	s = xvasprintf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+void
+buf_init(struct buf *b, size_t cap)
+{
+	memset(b, 0, sizeof(*b));
+	b->cap = cap;
+}
+
+static int
+buf_grow(struct buf *b, size_t need)
+{
+	size_t	 n;
+
+	if (b->cap != 0 && b->len + need > b->cap)
+		return -1;
+	if (b->len + need + 1 <= b->alloc)
+		return 0;
+	n = b->alloc ? b->alloc : 256;
+	while (n < b->len + need + 1)
+		n *= 2;
+	b->data = xreallocarray(b->data, n, 1);
+	b->alloc = n;
+	return 0;
+}
+
+int
+buf_add(struct buf *b, const void *p, size_t n)
+{
+	if (buf_grow(b, n) == -1)
+		return -1;
+	if (n > 0)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int
+buf_addstr(struct buf *b, const char *s)
+{
+	return buf_add(b, s, strlen(s));
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+	int	 rc;
+
+	va_start(ap, fmt);
+	s = xvasprintf(fmt, ap);
+	va_end(ap);
+	rc = buf_addstr(b, s);
+	free(s);
+	return rc;
+}
+
+void
+buf_reset(struct buf *b)
+{
+	b->len = 0;
+	if (b->data != NULL)
+		b->data[0] = '\0';
+}
+
+void
+buf_free(struct buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->alloc = 0;
+}
+
+char *
+buf_steal(struct buf *b, size_t *lenp)
+{
+	char	*p;
+
+	if (b->data == NULL)
+		buf_add(b, "", 0);
+	p = b->data;
+	if (lenp != NULL)
+		*lenp = b->len;
+	b->data = NULL;
+	b->len = b->alloc = 0;
+	return p;
+}
+
+void
+util_hex(const unsigned char *p, size_t n, char *out)
+{
+	static const char hexd[] = "0123456789abcdef";
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hexd[p[i] >> 4];
+		out[2 * i + 1] = hexd[p[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
+static int
+util_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long
+util_unhex(const char *s, size_t len, unsigned char *out, size_t outlen)
+{
+	size_t	 i;
+	int	 hi, lo;
+
+	if (len % 2 != 0 || len / 2 > outlen)
+		return -1;
+	for (i = 0; i < len / 2; i++) {
+		hi = util_hexval((unsigned char)s[2 * i]);
+		lo = util_hexval((unsigned char)s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return (long)(len / 2);
+}
+
+int
+util_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+	if (alen != blen)
+		return 0;
+	if (alen == 0)
+		return 1;
+	return CRYPTO_memcmp(a, b, alen) == 0;
+}
+
+void
+util_hmac_sha256_hex(const void *key, size_t klen, const void *msg,
+    size_t mlen, char out[65])
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0;
+
+	if (HMAC(EVP_sha256(), key, (int)klen, msg, mlen, md, &mdlen) == NULL)
+		fatalx("HMAC-SHA256 failed");
+	util_hex(md, mdlen, out);
+}
+
+void
+util_hmac_sha1_hex(const void *key, size_t klen, const void *msg,
+    size_t mlen, char out[41])
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0;
+
+	if (HMAC(EVP_sha1(), key, (int)klen, msg, mlen, md, &mdlen) == NULL)
+		fatalx("HMAC-SHA1 failed");
+	util_hex(md, mdlen, out);
+}
+
+void
+util_sha256_hex(const void *msg, size_t mlen, char out[65])
+{
+	unsigned char	 md[SHA256_DIGEST_LENGTH];
+
+	SHA256(msg, mlen, md);
+	util_hex(md, sizeof(md), out);
+}
+
+char *
+util_read_file(const char *path, size_t cap, size_t *lenp)
+{
+	struct buf	 b;
+	char		 tmp[65536];
+	ssize_t		 n;
+	int		 fd, saved;
+
+	if (cap == 0)
+		cap = 16 * 1024 * 1024;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	buf_init(&b, cap);
+	buf_add(&b, "", 0);
+	for (;;) {
+		n = read(fd, tmp, sizeof(tmp));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail;
+		if (n == 0)
+			break;
+		if (buf_add(&b, tmp, (size_t)n) == -1) {
+			errno = EFBIG;
+			goto fail;
+		}
+	}
+	close(fd);
+	return buf_steal(&b, lenp);
+fail:
+	saved = errno;
+	close(fd);
+	buf_free(&b);
+	errno = saved;
+	return NULL;
+}
+
+char *
+util_read_secret(const char *path, char *err, size_t errlen)
+{
+	char	*s;
+	size_t	 len;
+
+	if ((s = util_read_file(path, 65536, &len)) == NULL) {
+		snprintf(err, errlen, "cannot read secret file %s: %s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		s[--len] = '\0';
+	if (len == 0) {
+		snprintf(err, errlen, "secret file %s is empty", path);
+		free(s);
+		return NULL;
+	}
+	if (memchr(s, '\0', len) != NULL) {
+		snprintf(err, errlen, "secret file %s holds a NUL byte", path);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+int
+util_write_file_atomic(const char *path, const void *p, size_t n)
+{
+	char	*tmp;
+	int	 fd, rc = -1;
+	size_t	 off = 0;
+	ssize_t	 w;
+
+	tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1)
+		goto out;
+	while (off < n) {
+		w = write(fd, (const char *)p + off, n - off);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w == -1) {
+			close(fd);
+			unlink(tmp);
+			goto out;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) == -1 || close(fd) == -1) {
+		unlink(tmp);
+		goto out;
+	}
+	if (rename(tmp, path) == -1) {
+		unlink(tmp);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(tmp);
+	return rc;
+}
+
+int
+util_mkdirs(const char *path, unsigned mode)
+{
+	char	*p, *s;
+	int	 rc = 0;
+
+	p = xstrdup(path);
+	for (s = p + 1; ; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+
+			*s = '\0';
+			if (mkdir(p, (mode_t)mode) == -1 && errno != EEXIST) {
+				rc = -1;
+				break;
+			}
+			*s = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	free(p);
+	return rc;
+}
+
+int64_t
+util_now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+util_mono_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double
+util_mono_s(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void
+util_rfc3339(int64_t ms, char out[32])
+{
+	time_t		 t = (time_t)(ms / 1000);
+	struct tm	 tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+long
+util_urldecode(const char *in, size_t len, char *out, int plus_is_space)
+{
+	size_t	 i, o = 0;
+	int	 hi, lo;
+
+	for (i = 0; i < len; i++) {
+		if (in[i] == '%') {
+			if (i + 2 >= len)
+				return -1;
+			hi = util_hexval((unsigned char)in[i + 1]);
+			lo = util_hexval((unsigned char)in[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			out[o++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (in[i] == '+' && plus_is_space)
+			out[o++] = ' ';
+		else
+			out[o++] = in[i];
+	}
+	out[o] = '\0';
+	return (long)o;
+}
+
+char *
+util_form_get(const char *body, size_t len, const char *key, size_t *outlen)
+{
+	size_t	 klen = strlen(key), i = 0, j;
+	char	*out;
+	long	 n;
+
+	while (i < len) {
+		for (j = i; j < len && body[j] != '&'; j++)
+			;
+		if (j - i > klen && memcmp(body + i, key, klen) == 0 &&
+		    body[i + klen] == '=') {
+			out = xmalloc(j - i - klen);
+			n = util_urldecode(body + i + klen + 1, j - i - klen - 1,
+			    out, 1);
+			if (n < 0) {
+				free(out);
+				return NULL;
+			}
+			if (outlen != NULL)
+				*outlen = (size_t)n;
+			return out;
+		}
+		i = j + 1;
+	}
+	return NULL;
+}
+
+int
+util_random(void *p, size_t n)
+{
+	size_t	 off = 0;
+	ssize_t	 r;
+
+	while (off < n) {
+		r = getrandom((char *)p + off, n - off, 0);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			return -1;
+		off += (size_t)r;
+	}
+	return 0;
+}
+
+double
+util_random_unit(void)
+{
+	uint64_t	 r;
+
+	if (util_random(&r, sizeof(r)) == -1)
+		r = (uint64_t)util_mono_ms() * 6364136223846793005ULL;
+	return (double)(r >> 11) / (double)(1ULL << 53);
+}
+
+size_t
+util_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t	 n = strlen(src);
+
+	if (size > 0) {
+		size_t	 c = n < size - 1 ? n : size - 1;
+
+		memcpy(dst, src, c);
+		dst[c] = '\0';
+	}
+	return n;
+}

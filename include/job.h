@@ -1,0 +1,134 @@
+/*
+ * job.h: the job model shared by the router, the queue, the workers and the
+ * job runners (DESIGN.md section 7).
+ *
+ * A struct job_spec is a job to create (from an event, or as a follow-up of
+ * another job).  A struct job is a claimed job handed to a runner.  Runners
+ * are a table (job_runner_find): update-image and sync run on worker
+ * threads with run(); notify runs on the event loop with start(), because
+ * notifications go through the loop's libcurl multi handle.
+ */
+#ifndef GITOPSD_JOB_H
+#define GITOPSD_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct event_base;
+
+enum job_kind {
+	JOB_SYNC = 1,
+	JOB_UPDATE_IMAGE,
+	JOB_NOTIFY,
+};
+
+enum job_state {
+	JOB_QUEUED = 1,
+	JOB_RUNNING,
+	JOB_SUCCEEDED,
+	JOB_FAILED,		/* will retry at not_before */
+	JOB_DEAD,		/* gave up; alert sent */
+};
+
+const char	*job_kind_name(enum job_kind);
+int		 job_kind_parse(const char *, enum job_kind *);
+const char	*job_state_name(enum job_state);
+int		 job_state_parse(const char *, enum job_state *);
+
+/* A job to create.  Strings are borrowed by whoever submits it. */
+struct job_spec {
+	enum job_kind	 kind;
+	const char	*app;
+	const char	*repo;		/* repo name (config) */
+	const char	*revision;	/* sync: commit to apply; NULL = branch head */
+	const char	*image;		/* update-image: normalized repository */
+	const char	*tag;
+	const char	*digest;
+	const char	*params;	/* JSON object text with kind-specific extras, or NULL */
+};
+
+/* A claimed job.  Strings owned by the job (job_free). */
+struct job {
+	int64_t		 id;
+	enum job_kind	 kind;
+	enum job_state	 state;
+	char		*app;
+	char		*repo;
+	char		*revision;
+	char		*image;
+	char		*tag;
+	char		*digest;
+	char		*params;
+	char		*source;	/* the event's source name */
+	char		*delivery;	/* the event's delivery id */
+	int64_t		 event_id;
+	int		 attempts;	/* attempts made before this one */
+	int64_t		 created_ms;
+	/* Other queued jobs merged into this run (two update-image jobs for
+	 * one repository make one commit). */
+	struct job	**merged;
+	size_t		 nmerged;
+};
+
+/*
+ * Structured failure reasons (sync issue item 6); the notifier renders them.
+ */
+enum job_error_kind {
+	JOB_ERR_NONE = 0,
+	JOB_ERR_CONFIG,		/* app/repo/cluster no longer configured */
+	JOB_ERR_GIT,		/* fetch/clone/push failed */
+	JOB_ERR_GIT_AUTH,
+	JOB_ERR_MANIFEST,	/* a file does not parse */
+	JOB_ERR_REGISTRY,	/* tag verification failed */
+	JOB_ERR_APPLY_REJECTED,
+	JOB_ERR_UNREACHABLE,
+	JOB_ERR_UNAUTHORIZED,
+	JOB_ERR_UNHEALTHY,
+	JOB_ERR_TIMEOUT,
+	JOB_ERR_NOTIFY,
+	JOB_ERR_INTERNAL,
+};
+
+const char	*job_error_kind_name(enum job_error_kind);
+
+struct job_result {
+	int		 ok;		/* 1 succeeded */
+	int		 permanent;	/* failure that retrying cannot fix: dead at once */
+	enum job_error_kind err_kind;
+	char		*error;		/* human text (malloc'd) */
+	char		*object;	/* the object concerned ("Deployment web/web") */
+	char		*detail;	/* JSON text: structured result, what was done */
+	char		*commit;	/* update-image: commit pushed (or NULL) */
+	char		*revision;	/* sync: revision applied */
+	int		 retry_after_s;	/* >0: not before this (429 Retry-After) */
+	/* Jobs to create when this one succeeds (sync after a push). */
+	struct job_spec	*followups;
+	size_t		 nfollowups;
+	char		**owned;	/* strings the followups point into */
+	size_t		 nowned;
+};
+
+void	job_free(struct job *);
+void	job_result_clear(struct job_result *);
+void	job_result_fail(struct job_result *, enum job_error_kind, int permanent,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Append a follow-up job; strings are copied. */
+void	job_result_add_followup(struct job_result *, const struct job_spec *);
+
+/* Called on the loop when a loop runner finishes. */
+typedef void job_done_cb(struct job *, struct job_result *, void *arg);
+
+struct job_runner {
+	enum job_kind	 kind;
+	/* Worker thread: cfg is a referenced snapshot valid for the call. */
+	void		(*run)(const struct config *cfg, struct job *,
+			    struct job_result *);
+	/* Event loop: must call done exactly once, possibly later. */
+	void		(*start)(const struct config *cfg, struct event_base *,
+			    struct job *, job_done_cb *done, void *arg);
+};
+
+const struct job_runner	*job_runner_find(enum job_kind);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * policy.h: image references and tag policies (daemon/policy.c).
+ *
+ * Image names are normalized before any comparison: docker.io,
+ * index.docker.io and no host are one registry, "library/" is implied for
+ * single-name Docker Hub images, hosts may carry ports.
+ */
+#ifndef GITOPSD_POLICY_H
+#define GITOPSD_POLICY_H
+
+#include <stddef.h>
+
+struct config_policy;
+
+struct image_ref {
+	char	*registry;	/* normalized host[:port]: "docker.io", "localhost:5000" */
+	char	*repository;	/* "library/nginx", "acme/web" */
+	char	*tag;		/* NULL when absent */
+	char	*digest;	/* "sha256:<hex>" or NULL */
+};
+
+/* Parse "host:5000/a/b:1.2@sha256:..." and friends.  0 or -1 with err. */
+int	 image_ref_parse(const char *, struct image_ref *, char *err, size_t);
+void	 image_ref_free(struct image_ref *);
+/* "registry/repository" of a reference, malloc'd ("docker.io/library/nginx"). */
+char	*image_ref_name(const struct image_ref *);
+/* Same image repository (registry and repository equal after normalizing). */
+int	 image_ref_same_repo(const struct image_ref *, const struct image_ref *);
+
+/* Check a policy's own syntax (semver range, regex, extract).  0 or -1. */
+int	 policy_validate(const struct config_policy *, char *err, size_t);
+/* Does the tag satisfy the policy (ignoring what is deployed now)? */
+int	 policy_accepts(const struct config_policy *, const char *tag);
+/*
+ * Is candidate newer than current by the policy's order?  1 yes, 0 no.
+ * A current tag the policy cannot order (NULL, "latest", not matching)
+ * counts as older than any accepted candidate.
+ */
+int	 policy_newer(const struct config_policy *, const char *current,
+	    const char *candidate);
+
+#endif

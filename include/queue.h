@@ -1,0 +1,75 @@
+/*
+ * queue.h: the durable job queue as the rest of the daemon sees it.
+ *
+ * The queue lives on the event loop.  queue_submit() hands it accepted
+ * deliveries; it group-commits them to the state store (include/store.h)
+ * and calls back on the loop only after the commit is durable, so the HTTP
+ * server answers 202 only for what is on disk.  The queue also feeds the
+ * worker pool (daemon/worker.c) and runs the retry timer.
+ */
+#ifndef GITOPSD_QUEUE_H
+#define GITOPSD_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct config;
+struct hook_event;
+struct job_spec;
+struct buf;
+
+struct queue;
+
+/* One accepted event and the jobs it makes.  Borrowed for the call only. */
+struct queue_item {
+	const char		*source;
+	const struct hook_event	*event;
+	const struct job_spec	*jobs;
+	size_t			 njobs;
+};
+
+enum queue_status {
+	QUEUE_OK = 0,		/* stored; job_ids set */
+	QUEUE_DUPLICATE,	/* (source, delivery) seen before; nothing added */
+	QUEUE_FULL,		/* over queue.max_queued; nothing added (503) */
+	QUEUE_ERROR,		/* store failed (disk full...); nothing added (503) */
+};
+
+struct queue_outcome {
+	enum queue_status	 status;
+	int64_t			 event_id;
+	const int64_t		*job_ids;
+	size_t			 njob_ids;
+};
+
+/* Called on the loop once the items are durable (or refused); outcomes[i]
+ * belongs to items[i].  The arrays are valid only during the call. */
+typedef void queue_submit_cb(const struct queue_outcome *, size_t n, void *arg);
+
+/* Opens the store at cfg->state.path, re-queues jobs left running. */
+struct queue	*queue_open(struct event_base *, struct config *cfg,
+		    char *err, size_t errlen);
+/* Stops taking work, waits up to timeout_s for running jobs, closes. */
+void		 queue_close(struct queue *, int timeout_s);
+/* Swap the configuration (SIGHUP); queued jobs are kept. */
+void		 queue_reconfigure(struct queue *, struct config *cfg);
+/* Start the workers (after listeners are up). */
+int		 queue_start(struct queue *);
+/* Stop claiming new jobs (drain); readyz turns 503. */
+void		 queue_drain(struct queue *);
+int		 queue_ready(const struct queue *);
+
+void		 queue_submit(struct queue *, const struct queue_item *,
+		    size_t n, queue_submit_cb *, void *arg);
+
+/* Create jobs that belong to no webhook (POST /apps/<name>/sync, drift). */
+int		 queue_add_jobs(struct queue *, const struct job_spec *, size_t,
+		    int64_t *ids, char *err, size_t errlen);
+
+/* Admin API: answers GET/POST under /api/v1 for events and jobs.  Returns
+ * the HTTP status and fills body with JSON; 0 if the path is not its own. */
+int		 queue_admin(struct queue *, const char *method, const char *path,
+		    const char *query, struct buf *body);
+
+#endif

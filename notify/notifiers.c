@@ -1,0 +1,42 @@
+/*
+ * notifiers.c: the table of alert sink types.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "notifier.h"
+#include "util.h"
+
+/* Adding a sink: one file under notify/ and one row here. */
+const struct notifier *const notifier_table[] = {
+	NULL
+};
+const size_t notifier_table_len = nitems(notifier_table) - 1;
+
+const struct notifier *
+notifier_find(const char *type)
+{
+	size_t	 i;
+
+	for (i = 0; i < notifier_table_len; i++)
+		if (strcmp(notifier_table[i]->type, type) == 0)
+			return notifier_table[i];
+	return NULL;
+}
+
+void
+notify_request_free(struct notify_request *r)
+{
+	size_t	 i;
+
+	free(r->url);
+	for (i = 0; i < r->nheaders; i++)
+		free(r->headers[i]);
+	free(r->headers);
+	free(r->body);
+	free(r->mail_from);
+	for (i = 0; i < r->nrcpt; i++)
+		free(r->rcpt[i]);
+	free(r->rcpt);
+	memset(r, 0, sizeof(*r));
+}

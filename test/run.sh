@@ -1,0 +1,65 @@
+#!/bin/sh
+# Runs every test: the cmocka unit binaries, then the integration suite
+# (real gitopsd processes on 127.0.0.1 with real peers).  Ends with one
+# summary line "N passed, N failed" over all test cases.
+#   GITOPSD_BUILD  build directory with sanitized binaries (build-san)
+#   TEST_ONLY      unit | integration (default: both)
+#   TEST_FILTER    substring: run only matching unit binaries / test modules
+set -u
+cd "$(dirname "$0")/.."
+B=${GITOPSD_BUILD:-build-san}
+ONLY=${TEST_ONLY:-}
+FILTER=${TEST_FILTER:-}
+export GITOPSD_BUILD="$B"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/test/lsan.supp:print_suppressions=0}
+export CMOCKA_MESSAGE_OUTPUT=stdout
+
+passed=0
+failed=0
+failures=""
+log=$(mktemp)
+
+if [ "$ONLY" != integration ]; then
+	for t in "$B"/test/test_*; do
+		[ -x "$t" ] || continue
+		case "$t" in *"$FILTER"*) ;; *) continue ;; esac
+		"$t" >"$log" 2>&1
+		rc=$?
+		cat "$log"
+		p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+		f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+		p=${p:-0}
+		f=${f:-0}
+		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+			# Crashed or sanitizer abort before cmocka could count.
+			f=1
+		fi
+		passed=$((passed + p))
+		failed=$((failed + f))
+		[ "$f" -eq 0 ] || failures="$failures $(basename "$t")"
+	done
+fi
+
+if [ "$ONLY" != unit ]; then
+	/usr/bin/python3 test/integration/runner.py "$FILTER" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	line=$(grep -E '^integration: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+	p=$(echo "$line" | sed -n 's/^integration: \([0-9]*\) passed.*/\1/p')
+	f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
+	p=${p:-0}
+	f=${f:-0}
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	[ "$f" -eq 0 ] || failures="$failures integration"
+fi
+rm -f "$log"
+
+[ -z "$failures" ] || echo "failing:$failures"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
