@@ -151,8 +151,8 @@ static const char *const key_type_names[] = {
 	[T_DOUBLE] = "number",
 	[T_LISTEN] = "listen address",
 	[T_STRLIST] = "list of strings",
-	[T_FLAGS] = "list of flags",
-	[T_ENUM] = "enum",
+	[T_FLAGS] = "list of",
+	[T_ENUM] = "one of",
 	[T_TABLE] = "mapping",
 	[T_LIST] = "list of mappings",
 	[T_HEADERS] = "map of strings",
@@ -662,6 +662,12 @@ static const struct cfg_table top_table =
     TABLE("", struct config, top_keys, NULL);
 
 /* ---- small helpers ------------------------------------------------------ */
+
+/* Keys that hold a secret inline; the *_file / *_env keys replace them. */
+static const char *const inline_secret_names[] = {
+	"secret", "secrets", "token", "tokens", "password", "passwords",
+	"passphrase", "ssh_passphrase", "ssh_key", "private_key", "api_key",
+};
 
 #define FIELD(obj, off, type)	((type *)(void *)((char *)(obj) + (off)))
 
@@ -1869,11 +1875,6 @@ set_value(struct ctx *ctx, const struct cfg_key *k, void *obj,
 	}
 }
 
-/* Keys that hold a secret inline; the *_file / *_env keys replace them. */
-static const char *const inline_secret_names[] = {
-	"secret", "secrets", "token", "tokens", "password", "passwords",
-	"passphrase", "ssh_passphrase", "ssh_key", "private_key", "api_key",
-};
 
 static const struct cfg_key *
 table_key(const struct cfg_table *t, const char *name)
@@ -2149,9 +2150,15 @@ check_source(struct ctx *ctx, void *obj, const struct node *map,
 	    "token_file", "secret_env", "token_env" };
 	size_t			 i;
 
-	/* A secret that failed to load has its own error already. */
+	/*
+	 * A secret that failed to load has its own error already, and so
+	 * has an inline one.
+	 */
 	for (i = 0; i < nitems(keys); i++)
 		if (map_has(map, keys[i]))
+			return;
+	for (i = 0; i < nitems(inline_secret_names); i++)
+		if (map_get(map, inline_secret_names[i]) != NULL)
 			return;
 	if (s->nsecrets == 0)
 		ctx_err(ctx, at, "a source needs a secret: set secret_file, "
@@ -2709,11 +2716,36 @@ schema_walk(const struct cfg_table *t, struct buf *path,
 	for (i = 0; i < t->nkeys; i++) {
 		const struct cfg_key *k = &t->keys[i];
 
+		char *type;
+
 		old = path->len;
 		if (old > 0)
 			buf_addstr(path, ".");
 		buf_addstr(path, k->name);
-		cb(path->data, key_type_names[k->type], k->def, k->help, arg);
+		if (k->type == T_INT || k->type == T_SIZE || k->type == T_DOUBLE)
+			type = xasprintf("%s, %lld..%lld", key_type_names[k->type],
+			    k->min, k->max);
+		else if (k->type == T_ENUM || k->type == T_FLAGS) {
+			const struct cfg_enum *e;
+			struct buf names;
+
+			buf_init(&names, 0);
+			for (e = k->enums; e->name != NULL; e++)
+				buf_printf(&names, "%s%s", names.len ? ", " : "",
+				    e->name);
+			type = xasprintf("%s: %s", key_type_names[k->type],
+			    names.data);
+			buf_free(&names);
+		} else
+			type = xstrdup(key_type_names[k->type]);
+		if (k->flags & KEY_REQUIRED) {
+			char *req = xasprintf("%s, required", type);
+
+			free(type);
+			type = req;
+		}
+		cb(path->data, type, k->def, k->help, arg);
+		free(type);
 		if (k->type == T_TABLE || k->type == T_LIST) {
 			if (k->type == T_LIST)
 				buf_addstr(path, "[]");
