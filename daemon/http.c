@@ -288,6 +288,8 @@ http_conn_free(struct http_conn *c)
 		if (c->state == HTTP_DISPATCHED) {
 			/* The handler still owns it: orphan, freed at reply. */
 			c->req->conn = NULL;
+			c->req->srv = NULL;
+			srv->npending--;
 		} else
 			http_request_free(c->req);
 		c->req = NULL;
@@ -661,12 +663,12 @@ http_reply(struct http_request *r, int status, const char *ctype,
 	if (r->replied)
 		return;
 	r->replied = 1;
-	r->srv->npending--;
 	if (c == NULL) {
 		/* Orphaned: the client went away while we worked. */
 		http_request_free(r);
 		return;
 	}
+	c->srv->npending--;
 	http_write_response(c, status, ctype, extra, body, len, r->keep_alive,
 	    r->head);
 	c->close_after_write = !r->keep_alive;
