@@ -264,8 +264,11 @@ http_write_response(struct http_conn *c, int status, const char *ctype,
 static void
 http_conn_fail(struct http_conn *c, int status, const char *msg)
 {
-	char	*body;
+	char	*body, st[8];
 
+	snprintf(st, sizeof(st), "%d", status);
+	log_kv(LOG_LEVEL_INFO, "request refused", "peer", c->peer, "status", st,
+	    "cause", msg, NULL);
 	body = xasprintf("{\"error\":\"%s\",\"code\":%d}", msg, status);
 	http_write_response(c, status, "application/json", NULL, body,
 	    strlen(body), 0, 0);
