@@ -372,7 +372,7 @@ static const struct cfg_table rate_limit_table =
 static const struct cfg_key source_keys[] = {
 	{ "name", T_NAME, O(struct config_source, name), 0, 0, 0, 0, NULL,
 	  KEY_REQUIRED, NULL, NULL,
-	  "unique; the webhook URL is /hooks/<name>" },
+	  "unique; the webhook URL is /hooks/NAME" },
 	{ "type", T_STR, O(struct config_source, type), 0, 0, 0, 0, NULL,
 	  KEY_REQUIRED, NULL, NULL,
 	  "sender: github, gitlab, gitea, bitbucket, registry, dockerhub, harbor, quay, generic" },
@@ -2678,8 +2678,9 @@ config_vdiag_at(const struct config *c, char ***v, size_t *n,
 	int	line, col;
 
 	marks_find(c->marks, keypath, &line, &col);
-	strv_push(v, n, diag_format(c->marks != NULL ? c->marks->file : c->path,
-	    line, col, keypath, fmt, ap));
+	/* A config built by hand (tests) may have neither. */
+	strv_push(v, n, diag_format(c->marks != NULL ? c->marks->file :
+	    c->path != NULL ? c->path : "(config)", line, col, keypath, fmt, ap));
 }
 
 void
