@@ -715,6 +715,9 @@ strv_push(char ***v, size_t *n, char *s)
 	(*v)[(*n)++] = s;
 }
 
+static char *diag_format(const char *, int, int, const char *, const char *,
+    va_list) __attribute__((format(printf, 5, 0)));
+
 /* Formats one message; path NULL or "" leaves the key part out. */
 static char *
 diag_format(const char *file, int line, int col, const char *path,
@@ -2670,6 +2673,9 @@ config_load_buffer(const char *name, const char *buf, size_t len,
 }
 
 /* ---- diagnostics for other modules ---------------------------------------- */
+
+static void config_vdiag_at(const struct config *, char ***, size_t *,
+    const char *, const char *, va_list) __attribute__((format(printf, 5, 0)));
 
 static void
 config_vdiag_at(const struct config *c, char ***v, size_t *n,
