@@ -2537,6 +2537,67 @@ config_unref(struct config *c)
 
 /* ---- loading -------------------------------------------------------------- */
 
+/* Every required key of every entry holds a value (see config.h). */
+static int
+config_complete(const struct cfg_table *t, const void *obj)
+{
+	const struct cfg_key	*k;
+	size_t			 i, j, n;
+
+	for (i = 0; i < t->nkeys; i++) {
+		k = &t->keys[i];
+		if (k->type == T_TABLE && !config_complete(k->sub,
+		    (const char *)obj + k->off))
+			return 0;
+		if (k->type == T_LIST) {
+			const char *arr = *FIELD(obj, k->off, char *);
+
+			n = *FIELD(obj, k->off2, size_t);
+			for (j = 0; j < n; j++)
+				if (!config_complete(k->sub, arr + j * k->sub->size))
+					return 0;
+		}
+		if ((k->flags & KEY_REQUIRED) &&
+		    *FIELD(obj, k->off, char *) == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+/* A policy whose own keys were wrong reads as the default (config.h). */
+static void
+config_policies_sane(struct config *c)
+{
+	size_t	i, j;
+
+	for (i = 0; i < c->napps; i++) {
+		for (j = 0; j < c->apps[i].nimages; j++) {
+			struct config_policy *p = &c->apps[i].images[j].policy;
+			int ok;
+
+			switch (p->kind) {
+			case CONFIG_POLICY_SEMVER:
+				ok = p->semver != NULL;
+				break;
+			case CONFIG_POLICY_PATTERN:
+				ok = p->pattern != NULL;
+				break;
+			case CONFIG_POLICY_DIGEST:
+				ok = p->digest_tag != NULL;
+				break;
+			default:
+				ok = 1;
+				break;
+			}
+			if (ok)
+				continue;
+			free(p->semver);
+			p->semver = xstrdup(">=0.0.0");
+			p->kind = CONFIG_POLICY_SEMVER;
+		}
+	}
+}
+
 /* Move sorted diagnostics into the caller's lists. */
 static void
 ctx_flush(struct ctx *ctx, struct config_errors *errs)
@@ -2562,7 +2623,7 @@ ctx_flush(struct ctx *ctx, struct config_errors *errs)
 
 static struct config *
 config_load_common(const char *name, const char *abspath, char *basedir,
-    const char *buf, size_t len, struct config_errors *errs)
+    const char *buf, size_t len, struct config_errors *errs, int keep)
 {
 	struct ctx	 ctx;
 	struct config	*c = NULL;
@@ -2619,7 +2680,9 @@ out:
 	node_free(root);
 	if (c == NULL)
 		marks_free(ctx.marks);
-	if (nerr > 0) {
+	if (nerr > 0 && c != NULL && keep && config_complete(&top_table, c))
+		config_policies_sane(c);
+	else if (nerr > 0) {
 		config_free(c);
 		c = NULL;
 	}
@@ -2627,8 +2690,8 @@ out:
 	return c;
 }
 
-struct config *
-config_load(const char *path, struct config_errors *errs)
+static struct config *
+config_load_file(const char *path, struct config_errors *errs, int keep)
 {
 	struct config	*c;
 	char		*buf, *abspath, *tmp, *slash, *basedir;
@@ -2659,7 +2722,7 @@ config_load(const char *path, struct config_errors *errs)
 		slash[1] = '\0';
 	else
 		*slash = '\0';
-	c = config_load_common(path, abspath, basedir, buf, len, errs);
+	c = config_load_common(path, abspath, basedir, buf, len, errs, keep);
 	free(abspath);
 	free(buf);
 	return c;
@@ -2669,7 +2732,19 @@ struct config *
 config_load_buffer(const char *name, const char *buf, size_t len,
     struct config_errors *errs)
 {
-	return config_load_common(name, name, path_cwd(), buf, len, errs);
+	return config_load_common(name, name, path_cwd(), buf, len, errs, 0);
+}
+
+struct config *
+config_load(const char *path, struct config_errors *errs)
+{
+	return config_load_file(path, errs, 0);
+}
+
+struct config *
+config_load_for_check(const char *path, struct config_errors *errs)
+{
+	return config_load_file(path, errs, 1);
 }
 
 /* ---- diagnostics for other modules ---------------------------------------- */

@@ -259,6 +259,19 @@ struct config	*config_load(const char *path, struct config_errors *errs);
 struct config	*config_load_buffer(const char *name, const char *buf,
 		    size_t len, struct config_errors *errs);
 
+/*
+ * For `gitopsd -t`, start and reload: like config_load, but when the file
+ * has errors the config still comes back (with errs->n > 0) as long as it
+ * parsed and every required key of every entry is present, so that the
+ * checks of other modules (check_config) can add theirs and one run
+ * reports every problem.  Such a config is for checking only: the caller
+ * frees it and refuses the file when errs->n > 0.  Optional keys whose
+ * value was wrong are left unset (NULL/0); an image policy with errors
+ * reads as the default semver ">=0.0.0".  NULL as config_load otherwise.
+ */
+struct config	*config_load_for_check(const char *path,
+		    struct config_errors *errs);
+
 void		 config_free(struct config *);
 void		 config_errors_free(struct config_errors *);
 

@@ -1120,6 +1120,76 @@ test_policy_and_notifier_rules(void **state)
 	config_errors_free(&e);
 }
 
+/*
+ * config_load_for_check: errors in values still give a config for the
+ * module checks; a missing required key or a syntax error does not.
+ */
+static void
+test_load_for_check(void **state)
+{
+	struct config_errors	 e = { 0 };
+	struct config		*c;
+	char			*path, *want;
+
+	(void)state;
+	put("s.secret", "x\n");
+	path = put_file("a.yaml",
+	    "bogus_key: 1\n"
+	    "sources: [{name: gh, type: nosuchhost, secret_file: s.secret}]\n"
+	    "repos: [{name: r, url: /r}]\n"
+	    "apps:\n"
+	    "  - name: a\n"
+	    "    repo: r\n"
+	    "    images:\n"
+	    "      - {repository: x, policy: {semver: [1]}}\n"
+	    "      - {repository: y, policy: {pattern: p, digest: d}}\n"
+	    "      - {repository: z, policy: {pattern: \"^v\", order: up}}\n");
+	assert_null(config_load(path, &e));
+	assert_int_equal(e.n, 4);
+	config_errors_free(&e);
+	c = config_load_for_check(path, &e);
+	assert_non_null(c);
+	assert_int_equal(e.n, 4);
+	assert_string_equal(c->sources[0].type, "nosuchhost");
+	assert_int_equal(c->apps[0].images[0].policy.kind, CONFIG_POLICY_SEMVER);
+	assert_string_equal(c->apps[0].images[0].policy.semver, ">=0.0.0");
+	assert_int_equal(c->apps[0].images[1].policy.kind, CONFIG_POLICY_DIGEST);
+	assert_int_equal(c->apps[0].images[2].policy.kind, CONFIG_POLICY_PATTERN);
+	assert_string_equal(c->apps[0].images[2].policy.pattern, "^v");
+	config_error_at(c, &e, "sources[0].type", "unknown source type");
+	assert_int_equal(e.n, 5);
+	want = xasprintf("%s:2:22: sources[0].type: unknown source type", path);
+	assert_string_equal(e.msgs[4], want);
+	free(want);
+	config_unref(c);
+	config_errors_free(&e);
+	free(path);
+
+	/* A required key missing: the checks would see NULL, so no config. */
+	path = put_file("b.yaml", "sources: [{name: gh, secret_file: s.secret}]\n");
+	assert_null(config_load_for_check(path, &e));
+	assert_int_equal(e.n, 1);
+	config_errors_free(&e);
+	free(path);
+	path = put_file("c.yaml", "apps: [7]\n");
+	assert_null(config_load_for_check(path, &e));
+	config_errors_free(&e);
+	free(path);
+	path = put_file("d.yaml", "a: [\n");
+	assert_null(config_load_for_check(path, &e));
+	assert_int_equal(e.n, 1);
+	config_errors_free(&e);
+	free(path);
+	/* A valid file: same as config_load. */
+	path = put_file("e.yaml", "queue: {workers: 2}\n");
+	c = config_load_for_check(path, &e);
+	assert_non_null(c);
+	assert_int_equal(e.n, 0);
+	config_unref(c);
+	config_errors_free(&e);
+	free(path);
+}
+
 /* Every key of the schema is documented in docs/config.md. */
 struct doc_check {
 	char	*doc;
@@ -1297,6 +1367,8 @@ main(void)
 		cmocka_unit_test(test_policy_and_notifier_rules),
 		cmocka_unit_test(test_schema_documented),
 		cmocka_unit_test(test_fixtures),
+		cmocka_unit_test_setup_teardown(test_load_for_check, setup_tmp,
+		    teardown_tmp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
