@@ -47,7 +47,7 @@
 #define CONFIG_MAX_BYTES	(1024 * 1024)
 #define CONFIG_MAX_SECRETS	2
 
-/* ---- node tree ---------------------------------------------------------- */
+/* ---- node tree */
 
 enum node_kind {
 	NODE_SCALAR,
@@ -70,7 +70,7 @@ struct node {
 	size_t		 allockids;
 };
 
-/* ---- diagnostics ------------------------------------------------------ */
+/* ---- diagnostics */
 
 struct diag {
 	int	 line;
@@ -111,7 +111,7 @@ struct ctx {
 	struct config		*cfg;
 };
 
-/* ---- schema ------------------------------------------------------------- */
+/* ---- schema */
 
 enum key_type {
 	T_STR,
@@ -227,246 +227,333 @@ static void	check_notifier(struct ctx *, void *, const struct node *,
 
 /* server.tls: its keys live in struct config_server */
 static const struct cfg_key server_tls_keys[] = {
-	{ "cert_file", T_FILE, O(struct config_server, tls_cert_file), 0, 0,
-	  0, 0, NULL, 0, NULL, NULL,
-	  "PEM certificate chain; serve HTTPS when set (with key_file)" },
-	{ "key_file", T_FILE, O(struct config_server, tls_key_file), 0, 0,
-	  0, 0, NULL, 0, NULL, NULL, "PEM private key of cert_file" },
+	{ .name = "cert_file", .type = T_FILE,
+	  .off = O(struct config_server, tls_cert_file),
+	  .help =
+	    "PEM certificate chain; serve HTTPS when set (with key_file)" },
+	{ .name = "key_file", .type = T_FILE,
+	  .off = O(struct config_server, tls_key_file),
+	  .help = "PEM private key of cert_file" },
 };
 static const struct cfg_table server_tls_table =
     TABLE("tls", struct config_server, server_tls_keys, NULL);
 
 static const struct cfg_key server_keys[] = {
-	{ "listen", T_LISTEN, O(struct config_server, listen), 0, 0, 0, 0,
-	  "0.0.0.0:8080", 0, NULL, NULL,
-	  "public webhook listener, HOST:PORT or [IPv6]:PORT (port 0: any free port)" },
-	{ "max_body_bytes", T_SIZE, O(struct config_server, max_body_bytes), 0,
-	  0, 1, 1024LL * 1024 * 1024, "1048576", 0, NULL, NULL,
-	  "largest request body accepted (413 above)" },
-	{ "max_header_bytes", T_SIZE, O(struct config_server, max_header_bytes),
-	  0, 0, 1024, 1024 * 1024, "16384", 0, NULL, NULL,
-	  "largest request header block accepted" },
-	{ "read_timeout_s", T_INT, O(struct config_server, read_timeout_s), 0,
-	  0, 1, 3600, "10", 0, NULL, NULL, "seconds to receive a request" },
-	{ "write_timeout_s", T_INT, O(struct config_server, write_timeout_s), 0,
-	  0, 1, 3600, "10", 0, NULL, NULL, "seconds to send a response" },
-	{ "max_connections", T_INT, O(struct config_server, max_connections), 0,
-	  0, 1, 1000000, "1024", 0, NULL, NULL,
-	  "concurrent connections before new ones wait" },
-	{ "tls", T_TABLE, 0, 0, 0, 0, 0, NULL, 0, &server_tls_table, NULL,
-	  "optional TLS for the public listener" },
+	{ .name = "listen", .type = T_LISTEN,
+	  .off = O(struct config_server, listen), .def = "0.0.0.0:8080",
+	  .help =
+	    "public webhook listener, HOST:PORT or [IPv6]:PORT (port 0: "
+	    "any free port)" },
+	{ .name = "max_body_bytes", .type = T_SIZE,
+	  .off = O(struct config_server, max_body_bytes), .min = 1,
+	  .max = 1024LL * 1024 * 1024, .def = "1048576",
+	  .help = "largest request body accepted (413 above)" },
+	{ .name = "max_header_bytes", .type = T_SIZE,
+	  .off = O(struct config_server, max_header_bytes), .min = 1024,
+	  .max = 1024 * 1024, .def = "16384",
+	  .help = "largest request header block accepted" },
+	{ .name = "read_timeout_s", .type = T_INT,
+	  .off = O(struct config_server, read_timeout_s), .min = 1,
+	  .max = 3600, .def = "10",
+	  .help = "seconds to receive a request" },
+	{ .name = "write_timeout_s", .type = T_INT,
+	  .off = O(struct config_server, write_timeout_s), .min = 1,
+	  .max = 3600, .def = "10",
+	  .help = "seconds to send a response" },
+	{ .name = "max_connections", .type = T_INT,
+	  .off = O(struct config_server, max_connections), .min = 1,
+	  .max = 1000000, .def = "1024",
+	  .help = "concurrent connections before new ones wait" },
+	{ .name = "tls", .type = T_TABLE,
+	  .sub = &server_tls_table,
+	  .help = "optional TLS for the public listener" },
 };
 static const struct cfg_table server_table =
     TABLE("server", struct config_server, server_keys, check_server);
 
 static const struct cfg_key admin_keys[] = {
-	{ "listen", T_LISTEN, O(struct config_admin, listen), 0, 0, 0, 0,
-	  "127.0.0.1:9090", 0, NULL, NULL,
-	  "admin API, /metrics and /readyz listener" },
-	{ "token_file", T_SECRET_FILE, O(struct config_admin, token_file),
-	  O(struct config_admin, token), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "file holding the bearer token of the admin API; unset: no token" },
-	{ "token_env", T_SECRET_ENV, O(struct config_admin, token_env),
-	  O(struct config_admin, token), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "environment variable holding the admin token (instead of token_file)" },
+	{ .name = "listen", .type = T_LISTEN,
+	  .off = O(struct config_admin, listen), .def = "127.0.0.1:9090",
+	  .help = "admin API, /metrics and /readyz listener" },
+	{ .name = "token_file", .type = T_SECRET_FILE,
+	  .off = O(struct config_admin, token_file),
+	  .off2 = O(struct config_admin, token),
+	  .help =
+	    "file holding the bearer token of the admin API; unset: no "
+	    "token" },
+	{ .name = "token_env", .type = T_SECRET_ENV,
+	  .off = O(struct config_admin, token_env),
+	  .off2 = O(struct config_admin, token),
+	  .help =
+	    "environment variable holding the admin token (instead of "
+	    "token_file)" },
 };
 static const struct cfg_table admin_table =
     TABLE("admin", struct config_admin, admin_keys, check_admin);
 
 static const struct cfg_key state_keys[] = {
-	{ "path", T_PATH, O(struct config_state, path), 0, 0, 0, 0,
-	  "/var/lib/gitopsd/state.db", 0, NULL, NULL,
-	  "SQLite database of jobs, deliveries and the notify outbox" },
-	{ "dedup_days", T_INT, O(struct config_state, dedup_days), 0, 0, 1,
-	  3650, "7", 0, NULL, NULL,
-	  "days a delivery id is remembered for deduplication" },
-	{ "keep_days", T_INT, O(struct config_state, keep_days), 0, 0, 1, 3650,
-	  "30", 0, NULL, NULL, "days finished jobs are kept" },
+	{ .name = "path", .type = T_PATH,
+	  .off = O(struct config_state, path),
+	  .def = "/var/lib/gitopsd/state.db",
+	  .help = "SQLite database of jobs, deliveries and the notify outbox" },
+	{ .name = "dedup_days", .type = T_INT,
+	  .off = O(struct config_state, dedup_days), .min = 1, .max = 3650,
+	  .def = "7",
+	  .help = "days a delivery id is remembered for deduplication" },
+	{ .name = "keep_days", .type = T_INT,
+	  .off = O(struct config_state, keep_days), .min = 1, .max = 3650,
+	  .def = "30",
+	  .help = "days finished jobs are kept" },
 };
 static const struct cfg_table state_table =
     TABLE("state", struct config_state, state_keys, NULL);
 
 static const struct cfg_key queue_keys[] = {
-	{ "max_queued", T_INT, O(struct config_queue, max_queued), 0, 0, 1,
-	  100000000, "100000", 0, NULL, NULL,
-	  "queued jobs before webhooks get 503 + Retry-After" },
-	{ "workers", T_INT, O(struct config_queue, workers), 0, 0, 1, 256, "4",
-	  0, NULL, NULL, "worker threads running jobs" },
+	{ .name = "max_queued", .type = T_INT,
+	  .off = O(struct config_queue, max_queued), .min = 1,
+	  .max = 100000000, .def = "100000",
+	  .help = "queued jobs before webhooks get 503 + Retry-After" },
+	{ .name = "workers", .type = T_INT,
+	  .off = O(struct config_queue, workers), .min = 1, .max = 256,
+	  .def = "4",
+	  .help = "worker threads running jobs" },
 };
 static const struct cfg_table queue_table =
     TABLE("queue", struct config_queue, queue_keys, NULL);
 
 static const struct cfg_key retry_keys[] = {
-	{ "base_s", T_INT, O(struct config_retry, base_s), 0, 0, 1, 86400, "5",
-	  0, NULL, NULL, "first retry delay; doubles each attempt (with jitter)" },
-	{ "max_s", T_INT, O(struct config_retry, max_s), 0, 0, 1, 604800, "300",
-	  0, NULL, NULL, "longest retry delay (>= base_s)" },
-	{ "max_attempts", T_INT, O(struct config_retry, max_attempts), 0, 0, 1,
-	  1000, "8", 0, NULL, NULL,
-	  "attempts before a job is dead and an alert is sent" },
+	{ .name = "base_s", .type = T_INT,
+	  .off = O(struct config_retry, base_s), .min = 1, .max = 86400,
+	  .def = "5",
+	  .help = "first retry delay; doubles each attempt (with jitter)" },
+	{ .name = "max_s", .type = T_INT,
+	  .off = O(struct config_retry, max_s), .min = 1, .max = 604800,
+	  .def = "300",
+	  .help = "longest retry delay (>= base_s)" },
+	{ .name = "max_attempts", .type = T_INT,
+	  .off = O(struct config_retry, max_attempts), .min = 1, .max = 1000,
+	  .def = "8",
+	  .help = "attempts before a job is dead and an alert is sent" },
 };
 static const struct cfg_table retry_table =
     TABLE("retry", struct config_retry, retry_keys, check_retry);
 
 static const struct cfg_key git_keys[] = {
-	{ "push_retries", T_INT, O(struct config_git, push_retries), 0, 0, 0,
-	  100, "5", 0, NULL, NULL,
-	  "re-fetch, re-apply and push again after a non-fast-forward" },
-	{ "commit_message", T_STR, O(struct config_git, commit_message), 0, 0,
-	  0, 0, NULL, 0, NULL, NULL,
-	  "commit message template of image updates; unset: built-in" },
+	{ .name = "push_retries", .type = T_INT,
+	  .off = O(struct config_git, push_retries), .max = 100, .def = "5",
+	  .help =
+	    "re-fetch, re-apply and push again after a non-fast-forward" },
+	{ .name = "commit_message", .type = T_STR,
+	  .off = O(struct config_git, commit_message),
+	  .help = "commit message template of image updates; unset: built-in" },
 };
 static const struct cfg_table git_table =
     TABLE("git", struct config_git, git_keys, NULL);
 
 static const struct cfg_key notify_opts_keys[] = {
-	{ "max_attempts", T_INT, O(struct config_notify_opts, max_attempts), 0,
-	  0, 1, 1000, "10", 0, NULL, NULL, "delivery attempts per alert" },
-	{ "repeat_after_s", T_INT, O(struct config_notify_opts, repeat_after_s),
-	  0, 0, 0, 30 * 86400, "3600", 0, NULL, NULL,
-	  "an identical alert is sent again only after this long (0: never)" },
-	{ "timeout_s", T_INT, O(struct config_notify_opts, timeout_s), 0, 0, 1,
-	  600, "10", 0, NULL, NULL, "timeout of one delivery" },
+	{ .name = "max_attempts", .type = T_INT,
+	  .off = O(struct config_notify_opts, max_attempts), .min = 1,
+	  .max = 1000, .def = "10",
+	  .help = "delivery attempts per alert" },
+	{ .name = "repeat_after_s", .type = T_INT,
+	  .off = O(struct config_notify_opts, repeat_after_s),
+	  .max = 30 * 86400, .def = "3600",
+	  .help =
+	    "an identical alert is sent again only after this long (0: "
+	    "never)" },
+	{ .name = "timeout_s", .type = T_INT,
+	  .off = O(struct config_notify_opts, timeout_s), .min = 1,
+	  .max = 600, .def = "10",
+	  .help = "timeout of one delivery" },
 };
 static const struct cfg_table notify_opts_table =
     TABLE("notify", struct config_notify_opts, notify_opts_keys, NULL);
 
 static const struct cfg_key links_keys[] = {
-	{ "base_url", T_STR, O(struct config, links_base_url), 0, 0, 0, 0, NULL,
-	  0, NULL, NULL,
-	  "http(s) URL prefix for links in alerts (the admin API as users reach it)" },
+	{ .name = "base_url", .type = T_STR,
+	  .off = O(struct config, links_base_url),
+	  .help =
+	    "http(s) URL prefix for links in alerts (the admin API as "
+	    "users reach it)" },
 };
 static const struct cfg_table links_table =
     TABLE("links", struct config, links_keys, check_links);
 
 static const struct cfg_key registry_keys[] = {
-	{ "host", T_STR, O(struct config_registry, host), 0, 0, 0, 0, NULL,
-	  KEY_REQUIRED, NULL, NULL,
-	  "registry host[:port] as in image names (docker.io for Docker Hub)" },
-	{ "username", T_STR, O(struct config_registry, username), 0, 0, 0, 0,
-	  NULL, 0, NULL, NULL, "user for the registry's token/basic auth" },
-	{ "password_file", T_SECRET_FILE, O(struct config_registry, password_file),
-	  O(struct config_registry, password), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "file holding the password or access token" },
-	{ "password_env", T_SECRET_ENV, O(struct config_registry, password_env),
-	  O(struct config_registry, password), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "environment variable holding the password" },
-	{ "insecure", T_BOOL, O(struct config_registry, insecure), 0, 0, 0, 0,
-	  "false", 0, NULL, NULL, "plain HTTP instead of HTTPS" },
+	{ .name = "host", .type = T_STR,
+	  .off = O(struct config_registry, host), .flags = KEY_REQUIRED,
+	  .help =
+	    "registry host[:port] as in image names (docker.io for Docker "
+	    "Hub)" },
+	{ .name = "username", .type = T_STR,
+	  .off = O(struct config_registry, username),
+	  .help = "user for the registry's token/basic auth" },
+	{ .name = "password_file", .type = T_SECRET_FILE,
+	  .off = O(struct config_registry, password_file),
+	  .off2 = O(struct config_registry, password),
+	  .help = "file holding the password or access token" },
+	{ .name = "password_env", .type = T_SECRET_ENV,
+	  .off = O(struct config_registry, password_env),
+	  .off2 = O(struct config_registry, password),
+	  .help = "environment variable holding the password" },
+	{ .name = "insecure", .type = T_BOOL,
+	  .off = O(struct config_registry, insecure), .def = "false",
+	  .help = "plain HTTP instead of HTTPS" },
 };
 static const struct cfg_table registry_table =
     TABLE("registries", struct config_registry, registry_keys, NULL);
 
 static const struct cfg_key rate_limit_keys[] = {
-	{ "rps", T_DOUBLE, O(struct config_rate_limit, rps), 0, 0, 0, 1000000,
-	  "0", 0, NULL, NULL, "requests per second accepted (0: unlimited)" },
-	{ "burst", T_INT, O(struct config_rate_limit, burst), 0, 0, 1, 1000000,
-	  NULL, 0, NULL, NULL, "bucket size; default max(1, rps)" },
+	{ .name = "rps", .type = T_DOUBLE,
+	  .off = O(struct config_rate_limit, rps), .max = 1000000, .def = "0",
+	  .help = "requests per second accepted (0: unlimited)" },
+	{ .name = "burst", .type = T_INT,
+	  .off = O(struct config_rate_limit, burst), .min = 1, .max = 1000000,
+	  .help = "bucket size; default max(1, rps)" },
 };
 static const struct cfg_table rate_limit_table =
     TABLE("rate_limit", struct config_rate_limit, rate_limit_keys,
     check_rate_limit);
 
-#define SRC_SECRETS	O(struct config_source, secrets), \
-	O(struct config_source, nsecrets), O(struct config_source, secret_paths)
 static const struct cfg_key source_keys[] = {
-	{ "name", T_NAME, O(struct config_source, name), 0, 0, 0, 0, NULL,
-	  KEY_REQUIRED, NULL, NULL,
-	  "unique; the webhook URL is /hooks/NAME" },
-	{ "type", T_STR, O(struct config_source, type), 0, 0, 0, 0, NULL,
-	  KEY_REQUIRED, NULL, NULL,
-	  "sender: github, gitlab, gitea, bitbucket, registry, dockerhub, harbor, quay, generic" },
-	{ "secret_file", T_SRC_SECRET_FILE, SRC_SECRETS, 0, 0, NULL,
-	  KEY_FREE_SHARED, NULL, NULL, "file holding the shared secret" },
-	{ "secret_files", T_SRC_SECRET_FILES, SRC_SECRETS, 0, 0, NULL, 0, NULL,
-	  NULL, "up to two secret files [new, old]: both verify during rotation" },
-	{ "token_file", T_SRC_SECRET_FILE, SRC_SECRETS, 0, 0, NULL, 0, NULL,
-	  NULL, "file holding the token (token-based senders)" },
-	{ "secret_env", T_SRC_SECRET_ENV, SRC_SECRETS, 0, 0, NULL, 0, NULL,
-	  NULL, "environment variable holding the secret" },
-	{ "token_env", T_SRC_SECRET_ENV, SRC_SECRETS, 0, 0, NULL, 0, NULL,
-	  NULL, "environment variable holding the token" },
-	{ "allow_sha1", T_BOOL, O(struct config_source, allow_sha1), 0, 0, 0, 0,
-	  "false", 0, NULL, NULL,
-	  "github: also accept the legacy X-Hub-Signature (HMAC-SHA1)" },
-	{ "verify_tag", T_BOOL, O(struct config_source, verify_tag), 0, 0, 0, 0,
-	  "true", 0, NULL, NULL,
-	  "registry senders: check that a pushed tag exists before acting" },
-	{ "rate_limit", T_TABLE, O(struct config_source, rate_limit), 0, 0, 0,
-	  0, NULL, 0, &rate_limit_table, NULL,
-	  "per-source request rate limit (429 above)" },
+	{ .name = "name", .type = T_NAME,
+	  .off = O(struct config_source, name), .flags = KEY_REQUIRED,
+	  .help = "unique; the webhook URL is /hooks/NAME" },
+	{ .name = "type", .type = T_STR,
+	  .off = O(struct config_source, type), .flags = KEY_REQUIRED,
+	  .help =
+	    "sender: github, gitlab, gitea, bitbucket, registry, "
+	    "dockerhub, harbor, quay, generic" },
+	{ .name = "secret_file", .type = T_SRC_SECRET_FILE,
+	  .off = O(struct config_source, secrets),
+	  .off2 = O(struct config_source, nsecrets),
+	  .off3 = O(struct config_source, secret_paths),
+	  .flags = KEY_FREE_SHARED,
+	  .help = "file holding the shared secret" },
+	{ .name = "secret_files", .type = T_SRC_SECRET_FILES,
+	  .off = O(struct config_source, secrets),
+	  .off2 = O(struct config_source, nsecrets),
+	  .off3 = O(struct config_source, secret_paths),
+	  .help =
+	    "up to two secret files [new, old]: both verify during "
+	    "rotation" },
+	{ .name = "token_file", .type = T_SRC_SECRET_FILE,
+	  .off = O(struct config_source, secrets),
+	  .off2 = O(struct config_source, nsecrets),
+	  .off3 = O(struct config_source, secret_paths),
+	  .help = "file holding the token (token-based senders)" },
+	{ .name = "secret_env", .type = T_SRC_SECRET_ENV,
+	  .off = O(struct config_source, secrets),
+	  .off2 = O(struct config_source, nsecrets),
+	  .off3 = O(struct config_source, secret_paths),
+	  .help = "environment variable holding the secret" },
+	{ .name = "token_env", .type = T_SRC_SECRET_ENV,
+	  .off = O(struct config_source, secrets),
+	  .off2 = O(struct config_source, nsecrets),
+	  .off3 = O(struct config_source, secret_paths),
+	  .help = "environment variable holding the token" },
+	{ .name = "allow_sha1", .type = T_BOOL,
+	  .off = O(struct config_source, allow_sha1), .def = "false",
+	  .help =
+	    "github: also accept the legacy X-Hub-Signature (HMAC-SHA1)" },
+	{ .name = "verify_tag", .type = T_BOOL,
+	  .off = O(struct config_source, verify_tag), .def = "true",
+	  .help =
+	    "registry senders: check that a pushed tag exists before "
+	    "acting" },
+	{ .name = "rate_limit", .type = T_TABLE,
+	  .off = O(struct config_source, rate_limit),
+	  .sub = &rate_limit_table,
+	  .help = "per-source request rate limit (429 above)" },
 };
 static const struct cfg_table source_table =
     TABLE("sources", struct config_source, source_keys, check_source);
 
 static const struct cfg_key repo_auth_keys[] = {
-	{ "username", T_STR, O(struct config_repo_auth, username), 0, 0, 0, 0,
-	  NULL, 0, NULL, NULL, "HTTPS user (x-access-token, oauth2, ...)" },
-	{ "password_file", T_SECRET_FILE, O(struct config_repo_auth, password_file),
-	  O(struct config_repo_auth, password), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "file holding the HTTPS password or token" },
-	{ "password_env", T_SECRET_ENV, O(struct config_repo_auth, password_env),
-	  O(struct config_repo_auth, password), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "environment variable holding the HTTPS password" },
-	{ "ssh_key_file", T_FILE, O(struct config_repo_auth, ssh_key_file), 0, 0,
-	  0, 0, NULL, 0, NULL, NULL, "SSH private key (ssh:// and scp-like URLs)" },
-	{ "ssh_pubkey_file", T_FILE, O(struct config_repo_auth, ssh_pubkey_file),
-	  0, 0, 0, 0, NULL, 0, NULL, NULL, "SSH public key, if not derivable" },
-	{ "ssh_passphrase_file", T_SECRET_FILE,
-	  O(struct config_repo_auth, ssh_passphrase_file),
-	  O(struct config_repo_auth, ssh_passphrase), 0, 0, 0, NULL, 0, NULL,
-	  NULL, "file holding the SSH key's passphrase" },
-	{ "ssh_passphrase_env", T_SECRET_ENV,
-	  O(struct config_repo_auth, ssh_passphrase_env),
-	  O(struct config_repo_auth, ssh_passphrase), 0, 0, 0, NULL, 0, NULL,
-	  NULL, "environment variable holding the SSH passphrase" },
-	{ "known_hosts_file", T_FILE, O(struct config_repo_auth, known_hosts_file),
-	  0, 0, 0, 0, NULL, 0, NULL, NULL,
-	  "OpenSSH known_hosts checked against the server's host key" },
+	{ .name = "username", .type = T_STR,
+	  .off = O(struct config_repo_auth, username),
+	  .help = "HTTPS user (x-access-token, oauth2, ...)" },
+	{ .name = "password_file", .type = T_SECRET_FILE,
+	  .off = O(struct config_repo_auth, password_file),
+	  .off2 = O(struct config_repo_auth, password),
+	  .help = "file holding the HTTPS password or token" },
+	{ .name = "password_env", .type = T_SECRET_ENV,
+	  .off = O(struct config_repo_auth, password_env),
+	  .off2 = O(struct config_repo_auth, password),
+	  .help = "environment variable holding the HTTPS password" },
+	{ .name = "ssh_key_file", .type = T_FILE,
+	  .off = O(struct config_repo_auth, ssh_key_file),
+	  .help = "SSH private key (ssh:// and scp-like URLs)" },
+	{ .name = "ssh_pubkey_file", .type = T_FILE,
+	  .off = O(struct config_repo_auth, ssh_pubkey_file),
+	  .help = "SSH public key, if not derivable" },
+	{ .name = "ssh_passphrase_file", .type = T_SECRET_FILE,
+	  .off = O(struct config_repo_auth, ssh_passphrase_file),
+	  .off2 = O(struct config_repo_auth, ssh_passphrase),
+	  .help = "file holding the SSH key's passphrase" },
+	{ .name = "ssh_passphrase_env", .type = T_SECRET_ENV,
+	  .off = O(struct config_repo_auth, ssh_passphrase_env),
+	  .off2 = O(struct config_repo_auth, ssh_passphrase),
+	  .help = "environment variable holding the SSH passphrase" },
+	{ .name = "known_hosts_file", .type = T_FILE,
+	  .off = O(struct config_repo_auth, known_hosts_file),
+	  .help = "OpenSSH known_hosts checked against the server's host key" },
 };
 static const struct cfg_table repo_auth_table =
     TABLE("auth", struct config_repo_auth, repo_auth_keys, check_repo_auth);
 
 static const struct cfg_key repo_author_keys[] = {
-	{ "name", T_STR, O(struct config_repo, author_name), 0, 0, 0, 0,
-	  "gitopsd", 0, NULL, NULL, "author and committer name of commits" },
-	{ "email", T_STR, O(struct config_repo, author_email), 0, 0, 0, 0,
-	  "gitopsd@localhost", 0, NULL, NULL, "author and committer email" },
+	{ .name = "name", .type = T_STR,
+	  .off = O(struct config_repo, author_name), .def = "gitopsd",
+	  .help = "author and committer name of commits" },
+	{ .name = "email", .type = T_STR,
+	  .off = O(struct config_repo, author_email),
+	  .def = "gitopsd@localhost",
+	  .help = "author and committer email" },
 };
 static const struct cfg_table repo_author_table =
     TABLE("author", struct config_repo, repo_author_keys, NULL);
 
 static const struct cfg_key repo_keys[] = {
-	{ "name", T_NAME, O(struct config_repo, name), 0, 0, 0, 0, NULL,
-	  KEY_REQUIRED, NULL, NULL, "unique; apps refer to it" },
-	{ "url", T_REPO_URL, O(struct config_repo, url), 0, 0, 0, 0, NULL,
-	  KEY_REQUIRED, NULL, NULL,
-	  "https://, ssh://, user@host:path, file:// or a local path" },
-	{ "branch", T_STR, O(struct config_repo, branch), 0, 0, 0, 0, "main", 0,
-	  NULL, NULL, "branch holding the manifests" },
-	{ "push_branch", T_STR, O(struct config_repo, push_branch), 0, 0, 0, 0,
-	  NULL, 0, NULL, NULL, "branch image updates are pushed to; unset: branch" },
-	{ "auth", T_TABLE, O(struct config_repo, auth), 0, 0, 0, 0, NULL, 0,
-	  &repo_auth_table, NULL, "credentials: password or SSH key" },
-	{ "author", T_TABLE, 0, 0, 0, 0, 0, NULL, 0, &repo_author_table, NULL,
-	  "identity of image-update commits" },
-	{ "commit_message", T_STR, O(struct config_repo, commit_message), 0, 0,
-	  0, 0, NULL, 0, NULL, NULL, "template; unset: git.commit_message" },
+	{ .name = "name", .type = T_NAME,
+	  .off = O(struct config_repo, name), .flags = KEY_REQUIRED,
+	  .help = "unique; apps refer to it" },
+	{ .name = "url", .type = T_REPO_URL,
+	  .off = O(struct config_repo, url), .flags = KEY_REQUIRED,
+	  .help = "https://, ssh://, user@host:path, file:// or a local path" },
+	{ .name = "branch", .type = T_STR,
+	  .off = O(struct config_repo, branch), .def = "main",
+	  .help = "branch holding the manifests" },
+	{ .name = "push_branch", .type = T_STR,
+	  .off = O(struct config_repo, push_branch),
+	  .help = "branch image updates are pushed to; unset: branch" },
+	{ .name = "auth", .type = T_TABLE,
+	  .off = O(struct config_repo, auth), .sub = &repo_auth_table,
+	  .help = "credentials: password or SSH key" },
+	{ .name = "author", .type = T_TABLE,
+	  .sub = &repo_author_table,
+	  .help = "identity of image-update commits" },
+	{ .name = "commit_message", .type = T_STR,
+	  .off = O(struct config_repo, commit_message),
+	  .help = "template; unset: git.commit_message" },
 };
 static const struct cfg_table repo_table =
     TABLE("repos", struct config_repo, repo_keys, NULL);
 
 static const struct cfg_key cluster_keys[] = {
-	{ "name", T_NAME, O(struct config_cluster, name), 0, 0, 0, 0, NULL,
-	  KEY_REQUIRED, NULL, NULL, "unique; apps refer to it" },
-	{ "kubeconfig", T_KUBECONFIG, O(struct config_cluster, kubeconfig), 0,
-	  0, 0, 0, NULL, KEY_REQUIRED, NULL, NULL,
-	  "kubeconfig path, or in-cluster for the pod's service account" },
-	{ "context", T_STR, O(struct config_cluster, context), 0, 0, 0, 0, NULL,
-	  0, NULL, NULL, "kubeconfig context; unset: current-context" },
-	{ "allow_insecure", T_BOOL, O(struct config_cluster, allow_insecure), 0,
-	  0, 0, 0, "false", 0, NULL, NULL,
-	  "honour insecure-skip-tls-verify in the kubeconfig" },
+	{ .name = "name", .type = T_NAME,
+	  .off = O(struct config_cluster, name), .flags = KEY_REQUIRED,
+	  .help = "unique; apps refer to it" },
+	{ .name = "kubeconfig", .type = T_KUBECONFIG,
+	  .off = O(struct config_cluster, kubeconfig), .flags = KEY_REQUIRED,
+	  .help =
+	    "kubeconfig path, or in-cluster for the pod's service account" },
+	{ .name = "context", .type = T_STR,
+	  .off = O(struct config_cluster, context),
+	  .help = "kubeconfig context; unset: current-context" },
+	{ .name = "allow_insecure", .type = T_BOOL,
+	  .off = O(struct config_cluster, allow_insecure), .def = "false",
+	  .help = "honour insecure-skip-tls-verify in the kubeconfig" },
 };
 static const struct cfg_table cluster_table =
     TABLE("clusters", struct config_cluster, cluster_keys, NULL);
@@ -478,83 +565,113 @@ static const struct cfg_enum order_enums[] = {
 };
 
 static const struct cfg_key policy_keys[] = {
-	{ "semver", T_STR, O(struct config_policy, semver), 0, 0, 0, 0, NULL, 0,
-	  NULL, NULL, "highest tag in a semver range, e.g. \">=1.2.0 <2.0.0\"" },
-	{ "prerelease", T_BOOL, O(struct config_policy, prerelease), 0, 0, 0, 0,
-	  "false", 0, NULL, NULL, "semver: also accept pre-release tags" },
-	{ "pattern", T_STR, O(struct config_policy, pattern), 0, 0, 0, 0, NULL,
-	  0, NULL, NULL, "tags matching a POSIX extended regex" },
-	{ "extract", T_STR, O(struct config_policy, extract), 0, 0, 0, 0, NULL,
-	  0, NULL, NULL, "pattern: \"$1\" compares that group; unset: whole tag" },
-	{ "order", T_ENUM, O(struct config_policy, order), 0, 0, 0, 0,
-	  "numerical", 0, NULL, order_enums,
-	  "pattern: numerical or alphabetical, highest wins" },
-	{ "latest", T_BOOL, 0, 0, 0, 0, 0, NULL, KEY_NOSTORE, NULL, NULL,
-	  "true: the most recently pushed tag wins" },
-	{ "digest", T_STR, O(struct config_policy, digest_tag), 0, 0, 0, 0,
-	  NULL, 0, NULL, NULL, "follow this tag's digest (image@sha256:...)" },
+	{ .name = "semver", .type = T_STR,
+	  .off = O(struct config_policy, semver),
+	  .help = "highest tag in a semver range, e.g. \">=1.2.0 <2.0.0\"" },
+	{ .name = "prerelease", .type = T_BOOL,
+	  .off = O(struct config_policy, prerelease), .def = "false",
+	  .help = "semver: also accept pre-release tags" },
+	{ .name = "pattern", .type = T_STR,
+	  .off = O(struct config_policy, pattern),
+	  .help = "tags matching a POSIX extended regex" },
+	{ .name = "extract", .type = T_STR,
+	  .off = O(struct config_policy, extract),
+	  .help = "pattern: \"$1\" compares that group; unset: whole tag" },
+	{ .name = "order", .type = T_ENUM,
+	  .off = O(struct config_policy, order), .def = "numerical",
+	  .enums = order_enums,
+	  .help = "pattern: numerical or alphabetical, highest wins" },
+	{ .name = "latest", .type = T_BOOL,
+	  .flags = KEY_NOSTORE,
+	  .help = "true: the most recently pushed tag wins" },
+	{ .name = "digest", .type = T_STR,
+	  .off = O(struct config_policy, digest_tag),
+	  .help = "follow this tag's digest (image@sha256:...)" },
 };
 static const struct cfg_table policy_table =
     TABLE("policy", struct config_policy, policy_keys, check_policy);
 
 static const struct cfg_key image_keys[] = {
-	{ "repository", T_STR, O(struct config_image, repository), 0, 0, 0, 0,
-	  NULL, KEY_REQUIRED, NULL, NULL,
-	  "image repository as written in the manifests" },
-	{ "policy", T_TABLE, O(struct config_image, policy), 0, 0, 0, 0, NULL,
-	  0, &policy_table, NULL,
-	  "exactly one of semver, pattern, latest, digest; default semver \">=0.0.0\"" },
+	{ .name = "repository", .type = T_STR,
+	  .off = O(struct config_image, repository), .flags = KEY_REQUIRED,
+	  .help = "image repository as written in the manifests" },
+	{ .name = "policy", .type = T_TABLE,
+	  .off = O(struct config_image, policy), .sub = &policy_table,
+	  .help =
+	    "exactly one of semver, pattern, latest, digest; default "
+	    "semver \">=0.0.0\"" },
 };
 static const struct cfg_table image_table =
     TABLE("images", struct config_image, image_keys, NULL);
 
 static const struct cfg_key app_render_keys[] = {
-	{ "command", T_STRLIST, O(struct config_app, render_command),
-	  O(struct config_app, nrender_command), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "argv run in the app path; its stdout is the manifests" },
-	{ "timeout_s", T_INT, O(struct config_app, render_timeout_s), 0, 0, 1,
-	  3600, "60", 0, NULL, NULL, "render command timeout" },
+	{ .name = "command", .type = T_STRLIST,
+	  .off = O(struct config_app, render_command),
+	  .off2 = O(struct config_app, nrender_command),
+	  .help = "argv run in the app path; its stdout is the manifests" },
+	{ .name = "timeout_s", .type = T_INT,
+	  .off = O(struct config_app, render_timeout_s), .min = 1,
+	  .max = 3600, .def = "60",
+	  .help = "render command timeout" },
 };
 static const struct cfg_table app_render_table =
     TABLE("render", struct config_app, app_render_keys, NULL);
 
 static const struct cfg_key app_sync_keys[] = {
-	{ "auto", T_BOOL, O(struct config_app, sync_auto), 0, 0, 0, 0, "true", 0,
-	  NULL, NULL, "sync on push events and after image updates" },
-	{ "prune", T_BOOL, O(struct config_app, sync_prune), 0, 0, 0, 0, "false",
-	  0, NULL, NULL, "delete objects no longer in Git" },
-	{ "timeout_s", T_INT, O(struct config_app, sync_timeout_s), 0, 0, 1,
-	  86400, "300", 0, NULL, NULL, "wait this long for health after apply" },
-	{ "interval_s", T_INT, O(struct config_app, sync_interval_s), 0, 0, 0,
-	  7 * 86400, "0", 0, NULL, NULL, "periodic drift re-sync (0: off)" },
+	{ .name = "auto", .type = T_BOOL,
+	  .off = O(struct config_app, sync_auto), .def = "true",
+	  .help = "sync on push events and after image updates" },
+	{ .name = "prune", .type = T_BOOL,
+	  .off = O(struct config_app, sync_prune), .def = "false",
+	  .help = "delete objects no longer in Git" },
+	{ .name = "timeout_s", .type = T_INT,
+	  .off = O(struct config_app, sync_timeout_s), .min = 1, .max = 86400,
+	  .def = "300",
+	  .help = "wait this long for health after apply" },
+	{ .name = "interval_s", .type = T_INT,
+	  .off = O(struct config_app, sync_interval_s), .max = 7 * 86400,
+	  .def = "0",
+	  .help = "periodic drift re-sync (0: off)" },
 };
 static const struct cfg_table app_sync_table =
     TABLE("sync", struct config_app, app_sync_keys, NULL);
 
 static const struct cfg_key app_keys[] = {
-	{ "name", T_NAME, O(struct config_app, name), 0, 0, 0, 0, NULL,
-	  KEY_REQUIRED, NULL, NULL, "unique; the admin API uses it" },
-	{ "repo", T_STR, O(struct config_app, repo), 0, 0, 0, 0, NULL,
-	  KEY_REQUIRED, NULL, NULL, "name of a repos entry" },
-	{ "path", T_STR, O(struct config_app, path), 0, 0, 0, 0, ".", 0, NULL,
-	  NULL, "directory of the manifests within the repo" },
-	{ "cluster", T_STR, O(struct config_app, cluster), 0, 0, 0, 0, NULL, 0,
-	  NULL, NULL, "name of a clusters entry; unset: Git write-back only" },
-	{ "namespace", T_STR, O(struct config_app, namespace), 0, 0, 0, 0, NULL,
-	  0, NULL, NULL, "default namespace of namespaced objects" },
-	{ "exclude", T_STRLIST, O(struct config_app, exclude),
-	  O(struct config_app, nexclude), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "glob patterns of files under path to skip" },
-	{ "render", T_TABLE, 0, 0, 0, 0, 0, NULL, 0, &app_render_table, NULL,
-	  "generate manifests with a command (helm template, kustomize build)" },
-	{ "images", T_LIST, O(struct config_app, images),
-	  O(struct config_app, nimages), 0, 0, 0, NULL, 0, &image_table, NULL,
-	  "images kept up to date in the manifests" },
-	{ "sync", T_TABLE, 0, 0, 0, 0, 0, NULL, 0, &app_sync_table, NULL,
-	  "how the app is applied to its cluster" },
-	{ "notify", T_STRLIST, O(struct config_app, notify),
-	  O(struct config_app, nnotify), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "notifier names; unset: notify_default" },
+	{ .name = "name", .type = T_NAME,
+	  .off = O(struct config_app, name), .flags = KEY_REQUIRED,
+	  .help = "unique; the admin API uses it" },
+	{ .name = "repo", .type = T_STR,
+	  .off = O(struct config_app, repo), .flags = KEY_REQUIRED,
+	  .help = "name of a repos entry" },
+	{ .name = "path", .type = T_STR,
+	  .off = O(struct config_app, path), .def = ".",
+	  .help = "directory of the manifests within the repo" },
+	{ .name = "cluster", .type = T_STR,
+	  .off = O(struct config_app, cluster),
+	  .help = "name of a clusters entry; unset: Git write-back only" },
+	{ .name = "namespace", .type = T_STR,
+	  .off = O(struct config_app, namespace),
+	  .help = "default namespace of namespaced objects" },
+	{ .name = "exclude", .type = T_STRLIST,
+	  .off = O(struct config_app, exclude),
+	  .off2 = O(struct config_app, nexclude),
+	  .help = "glob patterns of files under path to skip" },
+	{ .name = "render", .type = T_TABLE,
+	  .sub = &app_render_table,
+	  .help =
+	    "generate manifests with a command (helm template, kustomize "
+	    "build)" },
+	{ .name = "images", .type = T_LIST,
+	  .off = O(struct config_app, images),
+	  .off2 = O(struct config_app, nimages), .sub = &image_table,
+	  .help = "images kept up to date in the manifests" },
+	{ .name = "sync", .type = T_TABLE,
+	  .sub = &app_sync_table,
+	  .help = "how the app is applied to its cluster" },
+	{ .name = "notify", .type = T_STRLIST,
+	  .off = O(struct config_app, notify),
+	  .off2 = O(struct config_app, nnotify),
+	  .help = "notifier names; unset: notify_default" },
 };
 static const struct cfg_table app_table =
     TABLE("apps", struct config_app, app_keys, check_app);
@@ -567,101 +684,143 @@ static const struct cfg_enum on_flags[] = {
 };
 
 static const struct cfg_key notifier_keys[] = {
-	{ "name", T_NAME, O(struct config_notifier, name), 0, 0, 0, 0, NULL,
-	  KEY_REQUIRED, NULL, NULL, "unique; apps and notify_default refer to it" },
-	{ "type", T_STR, O(struct config_notifier, type), 0, 0, 0, 0, NULL,
-	  KEY_REQUIRED, NULL, NULL, "slack, email or webhook" },
-	{ "url", T_STR, O(struct config_notifier, url), 0, 0, 0, 0, NULL, 0,
-	  NULL, NULL, "webhook: target URL (not for slack: its URL is a secret)" },
-	{ "url_file", T_SECRET_FILE, O(struct config_notifier, url_file),
-	  O(struct config_notifier, url_secret), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "file holding the URL (slack incoming webhook)" },
-	{ "url_env", T_SECRET_ENV, O(struct config_notifier, url_env),
-	  O(struct config_notifier, url_secret), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "environment variable holding the URL" },
-	{ "smtp_url", T_STR, O(struct config_notifier, smtp_url), 0, 0, 0, 0,
-	  NULL, 0, NULL, NULL, "email: smtp://host:port or smtps://host:port" },
-	{ "require_tls", T_BOOL, O(struct config_notifier, require_tls), 0, 0, 0,
-	  0, "false", 0, NULL, NULL, "email: refuse smtp:// without STARTTLS" },
-	{ "username", T_STR, O(struct config_notifier, username), 0, 0, 0, 0,
-	  NULL, 0, NULL, NULL, "email: SMTP user" },
-	{ "password_file", T_SECRET_FILE, O(struct config_notifier, password_file),
-	  O(struct config_notifier, password), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "email: file holding the SMTP password" },
-	{ "password_env", T_SECRET_ENV, O(struct config_notifier, password_env),
-	  O(struct config_notifier, password), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "email: environment variable holding the SMTP password" },
-	{ "from", T_STR, O(struct config_notifier, from), 0, 0, 0, 0, NULL, 0,
-	  NULL, NULL, "email: sender address" },
-	{ "to", T_STRLIST, O(struct config_notifier, to),
-	  O(struct config_notifier, nto), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "email: recipient addresses" },
-	{ "secret_file", T_SECRET_FILE, O(struct config_notifier, secret_file),
-	  O(struct config_notifier, secret), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "webhook: file holding the HMAC-SHA256 signing key" },
-	{ "secret_env", T_SECRET_ENV, O(struct config_notifier, secret_env),
-	  O(struct config_notifier, secret), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "webhook: environment variable holding the signing key" },
-	{ "headers", T_HEADERS, O(struct config_notifier, headers),
-	  O(struct config_notifier, nheaders), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "webhook: extra request headers, name: value" },
-	{ "on", T_FLAGS, O(struct config_notifier, on), 0, 0, 0, 0, "failure",
-	  0, NULL, on_flags, "events sent: failure, recovery, all" },
-	{ "title", T_STR, O(struct config_notifier, title), 0, 0, 0, 0, NULL, 0,
-	  NULL, NULL, "title/subject template; unset: built-in" },
-	{ "body", T_STR, O(struct config_notifier, body), 0, 0, 0, 0, NULL, 0,
-	  NULL, NULL, "body template; unset: built-in" },
-	{ "timeout_s", T_INT, O(struct config_notifier, timeout_s), 0, 0, 0, 600,
-	  "0", 0, NULL, NULL, "delivery timeout (0: notify.timeout_s)" },
+	{ .name = "name", .type = T_NAME,
+	  .off = O(struct config_notifier, name), .flags = KEY_REQUIRED,
+	  .help = "unique; apps and notify_default refer to it" },
+	{ .name = "type", .type = T_STR,
+	  .off = O(struct config_notifier, type), .flags = KEY_REQUIRED,
+	  .help = "slack, email or webhook" },
+	{ .name = "url", .type = T_STR,
+	  .off = O(struct config_notifier, url),
+	  .help = "webhook: target URL (not for slack: its URL is a secret)" },
+	{ .name = "url_file", .type = T_SECRET_FILE,
+	  .off = O(struct config_notifier, url_file),
+	  .off2 = O(struct config_notifier, url_secret),
+	  .help = "file holding the URL (slack incoming webhook)" },
+	{ .name = "url_env", .type = T_SECRET_ENV,
+	  .off = O(struct config_notifier, url_env),
+	  .off2 = O(struct config_notifier, url_secret),
+	  .help = "environment variable holding the URL" },
+	{ .name = "smtp_url", .type = T_STR,
+	  .off = O(struct config_notifier, smtp_url),
+	  .help = "email: smtp://host:port or smtps://host:port" },
+	{ .name = "require_tls", .type = T_BOOL,
+	  .off = O(struct config_notifier, require_tls), .def = "false",
+	  .help = "email: refuse smtp:// without STARTTLS" },
+	{ .name = "username", .type = T_STR,
+	  .off = O(struct config_notifier, username),
+	  .help = "email: SMTP user" },
+	{ .name = "password_file", .type = T_SECRET_FILE,
+	  .off = O(struct config_notifier, password_file),
+	  .off2 = O(struct config_notifier, password),
+	  .help = "email: file holding the SMTP password" },
+	{ .name = "password_env", .type = T_SECRET_ENV,
+	  .off = O(struct config_notifier, password_env),
+	  .off2 = O(struct config_notifier, password),
+	  .help = "email: environment variable holding the SMTP password" },
+	{ .name = "from", .type = T_STR,
+	  .off = O(struct config_notifier, from),
+	  .help = "email: sender address" },
+	{ .name = "to", .type = T_STRLIST,
+	  .off = O(struct config_notifier, to),
+	  .off2 = O(struct config_notifier, nto),
+	  .help = "email: recipient addresses" },
+	{ .name = "secret_file", .type = T_SECRET_FILE,
+	  .off = O(struct config_notifier, secret_file),
+	  .off2 = O(struct config_notifier, secret),
+	  .help = "webhook: file holding the HMAC-SHA256 signing key" },
+	{ .name = "secret_env", .type = T_SECRET_ENV,
+	  .off = O(struct config_notifier, secret_env),
+	  .off2 = O(struct config_notifier, secret),
+	  .help = "webhook: environment variable holding the signing key" },
+	{ .name = "headers", .type = T_HEADERS,
+	  .off = O(struct config_notifier, headers),
+	  .off2 = O(struct config_notifier, nheaders),
+	  .help = "webhook: extra request headers, name: value" },
+	{ .name = "on", .type = T_FLAGS,
+	  .off = O(struct config_notifier, on), .def = "failure",
+	  .enums = on_flags,
+	  .help = "events sent: failure, recovery, all" },
+	{ .name = "title", .type = T_STR,
+	  .off = O(struct config_notifier, title),
+	  .help = "title/subject template; unset: built-in" },
+	{ .name = "body", .type = T_STR,
+	  .off = O(struct config_notifier, body),
+	  .help = "body template; unset: built-in" },
+	{ .name = "timeout_s", .type = T_INT,
+	  .off = O(struct config_notifier, timeout_s), .max = 600, .def = "0",
+	  .help = "delivery timeout (0: notify.timeout_s)" },
 };
 static const struct cfg_table notifier_table_ =
     TABLE("notifiers", struct config_notifier, notifier_keys, check_notifier);
 
 static const struct cfg_key top_keys[] = {
-	{ "shutdown_timeout_s", T_INT, O(struct config, shutdown_timeout_s), 0,
-	  0, 1, 3600, "30", 0, NULL, NULL,
-	  "SIGTERM: wait this long for running jobs before re-queueing them" },
-	{ "server", T_TABLE, O(struct config, server), 0, 0, 0, 0, NULL, 0,
-	  &server_table, NULL, "the public webhook listener" },
-	{ "admin", T_TABLE, O(struct config, admin), 0, 0, 0, 0, NULL, 0,
-	  &admin_table, NULL, "the admin API listener" },
-	{ "state", T_TABLE, O(struct config, state), 0, 0, 0, 0, NULL, 0,
-	  &state_table, NULL, "durable state" },
-	{ "queue", T_TABLE, O(struct config, queue), 0, 0, 0, 0, NULL, 0,
-	  &queue_table, NULL, "job queue and workers" },
-	{ "retry", T_TABLE, O(struct config, retry), 0, 0, 0, 0, NULL, 0,
-	  &retry_table, NULL, "retries of failed jobs" },
-	{ "git", T_TABLE, O(struct config, git), 0, 0, 0, 0, NULL, 0,
-	  &git_table, NULL, "Git write-back" },
-	{ "notify", T_TABLE, O(struct config, notify), 0, 0, 0, 0, NULL, 0,
-	  &notify_opts_table, NULL, "alert delivery" },
-	{ "notify_default", T_STRLIST, O(struct config, notify_default),
-	  O(struct config, nnotify_default), 0, 0, 0, NULL, 0, NULL, NULL,
-	  "notifier names for apps without notify" },
-	{ "links", T_TABLE, 0, 0, 0, 0, 0, NULL, 0, &links_table, NULL,
-	  "links in alerts" },
-	{ "workdir", T_PATH, O(struct config, workdir), 0, 0, 0, 0,
-	  "/var/lib/gitopsd/repos", 0, NULL, NULL, "local clones of the repos" },
-	{ "registries", T_LIST, O(struct config, registries),
-	  O(struct config, nregistries), 0, 0, 0, NULL, 0, &registry_table, NULL,
-	  "credentials of container registries gitopsd queries" },
-	{ "sources", T_LIST, O(struct config, sources), O(struct config, nsources),
-	  0, 0, 0, NULL, 0, &source_table, NULL, "webhook senders" },
-	{ "repos", T_LIST, O(struct config, repos), O(struct config, nrepos), 0,
-	  0, 0, NULL, 0, &repo_table, NULL, "Git repositories of manifests" },
-	{ "clusters", T_LIST, O(struct config, clusters),
-	  O(struct config, nclusters), 0, 0, 0, NULL, 0, &cluster_table, NULL,
-	  "Kubernetes clusters" },
-	{ "apps", T_LIST, O(struct config, apps), O(struct config, napps), 0, 0,
-	  0, NULL, 0, &app_table, NULL, "what is deployed where" },
-	{ "notifiers", T_LIST, O(struct config, notifiers),
-	  O(struct config, nnotifiers), 0, 0, 0, NULL, 0, &notifier_table_, NULL,
-	  "alert sinks" },
+	{ .name = "shutdown_timeout_s", .type = T_INT,
+	  .off = O(struct config, shutdown_timeout_s), .min = 1, .max = 3600,
+	  .def = "30",
+	  .help =
+	    "SIGTERM: wait this long for running jobs before re-queueing "
+	    "them" },
+	{ .name = "server", .type = T_TABLE,
+	  .off = O(struct config, server), .sub = &server_table,
+	  .help = "the public webhook listener" },
+	{ .name = "admin", .type = T_TABLE,
+	  .off = O(struct config, admin), .sub = &admin_table,
+	  .help = "the admin API listener" },
+	{ .name = "state", .type = T_TABLE,
+	  .off = O(struct config, state), .sub = &state_table,
+	  .help = "durable state" },
+	{ .name = "queue", .type = T_TABLE,
+	  .off = O(struct config, queue), .sub = &queue_table,
+	  .help = "job queue and workers" },
+	{ .name = "retry", .type = T_TABLE,
+	  .off = O(struct config, retry), .sub = &retry_table,
+	  .help = "retries of failed jobs" },
+	{ .name = "git", .type = T_TABLE,
+	  .off = O(struct config, git), .sub = &git_table,
+	  .help = "Git write-back" },
+	{ .name = "notify", .type = T_TABLE,
+	  .off = O(struct config, notify), .sub = &notify_opts_table,
+	  .help = "alert delivery" },
+	{ .name = "notify_default", .type = T_STRLIST,
+	  .off = O(struct config, notify_default),
+	  .off2 = O(struct config, nnotify_default),
+	  .help = "notifier names for apps without notify" },
+	{ .name = "links", .type = T_TABLE,
+	  .sub = &links_table,
+	  .help = "links in alerts" },
+	{ .name = "workdir", .type = T_PATH,
+	  .off = O(struct config, workdir), .def = "/var/lib/gitopsd/repos",
+	  .help = "local clones of the repos" },
+	{ .name = "registries", .type = T_LIST,
+	  .off = O(struct config, registries),
+	  .off2 = O(struct config, nregistries), .sub = &registry_table,
+	  .help = "credentials of container registries gitopsd queries" },
+	{ .name = "sources", .type = T_LIST,
+	  .off = O(struct config, sources),
+	  .off2 = O(struct config, nsources), .sub = &source_table,
+	  .help = "webhook senders" },
+	{ .name = "repos", .type = T_LIST,
+	  .off = O(struct config, repos), .off2 = O(struct config, nrepos),
+	  .sub = &repo_table,
+	  .help = "Git repositories of manifests" },
+	{ .name = "clusters", .type = T_LIST,
+	  .off = O(struct config, clusters),
+	  .off2 = O(struct config, nclusters), .sub = &cluster_table,
+	  .help = "Kubernetes clusters" },
+	{ .name = "apps", .type = T_LIST,
+	  .off = O(struct config, apps), .off2 = O(struct config, napps),
+	  .sub = &app_table,
+	  .help = "what is deployed where" },
+	{ .name = "notifiers", .type = T_LIST,
+	  .off = O(struct config, notifiers),
+	  .off2 = O(struct config, nnotifiers), .sub = &notifier_table_,
+	  .help = "alert sinks" },
 };
 static const struct cfg_table top_table =
     TABLE("", struct config, top_keys, NULL);
 
-/* ---- small helpers ------------------------------------------------------ */
+/* ---- small helpers */
 
 /* Keys that hold a secret inline; the *_file / *_env keys replace them. */
 static const char *const inline_secret_names[] = {
@@ -915,7 +1074,7 @@ marks_find(const struct config_marks *m, const char *keypath, int *line,
 	free(p);
 }
 
-/* ---- paths -------------------------------------------------------------- */
+/* ---- paths */
 
 /* Lexically clean an absolute path: no "//", "." or "x/..". */
 static char *
@@ -976,7 +1135,7 @@ path_cwd(void)
 	return xstrdup(buf);
 }
 
-/* ---- YAML to node tree -------------------------------------------------- */
+/* ---- YAML to node tree */
 
 static void
 node_free(struct node *n)
@@ -1225,7 +1384,7 @@ out:
 	return root;
 }
 
-/* ---- typed values ------------------------------------------------------- */
+/* ---- typed values */
 
 static const char *
 node_kind_name(const struct node *v)
@@ -2080,7 +2239,7 @@ walk_list(struct ctx *ctx, const struct cfg_key *k, void *obj,
 	}
 }
 
-/* ---- cross-key checks ----------------------------------------------------- */
+/* ---- cross-key checks */
 
 static void
 check_server(struct ctx *ctx, void *obj, const struct node *map,
@@ -2305,7 +2464,7 @@ check_notifier(struct ctx *ctx, void *obj, const struct node *map,
 	}
 }
 
-/* ---- references ----------------------------------------------------------- */
+/* ---- references */
 
 /* A mark recorded during the walk, as a node for messages. */
 static struct node
@@ -2407,7 +2566,7 @@ check_refs(struct ctx *ctx, struct config *c)
 	}
 }
 
-/* ---- freeing, driven by the same tables ----------------------------------- */
+/* ---- freeing, driven by the same tables */
 
 static void
 free_table(const struct cfg_table *t, void *obj)
@@ -2535,7 +2694,7 @@ config_unref(struct config *c)
 		config_free(c);
 }
 
-/* ---- loading -------------------------------------------------------------- */
+/* ---- loading */
 
 /* Every required key of every entry holds a value (see config.h). */
 static int
@@ -2747,7 +2906,7 @@ config_load_for_check(const char *path, struct config_errors *errs)
 	return config_load_file(path, errs, 1);
 }
 
-/* ---- diagnostics for other modules ---------------------------------------- */
+/* ---- diagnostics for other modules */
 
 static void config_vdiag_at(const struct config *, char ***, size_t *,
     const char *, const char *, va_list) __attribute__((format(printf, 5, 0)));
@@ -2786,7 +2945,7 @@ config_warning_at(const struct config *c, struct config_errors *errs,
 	va_end(ap);
 }
 
-/* ---- schema export -------------------------------------------------------- */
+/* ---- schema export */
 
 static void
 schema_walk(const struct cfg_table *t, struct buf *path,
@@ -2850,7 +3009,7 @@ config_schema_foreach(void (*cb)(const char *, const char *, const char *,
 	buf_free(&path);
 }
 
-/* ---- lookups -------------------------------------------------------------- */
+/* ---- lookups */
 
 #define FIND(fn, type, arr, n)						\
 const struct type *							\
