@@ -750,6 +750,11 @@ static const struct cfg_key notifier_keys[] = {
 	{ .name = "timeout_s", .type = T_INT,
 	  .off = O(struct config_notifier, timeout_s), .max = 600, .def = "0",
 	  .help = "delivery timeout (0: notify.timeout_s)" },
+	{ .name = "ca_file", .type = T_FILE,
+	  .off = O(struct config_notifier, ca_file),
+	  .help =
+	    "email/webhook: PEM CA bundle that verifies the server; unset: "
+	    "the system's" },
 };
 static const struct cfg_table notifier_table_ =
     TABLE("notifiers", struct config_notifier, notifier_keys, check_notifier);
