@@ -72,7 +72,10 @@ class ConfigFiles(unittest.TestCase):
                 self.assertTrue(f.startswith(self.tmp + os.sep),
                                 "secret outside the copy: " + f)
                 os.makedirs(os.path.dirname(f), exist_ok=True)
-                secret = "dummy-secret-%d-value" % len(written)
+                # A URL serves as any secret (Slack's url_file must
+                # hold one); each is unique so a leak is detectable.
+                secret = "https://example.invalid/dummy-secret-%d" % len(
+                    written)
                 with open(f, "w") as fp:
                     fp.write(secret + "\n")
                 written.append(secret)
