@@ -98,6 +98,7 @@ gitea_parse_push(const struct hook_request *req, const cJSON *root,
 	const char		*ref, *name, *clone, *ssh, *web, *pusher;
 	int64_t			 total;
 	long			 n;
+	int			 listed;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = HOOK_EVENT_PUSH;
@@ -127,10 +128,10 @@ gitea_parse_push(const struct hook_request *req, const cJSON *root,
 	if (pusher == NULL && hjson_str_nonempty(root, "pusher.username", 0,
 	    &pusher, res) == -1)
 		goto out;
-	if ((n = githost_commit_paths(&ev, commits, res)) == -1)
+	if ((n = githost_commit_paths(&ev, commits, &listed, res)) == -1)
 		goto out;
 	/* Gitea lists a capped number of commits; total_commits is the count. */
-	ev.paths_complete = n > 0 && total == n && ev.npaths < HJSON_MAX_PATHS &&
+	ev.paths_complete = n > 0 && total == n && listed &&
 	    !hjson_commit_is_zero(ev.before);
 	ev.repo_name = xstrdup(name);
 	ev.clone_url = xstrdup(clone);

@@ -145,14 +145,16 @@ githost_form_payload(const struct hook_request *req, size_t *lenp)
 
 long
 githost_commit_paths(struct hook_event *ev, const struct cJSON *commits,
-    struct hook_result *res)
+    int *listed, struct hook_result *res)
 {
 	static const char *const keys[] = { "added", "modified", "removed" };
 	const cJSON	*c;
 	long		 n = 0;
 	size_t		 k;
 	char		 what[48];
+	const cJSON	*arr;
 
+	*listed = 1;
 	if (commits == NULL)
 		return 0;
 	cJSON_ArrayForEach(c, commits) {
@@ -164,11 +166,15 @@ githost_commit_paths(struct hook_event *ev, const struct cJSON *commits,
 		for (k = 0; k < nitems(keys); k++) {
 			snprintf(what, sizeof(what), "commits[%ld].%s", n,
 			    keys[k]);
-			if (hjson_add_paths(ev, hjson_get(c, keys[k]), what,
-			    res) == -1)
+			arr = hjson_get(c, keys[k]);
+			if (!cJSON_IsArray(arr))
+				*listed = 0;
+			if (hjson_add_paths(ev, arr, what, res) == -1)
 				return -1;
 		}
 		n++;
 	}
+	if (ev->npaths >= HJSON_MAX_PATHS)
+		*listed = 0;
 	return n;
 }

@@ -96,6 +96,7 @@ github_parse_push(const struct hook_request *req, const cJSON *root,
 	char			*head = NULL;
 	int			 deleted, created, forced;
 	long			 n;
+	int			 listed;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = HOOK_EVENT_PUSH;
@@ -128,7 +129,7 @@ github_parse_push(const struct hook_request *req, const cJSON *root,
 	if (pusher == NULL && hjson_str(root, "sender.login", 0, &pusher,
 	    res) == -1)
 		goto out;
-	if ((n = githost_commit_paths(&ev, commits, res)) == -1)
+	if ((n = githost_commit_paths(&ev, commits, &listed, res)) == -1)
 		goto out;
 	/*
 	 * For an annotated tag "after" is the tag object; head_commit is the
@@ -148,7 +149,7 @@ github_parse_push(const struct hook_request *req, const cJSON *root,
 	last = commits != NULL ? cJSON_GetArrayItem(commits,
 	    cJSON_GetArraySize(commits) - 1) : NULL;
 	ev.paths_complete = !created && !forced && n > 0 &&
-	    n < GITHUB_MAX_COMMITS && ev.npaths < HJSON_MAX_PATHS &&
+	    n < GITHUB_MAX_COMMITS && listed &&
 	    !hjson_commit_is_zero(ev.before) && last != NULL &&
 	    cJSON_IsString(cJSON_GetObjectItemCaseSensitive(last, "id")) &&
 	    strcasecmp(cJSON_GetObjectItemCaseSensitive(last, "id")->valuestring,

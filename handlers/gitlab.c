@@ -71,6 +71,7 @@ gitlab_parse_push(const struct hook_request *req, const cJSON *root,
 	char			*checkout = NULL;
 	int64_t			 total;
 	long			 n;
+	int			 listed;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = HOOK_EVENT_PUSH;
@@ -115,12 +116,12 @@ gitlab_parse_push(const struct hook_request *req, const cJSON *root,
 	if (user == NULL && hjson_str_nonempty(root, "user_name", 0, &user,
 	    res) == -1)
 		goto out;
-	if ((n = githost_commit_paths(&ev, commits, res)) == -1)
+	if ((n = githost_commit_paths(&ev, commits, &listed, res)) == -1)
 		goto out;
 	/* GitLab lists at most 20 commits; total_commits_count is the truth.
 	 * System hooks list none. */
 	ev.paths_complete = n > 0 && total == n && !tagpush &&
-	    ev.npaths < HJSON_MAX_PATHS && !hjson_commit_is_zero(ev.before);
+	    listed && !hjson_commit_is_zero(ev.before);
 	ev.repo_name = xstrdup(name);
 	ev.clone_url = xstrdup(clone);
 	ev.ssh_url = hjson_dup(ssh);

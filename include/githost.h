@@ -47,10 +47,12 @@ void	 githost_summarize(struct hook_event *, long ncommits);
  * Add the added/modified/removed paths of every commit object in commits
  * (GitHub, GitLab and Gitea share this shape) to ev->paths.  Returns the
  * number of commits, or -1 with res set to 400 on a malformed entry.
+ * *listed is 1 when every commit carried all three lists (GitLab system
+ * hooks, for one, send commits without them), and the path cap was not hit.
  */
 struct cJSON;
 long	 githost_commit_paths(struct hook_event *, const struct cJSON *commits,
-	    struct hook_result *);
+	    int *listed, struct hook_result *);
 
 /* The JSON document of a form body's payload= field; malloc'd or NULL. */
 char	*githost_form_payload(const struct hook_request *, size_t *lenp);
