@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "handler.h"
+#include "hjson.h"
 #include "util.h"
 
 #define OCTOKIT_INDEX \
@@ -1056,6 +1057,104 @@ test_content_types(void **state)
 	}
 }
 
+static void
+test_hjson_time(void **state)
+{
+	(void)state;
+	assert_true(hjson_time_ms("1970-01-01T00:00:00Z") == 0);
+	assert_true(hjson_time_ms("2019-05-09T23:28:29Z") == 1557444509000LL);
+	assert_true(hjson_time_ms("2019-05-09T23:28:29.25Z") == 1557444509250LL);
+	assert_true(hjson_time_ms("2019-05-10T01:28:29+02:00") == 1557444509000LL);
+	assert_true(hjson_time_ms("2019-05-09T20:28:29-03:00") == 1557444509000LL);
+	assert_true(hjson_time_ms("2019-05-09 23:28:29") == -1);
+	assert_true(hjson_time_ms("2019-05-09T23:28:29") == -1);
+	assert_true(hjson_time_ms("2019-05-09T23:28:29Zjunk") == -1);
+	assert_true(hjson_time_ms("2019-05-09T23:28:29+2:00") == -1);
+	assert_true(hjson_time_ms(NULL) == -1);
+}
+
+/*
+ * Signed, mutated payloads through every handler: whatever the bytes, the
+ * answer is an event list or a status with a reason, never a crash or a
+ * leak (ASan/UBSan watch).  A deterministic generator keeps it repeatable.
+ */
+static void
+test_mutated_payloads(void **state)
+{
+	static const struct {
+		const char	*type;
+		const char	*evh;
+		const char	*ev;
+		const char	*sigh;
+		const char	*prefix;
+		const char	*body;
+	} seeds[] = {
+		{ "gitea", "X-Gitea-Event", "push", "X-Gitea-Signature", "",
+		    gitea_push },
+		{ "bitbucket", "X-Event-Key", "repo:push", "X-Hub-Signature",
+		    "sha256=", bb_cloud },
+		{ "bitbucket", "X-Event-Key", "repo:refs_changed",
+		    "X-Hub-Signature", "sha256=", bb_dc },
+	};
+	struct config_source	 src;
+	struct hook_result	 res;
+	struct treq		 t;
+	uint64_t		 x = 0x9e3779b97f4a7c15ULL;
+	char			*buf, *gl;
+	size_t			 i, k, len, gllen, m;
+	int			 st, outcomes[600] = { 0 };
+
+	(void)state;
+	assert_non_null(gl = util_read_file("test/fixtures/gitlab/push.json", 0,
+	    &gllen));
+	for (i = 0; i < nitems(seeds) + 1; i++) {
+		const char *body = i < nitems(seeds) ? seeds[i].body : gl;
+		const char *type = i < nitems(seeds) ? seeds[i].type : "gitlab";
+
+		len = i < nitems(seeds) ? strlen(body) : gllen;
+		src = src_make(type, secrets1, 1);
+		for (k = 0; k < 1500; k++) {
+			buf = xmalloc(len + 1);
+			memcpy(buf, body, len + 1);
+			for (m = 0; m < 1 + k % 4; m++) {
+				x ^= x << 13;
+				x ^= x >> 7;
+				x ^= x << 17;
+				size_t at = (size_t)(x % len);
+				static const char junk[] = "{}[]\",:0 \"\\n1e9-";
+				buf[at] = (x >> 32) & 1 ? junk[(x >> 40) %
+				    (sizeof(junk) - 1)] : (char)(x >> 48);
+			}
+			treq_init(&t, buf, len);
+			treq_hdr(&t, "Content-Type", "application/json");
+			if (i < nitems(seeds)) {
+				treq_hdr(&t, seeds[i].evh, seeds[i].ev);
+				treq_sign(&t, seeds[i].sigh, seeds[i].prefix,
+				    "s3cret", buf, len);
+			} else {
+				treq_hdr(&t, "X-Gitlab-Event", "Push Hook");
+				treq_hdr(&t, "X-Gitlab-Token", "s3cret");
+			}
+			st = run(type, &t, &src, &res);
+			assert_int_equal(st, 0);
+			if (res.status != 0)
+				assert_true(res.reason[0] != '\0' &&
+				    res.nevents == 0);
+			else
+				assert_true(res.nevents > 0 &&
+				    res.events[0].after != NULL &&
+				    res.events[0].delivery != NULL);
+			outcomes[res.status]++;
+			hook_result_free(&res);
+			treq_free(&t);
+			free(buf);
+		}
+	}
+	/* The mutations reach both outcomes, so the test does test parsing. */
+	assert_true(outcomes[0] > 0 && outcomes[400] > 0);
+	free(gl);
+}
+
 int
 main(void)
 {
@@ -1074,6 +1173,8 @@ main(void)
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_generic),
 		cmocka_unit_test(test_content_types),
+		cmocka_unit_test(test_hjson_time),
+		cmocka_unit_test(test_mutated_payloads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
