@@ -17,34 +17,12 @@
 cJSON *
 hjson_parse(const char *body, size_t len, struct hook_result *res)
 {
-	cJSON		*root;
-	const char	*end = NULL;
-	size_t		 off;
+	cJSON	*root;
+	char	 why[200];
 
-	if (len == 0) {
-		hook_result_setf(res, 400, "empty body");
-		return NULL;
-	}
-	root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-	if (root == NULL) {
-		if (end != NULL && end >= body && end <= body + len)
-			hook_result_setf(res, 400,
-			    "body is not JSON (error at byte %zu)",
-			    (size_t)(end - body));
-		else
-			hook_result_setf(res, 400, "body is not JSON");
-		return NULL;
-	}
-	/* cJSON stops after the first value; anything but blanks after it is
-	 * a malformed document, not a value followed by noise we ignore. */
-	off = (size_t)(end - body);
-	while (off < len && (body[off] == ' ' || body[off] == '\t' ||
-	    body[off] == '\r' || body[off] == '\n'))
-		off++;
-	if (off != len) {
-		cJSON_Delete(root);
-		hook_result_setf(res, 400,
-		    "body is not JSON (trailing data at byte %zu)", off);
+	/* The shared strict parser: UTF-8, depth, duplicate keys, NULs. */
+	if ((root = handler_json_parse(body, len, why, sizeof(why))) == NULL) {
+		hook_result_setf(res, 400, "%s", why);
 		return NULL;
 	}
 	return root;

@@ -20,8 +20,9 @@ struct hook_result;
 #define HJSON_REQUIRED	0x1	/* absent or null: 400 "missing field" */
 
 /*
- * Parse body as one JSON value (trailing bytes other than whitespace are an
- * error).  Returns the tree (cJSON_Delete) or NULL with res set to 400.
+ * Parse body as one JSON value with handler_json_parse (strict: UTF-8,
+ * nothing after the value, bounded depth, no duplicate keys).  Returns the
+ * tree (cJSON_Delete) or NULL with res set to 400 and the reason.
  */
 cJSON		*hjson_parse(const char *body, size_t len, struct hook_result *);
 /* Parse and require an object at the top. */
