@@ -74,13 +74,16 @@ router_url_normalize(const char *url)
 		if (colon != NULL) {
 			port = colon + 1;
 			portlen = (size_t)(hostend - port);
-			for (i = 0; i < nitems(router_default_ports); i++)
+			for (i = 0; i < nitems(router_default_ports); i++) {
 				if (strcmp(scheme,
 				    router_default_ports[i].scheme) == 0 &&
 				    strlen(router_default_ports[i].port) == portlen &&
 				    memcmp(port, router_default_ports[i].port,
-				    portlen) == 0)
+				    portlen) == 0) {
 					port = NULL;
+					break;
+				}
+			}
 			if (portlen == 0)
 				port = NULL;
 			hostend = colon;
