@@ -17,8 +17,19 @@
 #include "handler.h"
 #include "util.h"
 
+extern const struct handler handler_github;
+extern const struct handler handler_gitlab;
+extern const struct handler handler_gitea;
+extern const struct handler handler_bitbucket;
+extern const struct handler handler_generic;
+
 /* Adding a sender: one file under handlers/ and one row here. */
 const struct handler *const handler_table[] = {
+	&handler_github,
+	&handler_gitlab,
+	&handler_gitea,
+	&handler_bitbucket,
+	&handler_generic,
 	NULL
 };
 const size_t handler_table_len = nitems(handler_table) - 1;
