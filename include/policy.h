@@ -21,6 +21,12 @@ struct image_ref {
 
 /* Parse "host:5000/a/b:1.2@sha256:..." and friends.  0 or -1 with err. */
 int	 image_ref_parse(const char *, struct image_ref *, char *err, size_t);
+/*
+ * The same from a registry host and a repository path as senders report
+ * them separately ("127.0.0.1:5000" + "acme/web"; NULL host: docker.io).
+ */
+int	 image_ref_from_parts(const char *host, const char *repository,
+	    struct image_ref *, char *err, size_t);
 void	 image_ref_free(struct image_ref *);
 /* "registry/repository" of a reference, malloc'd ("docker.io/library/nginx"). */
 char	*image_ref_name(const struct image_ref *);
