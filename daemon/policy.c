@@ -210,6 +210,18 @@ policy_set_repository(struct image_ref *ref, const char *name, size_t n,
 }
 
 int
+image_tag_valid(const char *tag)
+{
+	return tag != NULL && policy_tag_valid(tag, strlen(tag));
+}
+
+int
+image_digest_valid(const char *digest)
+{
+	return digest != NULL && policy_digest_valid(digest);
+}
+
+int
 image_ref_from_parts(const char *host, const char *repository,
     struct image_ref *ref, char *err, size_t errlen)
 {

@@ -28,6 +28,9 @@ int	 image_ref_parse(const char *, struct image_ref *, char *err, size_t);
 int	 image_ref_from_parts(const char *host, const char *repository,
 	    struct image_ref *, char *err, size_t);
 void	 image_ref_free(struct image_ref *);
+/* Tag grammar [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}; digest "sha256:<64 hex>". */
+int	 image_tag_valid(const char *);
+int	 image_digest_valid(const char *);
 /* "registry/repository" of a reference, malloc'd ("docker.io/library/nginx"). */
 char	*image_ref_name(const struct image_ref *);
 /* Same image repository (registry and repository equal after normalizing). */
