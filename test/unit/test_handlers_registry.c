@@ -16,6 +16,8 @@
 
 #include "config.h"
 #include "handler.h"
+#include "job.h"
+#include "router.h"
 #include "registry_hooks.h"
 #include "util.h"
 
@@ -519,6 +521,93 @@ test_rfc3339(void **state)
 	assert_int_equal(registry_hook_rfc3339_ms(NULL), -1);
 }
 
+/* Handler output through router_route_image() to update-image jobs. */
+static void
+test_route_image(void **state)
+{
+	struct config_image	 web[] = {
+		{ .repository = "127.0.0.1:41753/acme/web",
+		  .policy = { .kind = CONFIG_POLICY_SEMVER,
+			      .semver = ">=1.0.0 <2.0.0" } },
+	};
+	struct config_image	 web2[] = {
+		{ .repository = "127.0.0.1:41753/acme/web",
+		  .policy = { .kind = CONFIG_POLICY_SEMVER,
+			      .semver = ">=2.0.0" } },
+	};
+	struct config_image	 other[] = {
+		{ .repository = "127.0.0.1:41753/acme/other",
+		  .policy = { .kind = CONFIG_POLICY_LATEST } },
+		{ .repository = "index.docker.io/nginx",
+		  .policy = { .kind = CONFIG_POLICY_LATEST } },
+	};
+	struct config_app	 apps[] = {
+		{ .name = "web", .repo = "deploy", .images = web, .nimages = 1 },
+		{ .name = "web-v2", .repo = "deploy", .images = web2,
+		  .nimages = 1 },
+		{ .name = "other", .repo = "infra", .images = other,
+		  .nimages = 2 },
+	};
+	struct config		 cfg = { .apps = apps, .napps = 3 };
+	struct config_source	 hub = source;
+	struct job_spec		*jobs;
+	struct call		 c;
+	char			 why[256];
+
+	(void)state;
+	call_run(&c, "registry", &source, CT_V1, "Bearer " SECRET, NULL,
+	    "distribution-push-manifest.json");
+	assert_int_equal(c.res.nevents, 1);
+	assert_int_equal(router_route_image(&cfg, &c.res.events[0], &jobs, why,
+	    sizeof(why)), 1);
+	assert_int_equal(jobs[0].kind, JOB_UPDATE_IMAGE);
+	assert_string_equal(jobs[0].app, "web");
+	assert_string_equal(jobs[0].repo, "deploy");
+	assert_string_equal(jobs[0].image, "127.0.0.1:41753/acme/web");
+	assert_string_equal(jobs[0].tag, "1.2.3");
+	assert_string_equal(jobs[0].digest, MANIFEST_DIGEST);
+	assert_null(jobs[0].revision);
+	free(jobs);
+
+	/* The policy of every app using the image refuses 3.0.0-rc.1. */
+	free(c.res.events[0].tag);
+	c.res.events[0].tag = xstrdup("3.0.0-rc.1");
+	assert_int_equal(router_route_image(&cfg, &c.res.events[0], &jobs, why,
+	    sizeof(why)), 0);
+	assert_null(jobs);
+	assert_non_null(strstr(why, "not accepted"));
+	/* 2.1.0 goes to web-v2 only. */
+	free(c.res.events[0].tag);
+	c.res.events[0].tag = xstrdup("2.1.0");
+	assert_int_equal(router_route_image(&cfg, &c.res.events[0], &jobs, why,
+	    sizeof(why)), 1);
+	assert_string_equal(jobs[0].app, "web-v2");
+	free(jobs);
+	call_free(&c);
+
+	/* Docker Hub's "nginx" is the config's index.docker.io/nginx. */
+	hub.type = "dockerhub";
+	call_run(&c, "dockerhub", &hub, "application/json", NULL, SECRET,
+	    "dockerhub-push-official.json");
+	assert_int_equal(router_route_image(&cfg, &c.res.events[0], &jobs, why,
+	    sizeof(why)), 1);
+	assert_string_equal(jobs[0].app, "other");
+	assert_string_equal(jobs[0].image, "docker.io/library/nginx");
+	assert_null(jobs[0].digest);
+	free(jobs);
+	call_free(&c);
+
+	/* An image no app uses. */
+	hub.type = "quay";
+	call_run(&c, "quay", &hub, "application/json", NULL, SECRET,
+	    "quay-push.json");
+	assert_int_equal(router_route_image(&cfg, &c.res.events[0], &jobs, why,
+	    sizeof(why)), 0);
+	assert_string_equal(why, "no app uses image "
+	    "quay.io/mynamespace/repository");
+	call_free(&c);
+}
+
 int
 main(void)
 {
@@ -534,6 +623,7 @@ main(void)
 		cmocka_unit_test(test_harbor),
 		cmocka_unit_test(test_quay),
 		cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_route_image),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
