@@ -131,3 +131,13 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include fuzz/fuzz.mk
+
+# Static analysis: cppcheck and clang-tidy (.clang-tidy), both must be clean.
+# varFuncNullUB is off: glibc's NULL is ((void *)0), a valid sentinel.
+LINT_SRC = $(wildcard daemon/*.c handlers/*.c notify/*.c tools/*.c)
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+	    --inline-suppr --std=c11 -D_GNU_SOURCE -Iinclude \
+	    --suppress=missingIncludeSystem --suppress=varFuncNullUB \
+	    --suppress=funcArgOrderDifferent $(LINT_SRC)
+	clang-tidy --quiet $(LINT_SRC) -- $(BASE_CFLAGS)
