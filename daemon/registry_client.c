@@ -29,7 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 
 #include "config.h"

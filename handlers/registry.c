@@ -18,7 +18,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -324,34 +324,16 @@ registry_url_host(const char *url, char *out, size_t outlen)
 	return 0;
 }
 
-/*
- * Parse a JSON body whole: trailing bytes other than whitespace are an
- * error.  NULL with res set to 400 on failure.
- */
 cJSON *
 registry_hook_parse_json(const struct hook_request *req,
     struct hook_result *res)
 {
-	const char	*end = NULL;
-	cJSON		*root;
-	size_t		 off;
+	char	 why[160];
+	cJSON	*root;
 
-	root = cJSON_ParseWithLengthOpts((const char *)req->body,
-	    req->body_len, &end, 0);
-	if (root == NULL) {
-		off = end != NULL ? (size_t)(end - (const char *)req->body) : 0;
-		hook_result_setf(res, 400, "malformed JSON near byte %zu", off);
-		return NULL;
-	}
-	off = (size_t)(end - (const char *)req->body);
-	while (off < req->body_len && strchr(" \t\r\n", req->body[off]) != NULL)
-		off++;
-	if (off != req->body_len) {
-		hook_result_setf(res, 400, "trailing bytes after JSON at byte %zu",
-		    off);
-		cJSON_Delete(root);
-		return NULL;
-	}
+	if ((root = handler_json_parse(req->body, req->body_len, why,
+	    sizeof(why))) == NULL)
+		hook_result_setf(res, 400, "%s", why);
 	return root;
 }
 

@@ -51,9 +51,9 @@ struct hook_event *registry_hook_add(struct hook_result *, const char *host,
 	    char *why, size_t whylen);
 
 /*
- * Parse the body as one JSON value (trailing bytes other than whitespace
- * are an error).  NULL with res set to 400 and a reason on failure; the
- * caller frees the tree with cJSON_Delete().
+ * Parse the body with handler_json_parse() (strict JSON).  NULL with res
+ * set to 400 and the reason on failure; the caller frees the tree with
+ * cJSON_Delete().
  */
 struct cJSON;
 struct cJSON	*registry_hook_parse_json(const struct hook_request *,
