@@ -93,10 +93,13 @@ def build_oci_layout(layout, tags, payload=b"hello from gitopsd tests\n"):
     return digests
 
 
-def skopeo_push(layout, tag, dest, timeout=60):
-    """skopeo copy oci:<layout>:<tag> docker://<dest> over plain HTTP."""
-    cmd = [SKOPEO_BIN, "copy", "--quiet", "--dest-tls-verify=false",
-           "oci:%s:%s" % (layout, tag), "docker://" + dest]
+def skopeo_push(layout, tag, dest, timeout=60, token=None):
+    """skopeo copy oci:<layout>:<tag> docker://<dest> over plain HTTP
+    (with a bearer token for a registry in token-auth mode)."""
+    cmd = [SKOPEO_BIN, "copy", "--quiet", "--dest-tls-verify=false"]
+    if token:
+        cmd.append("--dest-registry-token=" + token)
+    cmd += ["oci:%s:%s" % (layout, tag), "docker://" + dest]
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          timeout=timeout, env=dict(os.environ, HOME=os.path.dirname(layout)))
     if res.returncode != 0:
