@@ -52,48 +52,48 @@ registry_hook_check_auth(const struct config_source *src, const char *auth)
 {
 	unsigned char	*dec = NULL;
 	const char	*cred, *colon;
-	size_t		 n, pad;
-	int		 dlen, rc = -1;
+	size_t		 n, clen = 0, pad;
+	int		 dlen, ok;
 
 	if (auth == NULL || src->nsecrets == 0)
 		return -1;
 	n = strlen(auth);
 	if (n == 0 || n > REGISTRY_AUTH_MAX)
 		return -1;
+	/* The whole value always counts (a secret file holding "Bearer x"). */
+	ok = registry_hook_check_secret(src, auth, n) == 0;
 	if (strncasecmp(auth, "Bearer ", 7) == 0) {
 		cred = auth + 7;
 		while (*cred == ' ')
 			cred++;
-		return registry_hook_check_secret(src, cred, strlen(cred));
-	}
-	if (strncasecmp(auth, "Basic ", 6) == 0) {
+		ok |= registry_hook_check_secret(src, cred, strlen(cred)) == 0;
+	} else if (strncasecmp(auth, "Basic ", 6) == 0) {
 		cred = auth + 6;
 		while (*cred == ' ')
 			cred++;
-		n = strlen(cred);
-		if (n == 0 || n % 4 != 0)
-			return -1;
-		dec = xmalloc(n / 4 * 3 + 1);
-		if ((dlen = EVP_DecodeBlock(dec, (const unsigned char *)cred,
-		    (int)n)) < 0)
-			goto out;
-		/* EVP_DecodeBlock counts the padding as zero bytes. */
-		pad = (cred[n - 1] == '=') + (cred[n - 2] == '=');
-		dlen -= (int)pad;
-		if ((colon = memchr(dec, ':', (size_t)dlen)) == NULL)
-			goto out;
-		colon++;
-		rc = registry_hook_check_secret(src, colon,
-		    (size_t)dlen - (size_t)(colon - (const char *)dec));
-		goto out;
+		clen = strlen(cred);
+		if (clen >= 4 && clen % 4 == 0) {
+			dec = xmalloc(clen / 4 * 3 + 1);
+			dlen = EVP_DecodeBlock(dec, (const unsigned char *)cred,
+			    (int)clen);
+			/* EVP_DecodeBlock counts the padding as zero bytes. */
+			pad = (cred[clen - 1] == '=') + (cred[clen - 2] == '=');
+			if (dlen >= (int)pad) {
+				dlen -= (int)pad;
+				colon = memchr(dec, ':', (size_t)dlen);
+				if (colon != NULL) {
+					colon++;
+					ok |= registry_hook_check_secret(src,
+					    colon, (size_t)dlen -
+					    (size_t)(colon - (const char *)dec))
+					    == 0;
+				}
+			}
+			OPENSSL_cleanse(dec, clen / 4 * 3 + 1);
+			free(dec);
+		}
 	}
-	rc = registry_hook_check_secret(src, auth, n);
-out:
-	if (dec != NULL) {
-		OPENSSL_cleanse(dec, n / 4 * 3 + 1);
-		free(dec);
-	}
-	return rc;
+	return ok ? 0 : -1;
 }
 
 int

@@ -17,8 +17,8 @@ struct hook_event;
 /*
  * Check an Authorization header value against the source's secrets, in
  * constant time:  "Bearer <token>" compares the token, "Basic <base64>"
- * compares the password (any user name), any other value compares the
- * whole header (Harbor sends its "Auth Header" setting verbatim).
+ * compares the password (any user name), and the whole header value is
+ * compared too (Harbor sends its "Auth Header" setting verbatim).
  * Returns 0 on match, -1 otherwise (also when absent).
  */
 int	registry_hook_check_auth(const struct config_source *,

@@ -28,6 +28,7 @@
 
 static char *secrets_one[] = { SECRET };
 static char *secrets_two[] = { "new-secret-value", SECRET };
+static char *secrets_header[] = { "Bearer " SECRET };
 
 static struct config_source source = {
 	.name = "reg", .type = "registry", .secrets = secrets_one,
@@ -201,6 +202,14 @@ test_registry_auth(void **state)
 	call_free(&c);
 	/* The check itself, directly. */
 	assert_int_equal(registry_hook_check_auth(&source, SECRET), 0);
+	assert_int_equal(registry_hook_check_auth(&source, "Basic " SECRET), -1);
+	assert_int_equal(registry_hook_check_auth(&source, "Basic ="), -1);
+	assert_int_equal(registry_hook_check_auth(&source, "Basic ===="), -1);
+	/* A secret file holding the whole header value. */
+	two.secrets = secrets_header;
+	two.nsecrets = 1;
+	assert_int_equal(registry_hook_check_auth(&two, "Bearer " SECRET), 0);
+	assert_int_equal(registry_hook_check_auth(&two, SECRET), -1);
 	assert_int_equal(registry_hook_check_auth(&source, ""), -1);
 	assert_int_equal(registry_hook_check_auth(&source, NULL), -1);
 }
