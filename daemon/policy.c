@@ -841,6 +841,144 @@ semver_range_match(const struct semver_range *r, const struct semver *v)
 /* ---------------------------------------------------------------- */
 /* Pattern policies                                                  */
 
+#define PATTERN_MAX_LEN		512
+#define PATTERN_MAX_COST	4096
+#define PATTERN_MAX_DEPTH	32
+
+/*
+ * An upper estimate of the size glibc's regcomp() expands a pattern to
+ * (or more than PATTERN_MAX_COST for patterns it cannot handle well):
+ * it copies a sub-expression once per counted repetition ({n,m}) and once
+ * more for '+', so nested or stacked repetitions grow exponentially
+ * ("a++++..." or "(a{100}){100}").  Returns the estimate, capped just
+ * above PATTERN_MAX_COST.
+ */
+static unsigned long
+pattern_cost(const char *re)
+{
+	unsigned long	 sum[PATTERN_MAX_DEPTH + 1], last = 0, mult, a, b;
+	const char	*p = re;
+	int		 depth = 0, rep = 0, was_rep;
+
+	sum[0] = 0;
+	while (*p != '\0') {
+		mult = 0;
+		/*
+		 * Adjacent repetition operators ("a+*", "a?+") are undefined
+		 * in POSIX EREs, and glibc's closure computation explodes on
+		 * stacks of them: refuse any.
+		 */
+		was_rep = rep;
+		rep = (*p == '+' || *p == '*' || *p == '?' ||
+		    (*p == '{' && p[1] >= '0' && p[1] <= '9'));
+		if (rep && was_rep)
+			return PATTERN_MAX_COST + 1;
+		switch (*p) {
+		case '\\':
+			p += p[1] != '\0' ? 2 : 1;
+			last = 1;
+			sum[depth] += last;
+			continue;
+		case '[':
+			p++;
+			if (*p == '^')
+				p++;
+			if (*p == ']')
+				p++;
+			while (*p != '\0' && *p != ']') {
+				if (*p == '[' && (p[1] == ':' || p[1] == '.' ||
+				    p[1] == '=')) {
+					char close = p[1];
+
+					p += 2;
+					while (*p != '\0' &&
+					    !(p[0] == close && p[1] == ']'))
+						p++;
+					if (*p != '\0')
+						p++;
+				}
+				if (*p != '\0')
+					p++;
+			}
+			if (*p == ']')
+				p++;
+			last = 1;
+			sum[depth] += last;
+			continue;
+		case '(':
+			if (depth == PATTERN_MAX_DEPTH)
+				return PATTERN_MAX_COST + 1;
+			sum[++depth] = 0;
+			p++;
+			continue;
+		case ')':
+			if (depth > 0) {
+				last = sum[depth] > 0 ? sum[depth] : 1;
+				depth--;
+				sum[depth] += last;
+			}
+			p++;
+			continue;
+		case '+':
+			mult = 2;
+			p++;
+			break;
+		case '*':
+		case '?':
+			p++;
+			continue;
+		case '{':
+			a = b = 0;
+			p++;
+			while (*p >= '0' && *p <= '9' && a <= PATTERN_MAX_COST)
+				a = a * 10 + (unsigned long)(*p++ - '0');
+			if (*p == ',') {
+				p++;
+				if (*p >= '0' && *p <= '9') {
+					while (*p >= '0' && *p <= '9' &&
+					    b <= PATTERN_MAX_COST)
+						b = b * 10 +
+						    (unsigned long)(*p++ - '0');
+				} else
+					b = a + 1;
+			}
+			while (*p != '\0' && *p != '}')
+				p++;
+			if (*p == '}')
+				p++;
+			mult = a > b ? a : b;
+			if (mult == 0)
+				mult = 1;
+			break;
+		default:
+			last = 1;
+			sum[depth] += last;
+			p++;
+			continue;
+		}
+		/* A repetition multiplies the atom just before it. */
+		if (last > PATTERN_MAX_COST || mult > PATTERN_MAX_COST)
+			return PATTERN_MAX_COST + 1;
+		sum[depth] += last * (mult - 1);
+		last *= mult;
+		if (sum[depth] > PATTERN_MAX_COST)
+			return PATTERN_MAX_COST + 1;
+	}
+	while (depth > 0) {
+		last = sum[depth--];
+		sum[depth] += last;
+	}
+	return sum[0] > PATTERN_MAX_COST ? PATTERN_MAX_COST + 1 : sum[0];
+}
+
+/* Patterns regcomp() may be given: bounded length and expansion. */
+static int
+pattern_tame(const char *re)
+{
+	return strlen(re) <= PATTERN_MAX_LEN &&
+	    pattern_cost(re) <= PATTERN_MAX_COST;
+}
+
 /*
  * Expand an extract template ("$1", "${2}", "build-$1") over a match into
  * out.  Returns 0, or -1 if a group does not exist or did not take part.
@@ -989,7 +1127,7 @@ pattern_key(const struct config_policy *p, const char *tag, struct buf *key)
 	regmatch_t	 m[10];
 	int		 rc = -1;
 
-	if (p->pattern == NULL || tag == NULL)
+	if (p->pattern == NULL || tag == NULL || !pattern_tame(p->pattern))
 		return -1;
 	if (regcomp(&re, p->pattern, REG_EXTENDED) != 0)
 		return -1;
@@ -1033,6 +1171,14 @@ policy_validate(const struct config_policy *p, char *err, size_t errlen)
 	case CONFIG_POLICY_PATTERN:
 		if (p->pattern == NULL || *p->pattern == '\0') {
 			snprintf(err, errlen, "pattern policy needs a pattern");
+			return -1;
+		}
+		if (!pattern_tame(p->pattern)) {
+			snprintf(err, errlen, "pattern \"%.64s%s\" is too long "
+			    "or repeats too much (at most %d bytes; nested or "
+			    "large {n,m} repetitions expand)", p->pattern,
+			    strlen(p->pattern) > 64 ? "..." : "",
+			    PATTERN_MAX_LEN);
 			return -1;
 		}
 		if ((rc = regcomp(&re, p->pattern, REG_EXTENDED)) != 0) {

@@ -259,6 +259,19 @@ test_policy_validate(void **state)
 	expect_invalid(&p, "bad pattern \"^main-([0-9]+$\"");
 	p.pattern = NULL;
 	expect_invalid(&p, "needs a pattern");
+	/* Expansions that would make regcomp() slow or huge. */
+	p.pattern = "^a++++++++++++++++++++++++++++++++$";
+	expect_invalid(&p, "repeats too much");
+	p.pattern = "^((a{100}){100})$";
+	expect_invalid(&p, "repeats too much");
+	p.pattern = "^A?+$";
+	expect_invalid(&p, "repeats too much");
+	p.pattern = "^[0-9]{1,5000}$";
+	expect_invalid(&p, "repeats too much");
+	p.pattern = "^(v[0-9]+\\.[0-9]{1,3})-(rc[0-9]{1,4})?[a-z]*$";
+	assert_int_equal(policy_validate(&p, err, sizeof(err)), 0);
+	p.pattern = "^[[:digit:]]{8}-[0-9a-f]{7,40}(-[[:alnum:]]+)*$";
+	assert_int_equal(policy_validate(&p, err, sizeof(err)), 0);
 	p.pattern = "^main-([0-9]+)$";
 	p.extract = "$2";
 	expect_invalid(&p, "names group $2 but the pattern has 1 group");
