@@ -118,6 +118,7 @@ struct queue {
 	int			 out_loop;
 	int64_t			 last_ckpt_ms, last_retention_ms;
 	int			 done_failed;	/* last round could not record */
+	struct queue_stats	 stats;		/* under mtx */
 
 	/* Loop only. */
 	struct event		*wake;
@@ -148,6 +149,14 @@ queue_backoff_ms(int base_s, int max_s, int attempts, int retry_after_s)
 	if (retry_after_s > 0 && d < (double)retry_after_s * 1000.0)
 		d = (double)retry_after_s * 1000.0;
 	return (int64_t)d;
+}
+
+void
+queue_stats(struct queue *q, struct queue_stats *out)
+{
+	pthread_mutex_lock(&q->mtx);
+	*out = q->stats;
+	pthread_mutex_unlock(&q->mtx);
 }
 
 void
@@ -585,7 +594,8 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	char			 err[256];
 	int64_t			 now = util_now_ms(), *ids;
 	int			 ok = 0, claimed = 0, r, added = 0;
-	size_t			 i, k, nids;
+	size_t			 i, k, nids, nitems = 0;
+	double			 t0 = util_mono_s(), dt;
 
 	rep = xcalloc(1, sizeof(*rep));
 	rep->subs = subs;
@@ -613,6 +623,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 			nids += sub->items[i].njobs;
 		sub->ids = xcalloc(nids + 1, sizeof(int64_t));
 		ids = sub->ids;
+		nitems += sub->n;
 		for (i = 0; i < sub->n; i++) {
 			sub->outcomes[i].status = queue_store_item(q, cfg,
 			    &sub->items[i], &sub->outcomes[i], ids, now);
@@ -643,6 +654,18 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 		goto done;
 	}
 	ok = 1;
+	dt = util_mono_s() - t0;
+	metrics_counter_add("gitopsd_store_commits_total", "", 1);
+	metrics_observe("gitopsd_store_commit_seconds", "", dt);
+	pthread_mutex_lock(&q->mtx);
+	q->stats.commits++;
+	q->stats.submissions += nitems;
+	if (nitems > q->stats.max_batch)
+		q->stats.max_batch = nitems;
+	if (dt > q->stats.max_commit_s)
+		q->stats.max_commit_s = dt;
+	q->stats.sum_commit_s += dt;
+	pthread_mutex_unlock(&q->mtx);
 done:
 	if (!ok) {
 		q->ops->rollback(q->wr);
@@ -954,6 +977,10 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	    "Duration of job attempts by kind.");
 	metrics_describe("gitopsd_event_to_deploy_seconds", "histogram",
 	    "From receiving an event to its sync succeeding.");
+	metrics_describe("gitopsd_store_commits_total", "counter",
+	    "Durable commits of the state store (one per group of requests).");
+	metrics_describe("gitopsd_store_commit_seconds", "histogram",
+	    "Time of one store round, begin to durable commit.");
 
 	if ((q->wr = q->ops->open(cfg->state.path, err, errlen)) == NULL ||
 	    (q->rd = q->ops->open(cfg->state.path, err, errlen)) == NULL)

@@ -82,6 +82,16 @@ int		 queue_admin(struct queue *, const char *method, const char *path,
 int64_t		 queue_backoff_ms(int base_s, int max_s, int attempts,
 		    int retry_after_s);
 
+/* Counters of the store thread, for tests, benchmarks and the docs. */
+struct queue_stats {
+	uint64_t	 commits;	/* rounds committed */
+	uint64_t	 submissions;	/* queue_submit items stored or refused */
+	uint64_t	 max_batch;	/* most items in one commit */
+	double		 max_commit_s;	/* longest round (begin..commit) */
+	double		 sum_commit_s;
+};
+void		 queue_stats(struct queue *, struct queue_stats *);
+
 /* Tests: pick the job runners (default job_runner_find). */
 typedef const struct job_runner *queue_runner_find_fn(enum job_kind);
 void		 queue_set_runner_find(struct queue *, queue_runner_find_fn *);
