@@ -103,6 +103,8 @@ struct http_server {
 static void	http_conn_free(struct http_conn *);
 static void	http_conn_process(struct http_conn *);
 static void	http_conn_fail(struct http_conn *, int status, const char *msg);
+static int	http_conn_new(struct http_server *, evutil_socket_t,
+		    const char *);
 
 const char *
 http_status_text(int status)
@@ -262,8 +264,11 @@ http_write_response(struct http_conn *c, int status, const char *ctype,
 static void
 http_conn_fail(struct http_conn *c, int status, const char *msg)
 {
-	char	*body;
+	char	*body, st[8];
 
+	snprintf(st, sizeof(st), "%d", status);
+	log_kv(LOG_LEVEL_INFO, "request refused", "peer", c->peer, "status", st,
+	    "cause", msg, NULL);
 	body = xasprintf("{\"error\":\"%s\",\"code\":%d}", msg, status);
 	http_write_response(c, status, "application/json", NULL, body,
 	    strlen(body), 0, 0);
@@ -702,10 +707,7 @@ http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct http_server	*srv = arg;
-	struct http_conn	*c;
-	struct bufferevent	*bev;
-	SSL			*ssl;
-	char			 host[INET6_ADDRSTRLEN] = "?";
+	char			 host[INET6_ADDRSTRLEN] = "?", peer[64];
 	int			 port = 0, one = 1;
 	static const char	 busy_body[] =
 	    "{\"error\":\"too many connections\",\"code\":503}";
@@ -741,10 +743,24 @@ http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		port = ntohs(in6->sin6_port);
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	snprintf(peer, sizeof(peer), sa->sa_family == AF_INET6 ?
+	    "[%s]:%d" : "%s:%d", host, port);
+	http_conn_new(srv, fd, peer);
+}
+
+/* A connection for an accepted socket; the socket is closed on failure. */
+static int
+http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer)
+{
+	struct http_conn	*c;
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	evutil_make_socket_nonblocking(fd);
 	if (srv->ssl != NULL) {
 		if ((ssl = SSL_new(srv->ssl)) == NULL) {
 			evutil_closesocket(fd);
-			return;
+			return -1;
 		}
 		bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
 		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
@@ -752,14 +768,13 @@ http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
 		evutil_closesocket(fd);
-		return;
+		return -1;
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->srv = srv;
 	c->bev = bev;
 	c->state = HTTP_READ_HEADERS;
-	snprintf(c->peer, sizeof(c->peer), sa->sa_family == AF_INET6 ?
-	    "[%s]:%d" : "%s:%d", host, port);
+	util_strlcpy(c->peer, peer, sizeof(c->peer));
 	if ((c->deadline = evtimer_new(srv->base, http_deadline_cb, c)) == NULL)
 		fatalx("evtimer_new");
 	c->next = srv->conns;
@@ -771,6 +786,15 @@ http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	/* An idle connection gets read_timeout_s for its first request too. */
 	http_deadline_arm(c);
+	return 0;
+}
+
+int
+http_server_adopt(struct http_server *srv, int fd, const char *peer)
+{
+	if (srv->nconns >= srv->limits.max_connections)
+		return -1;
+	return http_conn_new(srv, fd, peer);
 }
 
 static SSL_CTX *

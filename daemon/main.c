@@ -321,6 +321,9 @@ main(int argc, char *argv[])
 	config_errors_free(&errs);
 
 	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit (RLIMIT_FSIZE) must fail the write, not kill us:
+	 * the store reports it and webhooks get 503 until space returns. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (evthread_use_pthreads() == -1)
 		fatalx("evthread_use_pthreads");
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)

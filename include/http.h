@@ -53,6 +53,12 @@ struct http_server	*http_server_new(struct event_base *, const char *host,
 			    int port, const struct http_limits *,
 			    const char *tls_cert, const char *tls_key,
 			    http_handler_cb *, void *arg, char *err, size_t);
+/*
+ * Serve an already connected socket as if it had been accepted (tests,
+ * fuzzing through a socketpair).  Returns 0, or -1 over max_connections.
+ */
+int			 http_server_adopt(struct http_server *, int fd,
+			    const char *peer);
 /* Stop accepting; connections with a request in flight finish. */
 void			 http_server_stop(struct http_server *);
 /* Close everything now. */
