@@ -15,9 +15,9 @@ import unittest
 import harness
 
 SECRET = "kill-test-secret"
-N = 2400
+N = 4000
 CLIENTS = 16
-KILL_AFTER = 800        # answers seen before the kill
+KILL_AFTER = 2000       # answers seen before the kill
 
 CONFIG = """
 shutdown_timeout_s: 5
