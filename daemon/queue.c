@@ -54,6 +54,7 @@
 #define QUEUE_CKPT_PAGES	4096		/* 16 MB of 4 KiB pages */
 #define QUEUE_CKPT_MIN_MS	1000
 #define QUEUE_DONE_TRIES	5
+#define QUEUE_GAUGES_MS		1000
 
 /* One queue_submit() call, copied so the caller's memory can go. */
 struct queue_sub_item {
@@ -118,6 +119,8 @@ struct queue {
 	int			 out_loop;
 	int64_t			 last_ckpt_ms, last_retention_ms;
 	int			 done_failed;	/* last round could not record */
+	int			 gauges_due;	/* counts changed since last gauges */
+	int64_t			 last_gauges_ms;
 	struct queue_stats	 stats;		/* under mtx */
 
 	/* Loop only. */
@@ -163,6 +166,12 @@ void
 queue_set_runner_find(struct queue *q, queue_runner_find_fn *find)
 {
 	q->find = find;
+}
+
+static int
+queue_workers(const struct config *cfg)
+{
+	return cfg->queue.workers > 0 ? cfg->queue.workers : 4;
 }
 
 static int
@@ -544,6 +553,8 @@ queue_store_gauges(struct queue *q)
 	}
 	q->pending = counts[JOB_QUEUED] + counts[JOB_FAILED];
 	for (s = JOB_QUEUED; s <= JOB_DEAD; s++) {
+		if (s == JOB_SUCCEEDED)
+			continue;
 		snprintf(label, sizeof(label), "state=\"%s\"",
 		    job_state_name((enum job_state)s));
 		metrics_gauge_set("gitopsd_queue_depth", label,
@@ -565,6 +576,12 @@ queue_store_housekeeping(struct queue *q, const struct config *cfg, int idle)
 		if (q->ops->checkpoint(q->wr, idle, err, sizeof(err)) == -1)
 			log_warnx("queue: %s", err);
 		q->last_ckpt_ms = now;
+	}
+	/* Exact counts cost a scan: at most once a second, off the rounds. */
+	if (q->gauges_due && now - q->last_gauges_ms >= QUEUE_GAUGES_MS) {
+		queue_store_gauges(q);
+		q->gauges_due = 0;
+		q->last_gauges_ms = now;
 	}
 	if (q->last_retention_ms == 0 ||
 	    now - q->last_retention_ms >= QUEUE_RETENTION_MS) {
@@ -638,10 +655,12 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 		else
 			q->out_thread--;
 	}
-	if (claiming && (recorded != NULL || kick || added)) {
+	/* A claim needs a free slot and something new that may be runnable. */
+	if (claiming && (recorded != NULL || kick || added) &&
+	    (q->out_thread < queue_workers(cfg) ||
+	    q->out_loop < QUEUE_MAX_LOOP_JOBS)) {
 		c.now_ms = now;
-		c.max_thread = (cfg->queue.workers > 0 ? cfg->queue.workers :
-		    4) - q->out_thread;
+		c.max_thread = queue_workers(cfg) - q->out_thread;
 		c.max_loop = QUEUE_MAX_LOOP_JOBS - q->out_loop;
 		r = q->ops->claim(q->wr, &c, &rep->claimed, &rep->nclaimed,
 		    err, sizeof(err));
@@ -697,7 +716,7 @@ done:
 		recorded = NULL;
 		if (dones != NULL)
 			*retry_tail = dones;
-		queue_store_gauges(q);
+		q->gauges_due = 1;
 	} else {
 		for (i = 0; i < rep->nclaimed; i++) {
 			if (rep->claimed[i]->kind == JOB_NOTIFY)
@@ -707,8 +726,8 @@ done:
 			for (k = 0; k < rep->claimed[i]->nmerged + 1; k++)
 				q->pending--;
 		}
-		if (recorded != NULL || claimed || kick)
-			queue_store_gauges(q);
+		if (recorded != NULL || claimed || kick || added)
+			q->gauges_due = 1;
 	}
 	for (d = recorded; d != NULL; d = dnext) {
 		dnext = d->next;

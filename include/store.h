@@ -135,7 +135,10 @@ struct store_ops {
 	/* Jobs waiting to run (queued, or failed awaiting retry). */
 	int		 (*count_pending)(struct store *, int64_t *n,
 			    char *err, size_t errlen);
-	/* counts[state] for every enum job_state (array of 6). */
+	/*
+	 * counts[state] (array of 6) for queued, running, failed and dead;
+	 * succeeded is left 0 (it only grows; jobs_total counts it).
+	 */
 	int		 (*count_states)(struct store *, int64_t counts[6],
 			    char *err, size_t errlen);
 	/*
