@@ -1031,8 +1031,8 @@ again:
 			char	 msg[512];
 
 			kube_response_message(&resp, msg, sizeof(msg));
-			s->res->error = xasprintf("%s (%s): %s", o->desc,
-			    o->origin, msg);
+			s->res->error = xasprintf("%s (%s): %s (HTTP %ld)",
+			    o->desc, o->origin, msg, resp.status);
 		}
 		goto out;
 	}
@@ -1158,7 +1158,8 @@ sync_prune(struct sync_run *s)
 		}
 		kube_response_clear(&resp);
 	}
-	qsort(v, nv, sizeof(*v), sync_victim_cmp);
+	if (nv > 0)
+		qsort(v, nv, sizeof(*v), sync_victim_cmp);
 	s->pruned_list = cJSON_CreateArray();
 	for (i = 0; i < nv; i++) {
 		path = kube_path(v[i].res, v[i].ns, v[i].name);
