@@ -38,6 +38,7 @@ gitopsd uses, with the real shapes:
       POST   /_sim/config   {"ready_delay": seconds}
 
 Usage: kubesim.py --port 0 --dir DIR [--token T] [--ready-delay S]
+                  [--exit-on-stdin-eof]
 Prints the port on the first line of stdout, then serves until SIGTERM.
 DIR receives ca.crt, server.crt/key, client.crt/key, token and kubeconfig.
 """
@@ -922,6 +923,9 @@ def main():
     ap.add_argument("--token", default=None)
     ap.add_argument("--ready-delay", type=float, default=0.5)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--exit-on-stdin-eof", action="store_true",
+                    help="stop when stdin closes (the test that started "
+                    "us died without stopping us)")
     args = ap.parse_args()
 
     os.makedirs(args.dir, exist_ok=True)
@@ -956,6 +960,13 @@ def main():
         threading.Thread(target=srv.shutdown, daemon=True).start()
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+
+    if args.exit_on_stdin_eof:
+        def watch_stdin():
+            while sys.stdin.buffer.read(4096):
+                pass
+            on_term(None, None)
+        threading.Thread(target=watch_stdin, daemon=True).start()
 
     print(port, flush=True)
     srv.serve_forever(poll_interval=0.1)

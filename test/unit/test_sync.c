@@ -41,6 +41,7 @@ static char	 kubeconfig_path[400];
 static pid_t	 sim_pid = -1;
 static int	 sim_port;
 static int	 repo_seq;
+static int	 sim_stdin = -1;
 
 /* ---- helpers: files, processes, the simulator --------------------------- */
 
@@ -72,8 +73,9 @@ static int
 sim_start(void **state)
 {
 	char	*argv[] = { "/usr/bin/python3", "test/support/kubesim.py",
-	    "--port", "0", "--dir", simdir, "--ready-delay", "0.3", NULL };
-	int	 p[2];
+	    "--port", "0", "--dir", simdir, "--ready-delay", "0.3",
+	    "--exit-on-stdin-eof", NULL };
+	int	 p[2], in[2];
 	char	 line[32];
 	size_t	 n = 0;
 	ssize_t	 r;
@@ -86,15 +88,19 @@ sim_start(void **state)
 	snprintf(simdir, sizeof(simdir), "%s/sim", tmpdir);
 	snprintf(kubeconfig_path, sizeof(kubeconfig_path), "%s/kubeconfig",
 	    simdir);
-	if (pipe(p) == -1)
+	/* Its stdin is a pipe we hold: if this test dies, kubesim exits. */
+	if (pipe(p) == -1 || pipe2(in, O_CLOEXEC) == -1)
 		return -1;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 	posix_spawn_file_actions_addclose(&fa, p[0]);
 	if (posix_spawn(&sim_pid, argv[0], &fa, NULL, argv, environ) != 0)
 		return -1;
 	posix_spawn_file_actions_destroy(&fa);
 	close(p[1]);
+	close(in[0]);
+	sim_stdin = in[1];
 	while (n < sizeof(line) - 1 && (r = read(p[0], line + n, 1)) == 1) {
 		if (line[n] == '\n')
 			break;
@@ -119,6 +125,8 @@ sim_stop(void **state)
 	int	 st;
 
 	(void)state;
+	if (sim_stdin != -1)
+		close(sim_stdin);
 	if (sim_pid > 0) {
 		kill(sim_pid, SIGTERM);
 		waitpid(sim_pid, &st, 0);
