@@ -892,8 +892,7 @@ def make_pki(d):
 def write_kubeconfig(d, port, token):
     with open(os.path.join(d, "token"), "w") as f:
         f.write(token + "\n")
-    # Relative certificate-authority: kubeconfig paths resolve against the
-    # kubeconfig's own directory.
+    # An absolute CA path: the demo copies this kubeconfig elsewhere.
     with open(os.path.join(d, "kubeconfig"), "w") as f:
         f.write("""apiVersion: v1
 kind: Config
@@ -901,7 +900,7 @@ clusters:
 - name: kubesim
   cluster:
     server: https://127.0.0.1:%d
-    certificate-authority: ca.crt
+    certificate-authority: %s
 users:
 - name: gitopsd
   user:
@@ -913,7 +912,7 @@ contexts:
     user: gitopsd
     namespace: default
 current-context: kubesim
-""" % (port, token))
+""" % (port, os.path.abspath(os.path.join(d, "ca.crt")), token))
 
 
 def main():

@@ -749,12 +749,13 @@ test_sync_tls_wrong_ca(void **state)
 	struct repo		 r;
 	struct config_app	 a;
 	struct job_result	 res;
-	char			*path;
+	char			*path, *from;
 
 	(void)state;
-	path = kubeconfig_variant("wrongca.kubeconfig",
-	    "certificate-authority: ca.crt",
+	from = xasprintf("certificate-authority: %s/ca.crt", simdir);
+	path = kubeconfig_variant("wrongca.kubeconfig", from,
 	    "certificate-authority: /etc/ssl/certs/ca-certificates.crt");
+	free(from);
 	repo_init(&r);
 	repo_put(&r, "deploy/cm.yaml", CM("x", "1"));
 	repo_commit(&r, "v1");
