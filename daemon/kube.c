@@ -118,7 +118,9 @@ kube_new(const struct kubeconfig *kc, const char *cache_key, char *err,
 	}
 	k = xcalloc(1, sizeof(*k));
 	k->server = xstrdup(kc->server);
-	k->key = xstrdup(cache_key != NULL ? cache_key : kc->server);
+	/* The same name may point elsewhere after a reload. */
+	k->key = xasprintf("%s|%s", cache_key != NULL ? cache_key : "",
+	    kc->server);
 	k->timeout_s = KUBE_TIMEOUT_S;
 	if ((k->curl = curl_easy_init()) == NULL) {
 		snprintf(err, errlen, "curl_easy_init failed");

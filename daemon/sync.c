@@ -941,7 +941,8 @@ sync_find_resource(struct sync_run *s, struct sync_obj *o)
 			break;
 		sleep(1);
 	}
-	o->desc = kube_describe(o->kind, NULL, o->name);
+	free(o->desc);
+	o->desc = kube_describe(o->kind, o->ns, o->name);
 	if (rc == KUBE_NO_KIND) {
 		sync_set_object(s, o->desc);
 		job_result_fail(s->res, JOB_ERR_APPLY_REJECTED, 1, "%s (%s): %s",
@@ -983,6 +984,7 @@ sync_apply_one(struct sync_run *s, struct sync_obj *o)
 		o->ns = xstrdup(ns);
 	} else if (ns != NULL)
 		cJSON_DeleteItemFromObjectCaseSensitive(md, "namespace");
+	free(o->desc);
 	o->desc = kube_describe(o->kind, o->ns, o->name);
 	labels = sync_obj_child(md, "labels");
 	sync_set_str(labels, SYNC_LABEL_MANAGED_BY, "gitopsd");
