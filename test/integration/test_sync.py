@@ -327,6 +327,15 @@ def find_key(obj, key):
     return out
 
 
+def daemon_built():
+    try:
+        harness.binary()
+        return True
+    except RuntimeError:
+        return False
+
+
+@unittest.skipUnless(daemon_built(), "gitopsd not built")
 class SyncEndToEndTest(unittest.TestCase):
     def setUp(self):
         self.sim = Kubesim()
