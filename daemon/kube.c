@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -236,6 +237,33 @@ kube_write_cb(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
+/* Only Retry-After is wanted from the headers (429/503 answers). */
+static size_t
+kube_header_cb(char *p, size_t size, size_t n, void *arg)
+{
+	struct kube_response	*resp = arg;
+	size_t			 len = size * n;
+	static const char	 name[] = "retry-after:";
+	char			 val[32];
+	size_t			 i, j = 0;
+	long			 v;
+	char			*end;
+
+	if (len > sizeof(name) - 1 &&
+	    strncasecmp(p, name, sizeof(name) - 1) == 0) {
+		for (i = sizeof(name) - 1; i < len && j < sizeof(val) - 1; i++)
+			if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' &&
+			    p[i] != '\n')
+				val[j++] = p[i];
+		val[j] = '\0';
+		v = strtol(val, &end, 10);
+		/* The HTTP-date form is rare from the API; ignored. */
+		if (j > 0 && *end == '\0' && v > 0 && v <= 3600)
+			resp->retry_after_s = v;
+	}
+	return len;
+}
+
 void
 kube_response_clear(struct kube_response *r)
 {
@@ -278,6 +306,8 @@ kube_request(struct kube *k, const char *method, const char *path,
 	curl_easy_setopt(k->curl, CURLOPT_TIMEOUT, k->timeout_s);
 	curl_easy_setopt(k->curl, CURLOPT_WRITEFUNCTION, kube_write_cb);
 	curl_easy_setopt(k->curl, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(k->curl, CURLOPT_HEADERFUNCTION, kube_header_cb);
+	curl_easy_setopt(k->curl, CURLOPT_HEADERDATA, resp);
 	if (body != NULL) {
 		curl_easy_setopt(k->curl, CURLOPT_POST, 1L);
 		curl_easy_setopt(k->curl, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -321,6 +351,8 @@ kube_request(struct kube *k, const char *method, const char *path,
 out:
 	curl_easy_setopt(k->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(k->curl, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(k->curl, CURLOPT_HEADERDATA, NULL);
+	curl_easy_setopt(k->curl, CURLOPT_HEADERFUNCTION, NULL);
 	curl_slist_free_all(hdrs);
 	buf_free(&b);
 	free(url);

@@ -853,6 +853,8 @@ sync_fail_http(struct sync_run *s, const char *what, const char *desc,
 	sync_set_object(s, desc);
 	job_result_fail(s->res, kind, permanent, "%s%s%s: %s (HTTP %ld)",
 	    what, desc != NULL ? " " : "", desc != NULL ? desc : "", msg, st);
+	if (resp->retry_after_s > 0)
+		s->res->retry_after_s = (int)resp->retry_after_s;
 }
 
 static void

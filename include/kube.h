@@ -38,6 +38,7 @@ struct kube_response {
 	char		*body;		/* NUL-terminated */
 	size_t		 len;
 	struct cJSON	*json;		/* body parsed, or NULL */
+	long		 retry_after_s;	/* Retry-After (seconds form), or 0 */
 };
 
 /*

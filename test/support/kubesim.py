@@ -31,7 +31,8 @@ gitopsd uses, with the real shapes:
   * test-only endpoints (no authentication, loopback only):
       POST   /_sim/faults   {"method": "PATCH", "path": "<regex>",
                              "status": 503 | "drop": true, "count": N,
-                             "message": "..."}  inject failures
+                             "message": "...", "retry_after": S}
+                                        inject failures
       DELETE /_sim/faults   clear them
       GET    /_sim/requests the request log [{method, path, query}]
       DELETE /_sim/requests clear it
@@ -428,8 +429,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def send_status(self, e):
+        extra = {}
+        if getattr(e, "retry_after", None):
+            extra["Retry-After"] = e.retry_after
         self.send_json(e.code, status_obj(e.code, e.reason, e.message,
-                                          e.details))
+                                          e.details), extra)
 
     def read_body(self):
         n = int(self.headers.get("Content-Length") or 0)
@@ -477,9 +481,12 @@ class Handler(BaseHTTPRequestHandler):
                 reasons = {409: "Conflict", 422: "Invalid", 429:
                            "TooManyRequests", 500: "InternalError",
                            503: "ServiceUnavailable", 403: "Forbidden"}
-                raise APIError(code, reasons.get(code, "Unknown"),
+                err = APIError(code, reasons.get(code, "Unknown"),
                                fault.get("message") or
                                "injected failure (%d)" % code)
+                if fault.get("retry_after"):
+                    err.retry_after = str(int(fault["retry_after"]))
+                raise err
             self.authenticate()
             self.route(method, url.path, q, body)
         except APIError as e:

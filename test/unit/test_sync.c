@@ -900,10 +900,12 @@ test_sync_faults(void **state)
 	repo_commit(&r, "v1");
 	app_init(&a, "faults", "default");
 	cJSON_Delete(sim_call("POST", "/_sim/faults", "{\"method\":\"PATCH\","
-	    "\"status\":503,\"count\":1,\"message\":\"etcd is down\"}"));
+	    "\"status\":503,\"count\":1,\"message\":\"etcd is down\","
+	    "\"retry_after\":7}"));
 	run_sync(cluster(NULL), &a, &r, NULL, &res);
 	expect_fail(&res, JOB_ERR_UNREACHABLE, 0, "ConfigMap default/faulty",
 	    "etcd is down");
+	assert_int_equal(res.retry_after_s, 7);
 	job_result_clear(&res);
 	cJSON_Delete(sim_call("POST", "/_sim/faults", "{\"method\":\"PATCH\","
 	    "\"drop\":true,\"count\":1}"));
