@@ -1379,8 +1379,10 @@ sync_wait_health(struct sync_run *s)
 	size_t			 i, pending, degraded;
 	enum sync_health	 h;
 	enum kube_rc		 rc;
+	/* Quick first looks (most rollouts finish in seconds), then back
+	 * off to one look every 2 s. */
 	int			 poll_ms = s->req->poll_ms > 0 ?
-				    s->req->poll_ms : 1000;
+				    s->req->poll_ms : 250;
 
 	deadline = util_mono_ms() + (int64_t)s->req->timeout_s * 1000;
 	for (;;) {
@@ -1448,6 +1450,8 @@ sync_wait_health(struct sync_run *s)
 			while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 				;
 		}
+		if (s->req->poll_ms <= 0 && poll_ms < 2000)
+			poll_ms *= 2;
 	}
 }
 

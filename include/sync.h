@@ -51,7 +51,8 @@ struct sync_request {
 	const char	*namespace;	/* for namespaced objects without one */
 	int		 prune;
 	int		 timeout_s;	/* health wait; 0: do not wait */
-	int		 poll_ms;	/* health poll interval; 0: 1000 */
+	int		 poll_ms;	/* fixed health poll interval; 0: 250 ms
+					 * doubling up to 2 s */
 };
 
 /*

@@ -52,6 +52,7 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -418,6 +419,11 @@ class Handler(BaseHTTPRequestHandler):
             sys.stderr.write("kubesim: " + (fmt % args) + "\n")
 
     # -- plumbing
+    def setup(self):
+        super().setup()
+        # Headers and body leave in one segment; no Nagle/delayed-ACK stall.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def send_json(self, code, obj, extra=None):
         body = json.dumps(obj).encode()
         self.send_response(code)
@@ -425,8 +431,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for k, v in (extra or {}).items():
             self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
+        self._headers_buffer.append(b"\r\n")
+        self._headers_buffer.append(body)
+        self.flush_headers()
 
     def send_status(self, e):
         extra = {}
