@@ -17,8 +17,17 @@
 #include "handler.h"
 #include "util.h"
 
+extern const struct handler handler_registry;
+extern const struct handler handler_dockerhub;
+extern const struct handler handler_harbor;
+extern const struct handler handler_quay;
+
 /* Adding a sender: one file under handlers/ and one row here. */
 const struct handler *const handler_table[] = {
+	&handler_registry,
+	&handler_dockerhub,
+	&handler_harbor,
+	&handler_quay,
 	NULL
 };
 const size_t handler_table_len = nitems(handler_table) - 1;
