@@ -274,13 +274,26 @@ sync_subtree(git_repository *repo, git_commit *commit, const char *path,
 {
 	git_tree	*root = NULL;
 	git_tree_entry	*e = NULL;
+	char		*p = NULL;
+	size_t		 n;
 	int		 rc = -1;
 
 	if (git_commit_tree(&root, commit) != 0) {
 		sync_git_err(err, errlen, "commit tree");
 		return -1;
 	}
+	/* "./apps/web/" and "apps/web" name the same directory. */
+	while (path != NULL && path[0] == '.' && path[1] == '/')
+		path += 2;
+	if (path != NULL) {
+		p = xstrdup(path);
+		n = strlen(p);
+		while (n > 0 && p[n - 1] == '/')
+			p[--n] = '\0';
+		path = p;
+	}
 	if (path == NULL || path[0] == '\0' || strcmp(path, ".") == 0) {
+		free(p);
 		*out = root;
 		return 0;
 	}
@@ -296,6 +309,7 @@ sync_subtree(git_repository *repo, git_commit *commit, const char *path,
 	}
 	rc = 0;
 out:
+	free(p);
 	git_tree_entry_free(e);
 	git_tree_free(root);
 	return rc;

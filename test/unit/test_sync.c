@@ -1068,6 +1068,92 @@ test_sync_in_cluster(void **state)
 	unsetenv(KUBECONFIG_SA_DIR_ENV);
 }
 
+/* The JOB_SYNC runner: config lookups, git_repo_prepare's clone, sync. */
+static void
+test_job_runner_sync(void **state)
+{
+	const struct job_runner	*jr = job_runner_find(JOB_SYNC);
+	struct repo		 r;
+	struct config		 cfg;
+	struct config_repo	 repo;
+	struct config_app	 a;
+	struct job		 job;
+	struct job_result	 res;
+	char			*workdir;
+	const char		*rev1, *rev2;
+	cJSON			*o;
+
+	(void)state;
+	assert_non_null(jr);
+	assert_non_null(jr->run);
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/ns.yaml", NS("runner"));
+	repo_put(&r, "deploy/cm.yaml", CM("runner", "1"));
+	rev1 = xstrdup(repo_commit(&r, "v1"));
+	workdir = xasprintf("%s/work", tmpdir);
+
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&repo, 0, sizeof(repo));
+	repo.name = "deploy";
+	repo.url = r.dir;
+	repo.branch = "master";
+	app_init(&a, "runner", "runner");
+	a.repo = "deploy";
+	a.cluster = "sim";
+	cfg.workdir = workdir;
+	cfg.repos = &repo;
+	cfg.nrepos = 1;
+	cfg.clusters = cluster(NULL);
+	cfg.nclusters = 1;
+	cfg.apps = &a;
+	cfg.napps = 1;
+
+	memset(&job, 0, sizeof(job));
+	job.id = 42;
+	job.kind = JOB_SYNC;
+	job.app = "runner";
+	memset(&res, 0, sizeof(res));
+	jr->run(&cfg, &job, &res);
+	expect_ok(&res);
+	assert_string_equal(res.revision, rev1);
+	job_result_clear(&res);
+
+	/* A new commit: revision NULL means the branch head, fetched now. */
+	repo_put(&r, "deploy/cm.yaml", CM("runner", "2"));
+	rev2 = xstrdup(repo_commit(&r, "v2"));
+	jr->run(&cfg, &job, &res);
+	expect_ok(&res);
+	assert_string_equal(res.revision, rev2);
+	job_result_clear(&res);
+	o = kget_ok("/api/v1/namespaces/runner/configmaps/runner");
+	assert_string_equal(jstr(o, "data", "key"), "2");
+	cJSON_Delete(o);
+
+	/* An explicit older revision is applied as asked. */
+	job.revision = (char *)rev1;
+	jr->run(&cfg, &job, &res);
+	expect_ok(&res);
+	assert_string_equal(res.revision, rev1);
+	job_result_clear(&res);
+	o = kget_ok("/api/v1/namespaces/runner/configmaps/runner");
+	assert_string_equal(jstr(o, "data", "key"), "1");
+	cJSON_Delete(o);
+
+	job.app = "no-such-app";
+	jr->run(&cfg, &job, &res);
+	expect_fail(&res, JOB_ERR_CONFIG, 1, NULL, "not configured");
+	job_result_clear(&res);
+	a.cluster = NULL;
+	job.app = "runner";
+	jr->run(&cfg, &job, &res);
+	expect_fail(&res, JOB_ERR_CONFIG, 1, NULL, "no cluster");
+	job_result_clear(&res);
+	free((char *)rev1);
+	free((char *)rev2);
+	free(workdir);
+}
+
 static void
 test_drift_due(void **state)
 {
@@ -1105,6 +1191,7 @@ main(void)
 		cmocka_unit_test(test_sync_bad_manifests),
 		cmocka_unit_test(test_sync_render),
 		cmocka_unit_test(test_sync_in_cluster),
+		cmocka_unit_test(test_job_runner_sync),
 		cmocka_unit_test(test_drift_due),
 	};
 
