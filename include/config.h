@@ -199,6 +199,8 @@ struct config_notifier {
 	char	*title;				/* template; NULL: built-in */
 	char	*body;				/* template; NULL: built-in */
 	int	 timeout_s;			/* 0: notify.timeout_s */
+	char	*ca_file;			/* email/webhook: PEM CA bundle to
+						 * verify the server; NULL: system */
 };
 
 struct config {
