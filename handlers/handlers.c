@@ -9,6 +9,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <math.h>
+
+#include <cjson/cJSON.h>
+
 #include "config.h"
 #include "handler.h"
 #include "util.h"
@@ -190,4 +194,177 @@ handler_check_token(const struct config_source *src, const char *presented)
 		ok |= util_ct_equal(src->secrets[i], strlen(src->secrets[i]),
 		    presented, plen);
 	return ok ? 0 : -1;
+}
+
+/* RFC 3629 UTF-8, no overlongs or surrogates. */
+static int
+handler_utf8_ok(const unsigned char *s, size_t len)
+{
+	size_t	 i = 0, n, k;
+	uint32_t cp;
+
+	while (i < len) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (s[i] >= 0xc2 && s[i] <= 0xdf) {
+			n = 1;
+			cp = s[i] & 0x1f;
+		} else if (s[i] >= 0xe0 && s[i] <= 0xef) {
+			n = 2;
+			cp = s[i] & 0x0f;
+		} else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
+			n = 3;
+			cp = s[i] & 0x07;
+		} else
+			return 0;
+		if (i + n >= len)
+			return 0;
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+/* A \u0000 escape inside a string (not an escaped backslash before u). */
+static int
+handler_json_has_nul(const char *s, size_t len)
+{
+	size_t	 i;
+	int	 in_str = 0;
+
+	for (i = 0; i < len; i++) {
+		if (!in_str) {
+			if (s[i] == '"')
+				in_str = 1;
+			continue;
+		}
+		if (s[i] == '"') {
+			in_str = 0;
+			continue;
+		}
+		if (s[i] != '\\' || i + 1 >= len)
+			continue;
+		if (s[i + 1] == 'u' && i + 5 < len &&
+		    memcmp(s + i + 2, "0000", 4) == 0)
+			return 1;
+		i++;		/* skip the escaped character */
+	}
+	return 0;
+}
+
+static int
+handler_key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int
+handler_json_walk(const cJSON *node, int depth, char *why, size_t whylen)
+{
+	const cJSON	*c;
+	const char	**keys;
+	size_t		 n = 0, i;
+	int		 rc = 0;
+
+	if (depth > HANDLER_JSON_MAX_DEPTH) {
+		snprintf(why, whylen, "JSON nested deeper than %d",
+		    HANDLER_JSON_MAX_DEPTH);
+		return -1;
+	}
+	if (cJSON_IsNumber(node) && !isfinite(node->valuedouble)) {
+		snprintf(why, whylen, "JSON number out of range");
+		return -1;
+	}
+	if (cJSON_IsObject(node)) {
+		/* Sorted keys find duplicates in O(n log n), not O(n^2). */
+		for (c = node->child; c != NULL; c = c->next)
+			n++;
+		keys = xcalloc(n ? n : 1, sizeof(*keys));
+		for (i = 0, c = node->child; c != NULL; c = c->next)
+			keys[i++] = c->string != NULL ? c->string : "";
+		qsort(keys, n, sizeof(*keys), handler_key_cmp);
+		for (i = 1; i < n && rc == 0; i++) {
+			if (strcmp(keys[i - 1], keys[i]) == 0) {
+				snprintf(why, whylen, "duplicate JSON key "
+				    "\"%.64s\"", keys[i]);
+				rc = -1;
+			}
+		}
+		free(keys);
+		if (rc == -1)
+			return -1;
+	}
+	for (c = node->child; c != NULL; c = c->next)
+		if (handler_json_walk(c, depth + 1, why, whylen) == -1)
+			return -1;
+	return 0;
+}
+
+struct cJSON *
+handler_json_parse(const void *body, size_t len, char *why, size_t whylen)
+{
+	const char	*s = body, *end = NULL;
+	cJSON		*root;
+	size_t		 i, depth = 0, maxdepth = 0;
+
+	if (len == 0) {
+		snprintf(why, whylen, "empty body");
+		return NULL;
+	}
+	if (!handler_utf8_ok(body, len)) {
+		snprintf(why, whylen, "body is not valid UTF-8");
+		return NULL;
+	}
+	if (memchr(s, '\0', len) != NULL) {
+		snprintf(why, whylen, "NUL byte in body");
+		return NULL;
+	}
+	/* Bound nesting before cJSON recurses into it. */
+	for (i = 0; i < len; i++) {
+		if (s[i] == '[' || s[i] == '{') {
+			if (++depth > maxdepth)
+				maxdepth = depth;
+		} else if ((s[i] == ']' || s[i] == '}') && depth > 0)
+			depth--;
+		else if (s[i] == '"') {
+			for (i++; i < len && s[i] != '"'; i++)
+				if (s[i] == '\\')
+					i++;
+		}
+	}
+	if (maxdepth > HANDLER_JSON_MAX_DEPTH) {
+		snprintf(why, whylen, "JSON nested deeper than %d",
+		    HANDLER_JSON_MAX_DEPTH);
+		return NULL;
+	}
+	if (handler_json_has_nul(s, len)) {
+		snprintf(why, whylen, "\\u0000 in a JSON string");
+		return NULL;
+	}
+	root = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+	if (root == NULL) {
+		snprintf(why, whylen, "malformed JSON");
+		return NULL;
+	}
+	for (; end != NULL && end < s + len; end++) {
+		if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+			cJSON_Delete(root);
+			snprintf(why, whylen, "trailing data after JSON");
+			return NULL;
+		}
+	}
+	if (handler_json_walk(root, 0, why, whylen) == -1) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
 }

@@ -124,6 +124,17 @@ int	handler_check_hmac256(const struct config_source *, const void *msg,
 	    size_t len, const char *sig_hex);
 int	handler_check_hmac1(const struct config_source *, const void *msg,
 	    size_t len, const char *sig_hex);
+/*
+ * Strict JSON for payloads: valid UTF-8, nothing after the value, nesting
+ * at most HANDLER_JSON_MAX_DEPTH, no duplicate keys in an object, no
+ * \u0000 in strings (cJSON would cut the string there), finite numbers.
+ * Returns the tree (cJSON_Delete) or NULL with the reason in why.
+ */
+#define HANDLER_JSON_MAX_DEPTH	64
+struct cJSON;
+struct cJSON	*handler_json_parse(const void *body, size_t len, char *why,
+		    size_t whylen);
+
 /* Constant-time compare of a presented token with any of the secrets. */
 int	handler_check_token(const struct config_source *, const char *presented);
 

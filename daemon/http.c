@@ -1,0 +1,938 @@
+/*
+ * http.c: HTTP/1.1 server over libevent bufferevents.
+ *
+ * DESIGN
+ * One struct http_conn per accepted socket, owned by the loop thread.  A
+ * connection reads one request at a time: request line and headers (capped
+ * at max_header_bytes), then a Content-Length or chunked body (capped at
+ * max_body_bytes, refused with 413 before it is read when the length is
+ * declared).  While a request waits for its answer, reading stops, so
+ * pipelined requests stay in the input buffer and are served in order.  A
+ * deadline timer bounds the whole request (read_timeout_s from its first
+ * byte), so a client that trickles bytes is cut off; a write timeout bounds
+ * a client that does not read.  Over max_connections, a new connection gets
+ * a 503 and is closed.
+ *
+ * A pending request whose client disconnects is marked orphaned and freed
+ * when its answer arrives (never inside the callback that created it).
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+#define HTTP_MAX_HEADERS	100
+
+enum http_conn_state {
+	HTTP_READ_HEADERS,
+	HTTP_READ_BODY,
+	HTTP_READ_CHUNK_SIZE,
+	HTTP_READ_CHUNK_DATA,
+	HTTP_READ_CHUNK_TRAILER,
+	HTTP_DISPATCHED,
+	HTTP_WRITING,
+};
+
+struct http_server;
+
+struct http_request {
+	struct http_server	*srv;
+	struct http_conn	*conn;		/* NULL once orphaned */
+	struct http_request_info info;
+	char			*method;
+	char			*path;
+	char			*query;
+	struct hook_header	 headers[HTTP_MAX_HEADERS];
+	size_t			 nheaders;
+	struct buf		 body;
+	int			 http10;
+	int			 keep_alive;
+	int			 head;
+	int			 replied;
+};
+
+struct http_conn {
+	struct http_server	*srv;
+	struct bufferevent	*bev;
+	struct event		*deadline;
+	enum http_conn_state	 state;
+	struct http_request	*req;
+	size_t			 header_bytes;
+	size_t			 body_left;	/* Content-Length or chunk left */
+	int			 close_after_write;
+	char			 peer[64];
+	struct http_conn	*next, *prev;
+};
+
+struct http_server {
+	struct event_base	*base;
+	struct evconnlistener	*listener;
+	SSL_CTX			*ssl;
+	struct http_limits	 limits;
+	http_handler_cb		*cb;
+	void			*arg;
+	int			 port;
+	int			 nconns;
+	int			 npending;
+	struct http_conn	*conns;
+};
+
+static void	http_conn_free(struct http_conn *);
+static void	http_conn_process(struct http_conn *);
+static void	http_conn_fail(struct http_conn *, int status, const char *msg);
+static int	http_conn_new(struct http_server *, evutil_socket_t,
+		    const char *);
+
+const char *
+http_status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+static struct http_request *
+http_request_new(struct http_conn *c)
+{
+	struct http_request	*r;
+
+	r = xcalloc(1, sizeof(*r));
+	r->conn = c;
+	r->srv = c->srv;
+	buf_init(&r->body, c->srv->limits.max_body_bytes);
+	r->info.start = util_mono_s();
+	r->info.peer = c->peer;
+	return r;
+}
+
+static void
+http_request_free(struct http_request *r)
+{
+	size_t	 i;
+
+	if (r == NULL)
+		return;
+	free(r->method);
+	free(r->path);
+	free(r->query);
+	for (i = 0; i < r->nheaders; i++) {
+		free((char *)r->headers[i].name);
+		free((char *)r->headers[i].value);
+	}
+	buf_free(&r->body);
+	free(r);
+}
+
+const struct http_request_info *
+http_request_info(const struct http_request *r)
+{
+	return &r->info;
+}
+
+int
+http_request_orphaned(const struct http_request *r)
+{
+	return r->conn == NULL;
+}
+
+static const char *
+http_req_header(const struct http_request *r, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->headers[i].name, name) == 0)
+			return r->headers[i].value;
+	return NULL;
+}
+
+/* Header names are RFC 9110 tokens. */
+static int
+http_token_ok(const char *s, size_t n)
+{
+	size_t	 i;
+
+	if (n == 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!isalnum(c) && strchr("!#$%&'*+-.^_`|~", c) == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+http_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn	*c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == HTTP_DISPATCHED)
+		return;		/* our turn, not the client's */
+	if (c->state == HTTP_READ_HEADERS && c->header_bytes == 0 &&
+	    (c->req == NULL || c->req->method == NULL) &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+		/* An idle keep-alive connection: just close it. */
+		http_conn_free(c);
+		return;
+	}
+	log_kv(LOG_LEVEL_INFO, "request timeout", "peer", c->peer, NULL);
+	http_conn_fail(c, 408, "request not received in time");
+}
+
+static void
+http_deadline_arm(struct http_conn *c)
+{
+	struct timeval	 tv = { c->srv->limits.read_timeout_s, 0 };
+
+	if (tv.tv_sec <= 0)
+		tv.tv_sec = 10;
+	evtimer_add(c->deadline, &tv);
+}
+
+/* Serialize a response into the connection's output buffer. */
+static void
+http_write_response(struct http_conn *c, int status, const char *ctype,
+    const char *const *extra, const void *body, size_t len, int keep_alive,
+    int head)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	size_t		 i;
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status,
+	    http_status_text(status));
+	if (ctype != NULL)
+		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+	evbuffer_add_printf(out, "Content-Length: %zu\r\n", len);
+	for (i = 0; extra != NULL && extra[i] != NULL; i++)
+		evbuffer_add_printf(out, "%s\r\n", extra[i]);
+	evbuffer_add_printf(out, "Connection: %s\r\n\r\n",
+	    keep_alive ? "keep-alive" : "close");
+	if (!head && len > 0)
+		evbuffer_add(out, body, len);
+}
+
+/* Answer an error the server itself detected, then close. */
+static void
+http_conn_fail(struct http_conn *c, int status, const char *msg)
+{
+	char	*body, st[8];
+
+	snprintf(st, sizeof(st), "%d", status);
+	log_kv(LOG_LEVEL_INFO, "request refused", "peer", c->peer, "status", st,
+	    "cause", msg, NULL);
+	body = xasprintf("{\"error\":\"%s\",\"code\":%d}", msg, status);
+	http_write_response(c, status, "application/json", NULL, body,
+	    strlen(body), 0, 0);
+	free(body);
+	if (c->req != NULL && c->req->conn == c) {
+		http_request_free(c->req);
+		c->req = NULL;
+	}
+	c->state = HTTP_WRITING;
+	c->close_after_write = 1;
+	evtimer_del(c->deadline);
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void
+http_conn_free(struct http_conn *c)
+{
+	struct http_server	*srv = c->srv;
+
+	if (c->req != NULL) {
+		if (c->state == HTTP_DISPATCHED) {
+			/* The handler still owns it: orphan, freed at reply. */
+			c->req->conn = NULL;
+			c->req->srv = NULL;
+			srv->npending--;
+		} else
+			http_request_free(c->req);
+		c->req = NULL;
+	}
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	srv->nconns--;
+	event_free(c->deadline);
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+/* Parse the request line; 0 or an HTTP status to fail with. */
+static int
+http_parse_request_line(struct http_request *r, char *line)
+{
+	char	*sp1, *sp2, *target, *q;
+
+	if ((sp1 = strchr(line, ' ')) == NULL)
+		return 400;
+	*sp1 = '\0';
+	target = sp1 + 1;
+	if ((sp2 = strchr(target, ' ')) == NULL)
+		return 400;
+	*sp2 = '\0';
+	if (!http_token_ok(line, strlen(line)) || strlen(line) > 16)
+		return 400;
+	if (strcmp(sp2 + 1, "HTTP/1.1") == 0)
+		r->http10 = 0;
+	else if (strcmp(sp2 + 1, "HTTP/1.0") == 0)
+		r->http10 = 1;
+	else if (strncmp(sp2 + 1, "HTTP/", 5) == 0)
+		return 505;
+	else
+		return 400;
+	if (target[0] != '/')
+		return 400;
+	r->method = xstrdup(line);
+	if ((q = strchr(target, '?')) != NULL) {
+		r->query = xstrdup(q + 1);
+		*q = '\0';
+	}
+	r->path = xstrdup(target);
+	r->head = strcmp(r->method, "HEAD") == 0;
+	return 0;
+}
+
+static int
+http_parse_header(struct http_request *r, char *line)
+{
+	char	*colon, *v, *end;
+
+	if (line[0] == ' ' || line[0] == '\t')
+		return 400;		/* obsolete line folding */
+	if ((colon = strchr(line, ':')) == NULL)
+		return 400;
+	if (!http_token_ok(line, (size_t)(colon - line)))
+		return 400;
+	if (r->nheaders == HTTP_MAX_HEADERS)
+		return 431;
+	v = colon + 1;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	end = v + strlen(v);
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	r->headers[r->nheaders].name = xstrndup(line, (size_t)(colon - line));
+	r->headers[r->nheaders].value = xstrndup(v, (size_t)(end - v));
+	r->nheaders++;
+	return 0;
+}
+
+/* Headers complete: decide how the body comes. 0, or a status to fail. */
+static int
+http_headers_done(struct http_conn *c)
+{
+	struct http_request	*r = c->req;
+	const char		*te, *cl, *conn, *expect;
+	char			*end;
+	unsigned long long	 n;
+	size_t			 i;
+	int			 ncl = 0;
+
+	for (i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->headers[i].name, "Content-Length") == 0)
+			ncl++;
+	te = http_req_header(r, "Transfer-Encoding");
+	cl = http_req_header(r, "Content-Length");
+	if (ncl > 1 || (te != NULL && cl != NULL))
+		return 400;	/* ambiguous framing: request smuggling */
+	conn = http_req_header(r, "Connection");
+	r->keep_alive = !r->http10;
+	if (conn != NULL && strcasecmp(conn, "close") == 0)
+		r->keep_alive = 0;
+	if (conn != NULL && r->http10 && strcasecmp(conn, "keep-alive") == 0)
+		r->keep_alive = 1;
+
+	c->state = HTTP_READ_BODY;
+	c->body_left = 0;
+	if (te != NULL) {
+		if (strcasecmp(te, "chunked") != 0)
+			return 501;
+		c->state = HTTP_READ_CHUNK_SIZE;
+	} else if (cl != NULL) {
+		if (!isdigit((unsigned char)cl[0]))
+			return 400;
+		errno = 0;
+		n = strtoull(cl, &end, 10);
+		if (*end != '\0' || errno != 0)
+			return 400;
+		if (n > c->srv->limits.max_body_bytes)
+			return 413;
+		c->body_left = (size_t)n;
+	}
+	expect = http_req_header(r, "Expect");
+	if (expect != NULL) {
+		if (strcasecmp(expect, "100-continue") != 0)
+			return 417;
+		if (!r->http10 && (c->body_left > 0 ||
+		    c->state == HTTP_READ_CHUNK_SIZE))
+			evbuffer_add_printf(bufferevent_get_output(c->bev),
+			    "HTTP/1.1 100 Continue\r\n\r\n");
+	}
+	return 0;
+}
+
+/* Hand a complete request to the handler. */
+static void
+http_dispatch(struct http_conn *c)
+{
+	struct http_request	*r = c->req;
+
+	evtimer_del(c->deadline);
+	bufferevent_disable(c->bev, EV_READ);
+	c->state = HTTP_DISPATCHED;
+	r->info.method = r->method;
+	r->info.path = r->path;
+	r->info.query = r->query;
+	r->info.headers = r->headers;
+	r->info.nheaders = r->nheaders;
+	r->info.body = (const unsigned char *)(r->body.data != NULL ?
+	    r->body.data : "");
+	r->info.body_len = r->body.len;
+	c->srv->npending++;
+	c->srv->cb(r, c->srv->arg);
+}
+
+/*
+ * Advance the read state machine over what is buffered.  Returns when it
+ * needs more bytes, dispatched a request, or failed the connection.
+ */
+static void
+http_conn_process(struct http_conn *c)
+{
+	struct evbuffer		*in = bufferevent_get_input(c->bev);
+	struct http_server	*srv = c->srv;
+	char			*line, *end;
+	size_t			 n, avail;
+	unsigned long long	 sz;
+	int			 st;
+
+	for (;;) {
+		switch (c->state) {
+		case HTTP_READ_HEADERS:
+			if (c->req == NULL) {
+				if (evbuffer_get_length(in) == 0)
+					return;
+				c->req = http_request_new(c);
+				c->header_bytes = 0;
+				http_deadline_arm(c);
+			}
+			line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+			if (line == NULL) {
+				if (c->header_bytes + evbuffer_get_length(in) >
+				    srv->limits.max_header_bytes) {
+					http_conn_fail(c, 431,
+					    "request headers too large");
+				}
+				return;
+			}
+			c->header_bytes += n + 2;
+			if (c->header_bytes > srv->limits.max_header_bytes) {
+				free(line);
+				http_conn_fail(c, 431, "request headers too large");
+				return;
+			}
+			if (memchr(line, '\0', n) != NULL) {
+				free(line);
+				http_conn_fail(c, 400, "NUL byte in headers");
+				return;
+			}
+			if (c->req->method == NULL) {
+				if (n == 0) {
+					/* RFC 9112: ignore an empty line before the request. */
+					free(line);
+					c->header_bytes = 0;
+					continue;
+				}
+				st = http_parse_request_line(c->req, line);
+			} else if (n == 0) {
+				free(line);
+				if ((st = http_headers_done(c)) != 0) {
+					http_conn_fail(c, st, st == 413 ?
+					    "request body too large" :
+					    st == 501 ? "transfer encoding not supported" :
+					    st == 417 ? "expectation not supported" :
+					    "malformed request framing");
+					return;
+				}
+				continue;
+			} else
+				st = http_parse_header(c->req, line);
+			free(line);
+			if (st != 0) {
+				http_conn_fail(c, st, st == 505 ?
+				    "HTTP version not supported" : st == 431 ?
+				    "too many request headers" :
+				    "malformed request");
+				return;
+			}
+			break;
+		case HTTP_READ_BODY:
+			avail = evbuffer_get_length(in);
+			n = avail < c->body_left ? avail : c->body_left;
+			if (n > 0) {
+				if (buf_add(&c->req->body, evbuffer_pullup(in,
+				    (ev_ssize_t)n), n) == -1) {
+					http_conn_fail(c, 413, "request body too large");
+					return;
+				}
+				evbuffer_drain(in, n);
+				c->body_left -= n;
+			}
+			if (c->body_left > 0)
+				return;
+			http_dispatch(c);
+			return;
+		case HTTP_READ_CHUNK_SIZE:
+			line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+			if (line == NULL) {
+				if (evbuffer_get_length(in) > 64)
+					http_conn_fail(c, 400, "malformed chunk");
+				return;
+			}
+			errno = 0;
+			sz = strtoull(line, &end, 16);
+			if (end == line || errno != 0 ||
+			    (*end != '\0' && *end != ';')) {
+				free(line);
+				http_conn_fail(c, 400, "malformed chunk size");
+				return;
+			}
+			free(line);
+			if (sz > srv->limits.max_body_bytes ||
+			    c->req->body.len + sz > srv->limits.max_body_bytes) {
+				http_conn_fail(c, 413, "request body too large");
+				return;
+			}
+			c->body_left = (size_t)sz;
+			c->state = sz == 0 ? HTTP_READ_CHUNK_TRAILER :
+			    HTTP_READ_CHUNK_DATA;
+			break;
+		case HTTP_READ_CHUNK_DATA:
+			/* The chunk's data plus its CRLF. */
+			if (c->body_left > 0) {
+				avail = evbuffer_get_length(in);
+				n = avail < c->body_left ? avail : c->body_left;
+				if (n == 0)
+					return;
+				if (buf_add(&c->req->body, evbuffer_pullup(in,
+				    (ev_ssize_t)n), n) == -1) {
+					http_conn_fail(c, 413, "request body too large");
+					return;
+				}
+				evbuffer_drain(in, n);
+				c->body_left -= n;
+				break;
+			}
+			if (evbuffer_get_length(in) < 2)
+				return;
+			if (memcmp(evbuffer_pullup(in, 2), "\r\n", 2) != 0) {
+				http_conn_fail(c, 400, "malformed chunk");
+				return;
+			}
+			evbuffer_drain(in, 2);
+			c->state = HTTP_READ_CHUNK_SIZE;
+			break;
+		case HTTP_READ_CHUNK_TRAILER:
+			line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+			if (line == NULL) {
+				if (evbuffer_get_length(in) >
+				    srv->limits.max_header_bytes)
+					http_conn_fail(c, 431, "trailers too large");
+				return;
+			}
+			free(line);
+			c->header_bytes += n + 2;
+			if (c->header_bytes > srv->limits.max_header_bytes) {
+				http_conn_fail(c, 431, "trailers too large");
+				return;
+			}
+			if (n == 0) {
+				http_dispatch(c);
+				return;
+			}
+			break;
+		case HTTP_DISPATCHED:
+		case HTTP_WRITING:
+			return;
+		}
+	}
+}
+
+static void
+http_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	http_conn_process(arg);
+}
+
+static void
+http_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct http_conn	*c = arg;
+
+	(void)bev;
+	if (c->state != HTTP_WRITING)
+		return;
+	if (c->close_after_write) {
+		http_conn_free(c);
+		return;
+	}
+	/* Next request on a kept-alive connection (maybe already buffered). */
+	c->state = HTTP_READ_HEADERS;
+	c->header_bytes = 0;
+	bufferevent_enable(c->bev, EV_READ);
+	http_deadline_arm(c);
+	http_conn_process(c);
+}
+
+static void
+http_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_conn	*c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT)
+		log_kv(LOG_LEVEL_INFO, "write timeout", "peer", c->peer, NULL);
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long	 e = bufferevent_get_openssl_error(c->bev);
+
+		if (e != 0)
+			log_kv(LOG_LEVEL_DEBUG, "tls error", "peer", c->peer,
+			    "error", ERR_reason_error_string(e), NULL);
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		http_conn_free(c);
+}
+
+void
+http_reply(struct http_request *r, int status, const char *ctype,
+    const char *const *extra, const void *body, size_t len)
+{
+	struct http_conn	*c = r->conn;
+	struct timeval		 wtv;
+
+	if (r->replied)
+		return;
+	r->replied = 1;
+	if (c == NULL) {
+		/* Orphaned: the client went away while we worked. */
+		http_request_free(r);
+		return;
+	}
+	c->srv->npending--;
+	http_write_response(c, status, ctype, extra, body, len, r->keep_alive,
+	    r->head);
+	c->close_after_write = !r->keep_alive;
+	http_request_free(r);
+	c->req = NULL;
+	c->state = HTTP_WRITING;
+	wtv.tv_sec = c->srv->limits.write_timeout_s > 0 ?
+	    c->srv->limits.write_timeout_s : 10;
+	wtv.tv_usec = 0;
+	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+void
+http_reply_error(struct http_request *r, int status, const char *msg,
+    const char *const *extra)
+{
+	char	*body, *esc;
+	size_t	 cap = strlen(msg) * 6 + 1;
+
+	esc = xmalloc(cap);
+	log_escape(msg, strlen(msg), esc, cap);
+	body = xasprintf("{\"error\":\"%s\",\"code\":%d}", esc, status);
+	http_reply(r, status, "application/json", extra, body, strlen(body));
+	free(body);
+	free(esc);
+}
+
+static void
+http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct http_server	*srv = arg;
+	char			 host[INET6_ADDRSTRLEN] = "?", peer[64];
+	int			 port = 0, one = 1;
+	static const char	 busy_body[] =
+	    "{\"error\":\"too many connections\",\"code\":503}";
+	char			 busy[256];
+	int			 blen;
+
+	(void)lev;
+	(void)salen;
+	if (srv->nconns >= srv->limits.max_connections) {
+		/* Best effort: a non-blocking write of a short answer. */
+		blen = snprintf(busy, sizeof(busy), "HTTP/1.1 503 "
+		    "Service Unavailable\r\nContent-Type: application/json\r\n"
+		    "Content-Length: %zu\r\nRetry-After: 1\r\n"
+		    "Connection: close\r\n\r\n%s", sizeof(busy_body) - 1,
+		    busy_body);
+		if (srv->ssl == NULL &&
+		    send(fd, busy, (size_t)blen, MSG_NOSIGNAL) < 0)
+			log_debug("busy answer not sent");
+		log_kv(LOG_LEVEL_WARN, "connection refused",
+		    "cause", "max_connections", NULL);
+		evutil_closesocket(fd);
+		return;
+	}
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	snprintf(peer, sizeof(peer), sa->sa_family == AF_INET6 ?
+	    "[%s]:%d" : "%s:%d", host, port);
+	http_conn_new(srv, fd, peer);
+}
+
+/* A connection for an accepted socket; the socket is closed on failure. */
+static int
+http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer)
+{
+	struct http_conn	*c;
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	evutil_make_socket_nonblocking(fd);
+	if (srv->ssl != NULL) {
+		if ((ssl = SSL_new(srv->ssl)) == NULL) {
+			evutil_closesocket(fd);
+			return -1;
+		}
+		bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	} else
+		bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		evutil_closesocket(fd);
+		return -1;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->srv = srv;
+	c->bev = bev;
+	c->state = HTTP_READ_HEADERS;
+	util_strlcpy(c->peer, peer, sizeof(c->peer));
+	if ((c->deadline = evtimer_new(srv->base, http_deadline_cb, c)) == NULL)
+		fatalx("evtimer_new");
+	c->next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	bufferevent_setcb(bev, http_read_cb, http_write_cb, http_event_cb, c);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/* An idle connection gets read_timeout_s for its first request too. */
+	http_deadline_arm(c);
+	return 0;
+}
+
+int
+http_server_adopt(struct http_server *srv, int fd, const char *peer)
+{
+	if (srv->nconns >= srv->limits.max_connections)
+		return -1;
+	return http_conn_new(srv, fd, peer);
+}
+
+static SSL_CTX *
+http_ssl_ctx(const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX	*ctx;
+
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		snprintf(err, errlen, "SSL_CTX_new failed");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		snprintf(err, errlen, "cannot load TLS certificate %s: %s", cert,
+		    ERR_reason_error_string(ERR_get_error()));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "cannot load TLS key %s: %s", key,
+		    ERR_reason_error_string(ERR_get_error()));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+struct http_server *
+http_server_new(struct event_base *base, const char *host, int port,
+    const struct http_limits *limits, const char *tls_cert,
+    const char *tls_key, http_handler_cb *cb, void *arg, char *err,
+    size_t errlen)
+{
+	struct http_server	*srv;
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*in = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*in6 = (struct sockaddr_in6 *)&ss;
+	socklen_t		 sslen;
+	const char		*h = host;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strcmp(h, "localhost") == 0)
+		h = "127.0.0.1";
+	if (inet_pton(AF_INET, h, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		sslen = sizeof(*in);
+	} else if (inet_pton(AF_INET6, h, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		sslen = sizeof(*in6);
+	} else {
+		snprintf(err, errlen, "bad listen address %s", host);
+		return NULL;
+	}
+	srv = xcalloc(1, sizeof(*srv));
+	srv->base = base;
+	srv->limits = *limits;
+	srv->cb = cb;
+	srv->arg = arg;
+	if (tls_cert != NULL &&
+	    (srv->ssl = http_ssl_ctx(tls_cert, tls_key, err, errlen)) == NULL) {
+		free(srv);
+		return NULL;
+	}
+	srv->listener = evconnlistener_new_bind(base, http_accept_cb, srv,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    1024, (struct sockaddr *)&ss, (int)sslen);
+	if (srv->listener == NULL) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port,
+		    strerror(errno));
+		if (srv->ssl != NULL)
+			SSL_CTX_free(srv->ssl);
+		free(srv);
+		return NULL;
+	}
+	sslen = sizeof(ss);
+	if (getsockname(evconnlistener_get_fd(srv->listener),
+	    (struct sockaddr *)&ss, &sslen) == 0)
+		srv->port = ss.ss_family == AF_INET6 ? ntohs(in6->sin6_port) :
+		    ntohs(in->sin_port);
+	return srv;
+}
+
+void
+http_server_stop(struct http_server *srv)
+{
+	struct http_conn	*c, *next;
+
+	if (srv->listener != NULL) {
+		evconnlistener_free(srv->listener);
+		srv->listener = NULL;
+	}
+	/* Idle connections go now; busy ones finish their request. */
+	for (c = srv->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->state == HTTP_READ_HEADERS && c->req == NULL)
+			http_conn_free(c);
+		else if (c->req != NULL)
+			c->req->keep_alive = 0;
+	}
+}
+
+void
+http_server_free(struct http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	http_server_stop(srv);
+	while (srv->conns != NULL)
+		http_conn_free(srv->conns);
+	if (srv->ssl != NULL)
+		SSL_CTX_free(srv->ssl);
+	free(srv);
+}
+
+void
+http_server_set_limits(struct http_server *srv, const struct http_limits *l)
+{
+	srv->limits = *l;
+}
+
+int
+http_server_port(const struct http_server *srv)
+{
+	return srv->port;
+}
+
+int
+http_server_connections(const struct http_server *srv)
+{
+	return srv->nconns;
+}
+
+int
+http_server_pending(const struct http_server *srv)
+{
+	return srv->npending;
+}

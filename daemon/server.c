@@ -1,0 +1,496 @@
+/*
+ * server.c: routes of the public listener (webhooks, /healthz) and the
+ * admin listener (/readyz, /metrics, /api/v1), per-source rate limits,
+ * and one log line per request.
+ *
+ * A webhook is answered only from the queue's commit callback: 202 means
+ * the event and its jobs are on disk.  Each pending request holds a
+ * reference on the configuration it was parsed under, because the queue
+ * items borrow strings from it and a SIGHUP may swap it meanwhile.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "handler.h"
+#include "http.h"
+#include "ingest.h"
+#include "job.h"
+#include "log.h"
+#include "metrics.h"
+#include "queue.h"
+#include "server.h"
+#include "util.h"
+
+struct server_bucket {
+	char			*source;
+	double			 tokens;
+	double			 last;
+	struct server_bucket	*next;
+};
+
+struct server {
+	struct event_base	*base;
+	struct config		*cfg;
+	struct queue		*queue;
+	struct http_server	*pub;
+	struct http_server	*admin;
+	int			 draining;
+	int			 pending;
+	struct server_bucket	*buckets;
+};
+
+struct server_pending {
+	struct server		*srv;
+	struct http_request	*req;
+	struct config		*cfg;
+	struct ingest_result	 res;
+};
+
+static void
+server_limits(const struct config *cfg, struct http_limits *l)
+{
+	l->max_body_bytes = cfg->server.max_body_bytes;
+	l->max_header_bytes = cfg->server.max_header_bytes;
+	l->read_timeout_s = cfg->server.read_timeout_s;
+	l->write_timeout_s = cfg->server.write_timeout_s;
+	l->max_connections = cfg->server.max_connections;
+}
+
+static void
+server_count(const char *source, int status)
+{
+	char	 labels[256], esc[160];
+
+	metrics_label_escape(source != NULL ? source : "", esc, sizeof(esc));
+	snprintf(labels, sizeof(labels), "source=\"%s\",code=\"%d\"", esc,
+	    status);
+	metrics_counter_add("gitopsd_webhooks_total", labels, 1);
+}
+
+static void
+server_log(const struct http_request *req, const char *source,
+    const char *delivery, int status, const char *cause)
+{
+	const struct http_request_info *ri = http_request_info(req);
+	char	 st[16], ms[32];
+
+	snprintf(st, sizeof(st), "%d", status);
+	snprintf(ms, sizeof(ms), "%.2f", (util_mono_s() - ri->start) * 1000.0);
+	log_kv(status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "request",
+	    "peer", ri->peer, "method", ri->method, "path", ri->path,
+	    "source", source, "delivery", delivery, "status", st,
+	    "ms", ms, "cause", cause, NULL);
+}
+
+/*
+ * Token bucket per source: rate_limit.rps tokens a second up to burst.
+ * Returns 0 if allowed, else the seconds to wait.
+ */
+static int
+server_rate_limit(struct server *srv, const struct config_source *src)
+{
+	struct server_bucket	*b;
+	double			 now = util_mono_s(), rps = src->rate_limit.rps;
+	double			 burst;
+
+	if (rps <= 0)
+		return 0;
+	burst = src->rate_limit.burst > 0 ? src->rate_limit.burst :
+	    (rps < 1 ? 1 : rps);
+	for (b = srv->buckets; b != NULL; b = b->next)
+		if (strcmp(b->source, src->name) == 0)
+			break;
+	if (b == NULL) {
+		b = xcalloc(1, sizeof(*b));
+		b->source = xstrdup(src->name);
+		b->tokens = burst;
+		b->last = now;
+		b->next = srv->buckets;
+		srv->buckets = b;
+	}
+	b->tokens += (now - b->last) * rps;
+	if (b->tokens > burst)
+		b->tokens = burst;
+	b->last = now;
+	if (b->tokens >= 1) {
+		b->tokens -= 1;
+		return 0;
+	}
+	return (int)ceil((1 - b->tokens) / rps);
+}
+
+static void
+server_pending_free(struct server_pending *p)
+{
+	ingest_result_free(&p->res);
+	config_unref(p->cfg);
+	free(p);
+}
+
+static void
+server_submit_cb(const struct queue_outcome *out, size_t n, void *arg)
+{
+	struct server_pending	*p = arg;
+	struct server		*srv = p->srv;
+	const char		*retry[] = { "Retry-After: 5", NULL };
+	const char		*src = p->res.source->name;
+	cJSON			*o, *jobs;
+	char			*body;
+	size_t			 i, j, nok = 0, ndup = 0;
+	int			 full = 0, error = 0, status;
+
+	srv->pending--;
+	for (i = 0; i < n; i++) {
+		switch (out[i].status) {
+		case QUEUE_OK:
+			nok++;
+			break;
+		case QUEUE_DUPLICATE:
+			ndup++;
+			break;
+		case QUEUE_FULL:
+			full = 1;
+			break;
+		case QUEUE_ERROR:
+			error = 1;
+			break;
+		}
+	}
+	if (full || error) {
+		status = 503;
+		http_reply_error(p->req, status, full ? "queue full" :
+		    "state store unavailable", retry);
+		server_log(p->req, src, p->res.delivery, status,
+		    full ? "queue full" : "store error");
+		goto out;
+	}
+	if ((o = cJSON_CreateObject()) == NULL)
+		fatalx("out of memory");
+	cJSON_AddStringToObject(o, "delivery", p->res.delivery);
+	if (nok == 0) {
+		status = 200;
+		cJSON_AddBoolToObject(o, "duplicate", 1);
+	} else {
+		status = 202;
+		jobs = cJSON_AddArrayToObject(o, "jobs");
+		for (i = 0; i < n; i++)
+			for (j = 0; out[i].status == QUEUE_OK &&
+			    j < out[i].njob_ids; j++)
+				cJSON_AddItemToArray(jobs,
+				    cJSON_CreateNumber((double)out[i].job_ids[j]));
+		if (ndup > 0)
+			cJSON_AddNumberToObject(o, "duplicates", (double)ndup);
+	}
+	if ((body = cJSON_PrintUnformatted(o)) == NULL)
+		fatalx("out of memory");
+	cJSON_Delete(o);
+	http_reply(p->req, status, "application/json", NULL, body, strlen(body));
+	free(body);
+	server_log(p->req, src, p->res.delivery, status,
+	    status == 200 ? "duplicate" : "accepted");
+out:
+	server_count(src, status);
+	server_pending_free(p);
+}
+
+static void
+server_hook(struct server *srv, struct http_request *req, const char *rest)
+{
+	const struct http_request_info	*ri = http_request_info(req);
+	struct server_pending		*p;
+	struct hook_request		 hr;
+	const struct config_source	*src;
+	const char			*retry[2] = { NULL, NULL };
+	char				 name[160], ra[64];
+	size_t				 n;
+	int				 wait;
+
+	if (srv->draining) {
+		retry[0] = "Retry-After: 5";
+		http_reply_error(req, 503, "shutting down", retry);
+		server_log(req, NULL, NULL, 503, "draining");
+		return;
+	}
+	/* Rate limit before any verification work. */
+	n = strcspn(rest, "/");
+	if (n < sizeof(name)) {
+		memcpy(name, rest, n);
+		name[n] = '\0';
+		if ((src = config_find_source(srv->cfg, name)) != NULL &&
+		    (wait = server_rate_limit(srv, src)) > 0) {
+			snprintf(ra, sizeof(ra), "Retry-After: %d", wait);
+			retry[0] = ra;
+			http_reply_error(req, 429, "rate limit exceeded", retry);
+			server_log(req, src->name, NULL, 429, "rate limit");
+			server_count(src->name, 429);
+			return;
+		}
+	}
+
+	memset(&hr, 0, sizeof(hr));
+	hr.method = ri->method;
+	hr.query = ri->query;
+	hr.headers = ri->headers;
+	hr.nheaders = ri->nheaders;
+	hr.body = ri->body;
+	hr.body_len = ri->body_len;
+
+	p = xcalloc(1, sizeof(*p));
+	p->srv = srv;
+	p->req = req;
+	p->cfg = config_ref(srv->cfg);
+	ingest_process(p->cfg, rest, &hr, &p->res);
+	if (p->res.status != 0) {
+		const char *allow[] = { "Allow: POST", NULL };
+
+		http_reply(req, p->res.status, "application/json",
+		    p->res.status == 405 ? allow : NULL, p->res.body,
+		    strlen(p->res.body));
+		server_log(req, p->res.source ? p->res.source->name : NULL,
+		    p->res.delivery, p->res.status, p->res.cause);
+		if (p->res.source != NULL)
+			server_count(p->res.source->name, p->res.status);
+		server_pending_free(p);
+		return;
+	}
+	srv->pending++;
+	queue_submit(srv->queue, p->res.items, p->res.nitems,
+	    server_submit_cb, p);
+}
+
+static void
+server_public_cb(struct http_request *req, void *arg)
+{
+	struct server			*srv = arg;
+	const struct http_request_info	*ri = http_request_info(req);
+	static const char		 ok[] = "{\"status\":\"ok\"}";
+
+	if (strncmp(ri->path, "/hooks/", 7) == 0) {
+		server_hook(srv, req, ri->path + 7);
+		return;
+	}
+	if (strcmp(ri->path, "/healthz") == 0) {
+		if (strcmp(ri->method, "GET") != 0 &&
+		    strcmp(ri->method, "HEAD") != 0) {
+			http_reply_error(req, 405, "method not allowed", NULL);
+			return;
+		}
+		http_reply(req, 200, "application/json", NULL, ok,
+		    sizeof(ok) - 1);
+		return;
+	}
+	http_reply_error(req, 404, "not found", NULL);
+	server_log(req, NULL, NULL, 404, "no route");
+}
+
+/* Constant-time bearer token check for /api/v1. */
+static int
+server_admin_authorized(const struct server *srv,
+    const struct http_request_info *ri)
+{
+	const char	*tok = srv->cfg->admin.token, *auth = NULL;
+	size_t		 i;
+
+	if (tok == NULL)
+		return 1;
+	for (i = 0; i < ri->nheaders; i++)
+		if (strcasecmp(ri->headers[i].name, "Authorization") == 0)
+			auth = ri->headers[i].value;
+	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
+		return 0;
+	auth += 7;
+	return util_ct_equal(auth, strlen(auth), tok, strlen(tok));
+}
+
+static void
+server_admin_cb(struct http_request *req, void *arg)
+{
+	struct server			*srv = arg;
+	const struct http_request_info	*ri = http_request_info(req);
+	struct buf			 body;
+	int				 status;
+
+	if (strcmp(ri->path, "/readyz") == 0) {
+		if (srv->draining || !queue_ready(srv->queue))
+			http_reply_error(req, 503, srv->draining ?
+			    "draining" : "not ready", NULL);
+		else
+			http_reply(req, 200, "application/json", NULL,
+			    "{\"status\":\"ready\"}", 18);
+		return;
+	}
+	if (strcmp(ri->path, "/healthz") == 0) {
+		http_reply(req, 200, "application/json", NULL,
+		    "{\"status\":\"ok\"}", 15);
+		return;
+	}
+	if (strcmp(ri->path, "/metrics") == 0) {
+		buf_init(&body, 0);
+		metrics_render(&body);
+		http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8",
+		    NULL, body.data != NULL ? body.data : "", body.len);
+		buf_free(&body);
+		return;
+	}
+	if (strncmp(ri->path, "/api/v1/", 8) == 0 ||
+	    strcmp(ri->path, "/api/v1") == 0) {
+		if (!server_admin_authorized(srv, ri)) {
+			const char *hdr[] = { "WWW-Authenticate: Bearer", NULL };
+
+			http_reply_error(req, 401, "missing or wrong token", hdr);
+			server_log(req, NULL, NULL, 401, "admin token");
+			return;
+		}
+		buf_init(&body, 0);
+		status = queue_admin(srv->queue, ri->method, ri->path, ri->query,
+		    &body);
+		if (status == 0)
+			http_reply_error(req, 404, "not found", NULL);
+		else
+			http_reply(req, status, "application/json", NULL,
+			    body.data != NULL ? body.data : "", body.len);
+		buf_free(&body);
+		return;
+	}
+	http_reply_error(req, 404, "not found", NULL);
+}
+
+static struct http_server *
+server_listen(struct server *srv, const struct config *cfg, int admin,
+    char *err, size_t errlen)
+{
+	struct http_limits	 l;
+
+	server_limits(cfg, &l);
+	if (admin) {
+		/* The admin API answers small requests from operators. */
+		if (l.max_body_bytes > 65536)
+			l.max_body_bytes = 65536;
+		return http_server_new(srv->base, cfg->admin.listen.host,
+		    cfg->admin.listen.port, &l, NULL, NULL, server_admin_cb,
+		    srv, err, errlen);
+	}
+	return http_server_new(srv->base, cfg->server.listen.host,
+	    cfg->server.listen.port, &l, cfg->server.tls_cert_file,
+	    cfg->server.tls_key_file, server_public_cb, srv, err, errlen);
+}
+
+struct server *
+server_new(struct event_base *base, struct config *cfg, struct queue *q,
+    char *err, size_t errlen)
+{
+	struct server	*srv;
+
+	metrics_describe("gitopsd_webhooks_total", "counter",
+	    "Webhook requests by source and HTTP status.");
+	srv = xcalloc(1, sizeof(*srv));
+	srv->base = base;
+	srv->queue = q;
+	srv->cfg = config_ref(cfg);
+	if ((srv->pub = server_listen(srv, cfg, 0, err, errlen)) == NULL)
+		goto fail;
+	if ((srv->admin = server_listen(srv, cfg, 1, err, errlen)) == NULL)
+		goto fail;
+	return srv;
+fail:
+	server_free(srv);
+	return NULL;
+}
+
+static int
+server_same_listen(const struct config_listen *a, const struct config_listen *b)
+{
+	return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
+int
+server_reconfigure(struct server *srv, struct config *cfg, char *err,
+    size_t errlen)
+{
+	struct http_server	*np = NULL, *na = NULL;
+	struct http_limits	 l;
+	int			 tls_changed;
+
+	tls_changed = (cfg->server.tls_cert_file == NULL) !=
+	    (srv->cfg->server.tls_cert_file == NULL) ||
+	    (cfg->server.tls_cert_file != NULL &&
+	    (strcmp(cfg->server.tls_cert_file, srv->cfg->server.tls_cert_file) ||
+	    strcmp(cfg->server.tls_key_file, srv->cfg->server.tls_key_file)));
+	if (!server_same_listen(&cfg->server.listen, &srv->cfg->server.listen) ||
+	    tls_changed) {
+		if ((np = server_listen(srv, cfg, 0, err, errlen)) == NULL)
+			return -1;
+	}
+	if (!server_same_listen(&cfg->admin.listen, &srv->cfg->admin.listen)) {
+		if ((na = server_listen(srv, cfg, 1, err, errlen)) == NULL) {
+			http_server_free(np);
+			return -1;
+		}
+	}
+	if (np != NULL) {
+		/* Requests in flight on the old listener still get answers. */
+		http_server_stop(srv->pub);
+		http_server_free(srv->pub);
+		srv->pub = np;
+	} else {
+		server_limits(cfg, &l);
+		http_server_set_limits(srv->pub, &l);
+	}
+	if (na != NULL) {
+		http_server_free(srv->admin);
+		srv->admin = na;
+	}
+	config_unref(srv->cfg);
+	srv->cfg = config_ref(cfg);
+	return 0;
+}
+
+void
+server_drain(struct server *srv)
+{
+	srv->draining = 1;
+	if (srv->pub != NULL)
+		http_server_stop(srv->pub);
+}
+
+int
+server_pending(const struct server *srv)
+{
+	return srv->pending;
+}
+
+int
+server_public_port(const struct server *srv)
+{
+	return http_server_port(srv->pub);
+}
+
+int
+server_admin_port(const struct server *srv)
+{
+	return http_server_port(srv->admin);
+}
+
+void
+server_free(struct server *srv)
+{
+	struct server_bucket	*b, *next;
+
+	if (srv == NULL)
+		return;
+	http_server_free(srv->pub);
+	http_server_free(srv->admin);
+	for (b = srv->buckets; b != NULL; b = next) {
+		next = b->next;
+		free(b->source);
+		free(b);
+	}
+	if (srv->cfg != NULL)
+		config_unref(srv->cfg);
+	free(srv);
+}

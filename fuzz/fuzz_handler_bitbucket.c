@@ -1,0 +1,3 @@
+/* libFuzzer target: the bitbucket handler (verify, parse, route). */
+#define FUZZ_SOURCE "bitbucket"
+#include "handler.inc"

@@ -1,0 +1,3 @@
+/* libFuzzer target: the generic handler (verify, parse, route). */
+#define FUZZ_SOURCE "generic"
+#include "handler.inc"

@@ -1,0 +1,3 @@
+/* libFuzzer target: the registry handler (verify, parse, route). */
+#define FUZZ_SOURCE "registry"
+#include "handler.inc"

@@ -1,0 +1,90 @@
+/*
+ * http.h: a small HTTP/1.1 server over libevent bufferevents
+ * (daemon/http.c), used for the public and the admin listener.
+ *
+ * libevent 2.1's evhttp cannot cap concurrent connections, cannot bound the
+ * total time a client takes to send its headers (a byte every few seconds
+ * resets its read timeout forever), and answers an oversized body with its
+ * own HTML page.  This server enforces every limit itself, answers them in
+ * JSON, and supports what senders use: keep-alive, pipelining (served in
+ * order), Content-Length and chunked bodies, Expect: 100-continue, and TLS
+ * 1.2+ through bufferevent_openssl.
+ */
+#ifndef GITOPSD_HTTP_H
+#define GITOPSD_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "handler.h"
+
+struct event_base;
+struct http_server;
+struct http_request;
+
+struct http_limits {
+	size_t	 max_body_bytes;
+	size_t	 max_header_bytes;
+	int	 read_timeout_s;	/* whole request, headers + body */
+	int	 write_timeout_s;
+	int	 max_connections;
+};
+
+/* What a handler sees.  Valid until http_reply(). */
+struct http_request_info {
+	const char		*method;
+	const char		*path;		/* decoded? no: raw path, no query */
+	const char		*query;		/* NULL when absent */
+	const struct hook_header *headers;
+	size_t			 nheaders;
+	const unsigned char	*body;
+	size_t			 body_len;
+	const char		*peer;		/* "127.0.0.1:53422" */
+	double			 start;		/* util_mono_s() at first byte */
+};
+
+typedef void http_handler_cb(struct http_request *, void *arg);
+
+/*
+ * Listen on host:port (port 0: any free port).  tls_cert/tls_key NULL for
+ * plain HTTP.  Returns NULL with err on failure.
+ */
+struct http_server	*http_server_new(struct event_base *, const char *host,
+			    int port, const struct http_limits *,
+			    const char *tls_cert, const char *tls_key,
+			    http_handler_cb *, void *arg, char *err, size_t);
+/*
+ * Serve an already connected socket as if it had been accepted (tests,
+ * fuzzing through a socketpair).  Returns 0, or -1 over max_connections.
+ */
+int			 http_server_adopt(struct http_server *, int fd,
+			    const char *peer);
+/* Stop accepting; connections with a request in flight finish. */
+void			 http_server_stop(struct http_server *);
+/* Close everything now. */
+void			 http_server_free(struct http_server *);
+void			 http_server_set_limits(struct http_server *,
+			    const struct http_limits *);
+int			 http_server_port(const struct http_server *);
+/* Connections open / requests waiting for an answer. */
+int			 http_server_connections(const struct http_server *);
+int			 http_server_pending(const struct http_server *);
+
+const struct http_request_info *http_request_info(const struct http_request *);
+
+/*
+ * Answer a request (exactly once, possibly later from another callback on
+ * the loop).  extra_headers: "Name: value" lines without CRLF, NULL-ended,
+ * or NULL.  If the client went away meanwhile the answer is dropped.
+ */
+void	http_reply(struct http_request *, int status, const char *content_type,
+	    const char *const *extra_headers, const void *body, size_t len);
+/* {"error": msg, "code": status} as application/json. */
+void	http_reply_error(struct http_request *, int status, const char *msg,
+	    const char *const *extra_headers);
+/* True when the client has gone away while the request was pending. */
+int	http_request_orphaned(const struct http_request *);
+
+const char	*http_status_text(int);
+
+#endif

@@ -1,0 +1,552 @@
+/*
+ * Unit tests for daemon/http.c: a real server on 127.0.0.1 driven by a
+ * client thread over real sockets, past every limit.
+ */
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "http.h"
+#include "util.h"
+
+struct fixture {
+	struct event_base	*base;
+	struct http_server	*srv;
+	int			 port;
+	int			 requests;
+	int			 delay_ms;	/* answer later from a timer */
+	size_t			 last_body_len;
+	char			 last_body[64];
+};
+
+struct client_arg {
+	struct fixture	*fx;
+	void		(*fn)(struct fixture *);
+	int		 done;
+};
+
+static void
+test_reply_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_request	*req = arg;
+
+	(void)fd;
+	(void)what;
+	http_reply(req, 200, "text/plain", NULL, "late", 4);
+}
+
+/* Echo the body length and the path. */
+static void
+test_handler(struct http_request *req, void *arg)
+{
+	struct fixture			*fx = arg;
+	const struct http_request_info	*ri = http_request_info(req);
+	char				 out[256];
+	struct timeval			 tv;
+
+	fx->requests++;
+	fx->last_body_len = ri->body_len;
+	memset(fx->last_body, 0, sizeof(fx->last_body));
+	memcpy(fx->last_body, ri->body, ri->body_len < 63 ? ri->body_len : 63);
+	if (fx->delay_ms > 0) {
+		tv.tv_sec = 0;
+		tv.tv_usec = fx->delay_ms * 1000;
+		event_base_once(fx->base, -1, EV_TIMEOUT, test_reply_later_cb,
+		    req, &tv);
+		return;
+	}
+	snprintf(out, sizeof(out), "%s %s %zu", ri->method, ri->path,
+	    ri->body_len);
+	http_reply(req, 200, "text/plain", NULL, out, strlen(out));
+}
+
+static int
+setup(void **state)
+{
+	struct fixture		*fx = xcalloc(1, sizeof(*fx));
+	struct http_limits	 l = {
+		.max_body_bytes = 1024, .max_header_bytes = 512,
+		.read_timeout_s = 1, .write_timeout_s = 2, .max_connections = 4,
+	};
+	char			 err[256];
+
+	fx->base = event_base_new();
+	assert_non_null(fx->base);
+	fx->srv = http_server_new(fx->base, "127.0.0.1", 0, &l, NULL, NULL,
+	    test_handler, fx, err, sizeof(err));
+	assert_non_null(fx->srv);
+	fx->port = http_server_port(fx->srv);
+	assert_true(fx->port > 0);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture	*fx = *state;
+
+	http_server_free(fx->srv);
+	event_base_free(fx->base);
+	free(fx);
+	return 0;
+}
+
+static int
+client_connect(struct fixture *fx)
+{
+	struct sockaddr_in	 sin;
+	struct timeval		 tv = { 5, 0 };
+	int			 fd;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)fx->port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static void
+client_send(int fd, const char *s, size_t n)
+{
+	size_t	 off = 0;
+	ssize_t	 w;
+
+	while (off < n) {
+		w = send(fd, s + off, n - off, MSG_NOSIGNAL);
+		if (w <= 0)
+			return;		/* the server may close early: fine */
+		off += (size_t)w;
+	}
+}
+
+/* Read until the peer closes or `want` responses' bodies have arrived. */
+static size_t
+client_read_all(int fd, char *out, size_t cap)
+{
+	size_t	 n = 0;
+	ssize_t	 r;
+
+	while (n + 1 < cap) {
+		r = recv(fd, out + n, cap - 1 - n, 0);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+	int		 c = 0;
+	const char	*p = hay;
+
+	while ((p = strstr(p, needle)) != NULL) {
+		c++;
+		p += strlen(needle);
+	}
+	return c;
+}
+
+static void *
+client_thread(void *arg)
+{
+	struct client_arg	*ca = arg;
+
+	ca->fn(ca->fx);
+	__atomic_store_n(&ca->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void
+run_client(struct fixture *fx, void (*fn)(struct fixture *))
+{
+	struct client_arg	 ca = { fx, fn, 0 };
+	pthread_t		 t;
+	struct timeval		 tick = { 0, 10000 };
+
+	assert_int_equal(pthread_create(&t, NULL, client_thread, &ca), 0);
+	while (!__atomic_load_n(&ca.done, __ATOMIC_SEQ_CST)) {
+		event_base_loopexit(fx->base, &tick);
+		event_base_dispatch(fx->base);
+	}
+	pthread_join(t, NULL);
+}
+
+static char	 resp[65536];
+
+static void
+c_simple(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char req[] = "POST /hooks/x HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 5\r\nConnection: close\r\n\r\nhello";
+
+	client_send(fd, req, sizeof(req) - 1);
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+static void
+test_simple(void **state)
+{
+	struct fixture	*fx = *state;
+
+	run_client(fx, c_simple);
+	assert_non_null(strstr(resp, "HTTP/1.1 200 OK\r\n"));
+	assert_non_null(strstr(resp, "POST /hooks/x 5"));
+	assert_string_equal(fx->last_body, "hello");
+}
+
+static void
+c_pipeline(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char req[] =
+	    "POST /a HTTP/1.1\r\nContent-Length: 1\r\n\r\nA"
+	    "GET /b HTTP/1.1\r\n\r\n"
+	    "POST /c HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nCC";
+
+	client_send(fd, req, sizeof(req) - 1);
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+/* Pipelined requests are answered in order on one connection. */
+static void
+test_pipeline(void **state)
+{
+	struct fixture	*fx = *state;
+	char		*a, *b, *c;
+
+	run_client(fx, c_pipeline);
+	assert_int_equal(fx->requests, 3);
+	a = strstr(resp, "POST /a 1");
+	b = strstr(resp, "GET /b 0");
+	c = strstr(resp, "POST /c 2");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(c);
+	assert_true(a < b && b < c);
+}
+
+static void
+c_body_cap(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char req[] = "POST /x HTTP/1.1\r\nContent-Length: 1025\r\n\r\n";
+
+	client_send(fd, req, sizeof(req) - 1);
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+/* A declared length over the cap is refused before the body is read. */
+static void
+test_body_cap(void **state)
+{
+	struct fixture	*fx = *state;
+
+	run_client(fx, c_body_cap);
+	assert_non_null(strstr(resp, "HTTP/1.1 413 "));
+	assert_non_null(strstr(resp, "{\"error\":\"request body too large\",\"code\":413}"));
+	assert_int_equal(fx->requests, 0);
+}
+
+static void
+c_chunked(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char req[] = "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+	    "Connection: close\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n";
+
+	client_send(fd, req, sizeof(req) - 1);
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+static void
+test_chunked(void **state)
+{
+	struct fixture	*fx = *state;
+
+	run_client(fx, c_chunked);
+	assert_non_null(strstr(resp, "HTTP/1.1 200 OK"));
+	assert_string_equal(fx->last_body, "hello world");
+}
+
+static void
+c_chunked_over(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	char	 chunk[700];
+	const char head[] = "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+	memset(chunk, 'a', sizeof(chunk));
+	client_send(fd, head, sizeof(head) - 1);
+	/* Two chunks of 600: each under the cap, together over it. */
+	client_send(fd, "258\r\n", 5);
+	client_send(fd, chunk, 600);
+	client_send(fd, "\r\n258\r\n", 7);
+	client_send(fd, chunk, 600);
+	client_send(fd, "\r\n0\r\n\r\n", 7);
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+static void
+test_chunked_over_cap(void **state)
+{
+	struct fixture	*fx = *state;
+
+	run_client(fx, c_chunked_over);
+	assert_non_null(strstr(resp, "HTTP/1.1 413 "));
+	assert_int_equal(fx->requests, 0);
+}
+
+static void
+c_header_cap(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	char	 big[1024];
+
+	memset(big, 'x', sizeof(big));
+	client_send(fd, "GET / HTTP/1.1\r\nX-Big: ", 23);
+	client_send(fd, big, sizeof(big));
+	client_send(fd, "\r\n\r\n", 4);
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+static void
+test_header_cap(void **state)
+{
+	struct fixture	*fx = *state;
+
+	run_client(fx, c_header_cap);
+	assert_non_null(strstr(resp, "HTTP/1.1 431 "));
+	assert_int_equal(fx->requests, 0);
+}
+
+static void
+c_slowloris(struct fixture *fx)
+{
+	int		 fd = client_connect(fx), i;
+	const char	*part = "GET / HTTP/1.1\r\nX-A: b\r\n";
+	double		 t0 = util_mono_s();
+
+	/* A byte every 200 ms never lets the read deadline (1 s) reset. */
+	for (i = 0; part[i] != '\0' && util_mono_s() - t0 < 4; i++) {
+		if (send(fd, part + i, 1, MSG_NOSIGNAL) <= 0)
+			break;
+		usleep(200000);
+	}
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+	/* Served while the slow one trickled: a second client is fine. */
+}
+
+static void
+test_slowloris(void **state)
+{
+	struct fixture	*fx = *state;
+	double		 t0 = util_mono_s();
+
+	run_client(fx, c_slowloris);
+	assert_non_null(strstr(resp, "HTTP/1.1 408 "));
+	assert_true(util_mono_s() - t0 < 3.5);
+	assert_int_equal(fx->requests, 0);
+}
+
+static void
+c_conn_cap(struct fixture *fx)
+{
+	int	 fds[4], fd, i;
+
+	for (i = 0; i < 4; i++)
+		fds[i] = client_connect(fx);
+	usleep(100000);
+	fd = client_connect(fx);
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+	for (i = 0; i < 4; i++)
+		close(fds[i]);
+}
+
+static void
+test_connection_cap(void **state)
+{
+	struct fixture	*fx = *state;
+
+	run_client(fx, c_conn_cap);
+	assert_non_null(strstr(resp, "HTTP/1.1 503 "));
+	assert_non_null(strstr(resp, "Retry-After: 1"));
+	assert_non_null(strstr(resp, "too many connections"));
+}
+
+static void
+c_smuggle(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char req[] = "POST /x HTTP/1.1\r\nContent-Length: 3\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+
+	client_send(fd, req, sizeof(req) - 1);
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+static void
+test_ambiguous_framing(void **state)
+{
+	struct fixture	*fx = *state;
+
+	run_client(fx, c_smuggle);
+	assert_non_null(strstr(resp, "HTTP/1.1 400 "));
+	assert_int_equal(fx->requests, 0);
+}
+
+static void
+c_expect(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char head[] = "POST /x HTTP/1.1\r\nContent-Length: 3\r\n"
+	    "Expect: 100-continue\r\nConnection: close\r\n\r\n";
+	char	 buf[256];
+	ssize_t	 n;
+
+	client_send(fd, head, sizeof(head) - 1);
+	n = recv(fd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	if (strncmp(buf, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0)
+		client_send(fd, "abc", 3);
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+static void
+test_expect_continue(void **state)
+{
+	struct fixture	*fx = *state;
+
+	run_client(fx, c_expect);
+	assert_non_null(strstr(resp, "POST /x 3"));
+}
+
+static void
+c_keepalive_late(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char req[] = "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n"
+	    "Connection: close\r\n\r\n";
+
+	client_send(fd, req, sizeof(req) - 1);
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+/* An answer given later from another callback still arrives, in order. */
+static void
+test_async_reply(void **state)
+{
+	struct fixture	*fx = *state;
+
+	fx->delay_ms = 50;
+	run_client(fx, c_keepalive_late);
+	assert_int_equal(count(resp, "HTTP/1.1 200 OK"), 2);
+	assert_int_equal(count(resp, "late"), 2);
+	assert_int_equal(http_server_pending(fx->srv), 0);
+}
+
+static void
+c_disconnect(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char req[] = "GET /gone HTTP/1.1\r\n\r\n";
+
+	client_send(fd, req, sizeof(req) - 1);
+	usleep(20000);
+	close(fd);
+	usleep(300000);		/* the late answer finds no client */
+}
+
+/* A client gone while its request is pending: no crash, no leak. */
+static void
+test_orphaned_request(void **state)
+{
+	struct fixture	*fx = *state;
+
+	fx->delay_ms = 150;
+	run_client(fx, c_disconnect);
+	assert_int_equal(fx->requests, 1);
+	assert_int_equal(http_server_pending(fx->srv), 0);
+}
+
+static void
+c_bad(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char req[] = "GARBAGE\r\n\r\n";
+
+	client_send(fd, req, sizeof(req) - 1);
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+static void
+test_bad_request_line(void **state)
+{
+	struct fixture	*fx = *state;
+
+	run_client(fx, c_bad);
+	assert_non_null(strstr(resp, "HTTP/1.1 400 "));
+	assert_non_null(strstr(resp, "\"code\":400"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_simple, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipeline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_body_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chunked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chunked_over_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slowloris, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ambiguous_framing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_orphaned_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_request_line, setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	return cmocka_run_group_tests_name("http", tests, NULL, NULL);
+}
