@@ -10,13 +10,19 @@ of the libraries the binaries link.  When gitopsd is built, the ConfigMap's
 configuration is checked with `gitopsd -t` against the Secret's files.
 """
 import glob
+import json
 import os
 import posixpath
 import re
 import shutil
+import ssl
 import subprocess
+import sys
 import tempfile
+import time
 import unittest
+import urllib.error
+import urllib.request
 
 try:
     import yaml
@@ -25,6 +31,7 @@ except ImportError:  # python3-yaml (scripts/deps.sh)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 KDIR = os.path.join(ROOT, "deploy", "kubernetes")
+KUBESIM = os.path.join(ROOT, "test", "support", "kubesim.py")
 BUILD = os.environ.get("GITOPSD_BUILD", "build-san")
 
 WRITE_VERBS = {"get", "list", "watch", "create", "update", "patch", "delete"}
@@ -411,6 +418,116 @@ class ConfigCheckTest(unittest.TestCase):
             p = subprocess.run([gitopsd, "-t", "-c", path],
                                capture_output=True, text=True, timeout=60)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+
+# (apiVersion, kind) -> (API path prefix, plural, namespaced)
+RESOURCES = {
+    ("v1", "Namespace"): ("/api/v1", "namespaces", False),
+    ("v1", "ServiceAccount"): ("/api/v1", "serviceaccounts", True),
+    ("v1", "ConfigMap"): ("/api/v1", "configmaps", True),
+    ("v1", "Secret"): ("/api/v1", "secrets", True),
+    ("v1", "Service"): ("/api/v1", "services", True),
+    ("v1", "PersistentVolumeClaim"): ("/api/v1", "persistentvolumeclaims",
+                                      True),
+    ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments", True),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"):
+        ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"):
+        ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+}
+
+
+@unittest.skipIf(yaml is None, "python3-yaml not installed")
+@unittest.skipUnless(os.path.exists(KUBESIM),
+                     "test/support/kubesim.py (the API simulator) not present")
+class KubesimApplyTest(unittest.TestCase):
+    """Server-side apply of every manifest to the Kubernetes API simulator,
+    in kustomization order, then the Deployment must become available."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="gitopsd-kubesim-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.token = "ops-test-token"
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", KUBESIM, "--port", "0", "--dir", self.tmp,
+             "--token", self.token, "--ready-delay", "0.2",
+             "--exit-on-stdin-eof"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL)
+        self.addCleanup(self.stop)
+        line = self.proc.stdout.readline()
+        self.assertTrue(line.strip().isdigit(), line)
+        self.base = "https://127.0.0.1:%d" % int(line)
+        self.ctx = ssl.create_default_context(
+            cafile=os.path.join(self.tmp, "ca.crt"))
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+
+    def call(self, method, path, body=None, ctype=None):
+        req = urllib.request.Request(self.base + path, method=method,
+                                     data=body)
+        req.add_header("Authorization", "Bearer " + self.token)
+        req.add_header("Accept", "application/json")
+        if ctype:
+            req.add_header("Content-Type", ctype)
+        try:
+            with urllib.request.urlopen(req, context=self.ctx,
+                                        timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def path_of(self, obj):
+        prefix, plural, namespaced = RESOURCES[(obj["apiVersion"],
+                                                obj["kind"])]
+        name = obj["metadata"]["name"]
+        if namespaced:
+            return "%s/namespaces/%s/%s/%s" % (
+                prefix, obj["metadata"]["namespace"], plural, name)
+        return "%s/%s/%s" % (prefix, plural, name)
+
+    def test_apply_all(self):
+        with open(os.path.join(KDIR, "kustomization.yaml")) as f:
+            order = yaml.safe_load(f)["resources"]
+        applied = []
+        for fname in order:
+            with open(os.path.join(KDIR, fname)) as f:
+                for obj in yaml.safe_load_all(f):
+                    if obj is None:
+                        continue
+                    path = self.path_of(obj)
+                    st, body = self.call(
+                        "PATCH", path + "?fieldManager=gitopsd-install",
+                        json.dumps(obj).encode(),
+                        "application/apply-patch+yaml")
+                    self.assertIn(st, (200, 201), "%s: %s" % (path, body))
+                    applied.append((path, obj))
+        self.assertEqual(len(applied), 10)
+        for path, obj in applied:
+            st, live = self.call("GET", path)
+            self.assertEqual(st, 200, path)
+            self.assertEqual(live["metadata"]["labels"],
+                             obj["metadata"].get("labels"), path)
+        # The Deployment rolls out (the simulator's workload status).
+        dep = [p for p, o in applied if o["kind"] == "Deployment"][0]
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            st, live = self.call("GET", dep)
+            conds = {c["type"]: c["status"] for c in
+                     live.get("status", {}).get("conditions", [])}
+            if conds.get("Available") == "True":
+                break
+            time.sleep(0.1)
+        self.assertEqual(conds.get("Available"), "True", live.get("status"))
+        self.assertEqual(live["status"]["readyReplicas"], 1)
 
 
 if __name__ == "__main__":
