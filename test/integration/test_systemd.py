@@ -307,6 +307,84 @@ class ManPageTest(unittest.TestCase):
             for w in words:
                 self.assertIn(w, text, page)
 
+    def rendered(self, page):
+        p = subprocess.run([GROFF, "-man", "-Tutf8", "-P-c", "-P-b",
+                            "-P-u", os.path.join(ROOT, "man", page)],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout.replace("\u2010", "-").replace("\u2212", "-")
+
+    def test_yaml5_documents_every_config_key(self):
+        src = os.path.join(ROOT, "daemon", "config.c")
+        if not os.path.exists(src):
+            self.skipTest("daemon/config.c not present")
+        with open(src, encoding="utf-8") as f:
+            keys = set(re.findall(r'^\s*\{ "([a-z0-9_]+)", T_[A-Z_]+,', f.read(),
+                                  re.M))
+        self.assertGreater(len(keys), 50)
+        # The source, not the rendering: hyphenation may split a key.
+        with open(os.path.join(ROOT, "man", "gitopsd.yaml.5")) as f:
+            text = re.sub(r"\\f[BIRP]", "", f.read()).replace("\\-", "-")
+        missing = sorted(k for k in keys
+                         if not re.search(r"(?<![a-z0-9_])%s(?![a-z0-9_])"
+                                          % re.escape(k), text))
+        self.assertEqual(missing, [])
+
+    def test_yaml5_example_passes_gitopsd_check(self):
+        gitopsd = os.path.join(ROOT, BUILD, "gitopsd")
+        if not os.access(gitopsd, os.X_OK):
+            self.skipTest("%s is not built" % gitopsd)
+        with open(os.path.join(ROOT, "man", "gitopsd.yaml.5")) as f:
+            roff = f.read()
+        m = re.search(r"^\.SH EXAMPLE\n\.EX\n(.*?)^\.EE", roff, re.M | re.S)
+        self.assertIsNotNone(m)
+        text = m.group(1).replace("\\-", "-").replace("\\e", "\\")
+        with tempfile.TemporaryDirectory() as d:
+            for path in set(re.findall(r"/etc/gitopsd/[\w.\-]+", text)):
+                with open(os.path.join(d, os.path.basename(path)), "w") as f:
+                    if path.endswith("kubeconfig"):
+                        f.write(KUBECONFIG)
+                    else:
+                        f.write("secret-%s\n" % os.path.basename(path))
+            text = text.replace("/etc/gitopsd", d)
+            text = text.replace("/var/lib/gitopsd", d)
+            path = os.path.join(d, "gitopsd.yaml")
+            with open(path, "w") as f:
+                f.write(text)
+            p = subprocess.run([gitopsd, "-t", "-c", path],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_gitopsd8_and_help_agree(self):
+        gitopsd = os.path.join(ROOT, BUILD, "gitopsd")
+        if not os.access(gitopsd, os.X_OK):
+            self.skipTest("%s is not built" % gitopsd)
+        p = subprocess.run([gitopsd, "--help"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0)
+        helpopts = set(re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", p.stdout))
+        with open(os.path.join(ROOT, "man", "gitopsd.8")) as f:
+            man = f.read().replace("\\-", "-")
+        opts = man.split(".SH OPTIONS", 1)[1].split(".SH ", 1)[0]
+        manopts = set(re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", opts))
+        self.assertEqual(helpopts, manopts)
+
+
+# A syntactically complete kubeconfig for the man page example's cluster.
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster: {server: "https://127.0.0.1:6443"}
+users:
+- name: gitopsd
+  user: {token: example}
+contexts:
+- name: prod
+  context: {cluster: prod, user: gitopsd}
+current-context: prod
+"""
+
 
 if __name__ == "__main__":
     unittest.main()
