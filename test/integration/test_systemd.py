@@ -307,13 +307,6 @@ class ManPageTest(unittest.TestCase):
             for w in words:
                 self.assertIn(w, text, page)
 
-    def rendered(self, page):
-        p = subprocess.run([GROFF, "-man", "-Tutf8", "-P-c", "-P-b",
-                            "-P-u", os.path.join(ROOT, "man", page)],
-                           capture_output=True, text=True, timeout=60)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        return p.stdout.replace("\u2010", "-").replace("\u2212", "-")
-
     def test_yaml5_documents_every_config_key(self):
         src = os.path.join(ROOT, "daemon", "config.c")
         if not os.path.exists(src):
