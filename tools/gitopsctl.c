@@ -483,8 +483,16 @@ ctl_request(struct ctl *ctl, const char *method, const char *path,
 		    ctl->url);
 		goto out;
 	}
-	/* Never follow redirects: the token must not go to another host. */
-	(void)curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	/*
+	 * Never follow redirects, and ignore http_proxy and friends: the
+	 * bearer token goes to the admin address and nowhere else.
+	 */
+	if (curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+	    curl_easy_setopt(curl, CURLOPT_PROXY, "") != CURLE_OK) {
+		fprintf(stderr, "gitopsctl: cannot set up the request to %s\n",
+		    ctl->url);
+		goto out;
+	}
 	if (strcmp(method, "POST") == 0) {
 		if (curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "") != CURLE_OK ||
 		    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, 0L) !=

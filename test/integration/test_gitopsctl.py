@@ -81,6 +81,18 @@ class OfflineTest(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("127.0.0.1:%d:" % good, p.stderr)
 
+    def test_proxy_variables_are_ignored(self):
+        # The token must not travel through a proxy: the connection goes
+        # to the admin address itself.
+        proxy, target = free_port(), free_port()
+        p = ctl("--url", "http://127.0.0.1:%d" % target, "apps",
+                env={"http_proxy": "http://127.0.0.1:%d" % proxy,
+                     "HTTP_PROXY": "http://127.0.0.1:%d" % proxy,
+                     "ALL_PROXY": "http://127.0.0.1:%d" % proxy})
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("port %d" % target, p.stderr)
+        self.assertNotIn("port %d" % proxy, p.stderr)
+
     def test_usage_errors_are_2(self):
         cases = [
             ([], "usage:"),
