@@ -25,7 +25,8 @@ GITOPSD = os.path.join(SRC, BUILD, "gitopsd")
 FIXTURES = os.path.join(SRC, "test", "fixtures", "config")
 
 MISSING = re.compile(r"cannot read secret file (/\S+): No such file")
-# A kubeconfig the cluster checks accept: one cluster, one user, one context.
+# A kubeconfig the cluster checks accept: one cluster, one user, and the
+# context the example names (the demo uses current-context).
 KUBECONFIG = """apiVersion: v1
 kind: Config
 clusters:
@@ -35,9 +36,9 @@ users:
 - name: u
   user: {token: dummy-kube-token}
 contexts:
-- name: ctx
+- name: prod
   context: {cluster: c, user: u}
-current-context: ctx
+current-context: prod
 """
 
 
