@@ -18,6 +18,8 @@ import subprocess
 import tempfile
 import unittest
 
+import harness
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.normpath(os.path.join(HERE, "..", ".."))
 BUILD = os.environ.get("GITOPSD_BUILD", "build-san")
@@ -45,10 +47,18 @@ current-context: prod
 def run_check(path, cwd):
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-    p = subprocess.run([GITOPSD, "-t", "-c", path], cwd=cwd, env=env,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=60)
-    return p.returncode, p.stdout.decode() + p.stderr.decode()
+    args = [GITOPSD, "-t", "-c", path]
+    if harness.VALGRIND:
+        args = ["valgrind", "--quiet", "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+                "--error-exitcode=%d" % harness.VALGRIND_RC] + args
+    p = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE,
+                       timeout=60 * harness.TIMEOUT_SCALE)
+    out = p.stdout.decode() + p.stderr.decode()
+    if harness.VALGRIND and p.returncode == harness.VALGRIND_RC:
+        raise AssertionError("valgrind found errors:\n" + out[-4000:])
+    return p.returncode, out
 
 
 @unittest.skipUnless(os.access(GITOPSD, os.X_OK),
