@@ -264,7 +264,7 @@ def run_smtp(args):
             ok = (mechanism in ("LOGIN", "PLAIN") and
                   data.login.decode() == user and
                   data.password.decode() == pw)
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
         kw = {"authenticator": authenticator, "auth_required": True,
               "auth_require_tls": bool(args.cert)}
 
