@@ -13,6 +13,7 @@ after checking it the way the real receiver would:
         body text, "crlf_ok", "defects", "tls" (STARTTLS was used),
         "auth" (login used).
 
+--port binds a given port (a restarted receiver keeps its address).
 Answers are scripted with --script "500,500,429:3" (one status per request,
 ":N" adds Retry-After: N; 200 once the script is used up) or, while
 running, POST /_script with the same text.  GET /_requests returns the
@@ -197,7 +198,7 @@ def make_handler(sink):
 
 def run_http(args):
     sink = Sink(args)
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(sink))
+    srv = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(sink))
     print("READY %d" % srv.server_address[1], flush=True)
     try:
         srv.serve_forever()
@@ -276,7 +277,7 @@ def run_smtp(args):
                     require_starttls=args.require_starttls, loop=loop, **kw)
 
     srv = loop.run_until_complete(
-        loop.create_server(factory, host="127.0.0.1", port=0))
+        loop.create_server(factory, host="127.0.0.1", port=args.port))
     print("READY %d" % srv.sockets[0].getsockname()[1], flush=True)
     try:
         loop.run_forever()
@@ -294,6 +295,7 @@ def main():
     p.add_argument("--key")
     p.add_argument("--require-starttls", action="store_true")
     p.add_argument("--login")
+    p.add_argument("--port", type=int, default=0)
     args = p.parse_args()
     import os
     import signal
