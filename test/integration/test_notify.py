@@ -65,7 +65,7 @@ def mail(port, extra=""):
 class NotifyTest(unittest.TestCase):
     def receiver(self, mode, **kw):
         r = Receiver(mode, **kw).start()
-        self.addCleanup(r.stop)
+        self.addCleanup(r.close)
         return r
 
     def daemon(self, parts, notify_attempts=10, tmp=None, ports=None):

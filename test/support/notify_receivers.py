@@ -2,10 +2,11 @@
 Python tests: Receiver("http", secret=...) or Receiver("smtp", ...).  Each
 binds 127.0.0.1 (port 0, or a given port so a restarted receiver keeps its
 address), records what it receives, and is stopped by the test that
-started it (stop() in tearDown/addCleanup).  The sink also exits when its
+started it (close() in tearDown/addCleanup).  The sink also exits when its
 stdin (a pipe held here) closes."""
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -65,6 +66,11 @@ class Receiver:
                 except OSError:
                     pass
         self.proc = None
+
+    def close(self):
+        """Stop and remove the record directory."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def records(self):
         try:
