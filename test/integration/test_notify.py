@@ -11,6 +11,7 @@ what was pending, and that dedup sends one alert per failure."""
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 import unittest
@@ -221,6 +222,43 @@ class NotifyTest(unittest.TestCase):
         self.assertTrue(mails[0]["tls"])
         self.assertTrue(mails[0]["auth"])
         self.assertEqual(mails[0]["subject"], "Échec web: sync")
+
+
+class NotifyCheckTest(unittest.TestCase):
+    """`gitopsd -t` reports notifier problems with their key paths."""
+
+    def test_check_reports_templates_and_keys(self):
+        tmp = tempfile.mkdtemp(prefix="gitopsd-ncheck-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        harness.write(os.path.join(tmp, "slack.url"),
+                      "https://hooks.slack.test/x\n")
+        cfg = os.path.join(tmp, "bad.yaml")
+        harness.write(cfg, """
+state: {path: "%(t)s/state.db"}
+workdir: "%(t)s/repos"
+repos:
+  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git"}
+apps:
+  - {name: web, repo: deploy, notify: [ops-slack, mail, hook]}
+notifiers:
+  - {name: ops-slack, type: slack, url_file: slack.url, title: "{{app}} {{oops}}"}
+  - {name: mail, type: email, smtp_url: "http://x", from: "me", to: ["a b"], body: "{{app"}
+  - {name: hook, type: webhook, url: "ftp://x", headers: {X-Gitopsd-Event: x}}
+""" % {"t": tmp})
+        p = subprocess.run([harness.binary(), "-t", "-c", cfg], cwd=tmp,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        out = p.stdout + p.stderr
+        for want in (
+                r"bad.yaml:9:\d+: notifiers\[0\].title: unknown variable "
+                r"\"oops\"",
+                r"bad.yaml:10:\d+: notifiers\[1\].body: unclosed",
+                r"notifiers\[1\].smtp_url: must be smtp://",
+                r"notifiers\[1\].from: not a mail address",
+                r"notifiers\[1\].to\[0\]: not a mail address",
+                r"notifiers\[2\].url: must be an http\(s\) URL",
+                r"notifiers\[2\].headers.X-Gitopsd-Event: set by gitopsd"):
+            self.assertRegex(out, want)
 
 
 if __name__ == "__main__":
