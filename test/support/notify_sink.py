@@ -20,7 +20,8 @@ running, POST /_script with the same text.  GET /_requests returns the
 records as a JSON list.  The first line on stdout is "READY <port>".
 
   notify_sink.py http --record F [--secret S] [--script ...]
-  notify_sink.py smtp --record F [--cert C --key K] [--require-starttls]
+  notify_sink.py smtp --record F [--cert C --key K] [--require-starttls |
+                      --implicit-tls]
                       [--login USER:PASS]
 """
 import argparse
@@ -241,7 +242,7 @@ class MailHandler:
             "defects": [type(d).__name__ for d in msg.defects] +
             [type(d).__name__ for h in msg.keys()
              for d in getattr(msg[h], "defects", [])],
-            "tls": session.ssl is not None,
+            "tls": session.ssl is not None or bool(self.args.implicit_tls),
             "auth": session.authenticated,
             "max_line": max((len(ln) for ln in lines), default=0),
         }
@@ -273,11 +274,14 @@ def run_smtp(args):
     asyncio.set_event_loop(loop)
 
     def factory():
-        return SMTP(handler, hostname="sink.test", tls_context=ctx,
+        # smtps (--implicit-tls): TLS from the first byte, no STARTTLS.
+        return SMTP(handler, hostname="sink.test",
+                    tls_context=None if args.implicit_tls else ctx,
                     require_starttls=args.require_starttls, loop=loop, **kw)
 
     srv = loop.run_until_complete(
-        loop.create_server(factory, host="127.0.0.1", port=args.port))
+        loop.create_server(factory, host="127.0.0.1", port=args.port,
+                           ssl=ctx if args.implicit_tls else None))
     print("READY %d" % srv.sockets[0].getsockname()[1], flush=True)
     try:
         loop.run_forever()
@@ -294,6 +298,7 @@ def main():
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--require-starttls", action="store_true")
+    p.add_argument("--implicit-tls", action="store_true")
     p.add_argument("--login")
     p.add_argument("--port", type=int, default=0)
     args = p.parse_args()
