@@ -51,17 +51,18 @@ SUPPORT_SRC = $(wildcard test/support/*.c)
 SUPPORT_BIN = $(SUPPORT_SRC:test/support/%.c=$(B)/support/%)
 
 .PHONY: all deps run test test-unit test-integration install clean fuzz \
-	fuzz-smoke lint bench check-config
+	fuzz-smoke lint bench check-config valgrind
 
 all: $(B)/gitopsd $(B)/gitopsctl
 
 $(B)/obj/%.o: %.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(B)/libgitopsd.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(B)/gitopsd: $(B)/obj/daemon/main.o $(B)/libgitopsd.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -71,7 +72,8 @@ $(B)/gitopsctl: $(B)/obj/tools/gitopsctl.o $(B)/libgitopsd.a
 
 $(B)/test/%: test/unit/%.c $(B)/libgitopsd.a $(wildcard test/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itest/unit $(ALL_LDFLAGS) -o $@ $< $(B)/libgitopsd.a \
+	@echo "  TEST    $@"
+	@$(CC) $(ALL_CFLAGS) -Itest/unit $(ALL_LDFLAGS) -o $@ $< $(B)/libgitopsd.a \
 	    $(LIBS) -lcmocka
 
 $(B)/support/%: test/support/%.c $(B)/libgitopsd.a
@@ -87,9 +89,15 @@ run: deps
 	@sh scripts/demo.sh
 
 test: deps
-	@$(MAKE) --no-print-directory B=build-san all unit-bins support-bins
-	@$(MAKE) --no-print-directory B=build all
+	@$(MAKE) --no-print-directory -j2 B=build-san all unit-bins support-bins
 	@GITOPSD_BUILD=build-san sh test/run.sh
+
+# The integration suite under Valgrind memcheck (plain build: ASan and
+# Valgrind do not mix).  Any leak or error fails the run.
+valgrind: deps
+	@$(MAKE) --no-print-directory -j2 B=build all
+	@GITOPSD_BUILD=build GITOPSD_VALGRIND=1 TEST_ONLY=integration \
+	    sh test/run.sh
 
 unit-bins: $(UNIT_BIN)
 support-bins: $(SUPPORT_BIN)

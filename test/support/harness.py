@@ -21,6 +21,11 @@ import urllib.parse
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("GITOPSD_BUILD", "build-san")
+# `make valgrind`: every daemon runs under memcheck; an error or a definite
+# leak makes it exit VALGRIND_RC, which cleanup() turns into a failure.
+VALGRIND = bool(os.environ.get("GITOPSD_VALGRIND"))
+VALGRIND_RC = 99
+TIMEOUT_SCALE = 10 if VALGRIND else 1
 
 
 def binary(name="gitopsd"):
@@ -104,6 +109,10 @@ class Daemon:
         self.logf = open(self.log_path, "ab")
         args = [binary(), "-c", self.config_path, "--log-level", "debug"]
         args += extra_args or []
+        if VALGRIND:
+            args = ["valgrind", "--quiet", "--leak-check=full",
+                    "--errors-for-leak-kinds=definite", "--track-fds=no",
+                    "--error-exitcode=%d" % VALGRIND_RC] + args
         self.proc = subprocess.Popen(args, stdout=self.logf,
                                      stderr=subprocess.STDOUT, env=self.env,
                                      cwd=self.tmp)
@@ -112,7 +121,7 @@ class Daemon:
         return self
 
     def wait_ready(self, timeout=30):
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * TIMEOUT_SCALE
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("gitopsd exited %d:\n%s" %
@@ -174,7 +183,9 @@ class Daemon:
         return rc
 
     def cleanup(self):
-        self.stop()
+        rc = self.stop(timeout=30 * TIMEOUT_SCALE)
+        if VALGRIND and rc == VALGRIND_RC:
+            raise AssertionError("valgrind found errors:\n" + self.log()[-4000:])
         if self.own_tmp and not os.environ.get("KEEP_TMP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
 
