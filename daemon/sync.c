@@ -646,10 +646,11 @@ sync_manifests_read(const char *repo_path, const char *revision,
 		if (sync_render(repo, commit, app, m, err, errlen) == -1)
 			goto out;
 	} else {
+		/* The commit is fixed: a missing path will not appear. */
+		*kind = JOB_ERR_MANIFEST;
 		if (sync_subtree(repo, commit, app->path, &tree, err, errlen) ==
 		    -1)
 			goto out;
-		*kind = JOB_ERR_MANIFEST;
 		memset(&w, 0, sizeof(w));
 		w.repo = repo;
 		w.app = app;
@@ -663,6 +664,18 @@ sync_manifests_read(const char *repo_path, const char *revision,
 				sync_git_err(err, errlen, "tree walk");
 			goto out;
 		}
+	}
+	/*
+	 * An empty set would apply nothing and prune everything the app
+	 * has: far more often a wrong path than an intent.
+	 */
+	if (m->n == 0) {
+		*kind = JOB_ERR_MANIFEST;
+		snprintf(err, errlen, "no manifests %s %s at %.12s", app->
+		    render_command != NULL ? "from the renderer for" : "under",
+		    app->path != NULL && app->path[0] != '\0' ? app->path : ".",
+		    hex);
+		goto out;
 	}
 	*commit_out = xstrdup(hex);
 	rc = 0;

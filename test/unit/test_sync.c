@@ -995,6 +995,19 @@ test_sync_bad_manifests(void **state)
 	    &res);
 	expect_fail(&res, JOB_ERR_GIT, 0, NULL, "not found");
 	job_result_clear(&res);
+
+	/* A path that is not there, and a path without manifests. */
+	a.path = "nowhere";
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_MANIFEST, 1, NULL, "path nowhere is not");
+	job_result_clear(&res);
+	repo_put(&r, "docs/README.md", "no manifests here\n");
+	repo_commit(&r, "v3");
+	a.path = "./docs/";
+	a.sync_prune = 1;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_MANIFEST, 1, NULL, "no manifests under");
+	job_result_clear(&res);
 }
 
 /* render: argv without a shell, in an export of the commit, with a limit. */
