@@ -419,6 +419,34 @@ sync_rmtree(const char *path)
 		unlink(path);
 }
 
+#define SYNC_RENDER_NENV	5
+
+/*
+ * The renderer's environment: PATH, HOME, TMPDIR and the locale, not the
+ * daemon's whole environment (which may hold secrets given as *_env, and
+ * a renderer may run plugins from the repository).
+ */
+static void
+sync_render_env(char **env, char (*buf)[1024], size_t len)
+{
+	static const char *const keep[] = { "PATH", "HOME", "TMPDIR", "LANG",
+	    "LC_ALL" };
+	const char	*v;
+	size_t		 i, n = 0;
+
+	for (i = 0; i < nitems(keep); i++) {
+		if ((v = getenv(keep[i])) == NULL && strcmp(keep[i], "PATH") == 0)
+			v = "/usr/local/bin:/usr/bin:/bin";
+		if (v == NULL)
+			continue;
+		if ((size_t)snprintf(buf[n], len, "%s=%s", keep[i], v) >= len)
+			continue;	/* absurdly long: leave it out */
+		env[n] = buf[n];
+		n++;
+	}
+	env[n] = NULL;
+}
+
 /*
  * Run argv in dir with a time limit; its stdout (capped) is returned in
  * *out.  stderr's tail goes into the error message on failure.
@@ -435,6 +463,8 @@ sync_render_run(char *const argv[], const char *dir, int timeout_s,
 	int64_t				 deadline;
 	pid_t				 pid = -1;
 	char				 tmp[8192];
+	char				*env[SYNC_RENDER_NENV + 1];
+	char				 envbuf[SYNC_RENDER_NENV][1024];
 	ssize_t				 n;
 
 	buf_init(&eb, 4096);
@@ -455,8 +485,8 @@ sync_render_run(char *const argv[], const char *dir, int timeout_s,
 		snprintf(err, errlen, "posix_spawn_file_actions failed");
 		goto out;
 	}
-	if ((errno = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ))
-	    != 0) {
+	sync_render_env(env, envbuf, sizeof(envbuf[0]));
+	if ((errno = posix_spawnp(&pid, argv[0], &fa, NULL, argv, env)) != 0) {
 		snprintf(err, errlen, "render: cannot run %.100s: %s", argv[0],
 		    strerror(errno));
 		pid = -1;

@@ -1037,6 +1037,30 @@ test_sync_render(void **state)
 	cJSON_Delete(kget_ok("/api/v1/namespaces/default/configmaps/"
 	    "rendered-too"));
 
+	/* The renderer does not see the daemon's environment. */
+	{
+		char	*envdump[] = { "/usr/bin/python3", "-c",
+		    "import os, json; print(json.dumps({'apiVersion': 'v1', "
+		    "'kind': 'ConfigMap', 'metadata': {'name': 'renderenv'}, "
+		    "'data': dict(os.environ)}))" };
+		cJSON	*o, *data;
+
+		setenv("GITOPSD_TEST_SECRET", "do-not-leak", 1);
+		a.render_command = envdump;
+		a.nrender_command = 3;
+		run_sync(cluster(NULL), &a, &r, NULL, &res);
+		unsetenv("GITOPSD_TEST_SECRET");
+		expect_ok(&res);
+		job_result_clear(&res);
+		o = kget_ok("/api/v1/namespaces/default/configmaps/renderenv");
+		data = cJSON_GetObjectItem(o, "data");
+		assert_non_null(cJSON_GetObjectItem(data, "PATH"));
+		assert_null(cJSON_GetObjectItem(data, "GITOPSD_TEST_SECRET"));
+		assert_true(cJSON_GetArraySize(data) <= 5);
+		cJSON_Delete(o);
+		a.nrender_command = 2;
+	}
+
 	a.render_command = hang;
 	a.render_timeout_s = 1;
 	run_sync(cluster(NULL), &a, &r, NULL, &res);
