@@ -823,6 +823,27 @@ test_sync_client_cert_data(void **state)
 	}
 	expect_ok(&res);
 	job_result_clear(&res);
+
+	/* The same with files, relative to the kubeconfig. */
+	free(path);
+	{
+		char	*s = xasprintf("apiVersion: v1\nkind: Config\n"
+		    "clusters:\n- name: kubesim\n  cluster:\n"
+		    "    server: https://127.0.0.1:%d\n"
+		    "    certificate-authority: ca.crt\n"
+		    "users:\n- name: cert\n  user:\n"
+		    "    client-certificate: client.crt\n"
+		    "    client-key: client.key\n"
+		    "contexts:\n- name: cert\n  context: {cluster: kubesim, "
+		    "user: cert}\ncurrent-context: cert\n", sim_port);
+
+		path = xasprintf("%s/certfile.kubeconfig", simdir);
+		write_file(path, s);
+		free(s);
+	}
+	run_sync(cluster(path), &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
 	for (i = 0; i < 3; i++) {
 		free(files[i]);
 		free(b64[i]);
