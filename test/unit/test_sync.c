@@ -906,6 +906,78 @@ test_sync_timeout(void **state)
 	job_result_clear(&res);
 }
 
+#define WORKLOAD(kind, n, image) "apiVersion: apps/v1\nkind: " kind "\n" \
+	"metadata:\n  name: " n "\nspec:\n  selector:\n" \
+	"    matchLabels: {app: " n "}\n  template:\n    metadata:\n" \
+	"      labels: {app: " n "}\n    spec:\n      containers:\n" \
+	"      - name: main\n        image: " image "\n"
+
+/* StatefulSets, DaemonSets and Jobs are waited for too. */
+static void
+test_sync_workload_kinds(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	cJSON			*d, *it;
+	int			 judged = 0;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/ns.yaml", NS("wk"));
+	repo_put(&r, "deploy/db.yaml", WORKLOAD("StatefulSet", "db", "pg:16"));
+	repo_put(&r, "deploy/agent.yaml", WORKLOAD("DaemonSet", "agent",
+	    "agent:1"));
+	repo_put(&r, "deploy/job.yaml", "apiVersion: batch/v1\nkind: Job\n"
+	    "metadata:\n  name: once\nspec:\n  template:\n    spec:\n"
+	    "      restartPolicy: Never\n      containers: [{name: m, "
+	    "image: 'tool:1'}]\n");
+	repo_commit(&r, "v1");
+	app_init(&a, "wk", "wk");
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	d = cJSON_Parse(res.detail);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(d, "objects")) {
+		if (jstr(it, "health", NULL) == NULL)
+			continue;
+		assert_string_equal(jstr(it, "health", NULL), "Healthy");
+		judged++;
+	}
+	assert_int_equal(judged, 3);
+	cJSON_Delete(d);
+	job_result_clear(&res);
+
+	/* A DaemonSet and a StatefulSet that never finish rolling out. */
+	repo_put(&r, "deploy/db.yaml", WORKLOAD("StatefulSet", "db",
+	    "pg:16-slow"));
+	repo_put(&r, "deploy/agent.yaml", WORKLOAD("DaemonSet", "agent",
+	    "agent:2-slow"));
+	repo_commit(&r, "v2");
+	a.sync_timeout_s = 2;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_TIMEOUT, 0, NULL, "StatefulSet wk/db: "
+	    "Progressing");
+	assert_non_null(strstr(res.error, "DaemonSet wk/agent: Progressing"));
+	assert_null(strstr(res.error, "Job wk/once"));
+	job_result_clear(&res);
+
+	/* A failed Job fails at once. */
+	repo_put(&r, "deploy/job.yaml", "apiVersion: batch/v1\nkind: Job\n"
+	    "metadata:\n  name: broken\nspec:\n  template:\n    spec:\n"
+	    "      restartPolicy: Never\n      containers: [{name: m, "
+	    "image: 'tool:never-ready'}]\n");
+	repo_put(&r, "deploy/db.yaml", WORKLOAD("StatefulSet", "db", "pg:16"));
+	repo_put(&r, "deploy/agent.yaml", WORKLOAD("DaemonSet", "agent",
+	    "agent:1"));
+	repo_commit(&r, "v3");
+	a.sync_timeout_s = 20;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_UNHEALTHY, 1, "Job wk/broken",
+	    "BackoffLimitExceeded");
+	job_result_clear(&res);
+}
+
 /* Injected 503 and a dropped connection: unreachable, retried; then ok. */
 static void
 test_sync_faults(void **state)
@@ -1244,6 +1316,7 @@ main(void)
 		cmocka_unit_test(test_sync_client_cert_data),
 		cmocka_unit_test(test_sync_never_ready),
 		cmocka_unit_test(test_sync_timeout),
+		cmocka_unit_test(test_sync_workload_kinds),
 		cmocka_unit_test(test_sync_faults),
 		cmocka_unit_test(test_sync_exclude_and_crd),
 		cmocka_unit_test(test_sync_bad_manifests),
