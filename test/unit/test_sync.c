@@ -1010,6 +1010,24 @@ test_sync_faults(void **state)
 	run_sync(cluster(NULL), &a, &r, NULL, &res);
 	expect_fail(&res, JOB_ERR_APPLY_REJECTED, 0, NULL, "HTTP 409");
 	job_result_clear(&res);
+	cJSON_Delete(sim_call("POST", "/_sim/faults", "{\"method\":\"PATCH\","
+	    "\"status\":403,\"count\":1,\"message\":\"configmaps is "
+	    "forbidden: User cannot patch resource\"}"));
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_UNAUTHORIZED, 1, "ConfigMap default/faulty",
+	    "forbidden");
+	job_result_clear(&res);
+	/* Discovery itself failing: unreachable, retried. */
+	cJSON_Delete(sim_call("POST", "/_sim/faults", "{\"path\":\"^/api$\","
+	    "\"status\":503,\"count\":1}"));
+	{
+		struct config_cluster	*c = cluster(NULL);
+
+		c->name = "sim-fresh";	/* no discovery cached for it */
+		run_sync(c, &a, &r, NULL, &res);
+	}
+	expect_fail(&res, JOB_ERR_UNREACHABLE, 0, NULL, "discovery");
+	job_result_clear(&res);
 	run_sync(cluster(NULL), &a, &r, NULL, &res);
 	expect_ok(&res);
 	job_result_clear(&res);
