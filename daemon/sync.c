@@ -22,8 +22,10 @@
  *   has to remember which kinds an app used before: a kind removed from
  *   Git entirely is still found, across restarts, without local state.
  *   An object is kept when its uid is one just applied, when it has
- *   ownerReferences (its owner manages it; e.g. Endpoints copy a Service's
- *   labels), or when annotated gitopsd.io/prune: disabled.
+ *   ownerReferences (its owner manages it; EndpointSlices copy a Service's
+ *   labels), or when annotated gitopsd.io/prune: disabled.  Core Endpoints
+ *   are never pruned: the endpoints controller copies a Service's labels
+ *   onto them without an owner.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1169,6 +1171,14 @@ sync_prune(struct sync_run *s)
 	sel = xasprintf("labelSelector=%s%%3D%s,%s%%3Dgitopsd", SYNC_LABEL_APP,
 	    s->req->app, SYNC_LABEL_MANAGED_BY);
 	for (i = 0; i < nall; i++) {
+		/*
+		 * The endpoints controller copies a Service's labels onto its
+		 * Endpoints without an ownerReference; pruning them would only
+		 * make the controller put them back (and drop traffic).
+		 */
+		if (all[i].group[0] == '\0' &&
+		    strcmp(all[i].kind, "Endpoints") == 0)
+			continue;
 		path = kube_path(&all[i], NULL, NULL);
 		full = xasprintf("%s?%s", path, sel);
 		rc = kube_request(s->kube, "GET", full, NULL, NULL, 0, &resp,

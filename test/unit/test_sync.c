@@ -548,6 +548,44 @@ test_sync_prune(void **state)
 		job_result_clear(&res);
 	}
 
+	/*
+	 * What controllers make: Endpoints copying a Service's labels (no
+	 * owner) and an owned object with the labels.  Neither is pruned.
+	 */
+	{
+		struct kubeconfig	*kc;
+		struct kube		*k;
+		struct kube_response	 resp;
+		char			 err[256];
+		const char		*ep = "{\"apiVersion\":\"v1\",\"kind\":"
+		    "\"Endpoints\",\"metadata\":{\"name\":\"svc\",\"labels\":"
+		    "{\"gitopsd.io/app\":\"pr\",\"app.kubernetes.io/managed-by\":"
+		    "\"gitopsd\"}}}";
+		const char		*owned = "{\"apiVersion\":\"v1\",\"kind\":"
+		    "\"ConfigMap\",\"metadata\":{\"name\":\"owned\",\"labels\":"
+		    "{\"gitopsd.io/app\":\"pr\",\"app.kubernetes.io/managed-by\":"
+		    "\"gitopsd\"},\"ownerReferences\":[{\"apiVersion\":\"v1\","
+		    "\"kind\":\"ConfigMap\",\"name\":\"keep\",\"uid\":\"x\"}]}}";
+
+		kc = kubeconfig_load_file(kubeconfig_path, NULL, 0, err,
+		    sizeof(err));
+		assert_non_null(kc);
+		k = kube_new(kc, "sim", err, sizeof(err));
+		assert_non_null(k);
+		assert_int_equal(kube_request(k, "POST",
+		    "/api/v1/namespaces/pr/endpoints", "application/json", ep,
+		    strlen(ep), &resp, err, sizeof(err)), KUBE_OK);
+		assert_int_equal(resp.status, 201);
+		kube_response_clear(&resp);
+		assert_int_equal(kube_request(k, "POST",
+		    "/api/v1/namespaces/pr/configmaps", "application/json",
+		    owned, strlen(owned), &resp, err, sizeof(err)), KUBE_OK);
+		assert_int_equal(resp.status, 201);
+		kube_response_clear(&resp);
+		kube_free(k);
+		kubeconfig_free(kc);
+	}
+
 	sim_clear();
 	repo_rm(&r, "deploy/gone.yaml");
 	repo_rm(&r, "deploy/pinned.yaml");
@@ -568,6 +606,8 @@ test_sync_prune(void **state)
 	cJSON_Delete(kget_ok("/api/v1/namespaces/pr/configmaps/keep"));
 	cJSON_Delete(kget_ok("/api/v1/namespaces/pr/configmaps/pinned"));
 	cJSON_Delete(kget_ok("/api/v1/namespaces/pr/configmaps/neighbour"));
+	cJSON_Delete(kget_ok("/api/v1/namespaces/pr/endpoints/svc"));
+	cJSON_Delete(kget_ok("/api/v1/namespaces/pr/configmaps/owned"));
 	req = sim_call("GET", "/_sim/requests", NULL);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(req, "requests")) {
 		if (strcmp(jstr(it, "method", NULL), "DELETE") != 0)
