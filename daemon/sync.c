@@ -744,6 +744,7 @@ struct sync_obj {
 	size_t			 index;		/* file order, for a stable sort */
 	struct kube_resource	 res;
 	char			*uid;		/* from the apply answer */
+	int			 created;	/* 201: it did not exist */
 	enum sync_health_kind	 hk;
 	char			*health;	/* NULL until checked */
 	int			 healthy;
@@ -847,11 +848,14 @@ static void
 sync_detail(struct sync_run *s, const char *health)
 {
 	cJSON	*d = cJSON_CreateObject(), *arr, *o;
-	size_t	 i;
+	size_t	 i, ncreated;
 
 	cJSON_AddStringToObject(d, "health", health);
 	cJSON_AddNumberToObject(d, "applied", (double)s->applied);
 	cJSON_AddNumberToObject(d, "pruned", (double)s->pruned);
+	for (i = 0, ncreated = 0; i < s->applied && i < s->n; i++)
+		ncreated += s->objs[i].created;
+	cJSON_AddNumberToObject(d, "created", (double)ncreated);
 	arr = cJSON_AddArrayToObject(d, "objects");
 	for (i = 0; i < s->applied && i < s->n; i++) {
 		o = cJSON_CreateObject();
@@ -860,6 +864,8 @@ sync_detail(struct sync_run *s, const char *health)
 		if (s->objs[i].ns != NULL)
 			cJSON_AddStringToObject(o, "namespace", s->objs[i].ns);
 		cJSON_AddStringToObject(o, "name", s->objs[i].name);
+		cJSON_AddStringToObject(o, "action", s->objs[i].created ?
+		    "created" : "applied");
 		if (s->objs[i].hk != SYNC_HK_NONE)
 			cJSON_AddStringToObject(o, "health",
 			    s->objs[i].healthy ? "Healthy" :
@@ -1102,6 +1108,7 @@ again:
 	uid = sync_str(cJSON_GetObjectItemCaseSensitive(resp.json, "metadata"),
 	    "uid");
 	o->uid = uid != NULL ? xstrdup(uid) : NULL;
+	o->created = resp.status == 201;
 	if (strcmp(o->kind, "CustomResourceDefinition") == 0)
 		s->crd_applied = 1;
 	log_debug("sync %s: applied %s (HTTP %ld)", s->req->app, o->desc,

@@ -407,7 +407,9 @@ test_sync_create(void **state)
 	assert_string_equal(jstr(d, "health", NULL), "Healthy");
 	assert_int_equal(cJSON_GetObjectItem(d, "applied")->valueint, 5);
 	assert_int_equal(cJSON_GetObjectItem(d, "pruned")->valueint, 0);
+	assert_int_equal(cJSON_GetObjectItem(d, "created")->valueint, 5);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(d, "objects")) {
+		assert_string_equal(jstr(it, "action", NULL), "created");
 		if (strcmp(jstr(it, "kind", NULL), "Deployment") == 0)
 			assert_string_equal(jstr(it, "health", NULL), "Healthy");
 	}
@@ -479,6 +481,7 @@ test_sync_update_only_changed(void **state)
 	/* Same manifests again: nothing changes at all. */
 	run_sync(cluster(NULL), &a, &r, NULL, &res);
 	expect_ok(&res);
+	assert_non_null(strstr(res.detail, "\"created\":0"));
 	job_result_clear(&res);
 	dep2 = kget_ok("/apis/apps/v1/namespaces/upd/deployments/api");
 	dep_rv = xstrdup(jstr(dep2, "metadata", "resourceVersion"));
