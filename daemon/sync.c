@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -53,7 +54,6 @@
 #include "util.h"
 #include "yaml_json.h"
 
-extern char **environ;
 
 #define SYNC_MAX_FILE		(8u * 1024 * 1024)
 #define SYNC_MAX_TOTAL		(64u * 1024 * 1024)
@@ -400,25 +400,23 @@ out:
 	return rc;
 }
 
-/* rm -r without a shell; errors ignored (best effort cleanup of a tmpdir). */
+static int
+sync_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+/* rm -r of a render export; best effort (a leftover is only a tmp dir). */
 static void
 sync_rmtree(const char *path)
 {
-	struct stat	 st;
-
-	if (lstat(path, &st) == -1)
-		return;
-	if (S_ISDIR(st.st_mode)) {
-		char		*cmd[] = { "rm", "-rf", "--", (char *)path, NULL };
-		pid_t		 pid;
-		int		 status;
-
-		/* rm(1) by argv, not through a shell. */
-		if (posix_spawnp(&pid, "rm", NULL, NULL, cmd, environ) == 0)
-			while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-				;
-	} else
-		unlink(path);
+	nftw(path, sync_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 #define SYNC_RENDER_NENV	5
