@@ -54,7 +54,6 @@
 #include "util.h"
 #include "yaml_json.h"
 
-
 #define SYNC_MAX_FILE		(8u * 1024 * 1024)
 #define SYNC_MAX_TOTAL		(64u * 1024 * 1024)
 #define SYNC_MAX_OBJECTS	10000
