@@ -96,16 +96,22 @@ main_print_errors(const struct config_errors *errs, FILE *fp)
 		fprintf(fp, "warning: %s\n", errs->warnings[i]);
 }
 
-/* Load and check a configuration; NULL with errs filled when invalid. */
+/*
+ * Load and check a configuration; NULL with errs filled when invalid.  A
+ * file with errors that still parsed completely is checked by the plug-in
+ * modules too, so one run reports every problem.
+ */
 static struct config *
 main_load(const char *path, struct config_errors *errs)
 {
 	struct config	*cfg;
+	size_t		 nload;
 
 	memset(errs, 0, sizeof(*errs));
-	if ((cfg = config_load(path, errs)) == NULL)
+	if ((cfg = config_load_for_check(path, errs)) == NULL)
 		return NULL;
-	if (check_config(cfg, errs) > 0) {
+	nload = errs->n;
+	if (check_config(cfg, errs) > 0 || nload > 0) {
 		config_unref(cfg);
 		return NULL;
 	}
