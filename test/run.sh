@@ -19,7 +19,7 @@ export CMOCKA_MESSAGE_OUTPUT=stdout
 passed=0
 failed=0
 failures=""
-log=$(mktemp)
+log=$(mktemp "$B/test-log.XXXXXX")
 
 if [ "$ONLY" != integration ]; then
 	for t in "$B"/test/test_*; do
