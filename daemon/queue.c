@@ -117,11 +117,17 @@ struct queue {
 	int64_t			 pending;	/* queued + failed jobs */
 	int			 out_thread;	/* claimed, not yet recorded */
 	int			 out_loop;
-	int64_t			 last_ckpt_ms, last_retention_ms;
+	int64_t			 last_retention_ms;
 	int			 done_failed;	/* last round could not record */
 	int			 gauges_due;	/* counts changed since last gauges */
 	int64_t			 last_gauges_ms;
 	struct queue_stats	 stats;		/* under mtx */
+
+	/* Checkpoint thread, with its own connection. */
+	struct store		*ck;
+	pthread_t		 ck_thread;
+	int			 ck_started;
+	pthread_cond_t		 ck_cv;
 
 	/* Loop only. */
 	struct event		*wake;
@@ -562,21 +568,13 @@ queue_store_gauges(struct queue *q)
 	}
 }
 
-/* Housekeeping between rounds: checkpoint the log, retention. */
+/* Housekeeping between rounds: gauges, retention. */
 static void
-queue_store_housekeeping(struct queue *q, const struct config *cfg, int idle)
+queue_store_housekeeping(struct queue *q, const struct config *cfg)
 {
 	char		 err[256];
 	int64_t		 now = util_mono_ms(), wall, deleted;
-	long		 pages = q->ops->wal_pages(q->wr);
 
-	if (pages > 0 && now - q->last_ckpt_ms >= QUEUE_CKPT_MIN_MS &&
-	    (idle || pages >= QUEUE_CKPT_PAGES)) {
-		/* Idle: shrink the file too; busy: copy back only. */
-		if (q->ops->checkpoint(q->wr, idle, err, sizeof(err)) == -1)
-			log_warnx("queue: %s", err);
-		q->last_ckpt_ms = now;
-	}
 	/* Exact counts cost a scan: at most once a second, off the rounds. */
 	if (q->gauges_due && now - q->last_gauges_ms >= QUEUE_GAUGES_MS) {
 		queue_store_gauges(q);
@@ -780,7 +778,7 @@ queue_store_main(void *arg)
 	struct queue_done	*dones;
 	struct config		*cfg;
 	struct timespec		 ts;
-	int			 kick, claiming, stop, idle;
+	int			 kick, claiming, stop;
 
 	pthread_mutex_lock(&q->mtx);
 	for (;;) {
@@ -807,16 +805,60 @@ queue_store_main(void *arg)
 
 		if (subs != NULL || dones != NULL || kick)
 			queue_store_round(q, cfg, subs, dones, kick, claiming);
-		pthread_mutex_lock(&q->mtx);
-		idle = q->subs == NULL && q->dones == NULL;
-		pthread_mutex_unlock(&q->mtx);
-		queue_store_housekeeping(q, cfg, idle);
+		queue_store_housekeeping(q, cfg);
 		config_unref(cfg);
 
 		pthread_mutex_lock(&q->mtx);
 		if (stop && q->subs == NULL && (q->dones == NULL ||
 		    q->done_failed))
 			break;
+	}
+	pthread_mutex_unlock(&q->mtx);
+	return NULL;
+}
+
+/*
+ * The write-ahead log grows with every commit (automatic checkpoints are
+ * off so no commit pays for one).  This thread copies it back into the
+ * database from a connection of its own: a passive checkpoint beside the
+ * writer when the log grows past QUEUE_CKPT_PAGES, and a truncating one
+ * once commits have stopped for a second.
+ */
+static void *
+queue_ckpt_main(void *arg)
+{
+	struct queue	*q = arg;
+	struct timespec	 ts;
+	uint64_t	 commits, last = 0, truncated_at = UINT64_MAX;
+	long		 pages;
+	char		 err[256];
+	int		 idle;
+
+	pthread_mutex_lock(&q->mtx);
+	while (!q->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += QUEUE_CKPT_MIN_MS % 1000 * 1000000L;
+		ts.tv_sec += QUEUE_CKPT_MIN_MS / 1000 + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&q->ck_cv, &q->mtx, &ts);
+		if (q->stop)
+			break;
+		commits = q->stats.commits;
+		pthread_mutex_unlock(&q->mtx);
+
+		pages = q->ops->wal_pages(q->wr);
+		idle = commits == last;
+		last = commits;
+		if (idle && pages > 0 && truncated_at != commits) {
+			if (q->ops->checkpoint(q->ck, 1, err, sizeof(err)) == -1)
+				log_warnx("queue: checkpoint: %s", err);
+			else
+				truncated_at = commits;
+		} else if (!idle && pages >= QUEUE_CKPT_PAGES) {
+			if (q->ops->checkpoint(q->ck, 0, err, sizeof(err)) == -1)
+				log_warnx("queue: checkpoint: %s", err);
+		}
+		pthread_mutex_lock(&q->mtx);
 	}
 	pthread_mutex_unlock(&q->mtx);
 	return NULL;
@@ -1001,8 +1043,10 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	metrics_describe("gitopsd_store_commit_seconds", "histogram",
 	    "Time of one store round, begin to durable commit.");
 
+	pthread_cond_init(&q->ck_cv, NULL);
 	if ((q->wr = q->ops->open(cfg->state.path, err, errlen)) == NULL ||
-	    (q->rd = q->ops->open(cfg->state.path, err, errlen)) == NULL)
+	    (q->rd = q->ops->open(cfg->state.path, err, errlen)) == NULL ||
+	    (q->ck = q->ops->open(cfg->state.path, err, errlen)) == NULL)
 		goto fail;
 	if (q->ops->requeue_running(q->wr, util_now_ms(), &nrequeued, &ndead,
 	    err, errlen) == -1)
@@ -1021,17 +1065,32 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 		goto fail;
 	}
 	q->thread_started = 1;
+	if ((e = pthread_create(&q->ck_thread, NULL, queue_ckpt_main,
+	    q)) != 0) {
+		snprintf(err, errlen, "queue: checkpoint thread: %s",
+		    strerror(e));
+		pthread_mutex_lock(&q->mtx);
+		q->stop = 1;
+		pthread_cond_signal(&q->cv);
+		pthread_mutex_unlock(&q->mtx);
+		pthread_join(q->thread, NULL);
+		goto fail;
+	}
+	q->ck_started = 1;
 	return q;
 fail:
 	if (q->wake != NULL)
 		event_free(q->wake);
 	if (q->timer != NULL)
 		event_free(q->timer);
+	if (q->ck != NULL)
+		q->ops->close(q->ck);
 	if (q->rd != NULL)
 		q->ops->close(q->rd);
 	if (q->wr != NULL)
 		q->ops->close(q->wr);
 	config_unref(q->cfg);
+	pthread_cond_destroy(&q->ck_cv);
 	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mtx);
 	free(q);
@@ -1107,9 +1166,12 @@ queue_close(struct queue *q, int timeout_s)
 	pthread_mutex_lock(&q->mtx);
 	q->stop = 1;
 	pthread_cond_signal(&q->cv);
+	pthread_cond_signal(&q->ck_cv);
 	pthread_mutex_unlock(&q->mtx);
 	if (q->thread_started)
 		pthread_join(q->thread, NULL);
+	if (q->ck_started)
+		pthread_join(q->ck_thread, NULL);
 	/* Replies nobody will read: claimed jobs stay running (re-queued). */
 	for (rep = q->replies; rep != NULL; rep = next) {
 		next = rep->next;
@@ -1124,10 +1186,19 @@ queue_close(struct queue *q, int timeout_s)
 	event_free(q->wake);
 	event_free(q->timer);
 	q->ops->close(q->rd);
+	q->ops->close(q->ck);
 	if (q->ops->checkpoint(q->wr, 1, NULL, 0) == -1)
 		log_warnx("queue: final checkpoint failed");
 	q->ops->close(q->wr);
+	if (q->stats.commits > 0)
+		log_info("queue: %" PRIu64 " commits for %" PRIu64 " deliveries"
+		    " (largest batch %" PRIu64 "); a round took %.2f ms on"
+		    " average, %.2f ms at most", q->stats.commits,
+		    q->stats.submissions, q->stats.max_batch,
+		    q->stats.sum_commit_s * 1000 / (double)q->stats.commits,
+		    q->stats.max_commit_s * 1000);
 	config_unref(q->cfg);
+	pthread_cond_destroy(&q->ck_cv);
 	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mtx);
 	free(q);

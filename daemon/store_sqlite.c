@@ -233,7 +233,8 @@ store_sqlite_wal_hook_cb(void *arg, sqlite3 *db, const char *name, int pages)
 
 	(void)db;
 	(void)name;
-	st->wal_pages = pages;
+	/* Read by the queue's checkpoint thread. */
+	__atomic_store_n(&st->wal_pages, (long)pages, __ATOMIC_RELAXED);
 	return SQLITE_OK;
 }
 
@@ -1237,7 +1238,7 @@ out:
 static long
 store_sqlite_wal_pages(struct store *st)
 {
-	return st->wal_pages;
+	return __atomic_load_n(&st->wal_pages, __ATOMIC_RELAXED);
 }
 
 static int
@@ -1252,9 +1253,6 @@ store_sqlite_checkpoint(struct store *st, int truncate, char *err,
 		store_sqlite_err(st, err, errlen, "checkpoint");
 		return -1;
 	}
-	/* Fully copied: the next writer restarts the log from its start. */
-	if (log == done)
-		st->wal_pages = 0;
 	return 0;
 }
 

@@ -217,9 +217,16 @@ struct store_ops {
 	int		 (*retention)(struct store *, int64_t keep_before_ms,
 			    int64_t dedup_before_ms, int64_t *deleted,
 			    char *err, size_t errlen);
-	/* Pages in the write-ahead log (0 for backends without one). */
+	/*
+	 * Pages in the write-ahead log after this connection's last commit
+	 * (0 for backends without one).  Safe to call from another thread.
+	 */
 	long		 (*wal_pages)(struct store *);
-	/* Checkpoint the log; truncate: also shrink the file. */
+	/*
+	 * Checkpoint the log (from a connection of its own: a passive
+	 * checkpoint runs beside the writer); truncate: wait for the writer,
+	 * copy everything and shrink the file (for idle times).
+	 */
 	int		 (*checkpoint)(struct store *, int truncate, char *err,
 			    size_t errlen);
 };

@@ -303,6 +303,38 @@ test_drain_stops_claims(void **state)
 	qfx_teardown(&fx);
 }
 
+static int
+test_wal_empty(void *arg)
+{
+	struct stat	 sb;
+
+	return stat(arg, &sb) == 0 && sb.st_size == 0;
+}
+
+static void
+test_checkpoint_when_idle(void **state)
+{
+	struct qfx		 fx;
+	struct qfx_sub		 s;
+	struct job_spec		 js = qfx_sync("ok", "r");
+	struct stat		 sb;
+	char			 wal[160];
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 0);
+	memset(&s, 0, sizeof(s));
+	qfx_submit(&fx, "github", "ck-1", &js, 1, &s);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s, 5000), 0);
+	snprintf(wal, sizeof(wal), "%s-wal", fx.path);
+	/* Commits went to the log (no automatic checkpoint)... */
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_true(sb.st_size > 0);
+	/* ...which the checkpoint thread empties once the store is idle. */
+	assert_int_equal(qfx_loop_until(&fx, test_wal_empty, wal, 5000), 0);
+	qfx_teardown(&fx);
+}
+
 int
 main(void)
 {
@@ -312,6 +344,7 @@ main(void)
 		cmocka_unit_test(test_workers_one_per_app),
 		cmocka_unit_test(test_notify_runs_on_loop),
 		cmocka_unit_test(test_drain_stops_claims),
+		cmocka_unit_test(test_checkpoint_when_idle),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
