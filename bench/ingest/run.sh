@@ -71,7 +71,10 @@ run() {
 GPID=$!
 wait_up "http://127.0.0.1:$APORT/readyz"
 # gitopsd's own pid (the subshell exec'd into it).
+/usr/bin/python3 bench/ingest/probe.py "$APORT" "$DURATION" >"$WORK/probe" &
+PPID_=$!
 G=$(run gitopsd "http://127.0.0.1:$GPORT/hooks/github" "$GPID")
+wait "$PPID_" || true
 COMMITS=$(curl -s "http://127.0.0.1:$APORT/metrics" |
     sed -n 's/^gitopsd_store_commits_total \([0-9.e+]*\)$/\1/p')
 EVENTS=$(curl -s "http://127.0.0.1:$APORT/api/v1/events?limit=1" |
@@ -81,6 +84,7 @@ CSUM=$(curl -s "http://127.0.0.1:$APORT/metrics" |
 kill "$GPID"
 wait "$GPID" 2>/dev/null || true
 GPID=""
+ROUNDS=$(sed -n 's/.*queue: \([0-9]* commits for .*\)/\1/p' "$WORK/gitopsd.log" | tail -1)
 
 webhook -hooks "$WORK/hooks.json" -ip 127.0.0.1 -port "$WPORT" \
     >"$WORK/webhook.log" 2>&1 &
@@ -98,3 +102,5 @@ echo "$G" | awk '{ printf "%-10s %10s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5
 echo "$W" | awk '{ printf "%-10s %10s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7 }'
 echo "$G $W" | awk '{ if ($9 > 0) printf "ratio gitopsd/webhook: %.1fx requests/s\n", $2 / $9 }'
 echo "gitopsd: $EVENTS events stored in ${COMMITS:-?} durable commits (store rounds took ${CSUM:-?} s in total)"
+echo "gitopsd store: ${ROUNDS:-?}"
+cat "$WORK/probe"
