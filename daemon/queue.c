@@ -399,8 +399,8 @@ queue_store_app(struct queue *q, const struct job *j,
  */
 static int
 queue_store_finish(struct queue *q, const struct config *cfg,
-    const struct job *j, const struct job_result *res, int64_t started_ms,
-    int64_t ended_ms, char *err, size_t errlen)
+    const struct job *j, const struct job_result *res, int head,
+    int64_t started_ms, int64_t ended_ms, char *err, size_t errlen)
 {
 	struct store_finish	 f;
 	enum job_state		 state;
@@ -436,7 +436,8 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 		q->pending++;
 
 	if (state == JOB_SUCCEEDED) {
-		for (i = 0; i < res->nfollowups; i++) {
+		/* A merged run's follow-ups belong to the run: inserted once. */
+		for (i = 0; head && i < res->nfollowups; i++) {
 			if (q->ops->add_job(q->wr, &res->followups[i],
 			    j->event_id, queue_max_attempts(cfg,
 			    res->followups[i].kind), now, &id, &absorbed, err,
@@ -481,11 +482,11 @@ queue_store_done(struct queue *q, const struct config *cfg,
 
 	if (q->ops->item_begin(q->wr, err, errlen) == -1)
 		return -1;
-	if (queue_store_finish(q, cfg, d->job, d->res, d->started_ms,
+	if (queue_store_finish(q, cfg, d->job, d->res, 1, d->started_ms,
 	    d->ended_ms, err, errlen) == -1)
 		goto fail;
 	for (i = 0; i < d->job->nmerged; i++)
-		if (queue_store_finish(q, cfg, d->job->merged[i], d->res,
+		if (queue_store_finish(q, cfg, d->job->merged[i], d->res, 0,
 		    d->started_ms, d->ended_ms, err, errlen) == -1)
 			goto fail;
 	if (q->ops->item_end(q->wr, err, errlen) == -1)

@@ -304,6 +304,61 @@ test_drain_stops_claims(void **state)
 }
 
 static int
+test_count_jobs(struct qfx *fx, enum job_kind kind)
+{
+	struct store		*st;
+	struct store_job_row	*rows = NULL;
+	struct store_job_filter	 f;
+	size_t			 n = 0;
+	int64_t			 next;
+	char			 err[256];
+
+	memset(&f, 0, sizeof(f));
+	f.kind = (int)kind;
+	f.limit = 100;
+	st = store_sqlite_ops.open(fx->path, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(store_sqlite_ops.list_jobs(st, &f, &rows, &n, &next,
+	    err, sizeof(err)), 0);
+	store_job_rows_free(rows, n);
+	store_sqlite_ops.close(st);
+	return (int)n;
+}
+
+/* Two queued image jobs of one repository run as one; one follow-up. */
+static void
+test_merged_run(void **state)
+{
+	struct qfx		 fx;
+	struct qfx_sub		 s1, s2;
+	struct job_spec		 a = qfx_image("ok", "deploy", "2.0"),
+				 b = qfx_image("flaky", "deploy", "2.1");
+	struct test_wait	 w1, w2;
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 0);
+	memset(&s1, 0, sizeof(s1));
+	memset(&s2, 0, sizeof(s2));
+	qfx_submit(&fx, "registry", "m-1", &a, 1, &s1);
+	qfx_submit(&fx, "registry", "m-2", &b, 1, &s2);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s2, 5000), 0);
+	assert_int_equal(queue_start(fx.q), 0);
+	w1.fx = w2.fx = &fx;
+	w1.id = s1.ids[0][0];
+	w2.id = s2.ids[0][0];
+	assert_int_equal(qfx_loop_until(&fx, test_succeeded, &w1, 5000), 0);
+	assert_int_equal(qfx_loop_until(&fx, test_succeeded, &w2, 5000), 0);
+	pthread_mutex_lock(&qfx_mtx);
+	assert_int_equal(qfx_image_runs, 1);	/* one run for both */
+	assert_int_equal(qfx_max_merged, 1);
+	pthread_mutex_unlock(&qfx_mtx);
+	/* The run's follow-up sync was created once. */
+	assert_int_equal(test_count_jobs(&fx, JOB_SYNC), 1);
+	qfx_teardown(&fx);
+}
+
+static int
 test_wal_empty(void *arg)
 {
 	struct stat	 sb;
@@ -345,6 +400,7 @@ main(void)
 		cmocka_unit_test(test_notify_runs_on_loop),
 		cmocka_unit_test(test_drain_stops_claims),
 		cmocka_unit_test(test_checkpoint_when_idle),
+		cmocka_unit_test(test_merged_run),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
