@@ -133,10 +133,12 @@ struct queue {
 	struct event		*wake;
 	struct event		*timer;
 	struct worker_pool	*pool;
+	struct queue_loop_run	*loop_runs;	/* notify jobs in flight */
 	int			 started;
 	int			 draining;
 };
 
+struct queue_loop_run;
 static void	queue_kick(struct queue *);
 
 int64_t
@@ -901,23 +903,40 @@ queue_worker_done_cb(struct job *job, struct job_result *res,
 	queue_finished(arg, job, res, started_ms, ended_ms);
 }
 
-/* Loop runners (notify) report back here. */
+/*
+ * Loop runners (notify) report back here.  Runs in flight are listed so
+ * that queue_close() can orphan them: a runner finishing after the queue is
+ * gone only frees its job (it stays `running` in the store: re-queued).
+ */
 struct queue_loop_run {
-	struct queue	*q;
-	int64_t		 started_ms;
+	struct queue		*q;		/* NULL: orphaned by close */
+	int64_t			 started_ms;
+	struct queue_loop_run	*prev, *next;
 };
 
 static void
 queue_loop_done_cb(struct job *job, struct job_result *res, void *arg)
 {
 	struct queue_loop_run	*run = arg;
+	struct queue		*q = run->q;
 	struct job_result	*copy;
 
+	if (q == NULL) {
+		job_free(job);
+		free(run);
+		return;
+	}
+	if (run->prev != NULL)
+		run->prev->next = run->next;
+	else
+		q->loop_runs = run->next;
+	if (run->next != NULL)
+		run->next->prev = run->prev;
 	/* The runner keeps its result struct; its contents move here. */
 	copy = xcalloc(1, sizeof(*copy));
 	*copy = *res;
 	memset(res, 0, sizeof(*res));
-	queue_finished(run->q, job, copy, run->started_ms, util_now_ms());
+	queue_finished(q, job, copy, run->started_ms, util_now_ms());
 	free(run);
 }
 
@@ -936,6 +955,10 @@ queue_dispatch(struct queue *q, struct config *cfg, struct job *job)
 		run = xcalloc(1, sizeof(*run));
 		run->q = q;
 		run->started_ms = now;
+		run->next = q->loop_runs;
+		if (q->loop_runs != NULL)
+			q->loop_runs->prev = run;
+		q->loop_runs = run;
 		runner->start(cfg, q->base, job, queue_loop_done_cb, run);
 		return;
 	}
@@ -1155,10 +1178,14 @@ void
 queue_close(struct queue *q, int timeout_s)
 {
 	struct queue_reply	*rep, *next;
+	struct queue_loop_run	*run;
 
 	if (q == NULL)
 		return;
 	queue_drain(q);
+	for (run = q->loop_runs; run != NULL; run = run->next)
+		run->q = NULL;
+	q->loop_runs = NULL;
 	/* Finished attempts are recorded; unfinished ones stay running. */
 	if (q->pool != NULL && worker_pool_stop(q->pool, timeout_s) > 0)
 		log_warnx("queue: jobs still running are re-queued at the"

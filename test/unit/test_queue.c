@@ -358,6 +358,71 @@ test_merged_run(void **state)
 	qfx_teardown(&fx);
 }
 
+/* A notify runner that only finishes when the test says so. */
+static struct job	*test_held_job;
+static job_done_cb	*test_held_done;
+static void		*test_held_arg;
+
+static void
+test_hold_start(const struct config *cfg, struct event_base *base,
+    struct job *j, job_done_cb *done, void *arg)
+{
+	(void)cfg;
+	(void)base;
+	test_held_job = j;
+	test_held_done = done;
+	test_held_arg = arg;
+}
+
+static const struct job_runner test_hold_runner = {
+	.kind = JOB_NOTIFY, .start = test_hold_start,
+};
+
+static const struct job_runner *
+test_find_hold(enum job_kind kind)
+{
+	return kind == JOB_NOTIFY ? &test_hold_runner : qfx_find(kind);
+}
+
+static int
+test_held(void *arg)
+{
+	(void)arg;
+	return test_held_job != NULL;
+}
+
+/* A loop runner finishing after queue_close() only frees its job. */
+static void
+test_loop_run_after_close(void **state)
+{
+	struct qfx		 fx;
+	struct job_spec		 n = { .kind = JOB_NOTIFY, .app = "ok",
+	    .params = "{}" };
+	struct job_result	 res;
+	struct store_job_row	 r;
+	int64_t			 id;
+	char			 err[256];
+
+	(void)state;
+	qfx_setup(&fx);
+	test_held_job = NULL;
+	qfx_open(&fx, 0);
+	queue_set_runner_find(fx.q, test_find_hold);
+	assert_int_equal(queue_start(fx.q), 0);
+	assert_int_equal(queue_add_jobs(fx.q, &n, 1, &id, err, sizeof(err)), 0);
+	assert_int_equal(qfx_loop_until(&fx, test_held, NULL, 5000), 0);
+	qfx_close(&fx);
+	memset(&res, 0, sizeof(res));
+	res.ok = 1;
+	test_held_done(test_held_job, &res, test_held_arg);
+	job_result_clear(&res);
+	/* Still running in the store: the next start re-queues it. */
+	assert_int_equal(qfx_job(&fx, id, &r), 1);
+	assert_int_equal(r.state, JOB_RUNNING);
+	store_job_row_clear(&r);
+	qfx_teardown(&fx);
+}
+
 static int
 test_wal_empty(void *arg)
 {
@@ -401,6 +466,7 @@ main(void)
 		cmocka_unit_test(test_drain_stops_claims),
 		cmocka_unit_test(test_checkpoint_when_idle),
 		cmocka_unit_test(test_merged_run),
+		cmocka_unit_test(test_loop_run_after_close),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
