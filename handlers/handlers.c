@@ -17,8 +17,27 @@
 #include "handler.h"
 #include "util.h"
 
+extern const struct handler handler_github;
+extern const struct handler handler_gitlab;
+extern const struct handler handler_gitea;
+extern const struct handler handler_bitbucket;
+extern const struct handler handler_generic;
+extern const struct handler handler_registry;
+extern const struct handler handler_dockerhub;
+extern const struct handler handler_harbor;
+extern const struct handler handler_quay;
+
 /* Adding a sender: one file under handlers/ and one row here. */
 const struct handler *const handler_table[] = {
+	&handler_github,
+	&handler_gitlab,
+	&handler_gitea,
+	&handler_bitbucket,
+	&handler_generic,
+	&handler_registry,
+	&handler_dockerhub,
+	&handler_harbor,
+	&handler_quay,
 	NULL
 };
 const size_t handler_table_len = nitems(handler_table) - 1;

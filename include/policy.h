@@ -21,7 +21,16 @@ struct image_ref {
 
 /* Parse "host:5000/a/b:1.2@sha256:..." and friends.  0 or -1 with err. */
 int	 image_ref_parse(const char *, struct image_ref *, char *err, size_t);
+/*
+ * The same from a registry host and a repository path as senders report
+ * them separately ("127.0.0.1:5000" + "acme/web"; NULL host: docker.io).
+ */
+int	 image_ref_from_parts(const char *host, const char *repository,
+	    struct image_ref *, char *err, size_t);
 void	 image_ref_free(struct image_ref *);
+/* Tag grammar [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}; digest "sha256:<64 hex>". */
+int	 image_tag_valid(const char *);
+int	 image_digest_valid(const char *);
 /* "registry/repository" of a reference, malloc'd ("docker.io/library/nginx"). */
 char	*image_ref_name(const struct image_ref *);
 /* Same image repository (registry and repository equal after normalizing). */

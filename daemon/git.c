@@ -1,0 +1,1122 @@
+/*
+ * git.c: local bare clones of configured repositories with libgit2.
+ *
+ * DESIGN: one bare clone per repository under workdir, never checked out.
+ * Every operation on a clone runs under that repository's mutex (a small
+ * table keyed by repository name), so a sync reading while an update-image
+ * job fetches and pushes never sees a half-written ref.  libgit2 objects
+ * are not shared between threads: each call opens its own git_repository.
+ * Errors: git_error_last() is thread-local, so its text is copied into the
+ * caller's buffer before any other libgit2 call can replace it.  Secrets
+ * (passwords, passphrases) are handed to libgit2 only; never to messages.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <git2.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "config.h"
+#include "gitrepo.h"
+#include "log.h"
+#include "util.h"
+
+#define GIT_REMOTE_NAME		"origin"
+
+struct git_repo {
+	git_repository		*repo;
+	pthread_mutex_t		*lock;
+	const struct config_repo *cfg;
+	char			*path;
+	char			*tracking;	/* refs/remotes/origin/<branch> */
+};
+
+/* Per-clone mutexes (keyed by path); entries live until shutdown. */
+struct git_lock {
+	char			*name;
+	pthread_mutex_t		 mutex;
+	struct git_lock		*next;
+};
+
+static pthread_mutex_t	 git_locks_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct git_lock	*git_locks;
+
+static git_repo_push_hook *git_push_hook;
+static void		*git_push_hook_arg;
+
+/* State shared with libgit2's callbacks during one remote operation. */
+struct git_cb_state {
+	const struct config_repo *cfg;
+	int		 cred_tries;
+	int		 auth_failed;		/* credentials refused or missing */
+	int		 hostkey_failed;
+	char		 reason[256];		/* why a callback refused */
+	int		 rejected;		/* push_update_reference status */
+	char		 reject_msg[256];
+};
+
+int
+git_repo_global_init(void)
+{
+	if (git_libgit2_init() < 0)
+		return -1;
+	return 0;
+}
+
+void
+git_repo_global_shutdown(void)
+{
+	struct git_lock	*l, *next;
+
+	pthread_mutex_lock(&git_locks_mutex);
+	for (l = git_locks; l != NULL; l = next) {
+		next = l->next;
+		pthread_mutex_destroy(&l->mutex);
+		free(l->name);
+		free(l);
+	}
+	git_locks = NULL;
+	pthread_mutex_unlock(&git_locks_mutex);
+	git_libgit2_shutdown();
+}
+
+void
+git_repo_set_push_hook(git_repo_push_hook *hook, void *arg)
+{
+	git_push_hook = hook;
+	git_push_hook_arg = arg;
+}
+
+static pthread_mutex_t *
+git_lock_get(const char *name)
+{
+	struct git_lock	*l;
+
+	pthread_mutex_lock(&git_locks_mutex);
+	for (l = git_locks; l != NULL; l = l->next)
+		if (strcmp(l->name, name) == 0)
+			break;
+	if (l == NULL) {
+		l = xcalloc(1, sizeof(*l));
+		l->name = xstrdup(name);
+		pthread_mutex_init(&l->mutex, NULL);
+		l->next = git_locks;
+		git_locks = l;
+	}
+	pthread_mutex_unlock(&git_locks_mutex);
+	return &l->mutex;
+}
+
+/* Copy libgit2's thread-local error text (or a callback's reason). */
+static void
+git_errcopy(char *err, size_t errlen, const char *what,
+    const struct git_cb_state *st)
+{
+	const git_error	*e = git_error_last();
+
+	if (st != NULL && st->reason[0] != '\0')
+		snprintf(err, errlen, "%s: %s", what, st->reason);
+	else
+		snprintf(err, errlen, "%s: %s", what,
+		    e != NULL && e->message != NULL ? e->message :
+		    "unknown libgit2 error");
+}
+
+/* Classify a failed libgit2 remote call. */
+static enum git_repo_status
+git_classify(int error, const struct git_cb_state *st)
+{
+	const git_error	*e = git_error_last();
+
+	if (st != NULL && (st->auth_failed || st->hostkey_failed))
+		return GIT_REPO_AUTH;
+	if (error == GIT_EAUTH || error == GIT_ECERTIFICATE)
+		return GIT_REPO_AUTH;
+	if (error == GIT_ENONFASTFORWARD)
+		return GIT_REPO_REJECTED;
+	if (e != NULL && e->message != NULL &&
+	    (strstr(e->message, "authentication") != NULL ||
+	    strstr(e->message, "401") != NULL ||
+	    strstr(e->message, "403") != NULL))
+		return GIT_REPO_AUTH;
+	return GIT_REPO_ERROR;
+}
+
+/* Split a remote URL into host and port (for known_hosts). */
+static void
+git_url_host(const char *url, char *host, size_t hostlen, int *port)
+{
+	const char	*p, *end, *at, *colon;
+	size_t		 n;
+
+	*port = 22;
+	host[0] = '\0';
+	if ((p = strstr(url, "://")) != NULL) {
+		p += 3;
+		end = p + strcspn(p, "/");
+		at = memchr(p, '@', (size_t)(end - p));
+		if (at != NULL)
+			p = at + 1;
+		if (*p == '[') {
+			const char *rb = memchr(p, ']', (size_t)(end - p));
+			if (rb == NULL)
+				return;
+			n = (size_t)(rb - p - 1);
+			if (n >= hostlen)
+				return;
+			memcpy(host, p + 1, n);
+			host[n] = '\0';
+			if (rb[1] == ':')
+				*port = atoi(rb + 2);
+			return;
+		}
+		colon = memchr(p, ':', (size_t)(end - p));
+		n = (size_t)((colon != NULL ? colon : end) - p);
+		if (colon != NULL)
+			*port = atoi(colon + 1);
+	} else {
+		/* scp-like user@host:path */
+		at = strchr(url, '@');
+		p = at != NULL ? at + 1 : url;
+		n = strcspn(p, ":");
+	}
+	if (n >= hostlen)
+		return;
+	memcpy(host, p, n);
+	host[n] = '\0';
+}
+
+/* Does a known_hosts host pattern list ("a,b,[c]:2222") name host:port? */
+static int
+git_kh_host_match(const char *pattern, size_t plen, const char *host, int port)
+{
+	char	 want[300];
+	size_t	 i, start, n;
+
+	if (port == 22)
+		snprintf(want, sizeof(want), "%s", host);
+	else
+		snprintf(want, sizeof(want), "[%s]:%d", host, port);
+	for (start = 0, i = 0; i <= plen; i++) {
+		if (i < plen && pattern[i] != ',')
+			continue;
+		n = i - start;
+		if (n > 0 && pattern[start] == '|') {
+			/* |1|base64(salt)|base64(HMAC-SHA1(salt, host)) */
+			unsigned char	 salt[64], hash[64], mac[EVP_MAX_MD_SIZE];
+			unsigned int	 maclen = 0;
+			const char	*s = pattern + start, *bar;
+			char		 tmp[200];
+			int		 sl, hl;
+
+			if (n < 4 || strncmp(s, "|1|", 3) != 0)
+				goto next;
+			bar = memchr(s + 3, '|', n - 3);
+			if (bar == NULL || (size_t)(bar - s - 3) >= sizeof(tmp) ||
+			    (size_t)(s + n - bar - 1) >= sizeof(tmp))
+				goto next;
+			memcpy(tmp, s + 3, (size_t)(bar - s - 3));
+			tmp[bar - s - 3] = '\0';
+			sl = EVP_DecodeBlock(salt, (unsigned char *)tmp,
+			    (int)strlen(tmp));
+			memcpy(tmp, bar + 1, (size_t)(s + n - bar - 1));
+			tmp[s + n - bar - 1] = '\0';
+			hl = EVP_DecodeBlock(hash, (unsigned char *)tmp,
+			    (int)strlen(tmp));
+			if (sl < 20 || hl < 20)
+				goto next;
+			/* Base64 padding decodes to trailing zero bytes: 20. */
+			if (HMAC(EVP_sha1(), salt, 20, (unsigned char *)want,
+			    strlen(want), mac, &maclen) == NULL || maclen != 20)
+				goto next;
+			if (CRYPTO_memcmp(mac, hash, 20) == 0)
+				return 1;
+		} else if (n == strlen(want) &&
+		    strncasecmp(pattern + start, want, n) == 0)
+			return 1;
+next:
+		start = i + 1;
+	}
+	return 0;
+}
+
+int
+git_repo_known_hosts_check(const char *file, const char *host, int port,
+    const char *keytype, const unsigned char *key, size_t keylen, char *err,
+    size_t errlen)
+{
+	char		*data, *line, *save = NULL, *fields[4];
+	unsigned char	*blob = NULL;
+	size_t		 len;
+	int		 rc = -1, seen_host = 0, nf, revoked, bl;
+
+	if (file == NULL) {
+		snprintf(err, errlen, "no known_hosts_file configured: "
+		    "refusing to trust the SSH host key of %s", host);
+		return -1;
+	}
+	if ((data = util_read_file(file, 4 << 20, &len)) == NULL) {
+		snprintf(err, errlen, "known_hosts_file %s: %s", file,
+		    strerror(errno));
+		return -1;
+	}
+	for (line = strtok_r(data, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		char	*p = line, *tok, *s2 = NULL;
+
+		line[strcspn(line, "\r")] = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '#' || *p == '\0')
+			continue;
+		revoked = 0;
+		if (*p == '@') {
+			if (strncmp(p, "@revoked", 8) == 0)
+				revoked = 1;
+			else
+				continue;	/* @cert-authority: not supported */
+			p += 8;
+		}
+		nf = 0;
+		for (tok = strtok_r(p, " \t", &s2); tok != NULL && nf < 4;
+		    tok = strtok_r(NULL, " \t", &s2))
+			fields[nf++] = tok;
+		if (nf < 3)
+			continue;
+		if (!git_kh_host_match(fields[0], strlen(fields[0]), host, port))
+			continue;
+		if (strcmp(fields[1], keytype) != 0) {
+			seen_host = 1;
+			continue;
+		}
+		free(blob);
+		len = strlen(fields[2]);
+		blob = xmalloc(len + 1);
+		bl = EVP_DecodeBlock(blob, (unsigned char *)fields[2], (int)len);
+		if (bl < 0)
+			continue;
+		/* Strip the zero bytes that '=' padding decodes to. */
+		if (len >= 1 && fields[2][len - 1] == '=')
+			bl--;
+		if (len >= 2 && fields[2][len - 2] == '=')
+			bl--;
+		seen_host = 1;
+		if ((size_t)bl == keylen && memcmp(blob, key, keylen) == 0) {
+			if (revoked) {
+				snprintf(err, errlen, "SSH host key of %s is "
+				    "marked @revoked in %s", host, file);
+				goto out;
+			}
+			rc = 0;
+			goto out;
+		}
+	}
+	if (seen_host)
+		snprintf(err, errlen, "SSH host key of %s (%s) does not match "
+		    "%s: host key changed", host, keytype, file);
+	else
+		snprintf(err, errlen, "SSH host %s is unknown: no entry in %s",
+		    host, file);
+out:
+	free(blob);
+	free(data);
+	return rc;
+}
+
+static const char *
+git_ssh_keytype(git_cert_ssh_raw_type_t t)
+{
+	switch (t) {
+	case GIT_CERT_SSH_RAW_TYPE_RSA:
+		return "ssh-rsa";
+	case GIT_CERT_SSH_RAW_TYPE_DSS:
+		return "ssh-dss";
+	case GIT_CERT_SSH_RAW_TYPE_KEY_ECDSA_256:
+		return "ecdsa-sha2-nistp256";
+	case GIT_CERT_SSH_RAW_TYPE_KEY_ECDSA_384:
+		return "ecdsa-sha2-nistp384";
+	case GIT_CERT_SSH_RAW_TYPE_KEY_ECDSA_521:
+		return "ecdsa-sha2-nistp521";
+	case GIT_CERT_SSH_RAW_TYPE_KEY_ED25519:
+		return "ssh-ed25519";
+	default:
+		return "unknown";
+	}
+}
+
+/* libgit2 1.5 does not read known_hosts itself: check it here. */
+static int
+git_certificate_check_cb(git_cert *cert, int valid, const char *host,
+    void *payload)
+{
+	struct git_cb_state	*st = payload;
+	git_cert_hostkey	*hk;
+	char			 h[256];
+	int			 port;
+
+	if (cert->cert_type == GIT_CERT_X509)
+		return valid ? 0 : GIT_PASSTHROUGH;
+	if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2) {
+		snprintf(st->reason, sizeof(st->reason),
+		    "unsupported certificate type from %s", host);
+		st->hostkey_failed = 1;
+		return GIT_ECERTIFICATE;
+	}
+	hk = (git_cert_hostkey *)cert;
+	if ((hk->type & GIT_CERT_SSH_RAW) == 0) {
+		snprintf(st->reason, sizeof(st->reason),
+		    "no raw SSH host key from %s", host);
+		st->hostkey_failed = 1;
+		return GIT_ECERTIFICATE;
+	}
+	git_url_host(st->cfg->url, h, sizeof(h), &port);
+	if (h[0] == '\0')
+		snprintf(h, sizeof(h), "%s", host);
+	if (git_repo_known_hosts_check(st->cfg->auth.known_hosts_file, h,
+	    port, git_ssh_keytype(hk->raw_type),
+	    (const unsigned char *)hk->hostkey, hk->hostkey_len, st->reason,
+	    sizeof(st->reason)) == 0)
+		return 0;
+	st->hostkey_failed = 1;
+	return GIT_ECERTIFICATE;
+}
+
+static int
+git_credentials_cb(git_credential **out, const char *url,
+    const char *username_from_url, unsigned int allowed, void *payload)
+{
+	struct git_cb_state		*st = payload;
+	const struct config_repo_auth	*a = &st->cfg->auth;
+	const char			*user;
+
+	(void)url;
+	/* libgit2 asks again after a refusal: one try per operation. */
+	if (st->cred_tries++ > 0) {
+		st->auth_failed = 1;
+		snprintf(st->reason, sizeof(st->reason),
+		    "authentication refused by the remote");
+		return GIT_EAUTH;
+	}
+	if ((allowed & GIT_CREDENTIAL_SSH_KEY) && a->ssh_key_file != NULL) {
+		user = username_from_url != NULL ? username_from_url :
+		    a->username != NULL ? a->username : "git";
+		return git_credential_ssh_key_new(out, user,
+		    a->ssh_pubkey_file, a->ssh_key_file, a->ssh_passphrase);
+	}
+	if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) &&
+	    a->password != NULL) {
+		user = a->username != NULL ? a->username :
+		    username_from_url != NULL ? username_from_url :
+		    "x-access-token";
+		return git_credential_userpass_plaintext_new(out, user,
+		    a->password);
+	}
+	if ((allowed & GIT_CREDENTIAL_USERNAME) && a->username != NULL)
+		return git_credential_username_new(out, a->username);
+	st->auth_failed = 1;
+	snprintf(st->reason, sizeof(st->reason),
+	    "the remote asks for credentials and none are configured");
+	return GIT_EAUTH;
+}
+
+static void
+git_callbacks_init(git_remote_callbacks *cb, struct git_cb_state *st,
+    const struct config_repo *cfg)
+{
+	memset(st, 0, sizeof(*st));
+	st->cfg = cfg;
+	cb->credentials = git_credentials_cb;
+	cb->certificate_check = git_certificate_check_cb;
+	cb->payload = st;
+}
+
+static char *
+git_clone_path(const struct config *cfg, const struct config_repo *r)
+{
+	return xasprintf("%s/%s.git", cfg->workdir != NULL ? cfg->workdir :
+	    "/var/lib/gitopsd/repos", r->name);
+}
+
+/* Open (or create) the bare clone and point origin at the configured URL. */
+static int
+git_open_clone(const char *path, const struct config_repo *r,
+    git_repository **out, char *err, size_t errlen)
+{
+	git_repository	*repo = NULL;
+	git_remote	*remote = NULL;
+	struct stat	 sb;
+	int		 error;
+
+	if (stat(path, &sb) == 0) {
+		if ((error = git_repository_open_bare(&repo, path)) < 0) {
+			git_errcopy(err, errlen, "open clone", NULL);
+			return -1;
+		}
+	} else {
+		char *slash, *parent = xstrdup(path);
+
+		if ((slash = strrchr(parent, '/')) != NULL && slash != parent) {
+			*slash = '\0';
+			if (util_mkdirs(parent, 0750) == -1) {
+				snprintf(err, errlen, "workdir %s: %s", parent,
+				    strerror(errno));
+				free(parent);
+				return -1;
+			}
+		}
+		free(parent);
+		if (git_repository_init(&repo, path, 1) < 0) {
+			git_errcopy(err, errlen, "init clone", NULL);
+			return -1;
+		}
+	}
+	error = git_remote_lookup(&remote, repo, GIT_REMOTE_NAME);
+	if (error == GIT_ENOTFOUND)
+		error = git_remote_create(&remote, repo, GIT_REMOTE_NAME,
+		    r->url);
+	else if (error == 0 && strcmp(git_remote_url(remote), r->url) != 0)
+		error = git_remote_set_url(repo, GIT_REMOTE_NAME, r->url);
+	if (error < 0) {
+		git_errcopy(err, errlen, "configure remote", NULL);
+		git_remote_free(remote);
+		git_repository_free(repo);
+		return -1;
+	}
+	git_remote_free(remote);
+	*out = repo;
+	return 0;
+}
+
+/* Fetch the configured branch (and push_branch) into refs/remotes/origin. */
+static enum git_repo_status
+git_do_fetch(git_repository *repo, const struct config_repo *r, char *err,
+    size_t errlen)
+{
+	git_fetch_options	 opts;
+	struct git_cb_state	 st;
+	git_remote		*remote = NULL;
+	char			*specs[2];
+	git_strarray		 refspecs;
+	const char		*branch = r->branch != NULL ? r->branch : "main";
+	enum git_repo_status	 rc;
+	int			 error;
+
+	specs[0] = xasprintf("+refs/heads/%s:refs/remotes/origin/%s", branch,
+	    branch);
+	refspecs.strings = specs;
+	refspecs.count = 1;
+	if (r->push_branch != NULL && strcmp(r->push_branch, branch) != 0) {
+		specs[1] = xasprintf("+refs/heads/%s:refs/remotes/origin/%s",
+		    r->push_branch, r->push_branch);
+		refspecs.count = 2;
+	}
+	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
+	git_callbacks_init(&opts.callbacks, &st, r);
+	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	if ((error = git_remote_lookup(&remote, repo, GIT_REMOTE_NAME)) < 0) {
+		git_errcopy(err, errlen, "fetch", NULL);
+		rc = GIT_REPO_ERROR;
+		goto out;
+	}
+	if ((error = git_remote_fetch(remote, &refspecs, &opts, "fetch")) < 0) {
+		rc = git_classify(error, &st);
+		git_errcopy(err, errlen, "fetch", &st);
+		goto out;
+	}
+	rc = GIT_REPO_OK;
+out:
+	git_remote_free(remote);
+	free(specs[0]);
+	if (refspecs.count == 2)
+		free(specs[1]);
+	return rc;
+}
+
+static int
+git_head_of(git_repository *repo, const char *tracking, char out[41])
+{
+	git_oid	 oid;
+
+	if (git_reference_name_to_id(&oid, repo, tracking) < 0)
+		return -1;
+	git_oid_tostr(out, 41, &oid);
+	return 0;
+}
+
+enum git_repo_status
+git_repo_open(const struct config *cfg, const struct config_repo *r,
+    struct git_repo **out, char *err, size_t errlen)
+{
+	struct git_repo		*g;
+	enum git_repo_status	 rc;
+
+	*out = NULL;
+	g = xcalloc(1, sizeof(*g));
+	g->cfg = r;
+	g->path = git_clone_path(cfg, r);
+	g->tracking = xasprintf("refs/remotes/origin/%s",
+	    r->branch != NULL ? r->branch : "main");
+	g->lock = git_lock_get(g->path);
+	pthread_mutex_lock(g->lock);
+	if (git_open_clone(g->path, r, &g->repo, err, errlen) == -1) {
+		rc = GIT_REPO_ERROR;
+		goto fail;
+	}
+	if ((rc = git_do_fetch(g->repo, r, err, errlen)) != GIT_REPO_OK)
+		goto fail;
+	*out = g;
+	return GIT_REPO_OK;
+fail:
+	git_repo_close(g);
+	return rc;
+}
+
+void
+git_repo_close(struct git_repo *g)
+{
+	if (g == NULL)
+		return;
+	git_repository_free(g->repo);
+	pthread_mutex_unlock(g->lock);
+	free(g->path);
+	free(g->tracking);
+	free(g);
+}
+
+enum git_repo_status
+git_repo_fetch(struct git_repo *g, char *err, size_t errlen)
+{
+	return git_do_fetch(g->repo, g->cfg, err, errlen);
+}
+
+int
+git_repo_head(struct git_repo *g, char out[41])
+{
+	return git_head_of(g->repo, g->tracking, out);
+}
+
+const char *
+git_repo_path(const struct git_repo *g)
+{
+	return g->path;
+}
+
+int
+git_repo_prepare(const struct config *cfg, const struct config_repo *r,
+    char **path_out, char **head_out, char *err, size_t errlen)
+{
+	struct git_repo	*g;
+	char		 head[41];
+
+	*path_out = NULL;
+	if (head_out != NULL)
+		*head_out = NULL;
+	if (git_repo_open(cfg, r, &g, err, errlen) != GIT_REPO_OK)
+		return -1;
+	*path_out = xstrdup(g->path);
+	if (head_out != NULL && git_repo_head(g, head) == 0)
+		*head_out = xstrdup(head);
+	git_repo_close(g);
+	return 0;
+}
+
+static int
+git_has_yaml_suffix(const char *name)
+{
+	size_t	 n = strlen(name);
+
+	return (n > 5 && strcmp(name + n - 5, ".yaml") == 0) ||
+	    (n > 4 && strcmp(name + n - 4, ".yml") == 0);
+}
+
+/* Resolve the tree of dir ("" or ".": root) in commit. */
+static int
+git_subtree(git_repository *repo, const char *commit, const char *dir,
+    git_tree **out, char *err, size_t errlen)
+{
+	git_oid		 oid;
+	git_commit	*c = NULL;
+	git_tree	*root = NULL;
+	git_tree_entry	*e = NULL;
+	int		 rc = -1;
+
+	*out = NULL;
+	if (git_oid_fromstr(&oid, commit) < 0 ||
+	    git_commit_lookup(&c, repo, &oid) < 0 ||
+	    git_commit_tree(&root, c) < 0) {
+		git_errcopy(err, errlen, "read commit", NULL);
+		goto out;
+	}
+	while (dir != NULL && (dir[0] == '.' && (dir[1] == '/' || dir[1] == '\0')))
+		dir += dir[1] == '/' ? 2 : 1;
+	if (dir == NULL || *dir == '\0') {
+		*out = root;
+		root = NULL;
+		rc = 0;
+		goto out;
+	}
+	if (git_tree_entry_bypath(&e, root, dir) < 0) {
+		/* No such directory in this commit: nothing to read. */
+		rc = 1;
+		goto out;
+	}
+	if (git_tree_entry_type(e) != GIT_OBJECT_TREE ||
+	    git_tree_lookup(out, repo, git_tree_entry_id(e)) < 0) {
+		snprintf(err, errlen, "%s is not a directory", dir);
+		goto out;
+	}
+	rc = 0;
+out:
+	git_tree_entry_free(e);
+	git_tree_free(root);
+	git_commit_free(c);
+	return rc;
+}
+
+struct git_walk {
+	git_repository	*repo;
+	const char	*prefix;
+	size_t		 max_bytes;
+	git_repo_file_cb *cb;
+	void		*arg;
+	int		 cbrc;
+	char		*err;
+	size_t		 errlen;
+	int		 failed;
+};
+
+static int
+git_walk_cb(const char *root, const git_tree_entry *e, void *payload)
+{
+	struct git_walk	*w = payload;
+	git_blob	*blob = NULL;
+	const char	*name = git_tree_entry_name(e);
+	char		*path;
+	size_t		 size;
+
+	if (git_tree_entry_type(e) != GIT_OBJECT_BLOB ||
+	    git_tree_entry_filemode(e) == GIT_FILEMODE_LINK ||
+	    !git_has_yaml_suffix(name))
+		return 0;
+	if (git_blob_lookup(&blob, w->repo, git_tree_entry_id(e)) < 0) {
+		git_errcopy(w->err, w->errlen, "read blob", NULL);
+		w->failed = 1;
+		return -1;
+	}
+	path = xasprintf("%s%s%s%s", w->prefix, *w->prefix ? "/" : "", root,
+	    name);
+	size = (size_t)git_blob_rawsize(blob);
+	if (size > w->max_bytes)
+		w->cbrc = w->cb(path, NULL, size, w->arg);
+	else
+		w->cbrc = w->cb(path, git_blob_rawcontent(blob), size, w->arg);
+	free(path);
+	git_blob_free(blob);
+	return w->cbrc != 0 ? -1 : 0;
+}
+
+int
+git_repo_read_files(struct git_repo *g, const char *commit, const char *dir,
+    size_t max_bytes, git_repo_file_cb *cb, void *arg, char *err,
+    size_t errlen)
+{
+	struct git_walk	 w;
+	git_tree	*tree = NULL;
+	char		*prefix;
+	size_t		 n;
+	int		 r;
+
+	if ((r = git_subtree(g->repo, commit, dir, &tree, err, errlen)) != 0)
+		return r == 1 ? 0 : -1;
+	while (dir[0] == '.' && (dir[1] == '/' || dir[1] == '\0'))
+		dir += dir[1] == '/' ? 2 : 1;
+	prefix = xstrdup(dir);
+	n = strlen(prefix);
+	while (n > 0 && prefix[n - 1] == '/')
+		prefix[--n] = '\0';
+	memset(&w, 0, sizeof(w));
+	w.repo = g->repo;
+	w.prefix = prefix;
+	w.max_bytes = max_bytes;
+	w.cb = cb;
+	w.arg = arg;
+	w.err = err;
+	w.errlen = errlen;
+	r = git_tree_walk(tree, GIT_TREEWALK_PRE, git_walk_cb, &w);
+	git_tree_free(tree);
+	free(prefix);
+	if (w.failed)
+		return -1;
+	if (w.cbrc != 0)
+		return w.cbrc;
+	if (r < 0) {
+		git_errcopy(err, errlen, "walk tree", NULL);
+		return -1;
+	}
+	return 0;
+}
+
+int
+git_repo_commit(struct git_repo *g, const char *parent,
+    const struct git_repo_change *ch, size_t nch, const char *author_name,
+    const char *author_email, const char *message, char out[41], char *err,
+    size_t errlen)
+{
+	git_oid			 poid, toid, coid;
+	git_commit		*pc = NULL;
+	git_tree		*ptree = NULL, *ntree = NULL;
+	git_signature		*sig = NULL;
+	git_tree_update		*up;
+	git_oid			*blobs;
+	git_tree_entry		*e;
+	const git_commit	*parents[1];
+	size_t			 i;
+	int			 rc = -1;
+
+	up = xcalloc(nch > 0 ? nch : 1, sizeof(*up));
+	blobs = xcalloc(nch > 0 ? nch : 1, sizeof(*blobs));
+	if (git_oid_fromstr(&poid, parent) < 0 ||
+	    git_commit_lookup(&pc, g->repo, &poid) < 0 ||
+	    git_commit_tree(&ptree, pc) < 0) {
+		git_errcopy(err, errlen, "read parent commit", NULL);
+		goto out;
+	}
+	for (i = 0; i < nch; i++) {
+		if (git_blob_create_from_buffer(&blobs[i], g->repo, ch[i].data,
+		    ch[i].len) < 0) {
+			git_errcopy(err, errlen, "write blob", NULL);
+			goto out;
+		}
+		up[i].action = GIT_TREE_UPDATE_UPSERT;
+		up[i].id = blobs[i];
+		up[i].path = ch[i].path;
+		up[i].filemode = GIT_FILEMODE_BLOB;
+		if (git_tree_entry_bypath(&e, ptree, ch[i].path) == 0) {
+			if (git_tree_entry_filemode(e) ==
+			    GIT_FILEMODE_BLOB_EXECUTABLE)
+				up[i].filemode = GIT_FILEMODE_BLOB_EXECUTABLE;
+			git_tree_entry_free(e);
+		}
+	}
+	if (git_tree_create_updated(&toid, g->repo, ptree, nch, up) < 0 ||
+	    git_tree_lookup(&ntree, g->repo, &toid) < 0) {
+		git_errcopy(err, errlen, "write tree", NULL);
+		goto out;
+	}
+	if (git_signature_now(&sig, author_name, author_email) < 0) {
+		git_errcopy(err, errlen, "author", NULL);
+		goto out;
+	}
+	parents[0] = pc;
+	if (git_commit_create(&coid, g->repo, NULL, sig, sig, NULL, message,
+	    ntree, 1, parents) < 0) {
+		git_errcopy(err, errlen, "write commit", NULL);
+		goto out;
+	}
+	git_oid_tostr(out, 41, &coid);
+	rc = 0;
+out:
+	git_signature_free(sig);
+	git_tree_free(ntree);
+	git_tree_free(ptree);
+	git_commit_free(pc);
+	free(blobs);
+	free(up);
+	return rc;
+}
+
+static int
+git_push_ref_cb(const char *refname, const char *status,
+    void *data)
+{
+	struct git_cb_state	*st = data;
+
+	if (status != NULL) {
+		st->rejected = 1;
+		snprintf(st->reject_msg, sizeof(st->reject_msg),
+		    "%s rejected: %s", refname, status);
+	}
+	return 0;
+}
+
+static int
+git_push_neg_cb(const git_push_update **updates, size_t len,
+    void *payload)
+{
+	(void)updates;
+	(void)len;
+	(void)payload;
+	if (git_push_hook != NULL)
+		git_push_hook(git_push_hook_arg);
+	return 0;
+}
+
+/* Copy obj and whatever it needs that dst lacks (trees recursively). */
+static int
+git_copy_missing(git_odb *src, git_odb *dst, git_repository *repo,
+    const git_oid *oid)
+{
+	git_odb_object	*o = NULL;
+	git_tree	*tree = NULL;
+	git_commit	*c = NULL;
+	git_oid		 written;
+	size_t		 i;
+	int		 rc = -1;
+
+	if (git_odb_exists(dst, oid))
+		return 0;
+	if (git_odb_read(&o, src, oid) < 0)
+		return -1;
+	switch (git_odb_object_type(o)) {
+	case GIT_OBJECT_COMMIT:
+		if (git_commit_lookup(&c, repo, oid) < 0 ||
+		    git_copy_missing(src, dst, repo, git_commit_tree_id(c)) < 0)
+			goto out;
+		for (i = 0; i < git_commit_parentcount(c); i++)
+			if (git_copy_missing(src, dst, repo,
+			    git_commit_parent_id(c, (unsigned)i)) < 0)
+				goto out;
+		break;
+	case GIT_OBJECT_TREE:
+		if (git_tree_lookup(&tree, repo, oid) < 0)
+			goto out;
+		for (i = 0; i < git_tree_entrycount(tree); i++) {
+			const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+
+			if (git_tree_entry_filemode(e) == GIT_FILEMODE_COMMIT)
+				continue;	/* submodule: not ours */
+			if (git_copy_missing(src, dst, repo,
+			    git_tree_entry_id(e)) < 0)
+				goto out;
+		}
+		break;
+	default:
+		break;
+	}
+	if (git_odb_write(&written, dst, git_odb_object_data(o),
+	    git_odb_object_size(o), git_odb_object_type(o)) < 0)
+		goto out;
+	rc = 0;
+out:
+	git_commit_free(c);
+	git_tree_free(tree);
+	git_odb_object_free(o);
+	return rc;
+}
+
+/*
+ * Local remotes (file:// or a path): libgit2's local transport moves the
+ * remote ref without checking its old value, which could drop a commit
+ * pushed meanwhile.  So write the objects and move the ref ourselves, with
+ * a compare-and-swap against the commit's parent (the head we built on).
+ */
+static enum git_repo_status
+git_push_local(struct git_repo *g, const char *url, const git_oid *oid,
+    const char *branch, char *err, size_t errlen)
+{
+	git_repository		*remote = NULL;
+	git_odb			*src = NULL, *dst = NULL;
+	git_commit		*c = NULL;
+	git_reference		*ref = NULL, *cur = NULL;
+	char			*refname = NULL;
+	const char		*path = url;
+	enum git_repo_status	 rc = GIT_REPO_ERROR;
+	int			 error;
+
+	if (strncmp(path, "file://", 7) == 0)
+		path += 7;
+	refname = xasprintf("refs/heads/%s", branch);
+	if (git_repository_open_ext(&remote, path, GIT_REPOSITORY_OPEN_NO_SEARCH,
+	    NULL) < 0 || git_repository_odb(&src, g->repo) < 0 ||
+	    git_repository_odb(&dst, remote) < 0 ||
+	    git_commit_lookup(&c, g->repo, oid) < 0) {
+		git_errcopy(err, errlen, "push", NULL);
+		goto out;
+	}
+	if (git_copy_missing(src, dst, g->repo, oid) < 0) {
+		git_errcopy(err, errlen, "push: copy objects", NULL);
+		goto out;
+	}
+	if (git_push_hook != NULL)
+		git_push_hook(git_push_hook_arg);
+	if (git_commit_parentcount(c) == 0) {
+		snprintf(err, errlen, "push: refusing a root commit");
+		goto out;
+	}
+	error = git_reference_create_matching(&ref, remote, refname, oid, 1,
+	    git_commit_parent_id(c, 0), "gitopsd: push");
+	if (error == GIT_EMODIFIED || error == GIT_ENOTFOUND) {
+		snprintf(err, errlen, "push: %s rejected: the branch moved "
+		    "(non-fast-forward)", refname);
+		rc = GIT_REPO_REJECTED;
+		goto out;
+	}
+	if (error < 0) {
+		git_errcopy(err, errlen, "push", NULL);
+		goto out;
+	}
+	rc = GIT_REPO_OK;
+out:
+	git_reference_free(cur);
+	git_reference_free(ref);
+	git_commit_free(c);
+	git_odb_free(dst);
+	git_odb_free(src);
+	git_repository_free(remote);
+	free(refname);
+	return rc;
+}
+
+enum git_repo_status
+git_repo_push(struct git_repo *g, const char *commit, const char *branch,
+    char *err, size_t errlen)
+{
+	git_push_options	 opts;
+	struct git_cb_state	 st;
+	git_remote		*remote = NULL;
+	git_reference		*ref = NULL;
+	git_oid			 oid;
+	git_strarray		 specs;
+	char			*spec = NULL;
+	enum git_repo_status	 rc = GIT_REPO_ERROR;
+	int			 error;
+
+	if (strncmp(g->cfg->url, "file://", 7) == 0 || g->cfg->url[0] == '/') {
+		if (git_oid_fromstr(&oid, commit) < 0) {
+			snprintf(err, errlen, "push: bad commit id");
+			return GIT_REPO_ERROR;
+		}
+		return git_push_local(g, g->cfg->url, &oid, branch, err,
+		    errlen);
+	}
+	/* A local ref to push from; "+" is never used: no force. */
+	if (git_oid_fromstr(&oid, commit) < 0 ||
+	    git_reference_create(&ref, g->repo, "refs/gitopsd/push", &oid, 1,
+	    "gitopsd push") < 0) {
+		git_errcopy(err, errlen, "push", NULL);
+		goto out;
+	}
+	spec = xasprintf("refs/gitopsd/push:refs/heads/%s", branch);
+	specs.strings = &spec;
+	specs.count = 1;
+	git_push_options_init(&opts, GIT_PUSH_OPTIONS_VERSION);
+	git_callbacks_init(&opts.callbacks, &st, g->cfg);
+	opts.callbacks.push_update_reference = git_push_ref_cb;
+	opts.callbacks.push_negotiation = git_push_neg_cb;
+	if ((error = git_remote_lookup(&remote, g->repo, GIT_REMOTE_NAME)) < 0) {
+		git_errcopy(err, errlen, "push", NULL);
+		goto out;
+	}
+	if ((error = git_remote_push(remote, &specs, &opts)) < 0) {
+		rc = git_classify(error, &st);
+		git_errcopy(err, errlen, "push", &st);
+		goto out;
+	}
+	if (st.rejected) {
+		snprintf(err, errlen, "push: %s", st.reject_msg);
+		rc = GIT_REPO_REJECTED;
+		goto out;
+	}
+	rc = GIT_REPO_OK;
+out:
+	free(spec);
+	git_remote_free(remote);
+	git_reference_free(ref);
+	return rc;
+}
+
+struct git_export {
+	git_repository	*repo;
+	const char	*destdir;
+	char		*err;
+	size_t		 errlen;
+};
+
+static int
+git_export_cb(const char *root, const git_tree_entry *e, void *payload)
+{
+	struct git_export	*x = payload;
+	git_blob		*blob = NULL;
+	char			*path;
+	int			 rc = -1;
+
+	if (strstr(root, "..") != NULL || strstr(git_tree_entry_name(e), "..")
+	    != NULL)
+		return 1;	/* never leave destdir */
+	path = xasprintf("%s/%s%s", x->destdir, root, git_tree_entry_name(e));
+	if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
+		if (util_mkdirs(path, 0750) == -1) {
+			snprintf(x->err, x->errlen, "mkdir %s: %s", path,
+			    strerror(errno));
+			goto out;
+		}
+		rc = 0;
+		goto out;
+	}
+	if (git_tree_entry_type(e) != GIT_OBJECT_BLOB ||
+	    git_tree_entry_filemode(e) == GIT_FILEMODE_LINK) {
+		rc = 0;
+		goto out;
+	}
+	if (git_blob_lookup(&blob, x->repo, git_tree_entry_id(e)) < 0) {
+		git_errcopy(x->err, x->errlen, "read blob", NULL);
+		goto out;
+	}
+	if (util_write_file_atomic(path, git_blob_rawcontent(blob),
+	    (size_t)git_blob_rawsize(blob)) == -1) {
+		snprintf(x->err, x->errlen, "write %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	git_blob_free(blob);
+	free(path);
+	return rc;
+}
+
+int
+git_repo_export(const char *repo_path, const char *commit, const char *dir,
+    const char *destdir, char *err, size_t errlen)
+{
+	git_repository		*repo = NULL;
+	git_tree		*tree = NULL;
+	struct git_export	 x;
+	int			 rc = -1, r;
+
+	if (git_repository_open_bare(&repo, repo_path) < 0) {
+		git_errcopy(err, errlen, "open clone", NULL);
+		return -1;
+	}
+	if ((r = git_subtree(repo, commit, dir, &tree, err, errlen)) == -1)
+		goto out;
+	if (util_mkdirs(destdir, 0750) == -1) {
+		snprintf(err, errlen, "mkdir %s: %s", destdir, strerror(errno));
+		goto out;
+	}
+	if (r == 1) {
+		rc = 0;
+		goto out;
+	}
+	x.repo = repo;
+	x.destdir = destdir;
+	x.err = err;
+	x.errlen = errlen;
+	err[0] = '\0';
+	if (git_tree_walk(tree, GIT_TREEWALK_PRE, git_export_cb, &x) < 0) {
+		if (err[0] == '\0')
+			git_errcopy(err, errlen, "export", NULL);
+		goto out;
+	}
+	rc = 0;
+out:
+	git_tree_free(tree);
+	git_repository_free(repo);
+	return rc;
+}
