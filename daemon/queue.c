@@ -83,6 +83,22 @@ struct queue_done {
 	int			 tries;
 };
 
+/*
+ * A write the admin API needs at once (retry, manual sync): the loop
+ * queues it for the store thread, which runs it in its next round (same
+ * transaction, same commit), and waits until that commit is over.  The
+ * loop thus never takes the write lock itself.
+ */
+struct queue_call {
+	struct queue_call	*next;
+	int			(*fn)(struct queue *, const struct config *,
+				    void *arg, char *err, size_t errlen);
+	void			*arg;
+	int			 rc;
+	int			 done;
+	char			 err[256];
+};
+
 /* What a round hands back to the loop. */
 struct queue_reply {
 	struct queue_reply	*next;
@@ -107,6 +123,8 @@ struct queue {
 	struct queue_sub	*subs, **subs_tail;
 	struct queue_done	*dones, **dones_tail;
 	struct queue_reply	*replies, **replies_tail;
+	struct queue_call	*calls, **calls_tail;
+	pthread_cond_t		 call_cv;	/* a call is done */
 	int			 kick;		/* claim / recount wanted */
 	int			 stop;
 	int			 claiming;	/* started and not draining */
@@ -602,8 +620,10 @@ queue_store_housekeeping(struct queue *q, const struct config *cfg)
 /* One round: everything that arrived, one transaction, one commit. */
 static void
 queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
-    struct queue_done *dones, int kick, int claiming)
+    struct queue_done *dones, struct queue_call *calls, int kick,
+    int claiming)
 {
+	struct queue_call	*call;
 	struct queue_reply	*rep;
 	struct queue_sub	*sub;
 	struct queue_done	*d, *dnext, *retry = NULL, **retry_tail = &retry;
@@ -656,6 +676,24 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 		else
 			q->out_thread--;
 	}
+	for (call = calls; call != NULL; call = call->next) {
+		if (q->ops->item_begin(q->wr, call->err, sizeof(call->err))
+		    == -1) {
+			call->rc = -1;
+			continue;
+		}
+		call->rc = call->fn(q, cfg, call->arg, call->err,
+		    sizeof(call->err));
+		if (call->rc == 0) {
+			if (q->ops->item_end(q->wr, call->err,
+			    sizeof(call->err)) == -1) {
+				q->ops->item_abort(q->wr);
+				call->rc = -1;
+			}
+		} else
+			q->ops->item_abort(q->wr);
+		kick = 1;	/* what it queued may run now */
+	}
 	/* A claim needs a free slot and something new that may be runnable. */
 	if (claiming && (recorded != NULL || kick || added) &&
 	    (q->out_thread < queue_workers(cfg) ||
@@ -689,6 +727,12 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 done:
 	if (!ok) {
 		q->ops->rollback(q->wr);
+		for (call = calls; call != NULL; call = call->next)
+			if (call->rc == 0) {
+				call->rc = -1;
+				snprintf(call->err, sizeof(call->err),
+				    "%s", err);
+			}
 		/* Nothing of this round is on disk. */
 		for (sub = subs; sub != NULL; sub = sub->next)
 			for (i = 0; i < sub->n; i++) {
@@ -769,6 +813,10 @@ done:
 	rep->next = NULL;
 	*q->replies_tail = rep;
 	q->replies_tail = &rep->next;
+	for (call = calls; call != NULL; call = call->next)
+		call->done = 1;
+	if (calls != NULL)
+		pthread_cond_broadcast(&q->call_cv);
 	pthread_mutex_unlock(&q->mtx);
 	event_active(q->wake, EV_READ, 0);
 }
@@ -779,6 +827,7 @@ queue_store_main(void *arg)
 	struct queue		*q = arg;
 	struct queue_sub	*subs;
 	struct queue_done	*dones;
+	struct queue_call	*calls;
 	struct config		*cfg;
 	struct timespec		 ts;
 	int			 kick, claiming, stop;
@@ -786,7 +835,7 @@ queue_store_main(void *arg)
 	pthread_mutex_lock(&q->mtx);
 	for (;;) {
 		while (q->subs == NULL && (q->dones == NULL || q->done_failed) &&
-		    !q->kick && !q->stop) {
+		    q->calls == NULL && !q->kick && !q->stop) {
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
 			if (pthread_cond_timedwait(&q->cv, &q->mtx, &ts) ==
@@ -799,6 +848,9 @@ queue_store_main(void *arg)
 		dones = q->dones;
 		q->dones = NULL;
 		q->dones_tail = &q->dones;
+		calls = q->calls;
+		q->calls = NULL;
+		q->calls_tail = &q->calls;
 		kick = q->kick;
 		q->kick = 0;
 		claiming = q->claiming;
@@ -806,14 +858,15 @@ queue_store_main(void *arg)
 		cfg = config_ref(q->cfg);
 		pthread_mutex_unlock(&q->mtx);
 
-		if (subs != NULL || dones != NULL || kick)
-			queue_store_round(q, cfg, subs, dones, kick, claiming);
+		if (subs != NULL || dones != NULL || calls != NULL || kick)
+			queue_store_round(q, cfg, subs, dones, calls, kick,
+			    claiming);
 		queue_store_housekeeping(q, cfg);
 		config_unref(cfg);
 
 		pthread_mutex_lock(&q->mtx);
-		if (stop && q->subs == NULL && (q->dones == NULL ||
-		    q->done_failed))
+		if (stop && q->subs == NULL && q->calls == NULL &&
+		    (q->dones == NULL || q->done_failed))
 			break;
 	}
 	pthread_mutex_unlock(&q->mtx);
@@ -1052,6 +1105,8 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	q->subs_tail = &q->subs;
 	q->dones_tail = &q->dones;
 	q->replies_tail = &q->replies;
+	q->calls_tail = &q->calls;
+	pthread_cond_init(&q->call_cv, NULL);
 	q->cfg = config_ref(cfg);
 
 	metrics_describe("gitopsd_jobs_total", "counter",
@@ -1115,6 +1170,7 @@ fail:
 		q->ops->close(q->wr);
 	config_unref(q->cfg);
 	pthread_cond_destroy(&q->ck_cv);
+	pthread_cond_destroy(&q->call_cv);
 	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mtx);
 	free(q);
@@ -1227,6 +1283,7 @@ queue_close(struct queue *q, int timeout_s)
 		    q->stats.max_commit_s * 1000);
 	config_unref(q->cfg);
 	pthread_cond_destroy(&q->ck_cv);
+	pthread_cond_destroy(&q->call_cv);
 	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mtx);
 	free(q);
@@ -1279,27 +1336,83 @@ queue_submit(struct queue *q, const struct queue_item *items, size_t n,
 	pthread_mutex_unlock(&q->mtx);
 }
 
+/* Run fn on the store thread in its next round; wait for the commit. */
+static int
+queue_call(struct queue *q, int (*fn)(struct queue *, const struct config *,
+    void *, char *, size_t), void *arg, char *err, size_t errlen)
+{
+	struct queue_call	 call;
+
+	memset(&call, 0, sizeof(call));
+	call.fn = fn;
+	call.arg = arg;
+	call.rc = -1;
+	snprintf(call.err, sizeof(call.err), "store unavailable");
+	pthread_mutex_lock(&q->mtx);
+	*q->calls_tail = &call;
+	q->calls_tail = &call.next;
+	pthread_cond_signal(&q->cv);
+	while (!call.done)
+		pthread_cond_wait(&q->call_cv, &q->mtx);
+	pthread_mutex_unlock(&q->mtx);
+	if (call.rc == -1 && err != NULL)
+		snprintf(err, errlen, "%s", call.err);
+	return call.rc;
+}
+
+struct queue_add_arg {
+	const struct job_spec	*specs;
+	size_t			 n;
+	int64_t			*ids;
+};
+
+static int
+queue_add_jobs_fn(struct queue *q, const struct config *cfg, void *arg,
+    char *err, size_t errlen)
+{
+	struct queue_add_arg	*a = arg;
+	int64_t			 now = util_now_ms();
+	int			 absorbed;
+	size_t			 i;
+
+	for (i = 0; i < a->n; i++) {
+		if (q->ops->add_job(q->wr, &a->specs[i], 0,
+		    queue_max_attempts(cfg, a->specs[i].kind), now, &a->ids[i],
+		    &absorbed, err, errlen) == -1)
+			return -1;
+		if (!absorbed)
+			q->pending++;
+	}
+	return 0;
+}
+
 int
 queue_add_jobs(struct queue *q, const struct job_spec *specs, size_t n,
     int64_t *ids, char *err, size_t errlen)
 {
-	int64_t	 now = util_now_ms();
-	int	 absorbed;
-	size_t	 i;
+	struct queue_add_arg	 a = { specs, n, ids };
 
-	if (q->ops->begin(q->rd, err, errlen) == -1)
-		return -1;
-	for (i = 0; i < n; i++)
-		if (q->ops->add_job(q->rd, &specs[i], 0,
-		    queue_max_attempts(q->cfg, specs[i].kind), now, &ids[i],
-		    &absorbed, err, errlen) == -1) {
-			q->ops->rollback(q->rd);
-			return -1;
-		}
-	if (q->ops->commit(q->rd, err, errlen) == -1)
-		return -1;
-	queue_kick(q);
-	return 0;
+	return queue_call(q, queue_add_jobs_fn, &a, err, errlen);
+}
+
+struct queue_retry_arg {
+	int64_t	 id;
+	int	 status;	/* retry_job's answer */
+};
+
+static int
+queue_retry_fn(struct queue *q, const struct config *cfg, void *arg,
+    char *err, size_t errlen)
+{
+	struct queue_retry_arg	*a = arg;
+
+	(void)cfg;
+	a->status = q->ops->retry_job(q->wr, a->id, util_now_ms(), err,
+	    errlen);
+	if (a->status == 0)
+		q->pending++;
+	/* Refusals (409/404) change nothing and are not errors. */
+	return a->status == -1 ? -1 : 0;
 }
 
 /* ---- Admin API ---------------------------------------------------- */
@@ -1577,11 +1690,14 @@ queue_admin_job(struct queue *q, int64_t id, struct buf *body)
 static int
 queue_admin_retry(struct queue *q, int64_t id, struct buf *body)
 {
-	char	 err[256];
-	int	 rc;
-	cJSON	*o;
+	struct queue_retry_arg	 a = { id, -1 };
+	char			 err[256];
+	int			 rc;
+	cJSON			*o;
 
-	rc = q->ops->retry_job(q->rd, id, util_now_ms(), err, sizeof(err));
+	rc = queue_call(q, queue_retry_fn, &a, err, sizeof(err));
+	if (rc == 0)
+		rc = a.status;
 	if (rc == 2)
 		return queue_admin_error(body, 404, "no such job");
 	if (rc == 1)

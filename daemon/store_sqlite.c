@@ -1171,8 +1171,6 @@ store_sqlite_retry_job(struct store *st, int64_t id, int64_t now_ms,
 	sqlite3_stmt	*s = NULL;
 	int		 rc = -1, step, state;
 
-	if (store_sqlite_begin(st, err, errlen) == -1)
-		return -1;
 	if (sqlite3_prepare_v2(st->db, "SELECT state FROM jobs WHERE id = ?1",
 	    -1, &s, NULL) != SQLITE_OK) {
 		store_sqlite_err(st, err, errlen, "retry");
@@ -1208,14 +1206,9 @@ store_sqlite_retry_job(struct store *st, int64_t id, int64_t now_ms,
 		store_sqlite_err(st, err, errlen, "retry");
 		goto out;
 	}
-	sqlite3_finalize(s);
-	s = NULL;
-	if (store_sqlite_commit(st, err, errlen) == -1)
-		goto out;
-	return 0;
+	rc = 0;
 out:
 	sqlite3_finalize(s);
-	store_sqlite_rollback(st);
 	return rc;
 }
 

@@ -204,8 +204,9 @@ struct store_ops {
 			    struct store_attempt_row **rows, size_t *n,
 			    char *err, size_t errlen);
 	/*
-	 * A failed or dead job back to queued (attempts reset).  Returns 0,
-	 * 1 if its state does not allow it, 2 if unknown, -1 on error.
+	 * A failed or dead job back to queued (a fresh set of attempts),
+	 * inside the caller's transaction.  Returns 0, 1 if its state does
+	 * not allow it, 2 if unknown, -1 on error.
 	 */
 	int		 (*retry_job)(struct store *, int64_t id, int64_t now_ms,
 			    char *err, size_t errlen);
