@@ -66,6 +66,12 @@ run() {
 		    v["p99_us"] / 1000, rss / 1024, v["non2xx"], v["errors"] }'
 }
 
+# What one synchronous 4 KiB write costs on this disk right now: the floor
+# of a durable commit.
+SYNCW=$(dd if=/dev/zero of="$WORK/ddtest" bs=4k count=200 oflag=dsync 2>&1 |
+    awk '/copied/ { printf "%.2f", $(NF-3) * 1000 / 200 }')
+rm -f "$WORK/ddtest"
+
 (cd "$WORK" && exec "$ROOT/$BIN" -c "$WORK/gitopsd.yaml" \
     >"$WORK/gitopsd.log" 2>&1) &
 GPID=$!
@@ -96,7 +102,8 @@ wait "$WPID" 2>/dev/null || true
 WPID=""
 
 echo "ingest benchmark: ${SIZE}-byte signed GitHub push, unique delivery id per request,"
-echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, $(nproc) CPUs"
+echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg),"
+echo "one synchronous 4 KiB write (dd oflag=dsync) in the state directory: ${SYNCW} ms"
 printf '%-10s %10s %9s %9s %9s %7s %7s\n' server req/s p50_ms p99_ms rss_MB non2xx errors
 echo "$G" | awk '{ printf "%-10s %10s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7 }'
 echo "$W" | awk '{ printf "%-10s %10s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7 }'
