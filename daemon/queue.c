@@ -10,8 +10,10 @@
  *   out everything that arrived since the last round (submissions, finished
  *   attempts, a claim request) and handles it in one transaction with one
  *   durable commit (group commit).  While a round commits, new submissions
- *   pile up for the next one.  The loop keeps a second connection for the
- *   admin API (reads; retry and manual sync are its only writes).
+ *   pile up for the next one.  Admin writes (retry, manual sync) are handed
+ *   to the same rounds; the loop keeps a connection of its own for the
+ *   admin API's reads only.  A third connection, on a checkpoint thread,
+ *   copies the write-ahead log back (automatic checkpoints are off).
  * - Hand-back.  A round's results (submission outcomes, claimed jobs, the
  *   next retry time) go onto one list; one event_active() wakes the loop,
  *   which swaps the list out under the lock and calls queue_submit's
