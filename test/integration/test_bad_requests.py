@@ -105,9 +105,9 @@ def send(port, data, want):
     try:
         try:
             s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
         except OSError:
-            pass
-        s.shutdown(socket.SHUT_WR)
+            pass	# the server may answer and close before all is sent
         deadline = time.time() + 6
         while time.time() < deadline and len(statuses(out)) < want:
             try:

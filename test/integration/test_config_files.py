@@ -37,6 +37,8 @@ users:
 contexts:
 - name: ctx
   context: {cluster: c, user: u}
+- name: prod
+  context: {cluster: c, user: u}
 current-context: ctx
 """
 
@@ -73,6 +75,9 @@ class ConfigFiles(unittest.TestCase):
                                 "secret outside the copy: " + f)
                 os.makedirs(os.path.dirname(f), exist_ok=True)
                 secret = "dummy-secret-%d-value" % len(written)
+                if "url" in os.path.basename(f):
+                    # URL secrets (Slack webhooks) must look like one.
+                    secret = "https://hooks.example.invalid/" + secret
                 with open(f, "w") as fp:
                     fp.write(secret + "\n")
                 written.append(secret)
