@@ -601,6 +601,16 @@ git_repo_head(struct git_repo *g, char out[41])
 	return git_head_of(g->repo, g->tracking, out);
 }
 
+int
+git_repo_head_of(struct git_repo *g, const char *branch, char out[41])
+{
+	char	*ref = xasprintf("refs/remotes/origin/%s", branch);
+	int	 rc = git_head_of(g->repo, ref, out);
+
+	free(ref);
+	return rc;
+}
+
 const char *
 git_repo_path(const struct git_repo *g)
 {

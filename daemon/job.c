@@ -40,7 +40,10 @@ static const char *const job_error_kind_names[] = {
 };
 
 /* Runners live in their own modules; adding a job kind is one row here. */
+extern const struct job_runner job_runner_update_image;
+
 static const struct job_runner *const job_runner_table[] = {
+	&job_runner_update_image,
 	NULL
 };
 

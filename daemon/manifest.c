@@ -29,6 +29,7 @@
 #include <regex.h>
 
 #include "manifest.h"
+#include "policy.h"
 #include "util.h"
 
 enum manifest_frame_type {
@@ -180,43 +181,18 @@ manifest_ref_split(const char *s, size_t n, struct manifest_refparts *p)
 	return p->name_end > 0 ? 0 : -1;
 }
 
+/* Normalized through policy.c, the one place that knows Docker Hub rules. */
 char *
 manifest_image_name(const char *ref)
 {
-	struct manifest_refparts p;
-	char		*name, *first_end, *out;
-	const char	*host, *path;
-	size_t		 i;
+	struct image_ref	 r;
+	char			 err[128], *name;
 
-	if (ref == NULL || manifest_ref_split(ref, strlen(ref), &p) == -1)
+	if (ref == NULL || image_ref_parse(ref, &r, err, sizeof(err)) == -1)
 		return NULL;
-	name = xstrndup(ref, p.name_end);
-	first_end = strchr(name, '/');
-	if (first_end != NULL && (memchr(name, '.', (size_t)(first_end - name))
-	    != NULL || memchr(name, ':', (size_t)(first_end - name)) != NULL ||
-	    strncmp(name, "localhost/", 10) == 0)) {
-		*first_end = '\0';
-		host = name;
-		path = first_end + 1;
-		for (i = 0; name[i] != '\0'; i++)
-			name[i] = (char)tolower((unsigned char)name[i]);
-		if (strcmp(host, "index.docker.io") == 0 ||
-		    strcmp(host, "registry-1.docker.io") == 0)
-			host = "docker.io";
-	} else {
-		host = "docker.io";
-		path = name;
-	}
-	if (*path == '\0') {
-		free(name);
-		return NULL;
-	}
-	if (strcmp(host, "docker.io") == 0 && strchr(path, '/') == NULL)
-		out = xasprintf("docker.io/library/%s", path);
-	else
-		out = xasprintf("%s/%s", host, path);
-	free(name);
-	return out;
+	name = image_ref_name(&r);
+	image_ref_free(&r);
+	return name;
 }
 
 /* Build the char-index -> byte map when the input is not plain ASCII. */
