@@ -17,8 +17,22 @@
 #include "util.h"
 
 #include <openssl/evp.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include "gitops_testlib.h"
+
+/*
+ * libgit2 is built without frame pointers: the slow unwinder gives leak
+ * reports whole stacks, so test/lsan.supp can name libgit2's own leaks
+ * without hiding ours.
+ */
+const char *__asan_default_options(void);
+const char *
+__asan_default_options(void)
+{
+	return "fast_unwind_on_malloc=0";
+}
 
 struct fx {
 	char			*dir;
@@ -333,6 +347,88 @@ test_http_auth_push(void **state)
 	assert_string_equal(tl_out("git --git-dir='%s/deploy.git' rev-parse "
 	    "main", fx->dir), commit);
 	free(r.url);
+}
+
+/*
+ * SSH with an ed25519 deploy key; the host key is checked against
+ * known_hosts: trusted pushes, unknown and changed keys are refused.
+ */
+static void
+test_ssh_push_and_host_keys(void **state)
+{
+	struct fx		*fx = *state;
+	struct config_repo	 r = fx->repo;
+	struct git_repo		*g;
+	struct git_repo_change	 ch = { "apps/web/deploy.yaml",
+	    "image: a/b:7\n", 13 };
+	char			 head[41], commit[41], err[512], *kh, *key, *pub;
+	int			 port;
+	pid_t			 pid;
+
+	if (getuid() != 0 || access("/usr/sbin/sshd", X_OK) != 0)
+		skip();
+	pid = tl_sshd(fx->dir, &port);
+	assert_true(pid > 0);
+	r.url = xasprintf("ssh://%s@127.0.0.1:%d%s/deploy.git",
+	    getpwuid(getuid())->pw_name, port, fx->dir);
+	kh = xasprintf("%s/ssh/known_hosts", fx->dir);
+	key = xasprintf("%s/ssh/id", fx->dir);
+	pub = xasprintf("%s/ssh/id.pub", fx->dir);
+	r.auth.ssh_key_file = key;
+	r.auth.ssh_pubkey_file = pub;
+
+	r.name = "deploy-ssh";
+	r.auth.known_hosts_file = kh;
+	assert_int_equal(git_repo_open(&fx->cfg, &r, &g, err, sizeof(err)),
+	    GIT_REPO_OK);
+	assert_int_equal(git_repo_head(g, head), 0);
+	assert_int_equal(git_repo_commit(g, head, &ch, 1, "gitopsd",
+	    "gitopsd@localhost", "ssh\n", commit, err, sizeof(err)), 0);
+	assert_int_equal(git_repo_push(g, commit, "main", err, sizeof(err)),
+	    GIT_REPO_OK);
+	git_repo_close(g);
+	assert_string_equal(tl_out("git --git-dir='%s/deploy.git' rev-parse "
+	    "main", fx->dir), commit);
+
+	/* Unknown host: no entry for this host and port. */
+	assert_int_equal(tl_sh("cd '%s/ssh' && cp known_hosts kh.good && "
+	    "sed -i 's/^\\[127.0.0.1\\]:[0-9]*/[127.0.0.1]:1/' known_hosts",
+	    fx->dir), 0);
+	r.name = "deploy-ssh-unknown";
+	assert_int_equal(git_repo_open(&fx->cfg, &r, &g, err, sizeof(err)),
+	    GIT_REPO_AUTH);
+	assert_non_null(strstr(err, "unknown"));
+
+	/* Changed host key: the entry names another key. */
+	assert_int_equal(tl_sh("cd '%s/ssh' && ssh-keygen -q -t ed25519 -N '' "
+	    "-f other && { printf '[127.0.0.1]:%d '; cat other.pub; } > "
+	    "known_hosts", fx->dir, port), 0);
+	r.name = "deploy-ssh-changed";
+	assert_int_equal(git_repo_open(&fx->cfg, &r, &g, err, sizeof(err)),
+	    GIT_REPO_AUTH);
+	assert_non_null(strstr(err, "changed"));
+
+	/* No known_hosts file configured: never trusted blindly. */
+	r.name = "deploy-ssh-none";
+	r.auth.known_hosts_file = NULL;
+	assert_int_equal(git_repo_open(&fx->cfg, &r, &g, err, sizeof(err)),
+	    GIT_REPO_AUTH);
+	assert_non_null(strstr(err, "known_hosts"));
+
+	/* The hashed form of the good file works too. */
+	assert_int_equal(tl_sh("cd '%s/ssh' && cp kh.good known_hosts && "
+	    "ssh-keygen -q -H -f known_hosts >/dev/null 2>&1 && "
+	    "! grep -q 127.0.0.1 known_hosts", fx->dir), 0);
+	r.name = "deploy-ssh-hashed";
+	r.auth.known_hosts_file = kh;
+	assert_int_equal(git_repo_open(&fx->cfg, &r, &g, err, sizeof(err)),
+	    GIT_REPO_OK);
+	git_repo_close(g);
+	tl_stop(pid);
+	free(r.url);
+	free(kh);
+	free(key);
+	free(pub);
 }
 
 /* known_hosts: plain, [host]:port, hashed, changed, unknown, revoked. */
@@ -705,6 +801,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_http_auth_push,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_known_hosts,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ssh_push_and_host_keys,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_update_commits_pushes_and_follows_up, ufx_setup,
