@@ -959,9 +959,15 @@ git_push_local(struct git_repo *g, const char *url, const git_oid *oid,
 		snprintf(err, errlen, "push: refusing a root commit");
 		goto out;
 	}
-	error = git_reference_create_matching(&ref, remote, refname, oid, 1,
-	    git_commit_parent_id(c, 0), "gitopsd: push");
-	if (error == GIT_EMODIFIED || error == GIT_ENOTFOUND) {
+	if (git_reference_lookup(&cur, remote, refname) == GIT_ENOTFOUND)
+		/* A new branch (push_branch): create it, unless it appeared. */
+		error = git_reference_create(&ref, remote, refname, oid, 0,
+		    "gitopsd: push");
+	else
+		error = git_reference_create_matching(&ref, remote, refname,
+		    oid, 1, git_commit_parent_id(c, 0), "gitopsd: push");
+	if (error == GIT_EMODIFIED || error == GIT_ENOTFOUND ||
+	    error == GIT_EEXISTS) {
 		snprintf(err, errlen, "push: %s rejected: the branch moved "
 		    "(non-fast-forward)", refname);
 		rc = GIT_REPO_REJECTED;

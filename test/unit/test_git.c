@@ -722,6 +722,35 @@ test_update_race_keeps_both_commits(void **state)
 	job_free(j);
 }
 
+/* push_branch: commits go there (stacking), no sync follows. */
+static void
+test_update_push_branch(void **state)
+{
+	struct ufx		*u = *state;
+	struct job		*j = mkjob(90, "web", "registry.acme.io/acme/web",
+				    "1.3.0");
+	struct job_result	 res;
+
+	u->fx.repo.push_branch = "gitopsd/updates";
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_int_equal(res.nfollowups, 0);
+	assert_string_equal(REMOTE("rev-parse gitopsd/updates"), res.commit);
+	assert_string_equal(REMOTE("rev-list --count main"), "1");
+	job_result_clear(&res);
+	job_free(j);
+
+	j = mkjob(91, "worker", "registry.acme.io/acme/worker", "1.0.0");
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_string_equal(REMOTE("log --format=%%s gitopsd/updates"),
+	    "deploy(worker): worker 0.9 -> 1.0.0\n"
+	    "deploy(web): web 1.2.0 -> 1.3.0\nseed");
+	job_result_clear(&res);
+	job_free(j);
+	u->fx.repo.push_branch = NULL;
+}
+
 /* A broken file is left alone and named; nothing else to edit: failure. */
 static void
 test_update_manifest_error(void **state)
@@ -812,6 +841,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_update_race_keeps_both_commits, ufx_setup,
 		    ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_push_branch,
+		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_manifest_error,
 		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_auth_failure,
