@@ -275,6 +275,9 @@ manifest_scalar_content(struct manifest_ctx *c, const yaml_event_t *e,
 	 */
 	switch (e->data.scalar.style) {
 	case YAML_PLAIN_SCALAR_STYLE:
+		/* An empty plain scalar (null) has no bytes of its own. */
+		if (vlen == 0)
+			return -1;
 		break;
 	case YAML_SINGLE_QUOTED_SCALAR_STYLE:
 	case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
@@ -851,6 +854,7 @@ manifest_update(const char *name, const char *buf, size_t len,
 	}
 	if (manifest_map_init(&c) == -1) {
 		snprintf(err, errlen, "%s:1:1: invalid UTF-8", name);
+		free(c.map);
 		free(c.want);
 		return -1;
 	}

@@ -722,6 +722,43 @@ test_update_race_keeps_both_commits(void **state)
 	job_free(j);
 }
 
+/* The same race over smart HTTP (the server refuses the stale update). */
+static void
+test_update_race_over_http(void **state)
+{
+	struct ufx		*u = *state;
+	struct race		 r = { u->fx.dir, 0 };
+	struct job		*j = mkjob(61, "web", "registry.acme.io/acme/web",
+				    "1.5.0");
+	struct job_result	 res;
+	int			 port;
+	pid_t			 pid;
+	char			*url;
+
+	pid = tl_lighttpd(u->fx.dir, "deployer", "pw-61", &port);
+	assert_true(pid > 0);
+	url = xasprintf("http://127.0.0.1:%d/git/deploy.git", port);
+	u->fx.repo.url = url;
+	u->fx.repo.auth.username = "deployer";
+	u->fx.repo.auth.password = "pw-61";
+	git_repo_set_push_hook(race_hook, &r);
+	run_job(u, j, &res);
+	git_repo_set_push_hook(NULL, NULL);
+	tl_stop(pid);
+	assert_true(res.ok);
+	assert_true(r.fired >= 2);
+	assert_string_equal(REMOTE("log --format=%%s main"),
+	    "deploy(web): web 1.2.0 -> 1.5.0\nunrelated\nseed");
+	assert_string_equal(REMOTE("rev-parse main"), res.commit);
+	assert_non_null(strstr(res.detail, "\"push_retries\":1"));
+	job_result_clear(&res);
+	u->fx.repo.url = u->fx.url;
+	u->fx.repo.auth.username = NULL;
+	u->fx.repo.auth.password = NULL;
+	free(url);
+	job_free(j);
+}
+
 /* push_branch: commits go there (stacking), no sync follows. */
 static void
 test_update_push_branch(void **state)
@@ -841,6 +878,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_update_race_keeps_both_commits, ufx_setup,
 		    ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_race_over_http,
+		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_push_branch,
 		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_manifest_error,
