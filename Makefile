@@ -57,11 +57,12 @@ all: $(B)/gitopsd $(B)/gitopsctl
 
 $(B)/obj/%.o: %.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(B)/libgitopsd.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(B)/gitopsd: $(B)/obj/daemon/main.o $(B)/libgitopsd.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -71,7 +72,8 @@ $(B)/gitopsctl: $(B)/obj/tools/gitopsctl.o $(B)/libgitopsd.a
 
 $(B)/test/%: test/unit/%.c $(B)/libgitopsd.a $(wildcard test/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itest/unit $(ALL_LDFLAGS) -o $@ $< $(B)/libgitopsd.a \
+	@echo "  TEST    $@"
+	@$(CC) $(ALL_CFLAGS) -Itest/unit $(ALL_LDFLAGS) -o $@ $< $(B)/libgitopsd.a \
 	    $(LIBS) -lcmocka
 
 $(B)/support/%: test/support/%.c $(B)/libgitopsd.a

@@ -8,6 +8,7 @@
 #include "check.h"
 #include "config.h"
 #include "handler.h"
+#include "kubeconfig.h"
 #include "notifier.h"
 #include "policy.h"
 
@@ -57,6 +58,11 @@ check_config(const struct config *cfg, struct config_errors *errs)
 			    sizeof(err)) == -1)
 				config_error_at(cfg, errs, key, "%s", err);
 		}
+	}
+	for (i = 0; i < cfg->nclusters; i++) {
+		snprintf(key, sizeof(key), "clusters[%zu].kubeconfig", i);
+		if (kubeconfig_check(&cfg->clusters[i], err, sizeof(err)) == -1)
+			config_error_at(cfg, errs, key, "%s", err);
 	}
 	return (int)(errs->n - before);
 }

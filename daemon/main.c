@@ -32,6 +32,7 @@
 #include "gitrepo.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify_runner.h"
 #include "queue.h"
 #include "server.h"
 #include "util.h"
@@ -155,7 +156,9 @@ main_drain_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (server_pending(g->server) == 0 || util_mono_s() >= g->drain_deadline) {
+	/* Answer what is in flight and flush alerts being delivered. */
+	if ((server_pending(g->server) == 0 && notify_runner_pending() == 0) ||
+	    util_mono_s() >= g->drain_deadline) {
 		if (server_pending(g->server) > 0)
 			log_warnx("shutdown timeout: %d requests unanswered",
 			    server_pending(g->server));
@@ -375,6 +378,7 @@ main(int argc, char *argv[])
 	queue_close(g.queue, g.draining ?
 	    (int)(g.drain_deadline - util_mono_s() + 1) : 0);
 	g.queue = NULL;
+	notify_runner_shutdown();
 	log_info("stopped");
 	rc = 0;
 out:
@@ -389,8 +393,10 @@ out:
 	if (g.ev_hup != NULL)
 		event_free(g.ev_hup);
 	server_free(g.server);
-	if (g.queue != NULL)
+	if (g.queue != NULL) {
 		queue_close(g.queue, 0);
+		notify_runner_shutdown();
+	}
 	config_unref(g.cfg);
 	if (g.base != NULL)
 		event_base_free(g.base);

@@ -17,6 +17,11 @@
 #include "handler.h"
 #include "util.h"
 
+extern const struct handler handler_github;
+extern const struct handler handler_gitlab;
+extern const struct handler handler_gitea;
+extern const struct handler handler_bitbucket;
+extern const struct handler handler_generic;
 extern const struct handler handler_registry;
 extern const struct handler handler_dockerhub;
 extern const struct handler handler_harbor;
@@ -24,6 +29,11 @@ extern const struct handler handler_quay;
 
 /* Adding a sender: one file under handlers/ and one row here. */
 const struct handler *const handler_table[] = {
+	&handler_github,
+	&handler_gitlab,
+	&handler_gitea,
+	&handler_bitbucket,
+	&handler_generic,
 	&handler_registry,
 	&handler_dockerhub,
 	&handler_harbor,

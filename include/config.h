@@ -33,7 +33,8 @@ struct config_server {
 struct config_admin {
 	struct config_listen listen;		/* default 127.0.0.1:9090 */
 	char	*token_file;			/* NULL: API open (loopback) */
-	char	*token;				/* contents of token_file */
+	char	*token;				/* contents of token_file/token_env */
+	char	*token_env;			/* token_env: variable name */
 };
 
 struct config_state {
@@ -70,6 +71,7 @@ struct config_registry {
 	char	*username;
 	char	*password_file;
 	char	*password;			/* contents */
+	char	*password_env;			/* variable name */
 	int	 insecure;			/* plain HTTP */
 };
 
@@ -99,6 +101,8 @@ struct config_repo_auth {
 	char	*ssh_passphrase_file;
 	char	*ssh_passphrase;
 	char	*known_hosts_file;
+	char	*password_env;			/* variable names */
+	char	*ssh_passphrase_env;
 };
 
 struct config_repo {
@@ -199,7 +203,14 @@ struct config_notifier {
 	char	*title;				/* template; NULL: built-in */
 	char	*body;				/* template; NULL: built-in */
 	int	 timeout_s;			/* 0: notify.timeout_s */
+	char	*ca_file;			/* email/webhook: PEM CA bundle to
+						 * verify the server; NULL: system */
+	char	*url_env;			/* *_env: variable names */
+	char	*password_env;
+	char	*secret_env;
 };
+
+struct config_marks;
 
 struct config {
 	int	 refs;				/* config_ref/config_unref (atomic) */
@@ -228,6 +239,7 @@ struct config {
 	size_t	 napps;
 	struct config_notifier *notifiers;
 	size_t	 nnotifiers;
+	struct config_marks *marks;		/* key path -> line:column */
 };
 
 /* Collected diagnostics: each "FILE:LINE:COLUMN: key.path: message". */
@@ -248,6 +260,19 @@ struct config	*config_load(const char *path, struct config_errors *errs);
 /* Same, from a buffer; name is used in messages.  Secret files are read. */
 struct config	*config_load_buffer(const char *name, const char *buf,
 		    size_t len, struct config_errors *errs);
+
+/*
+ * For `gitopsd -t`, start and reload: like config_load, but when the file
+ * has errors the config still comes back (with errs->n > 0) as long as it
+ * parsed and every required key of every entry is present, so that the
+ * checks of other modules (check_config) can add theirs and one run
+ * reports every problem.  Such a config is for checking only: the caller
+ * frees it and refuses the file when errs->n > 0.  Optional keys whose
+ * value was wrong are left unset (NULL/0); an image policy with errors
+ * reads as the default semver ">=0.0.0".  NULL as config_load otherwise.
+ */
+struct config	*config_load_for_check(const char *path,
+		    struct config_errors *errs);
 
 void		 config_free(struct config *);
 void		 config_errors_free(struct config_errors *);
@@ -273,6 +298,15 @@ void		 config_error_at(const struct config *, struct config_errors *,
 void		 config_warning_at(const struct config *, struct config_errors *,
 		    const char *keypath, const char *fmt, ...)
 		    __attribute__((format(printf, 4, 5)));
+
+/*
+ * The schema, for documentation and tests: calls cb once per key with its
+ * full path ("apps[].images[].policy.semver"), type name, default text
+ * (NULL: none) and help text.
+ */
+void		 config_schema_foreach(void (*cb)(const char *keypath,
+		    const char *type, const char *def, const char *help,
+		    void *arg), void *arg);
 
 const struct config_source	*config_find_source(const struct config *,
 				    const char *name);

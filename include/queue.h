@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "job.h"
+
 struct event_base;
 struct config;
 struct hook_event;
@@ -71,5 +73,27 @@ int		 queue_add_jobs(struct queue *, const struct job_spec *, size_t,
  * the HTTP status and fills body with JSON; 0 if the path is not its own. */
 int		 queue_admin(struct queue *, const char *method, const char *path,
 		    const char *query, struct buf *body);
+
+/*
+ * Next retry delay in ms after `attempts` failed attempts: exponential
+ * backoff with full jitter, uniform in [0, min(max_s, base_s * 2^(n-1))],
+ * never below retry_after_s (a sender's Retry-After).
+ */
+int64_t		 queue_backoff_ms(int base_s, int max_s, int attempts,
+		    int retry_after_s);
+
+/* Counters of the store thread, for tests, benchmarks and the docs. */
+struct queue_stats {
+	uint64_t	 commits;	/* rounds committed */
+	uint64_t	 submissions;	/* queue_submit items stored or refused */
+	uint64_t	 max_batch;	/* most items in one commit */
+	double		 max_commit_s;	/* longest round (begin..commit) */
+	double		 sum_commit_s;
+};
+void		 queue_stats(struct queue *, struct queue_stats *);
+
+/* Tests: pick the job runners (default job_runner_find). */
+typedef const struct job_runner *queue_runner_find_fn(enum job_kind);
+void		 queue_set_runner_find(struct queue *, queue_runner_find_fn *);
 
 #endif

@@ -7,8 +7,15 @@
 #include "notifier.h"
 #include "util.h"
 
+extern const struct notifier notifier_slack;
+extern const struct notifier notifier_email;
+extern const struct notifier notifier_webhook;
+
 /* Adding a sink: one file under notify/ and one row here. */
 const struct notifier *const notifier_table[] = {
+	&notifier_slack,
+	&notifier_email,
+	&notifier_webhook,
 	NULL
 };
 const size_t notifier_table_len = nitems(notifier_table) - 1;

@@ -1,0 +1,1733 @@
+/*
+ * queue.c: the durable job queue (include/queue.h) over the state store
+ * (include/store.h), the job state machine, and the admin API for jobs,
+ * events and apps.
+ *
+ * DESIGN
+ * - Threads.  The loop thread owns the event base, the timers and the
+ *   worker pool's hand-offs.  One store thread owns the writing store
+ *   connection and does every write of the hot path in "rounds": it swaps
+ *   out everything that arrived since the last round (submissions, finished
+ *   attempts, a claim request) and handles it in one transaction with one
+ *   durable commit (group commit).  While a round commits, new submissions
+ *   pile up for the next one.  The loop keeps a second connection for the
+ *   admin API (reads; retry and manual sync are its only writes).
+ * - Hand-back.  A round's results (submission outcomes, claimed jobs, the
+ *   next retry time) go onto one list; one event_active() wakes the loop,
+ *   which swaps the list out under the lock and calls queue_submit's
+ *   callbacks: a callback fires only after its commit.
+ * - State machine.  queued -> running -> succeeded | failed (retry at
+ *   not_before: backoff with full jitter) -> ... -> dead.  One function,
+ *   queue_store_finish(), decides every transition, in the same transaction
+ *   that stores the attempt, the result, follow-up jobs, planned alerts and
+ *   the app's status.  Claims follow the store's rules (one running job per
+ *   app, per repository for update-image, queued update-image jobs of one
+ *   repository merged into one run).
+ * - Failure.  A delivery is stored whole or not at all (a savepoint per
+ *   item); a failed commit answers QUEUE_ERROR for the whole round, and
+ *   finished attempts of that round are kept to be recorded again.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "handler.h"
+#include "job.h"
+#include "log.h"
+#include "metrics.h"
+#include "notify.h"
+#include "queue.h"
+#include "store.h"
+#include "util.h"
+#include "worker.h"
+
+#define QUEUE_MAX_LOOP_JOBS	32		/* notify jobs in flight */
+#define QUEUE_RETENTION_MS	(3600 * 1000)
+#define QUEUE_CKPT_PAGES	4096		/* 16 MB of 4 KiB pages */
+#define QUEUE_CKPT_MIN_MS	1000
+#define QUEUE_DONE_TRIES	5
+#define QUEUE_GAUGES_MS		1000
+
+/* One queue_submit() call, copied so the caller's memory can go. */
+struct queue_sub_item {
+	char			*source, *delivery, *kind, *summary;
+	struct job_spec		*jobs;
+	size_t			 njobs;
+	int64_t			 received_ms;
+};
+
+struct queue_sub {
+	struct queue_sub	*next;
+	struct queue_sub_item	*items;
+	size_t			 n;
+	struct queue_outcome	*outcomes;
+	int64_t			*ids;		/* all items' job ids */
+	queue_submit_cb		*cb;
+	void			*arg;
+};
+
+/* A finished attempt waiting to be recorded by the store thread. */
+struct queue_done {
+	struct queue_done	*next;
+	struct job		*job;
+	struct job_result	*res;
+	int64_t			 started_ms, ended_ms;
+	int			 tries;
+};
+
+/* What a round hands back to the loop. */
+struct queue_reply {
+	struct queue_reply	*next;
+	struct queue_sub	*subs;
+	struct job		**claimed;
+	size_t			 nclaimed;
+	int			 has_due;
+	int64_t			 due_ms;
+};
+
+struct queue {
+	struct event_base	*base;
+	const struct store_ops	*ops;
+	struct store		*wr;		/* store thread */
+	struct store		*rd;		/* loop: admin API */
+	queue_runner_find_fn	*find;
+
+	pthread_mutex_t		 mtx;
+	pthread_cond_t		 cv;
+	/* Guarded by mtx. */
+	struct config		*cfg;
+	struct queue_sub	*subs, **subs_tail;
+	struct queue_done	*dones, **dones_tail;
+	struct queue_reply	*replies, **replies_tail;
+	int			 kick;		/* claim / recount wanted */
+	int			 stop;
+	int			 claiming;	/* started and not draining */
+
+	/* Store thread only. */
+	pthread_t		 thread;
+	int			 thread_started;
+	int64_t			 pending;	/* queued + failed jobs */
+	int			 out_thread;	/* claimed, not yet recorded */
+	int			 out_loop;
+	int64_t			 last_ckpt_ms, last_retention_ms;
+	int			 done_failed;	/* last round could not record */
+	int			 gauges_due;	/* counts changed since last gauges */
+	int64_t			 last_gauges_ms;
+	struct queue_stats	 stats;		/* under mtx */
+
+	/* Loop only. */
+	struct event		*wake;
+	struct event		*timer;
+	struct worker_pool	*pool;
+	int			 started;
+	int			 draining;
+};
+
+static void	queue_kick(struct queue *);
+
+int64_t
+queue_backoff_ms(int base_s, int max_s, int attempts, int retry_after_s)
+{
+	double	 cap, d;
+
+	if (base_s < 1)
+		base_s = 1;
+	if (max_s < base_s)
+		max_s = base_s;
+	if (attempts < 1)
+		attempts = 1;
+	cap = (double)base_s * pow(2.0, (double)(attempts > 40 ? 40 :
+	    attempts - 1));
+	if (cap > (double)max_s)
+		cap = (double)max_s;
+	d = util_random_unit() * cap * 1000.0;
+	if (retry_after_s > 0 && d < (double)retry_after_s * 1000.0)
+		d = (double)retry_after_s * 1000.0;
+	return (int64_t)d;
+}
+
+void
+queue_stats(struct queue *q, struct queue_stats *out)
+{
+	pthread_mutex_lock(&q->mtx);
+	*out = q->stats;
+	pthread_mutex_unlock(&q->mtx);
+}
+
+void
+queue_set_runner_find(struct queue *q, queue_runner_find_fn *find)
+{
+	q->find = find;
+}
+
+static int
+queue_workers(const struct config *cfg)
+{
+	return cfg->queue.workers > 0 ? cfg->queue.workers : 4;
+}
+
+static int
+queue_max_attempts(const struct config *cfg, enum job_kind kind)
+{
+	int	 n = kind == JOB_NOTIFY ? cfg->notify.max_attempts :
+	    cfg->retry.max_attempts;
+
+	return n > 0 ? n : (kind == JOB_NOTIFY ? 10 : 8);
+}
+
+static void
+queue_spec_copy(struct job_spec *dst, const struct job_spec *src)
+{
+	dst->kind = src->kind;
+	dst->app = src->app != NULL ? xstrdup(src->app) : NULL;
+	dst->repo = src->repo != NULL ? xstrdup(src->repo) : NULL;
+	dst->revision = src->revision != NULL ? xstrdup(src->revision) : NULL;
+	dst->image = src->image != NULL ? xstrdup(src->image) : NULL;
+	dst->tag = src->tag != NULL ? xstrdup(src->tag) : NULL;
+	dst->digest = src->digest != NULL ? xstrdup(src->digest) : NULL;
+	dst->params = src->params != NULL ? xstrdup(src->params) : NULL;
+}
+
+static void
+queue_spec_free(struct job_spec *s)
+{
+	free((char *)s->app);
+	free((char *)s->repo);
+	free((char *)s->revision);
+	free((char *)s->image);
+	free((char *)s->tag);
+	free((char *)s->digest);
+	free((char *)s->params);
+}
+
+static void
+queue_sub_free(struct queue_sub *sub)
+{
+	size_t	 i, k;
+
+	for (i = 0; i < sub->n; i++) {
+		free(sub->items[i].source);
+		free(sub->items[i].delivery);
+		free(sub->items[i].kind);
+		free(sub->items[i].summary);
+		for (k = 0; k < sub->items[i].njobs; k++)
+			queue_spec_free(&sub->items[i].jobs[k]);
+		free(sub->items[i].jobs);
+	}
+	free(sub->items);
+	free(sub->outcomes);
+	free(sub->ids);
+	free(sub);
+}
+
+static void
+queue_done_free(struct queue_done *d)
+{
+	job_free(d->job);
+	if (d->res != NULL) {
+		job_result_clear(d->res);
+		free(d->res);
+	}
+	free(d);
+}
+
+static void
+queue_reply_free(struct queue_reply *r)
+{
+	struct queue_sub	*sub, *next;
+	size_t			 i;
+
+	for (sub = r->subs; sub != NULL; sub = next) {
+		next = sub->next;
+		queue_sub_free(sub);
+	}
+	for (i = 0; i < r->nclaimed; i++)
+		job_free(r->claimed[i]);
+	free(r->claimed);
+	free(r);
+}
+
+/* "sync" -> `kind="sync"` for metric labels. */
+static void
+queue_kind_label(enum job_kind kind, const char *extra, char *out, size_t len)
+{
+	if (extra != NULL)
+		snprintf(out, len, "kind=\"%s\",result=\"%s\"",
+		    job_kind_name(kind), extra);
+	else
+		snprintf(out, len, "kind=\"%s\"", job_kind_name(kind));
+}
+
+/* The result of an attempt as the JSON object stored with the job. */
+static char *
+queue_result_json(const struct job_result *res)
+{
+	cJSON	*o, *d;
+	char	*s;
+
+	o = cJSON_CreateObject();
+	if (o == NULL)
+		return NULL;
+	cJSON_AddBoolToObject(o, "ok", res->ok != 0);
+	if (res->commit != NULL)
+		cJSON_AddStringToObject(o, "commit", res->commit);
+	if (res->revision != NULL)
+		cJSON_AddStringToObject(o, "revision", res->revision);
+	if (res->object != NULL)
+		cJSON_AddStringToObject(o, "object", res->object);
+	if (!res->ok)
+		cJSON_AddStringToObject(o, "error_kind",
+		    job_error_kind_name(res->err_kind));
+	if (res->detail != NULL) {
+		if ((d = cJSON_Parse(res->detail)) != NULL)
+			cJSON_AddItemToObject(o, "detail", d);
+		else
+			cJSON_AddStringToObject(o, "detail", res->detail);
+	}
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+/* `health` from a sync result's detail JSON, malloc'd or NULL. */
+static char *
+queue_result_health(const struct job_result *res)
+{
+	cJSON	*o, *h;
+	char	*s = NULL;
+
+	if (res->detail == NULL || (o = cJSON_Parse(res->detail)) == NULL)
+		return NULL;
+	h = cJSON_GetObjectItemCaseSensitive(o, "health");
+	if (cJSON_IsString(h) && h->valuestring != NULL)
+		s = xstrdup(h->valuestring);
+	cJSON_Delete(o);
+	return s;
+}
+
+/* Insert the alerts notify_plan() makes for this transition. */
+static int
+queue_store_plan(struct queue *q, const struct config *cfg,
+    const struct job *j, const struct job_result *res, enum job_state state,
+    int64_t now, char *err, size_t errlen)
+{
+	struct store_app_row	 app;
+	struct notify_plan	 plan;
+	int			 was_failing = 0, rc = -1, dup, absorbed;
+	int64_t			 id;
+	size_t			 i;
+
+	memset(&plan, 0, sizeof(plan));
+	if (j->kind == JOB_NOTIFY)
+		return 0;	/* alerts about alerts would loop */
+	if (j->app != NULL) {
+		if (q->ops->app_get(q->wr, j->app, &app, err, errlen) == -1)
+			return -1;
+		was_failing = app.found && app.outcome == JOB_DEAD;
+		store_app_row_clear(&app);
+	}
+	notify_plan(cfg, j, res, state, was_failing, &plan);
+	for (i = 0; i < plan.n; i++) {
+		const struct notify_plan_item *it = &plan.items[i];
+
+		if (it->dedup_key != NULL) {
+			dup = q->ops->notify_key(q->wr, it->dedup_key, now,
+			    (int64_t)it->repeat_after_s * 1000, err, errlen);
+			if (dup == -1)
+				goto out;
+			if (dup == 1)
+				continue;
+		}
+		if (q->ops->add_job(q->wr, &it->spec, 0,
+		    queue_max_attempts(cfg, JOB_NOTIFY), now, &id, &absorbed,
+		    err, errlen) == -1)
+			goto out;
+		q->pending++;
+	}
+	rc = 0;
+out:
+	notify_plan_free(&plan);
+	return rc;
+}
+
+/* Per-app status after an attempt of j. */
+static int
+queue_store_app(struct queue *q, const struct job *j,
+    const struct job_result *res, enum job_state state, int64_t now,
+    char *err, size_t errlen)
+{
+	char		*health = NULL;
+	const char	*rev = NULL;
+	int		 rc;
+
+	if (j->app == NULL || j->kind == JOB_NOTIFY)
+		return 0;
+	if (state == JOB_SUCCEEDED && j->kind == JOB_SYNC) {
+		rev = res->revision != NULL ? res->revision : j->revision;
+		health = queue_result_health(res);
+	}
+	if (state == JOB_SUCCEEDED && j->kind == JOB_UPDATE_IMAGE &&
+	    j->image != NULL && q->ops->app_image_set(q->wr, j->app, j->image,
+	    j->tag, j->digest, err, errlen) == -1)
+		return -1;
+	rc = q->ops->app_record(q->wr, j->app,
+	    state == JOB_FAILED ? 0 : state, j->id, rev, health,
+	    state == JOB_SUCCEEDED && j->kind == JOB_SYNC ? now : 0,
+	    state == JOB_SUCCEEDED ? NULL : res->error, err, errlen);
+	free(health);
+	return rc;
+}
+
+/*
+ * The state machine: record one finished attempt of j (one member of a
+ * merged run) and move it to its next state.  Runs in the round's
+ * transaction.
+ */
+static int
+queue_store_finish(struct queue *q, const struct config *cfg,
+    const struct job *j, const struct job_result *res, int64_t started_ms,
+    int64_t ended_ms, char *err, size_t errlen)
+{
+	struct store_finish	 f;
+	enum job_state		 state;
+	char			*result = NULL, label[96];
+	int64_t			 now = ended_ms, id, received;
+	int			 attempts = j->attempts + 1, absorbed, rc = -1;
+	size_t			 i;
+
+	if (res->ok)
+		state = JOB_SUCCEEDED;
+	else if (res->permanent ||
+	    attempts >= queue_max_attempts(cfg, j->kind))
+		state = JOB_DEAD;
+	else
+		state = JOB_FAILED;
+
+	memset(&f, 0, sizeof(f));
+	f.job_id = j->id;
+	f.state = state;
+	f.attempts = attempts;
+	f.started_ms = started_ms;
+	f.ended_ms = ended_ms;
+	f.error = res->ok ? NULL : (res->error != NULL ? res->error :
+	    "failed");
+	if (state == JOB_FAILED)
+		f.not_before_ms = now + queue_backoff_ms(cfg->retry.base_s,
+		    cfg->retry.max_s, attempts, res->retry_after_s);
+	result = queue_result_json(res);
+	f.result = result;
+	if (q->ops->finish(q->wr, &f, err, errlen) == -1)
+		goto out;
+	if (state == JOB_FAILED)
+		q->pending++;
+
+	if (state == JOB_SUCCEEDED) {
+		for (i = 0; i < res->nfollowups; i++) {
+			if (q->ops->add_job(q->wr, &res->followups[i],
+			    j->event_id, queue_max_attempts(cfg,
+			    res->followups[i].kind), now, &id, &absorbed, err,
+			    errlen) == -1)
+				goto out;
+			if (!absorbed)
+				q->pending++;
+		}
+		if (j->kind == JOB_SYNC && j->event_id > 0 &&
+		    q->ops->event_received(q->wr, j->event_id, &received, err,
+		    errlen) == 1 && now >= received)
+			metrics_observe("gitopsd_event_to_deploy_seconds", "",
+			    (double)(now - received) / 1000.0);
+	}
+	if (queue_store_app(q, j, res, state, now, err, errlen) == -1)
+		goto out;
+	if (queue_store_plan(q, cfg, j, res, state, now, err, errlen) == -1)
+		goto out;
+
+	queue_kind_label(j->kind, job_state_name(state), label, sizeof(label));
+	metrics_counter_add("gitopsd_jobs_total", label, 1);
+	queue_kind_label(j->kind, NULL, label, sizeof(label));
+	metrics_observe("gitopsd_job_duration_seconds", label,
+	    (double)(ended_ms - started_ms) / 1000.0);
+	log_info("job %" PRId64 " %s app=%s delivery=%s attempt=%d: %s%s%s",
+	    j->id, job_kind_name(j->kind), j->app != NULL ? j->app : "-",
+	    j->delivery != NULL ? j->delivery : "-", attempts,
+	    job_state_name(state), res->ok ? "" : ": ",
+	    res->ok ? "" : f.error);
+	rc = 0;
+out:
+	free(result);
+	return rc;
+}
+
+/* Record a finished run (the job and any merged into it). */
+static int
+queue_store_done(struct queue *q, const struct config *cfg,
+    struct queue_done *d, char *err, size_t errlen)
+{
+	size_t	 i;
+
+	if (q->ops->item_begin(q->wr, err, errlen) == -1)
+		return -1;
+	if (queue_store_finish(q, cfg, d->job, d->res, d->started_ms,
+	    d->ended_ms, err, errlen) == -1)
+		goto fail;
+	for (i = 0; i < d->job->nmerged; i++)
+		if (queue_store_finish(q, cfg, d->job->merged[i], d->res,
+		    d->started_ms, d->ended_ms, err, errlen) == -1)
+			goto fail;
+	if (q->ops->item_end(q->wr, err, errlen) == -1)
+		goto fail;
+	return 0;
+fail:
+	q->ops->item_abort(q->wr);
+	return -1;
+}
+
+/* Store one delivery whole, or nothing of it. */
+static enum queue_status
+queue_store_item(struct queue *q, const struct config *cfg,
+    struct queue_sub_item *it, struct queue_outcome *o, int64_t *ids,
+    int64_t now)
+{
+	struct store_event	 ev;
+	char			 err[256];
+	int			 r, absorbed, added = 0;
+	size_t			 k;
+
+	if (cfg->queue.max_queued > 0 &&
+	    q->pending + (int64_t)it->njobs > cfg->queue.max_queued)
+		return QUEUE_FULL;
+	if (q->ops->item_begin(q->wr, err, sizeof(err)) == -1)
+		goto fail;
+	ev.source = it->source;
+	ev.delivery = it->delivery;
+	ev.kind = it->kind;
+	ev.summary = it->summary;
+	ev.received_ms = it->received_ms;
+	r = q->ops->add_event(q->wr, &ev, &o->event_id, err, sizeof(err));
+	if (r == 1) {
+		q->ops->item_abort(q->wr);
+		return QUEUE_DUPLICATE;
+	}
+	if (r == -1)
+		goto abort;
+	for (k = 0; k < it->njobs; k++) {
+		if (q->ops->add_job(q->wr, &it->jobs[k], o->event_id,
+		    queue_max_attempts(cfg, it->jobs[k].kind), now, &ids[k],
+		    &absorbed, err, sizeof(err)) == -1)
+			goto abort;
+		if (!absorbed)
+			added++;
+	}
+	if (q->ops->item_end(q->wr, err, sizeof(err)) == -1)
+		goto abort;
+	q->pending += added;
+	o->job_ids = ids;
+	o->njob_ids = it->njobs;
+	return QUEUE_OK;
+abort:
+	q->ops->item_abort(q->wr);
+fail:
+	log_warnx("queue: cannot store delivery %s of %s: %s", it->delivery,
+	    it->source, err);
+	return QUEUE_ERROR;
+}
+
+static void
+queue_store_gauges(struct queue *q)
+{
+	int64_t		 counts[6];
+	char		 err[256], label[64];
+	int		 s;
+
+	if (q->ops->count_states(q->wr, counts, err, sizeof(err)) == -1) {
+		log_warnx("queue: %s", err);
+		return;
+	}
+	q->pending = counts[JOB_QUEUED] + counts[JOB_FAILED];
+	for (s = JOB_QUEUED; s <= JOB_DEAD; s++) {
+		if (s == JOB_SUCCEEDED)
+			continue;
+		snprintf(label, sizeof(label), "state=\"%s\"",
+		    job_state_name((enum job_state)s));
+		metrics_gauge_set("gitopsd_queue_depth", label,
+		    (double)counts[s]);
+	}
+}
+
+/* Housekeeping between rounds: checkpoint the log, retention. */
+static void
+queue_store_housekeeping(struct queue *q, const struct config *cfg, int idle)
+{
+	char		 err[256];
+	int64_t		 now = util_mono_ms(), wall, deleted;
+	long		 pages = q->ops->wal_pages(q->wr);
+
+	if (pages > 0 && now - q->last_ckpt_ms >= QUEUE_CKPT_MIN_MS &&
+	    (idle || pages >= QUEUE_CKPT_PAGES)) {
+		/* Idle: shrink the file too; busy: copy back only. */
+		if (q->ops->checkpoint(q->wr, idle, err, sizeof(err)) == -1)
+			log_warnx("queue: %s", err);
+		q->last_ckpt_ms = now;
+	}
+	/* Exact counts cost a scan: at most once a second, off the rounds. */
+	if (q->gauges_due && now - q->last_gauges_ms >= QUEUE_GAUGES_MS) {
+		queue_store_gauges(q);
+		q->gauges_due = 0;
+		q->last_gauges_ms = now;
+	}
+	if (q->last_retention_ms == 0 ||
+	    now - q->last_retention_ms >= QUEUE_RETENTION_MS) {
+		q->last_retention_ms = now;
+		wall = util_now_ms();
+		if (q->ops->retention(q->wr,
+		    wall - (int64_t)cfg->state.keep_days * 86400000,
+		    wall - (int64_t)cfg->state.dedup_days * 86400000,
+		    &deleted, err, sizeof(err)) == -1)
+			log_warnx("queue: retention: %s", err);
+		else if (deleted > 0)
+			log_info("queue: retention removed %" PRId64 " rows",
+			    deleted);
+	}
+}
+
+/* One round: everything that arrived, one transaction, one commit. */
+static void
+queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
+    struct queue_done *dones, int kick, int claiming)
+{
+	struct queue_reply	*rep;
+	struct queue_sub	*sub;
+	struct queue_done	*d, *dnext, *retry = NULL, **retry_tail = &retry;
+	struct queue_done	*recorded = NULL;
+	struct store_claim	 c;
+	char			 err[256];
+	int64_t			 now = util_now_ms(), *ids;
+	int			 ok = 0, claimed = 0, r, added = 0;
+	size_t			 i, k, nids, nitems = 0;
+	double			 t0 = util_mono_s(), dt;
+
+	rep = xcalloc(1, sizeof(*rep));
+	rep->subs = subs;
+	if (q->ops->begin(q->wr, err, sizeof(err)) == -1) {
+		log_warnx("queue: begin: %s", err);
+		goto done;
+	}
+	/* Finished attempts first: they free slots for this round's claim. */
+	for (d = dones; d != NULL; d = dnext) {
+		dnext = d->next;
+		d->next = NULL;
+		if (queue_store_done(q, cfg, d, err, sizeof(err)) == -1) {
+			log_warnx("queue: job %" PRId64 ": cannot record: %s",
+			    d->job->id, err);
+			*retry_tail = d;
+			retry_tail = &d->next;
+		} else {
+			d->next = recorded;
+			recorded = d;
+		}
+	}
+	dones = NULL;
+	for (sub = subs; sub != NULL; sub = sub->next) {
+		for (i = 0, nids = 0; i < sub->n; i++)
+			nids += sub->items[i].njobs;
+		sub->ids = xcalloc(nids + 1, sizeof(int64_t));
+		ids = sub->ids;
+		nitems += sub->n;
+		for (i = 0; i < sub->n; i++) {
+			sub->outcomes[i].status = queue_store_item(q, cfg,
+			    &sub->items[i], &sub->outcomes[i], ids, now);
+			if (sub->outcomes[i].status == QUEUE_OK)
+				added += (int)sub->items[i].njobs;
+			ids += sub->items[i].njobs;
+		}
+	}
+	for (d = recorded; d != NULL; d = d->next) {
+		if (d->job->kind == JOB_NOTIFY)
+			q->out_loop--;
+		else
+			q->out_thread--;
+	}
+	/* A claim needs a free slot and something new that may be runnable. */
+	if (claiming && (recorded != NULL || kick || added) &&
+	    (q->out_thread < queue_workers(cfg) ||
+	    q->out_loop < QUEUE_MAX_LOOP_JOBS)) {
+		c.now_ms = now;
+		c.max_thread = queue_workers(cfg) - q->out_thread;
+		c.max_loop = QUEUE_MAX_LOOP_JOBS - q->out_loop;
+		r = q->ops->claim(q->wr, &c, &rep->claimed, &rep->nclaimed,
+		    err, sizeof(err));
+		if (r == -1)
+			log_warnx("queue: claim: %s", err);
+		claimed = 1;
+	}
+	if (q->ops->commit(q->wr, err, sizeof(err)) == -1) {
+		log_warnx("queue: commit: %s", err);
+		goto done;
+	}
+	ok = 1;
+	dt = util_mono_s() - t0;
+	metrics_counter_add("gitopsd_store_commits_total", "", 1);
+	metrics_observe("gitopsd_store_commit_seconds", "", dt);
+	pthread_mutex_lock(&q->mtx);
+	q->stats.commits++;
+	q->stats.submissions += nitems;
+	if (nitems > q->stats.max_batch)
+		q->stats.max_batch = nitems;
+	if (dt > q->stats.max_commit_s)
+		q->stats.max_commit_s = dt;
+	q->stats.sum_commit_s += dt;
+	pthread_mutex_unlock(&q->mtx);
+done:
+	if (!ok) {
+		q->ops->rollback(q->wr);
+		/* Nothing of this round is on disk. */
+		for (sub = subs; sub != NULL; sub = sub->next)
+			for (i = 0; i < sub->n; i++) {
+				sub->outcomes[i].status = QUEUE_ERROR;
+				sub->outcomes[i].job_ids = NULL;
+				sub->outcomes[i].njob_ids = 0;
+			}
+		for (d = recorded; d != NULL; d = d->next) {
+			if (d->job->kind == JOB_NOTIFY)
+				q->out_loop++;
+			else
+				q->out_thread++;
+		}
+		for (i = 0; i < rep->nclaimed; i++)
+			job_free(rep->claimed[i]);
+		free(rep->claimed);
+		rep->claimed = NULL;
+		rep->nclaimed = 0;
+		/* Record them again next round. */
+		for (d = recorded; d != NULL; d = dnext) {
+			dnext = d->next;
+			d->next = NULL;
+			*retry_tail = d;
+			retry_tail = &d->next;
+		}
+		recorded = NULL;
+		if (dones != NULL)
+			*retry_tail = dones;
+		q->gauges_due = 1;
+	} else {
+		for (i = 0; i < rep->nclaimed; i++) {
+			if (rep->claimed[i]->kind == JOB_NOTIFY)
+				q->out_loop++;
+			else
+				q->out_thread++;
+			for (k = 0; k < rep->claimed[i]->nmerged + 1; k++)
+				q->pending--;
+		}
+		if (recorded != NULL || claimed || kick || added)
+			q->gauges_due = 1;
+	}
+	for (d = recorded; d != NULL; d = dnext) {
+		dnext = d->next;
+		queue_done_free(d);
+	}
+	/* Attempts that cannot be recorded are retried a few times. */
+	q->done_failed = 0;
+	for (d = retry; d != NULL; d = dnext) {
+		dnext = d->next;
+		d->next = NULL;
+		if (++d->tries >= QUEUE_DONE_TRIES) {
+			log_warnx("queue: job %" PRId64 ": giving up recording"
+			    " its result; it is re-queued at the next start",
+			    d->job->id);
+			if (d->job->kind == JOB_NOTIFY)
+				q->out_loop--;
+			else
+				q->out_thread--;
+			queue_done_free(d);
+			continue;
+		}
+		q->done_failed = 1;
+		pthread_mutex_lock(&q->mtx);
+		d->next = q->dones;
+		q->dones = d;
+		if (q->dones_tail == &q->dones)
+			q->dones_tail = &d->next;
+		pthread_mutex_unlock(&q->mtx);
+	}
+	/*
+	 * Only a future retry needs the timer: a due job that is not claimed
+	 * waits for a slot or its app, and a finished attempt brings a round.
+	 */
+	r = q->ops->next_due(q->wr, &rep->due_ms, err, sizeof(err));
+	rep->has_due = r == 1 && rep->due_ms > now;
+
+	pthread_mutex_lock(&q->mtx);
+	rep->next = NULL;
+	*q->replies_tail = rep;
+	q->replies_tail = &rep->next;
+	pthread_mutex_unlock(&q->mtx);
+	event_active(q->wake, EV_READ, 0);
+}
+
+static void *
+queue_store_main(void *arg)
+{
+	struct queue		*q = arg;
+	struct queue_sub	*subs;
+	struct queue_done	*dones;
+	struct config		*cfg;
+	struct timespec		 ts;
+	int			 kick, claiming, stop, idle;
+
+	pthread_mutex_lock(&q->mtx);
+	for (;;) {
+		while (q->subs == NULL && (q->dones == NULL || q->done_failed) &&
+		    !q->kick && !q->stop) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			if (pthread_cond_timedwait(&q->cv, &q->mtx, &ts) ==
+			    ETIMEDOUT)
+				break;
+		}
+		subs = q->subs;
+		q->subs = NULL;
+		q->subs_tail = &q->subs;
+		dones = q->dones;
+		q->dones = NULL;
+		q->dones_tail = &q->dones;
+		kick = q->kick;
+		q->kick = 0;
+		claiming = q->claiming;
+		stop = q->stop;
+		cfg = config_ref(q->cfg);
+		pthread_mutex_unlock(&q->mtx);
+
+		if (subs != NULL || dones != NULL || kick)
+			queue_store_round(q, cfg, subs, dones, kick, claiming);
+		pthread_mutex_lock(&q->mtx);
+		idle = q->subs == NULL && q->dones == NULL;
+		pthread_mutex_unlock(&q->mtx);
+		queue_store_housekeeping(q, cfg, idle);
+		config_unref(cfg);
+
+		pthread_mutex_lock(&q->mtx);
+		if (stop && q->subs == NULL && (q->dones == NULL ||
+		    q->done_failed))
+			break;
+	}
+	pthread_mutex_unlock(&q->mtx);
+	return NULL;
+}
+
+static void
+queue_kick(struct queue *q)
+{
+	pthread_mutex_lock(&q->mtx);
+	q->kick = 1;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mtx);
+}
+
+/* A finished attempt goes to the store thread to be recorded. */
+static void
+queue_finished(struct queue *q, struct job *job, struct job_result *res,
+    int64_t started_ms, int64_t ended_ms)
+{
+	struct queue_done	*d;
+
+	d = xcalloc(1, sizeof(*d));
+	d->job = job;
+	d->res = res;
+	d->started_ms = started_ms;
+	d->ended_ms = ended_ms;
+	pthread_mutex_lock(&q->mtx);
+	*q->dones_tail = d;
+	q->dones_tail = &d->next;
+	q->done_failed = 0;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mtx);
+}
+
+static void
+queue_worker_done_cb(struct job *job, struct job_result *res,
+    int64_t started_ms, int64_t ended_ms, void *arg)
+{
+	queue_finished(arg, job, res, started_ms, ended_ms);
+}
+
+/* Loop runners (notify) report back here. */
+struct queue_loop_run {
+	struct queue	*q;
+	int64_t		 started_ms;
+};
+
+static void
+queue_loop_done_cb(struct job *job, struct job_result *res, void *arg)
+{
+	struct queue_loop_run	*run = arg;
+	struct job_result	*copy;
+
+	/* The runner keeps its result struct; its contents move here. */
+	copy = xcalloc(1, sizeof(*copy));
+	*copy = *res;
+	memset(res, 0, sizeof(*res));
+	queue_finished(run->q, job, copy, run->started_ms, util_now_ms());
+	free(run);
+}
+
+static void
+queue_dispatch(struct queue *q, struct config *cfg, struct job *job)
+{
+	const struct job_runner	*runner = q->find(job->kind);
+	struct job_result	*res;
+	struct queue_loop_run	*run;
+	int64_t			 now = util_now_ms();
+
+	log_debug("job %" PRId64 " %s app=%s delivery=%s: running", job->id,
+	    job_kind_name(job->kind), job->app != NULL ? job->app : "-",
+	    job->delivery != NULL ? job->delivery : "-");
+	if (runner != NULL && runner->start != NULL) {
+		run = xcalloc(1, sizeof(*run));
+		run->q = q;
+		run->started_ms = now;
+		runner->start(cfg, q->base, job, queue_loop_done_cb, run);
+		return;
+	}
+	if (runner != NULL && runner->run != NULL && q->pool != NULL) {
+		worker_pool_submit(q->pool, cfg, runner, job);
+		return;
+	}
+	res = xcalloc(1, sizeof(*res));
+	job_result_fail(res, JOB_ERR_INTERNAL, 1, "no runner for kind %s",
+	    job_kind_name(job->kind));
+	queue_finished(q, job, res, now, now);
+}
+
+static void
+queue_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	queue_kick(arg);
+}
+
+static void
+queue_arm_timer(struct queue *q, int64_t due_ms)
+{
+	struct timeval	 tv;
+	int64_t		 d = due_ms - util_now_ms();
+
+	if (d < 0)
+		d = 0;
+	/* A retry due now still waits a little: no busy loop on the store. */
+	if (d < 10)
+		d = 10;
+	tv.tv_sec = (time_t)(d / 1000);
+	tv.tv_usec = (suseconds_t)((d % 1000) * 1000);
+	event_add(q->timer, &tv);
+}
+
+/* The loop side of a round: callbacks, dispatch, the retry timer. */
+static void
+queue_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue		*q = arg;
+	struct queue_reply	*list, *rep, *next;
+	struct queue_sub	*sub;
+	struct config		*cfg;
+	size_t			 i;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&q->mtx);
+	list = q->replies;
+	q->replies = NULL;
+	q->replies_tail = &q->replies;
+	cfg = config_ref(q->cfg);
+	pthread_mutex_unlock(&q->mtx);
+
+	for (rep = list; rep != NULL; rep = next) {
+		next = rep->next;
+		for (sub = rep->subs; sub != NULL; sub = sub->next)
+			sub->cb(sub->outcomes, sub->n, sub->arg);
+		for (i = 0; i < rep->nclaimed; i++) {
+			queue_dispatch(q, cfg, rep->claimed[i]);
+			rep->claimed[i] = NULL;
+		}
+		rep->nclaimed = 0;
+		if (rep->next == NULL) {
+			/* The newest round knows the next retry. */
+			if (rep->has_due && q->started && !q->draining)
+				queue_arm_timer(q, rep->due_ms);
+			else
+				event_del(q->timer);
+		}
+		queue_reply_free(rep);
+	}
+	config_unref(cfg);
+}
+
+struct queue *
+queue_open(struct event_base *base, struct config *cfg, char *err,
+    size_t errlen)
+{
+	struct queue	*q;
+	int		 nrequeued, ndead, e;
+
+	q = xcalloc(1, sizeof(*q));
+	q->base = base;
+	q->find = job_runner_find;
+	q->ops = store_backend(cfg->state.path);
+	pthread_mutex_init(&q->mtx, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	q->subs_tail = &q->subs;
+	q->dones_tail = &q->dones;
+	q->replies_tail = &q->replies;
+	q->cfg = config_ref(cfg);
+
+	metrics_describe("gitopsd_jobs_total", "counter",
+	    "Job attempts by kind and resulting state.");
+	metrics_describe("gitopsd_queue_depth", "gauge",
+	    "Jobs in the store by state.");
+	metrics_describe("gitopsd_job_duration_seconds", "histogram",
+	    "Duration of job attempts by kind.");
+	metrics_describe("gitopsd_event_to_deploy_seconds", "histogram",
+	    "From receiving an event to its sync succeeding.");
+	metrics_describe("gitopsd_store_commits_total", "counter",
+	    "Durable commits of the state store (one per group of requests).");
+	metrics_describe("gitopsd_store_commit_seconds", "histogram",
+	    "Time of one store round, begin to durable commit.");
+
+	if ((q->wr = q->ops->open(cfg->state.path, err, errlen)) == NULL ||
+	    (q->rd = q->ops->open(cfg->state.path, err, errlen)) == NULL)
+		goto fail;
+	if (q->ops->requeue_running(q->wr, util_now_ms(), &nrequeued, &ndead,
+	    err, errlen) == -1)
+		goto fail;
+	if (nrequeued > 0 || ndead > 0)
+		log_info("queue: %d interrupted job(s) re-queued, %d out of"
+		    " attempts", nrequeued, ndead);
+	queue_store_gauges(q);
+	if ((q->wake = event_new(base, -1, 0, queue_wake_cb, q)) == NULL ||
+	    (q->timer = evtimer_new(base, queue_timer_cb, q)) == NULL) {
+		snprintf(err, errlen, "queue: cannot create events");
+		goto fail;
+	}
+	if ((e = pthread_create(&q->thread, NULL, queue_store_main, q)) != 0) {
+		snprintf(err, errlen, "queue: store thread: %s", strerror(e));
+		goto fail;
+	}
+	q->thread_started = 1;
+	return q;
+fail:
+	if (q->wake != NULL)
+		event_free(q->wake);
+	if (q->timer != NULL)
+		event_free(q->timer);
+	if (q->rd != NULL)
+		q->ops->close(q->rd);
+	if (q->wr != NULL)
+		q->ops->close(q->wr);
+	config_unref(q->cfg);
+	pthread_cond_destroy(&q->cv);
+	pthread_mutex_destroy(&q->mtx);
+	free(q);
+	return NULL;
+}
+
+int
+queue_start(struct queue *q)
+{
+	char	 err[256];
+	int	 n;
+
+	if (q->started)
+		return 0;
+	n = q->cfg->queue.workers > 0 ? q->cfg->queue.workers : 4;
+	if ((q->pool = worker_pool_new(q->base, n, queue_worker_done_cb, q,
+	    err, sizeof(err))) == NULL) {
+		log_warnx("queue: %s", err);
+		return -1;
+	}
+	q->started = 1;
+	pthread_mutex_lock(&q->mtx);
+	q->claiming = 1;
+	q->kick = 1;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mtx);
+	return 0;
+}
+
+void
+queue_drain(struct queue *q)
+{
+	q->draining = 1;
+	event_del(q->timer);
+	pthread_mutex_lock(&q->mtx);
+	q->claiming = 0;
+	pthread_mutex_unlock(&q->mtx);
+}
+
+int
+queue_ready(const struct queue *q)
+{
+	return q != NULL && !q->draining;
+}
+
+void
+queue_reconfigure(struct queue *q, struct config *cfg)
+{
+	struct config	*old;
+
+	pthread_mutex_lock(&q->mtx);
+	old = q->cfg;
+	q->cfg = config_ref(cfg);
+	q->kick = 1;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mtx);
+	config_unref(old);
+}
+
+void
+queue_close(struct queue *q, int timeout_s)
+{
+	struct queue_reply	*rep, *next;
+
+	if (q == NULL)
+		return;
+	queue_drain(q);
+	/* Finished attempts are recorded; unfinished ones stay running. */
+	if (q->pool != NULL && worker_pool_stop(q->pool, timeout_s) > 0)
+		log_warnx("queue: jobs still running are re-queued at the"
+		    " next start");
+	q->pool = NULL;
+	pthread_mutex_lock(&q->mtx);
+	q->stop = 1;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mtx);
+	if (q->thread_started)
+		pthread_join(q->thread, NULL);
+	/* Replies nobody will read: claimed jobs stay running (re-queued). */
+	for (rep = q->replies; rep != NULL; rep = next) {
+		next = rep->next;
+		queue_reply_free(rep);
+	}
+	while (q->dones != NULL) {
+		struct queue_done *d = q->dones;
+
+		q->dones = d->next;
+		queue_done_free(d);
+	}
+	event_free(q->wake);
+	event_free(q->timer);
+	q->ops->close(q->rd);
+	if (q->ops->checkpoint(q->wr, 1, NULL, 0) == -1)
+		log_warnx("queue: final checkpoint failed");
+	q->ops->close(q->wr);
+	config_unref(q->cfg);
+	pthread_cond_destroy(&q->cv);
+	pthread_mutex_destroy(&q->mtx);
+	free(q);
+}
+
+static const char *
+queue_event_kind(const struct hook_event *ev)
+{
+	if (ev == NULL)
+		return "api";
+	return ev->kind == HOOK_EVENT_IMAGE ? "image" : "push";
+}
+
+void
+queue_submit(struct queue *q, const struct queue_item *items, size_t n,
+    queue_submit_cb *cb, void *arg)
+{
+	struct queue_sub	*sub;
+	struct queue_sub_item	*it;
+	int64_t			 now = util_now_ms();
+	size_t			 i, k;
+
+	sub = xcalloc(1, sizeof(*sub));
+	sub->n = n;
+	sub->items = xcalloc(n + 1, sizeof(*sub->items));
+	sub->outcomes = xcalloc(n + 1, sizeof(*sub->outcomes));
+	sub->cb = cb;
+	sub->arg = arg;
+	for (i = 0; i < n; i++) {
+		it = &sub->items[i];
+		it->source = xstrdup(items[i].source != NULL ?
+		    items[i].source : "");
+		it->delivery = xstrdup(items[i].event != NULL &&
+		    items[i].event->delivery != NULL ?
+		    items[i].event->delivery : "");
+		it->kind = xstrdup(queue_event_kind(items[i].event));
+		it->summary = items[i].event != NULL &&
+		    items[i].event->summary != NULL ?
+		    xstrdup(items[i].event->summary) : NULL;
+		it->received_ms = now;
+		it->njobs = items[i].njobs;
+		it->jobs = xcalloc(it->njobs + 1, sizeof(*it->jobs));
+		for (k = 0; k < it->njobs; k++)
+			queue_spec_copy(&it->jobs[k], &items[i].jobs[k]);
+	}
+	pthread_mutex_lock(&q->mtx);
+	*q->subs_tail = sub;
+	q->subs_tail = &sub->next;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mtx);
+}
+
+int
+queue_add_jobs(struct queue *q, const struct job_spec *specs, size_t n,
+    int64_t *ids, char *err, size_t errlen)
+{
+	int64_t	 now = util_now_ms();
+	int	 absorbed;
+	size_t	 i;
+
+	if (q->ops->begin(q->rd, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (q->ops->add_job(q->rd, &specs[i], 0,
+		    queue_max_attempts(q->cfg, specs[i].kind), now, &ids[i],
+		    &absorbed, err, errlen) == -1) {
+			q->ops->rollback(q->rd);
+			return -1;
+		}
+	if (q->ops->commit(q->rd, err, errlen) == -1)
+		return -1;
+	queue_kick(q);
+	return 0;
+}
+
+/* ---- Admin API ---------------------------------------------------- */
+
+static cJSON *
+queue_json_str(const char *s)
+{
+	return s != NULL ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+static cJSON *
+queue_json_time(int64_t ms)
+{
+	char	 t[32];
+
+	if (ms <= 0)
+		return cJSON_CreateNull();
+	util_rfc3339(ms, t);
+	return cJSON_CreateString(t);
+}
+
+static cJSON *
+queue_json_id(int64_t id)
+{
+	return id > 0 ? cJSON_CreateNumber((double)id) : cJSON_CreateNull();
+}
+
+static int
+queue_admin_reply(struct buf *body, int status, cJSON *o)
+{
+	char	*s;
+
+	s = o != NULL ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	if (s == NULL) {
+		buf_reset(body);
+		buf_addstr(body, "{\"error\": \"out of memory\", \"code\": 500}");
+		return 500;
+	}
+	buf_reset(body);
+	if (buf_addstr(body, s) == -1) {
+		free(s);
+		buf_reset(body);
+		buf_addstr(body, "{\"error\": \"response too large\","
+		    " \"code\": 500}");
+		return 500;
+	}
+	free(s);
+	return status;
+}
+
+static int
+queue_admin_error(struct buf *body, int status, const char *msg)
+{
+	cJSON	*o = cJSON_CreateObject();
+
+	if (o != NULL) {
+		cJSON_AddStringToObject(o, "error", msg);
+		cJSON_AddNumberToObject(o, "code", status);
+	}
+	return queue_admin_reply(body, status, o);
+}
+
+static cJSON *
+queue_job_json(const struct store_job_row *r)
+{
+	cJSON	*o = cJSON_CreateObject(), *res;
+
+	if (o == NULL)
+		return NULL;
+	cJSON_AddNumberToObject(o, "id", (double)r->id);
+	cJSON_AddStringToObject(o, "kind", job_kind_name(r->kind));
+	cJSON_AddStringToObject(o, "state", job_state_name(r->state));
+	cJSON_AddItemToObject(o, "app", queue_json_str(r->app));
+	cJSON_AddItemToObject(o, "repo", queue_json_str(r->repo));
+	cJSON_AddItemToObject(o, "revision", queue_json_str(r->revision));
+	cJSON_AddItemToObject(o, "image", queue_json_str(r->image));
+	cJSON_AddItemToObject(o, "tag", queue_json_str(r->tag));
+	cJSON_AddItemToObject(o, "digest", queue_json_str(r->digest));
+	cJSON_AddNumberToObject(o, "attempts", r->attempts);
+	cJSON_AddNumberToObject(o, "max_attempts", r->max_attempts);
+	cJSON_AddItemToObject(o, "created", queue_json_time(r->created_ms));
+	cJSON_AddItemToObject(o, "updated", queue_json_time(r->updated_ms));
+	cJSON_AddItemToObject(o, "not_before",
+	    queue_json_time(r->state == JOB_FAILED ? r->not_before_ms : 0));
+	cJSON_AddItemToObject(o, "event_id", queue_json_id(r->event_id));
+	cJSON_AddItemToObject(o, "source", queue_json_str(r->source));
+	cJSON_AddItemToObject(o, "delivery", queue_json_str(r->delivery));
+	cJSON_AddItemToObject(o, "error", queue_json_str(r->error));
+	res = r->result != NULL ? cJSON_Parse(r->result) : NULL;
+	cJSON_AddItemToObject(o, "result", res != NULL ? res :
+	    cJSON_CreateNull());
+	return o;
+}
+
+/* Parse limit/after from the query; -1 on a bad value. */
+static int
+queue_admin_page(const char *query, int *limit, int64_t *after)
+{
+	char		*v, *end;
+	long long	 n;
+	size_t		 len;
+
+	*limit = 50;
+	*after = 0;
+	if (query == NULL)
+		return 0;
+	if ((v = util_form_get(query, strlen(query), "limit", &len)) != NULL) {
+		errno = 0;
+		n = strtoll(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || errno != 0 || n < 1 ||
+		    n > 1000) {
+			free(v);
+			return -1;
+		}
+		*limit = (int)n;
+		free(v);
+	}
+	if ((v = util_form_get(query, strlen(query), "after", &len)) != NULL) {
+		errno = 0;
+		n = strtoll(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || errno != 0 || n < 1) {
+			free(v);
+			return -1;
+		}
+		*after = n;
+		free(v);
+	}
+	return 0;
+}
+
+static int
+queue_admin_events(struct queue *q, const char *query, struct buf *body)
+{
+	struct store_event_row	*rows = NULL;
+	size_t			 n = 0, i, k;
+	int64_t			 after, next;
+	int			 limit;
+	char			 err[256];
+	cJSON			*o, *arr, *e, *ids;
+
+	if (queue_admin_page(query, &limit, &after) == -1)
+		return queue_admin_error(body, 400, "bad limit or after");
+	if (q->ops->list_events(q->rd, after, limit, &rows, &n, &next, err,
+	    sizeof(err)) == -1) {
+		log_warnx("admin: %s", err);
+		return queue_admin_error(body, 500, "store error");
+	}
+	o = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(o, "events");
+	for (i = 0; i < n; i++) {
+		e = cJSON_CreateObject();
+		cJSON_AddNumberToObject(e, "id", (double)rows[i].id);
+		cJSON_AddItemToObject(e, "source", queue_json_str(rows[i].source));
+		cJSON_AddItemToObject(e, "delivery",
+		    queue_json_str(rows[i].delivery));
+		cJSON_AddItemToObject(e, "received",
+		    queue_json_time(rows[i].received_ms));
+		cJSON_AddItemToObject(e, "kind", queue_json_str(rows[i].kind));
+		cJSON_AddItemToObject(e, "summary",
+		    queue_json_str(rows[i].summary));
+		ids = cJSON_AddArrayToObject(e, "jobs");
+		for (k = 0; k < rows[i].njob_ids; k++)
+			cJSON_AddItemToArray(ids,
+			    cJSON_CreateNumber((double)rows[i].job_ids[k]));
+		cJSON_AddItemToArray(arr, e);
+	}
+	cJSON_AddItemToObject(o, "next", queue_json_id(next));
+	store_event_rows_free(rows, n);
+	return queue_admin_reply(body, 200, o);
+}
+
+static int
+queue_admin_jobs(struct queue *q, const char *query, struct buf *body)
+{
+	struct store_job_filter	 f;
+	struct store_job_row	*rows = NULL;
+	size_t			 n = 0, i, len;
+	int64_t			 next;
+	char			 err[256], *v, *app = NULL;
+	enum job_state		 st;
+	enum job_kind		 kind;
+	cJSON			*o, *arr;
+	int			 rc;
+
+	memset(&f, 0, sizeof(f));
+	if (queue_admin_page(query, &f.limit, &f.after) == -1)
+		return queue_admin_error(body, 400, "bad limit or after");
+	if (query != NULL) {
+		if ((v = util_form_get(query, strlen(query), "state",
+		    &len)) != NULL) {
+			rc = job_state_parse(v, &st);
+			free(v);
+			if (rc == -1)
+				return queue_admin_error(body, 400,
+				    "bad state");
+			f.state = (int)st;
+		}
+		if ((v = util_form_get(query, strlen(query), "kind",
+		    &len)) != NULL) {
+			rc = job_kind_parse(v, &kind);
+			free(v);
+			if (rc == -1)
+				return queue_admin_error(body, 400,
+				    "bad kind");
+			f.kind = (int)kind;
+		}
+		app = util_form_get(query, strlen(query), "app", &len);
+		f.app = app;
+	}
+	rc = q->ops->list_jobs(q->rd, &f, &rows, &n, &next, err, sizeof(err));
+	free(app);
+	if (rc == -1) {
+		log_warnx("admin: %s", err);
+		return queue_admin_error(body, 500, "store error");
+	}
+	o = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(o, "jobs");
+	for (i = 0; i < n; i++)
+		cJSON_AddItemToArray(arr, queue_job_json(&rows[i]));
+	cJSON_AddItemToObject(o, "next", queue_json_id(next));
+	store_job_rows_free(rows, n);
+	return queue_admin_reply(body, 200, o);
+}
+
+static int
+queue_admin_job(struct queue *q, int64_t id, struct buf *body)
+{
+	struct store_job_row	 r;
+	struct store_attempt_row *att = NULL;
+	size_t			 n = 0, i;
+	char			 err[256];
+	cJSON			*o, *arr, *a;
+	int			 rc;
+
+	rc = q->ops->get_job(q->rd, id, &r, err, sizeof(err));
+	if (rc == 0)
+		return queue_admin_error(body, 404, "no such job");
+	if (rc == -1 || q->ops->list_attempts(q->rd, id, &att, &n, err,
+	    sizeof(err)) == -1) {
+		if (rc == 1)
+			store_job_row_clear(&r);
+		log_warnx("admin: %s", err);
+		return queue_admin_error(body, 500, "store error");
+	}
+	o = queue_job_json(&r);
+	arr = cJSON_AddArrayToObject(o, "attempts_log");
+	for (i = 0; i < n; i++) {
+		a = cJSON_CreateObject();
+		cJSON_AddNumberToObject(a, "n", att[i].n);
+		cJSON_AddItemToObject(a, "started",
+		    queue_json_time(att[i].started_ms));
+		cJSON_AddItemToObject(a, "ended",
+		    queue_json_time(att[i].ended_ms));
+		cJSON_AddBoolToObject(a, "ok", att[i].ok != 0);
+		cJSON_AddItemToObject(a, "error", queue_json_str(att[i].error));
+		cJSON_AddItemToArray(arr, a);
+	}
+	/* The attempt in progress has a start and no end yet. */
+	if (r.state == JOB_RUNNING && r.started_ms > 0) {
+		a = cJSON_CreateObject();
+		cJSON_AddNumberToObject(a, "n", r.attempts + 1);
+		cJSON_AddItemToObject(a, "started",
+		    queue_json_time(r.started_ms));
+		cJSON_AddItemToObject(a, "ended", cJSON_CreateNull());
+		cJSON_AddItemToObject(a, "ok", cJSON_CreateNull());
+		cJSON_AddItemToObject(a, "error", cJSON_CreateNull());
+		cJSON_AddItemToArray(arr, a);
+	}
+	store_attempt_rows_free(att, n);
+	store_job_row_clear(&r);
+	return queue_admin_reply(body, 200, o);
+}
+
+static int
+queue_admin_retry(struct queue *q, int64_t id, struct buf *body)
+{
+	char	 err[256];
+	int	 rc;
+	cJSON	*o;
+
+	rc = q->ops->retry_job(q->rd, id, util_now_ms(), err, sizeof(err));
+	if (rc == 2)
+		return queue_admin_error(body, 404, "no such job");
+	if (rc == 1)
+		return queue_admin_error(body, 409,
+		    "only a failed or dead job can be retried");
+	if (rc == -1) {
+		log_warnx("admin: retry: %s", err);
+		return queue_admin_error(body, 503, "store error");
+	}
+	log_info("job %" PRId64 ": re-queued by the admin API", id);
+	queue_kick(q);
+	o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "job", (double)id);
+	cJSON_AddStringToObject(o, "state", "queued");
+	return queue_admin_reply(body, 200, o);
+}
+
+/* Image names compare without Docker Hub's implied host and library/. */
+static const char *
+queue_image_short(const char *s)
+{
+	static const char *const prefixes[] = {
+		"docker.io/", "index.docker.io/", "registry-1.docker.io/",
+	};
+	size_t	 i, len;
+
+	for (i = 0; i < nitems(prefixes); i++) {
+		len = strlen(prefixes[i]);
+		if (strncmp(s, prefixes[i], len) == 0) {
+			s += len;
+			break;
+		}
+	}
+	if (strncmp(s, "library/", 8) == 0 && strchr(s + 8, '/') == NULL)
+		s += 8;
+	return s;
+}
+
+static cJSON *
+queue_app_json(struct queue *q, const struct config *cfg,
+    const struct config_app *a, char *err, size_t errlen)
+{
+	const struct config_repo *repo = NULL;
+	struct store_app_row	 r;
+	cJSON			*o, *imgs, *im, *lj;
+	size_t			 i, k;
+	const struct store_image_row *found;
+
+	for (i = 0; a->repo != NULL && i < cfg->nrepos; i++)
+		if (strcmp(cfg->repos[i].name, a->repo) == 0)
+			repo = &cfg->repos[i];
+	if (q->ops->app_get(q->rd, a->name, &r, err, errlen) == -1)
+		return NULL;
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", a->name);
+	cJSON_AddItemToObject(o, "repo", queue_json_str(a->repo));
+	cJSON_AddItemToObject(o, "branch", queue_json_str(repo != NULL ?
+	    repo->branch : NULL));
+	cJSON_AddItemToObject(o, "path", queue_json_str(a->path));
+	cJSON_AddItemToObject(o, "cluster", queue_json_str(a->cluster));
+	cJSON_AddItemToObject(o, "namespace", queue_json_str(a->namespace));
+	cJSON_AddItemToObject(o, "revision", queue_json_str(r.revision));
+	cJSON_AddStringToObject(o, "health", r.health != NULL ? r.health :
+	    "Unknown");
+	cJSON_AddItemToObject(o, "synced_at", queue_json_time(r.synced_at_ms));
+	imgs = cJSON_AddArrayToObject(o, "images");
+	for (i = 0; i < a->nimages; i++) {
+		found = NULL;
+		for (k = 0; k < r.nimages; k++)
+			if (strcmp(queue_image_short(r.images[k].image),
+			    queue_image_short(a->images[i].repository)) == 0)
+				found = &r.images[k];
+		im = cJSON_CreateObject();
+		cJSON_AddStringToObject(im, "repository",
+		    a->images[i].repository);
+		cJSON_AddItemToObject(im, "tag", queue_json_str(found != NULL ?
+		    found->tag : NULL));
+		cJSON_AddItemToObject(im, "digest", queue_json_str(found !=
+		    NULL ? found->digest : NULL));
+		cJSON_AddItemToArray(imgs, im);
+	}
+	if (r.last_job_id > 0) {
+		lj = cJSON_CreateObject();
+		cJSON_AddNumberToObject(lj, "id", (double)r.last_job_id);
+		cJSON_AddStringToObject(lj, "kind",
+		    job_kind_name(r.last_job_kind));
+		cJSON_AddStringToObject(lj, "state",
+		    job_state_name(r.last_job_state));
+		cJSON_AddItemToObject(o, "last_job", lj);
+	} else
+		cJSON_AddItemToObject(o, "last_job", cJSON_CreateNull());
+	cJSON_AddItemToObject(o, "last_error", queue_json_str(r.last_error));
+	store_app_row_clear(&r);
+	return o;
+}
+
+static int
+queue_admin_apps(struct queue *q, const char *name, struct buf *body)
+{
+	const struct config	*cfg = q->cfg;	/* swapped only on the loop */
+	char			 err[256];
+	cJSON			*o = NULL, *arr, *a;
+	size_t			 i;
+
+	if (name != NULL) {
+		for (i = 0; i < cfg->napps; i++)
+			if (strcmp(cfg->apps[i].name, name) == 0)
+				break;
+		if (i == cfg->napps)
+			return queue_admin_error(body, 404, "no such app");
+		if ((o = queue_app_json(q, cfg, &cfg->apps[i], err,
+		    sizeof(err))) == NULL)
+			goto fail;
+		return queue_admin_reply(body, 200, o);
+	}
+	o = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(o, "apps");
+	for (i = 0; i < cfg->napps; i++) {
+		if ((a = queue_app_json(q, cfg, &cfg->apps[i], err,
+		    sizeof(err))) == NULL)
+			goto fail;
+		cJSON_AddItemToArray(arr, a);
+	}
+	return queue_admin_reply(body, 200, o);
+fail:
+	cJSON_Delete(o);
+	log_warnx("admin: %s", err);
+	return queue_admin_error(body, 500, "store error");
+}
+
+static int
+queue_admin_sync(struct queue *q, const char *name, struct buf *body)
+{
+	const struct config_app	*a = NULL;
+	struct job_spec		 spec;
+	char			 err[256];
+	int64_t			 id;
+	size_t			 i;
+	cJSON			*o;
+
+	for (i = 0; i < q->cfg->napps; i++)
+		if (strcmp(q->cfg->apps[i].name, name) == 0)
+			a = &q->cfg->apps[i];
+	if (a == NULL)
+		return queue_admin_error(body, 404, "no such app");
+	memset(&spec, 0, sizeof(spec));
+	spec.kind = JOB_SYNC;
+	spec.app = a->name;
+	spec.repo = a->repo;
+	spec.revision = NULL;	/* the branch head when it runs */
+	if (queue_add_jobs(q, &spec, 1, &id, err, sizeof(err)) == -1) {
+		log_warnx("admin: sync %s: %s", name, err);
+		return queue_admin_error(body, 503, "store error");
+	}
+	log_info("job %" PRId64 " sync app=%s: created by the admin API", id,
+	    name);
+	o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "job", (double)id);
+	return queue_admin_reply(body, 202, o);
+}
+
+/* A positive decimal id of the whole segment [s, end), or -1. */
+static int64_t
+queue_admin_id(const char *s, size_t len)
+{
+	int64_t	 v = 0;
+	size_t	 i;
+
+	if (len == 0 || len > 18)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v > 0 ? v : -1;
+}
+
+int
+queue_admin(struct queue *q, const char *method, const char *path,
+    const char *query, struct buf *body)
+{
+	const char	*p = path, *slash;
+	int		 get = strcmp(method, "GET") == 0;
+	int		 post = strcmp(method, "POST") == 0;
+	int64_t		 id;
+	char		*name;
+	int		 status;
+
+	if (strncmp(p, "/api/v1", 7) == 0)
+		p += 7;
+	if (query != NULL && *query == '\0')
+		query = NULL;
+
+	if (strcmp(p, "/events") == 0) {
+		if (!get)
+			return queue_admin_error(body, 405, "method not allowed");
+		return queue_admin_events(q, query, body);
+	}
+	if (strcmp(p, "/jobs") == 0) {
+		if (!get)
+			return queue_admin_error(body, 405, "method not allowed");
+		return queue_admin_jobs(q, query, body);
+	}
+	if (strncmp(p, "/jobs/", 6) == 0) {
+		p += 6;
+		slash = strchr(p, '/');
+		id = queue_admin_id(p, slash != NULL ? (size_t)(slash - p) :
+		    strlen(p));
+		if (id == -1)
+			return queue_admin_error(body, 404, "no such job");
+		if (slash == NULL) {
+			if (!get)
+				return queue_admin_error(body, 405,
+				    "method not allowed");
+			return queue_admin_job(q, id, body);
+		}
+		if (strcmp(slash, "/retry") == 0) {
+			if (!post)
+				return queue_admin_error(body, 405,
+				    "method not allowed");
+			return queue_admin_retry(q, id, body);
+		}
+		return queue_admin_error(body, 404, "not found");
+	}
+	if (strcmp(p, "/apps") == 0) {
+		if (!get)
+			return queue_admin_error(body, 405, "method not allowed");
+		return queue_admin_apps(q, NULL, body);
+	}
+	if (strncmp(p, "/apps/", 6) == 0) {
+		p += 6;
+		slash = strchr(p, '/');
+		name = slash != NULL ? xstrndup(p, (size_t)(slash - p)) :
+		    xstrdup(p);
+		if (slash == NULL) {
+			status = get ? queue_admin_apps(q, name, body) :
+			    queue_admin_error(body, 405, "method not allowed");
+		} else if (strcmp(slash, "/sync") == 0) {
+			status = post ? queue_admin_sync(q, name, body) :
+			    queue_admin_error(body, 405, "method not allowed");
+		} else
+			status = queue_admin_error(body, 404, "not found");
+		free(name);
+		return status;
+	}
+	return 0;
+}

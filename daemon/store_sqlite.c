@@ -1,0 +1,1368 @@
+/*
+ * store_sqlite.c: the state store on SQLite (include/store.h).
+ *
+ * WAL mode with synchronous=FULL: a commit returns only once the log is on
+ * disk.  Automatic checkpoints are off (wal_autocheckpoint=0); the queue's
+ * store thread checkpoints from a timer when the log grows, so no commit on
+ * the hot path pays for one.  Statements are prepared once per connection
+ * and kept.  Job states and kinds are stored as their enum numbers.
+ */
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job.h"
+#include "store.h"
+#include "util.h"
+
+enum st_stmt {
+	ST_ADD_DELIVERY,
+	ST_ADD_EVENT,
+	ST_FIND_SYNC,
+	ST_ABSORB,
+	ST_ADD_JOB,
+	ST_LINK,
+	ST_COUNT_PENDING,
+	ST_COUNT_STATES,
+	ST_NEXT_DUE,
+	ST_BUSY,
+	ST_CANDIDATES,
+	ST_MERGE_CANDS,
+	ST_MARK_RUNNING,
+	ST_FINISH,
+	ST_ATTEMPT,
+	ST_APP_UPSERT,
+	ST_APP_IMAGE,
+	ST_NOTIFY_GET,
+	ST_NOTIFY_PUT,
+	ST_EVENT_RECEIVED,
+	ST_MAX
+};
+
+static const char *const store_sqlite_sql[ST_MAX] = {
+	[ST_ADD_DELIVERY] = "INSERT INTO deliveries(source, delivery, event_id,"
+	    " received) VALUES (?1, ?2, ?3, ?4)",
+	[ST_ADD_EVENT] = "INSERT INTO events(source, delivery, received, kind,"
+	    " summary) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_FIND_SYNC] = "SELECT id FROM jobs WHERE app = ?1 AND kind = 1"
+	    " AND state = 1 ORDER BY id LIMIT 1",
+	[ST_ABSORB] = "UPDATE jobs SET revision = ?2, updated = ?3 WHERE id = ?1",
+	[ST_ADD_JOB] = "INSERT INTO jobs(kind, state, app, repo, revision, image,"
+	    " tag, digest, params, event_id, attempts, max_attempts, created,"
+	    " updated, not_before) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+	    " 0, ?10, ?11, ?11, 0)",
+	[ST_LINK] = "INSERT OR IGNORE INTO event_jobs(event_id, job_id)"
+	    " VALUES (?1, ?2)",
+	[ST_COUNT_PENDING] = "SELECT count(*) FROM jobs WHERE state IN (1, 4)",
+	/* Index range counts; succeeded jobs (the bulk) are not counted. */
+	[ST_COUNT_STATES] = "SELECT 1, count(*) FROM jobs WHERE state = 1"
+	    " UNION ALL SELECT 2, count(*) FROM jobs WHERE state = 2"
+	    " UNION ALL SELECT 4, count(*) FROM jobs WHERE state = 4"
+	    " UNION ALL SELECT 5, count(*) FROM jobs WHERE state = 5",
+	[ST_NEXT_DUE] = "SELECT min(not_before) FROM jobs WHERE state IN (1, 4)",
+	[ST_BUSY] = "SELECT kind, app, repo FROM jobs WHERE state = 2",
+	[ST_CANDIDATES] = "SELECT j.id, j.kind, j.state, j.app, j.repo,"
+	    " j.revision, j.image, j.tag, j.digest, j.params, e.source,"
+	    " e.delivery, j.event_id, j.attempts, j.created FROM jobs j"
+	    " LEFT JOIN events e ON e.id = j.event_id"
+	    " WHERE j.state IN (1, 4) AND j.not_before <= ?1"
+	    " ORDER BY j.not_before, j.id",
+	[ST_MERGE_CANDS] = "SELECT j.id, j.kind, j.state, j.app, j.repo,"
+	    " j.revision, j.image, j.tag, j.digest, j.params, e.source,"
+	    " e.delivery, j.event_id, j.attempts, j.created FROM jobs j"
+	    " LEFT JOIN events e ON e.id = j.event_id"
+	    " WHERE j.state = 1 AND j.kind = 2 AND j.repo = ?1 AND j.id != ?2"
+	    " AND j.not_before <= ?3 ORDER BY j.id",
+	[ST_MARK_RUNNING] = "UPDATE jobs SET state = 2, started = ?2,"
+	    " updated = ?2 WHERE id = ?1",
+	[ST_FINISH] = "UPDATE jobs SET state = ?2, attempts = ?3,"
+	    " not_before = ?4, updated = ?5, error = ?6,"
+	    " result = coalesce(?7, result), started = NULL WHERE id = ?1",
+	[ST_ATTEMPT] = "INSERT OR REPLACE INTO attempts(job_id, n, started,"
+	    " ended, ok, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_APP_UPSERT] = "INSERT INTO apps(name, outcome, revision, health,"
+	    " synced_at, last_job, last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	    " ON CONFLICT(name) DO UPDATE SET"
+	    " outcome = coalesce(excluded.outcome, outcome),"
+	    " revision = coalesce(excluded.revision, revision),"
+	    " health = coalesce(excluded.health, health),"
+	    " synced_at = coalesce(excluded.synced_at, synced_at),"
+	    " last_job = excluded.last_job,"
+	    " last_error = CASE WHEN ?8 THEN excluded.last_error"
+	    " ELSE coalesce(excluded.last_error, last_error) END",
+	[ST_APP_IMAGE] = "INSERT INTO app_images(app, image, tag, digest)"
+	    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(app, image) DO UPDATE SET"
+	    " tag = coalesce(excluded.tag, tag), digest = excluded.digest",
+	[ST_NOTIFY_GET] = "SELECT planned FROM notify_keys WHERE key = ?1",
+	[ST_NOTIFY_PUT] = "INSERT OR REPLACE INTO notify_keys(key, planned)"
+	    " VALUES (?1, ?2)",
+	[ST_EVENT_RECEIVED] = "SELECT received FROM events WHERE id = ?1",
+};
+
+static const char store_sqlite_schema[] =
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT);"
+    "CREATE TABLE IF NOT EXISTS deliveries(source TEXT NOT NULL,"
+    " delivery TEXT NOT NULL, event_id INTEGER NOT NULL,"
+    " received INTEGER NOT NULL, PRIMARY KEY(source, delivery)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received);"
+    "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY,"
+    " source TEXT NOT NULL, delivery TEXT NOT NULL, received INTEGER NOT NULL,"
+    " kind TEXT NOT NULL, summary TEXT);"
+    "CREATE TABLE IF NOT EXISTS jobs(id INTEGER PRIMARY KEY,"
+    " kind INTEGER NOT NULL, state INTEGER NOT NULL, app TEXT, repo TEXT,"
+    " revision TEXT, image TEXT, tag TEXT, digest TEXT, params TEXT,"
+    " event_id INTEGER, attempts INTEGER NOT NULL DEFAULT 0,"
+    " max_attempts INTEGER NOT NULL, created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL, not_before INTEGER NOT NULL DEFAULT 0,"
+    " started INTEGER, error TEXT, result TEXT);"
+    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, not_before);"
+    "CREATE INDEX IF NOT EXISTS jobs_app ON jobs(app, state);"
+    "CREATE INDEX IF NOT EXISTS jobs_updated ON jobs(updated);"
+    "CREATE TABLE IF NOT EXISTS event_jobs(event_id INTEGER NOT NULL,"
+    " job_id INTEGER NOT NULL, PRIMARY KEY(event_id, job_id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS event_jobs_job ON event_jobs(job_id);"
+    "CREATE TABLE IF NOT EXISTS attempts(job_id INTEGER NOT NULL,"
+    " n INTEGER NOT NULL, started INTEGER, ended INTEGER, ok INTEGER NOT NULL,"
+    " error TEXT, PRIMARY KEY(job_id, n)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS apps(name TEXT PRIMARY KEY, outcome INTEGER,"
+    " revision TEXT, health TEXT, synced_at INTEGER, last_job INTEGER,"
+    " last_error TEXT);"
+    "CREATE TABLE IF NOT EXISTS app_images(app TEXT NOT NULL,"
+    " image TEXT NOT NULL, tag TEXT, digest TEXT,"
+    " PRIMARY KEY(app, image)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS notify_keys(key TEXT PRIMARY KEY,"
+    " planned INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO meta(k, v) VALUES ('schema', '1');";
+
+struct store {
+	sqlite3		*db;
+	sqlite3_stmt	*stmt[ST_MAX];
+	long		 wal_pages;
+};
+
+static void
+store_sqlite_err(struct store *st, char *err, size_t errlen, const char *what)
+{
+	if (err != NULL && errlen > 0)
+		snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(st->db));
+}
+
+/* The cached statement, reset and unbound, ready for binding. */
+static sqlite3_stmt *
+store_sqlite_stmt(struct store *st, enum st_stmt which, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*s = st->stmt[which];
+
+	if (s == NULL) {
+		if (sqlite3_prepare_v3(st->db, store_sqlite_sql[which], -1,
+		    SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+			store_sqlite_err(st, err, errlen, "prepare");
+			return NULL;
+		}
+		st->stmt[which] = s;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+static void
+store_sqlite_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v == NULL)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}
+
+static void
+store_sqlite_int(sqlite3_stmt *s, int i, int64_t v, int null_if_zero)
+{
+	if (null_if_zero && v == 0)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_int64(s, i, v);
+}
+
+static char *
+store_sqlite_col(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return t == NULL ? NULL : xstrdup((const char *)t);
+}
+
+static int
+store_sqlite_exec(struct store *st, const char *sql, char *err, size_t errlen)
+{
+	char	*msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s", msg != NULL ? msg :
+			    sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Step a statement that returns no rows. */
+static int
+store_sqlite_done(struct store *st, sqlite3_stmt *s, char *err, size_t errlen,
+    const char *what)
+{
+	int	 rc = sqlite3_step(s);
+
+	if (rc != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, what);
+		sqlite3_reset(s);
+		return -1;
+	}
+	sqlite3_reset(s);
+	return 0;
+}
+
+static int
+store_sqlite_wal_hook_cb(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct store	*st = arg;
+
+	(void)db;
+	(void)name;
+	st->wal_pages = pages;
+	return SQLITE_OK;
+}
+
+static void
+store_sqlite_close(struct store *st)
+{
+	size_t	 i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < ST_MAX; i++)
+		sqlite3_finalize(st->stmt[i]);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+static struct store *
+store_sqlite_open(const char *path, char *err, size_t errlen)
+{
+	struct store	*st;
+
+	st = xcalloc(1, sizeof(*st));
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, st->db != NULL ?
+		    sqlite3_errmsg(st->db) : "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, 10000);
+	sqlite3_extended_result_codes(st->db, 0);
+	if (store_sqlite_exec(st, "PRAGMA journal_mode=WAL;"
+	    "PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;"
+	    "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
+	    err, errlen) == -1)
+		goto fail;
+	if (store_sqlite_exec(st, "BEGIN IMMEDIATE", err, errlen) == -1)
+		goto fail;
+	if (store_sqlite_exec(st, store_sqlite_schema, err, errlen) == -1) {
+		store_sqlite_exec(st, "ROLLBACK", NULL, 0);
+		goto fail;
+	}
+	if (store_sqlite_exec(st, "COMMIT", err, errlen) == -1)
+		goto fail;
+	sqlite3_wal_hook(st->db, store_sqlite_wal_hook_cb, st);
+	return st;
+fail:
+	store_sqlite_close(st);
+	return NULL;
+}
+
+static int
+store_sqlite_begin(struct store *st, char *err, size_t errlen)
+{
+	return store_sqlite_exec(st, "BEGIN IMMEDIATE", err, errlen);
+}
+
+static int
+store_sqlite_commit(struct store *st, char *err, size_t errlen)
+{
+	if (store_sqlite_exec(st, "COMMIT", err, errlen) == -1) {
+		/* A failed COMMIT may leave the transaction open. */
+		if (!sqlite3_get_autocommit(st->db))
+			store_sqlite_exec(st, "ROLLBACK", NULL, 0);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+store_sqlite_rollback(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		store_sqlite_exec(st, "ROLLBACK", NULL, 0);
+}
+
+static int
+store_sqlite_item_begin(struct store *st, char *err, size_t errlen)
+{
+	return store_sqlite_exec(st, "SAVEPOINT item", err, errlen);
+}
+
+static int
+store_sqlite_item_end(struct store *st, char *err, size_t errlen)
+{
+	return store_sqlite_exec(st, "RELEASE item", err, errlen);
+}
+
+static void
+store_sqlite_item_abort(struct store *st)
+{
+	/* ROLLBACK TO keeps the savepoint; RELEASE drops it. */
+	if (store_sqlite_exec(st, "ROLLBACK TO item", NULL, 0) == 0)
+		store_sqlite_exec(st, "RELEASE item", NULL, 0);
+}
+
+static int
+store_sqlite_add_event(struct store *st, const struct store_event *ev,
+    int64_t *event_id, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+	int64_t		 id;
+	int		 rc;
+
+	if ((s = store_sqlite_stmt(st, ST_ADD_EVENT, err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, ev->source);
+	store_sqlite_text(s, 2, ev->delivery);
+	sqlite3_bind_int64(s, 3, ev->received_ms);
+	store_sqlite_text(s, 4, ev->kind);
+	store_sqlite_text(s, 5, ev->summary);
+	if (store_sqlite_done(st, s, err, errlen, "add event") == -1)
+		return -1;
+	id = sqlite3_last_insert_rowid(st->db);
+
+	if ((s = store_sqlite_stmt(st, ST_ADD_DELIVERY, err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, ev->source);
+	store_sqlite_text(s, 2, ev->delivery);
+	sqlite3_bind_int64(s, 3, id);
+	sqlite3_bind_int64(s, 4, ev->received_ms);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_CONSTRAINT)
+		return 1;	/* the caller rolls the item back */
+	if (rc != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "add delivery");
+		return -1;
+	}
+	*event_id = id;
+	return 0;
+}
+
+static int
+store_sqlite_link(struct store *st, int64_t event_id, int64_t job_id,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+
+	if (event_id <= 0)
+		return 0;
+	if ((s = store_sqlite_stmt(st, ST_LINK, err, errlen)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, event_id);
+	sqlite3_bind_int64(s, 2, job_id);
+	return store_sqlite_done(st, s, err, errlen, "link job");
+}
+
+static int
+store_sqlite_add_job(struct store *st, const struct job_spec *js,
+    int64_t event_id, int max_attempts, int64_t now_ms, int64_t *job_id,
+    int *absorbed, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+	int64_t		 id;
+	int		 rc;
+
+	*absorbed = 0;
+	if (js->kind == JOB_SYNC && js->app != NULL) {
+		if ((s = store_sqlite_stmt(st, ST_FIND_SYNC, err, errlen)) == NULL)
+			return -1;
+		store_sqlite_text(s, 1, js->app);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			id = sqlite3_column_int64(s, 0);
+			sqlite3_reset(s);
+			if ((s = store_sqlite_stmt(st, ST_ABSORB, err,
+			    errlen)) == NULL)
+				return -1;
+			sqlite3_bind_int64(s, 1, id);
+			store_sqlite_text(s, 2, js->revision);
+			sqlite3_bind_int64(s, 3, now_ms);
+			if (store_sqlite_done(st, s, err, errlen, "absorb") == -1)
+				return -1;
+			*absorbed = 1;
+			*job_id = id;
+			return store_sqlite_link(st, event_id, id, err, errlen);
+		}
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE) {
+			store_sqlite_err(st, err, errlen, "find sync");
+			return -1;
+		}
+	}
+	if ((s = store_sqlite_stmt(st, ST_ADD_JOB, err, errlen)) == NULL)
+		return -1;
+	sqlite3_bind_int(s, 1, (int)js->kind);
+	store_sqlite_text(s, 2, js->app);
+	store_sqlite_text(s, 3, js->repo);
+	store_sqlite_text(s, 4, js->revision);
+	store_sqlite_text(s, 5, js->image);
+	store_sqlite_text(s, 6, js->tag);
+	store_sqlite_text(s, 7, js->digest);
+	store_sqlite_text(s, 8, js->params);
+	store_sqlite_int(s, 9, event_id, 1);
+	sqlite3_bind_int(s, 10, max_attempts);
+	sqlite3_bind_int64(s, 11, now_ms);
+	if (store_sqlite_done(st, s, err, errlen, "add job") == -1)
+		return -1;
+	*job_id = sqlite3_last_insert_rowid(st->db);
+	return store_sqlite_link(st, event_id, *job_id, err, errlen);
+}
+
+static int
+store_sqlite_count_pending(struct store *st, int64_t *n, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = store_sqlite_stmt(st, ST_COUNT_PENDING, err, errlen)) == NULL)
+		return -1;
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		store_sqlite_err(st, err, errlen, "count");
+		sqlite3_reset(s);
+		return -1;
+	}
+	*n = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return 0;
+}
+
+static int
+store_sqlite_count_states(struct store *st, int64_t counts[6], char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*s;
+	int		 rc, state;
+
+	memset(counts, 0, 6 * sizeof(counts[0]));
+	if ((s = store_sqlite_stmt(st, ST_COUNT_STATES, err, errlen)) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		state = sqlite3_column_int(s, 0);
+		if (state >= 0 && state < 6)
+			counts[state] = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "count states");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+store_sqlite_requeue_running(struct store *st, int64_t now_ms, int *nrequeued,
+    int *ndead, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s = NULL;
+	int		 rc = -1;
+	char		*sql;
+
+	*nrequeued = *ndead = 0;
+	if (store_sqlite_begin(st, err, errlen) == -1)
+		return -1;
+	/* The interrupted attempt is counted and logged. */
+	sql = xasprintf("INSERT OR REPLACE INTO attempts(job_id, n, started,"
+	    " ended, ok, error) SELECT id, attempts + 1, started, %lld, 0,"
+	    " 'interrupted: gitopsd stopped while the job ran'"
+	    " FROM jobs WHERE state = 2", (long long)now_ms);
+	if (store_sqlite_exec(st, sql, err, errlen) == -1)
+		goto out;
+	free(sql);
+	sql = xasprintf("UPDATE jobs SET state = 5, attempts = attempts + 1,"
+	    " updated = %lld, started = NULL, error = 'interrupted; no attempts"
+	    " left' WHERE state = 2 AND attempts + 1 >= max_attempts",
+	    (long long)now_ms);
+	if (store_sqlite_exec(st, sql, err, errlen) == -1)
+		goto out;
+	*ndead = sqlite3_changes(st->db);
+	free(sql);
+	sql = xasprintf("UPDATE jobs SET state = 1, attempts = attempts + 1,"
+	    " updated = %lld, started = NULL, not_before = 0 WHERE state = 2",
+	    (long long)now_ms);
+	if (store_sqlite_exec(st, sql, err, errlen) == -1)
+		goto out;
+	*nrequeued = sqlite3_changes(st->db);
+	if (store_sqlite_commit(st, err, errlen) == -1)
+		goto out;
+	rc = 0;
+out:
+	free(sql);
+	sqlite3_finalize(s);
+	if (rc == -1)
+		store_sqlite_rollback(st);
+	return rc;
+}
+
+static int
+store_sqlite_next_due(struct store *st, int64_t *due_ms, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*s;
+	int		 rc;
+
+	if ((s = store_sqlite_stmt(st, ST_NEXT_DUE, err, errlen)) == NULL)
+		return -1;
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		store_sqlite_err(st, err, errlen, "next due");
+		sqlite3_reset(s);
+		return -1;
+	}
+	if (sqlite3_column_type(s, 0) == SQLITE_NULL)
+		rc = 0;
+	else {
+		*due_ms = sqlite3_column_int64(s, 0);
+		rc = 1;
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+/* A struct job from a ST_CANDIDATES / ST_MERGE_CANDS row. */
+static struct job *
+store_sqlite_job_from_row(sqlite3_stmt *s)
+{
+	struct job	*j = xcalloc(1, sizeof(*j));
+
+	j->id = sqlite3_column_int64(s, 0);
+	j->kind = (enum job_kind)sqlite3_column_int(s, 1);
+	j->state = JOB_RUNNING;
+	j->app = store_sqlite_col(s, 3);
+	j->repo = store_sqlite_col(s, 4);
+	j->revision = store_sqlite_col(s, 5);
+	j->image = store_sqlite_col(s, 6);
+	j->tag = store_sqlite_col(s, 7);
+	j->digest = store_sqlite_col(s, 8);
+	j->params = store_sqlite_col(s, 9);
+	j->source = store_sqlite_col(s, 10);
+	j->delivery = store_sqlite_col(s, 11);
+	j->event_id = sqlite3_column_int64(s, 12);
+	j->attempts = sqlite3_column_int(s, 13);
+	j->created_ms = sqlite3_column_int64(s, 14);
+	return j;
+}
+
+struct store_sqlite_names {
+	char	**v;
+	size_t	 n;
+};
+
+static int
+store_sqlite_names_has(const struct store_sqlite_names *ns, const char *name)
+{
+	size_t	 i;
+
+	if (name == NULL)
+		return 0;
+	for (i = 0; i < ns->n; i++)
+		if (strcmp(ns->v[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+store_sqlite_names_add(struct store_sqlite_names *ns, const char *name)
+{
+	if (name == NULL || store_sqlite_names_has(ns, name))
+		return;
+	ns->v = xreallocarray(ns->v, ns->n + 1, sizeof(*ns->v));
+	ns->v[ns->n++] = xstrdup(name);
+}
+
+static void
+store_sqlite_names_free(struct store_sqlite_names *ns)
+{
+	size_t	 i;
+
+	for (i = 0; i < ns->n; i++)
+		free(ns->v[i]);
+	free(ns->v);
+}
+
+static int
+store_sqlite_mark_running(struct store *st, int64_t id, int64_t now_ms,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = store_sqlite_stmt(st, ST_MARK_RUNNING, err, errlen)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, now_ms);
+	return store_sqlite_done(st, s, err, errlen, "mark running");
+}
+
+/* Queued update-image jobs for j's repository join j's run. */
+static int
+store_sqlite_claim_merges(struct store *st, struct job *j, int64_t now_ms,
+    struct store_sqlite_names *apps, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+	struct job	*m;
+	int		 rc;
+
+	if ((s = store_sqlite_stmt(st, ST_MERGE_CANDS, err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, j->repo);
+	sqlite3_bind_int64(s, 2, j->id);
+	sqlite3_bind_int64(s, 3, now_ms);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		m = store_sqlite_job_from_row(s);
+		/* Its app must be free too (one running job per app). */
+		if (m->app != NULL && strcmp(m->app, j->app != NULL ? j->app :
+		    "") != 0 && store_sqlite_names_has(apps, m->app)) {
+			job_free(m);
+			continue;
+		}
+		store_sqlite_names_add(apps, m->app);
+		j->merged = xreallocarray(j->merged, j->nmerged + 1,
+		    sizeof(*j->merged));
+		j->merged[j->nmerged++] = m;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "merge candidates");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+store_sqlite_claim(struct store *st, const struct store_claim *c,
+    struct job ***jobsp, size_t *njobsp, char *err, size_t errlen)
+{
+	struct store_sqlite_names apps = { NULL, 0 }, repos = { NULL, 0 };
+	struct job	**jobs = NULL, *j;
+	size_t		 njobs = 0, i, k;
+	int		 nthread = 0, nloop = 0, rc = -1, step;
+	sqlite3_stmt	*s;
+
+	*jobsp = NULL;
+	*njobsp = 0;
+	if (c->max_thread <= 0 && c->max_loop <= 0)
+		return 0;
+	if ((s = store_sqlite_stmt(st, ST_BUSY, err, errlen)) == NULL)
+		goto out;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (sqlite3_column_int(s, 0) == JOB_NOTIFY)
+			continue;
+		store_sqlite_names_add(&apps,
+		    (const char *)sqlite3_column_text(s, 1));
+		if (sqlite3_column_int(s, 0) == JOB_UPDATE_IMAGE)
+			store_sqlite_names_add(&repos,
+			    (const char *)sqlite3_column_text(s, 2));
+	}
+	sqlite3_reset(s);
+	if (step != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "busy");
+		goto out;
+	}
+
+	if ((s = store_sqlite_stmt(st, ST_CANDIDATES, err, errlen)) == NULL)
+		goto out;
+	sqlite3_bind_int64(s, 1, c->now_ms);
+	while ((nthread < c->max_thread || nloop < c->max_loop) &&
+	    (step = sqlite3_step(s)) == SQLITE_ROW) {
+		enum job_kind kind = (enum job_kind)sqlite3_column_int(s, 1);
+		const char *app = (const char *)sqlite3_column_text(s, 3);
+		const char *repo = (const char *)sqlite3_column_text(s, 4);
+
+		if (kind == JOB_NOTIFY) {
+			if (nloop >= c->max_loop)
+				continue;
+			nloop++;
+		} else {
+			if (nthread >= c->max_thread ||
+			    store_sqlite_names_has(&apps, app) ||
+			    (kind == JOB_UPDATE_IMAGE &&
+			    store_sqlite_names_has(&repos, repo)))
+				continue;
+			nthread++;
+			store_sqlite_names_add(&apps, app);
+			if (kind == JOB_UPDATE_IMAGE)
+				store_sqlite_names_add(&repos, repo);
+		}
+		jobs = xreallocarray(jobs, njobs + 1, sizeof(*jobs));
+		jobs[njobs++] = store_sqlite_job_from_row(s);
+	}
+	sqlite3_reset(s);
+	if (step != SQLITE_DONE && step != SQLITE_ROW) {
+		store_sqlite_err(st, err, errlen, "candidates");
+		goto out;
+	}
+	/* Rows are updated only after the scan is finished. */
+	for (i = 0; i < njobs; i++) {
+		j = jobs[i];
+		if (j->kind == JOB_UPDATE_IMAGE && j->repo != NULL &&
+		    store_sqlite_claim_merges(st, j, c->now_ms, &apps, err,
+		    errlen) == -1)
+			goto out;
+		if (store_sqlite_mark_running(st, j->id, c->now_ms, err,
+		    errlen) == -1)
+			goto out;
+		for (k = 0; k < j->nmerged; k++)
+			if (store_sqlite_mark_running(st, j->merged[k]->id,
+			    c->now_ms, err, errlen) == -1)
+				goto out;
+	}
+	*jobsp = jobs;
+	*njobsp = njobs;
+	jobs = NULL;
+	njobs = 0;
+	rc = 0;
+out:
+	for (i = 0; i < njobs; i++)
+		job_free(jobs[i]);
+	free(jobs);
+	store_sqlite_names_free(&apps);
+	store_sqlite_names_free(&repos);
+	return rc;
+}
+
+static int
+store_sqlite_finish(struct store *st, const struct store_finish *f,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = store_sqlite_stmt(st, ST_ATTEMPT, err, errlen)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, f->job_id);
+	sqlite3_bind_int(s, 2, f->attempts);
+	store_sqlite_int(s, 3, f->started_ms, 1);
+	sqlite3_bind_int64(s, 4, f->ended_ms);
+	sqlite3_bind_int(s, 5, f->state == JOB_SUCCEEDED);
+	store_sqlite_text(s, 6, f->error);
+	if (store_sqlite_done(st, s, err, errlen, "attempt") == -1)
+		return -1;
+	if ((s = store_sqlite_stmt(st, ST_FINISH, err, errlen)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, f->job_id);
+	sqlite3_bind_int(s, 2, (int)f->state);
+	sqlite3_bind_int(s, 3, f->attempts);
+	sqlite3_bind_int64(s, 4, f->not_before_ms);
+	sqlite3_bind_int64(s, 5, f->ended_ms);
+	store_sqlite_text(s, 6, f->error);
+	store_sqlite_text(s, 7, f->result);
+	return store_sqlite_done(st, s, err, errlen, "finish");
+}
+
+static int
+store_sqlite_app_record(struct store *st, const char *app,
+    enum job_state outcome, int64_t job_id, const char *revision,
+    const char *health, int64_t synced_at_ms, const char *error, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = store_sqlite_stmt(st, ST_APP_UPSERT, err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, app);
+	store_sqlite_int(s, 2, (int64_t)outcome, 1);
+	store_sqlite_text(s, 3, revision);
+	store_sqlite_text(s, 4, health);
+	store_sqlite_int(s, 5, synced_at_ms, 1);
+	sqlite3_bind_int64(s, 6, job_id);
+	store_sqlite_text(s, 7, error);
+	/* A success clears the last error. */
+	sqlite3_bind_int(s, 8, outcome == JOB_SUCCEEDED);
+	return store_sqlite_done(st, s, err, errlen, "app status");
+}
+
+static int
+store_sqlite_app_image_set(struct store *st, const char *app,
+    const char *image, const char *tag, const char *digest, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = store_sqlite_stmt(st, ST_APP_IMAGE, err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, app);
+	store_sqlite_text(s, 2, image);
+	store_sqlite_text(s, 3, tag);
+	store_sqlite_text(s, 4, digest);
+	return store_sqlite_done(st, s, err, errlen, "app image");
+}
+
+static int
+store_sqlite_app_get(struct store *st, const char *app,
+    struct store_app_row *r, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s = NULL;
+	int		 rc = -1, step;
+
+	memset(r, 0, sizeof(*r));
+	if (sqlite3_prepare_v2(st->db, "SELECT a.outcome, a.revision, a.health,"
+	    " a.synced_at, a.last_job, a.last_error, j.kind, j.state FROM apps a"
+	    " LEFT JOIN jobs j ON j.id = a.last_job WHERE a.name = ?1", -1, &s,
+	    NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, "app");
+		goto out;
+	}
+	store_sqlite_text(s, 1, app);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW) {
+		r->found = 1;
+		r->outcome = (enum job_state)sqlite3_column_int(s, 0);
+		r->revision = store_sqlite_col(s, 1);
+		r->health = store_sqlite_col(s, 2);
+		r->synced_at_ms = sqlite3_column_int64(s, 3);
+		r->last_job_id = sqlite3_column_int64(s, 4);
+		r->last_error = store_sqlite_col(s, 5);
+		r->last_job_kind = (enum job_kind)sqlite3_column_int(s, 6);
+		r->last_job_state = (enum job_state)sqlite3_column_int(s, 7);
+		if (sqlite3_column_type(s, 6) == SQLITE_NULL)
+			r->last_job_id = 0;	/* deleted by retention */
+	} else if (step != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "app");
+		goto out;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (sqlite3_prepare_v2(st->db, "SELECT image, tag, digest FROM app_images"
+	    " WHERE app = ?1", -1, &s, NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, "app images");
+		goto out;
+	}
+	store_sqlite_text(s, 1, app);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		r->images = xreallocarray(r->images, r->nimages + 1,
+		    sizeof(*r->images));
+		r->images[r->nimages].image = store_sqlite_col(s, 0);
+		r->images[r->nimages].tag = store_sqlite_col(s, 1);
+		r->images[r->nimages].digest = store_sqlite_col(s, 2);
+		r->nimages++;
+	}
+	if (step != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "app images");
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(s);
+	if (rc == -1)
+		store_app_row_clear(r);
+	return rc;
+}
+
+static int
+store_sqlite_notify_key(struct store *st, const char *key, int64_t now_ms,
+    int64_t window_ms, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+	int		 step;
+	int64_t		 planned;
+
+	if ((s = store_sqlite_stmt(st, ST_NOTIFY_GET, err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, key);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW) {
+		planned = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+		if (now_ms - planned < window_ms)
+			return 1;
+	} else {
+		sqlite3_reset(s);
+		if (step != SQLITE_DONE) {
+			store_sqlite_err(st, err, errlen, "notify key");
+			return -1;
+		}
+	}
+	if ((s = store_sqlite_stmt(st, ST_NOTIFY_PUT, err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, key);
+	sqlite3_bind_int64(s, 2, now_ms);
+	if (store_sqlite_done(st, s, err, errlen, "notify key") == -1)
+		return -1;
+	return 0;
+}
+
+static int
+store_sqlite_event_received(struct store *st, int64_t event_id, int64_t *ms,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+	int		 step;
+
+	if ((s = store_sqlite_stmt(st, ST_EVENT_RECEIVED, err, errlen)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, event_id);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW)
+		*ms = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (step == SQLITE_ROW)
+		return 1;
+	if (step == SQLITE_DONE)
+		return 0;
+	store_sqlite_err(st, err, errlen, "event");
+	return -1;
+}
+
+static int
+store_sqlite_list_events(struct store *st, int64_t after, int limit,
+    struct store_event_row **rowsp, size_t *np, int64_t *next, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*s = NULL, *sj = NULL;
+	struct store_event_row *rows = NULL, *r;
+	size_t		 n = 0, i;
+	int		 rc = -1, step;
+
+	*next = 0;
+	if (sqlite3_prepare_v2(st->db, "SELECT id, source, delivery, received,"
+	    " kind, summary FROM events WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+	    -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(st->db, "SELECT job_id FROM event_jobs"
+	    " WHERE event_id = ?1 ORDER BY job_id", -1, &sj, NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, "events");
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, after > 0 ? after : INT64_MAX);
+	sqlite3_bind_int(s, 2, limit + 1);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == (size_t)limit) {
+			*next = rows[n - 1].id;
+			break;
+		}
+		rows = xreallocarray(rows, n + 1, sizeof(*rows));
+		r = &rows[n++];
+		memset(r, 0, sizeof(*r));
+		r->id = sqlite3_column_int64(s, 0);
+		r->source = store_sqlite_col(s, 1);
+		r->delivery = store_sqlite_col(s, 2);
+		r->received_ms = sqlite3_column_int64(s, 3);
+		r->kind = store_sqlite_col(s, 4);
+		r->summary = store_sqlite_col(s, 5);
+	}
+	if (step != SQLITE_DONE && step != SQLITE_ROW) {
+		store_sqlite_err(st, err, errlen, "events");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		sqlite3_reset(sj);
+		sqlite3_bind_int64(sj, 1, rows[i].id);
+		while ((step = sqlite3_step(sj)) == SQLITE_ROW) {
+			rows[i].job_ids = xreallocarray(rows[i].job_ids,
+			    rows[i].njob_ids + 1, sizeof(int64_t));
+			rows[i].job_ids[rows[i].njob_ids++] =
+			    sqlite3_column_int64(sj, 0);
+		}
+		if (step != SQLITE_DONE) {
+			store_sqlite_err(st, err, errlen, "event jobs");
+			goto out;
+		}
+	}
+	*rowsp = rows;
+	*np = n;
+	rows = NULL;
+	n = 0;
+	rc = 0;
+out:
+	store_event_rows_free(rows, n);
+	sqlite3_finalize(s);
+	sqlite3_finalize(sj);
+	return rc;
+}
+
+#define STORE_SQLITE_JOB_COLS \
+	"j.id, j.kind, j.state, j.app, j.repo, j.revision, j.image, j.tag," \
+	" j.digest, j.params, e.source, e.delivery, j.error, j.result," \
+	" j.attempts, j.max_attempts, j.created, j.updated, j.not_before," \
+	" j.event_id, j.started FROM jobs j LEFT JOIN events e" \
+	" ON e.id = j.event_id"
+
+static void
+store_sqlite_job_row(sqlite3_stmt *s, struct store_job_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = sqlite3_column_int64(s, 0);
+	r->kind = (enum job_kind)sqlite3_column_int(s, 1);
+	r->state = (enum job_state)sqlite3_column_int(s, 2);
+	r->app = store_sqlite_col(s, 3);
+	r->repo = store_sqlite_col(s, 4);
+	r->revision = store_sqlite_col(s, 5);
+	r->image = store_sqlite_col(s, 6);
+	r->tag = store_sqlite_col(s, 7);
+	r->digest = store_sqlite_col(s, 8);
+	r->params = store_sqlite_col(s, 9);
+	r->source = store_sqlite_col(s, 10);
+	r->delivery = store_sqlite_col(s, 11);
+	r->error = store_sqlite_col(s, 12);
+	r->result = store_sqlite_col(s, 13);
+	r->attempts = sqlite3_column_int(s, 14);
+	r->max_attempts = sqlite3_column_int(s, 15);
+	r->created_ms = sqlite3_column_int64(s, 16);
+	r->updated_ms = sqlite3_column_int64(s, 17);
+	r->not_before_ms = sqlite3_column_int64(s, 18);
+	r->event_id = sqlite3_column_int64(s, 19);
+	r->started_ms = sqlite3_column_int64(s, 20);
+}
+
+static int
+store_sqlite_list_jobs(struct store *st, const struct store_job_filter *f,
+    struct store_job_row **rowsp, size_t *np, int64_t *next, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*s = NULL;
+	struct store_job_row *rows = NULL;
+	size_t		 n = 0;
+	int		 rc = -1, step;
+
+	*next = 0;
+	if (sqlite3_prepare_v2(st->db, "SELECT " STORE_SQLITE_JOB_COLS
+	    " WHERE j.id < ?1 AND (?2 IS NULL OR j.app = ?2)"
+	    " AND (?3 = 0 OR j.state = ?3) AND (?4 = 0 OR j.kind = ?4)"
+	    " ORDER BY j.id DESC LIMIT ?5", -1, &s, NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, "jobs");
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, f->after > 0 ? f->after : INT64_MAX);
+	store_sqlite_text(s, 2, f->app);
+	sqlite3_bind_int(s, 3, f->state);
+	sqlite3_bind_int(s, 4, f->kind);
+	sqlite3_bind_int(s, 5, f->limit + 1);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == (size_t)f->limit) {
+			*next = rows[n - 1].id;
+			break;
+		}
+		rows = xreallocarray(rows, n + 1, sizeof(*rows));
+		store_sqlite_job_row(s, &rows[n++]);
+	}
+	if (step != SQLITE_DONE && step != SQLITE_ROW) {
+		store_sqlite_err(st, err, errlen, "jobs");
+		goto out;
+	}
+	*rowsp = rows;
+	*np = n;
+	rows = NULL;
+	n = 0;
+	rc = 0;
+out:
+	store_job_rows_free(rows, n);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+store_sqlite_get_job(struct store *st, int64_t id, struct store_job_row *r,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*s = NULL;
+	int		 rc = -1, step;
+
+	memset(r, 0, sizeof(*r));
+	if (sqlite3_prepare_v2(st->db, "SELECT " STORE_SQLITE_JOB_COLS
+	    " WHERE j.id = ?1", -1, &s, NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, "job");
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, id);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW) {
+		store_sqlite_job_row(s, r);
+		rc = 1;
+	} else if (step == SQLITE_DONE)
+		rc = 0;
+	else
+		store_sqlite_err(st, err, errlen, "job");
+out:
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+store_sqlite_list_attempts(struct store *st, int64_t job_id,
+    struct store_attempt_row **rowsp, size_t *np, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s = NULL;
+	struct store_attempt_row *rows = NULL, *r;
+	size_t		 n = 0;
+	int		 rc = -1, step;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT n, started, ended, ok, error"
+	    " FROM attempts WHERE job_id = ?1 ORDER BY n", -1, &s,
+	    NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, "attempts");
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, job_id);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		rows = xreallocarray(rows, n + 1, sizeof(*rows));
+		r = &rows[n++];
+		r->n = sqlite3_column_int(s, 0);
+		r->started_ms = sqlite3_column_int64(s, 1);
+		r->ended_ms = sqlite3_column_int64(s, 2);
+		r->ok = sqlite3_column_int(s, 3);
+		r->error = store_sqlite_col(s, 4);
+	}
+	if (step != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "attempts");
+		goto out;
+	}
+	*rowsp = rows;
+	*np = n;
+	rows = NULL;
+	n = 0;
+	rc = 0;
+out:
+	store_attempt_rows_free(rows, n);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+store_sqlite_retry_job(struct store *st, int64_t id, int64_t now_ms,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*s = NULL;
+	int		 rc = -1, step, state;
+
+	if (store_sqlite_begin(st, err, errlen) == -1)
+		return -1;
+	if (sqlite3_prepare_v2(st->db, "SELECT state FROM jobs WHERE id = ?1",
+	    -1, &s, NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, "retry");
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, id);
+	step = sqlite3_step(s);
+	if (step == SQLITE_DONE) {
+		rc = 2;
+		goto out;
+	}
+	if (step != SQLITE_ROW) {
+		store_sqlite_err(st, err, errlen, "retry");
+		goto out;
+	}
+	state = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (state != JOB_FAILED && state != JOB_DEAD) {
+		rc = 1;
+		goto out;
+	}
+	/* A manual retry starts a fresh series of attempts. */
+	if (sqlite3_prepare_v2(st->db, "UPDATE jobs SET state = 1,"
+	    " max_attempts = max_attempts + attempts, not_before = 0,"
+	    " updated = ?2 WHERE id = ?1", -1, &s, NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, "retry");
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, now_ms);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "retry");
+		goto out;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (store_sqlite_commit(st, err, errlen) == -1)
+		goto out;
+	return 0;
+out:
+	sqlite3_finalize(s);
+	store_sqlite_rollback(st);
+	return rc;
+}
+
+static int
+store_sqlite_retention(struct store *st, int64_t keep_before_ms,
+    int64_t dedup_before_ms, int64_t *deleted, char *err, size_t errlen)
+{
+	char	*sql;
+	int	 rc = -1, before;
+
+	*deleted = 0;
+	if (store_sqlite_begin(st, err, errlen) == -1)
+		return -1;
+	before = sqlite3_total_changes(st->db);
+	sql = xasprintf(
+	    "CREATE TEMP TABLE IF NOT EXISTS old_jobs(id INTEGER PRIMARY KEY);"
+	    "DELETE FROM old_jobs;"
+	    "INSERT INTO old_jobs SELECT id FROM jobs WHERE state IN (3, 5)"
+	    " AND updated < %lld;"
+	    "DELETE FROM attempts WHERE job_id IN (SELECT id FROM old_jobs);"
+	    "DELETE FROM event_jobs WHERE job_id IN (SELECT id FROM old_jobs);"
+	    "DELETE FROM jobs WHERE id IN (SELECT id FROM old_jobs);"
+	    "DELETE FROM events WHERE received < %lld AND NOT EXISTS"
+	    " (SELECT 1 FROM event_jobs ej WHERE ej.event_id = events.id);"
+	    "DELETE FROM deliveries WHERE received < %lld;"
+	    "DELETE FROM notify_keys WHERE planned < %lld;",
+	    (long long)keep_before_ms, (long long)keep_before_ms,
+	    (long long)dedup_before_ms, (long long)keep_before_ms);
+	if (store_sqlite_exec(st, sql, err, errlen) == -1)
+		goto out;
+	*deleted = sqlite3_total_changes(st->db) - before;
+	if (store_sqlite_commit(st, err, errlen) == -1)
+		goto out;
+	rc = 0;
+out:
+	free(sql);
+	if (rc == -1)
+		store_sqlite_rollback(st);
+	return rc;
+}
+
+static long
+store_sqlite_wal_pages(struct store *st)
+{
+	return st->wal_pages;
+}
+
+static int
+store_sqlite_checkpoint(struct store *st, int truncate, char *err,
+    size_t errlen)
+{
+	int	 log = 0, done = 0;
+
+	if (sqlite3_wal_checkpoint_v2(st->db, NULL, truncate ?
+	    SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE, &log,
+	    &done) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, "checkpoint");
+		return -1;
+	}
+	/* Fully copied: the next writer restarts the log from its start. */
+	if (log == done)
+		st->wal_pages = 0;
+	return 0;
+}
+
+const struct store_ops store_sqlite_ops = {
+	.name = "sqlite",
+	.open = store_sqlite_open,
+	.close = store_sqlite_close,
+	.begin = store_sqlite_begin,
+	.commit = store_sqlite_commit,
+	.rollback = store_sqlite_rollback,
+	.item_begin = store_sqlite_item_begin,
+	.item_end = store_sqlite_item_end,
+	.item_abort = store_sqlite_item_abort,
+	.add_event = store_sqlite_add_event,
+	.add_job = store_sqlite_add_job,
+	.count_pending = store_sqlite_count_pending,
+	.count_states = store_sqlite_count_states,
+	.requeue_running = store_sqlite_requeue_running,
+	.next_due = store_sqlite_next_due,
+	.claim = store_sqlite_claim,
+	.finish = store_sqlite_finish,
+	.app_record = store_sqlite_app_record,
+	.app_image_set = store_sqlite_app_image_set,
+	.app_get = store_sqlite_app_get,
+	.notify_key = store_sqlite_notify_key,
+	.event_received = store_sqlite_event_received,
+	.list_events = store_sqlite_list_events,
+	.list_jobs = store_sqlite_list_jobs,
+	.get_job = store_sqlite_get_job,
+	.list_attempts = store_sqlite_list_attempts,
+	.retry_job = store_sqlite_retry_job,
+	.retention = store_sqlite_retention,
+	.wal_pages = store_sqlite_wal_pages,
+	.checkpoint = store_sqlite_checkpoint,
+};
+
+const struct store_ops *
+store_backend(const char *path)
+{
+	(void)path;
+	return &store_sqlite_ops;
+}
+
+void
+store_job_row_clear(struct store_job_row *r)
+{
+	free(r->app);
+	free(r->repo);
+	free(r->revision);
+	free(r->image);
+	free(r->tag);
+	free(r->digest);
+	free(r->params);
+	free(r->source);
+	free(r->delivery);
+	free(r->error);
+	free(r->result);
+	memset(r, 0, sizeof(*r));
+}
+
+void
+store_job_rows_free(struct store_job_row *rows, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		store_job_row_clear(&rows[i]);
+	free(rows);
+}
+
+void
+store_attempt_rows_free(struct store_attempt_row *rows, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		free(rows[i].error);
+	free(rows);
+}
+
+void
+store_event_rows_free(struct store_event_row *rows, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		free(rows[i].source);
+		free(rows[i].delivery);
+		free(rows[i].kind);
+		free(rows[i].summary);
+		free(rows[i].job_ids);
+	}
+	free(rows);
+}
+
+void
+store_app_row_clear(struct store_app_row *r)
+{
+	size_t	 i;
+
+	free(r->revision);
+	free(r->health);
+	free(r->last_error);
+	for (i = 0; i < r->nimages; i++) {
+		free(r->images[i].image);
+		free(r->images[i].tag);
+		free(r->images[i].digest);
+	}
+	free(r->images);
+	memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,1608 @@
+/*
+ * sync.c: apply an app's manifests, prune, wait for health.
+ *
+ * DESIGN
+ * - Threads: everything here runs on one worker thread per job, with its
+ *   own struct kube (one libcurl easy handle).  The only shared state is
+ *   kube.c's discovery cache.
+ * - Reading: manifests come from the Git object database at the commit
+ *   (libgit2 tree walk), never from a checkout, so two jobs of one repo
+ *   never race on a work tree.  A renderer (kustomize...) gets a private
+ *   temporary export of the commit's tree and runs without a shell.
+ * - Ordering: a stable sort by kind rank (Namespaces and CRDs, then
+ *   ServiceAccounts, RBAC, ConfigMaps/Secrets, Services, workloads, the
+ *   rest); within a rank, file order.  A kind unknown to discovery right
+ *   after a CRD was applied is looked up again for a few seconds (the API
+ *   serves a new CRD once it is established).
+ * - All or nothing: every object is validated (apiVersion, kind, name, no
+ *   duplicates) before the first request; the first rejected apply stops
+ *   the sync, and prune only ever runs after every object applied.
+ * - Prune: objects are found by the app's label over every listable kind
+ *   that discovery reports (preferred version of each group), so nothing
+ *   has to remember which kinds an app used before: a kind removed from
+ *   Git entirely is still found, across restarts, without local state.
+ *   An object is kept when its uid is one just applied, when it has
+ *   ownerReferences (its owner manages it; e.g. Endpoints copy a Service's
+ *   labels), or when annotated gitopsd.io/prune: disabled.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <git2.h>
+
+#include "config.h"
+#include "job.h"
+#include "kube.h"
+#include "kubeconfig.h"
+#include "log.h"
+#include "sync.h"
+#include "util.h"
+#include "yaml_json.h"
+
+extern char **environ;
+
+#define SYNC_MAX_FILE		(8u * 1024 * 1024)
+#define SYNC_MAX_TOTAL		(64u * 1024 * 1024)
+#define SYNC_MAX_OBJECTS	10000
+#define SYNC_RENDER_MAX_OUT	(64u * 1024 * 1024)
+#define SYNC_CRD_WAIT_S		10
+
+/* ---- manifests from Git ------------------------------------------------ */
+
+void
+sync_manifests_free(struct sync_manifests *m)
+{
+	size_t	 i;
+
+	for (i = 0; i < m->n; i++) {
+		cJSON_Delete(m->objs[i]);
+		free(m->origins[i]);
+	}
+	free(m->objs);
+	free(m->origins);
+	memset(m, 0, sizeof(*m));
+}
+
+static void
+sync_manifests_add(struct sync_manifests *m, cJSON *obj, const char *origin)
+{
+	m->objs = xreallocarray(m->objs, m->n + 1, sizeof(*m->objs));
+	m->origins = xreallocarray(m->origins, m->n + 1, sizeof(*m->origins));
+	m->objs[m->n] = obj;
+	m->origins[m->n] = xstrdup(origin);
+	m->n++;
+}
+
+/* Parse one file's YAML documents into m; a v1 List contributes its items. */
+static int
+sync_manifests_parse(struct sync_manifests *m, const char *buf, size_t len,
+    const char *origin, char *err, size_t errlen)
+{
+	cJSON		**docs, *items, *it, *kind;
+	size_t		 n, i;
+	char		 sub[256];
+
+	if (yaml_json_parse(buf, len, NULL, &docs, &n, sub, sizeof(sub)) ==
+	    -1) {
+		snprintf(err, errlen, "%s: %s", origin, sub);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (!cJSON_IsObject(docs[i])) {
+			snprintf(err, errlen, "%s: document %zu is not a mapping",
+			    origin, i + 1);
+			yaml_json_free(docs, n);
+			return -1;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		kind = cJSON_GetObjectItemCaseSensitive(docs[i], "kind");
+		items = cJSON_GetObjectItemCaseSensitive(docs[i], "items");
+		if (cJSON_IsString(kind) && strcmp(kind->valuestring, "List") ==
+		    0 && cJSON_IsArray(items)) {
+			while ((it = cJSON_DetachItemFromArray(items, 0)) != NULL)
+				sync_manifests_add(m, it, origin);
+			cJSON_Delete(docs[i]);
+		} else
+			sync_manifests_add(m, docs[i], origin);
+		docs[i] = NULL;
+	}
+	free(docs);
+	if (m->n > SYNC_MAX_OBJECTS) {
+		snprintf(err, errlen, "more than %d objects", SYNC_MAX_OBJECTS);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+sync_is_manifest_name(const char *name)
+{
+	size_t	 n = strlen(name);
+
+	if (strcmp(name, "kustomization.yaml") == 0 ||
+	    strcmp(name, "kustomization.yml") == 0 ||
+	    strcmp(name, "Kustomization") == 0)
+		return 0;
+	return (n > 5 && strcmp(name + n - 5, ".yaml") == 0) ||
+	    (n > 4 && strcmp(name + n - 4, ".yml") == 0);
+}
+
+/*
+ * exclude: fnmatch(3) patterns relative to the app path ("secrets/x.yaml");
+ * "**" is not special; a pattern without / also matches a file name.
+ */
+static int
+sync_is_excluded(const struct config_app *app, const char *rel,
+    const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < app->nexclude; i++) {
+		if (fnmatch(app->exclude[i], rel, FNM_PATHNAME) == 0)
+			return 1;
+		if (strchr(app->exclude[i], '/') == NULL &&
+		    fnmatch(app->exclude[i], name, 0) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+struct sync_walk {
+	git_repository		*repo;
+	const struct config_app	*app;
+	const char		*base;		/* app path, for messages */
+	struct sync_manifests	*m;
+	size_t			 total;
+	char			*err;
+	size_t			 errlen;
+	int			 failed;
+	const char		*export_dir;	/* render: write files here */
+};
+
+static void
+sync_git_err(char *err, size_t errlen, const char *what)
+{
+	const git_error	*e = git_error_last();
+
+	snprintf(err, errlen, "%s: %s", what, e != NULL && e->message != NULL ?
+	    e->message : "unknown libgit2 error");
+}
+
+static int
+sync_walk_cb(const char *root, const git_tree_entry *entry, void *arg)
+{
+	struct sync_walk	*w = arg;
+	const char		*name = git_tree_entry_name(entry);
+	git_blob		*blob = NULL;
+	char			*rel, *origin;
+	size_t			 len;
+	int			 rc = -1;
+
+	if (git_tree_entry_type(entry) != GIT_OBJECT_BLOB)
+		return 0;
+	rel = xasprintf("%s%s", root, name);
+	origin = w->base[0] != '\0' && strcmp(w->base, ".") != 0 ?
+	    xasprintf("%s/%s", w->base, rel) : xstrdup(rel);
+	if (!sync_is_manifest_name(name) || sync_is_excluded(w->app, rel, name)) {
+		rc = 0;
+		goto out;
+	}
+	if (git_blob_lookup(&blob, w->repo, git_tree_entry_id(entry)) != 0) {
+		sync_git_err(w->err, w->errlen, origin);
+		goto out;
+	}
+	len = (size_t)git_blob_rawsize(blob);
+	if (len > SYNC_MAX_FILE || (w->total += len) > SYNC_MAX_TOTAL) {
+		snprintf(w->err, w->errlen, "%s: manifests too large (file limit "
+		    "%u bytes, total %u)", origin, SYNC_MAX_FILE, SYNC_MAX_TOTAL);
+		goto out;
+	}
+	if (sync_manifests_parse(w->m, git_blob_rawcontent(blob), len, origin,
+	    w->err, w->errlen) == -1)
+		goto out;
+	rc = 0;
+out:
+	git_blob_free(blob);
+	free(rel);
+	free(origin);
+	if (rc == -1) {
+		w->failed = 1;
+		return -1;	/* stops the walk */
+	}
+	return 0;
+}
+
+/* Resolve the commit to read. */
+static int
+sync_resolve(git_repository *repo, const char *revision, const char *branch,
+    git_commit **out, char *err, size_t errlen)
+{
+	git_object	*obj = NULL;
+	char		*ref;
+	int		 rc = -1;
+
+	if (revision != NULL) {
+		if (git_revparse_single(&obj, repo, revision) != 0) {
+			snprintf(err, errlen, "revision %.64s not found in the "
+			    "repository (not fetched yet?)", revision);
+			return -1;
+		}
+	} else {
+		const char	*b = branch != NULL ? branch : "main";
+
+		ref = xasprintf("refs/remotes/origin/%s", b);
+		if (git_revparse_single(&obj, repo, ref) != 0) {
+			free(ref);
+			ref = xasprintf("refs/heads/%s", b);
+			if (git_revparse_single(&obj, repo, ref) != 0 &&
+			    git_revparse_single(&obj, repo, "HEAD") != 0) {
+				snprintf(err, errlen, "branch %.100s not found",
+				    b);
+				free(ref);
+				return -1;
+			}
+		}
+		free(ref);
+	}
+	if (git_object_peel((git_object **)out, obj, GIT_OBJECT_COMMIT) != 0) {
+		sync_git_err(err, errlen, "not a commit");
+		goto out;
+	}
+	rc = 0;
+out:
+	git_object_free(obj);
+	return rc;
+}
+
+/* The tree at the app's path inside commit. */
+static int
+sync_subtree(git_repository *repo, git_commit *commit, const char *path,
+    git_tree **out, char *err, size_t errlen)
+{
+	git_tree	*root = NULL;
+	git_tree_entry	*e = NULL;
+	char		*p = NULL;
+	size_t		 n;
+	int		 rc = -1;
+
+	if (git_commit_tree(&root, commit) != 0) {
+		sync_git_err(err, errlen, "commit tree");
+		return -1;
+	}
+	/* "./apps/web/" and "apps/web" name the same directory. */
+	while (path != NULL && path[0] == '.' && path[1] == '/')
+		path += 2;
+	if (path != NULL) {
+		p = xstrdup(path);
+		n = strlen(p);
+		while (n > 0 && p[n - 1] == '/')
+			p[--n] = '\0';
+		path = p;
+	}
+	if (path == NULL || path[0] == '\0' || strcmp(path, ".") == 0) {
+		free(p);
+		*out = root;
+		return 0;
+	}
+	if (git_tree_entry_bypath(&e, root, path) != 0 ||
+	    git_tree_entry_type(e) != GIT_OBJECT_TREE) {
+		snprintf(err, errlen, "path %.200s is not a directory at this "
+		    "revision", path);
+		goto out;
+	}
+	if (git_tree_lookup(out, repo, git_tree_entry_id(e)) != 0) {
+		sync_git_err(err, errlen, path);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(p);
+	git_tree_entry_free(e);
+	git_tree_free(root);
+	return rc;
+}
+
+/* ---- renderer ---------------------------------------------------------- */
+
+/* Write the commit's whole tree under dir (a renderer may read ../base). */
+static int
+sync_export_cb(const char *root, const git_tree_entry *entry, void *arg)
+{
+	struct sync_walk	*w = arg;
+	git_blob		*blob = NULL;
+	git_filemode_t		 mode = git_tree_entry_filemode(entry);
+	char			*path;
+	int			 rc = -1, fd = -1;
+	size_t			 len, off = 0;
+	const char		*p;
+	ssize_t			 n;
+
+	path = xasprintf("%s/%s%s", w->export_dir, root,
+	    git_tree_entry_name(entry));
+	if (git_tree_entry_type(entry) == GIT_OBJECT_TREE) {
+		if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+			snprintf(w->err, w->errlen, "mkdir %s: %s", path,
+			    strerror(errno));
+			goto out;
+		}
+		rc = 0;
+		goto out;
+	}
+	if (git_tree_entry_type(entry) != GIT_OBJECT_BLOB) {
+		rc = 0;		/* submodules are not exported */
+		goto out;
+	}
+	if (git_blob_lookup(&blob, w->repo, git_tree_entry_id(entry)) != 0) {
+		sync_git_err(w->err, w->errlen, git_tree_entry_name(entry));
+		goto out;
+	}
+	len = (size_t)git_blob_rawsize(blob);
+	p = git_blob_rawcontent(blob);
+	if ((w->total += len) > SYNC_MAX_TOTAL * 4) {
+		snprintf(w->err, w->errlen, "repository too large to render");
+		goto out;
+	}
+	if (mode == GIT_FILEMODE_LINK) {
+		char	*target = xstrndup(p, len);
+
+		/* Links stay inside the export: absolute ones are refused. */
+		if (target[0] == '/' || symlink(target, path) == -1) {
+			snprintf(w->err, w->errlen, "symlink %s: %s", path,
+			    target[0] == '/' ? "absolute target refused" :
+			    strerror(errno));
+			free(target);
+			goto out;
+		}
+		free(target);
+		rc = 0;
+		goto out;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0700 : 0600);
+	if (fd == -1) {
+		snprintf(w->err, w->errlen, "create %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	while (off < len) {
+		if ((n = write(fd, p + off, len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			snprintf(w->err, w->errlen, "write %s: %s", path,
+			    strerror(errno));
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	rc = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	git_blob_free(blob);
+	free(path);
+	if (rc == -1)
+		w->failed = 1;
+	return rc;
+}
+
+/* rm -r without a shell; errors ignored (best effort cleanup of a tmpdir). */
+static void
+sync_rmtree(const char *path)
+{
+	struct stat	 st;
+
+	if (lstat(path, &st) == -1)
+		return;
+	if (S_ISDIR(st.st_mode)) {
+		char		*cmd[] = { "rm", "-rf", "--", (char *)path, NULL };
+		pid_t		 pid;
+		int		 status;
+
+		/* rm(1) by argv, not through a shell. */
+		if (posix_spawnp(&pid, "rm", NULL, NULL, cmd, environ) == 0)
+			while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+				;
+	} else
+		unlink(path);
+}
+
+/*
+ * Run argv in dir with a time limit; its stdout (capped) is returned in
+ * *out.  stderr's tail goes into the error message on failure.
+ */
+static int
+sync_render_run(char *const argv[], const char *dir, int timeout_s,
+    struct buf *out, char *err, size_t errlen)
+{
+	posix_spawn_file_actions_t	 fa;
+	struct pollfd			 pfd[2];
+	struct buf			 eb;
+	int				 opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 };
+	int				 rc = -1, status, fa_ok = 0, nfds, i;
+	int64_t				 deadline;
+	pid_t				 pid = -1;
+	char				 tmp[8192];
+	ssize_t				 n;
+
+	buf_init(&eb, 4096);
+	if (pipe2(opipe, O_CLOEXEC) == -1 || pipe2(epipe, O_CLOEXEC) == -1) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		goto out;
+	}
+	if (posix_spawn_file_actions_init(&fa) != 0) {
+		snprintf(err, errlen, "posix_spawn_file_actions_init failed");
+		goto out;
+	}
+	fa_ok = 1;
+	if (posix_spawn_file_actions_adddup2(&fa, opipe[1], 1) != 0 ||
+	    posix_spawn_file_actions_adddup2(&fa, epipe[1], 2) != 0 ||
+	    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
+	    != 0 ||
+	    posix_spawn_file_actions_addchdir_np(&fa, dir) != 0) {
+		snprintf(err, errlen, "posix_spawn_file_actions failed");
+		goto out;
+	}
+	if ((errno = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ))
+	    != 0) {
+		snprintf(err, errlen, "render: cannot run %.100s: %s", argv[0],
+		    strerror(errno));
+		pid = -1;
+		goto out;
+	}
+	close(opipe[1]);
+	close(epipe[1]);
+	opipe[1] = epipe[1] = -1;
+	deadline = util_mono_ms() + (int64_t)timeout_s * 1000;
+	pfd[0].fd = opipe[0];
+	pfd[1].fd = epipe[0];
+	for (;;) {
+		int64_t	 left = deadline - util_mono_ms();
+
+		nfds = 0;
+		for (i = 0; i < 2; i++) {
+			pfd[i].events = pfd[i].fd >= 0 ? POLLIN : 0;
+			if (pfd[i].fd >= 0)
+				nfds++;
+		}
+		if (nfds == 0)
+			break;
+		if (left <= 0) {
+			snprintf(err, errlen, "render: %.100s timed out after %d s",
+			    argv[0], timeout_s);
+			goto out;
+		}
+		if (poll(pfd, 2, (int)(left > 1000 ? 1000 : left)) == -1) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "poll: %s", strerror(errno));
+			goto out;
+		}
+		for (i = 0; i < 2; i++) {
+			if (pfd[i].fd < 0 || pfd[i].revents == 0)
+				continue;
+			n = read(pfd[i].fd, tmp, sizeof(tmp));
+			if (n == -1 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				close(pfd[i].fd);
+				pfd[i].fd = -1;
+				if (i == 0)
+					opipe[0] = -1;
+				else
+					epipe[0] = -1;
+				continue;
+			}
+			if (i == 0 && buf_add(out, tmp, (size_t)n) == -1) {
+				snprintf(err, errlen, "render: output over %u "
+				    "bytes", SYNC_RENDER_MAX_OUT);
+				goto out;
+			}
+			if (i == 1 && buf_add(&eb, tmp, (size_t)n) == -1) {
+				/* Keep the tail: drop the head. */
+				buf_reset(&eb);
+				buf_add(&eb, tmp, (size_t)n);
+			}
+		}
+	}
+	while (waitpid(pid, &status, 0) == -1) {
+		if (errno != EINTR) {
+			snprintf(err, errlen, "waitpid: %s", strerror(errno));
+			goto out;
+		}
+	}
+	pid = -1;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char	 esc[600];
+
+		while (eb.len > 0 && (eb.data[eb.len - 1] == '\n'))
+			eb.data[--eb.len] = '\0';
+		log_escape(eb.data != NULL ? eb.data : "", eb.len > 500 ? 500 :
+		    eb.len, esc, sizeof(esc));
+		if (WIFEXITED(status))
+			snprintf(err, errlen, "render: %.100s exited %d: %s",
+			    argv[0], WEXITSTATUS(status), esc);
+		else
+			snprintf(err, errlen, "render: %.100s killed by signal "
+			    "%d", argv[0], WTERMSIG(status));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+			;
+	}
+	if (fa_ok)
+		posix_spawn_file_actions_destroy(&fa);
+	for (i = 0; i < 2; i++) {
+		if (opipe[i] >= 0)
+			close(opipe[i]);
+		if (epipe[i] >= 0)
+			close(epipe[i]);
+	}
+	buf_free(&eb);
+	return rc;
+}
+
+static int
+sync_render(git_repository *repo, git_commit *commit,
+    const struct config_app *app, struct sync_manifests *m, char *err,
+    size_t errlen)
+{
+	struct sync_walk	 w;
+	git_tree		*root = NULL;
+	struct buf		 out;
+	char			*tmpl, *dir = NULL, *cwd = NULL, **argv;
+	const char		*tmpdir;
+	size_t			 i;
+	int			 rc = -1;
+
+	buf_init(&out, SYNC_RENDER_MAX_OUT);
+	if ((tmpdir = getenv("TMPDIR")) == NULL || tmpdir[0] == '\0')
+		tmpdir = "/tmp";
+	tmpl = xasprintf("%s/gitopsd-render-XXXXXX", tmpdir);
+	if ((dir = mkdtemp(tmpl)) == NULL) {
+		snprintf(err, errlen, "mkdtemp %s: %s", tmpl, strerror(errno));
+		free(tmpl);
+		goto out;
+	}
+	if (git_commit_tree(&root, commit) != 0) {
+		sync_git_err(err, errlen, "commit tree");
+		goto out;
+	}
+	memset(&w, 0, sizeof(w));
+	w.repo = repo;
+	w.err = err;
+	w.errlen = errlen;
+	w.export_dir = dir;
+	if (git_tree_walk(root, GIT_TREEWALK_PRE, sync_export_cb, &w) != 0) {
+		if (!w.failed)
+			sync_git_err(err, errlen, "export");
+		goto out;
+	}
+	cwd = app->path != NULL && app->path[0] != '\0' ?
+	    xasprintf("%s/%s", dir, app->path) : xstrdup(dir);
+	argv = xcalloc(app->nrender_command + 1, sizeof(*argv));
+	for (i = 0; i < app->nrender_command; i++)
+		argv[i] = app->render_command[i];
+	rc = sync_render_run(argv, cwd, app->render_timeout_s > 0 ?
+	    app->render_timeout_s : 60, &out, err, errlen);
+	free(argv);
+	if (rc == 0)
+		rc = sync_manifests_parse(m, out.data != NULL ? out.data : "",
+		    out.len, "render output", err, errlen);
+out:
+	if (dir != NULL) {
+		sync_rmtree(dir);
+		free(dir);
+	}
+	git_tree_free(root);
+	buf_free(&out);
+	free(cwd);
+	return rc;
+}
+
+int
+sync_manifests_read(const char *repo_path, const char *revision,
+    const char *branch, const struct config_app *app,
+    struct sync_manifests *m, char **commit_out, int *kind, char *err,
+    size_t errlen)
+{
+	git_repository		*repo = NULL;
+	git_commit		*commit = NULL;
+	git_tree		*tree = NULL;
+	struct sync_walk	 w;
+	char			 hex[GIT_OID_HEXSZ + 1];
+	int			 rc = -1;
+
+	memset(m, 0, sizeof(*m));
+	*commit_out = NULL;
+	*kind = JOB_ERR_GIT;
+	git_libgit2_init();
+	if (git_repository_open_bare(&repo, repo_path) != 0 &&
+	    git_repository_open(&repo, repo_path) != 0) {
+		sync_git_err(err, errlen, repo_path);
+		goto out;
+	}
+	if (sync_resolve(repo, revision, branch, &commit, err, errlen) == -1)
+		goto out;
+	git_oid_tostr(hex, sizeof(hex), git_commit_id(commit));
+	if (app->render_command != NULL && app->nrender_command > 0) {
+		*kind = JOB_ERR_MANIFEST;
+		if (sync_render(repo, commit, app, m, err, errlen) == -1)
+			goto out;
+	} else {
+		if (sync_subtree(repo, commit, app->path, &tree, err, errlen) ==
+		    -1)
+			goto out;
+		*kind = JOB_ERR_MANIFEST;
+		memset(&w, 0, sizeof(w));
+		w.repo = repo;
+		w.app = app;
+		w.base = app->path != NULL ? app->path : "";
+		w.m = m;
+		w.err = err;
+		w.errlen = errlen;
+		if (git_tree_walk(tree, GIT_TREEWALK_PRE, sync_walk_cb, &w) !=
+		    0) {
+			if (!w.failed)
+				sync_git_err(err, errlen, "tree walk");
+			goto out;
+		}
+	}
+	*commit_out = xstrdup(hex);
+	rc = 0;
+out:
+	if (rc == -1)
+		sync_manifests_free(m);
+	git_tree_free(tree);
+	git_commit_free(commit);
+	git_repository_free(repo);
+	git_libgit2_shutdown();
+	return rc;
+}
+
+/* ---- apply ------------------------------------------------------------- */
+
+enum sync_health_kind {
+	SYNC_HK_NONE = 0,
+	SYNC_HK_DEPLOYMENT,
+	SYNC_HK_STATEFULSET,
+	SYNC_HK_DAEMONSET,
+	SYNC_HK_JOB,
+};
+
+/* One object to apply, and what applying it told us. */
+struct sync_obj {
+	cJSON			*manifest;	/* borrowed from the manifests */
+	const char		*origin;
+	const char		*api_version;
+	const char		*kind;
+	const char		*name;
+	char			*ns;		/* after defaulting; NULL: cluster */
+	char			*desc;		/* "Deployment web/api" */
+	int			 rank;
+	size_t			 index;		/* file order, for a stable sort */
+	struct kube_resource	 res;
+	char			*uid;		/* from the apply answer */
+	enum sync_health_kind	 hk;
+	char			*health;	/* NULL until checked */
+	int			 healthy;
+};
+
+struct sync_run {
+	struct kube			*kube;
+	const struct sync_request	*req;
+	struct sync_obj			*objs;
+	size_t				 n;
+	size_t				 applied;
+	size_t				 pruned;
+	cJSON				*pruned_list;
+	struct job_result		*res;
+	int				 crd_applied;
+};
+
+static int
+sync_rank(const char *api_version, const char *kind)
+{
+	static const struct {
+		const char	*kind;
+		int		 rank;
+	} ranks[] = {
+		{ "Namespace", 0 }, { "CustomResourceDefinition", 0 },
+		{ "ServiceAccount", 1 },
+		{ "ClusterRole", 2 }, { "Role", 2 },
+		{ "ClusterRoleBinding", 2 }, { "RoleBinding", 2 },
+		{ "ConfigMap", 3 }, { "Secret", 3 },
+		{ "PersistentVolume", 3 }, { "PersistentVolumeClaim", 3 },
+		{ "Service", 4 },
+		{ "Deployment", 5 }, { "StatefulSet", 5 }, { "DaemonSet", 5 },
+		{ "ReplicaSet", 5 }, { "Job", 5 }, { "CronJob", 5 },
+		{ "Pod", 5 },
+	};
+	size_t	 i;
+
+	(void)api_version;
+	for (i = 0; i < nitems(ranks); i++)
+		if (strcmp(kind, ranks[i].kind) == 0)
+			return ranks[i].rank;
+	return 6;
+}
+
+static enum sync_health_kind
+sync_health_kind(const struct kube_resource *r)
+{
+	if (strcmp(r->group, "apps") == 0) {
+		if (strcmp(r->kind, "Deployment") == 0)
+			return SYNC_HK_DEPLOYMENT;
+		if (strcmp(r->kind, "StatefulSet") == 0)
+			return SYNC_HK_STATEFULSET;
+		if (strcmp(r->kind, "DaemonSet") == 0)
+			return SYNC_HK_DAEMONSET;
+	}
+	if (strcmp(r->group, "batch") == 0 && strcmp(r->kind, "Job") == 0)
+		return SYNC_HK_JOB;
+	return SYNC_HK_NONE;
+}
+
+static int
+sync_obj_cmp(const void *a, const void *b)
+{
+	const struct sync_obj	*x = a, *y = b;
+
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static const char *
+sync_str(const cJSON *o, const char *key)
+{
+	const cJSON	*v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(v) && v->valuestring[0] != '\0' ?
+	    v->valuestring : NULL;
+}
+
+static cJSON *
+sync_obj_child(cJSON *o, const char *key)
+{
+	cJSON	*v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (v == NULL || !cJSON_IsObject(v)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(o, key);
+		v = cJSON_AddObjectToObject(o, key);
+	}
+	return v;
+}
+
+static void
+sync_set_str(cJSON *o, const char *key, const char *val)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(o, key);
+	cJSON_AddStringToObject(o, key, val);
+}
+
+/* Detail JSON for the result, success or not. */
+static void
+sync_detail(struct sync_run *s, const char *health)
+{
+	cJSON	*d = cJSON_CreateObject(), *arr, *o;
+	size_t	 i;
+
+	cJSON_AddStringToObject(d, "health", health);
+	cJSON_AddNumberToObject(d, "applied", (double)s->applied);
+	cJSON_AddNumberToObject(d, "pruned", (double)s->pruned);
+	arr = cJSON_AddArrayToObject(d, "objects");
+	for (i = 0; i < s->applied && i < s->n; i++) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "apiVersion", s->objs[i].api_version);
+		cJSON_AddStringToObject(o, "kind", s->objs[i].kind);
+		if (s->objs[i].ns != NULL)
+			cJSON_AddStringToObject(o, "namespace", s->objs[i].ns);
+		cJSON_AddStringToObject(o, "name", s->objs[i].name);
+		if (s->objs[i].hk != SYNC_HK_NONE)
+			cJSON_AddStringToObject(o, "health",
+			    s->objs[i].healthy ? "Healthy" :
+			    s->objs[i].health != NULL ? s->objs[i].health :
+			    "Unknown");
+		cJSON_AddItemToArray(arr, o);
+	}
+	if (s->pruned_list != NULL)
+		cJSON_AddItemReferenceToObject(d, "prunedObjects",
+		    s->pruned_list);
+	free(s->res->detail);
+	s->res->detail = cJSON_PrintUnformatted(d);
+	cJSON_Delete(d);
+}
+
+static void
+sync_set_object(struct sync_run *s, const char *desc)
+{
+	free(s->res->object);
+	s->res->object = desc != NULL ? xstrdup(desc) : NULL;
+}
+
+/*
+ * Map a failed answer to a structured failure.  Decisions (docs):
+ * 401 unauthorized, retried (tokens rotate); 403 unauthorized, permanent
+ * (RBAC needs a person); 400/404/405/415/422 rejected, permanent; 409
+ * rejected, retried (a concurrent change or a terminating namespace);
+ * 429 and 5xx unreachable, retried.
+ */
+static void
+sync_fail_http(struct sync_run *s, const char *what, const char *desc,
+    const struct kube_response *resp)
+{
+	char			 msg[512];
+	long			 st = resp->status;
+	enum job_error_kind	 kind;
+	int			 permanent;
+
+	kube_response_message(resp, msg, sizeof(msg));
+	if (st == 401 || st == 403) {
+		kind = JOB_ERR_UNAUTHORIZED;
+		permanent = st == 403;
+	} else if (st == 429 || st >= 500) {
+		kind = JOB_ERR_UNREACHABLE;
+		permanent = 0;
+	} else {
+		kind = JOB_ERR_APPLY_REJECTED;
+		permanent = st != 409;
+	}
+	sync_set_object(s, desc);
+	job_result_fail(s->res, kind, permanent, "%s%s%s: %s (HTTP %ld)",
+	    what, desc != NULL ? " " : "", desc != NULL ? desc : "", msg, st);
+	if (resp->retry_after_s > 0)
+		s->res->retry_after_s = (int)resp->retry_after_s;
+}
+
+static void
+sync_fail_transport(struct sync_run *s, enum kube_rc rc, const char *desc,
+    const char *err)
+{
+	sync_set_object(s, desc);
+	if (rc == KUBE_TLS)
+		job_result_fail(s->res, JOB_ERR_UNREACHABLE, 1,
+		    "TLS: %s (check certificate-authority in the kubeconfig)",
+		    err);
+	else
+		job_result_fail(s->res, JOB_ERR_UNREACHABLE, 0, "%s", err);
+}
+
+/* Check every object and fill in what apply needs, before any request. */
+static int
+sync_prepare(struct sync_run *s, struct sync_manifests *m)
+{
+	struct sync_obj	*o;
+	size_t		 i, j;
+
+	s->objs = xcalloc(m->n, sizeof(*s->objs));
+	for (i = 0; i < m->n; i++) {
+		o = &s->objs[s->n++];
+		o->manifest = m->objs[i];
+		o->origin = m->origins[i];
+		o->index = i;
+		o->api_version = sync_str(o->manifest, "apiVersion");
+		o->kind = sync_str(o->manifest, "kind");
+		o->name = sync_str(cJSON_GetObjectItemCaseSensitive(o->manifest,
+		    "metadata"), "name");
+		if (o->api_version == NULL || o->kind == NULL || o->name == NULL) {
+			job_result_fail(s->res, JOB_ERR_MANIFEST, 1,
+			    "%s: an object without %s", o->origin,
+			    o->api_version == NULL ? "apiVersion" :
+			    o->kind == NULL ? "kind" : "metadata.name");
+			return -1;
+		}
+		o->rank = sync_rank(o->api_version, o->kind);
+	}
+	/* Same apiVersion group, kind, namespace and name twice. */
+	for (i = 0; i < s->n; i++) {
+		const char	*nsi = sync_str(cJSON_GetObjectItemCaseSensitive(
+		    s->objs[i].manifest, "metadata"), "namespace");
+
+		for (j = i + 1; j < s->n; j++) {
+			const char *nsj = sync_str(cJSON_GetObjectItemCaseSensitive(
+			    s->objs[j].manifest, "metadata"), "namespace");
+
+			if (strcmp(s->objs[i].kind, s->objs[j].kind) == 0 &&
+			    strcmp(s->objs[i].name, s->objs[j].name) == 0 &&
+			    strcmp(s->objs[i].api_version,
+			    s->objs[j].api_version) == 0 &&
+			    ((nsi == NULL && nsj == NULL) || (nsi != NULL &&
+			    nsj != NULL && strcmp(nsi, nsj) == 0))) {
+				job_result_fail(s->res, JOB_ERR_MANIFEST, 1,
+				    "%s %s is defined twice (%s and %s)",
+				    s->objs[i].kind, s->objs[i].name,
+				    s->objs[i].origin, s->objs[j].origin);
+				return -1;
+			}
+		}
+	}
+	qsort(s->objs, s->n, sizeof(*s->objs), sync_obj_cmp);
+	return 0;
+}
+
+/* Discovery for one object, waiting briefly for a CRD applied just now. */
+static int
+sync_find_resource(struct sync_run *s, struct sync_obj *o)
+{
+	char		 err[512];
+	enum kube_rc	 rc;
+	long		 st;
+	int		 tries = 0;
+	struct kube_response fake;
+
+	for (;;) {
+		rc = kube_resource_find(s->kube, o->api_version, o->kind, &o->res,
+		    &st, err, sizeof(err));
+		if (rc == KUBE_OK)
+			return 0;
+		if (rc != KUBE_NO_KIND || !s->crd_applied ||
+		    tries++ >= SYNC_CRD_WAIT_S)
+			break;
+		sleep(1);
+	}
+	free(o->desc);
+	o->desc = kube_describe(o->kind, o->ns, o->name);
+	if (rc == KUBE_NO_KIND) {
+		sync_set_object(s, o->desc);
+		job_result_fail(s->res, JOB_ERR_APPLY_REJECTED, 1, "%s (%s): %s",
+		    o->desc, o->origin, err);
+	} else if (rc == KUBE_HTTP) {
+		memset(&fake, 0, sizeof(fake));
+		fake.status = st;
+		sync_fail_http(s, "discovery for", o->desc, &fake);
+		free(s->res->error);
+		s->res->error = xasprintf("discovery: %s", err);
+	} else
+		sync_fail_transport(s, rc, o->desc, err);
+	return -1;
+}
+
+/* Server-side apply of one object; 0 or -1 with s->res filled. */
+static int
+sync_apply_one(struct sync_run *s, struct sync_obj *o)
+{
+	struct kube_response	 resp;
+	cJSON			*md, *labels;
+	char			*path = NULL, *full = NULL, *body = NULL;
+	char			 err[512];
+	const char		*ns, *uid;
+	enum kube_rc		 rc;
+	int			 ret = -1, refreshed = 0;
+
+	memset(&resp, 0, sizeof(resp));
+	if (sync_find_resource(s, o) == -1)
+		return -1;
+	md = sync_obj_child(o->manifest, "metadata");
+	ns = sync_str(md, "namespace");
+	if (o->res.namespaced) {
+		if (ns == NULL) {
+			ns = s->req->namespace != NULL ? s->req->namespace :
+			    "default";
+			sync_set_str(md, "namespace", ns);
+		}
+		o->ns = xstrdup(ns);
+	} else if (ns != NULL)
+		cJSON_DeleteItemFromObjectCaseSensitive(md, "namespace");
+	free(o->desc);
+	o->desc = kube_describe(o->kind, o->ns, o->name);
+	labels = sync_obj_child(md, "labels");
+	sync_set_str(labels, SYNC_LABEL_MANAGED_BY, "gitopsd");
+	sync_set_str(labels, SYNC_LABEL_APP, s->req->app);
+	o->hk = sync_health_kind(&o->res);
+	if ((body = cJSON_PrintUnformatted(o->manifest)) == NULL) {
+		job_result_fail(s->res, JOB_ERR_INTERNAL, 0, "out of memory");
+		goto out;
+	}
+again:
+	free(path);
+	free(full);
+	path = kube_path(&o->res, o->ns, o->name);
+	full = xasprintf("%s?fieldManager=%s&force=true", path,
+	    SYNC_FIELD_MANAGER);
+	rc = kube_request(s->kube, "PATCH", full,
+	    "application/apply-patch+yaml", body, strlen(body), &resp, err,
+	    sizeof(err));
+	if (rc != KUBE_OK) {
+		sync_fail_transport(s, rc, o->desc, err);
+		goto out;
+	}
+	if (resp.status == 404 && !refreshed &&
+	    strcmp(kube_response_reason(&resp), "NotFound") == 0) {
+		const cJSON *dk = cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(resp.json, "details"),
+		    "kind");
+
+		/* A missing namespace is the manifest's problem; any other
+		 * 404 may be stale discovery (a CRD replaced): look again. */
+		if (!cJSON_IsString(dk) ||
+		    strcmp(dk->valuestring, "namespaces") != 0) {
+			refreshed = 1;
+			kube_response_clear(&resp);
+			kube_discovery_invalidate(s->kube);
+			kube_resource_clear(&o->res);
+			if (sync_find_resource(s, o) == -1)
+				goto out;
+			goto again;
+		}
+	}
+	if (resp.status != 200 && resp.status != 201) {
+		sync_fail_http(s, "apply", o->desc, &resp);
+		free(s->res->error);
+		{
+			char	 msg[512];
+
+			kube_response_message(&resp, msg, sizeof(msg));
+			s->res->error = xasprintf("%s (%s): %s (HTTP %ld)",
+			    o->desc, o->origin, msg, resp.status);
+		}
+		goto out;
+	}
+	uid = sync_str(cJSON_GetObjectItemCaseSensitive(resp.json, "metadata"),
+	    "uid");
+	o->uid = uid != NULL ? xstrdup(uid) : NULL;
+	if (strcmp(o->kind, "CustomResourceDefinition") == 0)
+		s->crd_applied = 1;
+	log_debug("sync %s: applied %s (HTTP %ld)", s->req->app, o->desc,
+	    resp.status);
+	ret = 0;
+out:
+	kube_response_clear(&resp);
+	free(body);
+	free(path);
+	free(full);
+	return ret;
+}
+
+/* ---- prune ------------------------------------------------------------- */
+
+struct sync_victim {
+	struct kube_resource	*res;	/* borrowed */
+	char			*ns;
+	char			*name;
+	int			 rank;
+};
+
+static int
+sync_is_applied_uid(const struct sync_run *s, const char *uid)
+{
+	size_t	 i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->objs[i].uid != NULL && strcmp(s->objs[i].uid, uid) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+sync_victim_cmp(const void *a, const void *b)
+{
+	const struct sync_victim	*x = a, *y = b;
+
+	/* Reverse dependency order: workloads before their namespace. */
+	return x->rank > y->rank ? -1 : x->rank < y->rank;
+}
+
+static int
+sync_prune(struct sync_run *s)
+{
+	struct kube_resource	*all = NULL;
+	struct sync_victim	*v = NULL;
+	struct kube_response	 resp;
+	size_t			 nall = 0, nv = 0, i;
+	const cJSON		*it, *md, *ann;
+	char			 err[512], *path, *full, *sel, *desc;
+	const char		*uid, *name, *ns, *pa;
+	enum kube_rc		 rc;
+	long			 st;
+	int			 ret = -1;
+
+	memset(&resp, 0, sizeof(resp));
+	rc = kube_resources_all(s->kube, &all, &nall, &st, err, sizeof(err));
+	if (rc != KUBE_OK) {
+		if (rc == KUBE_HTTP) {
+			resp.status = st;
+			sync_fail_http(s, "prune: discovery", NULL, &resp);
+		} else
+			sync_fail_transport(s, rc, NULL, err);
+		return -1;
+	}
+	sel = xasprintf("labelSelector=%s%%3D%s,%s%%3Dgitopsd", SYNC_LABEL_APP,
+	    s->req->app, SYNC_LABEL_MANAGED_BY);
+	for (i = 0; i < nall; i++) {
+		path = kube_path(&all[i], NULL, NULL);
+		full = xasprintf("%s?%s", path, sel);
+		rc = kube_request(s->kube, "GET", full, NULL, NULL, 0, &resp,
+		    err, sizeof(err));
+		free(path);
+		free(full);
+		if (rc != KUBE_OK) {
+			sync_fail_transport(s, rc, NULL, err);
+			goto out;
+		}
+		/* Some kinds cannot be listed cluster-wide by us; skip 403/404
+		 * /405 there rather than fail a sync that applied fine. */
+		if (resp.status == 403 || resp.status == 404 ||
+		    resp.status == 405) {
+			kube_response_clear(&resp);
+			continue;
+		}
+		if (resp.status != 200) {
+			sync_fail_http(s, "prune: list", all[i].plural, &resp);
+			goto out;
+		}
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(
+		    resp.json, "items")) {
+			md = cJSON_GetObjectItemCaseSensitive(it, "metadata");
+			uid = sync_str(md, "uid");
+			name = sync_str(md, "name");
+			ns = sync_str(md, "namespace");
+			ann = cJSON_GetObjectItemCaseSensitive(md, "annotations");
+			pa = sync_str(ann, SYNC_ANNOTATION_PRUNE);
+			if (name == NULL || (uid != NULL &&
+			    sync_is_applied_uid(s, uid)))
+				continue;
+			if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+			    md, "ownerReferences")) > 0)
+				continue;
+			if (pa != NULL && strcmp(pa, "disabled") == 0) {
+				log_info("sync %s: keeping %s %s (prune "
+				    "disabled)", s->req->app, all[i].kind, name);
+				continue;
+			}
+			v = xreallocarray(v, nv + 1, sizeof(*v));
+			v[nv].res = &all[i];
+			v[nv].ns = ns != NULL && all[i].namespaced ?
+			    xstrdup(ns) : NULL;
+			v[nv].name = xstrdup(name);
+			v[nv].rank = sync_rank("", all[i].kind);
+			nv++;
+		}
+		kube_response_clear(&resp);
+	}
+	if (nv > 0)
+		qsort(v, nv, sizeof(*v), sync_victim_cmp);
+	s->pruned_list = cJSON_CreateArray();
+	for (i = 0; i < nv; i++) {
+		path = kube_path(v[i].res, v[i].ns, v[i].name);
+		full = xasprintf("%s?propagationPolicy=Background", path);
+		free(path);
+		desc = kube_describe(v[i].res->kind, v[i].ns, v[i].name);
+		rc = kube_request(s->kube, "DELETE", full, NULL, NULL, 0, &resp,
+		    err, sizeof(err));
+		free(full);
+		if (rc != KUBE_OK) {
+			sync_fail_transport(s, rc, desc, err);
+			free(desc);
+			goto out;
+		}
+		/* 404: gone already (its namespace went first). */
+		if (resp.status != 200 && resp.status != 202 &&
+		    resp.status != 404) {
+			sync_fail_http(s, "prune", desc, &resp);
+			free(desc);
+			goto out;
+		}
+		if (resp.status != 404) {
+			log_info("sync %s: pruned %s", s->req->app, desc);
+			cJSON_AddItemToArray(s->pruned_list,
+			    cJSON_CreateString(desc));
+			s->pruned++;
+		}
+		free(desc);
+		kube_response_clear(&resp);
+	}
+	ret = 0;
+out:
+	kube_response_clear(&resp);
+	for (i = 0; i < nv; i++) {
+		free(v[i].ns);
+		free(v[i].name);
+	}
+	free(v);
+	free(sel);
+	kube_resources_free(all, nall);
+	return ret;
+}
+
+/* ---- health ------------------------------------------------------------ */
+
+enum sync_health {
+	SYNC_HEALTHY = 0,
+	SYNC_PROGRESSING,
+	SYNC_DEGRADED,		/* failed: waiting will not help */
+};
+
+static long
+sync_num(const cJSON *o, const char *key, long dflt)
+{
+	const cJSON	*v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsNumber(v) ? (long)v->valuedouble : dflt;
+}
+
+static const cJSON *
+sync_condition(const cJSON *status, const char *type)
+{
+	const cJSON	*c;
+	const char	*t;
+
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(status,
+	    "conditions")) {
+		if ((t = sync_str(c, "type")) != NULL && strcmp(t, type) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+/* Judge one workload from its live object; why gets the reason. */
+static enum sync_health
+sync_judge(enum sync_health_kind hk, const cJSON *obj, char *why,
+    size_t whylen)
+{
+	const cJSON	*md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+	const cJSON	*spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
+	const cJSON	*st = cJSON_GetObjectItemCaseSensitive(obj, "status");
+	const cJSON	*c;
+	const char	*cs, *reason, *msg;
+	long		 gen = sync_num(md, "generation", 0);
+	long		 og = sync_num(st, "observedGeneration", -1);
+	long		 want, upd, ready, avail;
+
+	if (hk != SYNC_HK_JOB && og < gen) {
+		snprintf(why, whylen, "waiting for the controller to observe "
+		    "generation %ld", gen);
+		return SYNC_PROGRESSING;
+	}
+	switch (hk) {
+	case SYNC_HK_DEPLOYMENT:
+		c = sync_condition(st, "Progressing");
+		cs = sync_str(c, "status");
+		reason = sync_str(c, "reason");
+		if (cs != NULL && strcmp(cs, "False") == 0 && reason != NULL &&
+		    strcmp(reason, "ProgressDeadlineExceeded") == 0) {
+			msg = sync_str(c, "message");
+			snprintf(why, whylen, "ProgressDeadlineExceeded: %s",
+			    msg != NULL ? msg : "rollout stalled");
+			return SYNC_DEGRADED;
+		}
+		want = sync_num(spec, "replicas", 1);
+		upd = sync_num(st, "updatedReplicas", 0);
+		ready = sync_num(st, "readyReplicas", 0);
+		avail = sync_num(st, "availableReplicas", 0);
+		if (upd < want || ready < want || avail < want ||
+		    sync_num(st, "replicas", 0) > upd) {
+			snprintf(why, whylen, "%ld/%ld updated, %ld ready, %ld "
+			    "available", upd, want, ready, avail);
+			return SYNC_PROGRESSING;
+		}
+		return SYNC_HEALTHY;
+	case SYNC_HK_STATEFULSET: {
+		const cJSON	*ru = cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(spec, "updateStrategy"),
+		    "rollingUpdate");
+		long		 partition = sync_num(ru, "partition", 0);
+		const char	*cur, *updrev;
+
+		want = sync_num(spec, "replicas", 1);
+		ready = sync_num(st, "readyReplicas", 0);
+		upd = sync_num(st, "updatedReplicas", 0);
+		cur = sync_str(st, "currentRevision");
+		updrev = sync_str(st, "updateRevision");
+		if (ready < want || upd < want - partition) {
+			snprintf(why, whylen, "%ld/%ld ready, %ld updated", ready,
+			    want, upd);
+			return SYNC_PROGRESSING;
+		}
+		if (partition == 0 && cur != NULL && updrev != NULL &&
+		    strcmp(cur, updrev) != 0) {
+			snprintf(why, whylen, "revision %s not yet current",
+			    updrev);
+			return SYNC_PROGRESSING;
+		}
+		return SYNC_HEALTHY;
+	}
+	case SYNC_HK_DAEMONSET:
+		want = sync_num(st, "desiredNumberScheduled", 0);
+		upd = sync_num(st, "updatedNumberScheduled", 0);
+		avail = sync_num(st, "numberAvailable", 0);
+		ready = sync_num(st, "numberReady", 0);
+		if (upd < want || avail < want || ready < want) {
+			snprintf(why, whylen, "%ld/%ld updated, %ld ready, %ld "
+			    "available", upd, want, ready, avail);
+			return SYNC_PROGRESSING;
+		}
+		return SYNC_HEALTHY;
+	case SYNC_HK_JOB:
+		c = sync_condition(st, "Failed");
+		if ((cs = sync_str(c, "status")) != NULL &&
+		    strcmp(cs, "True") == 0) {
+			reason = sync_str(c, "reason");
+			msg = sync_str(c, "message");
+			snprintf(why, whylen, "failed: %s%s%s",
+			    reason != NULL ? reason : "Failed",
+			    msg != NULL ? ": " : "", msg != NULL ? msg : "");
+			return SYNC_DEGRADED;
+		}
+		c = sync_condition(st, "Complete");
+		if ((cs = sync_str(c, "status")) != NULL &&
+		    strcmp(cs, "True") == 0)
+			return SYNC_HEALTHY;
+		snprintf(why, whylen, "not complete (%ld active, %ld "
+		    "succeeded)", sync_num(st, "active", 0),
+		    sync_num(st, "succeeded", 0));
+		return SYNC_PROGRESSING;
+	default:
+		return SYNC_HEALTHY;
+	}
+}
+
+/* Name every unhealthy workload and why, in one message. */
+static void
+sync_fail_health(struct sync_run *s, enum job_error_kind kind, int permanent,
+    const char *lead, int degraded_only)
+{
+	struct buf	 b;
+	size_t		 i, n = 0;
+	const char	*first = NULL;
+	char		*msg;
+
+	buf_init(&b, 16384);
+	for (i = 0; i < s->n; i++) {
+		struct sync_obj	*o = &s->objs[i];
+
+		if (o->hk == SYNC_HK_NONE || o->healthy)
+			continue;
+		if (degraded_only && (o->health == NULL ||
+		    strncmp(o->health, "Degraded", 8) != 0))
+			continue;
+		if (first == NULL)
+			first = o->desc;
+		buf_printf(&b, "%s%s: %s", n++ > 0 ? "; " : "", o->desc,
+		    o->health != NULL ? o->health : "not checked");
+	}
+	msg = buf_steal(&b, NULL);
+	sync_set_object(s, first);
+	job_result_fail(s->res, kind, permanent, "%s: %s", lead,
+	    msg != NULL ? msg : "");
+	free(msg);
+}
+
+static int
+sync_wait_health(struct sync_run *s)
+{
+	struct kube_response	 resp;
+	char			 err[512], why[400], *path;
+	int64_t			 deadline;
+	size_t			 i, pending, degraded;
+	enum sync_health	 h;
+	enum kube_rc		 rc;
+	/* Quick first looks (most rollouts finish in seconds), then back
+	 * off to one look every 2 s. */
+	int			 poll_ms = s->req->poll_ms > 0 ?
+				    s->req->poll_ms : 250;
+
+	deadline = util_mono_ms() + (int64_t)s->req->timeout_s * 1000;
+	for (;;) {
+		pending = degraded = 0;
+		for (i = 0; i < s->n; i++) {
+			struct sync_obj	*o = &s->objs[i];
+
+			if (o->hk == SYNC_HK_NONE || o->healthy)
+				continue;
+			path = kube_path(&o->res, o->ns, o->name);
+			rc = kube_request(s->kube, "GET", path, NULL, NULL, 0,
+			    &resp, err, sizeof(err));
+			free(path);
+			if (rc != KUBE_OK) {
+				sync_fail_transport(s, rc, o->desc, err);
+				return -1;
+			}
+			free(o->health);
+			if (resp.status == 404) {
+				o->health = xstrdup("Missing: deleted after "
+				    "apply");
+				degraded++;
+			} else if (resp.status != 200) {
+				sync_fail_http(s, "health check of", o->desc,
+				    &resp);
+				kube_response_clear(&resp);
+				return -1;
+			} else {
+				h = sync_judge(o->hk, resp.json, why,
+				    sizeof(why));
+				if (h == SYNC_HEALTHY) {
+					o->healthy = 1;
+					o->health = NULL;
+				} else if (h == SYNC_DEGRADED) {
+					o->health = xasprintf("Degraded: %s",
+					    why);
+					degraded++;
+				} else {
+					o->health = xasprintf("Progressing: "
+					    "%s", why);
+					pending++;
+				}
+			}
+			kube_response_clear(&resp);
+		}
+		if (degraded > 0) {
+			sync_fail_health(s, JOB_ERR_UNHEALTHY, 1,
+			    "unhealthy", 1);
+			return -1;
+		}
+		if (pending == 0)
+			return 0;
+		if (util_mono_ms() + poll_ms > deadline) {
+			char	 lead[64];
+
+			snprintf(lead, sizeof(lead), "not healthy after %d s",
+			    s->req->timeout_s);
+			sync_fail_health(s, JOB_ERR_TIMEOUT, 0, lead, 0);
+			return -1;
+		}
+		{
+			struct timespec	 ts = { poll_ms / 1000,
+			    (long)(poll_ms % 1000) * 1000000L };
+
+			while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+				;
+		}
+		if (s->req->poll_ms <= 0 && poll_ms < 2000)
+			poll_ms *= 2;
+	}
+}
+
+/* Label values: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends. */
+static int
+sync_valid_label_value(const char *v)
+{
+	size_t	 n = strlen(v), i;
+
+	if (n == 0 || n > 63)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char	 c = v[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+			return 0;
+	}
+	return v[0] != '-' && v[0] != '_' && v[0] != '.' &&
+	    v[n - 1] != '-' && v[n - 1] != '_' && v[n - 1] != '.';
+}
+
+void
+sync_apply(struct kube *k, const struct sync_request *req,
+    struct sync_manifests *m, struct job_result *res)
+{
+	struct sync_run	 s;
+	size_t		 i;
+	const char	*health = "Unknown";
+
+	memset(&s, 0, sizeof(s));
+	s.kube = k;
+	s.req = req;
+	s.res = res;
+	res->ok = 0;
+	if (!sync_valid_label_value(req->app)) {
+		job_result_fail(res, JOB_ERR_CONFIG, 1, "app name \"%.80s\" is "
+		    "not a valid label value (63 characters of [A-Za-z0-9._-])",
+		    req->app);
+		goto out;
+	}
+	if (sync_prepare(&s, m) == -1)
+		goto out;
+	for (i = 0; i < s.n; i++) {
+		if (sync_apply_one(&s, &s.objs[i]) == -1) {
+			health = "Degraded";
+			goto out;
+		}
+		s.applied++;
+	}
+	/* Only after every object applied: a half-applied set never prunes. */
+	if (req->prune && sync_prune(&s) == -1)
+		goto out;
+	if (req->timeout_s > 0 && sync_wait_health(&s) == -1) {
+		health = res->err_kind == JOB_ERR_TIMEOUT ? "Progressing" :
+		    "Degraded";
+		goto out;
+	}
+	health = "Healthy";
+	res->ok = 1;
+	res->err_kind = JOB_ERR_NONE;
+	res->permanent = 0;
+out:
+	sync_detail(&s, health);
+	for (i = 0; i < s.n; i++) {
+		kube_resource_clear(&s.objs[i].res);
+		free(s.objs[i].ns);
+		free(s.objs[i].desc);
+		free(s.objs[i].uid);
+		free(s.objs[i].health);
+	}
+	free(s.objs);
+	cJSON_Delete(s.pruned_list);
+}
+
+void
+sync_app_run(const struct config_cluster *cl, const struct config_app *app,
+    const char *repo_path, const char *revision, const char *branch,
+    struct job_result *res)
+{
+	struct sync_manifests	 m;
+	struct sync_request	 req;
+	struct kubeconfig	*kc = NULL;
+	struct kube		*k = NULL;
+	char			 err[1024], *commit = NULL;
+	int			 kind;
+
+	memset(&m, 0, sizeof(m));
+	if ((kc = kubeconfig_load(cl, err, sizeof(err))) == NULL) {
+		job_result_fail(res, JOB_ERR_CONFIG, 1, "cluster %s: %s",
+		    cl->name, err);
+		goto out;
+	}
+	if (sync_manifests_read(repo_path, revision, branch, app, &m, &commit,
+	    &kind, err, sizeof(err)) == -1) {
+		/* A bad manifest needs a new commit; a missing one a fetch. */
+		job_result_fail(res, (enum job_error_kind)kind,
+		    kind == JOB_ERR_MANIFEST, "%s", err);
+		goto out;
+	}
+	if ((k = kube_new(kc, cl->name, err, sizeof(err))) == NULL) {
+		job_result_fail(res, JOB_ERR_INTERNAL, 0, "%s", err);
+		goto out;
+	}
+	memset(&req, 0, sizeof(req));
+	req.app = app->name;
+	req.namespace = app->namespace != NULL ? app->namespace : kc->namespace;
+	req.prune = app->sync_prune;
+	req.timeout_s = app->sync_timeout_s;
+	log_info("sync %s: applying %zu objects at %.12s to %s", app->name, m.n,
+	    commit, cl->name);
+	sync_apply(k, &req, &m, res);
+	if (res->ok) {
+		free(res->revision);
+		res->revision = commit;
+		commit = NULL;
+	}
+out:
+	sync_manifests_free(&m);
+	kube_free(k);
+	kubeconfig_free(kc);
+	free(commit);
+}
+
+int
+sync_drift_due(const struct config_app *app, int64_t last_ms, int64_t now_ms,
+    int64_t *next_ms)
+{
+	int64_t	 next;
+
+	if (app->sync_interval_s <= 0) {
+		if (next_ms != NULL)
+			*next_ms = INT64_MAX;
+		return 0;
+	}
+	next = last_ms + (int64_t)app->sync_interval_s * 1000;
+	if (next_ms != NULL)
+		*next_ms = last_ms == 0 ? now_ms : next;
+	return last_ms == 0 || now_ms >= next;
+}

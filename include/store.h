@@ -1,0 +1,238 @@
+/*
+ * store.h: the durable state store behind the queue (events, deliveries,
+ * jobs, attempts, results, per-app status, alert dedup keys).
+ *
+ * Every SQL statement of the daemon lives behind this ops struct, so a
+ * second backend (PostgreSQL) is one new file and one table row; the queue,
+ * the workers and the admin API only see these calls.  A struct store is
+ * one connection: the caller uses it from one thread at a time.  The queue
+ * keeps one store for its store thread (all writes of the hot path) and one
+ * for the event loop (admin reads and the rare admin writes).
+ *
+ * Calls return 0 on success and -1 on a store error with a reason in err;
+ * a few return a positive status where the caller must tell cases apart.
+ * Times are unix milliseconds.
+ */
+#ifndef GITOPSD_STORE_H
+#define GITOPSD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "job.h"
+
+struct store;
+
+/* An accepted event to record (strings borrowed). */
+struct store_event {
+	const char	*source;
+	const char	*delivery;
+	const char	*kind;		/* "push", "image", "api" */
+	const char	*summary;
+	int64_t		 received_ms;
+};
+
+/* A job as the admin API shows it.  Strings malloc'd (store_job_row_clear). */
+struct store_job_row {
+	int64_t		 id;
+	enum job_kind	 kind;
+	enum job_state	 state;
+	char		*app, *repo, *revision, *image, *tag, *digest, *params;
+	char		*source, *delivery, *error, *result;
+	int		 attempts, max_attempts;
+	int64_t		 created_ms, updated_ms, not_before_ms, event_id;
+	int64_t		 started_ms;	/* current attempt (running), else 0 */
+};
+
+struct store_attempt_row {
+	int		 n;
+	int64_t		 started_ms, ended_ms;
+	int		 ok;
+	char		*error;
+};
+
+struct store_event_row {
+	int64_t		 id;
+	char		*source, *delivery, *kind, *summary;
+	int64_t		 received_ms;
+	int64_t		*job_ids;
+	size_t		 njob_ids;
+};
+
+struct store_image_row {
+	char		*image, *tag, *digest;
+};
+
+/* Per-app status, for GET /api/v1/apps and recovery alerts. */
+struct store_app_row {
+	int		 found;
+	enum job_state	 outcome;	/* last final outcome (0: none) */
+	char		*revision, *health, *last_error;
+	int64_t		 synced_at_ms;
+	int64_t		 last_job_id;	/* 0: none */
+	enum job_kind	 last_job_kind;
+	enum job_state	 last_job_state;
+	struct store_image_row *images;
+	size_t		 nimages;
+};
+
+struct store_job_filter {
+	const char	*app;		/* NULL: any */
+	int		 state;		/* 0: any; else enum job_state */
+	int		 kind;		/* 0: any; else enum job_kind */
+	int64_t		 after;		/* 0: from the newest; else id < after */
+	int		 limit;
+};
+
+/* Claim limits and rules, see claim below. */
+struct store_claim {
+	int64_t		 now_ms;
+	int		 max_thread;	/* jobs for worker threads (sync, update-image) */
+	int		 max_loop;	/* notify jobs (run on the loop) */
+};
+
+/* How a finished attempt changes a job (decided by the queue). */
+struct store_finish {
+	int64_t		 job_id;
+	enum job_state	 state;		/* SUCCEEDED, FAILED (retry) or DEAD */
+	int		 attempts;	/* attempts made, this one included */
+	int64_t		 not_before_ms;	/* FAILED: next attempt */
+	int64_t		 started_ms, ended_ms;
+	const char	*error;		/* NULL on success */
+	const char	*result;	/* JSON object text or NULL */
+};
+
+struct store_ops {
+	const char	*name;
+	/* Open (creating the schema); readonly stores still take admin writes. */
+	struct store	*(*open)(const char *path, char *err, size_t errlen);
+	void		 (*close)(struct store *);
+
+	/* One transaction; begin takes the write lock at once. */
+	int		 (*begin)(struct store *, char *err, size_t errlen);
+	int		 (*commit)(struct store *, char *err, size_t errlen);
+	void		 (*rollback)(struct store *);
+	/* A nested all-or-nothing unit inside a transaction (one delivery). */
+	int		 (*item_begin)(struct store *, char *err, size_t errlen);
+	int		 (*item_end)(struct store *, char *err, size_t errlen);
+	void		 (*item_abort)(struct store *);
+
+	/*
+	 * Record an event and its delivery id.  Returns 0 (event_id set),
+	 * 1 when (source, delivery) is already stored, -1 on error.
+	 */
+	int		 (*add_event)(struct store *, const struct store_event *,
+			    int64_t *event_id, char *err, size_t errlen);
+	/*
+	 * Create a job (linked to event_id when > 0).  A sync job for an app
+	 * that already has a queued sync is absorbed into it: that job takes
+	 * the newer revision, and its id is returned.  *absorbed says which.
+	 */
+	int		 (*add_job)(struct store *, const struct job_spec *,
+			    int64_t event_id, int max_attempts, int64_t now_ms,
+			    int64_t *job_id, int *absorbed, char *err,
+			    size_t errlen);
+	/* Jobs waiting to run (queued, or failed awaiting retry). */
+	int		 (*count_pending)(struct store *, int64_t *n,
+			    char *err, size_t errlen);
+	/*
+	 * counts[state] (array of 6) for queued, running, failed and dead;
+	 * succeeded is left 0 (it only grows; jobs_total counts it).
+	 */
+	int		 (*count_states)(struct store *, int64_t counts[6],
+			    char *err, size_t errlen);
+	/*
+	 * After a crash: jobs left running go back to queued with the attempt
+	 * counted (an attempts row says so); those out of attempts are dead.
+	 */
+	int		 (*requeue_running)(struct store *, int64_t now_ms,
+			    int *nrequeued, int *ndead, char *err, size_t errlen);
+	/* Earliest not_before of a waiting job: 1 found, 0 none, -1 error. */
+	int		 (*next_due)(struct store *, int64_t *due_ms,
+			    char *err, size_t errlen);
+	/*
+	 * Mark runnable jobs running and return them (caller frees each with
+	 * job_free and the array with free).  Rules: due jobs in
+	 * (not_before, id) order; at most one running sync/update-image job
+	 * per app and one running update-image job per repository; other
+	 * queued update-image jobs of the same repository are claimed with it
+	 * into job->merged.  Notify jobs are not limited per app.
+	 */
+	int		 (*claim)(struct store *, const struct store_claim *,
+			    struct job ***jobs, size_t *njobs, char *err,
+			    size_t errlen);
+	/* Record an attempt's end and the job's new state. */
+	int		 (*finish)(struct store *, const struct store_finish *,
+			    char *err, size_t errlen);
+	/*
+	 * Per-app status after an attempt: outcome (0: keep), revision and
+	 * health (NULL: keep) with synced_at, last job and error (NULL clears
+	 * it when outcome is SUCCEEDED).
+	 */
+	int		 (*app_record)(struct store *, const char *app,
+			    enum job_state outcome, int64_t job_id,
+			    const char *revision, const char *health,
+			    int64_t synced_at_ms, const char *error,
+			    char *err, size_t errlen);
+	int		 (*app_image_set)(struct store *, const char *app,
+			    const char *image, const char *tag,
+			    const char *digest, char *err, size_t errlen);
+	int		 (*app_get)(struct store *, const char *app,
+			    struct store_app_row *, char *err, size_t errlen);
+	/*
+	 * Alert dedup: returns 1 if key was planned within window_ms (skip
+	 * it), else records it at now_ms and returns 0; -1 on error.
+	 */
+	int		 (*notify_key)(struct store *, const char *key,
+			    int64_t now_ms, int64_t window_ms, char *err,
+			    size_t errlen);
+	/* Received time of an event: 1 found, 0 not, -1 error. */
+	int		 (*event_received)(struct store *, int64_t event_id,
+			    int64_t *ms, char *err, size_t errlen);
+
+	/* Admin: rows newest first; *next = id for the next page or 0. */
+	int		 (*list_events)(struct store *, int64_t after, int limit,
+			    struct store_event_row **rows, size_t *n,
+			    int64_t *next, char *err, size_t errlen);
+	int		 (*list_jobs)(struct store *, const struct store_job_filter *,
+			    struct store_job_row **rows, size_t *n,
+			    int64_t *next, char *err, size_t errlen);
+	/* 1 found, 0 not found, -1 error. */
+	int		 (*get_job)(struct store *, int64_t id,
+			    struct store_job_row *, char *err, size_t errlen);
+	int		 (*list_attempts)(struct store *, int64_t job_id,
+			    struct store_attempt_row **rows, size_t *n,
+			    char *err, size_t errlen);
+	/*
+	 * A failed or dead job back to queued (attempts reset).  Returns 0,
+	 * 1 if its state does not allow it, 2 if unknown, -1 on error.
+	 */
+	int		 (*retry_job)(struct store *, int64_t id, int64_t now_ms,
+			    char *err, size_t errlen);
+	/*
+	 * Delete finished jobs (and their attempts, events left without
+	 * jobs) older than keep_before_ms and delivery ids older than
+	 * dedup_before_ms.  *deleted counts rows removed.
+	 */
+	int		 (*retention)(struct store *, int64_t keep_before_ms,
+			    int64_t dedup_before_ms, int64_t *deleted,
+			    char *err, size_t errlen);
+	/* Pages in the write-ahead log (0 for backends without one). */
+	long		 (*wal_pages)(struct store *);
+	/* Checkpoint the log; truncate: also shrink the file. */
+	int		 (*checkpoint)(struct store *, int truncate, char *err,
+			    size_t errlen);
+};
+
+extern const struct store_ops store_sqlite_ops;
+
+/* The backend for a state path ("postgresql://" would pick another). */
+const struct store_ops	*store_backend(const char *path);
+
+void	store_job_row_clear(struct store_job_row *);
+void	store_job_rows_free(struct store_job_row *, size_t);
+void	store_attempt_rows_free(struct store_attempt_row *, size_t);
+void	store_event_rows_free(struct store_event_row *, size_t);
+void	store_app_row_clear(struct store_app_row *);
+
+#endif

@@ -1,0 +1,157 @@
+"""`gitopsd -t -c FILE` on every shipped configuration and on the bad
+fixtures.
+
+Each config/*.yaml is copied into a temporary directory with its relative
+layout (config/ next to the var/ and secrets/ it points at).  The secret
+files it references are created with dummy contents: the loader names each
+missing one ("cannot read secret file PATH"), so the test asks the real
+binary instead of guessing at the YAML.  Then the check must say
+"configuration OK" and exit 0, and never print a secret.
+
+Each test/fixtures/config/bad/NAME.yaml must exit 1 and print every line of
+NAME.errors (FILE: the path given to -c, ROOT: the fixtures directory).
+"""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.normpath(os.path.join(HERE, "..", ".."))
+BUILD = os.environ.get("GITOPSD_BUILD", "build-san")
+GITOPSD = os.path.join(SRC, BUILD, "gitopsd")
+FIXTURES = os.path.join(SRC, "test", "fixtures", "config")
+
+MISSING = re.compile(r"cannot read secret file (/\S+): No such file")
+# A kubeconfig the cluster checks accept: one cluster, one user, one context.
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://127.0.0.1:6443"}
+users:
+- name: u
+  user: {token: dummy-kube-token}
+contexts:
+- name: ctx
+  context: {cluster: c, user: u}
+current-context: ctx
+"""
+
+
+def run_check(path, cwd):
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    p = subprocess.run([GITOPSD, "-t", "-c", path], cwd=cwd, env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    return p.returncode, p.stdout.decode() + p.stderr.decode()
+
+
+@unittest.skipUnless(os.access(GITOPSD, os.X_OK),
+                     "needs %s (make B=%s %s)" % (GITOPSD, BUILD, GITOPSD))
+class ConfigFiles(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="gitopsd-config-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def make_secrets(self, path, written):
+        """Runs the check until no secret file is missing, creating each
+        one it names (inside the temporary tree only)."""
+        out = ""
+        for _ in range(4):
+            rc, out = run_check(path, self.tmp)
+            missing = MISSING.findall(out)
+            if not missing:
+                return rc, out
+            for f in missing:
+                self.assertTrue(f.startswith(self.tmp + os.sep),
+                                "secret outside the copy: " + f)
+                os.makedirs(os.path.dirname(f), exist_ok=True)
+                secret = "dummy-secret-%d-value" % len(written)
+                with open(f, "w") as fp:
+                    fp.write(secret + "\n")
+                written.append(secret)
+        return rc, out
+
+    def check_shipped(self, name):
+        cfgdir = os.path.join(self.tmp, "config")
+        os.makedirs(cfgdir)
+        shutil.copy(os.path.join(SRC, "config", name), cfgdir)
+        # Kubeconfigs the shipped files name (the demo's is made by
+        # scripts/demo.sh; the example's sits next to the file).
+        for kc in ("var/demo/kubeconfig", "config/prod.kubeconfig"):
+            f = os.path.join(self.tmp, kc)
+            os.makedirs(os.path.dirname(f), exist_ok=True)
+            with open(f, "w") as fp:
+                fp.write(KUBECONFIG)
+        written = []
+        rc, out = self.make_secrets(os.path.join("config", name), written)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("configuration OK", out)
+        for s in written:
+            self.assertNotIn(s, out)
+        return written
+
+    def test_example(self):
+        written = self.check_shipped("gitopsd.example.yaml")
+        self.assertGreaterEqual(len(written), 10)
+
+    def test_demo(self):
+        written = self.check_shipped("demo.yaml")
+        self.assertEqual(len(written), 2)
+        for f in ("var/demo/github.secret", "var/demo/registry.token"):
+            self.assertTrue(os.path.exists(os.path.join(self.tmp, f)), f)
+
+    def test_every_shipped_file(self):
+        names = sorted(n for n in os.listdir(os.path.join(SRC, "config"))
+                       if n.endswith(".yaml"))
+        self.assertIn("demo.yaml", names)
+        for n in names:
+            with self.subTest(config=n):
+                self.check_shipped(n)
+                shutil.rmtree(self.tmp)
+                os.makedirs(self.tmp)
+
+    def test_bad_fixtures(self):
+        root = os.path.join(self.tmp, "fixtures")
+        shutil.copytree(FIXTURES, root)
+        bad = sorted(n for n in os.listdir(os.path.join(root, "bad"))
+                     if n.endswith(".yaml"))
+        self.assertGreaterEqual(len(bad), 5)
+        for n in bad:
+            with self.subTest(fixture=n):
+                path = os.path.join("fixtures", "bad", n)
+                rc, out = run_check(path, self.tmp)
+                self.assertEqual(rc, 1, out)
+                with open(os.path.join(root, "bad", n[:-5] + ".errors")) as f:
+                    want = [l.replace("FILE", path).replace("ROOT", root)
+                            for l in f.read().splitlines() if l]
+                self.assertTrue(want)
+                for line in want:
+                    self.assertIn(line, out)
+                self.assertNotIn("configuration OK", out)
+                # Inline values and file contents never reach the output.
+                for secret in ("not-allowed-here", "inline-value", "hunter2",
+                               "services/T0/B0/XXXX", "fixture-github-secret"):
+                    self.assertNotIn(secret, out)
+
+    def test_good_fixtures(self):
+        root = os.path.join(self.tmp, "fixtures")
+        shutil.copytree(FIXTURES, root)
+        for n in sorted(os.listdir(os.path.join(root, "good"))):
+            if not n.endswith(".yaml"):
+                continue
+            with self.subTest(fixture=n):
+                rc, out = run_check(os.path.join("fixtures", "good", n),
+                                    self.tmp)
+                self.assertEqual(rc, 0, out)
+                self.assertIn("configuration OK", out)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,419 @@
+"""Kubernetes sync: the API simulator's honesty, and the end-to-end path
+(a signed GitHub push ends with the new revision applied to the simulated
+cluster and recorded on the app).  Real processes on 127.0.0.1."""
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+import uuid
+
+import harness
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KUBESIM = os.path.join(HERE, "..", "support", "kubesim.py")
+
+
+class Kubesim:
+    """A kubesim process in a temporary directory."""
+
+    def __init__(self, ready_delay=0.2):
+        self.dir = tempfile.mkdtemp(prefix="kubesim-")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", KUBESIM, "--port", "0", "--dir", self.dir,
+             "--ready-delay", str(ready_delay), "--exit-on-stdin-eof"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL)
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError("kubesim did not start")
+        self.port = int(line)
+        with open(os.path.join(self.dir, "token")) as f:
+            self.token = f.read().strip()
+        self.kubeconfig = os.path.join(self.dir, "kubeconfig")
+        self.ctx = ssl.create_default_context(
+            cafile=os.path.join(self.dir, "ca.crt"))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f:
+                f.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def call(self, method, path, body=None, ctype="application/json",
+             token=True):
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else \
+                json.dumps(body).encode()
+        req = urllib.request.Request(
+            "https://127.0.0.1:%d%s" % (self.port, path), data=data,
+            method=method)
+        if data is not None:
+            req.add_header("Content-Type", ctype)
+        if token:
+            req.add_header("Authorization", "Bearer " + self.token)
+        try:
+            with urllib.request.urlopen(req, context=self.ctx,
+                                        timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def apply(self, path, obj, manager="test"):
+        return self.call("PATCH", path + "?fieldManager=" + manager
+                         if manager else path, obj,
+                         "application/apply-patch+yaml")
+
+
+def cm(name, data, labels=None):
+    md = {"name": name}
+    if labels:
+        md["labels"] = labels
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": md,
+            "data": data}
+
+
+class KubesimTest(unittest.TestCase):
+    """The simulator answers like the Kubernetes API it stands in for."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Kubesim()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+
+    def assertStatus(self, body, code, reason):
+        self.assertEqual(body["kind"], "Status")
+        self.assertEqual(body["apiVersion"], "v1")
+        self.assertEqual(body["status"], "Failure")
+        self.assertEqual(body["code"], code)
+        self.assertEqual(body["reason"], reason)
+        self.assertTrue(body["message"])
+
+    def test_discovery_shapes(self):
+        st, b = self.sim.call("GET", "/api")
+        self.assertEqual((st, b["kind"], b["versions"]),
+                         (200, "APIVersions", ["v1"]))
+        st, b = self.sim.call("GET", "/apis")
+        self.assertEqual(b["kind"], "APIGroupList")
+        groups = {g["name"]: g for g in b["groups"]}
+        for g in ("apps", "batch", "rbac.authorization.k8s.io",
+                  "apiextensions.k8s.io", "networking.k8s.io"):
+            self.assertEqual(groups[g]["preferredVersion"]["groupVersion"],
+                             g + "/v1")
+        st, b = self.sim.call("GET", "/apis/apps/v1")
+        self.assertEqual((b["kind"], b["groupVersion"]),
+                         ("APIResourceList", "apps/v1"))
+        res = {r["name"]: r for r in b["resources"]}
+        self.assertTrue(res["deployments"]["namespaced"])
+        self.assertEqual(res["deployments"]["kind"], "Deployment")
+        self.assertIn("patch", res["deployments"]["verbs"])
+        self.assertIn("deployments/status", res)
+        st, b = self.sim.call("GET", "/api/v1")
+        res = {r["name"]: r for r in b["resources"]}
+        self.assertFalse(res["namespaces"]["namespaced"])
+        st, b = self.sim.call("GET", "/apis/nope.io/v1")
+        self.assertStatus(b, 404, "NotFound")
+
+    def test_auth_required(self):
+        st, b = self.sim.call("GET", "/api/v1/namespaces", token=False)
+        self.assertEqual(st, 401)
+        self.assertStatus(b, 401, "Unauthorized")
+
+    def test_server_side_apply_generation_and_resource_version(self):
+        p = "/api/v1/namespaces/default/configmaps/ssa"
+        st, b = self.sim.apply(p, cm("ssa", {"a": "1"}), manager=None)
+        self.assertEqual(st, 400)
+        self.assertIn("fieldManager", b["message"])
+        st, b = self.sim.call("PATCH", p + "?fieldManager=t",
+                              cm("ssa", {"a": "1"}),
+                              "application/strategic-merge-patch+json")
+        self.assertEqual(st, 415)
+        st, created = self.sim.apply(p, cm("ssa", {"a": "1"}))
+        self.assertEqual(st, 201)
+        self.assertEqual(created["metadata"]["generation"], 1)
+        st, same = self.sim.apply(p, cm("ssa", {"a": "1"}))
+        self.assertEqual(st, 200)
+        self.assertEqual(same["metadata"]["resourceVersion"],
+                         created["metadata"]["resourceVersion"])
+        st, relabel = self.sim.apply(p, cm("ssa", {"a": "1"}, {"x": "y"}))
+        self.assertNotEqual(relabel["metadata"]["resourceVersion"],
+                            created["metadata"]["resourceVersion"])
+        self.assertEqual(relabel["metadata"]["generation"], 1)
+        st, changed = self.sim.apply(p, cm("ssa", {"a": "2"}, {"x": "y"}))
+        self.assertEqual(changed["metadata"]["generation"], 2)
+        self.assertEqual(changed["metadata"]["uid"],
+                         created["metadata"]["uid"])
+        # Name in the body and in the URL must agree.
+        st, b = self.sim.apply(p, cm("other", {}))
+        self.assertStatus(b, 400, "BadRequest")
+
+    def test_namespace_must_exist(self):
+        st, b = self.sim.apply("/api/v1/namespaces/ghost/configmaps/x",
+                               cm("x", {}))
+        self.assertStatus(b, 404, "NotFound")
+        self.assertEqual(b["message"], 'namespaces "ghost" not found')
+        self.assertEqual(b["details"]["kind"], "namespaces")
+
+    def test_validation_422(self):
+        dep = {"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "Bad_Name"}, "spec": {}}
+        st, b = self.sim.apply(
+            "/apis/apps/v1/namespaces/default/deployments/Bad_Name", dep)
+        self.assertStatus(b, 422, "Invalid")
+        self.assertIn("metadata.name", b["message"])
+
+    def test_list_selectors_and_delete(self):
+        base = "/api/v1/namespaces/default/configmaps"
+        for name, labels in (("s1", {"tier": "web", "env": "prod"}),
+                             ("s2", {"tier": "db", "env": "prod"}),
+                             ("s3", {"tier": "web"})):
+            self.assertIn(self.sim.apply(base + "/" + name,
+                                         cm(name, {}, labels))[0],
+                          (200, 201))
+
+        def names(sel):
+            st, b = self.sim.call(
+                "GET", base + "?labelSelector=" +
+                urllib.request.quote(sel))
+            self.assertEqual(st, 200)
+            self.assertEqual(b["kind"], "ConfigMapList")
+            self.assertTrue(b["metadata"]["resourceVersion"])
+            return sorted(i["metadata"]["name"] for i in b["items"]
+                          if i["metadata"]["name"] in ("s1", "s2", "s3"))
+        self.assertEqual(names("tier=web"), ["s1", "s3"])
+        self.assertEqual(names("tier==web,env=prod"), ["s1"])
+        self.assertEqual(names("tier!=web"), ["s2"])
+        self.assertEqual(names("tier in (db, web),env"), ["s1", "s2"])
+        self.assertEqual(names("tier notin (web)"), ["s2"])
+        self.assertEqual(names("tier,!env"), ["s3"])
+        st, b = self.sim.call("GET", base + "?labelSelector=a%3D%3D%3Db")
+        self.assertEqual(st, 400)
+        st, b = self.sim.call("DELETE", base + "/s1?propagationPolicy=Sure")
+        self.assertStatus(b, 400, "BadRequest")
+        st, b = self.sim.call("DELETE",
+                              base + "/s1?propagationPolicy=Background")
+        self.assertEqual((st, b["status"]), (200, "Success"))
+        st, b = self.sim.call("GET", base + "/s1")
+        self.assertStatus(b, 404, "NotFound")
+
+    def test_rollout_status(self):
+        self.sim.apply("/api/v1/namespaces/ro",
+                       {"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": "ro"}})
+
+        def deploy(name, image):
+            return {"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": name},
+                    "spec": {"replicas": 3,
+                             "selector": {"matchLabels": {"app": name}},
+                             "template": {
+                                 "metadata": {"labels": {"app": name}},
+                                 "spec": {"containers": [
+                                     {"name": "c", "image": image}]}}}}
+        base = "/apis/apps/v1/namespaces/ro/deployments/"
+        self.sim.apply(base + "good", deploy("good", "nginx:1"))
+        self.sim.apply(base + "bad", deploy("bad", "nginx:1-never-ready"))
+        time.sleep(0.6)
+        st, good = self.sim.call("GET", base + "good")
+        self.assertEqual(good["status"]["availableReplicas"], 3)
+        self.assertEqual(good["status"]["observedGeneration"], 1)
+        st, bad = self.sim.call("GET", base + "bad")
+        prog = [c for c in bad["status"]["conditions"]
+                if c["type"] == "Progressing"][0]
+        self.assertEqual((prog["status"], prog["reason"]),
+                         ("False", "ProgressDeadlineExceeded"))
+
+    def test_faults(self):
+        st, _ = self.sim.call("POST", "/_sim/faults",
+                              {"method": "GET", "path": "^/api/v1/nodes$",
+                               "status": 503, "count": 1})
+        self.assertEqual(st, 200)
+        st, b = self.sim.call("GET", "/api/v1/nodes")
+        self.assertStatus(b, 503, "ServiceUnavailable")
+        st, b = self.sim.call("GET", "/api/v1/nodes")
+        self.assertEqual(st, 200)
+        self.sim.call("POST", "/_sim/faults",
+                      {"method": "GET", "path": "^/api/v1/nodes$",
+                       "drop": True, "count": 1})
+        with self.assertRaises((urllib.error.URLError, ConnectionError,
+                                ssl.SSLError, OSError)):
+            self.sim.call("GET", "/api/v1/nodes")
+        self.sim.call("DELETE", "/_sim/faults")
+
+
+# ---- end to end through the daemon ----------------------------------------
+
+SECRET = "sync-e2e-secret"
+
+CONFIG = """
+shutdown_timeout_s: 5
+server: {listen: "127.0.0.1:{port}"}
+admin: {listen: "127.0.0.1:{admin_port}"}
+state: {path: "{tmp}/state.db"}
+workdir: "{tmp}/repos"
+retry: {base_s: 1, max_s: 2, max_attempts: 2}
+sources:
+  - {name: github, type: github, secret_file: github.secret}
+repos:
+  - {name: deploy, url: "%(url)s", branch: main}
+clusters:
+  - {name: sim, kubeconfig: "%(kubeconfig)s"}
+apps:
+  - name: demo
+    repo: deploy
+    path: apps/demo
+    cluster: sim
+    namespace: demo
+    sync: {auto: true, prune: true, timeout_s: 30}
+"""
+
+MANIFESTS = {
+    "apps/demo/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n"
+                         "  name: demo\n",
+    "apps/demo/web.yaml": """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: registry.example/web:%s
+""",
+}
+
+
+def git(*args, cwd=None):
+    return subprocess.run(["git", "-c", "user.name=test", "-c",
+                           "user.email=test@localhost", *args], cwd=cwd,
+                          check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def find_key(obj, key):
+    """Every value under key anywhere in a JSON document."""
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == key:
+                out.append(v)
+            out.extend(find_key(v, key))
+    elif isinstance(obj, list):
+        for v in obj:
+            out.extend(find_key(v, key))
+    return out
+
+
+def daemon_built():
+    try:
+        harness.binary()
+        return True
+    except RuntimeError:
+        return False
+
+
+@unittest.skipUnless(daemon_built(), "gitopsd not built")
+class SyncEndToEndTest(unittest.TestCase):
+    def setUp(self):
+        self.sim = Kubesim()
+        self.addCleanup(self.sim.stop)
+        self.tmp = tempfile.mkdtemp(prefix="sync-e2e-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.bare = os.path.join(self.tmp, "deploy.git")
+        self.work = os.path.join(self.tmp, "work")
+        git("init", "-q", "--bare", "-b", "main", self.bare)
+        git("init", "-q", "-b", "main", self.work)
+
+    def commit(self, tag):
+        for rel, text in MANIFESTS.items():
+            p = os.path.join(self.work, rel)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p, "w") as f:
+                f.write(text % tag if "%s" in text else text)
+        git("add", "-A", cwd=self.work)
+        git("commit", "-q", "-m", "web " + tag, cwd=self.work)
+        git("push", "-q", self.bare, "main", cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)
+
+    def push_event(self, d, after):
+        body = json.dumps({
+            "ref": "refs/heads/main", "before": "0" * 40, "after": after,
+            "created": False, "deleted": False, "forced": False,
+            "commits": [], "head_commit": {"id": after},
+            "repository": {"full_name": "acme/deploy", "name": "deploy",
+                           "clone_url": self.bare, "ssh_url": self.bare,
+                           "html_url": "file://" + self.bare},
+            "pusher": {"name": "test", "email": "test@localhost"},
+        }).encode()
+        return d.post("/hooks/github", body, {
+            "Content-Type": "application/json", "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": harness.github_signature(SECRET, body)})
+
+    def wait_app(self, d, revision, timeout=60):
+        deadline = time.time() + timeout
+        app = None
+        while time.time() < deadline:
+            r = harness.request(d.admin_port, "GET", "/api/v1/apps/demo")
+            if r.status == 200:
+                app = r.json()
+                if revision in find_key(app, "revision") and \
+                        "Healthy" in find_key(app, "health"):
+                    return app
+            time.sleep(0.2)
+        self.fail("app never reached %s/Healthy: %r\n%s" %
+                  (revision, app, d.log()[-4000:]))
+
+    def test_push_applies_revision_and_records_it(self):
+        first = self.commit("1.0.0")
+        text = CONFIG % {"url": self.bare, "kubeconfig": self.sim.kubeconfig}
+        d = harness.Daemon(text, secrets={"github.secret": SECRET})
+        self.addCleanup(d.cleanup)
+        d.start()
+        r = self.push_event(d, first)
+        self.assertEqual(r.status, 202, r)
+        self.wait_app(d, first)
+        st, dep = self.sim.call(
+            "GET", "/apis/apps/v1/namespaces/demo/deployments/web")
+        self.assertEqual(st, 200)
+        self.assertEqual(dep["metadata"]["labels"]["gitopsd.io/app"],
+                         "demo")
+        image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
+        self.assertEqual(image, "registry.example/web:1.0.0")
+
+        second = self.commit("1.1.0")
+        r = self.push_event(d, second)
+        self.assertEqual(r.status, 202, r)
+        self.wait_app(d, second)
+        st, dep2 = self.sim.call(
+            "GET", "/apis/apps/v1/namespaces/demo/deployments/web")
+        self.assertEqual(dep2["spec"]["template"]["spec"]["containers"][0]
+                         ["image"], "registry.example/web:1.1.0")
+        self.assertEqual(dep2["metadata"]["generation"], 2)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,318 @@
+/*
+ * Unit tests for daemon/queue.c and daemon/worker.c with a libevent base:
+ * group commit (many submissions, few commits), callbacks only after the
+ * commit is visible to another connection, worker threads off the loop,
+ * one job per app at a time, notify jobs started on the loop, draining.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "queue_fixture.h"
+
+#define NSUBS	400
+
+struct test_many {
+	struct qfx_sub	 subs[NSUBS];
+	char		 ids[NSUBS][16];
+};
+
+static int
+test_all_called(void *arg)
+{
+	struct test_many	*m = arg;
+	int			 i;
+
+	for (i = 0; i < NSUBS; i++)
+		if (!m->subs[i].called)
+			return 0;
+	return 1;
+}
+
+static void
+test_group_commit(void **state)
+{
+	struct qfx		 fx;
+	struct test_many	*m;
+	struct queue_stats	 st;
+	struct job_spec		 js = qfx_sync("ok", "r");
+	int			 i, visible = 0;
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 0);
+	m = xcalloc(1, sizeof(*m));
+	/* Submissions arrive while earlier commits run. */
+	for (i = 0; i < NSUBS; i++) {
+		snprintf(m->ids[i], sizeof(m->ids[i]), "gc-%d", i);
+		m->subs[i].check_path = fx.path;
+		qfx_submit(&fx, "github", m->ids[i], &js, 1, &m->subs[i]);
+		if (i % 50 == 49)
+			event_base_loop(fx.base, EVLOOP_NONBLOCK);
+	}
+	assert_int_equal(qfx_loop_until(&fx, test_all_called, m, 10000), 0);
+	for (i = 0; i < NSUBS; i++) {
+		assert_int_equal(m->subs[i].called, 1);
+		assert_int_equal(m->subs[i].status[0], QUEUE_OK);
+		visible += m->subs[i].visible;
+	}
+	/* Every callback saw its own event committed. */
+	assert_int_equal(visible, NSUBS);
+	/* All sync jobs of one app were absorbed into one queued job. */
+	for (i = 1; i < NSUBS; i++)
+		assert_int_equal(m->subs[i].ids[0][0], m->subs[0].ids[0][0]);
+	queue_stats(fx.q, &st);
+	assert_int_equal(st.submissions, NSUBS);
+	/* Group commit: far fewer commits than requests. */
+	print_message("group commit: %llu submissions in %llu commits, "
+	    "largest batch %llu, longest round %.2f ms\n",
+	    (unsigned long long)st.submissions,
+	    (unsigned long long)st.commits, (unsigned long long)st.max_batch,
+	    st.max_commit_s * 1000);
+	assert_true(st.commits < NSUBS / 4);
+	assert_true(st.max_batch > 1);
+	free(m);
+	qfx_teardown(&fx);
+}
+
+static void
+test_callback_only_after_commit(void **state)
+{
+	struct qfx		 fx;
+	struct qfx_sub		 s;
+	struct job_spec		 js = qfx_sync("ok", "r");
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 0);
+	memset(&s, 0, sizeof(s));
+	s.check_path = fx.path;
+	qfx_submit(&fx, "github", "one", &js, 1, &s);
+	/* Never synchronously from queue_submit. */
+	assert_int_equal(s.called, 0);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s, 5000), 0);
+	assert_int_equal(s.called, 1);
+	assert_int_equal(s.visible, 1);
+	qfx_teardown(&fx);
+}
+
+static int
+test_blocked_n(void *arg)
+{
+	int	 n;
+
+	pthread_mutex_lock(&qfx_mtx);
+	n = qfx_blocked;
+	pthread_mutex_unlock(&qfx_mtx);
+	return n >= *(int *)arg;
+}
+
+static int
+test_runs_n(void *arg)
+{
+	int	 n;
+
+	pthread_mutex_lock(&qfx_mtx);
+	n = qfx_runs;
+	pthread_mutex_unlock(&qfx_mtx);
+	return n >= *(int *)arg;
+}
+
+struct test_wait {
+	struct qfx	*fx;
+	int64_t		 id;
+};
+
+static int
+test_succeeded(void *arg)
+{
+	struct test_wait	*w = arg;
+	struct store_job_row	 r;
+	int			 ok;
+
+	if (qfx_job(w->fx, w->id, &r) != 1)
+		return 0;
+	ok = r.state == JOB_SUCCEEDED;
+	store_job_row_clear(&r);
+	return ok;
+}
+
+static void
+test_workers_one_per_app(void **state)
+{
+	struct qfx		 fx;
+	struct qfx_sub		 s[6];
+	struct job_spec		 blk = qfx_sync("block", "r"),
+				 ok[4] = { qfx_sync("ok", "1"),
+				     qfx_sync("fail", "2"), qfx_sync("perm", "3"),
+				     qfx_sync("flaky", "4") },
+				 blk_img = qfx_image("block", "deploy", "9");
+	struct test_wait	 w;
+	char			 d[16];
+	int			 want, i;
+
+	(void)state;
+	qfx_setup(&fx);
+	fx.cfg.queue.workers = 2;
+	qfx_open(&fx, 1);
+	memset(s, 0, sizeof(s));
+	qfx_submit(&fx, "github", "w-0", &blk, 1, &s[0]);
+	want = 1;
+	assert_int_equal(qfx_loop_until(&fx, test_blocked_n, &want, 5000), 0);
+	/* Another job for the busy app waits, even with a free worker. */
+	qfx_submit(&fx, "github", "w-1", &blk_img, 1, &s[1]);
+	for (i = 0; i < 4; i++) {
+		snprintf(d, sizeof(d), "w-%d", i + 2);
+		qfx_submit(&fx, "github", d, &ok[i], 1, &s[i + 2]);
+	}
+	/* The four other apps run on the one remaining worker. */
+	want = 5;
+	assert_int_equal(qfx_loop_until(&fx, test_runs_n, &want, 5000), 0);
+	pthread_mutex_lock(&qfx_mtx);
+	assert_int_equal(qfx_blocked, 1);
+	assert_true(qfx_running_max <= 2);
+	qfx_release = 1;
+	pthread_cond_broadcast(&qfx_cv);
+	pthread_mutex_unlock(&qfx_mtx);
+	/* Then the blocked app's image job runs. */
+	w.fx = &fx;
+	w.id = s[1].ids[0][0];
+	assert_int_equal(qfx_loop_until(&fx, test_succeeded, &w, 5000), 0);
+	assert_false(qfx_on_main_thread);
+	qfx_teardown(&fx);
+}
+
+/* A loop runner for notify jobs: finishes from a timer, later. */
+struct test_notify_run {
+	struct job	*job;
+	job_done_cb	*done;
+	void		*arg;
+	struct event	*ev;
+};
+
+static int	 test_notify_started, test_notify_on_loop;
+
+static void
+test_notify_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct test_notify_run	*r = arg;
+	struct job_result	 res;
+
+	(void)fd;
+	(void)what;
+	memset(&res, 0, sizeof(res));
+	res.ok = 1;
+	res.detail = xstrdup("{\"sent\": true}");
+	event_free(r->ev);
+	r->done(r->job, &res, r->arg);
+	job_result_clear(&res);
+	free(r);
+}
+
+static void
+test_notify_start(const struct config *cfg, struct event_base *base,
+    struct job *j, job_done_cb *done, void *arg)
+{
+	struct test_notify_run	*r = xcalloc(1, sizeof(*r));
+	struct timeval		 tv = { 0, 20000 };
+
+	(void)cfg;
+	test_notify_started++;
+	if (pthread_equal(pthread_self(), qfx_main_thread))
+		test_notify_on_loop++;
+	r->job = j;
+	r->done = done;
+	r->arg = arg;
+	r->ev = evtimer_new(base, test_notify_timer_cb, r);
+	evtimer_add(r->ev, &tv);
+}
+
+static const struct job_runner test_notify_runner = {
+	.kind = JOB_NOTIFY, .start = test_notify_start,
+};
+
+static const struct job_runner *
+test_find_with_notify(enum job_kind kind)
+{
+	if (kind == JOB_NOTIFY)
+		return &test_notify_runner;
+	return qfx_find(kind);
+}
+
+static void
+test_notify_runs_on_loop(void **state)
+{
+	struct qfx		 fx;
+	struct job_spec		 n = { .kind = JOB_NOTIFY, .app = "ok",
+	    .params = "{\"notifier\": \"ops\"}" };
+	struct test_wait	 w;
+	struct store_job_row	 r;
+	int64_t			 id;
+	char			 err[256];
+
+	(void)state;
+	qfx_setup(&fx);
+	test_notify_started = test_notify_on_loop = 0;
+	qfx_open(&fx, 0);
+	queue_set_runner_find(fx.q, test_find_with_notify);
+	assert_int_equal(queue_start(fx.q), 0);
+	assert_int_equal(queue_add_jobs(fx.q, &n, 1, &id, err, sizeof(err)), 0);
+	w.fx = &fx;
+	w.id = id;
+	assert_int_equal(qfx_loop_until(&fx, test_succeeded, &w, 5000), 0);
+	assert_int_equal(test_notify_started, 1);
+	assert_int_equal(test_notify_on_loop, 1);
+	assert_int_equal(qfx_job(&fx, id, &r), 1);
+	assert_int_equal(r.max_attempts, 10);	/* notify.max_attempts */
+	assert_non_null(strstr(r.result, "\"sent\":true"));
+	store_job_row_clear(&r);
+	qfx_teardown(&fx);
+}
+
+static void
+test_drain_stops_claims(void **state)
+{
+	struct qfx		 fx;
+	struct qfx_sub		 s;
+	struct job_spec		 js = qfx_sync("ok", "r");
+	struct store_job_row	 r;
+	int			 i;
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 1);
+	assert_true(queue_ready(fx.q));
+	queue_drain(fx.q);
+	assert_false(queue_ready(fx.q));
+	memset(&s, 0, sizeof(s));
+	/* Still durable while draining, but nothing new starts. */
+	qfx_submit(&fx, "github", "dr-1", &js, 1, &s);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s, 5000), 0);
+	assert_int_equal(s.status[0], QUEUE_OK);
+	for (i = 0; i < 20; i++) {
+		event_base_loop(fx.base, EVLOOP_NONBLOCK);
+		usleep(5000);
+	}
+	assert_int_equal(qfx_job(&fx, s.ids[0][0], &r), 1);
+	assert_int_equal(r.state, JOB_QUEUED);
+	store_job_row_clear(&r);
+	assert_int_equal(qfx_runs, 0);
+	qfx_teardown(&fx);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_group_commit),
+		cmocka_unit_test(test_callback_only_after_commit),
+		cmocka_unit_test(test_workers_one_per_app),
+		cmocka_unit_test(test_notify_runs_on_loop),
+		cmocka_unit_test(test_drain_stops_claims),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,282 @@
+/*
+ * Unit tests for daemon/router.c: URL normalization and push routing
+ * (repo URL, branch, tag, changed paths) over a config built in memory.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "handler.h"
+#include "job.h"
+#include "router.h"
+#include "util.h"
+
+static void
+test_url_normalize(void **state)
+{
+	static const struct {
+		const char	*in;
+		const char	*want;
+	} cases[] = {
+		{ "https://github.com/acme/deploy.git", "github.com/acme/deploy" },
+		{ "https://github.com/acme/deploy", "github.com/acme/deploy" },
+		{ "https://github.com/acme/deploy/", "github.com/acme/deploy" },
+		{ "https://GitHub.COM/acme/deploy.git/", "github.com/acme/deploy" },
+		{ "https://x-access-token:s3cret@github.com/acme/deploy.git",
+		    "github.com/acme/deploy" },
+		{ "https://github.com:443/acme/deploy", "github.com/acme/deploy" },
+		{ "http://example.com:80/mike/diaspora.git", "example.com/mike/diaspora" },
+		{ "https://example.com:8443/a/b.git", "example.com:8443/a/b" },
+		{ "git@github.com:acme/deploy.git", "github.com/acme/deploy" },
+		{ "github.com:acme/deploy", "github.com/acme/deploy" },
+		{ "ssh://git@github.com/acme/deploy.git", "github.com/acme/deploy" },
+		{ "ssh://git@github.com:22/acme/deploy.git", "github.com/acme/deploy" },
+		{ "ssh://git@bitbucketserver:7999/myproject/test-repo.git",
+		    "bitbucketserver:7999/myproject/test-repo" },
+		{ "git://github.com/acme/deploy.git", "github.com/acme/deploy" },
+		{ "file:///srv/git/deploy.git", "/srv/git/deploy" },
+		{ "/srv/git/deploy.git/", "/srv/git/deploy" },
+		{ "https://[::1]:8443/a/b.git", "[::1]:8443/a/b" },
+		{ "https://host//a//b.git", "host/a/b" },
+	};
+	size_t	 i;
+	char	*n;
+
+	(void)state;
+	for (i = 0; i < nitems(cases); i++) {
+		n = router_url_normalize(cases[i].in);
+		assert_non_null(n);
+		if (strcmp(n, cases[i].want) != 0)
+			fail_msg("%s -> %s, want %s", cases[i].in, n,
+			    cases[i].want);
+		free(n);
+	}
+	assert_null(router_url_normalize(NULL));
+}
+
+static void
+test_url_equal(void **state)
+{
+	(void)state;
+	assert_true(router_url_equal("git@github.com:acme/deploy.git",
+	    "https://github.com/acme/deploy"));
+	assert_true(router_url_equal("https://GITHUB.com/acme/deploy.git",
+	    "ssh://git@github.com/acme/deploy"));
+	/* Paths stay case-sensitive; hosts and repos must both agree. */
+	assert_false(router_url_equal("https://github.com/Acme/deploy",
+	    "https://github.com/acme/deploy"));
+	assert_false(router_url_equal("https://github.com/acme/deploy",
+	    "https://gitlab.com/acme/deploy"));
+	assert_false(router_url_equal("https://github.com/acme/deploy",
+	    "https://github.com/acme/deploy-prod"));
+	assert_false(router_url_equal("https://h:8443/a/b", "https://h/a/b"));
+	assert_false(router_url_equal(NULL, "https://github.com/a/b"));
+	assert_false(router_url_equal("", ""));
+}
+
+/* Two repos, four apps. */
+static struct config_repo test_repos[] = {
+	{ .name = "deploy", .url = "https://github.com/acme/deploy.git",
+	  .branch = "main" },
+	{ .name = "release", .url = "git@github.com:acme/deploy.git",
+	  .branch = "v1.0.0" },
+};
+static struct config_app test_apps[] = {
+	{ .name = "web", .repo = "deploy", .path = "apps/web" },
+	{ .name = "api", .repo = "deploy", .path = "./apps/api/" },
+	{ .name = "all", .repo = "deploy", .path = "." },
+	{ .name = "pinned", .repo = "release", .path = "apps/web" },
+};
+static struct config test_cfg = {
+	.repos = test_repos, .nrepos = nitems(test_repos),
+	.apps = test_apps, .napps = nitems(test_apps),
+};
+
+static void
+test_event(struct hook_event *ev, const char *ref, const char *url)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = HOOK_EVENT_PUSH;
+	ev->ref = xstrdup(ref);
+	if (strncmp(ref, "refs/heads/", 11) == 0)
+		ev->branch = xstrdup(ref + 11);
+	else
+		ev->tag = xstrdup(ref + 10);
+	ev->after = xstrdup("0123456789abcdef0123456789abcdef01234567");
+	ev->clone_url = xstrdup(url);
+}
+
+static int
+has_job(const struct job_spec *jobs, size_t n, const char *app)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(jobs[i].app, app) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+test_route_branch(void **state)
+{
+	struct hook_event	 ev;
+	struct job_spec		*jobs;
+	char			 why[256];
+	size_t			 n;
+
+	(void)state;
+	test_event(&ev, "refs/heads/main", "https://github.com/acme/deploy");
+	n = router_route(&test_cfg, &ev, &jobs, why, sizeof(why));
+	assert_int_equal(n, 3);
+	assert_true(has_job(jobs, n, "web"));
+	assert_true(has_job(jobs, n, "api"));
+	assert_true(has_job(jobs, n, "all"));
+	assert_int_equal(jobs[0].kind, JOB_SYNC);
+	assert_string_equal(jobs[0].repo, "deploy");
+	assert_string_equal(jobs[0].revision, ev.after);
+	free(jobs);
+	hook_event_free(&ev);
+
+	/* Matched through the ssh URL when the clone URL differs. */
+	test_event(&ev, "refs/heads/main", "https://mirror.example/x.git");
+	ev.ssh_url = xstrdup("git@github.com:acme/deploy.git");
+	assert_int_equal(router_route(&test_cfg, &ev, &jobs, why,
+	    sizeof(why)), 3);
+	free(jobs);
+	hook_event_free(&ev);
+
+	/* Another branch of the same repository: no app follows it. */
+	test_event(&ev, "refs/heads/feature", "https://github.com/acme/deploy");
+	assert_int_equal(router_route(&test_cfg, &ev, &jobs, why,
+	    sizeof(why)), 0);
+	assert_null(jobs);
+	assert_true(strncmp(why, "no app", 6) == 0);
+	hook_event_free(&ev);
+
+	/* Another repository. */
+	test_event(&ev, "refs/heads/main", "https://github.com/acme/other");
+	assert_int_equal(router_route(&test_cfg, &ev, &jobs, why,
+	    sizeof(why)), 0);
+	assert_string_equal(why, "no app");
+	hook_event_free(&ev);
+}
+
+static void
+test_route_paths(void **state)
+{
+	struct hook_event	 ev;
+	struct job_spec		*jobs;
+	char			 why[256];
+	size_t			 n;
+
+	(void)state;
+	test_event(&ev, "refs/heads/main", "https://github.com/acme/deploy");
+	hook_event_add_path(&ev, "apps/web/deployment.yaml");
+	hook_event_add_path(&ev, "README.md");
+	ev.paths_complete = 1;
+	n = router_route(&test_cfg, &ev, &jobs, why, sizeof(why));
+	assert_int_equal(n, 2);
+	assert_true(has_job(jobs, n, "web"));
+	assert_true(has_job(jobs, n, "all"));
+	assert_false(has_job(jobs, n, "api"));
+	free(jobs);
+
+	/* "apps/webx" is not under "apps/web". */
+	hook_event_free(&ev);
+	test_event(&ev, "refs/heads/main", "https://github.com/acme/deploy");
+	hook_event_add_path(&ev, "apps/webx/a.yaml");
+	hook_event_add_path(&ev, "apps/api/b.yaml");
+	ev.paths_complete = 1;
+	n = router_route(&test_cfg, &ev, &jobs, why, sizeof(why));
+	assert_int_equal(n, 2);
+	assert_true(has_job(jobs, n, "api"));
+	assert_true(has_job(jobs, n, "all"));
+	free(jobs);
+
+	/* An incomplete list never rules an app out. */
+	ev.paths_complete = 0;
+	assert_int_equal(router_route(&test_cfg, &ev, &jobs, why,
+	    sizeof(why)), 3);
+	free(jobs);
+	hook_event_free(&ev);
+
+	/* Paths that touch no app at all. */
+	struct config_app	 one = { .name = "web", .repo = "deploy",
+				     .path = "apps/web" };
+	struct config		 cfg1 = test_cfg;
+	cfg1.apps = &one;
+	cfg1.napps = 1;
+	test_event(&ev, "refs/heads/main", "https://github.com/acme/deploy");
+	hook_event_add_path(&ev, "docs/x.md");
+	ev.paths_complete = 1;
+	assert_int_equal(router_route(&cfg1, &ev, &jobs, why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "path"));
+	hook_event_free(&ev);
+}
+
+static void
+test_route_tag(void **state)
+{
+	struct hook_event	 ev;
+	struct job_spec		*jobs;
+	char			 why[256];
+	size_t			 n;
+
+	(void)state;
+	/* Apps follow branches; a tag syncs only a repo pinned to it. */
+	test_event(&ev, "refs/tags/v1.0.0", "https://github.com/acme/deploy");
+	n = router_route(&test_cfg, &ev, &jobs, why, sizeof(why));
+	assert_int_equal(n, 1);
+	assert_string_equal(jobs[0].app, "pinned");
+	assert_string_equal(jobs[0].repo, "release");
+	free(jobs);
+	hook_event_free(&ev);
+
+	test_event(&ev, "refs/tags/v2.0.0", "https://github.com/acme/deploy");
+	assert_int_equal(router_route(&test_cfg, &ev, &jobs, why,
+	    sizeof(why)), 0);
+	assert_true(strncmp(why, "no app", 6) == 0);
+	hook_event_free(&ev);
+}
+
+static void
+test_route_image_delegates(void **state)
+{
+	struct hook_event	 ev;
+	struct job_spec		*jobs = (struct job_spec *)&ev;
+	char			 why[256] = "";
+
+	(void)state;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = HOOK_EVENT_IMAGE;
+	ev.registry = xstrdup("ghcr.io");
+	ev.repository = xstrdup("acme/web");
+	ev.tag = xstrdup("1.0.0");
+	/* Whatever the image router decides, the push rules are not used. */
+	size_t n = router_route(&test_cfg, &ev, &jobs, why, sizeof(why));
+	size_t m = router_route_image(&test_cfg, &ev, &jobs, why, sizeof(why));
+	assert_int_equal(n, m);
+	free(jobs);
+	hook_event_free(&ev);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_url_normalize),
+		cmocka_unit_test(test_url_equal),
+		cmocka_unit_test(test_route_branch),
+		cmocka_unit_test(test_route_paths),
+		cmocka_unit_test(test_route_tag),
+		cmocka_unit_test(test_route_image_delegates),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

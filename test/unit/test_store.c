@@ -1,0 +1,780 @@
+/*
+ * Unit tests for the state store (daemon/store_sqlite.c) and the job state
+ * machine of daemon/queue.c on a real SQLite file: dedup, absorb, merge,
+ * requeue after a crash, backoff, back-pressure, a full disk, retention
+ * and the admin endpoints.
+ */
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+
+#include "queue_fixture.h"
+
+static struct store *
+test_store_open(struct qfx *fx)
+{
+	char		 err[256];
+	struct store	*st;
+
+	st = store_sqlite_ops.open(fx->path, err, sizeof(err));
+	if (st == NULL)
+		fail_msg("open: %s", err);
+	return st;
+}
+
+static int64_t
+test_add_event(struct store *st, const char *source, const char *delivery,
+    int64_t received, int *dup)
+{
+	const struct store_ops	*ops = &store_sqlite_ops;
+	struct store_event	 ev = { source, delivery, "push", "s", received };
+	char			 err[256];
+	int64_t			 id = 0;
+	int			 r;
+
+	assert_int_equal(ops->begin(st, err, sizeof(err)), 0);
+	assert_int_equal(ops->item_begin(st, err, sizeof(err)), 0);
+	r = ops->add_event(st, &ev, &id, err, sizeof(err));
+	assert_true(r == 0 || r == 1);
+	if (r == 1)
+		ops->item_abort(st);
+	else
+		assert_int_equal(ops->item_end(st, err, sizeof(err)), 0);
+	assert_int_equal(ops->commit(st, err, sizeof(err)), 0);
+	*dup = r;
+	return id;
+}
+
+static int64_t
+test_add_job(struct store *st, const struct job_spec *js, int64_t event_id,
+    int *absorbed)
+{
+	const struct store_ops	*ops = &store_sqlite_ops;
+	char			 err[256];
+	int64_t			 id = 0;
+
+	assert_int_equal(ops->begin(st, err, sizeof(err)), 0);
+	assert_int_equal(ops->add_job(st, js, event_id, 3, util_now_ms(), &id,
+	    absorbed, err, sizeof(err)), 0);
+	assert_int_equal(ops->commit(st, err, sizeof(err)), 0);
+	return id;
+}
+
+static void
+test_dedup_store(void **state)
+{
+	struct qfx	 fx;
+	struct store	*st;
+	int		 dup;
+	int64_t		 id;
+
+	(void)state;
+	qfx_setup(&fx);
+	st = test_store_open(&fx);
+	id = test_add_event(st, "github", "d-1", util_now_ms(), &dup);
+	assert_int_equal(dup, 0);
+	assert_true(id > 0);
+	test_add_event(st, "github", "d-1", util_now_ms(), &dup);
+	assert_int_equal(dup, 1);
+	/* Another source may reuse the id. */
+	test_add_event(st, "gitlab", "d-1", util_now_ms(), &dup);
+	assert_int_equal(dup, 0);
+	store_sqlite_ops.close(st);
+	/* Across a restart. */
+	st = test_store_open(&fx);
+	test_add_event(st, "github", "d-1", util_now_ms(), &dup);
+	assert_int_equal(dup, 1);
+	store_sqlite_ops.close(st);
+	qfx_teardown(&fx);
+}
+
+static void
+test_dedup_queue_batch_and_restart(void **state)
+{
+	struct qfx		 fx;
+	struct hook_event	 ev[2];
+	struct queue_item	 it[2];
+	struct job_spec		 js = qfx_sync("ok", "r1");
+	struct qfx_sub		 s, s2;
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 0);
+	memset(ev, 0, sizeof(ev));
+	memset(&s, 0, sizeof(s));
+	ev[0].kind = ev[1].kind = HOOK_EVENT_PUSH;
+	ev[0].delivery = ev[1].delivery = (char *)"same";
+	for (int i = 0; i < 2; i++) {
+		it[i].source = "github";
+		it[i].event = &ev[i];
+		it[i].jobs = &js;
+		it[i].njobs = 1;
+	}
+	/* Two identical deliveries in one batch: the second is a repeat. */
+	queue_submit(fx.q, it, 2, qfx_sub_cb, &s);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s, 5000), 0);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.status[0], QUEUE_OK);
+	assert_int_equal(s.status[1], QUEUE_DUPLICATE);
+	assert_int_equal(s.nids[0], 1);
+	qfx_close(&fx);
+
+	qfx_open(&fx, 0);
+	memset(&s2, 0, sizeof(s2));
+	qfx_submit(&fx, "github", "same", &js, 1, &s2);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s2, 5000), 0);
+	assert_int_equal(s2.status[0], QUEUE_DUPLICATE);
+	qfx_teardown(&fx);
+}
+
+static void
+test_backoff_bounds(void **state)
+{
+	int64_t	 d, cap, lo, hi, sum;
+	int	 n, i;
+
+	(void)state;
+	for (n = 1; n <= 10; n++) {
+		cap = (int64_t)5 * (1LL << (n - 1));
+		if (cap > 300)
+			cap = 300;
+		lo = INT64_MAX;
+		hi = 0;
+		sum = 0;
+		for (i = 0; i < 2000; i++) {
+			d = queue_backoff_ms(5, 300, n, 0);
+			assert_true(d >= 0);
+			assert_true(d <= cap * 1000);
+			lo = d < lo ? d : lo;
+			hi = d > hi ? d : hi;
+			sum += d;
+		}
+		/* Full jitter spreads over the whole range. */
+		assert_true(lo < cap * 1000 / 10);
+		assert_true(hi > cap * 1000 * 9 / 10);
+		assert_true(sum / 2000 > cap * 1000 / 3);
+		assert_true(sum / 2000 < cap * 1000 * 2 / 3);
+	}
+	/* Retry-After is a floor. */
+	for (i = 0; i < 200; i++)
+		assert_true(queue_backoff_ms(5, 300, 1, 60) >= 60000);
+	/* Huge attempt counts stay at the cap. */
+	assert_true(queue_backoff_ms(5, 300, 1000, 0) <= 300000);
+}
+
+static void
+test_absorb(void **state)
+{
+	struct qfx		 fx;
+	struct store		*st;
+	struct job_spec		 a = qfx_sync("ok", "rev1"), b = qfx_sync("ok",
+	    "rev2"), other = qfx_sync("fail", "rev3");
+	struct store_job_row	 r;
+	struct store_event_row	*rows = NULL;
+	size_t			 n = 0;
+	int64_t			 e1, e2, j1, j2, j3, next;
+	int			 dup, absorbed;
+	char			 err[256];
+
+	(void)state;
+	qfx_setup(&fx);
+	st = test_store_open(&fx);
+	e1 = test_add_event(st, "github", "a", util_now_ms(), &dup);
+	e2 = test_add_event(st, "github", "b", util_now_ms(), &dup);
+	j1 = test_add_job(st, &a, e1, &absorbed);
+	assert_int_equal(absorbed, 0);
+	j2 = test_add_job(st, &b, e2, &absorbed);
+	assert_int_equal(absorbed, 1);
+	assert_int_equal(j1, j2);
+	j3 = test_add_job(st, &other, e2, &absorbed);
+	assert_int_equal(absorbed, 0);
+	assert_true(j3 != j1);
+	/* The newest revision wins. */
+	assert_int_equal(store_sqlite_ops.get_job(st, j1, &r, err,
+	    sizeof(err)), 1);
+	assert_string_equal(r.revision, "rev2");
+	store_job_row_clear(&r);
+	/* Both events list the job. */
+	assert_int_equal(store_sqlite_ops.list_events(st, 0, 10, &rows, &n,
+	    &next, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(rows[0].njob_ids, 2);	/* event b: j1 and j3 */
+	assert_int_equal(rows[1].njob_ids, 1);
+	assert_int_equal(rows[1].job_ids[0], j1);
+	store_event_rows_free(rows, n);
+	store_sqlite_ops.close(st);
+	qfx_teardown(&fx);
+}
+
+static void
+test_claim_merge_exclusive(void **state)
+{
+	struct qfx		 fx;
+	struct store		*st;
+	struct job_spec		 i1 = qfx_image("ok", "deploy", "1.0"),
+				 i2 = qfx_image("flaky", "deploy", "1.1"),
+				 i3 = qfx_image("perm", "other", "2.0"),
+				 s1 = qfx_sync("ok", "r"), s2 = qfx_sync("fail", "r");
+	struct store_claim	 c = { util_now_ms() + 1, 4, 4 };
+	struct job		**jobs = NULL;
+	size_t			 n = 0, i;
+	int64_t			 id1, id2, id3, ids1, ids2;
+	int			 absorbed, saw_merged = 0, saw_other = 0;
+	char			 err[256];
+
+	(void)state;
+	qfx_setup(&fx);
+	st = test_store_open(&fx);
+	id1 = test_add_job(st, &i1, 0, &absorbed);
+	id2 = test_add_job(st, &i2, 0, &absorbed);
+	id3 = test_add_job(st, &i3, 0, &absorbed);
+	ids1 = test_add_job(st, &s1, 0, &absorbed);
+	ids2 = test_add_job(st, &s2, 0, &absorbed);
+	assert_int_equal(store_sqlite_ops.begin(st, err, sizeof(err)), 0);
+	assert_int_equal(store_sqlite_ops.claim(st, &c, &jobs, &n, err,
+	    sizeof(err)), 0);
+	assert_int_equal(store_sqlite_ops.commit(st, err, sizeof(err)), 0);
+	/* deploy's two image jobs run as one; other's alone; sync of "fail". */
+	assert_int_equal(n, 3);
+	for (i = 0; i < n; i++) {
+		if (jobs[i]->id == id1) {
+			assert_int_equal(jobs[i]->nmerged, 1);
+			assert_int_equal(jobs[i]->merged[0]->id, id2);
+			saw_merged = 1;
+		} else if (jobs[i]->id == id3)
+			saw_other = 1;
+		else {
+			/* "ok" is busy with its image job: its sync waits. */
+			assert_int_equal(jobs[i]->id, ids2);
+		}
+		job_free(jobs[i]);
+	}
+	free(jobs);
+	assert_true(saw_merged && saw_other);
+	/* Nothing else may run now: ok's sync waits for its app. */
+	assert_int_equal(store_sqlite_ops.begin(st, err, sizeof(err)), 0);
+	assert_int_equal(store_sqlite_ops.claim(st, &c, &jobs, &n, err,
+	    sizeof(err)), 0);
+	store_sqlite_ops.commit(st, err, sizeof(err));
+	assert_int_equal(n, 0);
+	free(jobs);
+	(void)ids1;
+	store_sqlite_ops.close(st);
+	qfx_teardown(&fx);
+}
+
+static void
+test_requeue_on_restart(void **state)
+{
+	struct qfx		 fx;
+	struct store		*st;
+	struct job_spec		 s = qfx_sync("ok", "r");
+	struct store_claim	 c = { util_now_ms() + 1, 4, 4 };
+	struct job		**jobs = NULL;
+	struct store_job_row	 r;
+	struct store_attempt_row *att = NULL;
+	size_t			 n = 0;
+	int64_t			 id;
+	int			 absorbed, nq, nd;
+	char			 err[256];
+
+	(void)state;
+	qfx_setup(&fx);
+	st = test_store_open(&fx);
+	id = test_add_job(st, &s, 0, &absorbed);
+	store_sqlite_ops.begin(st, err, sizeof(err));
+	assert_int_equal(store_sqlite_ops.claim(st, &c, &jobs, &n, err,
+	    sizeof(err)), 0);
+	store_sqlite_ops.commit(st, err, sizeof(err));
+	assert_int_equal(n, 1);
+	job_free(jobs[0]);
+	free(jobs);
+	/* "Crash": the connection goes away with the job running. */
+	store_sqlite_ops.close(st);
+	st = test_store_open(&fx);
+	assert_int_equal(store_sqlite_ops.requeue_running(st, util_now_ms(),
+	    &nq, &nd, err, sizeof(err)), 0);
+	assert_int_equal(nq, 1);
+	assert_int_equal(nd, 0);
+	assert_int_equal(store_sqlite_ops.get_job(st, id, &r, err,
+	    sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_QUEUED);
+	assert_int_equal(r.attempts, 1);
+	store_job_row_clear(&r);
+	assert_int_equal(store_sqlite_ops.list_attempts(st, id, &att, &n, err,
+	    sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	assert_false(att[0].ok);
+	assert_non_null(strstr(att[0].error, "interrupted"));
+	store_attempt_rows_free(att, n);
+	store_sqlite_ops.close(st);
+
+	/* queue_open does the same and the job then runs to success. */
+	qfx_open(&fx, 1);
+	{
+		struct store_job_row	 rr;
+		int64_t			 end = util_mono_ms() + 5000;
+
+		memset(&rr, 0, sizeof(rr));
+		while (util_mono_ms() < end) {
+			event_base_loop(fx.base, EVLOOP_NONBLOCK);
+			usleep(2000);
+			if (qfx_job(&fx, id, &rr) == 1 &&
+			    rr.state == JOB_SUCCEEDED)
+				break;
+			store_job_row_clear(&rr);
+		}
+		assert_int_equal(rr.state, JOB_SUCCEEDED);
+		assert_int_equal(rr.attempts, 2);
+		store_job_row_clear(&rr);
+	}
+	qfx_teardown(&fx);
+}
+
+struct test_wait_job {
+	struct qfx	*fx;
+	int64_t		 id;
+	enum job_state	 state;
+	int		 attempts;	/* 0: any */
+};
+
+static int
+test_job_reached(void *arg)
+{
+	struct test_wait_job	*w = arg;
+	struct store_job_row	 r;
+	int			 ok;
+
+	if (qfx_job(w->fx, w->id, &r) != 1)
+		return 0;
+	ok = r.state == w->state && (w->attempts == 0 ||
+	    r.attempts == w->attempts);
+	store_job_row_clear(&r);
+	return ok;
+}
+
+/* JSON body of an admin call, parsed (caller frees). */
+static cJSON *
+test_admin(struct qfx *fx, const char *method, const char *path,
+    const char *query, int want_status)
+{
+	struct buf	 b;
+	cJSON		*o;
+	int		 status;
+
+	buf_init(&b, 0);
+	status = queue_admin(fx->q, method, path, query, &b);
+	if (status != want_status)
+		fail_msg("%s %s: %d, want %d: %s", method, path, status,
+		    want_status, b.data != NULL ? b.data : "");
+	o = cJSON_Parse(b.data != NULL ? b.data : "");
+	buf_free(&b);
+	assert_non_null(o);
+	return o;
+}
+
+static void
+test_state_machine(void **state)
+{
+	struct qfx		 fx;
+	struct job_spec		 flaky = qfx_sync("flaky", "r1"),
+				 fail = qfx_sync("fail", "r2"),
+				 perm = qfx_sync("perm", "r3"),
+				 img = qfx_image("ok", "deploy", "1.2.3");
+	struct qfx_sub		 s[4];
+	struct test_wait_job	 w;
+	struct store_job_row	 r;
+	cJSON			*o, *att, *a, *jobs;
+	char			 path[64];
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_flaky_fails = 2;
+	qfx_open(&fx, 1);
+	memset(s, 0, sizeof(s));
+	qfx_submit(&fx, "github", "sm-1", &flaky, 1, &s[0]);
+	qfx_submit(&fx, "github", "sm-2", &fail, 1, &s[1]);
+	qfx_submit(&fx, "github", "sm-3", &perm, 1, &s[2]);
+	qfx_submit(&fx, "registry", "sm-4", &img, 1, &s[3]);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s[3], 5000), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(s[i].status[0], QUEUE_OK);
+
+	/* A permanent failure is dead at once. */
+	w = (struct test_wait_job){ &fx, s[2].ids[0][0], JOB_DEAD, 1 };
+	assert_int_equal(qfx_loop_until(&fx, test_job_reached, &w, 5000), 0);
+	/* Fails twice (failed -> retry on the timer), then succeeds. */
+	w = (struct test_wait_job){ &fx, s[0].ids[0][0], JOB_SUCCEEDED, 3 };
+	assert_int_equal(qfx_loop_until(&fx, test_job_reached, &w, 8000), 0);
+	/* Out of attempts (max 3): dead. */
+	w = (struct test_wait_job){ &fx, s[1].ids[0][0], JOB_DEAD, 3 };
+	assert_int_equal(qfx_loop_until(&fx, test_job_reached, &w, 8000), 0);
+	assert_int_equal(qfx_job(&fx, s[1].ids[0][0], &r), 1);
+	assert_string_equal(r.error, "cluster down");
+	store_job_row_clear(&r);
+
+	/* The attempts log of the flaky job. */
+	snprintf(path, sizeof(path), "/api/v1/jobs/%lld",
+	    (long long)s[0].ids[0][0]);
+	o = test_admin(&fx, "GET", path, NULL, 200);
+	assert_string_equal(cJSON_GetObjectItem(o, "state")->valuestring,
+	    "succeeded");
+	assert_string_equal(cJSON_GetObjectItem(o, "delivery")->valuestring,
+	    "sm-1");
+	att = cJSON_GetObjectItem(o, "attempts_log");
+	assert_int_equal(cJSON_GetArraySize(att), 3);
+	a = cJSON_GetArrayItem(att, 0);
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(a, "ok")));
+	assert_string_equal(cJSON_GetObjectItem(a, "error")->valuestring,
+	    "cluster down");
+	assert_true(cJSON_IsString(cJSON_GetObjectItem(a, "started")));
+	assert_true(cJSON_IsString(cJSON_GetObjectItem(a, "ended")));
+	a = cJSON_GetArrayItem(att, 2);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a, "ok")));
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(o,
+	    "result"), "revision")->valuestring, "r1");
+	cJSON_Delete(o);
+
+	/* The image job succeeded and its follow-up sync ran after it. */
+	w = (struct test_wait_job){ &fx, s[3].ids[0][0], JOB_SUCCEEDED, 1 };
+	assert_int_equal(qfx_loop_until(&fx, test_job_reached, &w, 5000), 0);
+	o = test_admin(&fx, "GET", "/api/v1/jobs", "app=ok&kind=sync", 200);
+	jobs = cJSON_GetObjectItem(o, "jobs");
+	assert_int_equal(cJSON_GetArraySize(jobs), 1);
+	w = (struct test_wait_job){ &fx, (int64_t)cJSON_GetObjectItem(
+	    cJSON_GetArrayItem(jobs, 0), "id")->valuedouble, JOB_SUCCEEDED, 1 };
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(jobs, 0),
+	    "revision")->valuestring, "c0ffee");
+	cJSON_Delete(o);
+	assert_int_equal(qfx_loop_until(&fx, test_job_reached, &w, 5000), 0);
+
+	/* App status: revision, health, image tag, last job. */
+	o = test_admin(&fx, "GET", "/api/v1/apps/ok", NULL, 200);
+	assert_string_equal(cJSON_GetObjectItem(o, "revision")->valuestring,
+	    "c0ffee");
+	assert_string_equal(cJSON_GetObjectItem(o, "health")->valuestring,
+	    "Healthy");
+	assert_string_equal(cJSON_GetObjectItem(o, "branch")->valuestring,
+	    "main");
+	assert_true(cJSON_IsString(cJSON_GetObjectItem(o, "synced_at")));
+	a = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "images"), 0);
+	assert_string_equal(cJSON_GetObjectItem(a, "tag")->valuestring, "1.2.3");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "last_error")));
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(o,
+	    "last_job"), "state")->valuestring, "succeeded");
+	cJSON_Delete(o);
+	o = test_admin(&fx, "GET", "/api/v1/apps/fail", NULL, 200);
+	assert_string_equal(cJSON_GetObjectItem(o, "last_error")->valuestring,
+	    "cluster down");
+	assert_string_equal(cJSON_GetObjectItem(o, "health")->valuestring,
+	    "Unknown");
+	cJSON_Delete(o);
+	o = test_admin(&fx, "GET", "/api/v1/apps", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "apps")), 4);
+	cJSON_Delete(o);
+	o = test_admin(&fx, "GET", "/api/v1/apps/nope", NULL, 404);
+	cJSON_Delete(o);
+	/* At most one job per app ran at a time; none on the loop thread. */
+	assert_false(qfx_on_main_thread);
+	qfx_teardown(&fx);
+}
+
+static void
+test_back_pressure(void **state)
+{
+	struct qfx		 fx;
+	struct job_spec		 two[2] = { qfx_sync("ok", "a"),
+				    qfx_sync("fail", "b") },
+				 more[2] = { qfx_sync("perm", "c"),
+				    qfx_sync("flaky", "d") };
+	struct qfx_sub		 s1, s2, s3;
+	cJSON			*o;
+
+	(void)state;
+	qfx_setup(&fx);
+	fx.cfg.queue.max_queued = 3;
+	qfx_open(&fx, 0);	/* not started: jobs stay queued */
+	memset(&s1, 0, sizeof(s1));
+	memset(&s2, 0, sizeof(s2));
+	memset(&s3, 0, sizeof(s3));
+	qfx_submit(&fx, "github", "bp-1", two, 2, &s1);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s1, 5000), 0);
+	assert_int_equal(s1.status[0], QUEUE_OK);
+	qfx_submit(&fx, "github", "bp-2", more, 2, &s2);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s2, 5000), 0);
+	assert_int_equal(s2.status[0], QUEUE_FULL);
+	/* Nothing of it was stored: one event, two jobs. */
+	o = test_admin(&fx, "GET", "/api/v1/events", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")),
+	    1);
+	cJSON_Delete(o);
+	o = test_admin(&fx, "GET", "/api/v1/jobs", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "jobs")), 2);
+	cJSON_Delete(o);
+	/* Its delivery id was not kept either: once there is room, it goes in. */
+	fx.cfg.queue.max_queued = 10;
+	qfx_submit(&fx, "github", "bp-2", more, 2, &s3);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s3, 5000), 0);
+	assert_int_equal(s3.status[0], QUEUE_OK);
+	qfx_teardown(&fx);
+}
+
+static void
+test_disk_full(void **state)
+{
+	struct qfx		 fx;
+	struct job_spec		 js = qfx_sync("ok", "a");
+	struct qfx_sub		 s1, s2, s3;
+	struct rlimit		 old, lim;
+	struct stat		 sb;
+	char			 wal[160], *big;
+	struct hook_event	 ev;
+	struct queue_item	 it;
+	cJSON			*o;
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 0);
+	memset(&s1, 0, sizeof(s1));
+	memset(&s2, 0, sizeof(s2));
+	memset(&s3, 0, sizeof(s3));
+	qfx_submit(&fx, "github", "df-1", &js, 1, &s1);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s1, 5000), 0);
+	assert_int_equal(s1.status[0], QUEUE_OK);
+
+	/* The disk "fills up": no file may grow past its current size. */
+	snprintf(wal, sizeof(wal), "%s-wal", fx.path);
+	if (stat(wal, &sb) == -1)
+		sb.st_size = 0;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)sb.st_size;
+	big = xmalloc(512 * 1024 + 1);
+	memset(big, 'x', 512 * 1024);
+	big[512 * 1024] = '\0';
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = HOOK_EVENT_PUSH;
+	ev.delivery = (char *)"df-2";
+	ev.summary = big;	/* more than the log holds */
+	it.source = "github";
+	it.event = &ev;
+	it.jobs = &js;
+	it.njobs = 1;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	queue_submit(fx.q, &it, 1, qfx_sub_cb, &s2);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s2, 5000), 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(s2.status[0], QUEUE_ERROR);
+
+	/* Space is back: the same delivery is stored, the store works. */
+	queue_submit(fx.q, &it, 1, qfx_sub_cb, &s3);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s3, 5000), 0);
+	assert_int_equal(s3.status[0], QUEUE_OK);
+	o = test_admin(&fx, "GET", "/api/v1/events", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")),
+	    2);
+	cJSON_Delete(o);
+	free(big);
+	qfx_teardown(&fx);
+}
+
+static void
+test_retention(void **state)
+{
+	struct qfx		 fx;
+	struct store		*st;
+	struct job_spec		 s = qfx_sync("ok", "r"), s2 = qfx_sync("fail",
+	    "r");
+	struct store_claim	 c = { util_now_ms() + 1, 4, 4 };
+	struct store_finish	 f;
+	struct job		**jobs = NULL;
+	struct store_job_row	 r;
+	size_t			 n = 0, i;
+	int64_t			 now = util_now_ms(), day = 86400000LL;
+	int64_t			 e_old, e_new, j_old, j_new, deleted;
+	int			 dup, absorbed;
+	char			 err[256];
+
+	(void)state;
+	qfx_setup(&fx);
+	st = test_store_open(&fx);
+	e_old = test_add_event(st, "github", "old", now - 40 * day, &dup);
+	e_new = test_add_event(st, "github", "new", now, &dup);
+	j_old = test_add_job(st, &s, e_old, &absorbed);
+	j_new = test_add_job(st, &s2, e_new, &absorbed);
+	store_sqlite_ops.begin(st, err, sizeof(err));
+	assert_int_equal(store_sqlite_ops.claim(st, &c, &jobs, &n, err,
+	    sizeof(err)), 0);
+	for (i = 0; i < n; i++)
+		job_free(jobs[i]);
+	free(jobs);
+	/* The old job finished 40 days ago. */
+	memset(&f, 0, sizeof(f));
+	f.job_id = j_old;
+	f.state = JOB_SUCCEEDED;
+	f.attempts = 1;
+	f.started_ms = now - 40 * day;
+	f.ended_ms = now - 40 * day;
+	assert_int_equal(store_sqlite_ops.finish(st, &f, err, sizeof(err)), 0);
+	store_sqlite_ops.commit(st, err, sizeof(err));
+
+	assert_int_equal(store_sqlite_ops.retention(st, now - 30 * day,
+	    now - 7 * day, &deleted, err, sizeof(err)), 0);
+	assert_true(deleted >= 4);	/* job, attempt, link, event, delivery */
+	assert_int_equal(store_sqlite_ops.get_job(st, j_old, &r, err,
+	    sizeof(err)), 0);
+	assert_int_equal(store_sqlite_ops.get_job(st, j_new, &r, err,
+	    sizeof(err)), 1);
+	store_job_row_clear(&r);
+	/* The old delivery id is forgotten; the new one is still known. */
+	test_add_event(st, "github", "old", now, &dup);
+	assert_int_equal(dup, 0);
+	test_add_event(st, "github", "new", now, &dup);
+	assert_int_equal(dup, 1);
+	store_sqlite_ops.close(st);
+	qfx_teardown(&fx);
+}
+
+static void
+test_retry_endpoint_and_admin(void **state)
+{
+	struct qfx		 fx;
+	struct job_spec		 perm = qfx_sync("perm", "r"),
+				 q2 = qfx_sync("ok", "x");
+	struct qfx_sub		 s, s2;
+	struct test_wait_job	 w;
+	char			 path[64];
+	cJSON			*o, *jobs, *ev;
+	int64_t			 id;
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 1);
+	memset(&s, 0, sizeof(s));
+	memset(&s2, 0, sizeof(s2));
+	qfx_submit(&fx, "github", "rt-1", &perm, 1, &s);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s, 5000), 0);
+	id = s.ids[0][0];
+	w = (struct test_wait_job){ &fx, id, JOB_DEAD, 0 };
+	assert_int_equal(qfx_loop_until(&fx, test_job_reached, &w, 5000), 0);
+
+	snprintf(path, sizeof(path), "/api/v1/jobs/%lld/retry", (long long)id);
+	o = test_admin(&fx, "POST", path, NULL, 200);
+	assert_string_equal(cJSON_GetObjectItem(o, "state")->valuestring,
+	    "queued");
+	assert_int_equal((int64_t)cJSON_GetObjectItem(o, "job")->valuedouble,
+	    id);
+	cJSON_Delete(o);
+	/* It runs again and dies again: two attempts in its log. */
+	w = (struct test_wait_job){ &fx, id, JOB_DEAD, 2 };
+	assert_int_equal(qfx_loop_until(&fx, test_job_reached, &w, 5000), 0);
+
+	qfx_release = 0;
+	o = test_admin(&fx, "POST", "/api/v1/jobs/999999/retry", NULL, 404);
+	cJSON_Delete(o);
+	o = test_admin(&fx, "GET", "/api/v1/jobs/999999", NULL, 404);
+	cJSON_Delete(o);
+	o = test_admin(&fx, "GET", "/api/v1/jobs/abc", NULL, 404);
+	cJSON_Delete(o);
+	o = test_admin(&fx, "GET", path, NULL, 405);
+	cJSON_Delete(o);
+	o = test_admin(&fx, "GET", "/api/v1/jobs", "state=bogus", 400);
+	cJSON_Delete(o);
+	o = test_admin(&fx, "GET", "/api/v1/jobs", "kind=bogus", 400);
+	cJSON_Delete(o);
+	o = test_admin(&fx, "GET", "/api/v1/jobs", "limit=0", 400);
+	cJSON_Delete(o);
+	o = test_admin(&fx, "GET", "/api/v1/jobs", "limit=1001", 400);
+	cJSON_Delete(o);
+
+	/* Manual sync: a job at the branch head (revision null). */
+	o = test_admin(&fx, "POST", "/api/v1/apps/ok/sync", NULL, 202);
+	assert_true(cJSON_GetObjectItem(o, "job")->valuedouble > 0);
+	cJSON_Delete(o);
+	o = test_admin(&fx, "POST", "/api/v1/apps/nope/sync", NULL, 404);
+	cJSON_Delete(o);
+
+	/* Paging: newest first, `next` continues. */
+	qfx_submit(&fx, "github", "rt-2", &q2, 1, &s2);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s2, 5000), 0);
+	o = test_admin(&fx, "GET", "/api/v1/events", "limit=1", 200);
+	ev = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "events"), 0);
+	assert_string_equal(cJSON_GetObjectItem(ev, "delivery")->valuestring,
+	    "rt-2");
+	assert_string_equal(cJSON_GetObjectItem(ev, "kind")->valuestring,
+	    "push");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(ev, "jobs")),
+	    1);
+	assert_true(cJSON_IsNumber(cJSON_GetObjectItem(o, "next")));
+	snprintf(path, sizeof(path), "limit=1&after=%d",
+	    (int)cJSON_GetObjectItem(o, "next")->valuedouble);
+	cJSON_Delete(o);
+	o = test_admin(&fx, "GET", "/api/v1/events", path, 200);
+	ev = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "events"), 0);
+	assert_string_equal(cJSON_GetObjectItem(ev, "delivery")->valuestring,
+	    "rt-1");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "next")));
+	cJSON_Delete(o);
+	o = test_admin(&fx, "GET", "/api/v1/jobs", "state=dead&app=perm", 200);
+	jobs = cJSON_GetObjectItem(o, "jobs");
+	assert_int_equal(cJSON_GetArraySize(jobs), 1);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(jobs, 0),
+	    "source")->valuestring, "github");
+	cJSON_Delete(o);
+	assert_int_equal(queue_admin(fx.q, "GET", "/api/v1/other", NULL,
+	    NULL), 0);
+	qfx_teardown(&fx);
+}
+
+static void
+test_no_runner(void **state)
+{
+	struct qfx		 fx;
+	struct job_spec		 n = { .kind = JOB_NOTIFY, .app = "ok",
+	    .params = "{}" };
+	struct test_wait_job	 w;
+	struct store_job_row	 r;
+	int64_t			 id;
+	char			 err[256];
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 1);
+	assert_int_equal(queue_add_jobs(fx.q, &n, 1, &id, err, sizeof(err)), 0);
+	w = (struct test_wait_job){ &fx, id, JOB_DEAD, 1 };
+	assert_int_equal(qfx_loop_until(&fx, test_job_reached, &w, 5000), 0);
+	assert_int_equal(qfx_job(&fx, id, &r), 1);
+	assert_string_equal(r.error, "no runner for kind notify");
+	store_job_row_clear(&r);
+	qfx_teardown(&fx);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dedup_store),
+		cmocka_unit_test(test_dedup_queue_batch_and_restart),
+		cmocka_unit_test(test_backoff_bounds),
+		cmocka_unit_test(test_absorb),
+		cmocka_unit_test(test_claim_merge_exclusive),
+		cmocka_unit_test(test_requeue_on_restart),
+		cmocka_unit_test(test_state_machine),
+		cmocka_unit_test(test_back_pressure),
+		cmocka_unit_test(test_disk_full),
+		cmocka_unit_test(test_retention),
+		cmocka_unit_test(test_retry_endpoint_and_admin),
+		cmocka_unit_test(test_no_runner),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

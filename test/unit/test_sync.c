@@ -1,0 +1,1199 @@
+/*
+ * Sync tests against the Kubernetes API simulator (test/support/kubesim.py,
+ * started by the group setup on 127.0.0.1) with manifests committed to a
+ * real Git repository (libgit2) in a temporary directory.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <git2.h>
+#include <openssl/evp.h>
+
+#include "config.h"
+#include "job.h"
+#include "kube.h"
+#include "kubeconfig.h"
+#include "sync.h"
+#include "util.h"
+
+extern char **environ;
+
+static char	 tmpdir[256];	/* everything of this run */
+static char	 simdir[300];	/* kubesim's PKI, token, kubeconfig */
+static char	 kubeconfig_path[400];
+static pid_t	 sim_pid = -1;
+static int	 sim_port;
+static int	 repo_seq;
+static int	 sim_stdin = -1;
+
+/* ---- helpers: files, processes, the simulator --------------------------- */
+
+static void
+write_file(const char *path, const char *content)
+{
+	char	*dir = xstrdup(path), *slash;
+
+	if ((slash = strrchr(dir, '/')) != NULL) {
+		*slash = '\0';
+		assert_int_equal(util_mkdirs(dir, 0700), 0);
+	}
+	free(dir);
+	assert_int_equal(util_write_file_atomic(path, content,
+	    strlen(content)), 0);
+}
+
+static char *
+read_all(const char *path)
+{
+	char	*s = util_read_file(path, 0, NULL);
+
+	assert_non_null(s);
+	return s;
+}
+
+/* Start kubesim and read the port it prints. */
+static int
+sim_start(void **state)
+{
+	char	*argv[] = { "/usr/bin/python3", "test/support/kubesim.py",
+	    "--port", "0", "--dir", simdir, "--ready-delay", "0.3",
+	    "--exit-on-stdin-eof", NULL };
+	int	 p[2], in[2];
+	char	 line[32];
+	size_t	 n = 0;
+	ssize_t	 r;
+	posix_spawn_file_actions_t fa;
+
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_sync-XXXXXX");
+	if (mkdtemp(tmpdir) == NULL)
+		return -1;
+	snprintf(simdir, sizeof(simdir), "%s/sim", tmpdir);
+	snprintf(kubeconfig_path, sizeof(kubeconfig_path), "%s/kubeconfig",
+	    simdir);
+	/* Its stdin is a pipe we hold: if this test dies, kubesim exits. */
+	if (pipe(p) == -1 || pipe2(in, O_CLOEXEC) == -1)
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+	posix_spawn_file_actions_addclose(&fa, p[0]);
+	if (posix_spawn(&sim_pid, argv[0], &fa, NULL, argv, environ) != 0)
+		return -1;
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	close(in[0]);
+	sim_stdin = in[1];
+	while (n < sizeof(line) - 1 && (r = read(p[0], line + n, 1)) == 1) {
+		if (line[n] == '\n')
+			break;
+		n++;
+	}
+	line[n] = '\0';
+	close(p[0]);
+	sim_port = atoi(line);
+	if (sim_port <= 0) {
+		fprintf(stderr, "kubesim did not start\n");
+		return -1;
+	}
+	git_libgit2_init();
+	return 0;
+}
+
+static int
+sim_stop(void **state)
+{
+	char	*argv[] = { "rm", "-rf", tmpdir, NULL };
+	pid_t	 pid;
+	int	 st;
+
+	(void)state;
+	if (sim_stdin != -1)
+		close(sim_stdin);
+	if (sim_pid > 0) {
+		kill(sim_pid, SIGTERM);
+		waitpid(sim_pid, &st, 0);
+	}
+	if (posix_spawnp(&pid, "rm", NULL, NULL, argv, environ) == 0)
+		waitpid(pid, &st, 0);
+	git_libgit2_shutdown();
+	return 0;
+}
+
+static size_t
+collect_cb(char *p, size_t size, size_t n, void *arg)
+{
+	buf_add(arg, p, size * n);
+	return size * n;
+}
+
+/* A request to the simulator's test-only endpoints; returns parsed JSON. */
+static cJSON *
+sim_call(const char *method, const char *path, const char *body)
+{
+	CURL		*c = curl_easy_init();
+	struct buf	 b;
+	char		*url, *ca;
+	cJSON		*j;
+
+	buf_init(&b, 0);
+	url = xasprintf("https://127.0.0.1:%d%s", sim_port, path);
+	ca = xasprintf("%s/ca.crt", simdir);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (body != NULL)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	assert_int_equal(curl_easy_perform(c), CURLE_OK);
+	curl_easy_cleanup(c);
+	j = cJSON_Parse(b.data != NULL ? b.data : "null");
+	buf_free(&b);
+	free(url);
+	free(ca);
+	return j;
+}
+
+static void
+sim_clear(void)
+{
+	cJSON_Delete(sim_call("DELETE", "/_sim/faults", NULL));
+	cJSON_Delete(sim_call("DELETE", "/_sim/requests", NULL));
+}
+
+/* GET an object through the client under test's own transport. */
+static cJSON *
+kget(const char *path, long *status)
+{
+	struct kubeconfig	*kc;
+	struct kube		*k;
+	struct kube_response	 resp;
+	char			 err[512];
+	cJSON			*j;
+
+	kc = kubeconfig_load_file(kubeconfig_path, NULL, 0, err, sizeof(err));
+	assert_non_null(kc);
+	k = kube_new(kc, "sim", err, sizeof(err));
+	assert_non_null(k);
+	assert_int_equal(kube_request(k, "GET", path, NULL, NULL, 0, &resp,
+	    err, sizeof(err)), KUBE_OK);
+	*status = resp.status;
+	j = resp.json;
+	resp.json = NULL;
+	kube_response_clear(&resp);
+	kube_free(k);
+	kubeconfig_free(kc);
+	return j;
+}
+
+static cJSON *
+kget_ok(const char *path)
+{
+	long	 st;
+	cJSON	*j = kget(path, &st);
+
+	if (st != 200)
+		fail_msg("GET %s: %ld", path, st);
+	return j;
+}
+
+static const char *
+jstr(const cJSON *o, const char *a, const char *b)
+{
+	const cJSON	*v = cJSON_GetObjectItemCaseSensitive(o, a);
+
+	if (b != NULL)
+		v = cJSON_GetObjectItemCaseSensitive(v, b);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static const char *
+label(const cJSON *o, const char *key)
+{
+	return jstr(cJSON_GetObjectItemCaseSensitive(o, "metadata"), "labels",
+	    key);
+}
+
+/* ---- helpers: a Git repository of manifests ----------------------------- */
+
+struct repo {
+	char	 dir[400];
+};
+
+static void
+repo_init(struct repo *r)
+{
+	git_repository	*repo;
+
+	snprintf(r->dir, sizeof(r->dir), "%s/repo%d", tmpdir, ++repo_seq);
+	assert_int_equal(git_repository_init(&repo, r->dir, 0), 0);
+	git_repository_free(repo);
+}
+
+static void
+repo_put(struct repo *r, const char *rel, const char *content)
+{
+	char	*p = xasprintf("%s/%s", r->dir, rel);
+
+	write_file(p, content);
+	free(p);
+}
+
+static void
+repo_rm(struct repo *r, const char *rel)
+{
+	char	*p = xasprintf("%s/%s", r->dir, rel);
+
+	assert_int_equal(unlink(p), 0);
+	free(p);
+}
+
+/* Commit the work tree as it is; returns the commit's hex (static). */
+static const char *
+repo_commit(struct repo *r, const char *msg)
+{
+	static char	 hex[GIT_OID_HEXSZ + 1];
+	git_repository	*repo;
+	git_index	*idx;
+	git_oid		 tree_id, commit_id, parent_id;
+	git_tree	*tree;
+	git_signature	*sig;
+	git_commit	*parent = NULL;
+	char		*all = "*";
+	git_strarray	 paths = { &all, 1 };
+
+	assert_int_equal(git_repository_open(&repo, r->dir), 0);
+	assert_int_equal(git_repository_index(&idx, repo), 0);
+	assert_int_equal(git_index_add_all(idx, &paths, 0, NULL, NULL), 0);
+	assert_int_equal(git_index_update_all(idx, &paths, NULL, NULL), 0);
+	assert_int_equal(git_index_write(idx), 0);
+	assert_int_equal(git_index_write_tree(&tree_id, idx), 0);
+	assert_int_equal(git_tree_lookup(&tree, repo, &tree_id), 0);
+	assert_int_equal(git_signature_now(&sig, "test", "test@example.com"),
+	    0);
+	if (git_reference_name_to_id(&parent_id, repo, "HEAD") == 0)
+		assert_int_equal(git_commit_lookup(&parent, repo, &parent_id),
+		    0);
+	assert_int_equal(git_commit_create_v(&commit_id, repo, "HEAD", sig,
+	    sig, NULL, msg, tree, parent != NULL ? 1 : 0, parent), 0);
+	git_oid_tostr(hex, sizeof(hex), &commit_id);
+	git_commit_free(parent);
+	git_signature_free(sig);
+	git_tree_free(tree);
+	git_index_free(idx);
+	git_repository_free(repo);
+	return hex;
+}
+
+static struct config_cluster *
+cluster(const char *kubeconfig)
+{
+	static struct config_cluster	 c;
+
+	memset(&c, 0, sizeof(c));
+	c.name = "sim";
+	c.kubeconfig = (char *)(kubeconfig != NULL ? kubeconfig :
+	    kubeconfig_path);
+	return &c;
+}
+
+static void
+app_init(struct config_app *a, const char *name, const char *ns)
+{
+	memset(a, 0, sizeof(*a));
+	a->name = (char *)name;
+	a->path = "deploy";
+	a->namespace = (char *)ns;
+	a->sync_timeout_s = 20;
+}
+
+static void
+run_sync(const struct config_cluster *c, const struct config_app *a,
+    struct repo *r, const char *revision, struct job_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	sync_app_run(c, a, r->dir, revision, "master", res);
+}
+
+static void
+expect_ok(struct job_result *res)
+{
+	if (!res->ok)
+		fail_msg("sync failed: %s: %s (object %s)",
+		    job_error_kind_name(res->err_kind),
+		    res->error != NULL ? res->error : "",
+		    res->object != NULL ? res->object : "-");
+}
+
+static void
+expect_fail(struct job_result *res, enum job_error_kind kind, int permanent,
+    const char *object, const char *fragment)
+{
+	assert_false(res->ok);
+	if (res->err_kind != kind)
+		fail_msg("expected %s, got %s: %s", job_error_kind_name(kind),
+		    job_error_kind_name(res->err_kind),
+		    res->error != NULL ? res->error : "");
+	assert_int_equal(res->permanent, permanent);
+	if (object != NULL) {
+		assert_non_null(res->object);
+		assert_string_equal(res->object, object);
+	}
+	if (fragment != NULL && (res->error == NULL ||
+	    strstr(res->error, fragment) == NULL))
+		fail_msg("error \"%s\" lacks \"%s\"",
+		    res->error != NULL ? res->error : "", fragment);
+}
+
+#define NS(n)	"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " n "\n"
+#define CM(n, v) "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " n \
+	"\ndata:\n  key: \"" v "\"\n"
+#define DEPLOY(n, image) "apiVersion: apps/v1\nkind: Deployment\n" \
+	"metadata:\n  name: " n "\nspec:\n  replicas: 2\n  selector:\n" \
+	"    matchLabels: {app: " n "}\n  template:\n    metadata:\n" \
+	"      labels: {app: " n "}\n    spec:\n      containers:\n" \
+	"      - name: main\n        image: " image "\n"
+
+/* ---- tests -------------------------------------------------------------- */
+
+/* Create: namespaces first, namespace defaulting, labels, cluster scope. */
+static void
+test_sync_create(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	const char		*rev;
+	cJSON			*o, *req, *first, *d, *it;
+	int			 nfirst = 0;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/app.yaml", DEPLOY("web", "nginx:1.25") "---\n"
+	    "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n"
+	    "  selector: {app: web}\n  ports: [{port: 80}]\n");
+	repo_put(&r, "deploy/config.yml", CM("web-config", "1"));
+	repo_put(&r, "deploy/rbac/role.yaml", "apiVersion: "
+	    "rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n"
+	    "  name: web-reader\n  namespace: ignored\nrules: []\n");
+	repo_put(&r, "deploy/zz-ns.yaml", NS("demo"));
+	repo_put(&r, "README.md", "not a manifest\n");
+	rev = repo_commit(&r, "first");
+	app_init(&a, "demo", "demo");
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	assert_string_equal(res.revision, rev);
+	d = cJSON_Parse(res.detail);
+	assert_non_null(d);
+	assert_string_equal(jstr(d, "health", NULL), "Healthy");
+	assert_int_equal(cJSON_GetObjectItem(d, "applied")->valueint, 5);
+	assert_int_equal(cJSON_GetObjectItem(d, "pruned")->valueint, 0);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(d, "objects")) {
+		if (strcmp(jstr(it, "kind", NULL), "Deployment") == 0)
+			assert_string_equal(jstr(it, "health", NULL), "Healthy");
+	}
+	cJSON_Delete(d);
+	job_result_clear(&res);
+
+	o = kget_ok("/apis/apps/v1/namespaces/demo/deployments/web");
+	assert_string_equal(label(o, "app.kubernetes.io/managed-by"), "gitopsd");
+	assert_string_equal(label(o, "gitopsd.io/app"), "demo");
+	cJSON_Delete(o);
+	o = kget_ok("/apis/rbac.authorization.k8s.io/v1/clusterroles/"
+	    "web-reader");
+	assert_null(jstr(o, "metadata", "namespace"));
+	assert_string_equal(label(o, "gitopsd.io/app"), "demo");
+	cJSON_Delete(o);
+	cJSON_Delete(kget_ok("/api/v1/namespaces/demo/services/web"));
+	cJSON_Delete(kget_ok("/api/v1/namespaces/demo/configmaps/web-config"));
+
+	/* Server-side apply as specified, and the Namespace went first. */
+	req = sim_call("GET", "/_sim/requests", NULL);
+	first = NULL;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(req, "requests")) {
+		if (strcmp(jstr(it, "method", NULL), "PATCH") != 0)
+			continue;
+		if (first == NULL)
+			first = it;
+		nfirst++;
+		assert_string_equal(jstr(it, "content_type", NULL),
+		    "application/apply-patch+yaml");
+		assert_string_equal(jstr(it, "query", "fieldManager"),
+		    "gitopsd");
+		assert_string_equal(jstr(it, "query", "force"), "true");
+	}
+	assert_int_equal(nfirst, 5);
+	assert_string_equal(jstr(first, "path", NULL), "/api/v1/namespaces/demo");
+	cJSON_Delete(req);
+}
+
+/* Update: only the changed object changes. */
+static void
+test_sync_update_only_changed(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	cJSON			*cm, *dep, *cm2, *dep2;
+	const char		*rev2;
+	char			*cm_rv, *dep_rv;
+	int			 gen;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/ns.yaml", NS("upd"));
+	repo_put(&r, "deploy/cm.yaml", CM("settings", "a"));
+	repo_put(&r, "deploy/web.yaml", DEPLOY("api", "acme/api:1.0"));
+	repo_commit(&r, "v1");
+	app_init(&a, "upd", "upd");
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
+	cm = kget_ok("/api/v1/namespaces/upd/configmaps/settings");
+	dep = kget_ok("/apis/apps/v1/namespaces/upd/deployments/api");
+	cm_rv = xstrdup(jstr(cm, "metadata", "resourceVersion"));
+	gen = cJSON_GetObjectItem(cJSON_GetObjectItem(dep, "metadata"),
+	    "generation")->valueint;
+	assert_int_equal(gen, 1);
+
+	/* Same manifests again: nothing changes at all. */
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
+	dep2 = kget_ok("/apis/apps/v1/namespaces/upd/deployments/api");
+	dep_rv = xstrdup(jstr(dep2, "metadata", "resourceVersion"));
+	assert_string_equal(jstr(dep, "metadata", "resourceVersion"), dep_rv);
+	cJSON_Delete(dep2);
+
+	repo_put(&r, "deploy/web.yaml", DEPLOY("api", "acme/api:1.1"));
+	rev2 = repo_commit(&r, "v2");
+	run_sync(cluster(NULL), &a, &r, rev2, &res);
+	expect_ok(&res);
+	assert_string_equal(res.revision, rev2);
+	job_result_clear(&res);
+	cm2 = kget_ok("/api/v1/namespaces/upd/configmaps/settings");
+	dep2 = kget_ok("/apis/apps/v1/namespaces/upd/deployments/api");
+	assert_string_equal(jstr(cm2, "metadata", "resourceVersion"), cm_rv);
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(dep2,
+	    "metadata"), "generation")->valueint, 2);
+	assert_string_not_equal(jstr(dep2, "metadata", "resourceVersion"),
+	    dep_rv);
+	free(cm_rv);
+	free(dep_rv);
+	cJSON_Delete(cm);
+	cJSON_Delete(cm2);
+	cJSON_Delete(dep);
+	cJSON_Delete(dep2);
+}
+
+/* Prune: removed objects go, prune-disabled and other apps' objects stay. */
+static void
+test_sync_prune(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a, other;
+	struct job_result	 res;
+	cJSON			*d, *req, *it;
+	long			 st;
+	int			 deletes = 0;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/ns.yaml", NS("pr"));
+	repo_put(&r, "deploy/keep.yaml", CM("keep", "1"));
+	repo_put(&r, "deploy/gone.yaml", CM("gone", "1") "---\n"
+	    DEPLOY("gone-web", "nginx:1"));
+	repo_put(&r, "deploy/pinned.yaml", "apiVersion: v1\nkind: ConfigMap\n"
+	    "metadata:\n  name: pinned\n  annotations:\n"
+	    "    gitopsd.io/prune: disabled\ndata: {}\n");
+	repo_commit(&r, "v1");
+	app_init(&a, "pr", "pr");
+	a.sync_prune = 1;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
+
+	/* Another app's object in the same namespace. */
+	{
+		struct repo	 r2;
+
+		repo_init(&r2);
+		repo_put(&r2, "deploy/x.yaml", CM("neighbour", "1"));
+		repo_commit(&r2, "x");
+		app_init(&other, "pr-other", "pr");
+		other.sync_prune = 1;
+		run_sync(cluster(NULL), &other, &r2, NULL, &res);
+		expect_ok(&res);
+		job_result_clear(&res);
+	}
+
+	sim_clear();
+	repo_rm(&r, "deploy/gone.yaml");
+	repo_rm(&r, "deploy/pinned.yaml");
+	repo_commit(&r, "v2");
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	d = cJSON_Parse(res.detail);
+	assert_int_equal(cJSON_GetObjectItem(d, "pruned")->valueint, 2);
+	assert_int_equal(cJSON_GetObjectItem(d, "applied")->valueint, 2);
+	cJSON_Delete(d);
+	job_result_clear(&res);
+
+	cJSON_Delete(kget("/api/v1/namespaces/pr/configmaps/gone", &st));
+	assert_int_equal(st, 404);
+	cJSON_Delete(kget("/apis/apps/v1/namespaces/pr/deployments/gone-web",
+	    &st));
+	assert_int_equal(st, 404);
+	cJSON_Delete(kget_ok("/api/v1/namespaces/pr/configmaps/keep"));
+	cJSON_Delete(kget_ok("/api/v1/namespaces/pr/configmaps/pinned"));
+	cJSON_Delete(kget_ok("/api/v1/namespaces/pr/configmaps/neighbour"));
+	req = sim_call("GET", "/_sim/requests", NULL);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(req, "requests")) {
+		if (strcmp(jstr(it, "method", NULL), "DELETE") != 0)
+			continue;
+		deletes++;
+		assert_string_equal(jstr(it, "query", "propagationPolicy"),
+		    "Background");
+	}
+	assert_int_equal(deletes, 2);
+	cJSON_Delete(req);
+}
+
+/* A rejected object (422) fails the sync and nothing is pruned. */
+static void
+test_sync_rejected_no_prune(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	cJSON			*d;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/ns.yaml", NS("rej"));
+	repo_put(&r, "deploy/a.yaml", CM("a", "1"));
+	repo_put(&r, "deploy/b.yaml", CM("b", "1"));
+	repo_commit(&r, "v1");
+	app_init(&a, "rej", "rej");
+	a.sync_prune = 1;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
+
+	repo_rm(&r, "deploy/b.yaml");
+	/* The selector does not match the template labels: 422 Invalid. */
+	repo_put(&r, "deploy/bad.yaml", "apiVersion: apps/v1\nkind: Deployment\n"
+	    "metadata:\n  name: bad\nspec:\n  selector:\n    matchLabels: "
+	    "{app: one}\n  template:\n    metadata:\n      labels: {app: two}\n"
+	    "    spec:\n      containers: [{name: c, image: nginx}]\n");
+	repo_commit(&r, "v2");
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_APPLY_REJECTED, 1, "Deployment rej/bad",
+	    "does not match template");
+	assert_non_null(strstr(res.error, "deploy/bad.yaml"));
+	assert_null(res.revision);
+	d = cJSON_Parse(res.detail);
+	assert_string_equal(jstr(d, "health", NULL), "Degraded");
+	assert_int_equal(cJSON_GetObjectItem(d, "pruned")->valueint, 0);
+	cJSON_Delete(d);
+	job_result_clear(&res);
+	cJSON_Delete(kget_ok("/api/v1/namespaces/rej/configmaps/b"));
+}
+
+/* A namespaced object in a namespace that does not exist: actionable 404. */
+static void
+test_sync_missing_namespace(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/cm.yaml", CM("x", "1"));
+	repo_commit(&r, "v1");
+	app_init(&a, "nons", "does-not-exist");
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_APPLY_REJECTED, 1,
+	    "ConfigMap does-not-exist/x",
+	    "namespaces \"does-not-exist\" not found");
+	job_result_clear(&res);
+}
+
+/* Nothing listens: unreachable, retried. */
+static void
+test_sync_unreachable(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	struct sockaddr_in	 sin;
+	socklen_t		 len = sizeof(sin);
+	char			*kc, *path, *s, *p;
+	int			 fd, port;
+
+	(void)state;
+	/* A port that was free a moment ago. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	port = ntohs(sin.sin_port);
+	close(fd);
+	kc = read_all(kubeconfig_path);
+	p = strstr(kc, "127.0.0.1:");
+	assert_non_null(p);
+	p += strlen("127.0.0.1:");
+	*p = '\0';
+	s = xasprintf("%s%d%s", kc, port, strchr(p + 1, '\n'));
+	path = xasprintf("%s/unreachable.kubeconfig", simdir);
+	write_file(path, s);
+	repo_init(&r);
+	repo_put(&r, "deploy/cm.yaml", CM("x", "1"));
+	repo_commit(&r, "v1");
+	app_init(&a, "unreach", "default");
+	run_sync(cluster(path), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_UNREACHABLE, 0, NULL, "127.0.0.1");
+	job_result_clear(&res);
+	free(kc);
+	free(s);
+	free(path);
+}
+
+/* Replace "token: X" in the simulator's kubeconfig and write it as name. */
+static char *
+kubeconfig_variant(const char *name, const char *from, const char *to)
+{
+	char	*kc = read_all(kubeconfig_path), *p, *s, *path;
+
+	p = strstr(kc, from);
+	assert_non_null(p);
+	*p = '\0';
+	s = xasprintf("%s%s%s", kc, to, p + strlen(from));
+	path = xasprintf("%s/%s", simdir, name);
+	write_file(path, s);
+	free(kc);
+	free(s);
+	return path;
+}
+
+static void
+test_sync_wrong_token(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	char			*path, *tok, *from;
+
+	(void)state;
+	tok = xasprintf("%s/token", simdir);
+	{
+		char	*t = util_read_secret(tok, NULL, 0);
+
+		assert_non_null(t);
+		from = xasprintf("token: %s", t);
+		free(t);
+	}
+	path = kubeconfig_variant("badtoken.kubeconfig", from,
+	    "token: not-the-token");
+	repo_init(&r);
+	repo_put(&r, "deploy/cm.yaml", CM("x", "1"));
+	repo_commit(&r, "v1");
+	app_init(&a, "tok", "default");
+	run_sync(cluster(path), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_UNAUTHORIZED, 0, NULL, "Unauthorized");
+	assert_null(strstr(res.error, "not-the-token"));
+	job_result_clear(&res);
+
+	/* tokenFile (relative to the kubeconfig) with the right token works. */
+	free(path);
+	path = kubeconfig_variant("tokenfile.kubeconfig", from,
+	    "tokenFile: token");
+	run_sync(cluster(path), &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
+	free(path);
+	free(from);
+	free(tok);
+}
+
+/* TLS: the kubeconfig's CA verifies the server; another CA does not. */
+static void
+test_sync_tls_wrong_ca(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	char			*path, *from;
+
+	(void)state;
+	from = xasprintf("certificate-authority: %s/ca.crt", simdir);
+	path = kubeconfig_variant("wrongca.kubeconfig", from,
+	    "certificate-authority: /etc/ssl/certs/ca-certificates.crt");
+	free(from);
+	repo_init(&r);
+	repo_put(&r, "deploy/cm.yaml", CM("x", "1"));
+	repo_commit(&r, "v1");
+	app_init(&a, "tls", "default");
+	run_sync(cluster(path), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_UNREACHABLE, 1, NULL, "TLS");
+	job_result_clear(&res);
+	free(path);
+}
+
+/* client-certificate-data / client-key-data / certificate-authority-data. */
+static void
+test_sync_client_cert_data(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	char			*files[3], *b64[3], *kc, *path;
+	const char		*names[3] = { "ca.crt", "client.crt",
+	    "client.key" };
+	int			 i;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		char		*p = xasprintf("%s/%s", simdir, names[i]);
+		size_t		 len;
+		int		 n;
+
+		files[i] = util_read_file(p, 0, &len);
+		assert_non_null(files[i]);
+		b64[i] = xmalloc(len * 2 + 4);
+		n = EVP_EncodeBlock((unsigned char *)b64[i],
+		    (const unsigned char *)files[i], (int)len);
+		assert_true(n > 0);
+		free(p);
+	}
+	kc = read_all(kubeconfig_path);
+	*strstr(kc, "users:") = '\0';
+	{
+		char	*s = xasprintf("apiVersion: v1\nkind: Config\n"
+		    "clusters:\n- name: kubesim\n  cluster:\n"
+		    "    server: https://127.0.0.1:%d\n"
+		    "    certificate-authority-data: %s\n"
+		    "users:\n- name: cert\n  user:\n"
+		    "    client-certificate-data: %s\n"
+		    "    client-key-data: %s\n"
+		    "contexts:\n- name: other\n  context: {cluster: nowhere, "
+		    "user: nobody}\n- name: cert\n  context: {cluster: kubesim, "
+		    "user: cert}\ncurrent-context: other\n", sim_port, b64[0],
+		    b64[1], b64[2]);
+
+		path = xasprintf("%s/certdata.kubeconfig", simdir);
+		write_file(path, s);
+		free(s);
+	}
+	repo_init(&r);
+	repo_put(&r, "deploy/cm.yaml", CM("x", "1"));
+	repo_commit(&r, "v1");
+	app_init(&a, "cert", "default");
+	{
+		struct config_cluster	*c = cluster(path);
+
+		c->context = "cert";
+		run_sync(c, &a, &r, NULL, &res);
+	}
+	expect_ok(&res);
+	job_result_clear(&res);
+	for (i = 0; i < 3; i++) {
+		free(files[i]);
+		free(b64[i]);
+	}
+	free(kc);
+	free(path);
+}
+
+/* A rollout that never completes: ProgressDeadlineExceeded fails at once. */
+static void
+test_sync_never_ready(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	int64_t			 t0;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/ns.yaml", NS("nr"));
+	repo_put(&r, "deploy/ok.yaml", DEPLOY("fine", "nginx:1"));
+	repo_put(&r, "deploy/web.yaml", DEPLOY("web", "acme/web:2.0-never-ready"));
+	repo_commit(&r, "v1");
+	app_init(&a, "nr", "nr");
+	a.sync_timeout_s = 30;
+	t0 = util_mono_ms();
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_UNHEALTHY, 1, "Deployment nr/web",
+	    "ProgressDeadlineExceeded");
+	assert_null(strstr(res.error, "nr/fine"));
+	assert_true(util_mono_ms() - t0 < 15000);
+	job_result_clear(&res);
+}
+
+/* Slow rollout: TIMEOUT naming each unhealthy workload and why. */
+static void
+test_sync_timeout(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/ns.yaml", NS("slow"));
+	repo_put(&r, "deploy/web.yaml", DEPLOY("web", "acme/web:slow-1"));
+	repo_put(&r, "deploy/job.yaml", "apiVersion: batch/v1\nkind: Job\n"
+	    "metadata:\n  name: migrate\nspec:\n  template:\n    spec:\n"
+	    "      restartPolicy: Never\n      containers: [{name: m, "
+	    "image: 'acme/migrate:slow'}]\n");
+	repo_commit(&r, "v1");
+	app_init(&a, "slow", "slow");
+	a.sync_timeout_s = 2;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_TIMEOUT, 0, NULL, "not healthy after 2 s");
+	assert_non_null(strstr(res.error, "Deployment slow/web: Progressing"));
+	assert_non_null(strstr(res.error, "Job slow/migrate: Progressing"));
+	job_result_clear(&res);
+}
+
+/* Injected 503 and a dropped connection: unreachable, retried; then ok. */
+static void
+test_sync_faults(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/cm.yaml", CM("faulty", "1"));
+	repo_commit(&r, "v1");
+	app_init(&a, "faults", "default");
+	cJSON_Delete(sim_call("POST", "/_sim/faults", "{\"method\":\"PATCH\","
+	    "\"status\":503,\"count\":1,\"message\":\"etcd is down\","
+	    "\"retry_after\":7}"));
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_UNREACHABLE, 0, "ConfigMap default/faulty",
+	    "etcd is down");
+	assert_int_equal(res.retry_after_s, 7);
+	job_result_clear(&res);
+	cJSON_Delete(sim_call("POST", "/_sim/faults", "{\"method\":\"PATCH\","
+	    "\"drop\":true,\"count\":1}"));
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_UNREACHABLE, 0, NULL, NULL);
+	job_result_clear(&res);
+	cJSON_Delete(sim_call("POST", "/_sim/faults", "{\"method\":\"PATCH\","
+	    "\"status\":409,\"count\":1}"));
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_APPLY_REJECTED, 0, NULL, "HTTP 409");
+	job_result_clear(&res);
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
+}
+
+/* kustomization.yaml, exclude:, a CRD and its custom resource together. */
+static void
+test_sync_exclude_and_crd(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	char			*excl[] = { "secrets/*", "skip-me.yaml" };
+	long			 st;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/kustomization.yaml", "resources: [cm.yaml]\n");
+	repo_put(&r, "deploy/cm.yaml", CM("included", "1"));
+	repo_put(&r, "deploy/skip-me.yaml", CM("skipped1", "1"));
+	repo_put(&r, "deploy/secrets/s.yaml", CM("skipped2", "1"));
+	repo_put(&r, "deploy/crd.yaml", "apiVersion: apiextensions.k8s.io/v1\n"
+	    "kind: CustomResourceDefinition\nmetadata:\n"
+	    "  name: widgets.acme.io\nspec:\n  group: acme.io\n"
+	    "  scope: Namespaced\n  names: {plural: widgets, kind: Widget}\n"
+	    "  versions: [{name: v1, served: true, storage: true}]\n");
+	repo_put(&r, "deploy/widget.yaml", "apiVersion: acme.io/v1\n"
+	    "kind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n");
+	repo_commit(&r, "v1");
+	app_init(&a, "crd", "default");
+	a.exclude = excl;
+	a.nexclude = 2;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
+	cJSON_Delete(kget_ok("/api/v1/namespaces/default/configmaps/included"));
+	cJSON_Delete(kget_ok("/apis/acme.io/v1/namespaces/default/widgets/w1"));
+	cJSON_Delete(kget("/api/v1/namespaces/default/configmaps/skipped1",
+	    &st));
+	assert_int_equal(st, 404);
+	cJSON_Delete(kget("/api/v1/namespaces/default/configmaps/skipped2",
+	    &st));
+	assert_int_equal(st, 404);
+}
+
+/* Bad YAML and unknown kinds fail as manifest problems, before applying. */
+static void
+test_sync_bad_manifests(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/ok.yaml", CM("never-applied", "1"));
+	repo_put(&r, "deploy/broken.yaml", "a: [1, 2\n");
+	repo_commit(&r, "v1");
+	app_init(&a, "bad", "default");
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_MANIFEST, 1, NULL, "deploy/broken.yaml: line");
+	job_result_clear(&res);
+
+	repo_rm(&r, "deploy/broken.yaml");
+	repo_put(&r, "deploy/alien.yaml", "apiVersion: nope.io/v1\nkind: Thing\n"
+	    "metadata: {name: t}\n");
+	repo_commit(&r, "v2");
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_APPLY_REJECTED, 1, "Thing t",
+	    "CustomResourceDefinition installed");
+	job_result_clear(&res);
+
+	run_sync(cluster(NULL), &a, &r, "0123456789abcdef0123456789abcdef01234567",
+	    &res);
+	expect_fail(&res, JOB_ERR_GIT, 0, NULL, "not found");
+	job_result_clear(&res);
+}
+
+/* render: argv without a shell, in an export of the commit, with a limit. */
+static void
+test_sync_render(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	char			*cat[] = { "cat", "../shared/all.txt" };
+	char			*hang[] = { "sleep", "10" };
+	char			*fail[] = { "cat", "missing-file" };
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "shared/all.txt", CM("rendered", "1") "---\n"
+	    CM("rendered-too", "2"));
+	repo_put(&r, "deploy/placeholder.txt", "x\n");
+	repo_commit(&r, "v1");
+	app_init(&a, "render", "default");
+	a.render_command = cat;
+	a.nrender_command = 2;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
+	cJSON_Delete(kget_ok("/api/v1/namespaces/default/configmaps/"
+	    "rendered-too"));
+
+	a.render_command = hang;
+	a.render_timeout_s = 1;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_MANIFEST, 1, NULL, "timed out after 1 s");
+	job_result_clear(&res);
+
+	a.render_command = fail;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_MANIFEST, 1, NULL, "exited 1");
+	assert_non_null(strstr(res.error, "missing-file"));
+	job_result_clear(&res);
+}
+
+/* In-cluster mode against the simulator, through the overridable dir. */
+static void
+test_sync_in_cluster(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	struct config_cluster	*c;
+	char			 port[16];
+
+	(void)state;
+	snprintf(port, sizeof(port), "%d", sim_port);
+	setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", port, 1);
+	setenv(KUBECONFIG_SA_DIR_ENV, simdir, 1);	/* token, ca.crt */
+	repo_init(&r);
+	repo_put(&r, "deploy/cm.yaml", CM("incluster", "1"));
+	repo_commit(&r, "v1");
+	app_init(&a, "incluster", "default");
+	c = cluster("in-cluster");
+	run_sync(c, &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	run_sync(c, &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_CONFIG, 1, NULL, "KUBERNETES_SERVICE_HOST");
+	job_result_clear(&res);
+	unsetenv("KUBERNETES_SERVICE_PORT");
+	unsetenv(KUBECONFIG_SA_DIR_ENV);
+}
+
+/* The JOB_SYNC runner: config lookups, git_repo_prepare's clone, sync. */
+static void
+test_job_runner_sync(void **state)
+{
+	const struct job_runner	*jr = job_runner_find(JOB_SYNC);
+	struct repo		 r;
+	struct config		 cfg;
+	struct config_repo	 repo;
+	struct config_app	 a;
+	struct job		 job;
+	struct job_result	 res;
+	char			*workdir;
+	const char		*rev1, *rev2;
+	cJSON			*o;
+
+	(void)state;
+	assert_non_null(jr);
+	assert_non_null(jr->run);
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/ns.yaml", NS("runner"));
+	repo_put(&r, "deploy/cm.yaml", CM("runner", "1"));
+	rev1 = xstrdup(repo_commit(&r, "v1"));
+	workdir = xasprintf("%s/work", tmpdir);
+
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&repo, 0, sizeof(repo));
+	repo.name = "deploy";
+	repo.url = r.dir;
+	repo.branch = "master";
+	app_init(&a, "runner", "runner");
+	a.repo = "deploy";
+	a.cluster = "sim";
+	cfg.workdir = workdir;
+	cfg.repos = &repo;
+	cfg.nrepos = 1;
+	cfg.clusters = cluster(NULL);
+	cfg.nclusters = 1;
+	cfg.apps = &a;
+	cfg.napps = 1;
+
+	memset(&job, 0, sizeof(job));
+	job.id = 42;
+	job.kind = JOB_SYNC;
+	job.app = "runner";
+	memset(&res, 0, sizeof(res));
+	jr->run(&cfg, &job, &res);
+	expect_ok(&res);
+	assert_string_equal(res.revision, rev1);
+	job_result_clear(&res);
+
+	/* A new commit: revision NULL means the branch head, fetched now. */
+	repo_put(&r, "deploy/cm.yaml", CM("runner", "2"));
+	rev2 = xstrdup(repo_commit(&r, "v2"));
+	jr->run(&cfg, &job, &res);
+	expect_ok(&res);
+	assert_string_equal(res.revision, rev2);
+	job_result_clear(&res);
+	o = kget_ok("/api/v1/namespaces/runner/configmaps/runner");
+	assert_string_equal(jstr(o, "data", "key"), "2");
+	cJSON_Delete(o);
+
+	/* An explicit older revision is applied as asked. */
+	job.revision = (char *)rev1;
+	jr->run(&cfg, &job, &res);
+	expect_ok(&res);
+	assert_string_equal(res.revision, rev1);
+	job_result_clear(&res);
+	o = kget_ok("/api/v1/namespaces/runner/configmaps/runner");
+	assert_string_equal(jstr(o, "data", "key"), "1");
+	cJSON_Delete(o);
+
+	job.app = "no-such-app";
+	jr->run(&cfg, &job, &res);
+	expect_fail(&res, JOB_ERR_CONFIG, 1, NULL, "not configured");
+	job_result_clear(&res);
+	a.cluster = NULL;
+	job.app = "runner";
+	jr->run(&cfg, &job, &res);
+	expect_fail(&res, JOB_ERR_CONFIG, 1, NULL, "no cluster");
+	job_result_clear(&res);
+	free((char *)rev1);
+	free((char *)rev2);
+	free(workdir);
+}
+
+static void
+test_drift_due(void **state)
+{
+	struct config_app	 a;
+	int64_t			 next;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(sync_drift_due(&a, 0, 1000, &next), 0);
+	assert_true(next == INT64_MAX);
+	a.sync_interval_s = 60;
+	assert_int_equal(sync_drift_due(&a, 0, 1000, &next), 1);
+	assert_int_equal(sync_drift_due(&a, 1000, 30000, &next), 0);
+	assert_true(next == 61000);
+	assert_int_equal(sync_drift_due(&a, 1000, 61000, NULL), 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sync_create),
+		cmocka_unit_test(test_sync_update_only_changed),
+		cmocka_unit_test(test_sync_prune),
+		cmocka_unit_test(test_sync_rejected_no_prune),
+		cmocka_unit_test(test_sync_missing_namespace),
+		cmocka_unit_test(test_sync_unreachable),
+		cmocka_unit_test(test_sync_wrong_token),
+		cmocka_unit_test(test_sync_tls_wrong_ca),
+		cmocka_unit_test(test_sync_client_cert_data),
+		cmocka_unit_test(test_sync_never_ready),
+		cmocka_unit_test(test_sync_timeout),
+		cmocka_unit_test(test_sync_faults),
+		cmocka_unit_test(test_sync_exclude_and_crd),
+		cmocka_unit_test(test_sync_bad_manifests),
+		cmocka_unit_test(test_sync_render),
+		cmocka_unit_test(test_sync_in_cluster),
+		cmocka_unit_test(test_job_runner_sync),
+		cmocka_unit_test(test_drift_due),
+	};
+
+	return cmocka_run_group_tests(tests, sim_start, sim_stop);
+}
