@@ -358,8 +358,9 @@ manifest_decide(struct manifest_ctx *c, const char *cur, size_t curlen,
 	c->res->found++;
 	tag_same = t->tag == NULL || (cur != NULL && strlen(t->tag) == curlen &&
 	    memcmp(cur, t->tag, curlen) == 0);
-	dig_same = t->digest == NULL || (curd != NULL &&
-	    strlen(t->digest) == curdlen && memcmp(curd, t->digest,
+	/* A reference without a digest gets none: only pins move. */
+	dig_same = t->digest == NULL || curd == NULL ||
+	    (strlen(t->digest) == curdlen && memcmp(curd, t->digest,
 	    curdlen) == 0);
 	if (tag_same && dig_same) {
 		c->res->already++;
