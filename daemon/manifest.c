@@ -572,15 +572,48 @@ manifest_span_set(struct manifest_ctx *c, struct manifest_span *sp,
 	    e->data.scalar.length);
 }
 
-/* Line ending used by the line that contains byte off. */
-static const char *
-manifest_eol_at(const struct manifest_ctx *c, size_t off)
+/*
+ * Length of the line break at byte i (CRLF, CR, LF, and the NEL, LS and PS
+ * characters libyaml also takes as breaks), or 0.
+ */
+static size_t
+manifest_break_len(const struct manifest_ctx *c, size_t i)
 {
-	while (off < c->len && c->buf[off] != '\n')
-		off++;
-	if (off < c->len && off > 0 && c->buf[off - 1] == '\r')
-		return "\r\n";
-	return "\n";
+	const unsigned char	*b = (const unsigned char *)c->buf + i;
+	size_t			 left = c->len - i;
+
+	if (left >= 2 && b[0] == '\r' && b[1] == '\n')
+		return 2;
+	if (b[0] == '\r' || b[0] == '\n')
+		return 1;
+	if (left >= 2 && b[0] == 0xc2 && b[1] == 0x85)
+		return 2;
+	if (left >= 3 && b[0] == 0xe2 && b[1] == 0x80 &&
+	    (b[2] == 0xa8 || b[2] == 0xa9))
+		return 3;
+	return 0;
+}
+
+/*
+ * The line break ending the line that holds byte off: *at is where it
+ * starts (c->len when the file ends first), the return value its bytes
+ * (malloc'd; the file's first break, or "\n", when the line has none).
+ */
+static char *
+manifest_eol_at(const struct manifest_ctx *c, size_t off, size_t *at)
+{
+	size_t	 i, n;
+
+	for (i = off; i < c->len; i++)
+		if ((n = manifest_break_len(c, i)) > 0) {
+			*at = i;
+			return xstrndup(c->buf + i, n);
+		}
+	*at = c->len;
+	for (i = 0; i < c->len; i++)
+		if ((n = manifest_break_len(c, i)) > 0)
+			return xstrndup(c->buf + i, n);
+	return xstrdup("\n");
 }
 
 /* A kustomize images entry ended: set or add newTag (and digest). */
@@ -642,19 +675,20 @@ manifest_kust_entry(struct manifest_ctx *c, struct manifest_frame *f)
 		ins = xasprintf(", newTag: %s", txt);
 		manifest_splice_add(c, f->last_end, 0, ins);
 	} else {
-		const char	*eol = manifest_eol_at(c, f->last_end);
+		size_t		 at;
+		char		*eol = manifest_eol_at(c, f->last_end, &at);
 		char		*pad = xmalloc(f->key_col + 1);
 
 		memset(pad, ' ', f->key_col);
 		pad[f->key_col] = '\0';
-		off = f->last_end;
-		while (off < c->len && c->buf[off] != '\n')
-			off++;
-		if (off < c->len) {
+		if (at < c->len) {
 			ins = xasprintf("%snewTag: %s%s", pad, txt, eol);
-			off++;
-		} else
+			off = at + strlen(eol);
+		} else {
 			ins = xasprintf("%s%snewTag: %s", eol, pad, txt);
+			off = c->len;
+		}
+		free(eol);
 		manifest_splice_add(c, off, 0, ins);
 		free(pad);
 	}
