@@ -654,7 +654,9 @@ git_subtree(git_repository *repo, const char *commit, const char *dir,
 	git_commit	*c = NULL;
 	git_tree	*root = NULL;
 	git_tree_entry	*e = NULL;
-	int		 rc = -1;
+	char		*trimmed;
+	size_t		 n;
+	int		 rc = -1, r;
 
 	*out = NULL;
 	if (git_oid_fromstr(&oid, commit) < 0 ||
@@ -671,7 +673,13 @@ git_subtree(git_repository *repo, const char *commit, const char *dir,
 		rc = 0;
 		goto out;
 	}
-	if (git_tree_entry_bypath(&e, root, dir) < 0) {
+	trimmed = xstrdup(dir);
+	n = strlen(trimmed);
+	while (n > 0 && trimmed[n - 1] == '/')
+		trimmed[--n] = '\0';
+	r = git_tree_entry_bypath(&e, root, trimmed);
+	free(trimmed);
+	if (r < 0) {
 		/* No such directory in this commit: nothing to read. */
 		rc = 1;
 		goto out;

@@ -266,19 +266,25 @@ update_file_find(struct update_run *u, const char *path)
 static int
 update_excluded(const struct config_app *app, const char *path)
 {
-	const char	*rel = path;
+	const char	*rel = path, *base;
 	size_t		 i, n;
 	const char	*dir = app->path != NULL ? app->path : ".";
 
 	while (dir[0] == '.' && dir[1] == '/')
 		dir += 2;
 	n = strlen(dir);
+	while (n > 0 && dir[n - 1] == '/')
+		n--;
 	if (strcmp(dir, ".") != 0 && n > 0 && strncmp(path, dir, n) == 0 &&
 	    path[n] == '/')
 		rel = path + n + 1;
+	base = strrchr(rel, '/') != NULL ? strrchr(rel, '/') + 1 : rel;
+	/* As sync reads them: relative to the app path; a pattern without
+	 * a slash also matches the file name in any folder. */
 	for (i = 0; i < app->nexclude; i++)
 		if (fnmatch(app->exclude[i], rel, FNM_PATHNAME) == 0 ||
-		    fnmatch(app->exclude[i], path, FNM_PATHNAME) == 0)
+		    (strchr(app->exclude[i], '/') == NULL &&
+		    fnmatch(app->exclude[i], base, 0) == 0))
 			return 1;
 	return 0;
 }

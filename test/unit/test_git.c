@@ -759,6 +759,28 @@ test_update_race_over_http(void **state)
 	job_free(j);
 }
 
+/* exclude patterns (as sync reads them) and a path with a trailing slash. */
+static void
+test_update_exclude(void **state)
+{
+	struct ufx		*u = *state;
+	struct job		*j = mkjob(95, "web", "registry.acme.io/acme/web",
+				    "1.3.0");
+	struct job_result	 res;
+	char			*excl[] = { "kustomization.yaml" };
+
+	u->apps[0].path = "./apps/web/";
+	u->apps[0].exclude = excl;
+	u->apps[0].nexclude = 1;
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_string_equal(REMOTE("diff --name-only main~1 main"),
+	    "apps/web/deploy.yaml");
+	assert_int_equal(res.nfollowups, 1);
+	job_result_clear(&res);
+	job_free(j);
+}
+
 /* push_branch: commits go there (stacking), no sync follows. */
 static void
 test_update_push_branch(void **state)
@@ -879,6 +901,8 @@ main(void)
 		    test_update_race_keeps_both_commits, ufx_setup,
 		    ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_race_over_http,
+		    ufx_setup, ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_exclude,
 		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_push_branch,
 		    ufx_setup, ufx_teardown),
