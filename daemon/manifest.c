@@ -56,6 +56,8 @@ struct manifest_frame {
 	size_t		 key_col;		/* column (chars) of the first key */
 	int		 have_key_col;
 	size_t		 last_end;		/* byte end of the last value */
+	size_t		 content_end;		/* end of the last scalar, alias or
+						 * flow bracket inside */
 	int		 kust_entry;		/* a kustomize images entry */
 	struct manifest_span name, new_name, new_tag, digest;
 };
@@ -676,7 +678,7 @@ manifest_kust_entry(struct manifest_ctx *c, struct manifest_frame *f)
 		manifest_splice_add(c, f->last_end, 0, ins);
 	} else {
 		size_t		 at;
-		char		*eol = manifest_eol_at(c, f->last_end, &at);
+		char		*eol = manifest_eol_at(c, f->content_end, &at);
 		char		*pad = xmalloc(f->key_col + 1);
 
 		memset(pad, ' ', f->key_col);
@@ -738,6 +740,8 @@ manifest_node_done(struct manifest_ctx *c, size_t end)
 	if (c->depth == 0)
 		return;
 	f = &c->stack[c->depth - 1];
+	if (end > f->content_end)
+		f->content_end = end;
 	if (f->type == FRAME_MAPPING) {
 		if (!f->want_key)
 			f->last_end = end;
@@ -776,6 +780,13 @@ manifest_event(struct manifest_ctx *c, const yaml_event_t *e)
 			break;
 		if (f->kust_entry)
 			manifest_kust_entry(c, f);
+		/*
+		 * A block collection's end mark lies at the next token,
+		 * lines past its last content: hand the parent the end of
+		 * that content instead.
+		 */
+		if (!f->flow)
+			end = f->content_end > f->start ? f->content_end : end;
 		manifest_frame_clear(f);
 		c->depth--;
 		manifest_node_done(c, end);
