@@ -722,6 +722,43 @@ test_update_race_keeps_both_commits(void **state)
 	job_free(j);
 }
 
+/* Lands a commit that sets the very tag the job is about to push. */
+static void
+race_same_tag_hook(void *arg)
+{
+	struct race	*r = arg;
+
+	if (r->fired++ > 0)
+		return;
+	tl_sh("cd '%s/work-deploy' && " TL_GIT " pull -q --ff-only "
+	    "../deploy.git main && sed -i 's/web:1.2.0/web:1.4.0/' "
+	    "apps/web/deploy.yaml && sed -i 's/\"1.2.0\"/\"1.4.0\"/' "
+	    "apps/web/kustomization.yaml && " TL_GIT " commit -qam by-hand && "
+	    TL_GIT " push -q ../deploy.git main", r->dir);
+}
+
+/* The race winner already set the tag: success without a commit. */
+static void
+test_update_race_other_set_tag(void **state)
+{
+	struct ufx		*u = *state;
+	struct race		 r = { u->fx.dir, 0 };
+	struct job		*j = mkjob(62, "web", "registry.acme.io/acme/web",
+				    "1.4.0");
+	struct job_result	 res;
+
+	git_repo_set_push_hook(race_same_tag_hook, &r);
+	run_job(u, j, &res);
+	git_repo_set_push_hook(NULL, NULL);
+	assert_true(res.ok);
+	assert_int_equal(r.fired, 1);
+	assert_null(res.commit);
+	assert_non_null(strstr(res.detail, "already set"));
+	assert_string_equal(REMOTE("log --format=%%s main"), "by-hand\nseed");
+	job_result_clear(&res);
+	job_free(j);
+}
+
 /* The same race over smart HTTP (the server refuses the stale update). */
 static void
 test_update_race_over_http(void **state)
@@ -900,6 +937,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_update_race_keeps_both_commits, ufx_setup,
 		    ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_race_other_set_tag,
+		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_race_over_http,
 		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_exclude,
