@@ -140,10 +140,17 @@ git_classify(int error, const struct git_cb_state *st)
 		return GIT_REPO_AUTH;
 	if (error == GIT_ENONFASTFORWARD)
 		return GIT_REPO_REJECTED;
+	/*
+	 * libgit2 1.5 reports a refused login or a forbidden push over
+	 * HTTP only as text ("unexpected http status code: 403"); SSH
+	 * login failures come as GIT_ERROR_SSH "authentication ...".
+	 */
 	if (e != NULL && e->message != NULL &&
-	    (strstr(e->message, "authentication") != NULL ||
-	    strstr(e->message, "401") != NULL ||
-	    strstr(e->message, "403") != NULL))
+	    ((e->klass == GIT_ERROR_HTTP &&
+	    (strstr(e->message, "status code: 401") != NULL ||
+	    strstr(e->message, "status code: 403") != NULL)) ||
+	    (e->klass == GIT_ERROR_SSH &&
+	    strstr(e->message, "authentication") != NULL)))
 		return GIT_REPO_AUTH;
 	return GIT_REPO_ERROR;
 }

@@ -340,6 +340,13 @@ test_http_auth_push(void **state)
 	assert_int_equal(git_repo_head(g, head), 0);
 	assert_int_equal(git_repo_commit(g, head, &ch, 1, "gitopsd",
 	    "gitopsd@localhost", "http\n", commit, err, sizeof(err)), 0);
+	/* Pushing forbidden by the server (403): an auth failure. */
+	assert_int_equal(tl_sh("git --git-dir='%s/deploy.git' config "
+	    "http.receivepack false", fx->dir), 0);
+	assert_int_equal(git_repo_push(g, commit, "main", err, sizeof(err)),
+	    GIT_REPO_AUTH);
+	assert_int_equal(tl_sh("git --git-dir='%s/deploy.git' config "
+	    "http.receivepack true", fx->dir), 0);
 	assert_int_equal(git_repo_push(g, commit, "main", err, sizeof(err)),
 	    GIT_REPO_OK);
 	git_repo_close(g);
