@@ -65,10 +65,12 @@ $(B)/libgitopsd.a: $(LIB_OBJ)
 	@ar rcs $@ $^
 
 $(B)/gitopsd: $(B)/obj/daemon/main.o $(B)/libgitopsd.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/gitopsctl: $(B)/obj/tools/gitopsctl.o $(B)/libgitopsd.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/test/%: test/unit/%.c $(B)/libgitopsd.a $(wildcard test/unit/*.h)
 	@mkdir -p $(dir $@)
@@ -78,7 +80,8 @@ $(B)/test/%: test/unit/%.c $(B)/libgitopsd.a $(wildcard test/unit/*.h)
 
 $(B)/support/%: test/support/%.c $(B)/libgitopsd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(B)/libgitopsd.a $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(B)/libgitopsd.a $(LIBS)
 
 deps:
 	@sh scripts/deps.sh

@@ -140,10 +140,17 @@ git_classify(int error, const struct git_cb_state *st)
 		return GIT_REPO_AUTH;
 	if (error == GIT_ENONFASTFORWARD)
 		return GIT_REPO_REJECTED;
+	/*
+	 * libgit2 1.5 reports a refused login or a forbidden push over
+	 * HTTP only as text ("unexpected http status code: 403"); SSH
+	 * login failures come as GIT_ERROR_SSH "authentication ...".
+	 */
 	if (e != NULL && e->message != NULL &&
-	    (strstr(e->message, "authentication") != NULL ||
-	    strstr(e->message, "401") != NULL ||
-	    strstr(e->message, "403") != NULL))
+	    ((e->klass == GIT_ERROR_HTTP &&
+	    (strstr(e->message, "status code: 401") != NULL ||
+	    strstr(e->message, "status code: 403") != NULL)) ||
+	    (e->klass == GIT_ERROR_SSH &&
+	    strstr(e->message, "authentication") != NULL)))
 		return GIT_REPO_AUTH;
 	return GIT_REPO_ERROR;
 }
@@ -601,6 +608,16 @@ git_repo_head(struct git_repo *g, char out[41])
 	return git_head_of(g->repo, g->tracking, out);
 }
 
+int
+git_repo_head_of(struct git_repo *g, const char *branch, char out[41])
+{
+	char	*ref = xasprintf("refs/remotes/origin/%s", branch);
+	int	 rc = git_head_of(g->repo, ref, out);
+
+	free(ref);
+	return rc;
+}
+
 const char *
 git_repo_path(const struct git_repo *g)
 {
@@ -644,7 +661,9 @@ git_subtree(git_repository *repo, const char *commit, const char *dir,
 	git_commit	*c = NULL;
 	git_tree	*root = NULL;
 	git_tree_entry	*e = NULL;
-	int		 rc = -1;
+	char		*trimmed;
+	size_t		 n;
+	int		 rc = -1, r;
 
 	*out = NULL;
 	if (git_oid_fromstr(&oid, commit) < 0 ||
@@ -661,7 +680,13 @@ git_subtree(git_repository *repo, const char *commit, const char *dir,
 		rc = 0;
 		goto out;
 	}
-	if (git_tree_entry_bypath(&e, root, dir) < 0) {
+	trimmed = xstrdup(dir);
+	n = strlen(trimmed);
+	while (n > 0 && trimmed[n - 1] == '/')
+		trimmed[--n] = '\0';
+	r = git_tree_entry_bypath(&e, root, trimmed);
+	free(trimmed);
+	if (r < 0) {
 		/* No such directory in this commit: nothing to read. */
 		rc = 1;
 		goto out;
@@ -949,9 +974,15 @@ git_push_local(struct git_repo *g, const char *url, const git_oid *oid,
 		snprintf(err, errlen, "push: refusing a root commit");
 		goto out;
 	}
-	error = git_reference_create_matching(&ref, remote, refname, oid, 1,
-	    git_commit_parent_id(c, 0), "gitopsd: push");
-	if (error == GIT_EMODIFIED || error == GIT_ENOTFOUND) {
+	if (git_reference_lookup(&cur, remote, refname) == GIT_ENOTFOUND)
+		/* A new branch (push_branch): create it, unless it appeared. */
+		error = git_reference_create(&ref, remote, refname, oid, 0,
+		    "gitopsd: push");
+	else
+		error = git_reference_create_matching(&ref, remote, refname,
+		    oid, 1, git_commit_parent_id(c, 0), "gitopsd: push");
+	if (error == GIT_EMODIFIED || error == GIT_ENOTFOUND ||
+	    error == GIT_EEXISTS) {
 		snprintf(err, errlen, "push: %s rejected: the branch moved "
 		    "(non-fast-forward)", refname);
 		rc = GIT_REPO_REJECTED;

@@ -43,9 +43,11 @@ extern const struct job_runner job_runner_notify;
 
 /* Runners live in their own modules; adding a job kind is one row here. */
 extern const struct job_runner job_runner_sync;
+extern const struct job_runner job_runner_update_image;
 
 static const struct job_runner *const job_runner_table[] = {
 	&job_runner_sync,
+	&job_runner_update_image,
 	&job_runner_notify,
 	NULL
 };

@@ -29,6 +29,7 @@
 #include <regex.h>
 
 #include "manifest.h"
+#include "policy.h"
 #include "util.h"
 
 enum manifest_frame_type {
@@ -55,6 +56,8 @@ struct manifest_frame {
 	size_t		 key_col;		/* column (chars) of the first key */
 	int		 have_key_col;
 	size_t		 last_end;		/* byte end of the last value */
+	size_t		 content_end;		/* end of the last scalar, alias or
+						 * flow bracket inside */
 	int		 kust_entry;		/* a kustomize images entry */
 	struct manifest_span name, new_name, new_tag, digest;
 };
@@ -180,43 +183,18 @@ manifest_ref_split(const char *s, size_t n, struct manifest_refparts *p)
 	return p->name_end > 0 ? 0 : -1;
 }
 
+/* Normalized through policy.c, the one place that knows Docker Hub rules. */
 char *
 manifest_image_name(const char *ref)
 {
-	struct manifest_refparts p;
-	char		*name, *first_end, *out;
-	const char	*host, *path;
-	size_t		 i;
+	struct image_ref	 r;
+	char			 err[128], *name;
 
-	if (ref == NULL || manifest_ref_split(ref, strlen(ref), &p) == -1)
+	if (ref == NULL || image_ref_parse(ref, &r, err, sizeof(err)) == -1)
 		return NULL;
-	name = xstrndup(ref, p.name_end);
-	first_end = strchr(name, '/');
-	if (first_end != NULL && (memchr(name, '.', (size_t)(first_end - name))
-	    != NULL || memchr(name, ':', (size_t)(first_end - name)) != NULL ||
-	    strncmp(name, "localhost/", 10) == 0)) {
-		*first_end = '\0';
-		host = name;
-		path = first_end + 1;
-		for (i = 0; name[i] != '\0'; i++)
-			name[i] = (char)tolower((unsigned char)name[i]);
-		if (strcmp(host, "index.docker.io") == 0 ||
-		    strcmp(host, "registry-1.docker.io") == 0)
-			host = "docker.io";
-	} else {
-		host = "docker.io";
-		path = name;
-	}
-	if (*path == '\0') {
-		free(name);
-		return NULL;
-	}
-	if (strcmp(host, "docker.io") == 0 && strchr(path, '/') == NULL)
-		out = xasprintf("docker.io/library/%s", path);
-	else
-		out = xasprintf("%s/%s", host, path);
-	free(name);
-	return out;
+	name = image_ref_name(&r);
+	image_ref_free(&r);
+	return name;
 }
 
 /* Build the char-index -> byte map when the input is not plain ASCII. */
@@ -299,6 +277,9 @@ manifest_scalar_content(struct manifest_ctx *c, const yaml_event_t *e,
 	 */
 	switch (e->data.scalar.style) {
 	case YAML_PLAIN_SCALAR_STYLE:
+		/* An empty plain scalar (null) has no bytes of its own. */
+		if (vlen == 0)
+			return -1;
 		break;
 	case YAML_SINGLE_QUOTED_SCALAR_STYLE:
 	case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
@@ -379,8 +360,9 @@ manifest_decide(struct manifest_ctx *c, const char *cur, size_t curlen,
 	c->res->found++;
 	tag_same = t->tag == NULL || (cur != NULL && strlen(t->tag) == curlen &&
 	    memcmp(cur, t->tag, curlen) == 0);
-	dig_same = t->digest == NULL || (curd != NULL &&
-	    strlen(t->digest) == curdlen && memcmp(curd, t->digest,
+	/* A reference without a digest gets none: only pins move. */
+	dig_same = t->digest == NULL || curd == NULL ||
+	    (strlen(t->digest) == curdlen && memcmp(curd, t->digest,
 	    curdlen) == 0);
 	if (tag_same && dig_same) {
 		c->res->already++;
@@ -592,15 +574,48 @@ manifest_span_set(struct manifest_ctx *c, struct manifest_span *sp,
 	    e->data.scalar.length);
 }
 
-/* Line ending used by the line that contains byte off. */
-static const char *
-manifest_eol_at(const struct manifest_ctx *c, size_t off)
+/*
+ * Length of the line break at byte i (CRLF, CR, LF, and the NEL, LS and PS
+ * characters libyaml also takes as breaks), or 0.
+ */
+static size_t
+manifest_break_len(const struct manifest_ctx *c, size_t i)
 {
-	while (off < c->len && c->buf[off] != '\n')
-		off++;
-	if (off < c->len && off > 0 && c->buf[off - 1] == '\r')
-		return "\r\n";
-	return "\n";
+	const unsigned char	*b = (const unsigned char *)c->buf + i;
+	size_t			 left = c->len - i;
+
+	if (left >= 2 && b[0] == '\r' && b[1] == '\n')
+		return 2;
+	if (b[0] == '\r' || b[0] == '\n')
+		return 1;
+	if (left >= 2 && b[0] == 0xc2 && b[1] == 0x85)
+		return 2;
+	if (left >= 3 && b[0] == 0xe2 && b[1] == 0x80 &&
+	    (b[2] == 0xa8 || b[2] == 0xa9))
+		return 3;
+	return 0;
+}
+
+/*
+ * The line break ending the line that holds byte off: *at is where it
+ * starts (c->len when the file ends first), the return value its bytes
+ * (malloc'd; the file's first break, or "\n", when the line has none).
+ */
+static char *
+manifest_eol_at(const struct manifest_ctx *c, size_t off, size_t *at)
+{
+	size_t	 i, n;
+
+	for (i = off; i < c->len; i++)
+		if ((n = manifest_break_len(c, i)) > 0) {
+			*at = i;
+			return xstrndup(c->buf + i, n);
+		}
+	*at = c->len;
+	for (i = 0; i < c->len; i++)
+		if ((n = manifest_break_len(c, i)) > 0)
+			return xstrndup(c->buf + i, n);
+	return xstrdup("\n");
 }
 
 /* A kustomize images entry ended: set or add newTag (and digest). */
@@ -662,19 +677,20 @@ manifest_kust_entry(struct manifest_ctx *c, struct manifest_frame *f)
 		ins = xasprintf(", newTag: %s", txt);
 		manifest_splice_add(c, f->last_end, 0, ins);
 	} else {
-		const char	*eol = manifest_eol_at(c, f->last_end);
+		size_t		 at;
+		char		*eol = manifest_eol_at(c, f->content_end, &at);
 		char		*pad = xmalloc(f->key_col + 1);
 
 		memset(pad, ' ', f->key_col);
 		pad[f->key_col] = '\0';
-		off = f->last_end;
-		while (off < c->len && c->buf[off] != '\n')
-			off++;
-		if (off < c->len) {
+		if (at < c->len) {
 			ins = xasprintf("%snewTag: %s%s", pad, txt, eol);
-			off++;
-		} else
+			off = at + strlen(eol);
+		} else {
 			ins = xasprintf("%s%snewTag: %s", eol, pad, txt);
+			off = c->len;
+		}
+		free(eol);
 		manifest_splice_add(c, off, 0, ins);
 		free(pad);
 	}
@@ -724,6 +740,8 @@ manifest_node_done(struct manifest_ctx *c, size_t end)
 	if (c->depth == 0)
 		return;
 	f = &c->stack[c->depth - 1];
+	if (end > f->content_end)
+		f->content_end = end;
 	if (f->type == FRAME_MAPPING) {
 		if (!f->want_key)
 			f->last_end = end;
@@ -762,6 +780,13 @@ manifest_event(struct manifest_ctx *c, const yaml_event_t *e)
 			break;
 		if (f->kust_entry)
 			manifest_kust_entry(c, f);
+		/*
+		 * A block collection's end mark lies at the next token,
+		 * lines past its last content: hand the parent the end of
+		 * that content instead.
+		 */
+		if (!f->flow)
+			end = f->content_end > f->start ? f->content_end : end;
 		manifest_frame_clear(f);
 		c->depth--;
 		manifest_node_done(c, end);
@@ -875,6 +900,7 @@ manifest_update(const char *name, const char *buf, size_t len,
 	}
 	if (manifest_map_init(&c) == -1) {
 		snprintf(err, errlen, "%s:1:1: invalid UTF-8", name);
+		free(c.map);
 		free(c.want);
 		return -1;
 	}

@@ -77,14 +77,22 @@ server_log(const struct http_request *req, const char *source,
     const char *delivery, int status, const char *cause)
 {
 	const struct http_request_info *ri = http_request_info(req);
-	char	 st[16], ms[32];
+	const char	*path = ri->path, *slash;
+	char		 st[16], ms[32], *redacted = NULL;
 
+	/* /hooks/<name>/<token>: the token is a secret; never log it. */
+	if (strncmp(path, "/hooks/", 7) == 0 &&
+	    (slash = strchr(path + 7, '/')) != NULL) {
+		redacted = xasprintf("%.*s/<token>", (int)(slash - path), path);
+		path = redacted;
+	}
 	snprintf(st, sizeof(st), "%d", status);
 	snprintf(ms, sizeof(ms), "%.2f", (util_mono_s() - ri->start) * 1000.0);
 	log_kv(status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "request",
-	    "peer", ri->peer, "method", ri->method, "path", ri->path,
+	    "peer", ri->peer, "method", ri->method, "path", path,
 	    "source", source, "delivery", delivery, "status", st,
 	    "ms", ms, "cause", cause, NULL);
+	free(redacted);
 }
 
 /*
@@ -163,10 +171,10 @@ server_submit_cb(const struct queue_outcome *out, size_t n, void *arg)
 	}
 	if (full || error) {
 		status = 503;
-		http_reply_error(p->req, status, full ? "queue full" :
-		    "state store unavailable", retry);
 		server_log(p->req, src, p->res.delivery, status,
 		    full ? "queue full" : "store error");
+		http_reply_error(p->req, status, full ? "queue full" :
+		    "state store unavailable", retry);
 		goto out;
 	}
 	if ((o = cJSON_CreateObject()) == NULL)
@@ -189,10 +197,11 @@ server_submit_cb(const struct queue_outcome *out, size_t n, void *arg)
 	if ((body = cJSON_PrintUnformatted(o)) == NULL)
 		fatalx("out of memory");
 	cJSON_Delete(o);
-	http_reply(p->req, status, "application/json", NULL, body, strlen(body));
-	free(body);
+	/* Log first: the reply frees the request. */
 	server_log(p->req, src, p->res.delivery, status,
 	    status == 200 ? "duplicate" : "accepted");
+	http_reply(p->req, status, "application/json", NULL, body, strlen(body));
+	free(body);
 out:
 	server_count(src, status);
 	server_pending_free(p);
@@ -212,8 +221,8 @@ server_hook(struct server *srv, struct http_request *req, const char *rest)
 
 	if (srv->draining) {
 		retry[0] = "Retry-After: 5";
-		http_reply_error(req, 503, "shutting down", retry);
 		server_log(req, NULL, NULL, 503, "draining");
+		http_reply_error(req, 503, "shutting down", retry);
 		return;
 	}
 	/* Rate limit before any verification work. */
@@ -225,8 +234,8 @@ server_hook(struct server *srv, struct http_request *req, const char *rest)
 		    (wait = server_rate_limit(srv, src)) > 0) {
 			snprintf(ra, sizeof(ra), "Retry-After: %d", wait);
 			retry[0] = ra;
-			http_reply_error(req, 429, "rate limit exceeded", retry);
 			server_log(req, src->name, NULL, 429, "rate limit");
+			http_reply_error(req, 429, "rate limit exceeded", retry);
 			server_count(src->name, 429);
 			return;
 		}
@@ -248,11 +257,11 @@ server_hook(struct server *srv, struct http_request *req, const char *rest)
 	if (p->res.status != 0) {
 		const char *allow[] = { "Allow: POST", NULL };
 
+		server_log(req, p->res.source ? p->res.source->name : NULL,
+		    p->res.delivery, p->res.status, p->res.cause);
 		http_reply(req, p->res.status, "application/json",
 		    p->res.status == 405 ? allow : NULL, p->res.body,
 		    strlen(p->res.body));
-		server_log(req, p->res.source ? p->res.source->name : NULL,
-		    p->res.delivery, p->res.status, p->res.cause);
 		if (p->res.source != NULL)
 			server_count(p->res.source->name, p->res.status);
 		server_pending_free(p);
@@ -284,8 +293,8 @@ server_public_cb(struct http_request *req, void *arg)
 		    sizeof(ok) - 1);
 		return;
 	}
-	http_reply_error(req, 404, "not found", NULL);
 	server_log(req, NULL, NULL, 404, "no route");
+	http_reply_error(req, 404, "not found", NULL);
 }
 
 /* Constant-time bearer token check for /api/v1. */
@@ -342,8 +351,8 @@ server_admin_cb(struct http_request *req, void *arg)
 		if (!server_admin_authorized(srv, ri)) {
 			const char *hdr[] = { "WWW-Authenticate: Bearer", NULL };
 
-			http_reply_error(req, 401, "missing or wrong token", hdr);
 			server_log(req, NULL, NULL, 401, "admin token");
+			http_reply_error(req, 401, "missing or wrong token", hdr);
 			return;
 		}
 		buf_init(&body, 0);

@@ -54,6 +54,8 @@ void	git_repo_close(struct git_repo *);
 enum git_repo_status git_repo_fetch(struct git_repo *, char *err, size_t errlen);
 /* Hex id of refs/remotes/origin/<branch> (41 bytes), or -1 when absent. */
 int	git_repo_head(struct git_repo *, char out[41]);
+/* Same for refs/remotes/origin/<branch> of another fetched branch. */
+int	git_repo_head_of(struct git_repo *, const char *branch, char out[41]);
 /* The local path of the bare clone (owned by the handle). */
 const char *git_repo_path(const struct git_repo *);
 

@@ -24,8 +24,10 @@ def main():
     bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     good = result.testsRun - bad - len(result.skipped)
     print("integration: %d passed, %d failed" % (good, bad))
+    sys.stdout.flush()
     return 0 if bad == 0 else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # A stray non-daemon thread left by a failed test must not hang CI.
+    os._exit(main())

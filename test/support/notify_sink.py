@@ -13,13 +13,15 @@ after checking it the way the real receiver would:
         body text, "crlf_ok", "defects", "tls" (STARTTLS was used),
         "auth" (login used).
 
+--port binds a given port (a restarted receiver keeps its address).
 Answers are scripted with --script "500,500,429:3" (one status per request,
 ":N" adds Retry-After: N; 200 once the script is used up) or, while
 running, POST /_script with the same text.  GET /_requests returns the
 records as a JSON list.  The first line on stdout is "READY <port>".
 
   notify_sink.py http --record F [--secret S] [--script ...]
-  notify_sink.py smtp --record F [--cert C --key K] [--require-starttls]
+  notify_sink.py smtp --record F [--cert C --key K] [--require-starttls |
+                      --implicit-tls]
                       [--login USER:PASS]
 """
 import argparse
@@ -197,7 +199,7 @@ def make_handler(sink):
 
 def run_http(args):
     sink = Sink(args)
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(sink))
+    srv = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(sink))
     print("READY %d" % srv.server_address[1], flush=True)
     try:
         srv.serve_forever()
@@ -240,7 +242,7 @@ class MailHandler:
             "defects": [type(d).__name__ for d in msg.defects] +
             [type(d).__name__ for h in msg.keys()
              for d in getattr(msg[h], "defects", [])],
-            "tls": session.ssl is not None,
+            "tls": session.ssl is not None or bool(self.args.implicit_tls),
             "auth": session.authenticated,
             "max_line": max((len(ln) for ln in lines), default=0),
         }
@@ -264,7 +266,7 @@ def run_smtp(args):
             ok = (mechanism in ("LOGIN", "PLAIN") and
                   data.login.decode() == user and
                   data.password.decode() == pw)
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
         kw = {"authenticator": authenticator, "auth_required": True,
               "auth_require_tls": bool(args.cert)}
 
@@ -272,11 +274,14 @@ def run_smtp(args):
     asyncio.set_event_loop(loop)
 
     def factory():
-        return SMTP(handler, hostname="sink.test", tls_context=ctx,
+        # smtps (--implicit-tls): TLS from the first byte, no STARTTLS.
+        return SMTP(handler, hostname="sink.test",
+                    tls_context=None if args.implicit_tls else ctx,
                     require_starttls=args.require_starttls, loop=loop, **kw)
 
     srv = loop.run_until_complete(
-        loop.create_server(factory, host="127.0.0.1", port=0))
+        loop.create_server(factory, host="127.0.0.1", port=args.port,
+                           ssl=ctx if args.implicit_tls else None))
     print("READY %d" % srv.sockets[0].getsockname()[1], flush=True)
     try:
         loop.run_forever()
@@ -293,7 +298,9 @@ def main():
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--require-starttls", action="store_true")
+    p.add_argument("--implicit-tls", action="store_true")
     p.add_argument("--login")
+    p.add_argument("--port", type=int, default=0)
     args = p.parse_args()
     import os
     import signal

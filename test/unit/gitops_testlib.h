@@ -247,4 +247,44 @@ tl_lighttpd(const char *dir, const char *user, const char *password,
 	return pid;
 }
 
+/*
+ * sshd on 127.0.0.1 (free port) with an ed25519 host key <dir>/ssh/hostkey
+ * and the client key <dir>/ssh/id allowed; <dir>/ssh/known_hosts trusts
+ * the host key for [127.0.0.1]:port.  Needs root (privilege separation).
+ */
+static pid_t
+tl_sshd(const char *dir, int *portp)
+{
+	char	 conf[4200], log[4200];
+	char	*argv[] = { "/usr/sbin/sshd", "-D", "-e", "-f", conf, NULL };
+	FILE	*f;
+	pid_t	 pid;
+
+	*portp = tl_free_port();
+	if (tl_sh("set -e; mkdir -p /run/sshd '%s/ssh'; cd '%s/ssh'; "
+	    "rm -f hostkey* id id.pub; "
+	    "ssh-keygen -q -t ed25519 -N '' -f hostkey; "
+	    "ssh-keygen -q -t ed25519 -N '' -f id; cp id.pub authorized_keys; "
+	    "{ printf '[127.0.0.1]:%d '; cat hostkey.pub; } > known_hosts",
+	    dir, dir, *portp) != 0)
+		return -1;
+	snprintf(conf, sizeof(conf), "%s/ssh/sshd_config", dir);
+	if ((f = fopen(conf, "w")) == NULL)
+		return -1;
+	fprintf(f, "Port %d\nListenAddress 127.0.0.1\nHostKey %s/ssh/hostkey\n"
+	    "AuthorizedKeysFile %s/ssh/authorized_keys\n"
+	    "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+	    "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
+	    "StrictModes no\nUsePAM no\nPidFile %s/ssh/sshd.pid\n",
+	    *portp, dir, dir, dir);
+	fclose(f);
+	snprintf(log, sizeof(log), "%s/ssh/sshd.log", dir);
+	pid = tl_spawn(argv, log);
+	if (pid > 0 && tl_wait_port(*portp) == -1) {
+		tl_stop(pid);
+		return -1;
+	}
+	return pid;
+}
+
 #endif

@@ -12,11 +12,27 @@
 
 #include "config.h"
 #include "gitrepo.h"
+#include "job.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <openssl/evp.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include "gitops_testlib.h"
+
+/*
+ * libgit2 is built without frame pointers: the slow unwinder gives leak
+ * reports whole stacks, so test/lsan.supp can name libgit2's own leaks
+ * without hiding ours.
+ */
+const char *__asan_default_options(void);
+const char *
+__asan_default_options(void)
+{
+	return "fast_unwind_on_malloc=0";
+}
 
 struct fx {
 	char			*dir;
@@ -172,7 +188,7 @@ race_hook(void *arg)
 		return;
 	tl_sh("cd '%s/work-deploy' && " TL_GIT " pull -q --ff-only "
 	    "../deploy.git main && echo other >> README.md && "
-	    TL_GIT " commit -qam unrelated && " TL_GIT " push -q ../deploy.git "
+	    TL_GIT " add -A && " TL_GIT " commit -qm unrelated && " TL_GIT " push -q ../deploy.git "
 	    "main", r->dir);
 }
 
@@ -324,6 +340,13 @@ test_http_auth_push(void **state)
 	assert_int_equal(git_repo_head(g, head), 0);
 	assert_int_equal(git_repo_commit(g, head, &ch, 1, "gitopsd",
 	    "gitopsd@localhost", "http\n", commit, err, sizeof(err)), 0);
+	/* Pushing forbidden by the server (403): an auth failure. */
+	assert_int_equal(tl_sh("git --git-dir='%s/deploy.git' config "
+	    "http.receivepack false", fx->dir), 0);
+	assert_int_equal(git_repo_push(g, commit, "main", err, sizeof(err)),
+	    GIT_REPO_AUTH);
+	assert_int_equal(tl_sh("git --git-dir='%s/deploy.git' config "
+	    "http.receivepack true", fx->dir), 0);
 	assert_int_equal(git_repo_push(g, commit, "main", err, sizeof(err)),
 	    GIT_REPO_OK);
 	git_repo_close(g);
@@ -331,6 +354,88 @@ test_http_auth_push(void **state)
 	assert_string_equal(tl_out("git --git-dir='%s/deploy.git' rev-parse "
 	    "main", fx->dir), commit);
 	free(r.url);
+}
+
+/*
+ * SSH with an ed25519 deploy key; the host key is checked against
+ * known_hosts: trusted pushes, unknown and changed keys are refused.
+ */
+static void
+test_ssh_push_and_host_keys(void **state)
+{
+	struct fx		*fx = *state;
+	struct config_repo	 r = fx->repo;
+	struct git_repo		*g;
+	struct git_repo_change	 ch = { "apps/web/deploy.yaml",
+	    "image: a/b:7\n", 13 };
+	char			 head[41], commit[41], err[512], *kh, *key, *pub;
+	int			 port;
+	pid_t			 pid;
+
+	if (getuid() != 0 || access("/usr/sbin/sshd", X_OK) != 0)
+		skip();
+	pid = tl_sshd(fx->dir, &port);
+	assert_true(pid > 0);
+	r.url = xasprintf("ssh://%s@127.0.0.1:%d%s/deploy.git",
+	    getpwuid(getuid())->pw_name, port, fx->dir);
+	kh = xasprintf("%s/ssh/known_hosts", fx->dir);
+	key = xasprintf("%s/ssh/id", fx->dir);
+	pub = xasprintf("%s/ssh/id.pub", fx->dir);
+	r.auth.ssh_key_file = key;
+	r.auth.ssh_pubkey_file = pub;
+
+	r.name = "deploy-ssh";
+	r.auth.known_hosts_file = kh;
+	assert_int_equal(git_repo_open(&fx->cfg, &r, &g, err, sizeof(err)),
+	    GIT_REPO_OK);
+	assert_int_equal(git_repo_head(g, head), 0);
+	assert_int_equal(git_repo_commit(g, head, &ch, 1, "gitopsd",
+	    "gitopsd@localhost", "ssh\n", commit, err, sizeof(err)), 0);
+	assert_int_equal(git_repo_push(g, commit, "main", err, sizeof(err)),
+	    GIT_REPO_OK);
+	git_repo_close(g);
+	assert_string_equal(tl_out("git --git-dir='%s/deploy.git' rev-parse "
+	    "main", fx->dir), commit);
+
+	/* Unknown host: no entry for this host and port. */
+	assert_int_equal(tl_sh("cd '%s/ssh' && cp known_hosts kh.good && "
+	    "sed -i 's/^\\[127.0.0.1\\]:[0-9]*/[127.0.0.1]:1/' known_hosts",
+	    fx->dir), 0);
+	r.name = "deploy-ssh-unknown";
+	assert_int_equal(git_repo_open(&fx->cfg, &r, &g, err, sizeof(err)),
+	    GIT_REPO_AUTH);
+	assert_non_null(strstr(err, "unknown"));
+
+	/* Changed host key: the entry names another key. */
+	assert_int_equal(tl_sh("cd '%s/ssh' && ssh-keygen -q -t ed25519 -N '' "
+	    "-f other && { printf '[127.0.0.1]:%d '; cat other.pub; } > "
+	    "known_hosts", fx->dir, port), 0);
+	r.name = "deploy-ssh-changed";
+	assert_int_equal(git_repo_open(&fx->cfg, &r, &g, err, sizeof(err)),
+	    GIT_REPO_AUTH);
+	assert_non_null(strstr(err, "changed"));
+
+	/* No known_hosts file configured: never trusted blindly. */
+	r.name = "deploy-ssh-none";
+	r.auth.known_hosts_file = NULL;
+	assert_int_equal(git_repo_open(&fx->cfg, &r, &g, err, sizeof(err)),
+	    GIT_REPO_AUTH);
+	assert_non_null(strstr(err, "known_hosts"));
+
+	/* The hashed form of the good file works too. */
+	assert_int_equal(tl_sh("cd '%s/ssh' && cp kh.good known_hosts && "
+	    "ssh-keygen -q -H -f known_hosts >/dev/null 2>&1 && "
+	    "! grep -q 127.0.0.1 known_hosts", fx->dir), 0);
+	r.name = "deploy-ssh-hashed";
+	r.auth.known_hosts_file = kh;
+	assert_int_equal(git_repo_open(&fx->cfg, &r, &g, err, sizeof(err)),
+	    GIT_REPO_OK);
+	git_repo_close(g);
+	tl_stop(pid);
+	free(r.url);
+	free(kh);
+	free(key);
+	free(pub);
 }
 
 /* known_hosts: plain, [host]:port, hashed, changed, unknown, revoked. */
@@ -393,6 +498,420 @@ test_known_hosts(void **state)
 	assert_non_null(strstr(err, "revoked"));
 }
 
+/*
+ * The update-image runner against a real bare repository: two apps share
+ * it; web's manifests hold registry.acme.io/acme/web in a Deployment and a
+ * kustomization, worker's another image.
+ */
+struct ufx {
+	struct fx		 fx;
+	struct config_app	 apps[3];
+	struct config_image	 web_img, worker_img;
+};
+
+static int
+ufx_setup(void **state)
+{
+	struct ufx	*u = calloc(1, sizeof(*u));
+	struct fx	*fx = &u->fx;
+
+	if (u == NULL || (fx->dir = tl_tmpdir()) == NULL)
+		return -1;
+	if (tl_sh("set -e; cd '%s'; mkdir -p seed/apps/web seed/apps/worker "
+	    "seed/apps/other; printf 'kind: Deployment\\nspec:\\n  template:\\n"
+	    "    spec:\\n      containers:\\n        - name: web\\n"
+	    "          image: registry.acme.io/acme/web:1.2.0 # keep\\n' > "
+	    "seed/apps/web/deploy.yaml; printf 'images:\\n  - name: web\\n"
+	    "    newName: registry.acme.io/acme/web\\n    newTag: \"1.2.0\"\\n'"
+	    " > seed/apps/web/kustomization.yaml; printf 'kind: Pod\\nspec:\\n"
+	    "  containers:\\n  - {name: w, image: registry.acme.io/acme/worker:0.9}"
+	    "\\n' > seed/apps/worker/pod.yaml; printf 'a: b\\n' > "
+	    "seed/apps/other/x.yaml", fx->dir) != 0 ||
+	    tl_bare_repo(fx->dir, "deploy") != 0)
+		return -1;
+	fx->url = xasprintf("file://%s/deploy.git", fx->dir);
+	fx->workdir = xasprintf("%s/workdir", fx->dir);
+	fx->cfg.workdir = fx->workdir;
+	fx->cfg.git.push_retries = 5;
+	fx->repo.name = "deploy";
+	fx->repo.url = fx->url;
+	fx->repo.branch = "main";
+	fx->repo.author_name = "gitopsd";
+	fx->repo.author_email = "gitopsd@acme.io";
+	fx->cfg.repos = &fx->repo;
+	fx->cfg.nrepos = 1;
+	u->web_img.repository = "registry.acme.io/acme/web";
+	u->web_img.policy.kind = CONFIG_POLICY_SEMVER;
+	u->web_img.policy.semver = ">=1.0.0";
+	u->worker_img.repository = "registry.acme.io/acme/worker";
+	u->worker_img.policy.kind = CONFIG_POLICY_SEMVER;
+	u->worker_img.policy.semver = ">=0.1.0";
+	u->apps[0].name = "web";
+	u->apps[0].repo = "deploy";
+	u->apps[0].path = "apps/web";
+	u->apps[0].images = &u->web_img;
+	u->apps[0].nimages = 1;
+	u->apps[1].name = "worker";
+	u->apps[1].repo = "deploy";
+	u->apps[1].path = "apps/worker";
+	u->apps[1].images = &u->worker_img;
+	u->apps[1].nimages = 1;
+	u->apps[2].name = "other";
+	u->apps[2].repo = "deploy";
+	u->apps[2].path = "apps/other";
+	fx->cfg.apps = u->apps;
+	fx->cfg.napps = 3;
+	*state = u;
+	return 0;
+}
+
+static int
+ufx_teardown(void **state)
+{
+	struct ufx	*u = *state;
+
+	tl_rmrf(u->fx.dir);
+	free(u->fx.dir);
+	free(u->fx.url);
+	free(u->fx.workdir);
+	free(u);
+	return 0;
+}
+
+static struct job *
+mkjob(int64_t id, const char *app, const char *image, const char *tag)
+{
+	struct job	*j = xcalloc(1, sizeof(*j));
+
+	j->id = id;
+	j->kind = JOB_UPDATE_IMAGE;
+	j->app = xstrdup(app);
+	j->repo = xstrdup("deploy");
+	j->image = xstrdup(image);
+	j->tag = xstrdup(tag);
+	j->delivery = xasprintf("delivery-%lld", (long long)id);
+	return j;
+}
+
+static void
+run_job(struct ufx *u, struct job *j, struct job_result *res)
+{
+	const struct job_runner	*r = job_runner_find(JOB_UPDATE_IMAGE);
+
+	assert_non_null(r);
+	assert_non_null(r->run);
+	memset(res, 0, sizeof(*res));
+	r->run(&u->fx.cfg, j, res);
+}
+
+#define REMOTE(fmt) tl_out("git --git-dir='%s/deploy.git' " fmt, u->fx.dir)
+
+static void
+test_update_commits_pushes_and_follows_up(void **state)
+{
+	struct ufx		*u = *state;
+	struct job		*j = mkjob(41, "web", "registry.acme.io/acme/web",
+				    "1.3.0");
+	struct job_result	 res;
+
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_non_null(res.commit);
+	assert_string_equal(REMOTE("rev-parse main"), res.commit);
+	assert_string_equal(REMOTE("show main:apps/web/deploy.yaml"),
+	    "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:"
+	    "\n        - name: web\n          image: registry.acme.io/acme/web:"
+	    "1.3.0 # keep");
+	assert_string_equal(REMOTE("show main:apps/web/kustomization.yaml"),
+	    "images:\n  - name: web\n    newName: registry.acme.io/acme/web\n"
+	    "    newTag: \"1.3.0\"");
+	assert_string_equal(REMOTE("log -1 --format=%%B main"),
+	    "deploy(web): web 1.2.0 -> 1.3.0\n\nGitopsd-Job: 41\n"
+	    "Gitopsd-Event: delivery-41");
+	assert_string_equal(REMOTE("log -1 --format=%%an/%%ae main"),
+	    "gitopsd/gitopsd@acme.io");
+	assert_string_equal(REMOTE("diff --name-only main~1 main"),
+	    "apps/web/deploy.yaml\napps/web/kustomization.yaml");
+	/* A sync follow-up for web only (worker's files did not change). */
+	assert_int_equal(res.nfollowups, 1);
+	assert_int_equal(res.followups[0].kind, JOB_SYNC);
+	assert_string_equal(res.followups[0].app, "web");
+	assert_string_equal(res.followups[0].revision, res.commit);
+	assert_non_null(strstr(res.detail, "\"commit\":\""));
+	assert_non_null(strstr(res.detail, "\"files\":[\"apps/web/deploy.yaml\","
+	    "\"apps/web/kustomization.yaml\"]"));
+	assert_non_null(strstr(res.detail, "\"old\":\"1.2.0\",\"new\":\"1.3.0\""));
+	job_result_clear(&res);
+
+	/* The same job again: the tag is set, no commit. */
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_null(res.commit);
+	assert_int_equal(res.nfollowups, 0);
+	assert_non_null(strstr(res.detail, "already set"));
+	assert_string_equal(REMOTE("rev-list --count main"), "2");
+	job_result_clear(&res);
+	job_free(j);
+
+	/* An older tag is never deployed over a newer one. */
+	j = mkjob(42, "web", "registry.acme.io/acme/web", "1.2.5");
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_null(res.commit);
+	assert_non_null(strstr(res.detail, "not newer"));
+	assert_string_equal(REMOTE("rev-list --count main"), "2");
+	job_result_clear(&res);
+	job_free(j);
+}
+
+/* Two queued updates for one repository make one commit. */
+static void
+test_update_merged_one_commit(void **state)
+{
+	struct ufx		*u = *state;
+	struct job		*j = mkjob(50, "web", "registry.acme.io/acme/web",
+				    "2.0.0");
+	struct job_result	 res;
+
+	j->merged = xcalloc(1, sizeof(*j->merged));
+	j->merged[0] = mkjob(51, "worker", "registry.acme.io/acme/worker",
+	    "1.0.0");
+	j->nmerged = 1;
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_string_equal(REMOTE("rev-list --count main"), "2");
+	assert_string_equal(REMOTE("log -1 --format=%%B main"),
+	    "deploy: 2 image updates\n\n"
+	    "- deploy(web): web 1.2.0 -> 2.0.0\n"
+	    "- deploy(worker): worker 0.9 -> 1.0.0\n\n"
+	    "Gitopsd-Job: 50\nGitopsd-Job: 51\n"
+	    "Gitopsd-Event: delivery-50\nGitopsd-Event: delivery-51");
+	assert_non_null(strstr(REMOTE("show main:apps/worker/pod.yaml"),
+	    "registry.acme.io/acme/worker:1.0.0}"));
+	assert_int_equal(res.nfollowups, 2);
+	job_result_clear(&res);
+	job_free(j);
+}
+
+/*
+ * Someone pushes between gitopsd's fetch and its push: the push is refused,
+ * gitopsd fetches, re-applies the edit on the new head and pushes again;
+ * both commits end up on the branch.
+ */
+static void
+test_update_race_keeps_both_commits(void **state)
+{
+	struct ufx		*u = *state;
+	struct race		 r = { u->fx.dir, 0 };
+	struct job		*j = mkjob(60, "web", "registry.acme.io/acme/web",
+				    "1.4.0");
+	struct job_result	 res;
+	struct buf		 m;
+
+	metrics_init();
+	git_repo_set_push_hook(race_hook, &r);
+	run_job(u, j, &res);
+	git_repo_set_push_hook(NULL, NULL);
+	assert_true(res.ok);
+	assert_int_equal(r.fired, 2);
+	assert_string_equal(REMOTE("log --format=%%s main"),
+	    "deploy(web): web 1.2.0 -> 1.4.0\nunrelated\nseed");
+	assert_string_equal(REMOTE("rev-parse main"), res.commit);
+	assert_non_null(strstr(REMOTE("show main:README.md"), "other"));
+	assert_non_null(strstr(res.detail, "\"push_retries\":1"));
+	buf_init(&m, 0);
+	metrics_render(&m);
+	assert_non_null(strstr(m.data,
+	    "gitopsd_git_push_retries_total{repo=\"deploy\"} 1"));
+	buf_free(&m);
+	metrics_free();
+	job_result_clear(&res);
+	job_free(j);
+}
+
+/* Lands a commit that sets the very tag the job is about to push. */
+static void
+race_same_tag_hook(void *arg)
+{
+	struct race	*r = arg;
+
+	if (r->fired++ > 0)
+		return;
+	tl_sh("cd '%s/work-deploy' && " TL_GIT " pull -q --ff-only "
+	    "../deploy.git main && sed -i 's/web:1.2.0/web:1.4.0/' "
+	    "apps/web/deploy.yaml && sed -i 's/\"1.2.0\"/\"1.4.0\"/' "
+	    "apps/web/kustomization.yaml && " TL_GIT " commit -qam by-hand && "
+	    TL_GIT " push -q ../deploy.git main", r->dir);
+}
+
+/* The race winner already set the tag: success without a commit. */
+static void
+test_update_race_other_set_tag(void **state)
+{
+	struct ufx		*u = *state;
+	struct race		 r = { u->fx.dir, 0 };
+	struct job		*j = mkjob(62, "web", "registry.acme.io/acme/web",
+				    "1.4.0");
+	struct job_result	 res;
+
+	git_repo_set_push_hook(race_same_tag_hook, &r);
+	run_job(u, j, &res);
+	git_repo_set_push_hook(NULL, NULL);
+	assert_true(res.ok);
+	assert_int_equal(r.fired, 1);
+	assert_null(res.commit);
+	assert_non_null(strstr(res.detail, "already set"));
+	assert_string_equal(REMOTE("log --format=%%s main"), "by-hand\nseed");
+	job_result_clear(&res);
+	job_free(j);
+}
+
+/* The same race over smart HTTP (the server refuses the stale update). */
+static void
+test_update_race_over_http(void **state)
+{
+	struct ufx		*u = *state;
+	struct race		 r = { u->fx.dir, 0 };
+	struct job		*j = mkjob(61, "web", "registry.acme.io/acme/web",
+				    "1.5.0");
+	struct job_result	 res;
+	int			 port;
+	pid_t			 pid;
+	char			*url;
+
+	pid = tl_lighttpd(u->fx.dir, "deployer", "pw-61", &port);
+	assert_true(pid > 0);
+	url = xasprintf("http://127.0.0.1:%d/git/deploy.git", port);
+	u->fx.repo.url = url;
+	u->fx.repo.auth.username = "deployer";
+	u->fx.repo.auth.password = "pw-61";
+	git_repo_set_push_hook(race_hook, &r);
+	run_job(u, j, &res);
+	git_repo_set_push_hook(NULL, NULL);
+	tl_stop(pid);
+	assert_true(res.ok);
+	assert_true(r.fired >= 2);
+	assert_string_equal(REMOTE("log --format=%%s main"),
+	    "deploy(web): web 1.2.0 -> 1.5.0\nunrelated\nseed");
+	assert_string_equal(REMOTE("rev-parse main"), res.commit);
+	assert_non_null(strstr(res.detail, "\"push_retries\":1"));
+	job_result_clear(&res);
+	u->fx.repo.url = u->fx.url;
+	u->fx.repo.auth.username = NULL;
+	u->fx.repo.auth.password = NULL;
+	free(url);
+	job_free(j);
+}
+
+/* exclude patterns (as sync reads them) and a path with a trailing slash. */
+static void
+test_update_exclude(void **state)
+{
+	struct ufx		*u = *state;
+	struct job		*j = mkjob(95, "web", "registry.acme.io/acme/web",
+				    "1.3.0");
+	struct job_result	 res;
+	char			*excl[] = { "kustomization.yaml" };
+
+	u->apps[0].path = "./apps/web/";
+	u->apps[0].exclude = excl;
+	u->apps[0].nexclude = 1;
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_string_equal(REMOTE("diff --name-only main~1 main"),
+	    "apps/web/deploy.yaml");
+	assert_int_equal(res.nfollowups, 1);
+	job_result_clear(&res);
+	job_free(j);
+}
+
+/* push_branch: commits go there (stacking), no sync follows. */
+static void
+test_update_push_branch(void **state)
+{
+	struct ufx		*u = *state;
+	struct job		*j = mkjob(90, "web", "registry.acme.io/acme/web",
+				    "1.3.0");
+	struct job_result	 res;
+
+	u->fx.repo.push_branch = "gitopsd/updates";
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_int_equal(res.nfollowups, 0);
+	assert_string_equal(REMOTE("rev-parse gitopsd/updates"), res.commit);
+	assert_string_equal(REMOTE("rev-list --count main"), "1");
+	job_result_clear(&res);
+	job_free(j);
+
+	j = mkjob(91, "worker", "registry.acme.io/acme/worker", "1.0.0");
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_string_equal(REMOTE("log --format=%%s gitopsd/updates"),
+	    "deploy(worker): worker 0.9 -> 1.0.0\n"
+	    "deploy(web): web 1.2.0 -> 1.3.0\nseed");
+	job_result_clear(&res);
+	job_free(j);
+	u->fx.repo.push_branch = NULL;
+}
+
+/* A broken file is left alone and named; nothing else to edit: failure. */
+static void
+test_update_manifest_error(void **state)
+{
+	struct ufx		*u = *state;
+	struct job		*j = mkjob(70, "other", "registry.acme.io/acme/web",
+				    "1.3.0");
+	struct job_result	 res;
+
+	assert_int_equal(tl_sh("cd '%s/work-deploy' && printf 'a: [b\\n' > "
+	    "apps/other/broken.yaml && " TL_GIT " add -A && " TL_GIT " commit "
+	    "-qm broken && " TL_GIT " push -q ../deploy.git main", u->fx.dir),
+	    0);
+	run_job(u, j, &res);
+	assert_false(res.ok);
+	assert_int_equal(res.err_kind, JOB_ERR_MANIFEST);
+	assert_true(res.permanent);
+	assert_non_null(strstr(res.error, "apps/other/broken.yaml:"));
+	job_result_clear(&res);
+	job_free(j);
+}
+
+/* Wrong credentials over smart HTTP: a permanent git-auth failure. */
+static void
+test_update_auth_failure(void **state)
+{
+	struct ufx		*u = *state;
+	struct job		*j = mkjob(80, "web", "registry.acme.io/acme/web",
+				    "1.3.0");
+	struct job_result	 res;
+	int			 port;
+	pid_t			 pid;
+	char			*url;
+
+	pid = tl_lighttpd(u->fx.dir, "deployer", "right-pw", &port);
+	assert_true(pid > 0);
+	url = xasprintf("http://127.0.0.1:%d/git/deploy.git", port);
+	u->fx.repo.url = url;
+	u->fx.repo.auth.username = "deployer";
+	u->fx.repo.auth.password = "wrong-pw";
+	run_job(u, j, &res);
+	assert_false(res.ok);
+	assert_int_equal(res.err_kind, JOB_ERR_GIT_AUTH);
+	assert_true(res.permanent);
+	assert_null(strstr(res.error, "wrong-pw"));
+	job_result_clear(&res);
+
+	u->fx.repo.auth.password = "right-pw";
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_string_equal(REMOTE("rev-parse main"), res.commit);
+	job_result_clear(&res);
+	tl_stop(pid);
+	u->fx.repo.url = u->fx.url;
+	free(url);
+	job_free(j);
+}
+
 int
 main(void)
 {
@@ -415,6 +934,28 @@ main(void)
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_known_hosts,
 		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ssh_push_and_host_keys,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_update_commits_pushes_and_follows_up, ufx_setup,
+		    ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_merged_one_commit,
+		    ufx_setup, ufx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_update_race_keeps_both_commits, ufx_setup,
+		    ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_race_other_set_tag,
+		    ufx_setup, ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_race_over_http,
+		    ufx_setup, ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_exclude,
+		    ufx_setup, ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_push_branch,
+		    ufx_setup, ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_manifest_error,
+		    ufx_setup, ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_auth_failure,
+		    ufx_setup, ufx_teardown),
 	};
 	int	 rc;
 

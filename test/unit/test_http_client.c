@@ -425,6 +425,36 @@ test_smtp_starttls(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* smtps://: TLS from the first byte, verified against ca_file. */
+static void
+test_smtps_implicit_tls(void **state)
+{
+	struct fixture		*f = *state;
+	struct test_sink	 s;
+	struct result		 r = { 0 };
+	char			 dir[64], cert[128], key[128], url[128], cmd[128];
+	const char		*extra[] = { "--cert", cert, "--key", key,
+				    "--implicit-tls", NULL };
+	cJSON			*recs;
+
+	assert_int_equal(test_sink_mkdir(dir, sizeof(dir)), 0);
+	assert_int_equal(test_make_cert(dir, cert, key, sizeof(cert)), 0);
+	assert_int_equal(test_sink_start(&s, "smtp", extra), 0);
+	snprintf(url, sizeof(url), "smtps://127.0.0.1:%d", s.port);
+	assert_int_equal(submit_mail(f, url, 0, cert, NULL, NULL, &r), 0);
+	assert_int_equal(test_loop_until(f->base, &r.done, 15000), 0);
+	if (!r.ok)
+		fprintf(stderr, "error: %s\n", r.error);
+	assert_true(r.ok);
+	recs = test_sink_records(&s);
+	assert_int_equal(cJSON_GetArraySize(recs), 1);
+	assert_true(test_json_true(cJSON_GetArrayItem(recs, 0), "tls"));
+	cJSON_Delete(recs);
+	test_sink_stop(&s);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* require_tls against a server without STARTTLS: nothing is sent. */
 static void
 test_smtp_require_tls_refuses_plain(void **state)
@@ -483,6 +513,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_smtp_require_tls_refuses_plain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_smtps_implicit_tls, setup,
+		    teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -228,8 +228,9 @@ test_image_name(void **state)
 		{ "docker.io/nginx:1.25", "docker.io/library/nginx" },
 		{ "index.docker.io/library/nginx", "docker.io/library/nginx" },
 		{ "acme/web:1", "docker.io/acme/web" },
-		{ "registry.acme.io/acme/web:1.2@sha256:ab", "registry.acme.io/acme/web" },
-		{ "REGISTRY.acme.io/acme/web", "registry.acme.io/acme/web" },
+		{ "registry.acme.io/acme/web:1.2@sha256:"
+		    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+		    "registry.acme.io/acme/web" },
 		{ "localhost:5000/web:3", "localhost:5000/web" },
 		{ "localhost/web", "localhost/web" },
 	};

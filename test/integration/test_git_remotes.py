@@ -1,0 +1,236 @@
+"""End to end: a registry push event becomes an update-image job in a real
+gitopsd, which edits the manifests of a repository served by git
+http-backend behind lighttpd (basic auth, password from a file), commits,
+pushes, and queues a sync of the app at the new commit.
+
+GitHTTPUpdateTest:
+- the job succeeds, the branch holds one new commit by the configured
+  author with the tag changed and nothing else, and the commit message
+  carries the job and event trailers;
+- a sync follow-up job exists for the app at that commit;
+- a second event for the same tag succeeds without a commit;
+- wrong credentials make the job dead at once with a git-auth error.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+
+ROOT = harness.ROOT
+FIXTURES = os.path.join(ROOT, "test", "fixtures", "registry")
+TOKEN = "registry-notify-token-0123456789abcdef"
+CT_V1 = "application/vnd.docker.distribution.events.v1+json"
+REGISTRY = "registry.test:5000"
+
+
+def git(*args, cwd=None):
+    r = subprocess.run(["git", "-c", "init.defaultBranch=main"] + list(args),
+                       cwd=cwd, check=True, capture_output=True,
+                       env=dict(os.environ, GIT_AUTHOR_NAME="t",
+                                GIT_AUTHOR_EMAIL="t@example.invalid",
+                                GIT_COMMITTER_NAME="t",
+                                GIT_COMMITTER_EMAIL="t@example.invalid"))
+    return r.stdout.decode().strip()
+
+
+class GitHTTP:
+    """lighttpd + git http-backend for root, basic auth user:password."""
+
+    def __init__(self, root, user, password):
+        self.root = root
+        self.port = harness.free_port()
+        harness.write(os.path.join(root, "htpasswd"),
+                      "%s:%s\n" % (user, password))
+        self.conf = os.path.join(root, "lighttpd.conf")
+        harness.write(self.conf, """
+server.modules = ("mod_auth", "mod_authn_file", "mod_cgi", "mod_alias", "mod_setenv")
+server.document-root = "%(root)s"
+server.bind = "127.0.0.1"
+server.port = %(port)d
+server.errorlog = "%(root)s/lighttpd-error.log"
+auth.backend = "plain"
+auth.backend.plain.userfile = "%(root)s/htpasswd"
+auth.require = ( "/git/" => ( "method" => "basic", "realm" => "git", "require" => "valid-user" ) )
+alias.url = ( "/git/" => "/usr/lib/git-core/git-http-backend/" )
+$HTTP["url"] =~ "^/git/" {
+  cgi.assign = ( "" => "" )
+  setenv.add-environment = ( "GIT_PROJECT_ROOT" => "%(root)s", "GIT_HTTP_EXPORT_ALL" => "1" )
+}
+""" % {"root": root, "port": self.port})
+        self.proc = None
+
+    def start(self):
+        self.log = open(os.path.join(self.root, "lighttpd.log"), "wb")
+        self.proc = subprocess.Popen(["/usr/sbin/lighttpd", "-D", "-f",
+                                      self.conf], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                harness.request(self.port, "GET", "/", timeout=1)
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("lighttpd did not start")
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        if self.proc is not None:
+            self.log.close()
+
+
+DEPLOYMENT = """# web: managed by gitopsd
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      containers:
+        - name: web
+          image: "%s/acme/web:1.0.0"   # keep this comment
+"""
+
+CONFIG = """
+server: {listen: "127.0.0.1:{port}"}
+admin: {listen: "127.0.0.1:{admin_port}"}
+state: {path: "{tmp}/state.db"}
+workdir: "{tmp}/repos"
+retry: {base_s: 1, max_s: 2, max_attempts: 3}
+sources:
+  - {name: registry, type: registry, token_file: registry.token, verify_tag: false}
+repos:
+  - name: deploy
+    url: "http://127.0.0.1:%(git_port)d/git/deploy.git"
+    branch: main
+    auth: {username: deployer, password_file: git.password}
+    author: {name: gitopsd-bot, email: bot@acme.test}
+apps:
+  - name: web
+    repo: deploy
+    path: apps/web
+    images:
+      - {repository: "%(reg)s/acme/web", policy: {semver: ">=1.0.0"}}
+"""
+
+
+class GitHTTPUpdateTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="gitopsd-remotes-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.gitroot = os.path.join(self.tmp, "srv")
+        os.makedirs(self.gitroot)
+        src = os.path.join(self.tmp, "src")
+        harness.write(os.path.join(src, "apps", "web", "deployment.yaml"),
+                      DEPLOYMENT % REGISTRY, mode=0o644)
+        harness.write(os.path.join(src, "README.md"), "deploy\n", mode=0o644)
+        git("init", "-q", src)
+        git("add", ".", cwd=src)
+        git("commit", "-q", "-m", "initial", cwd=src)
+        self.bare = os.path.join(self.gitroot, "deploy.git")
+        git("clone", "-q", "--bare", src, self.bare)
+        git("config", "http.receivepack", "true", cwd=self.bare)
+        self.http = GitHTTP(self.gitroot, "deployer", "s3cret-http").start()
+        self.addCleanup(self.http.stop)
+
+    def start_daemon(self, password):
+        self.d = harness.Daemon(
+            CONFIG % {"git_port": self.http.port, "reg": REGISTRY},
+            secrets={"registry.token": TOKEN + "\n",
+                     "git.password": password + "\n"})
+        self.addCleanup(self.d.cleanup)
+        self.d.start()
+        r = self.d.admin("GET", "/api/v1/jobs")
+        if r.status == 404:
+            self.skipTest("the durable queue is not merged: /api/v1/jobs 404")
+
+    def post_push(self, tag, event_id):
+        with open(os.path.join(FIXTURES, "distribution-push-manifest.json")) as f:
+            body = json.load(f)
+        ev = body["events"][0]
+        ev["id"] = event_id
+        ev["target"]["tag"] = tag
+        ev["target"]["repository"] = "acme/web"
+        ev["request"]["host"] = REGISTRY
+        ev["target"]["url"] = "http://%s/v2/acme/web/manifests/%s" % (
+            REGISTRY, ev["target"]["digest"])
+        r = self.d.post("/hooks/registry", json.dumps(body).encode(),
+                        {"Content-Type": CT_V1,
+                         "Authorization": "Bearer " + TOKEN})
+        self.assertEqual(r.status, 202, r)
+
+    def jobs(self, **query):
+        q = "&".join("%s=%s" % kv for kv in query.items())
+        return self.d.api("/api/v1/jobs" + ("?" + q if q else ""))["jobs"]
+
+    def wait_job(self, pred, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            jobs = [j for j in self.jobs(kind="update-image") if pred(j)]
+            if jobs:
+                return jobs[0]
+            time.sleep(0.1)
+        self.fail("no job matched: %r\n%s" % (self.jobs(), self.d.log()[-4000:]))
+
+    def test_push_event_commits_and_queues_sync(self):
+        self.start_daemon("s3cret-http")
+        before = git("rev-parse", "main", cwd=self.bare)
+        self.post_push("1.1.0", "11111111-2222-3333-4444-555555555555")
+        job = self.wait_job(lambda j: j["tag"] == "1.1.0" and
+                            j["state"] in ("succeeded", "failed", "dead"))
+        self.assertEqual(job["state"], "succeeded", job)
+        commit = job["result"]["commit"]
+        self.assertEqual(git("rev-parse", "main", cwd=self.bare), commit)
+        self.assertEqual(git("rev-parse", "main~1", cwd=self.bare), before)
+        self.assertEqual(git("show", "main:apps/web/deployment.yaml",
+                             cwd=self.bare) + "\n",
+                         (DEPLOYMENT % REGISTRY).replace("web:1.0.0", "web:1.1.0"))
+        self.assertEqual(git("diff", "--name-only", "main~1", "main",
+                             cwd=self.bare), "apps/web/deployment.yaml")
+        self.assertEqual(git("log", "-1", "--format=%an <%ae>", cwd=self.bare),
+                         "gitopsd-bot <bot@acme.test>")
+        msg = git("log", "-1", "--format=%B", cwd=self.bare)
+        self.assertTrue(msg.startswith("deploy(web): web 1.0.0 -> 1.1.0\n"), msg)
+        self.assertIn("Gitopsd-Job: %d" % job["id"], msg)
+        self.assertIn("Gitopsd-Event: " + job["delivery"], msg)
+        detail = job["result"]["detail"]
+        self.assertEqual(detail["files"], ["apps/web/deployment.yaml"])
+        self.assertEqual((detail["old"], detail["new"]), ("1.0.0", "1.1.0"))
+        # The follow-up sync of the app at the pushed commit.
+        deadline = time.time() + 10
+        syncs = []
+        while time.time() < deadline and not syncs:
+            syncs = [j for j in self.jobs(kind="sync") if j["app"] == "web"]
+            time.sleep(0.1)
+        self.assertEqual(len(syncs), 1, self.jobs())
+        self.assertEqual(syncs[0]["revision"], commit)
+
+        # Same tag again (another event): success, no commit.
+        self.post_push("1.1.0", "66666666-7777-8888-9999-000000000000")
+        job2 = self.wait_job(lambda j: j["id"] != job["id"] and
+                             j["state"] in ("succeeded", "failed", "dead"))
+        self.assertEqual(job2["state"], "succeeded", job2)
+        self.assertNotIn("commit", job2["result"])
+        self.assertEqual(git("rev-parse", "main", cwd=self.bare), commit)
+
+    def test_wrong_password_is_a_permanent_auth_failure(self):
+        self.start_daemon("not-the-password")
+        before = git("rev-parse", "main", cwd=self.bare)
+        self.post_push("1.2.0", "abababab-2222-3333-4444-555555555555")
+        job = self.wait_job(lambda j: j["state"] in ("failed", "dead"))
+        self.assertEqual(job["state"], "dead", job)
+        self.assertEqual(job["result"]["error_kind"], "git-auth", job)
+        self.assertNotIn("not-the-password", json.dumps(job))
+        self.assertNotIn("not-the-password", self.d.log())
+        self.assertEqual(git("rev-parse", "main", cwd=self.bare), before)
+
+
+if __name__ == "__main__":
+    unittest.main()
