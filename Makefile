@@ -51,7 +51,7 @@ SUPPORT_SRC = $(wildcard test/support/*.c)
 SUPPORT_BIN = $(SUPPORT_SRC:test/support/%.c=$(B)/support/%)
 
 .PHONY: all deps run test test-unit test-integration install clean fuzz \
-	fuzz-smoke lint bench check-config valgrind
+	fuzz-smoke lint bench valgrind
 
 all: $(B)/gitopsd $(B)/gitopsctl
 
@@ -65,10 +65,12 @@ $(B)/libgitopsd.a: $(LIB_OBJ)
 	@ar rcs $@ $^
 
 $(B)/gitopsd: $(B)/obj/daemon/main.o $(B)/libgitopsd.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/gitopsctl: $(B)/obj/tools/gitopsctl.o $(B)/libgitopsd.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/test/%: test/unit/%.c $(B)/libgitopsd.a $(wildcard test/unit/*.h)
 	@mkdir -p $(dir $@)
@@ -78,7 +80,8 @@ $(B)/test/%: test/unit/%.c $(B)/libgitopsd.a $(wildcard test/unit/*.h)
 
 $(B)/support/%: test/support/%.c $(B)/libgitopsd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(B)/libgitopsd.a $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(B)/libgitopsd.a $(LIBS)
 
 deps:
 	@sh scripts/deps.sh
@@ -109,9 +112,6 @@ test-unit:
 test-integration:
 	@$(MAKE) --no-print-directory B=build-san all unit-bins support-bins
 	@GITOPSD_BUILD=build-san TEST_ONLY=integration sh test/run.sh
-
-check-config: $(B)/gitopsd
-	@for f in config/*.yaml; do $(B)/gitopsd -t -c $$f || exit 1; done
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR)

@@ -52,6 +52,20 @@ check_config(const struct config *cfg, struct config_errors *errs)
 		const struct config_app *app = &cfg->apps[i];
 
 		for (j = 0; j < app->nimages; j++) {
+			struct image_ref	 ref;
+
+			/* A name that cannot be parsed would never match. */
+			snprintf(key, sizeof(key),
+			    "apps[%zu].images[%zu].repository", i, j);
+			memset(&ref, 0, sizeof(ref));
+			if (image_ref_parse(app->images[j].repository, &ref, err,
+			    sizeof(err)) == -1)
+				config_error_at(cfg, errs, key, "%s", err);
+			else if (ref.tag != NULL || ref.digest != NULL)
+				config_error_at(cfg, errs, key, "an image "
+				    "repository has no tag or digest (the policy "
+				    "chooses them)");
+			image_ref_free(&ref);
 			snprintf(key, sizeof(key), "apps[%zu].images[%zu].policy",
 			    i, j);
 			if (policy_validate(&app->images[j].policy, err,

@@ -112,6 +112,9 @@ log_emit(enum log_level level, const char *msg, const char *kv)
 	buf_free(&b);
 }
 
+static void log_vmsg(enum log_level, int, const char *, va_list)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 log_vmsg(enum log_level level, int with_errno, const char *fmt, va_list ap)
 {

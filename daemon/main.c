@@ -29,6 +29,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "drift.h"
 #include "gitrepo.h"
 #include "log.h"
 #include "metrics.h"
@@ -49,6 +50,7 @@ struct gitopsd {
 	const char		*cfg_path;
 	struct queue		*queue;
 	struct server		*server;
+	struct drift		*drift;
 	struct event		*ev_term, *ev_int, *ev_hup, *ev_watchdog;
 	struct event		*ev_drain;
 	int			 draining;
@@ -96,16 +98,22 @@ main_print_errors(const struct config_errors *errs, FILE *fp)
 		fprintf(fp, "warning: %s\n", errs->warnings[i]);
 }
 
-/* Load and check a configuration; NULL with errs filled when invalid. */
+/*
+ * Load and check a configuration; NULL with errs filled when invalid.  A
+ * file with errors that still parsed completely is checked by the plug-in
+ * modules too, so one run reports every problem.
+ */
 static struct config *
 main_load(const char *path, struct config_errors *errs)
 {
 	struct config	*cfg;
+	size_t		 nload;
 
 	memset(errs, 0, sizeof(*errs));
-	if ((cfg = config_load(path, errs)) == NULL)
+	if ((cfg = config_load_for_check(path, errs)) == NULL)
 		return NULL;
-	if (check_config(cfg, errs) > 0) {
+	nload = errs->n;
+	if (check_config(cfg, errs) > 0 || nload > 0) {
 		config_unref(cfg);
 		return NULL;
 	}
@@ -143,6 +151,7 @@ main_reload(struct gitopsd *g)
 		return;
 	}
 	queue_reconfigure(g->queue, cfg);
+	drift_reconfigure(g->drift, cfg);
 	config_unref(g->cfg);
 	g->cfg = cfg;
 	log_info("configuration reloaded");
@@ -185,6 +194,8 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 	main_notify("STOPPING=1");
 	server_drain(g->server);
 	queue_drain(g->queue);
+	drift_free(g->drift);
+	g->drift = NULL;
 	g->drain_deadline = util_mono_s() + g->cfg->shutdown_timeout_s;
 	g->ev_drain = event_new(g->base, -1, EV_PERSIST, main_drain_cb, g);
 	if (g->ev_drain == NULL)
@@ -355,6 +366,7 @@ main(int argc, char *argv[])
 		log_warnx("cannot start workers");
 		goto out;
 	}
+	g.drift = drift_new(g.base, g.queue, g.cfg);
 	g.ev_term = evsignal_new(g.base, SIGTERM, main_signal_cb, &g);
 	g.ev_int = evsignal_new(g.base, SIGINT, main_signal_cb, &g);
 	g.ev_hup = evsignal_new(g.base, SIGHUP, main_signal_cb, &g);
@@ -392,6 +404,7 @@ out:
 		event_free(g.ev_int);
 	if (g.ev_hup != NULL)
 		event_free(g.ev_hup);
+	drift_free(g.drift);
 	server_free(g.server);
 	if (g.queue != NULL) {
 		queue_close(g.queue, 0);

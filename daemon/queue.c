@@ -10,8 +10,10 @@
  *   out everything that arrived since the last round (submissions, finished
  *   attempts, a claim request) and handles it in one transaction with one
  *   durable commit (group commit).  While a round commits, new submissions
- *   pile up for the next one.  The loop keeps a second connection for the
- *   admin API (reads; retry and manual sync are its only writes).
+ *   pile up for the next one.  Admin writes (retry, manual sync) are handed
+ *   to the same rounds; the loop keeps a connection of its own for the
+ *   admin API's reads only.  A third connection, on a checkpoint thread,
+ *   copies the write-ahead log back (automatic checkpoints are off).
  * - Hand-back.  A round's results (submission outcomes, claimed jobs, the
  *   next retry time) go onto one list; one event_active() wakes the loop,
  *   which swaps the list out under the lock and calls queue_submit's
@@ -83,6 +85,22 @@ struct queue_done {
 	int			 tries;
 };
 
+/*
+ * A write the admin API needs at once (retry, manual sync): the loop
+ * queues it for the store thread, which runs it in its next round (same
+ * transaction, same commit), and waits until that commit is over.  The
+ * loop thus never takes the write lock itself.
+ */
+struct queue_call {
+	struct queue_call	*next;
+	int			(*fn)(struct queue *, const struct config *,
+				    void *arg, char *err, size_t errlen);
+	void			*arg;
+	int			 rc;
+	int			 done;
+	char			 err[256];
+};
+
 /* What a round hands back to the loop. */
 struct queue_reply {
 	struct queue_reply	*next;
@@ -107,6 +125,8 @@ struct queue {
 	struct queue_sub	*subs, **subs_tail;
 	struct queue_done	*dones, **dones_tail;
 	struct queue_reply	*replies, **replies_tail;
+	struct queue_call	*calls, **calls_tail;
+	pthread_cond_t		 call_cv;	/* a call is done */
 	int			 kick;		/* claim / recount wanted */
 	int			 stop;
 	int			 claiming;	/* started and not draining */
@@ -117,20 +137,28 @@ struct queue {
 	int64_t			 pending;	/* queued + failed jobs */
 	int			 out_thread;	/* claimed, not yet recorded */
 	int			 out_loop;
-	int64_t			 last_ckpt_ms, last_retention_ms;
+	int64_t			 last_retention_ms;
 	int			 done_failed;	/* last round could not record */
 	int			 gauges_due;	/* counts changed since last gauges */
 	int64_t			 last_gauges_ms;
 	struct queue_stats	 stats;		/* under mtx */
 
+	/* Checkpoint thread, with its own connection. */
+	struct store		*ck;
+	pthread_t		 ck_thread;
+	int			 ck_started;
+	pthread_cond_t		 ck_cv;
+
 	/* Loop only. */
 	struct event		*wake;
 	struct event		*timer;
 	struct worker_pool	*pool;
+	struct queue_loop_run	*loop_runs;	/* notify jobs in flight */
 	int			 started;
 	int			 draining;
 };
 
+struct queue_loop_run;
 static void	queue_kick(struct queue *);
 
 int64_t
@@ -393,8 +421,8 @@ queue_store_app(struct queue *q, const struct job *j,
  */
 static int
 queue_store_finish(struct queue *q, const struct config *cfg,
-    const struct job *j, const struct job_result *res, int64_t started_ms,
-    int64_t ended_ms, char *err, size_t errlen)
+    const struct job *j, const struct job_result *res, int head,
+    int64_t started_ms, int64_t ended_ms, char *err, size_t errlen)
 {
 	struct store_finish	 f;
 	enum job_state		 state;
@@ -430,7 +458,8 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 		q->pending++;
 
 	if (state == JOB_SUCCEEDED) {
-		for (i = 0; i < res->nfollowups; i++) {
+		/* A merged run's follow-ups belong to the run: inserted once. */
+		for (i = 0; head && i < res->nfollowups; i++) {
 			if (q->ops->add_job(q->wr, &res->followups[i],
 			    j->event_id, queue_max_attempts(cfg,
 			    res->followups[i].kind), now, &id, &absorbed, err,
@@ -475,11 +504,11 @@ queue_store_done(struct queue *q, const struct config *cfg,
 
 	if (q->ops->item_begin(q->wr, err, errlen) == -1)
 		return -1;
-	if (queue_store_finish(q, cfg, d->job, d->res, d->started_ms,
+	if (queue_store_finish(q, cfg, d->job, d->res, 1, d->started_ms,
 	    d->ended_ms, err, errlen) == -1)
 		goto fail;
 	for (i = 0; i < d->job->nmerged; i++)
-		if (queue_store_finish(q, cfg, d->job->merged[i], d->res,
+		if (queue_store_finish(q, cfg, d->job->merged[i], d->res, 0,
 		    d->started_ms, d->ended_ms, err, errlen) == -1)
 			goto fail;
 	if (q->ops->item_end(q->wr, err, errlen) == -1)
@@ -562,21 +591,13 @@ queue_store_gauges(struct queue *q)
 	}
 }
 
-/* Housekeeping between rounds: checkpoint the log, retention. */
+/* Housekeeping between rounds: gauges, retention. */
 static void
-queue_store_housekeeping(struct queue *q, const struct config *cfg, int idle)
+queue_store_housekeeping(struct queue *q, const struct config *cfg)
 {
 	char		 err[256];
 	int64_t		 now = util_mono_ms(), wall, deleted;
-	long		 pages = q->ops->wal_pages(q->wr);
 
-	if (pages > 0 && now - q->last_ckpt_ms >= QUEUE_CKPT_MIN_MS &&
-	    (idle || pages >= QUEUE_CKPT_PAGES)) {
-		/* Idle: shrink the file too; busy: copy back only. */
-		if (q->ops->checkpoint(q->wr, idle, err, sizeof(err)) == -1)
-			log_warnx("queue: %s", err);
-		q->last_ckpt_ms = now;
-	}
 	/* Exact counts cost a scan: at most once a second, off the rounds. */
 	if (q->gauges_due && now - q->last_gauges_ms >= QUEUE_GAUGES_MS) {
 		queue_store_gauges(q);
@@ -601,8 +622,10 @@ queue_store_housekeeping(struct queue *q, const struct config *cfg, int idle)
 /* One round: everything that arrived, one transaction, one commit. */
 static void
 queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
-    struct queue_done *dones, int kick, int claiming)
+    struct queue_done *dones, struct queue_call *calls, int kick,
+    int claiming)
 {
+	struct queue_call	*call;
 	struct queue_reply	*rep;
 	struct queue_sub	*sub;
 	struct queue_done	*d, *dnext, *retry = NULL, **retry_tail = &retry;
@@ -655,6 +678,24 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 		else
 			q->out_thread--;
 	}
+	for (call = calls; call != NULL; call = call->next) {
+		if (q->ops->item_begin(q->wr, call->err, sizeof(call->err))
+		    == -1) {
+			call->rc = -1;
+			continue;
+		}
+		call->rc = call->fn(q, cfg, call->arg, call->err,
+		    sizeof(call->err));
+		if (call->rc == 0) {
+			if (q->ops->item_end(q->wr, call->err,
+			    sizeof(call->err)) == -1) {
+				q->ops->item_abort(q->wr);
+				call->rc = -1;
+			}
+		} else
+			q->ops->item_abort(q->wr);
+		kick = 1;	/* what it queued may run now */
+	}
 	/* A claim needs a free slot and something new that may be runnable. */
 	if (claiming && (recorded != NULL || kick || added) &&
 	    (q->out_thread < queue_workers(cfg) ||
@@ -688,6 +729,12 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 done:
 	if (!ok) {
 		q->ops->rollback(q->wr);
+		for (call = calls; call != NULL; call = call->next)
+			if (call->rc == 0) {
+				call->rc = -1;
+				snprintf(call->err, sizeof(call->err),
+				    "%s", err);
+			}
 		/* Nothing of this round is on disk. */
 		for (sub = subs; sub != NULL; sub = sub->next)
 			for (i = 0; i < sub->n; i++) {
@@ -768,6 +815,10 @@ done:
 	rep->next = NULL;
 	*q->replies_tail = rep;
 	q->replies_tail = &rep->next;
+	for (call = calls; call != NULL; call = call->next)
+		call->done = 1;
+	if (calls != NULL)
+		pthread_cond_broadcast(&q->call_cv);
 	pthread_mutex_unlock(&q->mtx);
 	event_active(q->wake, EV_READ, 0);
 }
@@ -778,14 +829,15 @@ queue_store_main(void *arg)
 	struct queue		*q = arg;
 	struct queue_sub	*subs;
 	struct queue_done	*dones;
+	struct queue_call	*calls;
 	struct config		*cfg;
 	struct timespec		 ts;
-	int			 kick, claiming, stop, idle;
+	int			 kick, claiming, stop;
 
 	pthread_mutex_lock(&q->mtx);
 	for (;;) {
 		while (q->subs == NULL && (q->dones == NULL || q->done_failed) &&
-		    !q->kick && !q->stop) {
+		    q->calls == NULL && !q->kick && !q->stop) {
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
 			if (pthread_cond_timedwait(&q->cv, &q->mtx, &ts) ==
@@ -798,6 +850,9 @@ queue_store_main(void *arg)
 		dones = q->dones;
 		q->dones = NULL;
 		q->dones_tail = &q->dones;
+		calls = q->calls;
+		q->calls = NULL;
+		q->calls_tail = &q->calls;
 		kick = q->kick;
 		q->kick = 0;
 		claiming = q->claiming;
@@ -805,18 +860,63 @@ queue_store_main(void *arg)
 		cfg = config_ref(q->cfg);
 		pthread_mutex_unlock(&q->mtx);
 
-		if (subs != NULL || dones != NULL || kick)
-			queue_store_round(q, cfg, subs, dones, kick, claiming);
-		pthread_mutex_lock(&q->mtx);
-		idle = q->subs == NULL && q->dones == NULL;
-		pthread_mutex_unlock(&q->mtx);
-		queue_store_housekeeping(q, cfg, idle);
+		if (subs != NULL || dones != NULL || calls != NULL || kick)
+			queue_store_round(q, cfg, subs, dones, calls, kick,
+			    claiming);
+		queue_store_housekeeping(q, cfg);
 		config_unref(cfg);
 
 		pthread_mutex_lock(&q->mtx);
-		if (stop && q->subs == NULL && (q->dones == NULL ||
-		    q->done_failed))
+		if (stop && q->subs == NULL && q->calls == NULL &&
+		    (q->dones == NULL || q->done_failed))
 			break;
+	}
+	pthread_mutex_unlock(&q->mtx);
+	return NULL;
+}
+
+/*
+ * The write-ahead log grows with every commit (automatic checkpoints are
+ * off so no commit pays for one).  This thread copies it back into the
+ * database from a connection of its own: a passive checkpoint beside the
+ * writer when the log grows past QUEUE_CKPT_PAGES, and a truncating one
+ * once commits have stopped for a second.
+ */
+static void *
+queue_ckpt_main(void *arg)
+{
+	struct queue	*q = arg;
+	struct timespec	 ts;
+	uint64_t	 commits, last = 0, truncated_at = UINT64_MAX;
+	long		 pages;
+	char		 err[256];
+	int		 idle;
+
+	pthread_mutex_lock(&q->mtx);
+	while (!q->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += QUEUE_CKPT_MIN_MS % 1000 * 1000000L;
+		ts.tv_sec += QUEUE_CKPT_MIN_MS / 1000 + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&q->ck_cv, &q->mtx, &ts);
+		if (q->stop)
+			break;
+		commits = q->stats.commits;
+		pthread_mutex_unlock(&q->mtx);
+
+		pages = q->ops->wal_pages(q->wr);
+		idle = commits == last;
+		last = commits;
+		if (idle && pages > 0 && truncated_at != commits) {
+			if (q->ops->checkpoint(q->ck, 1, err, sizeof(err)) == -1)
+				log_warnx("queue: checkpoint: %s", err);
+			else
+				truncated_at = commits;
+		} else if (!idle && pages >= QUEUE_CKPT_PAGES) {
+			if (q->ops->checkpoint(q->ck, 0, err, sizeof(err)) == -1)
+				log_warnx("queue: checkpoint: %s", err);
+		}
+		pthread_mutex_lock(&q->mtx);
 	}
 	pthread_mutex_unlock(&q->mtx);
 	return NULL;
@@ -858,23 +958,40 @@ queue_worker_done_cb(struct job *job, struct job_result *res,
 	queue_finished(arg, job, res, started_ms, ended_ms);
 }
 
-/* Loop runners (notify) report back here. */
+/*
+ * Loop runners (notify) report back here.  Runs in flight are listed so
+ * that queue_close() can orphan them: a runner finishing after the queue is
+ * gone only frees its job (it stays `running` in the store: re-queued).
+ */
 struct queue_loop_run {
-	struct queue	*q;
-	int64_t		 started_ms;
+	struct queue		*q;		/* NULL: orphaned by close */
+	int64_t			 started_ms;
+	struct queue_loop_run	*prev, *next;
 };
 
 static void
 queue_loop_done_cb(struct job *job, struct job_result *res, void *arg)
 {
 	struct queue_loop_run	*run = arg;
+	struct queue		*q = run->q;
 	struct job_result	*copy;
 
+	if (q == NULL) {
+		job_free(job);
+		free(run);
+		return;
+	}
+	if (run->prev != NULL)
+		run->prev->next = run->next;
+	else
+		q->loop_runs = run->next;
+	if (run->next != NULL)
+		run->next->prev = run->prev;
 	/* The runner keeps its result struct; its contents move here. */
 	copy = xcalloc(1, sizeof(*copy));
 	*copy = *res;
 	memset(res, 0, sizeof(*res));
-	queue_finished(run->q, job, copy, run->started_ms, util_now_ms());
+	queue_finished(q, job, copy, run->started_ms, util_now_ms());
 	free(run);
 }
 
@@ -893,6 +1010,10 @@ queue_dispatch(struct queue *q, struct config *cfg, struct job *job)
 		run = xcalloc(1, sizeof(*run));
 		run->q = q;
 		run->started_ms = now;
+		run->next = q->loop_runs;
+		if (q->loop_runs != NULL)
+			q->loop_runs->prev = run;
+		q->loop_runs = run;
 		runner->start(cfg, q->base, job, queue_loop_done_cb, run);
 		return;
 	}
@@ -986,6 +1107,8 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	q->subs_tail = &q->subs;
 	q->dones_tail = &q->dones;
 	q->replies_tail = &q->replies;
+	q->calls_tail = &q->calls;
+	pthread_cond_init(&q->call_cv, NULL);
 	q->cfg = config_ref(cfg);
 
 	metrics_describe("gitopsd_jobs_total", "counter",
@@ -1001,8 +1124,10 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	metrics_describe("gitopsd_store_commit_seconds", "histogram",
 	    "Time of one store round, begin to durable commit.");
 
+	pthread_cond_init(&q->ck_cv, NULL);
 	if ((q->wr = q->ops->open(cfg->state.path, err, errlen)) == NULL ||
-	    (q->rd = q->ops->open(cfg->state.path, err, errlen)) == NULL)
+	    (q->rd = q->ops->open(cfg->state.path, err, errlen)) == NULL ||
+	    (q->ck = q->ops->open(cfg->state.path, err, errlen)) == NULL)
 		goto fail;
 	if (q->ops->requeue_running(q->wr, util_now_ms(), &nrequeued, &ndead,
 	    err, errlen) == -1)
@@ -1021,17 +1146,33 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 		goto fail;
 	}
 	q->thread_started = 1;
+	if ((e = pthread_create(&q->ck_thread, NULL, queue_ckpt_main,
+	    q)) != 0) {
+		snprintf(err, errlen, "queue: checkpoint thread: %s",
+		    strerror(e));
+		pthread_mutex_lock(&q->mtx);
+		q->stop = 1;
+		pthread_cond_signal(&q->cv);
+		pthread_mutex_unlock(&q->mtx);
+		pthread_join(q->thread, NULL);
+		goto fail;
+	}
+	q->ck_started = 1;
 	return q;
 fail:
 	if (q->wake != NULL)
 		event_free(q->wake);
 	if (q->timer != NULL)
 		event_free(q->timer);
+	if (q->ck != NULL)
+		q->ops->close(q->ck);
 	if (q->rd != NULL)
 		q->ops->close(q->rd);
 	if (q->wr != NULL)
 		q->ops->close(q->wr);
 	config_unref(q->cfg);
+	pthread_cond_destroy(&q->ck_cv);
+	pthread_cond_destroy(&q->call_cv);
 	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mtx);
 	free(q);
@@ -1095,10 +1236,14 @@ void
 queue_close(struct queue *q, int timeout_s)
 {
 	struct queue_reply	*rep, *next;
+	struct queue_loop_run	*run;
 
 	if (q == NULL)
 		return;
 	queue_drain(q);
+	for (run = q->loop_runs; run != NULL; run = run->next)
+		run->q = NULL;
+	q->loop_runs = NULL;
 	/* Finished attempts are recorded; unfinished ones stay running. */
 	if (q->pool != NULL && worker_pool_stop(q->pool, timeout_s) > 0)
 		log_warnx("queue: jobs still running are re-queued at the"
@@ -1107,9 +1252,12 @@ queue_close(struct queue *q, int timeout_s)
 	pthread_mutex_lock(&q->mtx);
 	q->stop = 1;
 	pthread_cond_signal(&q->cv);
+	pthread_cond_signal(&q->ck_cv);
 	pthread_mutex_unlock(&q->mtx);
 	if (q->thread_started)
 		pthread_join(q->thread, NULL);
+	if (q->ck_started)
+		pthread_join(q->ck_thread, NULL);
 	/* Replies nobody will read: claimed jobs stay running (re-queued). */
 	for (rep = q->replies; rep != NULL; rep = next) {
 		next = rep->next;
@@ -1124,10 +1272,20 @@ queue_close(struct queue *q, int timeout_s)
 	event_free(q->wake);
 	event_free(q->timer);
 	q->ops->close(q->rd);
+	q->ops->close(q->ck);
 	if (q->ops->checkpoint(q->wr, 1, NULL, 0) == -1)
 		log_warnx("queue: final checkpoint failed");
 	q->ops->close(q->wr);
+	if (q->stats.commits > 0)
+		log_info("queue: %" PRIu64 " commits for %" PRIu64 " deliveries"
+		    " (largest batch %" PRIu64 "); a round took %.2f ms on"
+		    " average, %.2f ms at most", q->stats.commits,
+		    q->stats.submissions, q->stats.max_batch,
+		    q->stats.sum_commit_s * 1000 / (double)q->stats.commits,
+		    q->stats.max_commit_s * 1000);
 	config_unref(q->cfg);
+	pthread_cond_destroy(&q->ck_cv);
+	pthread_cond_destroy(&q->call_cv);
 	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mtx);
 	free(q);
@@ -1180,27 +1338,83 @@ queue_submit(struct queue *q, const struct queue_item *items, size_t n,
 	pthread_mutex_unlock(&q->mtx);
 }
 
+/* Run fn on the store thread in its next round; wait for the commit. */
+static int
+queue_call(struct queue *q, int (*fn)(struct queue *, const struct config *,
+    void *, char *, size_t), void *arg, char *err, size_t errlen)
+{
+	struct queue_call	 call;
+
+	memset(&call, 0, sizeof(call));
+	call.fn = fn;
+	call.arg = arg;
+	call.rc = -1;
+	snprintf(call.err, sizeof(call.err), "store unavailable");
+	pthread_mutex_lock(&q->mtx);
+	*q->calls_tail = &call;
+	q->calls_tail = &call.next;
+	pthread_cond_signal(&q->cv);
+	while (!call.done)
+		pthread_cond_wait(&q->call_cv, &q->mtx);
+	pthread_mutex_unlock(&q->mtx);
+	if (call.rc == -1 && err != NULL)
+		snprintf(err, errlen, "%s", call.err);
+	return call.rc;
+}
+
+struct queue_add_arg {
+	const struct job_spec	*specs;
+	size_t			 n;
+	int64_t			*ids;
+};
+
+static int
+queue_add_jobs_fn(struct queue *q, const struct config *cfg, void *arg,
+    char *err, size_t errlen)
+{
+	struct queue_add_arg	*a = arg;
+	int64_t			 now = util_now_ms();
+	int			 absorbed;
+	size_t			 i;
+
+	for (i = 0; i < a->n; i++) {
+		if (q->ops->add_job(q->wr, &a->specs[i], 0,
+		    queue_max_attempts(cfg, a->specs[i].kind), now, &a->ids[i],
+		    &absorbed, err, errlen) == -1)
+			return -1;
+		if (!absorbed)
+			q->pending++;
+	}
+	return 0;
+}
+
 int
 queue_add_jobs(struct queue *q, const struct job_spec *specs, size_t n,
     int64_t *ids, char *err, size_t errlen)
 {
-	int64_t	 now = util_now_ms();
-	int	 absorbed;
-	size_t	 i;
+	struct queue_add_arg	 a = { specs, n, ids };
 
-	if (q->ops->begin(q->rd, err, errlen) == -1)
-		return -1;
-	for (i = 0; i < n; i++)
-		if (q->ops->add_job(q->rd, &specs[i], 0,
-		    queue_max_attempts(q->cfg, specs[i].kind), now, &ids[i],
-		    &absorbed, err, errlen) == -1) {
-			q->ops->rollback(q->rd);
-			return -1;
-		}
-	if (q->ops->commit(q->rd, err, errlen) == -1)
-		return -1;
-	queue_kick(q);
-	return 0;
+	return queue_call(q, queue_add_jobs_fn, &a, err, errlen);
+}
+
+struct queue_retry_arg {
+	int64_t	 id;
+	int	 status;	/* retry_job's answer */
+};
+
+static int
+queue_retry_fn(struct queue *q, const struct config *cfg, void *arg,
+    char *err, size_t errlen)
+{
+	struct queue_retry_arg	*a = arg;
+
+	(void)cfg;
+	a->status = q->ops->retry_job(q->wr, a->id, util_now_ms(), err,
+	    errlen);
+	if (a->status == 0)
+		q->pending++;
+	/* Refusals (409/404) change nothing and are not errors. */
+	return a->status == -1 ? -1 : 0;
 }
 
 /* ---- Admin API ---------------------------------------------------- */
@@ -1478,11 +1692,14 @@ queue_admin_job(struct queue *q, int64_t id, struct buf *body)
 static int
 queue_admin_retry(struct queue *q, int64_t id, struct buf *body)
 {
-	char	 err[256];
-	int	 rc;
-	cJSON	*o;
+	struct queue_retry_arg	 a = { id, -1 };
+	char			 err[256];
+	int			 rc;
+	cJSON			*o;
 
-	rc = q->ops->retry_job(q->rd, id, util_now_ms(), err, sizeof(err));
+	rc = queue_call(q, queue_retry_fn, &a, err, sizeof(err));
+	if (rc == 0)
+		rc = a.status;
 	if (rc == 2)
 		return queue_admin_error(body, 404, "no such job");
 	if (rc == 1)

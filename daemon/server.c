@@ -77,14 +77,22 @@ server_log(const struct http_request *req, const char *source,
     const char *delivery, int status, const char *cause)
 {
 	const struct http_request_info *ri = http_request_info(req);
-	char	 st[16], ms[32];
+	const char	*path = ri->path, *slash;
+	char		 st[16], ms[32], *redacted = NULL;
 
+	/* /hooks/<name>/<token>: the token is a secret; never log it. */
+	if (strncmp(path, "/hooks/", 7) == 0 &&
+	    (slash = strchr(path + 7, '/')) != NULL) {
+		redacted = xasprintf("%.*s/<token>", (int)(slash - path), path);
+		path = redacted;
+	}
 	snprintf(st, sizeof(st), "%d", status);
 	snprintf(ms, sizeof(ms), "%.2f", (util_mono_s() - ri->start) * 1000.0);
 	log_kv(status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "request",
-	    "peer", ri->peer, "method", ri->method, "path", ri->path,
+	    "peer", ri->peer, "method", ri->method, "path", path,
 	    "source", source, "delivery", delivery, "status", st,
 	    "ms", ms, "cause", cause, NULL);
+	free(redacted);
 }
 
 /*

@@ -38,6 +38,14 @@ enum st_stmt {
 	ST_NOTIFY_GET,
 	ST_NOTIFY_PUT,
 	ST_EVENT_RECEIVED,
+	ST_APP_GET,
+	ST_APP_IMAGES,
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
 	ST_MAX
 };
 
@@ -99,6 +107,17 @@ static const char *const store_sqlite_sql[ST_MAX] = {
 	[ST_NOTIFY_PUT] = "INSERT OR REPLACE INTO notify_keys(key, planned)"
 	    " VALUES (?1, ?2)",
 	[ST_EVENT_RECEIVED] = "SELECT received FROM events WHERE id = ?1",
+	[ST_APP_GET] = "SELECT a.outcome, a.revision, a.health, a.synced_at,"
+	    " a.last_job, a.last_error, j.kind, j.state FROM apps a"
+	    " LEFT JOIN jobs j ON j.id = a.last_job WHERE a.name = ?1",
+	[ST_APP_IMAGES] = "SELECT image, tag, digest FROM app_images"
+	    " WHERE app = ?1",
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT item",
+	[ST_RELEASE] = "RELEASE item",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO item",
 };
 
 static const char store_sqlite_schema[] =
@@ -233,7 +252,8 @@ store_sqlite_wal_hook_cb(void *arg, sqlite3 *db, const char *name, int pages)
 
 	(void)db;
 	(void)name;
-	st->wal_pages = pages;
+	/* Read by the queue's checkpoint thread. */
+	__atomic_store_n(&st->wal_pages, (long)pages, __ATOMIC_RELAXED);
 	return SQLITE_OK;
 }
 
@@ -284,19 +304,31 @@ fail:
 	return NULL;
 }
 
+/* Transaction control through cached statements (hot path). */
+static int
+store_sqlite_simple(struct store *st, enum st_stmt which, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = store_sqlite_stmt(st, which, err, errlen)) == NULL)
+		return -1;
+	return store_sqlite_done(st, s, err, errlen, store_sqlite_sql[which]);
+}
+
 static int
 store_sqlite_begin(struct store *st, char *err, size_t errlen)
 {
-	return store_sqlite_exec(st, "BEGIN IMMEDIATE", err, errlen);
+	return store_sqlite_simple(st, ST_BEGIN, err, errlen);
 }
 
 static int
 store_sqlite_commit(struct store *st, char *err, size_t errlen)
 {
-	if (store_sqlite_exec(st, "COMMIT", err, errlen) == -1) {
+	if (store_sqlite_simple(st, ST_COMMIT, err, errlen) == -1) {
 		/* A failed COMMIT may leave the transaction open. */
 		if (!sqlite3_get_autocommit(st->db))
-			store_sqlite_exec(st, "ROLLBACK", NULL, 0);
+			store_sqlite_simple(st, ST_ROLLBACK, NULL, 0);
 		return -1;
 	}
 	return 0;
@@ -306,27 +338,27 @@ static void
 store_sqlite_rollback(struct store *st)
 {
 	if (!sqlite3_get_autocommit(st->db))
-		store_sqlite_exec(st, "ROLLBACK", NULL, 0);
+		store_sqlite_simple(st, ST_ROLLBACK, NULL, 0);
 }
 
 static int
 store_sqlite_item_begin(struct store *st, char *err, size_t errlen)
 {
-	return store_sqlite_exec(st, "SAVEPOINT item", err, errlen);
+	return store_sqlite_simple(st, ST_SAVEPOINT, err, errlen);
 }
 
 static int
 store_sqlite_item_end(struct store *st, char *err, size_t errlen)
 {
-	return store_sqlite_exec(st, "RELEASE item", err, errlen);
+	return store_sqlite_simple(st, ST_RELEASE, err, errlen);
 }
 
 static void
 store_sqlite_item_abort(struct store *st)
 {
 	/* ROLLBACK TO keeps the savepoint; RELEASE drops it. */
-	if (store_sqlite_exec(st, "ROLLBACK TO item", NULL, 0) == 0)
-		store_sqlite_exec(st, "RELEASE item", NULL, 0);
+	if (store_sqlite_simple(st, ST_ROLLBACK_TO, NULL, 0) == 0)
+		store_sqlite_simple(st, ST_RELEASE, NULL, 0);
 }
 
 static int
@@ -816,17 +848,12 @@ static int
 store_sqlite_app_get(struct store *st, const char *app,
     struct store_app_row *r, char *err, size_t errlen)
 {
-	sqlite3_stmt	*s = NULL;
-	int		 rc = -1, step;
+	sqlite3_stmt	*s;
+	int		 step;
 
 	memset(r, 0, sizeof(*r));
-	if (sqlite3_prepare_v2(st->db, "SELECT a.outcome, a.revision, a.health,"
-	    " a.synced_at, a.last_job, a.last_error, j.kind, j.state FROM apps a"
-	    " LEFT JOIN jobs j ON j.id = a.last_job WHERE a.name = ?1", -1, &s,
-	    NULL) != SQLITE_OK) {
-		store_sqlite_err(st, err, errlen, "app");
-		goto out;
-	}
+	if ((s = store_sqlite_stmt(st, ST_APP_GET, err, errlen)) == NULL)
+		return -1;
 	store_sqlite_text(s, 1, app);
 	step = sqlite3_step(s);
 	if (step == SQLITE_ROW) {
@@ -841,17 +868,14 @@ store_sqlite_app_get(struct store *st, const char *app,
 		r->last_job_state = (enum job_state)sqlite3_column_int(s, 7);
 		if (sqlite3_column_type(s, 6) == SQLITE_NULL)
 			r->last_job_id = 0;	/* deleted by retention */
-	} else if (step != SQLITE_DONE) {
+	}
+	sqlite3_reset(s);
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
 		store_sqlite_err(st, err, errlen, "app");
-		goto out;
+		goto fail;
 	}
-	sqlite3_finalize(s);
-	s = NULL;
-	if (sqlite3_prepare_v2(st->db, "SELECT image, tag, digest FROM app_images"
-	    " WHERE app = ?1", -1, &s, NULL) != SQLITE_OK) {
-		store_sqlite_err(st, err, errlen, "app images");
-		goto out;
-	}
+	if ((s = store_sqlite_stmt(st, ST_APP_IMAGES, err, errlen)) == NULL)
+		goto fail;
 	store_sqlite_text(s, 1, app);
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
 		r->images = xreallocarray(r->images, r->nimages + 1,
@@ -861,16 +885,15 @@ store_sqlite_app_get(struct store *st, const char *app,
 		r->images[r->nimages].digest = store_sqlite_col(s, 2);
 		r->nimages++;
 	}
+	sqlite3_reset(s);
 	if (step != SQLITE_DONE) {
 		store_sqlite_err(st, err, errlen, "app images");
-		goto out;
+		goto fail;
 	}
-	rc = 0;
-out:
-	sqlite3_finalize(s);
-	if (rc == -1)
-		store_app_row_clear(r);
-	return rc;
+	return 0;
+fail:
+	store_app_row_clear(r);
+	return -1;
 }
 
 static int
@@ -1148,8 +1171,6 @@ store_sqlite_retry_job(struct store *st, int64_t id, int64_t now_ms,
 	sqlite3_stmt	*s = NULL;
 	int		 rc = -1, step, state;
 
-	if (store_sqlite_begin(st, err, errlen) == -1)
-		return -1;
 	if (sqlite3_prepare_v2(st->db, "SELECT state FROM jobs WHERE id = ?1",
 	    -1, &s, NULL) != SQLITE_OK) {
 		store_sqlite_err(st, err, errlen, "retry");
@@ -1185,14 +1206,9 @@ store_sqlite_retry_job(struct store *st, int64_t id, int64_t now_ms,
 		store_sqlite_err(st, err, errlen, "retry");
 		goto out;
 	}
-	sqlite3_finalize(s);
-	s = NULL;
-	if (store_sqlite_commit(st, err, errlen) == -1)
-		goto out;
-	return 0;
+	rc = 0;
 out:
 	sqlite3_finalize(s);
-	store_sqlite_rollback(st);
 	return rc;
 }
 
@@ -1237,7 +1253,7 @@ out:
 static long
 store_sqlite_wal_pages(struct store *st)
 {
-	return st->wal_pages;
+	return __atomic_load_n(&st->wal_pages, __ATOMIC_RELAXED);
 }
 
 static int
@@ -1252,9 +1268,6 @@ store_sqlite_checkpoint(struct store *st, int truncate, char *err,
 		store_sqlite_err(st, err, errlen, "checkpoint");
 		return -1;
 	}
-	/* Fully copied: the next writer restarts the log from its start. */
-	if (log == done)
-		st->wal_pages = 0;
 	return 0;
 }
 

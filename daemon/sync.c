@@ -22,12 +22,15 @@
  *   has to remember which kinds an app used before: a kind removed from
  *   Git entirely is still found, across restarts, without local state.
  *   An object is kept when its uid is one just applied, when it has
- *   ownerReferences (its owner manages it; e.g. Endpoints copy a Service's
- *   labels), or when annotated gitopsd.io/prune: disabled.
+ *   ownerReferences (its owner manages it; EndpointSlices copy a Service's
+ *   labels), or when annotated gitopsd.io/prune: disabled.  Core Endpoints
+ *   are never pruned: the endpoints controller copies a Service's labels
+ *   onto them without an owner.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -50,8 +53,6 @@
 #include "sync.h"
 #include "util.h"
 #include "yaml_json.h"
-
-extern char **environ;
 
 #define SYNC_MAX_FILE		(8u * 1024 * 1024)
 #define SYNC_MAX_TOTAL		(64u * 1024 * 1024)
@@ -398,25 +399,51 @@ out:
 	return rc;
 }
 
-/* rm -r without a shell; errors ignored (best effort cleanup of a tmpdir). */
+static int
+sync_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+/* rm -r of a render export; best effort (a leftover is only a tmp dir). */
 static void
 sync_rmtree(const char *path)
 {
-	struct stat	 st;
+	nftw(path, sync_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
 
-	if (lstat(path, &st) == -1)
-		return;
-	if (S_ISDIR(st.st_mode)) {
-		char		*cmd[] = { "rm", "-rf", "--", (char *)path, NULL };
-		pid_t		 pid;
-		int		 status;
+#define SYNC_RENDER_NENV	5
 
-		/* rm(1) by argv, not through a shell. */
-		if (posix_spawnp(&pid, "rm", NULL, NULL, cmd, environ) == 0)
-			while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-				;
-	} else
-		unlink(path);
+/*
+ * The renderer's environment: PATH, HOME, TMPDIR and the locale, not the
+ * daemon's whole environment (which may hold secrets given as *_env, and
+ * a renderer may run plugins from the repository).
+ */
+static void
+sync_render_env(char **env, char (*buf)[1024], size_t len)
+{
+	static const char *const keep[] = { "PATH", "HOME", "TMPDIR", "LANG",
+	    "LC_ALL" };
+	const char	*v;
+	size_t		 i, n = 0;
+
+	for (i = 0; i < nitems(keep); i++) {
+		if ((v = getenv(keep[i])) == NULL && strcmp(keep[i], "PATH") == 0)
+			v = "/usr/local/bin:/usr/bin:/bin";
+		if (v == NULL)
+			continue;
+		if ((size_t)snprintf(buf[n], len, "%s=%s", keep[i], v) >= len)
+			continue;	/* absurdly long: leave it out */
+		env[n] = buf[n];
+		n++;
+	}
+	env[n] = NULL;
 }
 
 /*
@@ -435,6 +462,8 @@ sync_render_run(char *const argv[], const char *dir, int timeout_s,
 	int64_t				 deadline;
 	pid_t				 pid = -1;
 	char				 tmp[8192];
+	char				*env[SYNC_RENDER_NENV + 1];
+	char				 envbuf[SYNC_RENDER_NENV][1024];
 	ssize_t				 n;
 
 	buf_init(&eb, 4096);
@@ -455,8 +484,8 @@ sync_render_run(char *const argv[], const char *dir, int timeout_s,
 		snprintf(err, errlen, "posix_spawn_file_actions failed");
 		goto out;
 	}
-	if ((errno = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ))
-	    != 0) {
+	sync_render_env(env, envbuf, sizeof(envbuf[0]));
+	if ((errno = posix_spawnp(&pid, argv[0], &fa, NULL, argv, env)) != 0) {
 		snprintf(err, errlen, "render: cannot run %.100s: %s", argv[0],
 		    strerror(errno));
 		pid = -1;
@@ -646,10 +675,11 @@ sync_manifests_read(const char *repo_path, const char *revision,
 		if (sync_render(repo, commit, app, m, err, errlen) == -1)
 			goto out;
 	} else {
+		/* The commit is fixed: a missing path will not appear. */
+		*kind = JOB_ERR_MANIFEST;
 		if (sync_subtree(repo, commit, app->path, &tree, err, errlen) ==
 		    -1)
 			goto out;
-		*kind = JOB_ERR_MANIFEST;
 		memset(&w, 0, sizeof(w));
 		w.repo = repo;
 		w.app = app;
@@ -663,6 +693,18 @@ sync_manifests_read(const char *repo_path, const char *revision,
 				sync_git_err(err, errlen, "tree walk");
 			goto out;
 		}
+	}
+	/*
+	 * An empty set would apply nothing and prune everything the app
+	 * has: far more often a wrong path than an intent.
+	 */
+	if (m->n == 0) {
+		*kind = JOB_ERR_MANIFEST;
+		snprintf(err, errlen, "no manifests %s %s at %.12s", app->
+		    render_command != NULL ? "from the renderer for" : "under",
+		    app->path != NULL && app->path[0] != '\0' ? app->path : ".",
+		    hex);
+		goto out;
 	}
 	*commit_out = xstrdup(hex);
 	rc = 0;
@@ -699,6 +741,7 @@ struct sync_obj {
 	size_t			 index;		/* file order, for a stable sort */
 	struct kube_resource	 res;
 	char			*uid;		/* from the apply answer */
+	int			 created;	/* 201: it did not exist */
 	enum sync_health_kind	 hk;
 	char			*health;	/* NULL until checked */
 	int			 healthy;
@@ -802,11 +845,14 @@ static void
 sync_detail(struct sync_run *s, const char *health)
 {
 	cJSON	*d = cJSON_CreateObject(), *arr, *o;
-	size_t	 i;
+	size_t	 i, ncreated;
 
 	cJSON_AddStringToObject(d, "health", health);
 	cJSON_AddNumberToObject(d, "applied", (double)s->applied);
 	cJSON_AddNumberToObject(d, "pruned", (double)s->pruned);
+	for (i = 0, ncreated = 0; i < s->applied && i < s->n; i++)
+		ncreated += s->objs[i].created;
+	cJSON_AddNumberToObject(d, "created", (double)ncreated);
 	arr = cJSON_AddArrayToObject(d, "objects");
 	for (i = 0; i < s->applied && i < s->n; i++) {
 		o = cJSON_CreateObject();
@@ -815,6 +861,8 @@ sync_detail(struct sync_run *s, const char *health)
 		if (s->objs[i].ns != NULL)
 			cJSON_AddStringToObject(o, "namespace", s->objs[i].ns);
 		cJSON_AddStringToObject(o, "name", s->objs[i].name);
+		cJSON_AddStringToObject(o, "action", s->objs[i].created ?
+		    "created" : "applied");
 		if (s->objs[i].hk != SYNC_HK_NONE)
 			cJSON_AddStringToObject(o, "health",
 			    s->objs[i].healthy ? "Healthy" :
@@ -1057,6 +1105,7 @@ again:
 	uid = sync_str(cJSON_GetObjectItemCaseSensitive(resp.json, "metadata"),
 	    "uid");
 	o->uid = uid != NULL ? xstrdup(uid) : NULL;
+	o->created = resp.status == 201;
 	if (strcmp(o->kind, "CustomResourceDefinition") == 0)
 		s->crd_applied = 1;
 	log_debug("sync %s: applied %s (HTTP %ld)", s->req->app, o->desc,
@@ -1126,6 +1175,14 @@ sync_prune(struct sync_run *s)
 	sel = xasprintf("labelSelector=%s%%3D%s,%s%%3Dgitopsd", SYNC_LABEL_APP,
 	    s->req->app, SYNC_LABEL_MANAGED_BY);
 	for (i = 0; i < nall; i++) {
+		/*
+		 * The endpoints controller copies a Service's labels onto its
+		 * Endpoints without an ownerReference; pruning them would only
+		 * make the controller put them back (and drop traffic).
+		 */
+		if (all[i].group[0] == '\0' &&
+		    strcmp(all[i].kind, "Endpoints") == 0)
+			continue;
 		path = kube_path(&all[i], NULL, NULL);
 		full = xasprintf("%s?%s", path, sel);
 		rc = kube_request(s->kube, "GET", full, NULL, NULL, 0, &resp,

@@ -221,8 +221,8 @@ yj_scalar(struct yj_parse *p, const yaml_event_t *ev)
 		    strcmp(tag, YAML_BOOL_TAG) == 0 ||
 		    strcmp(tag, YAML_INT_TAG) == 0 ||
 		    strcmp(tag, YAML_FLOAT_TAG) == 0) {
-			yj_error(p, &ev->start_mark, "\"%.40s\" is not a valid %s",
-			    s, tag);
+			/* No value in messages: it may be a secret. */
+			yj_error(p, &ev->start_mark, "not a valid %s", tag);
 			return NULL;
 		}
 		/* Other tags (!!binary, application tags): the text as is. */
@@ -237,7 +237,7 @@ yj_scalar(struct yj_parse *p, const yaml_event_t *ev)
 	if (yj_parse_int(s, &v, &overflow))
 		return v;
 	if (overflow) {
-		yj_error(p, &ev->start_mark, "integer %.40s out of range", s);
+		yj_error(p, &ev->start_mark, "integer out of range");
 		return NULL;
 	}
 	if (yj_is_float(s))

@@ -14,7 +14,8 @@ FUZZ_SECONDS ?= 60
 
 build-fuzz/obj/%.o: %.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+	@echo "  FUZZCC  $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 
 build-fuzz/libgitopsd.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@

@@ -32,14 +32,14 @@ generic_verify(const struct hook_request *req, const struct config_source *src,
 {
 	char	 mt[128];
 
+	if (githost_check_sig(src, hook_request_header(req, "X-Signature"),
+	    "sha256=", 0, req->body, req->body_len, why, whylen) == -1)
+		return 401;
 	if (hook_media_type(req, mt, sizeof(mt)) == -1 ||
 	    strcmp(mt, "application/json") != 0) {
 		snprintf(why, whylen, "unsupported content type");
 		return 415;
 	}
-	if (githost_check_sig(src, hook_request_header(req, "X-Signature"),
-	    "sha256=", 0, req->body, req->body_len, why, whylen) == -1)
-		return 401;
 	return 0;
 }
 

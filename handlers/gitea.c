@@ -64,13 +64,15 @@ gitea_verify(const struct hook_request *req, const struct config_source *src,
 	size_t		 len = 0;
 	int		 form, rc = 401;
 
-	if ((form = gitea_is_form(req)) == -1) {
-		snprintf(why, whylen, "unsupported content type");
-		return 415;
-	}
+	/* What was signed depends on the content type, so a missing
+	 * signature is refused first and the type checked before the HMAC. */
 	if ((sig = gitea_header(req, gitea_sig_headers)) == NULL) {
 		snprintf(why, whylen, "missing X-Gitea-Signature");
 		return 401;
+	}
+	if ((form = gitea_is_form(req)) == -1) {
+		snprintf(why, whylen, "unsupported content type");
+		return 415;
 	}
 	if (form) {
 		if ((json = githost_form_payload(req, &len)) == NULL) {

@@ -35,20 +35,13 @@ github_verify(const struct hook_request *req, const struct config_source *src,
 	char		 mt[128];
 	const char	*sig;
 
-	if (hook_media_type(req, mt, sizeof(mt)) == -1 ||
-	    (strcmp(mt, "application/json") != 0 &&
-	    strcmp(mt, "application/x-www-form-urlencoded") != 0)) {
-		snprintf(why, whylen, "unsupported content type");
-		return 415;
-	}
-	/* The HMAC covers the bytes received, form encoding included. */
+	/* The HMAC covers the bytes received, form encoding included, so it
+	 * is checked first: an unauthenticated request learns nothing else. */
 	if ((sig = hook_request_header(req, "X-Hub-Signature-256")) != NULL) {
 		if (githost_check_sig(src, sig, "sha256=", 0, req->body,
 		    req->body_len, why, whylen) == -1)
 			return 401;
-		return 0;
-	}
-	if ((sig = hook_request_header(req, "X-Hub-Signature")) != NULL) {
+	} else if ((sig = hook_request_header(req, "X-Hub-Signature")) != NULL) {
 		if (!src->allow_sha1) {
 			snprintf(why, whylen,
 			    "SHA-1 signature refused (allow_sha1 is off)");
@@ -57,10 +50,17 @@ github_verify(const struct hook_request *req, const struct config_source *src,
 		if (githost_check_sig(src, sig, "sha1=", 1, req->body,
 		    req->body_len, why, whylen) == -1)
 			return 401;
-		return 0;
+	} else {
+		snprintf(why, whylen, "missing X-Hub-Signature-256");
+		return 401;
 	}
-	snprintf(why, whylen, "missing X-Hub-Signature-256");
-	return 401;
+	if (hook_media_type(req, mt, sizeof(mt)) == -1 ||
+	    (strcmp(mt, "application/json") != 0 &&
+	    strcmp(mt, "application/x-www-form-urlencoded") != 0)) {
+		snprintf(why, whylen, "unsupported content type");
+		return 415;
+	}
+	return 0;
 }
 
 /* The JSON document of the request: the body, or the form's payload=. */

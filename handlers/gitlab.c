@@ -29,11 +29,6 @@ gitlab_verify(const struct hook_request *req, const struct config_source *src,
 	char		 mt[128];
 	const char	*tok;
 
-	if (hook_media_type(req, mt, sizeof(mt)) == -1 ||
-	    strcmp(mt, "application/json") != 0) {
-		snprintf(why, whylen, "unsupported content type");
-		return 415;
-	}
 	if ((tok = hook_request_header(req, "X-Gitlab-Token")) == NULL) {
 		snprintf(why, whylen, "missing X-Gitlab-Token");
 		return 401;
@@ -41,6 +36,11 @@ gitlab_verify(const struct hook_request *req, const struct config_source *src,
 	if (src->nsecrets == 0 || handler_check_token(src, tok) != 0) {
 		snprintf(why, whylen, "token mismatch");
 		return 401;
+	}
+	if (hook_media_type(req, mt, sizeof(mt)) == -1 ||
+	    strcmp(mt, "application/json") != 0) {
+		snprintf(why, whylen, "unsupported content type");
+		return 415;
 	}
 	return 0;
 }

@@ -204,8 +204,9 @@ struct store_ops {
 			    struct store_attempt_row **rows, size_t *n,
 			    char *err, size_t errlen);
 	/*
-	 * A failed or dead job back to queued (attempts reset).  Returns 0,
-	 * 1 if its state does not allow it, 2 if unknown, -1 on error.
+	 * A failed or dead job back to queued (a fresh set of attempts),
+	 * inside the caller's transaction.  Returns 0, 1 if its state does
+	 * not allow it, 2 if unknown, -1 on error.
 	 */
 	int		 (*retry_job)(struct store *, int64_t id, int64_t now_ms,
 			    char *err, size_t errlen);
@@ -217,9 +218,16 @@ struct store_ops {
 	int		 (*retention)(struct store *, int64_t keep_before_ms,
 			    int64_t dedup_before_ms, int64_t *deleted,
 			    char *err, size_t errlen);
-	/* Pages in the write-ahead log (0 for backends without one). */
+	/*
+	 * Pages in the write-ahead log after this connection's last commit
+	 * (0 for backends without one).  Safe to call from another thread.
+	 */
 	long		 (*wal_pages)(struct store *);
-	/* Checkpoint the log; truncate: also shrink the file. */
+	/*
+	 * Checkpoint the log (from a connection of its own: a passive
+	 * checkpoint runs beside the writer); truncate: wait for the writer,
+	 * copy everything and shrink the file (for idle times).
+	 */
 	int		 (*checkpoint)(struct store *, int truncate, char *err,
 			    size_t errlen);
 };

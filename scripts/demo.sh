@@ -18,6 +18,12 @@ if [ ! -d "$VAR/deploy.git" ]; then
 	work=$(mktemp -d)
 	git init -q -b main "$work"
 	mkdir -p "$work/apps/demo"
+	cat >"$work/apps/demo/namespace.yaml" <<'YAML'
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+YAML
 	cat >"$work/apps/demo/deployment.yaml" <<'YAML'
 # The demo app.  gitopsd rewrites only the tag below when a newer image
 # is pushed; comments and formatting stay as they are.

@@ -19,7 +19,7 @@ export CMOCKA_MESSAGE_OUTPUT=stdout
 passed=0
 failed=0
 failures=""
-log=$(mktemp)
+log=$(mktemp "$B/test-log.XXXXXX")
 
 if [ "$ONLY" != integration ]; then
 	for t in "$B"/test/test_*; do
@@ -43,7 +43,7 @@ if [ "$ONLY" != integration ]; then
 fi
 
 if [ "$ONLY" != unit ]; then
-	/usr/bin/python3 test/integration/runner.py "$FILTER" >"$log" 2>&1
+	/usr/bin/python3 -u test/integration/runner.py "$FILTER" >"$log" 2>&1
 	rc=$?
 	cat "$log"
 	line=$(grep -E '^integration: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1)

@@ -156,12 +156,16 @@ class OfflineTest(unittest.TestCase):
 TOKEN = "admin-tok-3f9c2a71"
 SECRET = "github-secret-for-gitopsctl"
 
+CLONE_URL = "https://git.example.invalid/acme/deploy.git"
+
 CONFIG = """
 shutdown_timeout_s: 5
 server: {listen: "127.0.0.1:{port}"}
 admin: {listen: "127.0.0.1:{admin_port}", token_file: "{tmp}/admin.token"}
 state: {path: "{tmp}/state.db"}
 workdir: "{tmp}/repos"
+sources:
+  - {name: github, type: github, secret_file: "{tmp}/github.secret"}
 repos:
   - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", branch: main}
 apps:
@@ -187,7 +191,8 @@ class DaemonTest(unittest.TestCase):
     """gitopsctl against a real gitopsd with an admin token."""
 
     def setUp(self):
-        self.d = harness.Daemon(CONFIG, secrets={"admin.token": TOKEN + "\n"})
+        self.d = harness.Daemon(CONFIG, secrets={"admin.token": TOKEN + "\n",
+                                                 "github.secret": SECRET})
         self.addCleanup(self.d.cleanup)
         self.d.start()
         self.url = "http://127.0.0.1:%d" % self.d.admin_port
@@ -340,6 +345,36 @@ class DaemonTest(unittest.TestCase):
         p = self.run_ctl("sync", "nope")
         self.assertEqual(p.returncode, 1)
         self.assertIn("(HTTP 404)", p.stderr)
+
+    def test_events_after_a_push(self):
+        body = harness.github_push_body(CLONE_URL,
+                                        paths=["apps/web/deploy.yaml"])
+        delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+        r = self.d.post("/hooks/github", body,
+                        harness.github_headers(SECRET, body, delivery))
+        self.assertEqual(r.status, 202, r)
+        job_ids = r.json().get("jobs")
+        p = self.run_ctl("events")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["ID", "SOURCE", "RECEIVED",
+                                            "KIND", "DELIVERY", "JOBS",
+                                            "SUMMARY"])
+        self.assertEqual(len(lines), 2, p.stdout)
+        row = lines[1].split()
+        self.assertEqual(row[1], "github")
+        self.assertEqual(row[4], delivery)
+        api = json.loads(self.api("GET", "/api/v1/events").body)["events"]
+        self.assertEqual(row[5], ",".join(str(j) for j in api[0]["jobs"]))
+        if job_ids is not None:
+            self.assertEqual(sorted(api[0]["jobs"]), sorted(job_ids))
+        self.assertGreater(len(api[0]["jobs"]), 0)
+        # The job made by the push names its delivery.
+        p = self.run_ctl("job", str(api[0]["jobs"][0]))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"(?m)^source: +github$")
+        self.assertRegex(p.stdout, r"(?m)^delivery: +%s$" % delivery)
+        self.assertRegex(p.stdout, r"(?m)^app: +web$")
 
     def test_events_empty(self):
         p = self.run_ctl("events")

@@ -313,20 +313,6 @@ def git(*args, cwd=None):
                           text=True).stdout.strip()
 
 
-def find_key(obj, key):
-    """Every value under key anywhere in a JSON document."""
-    out = []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k == key:
-                out.append(v)
-            out.extend(find_key(v, key))
-    elif isinstance(obj, list):
-        for v in obj:
-            out.extend(find_key(v, key))
-    return out
-
-
 def daemon_built():
     try:
         harness.binary()
@@ -380,8 +366,8 @@ class SyncEndToEndTest(unittest.TestCase):
             r = harness.request(d.admin_port, "GET", "/api/v1/apps/demo")
             if r.status == 200:
                 app = r.json()
-                if revision in find_key(app, "revision") and \
-                        "Healthy" in find_key(app, "health"):
+                if app.get("revision") == revision and \
+                        app.get("health") == "Healthy":
                     return app
             time.sleep(0.2)
         self.fail("app never reached %s/Healthy: %r\n%s" %
@@ -395,7 +381,14 @@ class SyncEndToEndTest(unittest.TestCase):
         d.start()
         r = self.push_event(d, first)
         self.assertEqual(r.status, 202, r)
-        self.wait_app(d, first)
+        app = self.wait_app(d, first)
+        self.assertEqual(app["cluster"], "sim")
+        r = harness.request(d.admin_port, "GET", "/api/v1/jobs?app=demo")
+        job = [j for j in r.json()["jobs"] if j["kind"] == "sync"][0]
+        self.assertEqual(job["state"], "succeeded")
+        self.assertEqual(job["result"]["revision"], first)
+        self.assertEqual(job["result"]["detail"]["applied"], 2)
+        self.assertEqual(job["result"]["detail"]["health"], "Healthy")
         st, dep = self.sim.call(
             "GET", "/apis/apps/v1/namespaces/demo/deployments/web")
         self.assertEqual(st, 200)
@@ -413,6 +406,31 @@ class SyncEndToEndTest(unittest.TestCase):
         self.assertEqual(dep2["spec"]["template"]["spec"]["containers"][0]
                          ["image"], "registry.example/web:1.1.0")
         self.assertEqual(dep2["metadata"]["generation"], 2)
+
+    def test_failed_rollout_is_dead_with_reason(self):
+        rev = self.commit("2.0-never-ready")
+        text = CONFIG % {"url": self.bare, "kubeconfig": self.sim.kubeconfig}
+        d = harness.Daemon(text, secrets={"github.secret": SECRET})
+        self.addCleanup(d.cleanup)
+        d.start()
+        self.assertEqual(self.push_event(d, rev).status, 202)
+        deadline = time.time() + 60
+        job = None
+        while time.time() < deadline:
+            r = harness.request(d.admin_port, "GET", "/api/v1/jobs?app=demo")
+            jobs = [j for j in r.json()["jobs"] if j["kind"] == "sync"]
+            if jobs and jobs[0]["state"] in ("dead", "succeeded"):
+                job = jobs[0]
+                break
+            time.sleep(0.2)
+        self.assertIsNotNone(job, d.log()[-3000:])
+        # Permanent: no retry, dead at the first attempt.
+        self.assertEqual((job["state"], job["attempts"]), ("dead", 1))
+        self.assertIn("Deployment demo/web", json.dumps(job))
+        self.assertIn("ProgressDeadlineExceeded", json.dumps(job))
+        app = harness.request(d.admin_port, "GET",
+                              "/api/v1/apps/demo").json()
+        self.assertNotEqual(app.get("health"), "Healthy")
 
 
 if __name__ == "__main__":

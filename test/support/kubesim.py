@@ -18,8 +18,10 @@ gitopsd uses, with the real shapes:
     other managers are not merged), which is what a single manager sees.
     JSON merge patches (application/merge-patch+json) are also accepted.
   * get, list (labelSelector: =, ==, !=, in, notin, exists, !exists), create
-    (POST), delete (propagationPolicy Orphan/Background/Foreground; deleting
-    a Namespace deletes what is in it).
+    (POST), delete (propagationPolicy Orphan/Background/Foreground; objects
+    whose ownerReferences name the deleted uid go too unless Orphan;
+    deleting a Namespace deletes what is in it at once: there is no
+    Terminating phase and no finalizers).
   * a namespaced object in a missing namespace: 404 NotFound, as the API.
   * validation that the API does too: names (DNS-1123), a Deployment's
     selector must match its template labels (422 Invalid).

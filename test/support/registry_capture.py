@@ -13,6 +13,7 @@ test/fixtures/registry/; the fixtures are these files, unedited.
 import http.server
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -83,6 +84,7 @@ def main():
     finally:
         reg.stop()
         srv.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
     for i, g in enumerate(Sink.got):
         ev = json.loads(g["body"])["events"]
         kinds = "+".join("%s-%s" % (e["action"],

@@ -190,12 +190,14 @@ class DistributionRegistry:
         self.stop()
         raise RuntimeError("docker-registry did not start: %s" % self.read_log())
 
-    def read_log(self):
+    def read_log(self, tail=4000):
+        """The registry's log (its last `tail` characters; None: all)."""
         try:
             with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")[-4000:]
+                text = f.read().decode(errors="replace")
         except OSError:
             return ""
+        return text if tail is None else text[-tail:]
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:

@@ -65,7 +65,8 @@ static int		 qfx_release;		/* let "block" jobs finish */
 static int		 qfx_running_now, qfx_running_max;
 static int		 qfx_on_main_thread;	/* a run() on the loop thread */
 static pthread_t	 qfx_main_thread;
-static size_t		 qfx_last_merged;
+static size_t		 qfx_last_merged, qfx_max_merged;
+static int		 qfx_image_runs;
 
 /*
  * The runner for sync and update-image: behaviour by app name.
@@ -88,6 +89,10 @@ qfx_run(const struct config *cfg, struct job *j, struct job_result *res)
 	if (qfx_running_now > qfx_running_max)
 		qfx_running_max = qfx_running_now;
 	qfx_last_merged = j->nmerged;
+	if (j->nmerged > qfx_max_merged)
+		qfx_max_merged = j->nmerged;
+	if (j->kind == JOB_UPDATE_IMAGE)
+		qfx_image_runs++;
 	if (strcmp(j->app, "block") == 0) {
 		qfx_blocked++;
 		pthread_cond_broadcast(&qfx_cv);
@@ -150,7 +155,8 @@ qfx_reset_runners(void)
 	pthread_mutex_lock(&qfx_mtx);
 	qfx_runs = qfx_flaky_fails = qfx_blocked = qfx_release = 0;
 	qfx_running_now = qfx_running_max = qfx_on_main_thread = 0;
-	qfx_last_merged = 0;
+	qfx_last_merged = qfx_max_merged = 0;
+	qfx_image_runs = 0;
 	qfx_main_thread = pthread_self();
 	pthread_mutex_unlock(&qfx_mtx);
 }

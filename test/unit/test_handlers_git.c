@@ -1040,14 +1040,37 @@ test_content_types(void **state)
 	size_t			 i;
 
 	(void)state;
+	static const char *const sigh[] = { "X-Hub-Signature-256",
+	    "X-Gitlab-Token", "X-Gitea-Signature", "X-Hub-Signature",
+	    "X-Signature" };
+	static const char *const prefix[] = { "sha256=", NULL, "", "sha256=",
+	    "sha256=" };
+
 	for (i = 0; i < nitems(types); i++) {
 		src = src_make(types[i], secrets1, 1);
+		/* Authenticated, but a type the sender does not use: 415. */
 		treq_init(&t, "{}", 2);
 		treq_hdr(&t, "Content-Type", "text/plain");
+		if (prefix[i] == NULL)
+			treq_hdr(&t, sigh[i], "s3cret");
+		else
+			treq_sign(&t, sigh[i], prefix[i], "s3cret", "{}", 2);
 		assert_int_equal(run(types[i], &t, &src, &res), 415);
 		treq_free(&t);
 		treq_init(&t, "{}", 2);
+		if (prefix[i] == NULL)
+			treq_hdr(&t, sigh[i], "s3cret");
+		else
+			treq_sign(&t, sigh[i], prefix[i], "s3cret", "{}", 2);
 		assert_int_equal(run(types[i], &t, &src, &res), 415);
+		treq_free(&t);
+		/* Unauthenticated comes first, whatever the type. */
+		treq_init(&t, "{}", 2);
+		treq_hdr(&t, "Content-Type", "text/plain");
+		assert_int_equal(run(types[i], &t, &src, &res), 401);
+		treq_free(&t);
+		treq_init(&t, "{}", 2);
+		assert_int_equal(run(types[i], &t, &src, &res), 401);
 		treq_free(&t);
 		/* Right type, no signature or token at all. */
 		treq_init(&t, "{}", 2);

@@ -130,6 +130,8 @@ test_refusals(void **state)
 	expect_refused(FIX "missing-ca.yaml", NULL, 0, "no-such-ca.crt");
 	expect_refused(FIX "no-such-file.yaml", NULL, 0, "No such file");
 	/* Secrets never appear in messages. */
+	expect_refused(FIX "tagged-secret.yaml", NULL, 0, "line 9, column");
+	assert_null(strstr(err, "sekrit"));
 	expect_refused(FIX "multi.yaml", "lab", 0, "insecure");
 	assert_null(strstr(err, "hunter2"));
 }

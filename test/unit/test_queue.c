@@ -303,6 +303,158 @@ test_drain_stops_claims(void **state)
 	qfx_teardown(&fx);
 }
 
+static int
+test_count_jobs(struct qfx *fx, enum job_kind kind)
+{
+	struct store		*st;
+	struct store_job_row	*rows = NULL;
+	struct store_job_filter	 f;
+	size_t			 n = 0;
+	int64_t			 next;
+	char			 err[256];
+
+	memset(&f, 0, sizeof(f));
+	f.kind = (int)kind;
+	f.limit = 100;
+	st = store_sqlite_ops.open(fx->path, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(store_sqlite_ops.list_jobs(st, &f, &rows, &n, &next,
+	    err, sizeof(err)), 0);
+	store_job_rows_free(rows, n);
+	store_sqlite_ops.close(st);
+	return (int)n;
+}
+
+/* Two queued image jobs of one repository run as one; one follow-up. */
+static void
+test_merged_run(void **state)
+{
+	struct qfx		 fx;
+	struct qfx_sub		 s1, s2;
+	struct job_spec		 a = qfx_image("ok", "deploy", "2.0"),
+				 b = qfx_image("flaky", "deploy", "2.1");
+	struct test_wait	 w1, w2;
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 0);
+	memset(&s1, 0, sizeof(s1));
+	memset(&s2, 0, sizeof(s2));
+	qfx_submit(&fx, "registry", "m-1", &a, 1, &s1);
+	qfx_submit(&fx, "registry", "m-2", &b, 1, &s2);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s2, 5000), 0);
+	assert_int_equal(queue_start(fx.q), 0);
+	w1.fx = w2.fx = &fx;
+	w1.id = s1.ids[0][0];
+	w2.id = s2.ids[0][0];
+	assert_int_equal(qfx_loop_until(&fx, test_succeeded, &w1, 5000), 0);
+	assert_int_equal(qfx_loop_until(&fx, test_succeeded, &w2, 5000), 0);
+	pthread_mutex_lock(&qfx_mtx);
+	assert_int_equal(qfx_image_runs, 1);	/* one run for both */
+	assert_int_equal(qfx_max_merged, 1);
+	pthread_mutex_unlock(&qfx_mtx);
+	/* The run's follow-up sync was created once. */
+	assert_int_equal(test_count_jobs(&fx, JOB_SYNC), 1);
+	qfx_teardown(&fx);
+}
+
+/* A notify runner that only finishes when the test says so. */
+static struct job	*test_held_job;
+static job_done_cb	*test_held_done;
+static void		*test_held_arg;
+
+static void
+test_hold_start(const struct config *cfg, struct event_base *base,
+    struct job *j, job_done_cb *done, void *arg)
+{
+	(void)cfg;
+	(void)base;
+	test_held_job = j;
+	test_held_done = done;
+	test_held_arg = arg;
+}
+
+static const struct job_runner test_hold_runner = {
+	.kind = JOB_NOTIFY, .start = test_hold_start,
+};
+
+static const struct job_runner *
+test_find_hold(enum job_kind kind)
+{
+	return kind == JOB_NOTIFY ? &test_hold_runner : qfx_find(kind);
+}
+
+static int
+test_held(void *arg)
+{
+	(void)arg;
+	return test_held_job != NULL;
+}
+
+/* A loop runner finishing after queue_close() only frees its job. */
+static void
+test_loop_run_after_close(void **state)
+{
+	struct qfx		 fx;
+	struct job_spec		 n = { .kind = JOB_NOTIFY, .app = "ok",
+	    .params = "{}" };
+	struct job_result	 res;
+	struct store_job_row	 r;
+	int64_t			 id;
+	char			 err[256];
+
+	(void)state;
+	qfx_setup(&fx);
+	test_held_job = NULL;
+	qfx_open(&fx, 0);
+	queue_set_runner_find(fx.q, test_find_hold);
+	assert_int_equal(queue_start(fx.q), 0);
+	assert_int_equal(queue_add_jobs(fx.q, &n, 1, &id, err, sizeof(err)), 0);
+	assert_int_equal(qfx_loop_until(&fx, test_held, NULL, 5000), 0);
+	qfx_close(&fx);
+	memset(&res, 0, sizeof(res));
+	res.ok = 1;
+	test_held_done(test_held_job, &res, test_held_arg);
+	job_result_clear(&res);
+	/* Still running in the store: the next start re-queues it. */
+	assert_int_equal(qfx_job(&fx, id, &r), 1);
+	assert_int_equal(r.state, JOB_RUNNING);
+	store_job_row_clear(&r);
+	qfx_teardown(&fx);
+}
+
+static int
+test_wal_empty(void *arg)
+{
+	struct stat	 sb;
+
+	return stat(arg, &sb) == 0 && sb.st_size == 0;
+}
+
+static void
+test_checkpoint_when_idle(void **state)
+{
+	struct qfx		 fx;
+	struct qfx_sub		 s;
+	struct job_spec		 js = qfx_sync("ok", "r");
+	struct stat		 sb;
+	char			 wal[160];
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 0);
+	memset(&s, 0, sizeof(s));
+	qfx_submit(&fx, "github", "ck-1", &js, 1, &s);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s, 5000), 0);
+	snprintf(wal, sizeof(wal), "%s-wal", fx.path);
+	/* Commits went to the log (no automatic checkpoint)... */
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_true(sb.st_size > 0);
+	/* ...which the checkpoint thread empties once the store is idle. */
+	assert_int_equal(qfx_loop_until(&fx, test_wal_empty, wal, 5000), 0);
+	qfx_teardown(&fx);
+}
+
 int
 main(void)
 {
@@ -312,6 +464,9 @@ main(void)
 		cmocka_unit_test(test_workers_one_per_app),
 		cmocka_unit_test(test_notify_runs_on_loop),
 		cmocka_unit_test(test_drain_stops_claims),
+		cmocka_unit_test(test_checkpoint_when_idle),
+		cmocka_unit_test(test_merged_run),
+		cmocka_unit_test(test_loop_run_after_close),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -407,7 +407,9 @@ test_sync_create(void **state)
 	assert_string_equal(jstr(d, "health", NULL), "Healthy");
 	assert_int_equal(cJSON_GetObjectItem(d, "applied")->valueint, 5);
 	assert_int_equal(cJSON_GetObjectItem(d, "pruned")->valueint, 0);
+	assert_int_equal(cJSON_GetObjectItem(d, "created")->valueint, 5);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(d, "objects")) {
+		assert_string_equal(jstr(it, "action", NULL), "created");
 		if (strcmp(jstr(it, "kind", NULL), "Deployment") == 0)
 			assert_string_equal(jstr(it, "health", NULL), "Healthy");
 	}
@@ -479,6 +481,7 @@ test_sync_update_only_changed(void **state)
 	/* Same manifests again: nothing changes at all. */
 	run_sync(cluster(NULL), &a, &r, NULL, &res);
 	expect_ok(&res);
+	assert_non_null(strstr(res.detail, "\"created\":0"));
 	job_result_clear(&res);
 	dep2 = kget_ok("/apis/apps/v1/namespaces/upd/deployments/api");
 	dep_rv = xstrdup(jstr(dep2, "metadata", "resourceVersion"));
@@ -548,6 +551,44 @@ test_sync_prune(void **state)
 		job_result_clear(&res);
 	}
 
+	/*
+	 * What controllers make: Endpoints copying a Service's labels (no
+	 * owner) and an owned object with the labels.  Neither is pruned.
+	 */
+	{
+		struct kubeconfig	*kc;
+		struct kube		*k;
+		struct kube_response	 resp;
+		char			 err[256];
+		const char		*ep = "{\"apiVersion\":\"v1\",\"kind\":"
+		    "\"Endpoints\",\"metadata\":{\"name\":\"svc\",\"labels\":"
+		    "{\"gitopsd.io/app\":\"pr\",\"app.kubernetes.io/managed-by\":"
+		    "\"gitopsd\"}}}";
+		const char		*owned = "{\"apiVersion\":\"v1\",\"kind\":"
+		    "\"ConfigMap\",\"metadata\":{\"name\":\"owned\",\"labels\":"
+		    "{\"gitopsd.io/app\":\"pr\",\"app.kubernetes.io/managed-by\":"
+		    "\"gitopsd\"},\"ownerReferences\":[{\"apiVersion\":\"v1\","
+		    "\"kind\":\"ConfigMap\",\"name\":\"keep\",\"uid\":\"x\"}]}}";
+
+		kc = kubeconfig_load_file(kubeconfig_path, NULL, 0, err,
+		    sizeof(err));
+		assert_non_null(kc);
+		k = kube_new(kc, "sim", err, sizeof(err));
+		assert_non_null(k);
+		assert_int_equal(kube_request(k, "POST",
+		    "/api/v1/namespaces/pr/endpoints", "application/json", ep,
+		    strlen(ep), &resp, err, sizeof(err)), KUBE_OK);
+		assert_int_equal(resp.status, 201);
+		kube_response_clear(&resp);
+		assert_int_equal(kube_request(k, "POST",
+		    "/api/v1/namespaces/pr/configmaps", "application/json",
+		    owned, strlen(owned), &resp, err, sizeof(err)), KUBE_OK);
+		assert_int_equal(resp.status, 201);
+		kube_response_clear(&resp);
+		kube_free(k);
+		kubeconfig_free(kc);
+	}
+
 	sim_clear();
 	repo_rm(&r, "deploy/gone.yaml");
 	repo_rm(&r, "deploy/pinned.yaml");
@@ -568,6 +609,8 @@ test_sync_prune(void **state)
 	cJSON_Delete(kget_ok("/api/v1/namespaces/pr/configmaps/keep"));
 	cJSON_Delete(kget_ok("/api/v1/namespaces/pr/configmaps/pinned"));
 	cJSON_Delete(kget_ok("/api/v1/namespaces/pr/configmaps/neighbour"));
+	cJSON_Delete(kget_ok("/api/v1/namespaces/pr/endpoints/svc"));
+	cJSON_Delete(kget_ok("/api/v1/namespaces/pr/configmaps/owned"));
 	req = sim_call("GET", "/_sim/requests", NULL);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(req, "requests")) {
 		if (strcmp(jstr(it, "method", NULL), "DELETE") != 0)
@@ -823,6 +866,27 @@ test_sync_client_cert_data(void **state)
 	}
 	expect_ok(&res);
 	job_result_clear(&res);
+
+	/* The same with files, relative to the kubeconfig. */
+	free(path);
+	{
+		char	*s = xasprintf("apiVersion: v1\nkind: Config\n"
+		    "clusters:\n- name: kubesim\n  cluster:\n"
+		    "    server: https://127.0.0.1:%d\n"
+		    "    certificate-authority: ca.crt\n"
+		    "users:\n- name: cert\n  user:\n"
+		    "    client-certificate: client.crt\n"
+		    "    client-key: client.key\n"
+		    "contexts:\n- name: cert\n  context: {cluster: kubesim, "
+		    "user: cert}\ncurrent-context: cert\n", sim_port);
+
+		path = xasprintf("%s/certfile.kubeconfig", simdir);
+		write_file(path, s);
+		free(s);
+	}
+	run_sync(cluster(path), &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
 	for (i = 0; i < 3; i++) {
 		free(files[i]);
 		free(b64[i]);
@@ -885,6 +949,78 @@ test_sync_timeout(void **state)
 	job_result_clear(&res);
 }
 
+#define WORKLOAD(kind, n, image) "apiVersion: apps/v1\nkind: " kind "\n" \
+	"metadata:\n  name: " n "\nspec:\n  selector:\n" \
+	"    matchLabels: {app: " n "}\n  template:\n    metadata:\n" \
+	"      labels: {app: " n "}\n    spec:\n      containers:\n" \
+	"      - name: main\n        image: " image "\n"
+
+/* StatefulSets, DaemonSets and Jobs are waited for too. */
+static void
+test_sync_workload_kinds(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	cJSON			*d, *it;
+	int			 judged = 0;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/ns.yaml", NS("wk"));
+	repo_put(&r, "deploy/db.yaml", WORKLOAD("StatefulSet", "db", "pg:16"));
+	repo_put(&r, "deploy/agent.yaml", WORKLOAD("DaemonSet", "agent",
+	    "agent:1"));
+	repo_put(&r, "deploy/job.yaml", "apiVersion: batch/v1\nkind: Job\n"
+	    "metadata:\n  name: once\nspec:\n  template:\n    spec:\n"
+	    "      restartPolicy: Never\n      containers: [{name: m, "
+	    "image: 'tool:1'}]\n");
+	repo_commit(&r, "v1");
+	app_init(&a, "wk", "wk");
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	d = cJSON_Parse(res.detail);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(d, "objects")) {
+		if (jstr(it, "health", NULL) == NULL)
+			continue;
+		assert_string_equal(jstr(it, "health", NULL), "Healthy");
+		judged++;
+	}
+	assert_int_equal(judged, 3);
+	cJSON_Delete(d);
+	job_result_clear(&res);
+
+	/* A DaemonSet and a StatefulSet that never finish rolling out. */
+	repo_put(&r, "deploy/db.yaml", WORKLOAD("StatefulSet", "db",
+	    "pg:16-slow"));
+	repo_put(&r, "deploy/agent.yaml", WORKLOAD("DaemonSet", "agent",
+	    "agent:2-slow"));
+	repo_commit(&r, "v2");
+	a.sync_timeout_s = 2;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_TIMEOUT, 0, NULL, "StatefulSet wk/db: "
+	    "Progressing");
+	assert_non_null(strstr(res.error, "DaemonSet wk/agent: Progressing"));
+	assert_null(strstr(res.error, "Job wk/once"));
+	job_result_clear(&res);
+
+	/* A failed Job fails at once. */
+	repo_put(&r, "deploy/job.yaml", "apiVersion: batch/v1\nkind: Job\n"
+	    "metadata:\n  name: broken\nspec:\n  template:\n    spec:\n"
+	    "      restartPolicy: Never\n      containers: [{name: m, "
+	    "image: 'tool:never-ready'}]\n");
+	repo_put(&r, "deploy/db.yaml", WORKLOAD("StatefulSet", "db", "pg:16"));
+	repo_put(&r, "deploy/agent.yaml", WORKLOAD("DaemonSet", "agent",
+	    "agent:1"));
+	repo_commit(&r, "v3");
+	a.sync_timeout_s = 20;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_UNHEALTHY, 1, "Job wk/broken",
+	    "BackoffLimitExceeded");
+	job_result_clear(&res);
+}
+
 /* Injected 503 and a dropped connection: unreachable, retried; then ok. */
 static void
 test_sync_faults(void **state)
@@ -916,6 +1052,24 @@ test_sync_faults(void **state)
 	    "\"status\":409,\"count\":1}"));
 	run_sync(cluster(NULL), &a, &r, NULL, &res);
 	expect_fail(&res, JOB_ERR_APPLY_REJECTED, 0, NULL, "HTTP 409");
+	job_result_clear(&res);
+	cJSON_Delete(sim_call("POST", "/_sim/faults", "{\"method\":\"PATCH\","
+	    "\"status\":403,\"count\":1,\"message\":\"configmaps is "
+	    "forbidden: User cannot patch resource\"}"));
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_UNAUTHORIZED, 1, "ConfigMap default/faulty",
+	    "forbidden");
+	job_result_clear(&res);
+	/* Discovery itself failing: unreachable, retried. */
+	cJSON_Delete(sim_call("POST", "/_sim/faults", "{\"path\":\"^/api$\","
+	    "\"status\":503,\"count\":1}"));
+	{
+		struct config_cluster	*c = cluster(NULL);
+
+		c->name = "sim-fresh";	/* no discovery cached for it */
+		run_sync(c, &a, &r, NULL, &res);
+	}
+	expect_fail(&res, JOB_ERR_UNREACHABLE, 0, NULL, "discovery");
 	job_result_clear(&res);
 	run_sync(cluster(NULL), &a, &r, NULL, &res);
 	expect_ok(&res);
@@ -995,6 +1149,19 @@ test_sync_bad_manifests(void **state)
 	    &res);
 	expect_fail(&res, JOB_ERR_GIT, 0, NULL, "not found");
 	job_result_clear(&res);
+
+	/* A path that is not there, and a path without manifests. */
+	a.path = "nowhere";
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_MANIFEST, 1, NULL, "path nowhere is not");
+	job_result_clear(&res);
+	repo_put(&r, "docs/README.md", "no manifests here\n");
+	repo_commit(&r, "v3");
+	a.path = "./docs/";
+	a.sync_prune = 1;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_fail(&res, JOB_ERR_MANIFEST, 1, NULL, "no manifests under");
+	job_result_clear(&res);
 }
 
 /* render: argv without a shell, in an export of the commit, with a limit. */
@@ -1023,6 +1190,30 @@ test_sync_render(void **state)
 	job_result_clear(&res);
 	cJSON_Delete(kget_ok("/api/v1/namespaces/default/configmaps/"
 	    "rendered-too"));
+
+	/* The renderer does not see the daemon's environment. */
+	{
+		char	*envdump[] = { "/usr/bin/python3", "-c",
+		    "import os, json; print(json.dumps({'apiVersion': 'v1', "
+		    "'kind': 'ConfigMap', 'metadata': {'name': 'renderenv'}, "
+		    "'data': dict(os.environ)}))" };
+		cJSON	*o, *data;
+
+		setenv("GITOPSD_TEST_SECRET", "do-not-leak", 1);
+		a.render_command = envdump;
+		a.nrender_command = 3;
+		run_sync(cluster(NULL), &a, &r, NULL, &res);
+		unsetenv("GITOPSD_TEST_SECRET");
+		expect_ok(&res);
+		job_result_clear(&res);
+		o = kget_ok("/api/v1/namespaces/default/configmaps/renderenv");
+		data = cJSON_GetObjectItem(o, "data");
+		assert_non_null(cJSON_GetObjectItem(data, "PATH"));
+		assert_null(cJSON_GetObjectItem(data, "GITOPSD_TEST_SECRET"));
+		assert_true(cJSON_GetArraySize(data) <= 5);
+		cJSON_Delete(o);
+		a.nrender_command = 2;
+	}
 
 	a.render_command = hang;
 	a.render_timeout_s = 1;
@@ -1186,6 +1377,7 @@ main(void)
 		cmocka_unit_test(test_sync_client_cert_data),
 		cmocka_unit_test(test_sync_never_ready),
 		cmocka_unit_test(test_sync_timeout),
+		cmocka_unit_test(test_sync_workload_kinds),
 		cmocka_unit_test(test_sync_faults),
 		cmocka_unit_test(test_sync_exclude_and_crd),
 		cmocka_unit_test(test_sync_bad_manifests),

@@ -66,21 +66,6 @@
 #define CASES_DIR	"test/fixtures/cases"
 #define MAX_LIST	16
 
-/*
- * Until daemon/config.c is on this branch, ingest's source lookup is
- * satisfied here; once it is linked in, its definition takes precedence.
- */
-__attribute__((weak)) const struct config_source *
-config_find_source(const struct config *cfg, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < cfg->nsources; i++)
-		if (strcmp(cfg->sources[i].name, name) == 0)
-			return &cfg->sources[i];
-	return NULL;
-}
-
 struct wcase {
 	const char		*file;
 	/* config */
