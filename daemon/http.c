@@ -876,27 +876,39 @@ http_server_new(struct event_base *base, const char *host, int port,
     const char *tls_key, http_handler_cb *cb, void *arg, char *err,
     size_t errlen)
 {
+	return http_server_new_fd(base, -1, host, port, limits, tls_cert,
+	    tls_key, cb, arg, err, errlen);
+}
+
+struct http_server *
+http_server_new_fd(struct event_base *base, int fd, const char *host,
+    int port, const struct http_limits *limits, const char *tls_cert,
+    const char *tls_key, http_handler_cb *cb, void *arg, char *err,
+    size_t errlen)
+{
 	struct http_server	*srv;
 	struct sockaddr_storage	 ss;
 	struct sockaddr_in	*in = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6	*in6 = (struct sockaddr_in6 *)&ss;
-	socklen_t		 sslen;
+	socklen_t		 sslen = 0;
 	const char		*h = host;
 
 	memset(&ss, 0, sizeof(ss));
-	if (strcmp(h, "localhost") == 0)
-		h = "127.0.0.1";
-	if (inet_pton(AF_INET, h, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
-		sslen = sizeof(*in);
-	} else if (inet_pton(AF_INET6, h, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		sslen = sizeof(*in6);
-	} else {
-		snprintf(err, errlen, "bad listen address %s", host);
-		return NULL;
+	if (fd == -1) {
+		if (strcmp(h, "localhost") == 0)
+			h = "127.0.0.1";
+		if (inet_pton(AF_INET, h, &in->sin_addr) == 1) {
+			in->sin_family = AF_INET;
+			in->sin_port = htons((uint16_t)port);
+			sslen = sizeof(*in);
+		} else if (inet_pton(AF_INET6, h, &in6->sin6_addr) == 1) {
+			in6->sin6_family = AF_INET6;
+			in6->sin6_port = htons((uint16_t)port);
+			sslen = sizeof(*in6);
+		} else {
+			snprintf(err, errlen, "bad listen address %s", host);
+			return NULL;
+		}
 	}
 	srv = xcalloc(1, sizeof(*srv));
 	srv->base = base;
@@ -908,12 +920,24 @@ http_server_new(struct event_base *base, const char *host, int port,
 		free(srv);
 		return NULL;
 	}
-	srv->listener = evconnlistener_new_bind(base, http_accept_cb, srv,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    1024, (struct sockaddr *)&ss, (int)sslen);
+	if (fd != -1) {
+		/* An inherited, already listening socket (systemd). */
+		evutil_make_socket_nonblocking(fd);
+		evutil_make_socket_closeonexec(fd);
+		srv->listener = evconnlistener_new(base, http_accept_cb, srv,
+		    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	} else
+		srv->listener = evconnlistener_new_bind(base, http_accept_cb,
+		    srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+		    LEV_OPT_CLOSE_ON_EXEC, 1024, (struct sockaddr *)&ss,
+		    (int)sslen);
 	if (srv->listener == NULL) {
-		snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port,
-		    strerror(errno));
+		if (fd != -1)
+			snprintf(err, errlen, "cannot use inherited socket %d: %s",
+			    fd, strerror(errno));
+		else
+			snprintf(err, errlen, "cannot listen on %s:%d: %s", host,
+			    port, strerror(errno));
 		if (srv->ssl != NULL)
 			SSL_CTX_free(srv->ssl);
 		free(srv);
