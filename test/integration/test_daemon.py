@@ -229,6 +229,22 @@ class DaemonTest(unittest.TestCase):
             harness.request(d.port, "GET", "/healthz", timeout=2)
         self.assertEqual(d.stop(), 0)
 
+    def test_rate_limit(self):
+        text = BASE.replace(
+            "secret_file: github.secret}",
+            "secret_file: github.secret, rate_limit: {rps: 0.5, burst: 2}}")
+        d = self.start(text)
+        codes = [d.post("/hooks/github", b"{}").status for _ in range(3)]
+        self.assertEqual(codes, [401, 401, 429])
+        r = d.post("/hooks/github", b"{}")
+        self.assertEqual(r.status, 429)
+        self.assertEqual(r.json()["code"], 429)
+        self.assertGreaterEqual(int(r.headers["Retry-After"]), 1)
+        # Other routes and the bucket's refill are unaffected.
+        self.assertEqual(d.get("/healthz").status, 200)
+        time.sleep(2.2)
+        self.assertEqual(d.post("/hooks/github", b"{}").status, 401)
+
     def test_sigterm_exits_zero(self):
         d = self.start()
         self.assertEqual(d.stop(), 0)
