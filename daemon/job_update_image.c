@@ -145,31 +145,6 @@ update_files_reset(struct update_run *u)
 	u->nerrors = 0;
 }
 
-/*
- * Lookups by name in the config snapshot (linear: tens of entries).
- */
-static const struct config_app *
-update_find_app(const struct config *cfg, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < cfg->napps; i++)
-		if (strcmp(cfg->apps[i].name, name) == 0)
-			return &cfg->apps[i];
-	return NULL;
-}
-
-static const struct config_repo *
-update_find_repo(const struct config *cfg, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < cfg->nrepos; i++)
-		if (strcmp(cfg->repos[i].name, name) == 0)
-			return &cfg->repos[i];
-	return NULL;
-}
-
 /* The config entry of the job's image in its app (policy, marker name). */
 static const struct config_image *
 update_find_image(const struct config_app *app, const char *image)
@@ -206,7 +181,7 @@ update_items_build(const struct config *cfg, struct job *job,
 	u->items = xcalloc(n, sizeof(*u->items));
 	for (i = 0; i < n; i++) {
 		j = i == 0 ? job : job->merged[i - 1];
-		if (j->app == NULL || (app = update_find_app(cfg, j->app)) ==
+		if (j->app == NULL || (app = config_find_app(cfg, j->app)) ==
 		    NULL) {
 			job_result_fail(res, JOB_ERR_CONFIG, 1,
 			    "app %s is no longer configured",
@@ -214,7 +189,7 @@ update_items_build(const struct config *cfg, struct job *job,
 			return -1;
 		}
 		if (u->repo == NULL &&
-		    (u->repo = update_find_repo(cfg, app->repo)) == NULL) {
+		    (u->repo = config_find_repo(cfg, app->repo)) == NULL) {
 			job_result_fail(res, JOB_ERR_CONFIG, 1,
 			    "repo %s of app %s is no longer configured",
 			    app->repo, app->name);

@@ -161,43 +161,46 @@ hook_event_add_path(struct hook_event *ev, const char *path)
 	ev->paths[ev->npaths++] = xstrdup(path);
 }
 
-int
-handler_check_hmac256(const struct config_source *src, const void *msg,
-    size_t len, const char *sig_hex)
+/*
+ * HMAC of msg with each of the source's secrets, compared in constant time
+ * with sig_hex; every secret is tried so timing does not tell which one
+ * matched.
+ */
+static int
+handler_check_hmac(const struct config_source *src, const void *msg,
+    size_t len, const char *sig_hex, int sha1)
 {
 	char	 want[65];
-	size_t	 i, slen;
+	size_t	 i, slen, wlen = sha1 ? 40 : 64;
 	int	 ok = 0;
 
 	if (sig_hex == NULL)
 		return -1;
 	slen = strlen(sig_hex);
 	for (i = 0; i < src->nsecrets; i++) {
-		util_hmac_sha256_hex(src->secrets[i], strlen(src->secrets[i]),
-		    msg, len, want);
-		/* Every secret is tried so timing does not tell which matched. */
-		ok |= util_ct_equal(want, 64, sig_hex, slen);
+		if (sha1)
+			util_hmac_sha1_hex(src->secrets[i],
+			    strlen(src->secrets[i]), msg, len, want);
+		else
+			util_hmac_sha256_hex(src->secrets[i],
+			    strlen(src->secrets[i]), msg, len, want);
+		ok |= util_ct_equal(want, wlen, sig_hex, slen);
 	}
 	return ok ? 0 : -1;
+}
+
+int
+handler_check_hmac256(const struct config_source *src, const void *msg,
+    size_t len, const char *sig_hex)
+{
+	return handler_check_hmac(src, msg, len, sig_hex, 0);
 }
 
 int
 handler_check_hmac1(const struct config_source *src, const void *msg,
     size_t len, const char *sig_hex)
 {
-	char	 want[41];
-	size_t	 i, slen;
-	int	 ok = 0;
-
-	if (sig_hex == NULL)
-		return -1;
-	slen = strlen(sig_hex);
-	for (i = 0; i < src->nsecrets; i++) {
-		util_hmac_sha1_hex(src->secrets[i], strlen(src->secrets[i]),
-		    msg, len, want);
-		ok |= util_ct_equal(want, 40, sig_hex, slen);
-	}
-	return ok ? 0 : -1;
+	return handler_check_hmac(src, msg, len, sig_hex, 1);
 }
 
 int
