@@ -379,10 +379,17 @@ main(int argc, char *argv[])
 
 	log_kv(LOG_LEVEL_INFO, "gitopsd started", "version", GITOPSD_VERSION,
 	    "config", g.cfg_path, NULL);
-	log_info("webhooks: http%s://%s:%d/hooks/<source>  admin: "
-	    "http://%s:%d/api/v1", g.cfg->server.tls_cert_file ? "s" : "",
-	    g.cfg->server.listen.host, server_public_port(g.server),
-	    g.cfg->admin.listen.host, server_admin_port(g.server));
+	/* IPv6 literals go in brackets in URLs. */
+	log_info("webhooks: http%s://%s%s%s:%d/hooks/<source>  admin: "
+	    "http://%s%s%s:%d/api/v1", g.cfg->server.tls_cert_file ? "s" : "",
+	    strchr(g.cfg->server.listen.host, ':') ? "[" : "",
+	    g.cfg->server.listen.host,
+	    strchr(g.cfg->server.listen.host, ':') ? "]" : "",
+	    server_public_port(g.server),
+	    strchr(g.cfg->admin.listen.host, ':') ? "[" : "",
+	    g.cfg->admin.listen.host,
+	    strchr(g.cfg->admin.listen.host, ':') ? "]" : "",
+	    server_admin_port(g.server));
 	main_notify("READY=1");
 
 	if (event_base_dispatch(g.base) == -1)

@@ -229,6 +229,25 @@ class DaemonTest(unittest.TestCase):
             harness.request(d.port, "GET", "/healthz", timeout=2)
         self.assertEqual(d.stop(), 0)
 
+    def test_ipv6_listen(self):
+        text = BASE.replace('admin: {listen: "127.0.0.1:{admin_port}"}',
+                            'admin: {listen: "[::1]:{admin_port}"}')
+        d = harness.Daemon(text, secrets={"github.secret": SECRET})
+        self.addCleanup(d.cleanup)
+        d.start(wait=False)
+        deadline = time.time() + 30
+        status = None
+        while time.time() < deadline and status != 200:
+            try:
+                c = socket.create_connection(("::1", d.admin_port), timeout=2)
+                c.sendall(b"GET /readyz HTTP/1.1\r\nConnection: close\r\n\r\n")
+                status = int(c.recv(100).split()[1])
+                c.close()
+            except OSError:
+                time.sleep(0.1)
+        self.assertEqual(status, 200, d.log())
+        self.assertIn("admin: http://[::1]:", d.log())
+
     def test_rate_limit(self):
         text = BASE.replace(
             "secret_file: github.secret}",
