@@ -248,6 +248,37 @@ class DaemonTest(unittest.TestCase):
         self.assertEqual(status, 200, d.log())
         self.assertIn("admin: http://[::1]:", d.log())
 
+    def test_queue_full_503(self):
+        text = BASE.replace("state: {path:", "queue: {max_queued: 1}\nstate: {path:")
+        text = text.replace("branch: main}", "branch: main}\n"
+                            "clusters:\n  - {name: c, kubeconfig: kc}")
+        text = text.replace("path: apps/web}", "path: apps/web, cluster: c}")
+        kc = ("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n"
+              "  cluster: {server: \"https://127.0.0.1:1\"}\nusers:\n"
+              "- name: u\n  user: {token: t}\ncontexts:\n- name: x\n"
+              "  context: {cluster: c, user: u}\ncurrent-context: x\n")
+        d = harness.Daemon(text, secrets={"github.secret": SECRET, "kc": kc})
+        self.addCleanup(d.cleanup)
+        d.start()
+        url = "https://git.example.invalid/acme/deploy.git"
+        codes = {}
+        last = None
+        for i in range(6):
+            body = harness.github_push_body(url)
+            r = d.post("/hooks/github", body,
+                       harness.github_headers(SECRET, body, "full-%d" % i))
+            codes["full-%d" % i] = r.status
+            if r.status == 503:
+                last = r
+        # One sync runs (one per app); one may wait; the rest are refused.
+        self.assertIn(503, codes.values(), codes)
+        self.assertEqual(last.json()["error"], "queue full")
+        self.assertIn("Retry-After", last.headers)
+        # Exactly the accepted deliveries were stored.
+        events = d.api("/api/v1/events")["events"]
+        self.assertEqual(sorted(e["delivery"] for e in events),
+                         sorted(k for k, v in codes.items() if v == 202))
+
     def test_rate_limit(self):
         text = BASE.replace(
             "secret_file: github.secret}",
