@@ -188,8 +188,10 @@ update_verify_tag(const struct config *cfg, const struct job *j,
 
 	if (j->tag == NULL)
 		return 0;
+	/* verify_tag is an option of the event's source; a job that came
+	 * from no source (tests, tools) is taken as it is. */
 	src = j->source != NULL ? config_find_source(cfg, j->source) : NULL;
-	if (src != NULL && !src->verify_tag)
+	if (src == NULL || !src->verify_tag)
 		return 0;
 	memset(&ref, 0, sizeof(ref));
 	if (image_ref_parse(j->image, &ref, err, sizeof(err)) == -1) {
