@@ -398,9 +398,16 @@ queue_store_app(struct queue *q, const struct job *j,
 
 	if (j->app == NULL || j->kind == JOB_NOTIFY)
 		return 0;
-	if (state == JOB_SUCCEEDED && j->kind == JOB_SYNC) {
-		rev = res->revision != NULL ? res->revision : j->revision;
+	/*
+	 * A sync that reached the cluster says what runs there, even when
+	 * it failed (a rollout applied but unhealthy): the app shows that
+	 * revision and its health, not the last healthy one's.
+	 */
+	if (j->kind == JOB_SYNC) {
 		health = queue_result_health(res);
+		if (state == JOB_SUCCEEDED || health != NULL)
+			rev = res->revision != NULL ? res->revision :
+			    j->revision;
 	}
 	if (state == JOB_SUCCEEDED && j->kind == JOB_UPDATE_IMAGE &&
 	    j->image != NULL && q->ops->app_image_set(q->wr, j->app, j->image,
