@@ -74,6 +74,12 @@ update_metrics_init(void)
 	    "Pushes retried after the branch moved (non-fast-forward).");
 }
 
+static void
+update_metrics_declare(void)
+{
+	pthread_once(&update_metrics_once, update_metrics_init);
+}
+
 static int
 update_newer_cb(void *arg, const char *current, const char *candidate)
 {
@@ -571,6 +577,8 @@ update_image_run(const struct config *cfg, struct job *job,
 	max_retries = cfg->git.push_retries > 0 ? cfg->git.push_retries : 5;
 	metrics_label_escape(u.repo->name, esc, sizeof(esc));
 	snprintf(labels, sizeof(labels), "repo=\"%s\"", esc);
+	/* The repository's series exists (at 0) from its first update on. */
+	metrics_counter_add("gitopsd_git_push_retries_total", labels, 0);
 
 	if ((st = git_repo_open(cfg, u.repo, &g, err, sizeof(err))) !=
 	    GIT_REPO_OK) {
@@ -720,4 +728,5 @@ out:
 const struct job_runner job_runner_update_image = {
 	.kind = JOB_UPDATE_IMAGE,
 	.run = update_image_run,
+	.init = update_metrics_declare,
 };

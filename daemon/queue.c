@@ -1146,6 +1146,7 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	    "Durable commits of the state store (one per group of requests).");
 	metrics_describe("gitopsd_store_commit_seconds", "histogram",
 	    "Time of one store round, begin to durable commit.");
+	job_runners_init();
 
 	pthread_cond_init(&q->ck_cv, NULL);
 	if ((q->wr = q->ops->open(cfg->state.path, err, errlen)) == NULL ||
