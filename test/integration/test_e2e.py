@@ -270,6 +270,11 @@ class EndToEndTest(unittest.TestCase):
                  if j["revision"] == bad]
         self.assertTrue(all(j["state"] == "dead" for j in syncs), syncs)
         self.assertIn("ProgressDeadlineExceeded", json.dumps(syncs))
+        self.assertEqual(self.deployment()["metadata"]["generation"], 2)
+        out = self.gitopsctl_app()
+        self.assertRegex(out, r"(?m)^revision:\s+%s$" % bad)
+        self.assertRegex(out, r"(?m)^health:\s+Degraded$")
+        self.assertIn("ProgressDeadlineExceeded", out)
         slack = self.slack.wait_records(1)
         mails = self.smtp.wait_records(1)
         self.assertEqual(len(slack), 1, slack)
@@ -288,8 +293,11 @@ class EndToEndTest(unittest.TestCase):
         self.wait("web healthy at %s" % good[:12], lambda: (
             self.app().get("revision") == good and
             self.app().get("health") == "Healthy"))
-        self.wait_final_syncs(good)
+        syncs = [j for j in self.wait_final_syncs(good)
+                 if j["revision"] == good]
+        self.assertTrue(all(j["state"] == "succeeded" for j in syncs), syncs)
         self.assertEqual(self.image(), "%s/acme/web:1.2.0" % self.reg.host)
+        self.assertEqual(self.deployment()["metadata"]["generation"], 3)
         slack = self.slack.wait_records(2)
         self.assertEqual(len(slack), 2, slack)
         self.assertTrue(slack[1]["slack_ok"], slack[1].get("slack_error"))
@@ -305,6 +313,7 @@ class EndToEndTest(unittest.TestCase):
         out = self.gitopsctl_app()
         self.assertRegex(out, r"(?m)^revision:\s+%s$" % good)
         self.assertRegex(out, r"(?m)^health:\s+Healthy$")
+        self.assertRegex(out, r"(?m)^last error:\s+-$")
 
 
 if __name__ == "__main__":
