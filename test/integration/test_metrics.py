@@ -306,7 +306,10 @@ class MetricsTest(unittest.TestCase):
         for kind, s in kinds.items():
             n = sum(v for (k, _), v in by.items() if k == kind)
             self.assertEqual(s["count"], n, kind)
-            self.assertGreater(s["sum"], 0, kind)
+            # Clone, fetch, push and apply take milliseconds at least; an
+            # alert to a loopback sink may take less than the 1 ms clock.
+            if kind != "notify":
+                self.assertGreater(s["sum"], 0, kind)
             self.assertLess(s["sum"], 60 * n, kind)
 
         # event_to_deploy_seconds: the registry event's and GitHub's
