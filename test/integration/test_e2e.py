@@ -154,7 +154,7 @@ class EndToEndTest(unittest.TestCase):
         return dep if st == 200 else None
 
     def wait(self, what, pred, timeout=40):
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * harness.TIMEOUT_SCALE
         while time.time() < deadline:
             v = pred()
             if v:
@@ -239,6 +239,12 @@ class EndToEndTest(unittest.TestCase):
         # The tag was verified with the registry: the job carries the
         # digest the registry names, the one skopeo pushed.
         self.assertEqual(ups[0]["digest"], self.digests["1.1.0"])
+        # ... and gitopsd asked the registry for that manifest itself.
+        asked = [l for l in self.reg.read_log(tail=None).split("\n")
+                 if "useragent=gitopsd/" in l and
+                 "uri=/v2/acme/web/manifests/1.1.0 " in l and
+                 "response.status=200" in l]
+        self.assertTrue(asked, self.reg.read_log())
         # Both paths (the follow-up sync, GitHub's push) end in syncs of
         # this one commit, all succeeded; the cluster saw one new
         # generation of the Deployment.
@@ -314,6 +320,31 @@ class EndToEndTest(unittest.TestCase):
         self.assertRegex(out, r"(?m)^revision:\s+%s$" % good)
         self.assertRegex(out, r"(?m)^health:\s+Healthy$")
         self.assertRegex(out, r"(?m)^last error:\s+-$")
+
+    def test_event_for_a_tag_the_registry_lacks_changes_nothing(self):
+        """verify_tag: a (token-authenticated) event naming a tag that was
+        never pushed fails the job with a registry error; no commit."""
+        with open(os.path.join(harness.ROOT, "test", "fixtures", "registry",
+                               "distribution-push-manifest.json")) as f:
+            body = json.load(f)
+        ev = body["events"][0]
+        ev["id"] = "0badc0de-1111-2222-3333-444444444444"
+        ev["target"].update(repository="acme/web", tag="9.9.9", url=(
+            "http://%s/v2/acme/web/manifests/9.9.9" % self.reg.host))
+        ev["request"]["host"] = self.reg.host
+        before = self.head()
+        r = self.d.post("/hooks/registry", json.dumps(body).encode(), {
+            "Content-Type": "application/vnd.docker.distribution.events."
+                            "v1+json", "Authorization": "Bearer " + TOKEN})
+        self.assertEqual(r.status, 202, r)
+        job = self.wait("the update-image job's first attempt", lambda: [
+            j for j in self.jobs("update-image") if j["attempts"] >= 1 and
+            j["state"] in ("failed", "dead")])[0]
+        self.assertEqual(job["tag"], "9.9.9")
+        self.assertEqual(job["result"]["error_kind"], "registry", job)
+        self.assertIn("acme/web:9.9.9: no such tag", job["error"])
+        self.assertEqual(self.head(), before)
+        self.assertEqual(self.jobs("sync"), [])
 
 
 if __name__ == "__main__":
