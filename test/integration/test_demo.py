@@ -64,7 +64,7 @@ class DemoTest(unittest.TestCase):
             return f.read().decode("utf-8", "replace")
 
     def wait(self, what, pred, timeout=60):
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * harness.TIMEOUT_SCALE
         while time.time() < deadline:
             v = pred()
             if v:

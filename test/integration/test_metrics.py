@@ -190,7 +190,7 @@ class MetricsTest(unittest.TestCase):
         return self.d.api("/api/v1/jobs?limit=200&" + query)["jobs"]
 
     def wait(self, what, pred, timeout=60):
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * harness.TIMEOUT_SCALE
         while time.time() < deadline:
             v = pred()
             if v:
