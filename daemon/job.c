@@ -116,6 +116,16 @@ job_runner_find(enum job_kind kind)
 }
 
 void
+job_runners_init(void)
+{
+	size_t	 i;
+
+	for (i = 0; job_runner_table[i] != NULL; i++)
+		if (job_runner_table[i]->init != NULL)
+			job_runner_table[i]->init();
+}
+
+void
 job_free(struct job *j)
 {
 	size_t	 i;

@@ -76,6 +76,12 @@ update_metrics_init(void)
 	    "Pushes retried after the branch moved (non-fast-forward).");
 }
 
+static void
+update_metrics_declare(void)
+{
+	pthread_once(&update_metrics_once, update_metrics_init);
+}
+
 static int
 update_newer_cb(void *arg, const char *current, const char *candidate)
 {
@@ -281,6 +287,64 @@ update_items_build(const struct config *cfg, struct job *job,
 		u->items[i].marker = xasprintf("%s:%s", app->name,
 		    u->items[i].image_short);
 		u->nitems++;
+	}
+	return 0;
+}
+
+static void	update_backoff(int);
+
+/*
+ * verify_tag: ask the registry whether each pushed tag exists before the
+ * manifests name it.  Jobs without a tag (digest events) or from a source
+ * with verify_tag: false trust the event.  The distribution registry
+ * sends its push notification when the manifest is stored, before the tag
+ * points at it, so "no such tag" is asked again a few times (about 1.5 s
+ * in all) and then retried by the queue like other registry failures: an
+ * event whose tag never appears ends dead after retry.max_attempts.
+ */
+static int
+update_verify_tags(const struct config *cfg, struct update_run *u,
+    struct job_result *res)
+{
+	const struct config_source	*src;
+	const struct job		*j;
+	struct image_ref		 ref;
+	char				*digest, err[512];
+	size_t				 i;
+	int				 rc, try;
+
+	for (i = 0; i < u->nitems; i++) {
+		j = u->items[i].job;
+		if (j->tag == NULL || j->source == NULL ||
+		    (src = config_find_source(cfg, j->source)) == NULL ||
+		    !src->verify_tag)
+			continue;
+		if (image_ref_parse(j->image, &ref, err, sizeof(err)) == -1) {
+			image_ref_free(&ref);
+			job_result_fail(res, JOB_ERR_REGISTRY, 1, "image %s: %s",
+			    j->image, err);
+			return -1;
+		}
+		for (try = 0;; try++) {
+			digest = NULL;
+			rc = registry_verify_tag(cfg, ref.registry,
+			    ref.repository, j->tag, &digest, err, sizeof(err));
+			if (rc != 1 || try >= 4)
+				break;
+			update_backoff(try);
+		}
+		image_ref_free(&ref);
+		if (rc == 0 && j->digest != NULL && digest != NULL &&
+		    strcmp(digest, j->digest) != 0)
+			log_info("job %lld: %s:%s names %s now, not %s as the "
+			    "event said (pushed again)", (long long)j->id,
+			    j->image, j->tag, digest, j->digest);
+		free(digest);
+		if (rc != 0) {
+			job_result_fail(res, JOB_ERR_REGISTRY, 0, "registry: %s",
+			    err);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -603,7 +667,8 @@ update_image_run(const struct config *cfg, struct job *job,
 	pthread_once(&update_metrics_once, update_metrics_init);
 	memset(&u, 0, sizeof(u));
 	u.cfg = cfg;
-	if (update_items_build(cfg, job, &u, res) == -1)
+	if (update_items_build(cfg, job, &u, res) == -1 ||
+	    update_verify_tags(cfg, &u, res) == -1)
 		goto out;
 	branch = u.repo->push_branch != NULL ? u.repo->push_branch :
 	    u.repo->branch != NULL ? u.repo->branch : "main";
@@ -613,6 +678,8 @@ update_image_run(const struct config *cfg, struct job *job,
 	max_retries = cfg->git.push_retries > 0 ? cfg->git.push_retries : 5;
 	metrics_label_escape(u.repo->name, esc, sizeof(esc));
 	snprintf(labels, sizeof(labels), "repo=\"%s\"", esc);
+	/* The repository's series exists (at 0) from its first update on. */
+	metrics_counter_add("gitopsd_git_push_retries_total", labels, 0);
 
 	if ((st = git_repo_open(cfg, u.repo, &g, err, sizeof(err))) !=
 	    GIT_REPO_OK) {
@@ -762,4 +829,5 @@ out:
 const struct job_runner job_runner_update_image = {
 	.kind = JOB_UPDATE_IMAGE,
 	.run = update_image_run,
+	.init = update_metrics_declare,
 };

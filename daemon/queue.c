@@ -341,6 +341,20 @@ queue_result_health(const struct job_result *res)
 	return s;
 }
 
+/*
+ * Whether this attempt is the app's final outcome.  A retry is not, and
+ * neither is a success whose follow-ups (the sync after an image update)
+ * still decide whether the change works: an app whose rollout failed has
+ * not recovered when the next commit is pushed, only when it is healthy.
+ */
+static int
+queue_outcome_final(const struct job_result *res, enum job_state state)
+{
+	if (state == JOB_FAILED)
+		return 0;
+	return !(state == JOB_SUCCEEDED && res->nfollowups > 0);
+}
+
 /* Insert the alerts notify_plan() makes for this transition. */
 static int
 queue_store_plan(struct queue *q, const struct config *cfg,
@@ -359,7 +373,8 @@ queue_store_plan(struct queue *q, const struct config *cfg,
 	if (j->app != NULL) {
 		if (q->ops->app_get(q->wr, j->app, &app, err, errlen) == -1)
 			return -1;
-		was_failing = app.found && app.outcome == JOB_DEAD;
+		was_failing = app.found && app.outcome == JOB_DEAD &&
+		    queue_outcome_final(res, state);
 		store_app_row_clear(&app);
 	}
 	notify_plan(cfg, j, res, state, was_failing, &plan);
@@ -398,16 +413,23 @@ queue_store_app(struct queue *q, const struct job *j,
 
 	if (j->app == NULL || j->kind == JOB_NOTIFY)
 		return 0;
-	if (state == JOB_SUCCEEDED && j->kind == JOB_SYNC) {
-		rev = res->revision != NULL ? res->revision : j->revision;
+	/*
+	 * A sync that reached the cluster says what runs there, even when
+	 * it failed (a rollout applied but unhealthy): the app shows that
+	 * revision and its health, not the last healthy one's.
+	 */
+	if (j->kind == JOB_SYNC) {
 		health = queue_result_health(res);
+		if (state == JOB_SUCCEEDED || health != NULL)
+			rev = res->revision != NULL ? res->revision :
+			    j->revision;
 	}
 	if (state == JOB_SUCCEEDED && j->kind == JOB_UPDATE_IMAGE &&
 	    j->image != NULL && q->ops->app_image_set(q->wr, j->app, j->image,
 	    j->tag, j->digest, err, errlen) == -1)
 		return -1;
 	rc = q->ops->app_record(q->wr, j->app,
-	    state == JOB_FAILED ? 0 : state, j->id, rev, health,
+	    queue_outcome_final(res, state) ? state : 0, j->id, rev, health,
 	    state == JOB_SUCCEEDED && j->kind == JOB_SYNC ? now : 0,
 	    state == JOB_SUCCEEDED ? NULL : res->error, err, errlen);
 	free(health);
@@ -474,9 +496,10 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 			metrics_observe("gitopsd_event_to_deploy_seconds", "",
 			    (double)(now - received) / 1000.0);
 	}
-	if (queue_store_app(q, j, res, state, now, err, errlen) == -1)
-		goto out;
+	/* The plan reads the app's previous outcome (recovery): first. */
 	if (queue_store_plan(q, cfg, j, res, state, now, err, errlen) == -1)
+		goto out;
+	if (queue_store_app(q, j, res, state, now, err, errlen) == -1)
 		goto out;
 
 	queue_kind_label(j->kind, job_state_name(state), label, sizeof(label));
@@ -1127,6 +1150,7 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	    "Durable commits of the state store (one per group of requests).");
 	metrics_describe("gitopsd_store_commit_seconds", "histogram",
 	    "Time of one store round, begin to durable commit.");
+	job_runners_init();
 
 	pthread_cond_init(&q->ck_cv, NULL);
 	if ((q->wr = q->ops->open(cfg->state.path, err, errlen)) == NULL ||

@@ -127,8 +127,13 @@ struct job_runner {
 	/* Event loop: must call done exactly once, possibly later. */
 	void		(*start)(const struct config *cfg, struct event_base *,
 			    struct job *, job_done_cb *done, void *arg);
+	/* Optional, once at start: declares the runner's metrics so a
+	 * scrape shows them before the first job of the kind. */
+	void		(*init)(void);
 };
 
 const struct job_runner	*job_runner_find(enum job_kind);
+/* Calls every runner's init. */
+void			 job_runners_init(void);
 
 #endif

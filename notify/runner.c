@@ -40,6 +40,14 @@ struct notify_delivery {
 static struct http_client	*notify_client;
 static struct event_base	*notify_client_base;
 
+static void
+notify_runner_metrics(void)
+{
+	metrics_describe("gitopsd_notifications_total", "counter",
+	    "Alert delivery attempts by notifier and result "
+	    "(sent, retry, rejected)");
+}
+
 static struct http_client *
 notify_runner_client(struct event_base *base, char *err, size_t errlen)
 {
@@ -53,9 +61,7 @@ notify_runner_client(struct event_base *base, char *err, size_t errlen)
 	if ((notify_client = http_client_create(base, err, errlen)) == NULL)
 		return NULL;
 	notify_client_base = base;
-	metrics_describe("gitopsd_notifications_total", "counter",
-	    "Alert delivery attempts by notifier and result "
-	    "(sent, retry, rejected)");
+	notify_runner_metrics();
 	return notify_client;
 }
 
@@ -313,4 +319,5 @@ notify_runner_start(const struct config *cfg, struct event_base *base,
 const struct job_runner job_runner_notify = {
 	.kind = JOB_NOTIFY,
 	.start = notify_runner_start,
+	.init = notify_runner_metrics,
 };
