@@ -177,60 +177,6 @@ update_find_image(const struct config_app *app, const char *image)
 	return found;
 }
 
-/*
- * Verify before acting (the source's verify_tag, default on): ask the
- * registry that the tag exists and which digest it names.  A tag the
- * registry does not have fails the job for good; a registry that cannot be
- * reached fails this attempt (retried).  0, or -1 with res failed.
- */
-static int
-update_verify_tag(const struct config *cfg, const struct job *j,
-    struct update_item *it, struct job_result *res)
-{
-	const struct config_source	*src;
-	struct image_ref		 ref;
-	char				 err[512], *digest = NULL;
-	int				 rc;
-
-	if (j->tag == NULL)
-		return 0;
-	/* verify_tag is an option of the event's source; a job that came
-	 * from no source (tests, tools) is taken as it is. */
-	src = j->source != NULL ? config_find_source(cfg, j->source) : NULL;
-	if (src == NULL || !src->verify_tag)
-		return 0;
-	memset(&ref, 0, sizeof(ref));
-	if (image_ref_parse(j->image, &ref, err, sizeof(err)) == -1) {
-		job_result_fail(res, JOB_ERR_INTERNAL, 1, "image %s: %s",
-		    j->image, err);
-		return -1;
-	}
-	rc = registry_verify_tag(cfg, ref.registry, ref.repository, j->tag,
-	    &digest, err, sizeof(err));
-	if (rc == 1) {
-		job_result_fail(res, JOB_ERR_REGISTRY, 1, "%s:%s: the registry "
-		    "has no such tag", j->image, j->tag);
-		res->object = xasprintf("%s:%s", j->image, j->tag);
-	} else if (rc == -1) {
-		job_result_fail(res, JOB_ERR_REGISTRY, 0, "%s:%s: tag "
-		    "verification failed: %s", j->image, j->tag, err);
-		res->object = xasprintf("%s:%s", j->image, j->tag);
-	} else if (j->digest != NULL && digest != NULL &&
-	    strcmp(j->digest, digest) != 0) {
-		/* The tag moved since the event: deploy what it is now. */
-		log_kv(LOG_LEVEL_INFO, "tag moved since the event", "image",
-		    j->image, "tag", j->tag, "event_digest", j->digest,
-		    "registry_digest", digest, NULL);
-	}
-	image_ref_free(&ref);
-	if (rc != 0) {
-		free(digest);
-		return -1;
-	}
-	it->verified_digest = digest;
-	return 0;
-}
-
 /* Build the items of job and its merged jobs; -1 with res failed. */
 static int
 update_items_build(const struct config *cfg, struct job *job,
@@ -277,8 +223,6 @@ update_items_build(const struct config *cfg, struct job *job,
 			return -1;
 		}
 		img = update_find_image(app, j->image);
-		if (update_verify_tag(cfg, j, &u->items[i], res) == -1)
-			return -1;
 		u->items[i].job = j;
 		u->items[i].app = app;
 		u->items[i].policy = img != NULL ? &img->policy : NULL;
@@ -339,7 +283,12 @@ update_verify_tags(const struct config *cfg, struct update_run *u,
 			log_info("job %lld: %s:%s names %s now, not %s as the "
 			    "event said (pushed again)", (long long)j->id,
 			    j->image, j->tag, digest, j->digest);
-		free(digest);
+		/* Recorded in the result; a digest policy pins it. */
+		if (rc == 0) {
+			free(u->items[i].verified_digest);
+			u->items[i].verified_digest = digest;
+		} else
+			free(digest);
 		if (rc != 0) {
 			job_result_fail(res, JOB_ERR_REGISTRY, 0, "registry: %s",
 			    err);

@@ -119,7 +119,8 @@ class VerifyTagTest(unittest.TestCase):
         before = git("rev-parse", "main", cwd=self.bare)
         job = self.wait_final(self.event("9.9.9", "verify-2"))
         self.assertEqual(job["state"], "dead", job)
-        self.assertIn("no such tag", job["error"])
+        self.assertIn("registry", job["error"])
+        self.assertIn("9.9.9", job["error"])
         self.assertEqual(git("rev-parse", "main", cwd=self.bare), before)
 
     def test_unreachable_registry_retries_then_dies(self):
@@ -127,7 +128,7 @@ class VerifyTagTest(unittest.TestCase):
         before = git("rev-parse", "main", cwd=self.bare)
         job = self.wait_final(self.event("1.1.0", "verify-3"))
         self.assertEqual(job["state"], "dead", job)
-        self.assertIn("verification failed", job["error"])
+        self.assertIn("registry", job["error"])
         self.assertEqual(job["attempts"], 2)
         self.assertEqual(git("rev-parse", "main", cwd=self.bare), before)
 
