@@ -165,6 +165,98 @@ class DiskFullTest(unittest.TestCase):
               "recovered" % (len(accepted) - len(refused) - 1))
 
 
+DISK_SYNC_CONFIG = """
+shutdown_timeout_s: 5
+server: {listen: "127.0.0.1:{port}"}
+admin: {listen: "127.0.0.1:{admin_port}"}
+state: {path: "{tmp}/state.db"}
+workdir: "{tmp}/repos"
+retry: {base_s: 1, max_s: 1, max_attempts: 3}
+sources:
+  - {name: github, type: github, secret_file: github.secret}
+repos:
+  - {name: deploy, url: "%(url)s", branch: main}
+clusters:
+  - {name: sim, kubeconfig: "%(kubeconfig)s"}
+apps:
+  - name: demo
+    repo: deploy
+    path: apps/demo
+    cluster: sim
+    namespace: demo
+    sync: {auto: true, timeout_s: 2}
+"""
+
+SLOW_DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - {name: web, image: "registry.example/web:1-slow"}
+"""
+
+
+@unittest.skipUnless(daemon_built(), "gitopsd not built")
+class DiskFullJobTest(unittest.TestCase):
+    """An attempt that ends while the disk is full is recorded once there
+    is space again, without a restart, and the app is not left blocked."""
+
+    def test_attempt_ending_while_full(self):
+        sim = Kubesim()
+        self.addCleanup(sim.stop)
+        tmp = tempfile.mkdtemp(prefix="gitopsd-faults-diskjob-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        bare = make_repo(tmp, "deploy", {
+            "apps/demo/ns.yaml": NS, "apps/demo/web.yaml": SLOW_DEPLOYMENT})
+        rev = git("rev-parse", "main", cwd=bare)
+        d = PipeLogDaemon(DISK_SYNC_CONFIG % {"url": bare,
+                                              "kubeconfig": sim.kubeconfig},
+                          secrets={"github.secret": SECRET})
+        self.addCleanup(d.cleanup)
+        d.fsize = 1 << 40       # soft limit, lowered below while running
+        d.start()
+        body = push_body(bare, after=rev, paths=["apps/demo/web.yaml"])
+        r = post_push(d, body, "diskjob-1")
+        self.assertEqual(r.status, 202, r)
+        job_id = r.json()["jobs"][0]
+        wait_for("the sync running", lambda: job_detail(d, job_id)["state"]
+                 == "running", timeout=30, interval=0.05)
+        subprocess.run(["prlimit", "--pid", str(d.proc.pid),
+                        "--fsize=1:unlimited"], check=True)
+        # The attempt times out (2 s) while nothing can be written; stay
+        # full long enough for the store to try recording it several times.
+        t_full = time.time()
+        r = post_push(d, push_body(bare, after=rev, paths=[]), "diskjob-2")
+        self.assertEqual(r.status, 503, r)
+        time.sleep(max(0, 9 - (time.time() - t_full)))
+        self.assertEqual(job_detail(d, job_id)["state"], "running")
+        subprocess.run(["prlimit", "--pid", str(d.proc.pid),
+                        "--fsize=unlimited:unlimited"], check=True)
+        t_space = time.time()
+        # Without a restart the job goes on: every attempt is recorded and
+        # it ends dead (the rollout never finishes) after max_attempts.
+        job = wait_for("job %d final" % job_id, lambda: (
+            lambda j: j if j["state"] in ("succeeded", "dead") else None)(
+                job_detail(d, job_id)), timeout=60)
+        self.assertEqual(job["state"], "dead", job)
+        self.assertEqual(job["result"]["error_kind"], "timeout", job)
+        self.assertEqual(len(job["attempts_log"]), 3, job)
+        for a in job["attempts_log"]:
+            self.assertIsNotNone(a["ended"], job)
+        # The app is free again: a manual sync runs.
+        r = d.admin("POST", "/api/v1/apps/demo/sync")
+        self.assertIn(r.status, (200, 202), r)
+        new_id = r.json()["job"] if "job" in r.json() else r.json()["id"]
+        wait_for("the manual sync running", lambda: job_detail(
+            d, new_id)["state"] != "queued", timeout=30)
+        print("\ndisk full during an attempt: recorded %.1f s after space "
+              "returned" % (time.time() - t_space))
+
+
 # ---- b. the Git remote down or refusing ----------------------------------
 
 DEPLOYMENT = """apiVersion: apps/v1

@@ -138,11 +138,15 @@ def set_hook(bare, name, script):
 class Kubesim:
     """A kubesim process in its own temporary directory."""
 
-    def __init__(self, ready_delay=0.2):
+    def __init__(self, ready_delay=0.2, token=None):
         self.dir = tempfile.mkdtemp(prefix="gitopsd-faults-kubesim-")
+        args = ["/usr/bin/python3", KUBESIM, "--port", "0", "--dir",
+                self.dir, "--ready-delay", str(ready_delay),
+                "--exit-on-stdin-eof"]
+        if token is not None:
+            args += ["--token", token]
         self.proc = subprocess.Popen(
-            ["/usr/bin/python3", KUBESIM, "--port", "0", "--dir", self.dir,
-             "--ready-delay", str(ready_delay), "--exit-on-stdin-eof"],
+            args,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL)
         line = self.proc.stdout.readline()
