@@ -7,15 +7,19 @@ DiskFullTest       the state database cannot grow (RLIMIT_FSIZE): 503 with
 GitRemoteFaultTest the Git remote down (retries, then dead with the reason;
                    or back in time: succeeds), refusing the push (pre-receive
                    hook), refusing the credentials (dead at once, git-auth).
-KubeFaultTest      the Kubernetes API answering 503 or dropping connections
-                   in the middle of an apply: the sync retries and nothing is
-                   pruned until an attempt applied everything.
+KubeFaultTest      the Kubernetes API answering 503, dropping connections or
+                   never answering (request timeout) in the middle of an
+                   apply: the sync retries and nothing is pruned until an
+                   attempt applied everything.
 SinkDownTest       Slack/webhook/SMTP receivers down: the alerts wait as
                    failed notify jobs with the error, are delivered once when
                    the receivers come back.
 KillDuringPushTest kill -9 while the push is in flight (a slow pre-receive
                    hook): after a restart the job succeeds with exactly one
-                   commit carrying its trailer on the branch.
+                   commit carrying its trailer on the branch, whether the
+                   interrupted push lands on the remote or not.
+DiskFullJobTest    an attempt ending while the disk is full is recorded once
+                   there is space, without a restart.
 """
 import json
 import os
@@ -28,8 +32,9 @@ import unittest
 import uuid
 
 import harness
-from fault_peers import (CT_V1, GitHTTP, Kubesim, PipeLogDaemon, all_pages,
-                         git, make_repo, registry_push, set_hook, wait_for)
+from fault_peers import (CT_V1, GitHTTP, HangProxy, Kubesim, PipeLogDaemon,
+                         all_pages, git, make_repo, registry_push, set_hook,
+                         wait_for)
 from notify_receivers import Receiver
 
 SECRET = "faults-github-secret-5d1e"
@@ -120,7 +125,8 @@ class DiskFullTest(unittest.TestCase):
                          d.log()[-3000:])
         for delivery, r in refused:
             self.assertIn("Retry-After", r.headers, r.headers)
-            self.assertGreater(int(r.headers["Retry-After"]), 0)
+            self.assertEqual(r.headers["Retry-After"], "5")
+            self.assertTrue(r.json().get("error"), r)
         self.assertIsNone(d.proc.poll(), "gitopsd died on a full disk")
         # Reads still work while writes fail.
         self.assertEqual(d.admin("GET", "/healthz").status, 200)
@@ -507,11 +513,13 @@ class KubeFaultTest(unittest.TestCase):
         self.work = os.path.join(self.tmp, "work")
         git("init", "-q", "--bare", self.bare)
         git("init", "-q", self.work)
+
+    def daemon(self, kubeconfig):
         self.d = harness.Daemon(
-            KUBE_CONFIG % {"url": self.bare,
-                           "kubeconfig": self.sim.kubeconfig},
+            KUBE_CONFIG % {"url": self.bare, "kubeconfig": kubeconfig},
             secrets={"github.secret": SECRET})
         self.addCleanup(self.d.cleanup)
+        self.d.start()
 
     def commit(self, files):
         app = os.path.join(self.work, "apps", "demo")
@@ -535,8 +543,8 @@ class KubeFaultTest(unittest.TestCase):
             lambda j: j if j["state"] in ("succeeded", "dead") else None)(
                 job_detail(self.d, job_id)), timeout=timeout)
 
-    def fault_mid_apply(self, fault):
-        self.d.start()
+    def fault_mid_apply(self, fault, proxy=None):
+        self.daemon(proxy.kubeconfig if proxy else self.sim.kubeconfig)
         first = self.commit({"0-ns.yaml": NS,
                              "1-keep.yaml": configmap("keep", "1"),
                              "2-old.yaml": configmap("old", "1")})
@@ -548,6 +556,8 @@ class KubeFaultTest(unittest.TestCase):
         second = self.commit({"0-ns.yaml": NS,
                               "1-keep.yaml": configmap("keep", "2")})
         self.sim.call("DELETE", "/_sim/requests")
+        if proxy is not None:
+            return self.hang_mid_apply(proxy, second)
         fault = dict(fault, method="PATCH", path="/configmaps/keep$")
         self.assertEqual(self.sim.call("POST", "/_sim/faults", fault)[0],
                          200)
@@ -566,7 +576,10 @@ class KubeFaultTest(unittest.TestCase):
 
         # The API recovers: the next attempt applies everything, then prunes.
         self.sim.call("DELETE", "/_sim/faults")
-        job = self.final(job_id)
+        return self.after_recovery(job_id)
+
+    def after_recovery(self, job_id):
+        job = self.final(job_id, timeout=120)
         self.assertEqual(job["state"], "succeeded", job)
         self.assertFalse(self.sim.exists(CM + "old"))
         st, keep = self.sim.call("GET", CM + "keep")
@@ -580,6 +593,33 @@ class KubeFaultTest(unittest.TestCase):
                    and r["path"] == CM + "keep"]
         self.assertLess(applied[-1], deletes[0])
         return job
+
+    def hang_mid_apply(self, proxy, second):
+        proxy.hang("PATCH", "/configmaps/keep$")
+        job_id = self.sync(second)
+        wait_for("the apply hanging", lambda: proxy.hung, timeout=30)
+        t0 = time.time()
+        time.sleep(1)
+        # While the request hangs nothing is pruned.
+        self.assertEqual(job_detail(self.d, job_id)["state"], "running")
+        self.assertTrue(self.sim.exists(CM + "old"))
+        self.assertFalse([r for r in self.sim.requests()
+                          if r["method"] == "DELETE"])
+        job = self.after_recovery(job_id)
+        first = job["attempts_log"][0]
+        self.assertFalse(first["ok"], job)
+        self.assertRegex(first["error"], r"(?i)timed? ?out", job)
+        self.assertEqual(job["attempts"], 2, job)
+        print("\nKubernetes API hanging mid-apply: attempt 1 gave up "
+              "after %.0f s, attempt 2 applied and pruned" %
+              (time.time() - t0))
+
+    def test_request_timeout_mid_apply_retries_without_prune(self):
+        # A request that never gets an answer is cut by the per-request
+        # timeout (60 s): this test takes about a minute.
+        proxy = HangProxy(self.sim)
+        self.addCleanup(proxy.stop)
+        self.fault_mid_apply(None, proxy=proxy)
 
     def test_503_mid_apply_retries_without_prune(self):
         self.fault_mid_apply({"status": 503})

@@ -283,3 +283,101 @@ def all_pages(d, path, key, token=None):
         if page.get("next") is None:
             return out
         after = page["next"]
+
+
+class HangProxy:
+    """A TLS proxy in front of kubesim (with kubesim's own certificate and
+    CA) that forwards every request, except that a request matching
+    hang(method, path_regex) gets no answer at all: its connection is held
+    open until the client gives up.  kubeconfig: a copy of kubesim's
+    pointing at the proxy."""
+
+    def __init__(self, sim):
+        import http.server
+        import re as _re
+
+        self.sim = sim
+        self.rules = []
+        self.hung = []          # (method, path) of requests left hanging
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):
+                pass
+
+            def relay(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                with proxy.lock:
+                    rule = None
+                    for r in proxy.rules:
+                        if r["count"] > 0 and r["method"] == self.command \
+                                and _re.search(r["path"],
+                                               self.path.split("?")[0]):
+                            r["count"] -= 1
+                            rule = r
+                            break
+                    if rule is not None:
+                        proxy.hung.append((self.command, self.path))
+                if rule is not None:
+                    proxy.stopping.wait(180)
+                    self.close_connection = True
+                    return
+                import http.client
+                conn = http.client.HTTPSConnection(
+                    "127.0.0.1", sim.port, context=sim.ctx, timeout=30)
+                try:
+                    hdrs = {k: v for k, v in self.headers.items()
+                            if k.lower() not in ("host", "connection",
+                                                 "content-length")}
+                    conn.request(self.command, self.path, body=body,
+                                 headers=hdrs)
+                    r = conn.getresponse()
+                    data = r.read()
+                    self.send_response(r.status)
+                    for k, v in r.getheaders():
+                        if k.lower() not in ("content-length", "connection",
+                                             "transfer-encoding", "date",
+                                             "server"):
+                            self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                finally:
+                    conn.close()
+
+            do_GET = do_PATCH = do_POST = do_DELETE = do_PUT = relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                      Handler)
+        self.server.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(sim.dir, "server.crt"),
+                            os.path.join(sim.dir, "server.key"))
+        self.server.socket = ctx.wrap_socket(self.server.socket,
+                                             server_side=True)
+        self.port = self.server.server_address[1]
+        with open(sim.kubeconfig) as f:
+            text = f.read()
+        self.kubeconfig = os.path.join(sim.dir, "kubeconfig-proxy")
+        with open(self.kubeconfig, "w") as f:
+            f.write(text.replace("https://127.0.0.1:%d" % sim.port,
+                                 "https://127.0.0.1:%d" % self.port))
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def hang(self, method, path, count=1):
+        with self.lock:
+            self.rules.append({"method": method, "path": path,
+                               "count": count})
+
+    def stop(self):
+        self.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
