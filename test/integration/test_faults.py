@@ -211,7 +211,9 @@ class DiskFullJobTest(unittest.TestCase):
     """An attempt that ends while the disk is full is recorded once there
     is space again, without a restart, and the app is not left blocked."""
 
-    def test_attempt_ending_while_full(self):
+    def fill_during_attempt(self):
+        """A daemon whose disk fills while a sync attempt runs and stays
+        full until that attempt ended; returns (daemon, job id)."""
         sim = Kubesim()
         self.addCleanup(sim.stop)
         tmp = tempfile.mkdtemp(prefix="gitopsd-faults-diskjob-")
@@ -240,17 +242,17 @@ class DiskFullJobTest(unittest.TestCase):
         self.assertEqual(r.status, 503, r)
         time.sleep(max(0, 9 - (time.time() - t_full)))
         self.assertEqual(job_detail(d, job_id)["state"], "running")
-        subprocess.run(["prlimit", "--pid", str(d.proc.pid),
-                        "--fsize=unlimited:unlimited"], check=True)
-        t_space = time.time()
-        # Without a restart the job goes on: every attempt is recorded and
-        # it ends dead (the rollout never finishes) after max_attempts.
+        return d, job_id
+
+    def finishes_and_app_free(self, d, job_id, nlog):
+        # Every attempt is recorded and the job ends dead (the rollout
+        # never finishes) after max_attempts.
         job = wait_for("job %d final" % job_id, lambda: (
             lambda j: j if j["state"] in ("succeeded", "dead") else None)(
                 job_detail(d, job_id)), timeout=60)
         self.assertEqual(job["state"], "dead", job)
         self.assertEqual(job["result"]["error_kind"], "timeout", job)
-        self.assertEqual(len(job["attempts_log"]), 3, job)
+        self.assertEqual(len(job["attempts_log"]), nlog, job)
         for a in job["attempts_log"]:
             self.assertIsNotNone(a["ended"], job)
         # The app is free again: a manual sync runs.
@@ -259,8 +261,27 @@ class DiskFullJobTest(unittest.TestCase):
         new_id = r.json()["job"] if "job" in r.json() else r.json()["id"]
         wait_for("the manual sync running", lambda: job_detail(
             d, new_id)["state"] != "queued", timeout=30)
-        print("\ndisk full during an attempt: recorded %.1f s after space "
-              "returned" % (time.time() - t_space))
+        return job
+
+    def test_attempt_ending_while_full(self):
+        d, job_id = self.fill_during_attempt()
+        subprocess.run(["prlimit", "--pid", str(d.proc.pid),
+                        "--fsize=unlimited:unlimited"], check=True)
+        t_space = time.time()
+        # Without a restart the job goes on.
+        self.finishes_and_app_free(d, job_id, 3)
+        print("\ndisk full during an attempt: recorded, job finished %.1f s "
+              "after space returned" % (time.time() - t_space))
+
+    def test_stopped_while_full(self):
+        d, job_id = self.fill_during_attempt()
+        # SIGTERM while the attempt's result cannot be written: a clean
+        # exit; the next start re-queues the job with that attempt counted.
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+        d.fsize = None
+        d.start()
+        job = self.finishes_and_app_free(d, job_id, 3)
+        self.assertIn("interrupted", job["attempts_log"][0]["error"], job)
 
 
 # ---- b. the Git remote down or refusing ----------------------------------
