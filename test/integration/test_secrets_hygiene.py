@@ -1,8 +1,8 @@
 """Secrets never leave gitopsd: a real gitopsd runs a representative set of
 flows with every kind of secret configured, then every log line, every
 admin API answer, the metrics, every answer to a sender, every alert the
-receivers got and the commits gitopsd pushed are searched for each secret
-value (and the encodings a secret travels in: HTTP Basic and SMTP AUTH
+receivers got, the commits gitopsd pushed and every file it wrote (state
+database, bare clones) are searched for each secret value (and the encodings a secret travels in: HTTP Basic and SMTP AUTH
 PLAIN credentials).  None may be found.
 
 Flows: a valid request from each sender type (github, gitlab, gitea,
@@ -356,6 +356,22 @@ class SecretsHygieneTest(unittest.TestCase):
         # Last: the log, once everything (including shutdown) was logged.
         self.assertEqual(d.stop(), 0, d.log()[-3000:])
         self.keep("log", d.log())
+        # Every file gitopsd wrote: the state database (events, jobs,
+        # results), its bare clones (remote URLs in their config), the log.
+        nfiles = 0
+        for root, _, names in os.walk(d.tmp):
+            for name in names:
+                path = os.path.join(root, name)
+                if root == d.tmp and name in self.files:
+                    continue        # the secret files the test wrote
+                with open(path, "rb") as f:
+                    self.keep("file " + os.path.relpath(path, d.tmp),
+                              f.read().decode("latin-1"))
+                nfiles += 1
+        self.assertTrue(os.path.exists(os.path.join(d.tmp, "state.db")))
+        self.assertTrue(os.path.exists(os.path.join(d.tmp, "repos",
+                                                    "deploy.git", "config")))
+        self.assertGreater(nfiles, 20)
 
     def test_no_secret_in_any_output(self):
         self.run_flows()
