@@ -51,7 +51,7 @@ SUPPORT_SRC = $(wildcard test/support/*.c)
 SUPPORT_BIN = $(SUPPORT_SRC:test/support/%.c=$(B)/support/%)
 
 .PHONY: all deps run test test-unit test-integration install clean fuzz \
-	fuzz-smoke lint bench check-config valgrind
+	fuzz-smoke lint bench valgrind
 
 all: $(B)/gitopsd $(B)/gitopsctl
 
@@ -112,9 +112,6 @@ test-unit:
 test-integration:
 	@$(MAKE) --no-print-directory B=build-san all unit-bins support-bins
 	@GITOPSD_BUILD=build-san TEST_ONLY=integration sh test/run.sh
-
-check-config: $(B)/gitopsd
-	@for f in config/*.yaml; do $(B)/gitopsd -t -c $$f || exit 1; done
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR)

@@ -172,6 +172,10 @@ struct cfg_enum {
 	int		 value;
 };
 
+/*
+ * One row per key.  Rows open with the name and type, positionally (tools
+ * and tests scan for `{ "name", T_TYPE,`), then designated fields.
+ */
 struct cfg_table;
 struct cfg_key {
 	const char		*name;
@@ -227,11 +231,11 @@ static void	check_notifier(struct ctx *, void *, const struct node *,
 
 /* server.tls: its keys live in struct config_server */
 static const struct cfg_key server_tls_keys[] = {
-	{ .name = "cert_file", .type = T_FILE,
+	{ "cert_file", T_FILE,
 	  .off = O(struct config_server, tls_cert_file),
 	  .help =
 	    "PEM certificate chain; serve HTTPS when set (with key_file)" },
-	{ .name = "key_file", .type = T_FILE,
+	{ "key_file", T_FILE,
 	  .off = O(struct config_server, tls_key_file),
 	  .help = "PEM private key of cert_file" },
 };
@@ -239,32 +243,32 @@ static const struct cfg_table server_tls_table =
     TABLE("tls", struct config_server, server_tls_keys, NULL);
 
 static const struct cfg_key server_keys[] = {
-	{ .name = "listen", .type = T_LISTEN,
+	{ "listen", T_LISTEN,
 	  .off = O(struct config_server, listen), .def = "0.0.0.0:8080",
 	  .help =
 	    "public webhook listener, HOST:PORT or [IPv6]:PORT (port 0: "
 	    "any free port)" },
-	{ .name = "max_body_bytes", .type = T_SIZE,
+	{ "max_body_bytes", T_SIZE,
 	  .off = O(struct config_server, max_body_bytes), .min = 1,
 	  .max = 1024LL * 1024 * 1024, .def = "1048576",
 	  .help = "largest request body accepted (413 above)" },
-	{ .name = "max_header_bytes", .type = T_SIZE,
+	{ "max_header_bytes", T_SIZE,
 	  .off = O(struct config_server, max_header_bytes), .min = 1024,
 	  .max = 1024 * 1024, .def = "16384",
 	  .help = "largest request header block accepted" },
-	{ .name = "read_timeout_s", .type = T_INT,
+	{ "read_timeout_s", T_INT,
 	  .off = O(struct config_server, read_timeout_s), .min = 1,
 	  .max = 3600, .def = "10",
 	  .help = "seconds to receive a request" },
-	{ .name = "write_timeout_s", .type = T_INT,
+	{ "write_timeout_s", T_INT,
 	  .off = O(struct config_server, write_timeout_s), .min = 1,
 	  .max = 3600, .def = "10",
 	  .help = "seconds to send a response" },
-	{ .name = "max_connections", .type = T_INT,
+	{ "max_connections", T_INT,
 	  .off = O(struct config_server, max_connections), .min = 1,
 	  .max = 1000000, .def = "1024",
 	  .help = "concurrent connections before new ones wait" },
-	{ .name = "tls", .type = T_TABLE,
+	{ "tls", T_TABLE,
 	  .sub = &server_tls_table,
 	  .help = "optional TLS for the public listener" },
 };
@@ -272,16 +276,16 @@ static const struct cfg_table server_table =
     TABLE("server", struct config_server, server_keys, check_server);
 
 static const struct cfg_key admin_keys[] = {
-	{ .name = "listen", .type = T_LISTEN,
+	{ "listen", T_LISTEN,
 	  .off = O(struct config_admin, listen), .def = "127.0.0.1:9090",
 	  .help = "admin API, /metrics and /readyz listener" },
-	{ .name = "token_file", .type = T_SECRET_FILE,
+	{ "token_file", T_SECRET_FILE,
 	  .off = O(struct config_admin, token_file),
 	  .off2 = O(struct config_admin, token),
 	  .help =
 	    "file holding the bearer token of the admin API; unset: no "
 	    "token" },
-	{ .name = "token_env", .type = T_SECRET_ENV,
+	{ "token_env", T_SECRET_ENV,
 	  .off = O(struct config_admin, token_env),
 	  .off2 = O(struct config_admin, token),
 	  .help =
@@ -292,15 +296,15 @@ static const struct cfg_table admin_table =
     TABLE("admin", struct config_admin, admin_keys, check_admin);
 
 static const struct cfg_key state_keys[] = {
-	{ .name = "path", .type = T_PATH,
+	{ "path", T_PATH,
 	  .off = O(struct config_state, path),
 	  .def = "/var/lib/gitopsd/state.db",
 	  .help = "SQLite database of jobs, deliveries and the notify outbox" },
-	{ .name = "dedup_days", .type = T_INT,
+	{ "dedup_days", T_INT,
 	  .off = O(struct config_state, dedup_days), .min = 1, .max = 3650,
 	  .def = "7",
 	  .help = "days a delivery id is remembered for deduplication" },
-	{ .name = "keep_days", .type = T_INT,
+	{ "keep_days", T_INT,
 	  .off = O(struct config_state, keep_days), .min = 1, .max = 3650,
 	  .def = "30",
 	  .help = "days finished jobs are kept" },
@@ -309,11 +313,11 @@ static const struct cfg_table state_table =
     TABLE("state", struct config_state, state_keys, NULL);
 
 static const struct cfg_key queue_keys[] = {
-	{ .name = "max_queued", .type = T_INT,
+	{ "max_queued", T_INT,
 	  .off = O(struct config_queue, max_queued), .min = 1,
 	  .max = 100000000, .def = "100000",
 	  .help = "queued jobs before webhooks get 503 + Retry-After" },
-	{ .name = "workers", .type = T_INT,
+	{ "workers", T_INT,
 	  .off = O(struct config_queue, workers), .min = 1, .max = 256,
 	  .def = "4",
 	  .help = "worker threads running jobs" },
@@ -322,15 +326,15 @@ static const struct cfg_table queue_table =
     TABLE("queue", struct config_queue, queue_keys, NULL);
 
 static const struct cfg_key retry_keys[] = {
-	{ .name = "base_s", .type = T_INT,
+	{ "base_s", T_INT,
 	  .off = O(struct config_retry, base_s), .min = 1, .max = 86400,
 	  .def = "5",
 	  .help = "first retry delay; doubles each attempt (with jitter)" },
-	{ .name = "max_s", .type = T_INT,
+	{ "max_s", T_INT,
 	  .off = O(struct config_retry, max_s), .min = 1, .max = 604800,
 	  .def = "300",
 	  .help = "longest retry delay (>= base_s)" },
-	{ .name = "max_attempts", .type = T_INT,
+	{ "max_attempts", T_INT,
 	  .off = O(struct config_retry, max_attempts), .min = 1, .max = 1000,
 	  .def = "8",
 	  .help = "attempts before a job is dead and an alert is sent" },
@@ -339,11 +343,11 @@ static const struct cfg_table retry_table =
     TABLE("retry", struct config_retry, retry_keys, check_retry);
 
 static const struct cfg_key git_keys[] = {
-	{ .name = "push_retries", .type = T_INT,
+	{ "push_retries", T_INT,
 	  .off = O(struct config_git, push_retries), .max = 100, .def = "5",
 	  .help =
 	    "re-fetch, re-apply and push again after a non-fast-forward" },
-	{ .name = "commit_message", .type = T_STR,
+	{ "commit_message", T_STR,
 	  .off = O(struct config_git, commit_message),
 	  .help = "commit message template of image updates; unset: built-in" },
 };
@@ -351,17 +355,17 @@ static const struct cfg_table git_table =
     TABLE("git", struct config_git, git_keys, NULL);
 
 static const struct cfg_key notify_opts_keys[] = {
-	{ .name = "max_attempts", .type = T_INT,
+	{ "max_attempts", T_INT,
 	  .off = O(struct config_notify_opts, max_attempts), .min = 1,
 	  .max = 1000, .def = "10",
 	  .help = "delivery attempts per alert" },
-	{ .name = "repeat_after_s", .type = T_INT,
+	{ "repeat_after_s", T_INT,
 	  .off = O(struct config_notify_opts, repeat_after_s),
 	  .max = 30 * 86400, .def = "3600",
 	  .help =
 	    "an identical alert is sent again only after this long (0: "
 	    "never)" },
-	{ .name = "timeout_s", .type = T_INT,
+	{ "timeout_s", T_INT,
 	  .off = O(struct config_notify_opts, timeout_s), .min = 1,
 	  .max = 600, .def = "10",
 	  .help = "timeout of one delivery" },
@@ -370,7 +374,7 @@ static const struct cfg_table notify_opts_table =
     TABLE("notify", struct config_notify_opts, notify_opts_keys, NULL);
 
 static const struct cfg_key links_keys[] = {
-	{ .name = "base_url", .type = T_STR,
+	{ "base_url", T_STR,
 	  .off = O(struct config, links_base_url),
 	  .help =
 	    "http(s) URL prefix for links in alerts (the admin API as "
@@ -380,23 +384,23 @@ static const struct cfg_table links_table =
     TABLE("links", struct config, links_keys, check_links);
 
 static const struct cfg_key registry_keys[] = {
-	{ .name = "host", .type = T_STR,
+	{ "host", T_STR,
 	  .off = O(struct config_registry, host), .flags = KEY_REQUIRED,
 	  .help =
 	    "registry host[:port] as in image names (docker.io for Docker "
 	    "Hub)" },
-	{ .name = "username", .type = T_STR,
+	{ "username", T_STR,
 	  .off = O(struct config_registry, username),
 	  .help = "user for the registry's token/basic auth" },
-	{ .name = "password_file", .type = T_SECRET_FILE,
+	{ "password_file", T_SECRET_FILE,
 	  .off = O(struct config_registry, password_file),
 	  .off2 = O(struct config_registry, password),
 	  .help = "file holding the password or access token" },
-	{ .name = "password_env", .type = T_SECRET_ENV,
+	{ "password_env", T_SECRET_ENV,
 	  .off = O(struct config_registry, password_env),
 	  .off2 = O(struct config_registry, password),
 	  .help = "environment variable holding the password" },
-	{ .name = "insecure", .type = T_BOOL,
+	{ "insecure", T_BOOL,
 	  .off = O(struct config_registry, insecure), .def = "false",
 	  .help = "plain HTTP instead of HTTPS" },
 };
@@ -404,10 +408,10 @@ static const struct cfg_table registry_table =
     TABLE("registries", struct config_registry, registry_keys, NULL);
 
 static const struct cfg_key rate_limit_keys[] = {
-	{ .name = "rps", .type = T_DOUBLE,
+	{ "rps", T_DOUBLE,
 	  .off = O(struct config_rate_limit, rps), .max = 1000000, .def = "0",
 	  .help = "requests per second accepted (0: unlimited)" },
-	{ .name = "burst", .type = T_INT,
+	{ "burst", T_INT,
 	  .off = O(struct config_rate_limit, burst), .min = 1, .max = 1000000,
 	  .help = "bucket size; default max(1, rps)" },
 };
@@ -416,52 +420,52 @@ static const struct cfg_table rate_limit_table =
     check_rate_limit);
 
 static const struct cfg_key source_keys[] = {
-	{ .name = "name", .type = T_NAME,
+	{ "name", T_NAME,
 	  .off = O(struct config_source, name), .flags = KEY_REQUIRED,
 	  .help = "unique; the webhook URL is /hooks/NAME" },
-	{ .name = "type", .type = T_STR,
+	{ "type", T_STR,
 	  .off = O(struct config_source, type), .flags = KEY_REQUIRED,
 	  .help =
 	    "sender: github, gitlab, gitea, bitbucket, registry, "
 	    "dockerhub, harbor, quay, generic" },
-	{ .name = "secret_file", .type = T_SRC_SECRET_FILE,
+	{ "secret_file", T_SRC_SECRET_FILE,
 	  .off = O(struct config_source, secrets),
 	  .off2 = O(struct config_source, nsecrets),
 	  .off3 = O(struct config_source, secret_paths),
 	  .flags = KEY_FREE_SHARED,
 	  .help = "file holding the shared secret" },
-	{ .name = "secret_files", .type = T_SRC_SECRET_FILES,
+	{ "secret_files", T_SRC_SECRET_FILES,
 	  .off = O(struct config_source, secrets),
 	  .off2 = O(struct config_source, nsecrets),
 	  .off3 = O(struct config_source, secret_paths),
 	  .help =
 	    "up to two secret files [new, old]: both verify during "
 	    "rotation" },
-	{ .name = "token_file", .type = T_SRC_SECRET_FILE,
+	{ "token_file", T_SRC_SECRET_FILE,
 	  .off = O(struct config_source, secrets),
 	  .off2 = O(struct config_source, nsecrets),
 	  .off3 = O(struct config_source, secret_paths),
 	  .help = "file holding the token (token-based senders)" },
-	{ .name = "secret_env", .type = T_SRC_SECRET_ENV,
+	{ "secret_env", T_SRC_SECRET_ENV,
 	  .off = O(struct config_source, secrets),
 	  .off2 = O(struct config_source, nsecrets),
 	  .off3 = O(struct config_source, secret_paths),
 	  .help = "environment variable holding the secret" },
-	{ .name = "token_env", .type = T_SRC_SECRET_ENV,
+	{ "token_env", T_SRC_SECRET_ENV,
 	  .off = O(struct config_source, secrets),
 	  .off2 = O(struct config_source, nsecrets),
 	  .off3 = O(struct config_source, secret_paths),
 	  .help = "environment variable holding the token" },
-	{ .name = "allow_sha1", .type = T_BOOL,
+	{ "allow_sha1", T_BOOL,
 	  .off = O(struct config_source, allow_sha1), .def = "false",
 	  .help =
 	    "github: also accept the legacy X-Hub-Signature (HMAC-SHA1)" },
-	{ .name = "verify_tag", .type = T_BOOL,
+	{ "verify_tag", T_BOOL,
 	  .off = O(struct config_source, verify_tag), .def = "true",
 	  .help =
 	    "registry senders: check that a pushed tag exists before "
 	    "acting" },
-	{ .name = "rate_limit", .type = T_TABLE,
+	{ "rate_limit", T_TABLE,
 	  .off = O(struct config_source, rate_limit),
 	  .sub = &rate_limit_table,
 	  .help = "per-source request rate limit (429 above)" },
@@ -470,32 +474,32 @@ static const struct cfg_table source_table =
     TABLE("sources", struct config_source, source_keys, check_source);
 
 static const struct cfg_key repo_auth_keys[] = {
-	{ .name = "username", .type = T_STR,
+	{ "username", T_STR,
 	  .off = O(struct config_repo_auth, username),
 	  .help = "HTTPS user (x-access-token, oauth2, ...)" },
-	{ .name = "password_file", .type = T_SECRET_FILE,
+	{ "password_file", T_SECRET_FILE,
 	  .off = O(struct config_repo_auth, password_file),
 	  .off2 = O(struct config_repo_auth, password),
 	  .help = "file holding the HTTPS password or token" },
-	{ .name = "password_env", .type = T_SECRET_ENV,
+	{ "password_env", T_SECRET_ENV,
 	  .off = O(struct config_repo_auth, password_env),
 	  .off2 = O(struct config_repo_auth, password),
 	  .help = "environment variable holding the HTTPS password" },
-	{ .name = "ssh_key_file", .type = T_FILE,
+	{ "ssh_key_file", T_FILE,
 	  .off = O(struct config_repo_auth, ssh_key_file),
 	  .help = "SSH private key (ssh:// and scp-like URLs)" },
-	{ .name = "ssh_pubkey_file", .type = T_FILE,
+	{ "ssh_pubkey_file", T_FILE,
 	  .off = O(struct config_repo_auth, ssh_pubkey_file),
 	  .help = "SSH public key, if not derivable" },
-	{ .name = "ssh_passphrase_file", .type = T_SECRET_FILE,
+	{ "ssh_passphrase_file", T_SECRET_FILE,
 	  .off = O(struct config_repo_auth, ssh_passphrase_file),
 	  .off2 = O(struct config_repo_auth, ssh_passphrase),
 	  .help = "file holding the SSH key's passphrase" },
-	{ .name = "ssh_passphrase_env", .type = T_SECRET_ENV,
+	{ "ssh_passphrase_env", T_SECRET_ENV,
 	  .off = O(struct config_repo_auth, ssh_passphrase_env),
 	  .off2 = O(struct config_repo_auth, ssh_passphrase),
 	  .help = "environment variable holding the SSH passphrase" },
-	{ .name = "known_hosts_file", .type = T_FILE,
+	{ "known_hosts_file", T_FILE,
 	  .off = O(struct config_repo_auth, known_hosts_file),
 	  .help = "OpenSSH known_hosts checked against the server's host key" },
 };
@@ -503,10 +507,10 @@ static const struct cfg_table repo_auth_table =
     TABLE("auth", struct config_repo_auth, repo_auth_keys, check_repo_auth);
 
 static const struct cfg_key repo_author_keys[] = {
-	{ .name = "name", .type = T_STR,
+	{ "name", T_STR,
 	  .off = O(struct config_repo, author_name), .def = "gitopsd",
 	  .help = "author and committer name of commits" },
-	{ .name = "email", .type = T_STR,
+	{ "email", T_STR,
 	  .off = O(struct config_repo, author_email),
 	  .def = "gitopsd@localhost",
 	  .help = "author and committer email" },
@@ -515,25 +519,25 @@ static const struct cfg_table repo_author_table =
     TABLE("author", struct config_repo, repo_author_keys, NULL);
 
 static const struct cfg_key repo_keys[] = {
-	{ .name = "name", .type = T_NAME,
+	{ "name", T_NAME,
 	  .off = O(struct config_repo, name), .flags = KEY_REQUIRED,
 	  .help = "unique; apps refer to it" },
-	{ .name = "url", .type = T_REPO_URL,
+	{ "url", T_REPO_URL,
 	  .off = O(struct config_repo, url), .flags = KEY_REQUIRED,
 	  .help = "https://, ssh://, user@host:path, file:// or a local path" },
-	{ .name = "branch", .type = T_STR,
+	{ "branch", T_STR,
 	  .off = O(struct config_repo, branch), .def = "main",
 	  .help = "branch holding the manifests" },
-	{ .name = "push_branch", .type = T_STR,
+	{ "push_branch", T_STR,
 	  .off = O(struct config_repo, push_branch),
 	  .help = "branch image updates are pushed to; unset: branch" },
-	{ .name = "auth", .type = T_TABLE,
+	{ "auth", T_TABLE,
 	  .off = O(struct config_repo, auth), .sub = &repo_auth_table,
 	  .help = "credentials: password or SSH key" },
-	{ .name = "author", .type = T_TABLE,
+	{ "author", T_TABLE,
 	  .sub = &repo_author_table,
 	  .help = "identity of image-update commits" },
-	{ .name = "commit_message", .type = T_STR,
+	{ "commit_message", T_STR,
 	  .off = O(struct config_repo, commit_message),
 	  .help = "template; unset: git.commit_message" },
 };
@@ -541,17 +545,17 @@ static const struct cfg_table repo_table =
     TABLE("repos", struct config_repo, repo_keys, NULL);
 
 static const struct cfg_key cluster_keys[] = {
-	{ .name = "name", .type = T_NAME,
+	{ "name", T_NAME,
 	  .off = O(struct config_cluster, name), .flags = KEY_REQUIRED,
 	  .help = "unique; apps refer to it" },
-	{ .name = "kubeconfig", .type = T_KUBECONFIG,
+	{ "kubeconfig", T_KUBECONFIG,
 	  .off = O(struct config_cluster, kubeconfig), .flags = KEY_REQUIRED,
 	  .help =
 	    "kubeconfig path, or in-cluster for the pod's service account" },
-	{ .name = "context", .type = T_STR,
+	{ "context", T_STR,
 	  .off = O(struct config_cluster, context),
 	  .help = "kubeconfig context; unset: current-context" },
-	{ .name = "allow_insecure", .type = T_BOOL,
+	{ "allow_insecure", T_BOOL,
 	  .off = O(struct config_cluster, allow_insecure), .def = "false",
 	  .help = "honour insecure-skip-tls-verify in the kubeconfig" },
 };
@@ -565,26 +569,26 @@ static const struct cfg_enum order_enums[] = {
 };
 
 static const struct cfg_key policy_keys[] = {
-	{ .name = "semver", .type = T_STR,
+	{ "semver", T_STR,
 	  .off = O(struct config_policy, semver),
 	  .help = "highest tag in a semver range, e.g. \">=1.2.0 <2.0.0\"" },
-	{ .name = "prerelease", .type = T_BOOL,
+	{ "prerelease", T_BOOL,
 	  .off = O(struct config_policy, prerelease), .def = "false",
 	  .help = "semver: also accept pre-release tags" },
-	{ .name = "pattern", .type = T_STR,
+	{ "pattern", T_STR,
 	  .off = O(struct config_policy, pattern),
 	  .help = "tags matching a POSIX extended regex" },
-	{ .name = "extract", .type = T_STR,
+	{ "extract", T_STR,
 	  .off = O(struct config_policy, extract),
 	  .help = "pattern: \"$1\" compares that group; unset: whole tag" },
-	{ .name = "order", .type = T_ENUM,
+	{ "order", T_ENUM,
 	  .off = O(struct config_policy, order), .def = "numerical",
 	  .enums = order_enums,
 	  .help = "pattern: numerical or alphabetical, highest wins" },
-	{ .name = "latest", .type = T_BOOL,
+	{ "latest", T_BOOL,
 	  .flags = KEY_NOSTORE,
 	  .help = "true: the most recently pushed tag wins" },
-	{ .name = "digest", .type = T_STR,
+	{ "digest", T_STR,
 	  .off = O(struct config_policy, digest_tag),
 	  .help = "follow this tag's digest (image@sha256:...)" },
 };
@@ -592,10 +596,10 @@ static const struct cfg_table policy_table =
     TABLE("policy", struct config_policy, policy_keys, check_policy);
 
 static const struct cfg_key image_keys[] = {
-	{ .name = "repository", .type = T_STR,
+	{ "repository", T_STR,
 	  .off = O(struct config_image, repository), .flags = KEY_REQUIRED,
 	  .help = "image repository as written in the manifests" },
-	{ .name = "policy", .type = T_TABLE,
+	{ "policy", T_TABLE,
 	  .off = O(struct config_image, policy), .sub = &policy_table,
 	  .help =
 	    "exactly one of semver, pattern, latest, digest; default "
@@ -605,11 +609,11 @@ static const struct cfg_table image_table =
     TABLE("images", struct config_image, image_keys, NULL);
 
 static const struct cfg_key app_render_keys[] = {
-	{ .name = "command", .type = T_STRLIST,
+	{ "command", T_STRLIST,
 	  .off = O(struct config_app, render_command),
 	  .off2 = O(struct config_app, nrender_command),
 	  .help = "argv run in the app path; its stdout is the manifests" },
-	{ .name = "timeout_s", .type = T_INT,
+	{ "timeout_s", T_INT,
 	  .off = O(struct config_app, render_timeout_s), .min = 1,
 	  .max = 3600, .def = "60",
 	  .help = "render command timeout" },
@@ -618,17 +622,17 @@ static const struct cfg_table app_render_table =
     TABLE("render", struct config_app, app_render_keys, NULL);
 
 static const struct cfg_key app_sync_keys[] = {
-	{ .name = "auto", .type = T_BOOL,
+	{ "auto", T_BOOL,
 	  .off = O(struct config_app, sync_auto), .def = "true",
 	  .help = "sync on push events and after image updates" },
-	{ .name = "prune", .type = T_BOOL,
+	{ "prune", T_BOOL,
 	  .off = O(struct config_app, sync_prune), .def = "false",
 	  .help = "delete objects no longer in Git" },
-	{ .name = "timeout_s", .type = T_INT,
+	{ "timeout_s", T_INT,
 	  .off = O(struct config_app, sync_timeout_s), .min = 1, .max = 86400,
 	  .def = "300",
 	  .help = "wait this long for health after apply" },
-	{ .name = "interval_s", .type = T_INT,
+	{ "interval_s", T_INT,
 	  .off = O(struct config_app, sync_interval_s), .max = 7 * 86400,
 	  .def = "0",
 	  .help = "periodic drift re-sync (0: off)" },
@@ -637,38 +641,38 @@ static const struct cfg_table app_sync_table =
     TABLE("sync", struct config_app, app_sync_keys, NULL);
 
 static const struct cfg_key app_keys[] = {
-	{ .name = "name", .type = T_NAME,
+	{ "name", T_NAME,
 	  .off = O(struct config_app, name), .flags = KEY_REQUIRED,
 	  .help = "unique; the admin API uses it" },
-	{ .name = "repo", .type = T_STR,
+	{ "repo", T_STR,
 	  .off = O(struct config_app, repo), .flags = KEY_REQUIRED,
 	  .help = "name of a repos entry" },
-	{ .name = "path", .type = T_STR,
+	{ "path", T_STR,
 	  .off = O(struct config_app, path), .def = ".",
 	  .help = "directory of the manifests within the repo" },
-	{ .name = "cluster", .type = T_STR,
+	{ "cluster", T_STR,
 	  .off = O(struct config_app, cluster),
 	  .help = "name of a clusters entry; unset: Git write-back only" },
-	{ .name = "namespace", .type = T_STR,
+	{ "namespace", T_STR,
 	  .off = O(struct config_app, namespace),
 	  .help = "default namespace of namespaced objects" },
-	{ .name = "exclude", .type = T_STRLIST,
+	{ "exclude", T_STRLIST,
 	  .off = O(struct config_app, exclude),
 	  .off2 = O(struct config_app, nexclude),
 	  .help = "glob patterns of files under path to skip" },
-	{ .name = "render", .type = T_TABLE,
+	{ "render", T_TABLE,
 	  .sub = &app_render_table,
 	  .help =
 	    "generate manifests with a command (helm template, kustomize "
 	    "build)" },
-	{ .name = "images", .type = T_LIST,
+	{ "images", T_LIST,
 	  .off = O(struct config_app, images),
 	  .off2 = O(struct config_app, nimages), .sub = &image_table,
 	  .help = "images kept up to date in the manifests" },
-	{ .name = "sync", .type = T_TABLE,
+	{ "sync", T_TABLE,
 	  .sub = &app_sync_table,
 	  .help = "how the app is applied to its cluster" },
-	{ .name = "notify", .type = T_STRLIST,
+	{ "notify", T_STRLIST,
 	  .off = O(struct config_app, notify),
 	  .off2 = O(struct config_app, nnotify),
 	  .help = "notifier names; unset: notify_default" },
@@ -684,73 +688,73 @@ static const struct cfg_enum on_flags[] = {
 };
 
 static const struct cfg_key notifier_keys[] = {
-	{ .name = "name", .type = T_NAME,
+	{ "name", T_NAME,
 	  .off = O(struct config_notifier, name), .flags = KEY_REQUIRED,
 	  .help = "unique; apps and notify_default refer to it" },
-	{ .name = "type", .type = T_STR,
+	{ "type", T_STR,
 	  .off = O(struct config_notifier, type), .flags = KEY_REQUIRED,
 	  .help = "slack, email or webhook" },
-	{ .name = "url", .type = T_STR,
+	{ "url", T_STR,
 	  .off = O(struct config_notifier, url),
 	  .help = "webhook: target URL (not for slack: its URL is a secret)" },
-	{ .name = "url_file", .type = T_SECRET_FILE,
+	{ "url_file", T_SECRET_FILE,
 	  .off = O(struct config_notifier, url_file),
 	  .off2 = O(struct config_notifier, url_secret),
 	  .help = "file holding the URL (slack incoming webhook)" },
-	{ .name = "url_env", .type = T_SECRET_ENV,
+	{ "url_env", T_SECRET_ENV,
 	  .off = O(struct config_notifier, url_env),
 	  .off2 = O(struct config_notifier, url_secret),
 	  .help = "environment variable holding the URL" },
-	{ .name = "smtp_url", .type = T_STR,
+	{ "smtp_url", T_STR,
 	  .off = O(struct config_notifier, smtp_url),
 	  .help = "email: smtp://host:port or smtps://host:port" },
-	{ .name = "require_tls", .type = T_BOOL,
+	{ "require_tls", T_BOOL,
 	  .off = O(struct config_notifier, require_tls), .def = "false",
 	  .help = "email: refuse smtp:// without STARTTLS" },
-	{ .name = "username", .type = T_STR,
+	{ "username", T_STR,
 	  .off = O(struct config_notifier, username),
 	  .help = "email: SMTP user" },
-	{ .name = "password_file", .type = T_SECRET_FILE,
+	{ "password_file", T_SECRET_FILE,
 	  .off = O(struct config_notifier, password_file),
 	  .off2 = O(struct config_notifier, password),
 	  .help = "email: file holding the SMTP password" },
-	{ .name = "password_env", .type = T_SECRET_ENV,
+	{ "password_env", T_SECRET_ENV,
 	  .off = O(struct config_notifier, password_env),
 	  .off2 = O(struct config_notifier, password),
 	  .help = "email: environment variable holding the SMTP password" },
-	{ .name = "from", .type = T_STR,
+	{ "from", T_STR,
 	  .off = O(struct config_notifier, from),
 	  .help = "email: sender address" },
-	{ .name = "to", .type = T_STRLIST,
+	{ "to", T_STRLIST,
 	  .off = O(struct config_notifier, to),
 	  .off2 = O(struct config_notifier, nto),
 	  .help = "email: recipient addresses" },
-	{ .name = "secret_file", .type = T_SECRET_FILE,
+	{ "secret_file", T_SECRET_FILE,
 	  .off = O(struct config_notifier, secret_file),
 	  .off2 = O(struct config_notifier, secret),
 	  .help = "webhook: file holding the HMAC-SHA256 signing key" },
-	{ .name = "secret_env", .type = T_SECRET_ENV,
+	{ "secret_env", T_SECRET_ENV,
 	  .off = O(struct config_notifier, secret_env),
 	  .off2 = O(struct config_notifier, secret),
 	  .help = "webhook: environment variable holding the signing key" },
-	{ .name = "headers", .type = T_HEADERS,
+	{ "headers", T_HEADERS,
 	  .off = O(struct config_notifier, headers),
 	  .off2 = O(struct config_notifier, nheaders),
 	  .help = "webhook: extra request headers, name: value" },
-	{ .name = "on", .type = T_FLAGS,
+	{ "on", T_FLAGS,
 	  .off = O(struct config_notifier, on), .def = "failure",
 	  .enums = on_flags,
 	  .help = "events sent: failure, recovery, all" },
-	{ .name = "title", .type = T_STR,
+	{ "title", T_STR,
 	  .off = O(struct config_notifier, title),
 	  .help = "title/subject template; unset: built-in" },
-	{ .name = "body", .type = T_STR,
+	{ "body", T_STR,
 	  .off = O(struct config_notifier, body),
 	  .help = "body template; unset: built-in" },
-	{ .name = "timeout_s", .type = T_INT,
+	{ "timeout_s", T_INT,
 	  .off = O(struct config_notifier, timeout_s), .max = 600, .def = "0",
 	  .help = "delivery timeout (0: notify.timeout_s)" },
-	{ .name = "ca_file", .type = T_FILE,
+	{ "ca_file", T_FILE,
 	  .off = O(struct config_notifier, ca_file),
 	  .help =
 	    "email/webhook: PEM CA bundle that verifies the server; unset: "
@@ -760,64 +764,64 @@ static const struct cfg_table notifier_table_ =
     TABLE("notifiers", struct config_notifier, notifier_keys, check_notifier);
 
 static const struct cfg_key top_keys[] = {
-	{ .name = "shutdown_timeout_s", .type = T_INT,
+	{ "shutdown_timeout_s", T_INT,
 	  .off = O(struct config, shutdown_timeout_s), .min = 1, .max = 3600,
 	  .def = "30",
 	  .help =
 	    "SIGTERM: wait this long for running jobs before re-queueing "
 	    "them" },
-	{ .name = "server", .type = T_TABLE,
+	{ "server", T_TABLE,
 	  .off = O(struct config, server), .sub = &server_table,
 	  .help = "the public webhook listener" },
-	{ .name = "admin", .type = T_TABLE,
+	{ "admin", T_TABLE,
 	  .off = O(struct config, admin), .sub = &admin_table,
 	  .help = "the admin API listener" },
-	{ .name = "state", .type = T_TABLE,
+	{ "state", T_TABLE,
 	  .off = O(struct config, state), .sub = &state_table,
 	  .help = "durable state" },
-	{ .name = "queue", .type = T_TABLE,
+	{ "queue", T_TABLE,
 	  .off = O(struct config, queue), .sub = &queue_table,
 	  .help = "job queue and workers" },
-	{ .name = "retry", .type = T_TABLE,
+	{ "retry", T_TABLE,
 	  .off = O(struct config, retry), .sub = &retry_table,
 	  .help = "retries of failed jobs" },
-	{ .name = "git", .type = T_TABLE,
+	{ "git", T_TABLE,
 	  .off = O(struct config, git), .sub = &git_table,
 	  .help = "Git write-back" },
-	{ .name = "notify", .type = T_TABLE,
+	{ "notify", T_TABLE,
 	  .off = O(struct config, notify), .sub = &notify_opts_table,
 	  .help = "alert delivery" },
-	{ .name = "notify_default", .type = T_STRLIST,
+	{ "notify_default", T_STRLIST,
 	  .off = O(struct config, notify_default),
 	  .off2 = O(struct config, nnotify_default),
 	  .help = "notifier names for apps without notify" },
-	{ .name = "links", .type = T_TABLE,
+	{ "links", T_TABLE,
 	  .sub = &links_table,
 	  .help = "links in alerts" },
-	{ .name = "workdir", .type = T_PATH,
+	{ "workdir", T_PATH,
 	  .off = O(struct config, workdir), .def = "/var/lib/gitopsd/repos",
 	  .help = "local clones of the repos" },
-	{ .name = "registries", .type = T_LIST,
+	{ "registries", T_LIST,
 	  .off = O(struct config, registries),
 	  .off2 = O(struct config, nregistries), .sub = &registry_table,
 	  .help = "credentials of container registries gitopsd queries" },
-	{ .name = "sources", .type = T_LIST,
+	{ "sources", T_LIST,
 	  .off = O(struct config, sources),
 	  .off2 = O(struct config, nsources), .sub = &source_table,
 	  .help = "webhook senders" },
-	{ .name = "repos", .type = T_LIST,
+	{ "repos", T_LIST,
 	  .off = O(struct config, repos), .off2 = O(struct config, nrepos),
 	  .sub = &repo_table,
 	  .help = "Git repositories of manifests" },
-	{ .name = "clusters", .type = T_LIST,
+	{ "clusters", T_LIST,
 	  .off = O(struct config, clusters),
 	  .off2 = O(struct config, nclusters), .sub = &cluster_table,
 	  .help = "Kubernetes clusters" },
-	{ .name = "apps", .type = T_LIST,
+	{ "apps", T_LIST,
 	  .off = O(struct config, apps), .off2 = O(struct config, napps),
 	  .sub = &app_table,
 	  .help = "what is deployed where" },
-	{ .name = "notifiers", .type = T_LIST,
+	{ "notifiers", T_LIST,
 	  .off = O(struct config, notifiers),
 	  .off2 = O(struct config, nnotifiers), .sub = &notifier_table_,
 	  .help = "alert sinks" },

@@ -54,7 +54,13 @@ enum http_conn_state {
 	HTTP_READ_CHUNK_TRAILER,
 	HTTP_DISPATCHED,
 	HTTP_WRITING,
+	HTTP_LINGER,		/* answered and half-closed; draining input */
 };
+
+/* Over max_connections, this many more get a 503 before a plain close. */
+#define HTTP_BUSY_MAX	64
+/* How long a closing connection may keep sending before we drop it. */
+#define HTTP_LINGER_S	2
 
 struct http_server;
 
@@ -83,6 +89,7 @@ struct http_conn {
 	size_t			 header_bytes;
 	size_t			 body_left;	/* Content-Length or chunk left */
 	int			 close_after_write;
+	int			 busy;		/* over the cap: 503 and close */
 	char			 peer[64];
 	struct http_conn	*next, *prev;
 };
@@ -96,6 +103,7 @@ struct http_server {
 	void			*arg;
 	int			 port;
 	int			 nconns;
+	int			 nbusy;
 	int			 npending;
 	struct http_conn	*conns;
 };
@@ -105,6 +113,7 @@ static void	http_conn_process(struct http_conn *);
 static void	http_conn_fail(struct http_conn *, int status, const char *msg);
 static int	http_conn_new(struct http_server *, evutil_socket_t,
 		    const char *);
+static void	http_conn_busy(struct http_conn *);
 
 const char *
 http_status_text(int status)
@@ -217,6 +226,10 @@ http_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->state == HTTP_DISPATCHED)
 		return;		/* our turn, not the client's */
+	if (c->state == HTTP_LINGER || c->state == HTTP_WRITING) {
+		http_conn_free(c);
+		return;
+	}
 	if (c->state == HTTP_READ_HEADERS && c->header_bytes == 0 &&
 	    (c->req == NULL || c->req->method == NULL) &&
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
@@ -264,14 +277,16 @@ http_write_response(struct http_conn *c, int status, const char *ctype,
 static void
 http_conn_fail(struct http_conn *c, int status, const char *msg)
 {
-	char	*body, st[8];
+	static const char *const retry[] = { "Retry-After: 1", NULL };
+	struct timeval	 wtv;
+	char		*body, st[8];
 
 	snprintf(st, sizeof(st), "%d", status);
 	log_kv(LOG_LEVEL_INFO, "request refused", "peer", c->peer, "status", st,
 	    "cause", msg, NULL);
 	body = xasprintf("{\"error\":\"%s\",\"code\":%d}", msg, status);
-	http_write_response(c, status, "application/json", NULL, body,
-	    strlen(body), 0, 0);
+	http_write_response(c, status, "application/json", status == 503 ?
+	    retry : NULL, body, strlen(body), 0, 0);
 	free(body);
 	if (c->req != NULL && c->req->conn == c) {
 		http_request_free(c->req);
@@ -280,6 +295,10 @@ http_conn_fail(struct http_conn *c, int status, const char *msg)
 	c->state = HTTP_WRITING;
 	c->close_after_write = 1;
 	evtimer_del(c->deadline);
+	wtv.tv_sec = c->srv->limits.write_timeout_s > 0 ?
+	    c->srv->limits.write_timeout_s : 10;
+	wtv.tv_usec = 0;
+	bufferevent_set_timeouts(c->bev, NULL, &wtv);
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_enable(c->bev, EV_WRITE);
 }
@@ -305,7 +324,10 @@ http_conn_free(struct http_conn *c)
 		srv->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	srv->nconns--;
+	if (c->busy)
+		srv->nbusy--;
+	else
+		srv->nconns--;
 	event_free(c->deadline);
 	bufferevent_free(c->bev);
 	free(c);
@@ -605,6 +627,9 @@ http_conn_process(struct http_conn *c)
 				return;
 			}
 			break;
+		case HTTP_LINGER:
+			evbuffer_drain(in, evbuffer_get_length(in));
+			return;
 		case HTTP_DISPATCHED:
 		case HTTP_WRITING:
 			return;
@@ -628,7 +653,25 @@ http_write_cb(struct bufferevent *bev, void *arg)
 	if (c->state != HTTP_WRITING)
 		return;
 	if (c->close_after_write) {
-		http_conn_free(c);
+		struct timeval	 tv = { HTTP_LINGER_S, 0 };
+
+		/*
+		 * Closing with unread input makes the kernel send a reset,
+		 * which can destroy the answer before the client reads it
+		 * (a 413 while the client is still sending).  Half-close,
+		 * drain what still arrives, and close at EOF or after a
+		 * short linger.  TLS closes at once: its own close_notify
+		 * needs the write side.
+		 */
+		if (c->srv->ssl != NULL || shutdown(bufferevent_getfd(c->bev),
+		    SHUT_WR) == -1) {
+			http_conn_free(c);
+			return;
+		}
+		c->state = HTTP_LINGER;
+		bufferevent_enable(c->bev, EV_READ);
+		evtimer_add(c->deadline, &tv);
+		http_conn_process(c);
 		return;
 	}
 	/* Next request on a kept-alive connection (maybe already buffered). */
@@ -709,24 +752,12 @@ http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	struct http_server	*srv = arg;
 	char			 host[INET6_ADDRSTRLEN] = "?", peer[64];
 	int			 port = 0, one = 1;
-	static const char	 busy_body[] =
-	    "{\"error\":\"too many connections\",\"code\":503}";
-	char			 busy[256];
-	int			 blen;
 
 	(void)lev;
 	(void)salen;
-	if (srv->nconns >= srv->limits.max_connections) {
-		/* Best effort: a non-blocking write of a short answer. */
-		blen = snprintf(busy, sizeof(busy), "HTTP/1.1 503 "
-		    "Service Unavailable\r\nContent-Type: application/json\r\n"
-		    "Content-Length: %zu\r\nRetry-After: 1\r\n"
-		    "Connection: close\r\n\r\n%s", sizeof(busy_body) - 1,
-		    busy_body);
-		if (srv->ssl == NULL &&
-		    send(fd, busy, (size_t)blen, MSG_NOSIGNAL) < 0)
-			log_debug("busy answer not sent");
-		log_kv(LOG_LEVEL_WARN, "connection refused",
+	if (srv->nconns >= srv->limits.max_connections &&
+	    srv->nbusy >= HTTP_BUSY_MAX) {
+		log_kv(LOG_LEVEL_WARN, "connection dropped",
 		    "cause", "max_connections", NULL);
 		evutil_closesocket(fd);
 		return;
@@ -746,6 +777,19 @@ http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	snprintf(peer, sizeof(peer), sa->sa_family == AF_INET6 ?
 	    "[%s]:%d" : "%s:%d", host, port);
 	http_conn_new(srv, fd, peer);
+}
+
+/* Over the cap: a short-lived connection that answers 503 and closes. */
+static void
+http_conn_busy(struct http_conn *c)
+{
+	c->srv->nconns--;
+	c->srv->nbusy++;
+	c->busy = 1;
+	log_kv(LOG_LEVEL_WARN, "connection refused", "peer", c->peer,
+	    "cause", "max_connections", NULL);
+	c->req = NULL;
+	http_conn_fail(c, 503, "too many connections");
 }
 
 /* A connection for an accepted socket; the socket is closed on failure. */
@@ -786,6 +830,8 @@ http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer)
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	/* An idle connection gets read_timeout_s for its first request too. */
 	http_deadline_arm(c);
+	if (srv->nconns > srv->limits.max_connections)
+		http_conn_busy(c);
 	return 0;
 }
 
@@ -830,27 +876,39 @@ http_server_new(struct event_base *base, const char *host, int port,
     const char *tls_key, http_handler_cb *cb, void *arg, char *err,
     size_t errlen)
 {
+	return http_server_new_fd(base, -1, host, port, limits, tls_cert,
+	    tls_key, cb, arg, err, errlen);
+}
+
+struct http_server *
+http_server_new_fd(struct event_base *base, int fd, const char *host,
+    int port, const struct http_limits *limits, const char *tls_cert,
+    const char *tls_key, http_handler_cb *cb, void *arg, char *err,
+    size_t errlen)
+{
 	struct http_server	*srv;
 	struct sockaddr_storage	 ss;
 	struct sockaddr_in	*in = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6	*in6 = (struct sockaddr_in6 *)&ss;
-	socklen_t		 sslen;
+	socklen_t		 sslen = 0;
 	const char		*h = host;
 
 	memset(&ss, 0, sizeof(ss));
-	if (strcmp(h, "localhost") == 0)
-		h = "127.0.0.1";
-	if (inet_pton(AF_INET, h, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
-		sslen = sizeof(*in);
-	} else if (inet_pton(AF_INET6, h, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		sslen = sizeof(*in6);
-	} else {
-		snprintf(err, errlen, "bad listen address %s", host);
-		return NULL;
+	if (fd == -1) {
+		if (strcmp(h, "localhost") == 0)
+			h = "127.0.0.1";
+		if (inet_pton(AF_INET, h, &in->sin_addr) == 1) {
+			in->sin_family = AF_INET;
+			in->sin_port = htons((uint16_t)port);
+			sslen = sizeof(*in);
+		} else if (inet_pton(AF_INET6, h, &in6->sin6_addr) == 1) {
+			in6->sin6_family = AF_INET6;
+			in6->sin6_port = htons((uint16_t)port);
+			sslen = sizeof(*in6);
+		} else {
+			snprintf(err, errlen, "bad listen address %s", host);
+			return NULL;
+		}
 	}
 	srv = xcalloc(1, sizeof(*srv));
 	srv->base = base;
@@ -862,12 +920,24 @@ http_server_new(struct event_base *base, const char *host, int port,
 		free(srv);
 		return NULL;
 	}
-	srv->listener = evconnlistener_new_bind(base, http_accept_cb, srv,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    1024, (struct sockaddr *)&ss, (int)sslen);
+	if (fd != -1) {
+		/* An inherited, already listening socket (systemd). */
+		evutil_make_socket_nonblocking(fd);
+		evutil_make_socket_closeonexec(fd);
+		srv->listener = evconnlistener_new(base, http_accept_cb, srv,
+		    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	} else
+		srv->listener = evconnlistener_new_bind(base, http_accept_cb,
+		    srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+		    LEV_OPT_CLOSE_ON_EXEC, 1024, (struct sockaddr *)&ss,
+		    (int)sslen);
 	if (srv->listener == NULL) {
-		snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port,
-		    strerror(errno));
+		if (fd != -1)
+			snprintf(err, errlen, "cannot use inherited socket %d: %s",
+			    fd, strerror(errno));
+		else
+			snprintf(err, errlen, "cannot listen on %s:%d: %s", host,
+			    port, strerror(errno));
 		if (srv->ssl != NULL)
 			SSL_CTX_free(srv->ssl);
 		free(srv);

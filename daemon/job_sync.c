@@ -17,43 +17,6 @@
 #include "sync.h"
 #include "util.h"
 
-/*
- * Lookups by name in the snapshot (the lists are short; a linear scan
- * keeps this runner free of anything but the config struct itself).
- */
-static const struct config_app *
-job_sync_app(const struct config *cfg, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < cfg->napps; i++)
-		if (strcmp(cfg->apps[i].name, name) == 0)
-			return &cfg->apps[i];
-	return NULL;
-}
-
-static const struct config_repo *
-job_sync_repo(const struct config *cfg, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; name != NULL && i < cfg->nrepos; i++)
-		if (strcmp(cfg->repos[i].name, name) == 0)
-			return &cfg->repos[i];
-	return NULL;
-}
-
-static const struct config_cluster *
-job_sync_cluster(const struct config *cfg, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < cfg->nclusters; i++)
-		if (strcmp(cfg->clusters[i].name, name) == 0)
-			return &cfg->clusters[i];
-	return NULL;
-}
-
 static void
 job_sync_run(const struct config *cfg, struct job *job,
     struct job_result *res)
@@ -66,7 +29,7 @@ job_sync_run(const struct config *cfg, struct job *job,
 	char				 idbuf[32];
 
 	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)job->id);
-	if (job->app == NULL || (app = job_sync_app(cfg, job->app)) == NULL) {
+	if (job->app == NULL || (app = config_find_app(cfg, job->app)) == NULL) {
 		job_result_fail(res, JOB_ERR_CONFIG, 1, "app %s is not "
 		    "configured", job->app != NULL ? job->app : "(none)");
 		return;
@@ -76,8 +39,8 @@ job_sync_run(const struct config *cfg, struct job *job,
 		    "to sync to", app->name);
 		return;
 	}
-	if ((cl = job_sync_cluster(cfg, app->cluster)) == NULL ||
-	    (repo = job_sync_repo(cfg, app->repo)) == NULL) {
+	if ((cl = config_find_cluster(cfg, app->cluster)) == NULL ||
+	    (repo = config_find_repo(cfg, app->repo)) == NULL) {
 		job_result_fail(res, JOB_ERR_CONFIG, 1, "app %s: %s %s is not "
 		    "configured", app->name, cl == NULL ? "cluster" : "repo",
 		    cl == NULL ? app->cluster : app->repo);

@@ -27,6 +27,7 @@
 #include "manifest.h"
 #include "metrics.h"
 #include "policy.h"
+#include "registry_client.h"
 #include "util.h"
 
 #define UPDATE_DEFAULT_MESSAGE	"deploy({{app}}): {{image}} {{old}} -> {{new}}"
@@ -43,6 +44,7 @@ struct update_item {
 	int				 unsupported;
 	char				*old;
 	char				*note;
+	char				*verified_digest; /* from the registry */
 };
 
 /* A file edited in memory during one attempt. */
@@ -120,6 +122,7 @@ update_items_free(struct update_item *items, size_t n)
 	for (i = 0; i < n; i++) {
 		free(items[i].marker);
 		free(items[i].image_short);
+		free(items[i].verified_digest);
 		free(items[i].old);
 		free(items[i].note);
 	}
@@ -145,31 +148,6 @@ update_files_reset(struct update_run *u)
 	u->nerrors = 0;
 }
 
-/*
- * Lookups by name in the config snapshot (linear: tens of entries).
- */
-static const struct config_app *
-update_find_app(const struct config *cfg, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < cfg->napps; i++)
-		if (strcmp(cfg->apps[i].name, name) == 0)
-			return &cfg->apps[i];
-	return NULL;
-}
-
-static const struct config_repo *
-update_find_repo(const struct config *cfg, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < cfg->nrepos; i++)
-		if (strcmp(cfg->repos[i].name, name) == 0)
-			return &cfg->repos[i];
-	return NULL;
-}
-
 /* The config entry of the job's image in its app (policy, marker name). */
 static const struct config_image *
 update_find_image(const struct config_app *app, const char *image)
@@ -193,6 +171,60 @@ update_find_image(const struct config_app *app, const char *image)
 	return found;
 }
 
+/*
+ * Verify before acting (the source's verify_tag, default on): ask the
+ * registry that the tag exists and which digest it names.  A tag the
+ * registry does not have fails the job for good; a registry that cannot be
+ * reached fails this attempt (retried).  0, or -1 with res failed.
+ */
+static int
+update_verify_tag(const struct config *cfg, const struct job *j,
+    struct update_item *it, struct job_result *res)
+{
+	const struct config_source	*src;
+	struct image_ref		 ref;
+	char				 err[512], *digest = NULL;
+	int				 rc;
+
+	if (j->tag == NULL)
+		return 0;
+	/* verify_tag is an option of the event's source; a job that came
+	 * from no source (tests, tools) is taken as it is. */
+	src = j->source != NULL ? config_find_source(cfg, j->source) : NULL;
+	if (src == NULL || !src->verify_tag)
+		return 0;
+	memset(&ref, 0, sizeof(ref));
+	if (image_ref_parse(j->image, &ref, err, sizeof(err)) == -1) {
+		job_result_fail(res, JOB_ERR_INTERNAL, 1, "image %s: %s",
+		    j->image, err);
+		return -1;
+	}
+	rc = registry_verify_tag(cfg, ref.registry, ref.repository, j->tag,
+	    &digest, err, sizeof(err));
+	if (rc == 1) {
+		job_result_fail(res, JOB_ERR_REGISTRY, 1, "%s:%s: the registry "
+		    "has no such tag", j->image, j->tag);
+		res->object = xasprintf("%s:%s", j->image, j->tag);
+	} else if (rc == -1) {
+		job_result_fail(res, JOB_ERR_REGISTRY, 0, "%s:%s: tag "
+		    "verification failed: %s", j->image, j->tag, err);
+		res->object = xasprintf("%s:%s", j->image, j->tag);
+	} else if (j->digest != NULL && digest != NULL &&
+	    strcmp(j->digest, digest) != 0) {
+		/* The tag moved since the event: deploy what it is now. */
+		log_kv(LOG_LEVEL_INFO, "tag moved since the event", "image",
+		    j->image, "tag", j->tag, "event_digest", j->digest,
+		    "registry_digest", digest, NULL);
+	}
+	image_ref_free(&ref);
+	if (rc != 0) {
+		free(digest);
+		return -1;
+	}
+	it->verified_digest = digest;
+	return 0;
+}
+
 /* Build the items of job and its merged jobs; -1 with res failed. */
 static int
 update_items_build(const struct config *cfg, struct job *job,
@@ -206,7 +238,7 @@ update_items_build(const struct config *cfg, struct job *job,
 	u->items = xcalloc(n, sizeof(*u->items));
 	for (i = 0; i < n; i++) {
 		j = i == 0 ? job : job->merged[i - 1];
-		if (j->app == NULL || (app = update_find_app(cfg, j->app)) ==
+		if (j->app == NULL || (app = config_find_app(cfg, j->app)) ==
 		    NULL) {
 			job_result_fail(res, JOB_ERR_CONFIG, 1,
 			    "app %s is no longer configured",
@@ -214,7 +246,7 @@ update_items_build(const struct config *cfg, struct job *job,
 			return -1;
 		}
 		if (u->repo == NULL &&
-		    (u->repo = update_find_repo(cfg, app->repo)) == NULL) {
+		    (u->repo = config_find_repo(cfg, app->repo)) == NULL) {
 			job_result_fail(res, JOB_ERR_CONFIG, 1,
 			    "repo %s of app %s is no longer configured",
 			    app->repo, app->name);
@@ -239,6 +271,8 @@ update_items_build(const struct config *cfg, struct job *job,
 			return -1;
 		}
 		img = update_find_image(app, j->image);
+		if (update_verify_tag(cfg, j, &u->items[i], res) == -1)
+			return -1;
 		u->items[i].job = j;
 		u->items[i].app = app;
 		u->items[i].policy = img != NULL ? &img->policy : NULL;
@@ -317,6 +351,11 @@ update_file_cb(const char *path, const char *data, size_t len, void *arg)
 	t.marker = it->marker;
 	t.tag = it->job->tag;
 	t.digest = it->job->digest;
+	/* A digest-pinning policy pins what the registry confirmed when the
+	 * event carried no digest (Docker Hub, Quay). */
+	if (t.digest == NULL && it->policy != NULL &&
+	    it->policy->kind == CONFIG_POLICY_DIGEST)
+		t.digest = it->verified_digest;
 	if (it->policy != NULL && it->job->tag != NULL) {
 		t.newer = update_newer_cb;
 		t.arg = (void *)it->policy;
@@ -503,6 +542,9 @@ update_detail(const struct update_run *u, const char *commit,
 			cJSON_AddStringToObject(it, "new", x->job->tag);
 		if (x->job->digest != NULL)
 			cJSON_AddStringToObject(it, "digest", x->job->digest);
+		if (x->verified_digest != NULL)
+			cJSON_AddStringToObject(it, "verified_digest",
+			    x->verified_digest);
 		cJSON_AddNumberToObject(it, "found", x->found);
 		cJSON_AddNumberToObject(it, "changed", x->changed);
 		cJSON_AddNumberToObject(it, "already", x->already);

@@ -29,6 +29,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "drift.h"
 #include "gitrepo.h"
 #include "log.h"
 #include "metrics.h"
@@ -49,6 +50,7 @@ struct gitopsd {
 	const char		*cfg_path;
 	struct queue		*queue;
 	struct server		*server;
+	struct drift		*drift;
 	struct event		*ev_term, *ev_int, *ev_hup, *ev_watchdog;
 	struct event		*ev_drain;
 	int			 draining;
@@ -149,6 +151,7 @@ main_reload(struct gitopsd *g)
 		return;
 	}
 	queue_reconfigure(g->queue, cfg);
+	drift_reconfigure(g->drift, cfg);
 	config_unref(g->cfg);
 	g->cfg = cfg;
 	log_info("configuration reloaded");
@@ -191,6 +194,8 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 	main_notify("STOPPING=1");
 	server_drain(g->server);
 	queue_drain(g->queue);
+	drift_free(g->drift);
+	g->drift = NULL;
 	g->drain_deadline = util_mono_s() + g->cfg->shutdown_timeout_s;
 	g->ev_drain = event_new(g->base, -1, EV_PERSIST, main_drain_cb, g);
 	if (g->ev_drain == NULL)
@@ -361,6 +366,7 @@ main(int argc, char *argv[])
 		log_warnx("cannot start workers");
 		goto out;
 	}
+	g.drift = drift_new(g.base, g.queue, g.cfg);
 	g.ev_term = evsignal_new(g.base, SIGTERM, main_signal_cb, &g);
 	g.ev_int = evsignal_new(g.base, SIGINT, main_signal_cb, &g);
 	g.ev_hup = evsignal_new(g.base, SIGHUP, main_signal_cb, &g);
@@ -373,10 +379,17 @@ main(int argc, char *argv[])
 
 	log_kv(LOG_LEVEL_INFO, "gitopsd started", "version", GITOPSD_VERSION,
 	    "config", g.cfg_path, NULL);
-	log_info("webhooks: http%s://%s:%d/hooks/<source>  admin: "
-	    "http://%s:%d/api/v1", g.cfg->server.tls_cert_file ? "s" : "",
-	    g.cfg->server.listen.host, server_public_port(g.server),
-	    g.cfg->admin.listen.host, server_admin_port(g.server));
+	/* IPv6 literals go in brackets in URLs. */
+	log_info("webhooks: http%s://%s%s%s:%d/hooks/<source>  admin: "
+	    "http://%s%s%s:%d/api/v1", g.cfg->server.tls_cert_file ? "s" : "",
+	    strchr(g.cfg->server.listen.host, ':') ? "[" : "",
+	    g.cfg->server.listen.host,
+	    strchr(g.cfg->server.listen.host, ':') ? "]" : "",
+	    server_public_port(g.server),
+	    strchr(g.cfg->admin.listen.host, ':') ? "[" : "",
+	    g.cfg->admin.listen.host,
+	    strchr(g.cfg->admin.listen.host, ':') ? "]" : "",
+	    server_admin_port(g.server));
 	main_notify("READY=1");
 
 	if (event_base_dispatch(g.base) == -1)
@@ -398,6 +411,7 @@ out:
 		event_free(g.ev_int);
 	if (g.ev_hup != NULL)
 		event_free(g.ev_hup);
+	drift_free(g.drift);
 	server_free(g.server);
 	if (g.queue != NULL) {
 		queue_close(g.queue, 0);

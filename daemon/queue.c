@@ -589,6 +589,7 @@ queue_store_gauges(struct queue *q)
 		metrics_gauge_set("gitopsd_queue_depth", label,
 		    (double)counts[s]);
 	}
+	metrics_gauge_set("gitopsd_outbox_depth", NULL, (double)counts[0]);
 }
 
 /* Housekeeping between rounds: gauges, retention. */
@@ -1120,6 +1121,9 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 
 	metrics_describe("gitopsd_jobs_total", "counter",
 	    "Job attempts by kind and resulting state.");
+	metrics_describe("gitopsd_outbox_depth", "gauge",
+	    "Alerts not yet delivered (notify jobs queued, running or "
+	    "waiting for a retry).");
 	metrics_describe("gitopsd_queue_depth", "gauge",
 	    "Jobs in the store by state.");
 	metrics_describe("gitopsd_job_duration_seconds", "histogram",

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -369,22 +370,76 @@ server_admin_cb(struct http_request *req, void *arg)
 	http_reply_error(req, 404, "not found", NULL);
 }
 
+/*
+ * Sockets passed by systemd (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES as in
+ * sd_listen_fds(3)): the one named "public" (or the first) serves
+ * webhooks, "admin" (or the second) the admin API.  Read once at start and
+ * removed from the environment so render commands do not see them.
+ */
+static int	server_fd_public = -1, server_fd_admin = -1;
+
+static void
+server_inherit_fds(void)
+{
+	static int	 done;
+	const char	*pid = getenv("LISTEN_PID"), *nfds = getenv("LISTEN_FDS");
+	const char	*names = getenv("LISTEN_FDNAMES");
+	char		*copy, *tok, *save = NULL;
+	int		 n, i;
+
+	if (done)
+		return;
+	done = 1;
+	if (pid == NULL || nfds == NULL || atol(pid) != (long)getpid())
+		goto out;
+	n = atoi(nfds);
+	if (n <= 0 || n > 16)
+		goto out;
+	if (names != NULL) {
+		copy = xstrdup(names);
+		for (i = 0, tok = strtok_r(copy, ":", &save); tok != NULL &&
+		    i < n; i++, tok = strtok_r(NULL, ":", &save)) {
+			if (strcmp(tok, "public") == 0)
+				server_fd_public = 3 + i;
+			else if (strcmp(tok, "admin") == 0)
+				server_fd_admin = 3 + i;
+		}
+		free(copy);
+	}
+	if (server_fd_public == -1 && server_fd_admin == -1) {
+		server_fd_public = 3;
+		if (n > 1)
+			server_fd_admin = 4;
+	}
+	log_info("socket activation: public fd %d, admin fd %d",
+	    server_fd_public, server_fd_admin);
+out:
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+}
+
 static struct http_server *
 server_listen(struct server *srv, const struct config *cfg, int admin,
     char *err, size_t errlen)
 {
 	struct http_limits	 l;
+	int			 fd;
 
 	server_limits(cfg, &l);
 	if (admin) {
 		/* The admin API answers small requests from operators. */
 		if (l.max_body_bytes > 65536)
 			l.max_body_bytes = 65536;
-		return http_server_new(srv->base, cfg->admin.listen.host,
+		fd = server_fd_admin;
+		server_fd_admin = -1;	/* used once; a reload binds anew */
+		return http_server_new_fd(srv->base, fd, cfg->admin.listen.host,
 		    cfg->admin.listen.port, &l, NULL, NULL, server_admin_cb,
 		    srv, err, errlen);
 	}
-	return http_server_new(srv->base, cfg->server.listen.host,
+	fd = server_fd_public;
+	server_fd_public = -1;
+	return http_server_new_fd(srv->base, fd, cfg->server.listen.host,
 	    cfg->server.listen.port, &l, cfg->server.tls_cert_file,
 	    cfg->server.tls_key_file, server_public_cb, srv, err, errlen);
 }
@@ -397,6 +452,7 @@ server_new(struct event_base *base, struct config *cfg, struct queue *q,
 
 	metrics_describe("gitopsd_webhooks_total", "counter",
 	    "Webhook requests by source and HTTP status.");
+	server_inherit_fds();
 	srv = xcalloc(1, sizeof(*srv));
 	srv->base = base;
 	srv->queue = q;

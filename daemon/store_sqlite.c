@@ -68,7 +68,10 @@ static const char *const store_sqlite_sql[ST_MAX] = {
 	[ST_COUNT_STATES] = "SELECT 1, count(*) FROM jobs WHERE state = 1"
 	    " UNION ALL SELECT 2, count(*) FROM jobs WHERE state = 2"
 	    " UNION ALL SELECT 4, count(*) FROM jobs WHERE state = 4"
-	    " UNION ALL SELECT 5, count(*) FROM jobs WHERE state = 5",
+	    " UNION ALL SELECT 5, count(*) FROM jobs WHERE state = 5"
+	    /* Row 0: the alert outbox, notify jobs not yet finished. */
+	    " UNION ALL SELECT 0, count(*) FROM jobs WHERE state IN (1, 2, 4)"
+	    " AND kind = 3",
 	[ST_NEXT_DUE] = "SELECT min(not_before) FROM jobs WHERE state IN (1, 4)",
 	[ST_BUSY] = "SELECT kind, app, repo FROM jobs WHERE state = 2",
 	[ST_CANDIDATES] = "SELECT j.id, j.kind, j.state, j.app, j.repo,"

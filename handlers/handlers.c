@@ -161,43 +161,46 @@ hook_event_add_path(struct hook_event *ev, const char *path)
 	ev->paths[ev->npaths++] = xstrdup(path);
 }
 
-int
-handler_check_hmac256(const struct config_source *src, const void *msg,
-    size_t len, const char *sig_hex)
+/*
+ * HMAC of msg with each of the source's secrets, compared in constant time
+ * with sig_hex; every secret is tried so timing does not tell which one
+ * matched.
+ */
+static int
+handler_check_hmac(const struct config_source *src, const void *msg,
+    size_t len, const char *sig_hex, int sha1)
 {
 	char	 want[65];
-	size_t	 i, slen;
+	size_t	 i, slen, wlen = sha1 ? 40 : 64;
 	int	 ok = 0;
 
 	if (sig_hex == NULL)
 		return -1;
 	slen = strlen(sig_hex);
 	for (i = 0; i < src->nsecrets; i++) {
-		util_hmac_sha256_hex(src->secrets[i], strlen(src->secrets[i]),
-		    msg, len, want);
-		/* Every secret is tried so timing does not tell which matched. */
-		ok |= util_ct_equal(want, 64, sig_hex, slen);
+		if (sha1)
+			util_hmac_sha1_hex(src->secrets[i],
+			    strlen(src->secrets[i]), msg, len, want);
+		else
+			util_hmac_sha256_hex(src->secrets[i],
+			    strlen(src->secrets[i]), msg, len, want);
+		ok |= util_ct_equal(want, wlen, sig_hex, slen);
 	}
 	return ok ? 0 : -1;
+}
+
+int
+handler_check_hmac256(const struct config_source *src, const void *msg,
+    size_t len, const char *sig_hex)
+{
+	return handler_check_hmac(src, msg, len, sig_hex, 0);
 }
 
 int
 handler_check_hmac1(const struct config_source *src, const void *msg,
     size_t len, const char *sig_hex)
 {
-	char	 want[41];
-	size_t	 i, slen;
-	int	 ok = 0;
-
-	if (sig_hex == NULL)
-		return -1;
-	slen = strlen(sig_hex);
-	for (i = 0; i < src->nsecrets; i++) {
-		util_hmac_sha1_hex(src->secrets[i], strlen(src->secrets[i]),
-		    msg, len, want);
-		ok |= util_ct_equal(want, 40, sig_hex, slen);
-	}
-	return ok ? 0 : -1;
+	return handler_check_hmac(src, msg, len, sig_hex, 1);
 }
 
 int
@@ -215,67 +218,94 @@ handler_check_token(const struct config_source *src, const char *presented)
 	return ok ? 0 : -1;
 }
 
-/* RFC 3629 UTF-8, no overlongs or surrogates. */
-static int
-handler_utf8_ok(const unsigned char *s, size_t len)
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
+ * surrogates), or 0. */
+static size_t
+handler_utf8_seq(const unsigned char *s, size_t left)
 {
-	size_t	 i = 0, n, k;
+	size_t	 n, k;
 	uint32_t cp;
 
-	while (i < len) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (s[i] >= 0xc2 && s[i] <= 0xdf) {
-			n = 1;
-			cp = s[i] & 0x1f;
-		} else if (s[i] >= 0xe0 && s[i] <= 0xef) {
-			n = 2;
-			cp = s[i] & 0x0f;
-		} else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
-			n = 3;
-			cp = s[i] & 0x07;
-		} else
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n = 1;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 2;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 3;
+		cp = s[0] & 0x07;
+	} else
+		return 0;
+	if (n >= left)
+		return 0;
+	for (k = 1; k <= n; k++) {
+		if ((s[k] & 0xc0) != 0x80)
 			return 0;
-		if (i + n >= len)
-			return 0;
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += n + 1;
+		cp = cp << 6 | (s[k] & 0x3f);
 	}
-	return 1;
+	if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n + 1;
 }
 
-/* A \u0000 escape inside a string (not an escaped backslash before u). */
+/*
+ * One pass over the raw body before cJSON sees it: valid UTF-8, no NUL
+ * byte, no \u0000 escape in a string (cJSON would cut the string there),
+ * nesting bounded (cJSON recurses).  0, or -1 with why.
+ */
 static int
-handler_json_has_nul(const char *s, size_t len)
+handler_json_scan(const unsigned char *s, size_t len, char *why,
+    size_t whylen)
 {
-	size_t	 i;
+	size_t	 i = 0, n, depth = 0;
 	int	 in_str = 0;
 
-	for (i = 0; i < len; i++) {
-		if (!in_str) {
-			if (s[i] == '"')
-				in_str = 1;
+	while (i < len) {
+		if (s[i] >= 0x80) {
+			if ((n = handler_utf8_seq(s + i, len - i)) == 0) {
+				snprintf(why, whylen, "body is not valid UTF-8");
+				return -1;
+			}
+			i += n;
 			continue;
 		}
-		if (s[i] == '"') {
-			in_str = 0;
-			continue;
+		switch (s[i]) {
+		case '\0':
+			snprintf(why, whylen, "NUL byte in body");
+			return -1;
+		case '"':
+			in_str = !in_str;
+			break;
+		case '\\':
+			if (!in_str || i + 1 >= len)
+				break;
+			if (s[i + 1] == 'u' && i + 5 < len &&
+			    memcmp(s + i + 2, "0000", 4) == 0) {
+				snprintf(why, whylen, "\\u0000 in a JSON string");
+				return -1;
+			}
+			if (s[i + 1] < 0x80)
+				i++;	/* the escaped character */
+			break;
+		case '[':
+		case '{':
+			if (!in_str && ++depth > HANDLER_JSON_MAX_DEPTH) {
+				snprintf(why, whylen, "JSON nested deeper than "
+				    "%d", HANDLER_JSON_MAX_DEPTH);
+				return -1;
+			}
+			break;
+		case ']':
+		case '}':
+			if (!in_str && depth > 0)
+				depth--;
+			break;
+		default:
+			break;
 		}
-		if (s[i] != '\\' || i + 1 >= len)
-			continue;
-		if (s[i + 1] == 'u' && i + 5 < len &&
-		    memcmp(s + i + 2, "0000", 4) == 0)
-			return 1;
-		i++;		/* skip the escaped character */
+		i++;
 	}
 	return 0;
 }
@@ -304,10 +334,26 @@ handler_json_walk(const cJSON *node, int depth, char *why, size_t whylen)
 		return -1;
 	}
 	if (cJSON_IsObject(node)) {
-		/* Sorted keys find duplicates in O(n log n), not O(n^2). */
 		for (c = node->child; c != NULL; c = c->next)
 			n++;
-		keys = xcalloc(n ? n : 1, sizeof(*keys));
+		if (n <= 16) {
+			/* Small objects (most): compare pairs, no allocation. */
+			const cJSON	*d;
+
+			for (c = node->child; c != NULL; c = c->next)
+				for (d = c->next; d != NULL; d = d->next)
+					if (c->string != NULL && d->string !=
+					    NULL && strcmp(c->string,
+					    d->string) == 0) {
+						snprintf(why, whylen, "duplicate "
+						    "JSON key \"%.64s\"",
+						    c->string);
+						return -1;
+					}
+			goto children;
+		}
+		/* Sorted keys find duplicates in O(n log n), not O(n^2). */
+		keys = xcalloc(n, sizeof(*keys));
 		for (i = 0, c = node->child; c != NULL; c = c->next)
 			keys[i++] = c->string != NULL ? c->string : "";
 		qsort(keys, n, sizeof(*keys), handler_key_cmp);
@@ -322,6 +368,7 @@ handler_json_walk(const cJSON *node, int depth, char *why, size_t whylen)
 		if (rc == -1)
 			return -1;
 	}
+children:
 	for (c = node->child; c != NULL; c = c->next)
 		if (handler_json_walk(c, depth + 1, why, whylen) == -1)
 			return -1;
@@ -333,42 +380,13 @@ handler_json_parse(const void *body, size_t len, char *why, size_t whylen)
 {
 	const char	*s = body, *end = NULL;
 	cJSON		*root;
-	size_t		 i, depth = 0, maxdepth = 0;
 
 	if (len == 0) {
 		snprintf(why, whylen, "empty body");
 		return NULL;
 	}
-	if (!handler_utf8_ok(body, len)) {
-		snprintf(why, whylen, "body is not valid UTF-8");
+	if (handler_json_scan(body, len, why, whylen) == -1)
 		return NULL;
-	}
-	if (memchr(s, '\0', len) != NULL) {
-		snprintf(why, whylen, "NUL byte in body");
-		return NULL;
-	}
-	/* Bound nesting before cJSON recurses into it. */
-	for (i = 0; i < len; i++) {
-		if (s[i] == '[' || s[i] == '{') {
-			if (++depth > maxdepth)
-				maxdepth = depth;
-		} else if ((s[i] == ']' || s[i] == '}') && depth > 0)
-			depth--;
-		else if (s[i] == '"') {
-			for (i++; i < len && s[i] != '"'; i++)
-				if (s[i] == '\\')
-					i++;
-		}
-	}
-	if (maxdepth > HANDLER_JSON_MAX_DEPTH) {
-		snprintf(why, whylen, "JSON nested deeper than %d",
-		    HANDLER_JSON_MAX_DEPTH);
-		return NULL;
-	}
-	if (handler_json_has_nul(s, len)) {
-		snprintf(why, whylen, "\\u0000 in a JSON string");
-		return NULL;
-	}
 	root = cJSON_ParseWithLengthOpts(s, len, &end, 0);
 	if (root == NULL) {
 		snprintf(why, whylen, "malformed JSON");

@@ -53,6 +53,11 @@ struct http_server	*http_server_new(struct event_base *, const char *host,
 			    int port, const struct http_limits *,
 			    const char *tls_cert, const char *tls_key,
 			    http_handler_cb *, void *arg, char *err, size_t);
+/* Same on an inherited listening socket (systemd socket activation). */
+struct http_server	*http_server_new_fd(struct event_base *, int fd,
+			    const char *host, int port, const struct http_limits *,
+			    const char *tls_cert, const char *tls_key,
+			    http_handler_cb *, void *arg, char *err, size_t);
 /*
  * Serve an already connected socket as if it had been accepted (tests,
  * fuzzing through a socketpair).  Returns 0, or -1 over max_connections.

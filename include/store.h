@@ -138,6 +138,8 @@ struct store_ops {
 	/*
 	 * counts[state] (array of 6) for queued, running, failed and dead;
 	 * succeeded is left 0 (it only grows; jobs_total counts it).
+	 * counts[0] is the alert outbox: notify jobs queued, running or
+	 * failed (waiting for a retry).
 	 */
 	int		 (*count_states)(struct store *, int64_t counts[6],
 			    char *err, size_t errlen);

@@ -21,7 +21,10 @@ def main():
             continue
         suite.addTests(loader.discover(HERE, pattern=name))
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
-    bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    # A test with failing subtests appears once per subtest: count tests.
+    failed = {id(t) if not hasattr(t, "test_case") else id(t.test_case)
+              for t, _ in result.failures + result.errors}
+    bad = len(failed) + len(result.unexpectedSuccesses)
     good = result.testsRun - bad - len(result.skipped)
     print("integration: %d passed, %d failed" % (good, bad))
     sys.stdout.flush()

@@ -18,6 +18,8 @@ import subprocess
 import tempfile
 import unittest
 
+import harness
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.normpath(os.path.join(HERE, "..", ".."))
 BUILD = os.environ.get("GITOPSD_BUILD", "build-san")
@@ -25,7 +27,8 @@ GITOPSD = os.path.join(SRC, BUILD, "gitopsd")
 FIXTURES = os.path.join(SRC, "test", "fixtures", "config")
 
 MISSING = re.compile(r"cannot read secret file (/\S+): No such file")
-# A kubeconfig the cluster checks accept: one cluster, one user, one context.
+# A kubeconfig the cluster checks accept: one cluster, one user, and the
+# context the example names (the demo uses current-context).
 KUBECONFIG = """apiVersion: v1
 kind: Config
 clusters:
@@ -35,21 +38,27 @@ users:
 - name: u
   user: {token: dummy-kube-token}
 contexts:
-- name: ctx
-  context: {cluster: c, user: u}
 - name: prod
   context: {cluster: c, user: u}
-current-context: ctx
+current-context: prod
 """
 
 
 def run_check(path, cwd):
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-    p = subprocess.run([GITOPSD, "-t", "-c", path], cwd=cwd, env=env,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=60)
-    return p.returncode, p.stdout.decode() + p.stderr.decode()
+    args = [GITOPSD, "-t", "-c", path]
+    if harness.VALGRIND:
+        args = ["valgrind", "--quiet", "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+                "--error-exitcode=%d" % harness.VALGRIND_RC] + args
+    p = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE,
+                       timeout=60 * harness.TIMEOUT_SCALE)
+    out = p.stdout.decode() + p.stderr.decode()
+    if harness.VALGRIND and p.returncode == harness.VALGRIND_RC:
+        raise AssertionError("valgrind found errors:\n" + out[-4000:])
+    return p.returncode, out
 
 
 @unittest.skipUnless(os.access(GITOPSD, os.X_OK),
@@ -74,10 +83,10 @@ class ConfigFiles(unittest.TestCase):
                 self.assertTrue(f.startswith(self.tmp + os.sep),
                                 "secret outside the copy: " + f)
                 os.makedirs(os.path.dirname(f), exist_ok=True)
-                secret = "dummy-secret-%d-value" % len(written)
-                if "url" in os.path.basename(f):
-                    # URL secrets (Slack webhooks) must look like one.
-                    secret = "https://hooks.example.invalid/" + secret
+                # A URL serves as any secret (Slack's url_file must
+                # hold one); each is unique so a leak is detectable.
+                secret = "https://example.invalid/dummy-secret-%d" % len(
+                    written)
                 with open(f, "w") as fp:
                     fp.write(secret + "\n")
                 written.append(secret)

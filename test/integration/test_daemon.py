@@ -229,6 +229,72 @@ class DaemonTest(unittest.TestCase):
             harness.request(d.port, "GET", "/healthz", timeout=2)
         self.assertEqual(d.stop(), 0)
 
+    def test_ipv6_listen(self):
+        text = BASE.replace('admin: {listen: "127.0.0.1:{admin_port}"}',
+                            'admin: {listen: "[::1]:{admin_port}"}')
+        d = harness.Daemon(text, secrets={"github.secret": SECRET})
+        self.addCleanup(d.cleanup)
+        d.start(wait=False)
+        deadline = time.time() + 30
+        status = None
+        while time.time() < deadline and status != 200:
+            try:
+                c = socket.create_connection(("::1", d.admin_port), timeout=2)
+                c.sendall(b"GET /readyz HTTP/1.1\r\nConnection: close\r\n\r\n")
+                status = int(c.recv(100).split()[1])
+                c.close()
+            except OSError:
+                time.sleep(0.1)
+        self.assertEqual(status, 200, d.log())
+        self.assertIn("admin: http://[::1]:", d.log())
+
+    def test_queue_full_503(self):
+        text = BASE.replace("state: {path:", "queue: {max_queued: 1}\nstate: {path:")
+        text = text.replace("branch: main}", "branch: main}\n"
+                            "clusters:\n  - {name: c, kubeconfig: kc}")
+        text = text.replace("path: apps/web}", "path: apps/web, cluster: c}")
+        kc = ("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n"
+              "  cluster: {server: \"https://127.0.0.1:1\"}\nusers:\n"
+              "- name: u\n  user: {token: t}\ncontexts:\n- name: x\n"
+              "  context: {cluster: c, user: u}\ncurrent-context: x\n")
+        d = harness.Daemon(text, secrets={"github.secret": SECRET, "kc": kc})
+        self.addCleanup(d.cleanup)
+        d.start()
+        url = "https://git.example.invalid/acme/deploy.git"
+        codes = {}
+        last = None
+        for i in range(6):
+            body = harness.github_push_body(url)
+            r = d.post("/hooks/github", body,
+                       harness.github_headers(SECRET, body, "full-%d" % i))
+            codes["full-%d" % i] = r.status
+            if r.status == 503:
+                last = r
+        # One sync runs (one per app); one may wait; the rest are refused.
+        self.assertIn(503, codes.values(), codes)
+        self.assertEqual(last.json()["error"], "queue full")
+        self.assertIn("Retry-After", last.headers)
+        # Exactly the accepted deliveries were stored.
+        events = d.api("/api/v1/events")["events"]
+        self.assertEqual(sorted(e["delivery"] for e in events),
+                         sorted(k for k, v in codes.items() if v == 202))
+
+    def test_rate_limit(self):
+        text = BASE.replace(
+            "secret_file: github.secret}",
+            "secret_file: github.secret, rate_limit: {rps: 0.5, burst: 2}}")
+        d = self.start(text)
+        codes = [d.post("/hooks/github", b"{}").status for _ in range(3)]
+        self.assertEqual(codes, [401, 401, 429])
+        r = d.post("/hooks/github", b"{}")
+        self.assertEqual(r.status, 429)
+        self.assertEqual(r.json()["code"], 429)
+        self.assertGreaterEqual(int(r.headers["Retry-After"]), 1)
+        # Other routes and the bucket's refill are unaffected.
+        self.assertEqual(d.get("/healthz").status, 200)
+        time.sleep(2.2)
+        self.assertEqual(d.post("/hooks/github", b"{}").status, 401)
+
     def test_sigterm_exits_zero(self):
         d = self.start()
         self.assertEqual(d.stop(), 0)

@@ -188,6 +188,17 @@ class NotifyTest(unittest.TestCase):
         self.push(d, "del-r", "5" * 40)
         self.wait_jobs(d, "notify", lambda js: js[0]["attempts"] >= 1 and
                        js[0]["state"] in ("failed", "queued"))
+        # The outbox depth gauge shows the alert waiting (refreshed each
+        # second by the queue).
+        deadline = time.time() + 5
+        depth = None
+        while time.time() < deadline and depth != 1:
+            m = d.admin("GET", "/metrics").body.decode()
+            found = [l for l in m.splitlines()
+                     if l.startswith("gitopsd_outbox_depth ")]
+            depth = float(found[0].split()[1]) if found else None
+            time.sleep(0.2)
+        self.assertEqual(depth, 1)
         self.assertEqual(d.stop(), 0)
         http.start()            # same port
         d2 = self.daemon([slack(port)], tmp=tmp, ports=ports)

@@ -1120,6 +1120,58 @@ test_policy_and_notifier_rules(void **state)
 	config_errors_free(&e);
 }
 
+/* Headers, readable-file keys, variable names, sizes, auth conflicts. */
+static void
+test_misc_values(void **state)
+{
+	struct config_errors	 e = { 0 };
+	struct config		*c;
+
+	(void)state;
+	c = load_ok("server: {max_header_bytes: 16K, max_body_bytes: 1MiB}\n");
+	assert_int_equal(c->server.max_header_bytes, 16384);
+	assert_int_equal(c->server.max_body_bytes, 1048576);
+	config_unref(c);
+	setenv("TEST_CONFIG_TOK", "tok", 1);
+	assert_null(load(
+	    "notifiers:\n"
+	    "  - name: w\n"
+	    "    type: webhook\n"
+	    "    url: \"http://x\"\n"
+	    "    headers: {\"Bad Name\": x, X-Ok: \"a\\r\\nInjected: 1\", X-Empty: }\n"
+	    "repos:\n"
+	    "  - name: r\n"
+	    "    url: git@h:r.git\n"
+	    "    auth: {password_env: TEST_CONFIG_TOK, ssh_key_file: /nonexistent/key,"
+	    " ssh_passphrase_env: \"A B\"}\n"
+	    "admin: {token_env: TEST_CONFIG_TOK, token_file: /nonexistent/tok}\n"
+	    "server: {max_header_bytes: 16Q}\n", &e));
+	assert_error(&e, "t.yaml:5:15: notifiers[0].headers.Bad Name: not a "
+	    "valid header name");
+	assert_error(&e, "t.yaml:5:36: notifiers[0].headers.X-Ok: header value "
+	    "holds a line break");
+	assert_error(&e, "t.yaml:5:65: notifiers[0].headers.X-Empty: empty "
+	    "header value");
+	assert_error(&e, "t.yaml:9:57: repos[0].auth.ssh_key_file: cannot read "
+	    "/nonexistent/key: No such file or directory");
+	assert_error(&e, "t.yaml:9:95: repos[0].auth.ssh_passphrase_env: \"A B\" "
+	    "is not an environment variable name");
+	assert_error(&e, "t.yaml:10:49: admin.token_file: more than one of "
+	    "token_file and token_env");
+	assert_error(&e, "t.yaml:11:28: server.max_header_bytes: expected a size "
+	    "(bytes, or with K, M, G suffix), got \"16Q\"");
+	assert_error(&e, "t.yaml:9:43: repos[0].auth.ssh_key_file: use either "
+	    "a password or an SSH key, not both");
+	assert_int_equal(e.n, 8);
+	config_errors_free(&e);
+	/* Both a password and a key: which one would be used is unclear. */
+	assert_only_error("repos: [{name: r, url: /r, auth: {password_env: "
+	    "TEST_CONFIG_TOK, ssh_key_file: /etc/hostname}}]\n",
+	    "t.yaml:1:66: repos[0].auth.ssh_key_file: use either a password or "
+	    "an SSH key, not both");
+	unsetenv("TEST_CONFIG_TOK");
+}
+
 /*
  * config_load_for_check: errors in values still give a config for the
  * module checks; a missing required key or a syntax error does not.
@@ -1367,6 +1419,7 @@ main(void)
 		cmocka_unit_test(test_policy_and_notifier_rules),
 		cmocka_unit_test(test_schema_documented),
 		cmocka_unit_test(test_fixtures),
+		cmocka_unit_test(test_misc_values),
 		cmocka_unit_test_setup_teardown(test_load_for_check, setup_tmp,
 		    teardown_tmp),
 	};

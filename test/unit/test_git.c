@@ -17,6 +17,7 @@
 #include "util.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -436,6 +437,51 @@ test_ssh_push_and_host_keys(void **state)
 	free(kh);
 	free(key);
 	free(pub);
+}
+
+struct prep_arg {
+	struct fx	*fx;
+	int		 ok;
+};
+
+static void *
+prep_thread(void *arg)
+{
+	struct prep_arg	*a = arg;
+	char		*path, *head, err[512];
+	int		 i;
+
+	for (i = 0; i < 5; i++) {
+		if (git_repo_prepare(&a->fx->cfg, &a->fx->repo, &path, &head,
+		    err, sizeof(err)) == 0 && head != NULL && strlen(head) == 40)
+			a->ok++;
+		free(path);
+		free(head);
+	}
+	return NULL;
+}
+
+/* Worker threads preparing one clone at once are serialized, all succeed. */
+static void
+test_prepare_concurrent(void **state)
+{
+	struct fx	*fx = *state;
+	struct prep_arg	 a[4];
+	pthread_t	 t[4];
+	int		 i;
+
+	for (i = 0; i < 4; i++) {
+		a[i].fx = fx;
+		a[i].ok = 0;
+		assert_int_equal(pthread_create(&t[i], NULL, prep_thread, &a[i]),
+		    0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(a[i].ok, 5);
+	}
+	assert_int_equal(tl_sh("git --git-dir='%s/workdir/deploy.git' fsck "
+	    "--no-progress >/dev/null 2>&1", fx->dir), 0);
 }
 
 /* known_hosts: plain, [host]:port, hashed, changed, unknown, revoked. */
@@ -933,6 +979,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_http_auth_push,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_known_hosts,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_prepare_concurrent,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ssh_push_and_host_keys,
 		    fx_setup, fx_teardown),

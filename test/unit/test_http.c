@@ -259,8 +259,13 @@ c_body_cap(struct fixture *fx)
 {
 	int	 fd = client_connect(fx);
 	const char req[] = "POST /x HTTP/1.1\r\nContent-Length: 1025\r\n\r\n";
+	char	 body[1025];
 
+	memset(body, 'b', sizeof(body));
 	client_send(fd, req, sizeof(req) - 1);
+	usleep(50000);
+	/* The client goes on sending: the answer must survive that. */
+	client_send(fd, body, sizeof(body));
 	client_read_all(fd, resp, sizeof(resp));
 	close(fd);
 }
@@ -391,6 +396,7 @@ c_conn_cap(struct fixture *fx)
 		fds[i] = client_connect(fx);
 	usleep(100000);
 	fd = client_connect(fx);
+	client_send(fd, "GET / HTTP/1.1\r\n\r\n", 18);
 	client_read_all(fd, resp, sizeof(resp));
 	close(fd);
 	for (i = 0; i < 4; i++)

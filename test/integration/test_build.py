@@ -1,0 +1,65 @@
+"""The build contract: warnings as errors in C17, dependencies through
+pkg-config, `make deps` quiet when everything is installed, `make
+install` honouring PREFIX and DESTDIR."""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import harness
+
+ROOT = harness.ROOT
+
+
+def make(*args, **kw):
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT,
+                          capture_output=True, text=True, **kw)
+
+
+class BuildTest(unittest.TestCase):
+    def test_compile_flags(self):
+        out = make("-n", "-B", "B=build-flagcheck", "build-flagcheck/obj/daemon/util.o")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        line = [l for l in out.stdout.splitlines() if "daemon/util.c" in l
+                and " -c " in l][0]
+        for flag in ("-std=c17", "-Wall", "-Wextra", "-Werror", "-Wshadow"):
+            self.assertIn(flag, line.split())
+        # Include paths come from pkg-config (cJSON's lives in a subdir).
+        cflags = subprocess.run(["pkg-config", "--cflags", "libcjson"],
+                                capture_output=True, text=True).stdout.split()
+        for f in cflags:
+            self.assertIn(f, line.split())
+        libs = make("-n", "-B", "B=build-flagcheck", "build-flagcheck/gitopsd")
+        for lib in ("-levent_openssl", "-levent_pthreads", "-lgit2", "-lcurl",
+                    "-lyaml", "-lcjson", "-lssl", "-lsqlite3"):
+            self.assertIn(lib, libs.stdout)
+
+    def test_deps_quiet_when_installed(self):
+        out = subprocess.run(["sh", "scripts/deps.sh"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=600)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        # Everything the tests use is installed by now: nothing to do.
+        self.assertEqual(out.stdout.strip(), "", out.stdout)
+
+    def test_install_prefix_destdir(self):
+        dest = tempfile.mkdtemp(prefix="gitopsd-install-")
+        self.addCleanup(shutil.rmtree, dest, True)
+        out = make("install", "B=" + harness.BUILD, "DESTDIR=" + dest,
+                   "PREFIX=/opt/gitopsd", "SYSCONFDIR=/etc")
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        for rel in ("opt/gitopsd/bin/gitopsd", "opt/gitopsd/bin/gitopsctl",
+                    "etc/gitopsd/gitopsd.example.yaml",
+                    "lib/systemd/system/gitopsd.service",
+                    "lib/systemd/system/gitopsd-public.socket",
+                    "opt/gitopsd/share/man/man8/gitopsd.8"):
+            self.assertTrue(os.path.exists(os.path.join(dest, rel)), rel)
+        self.assertTrue(os.access(os.path.join(dest, "opt/gitopsd/bin/gitopsd"),
+                                  os.X_OK))
+        # Nothing outside DESTDIR.
+        self.assertFalse(os.path.exists("/opt/gitopsd/bin/gitopsd"))
+
+
+if __name__ == "__main__":
+    unittest.main()
