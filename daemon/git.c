@@ -13,10 +13,12 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <git2.h>
 #include <openssl/evp.h>
@@ -450,6 +452,73 @@ git_clone_path(const struct config *cfg, const struct config_repo *r)
 	    "/var/lib/gitopsd/repos", r->name);
 }
 
+static int
+git_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+/*
+ * Create the bare clone under a temporary name and rename it into place,
+ * so that a failed init (a full disk, a crash) never leaves a half-made
+ * directory at path that every later job would fail to open.
+ */
+static int
+git_init_clone(const char *path, git_repository **out, char *err,
+    size_t errlen)
+{
+	char	*slash, *parent = xstrdup(path), *tmp = NULL;
+	int	 rc = -1;
+
+	if ((slash = strrchr(parent, '/')) != NULL && slash != parent) {
+		*slash = '\0';
+		if (util_mkdirs(parent, 0750) == -1) {
+			snprintf(err, errlen, "workdir %s: %s", parent,
+			    strerror(errno));
+			goto out;
+		}
+	}
+	tmp = xasprintf("%s.init-XXXXXX", path);
+	if (mkdtemp(tmp) == NULL) {
+		snprintf(err, errlen, "init clone: %s: %s", tmp,
+		    strerror(errno));
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	if (git_repository_init(out, tmp, 1) < 0) {
+		git_errcopy(err, errlen, "init clone", NULL);
+		goto out;
+	}
+	git_repository_free(*out);
+	*out = NULL;
+	if (rename(tmp, path) == -1) {
+		snprintf(err, errlen, "init clone: rename to %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+	if (git_repository_open_bare(out, path) < 0) {
+		git_errcopy(err, errlen, "open clone", NULL);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (tmp != NULL) {
+		nftw(tmp, git_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		free(tmp);
+	}
+	free(parent);
+	return rc;
+}
+
 /* Open (or create) the bare clone and point origin at the configured URL. */
 static int
 git_open_clone(const char *path, const struct config_repo *r,
@@ -465,24 +534,8 @@ git_open_clone(const char *path, const struct config_repo *r,
 			git_errcopy(err, errlen, "open clone", NULL);
 			return -1;
 		}
-	} else {
-		char *slash, *parent = xstrdup(path);
-
-		if ((slash = strrchr(parent, '/')) != NULL && slash != parent) {
-			*slash = '\0';
-			if (util_mkdirs(parent, 0750) == -1) {
-				snprintf(err, errlen, "workdir %s: %s", parent,
-				    strerror(errno));
-				free(parent);
-				return -1;
-			}
-		}
-		free(parent);
-		if (git_repository_init(&repo, path, 1) < 0) {
-			git_errcopy(err, errlen, "init clone", NULL);
-			return -1;
-		}
-	}
+	} else if (git_init_clone(path, &repo, err, errlen) == -1)
+		return -1;
 	error = git_remote_lookup(&remote, repo, GIT_REMOTE_NAME);
 	if (error == GIT_ENOTFOUND)
 		error = git_remote_create(&remote, repo, GIT_REMOTE_NAME,

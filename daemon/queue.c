@@ -804,12 +804,19 @@ done:
 		dnext = d->next;
 		queue_done_free(d);
 	}
-	/* Attempts that cannot be recorded are retried a few times. */
+	/*
+	 * An attempt whose own statements fail is retried a few times, then
+	 * left running in the store (re-queued at the next start).  When the
+	 * whole round failed (a full disk, an I/O error), nothing was wrong
+	 * with the attempt: it waits, without limit, for a round that
+	 * commits.  Giving up there would leave the job running in the store
+	 * and its app blocked until a restart, long after space returned.
+	 */
 	q->done_failed = 0;
 	for (d = retry; d != NULL; d = dnext) {
 		dnext = d->next;
 		d->next = NULL;
-		if (++d->tries >= QUEUE_DONE_TRIES) {
+		if (ok && ++d->tries >= QUEUE_DONE_TRIES) {
 			log_warnx("queue: job %" PRId64 ": giving up recording"
 			    " its result; it is re-queued at the next start",
 			    d->job->id);
