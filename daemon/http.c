@@ -733,6 +733,15 @@ http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 			log_debug("busy answer not sent");
 		log_kv(LOG_LEVEL_WARN, "connection refused",
 		    "cause", "max_connections", NULL);
+		/*
+		 * Closing with unread input makes the kernel send a reset,
+		 * and the client may lose the 503 to it: end our side, then
+		 * read what already arrived (bounded, never blocking).
+		 */
+		shutdown(fd, SHUT_WR);
+		for (blen = 0; blen < 16 && recv(fd, busy, sizeof(busy),
+		    MSG_DONTWAIT) > 0; blen++)
+			;
 		evutil_closesocket(fd);
 		return;
 	}
