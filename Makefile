@@ -147,5 +147,6 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	    --inline-suppr --std=c11 -D_GNU_SOURCE -Iinclude \
 	    --suppress=missingIncludeSystem --suppress=varFuncNullUB \
-	    --suppress=funcArgOrderDifferent $(LINT_SRC)
+	    --suppress=funcArgOrderDifferent \
+	    --include=/usr/include/x86_64-linux-gnu/sys/queue.h $(LINT_SRC)
 	clang-tidy --quiet $(LINT_SRC) -- $(BASE_CFLAGS)

@@ -1049,6 +1049,7 @@ marks_find(const struct config_marks *m, const char *keypath, int *line,
 	if (m == NULL || m->n == 0 || keypath == NULL)
 		return;
 	p = xstrdup(keypath);
+	memset(&key, 0, sizeof(key));
 	for (;;) {
 		key.path = p;
 		if (m->sorted)
@@ -1166,6 +1167,7 @@ node_add(struct node *parent, struct node *kid)
 	if (parent->nkids == parent->allockids) {
 		parent->allockids = parent->allockids ? parent->allockids * 2 : 8;
 		parent->kids = xreallocarray(parent->kids, parent->allockids,
+		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
 		    sizeof(*parent->kids));
 	}
 	parent->kids[parent->nkids++] = kid;
@@ -1339,7 +1341,9 @@ config_parse_yaml(struct ctx *ctx, const char *buf, size_t len)
 			break;
 		case YAML_MAPPING_END_EVENT:
 		case YAML_SEQUENCE_END_EVENT:
-			depth--;
+			/* libyaml pairs ends with starts; never wrap anyway. */
+			if (depth > 0)
+				depth--;
 			break;
 		default:
 			break;

@@ -157,6 +157,20 @@ git_classify(int error, const struct git_cb_state *st)
 	return GIT_REPO_ERROR;
 }
 
+/* A URL's port: 1..65535, or 0 (matches no known_hosts entry). */
+static int
+git_url_port(const char *s)
+{
+	char	*end;
+	long	 v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (end == s || errno != 0 || v < 1 || v > 65535)
+		return 0;
+	return (int)v;
+}
+
 /* Split a remote URL into host and port (for known_hosts). */
 static void
 git_url_host(const char *url, char *host, size_t hostlen, int *port)
@@ -182,13 +196,13 @@ git_url_host(const char *url, char *host, size_t hostlen, int *port)
 			memcpy(host, p + 1, n);
 			host[n] = '\0';
 			if (rb[1] == ':')
-				*port = atoi(rb + 2);
+				*port = git_url_port(rb + 2);
 			return;
 		}
 		colon = memchr(p, ':', (size_t)(end - p));
 		n = (size_t)((colon != NULL ? colon : end) - p);
 		if (colon != NULL)
-			*port = atoi(colon + 1);
+			*port = git_url_port(colon + 1);
 	} else {
 		/* scp-like user@host:path */
 		at = strchr(url, '@');
@@ -530,7 +544,7 @@ git_open_clone(const char *path, const struct config_repo *r,
 	int		 error;
 
 	if (stat(path, &sb) == 0) {
-		if ((error = git_repository_open_bare(&repo, path)) < 0) {
+		if (git_repository_open_bare(&repo, path) < 0) {
 			git_errcopy(err, errlen, "open clone", NULL);
 			return -1;
 		}
@@ -579,7 +593,7 @@ git_do_fetch(git_repository *repo, const struct config_repo *r, char *err,
 	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
 	git_callbacks_init(&opts.callbacks, &st, r);
 	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	if ((error = git_remote_lookup(&remote, repo, GIT_REMOTE_NAME)) < 0) {
+	if (git_remote_lookup(&remote, repo, GIT_REMOTE_NAME) < 0) {
 		git_errcopy(err, errlen, "fetch", NULL);
 		rc = GIT_REPO_ERROR;
 		goto out;
@@ -1093,7 +1107,7 @@ git_repo_push(struct git_repo *g, const char *commit, const char *branch,
 	git_callbacks_init(&opts.callbacks, &st, g->cfg);
 	opts.callbacks.push_update_reference = git_push_ref_cb;
 	opts.callbacks.push_negotiation = git_push_neg_cb;
-	if ((error = git_remote_lookup(&remote, g->repo, GIT_REMOTE_NAME)) < 0) {
+	if (git_remote_lookup(&remote, g->repo, GIT_REMOTE_NAME) < 0) {
 		git_errcopy(err, errlen, "push", NULL);
 		goto out;
 	}

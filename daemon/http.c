@@ -322,7 +322,12 @@ http_conn_free(struct http_conn *c)
 		c->prev->next = c->next;
 	else
 		srv->conns = c->next;
+	/*
+	 * The analyzer does not know the list is doubly linked (a freed
+	 * neighbour is always unlinked first).
+	 */
 	if (c->next != NULL)
+		// NOLINTNEXTLINE(clang-analyzer-unix.Malloc)
 		c->next->prev = c->prev;
 	if (c->busy)
 		srv->nbusy--;
@@ -759,6 +764,15 @@ http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	    srv->nbusy >= HTTP_BUSY_MAX) {
 		log_kv(LOG_LEVEL_WARN, "connection dropped",
 		    "cause", "max_connections", NULL);
+		/*
+		 * Closing with unread input makes the kernel send a reset,
+		 * and the client may lose the 503 to it: end our side, then
+		 * read what already arrived (bounded, never blocking).
+		 */
+		shutdown(fd, SHUT_WR);
+		for (blen = 0; blen < 16 && recv(fd, busy, sizeof(busy),
+		    MSG_DONTWAIT) > 0; blen++)
+			;
 		evutil_closesocket(fd);
 		return;
 	}
@@ -976,7 +990,9 @@ http_server_free(struct http_server *srv)
 	if (srv == NULL)
 		return;
 	http_server_stop(srv);
+	/* http_conn_free unlinks: conns never holds a freed connection. */
 	while (srv->conns != NULL)
+		// NOLINTNEXTLINE(clang-analyzer-unix.Malloc)
 		http_conn_free(srv->conns);
 	if (srv->ssl != NULL)
 		SSL_CTX_free(srv->ssl);

@@ -143,6 +143,7 @@ ingest_process(const struct config *cfg, const char *path,
 	}
 	res->delivery = res->hr.events[0].delivery;
 	res->items = xcalloc(res->hr.nevents, sizeof(*res->items));
+	// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
 	res->specs = xcalloc(res->hr.nevents, sizeof(*res->specs));
 	why[0] = '\0';
 	for (i = 0; i < res->hr.nevents; i++) {

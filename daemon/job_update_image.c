@@ -619,6 +619,8 @@ update_image_run(const struct config *cfg, struct job *job,
 	if (update_items_build(cfg, job, &u, res) == -1 ||
 	    update_verify_tags(cfg, &u, res) == -1)
 		goto out;
+	/* update_items_build sets repo or fails (it has 1 + nmerged items). */
+	// NOLINTNEXTLINE(clang-analyzer-core.NullDereference)
 	branch = u.repo->push_branch != NULL ? u.repo->push_branch :
 	    u.repo->branch != NULL ? u.repo->branch : "main";
 	author = u.repo->author_name != NULL ? u.repo->author_name : "gitopsd";

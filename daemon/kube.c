@@ -480,7 +480,7 @@ kube_discover(struct kube *k, struct kube_disc **out, long *status, char *err,
 	const cJSON		*g, *v, *pv, *gv;
 	enum kube_rc		 rc;
 	char			 sub[256];
-	long			 st;
+	long			 st = 0;
 
 	*status = 0;
 	if ((rc = kube_get_kind(k, "/api", "APIVersions", &resp, status, err,

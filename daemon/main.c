@@ -217,13 +217,22 @@ static void
 main_watchdog_start(struct gitopsd *g)
 {
 	const char	*usec = getenv("WATCHDOG_USEC"), *pid;
+	char		*end;
 	long long	 us;
 	struct timeval	 tv;
 
-	if (usec == NULL || (us = atoll(usec)) <= 0)
+	if (usec == NULL)
 		return;
-	if ((pid = getenv("WATCHDOG_PID")) != NULL && atol(pid) != (long)getpid())
+	errno = 0;
+	us = strtoll(usec, &end, 10);
+	if (end == usec || *end != '\0' || errno != 0 || us <= 0)
 		return;
+	if ((pid = getenv("WATCHDOG_PID")) != NULL) {
+		errno = 0;
+		if (strtol(pid, &end, 10) != (long)getpid() || end == pid ||
+		    *end != '\0' || errno != 0)
+			return;
+	}
 	us /= 2;
 	tv.tv_sec = (time_t)(us / 1000000);
 	tv.tv_usec = (suseconds_t)(us % 1000000);

@@ -620,6 +620,8 @@ semver_partial_next(const struct semver_partial *pv, int level,
 		v->v[0] = pv->v[0];
 	if (level >= 2)
 		v->v[1] = pv->v[1];
+	/* Every caller passes 1..3 (nset > 0 is checked first). */
+	/* cppcheck-suppress negativeIndex */
 	v->v[level - 1]++;
 	semver_floor(v);
 }
@@ -862,6 +864,8 @@ pattern_cost(const char *re)
 
 	sum[0] = 0;
 	while (*p != '\0') {
+		/* Reset per token so no case can use a stale factor. */
+		// NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores)
 		mult = 0;
 		/*
 		 * Adjacent repetition operators ("a+*", "a?+") are undefined

@@ -484,8 +484,10 @@ server_reconfigure(struct server *srv, struct config *cfg, char *err,
 	tls_changed = (cfg->server.tls_cert_file == NULL) !=
 	    (srv->cfg->server.tls_cert_file == NULL) ||
 	    (cfg->server.tls_cert_file != NULL &&
-	    (strcmp(cfg->server.tls_cert_file, srv->cfg->server.tls_cert_file) ||
-	    strcmp(cfg->server.tls_key_file, srv->cfg->server.tls_key_file)));
+	    (strcmp(cfg->server.tls_cert_file,
+	    srv->cfg->server.tls_cert_file) != 0 ||
+	    strcmp(cfg->server.tls_key_file,
+	    srv->cfg->server.tls_key_file) != 0));
 	if (!server_same_listen(&cfg->server.listen, &srv->cfg->server.listen) ||
 	    tls_changed) {
 		if ((np = server_listen(srv, cfg, 0, err, errlen)) == NULL)

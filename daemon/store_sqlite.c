@@ -678,6 +678,7 @@ store_sqlite_claim_merges(struct store *st, struct job *j, int64_t now_ms,
 		}
 		store_sqlite_names_add(apps, m->app);
 		j->merged = xreallocarray(j->merged, j->nmerged + 1,
+		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
 		    sizeof(*j->merged));
 		j->merged[j->nmerged++] = m;
 	}
@@ -744,6 +745,7 @@ store_sqlite_claim(struct store *st, const struct store_claim *c,
 			if (kind == JOB_UPDATE_IMAGE)
 				store_sqlite_names_add(&repos, repo);
 		}
+		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
 		jobs = xreallocarray(jobs, njobs + 1, sizeof(*jobs));
 		jobs[njobs++] = store_sqlite_job_from_row(s);
 	}
@@ -965,6 +967,11 @@ store_sqlite_list_events(struct store *st, int64_t after, int limit,
 	int		 rc = -1, step;
 
 	*next = 0;
+	if (limit < 1) {
+		/* rows[n - 1] below needs a page of at least one row. */
+		snprintf(err, errlen, "events: limit must be at least 1");
+		return -1;
+	}
 	if (sqlite3_prepare_v2(st->db, "SELECT id, source, delivery, received,"
 	    " kind, summary FROM events WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
 	    -1, &s, NULL) != SQLITE_OK ||
@@ -1065,6 +1072,11 @@ store_sqlite_list_jobs(struct store *st, const struct store_job_filter *f,
 	int		 rc = -1, step;
 
 	*next = 0;
+	if (f->limit < 1) {
+		/* rows[n - 1] below needs a page of at least one row. */
+		snprintf(err, errlen, "jobs: limit must be at least 1");
+		return -1;
+	}
 	if (sqlite3_prepare_v2(st->db, "SELECT " STORE_SQLITE_JOB_COLS
 	    " WHERE j.id < ?1 AND (?2 IS NULL OR j.app = ?2)"
 	    " AND (?3 = 0 OR j.state = ?3) AND (?4 = 0 OR j.kind = ?4)"

@@ -79,6 +79,7 @@ sync_manifests_free(struct sync_manifests *m)
 static void
 sync_manifests_add(struct sync_manifests *m, cJSON *obj, const char *origin)
 {
+	// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
 	m->objs = xreallocarray(m->objs, m->n + 1, sizeof(*m->objs));
 	m->origins = xreallocarray(m->origins, m->n + 1, sizeof(*m->origins));
 	m->objs[m->n] = obj;

@@ -448,6 +448,7 @@ yaml_json_parse(const char *buf, size_t len,
 				    "more than %zu documents", lim.max_docs);
 				goto out;
 			}
+			// NOLINTNEXTLINE(bugprone-sizeof-expression): pointers
 			docs = xreallocarray(docs, ndocs + 1, sizeof(*docs));
 			docs[ndocs++] = p.root;
 			p.root = NULL;

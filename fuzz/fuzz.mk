@@ -1,6 +1,7 @@
 # libFuzzer targets (clang).  `make fuzz` builds build-fuzz/fuzz_*;
 # `make fuzz-smoke` runs each for FUZZ_SECONDS (default 60) on its seed
-# corpus (fuzz/corpus/<target>/ plus the test fixtures it names).
+# corpus fuzz/corpus/<target>/ (built from test/fixtures by
+# fuzz/mkcorpus.py).  See docs/security-testing.md.
 
 FUZZ_CC	?= clang
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined

@@ -3,6 +3,8 @@
  * one end of a socketpair whose other end the HTTP server serves as an
  * accepted connection; requests go through the same ingest pipeline as the
  * daemon's public routes (verify, parse, route), answered without storage.
+ * Checked: whatever the server writes starts with an HTTP/1.1 status line
+ * whose code is a 3-digit number from 200 to 599.
  */
 #include <sys/socket.h>
 
@@ -59,9 +61,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.max_body_bytes = 65536, .max_header_bytes = 8192,
 		.read_timeout_s = 1, .write_timeout_s = 1, .max_connections = 8,
 	};
-	char			 err[256], out[65536];
+	char			 err[256], out[65536], head[16];
 	int			 sv[2], i;
-	size_t			 off = 0;
+	size_t			 off = 0, nhead = 0;
 	ssize_t			 r;
 
 	if (fuzz_base == NULL) {
@@ -94,12 +96,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			shutdown(sv[0], SHUT_WR);
 		event_base_loop(fuzz_base, EVLOOP_NONBLOCK);
 		r = read(sv[0], out, sizeof(out));
+		if (r > 0 && nhead < sizeof(head)) {
+			size_t	 k = (size_t)r < sizeof(head) - nhead ?
+			    (size_t)r : sizeof(head) - nhead;
+
+			memcpy(head + nhead, out, k);
+			nhead += k;
+		}
 		if (r == 0)
 			break;		/* the server closed: done */
 		if (r == -1 && errno != EAGAIN)
 			break;
 	}
 	close(sv[0]);
+	if (nhead > 0 && (nhead < 13 || memcmp(head, "HTTP/1.1 ", 9) != 0 ||
+	    head[9] < '2' || head[9] > '5' || head[10] < '0' ||
+	    head[10] > '9' || head[11] < '0' || head[11] > '9' ||
+	    head[12] != ' '))
+		abort();	/* not a status line */
 	/* Let the server notice and free the connection. */
 	event_base_loop(fuzz_base, EVLOOP_NONBLOCK);
 	event_base_loop(fuzz_base, EVLOOP_NONBLOCK);

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Runs every libFuzzer target for FUZZ_SECONDS on its seed corpus (the
-# checked-in fuzz/corpus/<target>/ plus fixtures), in a scratch corpus
-# directory so the tree is not modified.  Fails on the first crash.
+# Runs every libFuzzer target for FUZZ_SECONDS on its checked-in seed
+# corpus (fuzz/corpus/<target>/, built from test/fixtures by
+# fuzz/mkcorpus.py), in a scratch corpus directory so the tree is not
+# modified.  Fails when any target crashes.
 set -eu
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-60}
@@ -11,15 +12,12 @@ for bin in build-fuzz/fuzz_*; do
 	t=$(basename "$bin")
 	work=$(mktemp -d)
 	seeds=""
-	[ -d "fuzz/corpus/$t" ] && seeds="$seeds fuzz/corpus/$t"
-	case "$t" in
-	fuzz_handler_*|fuzz_http) [ -d test/fixtures ] && seeds="$seeds test/fixtures" ;;
-	fuzz_config) seeds="$seeds config" ;;
-	esac
+	[ -d "fuzz/corpus/$t" ] && seeds="fuzz/corpus/$t"
 	echo "fuzz: $t for ${secs}s"
 	# shellcheck disable=SC2086
 	if ! "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-	    -max_len=65536 -print_final_stats=1 "$work" $seeds \
+	    -max_len=65536 -print_final_stats=1 -artifact_prefix=build-fuzz/ \
+	    "$work" $seeds \
 	    >"$work.log" 2>&1; then
 		tail -50 "$work.log"
 		echo "fuzz: $t FAILED"

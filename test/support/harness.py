@@ -112,6 +112,8 @@ class Daemon:
         if VALGRIND:
             args = ["valgrind", "--quiet", "--leak-check=full",
                     "--errors-for-leak-kinds=definite", "--track-fds=no",
+                    "--suppressions=%s" % os.path.join(ROOT, "test",
+                                                       "valgrind.supp"),
                     "--error-exitcode=%d" % VALGRIND_RC] + args
         self.proc = subprocess.Popen(args, stdout=self.logf,
                                      stderr=subprocess.STDOUT, env=self.env,
