@@ -762,17 +762,9 @@ http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	(void)salen;
 	if (srv->nconns >= srv->limits.max_connections &&
 	    srv->nbusy >= HTTP_BUSY_MAX) {
+		/* Past the 503 answers too: a plain close. */
 		log_kv(LOG_LEVEL_WARN, "connection dropped",
 		    "cause", "max_connections", NULL);
-		/*
-		 * Closing with unread input makes the kernel send a reset,
-		 * and the client may lose the 503 to it: end our side, then
-		 * read what already arrived (bounded, never blocking).
-		 */
-		shutdown(fd, SHUT_WR);
-		for (blen = 0; blen < 16 && recv(fd, busy, sizeof(busy),
-		    MSG_DONTWAIT) > 0; blen++)
-			;
 		evutil_closesocket(fd);
 		return;
 	}
