@@ -384,16 +384,20 @@ server_inherit_fds(void)
 	static int	 done;
 	const char	*pid = getenv("LISTEN_PID"), *nfds = getenv("LISTEN_FDS");
 	const char	*names = getenv("LISTEN_FDNAMES");
-	char		*copy, *tok, *save = NULL;
-	int		 n, i;
+	char		*copy, *tok, *save = NULL, *end;
+	long		 n, p;
+	int		 i;
 
 	if (done)
 		return;
 	done = 1;
-	if (pid == NULL || nfds == NULL || atol(pid) != (long)getpid())
+	if (pid == NULL || nfds == NULL)
 		goto out;
-	n = atoi(nfds);
-	if (n <= 0 || n > 16)
+	p = strtol(pid, &end, 10);
+	if (*end != '\0' || p != (long)getpid())
+		goto out;
+	n = strtol(nfds, &end, 10);
+	if (*end != '\0' || n <= 0 || n > 16)
 		goto out;
 	if (names != NULL) {
 		copy = xstrdup(names);
