@@ -11,7 +11,8 @@ PKGS="make gcc clang pkg-config libevent-dev libgit2-dev libcurl4-openssl-dev
 libyaml-dev libcjson-dev libssl-dev libsqlite3-dev libsystemd-dev
 libcmocka-dev libclang-rt-14-dev git sqlite3 python3 python3-aiosmtpd
 docker-registry skopeo lighttpd wrk webhook systemd openssl nodejs npm
-curl ca-certificates iproute2 python3-yaml groff-base man-db openssh-server"
+curl ca-certificates iproute2 python3-yaml groff-base man-db openssh-server
+cppcheck clang-tidy valgrind util-linux"
 
 missing=""
 for p in $PKGS; do
