@@ -86,9 +86,13 @@ fuzz_leaks(const char *in, const char *key, const char *err)
 
 	while (!leak && (p = strstr(p, key)) != NULL) {
 		v = p + klen;
-		p = v;
-		if (*v != ':')
+		/* A key: at a line start or after indentation, '{' or ','. */
+		if ((p != in && p[-1] != '\n' && p[-1] != ' ' && p[-1] != '{' &&
+		    p[-1] != ',') || v[0] != ':' || (v[1] != ' ' && v[1] != '\n')) {
+			p = v;
 			continue;
+		}
+		p = v;
 		v++;
 		while (*v == ' ')
 			v++;
