@@ -12,6 +12,7 @@
  * without a trailing slash; insecure only when allowed; a client
  * certificate only with its key; a secret of the file never in the reason.
  */
+#include <ctype.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,6 +76,22 @@ fuzz_setup(void)
 	fuzz_kc_path = xasprintf("%s/kubeconfig", dir);
 }
 
+/* Does err hold word as a whole word (not inside "kubeconfig")? */
+static int
+fuzz_has_word(const char *err, const char *word)
+{
+	const char	*p = err;
+	size_t		 n = strlen(word);
+
+	while ((p = strstr(p, word)) != NULL) {
+		if ((p == err || !isalnum((unsigned char)p[-1])) &&
+		    !isalnum((unsigned char)p[n]))
+			return 1;
+		p++;
+	}
+	return 0;
+}
+
 /* Is the value of key (a "key: value" line of the input) in err? */
 static int
 fuzz_leaks(const char *in, const char *key, const char *err)
@@ -86,9 +103,13 @@ fuzz_leaks(const char *in, const char *key, const char *err)
 
 	while (!leak && (p = strstr(p, key)) != NULL) {
 		v = p + klen;
-		p = v;
-		if (*v != ':')
+		/* A key: at a line start or after indentation, '{' or ','. */
+		if ((p != in && p[-1] != '\n' && p[-1] != ' ' && p[-1] != '{' &&
+		    p[-1] != ',') || v[0] != ':' || (v[1] != ' ' && v[1] != '\n')) {
+			p = v;
 			continue;
+		}
+		p = v;
 		v++;
 		while (*v == ' ')
 			v++;
@@ -101,7 +122,7 @@ fuzz_leaks(const char *in, const char *key, const char *err)
 			continue;
 		val = xstrndup(v, (size_t)(e - v));
 		/* A value the file also uses elsewhere (a name) may show. */
-		leak = strstr(err, val) != NULL &&
+		leak = fuzz_has_word(err, val) &&
 		    strstr(strstr(in, val) + 1, val) == NULL;
 		free(val);
 	}

@@ -117,50 +117,66 @@ fuzz_less_one_run(const char *in, size_t inlen, const char *out,
 	return pre + suf == inlen;
 }
 
+/*
+ * Does out's scalar k (with the bytes before it since pout) stand for in's
+ * scalar i (or the end when i == na) and the bytes since pin?  ins: the
+ * output has kustomize newTag pairs inserted before k.
+ */
+static int
+fuzz_step_ok(const char *in, size_t inlen, const char *out, size_t outlen,
+    const struct fuzz_scalar *a, size_t na, const struct fuzz_scalar *b,
+    size_t nb, size_t i, size_t k, size_t pin, size_t pout, int ins,
+    const struct manifest_target *t)
+{
+	size_t	 ie = i < na ? a[i].start : inlen;
+	size_t	 oe = k < nb ? b[k].start : outlen;
+
+	if (ie < pin || oe < pout)
+		return 0;
+	if (ins ? !fuzz_less_one_run(in + pin, ie - pin, out + pout,
+	    oe - pout) : !fuzz_same(in + pin, ie - pin, out + pout, oe - pout))
+		return 0;	/* bytes between scalars changed */
+	if (i == na)
+		return k == nb;	/* else a scalar was added */
+	if (k >= nb)
+		return 0;	/* a scalar went missing */
+	if (fuzz_same(in + a[i].start, a[i].end - a[i].start,
+	    out + b[k].start, b[k].end - b[k].start))
+		return 1;
+	if (strcmp(a[i].val, b[k].val) == 0)
+		return 0;	/* rewritten, same value */
+	/* An edited scalar holds the new tag or digest. */
+	return (t->tag != NULL && strstr(b[k].val, t->tag) != NULL) ||
+	    (t->digest != NULL && strstr(b[k].val, t->digest) != NULL);
+}
+
 /* out differs from in only in edited scalars and added newTag pairs. */
 static void
 fuzz_check_splices(const char *in, size_t inlen, const char *out,
     size_t outlen, const struct manifest_target *t)
 {
 	struct fuzz_scalar	*a, *b;
-	size_t			 na, nb, i, j = 0, k, pin = 0, pout = 0, ie, oe;
+	size_t			 na, nb, i, j = 0, k, pin = 0, pout = 0;
 
 	if (fuzz_scalars(in, inlen, &a, &na) == -1)
 		return;		/* accepted by the editor, not by plain libyaml */
 	if (fuzz_scalars(out, outlen, &b, &nb) == -1)
 		abort();	/* the output does not parse */
 	for (i = 0; i <= na; i++) {
-		/* Skip kustomize newTag pairs the edit added here. */
-		for (k = j; t->tag != NULL && k + 1 < nb &&
-		    strcmp(b[k].val, "newTag") == 0 &&
-		    strcmp(b[k + 1].val, t->tag) == 0 && (i == na ||
-		    !fuzz_same(in + a[i].start, a[i].end - a[i].start,
-		    out + b[k].start, b[k].end - b[k].start)); k += 2)
-			;
-		ie = i < na ? a[i].start : inlen;
-		oe = k < nb ? b[k].start : outlen;
-		if (ie < pin || oe < pout)
-			abort();
-		if (k == j ? !fuzz_same(in + pin, ie - pin, out + pout,
-		    oe - pout) : !fuzz_less_one_run(in + pin, ie - pin,
-		    out + pout, oe - pout))
-			abort();	/* bytes between scalars changed */
-		if (i == na) {
-			if (k != nb)
-				abort();	/* a scalar was added */
+		k = j;
+		if (!fuzz_step_ok(in, inlen, out, outlen, a, na, b, nb, i, k,
+		    pin, pout, 0, t)) {
+			/* Else kustomize newTag pairs were added here. */
+			while (t->tag != NULL && k + 1 < nb &&
+			    strcmp(b[k].val, "newTag") == 0 &&
+			    strcmp(b[k + 1].val, t->tag) == 0)
+				k += 2;
+			if (k == j || !fuzz_step_ok(in, inlen, out, outlen, a,
+			    na, b, nb, i, k, pin, pout, 1, t))
+				abort();
+		}
+		if (i == na)
 			break;
-		}
-		if (k >= nb)
-			abort();	/* a scalar went missing */
-		if (!fuzz_same(in + a[i].start, a[i].end - a[i].start,
-		    out + b[k].start, b[k].end - b[k].start)) {
-			if (strcmp(a[i].val, b[k].val) == 0)
-				abort();	/* rewritten, same value */
-			if ((t->tag == NULL || strstr(b[k].val, t->tag) == NULL) &&
-			    (t->digest == NULL ||
-			    strstr(b[k].val, t->digest) == NULL))
-				abort();	/* changed to something else */
-		}
 		pin = a[i].end;
 		pout = b[k].end;
 		j = k + 1;
