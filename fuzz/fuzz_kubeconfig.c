@@ -113,6 +113,9 @@ fuzz_leaks(const char *in, const char *key, const char *err)
 		v++;
 		while (*v == ' ')
 			v++;
+		/* An alias, anchor or tag is YAML syntax, not the value. */
+		if (*v == '*' || *v == '&' || *v == '!')
+			continue;
 		for (e = v; *e != '\0' && *e != '\n' && *e != '\r' &&
 		    *e != ' ' && *e != ',' && *e != '}' && *e != '"' &&
 		    *e != '\''; e++)
