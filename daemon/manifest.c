@@ -60,7 +60,12 @@ struct manifest_frame {
 						 * flow bracket inside */
 	int		 kust_entry;		/* a kustomize images entry */
 	struct manifest_span name, new_name, new_tag, digest;
+	char		**keys;			/* mapping: scalar keys seen */
+	size_t		 nkeys;
 };
+
+/* Keys one mapping may hold; more is refused, not searched. */
+#define MANIFEST_MAX_KEYS	4096
 
 struct manifest_splice {
 	size_t		 off;
@@ -98,6 +103,13 @@ manifest_span_clear(struct manifest_span *s)
 static void
 manifest_frame_clear(struct manifest_frame *f)
 {
+	size_t	 i;
+
+	for (i = 0; i < f->nkeys; i++)
+		free(f->keys[i]);
+	free(f->keys);
+	f->keys = NULL;
+	f->nkeys = 0;
 	manifest_span_clear(&f->name);
 	manifest_span_clear(&f->new_name);
 	manifest_span_clear(&f->new_tag);
@@ -805,6 +817,29 @@ manifest_event(struct manifest_ctx *c, const yaml_event_t *e)
 		break;
 	case YAML_SCALAR_EVENT:
 		if (f != NULL && f->type == FRAME_MAPPING && f->want_key) {
+			size_t	 i;
+
+			/*
+			 * YAML requires unique keys, and the API server's
+			 * strict decoding refuses duplicates: which of two
+			 * `images:` would we edit?  Refuse the file instead.
+			 */
+			for (i = 0; i < f->nkeys; i++)
+				if (strcmp(f->keys[i], (const char *)
+				    e->data.scalar.value) == 0)
+					break;
+			if (i < f->nkeys || f->nkeys >= MANIFEST_MAX_KEYS) {
+				snprintf(c->err, c->errlen, "%s:%zu:%zu: %s",
+				    c->name, (size_t)e->start_mark.line + 1,
+				    (size_t)e->start_mark.column + 1,
+				    i < f->nkeys ? "duplicate key in a mapping" :
+				    "too many keys in one mapping");
+				return -1;
+			}
+			f->keys = xreallocarray(f->keys, f->nkeys + 1,
+			    sizeof(*f->keys));
+			f->keys[f->nkeys++] = xstrdup((const char *)
+			    e->data.scalar.value);
 			snprintf(f->key, sizeof(f->key), "%.*s",
 			    (int)e->data.scalar.length,
 			    (const char *)e->data.scalar.value);
