@@ -123,7 +123,9 @@ ingest_process(const struct config *cfg, const char *path,
 		    "signature or token missing or wrong");
 		goto out;
 	}
+	handler_json_arena_begin();
 	h->parse(&req, src, &res->hr);
+	handler_json_arena_end();
 	if (res->hr.status != 0) {
 		if (res->hr.status == 200) {
 			res->status = 200;

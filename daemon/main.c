@@ -29,6 +29,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "handler.h"
 #include "drift.h"
 #include "gitrepo.h"
 #include "log.h"
@@ -280,6 +281,8 @@ main(int argc, char *argv[])
 
 	memset(&g, 0, sizeof(g));
 	g.cfg_path = GITOPSD_DEFAULT_CONFIG;
+	/* cJSON's allocator hooks are global: set them before any thread. */
+	handler_json_init();
 	while ((ch = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

@@ -135,6 +135,19 @@ struct cJSON;
 struct cJSON	*handler_json_parse(const void *body, size_t len, char *why,
 		    size_t whylen);
 
+/*
+ * While a handler parses on this thread, cJSON allocates from a reused
+ * per-thread arena (handlers/json_arena.c): bracket parse() with _begin()
+ * and _end(); nothing cJSON allocated inside may be kept past _end().
+ * handler_json_init() installs the allocator; call it before starting
+ * threads (begin() calls it too, for single-threaded programs).
+ */
+void	handler_json_init(void);
+void	handler_json_arena_begin(void);
+void	handler_json_arena_end(void);
+/* 1 if p is arena memory of this thread's open bracket (tests). */
+int	handler_json_arena_owns(const void *p);
+
 /* Constant-time compare of a presented token with any of the secrets. */
 int	handler_check_token(const struct config_source *, const char *presented);
 

@@ -12,7 +12,9 @@ import sys
 
 out, port, admin, wport = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 secret = os.urandom(16).hex()
-clone = "https://git.example.invalid/acme/deploy.git"
+# A loopback port nothing listens on: the sync jobs the benchmark queues
+# fail fast without a name lookup or traffic off this machine.
+clone = "http://127.0.0.1:9/acme/deploy.git"
 commits = []
 i = 0
 while True:

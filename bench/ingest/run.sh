@@ -3,7 +3,8 @@
 # push with a unique delivery id per request, first to gitopsd (durable:
 # SQLite WAL, synchronous=FULL, 202 only after commit), then the same load
 # to adnanh/webhook (/usr/bin/webhook, payload-hmac-sha256 trigger rule).
-# Prints requests/s, p50/p99 latency and peak RSS of each, and the ratio.
+# Prints requests/s, p50/p99 latency, peak RSS and CPU time per request of
+# each (and of wrk), and the ratios.
 #
 #   GITOPSD    binary (default build/gitopsd; `make B=build` builds it)
 #   DURATION   seconds per run (10)   CONNS  connections (32)
@@ -48,22 +49,42 @@ wait_up() {
 	done
 }
 
+# CPU seconds (user + system) a process has used so far.
+cpu_s() {
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' \
+	    "/proc/$1/stat"
+}
+
 hwm_kb() {
 	sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"
 }
 
-# run NAME URL PID -> "NAME rps p50_ms p99_ms rss_mb non2xx errors"
+# run NAME URL PID -> "NAME rps p50_ms p99_ms rss_mb non2xx errors
+# server_cpu_us_per_request wrk_cpu_us_per_request"
 run() {
-	out=$(wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" \
-	    -s bench/ingest/post.lua "$2" 2>&1)
-	line=$(echo "$out" | grep '^RESULT ')
-	[ -n "$line" ] || { echo "$out" >&2; exit 1; }
+	c0=$(cpu_s "$3")
+	# wrk runs under a small wrapper that reports its CPU time (user +
+	# system of the finished child) on the last line of its output.
+	/usr/bin/python3 -c 'import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:])
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("CPU %.3f" % (u.ru_utime + u.ru_stime))
+sys.exit(r.returncode)' wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" \
+	    -s bench/ingest/post.lua "$2" >"$WORK/wrk.out" 2>&1 ||
+	    { cat "$WORK/wrk.out" >&2; exit 1; }
+	c1=$(cpu_s "$3")
+	kcpu=$(sed -n 's/^CPU //p' "$WORK/wrk.out")
+	line=$(grep '^RESULT ' "$WORK/wrk.out" || true)
+	[ -n "$line" ] || { cat "$WORK/wrk.out" >&2; exit 1; }
 	rss=$(hwm_kb "$3")
-	echo "$line" | awk -v name="$1" -v rss="$rss" '{
+	echo "$line" | awk -v name="$1" -v rss="$rss" -v c0="$c0" -v c1="$c1" \
+	    -v kcpu="$kcpu" '{
 		for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-		printf "%s %.0f %.2f %.2f %.1f %d %d\n", name,
+		printf "%s %.0f %.2f %.2f %.1f %d %d %.0f %.0f\n", name,
 		    v["requests"] / (v["duration_us"] / 1e6), v["p50_us"] / 1000,
-		    v["p99_us"] / 1000, rss / 1024, v["non2xx"], v["errors"] }'
+		    v["p99_us"] / 1000, rss / 1024, v["non2xx"], v["errors"],
+		    (c1 - c0) * 1e6 / v["requests"],
+		    kcpu * 1e6 / v["requests"] }'
 }
 
 # What one synchronous 4 KiB write costs on this disk right now: the floor
@@ -104,10 +125,13 @@ WPID=""
 echo "ingest benchmark: ${SIZE}-byte signed GitHub push, unique delivery id per request,"
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg),"
 echo "one synchronous 4 KiB write (dd oflag=dsync) in the state directory: ${SYNCW} ms"
-printf '%-10s %10s %9s %9s %9s %7s %7s\n' server req/s p50_ms p99_ms rss_MB non2xx errors
-echo "$G" | awk '{ printf "%-10s %10s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7 }'
-echo "$W" | awk '{ printf "%-10s %10s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7 }'
-echo "$G $W" | awk '{ if ($9 > 0) printf "ratio gitopsd/webhook: %.1fx requests/s\n", $2 / $9 }'
+printf '%-10s %10s %9s %9s %9s %7s %7s %9s %9s\n' server req/s p50_ms p99_ms \
+    rss_MB non2xx errors cpu_us/req wrk_us/req
+for r in "$G" "$W"; do
+	echo "$r" | awk '{ printf "%-10s %10s %9s %9s %9s %7s %7s %9s %9s\n",
+	    $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
+done
+echo "$G $W" | awk '{ if ($11 > 0) printf "ratio gitopsd/webhook: %.1fx requests/s, %.1fx CPU per request\n", $2 / $11, ($17 > 0) ? $8 / $17 : 0 }'
 echo "gitopsd: $EVENTS events stored in ${COMMITS:-?} durable commits (store rounds took ${CSUM:-?} s in total)"
 echo "gitopsd store: ${ROUNDS:-?}"
 cat "$WORK/probe"

@@ -1,5 +1,7 @@
 /* Unit tests for handler_json_parse: the strict JSON every handler uses. */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,12 +65,88 @@ test_bad(void **state)
 	expect_bad(deep, sizeof(deep), "nested");
 }
 
+static void *
+other_thread_parse(void *arg)
+{
+	char	 why[64];
+	cJSON	*j;
+	int	*owned = arg;
+
+	/* No bracket on this thread: plain malloc, whatever main does. */
+	j = handler_json_parse("{\"x\": [1, 2]}", 13, why, sizeof(why));
+	*owned = j == NULL || handler_json_arena_owns(j) ||
+	    handler_json_arena_owns(j->child);
+	cJSON_Delete(j);
+	return NULL;
+}
+
+/*
+ * Inside a bracket the tree is arena memory (also past the first buffer),
+ * outside and on other threads it is not, and every tree can be deleted
+ * either way.
+ */
+static void
+test_arena(void **state)
+{
+	const char	*small = "{\"ref\": \"refs/heads/main\", \"n\": [1]}";
+	char		*big, why[128];
+	cJSON		*j, *k, *last;
+	pthread_t	 t;
+	size_t		 i, len, cap = 400000;
+	int		 round, other = -1;
+
+	(void)state;
+	big = malloc(cap);
+	assert_non_null(big);
+	len = 0;
+	big[len++] = '[';
+	for (i = 0; i < 20000; i++)
+		len += (size_t)snprintf(big + len, cap - len, "%s{\"k%zu\": "
+		    "\"v\"}", i ? "," : "", i);
+	big[len++] = ']';
+
+	j = handler_json_parse(small, strlen(small), why, sizeof(why));
+	assert_non_null(j);
+	assert_false(handler_json_arena_owns(j));
+	cJSON_Delete(j);
+
+	for (round = 0; round < 3; round++) {
+		handler_json_arena_begin();
+		j = handler_json_parse(small, strlen(small), why, sizeof(why));
+		assert_non_null(j);
+		assert_true(handler_json_arena_owns(j));
+		assert_true(handler_json_arena_owns(j->child->valuestring));
+		/* Far more than the first buffer: overflow chunks. */
+		k = handler_json_parse(big, len, why, sizeof(why));
+		assert_non_null(k);
+		assert_int_equal(cJSON_GetArraySize(k), 20000);
+		last = cJSON_GetArrayItem(k, 19999);
+		assert_true(handler_json_arena_owns(last));
+		assert_string_equal(last->child->string, "k19999");
+		assert_int_equal(pthread_create(&t, NULL, other_thread_parse,
+		    &other), 0);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(other, 0);
+		cJSON_Delete(k);
+		cJSON_Delete(j);
+		handler_json_arena_end();
+		assert_false(handler_json_arena_owns(j));
+	}
+	/* After the bracket, cJSON is back on malloc for this thread. */
+	j = handler_json_parse(big, len, why, sizeof(why));
+	assert_non_null(j);
+	assert_false(handler_json_arena_owns(j));
+	cJSON_Delete(j);
+	free(big);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_arena),
 	};
 
 	return cmocka_run_group_tests_name("handler_json", tests, NULL, NULL);
