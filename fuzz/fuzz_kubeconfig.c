@@ -20,6 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <yaml.h>
+
 #include "kubeconfig.h"
 #include "log.h"
 #include "util.h"
@@ -92,43 +94,107 @@ fuzz_has_word(const char *err, const char *word)
 	return 0;
 }
 
-/* Is the value of key (a "key: value" line of the input) in err? */
+/*
+ * Does the reason show a secret of the file?  The secrets are the values
+ * libyaml itself reads for the keys token, password and client-key-data
+ * (up to the first syntax error, as the reader sees them), so a
+ * "password:" inside some other quoted value is not taken for a key.
+ * Short values appear in ordinary words, and a value the file also uses
+ * for something that is not a secret (a name) may show.
+ */
 static int
-fuzz_leaks(const char *in, const char *key, const char *err)
+fuzz_leaks(const uint8_t *in, size_t len, const char *err)
 {
-	const char	*p = in, *v, *e;
-	char		*val;
-	size_t		 klen = strlen(key);
-	int		 leak = 0;
+	yaml_parser_t	 p;
+	yaml_event_t	 ev;
+	char		*sec[64], *other[256], *key = NULL;
+	size_t		 nsec = 0, nother = 0, i, j;
+	int		 leak = 0, done = 0, expect_key[128], depth = 0;
 
-	while (!leak && (p = strstr(p, key)) != NULL) {
-		v = p + klen;
-		/* A key: at a line start or after indentation, '{' or ','. */
-		if ((p != in && p[-1] != '\n' && p[-1] != ' ' && p[-1] != '{' &&
-		    p[-1] != ',') || v[0] != ':' || (v[1] != ' ' && v[1] != '\n')) {
-			p = v;
-			continue;
+	if (!yaml_parser_initialize(&p))
+		abort();
+	yaml_parser_set_input_string(&p, in, len);
+	expect_key[0] = 0;
+	while (!done && yaml_parser_parse(&p, &ev)) {
+		switch (ev.type) {
+		case YAML_MAPPING_START_EVENT:
+		case YAML_SEQUENCE_START_EVENT:
+			/* A collection as a value ends the pending key. */
+			if (depth > 0 && expect_key[depth] == 0) {
+				free(key);
+				key = NULL;
+				expect_key[depth] = 1;
+			}
+			if (depth + 1 < (int)(sizeof(expect_key) /
+			    sizeof(expect_key[0])))
+				depth++;
+			expect_key[depth] = ev.type == YAML_MAPPING_START_EVENT ?
+			    1 : -1;
+			break;
+		case YAML_MAPPING_END_EVENT:
+		case YAML_SEQUENCE_END_EVENT:
+			if (depth > 0)
+				depth--;
+			break;
+		case YAML_SCALAR_EVENT: {
+			char	*v = xstrndup((const char *)ev.data.scalar.value,
+			    ev.data.scalar.length);
+
+			if (expect_key[depth] == 1) {
+				free(key);
+				key = v;
+				expect_key[depth] = 0;
+				break;
+			}
+			if (expect_key[depth] == 0) {
+				expect_key[depth] = 1;
+				if (key != NULL && (strcmp(key, "token") == 0 ||
+				    strcmp(key, "password") == 0 ||
+				    strcmp(key, "client-key-data") == 0) &&
+				    nsec < 64) {
+					sec[nsec++] = v;
+					v = NULL;
+				}
+				free(key);
+				key = NULL;
+			}
+			if (v != NULL && nother < 256)
+				other[nother++] = v;
+			else
+				free(v);
+			break;
 		}
-		p = v;
-		v++;
-		while (*v == ' ')
-			v++;
-		/* An alias, anchor or tag is YAML syntax, not the value. */
-		if (*v == '*' || *v == '&' || *v == '!')
-			continue;
-		for (e = v; *e != '\0' && *e != '\n' && *e != '\r' &&
-		    *e != ' ' && *e != ',' && *e != '}' && *e != '"' &&
-		    *e != '\''; e++)
-			;
-		/* Short values appear in ordinary words; real secrets do not. */
-		if (e - v < 8)
-			continue;
-		val = xstrndup(v, (size_t)(e - v));
-		/* A value the file also uses elsewhere (a name) may show. */
-		leak = fuzz_has_word(err, val) &&
-		    strstr(strstr(in, val) + 1, val) == NULL;
-		free(val);
+		case YAML_ALIAS_EVENT:
+			/* An alias takes a key's or a value's place. */
+			if (expect_key[depth] != -1) {
+				free(key);
+				key = NULL;
+				expect_key[depth] = !expect_key[depth];
+			}
+			break;
+		case YAML_STREAM_END_EVENT:
+			done = 1;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&ev);
 	}
+	yaml_parser_delete(&p);
+	for (i = 0; i < nsec && !leak; i++) {
+		int	 shared = 0;
+
+		if (strlen(sec[i]) < 8 || !fuzz_has_word(err, sec[i]))
+			continue;
+		for (j = 0; j < nother && !shared; j++)
+			shared = strstr(other[j], sec[i]) != NULL;
+		leak = !shared;
+	}
+	for (i = 0; i < nsec; i++)
+		free(sec[i]);
+	for (i = 0; i < nother; i++)
+		free(other[i]);
+	free(key);
 	return leak;
 }
 
@@ -139,7 +205,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kubeconfig	*kc;
 	const char		*ctx;
-	char			 err[1024], *text;
+	char			 err[1024];
 	int			 insecure;
 	size_t			 n;
 
@@ -156,12 +222,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (kc == NULL) {
 		if (err[0] == '\0')
 			abort();	/* a refusal always says why */
-		text = xstrndup((const char *)data + 1, size - 1);
-		if (fuzz_leaks(text, "token", err) ||
-		    fuzz_leaks(text, "password", err) ||
-		    fuzz_leaks(text, "client-key-data", err))
+		if (fuzz_leaks(data + 1, size - 1, err))
 			abort();	/* a secret in the message */
-		free(text);
 		return 0;
 	}
 	if (kc->server == NULL)
