@@ -250,6 +250,14 @@ handler_utf8_seq(const unsigned char *s, size_t left)
 	return n + 1;
 }
 
+/* The bytes handler_json_scan() must look at: NUL, quote, backslash,
+ * brackets, and every byte of a multi-byte UTF-8 sequence. */
+static const unsigned char handler_json_special[256] = {
+	[0] = 1, ['"'] = 1, ['\\'] = 1, ['['] = 1, [']'] = 1, ['{'] = 1,
+	['}'] = 1,
+	[0x80 ... 0xff] = 1,
+};
+
 /*
  * One pass over the raw body before cJSON sees it: valid UTF-8, no NUL
  * byte, no \u0000 escape in a string (cJSON would cut the string there),
@@ -263,6 +271,11 @@ handler_json_scan(const unsigned char *s, size_t len, char *why,
 	int	 in_str = 0;
 
 	while (i < len) {
+		/* Most bytes need no look: skip them without the switch. */
+		while (i < len && !handler_json_special[s[i]])
+			i++;
+		if (i >= len)
+			break;
 		if (s[i] >= 0x80) {
 			if ((n = handler_utf8_seq(s + i, len - i)) == 0) {
 				snprintf(why, whylen, "body is not valid UTF-8");
