@@ -258,17 +258,29 @@ http_write_response(struct http_conn *c, int status, const char *ctype,
     int head)
 {
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	char		 line[256];
 	size_t		 i;
+	int		 n;
 
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status,
+	/* snprintf and evbuffer_add: evbuffer_add_printf is much slower. */
+	n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
 	    http_status_text(status));
-	if (ctype != NULL)
-		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
-	evbuffer_add_printf(out, "Content-Length: %zu\r\n", len);
-	for (i = 0; extra != NULL && extra[i] != NULL; i++)
-		evbuffer_add_printf(out, "%s\r\n", extra[i]);
-	evbuffer_add_printf(out, "Connection: %s\r\n\r\n",
-	    keep_alive ? "keep-alive" : "close");
+	evbuffer_add(out, line, (size_t)n);
+	if (ctype != NULL) {
+		evbuffer_add(out, "Content-Type: ", 14);
+		evbuffer_add(out, ctype, strlen(ctype));
+		evbuffer_add(out, "\r\n", 2);
+	}
+	n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", len);
+	evbuffer_add(out, line, (size_t)n);
+	for (i = 0; extra != NULL && extra[i] != NULL; i++) {
+		evbuffer_add(out, extra[i], strlen(extra[i]));
+		evbuffer_add(out, "\r\n", 2);
+	}
+	if (keep_alive)
+		evbuffer_add(out, "Connection: keep-alive\r\n\r\n", 26);
+	else
+		evbuffer_add(out, "Connection: close\r\n\r\n", 21);
 	if (!head && len > 0)
 		evbuffer_add(out, body, len);
 }

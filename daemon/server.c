@@ -8,13 +8,12 @@
  * reference on the configuration it was parsed under, because the queue
  * items borrow strings from it and a SIGHUP may swap it meanwhile.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <cjson/cJSON.h>
 
 #include "config.h"
 #include "handler.h"
@@ -148,10 +147,11 @@ server_submit_cb(const struct queue_outcome *out, size_t n, void *arg)
 	struct server		*srv = p->srv;
 	const char		*retry[] = { "Retry-After: 5", NULL };
 	const char		*src = p->res.source->name;
-	cJSON			*o, *jobs;
-	char			*body;
-	size_t			 i, j, nok = 0, ndup = 0;
-	int			 full = 0, error = 0, status;
+	struct buf		 b;
+	char			*body, *esc;
+	size_t			 i, j, nok = 0, ndup = 0, dlen, blen;
+	char			 num[32];
+	int			 full = 0, error = 0, status, first, k;
 
 	srv->pending--;
 	for (i = 0; i < n; i++) {
@@ -178,31 +178,40 @@ server_submit_cb(const struct queue_outcome *out, size_t n, void *arg)
 		    "state store unavailable", retry);
 		goto out;
 	}
-	if ((o = cJSON_CreateObject()) == NULL)
-		fatalx("out of memory");
-	cJSON_AddStringToObject(o, "delivery", p->res.delivery);
+	/* The answer every accepted webhook gets, built without a tree. */
+	dlen = strlen(p->res.delivery);
+	esc = xmalloc(dlen * 6 + 1);
+	log_escape(p->res.delivery, dlen, esc, dlen * 6 + 1);
+	buf_init(&b, 0);
+	buf_addstr(&b, "{\"delivery\":\"");
+	buf_addstr(&b, esc);
+	buf_addstr(&b, "\"");
+	free(esc);
 	if (nok == 0) {
 		status = 200;
-		cJSON_AddBoolToObject(o, "duplicate", 1);
+		buf_addstr(&b, ",\"duplicate\":true}");
 	} else {
 		status = 202;
-		jobs = cJSON_AddArrayToObject(o, "jobs");
-		for (i = 0; i < n; i++)
+		buf_addstr(&b, ",\"jobs\":[");
+		for (i = 0, first = 1; i < n; i++)
 			for (j = 0; out[i].status == QUEUE_OK &&
-			    j < out[i].njob_ids; j++)
-				cJSON_AddItemToArray(jobs,
-				    cJSON_CreateNumber((double)out[i].job_ids[j]));
+			    j < out[i].njob_ids; j++, first = 0) {
+				k = snprintf(num, sizeof(num), "%s%" PRId64,
+				    first ? "" : ",", out[i].job_ids[j]);
+				buf_add(&b, num, (size_t)k);
+			}
+		buf_addstr(&b, "]");
 		if (ndup > 0)
-			cJSON_AddNumberToObject(o, "duplicates", (double)ndup);
+			buf_printf(&b, ",\"duplicates\":%zu", ndup);
+		buf_addstr(&b, "}");
 	}
-	if ((body = cJSON_PrintUnformatted(o)) == NULL)
-		fatalx("out of memory");
-	cJSON_Delete(o);
+	body = b.data;
+	blen = b.len;
 	/* Log first: the reply frees the request. */
 	server_log(p->req, src, p->res.delivery, status,
 	    status == 200 ? "duplicate" : "accepted");
-	http_reply(p->req, status, "application/json", NULL, body, strlen(body));
-	free(body);
+	http_reply(p->req, status, "application/json", NULL, body, blen);
+	buf_free(&b);
 out:
 	server_count(src, status);
 	server_pending_free(p);

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -240,28 +242,59 @@ util_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 	return CRYPTO_memcmp(a, b, alen) == 0;
 }
 
+/*
+ * HMAC() looks the HMAC algorithm and the digest up in the provider
+ * tables on every call, which costs about as much as hashing a 7 KB
+ * payload; the MAC is fetched once (it is shared safely between threads)
+ * and each call only keys a fresh context.
+ */
+static EVP_MAC		*util_hmac_mac;
+static pthread_once_t	 util_hmac_once = PTHREAD_ONCE_INIT;
+
+static void
+util_hmac_fetch(void)
+{
+	util_hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+static void
+util_hmac_hex(const char *digest, const void *key, size_t klen,
+    const void *msg, size_t mlen, char *out)
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	size_t		 mdlen = 0;
+	EVP_MAC_CTX	*ctx;
+	OSSL_PARAM	 params[2];
+	/* OpenSSL refuses a NULL key; an empty key is a valid HMAC key. */
+	static const unsigned char	 nokey[1];
+
+	pthread_once(&util_hmac_once, util_hmac_fetch);
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)digest, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (util_hmac_mac == NULL || (ctx = EVP_MAC_CTX_new(util_hmac_mac)) ==
+	    NULL)
+		fatalx("HMAC-%s unavailable", digest);
+	if (EVP_MAC_init(ctx, klen > 0 ? key : nokey, klen, params) != 1 ||
+	    EVP_MAC_update(ctx, msg, mlen) != 1 ||
+	    EVP_MAC_final(ctx, md, &mdlen, sizeof(md)) != 1)
+		fatalx("HMAC-%s failed", digest);
+	EVP_MAC_CTX_free(ctx);
+	util_hex(md, mdlen, out);
+}
+
 void
 util_hmac_sha256_hex(const void *key, size_t klen, const void *msg,
     size_t mlen, char out[65])
 {
-	unsigned char	 md[EVP_MAX_MD_SIZE];
-	unsigned int	 mdlen = 0;
-
-	if (HMAC(EVP_sha256(), key, (int)klen, msg, mlen, md, &mdlen) == NULL)
-		fatalx("HMAC-SHA256 failed");
-	util_hex(md, mdlen, out);
+	util_hmac_hex("SHA256", key, klen, msg, mlen, out);
 }
 
 void
 util_hmac_sha1_hex(const void *key, size_t klen, const void *msg,
     size_t mlen, char out[41])
 {
-	unsigned char	 md[EVP_MAX_MD_SIZE];
-	unsigned int	 mdlen = 0;
-
-	if (HMAC(EVP_sha1(), key, (int)klen, msg, mlen, md, &mdlen) == NULL)
-		fatalx("HMAC-SHA1 failed");
-	util_hex(md, mdlen, out);
+	util_hmac_hex("SHA1", key, klen, msg, mlen, out);
 }
 
 void
