@@ -20,6 +20,71 @@ static pthread_mutex_t	log_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const log_level_names[] = { "error", "warn", "info", "debug" };
 
+/*
+ * Lines the event-loop thread logs at info and debug (one per webhook) are
+ * gathered and written once per loop iteration, not with one write(2)
+ * each: under load that was a system call per request.  The flush event
+ * runs in the same iteration, after the callbacks that logged, so a line
+ * is late by microseconds; warnings and errors flush at once (after what
+ * is pending, to keep the order).  A kill -9 can lose the info lines of
+ * the iteration it interrupts, never stored data.
+ */
+static struct event	*log_flush_ev;
+static pthread_t	 log_batch_thread;
+static struct buf	 log_pending;
+#define LOG_PENDING_MAX	(64 * 1024)
+
+static void
+log_write(const char *data, size_t len)
+{
+	pthread_mutex_lock(&log_mtx);
+	fwrite(data, 1, len, stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&log_mtx);
+}
+
+void
+log_flush(void)
+{
+	if (log_flush_ev == NULL ||
+	    !pthread_equal(pthread_self(), log_batch_thread) ||
+	    log_pending.len == 0)
+		return;
+	log_write(log_pending.data, log_pending.len);
+	buf_reset(&log_pending);
+}
+
+static void
+log_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	log_flush();
+}
+
+void
+log_batch_start(struct event_base *base)
+{
+	if (log_flush_ev != NULL)
+		return;
+	if ((log_flush_ev = event_new(base, -1, 0, log_flush_cb, NULL)) == NULL)
+		return;		/* unbatched, as before */
+	log_batch_thread = pthread_self();
+	buf_init(&log_pending, 0);
+}
+
+void
+log_batch_stop(void)
+{
+	if (log_flush_ev == NULL)
+		return;
+	log_flush();
+	event_free(log_flush_ev);
+	log_flush_ev = NULL;
+	buf_free(&log_pending);
+}
+
 void
 log_init(enum log_level level, enum log_format format)
 {
@@ -105,10 +170,19 @@ log_emit(enum log_level level, const char *msg, const char *kv)
 			buf_addstr(&b, kv);
 		buf_addstr(&b, "\n");
 	}
-	pthread_mutex_lock(&log_mtx);
-	fwrite(b.data, 1, b.len, stderr);
-	fflush(stderr);
-	pthread_mutex_unlock(&log_mtx);
+	if (log_flush_ev != NULL &&
+	    pthread_equal(pthread_self(), log_batch_thread)) {
+		if (level >= LOG_LEVEL_INFO &&
+		    log_pending.len + b.len <= LOG_PENDING_MAX &&
+		    buf_add(&log_pending, b.data, b.len) == 0) {
+			/* Active already: a no-op. */
+			event_active(log_flush_ev, 0, 0);
+			buf_free(&b);
+			return;
+		}
+		log_flush();
+	}
+	log_write(b.data, b.len);
 	buf_free(&b);
 }
 
@@ -182,6 +256,7 @@ fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(LOG_LEVEL_ERROR, 1, fmt, ap);
 	va_end(ap);
+	log_flush();
 	exit(1);
 }
 
@@ -193,6 +268,7 @@ fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(LOG_LEVEL_ERROR, 0, fmt, ap);
 	va_end(ap);
+	log_flush();
 	exit(1);
 }
 

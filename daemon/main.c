@@ -364,6 +364,7 @@ main(int argc, char *argv[])
 	    "version=\"" GITOPSD_VERSION "\"", 1);
 	if ((g.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	log_batch_start(g.base);
 
 	if ((g.queue = queue_open(g.base, g.cfg, err, sizeof(err))) == NULL) {
 		log_warnx("state store: %s", err);
@@ -406,6 +407,8 @@ main(int argc, char *argv[])
 
 	if (event_base_dispatch(g.base) == -1)
 		log_warnx("event loop failed");
+	/* No loop iterations any more to flush batched lines. */
+	log_batch_stop();
 	queue_close(g.queue, g.draining ?
 	    (int)(g.drain_deadline - util_mono_s() + 1) : 0);
 	g.queue = NULL;
@@ -430,6 +433,7 @@ out:
 		notify_runner_shutdown();
 	}
 	config_unref(g.cfg);
+	log_batch_stop();
 	if (g.base != NULL)
 		event_base_free(g.base);
 	git_repo_global_shutdown();

@@ -42,6 +42,17 @@ void	fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
  */
 void	log_kv(enum log_level, const char *msg, ...) __attribute__((sentinel));
 
+/*
+ * From log_batch_start() on, info and debug lines of the calling thread
+ * (the event loop's) are written once per loop iteration; log_flush()
+ * writes what is pending now; log_batch_stop() flushes and ends it
+ * (before the event base is freed).
+ */
+struct event_base;
+void	log_batch_start(struct event_base *);
+void	log_batch_stop(void);
+void	log_flush(void);
+
 /* Escape untrusted bytes (control chars, quotes, non-UTF-8) into out. */
 void	log_escape(const char *in, size_t len, char *out, size_t outlen);
 
