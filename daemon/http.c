@@ -84,6 +84,7 @@ struct http_conn {
 	struct http_server	*srv;
 	struct bufferevent	*bev;
 	struct event		*deadline;
+	struct event		*written;	/* reply sent without EV_WRITE */
 	enum http_conn_state	 state;
 	struct http_request	*req;
 	size_t			 header_bytes;
@@ -346,6 +347,7 @@ http_conn_free(struct http_conn *c)
 	else
 		srv->nconns--;
 	event_free(c->deadline);
+	event_free(c->written);
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -699,6 +701,17 @@ http_write_cb(struct bufferevent *bev, void *arg)
 	http_conn_process(c);
 }
 
+/* The answer went out in http_reply(): as if EV_WRITE had drained it. */
+static void
+http_written_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn	*c = arg;
+
+	(void)fd;
+	(void)what;
+	http_write_cb(c->bev, c);
+}
+
 static void
 http_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -723,6 +736,7 @@ http_reply(struct http_request *r, int status, const char *ctype,
     const char *const *extra, const void *body, size_t len)
 {
 	struct http_conn	*c = r->conn;
+	struct evbuffer		*out;
 	struct timeval		 wtv;
 
 	if (r->replied)
@@ -740,6 +754,21 @@ http_reply(struct http_request *r, int status, const char *ctype,
 	http_request_free(r);
 	c->req = NULL;
 	c->state = HTTP_WRITING;
+	/*
+	 * A small answer almost always fits the socket buffer: write it now
+	 * and go on from the next loop iteration, instead of enabling and
+	 * disabling EV_WRITE (two epoll_ctl calls and one more wakeup per
+	 * request).  TLS, and whatever does not go out at once, take the
+	 * bufferevent's path.
+	 */
+	if (c->srv->ssl == NULL) {
+		out = bufferevent_get_output(c->bev);
+		if (evbuffer_write(out, bufferevent_getfd(c->bev)) >= 0 &&
+		    evbuffer_get_length(out) == 0) {
+			event_active(c->written, 0, 0);
+			return;
+		}
+	}
 	wtv.tv_sec = c->srv->limits.write_timeout_s > 0 ?
 	    c->srv->limits.write_timeout_s : 10;
 	wtv.tv_usec = 0;
@@ -837,7 +866,9 @@ http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer)
 	c->bev = bev;
 	c->state = HTTP_READ_HEADERS;
 	util_strlcpy(c->peer, peer, sizeof(c->peer));
-	if ((c->deadline = evtimer_new(srv->base, http_deadline_cb, c)) == NULL)
+	if ((c->deadline = evtimer_new(srv->base, http_deadline_cb, c)) == NULL ||
+	    (c->written = event_new(srv->base, -1, 0, http_written_cb, c)) ==
+	    NULL)
 		fatalx("evtimer_new");
 	c->next = srv->conns;
 	if (srv->conns != NULL)
