@@ -453,6 +453,13 @@ http_headers_done(struct http_conn *c)
 		if (n > c->srv->limits.max_body_bytes)
 			return 413;
 		c->body_left = (size_t)n;
+		/*
+		 * Room for the body at once, not by doubling from 256 bytes;
+		 * only up to 64 KiB, so a client that announces a large body
+		 * and sends nothing does not hold that much memory.
+		 */
+		if (buf_reserve(&r->body, n < 65536 ? (size_t)n : 65536) == -1)
+			return 413;
 	}
 	expect = http_req_header(r, "Expect");
 	if (expect != NULL) {

@@ -33,6 +33,8 @@ struct buf {
 
 void	 buf_init(struct buf *, size_t cap);
 int	 buf_add(struct buf *, const void *, size_t);
+/* Room for n more bytes now (within the cap): -1 if over the cap. */
+int	 buf_reserve(struct buf *, size_t n);
 int	 buf_addstr(struct buf *, const char *);
 int	 buf_printf(struct buf *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
