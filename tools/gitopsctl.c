@@ -320,15 +320,6 @@ ctl_table_field(struct ctl_table *t, const cJSON *obj, const char *key,
 	free(s);
 }
 
-/* A key/value row of a detail view. */
-static void
-ctl_kv(struct ctl_table *t, const char *label, const cJSON *obj,
-    const char *key)
-{
-	ctl_table_addf(t, 0, "%s:", label);
-	ctl_table_field(t, obj, key, 0);
-}
-
 /* "2/8" from attempts and max_attempts. */
 static void
 ctl_table_attempts(struct ctl_table *t, const cJSON *job)
@@ -599,58 +590,148 @@ ctl_print_next(const struct ctl_response *r, const char *what)
 		    (long long)next->valuedouble);
 }
 
+/* "ID KIND STATE" of an app's last job, or "-". */
+static void
+ctl_table_last_job(struct ctl_table *t, const cJSON *app)
+{
+	const cJSON	*last;
+	char		*id, *kind, *state;
+
+	last = cJSON_GetObjectItemCaseSensitive(app, "last_job");
+	if (!cJSON_IsObject(last)) {
+		ctl_table_add(t, "-", 0);
+		return;
+	}
+	id = ctl_field(last, "id");
+	kind = ctl_field(last, "kind");
+	state = ctl_field(last, "state");
+	ctl_table_addf(t, 0, "%s %s %s", id, kind, state);
+	free(id);
+	free(kind);
+	free(state);
+}
+
+/*
+ * One column of a table, or one "label:" row of a detail view: the field
+ * key, cut to max characters (0: all), or where the cell is not one field,
+ * cell() adds it.
+ */
+struct ctl_column {
+	const char	*head;
+	const char	*key;
+	size_t		 max;
+	void		(*cell)(struct ctl_table *, const cJSON *);
+};
+
+/* The columns of one table or detail view, in order. */
+struct ctl_columns {
+	const struct ctl_column	*col;
+	size_t			 n;
+};
+
+/* Column tables are written several short entries a line. */
+#define CTL_COLUMNS(a)	{ (a), nitems(a) }
+#define CTL_COL(head, key)		{ (head), (key), 0, NULL }
+#define CTL_COL_CUT(head, key, max)	{ (head), (key), (max), NULL }
+#define CTL_COL_FN(head, fn)		{ (head), NULL, 0, (fn) }
+
+/* Add the cell of column c for obj. */
+static void
+ctl_table_cell(struct ctl_table *t, const cJSON *obj,
+    const struct ctl_column *c)
+{
+	if (c->cell != NULL)
+		c->cell(t, obj);
+	else
+		ctl_table_field(t, obj, c->key, c->max);
+}
+
+/* A table of the objects of array a, with a header row. */
+static struct ctl_table *
+ctl_table_of(const struct ctl_columns *cols, const cJSON *a,
+    const char *indent)
+{
+	struct ctl_table	*t;
+	const cJSON		*item;
+	size_t			 i;
+
+	t = ctl_table_new(cols->n, 1, indent);
+	for (i = 0; i < cols->n; i++)
+		ctl_table_add(t, cols->col[i].head, 0);
+	cJSON_ArrayForEach(item, a)
+		for (i = 0; i < cols->n; i++)
+			ctl_table_cell(t, item, &cols->col[i]);
+	return t;
+}
+
+/*
+ * A listing command: GET path, whose answer holds the array key, and print
+ * it as a table (or say none on stderr when it is empty).  more names the
+ * rows in the hint for the next page; NULL when the listing has no pages.
+ */
 static int
-ctl_cmd_apps(struct ctl *ctl, char **argv)
+ctl_list(struct ctl *ctl, const char *path, const char *key,
+    const char *none, const char *more, const struct ctl_columns *cols)
 {
 	struct ctl_response	 r;
 	struct ctl_table	*t = NULL;
-	const cJSON		*apps, *app, *last;
+	const cJSON		*a;
 	int			 rc;
 
-	(void)argv;
-	if ((rc = ctl_request(ctl, "GET", "/api/v1/apps", &r)) != CTL_EXIT_OK)
+	if ((rc = ctl_request(ctl, "GET", path, &r)) != CTL_EXIT_OK)
 		goto out;
-	if ((apps = ctl_array(&r, "apps")) == NULL) {
+	if ((a = ctl_array(&r, key)) == NULL) {
 		rc = CTL_EXIT_ERROR;
 		goto out;
 	}
 	if (ctl->json)
 		goto out;
-	if (cJSON_GetArraySize(apps) == 0) {
-		fprintf(stderr, "no apps configured\n");
+	if (cJSON_GetArraySize(a) == 0) {
+		fprintf(stderr, "%s\n", none);
 		goto out;
 	}
-	t = ctl_table_new(8, 1, NULL);
-	ctl_table_add(t, "NAME", 0);
-	ctl_table_add(t, "REPO", 0);
-	ctl_table_add(t, "CLUSTER", 0);
-	ctl_table_add(t, "NAMESPACE", 0);
-	ctl_table_add(t, "REVISION", 0);
-	ctl_table_add(t, "HEALTH", 0);
-	ctl_table_add(t, "SYNCED", 0);
-	ctl_table_add(t, "LAST-JOB", 0);
-	cJSON_ArrayForEach(app, apps) {
-		ctl_table_field(t, app, "name", 0);
-		ctl_table_field(t, app, "repo", 0);
-		ctl_table_field(t, app, "cluster", 0);
-		ctl_table_field(t, app, "namespace", 0);
-		ctl_table_field(t, app, "revision", CTL_REV_WIDTH);
-		ctl_table_field(t, app, "health", 0);
-		ctl_table_field(t, app, "synced_at", 0);
-		last = cJSON_GetObjectItemCaseSensitive(app, "last_job");
-		if (cJSON_IsObject(last)) {
-			char	*id = ctl_field(last, "id");
-			char	*kind = ctl_field(last, "kind");
-			char	*state = ctl_field(last, "state");
+	t = ctl_table_of(cols, a, NULL);
+	ctl_table_print(t, stdout);
+	if (more != NULL)
+		ctl_print_next(&r, more);
+out:
+	ctl_table_free(t);
+	ctl_response_free(&r);
+	return rc;
+}
 
-			ctl_table_addf(t, 0, "%s %s %s", id, kind, state);
-			free(id);
-			free(kind);
-			free(state);
-		} else
-			ctl_table_add(t, "-", 0);
+/*
+ * A detail command: GET path and print the answer as "label:" rows, then
+ * its array key, when not empty, as an indented table after "title:".
+ */
+static int
+ctl_show(struct ctl *ctl, const char *path, const struct ctl_columns *rows,
+    const char *key, const char *title, const struct ctl_columns *cols)
+{
+	struct ctl_response	 r;
+	struct ctl_table	*t = NULL;
+	const cJSON		*a;
+	size_t			 i;
+	int			 rc;
+
+	if ((rc = ctl_request(ctl, "GET", path, &r)) != CTL_EXIT_OK ||
+	    ctl->json)
+		goto out;
+	t = ctl_table_new(2, 0, NULL);
+	for (i = 0; i < rows->n; i++) {
+		ctl_table_addf(t, 0, "%s:", rows->col[i].head);
+		ctl_table_cell(t, r.json, &rows->col[i]);
 	}
 	ctl_table_print(t, stdout);
+	ctl_table_free(t);
+	t = NULL;
+
+	a = cJSON_GetObjectItemCaseSensitive(r.json, key);
+	if (cJSON_IsArray(a) && cJSON_GetArraySize(a) > 0) {
+		printf("%s:\n", title);
+		t = ctl_table_of(cols, a, "  ");
+		ctl_table_print(t, stdout);
+	}
 out:
 	ctl_table_free(t);
 	ctl_response_free(&r);
@@ -658,64 +739,48 @@ out:
 }
 
 static int
+ctl_cmd_apps(struct ctl *ctl, char **argv)
+{
+	static const struct ctl_column	col[] = {
+		CTL_COL("NAME", "name"), CTL_COL("REPO", "repo"),
+		CTL_COL("CLUSTER", "cluster"),
+		CTL_COL("NAMESPACE", "namespace"),
+		CTL_COL_CUT("REVISION", "revision", CTL_REV_WIDTH),
+		CTL_COL("HEALTH", "health"), CTL_COL("SYNCED", "synced_at"),
+		CTL_COL_FN("LAST-JOB", ctl_table_last_job),
+	};
+	static const struct ctl_columns	cols = CTL_COLUMNS(col);
+
+	(void)argv;
+	return ctl_list(ctl, "/api/v1/apps", "apps", "no apps configured",
+	    NULL, &cols);
+}
+
+static int
 ctl_cmd_app(struct ctl *ctl, char **argv)
 {
-	struct ctl_response	 r;
-	struct ctl_table	*t = NULL;
-	const cJSON		*images, *img, *last;
-	char			*name, *path;
-	int			 rc;
+	static const struct ctl_column	row[] = {
+		CTL_COL("name", "name"), CTL_COL("repo", "repo"),
+		CTL_COL("branch", "branch"), CTL_COL("path", "path"),
+		CTL_COL("cluster", "cluster"),
+		CTL_COL("namespace", "namespace"),
+		CTL_COL("revision", "revision"), CTL_COL("health", "health"),
+		CTL_COL("synced", "synced_at"),
+		CTL_COL_FN("last job", ctl_table_last_job),
+		CTL_COL("last error", "last_error"),
+	};
+	static const struct ctl_column	image[] = {
+		CTL_COL("REPOSITORY", "repository"), CTL_COL("TAG", "tag"),
+		CTL_COL("DIGEST", "digest"),
+	};
+	static const struct ctl_columns	rows = CTL_COLUMNS(row);
+	static const struct ctl_columns	images = CTL_COLUMNS(image);
+	char	*name, *path;
+	int	 rc;
 
 	name = ctl_escape(argv[0]);
 	path = xasprintf("/api/v1/apps/%s", name);
-	if ((rc = ctl_request(ctl, "GET", path, &r)) != CTL_EXIT_OK ||
-	    ctl->json)
-		goto out;
-	t = ctl_table_new(2, 0, NULL);
-	ctl_kv(t, "name", r.json, "name");
-	ctl_kv(t, "repo", r.json, "repo");
-	ctl_kv(t, "branch", r.json, "branch");
-	ctl_kv(t, "path", r.json, "path");
-	ctl_kv(t, "cluster", r.json, "cluster");
-	ctl_kv(t, "namespace", r.json, "namespace");
-	ctl_kv(t, "revision", r.json, "revision");
-	ctl_kv(t, "health", r.json, "health");
-	ctl_kv(t, "synced", r.json, "synced_at");
-	ctl_table_add(t, "last job:", 0);
-	last = cJSON_GetObjectItemCaseSensitive(r.json, "last_job");
-	if (cJSON_IsObject(last)) {
-		char	*id = ctl_field(last, "id");
-		char	*kind = ctl_field(last, "kind");
-		char	*state = ctl_field(last, "state");
-
-		ctl_table_addf(t, 0, "%s %s %s", id, kind, state);
-		free(id);
-		free(kind);
-		free(state);
-	} else
-		ctl_table_add(t, "-", 0);
-	ctl_kv(t, "last error", r.json, "last_error");
-	ctl_table_print(t, stdout);
-	ctl_table_free(t);
-	t = NULL;
-
-	images = cJSON_GetObjectItemCaseSensitive(r.json, "images");
-	if (cJSON_IsArray(images) && cJSON_GetArraySize(images) > 0) {
-		printf("images:\n");
-		t = ctl_table_new(3, 1, "  ");
-		ctl_table_add(t, "REPOSITORY", 0);
-		ctl_table_add(t, "TAG", 0);
-		ctl_table_add(t, "DIGEST", 0);
-		cJSON_ArrayForEach(img, images) {
-			ctl_table_field(t, img, "repository", 0);
-			ctl_table_field(t, img, "tag", 0);
-			ctl_table_field(t, img, "digest", 0);
-		}
-		ctl_table_print(t, stdout);
-	}
-out:
-	ctl_table_free(t);
-	ctl_response_free(&r);
+	rc = ctl_show(ctl, path, &rows, "images", "images", &images);
 	free(path);
 	free(name);
 	return rc;
@@ -756,56 +821,35 @@ ctl_query(const struct ctl *ctl)
 	return buf_steal(&q, NULL);
 }
 
+/* The short target of a job (ctl_job_target). */
+static void
+ctl_table_target(struct ctl_table *t, const cJSON *job)
+{
+	char	*target = ctl_job_target(job, 0);
+
+	ctl_table_add(t, target, 0);
+	free(target);
+}
+
 static int
 ctl_cmd_jobs(struct ctl *ctl, char **argv)
 {
-	struct ctl_response	 r;
-	struct ctl_table	*t = NULL;
-	const cJSON		*jobs, *job;
-	char			*query, *path, *target;
-	int			 rc;
+	static const struct ctl_column	col[] = {
+		CTL_COL("ID", "id"), CTL_COL("KIND", "kind"),
+		CTL_COL("STATE", "state"), CTL_COL("APP", "app"),
+		CTL_COL_FN("ATTEMPTS", ctl_table_attempts),
+		CTL_COL_FN("TARGET", ctl_table_target),
+		CTL_COL("UPDATED", "updated"),
+		CTL_COL_CUT("ERROR", "error", CTL_ERROR_WIDTH),
+	};
+	static const struct ctl_columns	cols = CTL_COLUMNS(col);
+	char	*query, *path;
+	int	 rc;
 
 	(void)argv;
 	query = ctl_query(ctl);
 	path = xasprintf("/api/v1/jobs%s", query);
-	if ((rc = ctl_request(ctl, "GET", path, &r)) != CTL_EXIT_OK)
-		goto out;
-	if ((jobs = ctl_array(&r, "jobs")) == NULL) {
-		rc = CTL_EXIT_ERROR;
-		goto out;
-	}
-	if (ctl->json)
-		goto out;
-	if (cJSON_GetArraySize(jobs) == 0) {
-		fprintf(stderr, "no jobs found\n");
-		goto out;
-	}
-	t = ctl_table_new(8, 1, NULL);
-	ctl_table_add(t, "ID", 0);
-	ctl_table_add(t, "KIND", 0);
-	ctl_table_add(t, "STATE", 0);
-	ctl_table_add(t, "APP", 0);
-	ctl_table_add(t, "ATTEMPTS", 0);
-	ctl_table_add(t, "TARGET", 0);
-	ctl_table_add(t, "UPDATED", 0);
-	ctl_table_add(t, "ERROR", 0);
-	cJSON_ArrayForEach(job, jobs) {
-		ctl_table_field(t, job, "id", 0);
-		ctl_table_field(t, job, "kind", 0);
-		ctl_table_field(t, job, "state", 0);
-		ctl_table_field(t, job, "app", 0);
-		ctl_table_attempts(t, job);
-		target = ctl_job_target(job, 0);
-		ctl_table_add(t, target, 0);
-		free(target);
-		ctl_table_field(t, job, "updated", 0);
-		ctl_table_field(t, job, "error", CTL_ERROR_WIDTH);
-	}
-	ctl_table_print(t, stdout);
-	ctl_print_next(&r, "jobs");
-out:
-	ctl_table_free(t);
-	ctl_response_free(&r);
+	rc = ctl_list(ctl, path, "jobs", "no jobs found", "jobs", &cols);
 	free(path);
 	free(query);
 	return rc;
@@ -831,70 +875,38 @@ ctl_parse_id(const char *s, long long *idp)
 static int
 ctl_cmd_job(struct ctl *ctl, char **argv)
 {
-	struct ctl_response	 r;
-	struct ctl_table	*t = NULL;
-	const cJSON		*log, *a;
-	char			*path = NULL, *s;
-	long long		 id;
-	int			 rc;
+	static const struct ctl_column	row[] = {
+		CTL_COL("id", "id"), CTL_COL("kind", "kind"),
+		CTL_COL("state", "state"), CTL_COL("app", "app"),
+		CTL_COL("repo", "repo"), CTL_COL("revision", "revision"),
+		CTL_COL("image", "image"), CTL_COL("tag", "tag"),
+		CTL_COL("digest", "digest"),
+		CTL_COL_FN("attempts", ctl_table_attempts),
+		CTL_COL("created", "created"), CTL_COL("updated", "updated"),
+		CTL_COL("not before", "not_before"),
+		CTL_COL("event", "event_id"), CTL_COL("source", "source"),
+		CTL_COL("delivery", "delivery"), CTL_COL("error", "error"),
+		CTL_COL("result", "result"),
+	};
+	static const struct ctl_column	attempt[] = {
+		CTL_COL("N", "n"), CTL_COL("STARTED", "started"),
+		CTL_COL("ENDED", "ended"), CTL_COL("OK", "ok"),
+		CTL_COL("ERROR", "error"),
+	};
+	static const struct ctl_columns	rows = CTL_COLUMNS(row);
+	static const struct ctl_columns	attempts = CTL_COLUMNS(attempt);
+	char		*path;
+	long long	 id;
+	int		 rc;
 
-	memset(&r, 0, sizeof r);
 	if (ctl_parse_id(argv[0], &id) == -1) {
 		fprintf(stderr, "gitopsctl: job: \"%s\" is not a job id\n",
 		    argv[0]);
 		return CTL_EXIT_USAGE;
 	}
 	path = xasprintf("/api/v1/jobs/%lld", id);
-	if ((rc = ctl_request(ctl, "GET", path, &r)) != CTL_EXIT_OK ||
-	    ctl->json)
-		goto out;
-	t = ctl_table_new(2, 0, NULL);
-	ctl_kv(t, "id", r.json, "id");
-	ctl_kv(t, "kind", r.json, "kind");
-	ctl_kv(t, "state", r.json, "state");
-	ctl_kv(t, "app", r.json, "app");
-	ctl_kv(t, "repo", r.json, "repo");
-	ctl_kv(t, "revision", r.json, "revision");
-	ctl_kv(t, "image", r.json, "image");
-	ctl_kv(t, "tag", r.json, "tag");
-	ctl_kv(t, "digest", r.json, "digest");
-	ctl_table_add(t, "attempts:", 0);
-	ctl_table_attempts(t, r.json);
-	ctl_kv(t, "created", r.json, "created");
-	ctl_kv(t, "updated", r.json, "updated");
-	ctl_kv(t, "not before", r.json, "not_before");
-	ctl_kv(t, "event", r.json, "event_id");
-	ctl_kv(t, "source", r.json, "source");
-	ctl_kv(t, "delivery", r.json, "delivery");
-	ctl_kv(t, "error", r.json, "error");
-	ctl_kv(t, "result", r.json, "result");
-	ctl_table_print(t, stdout);
-	ctl_table_free(t);
-	t = NULL;
-
-	log = cJSON_GetObjectItemCaseSensitive(r.json, "attempts_log");
-	if (cJSON_IsArray(log) && cJSON_GetArraySize(log) > 0) {
-		printf("attempts log:\n");
-		t = ctl_table_new(5, 1, "  ");
-		ctl_table_add(t, "N", 0);
-		ctl_table_add(t, "STARTED", 0);
-		ctl_table_add(t, "ENDED", 0);
-		ctl_table_add(t, "OK", 0);
-		ctl_table_add(t, "ERROR", 0);
-		cJSON_ArrayForEach(a, log) {
-			ctl_table_field(t, a, "n", 0);
-			ctl_table_field(t, a, "started", 0);
-			ctl_table_field(t, a, "ended", 0);
-			s = ctl_field(a, "ok");
-			ctl_table_add(t, s, 0);
-			free(s);
-			ctl_table_field(t, a, "error", 0);
-		}
-		ctl_table_print(t, stdout);
-	}
-out:
-	ctl_table_free(t);
-	ctl_response_free(&r);
+	rc = ctl_show(ctl, path, &rows, "attempts_log", "attempts log",
+	    &attempts);
 	free(path);
 	return rc;
 }
@@ -949,61 +961,44 @@ ctl_cmd_sync(struct ctl *ctl, char **argv)
 	return rc;
 }
 
+/* The ids of the jobs an event made, "1,2,3"; "-" for none. */
+static void
+ctl_table_event_jobs(struct ctl_table *t, const cJSON *ev)
+{
+	const cJSON	*jobs, *j;
+	struct buf	 ids;
+	char		*s;
+
+	buf_init(&ids, 0);
+	jobs = cJSON_GetObjectItemCaseSensitive(ev, "jobs");
+	cJSON_ArrayForEach(j, jobs) {
+		s = ctl_value(j);
+		(void)buf_printf(&ids, "%s%s", ids.len > 0 ? "," : "", s);
+		free(s);
+	}
+	ctl_table_add(t, ids.len > 0 ? ids.data : "-", 0);
+	buf_free(&ids);
+}
+
 static int
 ctl_cmd_events(struct ctl *ctl, char **argv)
 {
-	struct ctl_response	 r;
-	struct ctl_table	*t = NULL;
-	const cJSON		*events, *ev, *jobs, *j;
-	struct buf		 ids;
-	char			*query, *path, *s;
-	int			 rc;
+	static const struct ctl_column	col[] = {
+		CTL_COL("ID", "id"), CTL_COL("SOURCE", "source"),
+		CTL_COL("RECEIVED", "received"), CTL_COL("KIND", "kind"),
+		CTL_COL_CUT("DELIVERY", "delivery", 40),
+		CTL_COL_FN("JOBS", ctl_table_event_jobs),
+		CTL_COL_CUT("SUMMARY", "summary", CTL_ERROR_WIDTH),
+	};
+	static const struct ctl_columns	cols = CTL_COLUMNS(col);
+	char	*query, *path;
+	int	 rc;
 
 	(void)argv;
 	query = ctl_query(ctl);
 	path = xasprintf("/api/v1/events%s", query);
-	if ((rc = ctl_request(ctl, "GET", path, &r)) != CTL_EXIT_OK)
-		goto out;
-	if ((events = ctl_array(&r, "events")) == NULL) {
-		rc = CTL_EXIT_ERROR;
-		goto out;
-	}
-	if (ctl->json)
-		goto out;
-	if (cJSON_GetArraySize(events) == 0) {
-		fprintf(stderr, "no events found\n");
-		goto out;
-	}
-	t = ctl_table_new(7, 1, NULL);
-	ctl_table_add(t, "ID", 0);
-	ctl_table_add(t, "SOURCE", 0);
-	ctl_table_add(t, "RECEIVED", 0);
-	ctl_table_add(t, "KIND", 0);
-	ctl_table_add(t, "DELIVERY", 0);
-	ctl_table_add(t, "JOBS", 0);
-	ctl_table_add(t, "SUMMARY", 0);
-	cJSON_ArrayForEach(ev, events) {
-		ctl_table_field(t, ev, "id", 0);
-		ctl_table_field(t, ev, "source", 0);
-		ctl_table_field(t, ev, "received", 0);
-		ctl_table_field(t, ev, "kind", 0);
-		ctl_table_field(t, ev, "delivery", 40);
-		buf_init(&ids, 0);
-		jobs = cJSON_GetObjectItemCaseSensitive(ev, "jobs");
-		cJSON_ArrayForEach(j, jobs) {
-			s = ctl_value(j);
-			(void)buf_printf(&ids, "%s%s", ids.len > 0 ? "," : "", s);
-			free(s);
-		}
-		ctl_table_add(t, ids.len > 0 ? ids.data : "-", 0);
-		buf_free(&ids);
-		ctl_table_field(t, ev, "summary", CTL_ERROR_WIDTH);
-	}
-	ctl_table_print(t, stdout);
-	ctl_print_next(&r, "events");
-out:
-	ctl_table_free(t);
-	ctl_response_free(&r);
+	rc = ctl_list(ctl, path, "events", "no events found", "events",
+	    &cols);
 	free(path);
 	free(query);
 	return rc;
