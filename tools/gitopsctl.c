@@ -590,6 +590,41 @@ ctl_print_next(const struct ctl_response *r, const char *what)
 		    (long long)next->valuedouble);
 }
 
+/* Append "&key=value" (the first one with "?") to a query string. */
+static void
+ctl_query_add(struct buf *q, const char *key, const char *value)
+{
+	char	*v = ctl_escape(value);
+
+	(void)buf_printf(q, "%s%s=%s", q->len == 0 ? "?" : "&", key, v);
+	free(v);
+}
+
+/* The query of a listing: ?app=&state=&kind=&limit=&after=. */
+static char *
+ctl_query(const struct ctl *ctl)
+{
+	struct buf	 q;
+	char		 num[32];
+
+	buf_init(&q, 0);
+	if (ctl->app != NULL)
+		ctl_query_add(&q, "app", ctl->app);
+	if (ctl->state != NULL)
+		ctl_query_add(&q, "state", ctl->state);
+	if (ctl->kind != NULL)
+		ctl_query_add(&q, "kind", ctl->kind);
+	if (ctl->limit > 0) {
+		snprintf(num, sizeof num, "%ld", ctl->limit);
+		ctl_query_add(&q, "limit", num);
+	}
+	if (ctl->after > 0) {
+		snprintf(num, sizeof num, "%lld", ctl->after);
+		ctl_query_add(&q, "after", num);
+	}
+	return buf_steal(&q, NULL);
+}
+
 /* "ID KIND STATE" of an app's last job, or "-". */
 static void
 ctl_table_last_job(struct ctl_table *t, const cJSON *app)
@@ -666,19 +701,25 @@ ctl_table_of(const struct ctl_columns *cols, const cJSON *a,
 
 /*
  * A listing command: GET path, whose answer holds the array key, and print
- * it as a table (or say none on stderr when it is empty).  more names the
- * rows in the hint for the next page; NULL when the listing has no pages.
+ * it as a table (or say none on stderr when it is empty).  A paged listing
+ * takes the filter and page options (ctl_query) and hints at the next page.
  */
 static int
 ctl_list(struct ctl *ctl, const char *path, const char *key,
-    const char *none, const char *more, const struct ctl_columns *cols)
+    const char *none, int paged, const struct ctl_columns *cols)
 {
 	struct ctl_response	 r;
 	struct ctl_table	*t = NULL;
 	const cJSON		*a;
+	char			*query, *url;
 	int			 rc;
 
-	if ((rc = ctl_request(ctl, "GET", path, &r)) != CTL_EXIT_OK)
+	query = paged ? ctl_query(ctl) : xstrdup("");
+	url = xasprintf("%s%s", path, query);
+	rc = ctl_request(ctl, "GET", url, &r);
+	free(url);
+	free(query);
+	if (rc != CTL_EXIT_OK)
 		goto out;
 	if ((a = ctl_array(&r, key)) == NULL) {
 		rc = CTL_EXIT_ERROR;
@@ -692,8 +733,8 @@ ctl_list(struct ctl *ctl, const char *path, const char *key,
 	}
 	t = ctl_table_of(cols, a, NULL);
 	ctl_table_print(t, stdout);
-	if (more != NULL)
-		ctl_print_next(&r, more);
+	if (paged)
+		ctl_print_next(&r, key);
 out:
 	ctl_table_free(t);
 	ctl_response_free(&r);
@@ -752,8 +793,8 @@ ctl_cmd_apps(struct ctl *ctl, char **argv)
 	static const struct ctl_columns	cols = CTL_COLUMNS(col);
 
 	(void)argv;
-	return ctl_list(ctl, "/api/v1/apps", "apps", "no apps configured",
-	    NULL, &cols);
+	return ctl_list(ctl, "/api/v1/apps", "apps", "no apps configured", 0,
+	    &cols);
 }
 
 static int
@@ -786,41 +827,6 @@ ctl_cmd_app(struct ctl *ctl, char **argv)
 	return rc;
 }
 
-/* Append "&key=value" (the first one with "?") to a query string. */
-static void
-ctl_query_add(struct buf *q, const char *key, const char *value)
-{
-	char	*v = ctl_escape(value);
-
-	(void)buf_printf(q, "%s%s=%s", q->len == 0 ? "?" : "&", key, v);
-	free(v);
-}
-
-/* The query of a listing: ?app=&state=&kind=&limit=&after=. */
-static char *
-ctl_query(const struct ctl *ctl)
-{
-	struct buf	 q;
-	char		 num[32];
-
-	buf_init(&q, 0);
-	if (ctl->app != NULL)
-		ctl_query_add(&q, "app", ctl->app);
-	if (ctl->state != NULL)
-		ctl_query_add(&q, "state", ctl->state);
-	if (ctl->kind != NULL)
-		ctl_query_add(&q, "kind", ctl->kind);
-	if (ctl->limit > 0) {
-		snprintf(num, sizeof num, "%ld", ctl->limit);
-		ctl_query_add(&q, "limit", num);
-	}
-	if (ctl->after > 0) {
-		snprintf(num, sizeof num, "%lld", ctl->after);
-		ctl_query_add(&q, "after", num);
-	}
-	return buf_steal(&q, NULL);
-}
-
 /* The short target of a job (ctl_job_target). */
 static void
 ctl_table_target(struct ctl_table *t, const cJSON *job)
@@ -843,16 +849,10 @@ ctl_cmd_jobs(struct ctl *ctl, char **argv)
 		CTL_COL_CUT("ERROR", "error", CTL_ERROR_WIDTH),
 	};
 	static const struct ctl_columns	cols = CTL_COLUMNS(col);
-	char	*query, *path;
-	int	 rc;
 
 	(void)argv;
-	query = ctl_query(ctl);
-	path = xasprintf("/api/v1/jobs%s", query);
-	rc = ctl_list(ctl, path, "jobs", "no jobs found", "jobs", &cols);
-	free(path);
-	free(query);
-	return rc;
+	return ctl_list(ctl, "/api/v1/jobs", "jobs", "no jobs found", 1,
+	    &cols);
 }
 
 /* A job id argument: a positive decimal integer. */
@@ -870,6 +870,23 @@ ctl_parse_id(const char *s, long long *idp)
 		return -1;
 	*idp = v;
 	return 0;
+}
+
+/*
+ * The API path of the job named by the argument s of command cmd, with
+ * suffix; NULL after saying why when s is not a job id.
+ */
+static char *
+ctl_job_path(const char *cmd, const char *s, const char *suffix)
+{
+	long long	id;
+
+	if (ctl_parse_id(s, &id) == -1) {
+		fprintf(stderr, "gitopsctl: %s: \"%s\" is not a job id\n", cmd,
+		    s);
+		return NULL;
+	}
+	return xasprintf("/api/v1/jobs/%lld%s", id, suffix);
 }
 
 static int
@@ -895,16 +912,11 @@ ctl_cmd_job(struct ctl *ctl, char **argv)
 	};
 	static const struct ctl_columns	rows = CTL_COLUMNS(row);
 	static const struct ctl_columns	attempts = CTL_COLUMNS(attempt);
-	char		*path;
-	long long	 id;
-	int		 rc;
+	char	*path;
+	int	 rc;
 
-	if (ctl_parse_id(argv[0], &id) == -1) {
-		fprintf(stderr, "gitopsctl: job: \"%s\" is not a job id\n",
-		    argv[0]);
+	if ((path = ctl_job_path("job", argv[0], "")) == NULL)
 		return CTL_EXIT_USAGE;
-	}
-	path = xasprintf("/api/v1/jobs/%lld", id);
 	rc = ctl_show(ctl, path, &rows, "attempts_log", "attempts log",
 	    &attempts);
 	free(path);
@@ -916,15 +928,10 @@ ctl_cmd_retry(struct ctl *ctl, char **argv)
 {
 	struct ctl_response	 r;
 	char			*path, *job, *state;
-	long long		 id;
 	int			 rc;
 
-	if (ctl_parse_id(argv[0], &id) == -1) {
-		fprintf(stderr, "gitopsctl: retry: \"%s\" is not a job id\n",
-		    argv[0]);
+	if ((path = ctl_job_path("retry", argv[0], "/retry")) == NULL)
 		return CTL_EXIT_USAGE;
-	}
-	path = xasprintf("/api/v1/jobs/%lld/retry", id);
 	if ((rc = ctl_request(ctl, "POST", path, &r)) == CTL_EXIT_OK &&
 	    !ctl->json) {
 		job = ctl_field(r.json, "job");
@@ -991,17 +998,10 @@ ctl_cmd_events(struct ctl *ctl, char **argv)
 		CTL_COL_CUT("SUMMARY", "summary", CTL_ERROR_WIDTH),
 	};
 	static const struct ctl_columns	cols = CTL_COLUMNS(col);
-	char	*query, *path;
-	int	 rc;
 
 	(void)argv;
-	query = ctl_query(ctl);
-	path = xasprintf("/api/v1/events%s", query);
-	rc = ctl_list(ctl, path, "events", "no events found", "events",
+	return ctl_list(ctl, "/api/v1/events", "events", "no events found", 1,
 	    &cols);
-	free(path);
-	free(query);
-	return rc;
 }
 
 static const struct ctl_cmd ctl_cmds[] = {
