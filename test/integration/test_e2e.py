@@ -27,7 +27,8 @@ import unittest
 
 import harness
 import registry_peer
-from e2e_peers import GitSmartHTTP, Kubesim, git, github_push, make_bare_repo
+from e2e_peers import Kubesim, git, github_push, make_bare_repo
+from fault_peers import GitHTTP
 from notify_receivers import Receiver
 
 TOKEN = "e2e-registry-token-0123456789abcdef"
@@ -114,7 +115,7 @@ class EndToEndTest(unittest.TestCase):
             "apps/web/namespace.yaml": NAMESPACE,
             "apps/web/deployment.yaml": DEPLOYMENT % self.reg.host,
             "README.md": "deploy\n"})
-        self.git_http = GitSmartHTTP(gitroot, "deployer", GIT_PASSWORD).start()
+        self.git_http = GitHTTP(gitroot, "deployer", GIT_PASSWORD).start()
         self.addCleanup(self.git_http.stop)
         self.clone_url = self.git_http.url("deploy.git")
         self.slack = Receiver("http").start()

@@ -343,7 +343,7 @@ class GitJobMixin:
 
     def daemon(self, password=GIT_PASSWORD, tmp=None, ports=None):
         d = harness.Daemon(
-            GIT_CONFIG % {"url": self.http.url("deploy"), "reg": REGISTRY,
+            GIT_CONFIG % {"url": self.http.url("deploy.git"), "reg": REGISTRY,
                           "attempts": self.attempts},
             secrets={"registry.token": TOKEN + "\n",
                      "git.password": password + "\n"}, tmp=tmp, ports=ports)

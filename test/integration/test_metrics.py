@@ -29,9 +29,10 @@ import time
 import unittest
 
 import harness
-from e2e_peers import (GitSmartHTTP, Kubesim, PromError, git, github_push,
+from e2e_peers import (Kubesim, PromError, git, github_push,
                        histogram_series, make_bare_repo, parse_prometheus,
                        samples)
+from fault_peers import GitHTTP
 from notify_receivers import Receiver
 
 TOKEN = "metrics-registry-token-0123456789"
@@ -161,7 +162,7 @@ class MetricsTest(unittest.TestCase):
         hook = os.path.join(self.bare, "hooks", "pre-receive")
         harness.write(hook, RACE_HOOK, mode=0o755)
         os.chmod(hook, stat.S_IRWXU)
-        self.http = GitSmartHTTP(gitroot, "deployer", PASSWORD).start()
+        self.http = GitHTTP(gitroot, "deployer", PASSWORD).start()
         self.addCleanup(self.http.stop)
         self.sim = Kubesim(ready_delay=0.1)
         self.addCleanup(self.sim.stop)

@@ -1,7 +1,7 @@
 """Peers and helpers for the end-to-end and metrics tests.
 
-- GitSmartHTTP: lighttpd + git http-backend serving a directory of bare
-  repositories over smart HTTP (basic auth), with pushes enabled.
+- make_bare_repo(): a bare repository, pushable over smart HTTP, to serve
+  with fault_peers.GitHTTP.
 - Kubesim: the Kubernetes API simulator (test/support/kubesim.py) in a
   temporary directory.
 - parse_prometheus(): the Prometheus text exposition format (version
@@ -17,84 +17,15 @@ import shutil
 import ssl
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import uuid
 
 import harness
+from fault_peers import git
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KUBESIM = os.path.join(HERE, "kubesim.py")
-
-
-def git(*args, cwd=None, env=None):
-    e = dict(os.environ, GIT_AUTHOR_NAME="t",
-             GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t",
-             GIT_COMMITTER_EMAIL="t@example.invalid")
-    e.update(env or {})
-    r = subprocess.run(["git", "-c", "init.defaultBranch=main"] + list(args),
-                       cwd=cwd, check=True, capture_output=True, env=e)
-    return r.stdout.decode().strip()
-
-
-class GitSmartHTTP:
-    """lighttpd + git http-backend for the bare repositories under root,
-    at http://127.0.0.1:<port>/git/<name>.git, basic auth user:password."""
-
-    def __init__(self, root, user, password):
-        self.root = root
-        self.port = harness.free_port()
-        harness.write(os.path.join(root, "htpasswd"),
-                      "%s:%s\n" % (user, password))
-        self.conf = os.path.join(root, "lighttpd.conf")
-        harness.write(self.conf, """
-server.modules = ("mod_auth", "mod_authn_file", "mod_cgi", "mod_alias", "mod_setenv")
-server.document-root = "%(root)s"
-server.bind = "127.0.0.1"
-server.port = %(port)d
-server.errorlog = "%(root)s/lighttpd-error.log"
-auth.backend = "plain"
-auth.backend.plain.userfile = "%(root)s/htpasswd"
-auth.require = ( "/git/" => ( "method" => "basic", "realm" => "git", "require" => "valid-user" ) )
-alias.url = ( "/git/" => "/usr/lib/git-core/git-http-backend/" )
-$HTTP["url"] =~ "^/git/" {
-  cgi.assign = ( "" => "" )
-  setenv.add-environment = ( "GIT_PROJECT_ROOT" => "%(root)s", "GIT_HTTP_EXPORT_ALL" => "1" )
-}
-""" % {"root": root, "port": self.port})
-        self.proc = None
-        self.log = None
-
-    def url(self, name):
-        return "http://127.0.0.1:%d/git/%s" % (self.port, name)
-
-    def start(self):
-        self.log = open(os.path.join(self.root, "lighttpd.log"), "wb")
-        self.proc = subprocess.Popen(["/usr/sbin/lighttpd", "-D", "-f",
-                                      self.conf], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                harness.request(self.port, "GET", "/", timeout=1)
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("lighttpd did not start")
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.log is not None:
-            self.log.close()
-            self.log = None
 
 
 def make_bare_repo(gitroot, name, files):

@@ -1,5 +1,6 @@
-"""Real peers for the fault and secrets-hygiene tests, each on 127.0.0.1
-and stopped by the test that started it:
+"""Real peers for the fault and secrets-hygiene tests (GitHTTP and git()
+for the end-to-end and metrics tests too), each on 127.0.0.1 and stopped
+by the test that started it:
 
 - GitHTTP: git http-backend behind lighttpd with basic auth, which can be
   stopped and started again on the same port (the remote "goes down"), and
@@ -97,7 +98,8 @@ $HTTP["url"] =~ "^/git/" {
         self.log = None
 
     def url(self, name):
-        return "http://127.0.0.1:%d/git/%s.git" % (self.port, name)
+        """The clone URL of the repository root/name."""
+        return "http://127.0.0.1:%d/git/%s" % (self.port, name)
 
     def start(self):
         self.log = open(os.path.join(self.root, "lighttpd.log"), "ab")
