@@ -27,8 +27,8 @@ import unittest
 
 import harness
 import registry_peer
-from e2e_peers import Kubesim, git, github_push, make_bare_repo
-from fault_peers import GitHTTP
+from e2e_peers import git, github_push, make_bare_repo
+from fault_peers import GitHTTP, Kubesim
 from notify_receivers import Receiver
 
 TOKEN = "e2e-registry-token-0123456789abcdef"

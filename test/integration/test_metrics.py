@@ -29,10 +29,10 @@ import time
 import unittest
 
 import harness
-from e2e_peers import (Kubesim, PromError, git, github_push,
+from e2e_peers import (PromError, git, github_push,
                        histogram_series, make_bare_repo, parse_prometheus,
                        samples)
-from fault_peers import GitHTTP
+from fault_peers import GitHTTP, Kubesim
 from notify_receivers import Receiver
 
 TOKEN = "metrics-registry-token-0123456789"

@@ -14,69 +14,7 @@ import urllib.request
 import uuid
 
 import harness
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-KUBESIM = os.path.join(HERE, "..", "support", "kubesim.py")
-
-
-class Kubesim:
-    """A kubesim process in a temporary directory."""
-
-    def __init__(self, ready_delay=0.2):
-        self.dir = tempfile.mkdtemp(prefix="kubesim-")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", KUBESIM, "--port", "0", "--dir", self.dir,
-             "--ready-delay", str(ready_delay), "--exit-on-stdin-eof"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL)
-        line = self.proc.stdout.readline()
-        if not line.strip().isdigit():
-            self.stop()
-            raise RuntimeError("kubesim did not start")
-        self.port = int(line)
-        with open(os.path.join(self.dir, "token")) as f:
-            self.token = f.read().strip()
-        self.kubeconfig = os.path.join(self.dir, "kubeconfig")
-        self.ctx = ssl.create_default_context(
-            cafile=os.path.join(self.dir, "ca.crt"))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout):
-            if f:
-                f.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def call(self, method, path, body=None, ctype="application/json",
-             token=True):
-        data = None
-        if body is not None:
-            data = body if isinstance(body, bytes) else \
-                json.dumps(body).encode()
-        req = urllib.request.Request(
-            "https://127.0.0.1:%d%s" % (self.port, path), data=data,
-            method=method)
-        if data is not None:
-            req.add_header("Content-Type", ctype)
-        if token:
-            req.add_header("Authorization", "Bearer " + self.token)
-        try:
-            with urllib.request.urlopen(req, context=self.ctx,
-                                        timeout=10) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
-
-    def apply(self, path, obj, manager="test"):
-        return self.call("PATCH", path + "?fieldManager=" + manager
-                         if manager else path, obj,
-                         "application/apply-patch+yaml")
+from fault_peers import Kubesim
 
 
 def cm(name, data, labels=None):

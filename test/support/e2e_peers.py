@@ -2,30 +2,20 @@
 
 - make_bare_repo(): a bare repository, pushable over smart HTTP, to serve
   with fault_peers.GitHTTP.
-- Kubesim: the Kubernetes API simulator (test/support/kubesim.py) in a
-  temporary directory.
 - parse_prometheus(): the Prometheus text exposition format (version
   0.0.4) parsed into families, with the checks a scraper makes.
 - github_push(): a signed GitHub push event for a commit.
-Every process started here binds 127.0.0.1 and is stopped by stop().
 """
 import json
 import math
 import os
 import re
 import shutil
-import ssl
-import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 import uuid
 
 import harness
 from fault_peers import git
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-KUBESIM = os.path.join(HERE, "kubesim.py")
 
 
 def make_bare_repo(gitroot, name, files):
@@ -44,52 +34,6 @@ def make_bare_repo(gitroot, name, files):
         return bare
     finally:
         shutil.rmtree(src, ignore_errors=True)
-
-
-class Kubesim:
-    """kubesim.py in a temporary directory; stop() ends it and removes it."""
-
-    def __init__(self, ready_delay=0.2):
-        self.dir = tempfile.mkdtemp(prefix="kubesim-")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", KUBESIM, "--port", "0", "--dir", self.dir,
-             "--ready-delay", str(ready_delay), "--exit-on-stdin-eof"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL)
-        line = self.proc.stdout.readline()
-        if not line.strip().isdigit():
-            self.stop()
-            raise RuntimeError("kubesim did not start")
-        self.port = int(line)
-        with open(os.path.join(self.dir, "token")) as f:
-            self.token = f.read().strip()
-        self.kubeconfig = os.path.join(self.dir, "kubeconfig")
-        self.ctx = ssl.create_default_context(
-            cafile=os.path.join(self.dir, "ca.crt"))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout):
-            if f:
-                f.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def get(self, path):
-        req = urllib.request.Request(
-            "https://127.0.0.1:%d%s" % (self.port, path))
-        req.add_header("Authorization", "Bearer " + self.token)
-        try:
-            with urllib.request.urlopen(req, context=self.ctx,
-                                        timeout=10) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
 
 
 def github_push(d, secret, clone_url, after, before="0" * 40,

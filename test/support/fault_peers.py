@@ -6,7 +6,8 @@ by the test that started it:
   stopped and started again on the same port (the remote "goes down"), and
   whose repository can get a pre-receive hook (slow or refusing pushes).
 - Kubesim: test/support/kubesim.py in its own temporary directory, with
-  its fault injection and request log.
+  its fault injection and request log (for the sync and end-to-end tests
+  too).
 - PipeLogDaemon: a harness.Daemon started through `prlimit --fsize=N`
   whose output goes through a pipe copied by this process, so a file-size
   limit on gitopsd's writes does not also cut its log.
@@ -141,7 +142,7 @@ class Kubesim:
     """A kubesim process in its own temporary directory."""
 
     def __init__(self, ready_delay=0.2, token=None):
-        self.dir = tempfile.mkdtemp(prefix="gitopsd-faults-kubesim-")
+        self.dir = tempfile.mkdtemp(prefix="gitopsd-kubesim-")
         args = ["/usr/bin/python3", KUBESIM, "--port", "0", "--dir",
                 self.dir, "--ready-delay", str(ready_delay),
                 "--exit-on-stdin-eof"]
@@ -175,20 +176,35 @@ class Kubesim:
                 f.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
+    def call(self, method, path, body=None, ctype="application/json",
+             token=True):
+        """(status, decoded JSON answer) of one request: body is sent as
+        JSON, or as it is when bytes; token=False sends no bearer token."""
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else \
+                json.dumps(body).encode()
         req = urllib.request.Request(
             "https://127.0.0.1:%d%s" % (self.port, path), data=data,
             method=method)
         if data is not None:
-            req.add_header("Content-Type", "application/json")
-        req.add_header("Authorization", "Bearer " + self.token)
+            req.add_header("Content-Type", ctype)
+        if token:
+            req.add_header("Authorization", "Bearer " + self.token)
         try:
             with urllib.request.urlopen(req, context=self.ctx,
                                         timeout=10) as r:
                 return r.status, json.loads(r.read() or b"null")
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
+
+    def get(self, path):
+        return self.call("GET", path)
+
+    def apply(self, path, obj, manager="test"):
+        return self.call("PATCH", path + "?fieldManager=" + manager
+                         if manager else path, obj,
+                         "application/apply-patch+yaml")
 
     def exists(self, path):
         return self.call("GET", path)[0] == 200
