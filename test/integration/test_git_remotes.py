@@ -14,76 +14,18 @@ GitHTTPUpdateTest:
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import unittest
 
 import harness
+from fault_peers import GitHTTP, git
 
 ROOT = harness.ROOT
 FIXTURES = os.path.join(ROOT, "test", "fixtures", "registry")
 TOKEN = "registry-notify-token-0123456789abcdef"
 CT_V1 = "application/vnd.docker.distribution.events.v1+json"
 REGISTRY = "registry.test:5000"
-
-
-def git(*args, cwd=None):
-    r = subprocess.run(["git", "-c", "init.defaultBranch=main"] + list(args),
-                       cwd=cwd, check=True, capture_output=True,
-                       env=dict(os.environ, GIT_AUTHOR_NAME="t",
-                                GIT_AUTHOR_EMAIL="t@example.invalid",
-                                GIT_COMMITTER_NAME="t",
-                                GIT_COMMITTER_EMAIL="t@example.invalid"))
-    return r.stdout.decode().strip()
-
-
-class GitHTTP:
-    """lighttpd + git http-backend for root, basic auth user:password."""
-
-    def __init__(self, root, user, password):
-        self.root = root
-        self.port = harness.free_port()
-        harness.write(os.path.join(root, "htpasswd"),
-                      "%s:%s\n" % (user, password))
-        self.conf = os.path.join(root, "lighttpd.conf")
-        harness.write(self.conf, """
-server.modules = ("mod_auth", "mod_authn_file", "mod_cgi", "mod_alias", "mod_setenv")
-server.document-root = "%(root)s"
-server.bind = "127.0.0.1"
-server.port = %(port)d
-server.errorlog = "%(root)s/lighttpd-error.log"
-auth.backend = "plain"
-auth.backend.plain.userfile = "%(root)s/htpasswd"
-auth.require = ( "/git/" => ( "method" => "basic", "realm" => "git", "require" => "valid-user" ) )
-alias.url = ( "/git/" => "/usr/lib/git-core/git-http-backend/" )
-$HTTP["url"] =~ "^/git/" {
-  cgi.assign = ( "" => "" )
-  setenv.add-environment = ( "GIT_PROJECT_ROOT" => "%(root)s", "GIT_HTTP_EXPORT_ALL" => "1" )
-}
-""" % {"root": root, "port": self.port})
-        self.proc = None
-
-    def start(self):
-        self.log = open(os.path.join(self.root, "lighttpd.log"), "wb")
-        self.proc = subprocess.Popen(["/usr/sbin/lighttpd", "-D", "-f",
-                                      self.conf], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                harness.request(self.port, "GET", "/", timeout=1)
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("lighttpd did not start")
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        if self.proc is not None:
-            self.log.close()
 
 
 DEPLOYMENT = """# web: managed by gitopsd
