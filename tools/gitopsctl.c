@@ -1080,6 +1080,21 @@ ctl_parse_num(const char *s, long long max)
 }
 
 #ifndef GITOPSCTL_NO_MAIN
+/*
+ * The value of the numeric option --name: 1..max, or -1 after saying what
+ * the option wants.
+ */
+static long long
+ctl_opt_num(const char *name, const char *arg, long long max,
+    const char *want)
+{
+	long long	v;
+
+	if ((v = ctl_parse_num(arg, max)) == -1)
+		fprintf(stderr, "gitopsctl: --%s: want %s\n", name, want);
+	return v;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1130,11 +1145,9 @@ main(int argc, char **argv)
 			ctl.json = 1;
 			break;
 		case 't':
-			if ((v = ctl_parse_num(optarg, 3600)) == -1) {
-				fprintf(stderr, "gitopsctl: --timeout: want "
-				    "1..3600 seconds\n");
+			if ((v = ctl_opt_num("timeout", optarg, 3600,
+			    "1..3600 seconds")) == -1)
 				goto out;
-			}
 			ctl.timeout_s = (long)v;
 			break;
 		case 'a':
@@ -1161,20 +1174,16 @@ main(int argc, char **argv)
 			ctl.opts |= CTL_OPT_KIND;
 			break;
 		case 'n':
-			if ((v = ctl_parse_num(optarg, 1000)) == -1) {
-				fprintf(stderr, "gitopsctl: --limit: want "
-				    "1..1000\n");
+			if ((v = ctl_opt_num("limit", optarg, 1000,
+			    "1..1000")) == -1)
 				goto out;
-			}
 			ctl.limit = (long)v;
 			ctl.opts |= CTL_OPT_LIMIT;
 			break;
 		case 'A':
-			if ((v = ctl_parse_num(optarg, LLONG_MAX)) == -1) {
-				fprintf(stderr, "gitopsctl: --after: want a "
-				    "job or event id\n");
+			if ((v = ctl_opt_num("after", optarg, LLONG_MAX,
+			    "a job or event id")) == -1)
 				goto out;
-			}
 			ctl.after = v;
 			ctl.opts |= CTL_OPT_AFTER;
 			break;
