@@ -78,6 +78,9 @@ $(B)/test/%: test/unit/%.c $(B)/libgitopsd.a $(wildcard test/unit/*.h)
 	@$(CC) $(ALL_CFLAGS) -Itest/unit $(ALL_LDFLAGS) -o $@ $< $(B)/libgitopsd.a \
 	    $(LIBS) -lcmocka
 
+# test_gitopsctl.c includes the tool's source to test its static printers.
+$(B)/test/test_gitopsctl: tools/gitopsctl.c
+
 $(B)/support/%: test/support/%.c $(B)/libgitopsd.a
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
