@@ -47,11 +47,7 @@ current-context: prod
 def run_check(path, cwd):
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-    args = [GITOPSD, "-t", "-c", path]
-    if harness.VALGRIND:
-        args = ["valgrind", "--quiet", "--leak-check=full",
-                "--errors-for-leak-kinds=definite",
-                "--error-exitcode=%d" % harness.VALGRIND_RC] + args
+    args = harness.valgrind_wrap([GITOPSD, "-t", "-c", path])
     p = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE,
                        timeout=60 * harness.TIMEOUT_SCALE)

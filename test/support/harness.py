@@ -28,6 +28,17 @@ VALGRIND_RC = 99
 TIMEOUT_SCALE = 10 if VALGRIND else 1
 
 
+def valgrind_wrap(args):
+    """args (a gitopsd command line) under memcheck when GITOPSD_VALGRIND
+    is set, else unchanged: for the tests that start gitopsd themselves."""
+    if not VALGRIND:
+        return list(args)
+    return ["valgrind", "--quiet", "--leak-check=full",
+            "--errors-for-leak-kinds=definite", "--track-fds=no",
+            "--suppressions=%s" % os.path.join(ROOT, "test", "valgrind.supp"),
+            "--error-exitcode=%d" % VALGRIND_RC] + list(args)
+
+
 def binary(name="gitopsd"):
     path = os.path.join(ROOT, BUILD, name)
     if not os.path.exists(path):
@@ -109,12 +120,7 @@ class Daemon:
         self.logf = open(self.log_path, "ab")
         args = [binary(), "-c", self.config_path, "--log-level", "debug"]
         args += extra_args or []
-        if VALGRIND:
-            args = ["valgrind", "--quiet", "--leak-check=full",
-                    "--errors-for-leak-kinds=definite", "--track-fds=no",
-                    "--suppressions=%s" % os.path.join(ROOT, "test",
-                                                       "valgrind.supp"),
-                    "--error-exitcode=%d" % VALGRIND_RC] + args
+        args = valgrind_wrap(args)
         self.proc = subprocess.Popen(args, stdout=self.logf,
                                      stderr=subprocess.STDOUT, env=self.env,
                                      cwd=self.tmp)
