@@ -37,13 +37,8 @@ def ctl(*args, env=None, timeout=60):
          if k not in ("GITOPSD_URL", "GITOPSD_TOKEN_FILE")}
     if env:
         e.update(env)
-    p = subprocess.run(harness.valgrind_wrap([CTL, *args]),
-                       capture_output=True, text=True, env=e,
-                       timeout=timeout * harness.TIMEOUT_SCALE)
-    if harness.VALGRIND and p.returncode == harness.VALGRIND_RC:
-        raise AssertionError("valgrind found errors in gitopsctl %s:\n%s"
-                             % (" ".join(args), p.stderr[-4000:]))
-    return p
+    return harness.run_tool([CTL, *args], capture_output=True, text=True,
+                            env=e, timeout=timeout)
 
 
 @unittest.skipUnless(os.access(CTL, os.X_OK), "gitopsctl is not built")

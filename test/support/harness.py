@@ -39,6 +39,20 @@ def valgrind_wrap(args):
             "--error-exitcode=%d" % VALGRIND_RC] + list(args)
 
 
+def run_tool(args, timeout=60, **kw):
+    """subprocess.run of a short gitopsd or gitopsctl command line (under
+    memcheck in `make valgrind`, where a memcheck report fails the test)."""
+    p = subprocess.run(valgrind_wrap(args), timeout=timeout * TIMEOUT_SCALE,
+                       **kw)
+    if VALGRIND and p.returncode == VALGRIND_RC:
+        err = p.stderr or b""
+        if isinstance(err, bytes):
+            err = err.decode("utf-8", "replace")
+        raise AssertionError("valgrind found errors in %s:\n%s"
+                             % (" ".join(args), err[-4000:]))
+    return p
+
+
 def binary(name="gitopsd"):
     path = os.path.join(ROOT, BUILD, name)
     if not os.path.exists(path):
