@@ -40,8 +40,9 @@ def valgrind_wrap(args):
 
 
 def run_tool(args, timeout=60, **kw):
-    """subprocess.run of a short gitopsd or gitopsctl command line (under
-    memcheck in `make valgrind`, where a memcheck report fails the test)."""
+    """subprocess.run of a short gitopsd, gitopsctl or support-tool command
+    line (under memcheck in `make valgrind`, where a memcheck report fails
+    the test)."""
     p = subprocess.run(valgrind_wrap(args), timeout=timeout * TIMEOUT_SCALE,
                        **kw)
     if VALGRIND and p.returncode == VALGRIND_RC:
