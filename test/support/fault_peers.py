@@ -202,6 +202,7 @@ class PipeLogDaemon(harness.Daemon):
     fsize = None
 
     def start(self, wait=True, extra_args=None):
+        self.keep_valgrind_result()
         args = harness.valgrind_wrap(
             [harness.binary(), "-c", self.config_path, "--log-level",
              "debug"] + (extra_args or []))

@@ -29,8 +29,8 @@ TIMEOUT_SCALE = 10 if VALGRIND else 1
 
 
 def valgrind_wrap(args):
-    """args (a gitopsd command line) under memcheck when GITOPSD_VALGRIND
-    is set, else unchanged: for the tests that start gitopsd themselves."""
+    """args (a gitopsd, gitopsctl or support-tool command line) under
+    memcheck when GITOPSD_VALGRIND is set, else unchanged."""
     if not VALGRIND:
         return list(args)
     return ["valgrind", "--quiet", "--leak-check=full",
@@ -121,6 +121,7 @@ class Daemon:
         self.env = dict(os.environ)
         self.env.update(env or {})
         self.proc = None
+        self.valgrind_failed = False
         self.log_path = os.path.join(self.tmp, "gitopsd.log")
 
     def fill(self, text):
@@ -131,7 +132,15 @@ class Daemon:
     def write_config(self, text):
         write(self.config_path, self.fill(text))
 
+    def keep_valgrind_result(self):
+        """Before a restart: what memcheck said about the previous process
+        (stopped without a look at its exit status) still fails the test."""
+        if VALGRIND and self.proc is not None and \
+                self.proc.poll() == VALGRIND_RC:
+            self.valgrind_failed = True
+
     def start(self, wait=True, extra_args=None):
+        self.keep_valgrind_result()
         self.logf = open(self.log_path, "ab")
         args = [binary(), "-c", self.config_path, "--log-level", "debug"]
         args += extra_args or []
@@ -207,7 +216,7 @@ class Daemon:
 
     def cleanup(self):
         rc = self.stop(timeout=30 * TIMEOUT_SCALE)
-        if VALGRIND and rc == VALGRIND_RC:
+        if VALGRIND and (rc == VALGRIND_RC or self.valgrind_failed):
             raise AssertionError("valgrind found errors:\n" + self.log()[-4000:])
         if self.own_tmp and not os.environ.get("KEEP_TMP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
