@@ -101,7 +101,7 @@ test: deps
 # The integration suite under Valgrind memcheck (plain build: ASan and
 # Valgrind do not mix).  Any leak or error fails the run.
 valgrind: deps
-	@$(MAKE) --no-print-directory -j2 B=build all
+	@$(MAKE) --no-print-directory -j2 B=build all support-bins
 	@GITOPSD_BUILD=build GITOPSD_VALGRIND=1 TEST_ONLY=integration \
 	    sh test/run.sh
 

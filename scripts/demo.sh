@@ -91,9 +91,13 @@ fi
 
 sim_pid=""
 gitopsd_pid=""
+# Waits for the simulator: once demo.sh has returned, its port is closed.
 cleanup() {
 	[ -z "$gitopsd_pid" ] || kill "$gitopsd_pid" 2>/dev/null || true
-	[ -z "$sim_pid" ] || kill "$sim_pid" 2>/dev/null || true
+	if [ -n "$sim_pid" ]; then
+		kill "$sim_pid" 2>/dev/null || true
+		wait "$sim_pid" 2>/dev/null || true
+	fi
 }
 # Ctrl-C or SIGTERM: gitopsd drains (a second signal changes nothing),
 # then the simulator is stopped.

@@ -47,18 +47,9 @@ current-context: prod
 def run_check(path, cwd):
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-    args = [GITOPSD, "-t", "-c", path]
-    if harness.VALGRIND:
-        args = ["valgrind", "--quiet", "--leak-check=full",
-                "--errors-for-leak-kinds=definite",
-                "--error-exitcode=%d" % harness.VALGRIND_RC] + args
-    p = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE,
-                       timeout=60 * harness.TIMEOUT_SCALE)
-    out = p.stdout.decode() + p.stderr.decode()
-    if harness.VALGRIND and p.returncode == harness.VALGRIND_RC:
-        raise AssertionError("valgrind found errors:\n" + out[-4000:])
-    return p.returncode, out
+    p = harness.run_tool([GITOPSD, "-t", "-c", path], cwd=cwd, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return p.returncode, p.stdout.decode() + p.stderr.decode()
 
 
 @unittest.skipUnless(os.access(GITOPSD, os.X_OK),

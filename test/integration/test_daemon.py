@@ -61,29 +61,29 @@ class DaemonTest(unittest.TestCase):
         return self.d
 
     def test_version_and_help(self):
-        out = subprocess.run([harness.binary(), "--version"],
-                             capture_output=True, text=True)
+        out = harness.run_tool([harness.binary(), "--version"],
+                               capture_output=True, text=True)
         self.assertEqual(out.returncode, 0)
         self.assertRegex(out.stdout, r"^gitopsd \d+\.\d+\.\d+")
-        out = subprocess.run([harness.binary(), "--bogus"],
-                             capture_output=True, text=True)
+        out = harness.run_tool([harness.binary(), "--bogus"],
+                               capture_output=True, text=True)
         self.assertEqual(out.returncode, 2)
-        out = subprocess.run([harness.binary(), "--log-format", "xml"],
-                             capture_output=True, text=True)
+        out = harness.run_tool([harness.binary(), "--log-format", "xml"],
+                               capture_output=True, text=True)
         self.assertEqual(out.returncode, 2)
 
     def test_config_check(self):
         d = harness.Daemon(BASE, secrets={"github.secret": SECRET})
         self.addCleanup(d.cleanup)
-        out = subprocess.run([harness.binary(), "-t", "-c", d.config_path],
-                             capture_output=True, text=True)
+        out = harness.run_tool([harness.binary(), "-t", "-c", d.config_path],
+                               capture_output=True, text=True)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("configuration OK", out.stdout)
         bad = BASE.replace("type: github", "type: nosuchhost") + \
             "bogus_key: 1\n"
         d.write_config(bad)
-        out = subprocess.run([harness.binary(), "-t", "-c", d.config_path],
-                             capture_output=True, text=True)
+        out = harness.run_tool([harness.binary(), "-t", "-c", d.config_path],
+                               capture_output=True, text=True)
         self.assertEqual(out.returncode, 1)
         # Every error, each as FILE:LINE:COLUMN: key: message.
         self.assertRegex(out.stdout, r"gitopsd\.yaml:\d+:\d+: bogus_key: ")

@@ -19,7 +19,6 @@ The time from the registry push to the app being healthy is printed
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -206,10 +205,10 @@ class EndToEndTest(unittest.TestCase):
         return self.wait("the syncs of %s" % commit[:12], done)
 
     def gitopsctl_app(self):
-        p = subprocess.run([harness.binary("gitopsctl"), "--url",
-                            "http://127.0.0.1:%d" % self.admin_port, "app",
-                            "web"], capture_output=True, text=True,
-                           timeout=30)
+        p = harness.run_tool([harness.binary("gitopsctl"), "--url",
+                              "http://127.0.0.1:%d" % self.admin_port, "app",
+                              "web"], capture_output=True, text=True,
+                             timeout=30)
         self.assertEqual(p.returncode, 0, p.stderr)
         return p.stdout
 

@@ -37,8 +37,8 @@ def ctl(*args, env=None, timeout=60):
          if k not in ("GITOPSD_URL", "GITOPSD_TOKEN_FILE")}
     if env:
         e.update(env)
-    return subprocess.run([CTL, *args], capture_output=True, text=True,
-                          env=e, timeout=timeout)
+    return harness.run_tool([CTL, *args], capture_output=True, text=True,
+                            env=e, timeout=timeout)
 
 
 @unittest.skipUnless(os.access(CTL, os.X_OK), "gitopsctl is not built")
@@ -211,7 +211,7 @@ class DaemonTest(unittest.TestCase):
                                {"Authorization": "Bearer " + TOKEN})
 
     def wait_final(self, job_id, timeout=60):
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * harness.TIMEOUT_SCALE
         while time.time() < deadline:
             p = self.run_ctl("--json", "job", str(job_id))
             self.assertEqual(p.returncode, 0, p.stderr)

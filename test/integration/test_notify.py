@@ -11,7 +11,6 @@ what was pending, and that dedup sends one alert per failure."""
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import unittest
@@ -256,8 +255,8 @@ notifiers:
   - {name: mail, type: email, smtp_url: "http://x", from: "me", to: ["a b"], body: "{{app"}
   - {name: hook, type: webhook, url: "ftp://x", headers: {X-Gitopsd-Event: x}}
 """ % {"t": tmp})
-        p = subprocess.run([harness.binary(), "-t", "-c", cfg], cwd=tmp,
-                           capture_output=True, text=True, timeout=60)
+        p = harness.run_tool([harness.binary(), "-t", "-c", cfg], cwd=tmp,
+                             capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 1, p.stderr)
         out = p.stdout + p.stderr
         for want in (

@@ -29,8 +29,8 @@ CT_V1 = "application/vnd.docker.distribution.events.v1+json"
 
 def verify_tool(args):
     path = harness.binary(os.path.join("support", "registry_verify_tool"))
-    r = subprocess.run([path] + args, capture_output=True, text=True,
-                       timeout=60)
+    r = harness.run_tool([path] + args, capture_output=True, text=True,
+                         timeout=60)
     return r.returncode, r.stdout.strip(), r.stderr.strip()
 
 

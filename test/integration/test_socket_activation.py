@@ -46,13 +46,14 @@ class SocketActivationTest(unittest.TestCase):
         logf = open(d.log_path, "ab")
         self.addCleanup(logf.close)
         d.proc = subprocess.Popen(
-            ["sh", "-c", script, harness.binary(), "-c", d.config_path],
+            ["sh", "-c", script] +
+            harness.valgrind_wrap([harness.binary(), "-c", d.config_path]),
             pass_fds=(pub.fileno(), adm.fileno()), stdout=logf,
             stderr=subprocess.STDOUT, cwd=d.tmp)
         pport, aport = pub.getsockname()[1], adm.getsockname()[1]
         pub.close()
         adm.close()
-        deadline = time.time() + 30
+        deadline = time.time() + 30 * harness.TIMEOUT_SCALE
         while time.time() < deadline:
             try:
                 if harness.request(aport, "GET", "/readyz").status == 200:

@@ -15,6 +15,8 @@ import subprocess
 import tempfile
 import unittest
 
+import harness
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 UNIT = os.path.join(ROOT, "systemd", "gitopsd.service")
 BUILD = os.environ.get("GITOPSD_BUILD", "build-san")
@@ -359,16 +361,16 @@ class ManPageTest(unittest.TestCase):
             path = os.path.join(d, "gitopsd.yaml")
             with open(path, "w") as f:
                 f.write(text)
-            p = subprocess.run([gitopsd, "-t", "-c", path],
-                               capture_output=True, text=True, timeout=60)
+            p = harness.run_tool([gitopsd, "-t", "-c", path],
+                                 capture_output=True, text=True, timeout=60)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
     def test_gitopsd8_and_help_agree(self):
         gitopsd = os.path.join(ROOT, BUILD, "gitopsd")
         if not os.access(gitopsd, os.X_OK):
             self.skipTest("%s is not built" % gitopsd)
-        p = subprocess.run([gitopsd, "--help"], capture_output=True,
-                           text=True, timeout=60)
+        p = harness.run_tool([gitopsd, "--help"], capture_output=True,
+                             text=True, timeout=60)
         self.assertEqual(p.returncode, 0)
         helpopts = set(re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", p.stdout))
         with open(os.path.join(ROOT, "man", "gitopsd.8")) as f:

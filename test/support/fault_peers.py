@@ -220,8 +220,10 @@ class PipeLogDaemon(harness.Daemon):
     fsize = None
 
     def start(self, wait=True, extra_args=None):
-        args = [harness.binary(), "-c", self.config_path, "--log-level",
-                "debug"] + (extra_args or [])
+        self.keep_valgrind_result()
+        args = harness.valgrind_wrap(
+            [harness.binary(), "-c", self.config_path, "--log-level",
+             "debug"] + (extra_args or []))
         if self.fsize is not None:
             # Soft limit only: the hard one stays unlimited so that the
             # soft one can be raised on the running process without

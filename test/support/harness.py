@@ -28,6 +28,32 @@ VALGRIND_RC = 99
 TIMEOUT_SCALE = 10 if VALGRIND else 1
 
 
+def valgrind_wrap(args):
+    """args (a gitopsd, gitopsctl or support-tool command line) under
+    memcheck when GITOPSD_VALGRIND is set, else unchanged."""
+    if not VALGRIND:
+        return list(args)
+    return ["valgrind", "--quiet", "--leak-check=full",
+            "--errors-for-leak-kinds=definite", "--track-fds=no",
+            "--suppressions=%s" % os.path.join(ROOT, "test", "valgrind.supp"),
+            "--error-exitcode=%d" % VALGRIND_RC] + list(args)
+
+
+def run_tool(args, timeout=60, **kw):
+    """subprocess.run of a short gitopsd, gitopsctl or support-tool command
+    line (under memcheck in `make valgrind`, where a memcheck report fails
+    the test)."""
+    p = subprocess.run(valgrind_wrap(args), timeout=timeout * TIMEOUT_SCALE,
+                       **kw)
+    if VALGRIND and p.returncode == VALGRIND_RC:
+        err = p.stderr or b""
+        if isinstance(err, bytes):
+            err = err.decode("utf-8", "replace")
+        raise AssertionError("valgrind found errors in %s:\n%s"
+                             % (" ".join(args), err[-4000:]))
+    return p
+
+
 def binary(name="gitopsd"):
     path = os.path.join(ROOT, BUILD, name)
     if not os.path.exists(path):
@@ -95,6 +121,7 @@ class Daemon:
         self.env = dict(os.environ)
         self.env.update(env or {})
         self.proc = None
+        self.valgrind_failed = False
         self.log_path = os.path.join(self.tmp, "gitopsd.log")
 
     def fill(self, text):
@@ -105,16 +132,19 @@ class Daemon:
     def write_config(self, text):
         write(self.config_path, self.fill(text))
 
+    def keep_valgrind_result(self):
+        """Before a restart: what memcheck said about the previous process
+        (stopped without a look at its exit status) still fails the test."""
+        if VALGRIND and self.proc is not None and \
+                self.proc.poll() == VALGRIND_RC:
+            self.valgrind_failed = True
+
     def start(self, wait=True, extra_args=None):
+        self.keep_valgrind_result()
         self.logf = open(self.log_path, "ab")
         args = [binary(), "-c", self.config_path, "--log-level", "debug"]
         args += extra_args or []
-        if VALGRIND:
-            args = ["valgrind", "--quiet", "--leak-check=full",
-                    "--errors-for-leak-kinds=definite", "--track-fds=no",
-                    "--suppressions=%s" % os.path.join(ROOT, "test",
-                                                       "valgrind.supp"),
-                    "--error-exitcode=%d" % VALGRIND_RC] + args
+        args = valgrind_wrap(args)
         self.proc = subprocess.Popen(args, stdout=self.logf,
                                      stderr=subprocess.STDOUT, env=self.env,
                                      cwd=self.tmp)
@@ -186,7 +216,7 @@ class Daemon:
 
     def cleanup(self):
         rc = self.stop(timeout=30 * TIMEOUT_SCALE)
-        if VALGRIND and rc == VALGRIND_RC:
+        if VALGRIND and (rc == VALGRIND_RC or self.valgrind_failed):
             raise AssertionError("valgrind found errors:\n" + self.log()[-4000:])
         if self.own_tmp and not os.environ.get("KEEP_TMP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
