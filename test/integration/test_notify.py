@@ -183,7 +183,11 @@ class NotifyTest(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="gitopsd-test-")
         self.addCleanup(shutil.rmtree, tmp, True)
         ports = (harness.free_port(), harness.free_port())
-        d = self.daemon([slack(port)], tmp=tmp, ports=ports)
+        # Retries come every 0-1 s (full jitter): with the default 10
+        # attempts the alert could go dead before this daemon is stopped.
+        # Enough attempts that it is still waiting when the next one starts.
+        d = self.daemon([slack(port)], tmp=tmp, ports=ports,
+                        notify_attempts=200)
         self.push(d, "del-r", "5" * 40)
         self.wait_jobs(d, "notify", lambda js: js[0]["attempts"] >= 1 and
                        js[0]["state"] in ("failed", "queued"))
@@ -200,7 +204,8 @@ class NotifyTest(unittest.TestCase):
         self.assertEqual(depth, 1)
         self.assertEqual(d.stop(), 0)
         http.start()            # same port
-        d2 = self.daemon([slack(port)], tmp=tmp, ports=ports)
+        d2 = self.daemon([slack(port)], tmp=tmp, ports=ports,
+                         notify_attempts=200)
         js = self.wait_jobs(d2, "notify",
                             lambda js: js[0]["state"] == "succeeded")
         self.assertEqual(len(js), 1)
