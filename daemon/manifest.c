@@ -863,6 +863,17 @@ manifest_event(struct manifest_ctx *c, const yaml_event_t *e)
 			}
 			manifest_on_value(c, e);
 		}
+		/*
+		 * An implicit empty value (`key:` and nothing) has no bytes,
+		 * and libyaml marks it at the next token, which in block
+		 * style can be lines further, in the next list item: it does
+		 * not extend the content, or a newTag line would be added
+		 * after that item's first line.  In flow style the next
+		 * token (`,` or `}`) is where an added pair belongs.
+		 */
+		if (f != NULL && !f->flow && e->data.scalar.length == 0 &&
+		    e->start_mark.index == e->end_mark.index)
+			end = f->content_end;
 		manifest_node_done(c, end);
 		break;
 	default:
