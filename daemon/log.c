@@ -46,9 +46,9 @@ log_write(const char *data, size_t len)
 void
 log_flush(void)
 {
-	if (log_flush_ev == NULL ||
-	    !pthread_equal(pthread_self(), log_batch_thread) ||
-	    log_pending.len == 0)
+	/* The thread test first: only the loop thread reads the event. */
+	if (!pthread_equal(pthread_self(), log_batch_thread) ||
+	    log_flush_ev == NULL || log_pending.len == 0)
 		return;
 	log_write(log_pending.data, log_pending.len);
 	buf_reset(&log_pending);
@@ -170,8 +170,8 @@ log_emit(enum log_level level, const char *msg, const char *kv)
 			buf_addstr(&b, kv);
 		buf_addstr(&b, "\n");
 	}
-	if (log_flush_ev != NULL &&
-	    pthread_equal(pthread_self(), log_batch_thread)) {
+	if (pthread_equal(pthread_self(), log_batch_thread) &&
+	    log_flush_ev != NULL) {
 		if (level >= LOG_LEVEL_INFO &&
 		    log_pending.len + b.len <= LOG_PENDING_MAX &&
 		    buf_add(&log_pending, b.data, b.len) == 0) {
