@@ -200,7 +200,7 @@ static int
 kubeconfig_server(struct kubeconfig *kc, const char *server, int insecure_ok,
     char *err, size_t errlen)
 {
-	size_t	 n;
+	size_t	 n, scheme;
 
 	if (strncmp(server, "https://", 8) != 0 &&
 	    !(strncmp(server, "http://", 7) == 0 && insecure_ok)) {
@@ -209,10 +209,19 @@ kubeconfig_server(struct kubeconfig *kc, const char *server, int insecure_ok,
 		    " (plain http needs allow_insecure: true)" : "");
 		return -1;
 	}
-	kc->server = xstrdup(server);
-	n = strlen(kc->server);
-	while (n > 0 && kc->server[n - 1] == '/')
-		kc->server[--n] = '\0';
+	/*
+	 * Trailing slashes go (paths are appended to the server), but not
+	 * into the scheme: "https:///" has no host and is not "https:".
+	 */
+	scheme = server[4] == 's' ? 8 : 7;
+	n = strlen(server);
+	while (n > scheme && server[n - 1] == '/')
+		n--;
+	if (n == scheme || server[scheme] == '/') {
+		snprintf(err, errlen, "server \"%.100s\" has no host", server);
+		return -1;
+	}
+	kc->server = xstrndup(server, n);
 	return 0;
 }
 

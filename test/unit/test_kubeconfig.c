@@ -127,6 +127,10 @@ test_refusals(void **state)
 	expect_refused(FIX "multi.yaml", "broken", 0,
 	    "cluster \"nowhere\" not found");
 	expect_refused(FIX "plain-http.yaml", NULL, 0, "must be an https://");
+	expect_refused(FIX "no-host.yaml", NULL, 0,
+	    "server \"https:///\" has no host");
+	expect_refused(FIX "no-host-http.yaml", NULL, 1,
+	    "server \"http://\" has no host");
 	expect_refused(FIX "missing-ca.yaml", NULL, 0, "no-such-ca.crt");
 	expect_refused(FIX "no-such-file.yaml", NULL, 0, "No such file");
 	/* Secrets never appear in messages. */
