@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include <event2/buffer.h>
@@ -61,6 +62,7 @@ enum http_conn_state {
 #define HTTP_BUSY_MAX	64
 /* How long a closing connection may keep sending before we drop it. */
 #define HTTP_LINGER_S	2
+#define HTTP_READ_HIWAT	(256 * 1024)
 
 struct http_server;
 
@@ -90,6 +92,7 @@ struct http_conn {
 	size_t			 header_bytes;
 	size_t			 body_left;	/* Content-Length or chunk left */
 	int			 close_after_write;
+	int			 peer_eof;	/* half-closed while we worked */
 	int			 busy;		/* over the cap: 503 and close */
 	char			 peer[64];
 	struct http_conn	*next, *prev;
@@ -466,11 +469,45 @@ http_headers_done(struct http_conn *c)
 		if (strcasecmp(expect, "100-continue") != 0)
 			return 417;
 		if (!r->http10 && (c->body_left > 0 ||
-		    c->state == HTTP_READ_CHUNK_SIZE))
+		    c->state == HTTP_READ_CHUNK_SIZE)) {
 			evbuffer_add_printf(bufferevent_get_output(c->bev),
 			    "HTTP/1.1 100 Continue\r\n\r\n");
+			bufferevent_enable(c->bev, EV_WRITE);
+		}
 	}
 	return 0;
+}
+
+/*
+ * The rest of a body straight from the socket into the request, once.
+ * libevent 2.1 reads at most 4 KiB per callback (and asks FIONREAD
+ * first), so a 7 KiB webhook took two loop iterations and four system
+ * calls; the client has usually sent all of it already.  Plain TCP only
+ * (TLS must go through OpenSSL), and at most 64 KiB at a time, so a
+ * client that announces a large body holds no more than it sent.  An
+ * EOF, an error or nothing to read are left to the bufferevent, which
+ * sees them at its next read.  Returns 1 when bytes came, 0 when not,
+ * 413 when the body cap does not allow them.
+ */
+static int
+http_read_body_direct(struct http_conn *c)
+{
+	struct buf	*b = &c->req->body;
+	size_t		 want = c->body_left < 65536 ? c->body_left : 65536;
+	ssize_t		 n;
+
+	if (c->srv->ssl != NULL ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		return 0;
+	if (buf_reserve(b, want) == -1)
+		return 413;
+	n = read(bufferevent_getfd(c->bev), b->data + b->len, want);
+	if (n <= 0)
+		return 0;
+	b->len += (size_t)n;
+	b->data[b->len] = '\0';
+	c->body_left -= (size_t)n;
+	return 1;
 }
 
 /* Hand a complete request to the handler. */
@@ -479,8 +516,13 @@ http_dispatch(struct http_conn *c)
 {
 	struct http_request	*r = c->req;
 
+	/*
+	 * Reading stays on while the handler works: turning it off and on
+	 * again costs two epoll_ctl calls per request.  What a client sends
+	 * meanwhile (a pipelined request) waits in the input buffer, which
+	 * the read watermark bounds; an EOF is kept for after the answer.
+	 */
 	evtimer_del(c->deadline);
-	bufferevent_disable(c->bev, EV_READ);
 	c->state = HTTP_DISPATCHED;
 	r->info.method = r->method;
 	r->info.path = r->path;
@@ -580,8 +622,16 @@ http_conn_process(struct http_conn *c)
 				evbuffer_drain(in, n);
 				c->body_left -= n;
 			}
-			if (c->body_left > 0)
-				return;
+			if (c->body_left > 0) {
+				if ((st = http_read_body_direct(c)) == 413) {
+					http_conn_fail(c, 413,
+					    "request body too large");
+					return;
+				}
+				if (st == 0)
+					return;
+				break;	/* got some: see whether that was all */
+			}
 			http_dispatch(c);
 			return;
 		case HTTP_READ_CHUNK_SIZE:
@@ -678,6 +728,13 @@ http_write_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (c->state != HTTP_WRITING)
 		return;
+	/*
+	 * Off until the next answer needs it: while EV_WRITE is enabled,
+	 * every byte added to the output arms the write event (epoll_ctl).
+	 * TLS keeps it: OpenSSL may need to write at any time.
+	 */
+	if (c->srv->ssl == NULL)
+		bufferevent_disable(c->bev, EV_WRITE);
 	if (c->close_after_write) {
 		struct timeval	 tv = { HTTP_LINGER_S, 0 };
 
@@ -734,6 +791,20 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 			log_kv(LOG_LEVEL_DEBUG, "tls error", "peer", c->peer,
 			    "error", ERR_reason_error_string(e), NULL);
 	}
+	/*
+	 * A client may half-close once its request is sent and still wait
+	 * for the answer: answer, then close.
+	 */
+	if (what == (BEV_EVENT_READING | BEV_EVENT_EOF)) {
+		if (c->state == HTTP_DISPATCHED) {
+			c->peer_eof = 1;
+			return;
+		}
+		if (c->state == HTTP_WRITING) {
+			c->close_after_write = 1;
+			return;
+		}
+	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		http_conn_free(c);
 }
@@ -755,9 +826,9 @@ http_reply(struct http_request *r, int status, const char *ctype,
 		return;
 	}
 	c->srv->npending--;
-	http_write_response(c, status, ctype, extra, body, len, r->keep_alive,
-	    r->head);
-	c->close_after_write = !r->keep_alive;
+	http_write_response(c, status, ctype, extra, body, len,
+	    r->keep_alive && !c->peer_eof, r->head);
+	c->close_after_write = !r->keep_alive || c->peer_eof;
 	http_request_free(r);
 	c->req = NULL;
 	c->state = HTTP_WRITING;
@@ -766,12 +837,18 @@ http_reply(struct http_request *r, int status, const char *ctype,
 	 * and go on from the next loop iteration, instead of enabling and
 	 * disabling EV_WRITE (two epoll_ctl calls and one more wakeup per
 	 * request).  TLS, and whatever does not go out at once, take the
-	 * bufferevent's path.
+	 * bufferevent's path.  A socket bufferevent keeps its output's start
+	 * frozen except while it writes itself (evbuffer_write fails on a
+	 * frozen buffer), so the write thaws it the same way.
 	 */
 	if (c->srv->ssl == NULL) {
+		ev_ssize_t	 w;
+
 		out = bufferevent_get_output(c->bev);
-		if (evbuffer_write(out, bufferevent_getfd(c->bev)) >= 0 &&
-		    evbuffer_get_length(out) == 0) {
+		evbuffer_unfreeze(out, 1);
+		w = evbuffer_write(out, bufferevent_getfd(c->bev));
+		evbuffer_freeze(out, 1);
+		if (w >= 0 && evbuffer_get_length(out) == 0) {
 			event_active(c->written, 0, 0);
 			return;
 		}
@@ -883,7 +960,18 @@ http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer)
 	srv->conns = c;
 	srv->nconns++;
 	bufferevent_setcb(bev, http_read_cb, http_write_cb, http_event_cb, c);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/*
+	 * What a client may send while its request is handled waits in the
+	 * input buffer: beyond this much, reading pauses.
+	 */
+	bufferevent_setwatermark(bev, EV_READ, 0, HTTP_READ_HIWAT);
+	if (srv->ssl != NULL)
+		bufferevent_enable(bev, EV_READ | EV_WRITE);
+	else {
+		/* A new bufferevent starts with EV_WRITE on. */
+		bufferevent_disable(bev, EV_WRITE);
+		bufferevent_enable(bev, EV_READ);
+	}
 	/* An idle connection gets read_timeout_s for its first request too. */
 	http_deadline_arm(c);
 	if (srv->nconns > srv->limits.max_connections)

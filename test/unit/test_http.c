@@ -513,6 +513,78 @@ test_orphaned_request(void **state)
 }
 
 static void
+c_half_close(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char req[] = "POST /half HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
+
+	client_send(fd, req, sizeof(req) - 1);
+	shutdown(fd, SHUT_WR);	/* sent: done writing, still reading */
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+/*
+ * A client that half-closes once its request is sent still gets the
+ * answer, given later while the EOF is already known, and then the close.
+ */
+static void
+test_half_close(void **state)
+{
+	struct fixture	*fx = *state;
+
+	fx->delay_ms = 100;
+	run_client(fx, c_half_close);
+	assert_int_equal(fx->requests, 1);
+	assert_non_null(strstr(resp, "HTTP/1.1 200 OK\r\n"));
+	assert_non_null(strstr(resp, "Connection: close\r\n"));
+	assert_non_null(strstr(resp, "late"));
+	assert_int_equal(http_server_pending(fx->srv), 0);
+}
+
+static void
+c_body_pieces(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char head[] = "POST /pieces HTTP/1.1\r\nContent-Length: 1000\r\n"
+	    "\r\n";
+	const char next[] = "GET /after HTTP/1.1\r\nConnection: close\r\n\r\n";
+	char	 body[1000];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(body); i++)
+		body[i] = (char)('a' + i % 26);
+	client_send(fd, head, sizeof(head) - 1);
+	usleep(30000);
+	client_send(fd, body, 10);
+	usleep(30000);
+	client_send(fd, body + 10, 500);
+	usleep(30000);
+	/* The body's end and the next request in one segment. */
+	{
+		char	 tail[sizeof(body) - 510 + sizeof(next) - 1];
+
+		memcpy(tail, body + 510, sizeof(body) - 510);
+		memcpy(tail + sizeof(body) - 510, next, sizeof(next) - 1);
+		client_send(fd, tail, sizeof(tail));
+	}
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+/* A body that arrives in pieces is read whole, and not one byte more. */
+static void
+test_body_pieces(void **state)
+{
+	struct fixture	*fx = *state;
+
+	run_client(fx, c_body_pieces);
+	assert_int_equal(fx->requests, 2);
+	assert_non_null(strstr(resp, "POST /pieces 1000"));
+	assert_non_null(strstr(resp, "GET /after 0"));
+}
+
+static void
 c_bad(struct fixture *fx)
 {
 	int	 fd = client_connect(fx);
@@ -550,6 +622,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_async_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orphaned_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_request_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_body_pieces, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
