@@ -251,41 +251,85 @@ util_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 /*
  * HMAC() looks the HMAC algorithm and the digest up in the provider
  * tables on every call, which costs about as much as hashing a 7 KB
- * payload; the MAC is fetched once (it is shared safely between threads)
- * and each call only keys a fresh context.
+ * payload; the MAC is fetched once (it is shared safely between threads).
+ * Keying a context fetches the digest again, so each thread keeps one
+ * context with the digest and key it was last keyed with: a source's
+ * webhooks all use the same secret, and a context is re-initialised with
+ * its key for the next message (EVP_MAC_init with a NULL key).  The copy
+ * of the key is wiped when it changes and when the thread ends.
  */
 static EVP_MAC		*util_hmac_mac;
 static pthread_once_t	 util_hmac_once = PTHREAD_ONCE_INIT;
+static pthread_key_t	 util_hmac_tls;
+
+struct util_hmac_cache {
+	EVP_MAC_CTX	*ctx;
+	const char	*digest;	/* NULL: not keyed */
+	size_t		 klen;
+	unsigned char	 key[128];	/* longer keys are not kept */
+};
+
+static void
+util_hmac_cache_free(void *arg)
+{
+	struct util_hmac_cache	*c = arg;
+
+	EVP_MAC_CTX_free(c->ctx);
+	OPENSSL_cleanse(c->key, sizeof(c->key));
+	free(c);
+}
 
 static void
 util_hmac_fetch(void)
 {
 	util_hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (pthread_key_create(&util_hmac_tls, util_hmac_cache_free) != 0)
+		fatalx("pthread_key_create");
 }
 
 static void
 util_hmac_hex(const char *digest, const void *key, size_t klen,
     const void *msg, size_t mlen, char *out)
 {
-	unsigned char	 md[EVP_MAX_MD_SIZE];
-	size_t		 mdlen = 0;
-	EVP_MAC_CTX	*ctx;
-	OSSL_PARAM	 params[2];
+	struct util_hmac_cache	*c;
+	unsigned char		 md[EVP_MAX_MD_SIZE];
+	size_t			 mdlen = 0;
+	OSSL_PARAM		 params[2];
+	int			 ok;
 	/* OpenSSL refuses a NULL key; an empty key is a valid HMAC key. */
 	static const unsigned char	 nokey[1];
 
 	pthread_once(&util_hmac_once, util_hmac_fetch);
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-	    (char *)digest, 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (util_hmac_mac == NULL || (ctx = EVP_MAC_CTX_new(util_hmac_mac)) ==
-	    NULL)
+	if (util_hmac_mac == NULL)
 		fatalx("HMAC-%s unavailable", digest);
-	if (EVP_MAC_init(ctx, klen > 0 ? key : nokey, klen, params) != 1 ||
-	    EVP_MAC_update(ctx, msg, mlen) != 1 ||
-	    EVP_MAC_final(ctx, md, &mdlen, sizeof(md)) != 1)
+	if ((c = pthread_getspecific(util_hmac_tls)) == NULL) {
+		c = xcalloc(1, sizeof(*c));
+		if ((c->ctx = EVP_MAC_CTX_new(util_hmac_mac)) == NULL ||
+		    pthread_setspecific(util_hmac_tls, c) != 0)
+			fatalx("HMAC-%s unavailable", digest);
+	}
+	if (c->digest != NULL && strcmp(c->digest, digest) == 0 &&
+	    klen <= sizeof(c->key) &&
+	    c->klen == klen && CRYPTO_memcmp(c->key, key, klen) == 0)
+		ok = EVP_MAC_init(c->ctx, NULL, 0, NULL);
+	else {
+		params[0] = OSSL_PARAM_construct_utf8_string(
+		    OSSL_MAC_PARAM_DIGEST, (char *)digest, 0);
+		params[1] = OSSL_PARAM_construct_end();
+		OPENSSL_cleanse(c->key, sizeof(c->key));
+		c->digest = NULL;
+		ok = EVP_MAC_init(c->ctx, klen > 0 ? key : nokey, klen,
+		    params);
+		if (ok == 1 && klen <= sizeof(c->key)) {
+			if (klen > 0)
+				memcpy(c->key, key, klen);
+			c->klen = klen;
+			c->digest = digest;
+		}
+	}
+	if (ok != 1 || EVP_MAC_update(c->ctx, msg, mlen) != 1 ||
+	    EVP_MAC_final(c->ctx, md, &mdlen, sizeof(md)) != 1)
 		fatalx("HMAC-%s failed", digest);
-	EVP_MAC_CTX_free(ctx);
 	util_hex(md, mdlen, out);
 }
 

@@ -287,7 +287,7 @@ bitbucket_parse(const struct hook_request *req,
 		hook_result_setf(res, 200, "ignored: no branch or tag updated");
 out:
 	bitbucket_repo_free(&r);
-	cJSON_Delete(root);
+	handler_json_delete(root);
 }
 
 const struct handler handler_bitbucket = {

@@ -86,7 +86,7 @@ dockerhub_parse(const struct hook_request *req,
 		hook_result_setf(res, 400, "%s", why);
 	free(delivery);
 out:
-	cJSON_Delete(root);
+	handler_json_delete(root);
 }
 
 const struct handler handler_dockerhub = {

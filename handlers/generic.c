@@ -97,7 +97,7 @@ generic_parse(const struct hook_request *req, const struct config_source *src,
 	memset(&ev, 0, sizeof(ev));
 out:
 	hook_event_free(&ev);
-	cJSON_Delete(root);
+	handler_json_delete(root);
 }
 
 const struct handler handler_generic = {

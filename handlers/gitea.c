@@ -182,7 +182,7 @@ gitea_parse(const struct hook_request *req, const struct config_source *src,
 	if (root == NULL)
 		return;
 	gitea_parse_push(req, root, res);
-	cJSON_Delete(root);
+	handler_json_delete(root);
 }
 
 const struct handler handler_gitea = {

@@ -151,7 +151,6 @@ githost_commit_paths(struct hook_event *ev, const struct cJSON *commits,
 	const cJSON	*c;
 	long		 n = 0;
 	size_t		 k;
-	char		 what[48];
 	const cJSON	*arr;
 
 	*listed = 1;
@@ -164,12 +163,10 @@ githost_commit_paths(struct hook_event *ev, const struct cJSON *commits,
 			return -1;
 		}
 		for (k = 0; k < nitems(keys); k++) {
-			snprintf(what, sizeof(what), "commits[%ld].%s", n,
-			    keys[k]);
 			arr = hjson_get(c, keys[k]);
 			if (!cJSON_IsArray(arr))
 				*listed = 0;
-			if (hjson_add_paths(ev, arr, what, res) == -1)
+			if (hjson_add_paths(ev, arr, n, keys[k], res) == -1)
 				return -1;
 		}
 		n++;

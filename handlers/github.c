@@ -282,7 +282,7 @@ github_parse(const struct hook_request *req, const struct config_source *src,
 		github_parse_push(req, root, res);
 	else
 		github_parse_package(req, evname, root, res);
-	cJSON_Delete(root);
+	handler_json_delete(root);
 }
 
 const struct handler handler_github = {

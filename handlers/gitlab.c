@@ -174,7 +174,7 @@ gitlab_parse(const struct hook_request *req, const struct config_source *src,
 	else
 		hook_result_setf(res, 200, "ignored: %.64s", kind);
 out:
-	cJSON_Delete(root);
+	handler_json_delete(root);
 }
 
 const struct handler handler_gitlab = {

@@ -409,13 +409,13 @@ handler_json_parse(const void *body, size_t len, char *why, size_t whylen)
 	}
 	for (; end != NULL && end < s + len; end++) {
 		if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
-			cJSON_Delete(root);
+			handler_json_delete(root);
 			snprintf(why, whylen, "trailing data after JSON");
 			return NULL;
 		}
 	}
 	if (handler_json_walk(root, 0, why, whylen) == -1) {
-		cJSON_Delete(root);
+		handler_json_delete(root);
 		return NULL;
 	}
 	return root;

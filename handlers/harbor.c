@@ -130,7 +130,7 @@ harbor_parse(const struct hook_request *req, const struct config_source *src,
 	if (res->nevents == 0)
 		hook_result_setf(res, 200, "ignored: no tagged artifact");
 out:
-	cJSON_Delete(root);
+	handler_json_delete(root);
 }
 
 const struct handler handler_harbor = {

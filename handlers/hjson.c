@@ -36,7 +36,7 @@ hjson_parse_object(const char *body, size_t len, struct hook_result *res)
 	if ((root = hjson_parse(body, len, res)) == NULL)
 		return NULL;
 	if (!cJSON_IsObject(root)) {
-		cJSON_Delete(root);
+		handler_json_delete(root);
 		hook_result_setf(res, 400, "body is not a JSON object");
 		return NULL;
 	}
@@ -46,19 +46,25 @@ hjson_parse_object(const char *body, size_t len, struct hook_result *res)
 const cJSON *
 hjson_get(const cJSON *root, const char *path)
 {
-	const cJSON	*cur = root;
+	const cJSON	*cur = root, *c;
 	const char	*p = path, *dot;
-	char		 key[128];
 	size_t		 n;
 
+	/*
+	 * cJSON_GetObjectItemCaseSensitive, without copying the path's part
+	 * and testing the first byte before the rest: a push has objects of
+	 * about a hundred keys, looked up many times.
+	 */
 	while (cur != NULL && *p != '\0') {
 		dot = strchr(p, '.');
 		n = dot != NULL ? (size_t)(dot - p) : strlen(p);
-		if (n >= sizeof(key) || !cJSON_IsObject(cur))
+		if (!cJSON_IsObject(cur))
 			return NULL;
-		memcpy(key, p, n);
-		key[n] = '\0';
-		cur = cJSON_GetObjectItemCaseSensitive(cur, key);
+		for (c = cur->child; c != NULL; c = c->next)
+			if (c->string != NULL && c->string[0] == p[0] &&
+			    strncmp(c->string, p, n) == 0 && c->string[n] == '\0')
+				break;
+		cur = c;
 		p += n;
 		if (*p == '.')
 			p++;
@@ -245,8 +251,8 @@ hjson_commit(const cJSON *root, const char *path, int flags, char **out,
 }
 
 int
-hjson_add_paths(struct hook_event *ev, const cJSON *arr, const char *what,
-    struct hook_result *res)
+hjson_add_paths(struct hook_event *ev, const cJSON *arr, long commit,
+    const char *key, struct hook_result *res)
 {
 	const cJSON	*it;
 	size_t		 i;
@@ -255,13 +261,15 @@ hjson_add_paths(struct hook_event *ev, const cJSON *arr, const char *what,
 	if (arr == NULL || cJSON_IsNull(arr))
 		return 0;
 	if (!cJSON_IsArray(arr)) {
-		hook_result_setf(res, 400, "field '%s' must be an array", what);
+		hook_result_setf(res, 400,
+		    "field 'commits[%ld].%s' must be an array", commit, key);
 		return -1;
 	}
 	cJSON_ArrayForEach(it, arr) {
 		if (!cJSON_IsString(it) || it->valuestring == NULL) {
 			hook_result_setf(res, 400,
-			    "field '%s' must hold strings", what);
+			    "field 'commits[%ld].%s' must hold strings", commit,
+			    key);
 			return -1;
 		}
 		/* Past the cap the list is no longer complete (callers check

@@ -10,7 +10,8 @@
  * frees of those pointers do nothing.  Other threads, and this thread
  * outside the bracket, get plain malloc/free.  The contract for handlers:
  * nothing cJSON allocated during parse() may outlive it; they copy what
- * they keep (xstrdup) and cJSON_Delete their trees, as they always did.
+ * they keep (xstrdup) and hand their trees to handler_json_delete(), which
+ * leaves an arena tree to _end() and deletes any other.
  *
  * Under AddressSanitizer the arena poisons what it hands back at _end(),
  * so a pointer kept past the bracket is still reported as a use after
@@ -153,6 +154,14 @@ handler_json_arena_owns(const void *p)
 		if (ja_owns(c, p))
 			return 1;
 	return 0;
+}
+
+void
+handler_json_delete(cJSON *root)
+{
+	/* The root's nodes all came from the arena it is in. */
+	if (root != NULL && !handler_json_arena_owns(root))
+		cJSON_Delete(root);
 }
 
 static void

@@ -115,7 +115,7 @@ quay_parse(const struct hook_request *req, const struct config_source *src,
 		hook_result_setf(res, 200, "ignored: no updated tags");
 out:
 	image_ref_free(&img);
-	cJSON_Delete(root);
+	handler_json_delete(root);
 }
 
 const struct handler handler_quay = {

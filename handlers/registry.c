@@ -417,7 +417,7 @@ registry_parse(const struct hook_request *req,
 		hook_result_setf(res, 200, "ignored: no manifest push by tag "
 		    "among %zu event%s", n, n == 1 ? "" : "s");
 out:
-	cJSON_Delete(root);
+	handler_json_delete(root);
 }
 
 const struct handler handler_registry = {

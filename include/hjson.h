@@ -71,13 +71,14 @@ int		 hjson_is_commit(const char *);
 #define HJSON_MAX_PATHS	1024
 
 /*
- * Add the strings of an array of strings (e.g. commits[].added) to the
- * event's paths, skipping duplicates.  Returns 0, or -1 with 400 when an
- * element is not a string.
+ * Add the strings of the array commits[commit].<key> (added, modified,
+ * removed) to the event's paths, skipping duplicates.  Returns 0, or -1
+ * with 400 naming the field when it is not an array of strings.  (The
+ * name is formatted only then: a push has three such arrays per commit.)
  */
 struct hook_event;
 int		 hjson_add_paths(struct hook_event *, const cJSON *arr,
-		    const char *what, struct hook_result *);
+		    long commit, const char *key, struct hook_result *);
 
 /* RFC 3339 / ISO 8601 UTC time ("2026-11-26T06:21:37Z", offsets and
  * fractions allowed) to unix ms; -1 if malformed. */
