@@ -73,11 +73,53 @@ test_batch(void **state)
 	fclose(f);
 }
 
+/*
+ * Fields: plain values bare, values with blanks, quotes or '=' and empty
+ * ones quoted, quotes and backslashes escaped, control bytes and broken
+ * UTF-8 as \u00XX, valid UTF-8 kept, NULL as "-"; the same in JSON.
+ */
+static void
+test_fields(void **state)
+{
+	FILE	*f;
+	char	*s, big[3000];
+	int	 saved;
+
+	(void)state;
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_non_null(f = tmpfile());
+	fflush(stderr);
+	saved = dup(2);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(fileno(f), 2), 2);
+	log_init(LOG_LEVEL_DEBUG, LOG_FORMAT_TEXT);
+	log_kv(LOG_LEVEL_INFO, "request", "peer", "127.0.0.1:5", "path",
+	    "/a b", "q", "say \"hi\"\\", "e", "", "n", NULL, "eq", "a=b",
+	    "ctl", "x\001\xff\xc3\xa9y", "big", big, "last", "z", NULL);
+	s = log_test_read(f);
+	assert_non_null(strstr(s, " request peer=127.0.0.1:5 path=\"/a b\" "
+	    "q=\"say \\\"hi\\\"\\\\\" e=\"\" n=- eq=\"a=b\" "
+	    "ctl=x\\u0001\\u00ff\xc3\xa9y big=xxx"));
+	assert_non_null(strstr(s, "xxx last=z\n"));
+	log_init(LOG_LEVEL_DEBUG, LOG_FORMAT_JSON);
+	log_kv(LOG_LEVEL_INFO, "json-line", "path", "/a \"b\"", "n", NULL,
+	    NULL);
+	s = log_test_read(f);
+	assert_non_null(strstr(s, "\"path\":\"/a \\\"b\\\"\",\"n\":\"-\""));
+	log_init(LOG_LEVEL_DEBUG, LOG_FORMAT_TEXT);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	fclose(f);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_batch),
+		cmocka_unit_test(test_fields),
 	};
 
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);
