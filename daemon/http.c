@@ -28,8 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -62,7 +62,8 @@ enum http_conn_state {
 #define HTTP_BUSY_MAX	64
 /* How long a closing connection may keep sending before we drop it. */
 #define HTTP_LINGER_S	2
-#define HTTP_READ_HIWAT	(256 * 1024)
+/* Input kept beyond a header block while a request is handled. */
+#define HTTP_READ_SLACK	(16 * 1024)
 
 struct http_server;
 
@@ -961,10 +962,13 @@ http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer)
 	srv->nconns++;
 	bufferevent_setcb(bev, http_read_cb, http_write_cb, http_event_cb, c);
 	/*
-	 * What a client may send while its request is handled waits in the
-	 * input buffer: beyond this much, reading pauses.
+	 * What a client sends while its request is handled (pipelining)
+	 * waits in the input buffer; beyond this much, reading pauses until
+	 * it is consumed.  Bodies are drained as they come, and a header
+	 * block up to its cap always fits, so only that waiting is bounded.
 	 */
-	bufferevent_setwatermark(bev, EV_READ, 0, HTTP_READ_HIWAT);
+	bufferevent_setwatermark(bev, EV_READ, 0,
+	    srv->limits.max_header_bytes + HTTP_READ_SLACK);
 	if (srv->ssl != NULL)
 		bufferevent_enable(bev, EV_READ | EV_WRITE);
 	else {

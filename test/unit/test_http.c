@@ -585,6 +585,48 @@ test_body_pieces(void **state)
 }
 
 static void
+c_pipeline_many(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	char	 pad[451], one[600], *all;
+	size_t	 n = 0, len;
+	int	 i;
+
+	memset(pad, 'p', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	all = xmalloc(40 * sizeof(one));
+	for (i = 0; i < 40; i++) {
+		len = (size_t)snprintf(one, sizeof(one),
+		    "GET /p%d HTTP/1.1\r\nX-Pad: %s\r\n%s\r\n", i, pad,
+		    i == 39 ? "Connection: close\r\n" : "");
+		memcpy(all + n, one, len);
+		n += len;
+	}
+	client_send(fd, all, n);
+	free(all);
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+/*
+ * Forty pipelined requests (about 19 KB) sent at once, each answered
+ * late: more than the input kept while a request is handled, so reading
+ * pauses and resumes; every one is answered.
+ */
+static void
+test_pipeline_many(void **state)
+{
+	struct fixture	*fx = *state;
+
+	fx->delay_ms = 5;
+	run_client(fx, c_pipeline_many);
+	assert_int_equal(fx->requests, 40);
+	assert_int_equal(count(resp, "HTTP/1.1 200 OK"), 40);
+	assert_int_equal(count(resp, "late"), 40);
+	assert_int_equal(http_server_pending(fx->srv), 0);
+}
+
+static void
 c_bad(struct fixture *fx)
 {
 	int	 fd = client_connect(fx);
@@ -624,6 +666,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad_request_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_pieces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipeline_many, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
