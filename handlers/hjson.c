@@ -43,28 +43,38 @@ hjson_parse_object(const char *body, size_t len, struct hook_result *res)
 	return root;
 }
 
+/*
+ * cJSON_GetObjectItemCaseSensitive for the n bytes at key, without copying
+ * them and testing the first byte before the rest: a push has objects of
+ * about a hundred keys, looked up many times.
+ */
+static const cJSON *
+hjson_member(const cJSON *obj, const char *key, size_t n)
+{
+	const cJSON	*c;
+
+	for (c = obj->child; c != NULL; c = c->next) {
+		if (c->string == NULL || c->string[0] != key[0])
+			continue;
+		if (strncmp(c->string, key, n) == 0 && c->string[n] == '\0')
+			return c;
+	}
+	return NULL;
+}
+
 const cJSON *
 hjson_get(const cJSON *root, const char *path)
 {
-	const cJSON	*cur = root, *c;
+	const cJSON	*cur = root;
 	const char	*p = path, *dot;
 	size_t		 n;
 
-	/*
-	 * cJSON_GetObjectItemCaseSensitive, without copying the path's part
-	 * and testing the first byte before the rest: a push has objects of
-	 * about a hundred keys, looked up many times.
-	 */
 	while (cur != NULL && *p != '\0') {
 		dot = strchr(p, '.');
 		n = dot != NULL ? (size_t)(dot - p) : strlen(p);
 		if (!cJSON_IsObject(cur))
 			return NULL;
-		for (c = cur->child; c != NULL; c = c->next)
-			if (c->string != NULL && c->string[0] == p[0] &&
-			    strncmp(c->string, p, n) == 0 && c->string[n] == '\0')
-				break;
-		cur = c;
+		cur = hjson_member(cur, p, n);
 		p += n;
 		if (*p == '.')
 			p++;
