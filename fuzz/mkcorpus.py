@@ -116,6 +116,8 @@ def main():
         name = os.path.basename(path)[:-5]
         v = variant(meta)
         out("fuzz_handler_" + src, name, bytes([v]) + body)
+        if body[:1] in (b"{", b"["):
+            out("fuzz_json", "%s-%s" % (src, name), body)
         if name in ("push", "push-json", "cloud-push", "official"):
             out("fuzz_handler_" + src, name + "-unsigned",
                 bytes([v & ~0x3]) + body)
@@ -124,6 +126,20 @@ def main():
                 and good[src] <= 3:
             out("fuzz_http", "good-%s-%s" % (src, name),
                 signed_request(src, meta, body))
+    # The corners where the one-pass reader must read as cJSON reads.
+    for i, doc in enumerate([
+            b'\xef\xbb\xbf{"bom": 1}', b'\xef\xbb\xbf1', b'[01, 1., -0, 1e5, '
+            b'1E+2, -1.5e-3, 12345678901234567, 1e999, 0.1e]',
+            b'"' + b'9' * 80 + b'"', b'[' + b'9' * 80 + b']',
+            b'{"s": "\\u00e9\\ud83d\\ude80\\n\\t\\"\\\\\\/\\b\\f\\r"}',
+            b'["\\ud800", "\\udc00", "\\ud800\\u0041", "\\u00zz", "\\u0000"]',
+            b'{"a": 1, "a": 2}', b'{"k": {"x": 1, "x": 2}}',
+            b'\x01\x1f[\x0b1\x0c,\x7f2]\x0b', b'[1] \t\r\n', b'[1]\x0b',
+            b'["raw \x01 control", "caf\xc3\xa9", "\xed\xa0\x80", "\xc0\xaf"]',
+            b'[true, false, null, nul, tru, fals]', b'[' * 64 + b']' * 64,
+            b'[' * 65 + b']' * 65, b'{"a":1,}', b'[1,]', b'{"a" 1}', b'',
+            b'{"' + b'k' * 70 + b'": 1}']):
+        out("fuzz_json", "edge%02d" % i, doc)
     for path in sorted(glob.glob("config/*.yaml") +
                        glob.glob("test/fixtures/config/*/*.yaml")):
         with open(path, "rb") as f:

@@ -141,6 +141,12 @@ ja_free(void *p)
 		free(p);
 }
 
+void *
+handler_json_alloc(size_t n)
+{
+	return ja_malloc(n);
+}
+
 int
 handler_json_arena_owns(const void *p)
 {

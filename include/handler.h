@@ -125,10 +125,11 @@ int	handler_check_hmac256(const struct config_source *, const void *msg,
 int	handler_check_hmac1(const struct config_source *, const void *msg,
 	    size_t len, const char *sig_hex);
 /*
- * Strict JSON for payloads: valid UTF-8, nothing after the value, nesting
- * at most HANDLER_JSON_MAX_DEPTH, no duplicate keys in an object, no
- * \u0000 in strings (cJSON would cut the string there), finite numbers.
- * Returns the tree (cJSON_Delete) or NULL with the reason in why.
+ * Strict JSON for payloads (handlers/json_parse.c, one pass): valid UTF-8,
+ * nothing after the value, nesting at most HANDLER_JSON_MAX_DEPTH, no
+ * duplicate keys in an object, no \u0000 or other escape cJSON would cut
+ * a string at, finite numbers.  Returns the cJSON tree cJSON would build
+ * (cJSON_Delete or handler_json_delete) or NULL with the reason in why.
  */
 #define HANDLER_JSON_MAX_DEPTH	64
 struct cJSON;
@@ -145,6 +146,9 @@ struct cJSON	*handler_json_parse(const void *body, size_t len, char *why,
 void	handler_json_init(void);
 void	handler_json_arena_begin(void);
 void	handler_json_arena_end(void);
+/* Memory as cJSON's allocator hands it out on this thread (the arena
+ * inside a bracket, else malloc): what handler_json_parse builds with. */
+void	*handler_json_alloc(size_t);
 /* 1 if p is arena memory of this thread's open bracket (tests). */
 int	handler_json_arena_owns(const void *p);
 /*

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "handler.h"
+#include "json_ref.h"
 #include "util.h"
 
 static void
@@ -60,9 +61,76 @@ test_bad(void **state)
 	expect_bad("{\"a\":\"\xed\xa0\x80\"}", 10, "UTF-8");	/* surrogate */
 	expect_bad("{\"a\":1e999999}", 14, "out of range");
 	expect_bad("{\"a\":\"b\"}\0", 10, "NUL");
+	/* cJSON read a bad hex digit as U+0000 and cut the string there. */
+	expect_bad("[\"ab\\u00zzcd\"]", 14, "escape");
+	expect_bad("[\"\\ud800\"]", 10, "escape");	/* half a pair */
+	expect_bad("[\"\\udc00\\ud800\"]", 16, "escape");
+	expect_bad("[1,]", 4, "malformed JSON at byte 3");
+	expect_bad("[\"abc", 5, "not closed");
 	for (i = 0; i < sizeof(deep); i++)
 		deep[i] = '[';
 	expect_bad(deep, sizeof(deep), "nested");
+}
+
+/* Reader and reference agree on bodies and on every one-byte change of
+ * them: the same verdict, and the same tree where both accept. */
+static void
+same_as_reference(const char *doc, size_t len)
+{
+	char	 why[256], rwhy[256], where[256];
+	cJSON	*a, *b;
+
+	why[0] = rwhy[0] = '\0';
+	a = handler_json_parse(doc, len, why, sizeof(why));
+	b = json_ref_parse(doc, len, rwhy, sizeof(rwhy));
+	if ((a == NULL) != (b == NULL))
+		fail_msg("%.*s: reader %s (%s), reference %s (%s)", (int)len,
+		    doc, a ? "accepts" : "refuses", why,
+		    b ? "accepts" : "refuses", rwhy);
+	if (a != NULL && !json_ref_same(a, b, where, sizeof(where)))
+		fail_msg("%.*s: trees differ: %s", (int)len, doc, where);
+	if (a == NULL)
+		assert_true(why[0] != '\0');
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+}
+
+static void
+test_reference(void **state)
+{
+	static const char *const docs[] = {
+		"{\"ref\": \"refs/heads/main\", \"commits\": [{\"id\": "
+		    "\"0f3c\", \"added\": [\"a/b.yaml\"], \"n\": -12.5e-1}], "
+		    "\"ok\": true, \"no\": false, \"x\": null}",
+		"\xef\xbb\xbf{\"bom\": [01, 1., -0, 1E+2, 123456789012345678]}",
+		"[\"\\u00e9\\ud83d\\ude80\\n\\t\\\"\\\\\\/\\b\\f\\r\", "
+		    "\"raw \x01\x1f\", \"caf\xc3\xa9 \xf0\x9f\x9a\x80\"]",
+		"\x01\x1f[\x0b" "1\x0c,\x7f" "2]\x0b",
+		"[99999999999999999999999999999999999999999999999999999999999999"
+		    "9999999999, 2147483648, -2147483649, 1e308]",
+		"{\"a\": {\"b\": {\"c\": [[], {}, [[]]]}}, \"d\": \"\"}",
+	};
+	char	 m[512];
+	size_t	 i, k, len;
+	int	 v;
+	static const char subst[] = { '\0', '"', '\\', '[', '}', ',', ':',
+	    ' ', '\x0b', '0', 'e', '-', '.', 'u', '\x80', '\xc3', '\xff' };
+
+	(void)state;
+	for (i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		len = strlen(docs[i]);
+		assert_true(len < sizeof(m));
+		same_as_reference(docs[i], len);
+		for (k = 0; k < len; k++) {
+			for (v = 0; v < (int)sizeof(subst); v++) {
+				memcpy(m, docs[i], len);
+				m[k] = subst[v];
+				same_as_reference(m, len);
+			}
+			/* And every prefix. */
+			same_as_reference(docs[i], k);
+		}
+	}
 }
 
 static void *
@@ -146,6 +214,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_reference),
 		cmocka_unit_test(test_arena),
 	};
 
