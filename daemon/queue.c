@@ -542,7 +542,15 @@ fail:
 	return -1;
 }
 
-/* Store one delivery whole, or nothing of it. */
+/*
+ * Store one delivery whole.  A duplicate or a full queue is known before
+ * anything of it is written; any other failure leaves part of it in the
+ * transaction, so QUEUE_ERROR means the whole round must be rolled back
+ * (every delivery of it is then answered 503, as when the commit fails).
+ * A savepoint per delivery would confine a failure to its delivery, but
+ * it cost more than a tenth of the store thread's time, for errors (disk
+ * full, I/O) that fail the commit of the round anyway.
+ */
 static enum queue_status
 queue_store_item(struct queue *q, const struct config *cfg,
     struct queue_sub_item *it, struct queue_outcome *o, int64_t *ids,
@@ -556,39 +564,31 @@ queue_store_item(struct queue *q, const struct config *cfg,
 	if (cfg->queue.max_queued > 0 &&
 	    q->pending + (int64_t)it->njobs > cfg->queue.max_queued)
 		return QUEUE_FULL;
-	if (q->ops->item_begin(q->wr, err, sizeof(err)) == -1)
-		goto fail;
 	ev.source = it->source;
 	ev.delivery = it->delivery;
 	ev.kind = it->kind;
 	ev.summary = it->summary;
 	ev.received_ms = it->received_ms;
 	r = q->ops->add_event(q->wr, &ev, &o->event_id, err, sizeof(err));
-	if (r == 1) {
-		q->ops->item_abort(q->wr);
+	if (r == 1)
 		return QUEUE_DUPLICATE;
-	}
 	if (r == -1)
-		goto abort;
+		goto fail;
 	for (k = 0; k < it->njobs; k++) {
 		if (q->ops->add_job(q->wr, &it->jobs[k], o->event_id,
 		    queue_max_attempts(cfg, it->jobs[k].kind), now, &ids[k],
 		    &absorbed, err, sizeof(err)) == -1)
-			goto abort;
+			goto fail;
 		if (!absorbed)
 			added++;
 	}
-	if (q->ops->item_end(q->wr, err, sizeof(err)) == -1)
-		goto abort;
 	q->pending += added;
 	o->job_ids = ids;
 	o->njob_ids = it->njobs;
 	return QUEUE_OK;
-abort:
-	q->ops->item_abort(q->wr);
 fail:
-	log_warnx("queue: cannot store delivery %s of %s: %s", it->delivery,
-	    it->source, err);
+	log_warnx("queue: cannot store delivery %s of %s: %s (the round is "
+	    "rolled back)", it->delivery, it->source, err);
 	return QUEUE_ERROR;
 }
 
@@ -657,7 +657,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	struct store_claim	 c;
 	char			 err[256];
 	int64_t			 now = util_now_ms(), *ids;
-	int			 ok = 0, claimed = 0, r, added = 0;
+	int			 ok = 0, claimed = 0, r, added = 0, broken = 0;
 	size_t			 i, k, nids, nitems = 0;
 	double			 t0 = util_mono_s(), dt;
 
@@ -688,13 +688,21 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 		sub->ids = xcalloc(nids + 1, sizeof(int64_t));
 		ids = sub->ids;
 		nitems += sub->n;
-		for (i = 0; i < sub->n; i++) {
+		for (i = 0; i < sub->n && !broken; i++) {
 			sub->outcomes[i].status = queue_store_item(q, cfg,
 			    &sub->items[i], &sub->outcomes[i], ids, now);
 			if (sub->outcomes[i].status == QUEUE_OK)
 				added += (int)sub->items[i].njobs;
+			else if (sub->outcomes[i].status == QUEUE_ERROR)
+				broken = 1;
 			ids += sub->items[i].njobs;
 		}
+	}
+	if (broken) {
+		/* Part of a delivery is in the transaction: none of it may
+		 * be committed (pending is counted again from the store). */
+		snprintf(err, sizeof(err), "a delivery could not be stored");
+		goto done;
 	}
 	for (d = recorded; d != NULL; d = d->next) {
 		if (d->job->kind == JOB_NOTIFY)

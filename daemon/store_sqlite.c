@@ -18,6 +18,7 @@
 #include "util.h"
 
 enum st_stmt {
+	ST_HAS_DELIVERY,
 	ST_ADD_DELIVERY,
 	ST_ADD_EVENT,
 	ST_FIND_SYNC,
@@ -50,6 +51,8 @@ enum st_stmt {
 };
 
 static const char *const store_sqlite_sql[ST_MAX] = {
+	[ST_HAS_DELIVERY] = "SELECT 1 FROM deliveries WHERE source = ?1"
+	    " AND delivery = ?2",
 	[ST_ADD_DELIVERY] = "INSERT INTO deliveries(source, delivery, event_id,"
 	    " received) VALUES (?1, ?2, ?3, ?4)",
 	[ST_ADD_EVENT] = "INSERT INTO events(source, delivery, received, kind,"
@@ -372,6 +375,25 @@ store_sqlite_add_event(struct store *st, const struct store_event *ev,
 	int64_t		 id;
 	int		 rc;
 
+	/*
+	 * A duplicate is found before anything of it is written, so a round
+	 * of deliveries needs no savepoint per delivery (one cost more than
+	 * the lookup: SQLite copies every page the delivery touches into a
+	 * statement journal).  The store thread is the only writer.
+	 */
+	if ((s = store_sqlite_stmt(st, ST_HAS_DELIVERY, err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, ev->source);
+	store_sqlite_text(s, 2, ev->delivery);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "find delivery");
+		return -1;
+	}
+
 	if ((s = store_sqlite_stmt(st, ST_ADD_EVENT, err, errlen)) == NULL)
 		return -1;
 	store_sqlite_text(s, 1, ev->source);
@@ -389,14 +411,8 @@ store_sqlite_add_event(struct store *st, const struct store_event *ev,
 	store_sqlite_text(s, 2, ev->delivery);
 	sqlite3_bind_int64(s, 3, id);
 	sqlite3_bind_int64(s, 4, ev->received_ms);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_CONSTRAINT)
-		return 1;	/* the caller rolls the item back */
-	if (rc != SQLITE_DONE) {
-		store_sqlite_err(st, err, errlen, "add delivery");
+	if (store_sqlite_done(st, s, err, errlen, "add delivery") == -1)
 		return -1;
-	}
 	*event_id = id;
 	return 0;
 }

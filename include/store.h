@@ -112,14 +112,17 @@ struct store_ops {
 	int		 (*begin)(struct store *, char *err, size_t errlen);
 	int		 (*commit)(struct store *, char *err, size_t errlen);
 	void		 (*rollback)(struct store *);
-	/* A nested all-or-nothing unit inside a transaction (one delivery). */
+	/* A nested all-or-nothing unit inside a transaction (a finished run,
+	 * an admin write; deliveries go without one, see add_event). */
 	int		 (*item_begin)(struct store *, char *err, size_t errlen);
 	int		 (*item_end)(struct store *, char *err, size_t errlen);
 	void		 (*item_abort)(struct store *);
 
 	/*
 	 * Record an event and its delivery id.  Returns 0 (event_id set),
-	 * 1 when (source, delivery) is already stored, -1 on error.
+	 * 1 when (source, delivery) is already stored (found before anything
+	 * is written, so nothing needs undoing), -1 on error (the caller
+	 * rolls back the whole transaction).
 	 */
 	int		 (*add_event)(struct store *, const struct store_event *,
 			    int64_t *event_id, char *err, size_t errlen);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <sqlite3.h>
 
 #include "queue_fixture.h"
 
@@ -527,6 +528,76 @@ test_back_pressure(void **state)
 	qfx_teardown(&fx);
 }
 
+/*
+ * A round writes its deliveries without a savepoint each, so a delivery
+ * that fails half-way (here a trigger refuses its job after its event is
+ * in) must take the whole round down with it: both deliveries of the
+ * batch are answered QUEUE_ERROR, and neither is stored, not even in part
+ * (the second is not a "duplicate" later, the first is stored again).
+ */
+static void
+test_round_rolled_back_whole(void **state)
+{
+	struct qfx		 fx;
+	struct hook_event	 ev[2];
+	struct queue_item	 it[2];
+	struct job_spec		 good = qfx_sync("ok", "r1"),
+				 bad = qfx_sync("poison", "r2");
+	struct qfx_sub		 s, s2, s3;
+	sqlite3			*db;
+	cJSON			*o;
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 0);
+	assert_int_equal(sqlite3_open(fx.path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, "CREATE TRIGGER poison BEFORE "
+	    "INSERT ON jobs WHEN NEW.app = 'poison' BEGIN "
+	    "SELECT RAISE(ABORT, 'poisoned job'); END", NULL, NULL, NULL),
+	    SQLITE_OK);
+	memset(ev, 0, sizeof(ev));
+	memset(&s, 0, sizeof(s));
+	ev[0].kind = ev[1].kind = HOOK_EVENT_PUSH;
+	ev[0].delivery = (char *)"good-1";
+	ev[1].delivery = (char *)"bad-1";
+	it[0].source = it[1].source = "github";
+	it[0].event = &ev[0];
+	it[1].event = &ev[1];
+	it[0].jobs = &good;
+	it[1].jobs = &bad;
+	it[0].njobs = it[1].njobs = 1;
+	queue_submit(fx.q, it, 2, qfx_sub_cb, &s);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s, 5000), 0);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.status[0], QUEUE_ERROR);
+	assert_int_equal(s.status[1], QUEUE_ERROR);
+	o = test_admin(&fx, "GET", "/api/v1/events", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")),
+	    0);
+	cJSON_Delete(o);
+
+	/* The store goes on: the good one alone is stored now... */
+	memset(&s2, 0, sizeof(s2));
+	qfx_submit(&fx, "github", "good-1", &good, 1, &s2);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s2, 5000), 0);
+	assert_int_equal(s2.status[0], QUEUE_OK);
+	/* ...and, once its job is allowed, so is the other: no part of it
+	 * was left behind to make it a repeat. */
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER poison", NULL, NULL,
+	    NULL), SQLITE_OK);
+	memset(&s3, 0, sizeof(s3));
+	qfx_submit(&fx, "github", "bad-1", &bad, 1, &s3);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s3, 5000), 0);
+	assert_int_equal(s3.status[0], QUEUE_OK);
+	o = test_admin(&fx, "GET", "/api/v1/events", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")),
+	    2);
+	cJSON_Delete(o);
+	sqlite3_close(db);
+	qfx_teardown(&fx);
+}
+
 static void
 test_disk_full(void **state)
 {
@@ -764,6 +835,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dedup_store),
 		cmocka_unit_test(test_dedup_queue_batch_and_restart),
+		cmocka_unit_test(test_round_rolled_back_whole),
 		cmocka_unit_test(test_backoff_bounds),
 		cmocka_unit_test(test_absorb),
 		cmocka_unit_test(test_claim_merge_exclusive),
