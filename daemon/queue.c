@@ -25,9 +25,12 @@
  *   the app's status.  Claims follow the store's rules (one running job per
  *   app, per repository for update-image, queued update-image jobs of one
  *   repository merged into one run).
- * - Failure.  A delivery is stored whole or not at all (a savepoint per
- *   item); a failed commit answers QUEUE_ERROR for the whole round, and
- *   finished attempts of that round are kept to be recorded again.
+ * - Failure.  A delivery is stored whole or not at all: a duplicate is
+ *   found before anything of it is written, and any other failure while
+ *   writing it rolls back the whole round (no savepoint per delivery,
+ *   see queue_store_item); a failed round or commit answers QUEUE_ERROR
+ *   for all of it, and finished attempts of that round are kept to be
+ *   recorded again.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>

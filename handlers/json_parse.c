@@ -50,6 +50,23 @@ static const unsigned char jp_stop[256] = {
 	[0x80 ... 0xff] = 1,
 };
 
+#define JP_ONES		0x0101010101010101ULL
+#define JP_HIGHS	0x8080808080808080ULL
+
+/*
+ * Nonzero if a byte of w is one jp_stop[] stops at (NUL, quote, backslash,
+ * 0x80 and up).  A byte equal to c is a zero byte of w ^ (c * JP_ONES);
+ * (x - JP_ONES) & ~x & JP_HIGHS is nonzero exactly when x has a zero byte.
+ */
+static uint64_t
+jp_stop_word(uint64_t w)
+{
+	uint64_t	 q = w ^ (JP_ONES * '"'), b = w ^ (JP_ONES * '\\');
+
+	return (((w - JP_ONES) & ~w) | ((q - JP_ONES) & ~q) |
+	    ((b - JP_ONES) & ~b) | w) & JP_HIGHS;
+}
+
 static int	jp_err(struct jp *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 
@@ -187,8 +204,9 @@ bad:
 	return 0;
 }
 
-/* Decode the (checked) string body [s, e) with escapes into out. */
-static void
+/* Decode the (checked) string body [s, e) with escapes into out; returns
+ * the end of what it wrote (where the NUL went). */
+static char *
 jp_unescape(const unsigned char *s, const unsigned char *e, char *out)
 {
 	const unsigned char	*b;
@@ -241,14 +259,15 @@ jp_unescape(const unsigned char *s, const unsigned char *e, char *out)
 		s += 2;
 	}
 	*out = '\0';
+	return out;
 }
 
 /*
- * The string at j->p (a quote), checked and decoded into a new string;
- * j->p moves past its closing quote.  NULL with why set.
+ * The string at j->p (a quote), checked and decoded into a new string of
+ * *lenp bytes; j->p moves past its closing quote.  NULL with why set.
  */
 static char *
-jp_string(struct jp *j)
+jp_string(struct jp *j, size_t *lenp)
 {
 	const unsigned char	*s = j->p + 1, *q = s, *end = j->end;
 	size_t			 n;
@@ -256,7 +275,16 @@ jp_string(struct jp *j)
 	int			 esc = 0;
 
 	for (;;) {
-		/* Most bytes need no look. */
+		/* Most bytes need no look: skip them a word at a time while
+		 * no byte of the word is one to stop at, then bytewise. */
+		while (end - q >= 8) {
+			uint64_t	 w;
+
+			memcpy(&w, q, 8);
+			if (jp_stop_word(w))
+				break;
+			q += 8;
+		}
 		while (q < end && !jp_stop[*q])
 			q++;
 		if (q >= end) {
@@ -289,10 +317,11 @@ jp_string(struct jp *j)
 	if ((out = jp_alloc(j, n + 1)) == NULL)
 		return NULL;
 	if (esc)
-		jp_unescape(s, q, out);
+		*lenp = (size_t)(jp_unescape(s, q, out) - out);
 	else {
 		memcpy(out, s, n);
 		out[n] = '\0';
+		*lenp = n;
 	}
 	j->p = q + 1;
 	return out;
@@ -367,26 +396,16 @@ jp_key_cmp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The n keys of an object, first is its first member: no two alike. */
+/* The n keys of a big object, first is its first member: no two alike
+ * (sorted, O(n log n)). */
 static int
 jp_dupkeys(struct jp *j, const cJSON *first, size_t n)
 {
-	const cJSON	*c, *d;
+	const cJSON	*c;
 	const char	**keys;
 	size_t		 i;
 	int		 rc = 0;
 
-	if (n <= 16) {
-		/* Small objects (most): compare pairs, first bytes first. */
-		for (c = first; c != NULL; c = c->next)
-			for (d = c->next; d != NULL; d = d->next)
-				if (c->string[0] == d->string[0] &&
-				    strcmp(c->string, d->string) == 0)
-					return jp_err(j, "duplicate JSON key "
-					    "\"%.64s\"", c->string);
-		return 0;
-	}
-	/* Sorted keys find duplicates in O(n log n), not O(n^2). */
 	if ((keys = malloc(n * sizeof(*keys))) == NULL)
 		return jp_err(j, "out of memory reading JSON");
 	for (i = 0, c = first; c != NULL; c = c->next)
@@ -425,12 +444,30 @@ jp_member(struct jp *j, cJSON *item, cJSON **last)
 	return c;
 }
 
+/*
+ * The first JP_SMALL keys of an object are checked for repeats as they
+ * are read, by a signature (length, first and last byte) first: equal
+ * keys have equal signatures, and most different keys of a payload
+ * ("added", "author") differ in it, so few pairs need a strcmp.  Past
+ * JP_SMALL keys, the object is checked whole at its end, sorted.
+ */
+#define JP_SMALL	16
+
+static uint32_t
+jp_sig(const char *k, size_t len)
+{
+	return (uint32_t)len << 16 | (uint32_t)(unsigned char)k[0] << 8 |
+	    (unsigned char)(len > 0 ? k[len - 1] : 0);
+}
+
 /* An array or object at j->p; close is ']' or '}'. */
 static int
 jp_container(struct jp *j, cJSON *item, unsigned char close)
 {
-	cJSON	*c, *last = NULL;
-	size_t	 n = 0;
+	cJSON		*c, *last = NULL;
+	const char	*keys[JP_SMALL];
+	uint32_t	 sig[JP_SMALL];
+	size_t		 n = 0, i, klen;
 
 	item->type = close == '}' ? cJSON_Object : cJSON_Array;
 	if (++j->depth > HANDLER_JSON_MAX_DEPTH)
@@ -446,8 +483,18 @@ jp_container(struct jp *j, cJSON *item, unsigned char close)
 		if (close == '}') {
 			if (j->p >= j->end || *j->p != '"')
 				return jp_syntax(j);
-			if ((c->string = jp_string(j)) == NULL)
+			if ((c->string = jp_string(j, &klen)) == NULL)
 				return -1;
+			if (n < JP_SMALL) {
+				sig[n] = jp_sig(c->string, klen);
+				for (i = 0; i < n; i++)
+					if (sig[i] == sig[n] &&
+					    strcmp(keys[i], c->string) == 0)
+						return jp_err(j, "duplicate "
+						    "JSON key \"%.64s\"",
+						    c->string);
+				keys[n] = c->string;
+			}
 			jp_ws(j);
 			if (j->p >= j->end || *j->p != ':')
 				return jp_syntax(j);
@@ -470,7 +517,8 @@ jp_container(struct jp *j, cJSON *item, unsigned char close)
 done:
 	j->p++;
 	j->depth--;
-	return close == '}' && n > 1 ? jp_dupkeys(j, item->child, n) : 0;
+	return close == '}' && n > JP_SMALL ? jp_dupkeys(j, item->child, n) :
+	    0;
 }
 
 static int
@@ -486,11 +534,13 @@ jp_literal(struct jp *j, const char *word, size_t n)
 static int
 jp_value(struct jp *j, cJSON *item)
 {
+	size_t	 len;
+
 	if (j->p >= j->end)
 		return jp_syntax(j);
 	switch (*j->p) {
 	case '"':
-		if ((item->valuestring = jp_string(j)) == NULL)
+		if ((item->valuestring = jp_string(j, &len)) == NULL)
 			return -1;
 		item->type = cJSON_String;
 		return 0;

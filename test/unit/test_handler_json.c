@@ -41,6 +41,11 @@ test_good(void **state)
 	assert_string_equal(cJSON_GetObjectItem(j, "c")->valuestring,
 	    "caf\xc3\xa9 \xf0\x9f\x9a\x80");
 	cJSON_Delete(j);
+	/* Keys alike in length, first and last byte are still different. */
+	j = handler_json_parse("{\"axb\": 1, \"ayb\": 2}", 20, why,
+	    sizeof(why));
+	assert_non_null(j);
+	cJSON_Delete(j);
 }
 
 static void
@@ -66,6 +71,8 @@ test_bad(void **state)
 	expect_bad("[\"\\ud800\"]", 10, "escape");	/* half a pair */
 	expect_bad("[\"\\udc00\\ud800\"]", 16, "escape");
 	expect_bad("[1,]", 4, "malformed JSON at byte 3");
+	expect_bad("{\"axb\": 1, \"ayb\": 2, \"a\\u0078b\": 3}", 35,
+	    "duplicate JSON key \"axb\"");
 	expect_bad("[\"abc", 5, "not closed");
 	for (i = 0; i < sizeof(deep); i++)
 		deep[i] = '[';
@@ -109,6 +116,13 @@ test_reference(void **state)
 		"[99999999999999999999999999999999999999999999999999999999999999"
 		    "9999999999, 2147483648, -2147483649, 1e308]",
 		"{\"a\": {\"b\": {\"c\": [[], {}, [[]]]}}, \"d\": \"\"}",
+		/* Alike in length, first and last byte, yet different. */
+		"{\"axb\": 1, \"ayb\": 2, \"azb\": [\"axb\"]}",
+		"{\"axb\": 1, \"ayb\": 2, \"a\\u0078b\": 3}",
+		/* More keys than are checked as they come. */
+		"{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,"
+		    "\"k7\":7,\"k8\":8,\"k9\":9,\"ka\":10,\"kb\":11,\"kc\":12,"
+		    "\"kd\":13,\"ke\":14,\"kf\":15,\"kg\":16,\"kh\":17,\"k1\":1}",
 	};
 	char	 m[512];
 	size_t	 i, k, len;
