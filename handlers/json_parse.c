@@ -336,9 +336,10 @@ jp_numchar(unsigned char c)
 
 /*
  * A number: what strtod() reads of the run of number characters here, as
- * cJSON 1.7.15 reads it (the whole run, however long); a short plain
- * integer, the usual case, is converted without strtod (exactly: it is
- * below 2^53).
+ * cJSON 1.7.15 reads it (the whole run, however long).  A plain integer of
+ * at most 16 characters, the usual case, is converted without strtod: it
+ * is exact in 64 bits, and converting that to double rounds to nearest
+ * as strtod does (fuzz_json compares the bits).
  */
 static int
 jp_number(struct jp *j, cJSON *item)
@@ -352,7 +353,7 @@ jp_number(struct jp *j, cJSON *item)
 
 	for (n = 0; s + n < j->end && jp_numchar(s[n]); n++) {
 		if (n >= 16)
-			plain = 0;	/* past 2^53: leave it to strtod */
+			plain = 0;	/* long: leave it to strtod */
 		else if (s[n] >= '0' && s[n] <= '9')
 			v = v * 10 + (uint64_t)(s[n] - '0');
 		else if (n == 0 && s[n] == '-')
