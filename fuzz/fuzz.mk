@@ -22,7 +22,8 @@ build-fuzz/libgitopsd.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h fuzz/handler.inc build-fuzz/libgitopsd.a
+build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h fuzz/handler.inc test/unit/json_ref.h \
+    build-fuzz/libgitopsd.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ifuzz -fsanitize=fuzzer -o $@ $< \
 	    build-fuzz/libgitopsd.a $(LIBS)
 

@@ -382,6 +382,19 @@ test_admin(struct qfx *fx, const char *method, const char *path,
 	return o;
 }
 
+/* How many events the admin API lists. */
+static int
+test_event_count(struct qfx *fx)
+{
+	cJSON	*o;
+	int	 n;
+
+	o = test_admin(fx, "GET", "/api/v1/events", NULL, 200);
+	n = cJSON_GetArraySize(cJSON_GetObjectItem(o, "events"));
+	cJSON_Delete(o);
+	return n;
+}
+
 static void
 test_state_machine(void **state)
 {
@@ -513,10 +526,7 @@ test_back_pressure(void **state)
 	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s2, 5000), 0);
 	assert_int_equal(s2.status[0], QUEUE_FULL);
 	/* Nothing of it was stored: one event, two jobs. */
-	o = test_admin(&fx, "GET", "/api/v1/events", NULL, 200);
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")),
-	    1);
-	cJSON_Delete(o);
+	assert_int_equal(test_event_count(&fx), 1);
 	o = test_admin(&fx, "GET", "/api/v1/jobs", NULL, 200);
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "jobs")), 2);
 	cJSON_Delete(o);
@@ -545,7 +555,6 @@ test_round_rolled_back_whole(void **state)
 				 bad = qfx_sync("poison", "r2");
 	struct qfx_sub		 s, s2, s3;
 	sqlite3			*db;
-	cJSON			*o;
 
 	(void)state;
 	qfx_setup(&fx);
@@ -572,10 +581,7 @@ test_round_rolled_back_whole(void **state)
 	assert_int_equal(s.n, 2);
 	assert_int_equal(s.status[0], QUEUE_ERROR);
 	assert_int_equal(s.status[1], QUEUE_ERROR);
-	o = test_admin(&fx, "GET", "/api/v1/events", NULL, 200);
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")),
-	    0);
-	cJSON_Delete(o);
+	assert_int_equal(test_event_count(&fx), 0);
 
 	/* The store goes on: the good one alone is stored now... */
 	memset(&s2, 0, sizeof(s2));
@@ -590,10 +596,7 @@ test_round_rolled_back_whole(void **state)
 	qfx_submit(&fx, "github", "bad-1", &bad, 1, &s3);
 	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s3, 5000), 0);
 	assert_int_equal(s3.status[0], QUEUE_OK);
-	o = test_admin(&fx, "GET", "/api/v1/events", NULL, 200);
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")),
-	    2);
-	cJSON_Delete(o);
+	assert_int_equal(test_event_count(&fx), 2);
 	sqlite3_close(db);
 	qfx_teardown(&fx);
 }
@@ -609,7 +612,6 @@ test_disk_full(void **state)
 	char			 wal[160], *big;
 	struct hook_event	 ev;
 	struct queue_item	 it;
-	cJSON			*o;
 
 	(void)state;
 	qfx_setup(&fx);
@@ -650,10 +652,7 @@ test_disk_full(void **state)
 	queue_submit(fx.q, &it, 1, qfx_sub_cb, &s3);
 	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s3, 5000), 0);
 	assert_int_equal(s3.status[0], QUEUE_OK);
-	o = test_admin(&fx, "GET", "/api/v1/events", NULL, 200);
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")),
-	    2);
-	cJSON_Delete(o);
+	assert_int_equal(test_event_count(&fx), 2);
 	free(big);
 	qfx_teardown(&fx);
 }
