@@ -1181,6 +1181,9 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	if (nrequeued > 0 || ndead > 0)
 		log_info("queue: %d interrupted job(s) re-queued, %d out of"
 		    " attempts", nrequeued, ndead);
+	if (q->ops->load_deliveries(q->wr, util_now_ms() -
+	    (int64_t)cfg->state.dedup_days * 86400000, err, errlen) == -1)
+		goto fail;
 	queue_store_gauges(q);
 	if ((q->wake = event_new(base, -1, 0, queue_wake_cb, q)) == NULL ||
 	    (q->timer = evtimer_new(base, queue_timer_cb, q)) == NULL) {

@@ -6,6 +6,14 @@
  * store thread checkpoints from a timer when the log grows, so no commit on
  * the hot path pays for one.  Statements are prepared once per connection
  * and kept.  Job states and kinds are stored as their enum numbers.
+ *
+ * Repeated deliveries are found through an in-memory set of the delivery
+ * ids of the dedup window (include/seen.h), rebuilt from the events table
+ * at start (load_deliveries), not through an index on disk: such an index
+ * is keyed by random ids, so every delivery of a group commit wrote a page
+ * of its own (10-12 of the 18 pages a round of 12 deliveries wrote).  The
+ * events themselves are the durable record; retention keeps each event at
+ * least as long as its delivery id is remembered.
  */
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -14,12 +22,13 @@
 #include <string.h>
 
 #include "job.h"
+#include "seen.h"
 #include "store.h"
 #include "util.h"
 
 enum st_stmt {
-	ST_HAS_DELIVERY,
-	ST_ADD_DELIVERY,
+	ST_EVENT_KEY,
+	ST_SEEN_LOAD,
 	ST_ADD_EVENT,
 	ST_FIND_SYNC,
 	ST_ABSORB,
@@ -51,10 +60,9 @@ enum st_stmt {
 };
 
 static const char *const store_sqlite_sql[ST_MAX] = {
-	[ST_HAS_DELIVERY] = "SELECT 1 FROM deliveries WHERE source = ?1"
-	    " AND delivery = ?2",
-	[ST_ADD_DELIVERY] = "INSERT INTO deliveries(source, delivery, event_id,"
-	    " received) VALUES (?1, ?2, ?3, ?4)",
+	[ST_EVENT_KEY] = "SELECT source, delivery FROM events WHERE id = ?1",
+	[ST_SEEN_LOAD] = "SELECT id, source, delivery, received FROM events"
+	    " WHERE received >= ?1",
 	[ST_ADD_EVENT] = "INSERT INTO events(source, delivery, received, kind,"
 	    " summary) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_FIND_SYNC] = "SELECT id FROM jobs WHERE app = ?1 AND kind = 1"
@@ -128,10 +136,8 @@ static const char *const store_sqlite_sql[ST_MAX] = {
 
 static const char store_sqlite_schema[] =
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT);"
-    "CREATE TABLE IF NOT EXISTS deliveries(source TEXT NOT NULL,"
-    " delivery TEXT NOT NULL, event_id INTEGER NOT NULL,"
-    " received INTEGER NOT NULL, PRIMARY KEY(source, delivery)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received);"
+    /* Schema 1 kept delivery ids in a table of their own (see the top). */
+    "DROP TABLE IF EXISTS deliveries;"
     "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY,"
     " source TEXT NOT NULL, delivery TEXT NOT NULL, received INTEGER NOT NULL,"
     " kind TEXT NOT NULL, summary TEXT);"
@@ -159,12 +165,14 @@ static const char store_sqlite_schema[] =
     " PRIMARY KEY(app, image)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS notify_keys(key TEXT PRIMARY KEY,"
     " planned INTEGER NOT NULL) WITHOUT ROWID;"
-    "INSERT OR IGNORE INTO meta(k, v) VALUES ('schema', '1');";
+    "INSERT OR REPLACE INTO meta(k, v) VALUES ('schema', '2');";
 
 struct store {
 	sqlite3		*db;
 	sqlite3_stmt	*stmt[ST_MAX];
 	long		 wal_pages;
+	struct seen	*seen;		/* built by the writer's first need */
+	size_t		 seen_mark;	/* pending entries at item_begin */
 };
 
 static void
@@ -273,6 +281,7 @@ store_sqlite_close(struct store *st)
 	for (i = 0; i < ST_MAX; i++)
 		sqlite3_finalize(st->stmt[i]);
 	sqlite3_close(st->db);
+	seen_free(st->seen);
 	free(st);
 }
 
@@ -335,8 +344,12 @@ store_sqlite_commit(struct store *st, char *err, size_t errlen)
 		/* A failed COMMIT may leave the transaction open. */
 		if (!sqlite3_get_autocommit(st->db))
 			store_sqlite_simple(st, ST_ROLLBACK, NULL, 0);
+		if (st->seen != NULL)
+			seen_rollback_to(st->seen, 0);
 		return -1;
 	}
+	if (st->seen != NULL)
+		seen_commit(st->seen);
 	return 0;
 }
 
@@ -345,11 +358,14 @@ store_sqlite_rollback(struct store *st)
 {
 	if (!sqlite3_get_autocommit(st->db))
 		store_sqlite_simple(st, ST_ROLLBACK, NULL, 0);
+	if (st->seen != NULL)
+		seen_rollback_to(st->seen, 0);
 }
 
 static int
 store_sqlite_item_begin(struct store *st, char *err, size_t errlen)
 {
+	st->seen_mark = st->seen != NULL ? seen_pending(st->seen) : 0;
 	return store_sqlite_simple(st, ST_SAVEPOINT, err, errlen);
 }
 
@@ -365,15 +381,95 @@ store_sqlite_item_abort(struct store *st)
 	/* ROLLBACK TO keeps the savepoint; RELEASE drops it. */
 	if (store_sqlite_simple(st, ST_ROLLBACK_TO, NULL, 0) == 0)
 		store_sqlite_simple(st, ST_RELEASE, NULL, 0);
+	if (st->seen != NULL)
+		seen_rollback_to(st->seen, st->seen_mark);
+}
+
+/* A delivery's key, checked against a stored event by seen_find. */
+struct store_sqlite_key {
+	struct store	*st;
+	const char	*source, *delivery;
+	char		 err[128];
+};
+
+/* Is event_id the stored event of this key?  1 yes, 0 no, -1 error. */
+static int
+store_sqlite_match_cb(void *arg, int64_t event_id)
+{
+	struct store_sqlite_key	*k = arg;
+	sqlite3_stmt		*s;
+	const char		*src, *del;
+	int			 rc, r = 0;
+
+	if ((s = store_sqlite_stmt(k->st, ST_EVENT_KEY, k->err,
+	    sizeof(k->err))) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, event_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		src = (const char *)sqlite3_column_text(s, 0);
+		del = (const char *)sqlite3_column_text(s, 1);
+		r = src != NULL && del != NULL && strcmp(src, k->source) == 0 &&
+		    strcmp(del, k->delivery) == 0;
+	} else if (rc != SQLITE_DONE) {
+		store_sqlite_err(k->st, k->err, sizeof(k->err), "find delivery");
+		r = -1;
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+/*
+ * The set of delivery ids received since since_ms, read from the events.
+ * A connection that never takes deliveries never builds it.
+ */
+static int
+store_sqlite_load_deliveries(struct store *st, int64_t since_ms, char *err,
+    size_t errlen)
+{
+	struct seen	*sn;
+	sqlite3_stmt	*s;
+	const char	*src, *del;
+	int		 rc;
+
+	if ((sn = seen_new()) == NULL) {
+		snprintf(err, errlen, "delivery ids: no random key");
+		return -1;
+	}
+	if ((s = store_sqlite_stmt(st, ST_SEEN_LOAD, err, errlen)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(s, 1, since_ms);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		src = (const char *)sqlite3_column_text(s, 1);
+		del = (const char *)sqlite3_column_text(s, 2);
+		if (src == NULL || del == NULL)
+			continue;
+		seen_add(sn, seen_hash(sn, src, del),
+		    sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 3));
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "load delivery ids");
+		goto fail;
+	}
+	seen_commit(sn);
+	seen_free(st->seen);
+	st->seen = sn;
+	return 0;
+fail:
+	seen_free(sn);
+	return -1;
 }
 
 static int
 store_sqlite_add_event(struct store *st, const struct store_event *ev,
     int64_t *event_id, char *err, size_t errlen)
 {
-	sqlite3_stmt	*s;
-	int64_t		 id;
-	int		 rc;
+	struct store_sqlite_key	 key;
+	sqlite3_stmt		*s;
+	uint64_t		 h;
+	int64_t			 id;
+	int			 rc;
 
 	/*
 	 * A duplicate is found before anything of it is written, so a round
@@ -381,17 +477,17 @@ store_sqlite_add_event(struct store *st, const struct store_event *ev,
 	 * the lookup: SQLite copies every page the delivery touches into a
 	 * statement journal).  The store thread is the only writer.
 	 */
-	if ((s = store_sqlite_stmt(st, ST_HAS_DELIVERY, err, errlen)) == NULL)
+	if (st->seen == NULL &&
+	    store_sqlite_load_deliveries(st, 0, err, errlen) == -1)
 		return -1;
-	store_sqlite_text(s, 1, ev->source);
-	store_sqlite_text(s, 2, ev->delivery);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc != SQLITE_DONE) {
-		store_sqlite_err(st, err, errlen, "find delivery");
-		return -1;
+	key.st = st;
+	key.source = ev->source;
+	key.delivery = ev->delivery;
+	h = seen_hash(st->seen, ev->source, ev->delivery);
+	if ((rc = seen_find(st->seen, h, store_sqlite_match_cb, &key)) != 0) {
+		if (rc == -1)
+			snprintf(err, errlen, "%s", key.err);
+		return rc;
 	}
 
 	if ((s = store_sqlite_stmt(st, ST_ADD_EVENT, err, errlen)) == NULL)
@@ -405,14 +501,7 @@ store_sqlite_add_event(struct store *st, const struct store_event *ev,
 		return -1;
 	id = sqlite3_last_insert_rowid(st->db);
 
-	if ((s = store_sqlite_stmt(st, ST_ADD_DELIVERY, err, errlen)) == NULL)
-		return -1;
-	store_sqlite_text(s, 1, ev->source);
-	store_sqlite_text(s, 2, ev->delivery);
-	sqlite3_bind_int64(s, 3, id);
-	sqlite3_bind_int64(s, 4, ev->received_ms);
-	if (store_sqlite_done(st, s, err, errlen, "add delivery") == -1)
-		return -1;
+	seen_add(st->seen, h, id, ev->received_ms);
 	*event_id = id;
 	return 0;
 }
@@ -1262,17 +1351,20 @@ store_sqlite_retention(struct store *st, int64_t keep_before_ms,
 	    "DELETE FROM attempts WHERE job_id IN (SELECT id FROM old_jobs);"
 	    "DELETE FROM event_jobs WHERE job_id IN (SELECT id FROM old_jobs);"
 	    "DELETE FROM jobs WHERE id IN (SELECT id FROM old_jobs);"
+	    /* An event stays while its delivery id is remembered. */
 	    "DELETE FROM events WHERE received < %lld AND NOT EXISTS"
 	    " (SELECT 1 FROM event_jobs ej WHERE ej.event_id = events.id);"
-	    "DELETE FROM deliveries WHERE received < %lld;"
 	    "DELETE FROM notify_keys WHERE planned < %lld;",
-	    (long long)keep_before_ms, (long long)keep_before_ms,
-	    (long long)dedup_before_ms, (long long)keep_before_ms);
+	    (long long)keep_before_ms,
+	    (long long)(keep_before_ms < dedup_before_ms ? keep_before_ms :
+	    dedup_before_ms), (long long)keep_before_ms);
 	if (store_sqlite_exec(st, sql, err, errlen) == -1)
 		goto out;
 	*deleted = sqlite3_total_changes(st->db) - before;
 	if (store_sqlite_commit(st, err, errlen) == -1)
 		goto out;
+	if (st->seen != NULL)
+		*deleted += (int64_t)seen_prune(st->seen, dedup_before_ms);
 	rc = 0;
 out:
 	free(sql);
@@ -1312,6 +1404,7 @@ const struct store_ops store_sqlite_ops = {
 	.item_begin = store_sqlite_item_begin,
 	.item_end = store_sqlite_item_end,
 	.item_abort = store_sqlite_item_abort,
+	.load_deliveries = store_sqlite_load_deliveries,
 	.add_event = store_sqlite_add_event,
 	.add_job = store_sqlite_add_job,
 	.count_pending = store_sqlite_count_pending,

@@ -119,6 +119,14 @@ struct store_ops {
 	void		 (*item_abort)(struct store *);
 
 	/*
+	 * Get ready to recognise the delivery ids received since since_ms
+	 * (the dedup window) on the connection that takes deliveries; called
+	 * once at start.  Without it the first add_event remembers every
+	 * stored event.
+	 */
+	int		 (*load_deliveries)(struct store *, int64_t since_ms,
+			    char *err, size_t errlen);
+	/*
 	 * Record an event and its delivery id.  Returns 0 (event_id set),
 	 * 1 when (source, delivery) is already stored (found before anything
 	 * is written, so nothing needs undoing), -1 on error (the caller

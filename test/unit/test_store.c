@@ -97,6 +97,49 @@ test_dedup_store(void **state)
 	qfx_teardown(&fx);
 }
 
+/*
+ * Delivery ids are remembered for the dedup window, not longer, across a
+ * restart (the window is read back from the events), and an event is kept
+ * while its id is remembered even when state.keep_days is shorter.
+ */
+static void
+test_dedup_window(void **state)
+{
+	const struct store_ops	*ops = &store_sqlite_ops;
+	struct qfx		 fx;
+	struct store		*st;
+	int64_t			 now = util_now_ms(), day = 86400000LL;
+	int64_t			 deleted;
+	int			 dup;
+	char			 err[256];
+
+	(void)state;
+	qfx_setup(&fx);
+	st = test_store_open(&fx);
+	test_add_event(st, "github", "old", now - 10 * day, &dup);
+	test_add_event(st, "github", "mid", now - 5 * day, &dup);
+	test_add_event(st, "github", "new", now - day, &dup);
+	ops->close(st);
+
+	st = test_store_open(&fx);
+	assert_int_equal(ops->load_deliveries(st, now - 7 * day, err,
+	    sizeof(err)), 0);
+	/* Out of the window: stored again, as a new event. */
+	test_add_event(st, "github", "old", now, &dup);
+	assert_int_equal(dup, 0);
+	test_add_event(st, "github", "old", now, &dup);
+	assert_int_equal(dup, 1);
+	/* Kept 3 days, remembered 7: "mid" stays stored and known. */
+	assert_int_equal(ops->retention(st, now - 3 * day, now - 7 * day,
+	    &deleted, err, sizeof(err)), 0);
+	test_add_event(st, "github", "mid", now, &dup);
+	assert_int_equal(dup, 1);
+	test_add_event(st, "github", "new", now, &dup);
+	assert_int_equal(dup, 1);
+	ops->close(st);
+	qfx_teardown(&fx);
+}
+
 static void
 test_dedup_queue_batch_and_restart(void **state)
 {
@@ -833,6 +876,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dedup_store),
+		cmocka_unit_test(test_dedup_window),
 		cmocka_unit_test(test_dedup_queue_batch_and_restart),
 		cmocka_unit_test(test_round_rolled_back_whole),
 		cmocka_unit_test(test_backoff_bounds),

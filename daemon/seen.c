@@ -1,0 +1,329 @@
+/*
+ * seen.c: the delivery ids of the dedup window (include/seen.h).
+ *
+ * An open-addressing table with linear probing: slots of (hash, event id,
+ * received), event id 0 marking a free slot; at most three quarters full.
+ * Removal (a rolled-back transaction) shifts the rest of the probe run
+ * back, so lookups never need tombstones.  Pending entries are listed by
+ * (hash, event id) rather than by slot, since a growth moves slots.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "seen.h"
+#include "util.h"
+
+#define SEEN_MIN_SLOTS	1024
+
+struct seen_slot {
+	uint64_t	 h;
+	int64_t		 event_id;	/* 0: free */
+	int64_t		 received_ms;
+};
+
+struct seen_ref {
+	uint64_t	 h;
+	int64_t		 event_id;
+};
+
+struct seen {
+	unsigned char	  key[16];
+	struct seen_slot *slots;
+	size_t		  nslots;	/* a power of two */
+	size_t		  count;
+	struct seen_ref	 *pending;
+	size_t		  npending, pending_cap;
+};
+
+/* SipHash-2-4, fed in pieces (a key is source, NUL, delivery id). */
+struct seen_sip {
+	uint64_t	 v0, v1, v2, v3;
+	uint64_t	 tail;
+	size_t		 ntail, len;
+};
+
+#define SEEN_ROTL(x, b)	(((x) << (b)) | ((x) >> (64 - (b))))
+
+static void
+seen_sip_round(struct seen_sip *s)
+{
+	s->v0 += s->v1;
+	s->v1 = SEEN_ROTL(s->v1, 13);
+	s->v1 ^= s->v0;
+	s->v0 = SEEN_ROTL(s->v0, 32);
+	s->v2 += s->v3;
+	s->v3 = SEEN_ROTL(s->v3, 16);
+	s->v3 ^= s->v2;
+	s->v0 += s->v3;
+	s->v3 = SEEN_ROTL(s->v3, 21);
+	s->v3 ^= s->v0;
+	s->v2 += s->v1;
+	s->v1 = SEEN_ROTL(s->v1, 17);
+	s->v1 ^= s->v2;
+	s->v2 = SEEN_ROTL(s->v2, 32);
+}
+
+static uint64_t
+seen_le64(const unsigned char *p)
+{
+	uint64_t	 v = 0;
+	int		 i;
+
+	for (i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void
+seen_sip_init(struct seen_sip *s, const unsigned char key[16])
+{
+	uint64_t	 k0 = seen_le64(key), k1 = seen_le64(key + 8);
+
+	s->v0 = k0 ^ 0x736f6d6570736575ULL;
+	s->v1 = k1 ^ 0x646f72616e646f6dULL;
+	s->v2 = k0 ^ 0x6c7967656e657261ULL;
+	s->v3 = k1 ^ 0x7465646279746573ULL;
+	s->tail = 0;
+	s->ntail = 0;
+	s->len = 0;
+}
+
+static void
+seen_sip_word(struct seen_sip *s, uint64_t m)
+{
+	s->v3 ^= m;
+	seen_sip_round(s);
+	seen_sip_round(s);
+	s->v0 ^= m;
+}
+
+static void
+seen_sip_update(struct seen_sip *s, const void *msg, size_t len)
+{
+	const unsigned char	*p = msg;
+
+	s->len += len;
+	while (len > 0 && s->ntail > 0) {
+		s->tail |= (uint64_t)*p++ << (8 * s->ntail);
+		len--;
+		if (++s->ntail == 8) {
+			seen_sip_word(s, s->tail);
+			s->tail = 0;
+			s->ntail = 0;
+		}
+	}
+	for (; len >= 8; p += 8, len -= 8)
+		seen_sip_word(s, seen_le64(p));
+	for (; len > 0; len--)
+		s->tail |= (uint64_t)*p++ << (8 * s->ntail++);
+}
+
+static uint64_t
+seen_sip_final(struct seen_sip *s)
+{
+	seen_sip_word(s, s->tail | ((uint64_t)(s->len & 0xff) << 56));
+	s->v2 ^= 0xff;
+	seen_sip_round(s);
+	seen_sip_round(s);
+	seen_sip_round(s);
+	seen_sip_round(s);
+	return s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
+}
+
+uint64_t
+seen_siphash(const unsigned char key[16], const void *msg, size_t len)
+{
+	struct seen_sip	 s;
+
+	seen_sip_init(&s, key);
+	seen_sip_update(&s, msg, len);
+	return seen_sip_final(&s);
+}
+
+struct seen *
+seen_new_keyed(const unsigned char key[16])
+{
+	struct seen	*sn;
+
+	sn = xcalloc(1, sizeof(*sn));
+	memcpy(sn->key, key, sizeof(sn->key));
+	sn->nslots = SEEN_MIN_SLOTS;
+	sn->slots = xcalloc(sn->nslots, sizeof(*sn->slots));
+	return sn;
+}
+
+struct seen *
+seen_new(void)
+{
+	unsigned char	 key[16];
+
+	if (util_random(key, sizeof(key)) == -1)
+		return NULL;
+	return seen_new_keyed(key);
+}
+
+void
+seen_free(struct seen *sn)
+{
+	if (sn == NULL)
+		return;
+	free(sn->slots);
+	free(sn->pending);
+	free(sn);
+}
+
+uint64_t
+seen_hash(const struct seen *sn, const char *source, const char *delivery)
+{
+	struct seen_sip	 s;
+
+	seen_sip_init(&s, sn->key);
+	seen_sip_update(&s, source, strlen(source) + 1);
+	seen_sip_update(&s, delivery, strlen(delivery));
+	return seen_sip_final(&s);
+}
+
+/* Put a slot's contents into a table that has room (no duplicate check). */
+static void
+seen_place(struct seen_slot *slots, size_t nslots, const struct seen_slot *e)
+{
+	size_t	 mask = nslots - 1, i = (size_t)e->h & mask;
+
+	while (slots[i].event_id != 0)
+		i = (i + 1) & mask;
+	slots[i] = *e;
+}
+
+static void
+seen_resize(struct seen *sn, size_t nslots)
+{
+	struct seen_slot	*slots;
+	size_t			 i;
+
+	slots = xcalloc(nslots, sizeof(*slots));
+	for (i = 0; i < sn->nslots; i++)
+		if (sn->slots[i].event_id != 0)
+			seen_place(slots, nslots, &sn->slots[i]);
+	free(sn->slots);
+	sn->slots = slots;
+	sn->nslots = nslots;
+}
+
+int
+seen_find(const struct seen *sn, uint64_t h,
+    int (*match)(void *, int64_t), void *arg)
+{
+	size_t	 mask = sn->nslots - 1, i = (size_t)h & mask;
+	int	 r;
+
+	for (; sn->slots[i].event_id != 0; i = (i + 1) & mask) {
+		if (sn->slots[i].h != h)
+			continue;
+		if ((r = match(arg, sn->slots[i].event_id)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+void
+seen_add(struct seen *sn, uint64_t h, int64_t event_id, int64_t received_ms)
+{
+	struct seen_slot	 e = { h, event_id, received_ms };
+
+	if (event_id <= 0)
+		return;
+	if (sn->count + 1 > sn->nslots - sn->nslots / 4)
+		seen_resize(sn, sn->nslots * 2);
+	seen_place(sn->slots, sn->nslots, &e);
+	sn->count++;
+	if (sn->npending == sn->pending_cap) {
+		sn->pending_cap = sn->pending_cap ? sn->pending_cap * 2 : 64;
+		sn->pending = xreallocarray(sn->pending, sn->pending_cap,
+		    sizeof(*sn->pending));
+	}
+	sn->pending[sn->npending].h = h;
+	sn->pending[sn->npending].event_id = event_id;
+	sn->npending++;
+}
+
+size_t
+seen_pending(const struct seen *sn)
+{
+	return sn->npending;
+}
+
+void
+seen_commit(struct seen *sn)
+{
+	sn->npending = 0;
+}
+
+/* Take one entry out, shifting back the probe run behind it. */
+static void
+seen_remove(struct seen *sn, uint64_t h, int64_t event_id)
+{
+	size_t	 mask = sn->nslots - 1, i = (size_t)h & mask, j, home;
+
+	for (;; i = (i + 1) & mask) {
+		if (sn->slots[i].event_id == 0)
+			return;		/* pruned meanwhile */
+		if (sn->slots[i].h == h && sn->slots[i].event_id == event_id)
+			break;
+	}
+	sn->count--;
+	/*
+	 * Slot i is the hole.  An entry further along the run may move into
+	 * it unless its home lies cyclically after the hole (then moving it
+	 * would put it before its home, out of its own probe path).
+	 */
+	for (j = (i + 1) & mask; sn->slots[j].event_id != 0;
+	    j = (j + 1) & mask) {
+		home = (size_t)sn->slots[j].h & mask;
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			sn->slots[i] = sn->slots[j];
+			i = j;
+		}
+	}
+	memset(&sn->slots[i], 0, sizeof(sn->slots[i]));
+}
+
+void
+seen_rollback_to(struct seen *sn, size_t mark)
+{
+	while (sn->npending > mark) {
+		sn->npending--;
+		seen_remove(sn, sn->pending[sn->npending].h,
+		    sn->pending[sn->npending].event_id);
+	}
+}
+
+size_t
+seen_prune(struct seen *sn, int64_t before_ms)
+{
+	struct seen_slot	*old = sn->slots;
+	size_t			 i, keep = 0, nslots = SEEN_MIN_SLOTS, gone;
+
+	for (i = 0; i < sn->nslots; i++)
+		if (old[i].event_id != 0 && old[i].received_ms >= before_ms)
+			keep++;
+	gone = sn->count - keep;
+	if (gone == 0)
+		return 0;
+	/* Rebuilt at twice what stays: room to grow before the next prune. */
+	while (nslots / 2 < keep)
+		nslots *= 2;
+	sn->slots = xcalloc(nslots, sizeof(*sn->slots));
+	for (i = 0; i < sn->nslots; i++)
+		if (old[i].event_id != 0 && old[i].received_ms >= before_ms)
+			seen_place(sn->slots, nslots, &old[i]);
+	free(old);
+	sn->nslots = nslots;
+	sn->count = keep;
+	return gone;
+}
+
+size_t
+seen_count(const struct seen *sn)
+{
+	return sn->count;
+}
