@@ -225,17 +225,25 @@ seen_find(const struct seen *sn, uint64_t h,
 	return 0;
 }
 
-void
-seen_add(struct seen *sn, uint64_t h, int64_t event_id, int64_t received_ms)
+/* Put an entry in, growing the table when it would pass 3/4 full. */
+static void
+seen_insert(struct seen *sn, uint64_t h, int64_t event_id,
+    int64_t received_ms)
 {
 	struct seen_slot	 e = { h, event_id, received_ms };
 
-	if (event_id <= 0)
-		return;
 	if (sn->count + 1 > sn->nslots - sn->nslots / 4)
 		seen_resize(sn, sn->nslots * 2);
 	seen_place(sn->slots, sn->nslots, &e);
 	sn->count++;
+}
+
+void
+seen_add(struct seen *sn, uint64_t h, int64_t event_id, int64_t received_ms)
+{
+	if (event_id <= 0)
+		return;
+	seen_insert(sn, h, event_id, received_ms);
 	if (sn->npending == sn->pending_cap) {
 		sn->pending_cap = sn->pending_cap ? sn->pending_cap * 2 : 64;
 		sn->pending = xreallocarray(sn->pending, sn->pending_cap,
@@ -244,6 +252,13 @@ seen_add(struct seen *sn, uint64_t h, int64_t event_id, int64_t received_ms)
 	sn->pending[sn->npending].h = h;
 	sn->pending[sn->npending].event_id = event_id;
 	sn->npending++;
+}
+
+void
+seen_load(struct seen *sn, uint64_t h, int64_t event_id, int64_t received_ms)
+{
+	if (event_id > 0)
+		seen_insert(sn, h, event_id, received_ms);
 }
 
 size_t

@@ -444,7 +444,7 @@ store_sqlite_load_deliveries(struct store *st, int64_t since_ms, char *err,
 		del = (const char *)sqlite3_column_text(s, 2);
 		if (src == NULL || del == NULL)
 			continue;
-		seen_add(sn, seen_hash(sn, src, del),
+		seen_load(sn, seen_hash(sn, src, del),
 		    sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 3));
 	}
 	sqlite3_reset(s);
@@ -452,7 +452,6 @@ store_sqlite_load_deliveries(struct store *st, int64_t since_ms, char *err,
 		store_sqlite_err(st, err, errlen, "load delivery ids");
 		goto fail;
 	}
-	seen_commit(sn);
 	seen_free(st->seen);
 	st->seen = sn;
 	return 0;

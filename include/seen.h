@@ -42,6 +42,9 @@ int		 seen_find(const struct seen *, uint64_t h,
 /* Add an entry, pending until seen_commit(). */
 void		 seen_add(struct seen *, uint64_t h, int64_t event_id,
 		    int64_t received_ms);
+/* Add an entry already committed (a set built from the store). */
+void		 seen_load(struct seen *, uint64_t h, int64_t event_id,
+		    int64_t received_ms);
 /* Pending entries so far: a mark for seen_rollback_to(). */
 size_t		 seen_pending(const struct seen *);
 /* Keep every pending entry. */

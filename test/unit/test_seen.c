@@ -285,7 +285,17 @@ test_match_error(void **state)
 	assert_int_equal(seen_find(sn, 8, test_error_cb, NULL), 0);
 	/* Ids of 0 or less are not events: never stored. */
 	seen_add(sn, 9, 0, 1);
+	seen_load(sn, 9, -1, 1);
 	assert_int_equal(seen_count(sn), 1);
+	/* Loaded entries are committed: a rollback leaves them. */
+	seen_commit(sn);
+	seen_load(sn, 10, 2, 1);
+	seen_add(sn, 11, 3, 1);
+	assert_int_equal(seen_pending(sn), 1);
+	seen_rollback_to(sn, 0);
+	assert_int_equal(seen_count(sn), 2);
+	assert_int_equal(seen_find(sn, 10, test_error_cb, NULL), -1);
+	assert_int_equal(seen_find(sn, 11, test_error_cb, NULL), 0);
 	seen_free(sn);
 }
 
