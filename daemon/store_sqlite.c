@@ -26,6 +26,8 @@
 #include "store.h"
 #include "util.h"
 
+#define STORE_SQLITE_BUSY_MS	10000
+
 enum st_stmt {
 	ST_EVENT_KEY,
 	ST_SEEN_LOAD,
@@ -149,8 +151,19 @@ static const char store_sqlite_schema[] =
     " updated INTEGER NOT NULL, not_before INTEGER NOT NULL DEFAULT 0,"
     " started INTEGER, error TEXT, result TEXT);"
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, not_before);"
-    "CREATE INDEX IF NOT EXISTS jobs_app ON jobs(app, state);"
-    "CREATE INDEX IF NOT EXISTS jobs_updated ON jobs(updated);"
+    /*
+     * Partial indexes: a queued sync's revision and time change with every
+     * delivery it absorbs, and a job's state with every claim and attempt;
+     * an index holding state or time for every job took a page write per
+     * commit each.  These two change only when a sync is queued or leaves
+     * the queue, and when a job is finished for good.
+     */
+    "DROP INDEX IF EXISTS jobs_app;"
+    "DROP INDEX IF EXISTS jobs_updated;"
+    "CREATE INDEX IF NOT EXISTS jobs_queued_sync ON jobs(app)"
+    " WHERE state = 1 AND kind = 1;"
+    "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(updated)"
+    " WHERE state IN (3, 5);"
     "CREATE TABLE IF NOT EXISTS event_jobs(event_id INTEGER NOT NULL,"
     " job_id INTEGER NOT NULL, PRIMARY KEY(event_id, job_id)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS event_jobs_job ON event_jobs(job_id);"
@@ -297,7 +310,7 @@ store_sqlite_open(const char *path, char *err, size_t errlen)
 		    sqlite3_errmsg(st->db) : "cannot open");
 		goto fail;
 	}
-	sqlite3_busy_timeout(st->db, 10000);
+	sqlite3_busy_timeout(st->db, STORE_SQLITE_BUSY_MS);
 	sqlite3_extended_result_codes(st->db, 0);
 	if (store_sqlite_exec(st, "PRAGMA journal_mode=WAL;"
 	    "PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;"
@@ -1345,8 +1358,9 @@ store_sqlite_retention(struct store *st, int64_t keep_before_ms,
 	sql = xasprintf(
 	    "CREATE TEMP TABLE IF NOT EXISTS old_jobs(id INTEGER PRIMARY KEY);"
 	    "DELETE FROM old_jobs;"
-	    "INSERT INTO old_jobs SELECT id FROM jobs WHERE state IN (3, 5)"
-	    " AND updated < %lld;"
+	    /* Without statistics the planner would take jobs_state. */
+	    "INSERT INTO old_jobs SELECT id FROM jobs INDEXED BY jobs_finished"
+	    " WHERE state IN (3, 5) AND updated < %lld;"
 	    "DELETE FROM attempts WHERE job_id IN (SELECT id FROM old_jobs);"
 	    "DELETE FROM event_jobs WHERE job_id IN (SELECT id FROM old_jobs);"
 	    "DELETE FROM jobs WHERE id IN (SELECT id FROM old_jobs);"
@@ -1379,14 +1393,31 @@ store_sqlite_wal_pages(struct store *st)
 }
 
 static int
-store_sqlite_checkpoint(struct store *st, int truncate, char *err,
+store_sqlite_checkpoint(struct store *st, enum store_ckpt mode, char *err,
     size_t errlen)
 {
-	int	 log = 0, done = 0;
+	int	 log = 0, done = 0, rc;
 
-	if (sqlite3_wal_checkpoint_v2(st->db, NULL, truncate ?
-	    SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE, &log,
-	    &done) != SQLITE_OK) {
+	switch (mode) {
+	case STORE_CKPT_RESTART:
+		/* Not waiting: the caller is the writer, between rounds. */
+		sqlite3_busy_timeout(st->db, 0);
+		rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
+		    SQLITE_CHECKPOINT_RESTART, &log, &done);
+		sqlite3_busy_timeout(st->db, STORE_SQLITE_BUSY_MS);
+		if (rc == SQLITE_BUSY)
+			return 1;
+		break;
+	case STORE_CKPT_TRUNCATE:
+		rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
+		    SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+		break;
+	default:
+		rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
+		    SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+		break;
+	}
+	if (rc != SQLITE_OK) {
 		store_sqlite_err(st, err, errlen, "checkpoint");
 		return -1;
 	}

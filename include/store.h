@@ -102,6 +102,12 @@ struct store_finish {
 	const char	*result;	/* JSON object text or NULL */
 };
 
+enum store_ckpt {
+	STORE_CKPT_PASSIVE,
+	STORE_CKPT_TRUNCATE,
+	STORE_CKPT_RESTART,
+};
+
 struct store_ops {
 	const char	*name;
 	/* Open (creating the schema); readonly stores still take admin writes. */
@@ -237,12 +243,16 @@ struct store_ops {
 	 */
 	long		 (*wal_pages)(struct store *);
 	/*
-	 * Checkpoint the log (from a connection of its own: a passive
-	 * checkpoint runs beside the writer); truncate: wait for the writer,
-	 * copy everything and shrink the file (for idle times).
+	 * Checkpoint the log.  PASSIVE copies what it can beside the writer
+	 * (from a connection of its own); TRUNCATE waits for the writer,
+	 * copies everything and shrinks the file (for idle times); RESTART,
+	 * on the writing connection between transactions, copies the rest
+	 * and makes the next commit write from the start of the log again,
+	 * without waiting: it returns 1 when a reader or another checkpoint
+	 * is in the way.  0 done, -1 error.
 	 */
-	int		 (*checkpoint)(struct store *, int truncate, char *err,
-			    size_t errlen);
+	int		 (*checkpoint)(struct store *, enum store_ckpt mode,
+			    char *err, size_t errlen);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -644,6 +644,63 @@ test_round_rolled_back_whole(void **state)
 	qfx_teardown(&fx);
 }
 
+/*
+ * Under a load that never pauses the write-ahead log still starts over
+ * (a passive checkpoint beside a writer that never stops never copies
+ * every frame, and SQLite starts the log over only then): rounds of
+ * deliveries back to back write some 60 MB of log, which must not all
+ * stay in the file.
+ */
+static void
+test_wal_bounded_under_load(void **state)
+{
+	struct qfx		 fx;
+	struct hook_event	 ev[8];
+	struct queue_item	 it[8];
+	struct qfx_sub		 s;
+	struct queue_stats	 qs;
+	struct stat		 sb;
+	char			 ids[8][32], *summary, *wal;
+	int			 round, i;
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 0);
+	/* About a page per event: 8 pages and more per round. */
+	summary = xmalloc(3001);
+	memset(summary, 's', 3000);
+	summary[3000] = '\0';
+	for (round = 0; round < 1500; round++) {
+		memset(ev, 0, sizeof(ev));
+		for (i = 0; i < 8; i++) {
+			snprintf(ids[i], sizeof(ids[i]), "w-%d-%d", round, i);
+			ev[i].kind = HOOK_EVENT_PUSH;
+			ev[i].delivery = ids[i];
+			ev[i].summary = summary;
+			it[i].source = "github";
+			it[i].event = &ev[i];
+			it[i].jobs = NULL;
+			it[i].njobs = 0;
+		}
+		memset(&s, 0, sizeof(s));
+		queue_submit(fx.q, it, 8, qfx_sub_cb, &s);
+		assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s, 10000),
+		    0);
+		assert_int_equal(s.status[0], QUEUE_OK);
+	}
+	queue_stats(fx.q, &qs);
+	wal = xasprintf("%s-wal", fx.path);
+	assert_int_equal(stat(wal, &sb), 0);
+	print_message("wal: %lld bytes after %d rounds, started over %llu"
+	    " times\n", (long long)sb.st_size, round,
+	    (unsigned long long)qs.wal_restarts);
+	assert_true(qs.wal_restarts >= 1);
+	assert_true(sb.st_size < 24 * 1024 * 1024);
+	free(wal);
+	free(summary);
+	qfx_teardown(&fx);
+}
+
 static void
 test_disk_full(void **state)
 {
@@ -885,6 +942,7 @@ main(void)
 		cmocka_unit_test(test_requeue_on_restart),
 		cmocka_unit_test(test_state_machine),
 		cmocka_unit_test(test_back_pressure),
+		cmocka_unit_test(test_wal_bounded_under_load),
 		cmocka_unit_test(test_disk_full),
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_retry_endpoint_and_admin),
