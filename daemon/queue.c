@@ -56,7 +56,7 @@
 
 #define QUEUE_MAX_LOOP_JOBS	32		/* notify jobs in flight */
 #define QUEUE_RETENTION_MS	(3600 * 1000)
-#define QUEUE_CKPT_PAGES	1024		/* 4 MB of 4 KiB pages */
+#define QUEUE_CKPT_PAGES	4096		/* 16 MB of 4 KiB pages */
 #define QUEUE_CKPT_POLL_MS	50
 #define QUEUE_CKPT_IDLE_MS	1000
 #define QUEUE_DONE_TRIES	5
