@@ -304,7 +304,7 @@ static const struct cfg_key state_keys[] = {
 	  .off = O(struct config_state, dedup_days), .min = 1, .max = 3650,
 	  .def = "7",
 	  .help = "days a delivery id is remembered for deduplication"
-	      " (in memory: 32-64 bytes per id)" },
+	      " (in memory: 21-43 bytes per id)" },
 	{ "keep_days", T_INT,
 	  .off = O(struct config_state, keep_days), .min = 1, .max = 3650,
 	  .def = "30",

@@ -184,7 +184,7 @@ struct store {
 	sqlite3		*db;
 	sqlite3_stmt	*stmt[ST_MAX];
 	long		 wal_pages;
-	struct seen	*seen;		/* built by the writer's first need */
+	struct seen	*seen;		/* the writer's: load_deliveries */
 	size_t		 seen_mark;	/* pending entries at item_begin */
 };
 

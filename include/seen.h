@@ -39,7 +39,11 @@ uint64_t	 seen_hash(const struct seen *, const char *source,
  */
 int		 seen_find(const struct seen *, uint64_t h,
 		    int (*match)(void *arg, int64_t event_id), void *arg);
-/* Add an entry, pending until seen_commit(). */
+/*
+ * Add an entry, pending until seen_commit().  Event ids must be 1 to
+ * 2^38 - 1; others are not held (a store reaches 2^38 after 274 billion
+ * events).
+ */
 void		 seen_add(struct seen *, uint64_t h, int64_t event_id,
 		    int64_t received_ms);
 /* Add an entry already committed (a set built from the store). */
@@ -51,7 +55,10 @@ size_t		 seen_pending(const struct seen *);
 void		 seen_commit(struct seen *);
 /* Remove the entries added after mark (0: every pending entry). */
 void		 seen_rollback_to(struct seen *, size_t mark);
-/* Forget entries received before before_ms; returns how many went. */
+/*
+ * Forget entries received in a minute before before_ms's minute (never
+ * one received at or after before_ms); returns how many went.
+ */
 size_t		 seen_prune(struct seen *, int64_t before_ms);
 /* Entries held, pending ones included. */
 size_t		 seen_count(const struct seen *);

@@ -16,6 +16,9 @@
 
 #include "seen.h"
 
+/* 2027-01-15T08:00Z, on a minute. */
+#define TEST_T0	1800000000000LL
+
 static const unsigned char test_key[16] = {
 	0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
 };
@@ -131,7 +134,8 @@ test_table_model(void **state)
 	struct found	 f;
 	uint64_t	 hs[40];
 	size_t		 n = 0, npend = 0, i, j, mark;
-	int64_t		 next_id = 1, now = 1000000, cut;
+	/* Receipt times a minute apart: the table keeps minutes. */
+	int64_t		 next_id = 1, now = TEST_T0, cut;
 	unsigned	 seed = 12345;
 	int		 step, op;
 
@@ -149,7 +153,8 @@ test_table_model(void **state)
 		if (op < 70 && n < 1500) {
 			m[n].h = hs[(size_t)rand_r(&seed) % 40];
 			m[n].id = next_id++;
-			m[n].received = now++;
+			m[n].received = now;
+			now += 60000;
 			seen_add(sn, m[n].h, m[n].id, m[n].received);
 			n++;
 			npend++;
@@ -168,7 +173,7 @@ test_table_model(void **state)
 		} else {
 			seen_commit(sn);
 			npend = 0;
-			cut = now - (int64_t)(rand_r(&seed) % 400);
+			cut = now - (int64_t)(rand_r(&seed) % 400) * 60000;
 			for (i = j = 0; i < n; i++)
 				if (m[i].received >= cut)
 					m[j++] = m[i];
@@ -247,13 +252,13 @@ test_grow_and_prune(void **state)
 	sn = seen_new_keyed(test_key);
 	for (i = 1; i <= 100000; i++) {
 		snprintf(d, sizeof(d), "delivery-%lld", (long long)i);
-		seen_add(sn, seen_hash(sn, "github", d), i, i);
+		seen_add(sn, seen_hash(sn, "github", d), i, TEST_T0 + i * 60000);
 		if (i % 1000 == 0)
 			seen_commit(sn);
 	}
 	seen_commit(sn);
 	assert_int_equal(seen_count(sn), 100000);
-	assert_int_equal(seen_prune(sn, 99001), 99000);
+	assert_int_equal(seen_prune(sn, TEST_T0 + 99001LL * 60000), 99000);
 	assert_int_equal(seen_count(sn), 1000);
 	for (i = 1; i <= 100000; i += 7) {
 		snprintf(d, sizeof(d), "delivery-%lld", (long long)i);
@@ -262,6 +267,44 @@ test_grow_and_prune(void **state)
 		assert_int_equal(seen_find(sn, seen_hash(sn, "github", d),
 		    test_collect_cb, &f), i > 99000 ? 1 : 0);
 	}
+	seen_free(sn);
+}
+
+/*
+ * Receipt is kept to the minute: an entry is never forgotten before
+ * before_ms, at most within the same minute after it.  Times before
+ * 2020 count as the first minute; ids past 2^38 are not held.
+ */
+static void
+test_minutes_and_limits(void **state)
+{
+	struct seen	*sn;
+	struct found	 f;
+
+	(void)state;
+	sn = seen_new_keyed(test_key);
+	seen_add(sn, 1, 1, TEST_T0 + 10 * 1000);	/* 08:00:10 */
+	seen_add(sn, 2, 2, TEST_T0 + 59 * 1000);	/* 08:00:59 */
+	seen_add(sn, 3, 3, TEST_T0 + 60 * 1000);	/* 08:01:00 */
+	seen_add(sn, 4, 4, 1000);			/* 1970 */
+	seen_add(sn, 5, 1LL << 38, TEST_T0);
+	seen_add(sn, 6, (1LL << 38) - 1, TEST_T0 + 120 * 1000);
+	seen_commit(sn);
+	assert_int_equal(seen_count(sn), 5);
+	/* Both of 08:00 stay for a cut at 08:00:30... */
+	assert_int_equal(seen_prune(sn, TEST_T0 + 30 * 1000), 1);
+	assert_int_equal(seen_count(sn), 4);
+	/* ...and go at 08:01:00 exactly, the 08:01 one stays. */
+	assert_int_equal(seen_prune(sn, TEST_T0 + 60 * 1000), 2);
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(seen_find(sn, 3, test_collect_cb, &f), 0);
+	assert_int_equal(f.n, 1);
+	assert_true(f.ids[0] == 3);
+	/* The largest id held comes back whole. */
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(seen_find(sn, 6, test_collect_cb, &f), 0);
+	assert_int_equal(f.n, 1);
+	assert_true(f.ids[0] == (1LL << 38) - 1);
 	seen_free(sn);
 }
 
@@ -308,6 +351,7 @@ main(void)
 		cmocka_unit_test(test_table_model),
 		cmocka_unit_test(test_rollback_after_growth),
 		cmocka_unit_test(test_grow_and_prune),
+		cmocka_unit_test(test_minutes_and_limits),
 		cmocka_unit_test(test_match_error),
 	};
 
