@@ -57,7 +57,6 @@
 #define QUEUE_MAX_LOOP_JOBS	32		/* notify jobs in flight */
 #define QUEUE_RETENTION_MS	(3600 * 1000)
 #define QUEUE_CKPT_PAGES	4096		/* 16 MB of 4 KiB pages */
-#define QUEUE_CKPT_POLL_MS	50
 #define QUEUE_CKPT_IDLE_MS	1000
 #define QUEUE_DONE_TRIES	5
 #define QUEUE_GAUGES_MS		1000
@@ -146,6 +145,7 @@ struct queue {
 	int			 gauges_due;	/* counts changed since last gauges */
 	int64_t			 last_gauges_ms;
 	int			 ck_restart;	/* atomic: restart the log */
+	int			 ck_asked;	/* under mtx: ckpt thread woken */
 	struct queue_stats	 stats;		/* under mtx */
 
 	/* Checkpoint thread, with its own connection. */
@@ -621,6 +621,19 @@ queue_store_gauges(struct queue *q)
 }
 
 /*
+ * After a commit (q->mtx held): wake the checkpoint thread once the log
+ * holds QUEUE_CKPT_PAGES, once per checkpoint and restart.
+ */
+static void
+queue_store_ckpt_ask(struct queue *q)
+{
+	if (q->ck_asked || q->ops->wal_pages(q->wr) < QUEUE_CKPT_PAGES)
+		return;
+	q->ck_asked = 1;
+	pthread_cond_signal(&q->ck_cv);
+}
+
+/*
  * Between rounds, after a passive checkpoint: copy back what it left and
  * start the log over (see queue_ckpt_main).  A reader in the way (an admin
  * read) makes it give up at once; the next passive checkpoint asks again.
@@ -634,16 +647,16 @@ queue_store_restart(struct queue *q)
 	if (!__atomic_exchange_n(&q->ck_restart, 0, __ATOMIC_ACQ_REL))
 		return;
 	r = q->ops->checkpoint(q->wr, STORE_CKPT_RESTART, err, sizeof(err));
-	if (r == -1) {
+	if (r == -1)
 		log_warnx("queue: checkpoint: %s", err);
-		return;
-	}
-	if (r == 0) {
+	else if (r == 0)
 		metrics_counter_add("gitopsd_store_wal_restarts_total", "", 1);
-		pthread_mutex_lock(&q->mtx);
+	/* Done or not, the next commit past the mark asks again. */
+	pthread_mutex_lock(&q->mtx);
+	if (r == 0)
 		q->stats.wal_restarts++;
-		pthread_mutex_unlock(&q->mtx);
-	}
+	q->ck_asked = 0;
+	pthread_mutex_unlock(&q->mtx);
 }
 
 /* Housekeeping between rounds: gauges, retention. */
@@ -788,6 +801,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	if (dt > q->stats.max_commit_s)
 		q->stats.max_commit_s = dt;
 	q->stats.sum_commit_s += dt;
+	queue_store_ckpt_ask(q);
 	pthread_mutex_unlock(&q->mtx);
 done:
 	if (!ok) {
@@ -950,8 +964,9 @@ queue_store_main(void *arg)
  * The write-ahead log grows with every commit (automatic checkpoints are
  * off so no commit pays for one).  This thread copies it back into the
  * database from a connection of its own: a passive checkpoint beside the
- * writer once the log holds QUEUE_CKPT_PAGES, and a truncating one once
- * commits have stopped for a second.
+ * writer once the log holds QUEUE_CKPT_PAGES (the store thread wakes it
+ * then: queue_store_ckpt_ask), and a truncating one once commits have
+ * stopped for a second.
  *
  * SQLite starts the log over only when every frame in it has been copied
  * back, which a passive checkpoint beside a writer that never stops does
@@ -975,8 +990,8 @@ queue_ckpt_main(void *arg)
 	pthread_mutex_lock(&q->mtx);
 	while (!q->stop) {
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += QUEUE_CKPT_POLL_MS * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec += QUEUE_CKPT_IDLE_MS % 1000 * 1000000L;
+		ts.tv_sec += QUEUE_CKPT_IDLE_MS / 1000 + ts.tv_nsec / 1000000000L;
 		ts.tv_nsec %= 1000000000L;
 		pthread_cond_timedwait(&q->ck_cv, &q->mtx, &ts);
 		if (q->stop)
@@ -1001,13 +1016,16 @@ queue_ckpt_main(void *arg)
 			}
 		} else if (pages >= QUEUE_CKPT_PAGES) {
 			if (q->ops->checkpoint(q->ck, STORE_CKPT_PASSIVE, err,
-			    sizeof(err)) == -1)
-				log_warnx("queue: checkpoint: %s", err);
-			else
+			    sizeof(err)) == 0) {
 				__atomic_store_n(&q->ck_restart, 1,
 				    __ATOMIC_RELEASE);
+				pthread_mutex_lock(&q->mtx);
+				continue;
+			}
+			log_warnx("queue: checkpoint: %s", err);
 		}
 		pthread_mutex_lock(&q->mtx);
+		q->ck_asked = 0;
 	}
 	pthread_mutex_unlock(&q->mtx);
 	return NULL;
