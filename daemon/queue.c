@@ -1015,22 +1015,23 @@ queue_ckpt_main(void *arg)
 					truncated_at = commits;
 			}
 		} else if (pages >= QUEUE_CKPT_PAGES) {
+			/*
+			 * ck_asked stays set until the store thread has tried
+			 * the restart; a failed checkpoint is tried again at
+			 * the next second, not at every commit.
+			 */
 			if (q->ops->checkpoint(q->ck, STORE_CKPT_PASSIVE, err,
-			    sizeof(err)) == 0) {
+			    sizeof(err)) == -1)
+				log_warnx("queue: checkpoint: %s", err);
+			else
 				__atomic_store_n(&q->ck_restart, 1,
 				    __ATOMIC_RELEASE);
-				pthread_mutex_lock(&q->mtx);
-				continue;
-			}
-			log_warnx("queue: checkpoint: %s", err);
 		}
 		pthread_mutex_lock(&q->mtx);
-		q->ck_asked = 0;
 	}
 	pthread_mutex_unlock(&q->mtx);
 	return NULL;
 }
-
 
 static void
 queue_kick(struct queue *q)
