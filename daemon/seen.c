@@ -2,15 +2,18 @@
  * seen.c: the delivery ids of the dedup window (include/seen.h).
  *
  * 64 open-addressing tables with linear probing (a hash's top six bits
- * pick one), each at most three quarters full.  One table grows by
- * doubling, and while it rehashes the old and the new array are both
- * held: 64 small ones keep that moment's extra memory and time to a 64th
- * (one table of 200,000 ids held 12 MB for a moment and stalled the store
- * thread for milliseconds).  16-byte slots of the hash and one word packing the event id (38
+ * pick one), each at most three quarters full.  A table grows by doubling
+ * and, while it rehashes, holds the old and the new array: 64 small ones
+ * keep that moment's extra memory and time to a 64th (one table of
+ * 200,000 ids held 12 MB twice and stalled the store thread for
+ * milliseconds).
+ *
+ * A slot is 16 bytes: the hash, and one word packing the event id (38
  * bits) over the minute of receipt since 2020 (26 bits, to the year
  * 2147); a zero word marks a free slot (event ids start at 1).  Minutes
  * are enough for a window counted in days, and 16 bytes instead of 24 is
  * a third less memory per remembered id.
+ *
  * Removal (a rolled-back transaction) shifts the rest of the probe run
  * back, so lookups never need tombstones.  Pending entries are listed by
  * (hash, event id) rather than by slot, since a growth moves slots.
