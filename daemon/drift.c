@@ -2,8 +2,14 @@
  * drift.c: a one-second timer on the loop that queues a sync of the
  * branch head for every app whose sync.interval_s has passed since its
  * last drift sync.  A queued sync absorbs later ones (queue.c), so a slow
- * cluster never piles up drift jobs.  The schedule is kept in memory: after
- * a restart the first drift sync comes one interval after start.
+ * cluster never piles up drift jobs.  The schedule is kept in memory.
+ *
+ * Apps do not all fall due in the same second: each app's drift syncs sit
+ * at its own phase within the interval, taken from a hash of its name
+ * (drift_first_due_ms), so five hundred apps on a 30 s interval become
+ * about seventeen syncs a second instead of a burst of five hundred every
+ * thirty seconds.  A hash rather than a random draw keeps an app's slot
+ * the same across restarts and reloads, and on every replica.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +25,37 @@
 #include "sync.h"
 #include "util.h"
 
+/* splitmix64's finaliser over FNV-1a: sequential names ("app-1",
+ * "app-2", ...) differ in one byte, and plain FNV leaves that in the low
+ * bits that a modulo keeps. */
+static uint64_t
+drift_hash(const char *s)
+{
+	uint64_t	 h = 0xcbf29ce484222325ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h;
+}
+
+int64_t
+drift_first_due_ms(const char *app, int interval_s, int64_t start_ms)
+{
+	int64_t	 period = (int64_t)interval_s * 1000;
+
+	if (period <= 0)
+		return INT64_MAX;
+	/* Strictly after start, at most one interval later. */
+	return start_ms + 1 + (int64_t)(drift_hash(app) % (uint64_t)period);
+}
+
 struct drift_app {
 	char		*name;
 	int64_t		 last_ms;	/* last drift sync queued (or start) */
@@ -32,8 +69,10 @@ struct drift {
 	size_t			 napps;
 };
 
+/* The app's schedule; a new app's "last" sync is set one interval before
+ * its first due time, so sync_drift_due keeps the phase. */
 static struct drift_app *
-drift_app(struct drift *d, const char *name)
+drift_app(struct drift *d, const char *name, int interval_s)
 {
 	size_t	 i;
 
@@ -42,7 +81,8 @@ drift_app(struct drift *d, const char *name)
 			return &d->apps[i];
 	d->apps = xreallocarray(d->apps, d->napps + 1, sizeof(*d->apps));
 	d->apps[d->napps].name = xstrdup(name);
-	d->apps[d->napps].last_ms = util_now_ms();
+	d->apps[d->napps].last_ms = drift_first_due_ms(name, interval_s,
+	    util_now_ms()) - (int64_t)interval_s * 1000;
 	return &d->apps[d->napps++];
 }
 
@@ -63,10 +103,14 @@ drift_tick_cb(evutil_socket_t fd, short what, void *arg)
 		app = &d->cfg->apps[i];
 		if (app->sync_interval_s <= 0 || app->cluster == NULL)
 			continue;
-		da = drift_app(d, app->name);
+		da = drift_app(d, app->name, app->sync_interval_s);
 		if (!sync_drift_due(app, da->last_ms, now, NULL))
 			continue;
-		da->last_ms = now;
+		/* Advance by whole intervals from the slot, not from now, so
+		 * a late tick (a busy loop) does not drift the phase. */
+		da->last_ms += (int64_t)app->sync_interval_s * 1000 *
+		    ((now - da->last_ms) / ((int64_t)app->sync_interval_s *
+		    1000));
 		memset(&spec, 0, sizeof(spec));
 		spec.kind = JOB_SYNC;
 		spec.app = app->name;

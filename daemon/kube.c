@@ -8,8 +8,19 @@
  * cluster name, guarded by one mutex.  Network I/O happens outside the
  * mutex; a finished discovery replaces the old one whole.  Lookups copy
  * what they return, so no caller holds a pointer into the cache.
+ *
+ * Discovery is single-flight per cluster: when several workers find the
+ * cache empty at once (every worker's first sync after start), one fetches
+ * and the others wait for its result instead of each fetching the same
+ * dozens of group-versions.  Each installed discovery carries a generation;
+ * a caller that asks for a refresh says which generation it saw, so a
+ * refresh finished by someone else meanwhile satisfies it.  A discovery
+ * older than KUBE_DISCOVERY_TTL_MS is refreshed at the next lookup (kinds
+ * added without a 404 to tell us, e.g. a CRD served by another cluster
+ * admin), and kept in use if that refresh fails.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +37,7 @@
 #define KUBE_MAX_RESPONSE	(64u * 1024 * 1024)
 #define KUBE_CONNECT_TIMEOUT_S	10L
 #define KUBE_TIMEOUT_S		60L
+#define KUBE_DISCOVERY_TTL_MS	(10 * 60 * 1000)
 
 /* One discovered resource type, as cached. */
 struct kube_dres {
@@ -38,11 +50,22 @@ struct kube_disc {
 	char			*key;
 	struct kube_dres	*res;
 	size_t			 n;
+	uint64_t		 gen;		/* set when installed, never 0 */
+	int64_t			 fetched_ms;	/* monotonic */
 	struct kube_disc	*next;
 };
 
+/* A cluster whose discovery is being fetched right now. */
+struct kube_flight {
+	char			*key;
+	struct kube_flight	*next;
+};
+
 static pthread_mutex_t	 kube_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 kube_cache_cond = PTHREAD_COND_INITIALIZER;
 static struct kube_disc	*kube_cache;
+static struct kube_flight *kube_flights;
+static uint64_t		 kube_cache_gen;
 static pthread_once_t	 kube_curl_once = PTHREAD_ONCE_INIT;
 static int		 kube_curl_ok;
 
@@ -540,26 +563,27 @@ fail:
 	return rc;
 }
 
-/* Install a fresh discovery for k's cluster, replacing the old one. */
-static void
-kube_cache_put(struct kube_disc *d)
+/* Install a fresh discovery for its cluster, replacing the old one.
+ * Caller holds kube_cache_lock; returns the replaced one for freeing
+ * outside the lock. */
+static struct kube_disc *
+kube_cache_put_locked(struct kube_disc *d)
 {
 	struct kube_disc	**pp, *old;
 
-	pthread_mutex_lock(&kube_cache_lock);
+	d->gen = ++kube_cache_gen;
+	d->fetched_ms = util_mono_ms();
 	for (pp = &kube_cache; *pp != NULL; pp = &(*pp)->next) {
 		if (strcmp((*pp)->key, d->key) == 0) {
 			old = *pp;
 			d->next = old->next;
 			*pp = d;
-			pthread_mutex_unlock(&kube_cache_lock);
-			kube_disc_free(old);
-			return;
+			return old;
 		}
 	}
 	d->next = kube_cache;
 	kube_cache = d;
-	pthread_mutex_unlock(&kube_cache_lock);
+	return NULL;
 }
 
 /* Caller holds kube_cache_lock. */
@@ -607,20 +631,40 @@ kube_split_gv(const char *api_version, char **group, char **version)
 	}
 }
 
-/* Look up under the lock; 1 found, 0 not found, -1 no discovery yet. */
+/* Caller holds kube_cache_lock. */
+static struct kube_flight **
+kube_flight_find(const char *key)
+{
+	struct kube_flight	**pp;
+
+	for (pp = &kube_flights; *pp != NULL; pp = &(*pp)->next)
+		if (strcmp((*pp)->key, key) == 0)
+			return pp;
+	return NULL;
+}
+
+/*
+ * Look up under the lock; 1 found, 0 not found, -1 no discovery yet.
+ * *gen is the generation looked at (0 if none), *stale whether it is past
+ * its time to live.
+ */
 static int
 kube_cache_find(const char *key, const char *group, const char *version,
-    const char *kind, struct kube_resource *out)
+    const char *kind, struct kube_resource *out, uint64_t *gen, int *stale)
 {
 	struct kube_disc	*d;
 	size_t			 i;
 	int			 found = 0;
 
+	*gen = 0;
+	*stale = 0;
 	pthread_mutex_lock(&kube_cache_lock);
 	if ((d = kube_cache_get(key)) == NULL) {
 		pthread_mutex_unlock(&kube_cache_lock);
 		return -1;
 	}
+	*gen = d->gen;
+	*stale = util_mono_ms() - d->fetched_ms > KUBE_DISCOVERY_TTL_MS;
 	for (i = 0; i < d->n; i++) {
 		if (strcmp(d->res[i].r.group, group) == 0 &&
 		    strcmp(d->res[i].r.version, version) == 0 &&
@@ -634,16 +678,51 @@ kube_cache_find(const char *key, const char *group, const char *version,
 	return found;
 }
 
+/*
+ * Make sure k's cluster has a discovery newer than generation seen (0: any
+ * discovery at all).  If another thread is fetching it, wait for that one
+ * instead of fetching too; if it failed, fetch ourselves.
+ */
 static enum kube_rc
-kube_refresh(struct kube *k, long *status, char *err, size_t errlen)
+kube_refresh(struct kube *k, uint64_t seen, long *status, char *err,
+    size_t errlen)
 {
-	struct kube_disc	*d;
+	struct kube_disc	*d, *old = NULL;
+	struct kube_flight	*f, **pp;
 	enum kube_rc		 rc;
 
-	if ((rc = kube_discover(k, &d, status, err, errlen)) != KUBE_OK)
-		return rc;
-	kube_cache_put(d);
-	return KUBE_OK;
+	pthread_mutex_lock(&kube_cache_lock);
+	for (;;) {
+		d = kube_cache_get(k->key);
+		if (d != NULL && d->gen != seen) {
+			pthread_mutex_unlock(&kube_cache_lock);
+			return KUBE_OK;
+		}
+		if (kube_flight_find(k->key) == NULL)
+			break;
+		pthread_cond_wait(&kube_cache_cond, &kube_cache_lock);
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->key = xstrdup(k->key);
+	f->next = kube_flights;
+	kube_flights = f;
+	pthread_mutex_unlock(&kube_cache_lock);
+
+	rc = kube_discover(k, &d, status, err, errlen);
+
+	pthread_mutex_lock(&kube_cache_lock);
+	if (rc == KUBE_OK)
+		old = kube_cache_put_locked(d);
+	if ((pp = kube_flight_find(k->key)) != NULL) {
+		f = *pp;
+		*pp = f->next;
+		free(f->key);
+		free(f);
+	}
+	pthread_cond_broadcast(&kube_cache_cond);
+	pthread_mutex_unlock(&kube_cache_lock);
+	kube_disc_free(old);
+	return rc;
 }
 
 enum kube_rc
@@ -652,17 +731,29 @@ kube_resource_find(struct kube *k, const char *api_version, const char *kind,
 {
 	char		*group, *version;
 	enum kube_rc	 rc = KUBE_OK;
-	int		 found;
+	uint64_t	 gen;
+	int		 found, stale;
 
 	memset(out, 0, sizeof(*out));
 	*status = 0;
 	kube_split_gv(api_version, &group, &version);
-	found = kube_cache_find(k->key, group, version, kind, out);
-	if (found != 1) {
-		/* Nothing cached yet, or a kind that appeared since (CRD). */
-		if ((rc = kube_refresh(k, status, err, errlen)) != KUBE_OK)
+	found = kube_cache_find(k->key, group, version, kind, out, &gen,
+	    &stale);
+	if (found != 1 || stale) {
+		/* Nothing cached yet, a kind that appeared since (CRD), or
+		 * a discovery past its time to live (kept if refresh fails). */
+		if ((rc = kube_refresh(k, gen, status, err, errlen)) != KUBE_OK) {
+			if (found == 1) {
+				log_debug("kube: discovery refresh failed, "
+				    "keeping the cached one: %s", err);
+				rc = KUBE_OK;
+				*status = 0;
+			}
 			goto out;
-		found = kube_cache_find(k->key, group, version, kind, out);
+		}
+		kube_resource_clear(out);
+		found = kube_cache_find(k->key, group, version, kind, out,
+		    &gen, &stale);
 	}
 	if (found != 1) {
 		snprintf(err, errlen, "the server does not serve kind %s in %s%s",
@@ -686,14 +777,21 @@ kube_resources_all(struct kube *k, struct kube_resource **outp, size_t *np,
 	size_t			 n = 0, i;
 	enum kube_rc		 rc;
 
+	uint64_t		 gen = 0;
+	int			 stale = 0;
+
 	*outp = NULL;
 	*np = 0;
 	*status = 0;
 	pthread_mutex_lock(&kube_cache_lock);
-	d = kube_cache_get(k->key);
+	if ((d = kube_cache_get(k->key)) != NULL) {
+		gen = d->gen;
+		stale = util_mono_ms() - d->fetched_ms > KUBE_DISCOVERY_TTL_MS;
+	}
 	pthread_mutex_unlock(&kube_cache_lock);
-	if (d == NULL &&
-	    (rc = kube_refresh(k, status, err, errlen)) != KUBE_OK)
+	if ((d == NULL || stale) &&
+	    (rc = kube_refresh(k, gen, status, err, errlen)) != KUBE_OK &&
+	    d == NULL)
 		return rc;
 	pthread_mutex_lock(&kube_cache_lock);
 	if ((d = kube_cache_get(k->key)) != NULL) {

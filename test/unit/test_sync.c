@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "config.h"
+#include "drift.h"
 #include "job.h"
 #include "kube.h"
 #include "kubeconfig.h"
@@ -1362,6 +1364,113 @@ test_drift_due(void **state)
 	assert_int_equal(sync_drift_due(&a, 1000, 61000, NULL), 1);
 }
 
+/* 500 apps on a 30 s interval fall due spread over the interval, each
+ * strictly after start and at most one interval later, the same slot on
+ * every call. */
+static void
+test_drift_spread(void **state)
+{
+	int	 buckets[30] = { 0 }, i, used = 0, most = 0;
+	char	 name[32];
+	int64_t	 start = 1700000000000LL, due;
+
+	(void)state;
+	for (i = 0; i < 500; i++) {
+		snprintf(name, sizeof(name), "app-%d", i);
+		due = drift_first_due_ms(name, 30, start);
+		assert_true(due > start && due <= start + 30000);
+		assert_true(due == drift_first_due_ms(name, 30, start));
+		buckets[(due - start - 1) / 1000]++;
+	}
+	for (i = 0; i < 30; i++) {
+		used += buckets[i] > 0;
+		if (buckets[i] > most)
+			most = buckets[i];
+	}
+	/* Uniform would be 16.7 a second; all in one second is the bug. */
+	assert_int_equal(used, 30);
+	assert_true(most <= 34);
+	assert_true(drift_first_due_ms("x", 0, start) == INT64_MAX);
+}
+
+struct disc_arg {
+	pthread_barrier_t	*barrier;
+	enum kube_rc		 rc;
+	char			 kind[64];
+};
+
+static void *
+disc_thread(void *arg)
+{
+	struct disc_arg		*a = arg;
+	struct kubeconfig	*kc;
+	struct kube		*k;
+	struct kube_resource	 r;
+	char			 err[512];
+	long			 st;
+
+	a->rc = KUBE_HTTP;
+	kc = kubeconfig_load_file(kubeconfig_path, NULL, 0, err, sizeof(err));
+	if (kc == NULL)
+		return NULL;
+	if ((k = kube_new(kc, "sim-single-flight", err, sizeof(err))) != NULL) {
+		pthread_barrier_wait(a->barrier);
+		a->rc = kube_resource_find(k, "apps/v1", "Deployment", &r, &st,
+		    err, sizeof(err));
+		if (a->rc == KUBE_OK)
+			snprintf(a->kind, sizeof(a->kind), "%s", r.plural);
+		kube_resource_clear(&r);
+		kube_free(k);
+	}
+	kubeconfig_free(kc);
+	return NULL;
+}
+
+/* Workers that all find the discovery cache empty at once fetch it once
+ * between them (every worker's first sync after start did it each). */
+static void
+test_discovery_single_flight(void **state)
+{
+	enum { NT = 4 };
+	pthread_t		 t[NT];
+	pthread_barrier_t	 barrier;
+	struct disc_arg		 a[NT];
+	cJSON			*log, *e;
+	const char		*path;
+	int			 i, api = 0, apis = 0, apps = 0;
+
+	(void)state;
+	sim_clear();
+	pthread_barrier_init(&barrier, NULL, NT);
+	for (i = 0; i < NT; i++) {
+		memset(&a[i], 0, sizeof(a[i]));
+		a[i].barrier = &barrier;
+		assert_int_equal(pthread_create(&t[i], NULL, disc_thread,
+		    &a[i]), 0);
+	}
+	for (i = 0; i < NT; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&barrier);
+	for (i = 0; i < NT; i++) {
+		assert_int_equal(a[i].rc, KUBE_OK);
+		assert_string_equal(a[i].kind, "deployments");
+	}
+	log = sim_call("GET", "/_sim/requests", NULL);
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(log,
+	    "requests")) {
+		path = jstr(e, "path", NULL);
+		if (path == NULL)
+			continue;
+		api += strcmp(path, "/api") == 0;
+		apis += strcmp(path, "/apis") == 0;
+		apps += strcmp(path, "/apis/apps/v1") == 0;
+	}
+	cJSON_Delete(log);
+	assert_int_equal(api, 1);
+	assert_int_equal(apis, 1);
+	assert_int_equal(apps, 1);
+}
+
 int
 main(void)
 {
@@ -1385,6 +1494,8 @@ main(void)
 		cmocka_unit_test(test_sync_in_cluster),
 		cmocka_unit_test(test_job_runner_sync),
 		cmocka_unit_test(test_drift_due),
+		cmocka_unit_test(test_drift_spread),
+		cmocka_unit_test(test_discovery_single_flight),
 	};
 
 	return cmocka_run_group_tests(tests, sim_start, sim_stop);
