@@ -559,6 +559,13 @@ static const struct cfg_key cluster_keys[] = {
 	{ "allow_insecure", T_BOOL,
 	  .off = O(struct config_cluster, allow_insecure), .def = "false",
 	  .help = "honour insecure-skip-tls-verify in the kubeconfig" },
+	{ "qps", T_DOUBLE,
+	  .off = O(struct config_cluster, qps), .max = 100000, .def = "50",
+	  .help = "API requests a second from all workers (0: no limit)" },
+	{ "burst", T_INT,
+	  .off = O(struct config_cluster, burst), .min = 1, .max = 100000,
+	  .def = "100",
+	  .help = "API requests allowed at once above qps" },
 };
 static const struct cfg_table cluster_table =
     TABLE("clusters", struct config_cluster, cluster_keys, NULL);

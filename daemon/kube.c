@@ -19,12 +19,15 @@
  * added without a 404 to tell us, e.g. a CRD served by another cluster
  * admin), and kept in use if that refresh fails.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -32,12 +35,17 @@
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "util.h"
 
 #define KUBE_MAX_RESPONSE	(64u * 1024 * 1024)
 #define KUBE_CONNECT_TIMEOUT_S	10L
 #define KUBE_TIMEOUT_S		60L
 #define KUBE_DISCOVERY_TTL_MS	(10 * 60 * 1000)
+/* 429 answers (API Priority and Fairness) are retried after their
+ * Retry-After, as client-go does, this many times per request. */
+#define KUBE_MAX_THROTTLED	5
+#define KUBE_MAX_RETRY_AFTER_S	10
 
 /* One discovered resource type, as cached. */
 struct kube_dres {
@@ -61,6 +69,15 @@ struct kube_flight {
 	struct kube_flight	*next;
 };
 
+/* One client rate limit per cluster, shared by every worker's client. */
+struct kube_limit {
+	char			*key;
+	struct ratelimit	 bucket;
+	struct kube_limit	*next;
+};
+
+static pthread_mutex_t	 kube_limit_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kube_limit *kube_limits;
 static pthread_mutex_t	 kube_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 kube_cache_cond = PTHREAD_COND_INITIALIZER;
 static struct kube_disc	*kube_cache;
@@ -75,6 +92,8 @@ struct kube {
 	char			*key;
 	struct curl_slist	*auth;		/* Authorization header, if any */
 	long			 timeout_s;
+	double			 qps;		/* 0: unlimited */
+	int			 burst;
 	char			 errbuf[CURL_ERROR_SIZE];
 };
 
@@ -250,6 +269,54 @@ kube_set_timeout(struct kube *k, long seconds)
 	k->timeout_s = seconds;
 }
 
+void
+kube_set_rate(struct kube *k, double qps, int burst)
+{
+	k->qps = qps;
+	k->burst = burst;
+}
+
+/* Wait for this cluster's rate limit to allow one more request. */
+static void
+kube_throttle(struct kube *k)
+{
+	struct kube_limit	*l;
+	double			 wait;
+	struct timespec		 ts;
+
+	if (k->qps <= 0)
+		return;
+	pthread_mutex_lock(&kube_limit_lock);
+	for (l = kube_limits; l != NULL; l = l->next)
+		if (strcmp(l->key, k->key) == 0)
+			break;
+	if (l == NULL) {
+		l = xcalloc(1, sizeof(*l));
+		l->key = xstrdup(k->key);
+		l->next = kube_limits;
+		kube_limits = l;
+	}
+	wait = ratelimit_reserve(&l->bucket, k->qps, k->burst, util_mono_s());
+	pthread_mutex_unlock(&kube_limit_lock);
+	if (wait <= 0)
+		return;
+	ts.tv_sec = (time_t)wait;
+	ts.tv_nsec = (long)((wait - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* Whether an answer asks to be retried after its Retry-After: 429 always
+ * (refused before any processing), a 5xx only for a GET. */
+static int
+kube_retry_later(const char *method, const struct kube_response *r)
+{
+	if (r->status == 429)
+		return 1;
+	return r->status >= 500 && r->retry_after_s > 0 &&
+	    strcmp(method, "GET") == 0;
+}
+
 static size_t
 kube_write_cb(char *p, size_t size, size_t n, void *arg)
 {
@@ -305,6 +372,8 @@ kube_request(struct kube *k, const char *method, const char *path,
 	enum kube_rc		 rc = KUBE_UNREACHABLE;
 	CURLcode		 cc;
 	char			*url = NULL, *ct = NULL;
+	int			 tries;
+	long			 wait;
 
 	memset(resp, 0, sizeof(*resp));
 	buf_init(&b, KUBE_MAX_RESPONSE);
@@ -341,7 +410,25 @@ kube_request(struct kube *k, const char *method, const char *path,
 	curl_easy_setopt(k->curl, CURLOPT_CUSTOMREQUEST,
 	    strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 ?
 	    NULL : method);
-	cc = curl_easy_perform(k->curl);
+	for (tries = 0;; tries++) {
+		kube_throttle(k);
+		cc = curl_easy_perform(k->curl);
+		if (cc != CURLE_OK || tries == KUBE_MAX_THROTTLED)
+			break;
+		curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE,
+		    &resp->status);
+		if (!kube_retry_later(method, resp))
+			break;
+		wait = resp->retry_after_s > 0 ? resp->retry_after_s : 1;
+		if (wait > KUBE_MAX_RETRY_AFTER_S)
+			wait = KUBE_MAX_RETRY_AFTER_S;
+		log_debug("kube: %s %s: HTTP %ld, again in %ld s", method,
+		    path, resp->status, wait);
+		buf_free(&b);
+		buf_init(&b, KUBE_MAX_RESPONSE);
+		resp->retry_after_s = 0;
+		sleep((unsigned int)wait);
+	}
 	if (cc != CURLE_OK) {
 		switch (cc) {
 		case CURLE_PEER_FAILED_VERIFICATION:

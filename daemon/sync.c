@@ -1628,6 +1628,7 @@ sync_app_run(const struct config_cluster *cl, const struct config_app *app,
 		job_result_fail(res, JOB_ERR_INTERNAL, 0, "%s", err);
 		goto out;
 	}
+	kube_set_rate(k, cl->qps, cl->burst);
 	memset(&req, 0, sizeof(req));
 	req.app = app->name;
 	req.namespace = app->namespace != NULL ? app->namespace : kc->namespace;

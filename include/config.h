@@ -121,6 +121,8 @@ struct config_cluster {
 	char	*kubeconfig;			/* path, or "in-cluster" */
 	char	*context;			/* NULL: current-context */
 	int	 allow_insecure;
+	double	 qps;				/* API requests a second; 0: off */
+	int	 burst;
 };
 
 enum config_policy_kind {

@@ -50,6 +50,11 @@ struct kube	*kube_new(const struct kubeconfig *kc, const char *cache_key,
 void		 kube_free(struct kube *);
 /* Per-request time limit (default 60 s). */
 void		 kube_set_timeout(struct kube *, long seconds);
+/*
+ * Client rate limit: qps requests a second, bursts of burst, shared by all
+ * clients of the same cluster (cache_key and server); qps 0: none.
+ */
+void		 kube_set_rate(struct kube *, double qps, int burst);
 
 /*
  * One request; path includes the query.  KUBE_OK means an answer came (any

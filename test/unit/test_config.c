@@ -197,7 +197,7 @@ test_full_config(void **state)
 	    " known_hosts_file: ../known_hosts}\n"
 	    "clusters:\n"
 	    "  - {name: prod, kubeconfig: kube/prod.yaml, context: c1,"
-	    " allow_insecure: true}\n"
+	    " allow_insecure: true, qps: 2.5, burst: 5}\n"
 	    "  - {name: local, kubeconfig: in-cluster}\n"
 	    "apps:\n"
 	    "  - name: web\n"
@@ -326,6 +326,10 @@ test_full_config(void **state)
 	assert_true(c->clusters[0].allow_insecure);
 	assert_string_equal(c->clusters[1].kubeconfig, "in-cluster");
 	assert_false(c->clusters[1].allow_insecure);
+	assert_true(c->clusters[0].qps == 2.5);
+	assert_int_equal(c->clusters[0].burst, 5);
+	assert_true(c->clusters[1].qps == 50);
+	assert_int_equal(c->clusters[1].burst, 100);
 
 	a = config_find_app(c, "web");
 	assert_non_null(a);

@@ -1364,6 +1364,44 @@ test_drift_due(void **state)
 	assert_int_equal(sync_drift_due(&a, 1000, 61000, NULL), 1);
 }
 
+/* A 429 from the API server (priority and fairness) is waited out and the
+ * request sent again, as client-go does; a PATCH answered 503 is not
+ * repeated (it may have been applied), a sync keeps failing on it. */
+static void
+test_sync_throttled(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	cJSON			*log, *e;
+	const char		*m, *path;
+	int			 patches = 0;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/cm.yaml", CM("throttled", "1"));
+	repo_commit(&r, "v1");
+	app_init(&a, "throttled", "default");
+	cJSON_Delete(sim_call("POST", "/_sim/faults", "{\"method\":\"PATCH\","
+	    "\"path\":\"configmaps/throttled\",\"status\":429,\"count\":2,"
+	    "\"message\":\"too many requests\",\"retry_after\":1}"));
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
+	log = sim_call("GET", "/_sim/requests", NULL);
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(log,
+	    "requests")) {
+		m = jstr(e, "method", NULL);
+		path = jstr(e, "path", NULL);
+		if (m != NULL && path != NULL && strcmp(m, "PATCH") == 0 &&
+		    strstr(path, "/configmaps/throttled") != NULL)
+			patches++;
+	}
+	cJSON_Delete(log);
+	assert_int_equal(patches, 3);
+}
+
 /* 500 apps on a 30 s interval fall due spread over the interval, each
  * strictly after start and at most one interval later, the same slot on
  * every call. */
@@ -1495,6 +1533,7 @@ main(void)
 		cmocka_unit_test(test_job_runner_sync),
 		cmocka_unit_test(test_drift_due),
 		cmocka_unit_test(test_drift_spread),
+		cmocka_unit_test(test_sync_throttled),
 		cmocka_unit_test(test_discovery_single_flight),
 	};
 
