@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "config.h"
 #include "handler.h"
 #include "http.h"
@@ -366,7 +367,7 @@ server_admin_cb(struct http_request *req, void *arg)
 			return;
 		}
 		buf_init(&body, 0);
-		status = queue_admin(srv->queue, ri->method, ri->path, ri->query,
+		status = admin_api(srv->queue, ri->method, ri->path, ri->query,
 		    &body);
 		if (status == 0)
 			http_reply_error(req, 404, "not found", NULL);

@@ -20,6 +20,8 @@ struct config;
 struct hook_event;
 struct job_spec;
 struct buf;
+struct store;
+struct store_ops;
 
 struct queue;
 
@@ -69,10 +71,21 @@ void		 queue_submit(struct queue *, const struct queue_item *,
 int		 queue_add_jobs(struct queue *, const struct job_spec *, size_t,
 		    int64_t *ids, char *err, size_t errlen);
 
-/* Admin API: answers GET/POST under /api/v1 for events and jobs.  Returns
- * the HTTP status and fills body with JSON; 0 if the path is not its own. */
-int		 queue_admin(struct queue *, const char *method, const char *path,
-		    const char *query, struct buf *body);
+/*
+ * Put a failed or dead job back in the queue with a fresh set of attempts
+ * (in the store thread's next round).  0 done, 1 the job is not failed or
+ * dead, 2 no such job, -1 store error with err.
+ */
+int		 queue_retry(struct queue *, int64_t id, char *err,
+		    size_t errlen);
+
+/*
+ * Read access for the admin API, on the loop thread only: the store's
+ * functions and its read-only connection (*rd), and the running
+ * configuration (replaced on reload, so not to be kept across calls).
+ */
+const struct store_ops *queue_reader(struct queue *, struct store **rd);
+const struct config *queue_config(const struct queue *);
 
 /*
  * Next retry delay in ms after `attempts` failed attempts: exponential
