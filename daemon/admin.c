@@ -16,6 +16,7 @@
 #include "config.h"
 #include "job.h"
 #include "log.h"
+#include "poller.h"
 #include "queue.h"
 #include "store.h"
 #include "util.h"
@@ -341,14 +342,15 @@ admin_image_short(const char *s)
 }
 
 static cJSON *
-admin_app_json(struct queue *q, const struct config *cfg,
+admin_app_json(struct queue *q, struct poller *pl, const struct config *cfg,
     const struct config_app *a, char *err, size_t errlen)
 {
 	struct store		*rd;
 	const struct store_ops	*ops = queue_reader(q, &rd);
 	const struct config_repo *repo = NULL;
 	struct store_app_row	 r;
-	cJSON			*o, *imgs, *im, *lj;
+	struct poller_status	 ps;
+	cJSON			*o, *imgs, *im, *lj, *pj;
 	size_t			 i, k;
 	const struct store_image_row *found;
 
@@ -383,6 +385,22 @@ admin_app_json(struct queue *q, const struct config *cfg,
 		    found->tag : NULL));
 		cJSON_AddItemToObject(im, "digest", admin_json_str(found !=
 		    NULL ? found->digest : NULL));
+		if (poller_status_get(pl, a->name, a->images[i].repository,
+		    &ps)) {
+			pj = cJSON_AddObjectToObject(im, "poll");
+			cJSON_AddNumberToObject(pj, "interval_s", ps.interval_s);
+			cJSON_AddItemToObject(pj, "last", admin_json_time(
+			    ps.last_ms));
+			cJSON_AddItemToObject(pj, "next", admin_json_time(
+			    ps.next_ms));
+			cJSON_AddItemToObject(pj, "result", admin_json_str(
+			    ps.last_ms > 0 ? ps.result : NULL));
+			cJSON_AddItemToObject(pj, "tag", admin_json_str(
+			    ps.tag[0] != '\0' ? ps.tag : NULL));
+			cJSON_AddItemToObject(pj, "error", admin_json_str(
+			    ps.error[0] != '\0' ? ps.error : NULL));
+		} else
+			cJSON_AddItemToObject(im, "poll", cJSON_CreateNull());
 		cJSON_AddItemToArray(imgs, im);
 	}
 	if (r.last_job_id > 0) {
@@ -401,7 +419,8 @@ admin_app_json(struct queue *q, const struct config *cfg,
 }
 
 static int
-admin_apps(struct queue *q, const char *name, struct buf *body)
+admin_apps(struct queue *q, struct poller *pl, const char *name,
+    struct buf *body)
 {
 	const struct config	*cfg = queue_config(q);	/* swapped on the loop */
 	char			 err[256];
@@ -414,7 +433,7 @@ admin_apps(struct queue *q, const char *name, struct buf *body)
 				break;
 		if (i == cfg->napps)
 			return admin_error(body, 404, "no such app");
-		if ((o = admin_app_json(q, cfg, &cfg->apps[i], err,
+		if ((o = admin_app_json(q, pl, cfg, &cfg->apps[i], err,
 		    sizeof(err))) == NULL)
 			goto fail;
 		return admin_reply(body, 200, o);
@@ -422,7 +441,7 @@ admin_apps(struct queue *q, const char *name, struct buf *body)
 	o = cJSON_CreateObject();
 	arr = cJSON_AddArrayToObject(o, "apps");
 	for (i = 0; i < cfg->napps; i++) {
-		if ((a = admin_app_json(q, cfg, &cfg->apps[i], err,
+		if ((a = admin_app_json(q, pl, cfg, &cfg->apps[i], err,
 		    sizeof(err))) == NULL)
 			goto fail;
 		cJSON_AddItemToArray(arr, a);
@@ -484,8 +503,8 @@ admin_id(const char *s, size_t len)
 }
 
 int
-admin_api(struct queue *q, const char *method, const char *path,
-    const char *query, struct buf *body)
+admin_api(struct queue *q, struct poller *pl, const char *method,
+    const char *path, const char *query, struct buf *body)
 {
 	const char	*p = path, *slash;
 	int		 get = strcmp(method, "GET") == 0;
@@ -533,7 +552,7 @@ admin_api(struct queue *q, const char *method, const char *path,
 	if (strcmp(p, "/apps") == 0) {
 		if (!get)
 			return admin_error(body, 405, "method not allowed");
-		return admin_apps(q, NULL, body);
+		return admin_apps(q, pl, NULL, body);
 	}
 	if (strncmp(p, "/apps/", 6) == 0) {
 		p += 6;
@@ -541,7 +560,7 @@ admin_api(struct queue *q, const char *method, const char *path,
 		name = slash != NULL ? xstrndup(p, (size_t)(slash - p)) :
 		    xstrdup(p);
 		if (slash == NULL) {
-			status = get ? admin_apps(q, name, body) :
+			status = get ? admin_apps(q, pl, name, body) :
 			    admin_error(body, 405, "method not allowed");
 		} else if (strcmp(slash, "/sync") == 0) {
 			status = post ? admin_sync(q, name, body) :

@@ -612,6 +612,11 @@ static const struct cfg_key image_keys[] = {
 	  .help =
 	    "exactly one of semver, pattern, latest, digest; default "
 	    "semver \">=0.0.0\"" },
+	{ "poll_interval_s", T_INT,
+	  .off = O(struct config_image, poll_interval_s), .min = 0,
+	  .max = 604800, .def = "300",
+	  .help = "list the registry's tags this often (0: off; not for "
+	    "latest)" },
 };
 static const struct cfg_table image_table =
     TABLE("images", struct config_image, image_keys, NULL);

@@ -25,26 +25,6 @@
 #include "sync.h"
 #include "util.h"
 
-/* splitmix64's finaliser over FNV-1a: sequential names ("app-1",
- * "app-2", ...) differ in one byte, and plain FNV leaves that in the low
- * bits that a modulo keeps. */
-static uint64_t
-drift_hash(const char *s)
-{
-	uint64_t	 h = 0xcbf29ce484222325ULL;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 31;
-	return h;
-}
-
 int64_t
 drift_first_due_ms(const char *app, int interval_s, int64_t start_ms)
 {
@@ -53,7 +33,7 @@ drift_first_due_ms(const char *app, int interval_s, int64_t start_ms)
 	if (period <= 0)
 		return INT64_MAX;
 	/* Strictly after start, at most one interval later. */
-	return start_ms + 1 + (int64_t)(drift_hash(app) % (uint64_t)period);
+	return start_ms + 1 + (int64_t)(util_hash_str(app) % (uint64_t)period);
 }
 
 struct drift_app {

@@ -31,6 +31,7 @@
 #include "config.h"
 #include "handler.h"
 #include "drift.h"
+#include "poller.h"
 #include "gitrepo.h"
 #include "log.h"
 #include "metrics.h"
@@ -52,6 +53,7 @@ struct gitopsd {
 	struct queue		*queue;
 	struct server		*server;
 	struct drift		*drift;
+	struct poller		*poller;
 	struct event		*ev_term, *ev_int, *ev_hup, *ev_watchdog;
 	struct event		*ev_drain;
 	int			 draining;
@@ -153,6 +155,7 @@ main_reload(struct gitopsd *g)
 	}
 	queue_reconfigure(g->queue, cfg);
 	drift_reconfigure(g->drift, cfg);
+	poller_reconfigure(g->poller, cfg);
 	config_unref(g->cfg);
 	g->cfg = cfg;
 	log_info("configuration reloaded");
@@ -197,6 +200,9 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 	queue_drain(g->queue);
 	drift_free(g->drift);
 	g->drift = NULL;
+	server_set_poller(g->server, NULL);
+	poller_free(g->poller);
+	g->poller = NULL;
 	g->drain_deadline = util_mono_s() + g->cfg->shutdown_timeout_s;
 	g->ev_drain = event_new(g->base, -1, EV_PERSIST, main_drain_cb, g);
 	if (g->ev_drain == NULL)
@@ -380,6 +386,8 @@ main(int argc, char *argv[])
 		goto out;
 	}
 	g.drift = drift_new(g.base, g.queue, g.cfg);
+	g.poller = poller_new(g.base, g.queue, g.cfg);
+	server_set_poller(g.server, g.poller);
 	g.ev_term = evsignal_new(g.base, SIGTERM, main_signal_cb, &g);
 	g.ev_int = evsignal_new(g.base, SIGINT, main_signal_cb, &g);
 	g.ev_hup = evsignal_new(g.base, SIGHUP, main_signal_cb, &g);
@@ -427,6 +435,9 @@ out:
 	if (g.ev_hup != NULL)
 		event_free(g.ev_hup);
 	drift_free(g.drift);
+	if (g.server != NULL)
+		server_set_poller(g.server, NULL);
+	poller_free(g.poller);
 	server_free(g.server);
 	if (g.queue != NULL) {
 		queue_close(g.queue, 0);

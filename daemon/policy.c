@@ -1317,3 +1317,24 @@ policy_newer(const struct config_policy *p, const char *current,
 	}
 	return 0;
 }
+
+const char *
+policy_best(const struct config_policy *p, char *const *tags, size_t n,
+    const char *current)
+{
+	const char	*best = NULL;
+	size_t		 i;
+
+	/* Push order is not in a tag list; the followed tag has no rival. */
+	if (p->kind == CONFIG_POLICY_LATEST || p->kind == CONFIG_POLICY_DIGEST)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (!policy_accepts(p, tags[i]))
+			continue;
+		if (best == NULL || policy_newer(p, best, tags[i]))
+			best = tags[i];
+	}
+	if (best != NULL && current != NULL && !policy_newer(p, current, best))
+		return NULL;
+	return best;
+}

@@ -28,11 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
 #include "config.h"
+#include "http_client.h"
 #include "policy.h"
 #include "registry_client.h"
 #include "util.h"
@@ -42,6 +44,9 @@
 #define RC_MANIFEST_MAX		(4 * 1024 * 1024)
 #define RC_TIMEOUT_S		30L
 #define RC_CONNECT_TIMEOUT_S	10L
+#define RC_TAGS_PAGE_MAX	(4 * 1024 * 1024)
+#define RC_TAGS_MAX		100000
+#define RC_PAGES_MAX		1000
 
 static const char *const rc_accept =
     "Accept: application/vnd.oci.image.index.v1+json, "
@@ -62,17 +67,44 @@ struct rc_reply {
 	long		 status;
 	char		*digest;	/* Docker-Content-Digest */
 	char		*challenge;	/* WWW-Authenticate */
+	char		*link;		/* Link (tag list paging) */
+	char		*etag;		/* ETag */
+	char		*retry_after;	/* Retry-After */
+	char		*ratelimit;	/* RateLimit-Remaining (Docker Hub) */
 	struct buf	 body;
 	size_t		 hdrbytes;
 };
 
+/* Forget the headers of one response (a redirect brings another). */
 static void
-rc_reply_reset(struct rc_reply *r)
+rc_reply_headers_free(struct rc_reply *r)
 {
 	free(r->digest);
 	free(r->challenge);
+	free(r->link);
+	free(r->etag);
+	free(r->retry_after);
+	free(r->ratelimit);
+	r->digest = r->challenge = r->link = r->etag = NULL;
+	r->retry_after = r->ratelimit = NULL;
+}
+
+static void
+rc_reply_reset(struct rc_reply *r)
+{
+	rc_reply_headers_free(r);
 	buf_free(&r->body);
 	memset(r, 0, sizeof(*r));
+}
+
+/* Keep the first value of a header, drop repeats. */
+static void
+rc_header_keep(char **slot, char *v)
+{
+	if (*slot == NULL)
+		*slot = v;
+	else
+		free(v);
 }
 
 /* Trimmed copy of a header value if the line is "name: value". */
@@ -106,9 +138,7 @@ rc_header_cb(char *line, size_t size, size_t nitems, void *arg)
 		return 0;	/* abort: absurd headers */
 	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
 		/* A new response (after a redirect): forget the last one. */
-		free(r->digest);
-		free(r->challenge);
-		r->digest = r->challenge = NULL;
+		rc_reply_headers_free(r);
 		return n;
 	}
 	if (n > RC_HEADER_MAX)
@@ -116,12 +146,16 @@ rc_header_cb(char *line, size_t size, size_t nitems, void *arg)
 	if ((v = rc_header_value(line, n, "Docker-Content-Digest")) != NULL) {
 		free(r->digest);
 		r->digest = v;
-	} else if ((v = rc_header_value(line, n, "WWW-Authenticate")) != NULL) {
-		if (r->challenge == NULL)
-			r->challenge = v;
-		else
-			free(v);
-	}
+	} else if ((v = rc_header_value(line, n, "WWW-Authenticate")) != NULL)
+		rc_header_keep(&r->challenge, v);
+	else if ((v = rc_header_value(line, n, "Link")) != NULL)
+		rc_header_keep(&r->link, v);
+	else if ((v = rc_header_value(line, n, "ETag")) != NULL)
+		rc_header_keep(&r->etag, v);
+	else if ((v = rc_header_value(line, n, "Retry-After")) != NULL)
+		rc_header_keep(&r->retry_after, v);
+	else if ((v = rc_header_value(line, n, "RateLimit-Remaining")) != NULL)
+		rc_header_keep(&r->ratelimit, v);
 	return n;
 }
 
@@ -136,11 +170,12 @@ rc_body_cb(char *data, size_t size, size_t nitems, void *arg)
 	return n;
 }
 
-/* How to authenticate one request. */
+/* How to authenticate one request, and its conditional header. */
 struct rc_auth {
 	const char	*bearer;	/* token, or NULL */
 	const char	*username;	/* Basic, or NULL */
 	const char	*password;
+	const char	*if_none_match;	/* an ETag, or NULL */
 };
 
 /*
@@ -154,7 +189,7 @@ rc_request(const char *method, const char *url, const struct rc_auth *auth,
 	struct curl_slist	*hdrs = NULL, *tmp;
 	CURL			*curl;
 	CURLcode		 cc;
-	char			*authz = NULL;
+	char			*authz = NULL, *inm = NULL;
 	int			 rc = -1;
 
 	memset(r, 0, sizeof(*r));
@@ -169,6 +204,12 @@ rc_request(const char *method, const char *url, const struct rc_auth *auth,
 	if (auth != NULL && auth->bearer != NULL) {
 		authz = xasprintf("Authorization: Bearer %s", auth->bearer);
 		if ((tmp = curl_slist_append(hdrs, authz)) == NULL)
+			goto nomem;
+		hdrs = tmp;
+	}
+	if (auth != NULL && auth->if_none_match != NULL) {
+		inm = xasprintf("If-None-Match: %s", auth->if_none_match);
+		if ((tmp = curl_slist_append(hdrs, inm)) == NULL)
 			goto nomem;
 		hdrs = tmp;
 	}
@@ -225,13 +266,10 @@ rc_request(const char *method, const char *url, const struct rc_auth *auth,
 nomem:
 	snprintf(err, errlen, "out of memory");
 out:
-	if (rc == -1) {
-		free(r->digest);
-		free(r->challenge);
-		buf_free(&r->body);
-		memset(r, 0, sizeof(*r));
-	}
+	if (rc == -1)
+		rc_reply_reset(r);
 	curl_slist_free_all(hdrs);
+	free(inm);
 	if (authz != NULL) {
 		explicit_bzero(authz, strlen(authz));
 		free(authz);
@@ -439,6 +477,81 @@ out:
 }
 
 /*
+ * One conversation with a registry about one repository.  The first
+ * request goes out anonymous; a 401 challenge is answered once (a bearer
+ * token from its realm, or Basic credentials from `registries:`) and the
+ * answer is kept for the following requests (the pages of a tag list).
+ */
+struct rc_session {
+	const char			*scheme;
+	const char			*apihost;
+	const char			*repository;
+	const struct config_registry	*reg;
+	struct rc_auth			 auth;
+	char				*token;
+	int				 authed;
+};
+
+static void
+rc_session_end(struct rc_session *s)
+{
+	if (s->token != NULL) {
+		explicit_bzero(s->token, strlen(s->token));
+		free(s->token);
+	}
+	s->token = NULL;
+}
+
+/*
+ * One request in a session.  Returns 0 with r filled (any status), -1 on
+ * an error (err), or -2 when the very first request could not reach the
+ * registry (another scheme may).
+ */
+static int
+rc_session_request(struct rc_session *s, const char *method, const char *url,
+    const char *if_none_match, size_t cap, struct rc_reply *r, char *err,
+    size_t errlen)
+{
+	struct rc_auth	 a = s->auth;
+	char		 why[200];
+
+	a.if_none_match = if_none_match;
+	if (rc_request(method, url, &a, cap, r, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s://%s: %s", s->scheme, s->apihost,
+		    why);
+		return s->authed ? -1 : -2;
+	}
+	if (r->status != 401 || r->challenge == NULL || s->authed)
+		return 0;
+	if (strncasecmp(r->challenge, "Bearer", 6) == 0) {
+		s->token = rc_fetch_token(r->challenge, s->scheme,
+		    s->repository, s->reg, why, sizeof(why));
+		if (s->token == NULL) {
+			snprintf(err, errlen, "%s: %s", s->apihost, why);
+			return -1;
+		}
+		s->auth.bearer = s->token;
+	} else if (strncasecmp(r->challenge, "Basic", 5) == 0 &&
+	    s->reg != NULL && s->reg->username != NULL) {
+		s->auth.username = s->reg->username;
+		s->auth.password = s->reg->password;
+	} else {
+		snprintf(err, errlen, "%s: authentication required and no "
+		    "credentials configured (registries:)", s->apihost);
+		return -1;
+	}
+	s->authed = 1;
+	rc_reply_reset(r);
+	a = s->auth;
+	a.if_none_match = if_none_match;
+	if (rc_request(method, url, &a, cap, r, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: %s", s->apihost, why);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Ask one scheme.  Returns 0 (digest set), 1 (no such tag), -1 (err), or
  * -2 for a transport failure worth retrying over another scheme.
  */
@@ -447,45 +560,19 @@ rc_verify_scheme(const char *scheme, const char *apihost,
     const struct config_registry *reg, const char *repository,
     const char *tag, char **digest_out, char *err, size_t errlen)
 {
-	struct rc_reply	 r;
-	struct rc_auth	 auth;
-	char		*url, *token = NULL, why[200], hex[65];
-	int		 rc = -1, authed = 0;
+	struct rc_session	 sess = { scheme, apihost, repository, reg,
+				    { NULL, NULL, NULL, NULL }, NULL, 0 };
+	struct rc_reply		 r;
+	char			*url, hex[65];
+	int			 rc;
 
-	memset(&auth, 0, sizeof(auth));
+	memset(&r, 0, sizeof(r));
 	url = xasprintf("%s://%s/v2/%s/manifests/%s", scheme, apihost,
 	    repository, tag);
-	if (rc_request("HEAD", url, NULL, 0, &r, why, sizeof(why)) == -1) {
-		snprintf(err, errlen, "%s://%s: %s", scheme, apihost, why);
-		rc = -2;
+	if ((rc = rc_session_request(&sess, "HEAD", url, NULL, 0, &r, err,
+	    errlen)) != 0)
 		goto out;
-	}
-	if (r.status == 401 && r.challenge != NULL) {
-		if (strncasecmp(r.challenge, "Bearer", 6) == 0) {
-			token = rc_fetch_token(r.challenge, scheme, repository,
-			    reg, why, sizeof(why));
-			if (token == NULL) {
-				snprintf(err, errlen, "%s: %s", apihost, why);
-				goto out;
-			}
-			auth.bearer = token;
-		} else if (strncasecmp(r.challenge, "Basic", 5) == 0 &&
-		    reg != NULL && reg->username != NULL) {
-			auth.username = reg->username;
-			auth.password = reg->password;
-		} else {
-			snprintf(err, errlen, "%s: authentication required and "
-			    "no credentials configured (registries:)", apihost);
-			goto out;
-		}
-		rc_reply_reset(&r);
-		authed = 1;
-		if (rc_request("HEAD", url, &auth, 0, &r, why,
-		    sizeof(why)) == -1) {
-			snprintf(err, errlen, "%s: %s", apihost, why);
-			goto out;
-		}
-	}
+	rc = -1;
 	switch (r.status) {
 	case 200:
 		break;
@@ -497,7 +584,7 @@ rc_verify_scheme(const char *scheme, const char *apihost,
 	case 401:
 	case 403:
 		snprintf(err, errlen, "%s: access denied (HTTP %ld)%s", apihost,
-		    r.status, authed ? "" : "; configure credentials");
+		    r.status, sess.authed ? "" : "; configure credentials");
 		goto out;
 	default:
 		snprintf(err, errlen, "%s: HTTP %ld for the manifest", apihost,
@@ -507,11 +594,9 @@ rc_verify_scheme(const char *scheme, const char *apihost,
 	if (r.digest == NULL) {
 		/* No digest header: the digest of the manifest bytes. */
 		rc_reply_reset(&r);
-		if (rc_request("GET", url, authed ? &auth : NULL,
-		    RC_MANIFEST_MAX, &r, why, sizeof(why)) == -1) {
-			snprintf(err, errlen, "%s: %s", apihost, why);
+		if (rc_session_request(&sess, "GET", url, NULL,
+		    RC_MANIFEST_MAX, &r, err, errlen) != 0)
 			goto out;
-		}
 		if (r.status != 200 || r.body.data == NULL) {
 			snprintf(err, errlen, "%s: HTTP %ld fetching the "
 			    "manifest", apihost, r.status);
@@ -530,12 +615,45 @@ rc_verify_scheme(const char *scheme, const char *apihost,
 	rc = 0;
 out:
 	rc_reply_reset(&r);
-	if (token != NULL) {
-		explicit_bzero(token, strlen(token));
-		free(token);
-	}
+	rc_session_end(&sess);
 	free(url);
 	return rc;
+}
+
+/* Where to send requests about registry/repository: the validated name
+ * (its parts become a URL), the `registries:` entry and the API host. */
+static int
+rc_target(const struct config *cfg, const char *registry,
+    const char *repository, struct image_ref *ref,
+    const struct config_registry **reg, const char **apihost, char *err,
+    size_t errlen)
+{
+	if (pthread_once(&rc_once, rc_global_init) != 0) {
+		snprintf(err, errlen, "cannot initialize libcurl");
+		return -1;
+	}
+	if (image_ref_from_parts(registry, repository, ref, err,
+	    errlen) == -1)
+		return -1;
+	*reg = rc_find_registry(cfg, ref->registry);
+	*apihost = strcmp(ref->registry, "docker.io") == 0 ?
+	    "registry-1.docker.io" : ref->registry;
+	return 0;
+}
+
+/* The schemes to try in order: plain http when the entry says insecure;
+ * else https, then http for a loopback registry that https cannot reach. */
+static size_t
+rc_schemes(const struct config_registry *reg, const char *apihost,
+    const char *out[2])
+{
+	if (reg != NULL && reg->insecure) {
+		out[0] = "http";
+		return 1;
+	}
+	out[0] = "https";
+	out[1] = "http";
+	return rc_is_loopback(apihost) ? 2 : 1;
 }
 
 int
@@ -545,16 +663,12 @@ registry_verify_tag(const struct config *cfg, const char *registry,
 {
 	const struct config_registry *reg;
 	struct image_ref	 ref;
-	const char		*apihost;
-	int			 rc;
+	const char		*apihost, *schemes[2];
+	size_t			 i, n;
+	int			 rc = -1;
 
 	*digest_out = NULL;
-	if (pthread_once(&rc_once, rc_global_init) != 0) {
-		snprintf(err, errlen, "cannot initialize libcurl");
-		return -1;
-	}
-	/* Validated names only: they become part of a URL. */
-	if (image_ref_from_parts(registry, repository, &ref, err,
+	if (rc_target(cfg, registry, repository, &ref, &reg, &apihost, err,
 	    errlen) == -1)
 		return -1;
 	if (!image_tag_valid(tag)) {
@@ -562,19 +676,249 @@ registry_verify_tag(const struct config *cfg, const char *registry,
 		image_ref_free(&ref);
 		return -1;
 	}
-	reg = rc_find_registry(cfg, ref.registry);
-	apihost = strcmp(ref.registry, "docker.io") == 0 ?
-	    "registry-1.docker.io" : ref.registry;
-	if (reg != NULL && reg->insecure)
-		rc = rc_verify_scheme("http", apihost, reg, ref.repository,
-		    tag, digest_out, err, errlen);
-	else {
-		rc = rc_verify_scheme("https", apihost, reg, ref.repository,
-		    tag, digest_out, err, errlen);
-		if (rc == -2 && rc_is_loopback(apihost))
-			rc = rc_verify_scheme("http", apihost, reg,
-			    ref.repository, tag, digest_out, err, errlen);
-	}
+	n = rc_schemes(reg, apihost, schemes);
+	for (i = 0; i < n; i++)
+		if ((rc = rc_verify_scheme(schemes[i], apihost, reg,
+		    ref.repository, tag, digest_out, err, errlen)) != -2)
+			break;
 	image_ref_free(&ref);
 	return rc == -2 ? -1 : rc;
+}
+
+void
+registry_tags_clear(struct registry_tags *t)
+{
+	size_t	 i;
+
+	for (i = 0; i < t->n; i++)
+		free(t->tags[i]);
+	free(t->tags);
+	free(t->etag);
+	memset(t, 0, sizeof(*t));
+	t->remaining = -1;
+}
+
+/*
+ * The next page from a Link header ('<url>; rel="next"'), as a URL on the
+ * same registry: relative targets are resolved against it, absolute ones
+ * must name the same scheme and host (the session's credentials go with
+ * it).  Returns malloc'd URL, NULL at the last page; *bad on a target
+ * elsewhere.
+ */
+static char *
+rc_next_page(const char *link, const char *scheme, const char *apihost,
+    int *bad)
+{
+	const char	*p = link, *lt, *gt, *params, *end;
+	char		*target = NULL, *origin, *url = NULL;
+	size_t		 olen;
+
+	*bad = 0;
+	while (*p != '\0') {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p != '<')
+			return NULL;
+		lt = p + 1;
+		if ((gt = strchr(lt, '>')) == NULL)
+			return NULL;
+		params = gt + 1;
+		end = params + strcspn(params, ",");
+		/* rel="next" or rel=next among the parameters. */
+		for (p = params; p < end; p++) {
+			if (strncasecmp(p, "rel=", 4) != 0)
+				continue;
+			p += 4;
+			if (*p == '"')
+				p++;
+			if (strncasecmp(p, "next", 4) == 0 &&
+			    (p[4] == '"' || p[4] == ';' || p[4] == ' ' ||
+			    p + 4 == end)) {
+				target = xstrndup(lt, (size_t)(gt - lt));
+				break;
+			}
+		}
+		if (target != NULL)
+			break;
+		p = end;
+	}
+	if (target == NULL)
+		return NULL;
+	if (target[0] == '/' && target[1] != '/')
+		url = xasprintf("%s://%s%s", scheme, apihost, target);
+	else {
+		origin = xasprintf("%s://%s/", scheme, apihost);
+		olen = strlen(origin);
+		if (strncasecmp(target, origin, olen) == 0)
+			url = xasprintf("%s%s", origin, target + olen);
+		else
+			*bad = 1;
+		free(origin);
+	}
+	free(target);
+	return url;
+}
+
+/* Append a page's {"tags": [...]} to t; tags that are not valid tags are
+ * skipped.  -1 if the page is not a tag list. */
+static int
+rc_add_tags(struct registry_tags *t, const struct buf *body, char *err,
+    size_t errlen)
+{
+	cJSON		*root;
+	const cJSON	*tags, *e;
+
+	if (body->data == NULL || (root = cJSON_ParseWithLength(body->data,
+	    body->len)) == NULL) {
+		snprintf(err, errlen, "tag list is not JSON");
+		return -1;
+	}
+	tags = cJSON_GetObjectItemCaseSensitive(root, "tags");
+	if (!cJSON_IsArray(tags) && !cJSON_IsNull(tags)) {
+		cJSON_Delete(root);
+		snprintf(err, errlen, "tag list without \"tags\"");
+		return -1;
+	}
+	cJSON_ArrayForEach(e, tags) {
+		if (!cJSON_IsString(e) || !image_tag_valid(e->valuestring))
+			continue;
+		if (t->n >= RC_TAGS_MAX)
+			break;
+		t->tags = xreallocarray(t->tags, t->n + 1, sizeof(*t->tags));
+		t->tags[t->n++] = xstrdup(e->valuestring);
+	}
+	cJSON_Delete(root);
+	return 0;
+}
+
+/* A throttled answer: how long to wait, and the remaining-quota header. */
+static void
+rc_note_limits(struct registry_tags *t, const struct rc_reply *r)
+{
+	int	 secs;
+
+	if (r->retry_after != NULL && (secs = http_client_parse_retry_after(
+	    r->retry_after, (long long)time(NULL))) >= 0)
+		t->retry_after_s = secs;
+	if (r->ratelimit != NULL && isdigit((unsigned char)r->ratelimit[0]))
+		t->remaining = strtol(r->ratelimit, NULL, 10);
+}
+
+/* Every page of one scheme's tag list.  0, REGISTRY_THROTTLED, -1, or -2
+ * (could not connect: another scheme may). */
+static int
+rc_list_scheme(const char *scheme, const char *apihost,
+    const struct config_registry *reg, const char *repository,
+    const char *if_none_match, struct registry_tags *t, char *err,
+    size_t errlen)
+{
+	struct rc_session	 sess = { scheme, apihost, repository, reg,
+				    { NULL, NULL, NULL, NULL }, NULL, 0 };
+	struct rc_reply		 r;
+	char			*url, *next;
+	int			 rc, pages = 0, bad;
+
+	memset(&r, 0, sizeof(r));
+	url = xasprintf("%s://%s/v2/%s/tags/list?n=1000", scheme, apihost,
+	    repository);
+	for (;;) {
+		rc = rc_session_request(&sess, "GET", url, pages == 0 ?
+		    if_none_match : NULL, RC_TAGS_PAGE_MAX, &r, err, errlen);
+		if (rc != 0)
+			break;
+		rc = -1;
+		rc_note_limits(t, &r);
+		if (r.status == 304 && pages == 0 && if_none_match != NULL) {
+			t->not_modified = 1;
+			rc = 0;
+			break;
+		}
+		if (r.status == 429) {
+			snprintf(err, errlen, "%s: too many requests (HTTP 429)",
+			    apihost);
+			rc = REGISTRY_THROTTLED;
+			break;
+		}
+		if (r.status == 401 || r.status == 403) {
+			snprintf(err, errlen, "%s: access denied (HTTP %ld)%s",
+			    apihost, r.status, sess.authed ? "" :
+			    "; configure credentials");
+			break;
+		}
+		if (r.status == 404) {
+			snprintf(err, errlen, "%s/%s: no such repository",
+			    apihost, repository);
+			break;
+		}
+		if (r.status != 200) {
+			snprintf(err, errlen, "%s: HTTP %ld listing tags",
+			    apihost, r.status);
+			break;
+		}
+		if (rc_add_tags(t, &r.body, err, errlen) == -1)
+			break;
+		if (pages == 0 && r.etag != NULL && r.link == NULL)
+			t->etag = xstrdup(r.etag);
+		next = r.link != NULL ? rc_next_page(r.link, scheme, apihost,
+		    &bad) : NULL;
+		if (next == NULL) {
+			if (r.link != NULL && bad) {
+				snprintf(err, errlen, "%s: tag list pages "
+				    "to another host", apihost);
+				break;
+			}
+			rc = 0;
+			break;
+		}
+		if (++pages >= RC_PAGES_MAX) {
+			free(next);
+			snprintf(err, errlen, "%s: over %d pages of tags",
+			    apihost, RC_PAGES_MAX);
+			break;
+		}
+		free(url);
+		url = next;
+		rc_reply_reset(&r);
+	}
+	rc_reply_reset(&r);
+	rc_session_end(&sess);
+	free(url);
+	return rc;
+}
+
+int
+registry_list_tags(const struct config *cfg, const char *registry,
+    const char *repository, const char *if_none_match,
+    struct registry_tags *t, char *err, size_t errlen)
+{
+	const struct config_registry *reg;
+	struct image_ref	 ref;
+	const char		*apihost, *schemes[2];
+	size_t			 i, n;
+	int			 rc = -1, ra;
+	long			 rem;
+
+	memset(t, 0, sizeof(*t));
+	t->remaining = -1;
+	if (rc_target(cfg, registry, repository, &ref, &reg, &apihost, err,
+	    errlen) == -1)
+		return -1;
+	n = rc_schemes(reg, apihost, schemes);
+	for (i = 0; i < n; i++) {
+		registry_tags_clear(t);
+		if ((rc = rc_list_scheme(schemes[i], apihost, reg,
+		    ref.repository, if_none_match, t, err, errlen)) != -2)
+			break;
+	}
+	image_ref_free(&ref);
+	if (rc != 0 && rc != REGISTRY_THROTTLED) {
+		/* Keep what explains a wait; drop a partial list. */
+		ra = t->retry_after_s;
+		rem = t->remaining;
+		registry_tags_clear(t);
+		t->retry_after_s = ra;
+		t->remaining = rem;
+		return -1;
+	}
+	return rc;
 }

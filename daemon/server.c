@@ -38,6 +38,7 @@ struct server {
 	struct event_base	*base;
 	struct config		*cfg;
 	struct queue		*queue;
+	struct poller		*poller;	/* NULL while draining */
 	struct http_server	*pub;
 	struct http_server	*admin;
 	int			 draining;
@@ -367,8 +368,8 @@ server_admin_cb(struct http_request *req, void *arg)
 			return;
 		}
 		buf_init(&body, 0);
-		status = admin_api(srv->queue, ri->method, ri->path, ri->query,
-		    &body);
+		status = admin_api(srv->queue, srv->poller, ri->method,
+		    ri->path, ri->query, &body);
 		if (status == 0)
 			http_reply_error(req, 404, "not found", NULL);
 		else
@@ -574,4 +575,10 @@ server_free(struct server *srv)
 	if (srv->cfg != NULL)
 		config_unref(srv->cfg);
 	free(srv);
+}
+
+void
+server_set_poller(struct server *srv, struct poller *p)
+{
+	srv->poller = p;
 }

@@ -610,3 +610,23 @@ util_strlcpy(char *dst, const char *src, size_t size)
 	}
 	return n;
 }
+
+/* splitmix64's finaliser over FNV-1a: sequential names ("app-1",
+ * "app-2", ...) differ in one byte, and plain FNV leaves that in the low
+ * bits that a modulo keeps. */
+uint64_t
+util_hash_str(const char *s)
+{
+	uint64_t	 h = 0xcbf29ce484222325ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h;
+}

@@ -6,13 +6,14 @@
 #define GITOPSD_ADMIN_H
 
 struct queue;
+struct poller;
 struct buf;
 
 /*
  * Answer one /api/v1 request: the JSON answer goes to body and its HTTP
  * status is returned; 0 when the path is not an API route.
  */
-int	 admin_api(struct queue *, const char *method, const char *path,
-	    const char *query, struct buf *body);
+int	 admin_api(struct queue *, struct poller *, const char *method,
+	    const char *path, const char *query, struct buf *body);
 
 #endif

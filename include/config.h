@@ -150,6 +150,7 @@ struct config_policy {
 struct config_image {
 	char	*repository;			/* as written; normalized by policy.c */
 	struct config_policy policy;
+	int	 poll_interval_s;		/* list tags this often; 0: off */
 };
 
 struct config_app {

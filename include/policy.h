@@ -47,5 +47,12 @@ int	 policy_accepts(const struct config_policy *, const char *tag);
  */
 int	 policy_newer(const struct config_policy *, const char *current,
 	    const char *candidate);
+/*
+ * The highest of n tags by the policy's order that it accepts and that is
+ * newer than current (NULL: no current tag), or NULL.  Always NULL for
+ * latest (a tag list has no push order) and digest (one followed tag).
+ */
+const char *policy_best(const struct config_policy *, char *const *tags,
+	    size_t n, const char *current);
 
 #endif

@@ -20,4 +20,29 @@ int	registry_verify_tag(const struct config *, const char *registry,
 	    const char *repository, const char *tag, char **digest_out,
 	    char *err, size_t errlen);
 
+/* A registry's tag list (registry_list_tags). */
+struct registry_tags {
+	char	**tags;		/* valid tags only, in the registry's order */
+	size_t	 n;
+	char	*etag;		/* for the next call's if_none_match, or NULL */
+	int	 not_modified;	/* 304 to if_none_match: tags is empty */
+	int	 retry_after_s;	/* Retry-After of a 429 (0: none sent) */
+	long	 remaining;	/* RateLimit-Remaining (Docker Hub), or -1 */
+};
+
+#define REGISTRY_THROTTLED	2
+
+/*
+ * GET /v2/<repository>/tags/list on registry, following the Link header's
+ * next pages on the same registry, with the same authentication as
+ * registry_verify_tag (anonymous, then the 401 challenge's bearer token or
+ * Basic credentials, kept for every page).  if_none_match: the ETag of the
+ * last listing (one page only).  Returns 0, REGISTRY_THROTTLED on a 429
+ * (t->retry_after_s says how long), or -1 (err).  Clear t after each call.
+ */
+int	registry_list_tags(const struct config *, const char *registry,
+	    const char *repository, const char *if_none_match,
+	    struct registry_tags *t, char *err, size_t errlen);
+void	registry_tags_clear(struct registry_tags *);
+
 #endif

@@ -8,6 +8,7 @@
 struct event_base;
 struct config;
 struct queue;
+struct poller;
 struct server;
 
 struct server	*server_new(struct event_base *, struct config *, struct queue *,
@@ -21,6 +22,8 @@ int		 server_reconfigure(struct server *, struct config *,
 		    char *err, size_t errlen);
 /* Stop accepting; answer 503 to new webhooks on open connections. */
 void		 server_drain(struct server *);
+/* The registry poller whose status the admin API shows (NULL: none). */
+void		 server_set_poller(struct server *, struct poller *);
 /* Requests still waiting for their answer (the queue commit). */
 int		 server_pending(const struct server *);
 void		 server_free(struct server *);

@@ -90,5 +90,8 @@ double	 util_random_unit(void);
 
 /* strlcpy semantics. */
 size_t	 util_strlcpy(char *dst, const char *src, size_t size);
+/* A well-mixed 64-bit hash of a string, the same in every process (for
+ * spreading schedules, not for security). */
+uint64_t util_hash_str(const char *);
 
 #endif

@@ -646,6 +646,28 @@ ctl_table_last_job(struct ctl_table *t, const cJSON *app)
 	free(state);
 }
 
+/* "RESULT AGE" of an image's last registry poll, "-" when not polled. */
+static void
+ctl_table_poll(struct ctl_table *t, const cJSON *image)
+{
+	const cJSON	*poll;
+	char		*result, *last;
+
+	poll = cJSON_GetObjectItemCaseSensitive(image, "poll");
+	if (!cJSON_IsObject(poll)) {
+		ctl_table_add(t, "-", 0);
+		return;
+	}
+	result = ctl_field(poll, "result");
+	last = ctl_field(poll, "last");
+	if (strcmp(last, "-") == 0)
+		ctl_table_add(t, "not yet", 0);
+	else
+		ctl_table_addf(t, 0, "%s %s", result, last);
+	free(result);
+	free(last);
+}
+
 /*
  * One column of a table, or one "label:" row of a detail view: the field
  * key, cut to max characters (0: all), or where the cell is not one field,
@@ -812,7 +834,7 @@ ctl_cmd_app(struct ctl *ctl, char **argv)
 	};
 	static const struct ctl_column	image[] = {
 		CTL_COL("REPOSITORY", "repository"), CTL_COL("TAG", "tag"),
-		CTL_COL("DIGEST", "digest"),
+		CTL_COL("DIGEST", "digest"), CTL_COL_FN("POLLED", ctl_table_poll),
 	};
 	static const struct ctl_columns	rows = CTL_COLUMNS(row);
 	static const struct ctl_columns	images = CTL_COLUMNS(image);

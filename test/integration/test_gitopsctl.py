@@ -275,7 +275,8 @@ class DaemonTest(unittest.TestCase):
         self.assertRegex(p.stdout, r"(?m)^name: +web$")
         self.assertRegex(p.stdout, r"(?m)^path: +apps/web$")
         self.assertRegex(p.stdout,
-                         r"(?m)^  registry\.example\.invalid/acme/web +- +-$")
+                         r"(?m)^  registry\.example\.invalid/acme/web +- +- +"
+                         r"not yet$")
         p = self.run_ctl("app", "nope")
         self.assertEqual(p.returncode, 1)
         self.assertEqual(p.stdout, "")

@@ -93,12 +93,15 @@ def build_oci_layout(layout, tags, payload=b"hello from gitopsd tests\n"):
     return digests
 
 
-def skopeo_push(layout, tag, dest, timeout=60, token=None):
+def skopeo_push(layout, tag, dest, timeout=60, token=None, creds=None):
     """skopeo copy oci:<layout>:<tag> docker://<dest> over plain HTTP
-    (with a bearer token for a registry in token-auth mode)."""
+    (with a bearer token for a registry in token-auth mode, or creds
+    "user:password" for basic auth)."""
     cmd = [SKOPEO_BIN, "copy", "--quiet", "--dest-tls-verify=false"]
     if token:
         cmd.append("--dest-registry-token=" + token)
+    if creds:
+        cmd.append("--dest-creds=" + creds)
     cmd += ["oci:%s:%s" % (layout, tag), "docker://" + dest]
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          timeout=timeout, env=dict(os.environ, HOME=os.path.dirname(layout)))
@@ -114,7 +117,8 @@ class DistributionRegistry:
     auth_token: None, or a dict {"realm", "service", "issuer", "cert"} for
     the registry's token authentication."""
 
-    def __init__(self, endpoint=None, auth_token=None, ignore_blobs=False):
+    def __init__(self, endpoint=None, auth_token=None, ignore_blobs=False,
+                 htpasswd=None):
         self.dir = tempfile.mkdtemp(prefix="gitopsd-registry-")
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
@@ -135,6 +139,23 @@ class DistributionRegistry:
             "  addr: 127.0.0.1:%d" % self.port,
             "  secret: gitopsd-test-secret",
         ]
+        if htpasswd:
+            # The registry reads bcrypt hashes; glibc's crypt(3) makes them.
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import crypt
+            user, password = htpasswd
+            path = os.path.join(self.dir, "htpasswd")
+            with open(path, "w") as f:
+                f.write("%s:%s\n" % (user, crypt.crypt(
+                    password, crypt.mksalt(crypt.METHOD_BLOWFISH))))
+            lines += [
+                "auth:",
+                "  htpasswd:",
+                "    realm: gitopsd-test",
+                "    path: %s" % path,
+            ]
         if auth_token:
             lines += [
                 "auth:",
@@ -212,3 +233,26 @@ class DistributionRegistry:
             self.log.close()
             self.log = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def retag(host, repository, src_tag, tags, auth=None):
+    """Give the manifest of src_tag more tags, one PUT each (what a push of
+    the same image under another tag does, without copying blobs)."""
+    accept = "application/vnd.oci.image.manifest.v1+json"
+    headers = {"Accept": accept}
+    if auth:
+        headers["Authorization"] = auth
+    req = urllib.request.Request("http://%s/v2/%s/manifests/%s" %
+                                 (host, repository, src_tag), headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        body = r.read()
+        ctype = r.headers["Content-Type"]
+    for tag in tags:
+        h = {"Content-Type": ctype}
+        if auth:
+            h["Authorization"] = auth
+        req = urllib.request.Request("http://%s/v2/%s/manifests/%s" %
+                                     (host, repository, tag), data=body,
+                                     headers=h, method="PUT")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()

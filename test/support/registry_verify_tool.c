@@ -3,9 +3,14 @@
  * integration tests against a real registry.
  *
  * usage: registry_verify_tool [-k] [-u user -p password-file] host repo tag
+ *        registry_verify_tool -l [-k] [-u user -p password-file] [-e etag]
+ *            host repo
  *   -k  the registries: entry says insecure: true (plain http)
+ *   -l  list the tags instead (registry_list_tags), -e with If-None-Match
  * Prints the digest and exits 0; exits 1 when the tag does not exist,
- * 2 on any other failure (the reason on stderr).
+ * 2 on any other failure (the reason on stderr).  -l prints one tag a
+ * line, then "etag: ..." when one came, "not-modified" on a 304; exits 3
+ * when throttled, printing "retry-after: N".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +26,21 @@ main(int argc, char **argv)
 {
 	struct config_registry	 reg;
 	struct config		 cfg;
-	char			 err[512], *digest = NULL;
-	int			 ch, rc;
+	struct registry_tags	 t;
+	char			 err[512], *digest = NULL, *etag = NULL;
+	int			 ch, rc, list = 0;
+	size_t			 i;
 
 	memset(&cfg, 0, sizeof(cfg));
 	memset(&reg, 0, sizeof(reg));
-	while ((ch = getopt(argc, argv, "ku:p:")) != -1) {
+	while ((ch = getopt(argc, argv, "ku:p:le:")) != -1) {
 		switch (ch) {
+		case 'l':
+			list = 1;
+			break;
+		case 'e':
+			etag = optarg;
+			break;
 		case 'k':
 			reg.insecure = 1;
 			break;
@@ -50,7 +63,33 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc != 3) {
+	if (list && argc == 2) {
+		reg.host = argv[0];
+		cfg.registries = &reg;
+		cfg.nregistries = 1;
+		rc = registry_list_tags(&cfg, argv[0], argv[1], etag, &t, err,
+		    sizeof(err));
+		free(reg.password);
+		if (rc == REGISTRY_THROTTLED) {
+			printf("retry-after: %d\n", t.retry_after_s);
+			registry_tags_clear(&t);
+			return 3;
+		}
+		if (rc != 0) {
+			fprintf(stderr, "%s\n", err);
+			registry_tags_clear(&t);
+			return 2;
+		}
+		if (t.not_modified)
+			printf("not-modified\n");
+		for (i = 0; i < t.n; i++)
+			printf("%s\n", t.tags[i]);
+		if (t.etag != NULL)
+			printf("etag: %s\n", t.etag);
+		registry_tags_clear(&t);
+		return 0;
+	}
+	if (list || argc != 3) {
 		fprintf(stderr, "usage: registry_verify_tool [-k] "
 		    "[-u user -p file] host repo tag\n");
 		return 2;

@@ -381,12 +381,61 @@ test_image_ref_same_repo(void **state)
 	image_ref_free(&a);
 }
 
+/* The best tag of a listing: highest by the policy's order, never at or
+ * below the current one; none for latest and digest policies. */
+static void
+test_policy_best(void **state)
+{
+	struct config_policy	 p;
+	char			*tags[] = { "1.1.0", "2.0.0", "1.2.0", "latest",
+				    "1.2.0-rc.1", "main-9", "main-10", "v1.10.0" };
+	size_t			 n = sizeof(tags) / sizeof(tags[0]);
+	const char		*best;
+
+	(void)state;
+	memset(&p, 0, sizeof(p));
+	p.kind = CONFIG_POLICY_SEMVER;
+	p.semver = "<2";
+	best = policy_best(&p, tags, n, NULL);
+	assert_non_null(best);
+	assert_string_equal(best, "v1.10.0");
+	best = policy_best(&p, tags, n, "1.1.0");
+	assert_non_null(best);
+	assert_string_equal(best, "v1.10.0");
+	assert_null(policy_best(&p, tags, n, "1.10.0"));
+	assert_null(policy_best(&p, tags, n, "3.0.0"));	/* never down */
+	assert_null(policy_best(&p, tags, 1, "1.1.0"));
+	assert_null(policy_best(&p, tags, 0, NULL));
+
+	memset(&p, 0, sizeof(p));
+	p.kind = CONFIG_POLICY_PATTERN;
+	p.pattern = "^main-([0-9]+)$";
+	p.extract = "$1";
+	p.order = CONFIG_ORDER_NUMERICAL;
+	best = policy_best(&p, tags, n, "main-2");
+	assert_non_null(best);
+	assert_string_equal(best, "main-10");
+	p.order = CONFIG_ORDER_ALPHABETICAL;
+	best = policy_best(&p, tags, n, NULL);
+	assert_non_null(best);
+	assert_string_equal(best, "main-9");
+
+	memset(&p, 0, sizeof(p));
+	p.kind = CONFIG_POLICY_LATEST;
+	assert_null(policy_best(&p, tags, n, NULL));
+	memset(&p, 0, sizeof(p));
+	p.kind = CONFIG_POLICY_DIGEST;
+	p.digest_tag = "latest";
+	assert_null(policy_best(&p, tags, n, NULL));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policy_table),
 		cmocka_unit_test(test_policy_accepts),
+		cmocka_unit_test(test_policy_best),
 		cmocka_unit_test(test_policy_validate),
 		cmocka_unit_test(test_image_ref_parse),
 		cmocka_unit_test(test_image_ref_same_repo),

@@ -416,7 +416,7 @@ test_admin(struct qfx *fx, const char *method, const char *path,
 	int		 status;
 
 	buf_init(&b, 0);
-	status = admin_api(fx->q, method, path, query, &b);
+	status = admin_api(fx->q, NULL, method, path, query, &b);
 	if (status != want_status)
 		fail_msg("%s %s: %d, want %d: %s", method, path, status,
 		    want_status, b.data != NULL ? b.data : "");
@@ -901,7 +901,7 @@ test_retry_endpoint_and_admin(void **state)
 	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(jobs, 0),
 	    "source")->valuestring, "github");
 	cJSON_Delete(o);
-	assert_int_equal(admin_api(fx.q, "GET", "/api/v1/other", NULL,
+	assert_int_equal(admin_api(fx.q, NULL, "GET", "/api/v1/other", NULL,
 	    NULL), 0);
 	qfx_teardown(&fx);
 }
