@@ -19,6 +19,7 @@
 #include "githost.h"
 #include "handler.h"
 #include "hjson.h"
+#include "policy.h"
 #include "util.h"
 
 /* GitHub truncates commits[] at this many entries in webhook deliveries. */
@@ -236,6 +237,18 @@ github_parse_package(const struct hook_request *req, const char *evname,
 		if (hjson_str(root, path, 0, &when, res) == -1)
 			goto out;
 		ms = when != NULL ? hjson_time_ms(when) : -1;
+	}
+	/* Refused here, with the reason, rather than by a dead job later. */
+	if (!image_tag_valid(tag)) {
+		hook_result_setf(res, 400, "field '%s.package_version."
+		    "container_metadata.tag.name' is not a valid image tag",
+		    evname);
+		goto out;
+	}
+	if (digest != NULL && !image_digest_valid(digest)) {
+		hook_result_setf(res, 400, "%s digest is not algorithm:hex "
+		    "(sha256: and 64 lowercase hex digits)", evname);
+		goto out;
 	}
 	ev.pushed_at_ms = ms > 0 ? ms : 0;
 	ev.registry = xstrdup("ghcr.io");
