@@ -1974,6 +1974,10 @@ queue_admin_sync(struct queue *q, const char *name, struct buf *body)
 			a = &q->cfg->apps[i];
 	if (a == NULL)
 		return queue_admin_error(body, 404, "no such app");
+	/* A Git-only app: a sync job could only fail and alert. */
+	if (a->cluster == NULL)
+		return queue_admin_error(body, 409, "app has no cluster: its "
+		    "image updates are written to Git only, nothing to sync");
 	memset(&spec, 0, sizeof(spec));
 	spec.kind = JOB_SYNC;
 	spec.app = a->name;
