@@ -469,6 +469,10 @@ admin_sync(struct queue *q, const char *name, struct buf *body)
 			a = &cfg->apps[i];
 	if (a == NULL)
 		return admin_error(body, 404, "no such app");
+	/* A Git-only app: a sync job could only fail and alert. */
+	if (a->cluster == NULL)
+		return admin_error(body, 409, "app has no cluster: its "
+		    "image updates are written to Git only, nothing to sync");
 	memset(&spec, 0, sizeof(spec));
 	spec.kind = JOB_SYNC;
 	spec.app = a->name;

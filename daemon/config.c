@@ -428,7 +428,7 @@ static const struct cfg_key source_keys[] = {
 	  .off = O(struct config_source, type), .flags = KEY_REQUIRED,
 	  .help =
 	    "sender: github, gitlab, gitea, bitbucket, registry, "
-	    "dockerhub, harbor, quay, generic" },
+	    "dockerhub, harbor, quay, generic-hmac" },
 	{ "secret_file", T_SRC_SECRET_FILE,
 	  .off = O(struct config_source, secrets),
 	  .off2 = O(struct config_source, nsecrets),

@@ -756,7 +756,9 @@ update_image_run(const struct config *cfg, struct job *job,
 		for (i = 0; i < cfg->napps; i++) {
 			struct job_spec	 s;
 
+			/* An app without a cluster lives in Git only. */
 			if (strcmp(cfg->apps[i].repo, u.repo->name) != 0 ||
+			    cfg->apps[i].cluster == NULL ||
 			    !update_app_touched(&cfg->apps[i], &u))
 				continue;
 			memset(&s, 0, sizeof(s));

@@ -56,28 +56,54 @@ policy_tag_valid(const char *s, size_t n)
 	return 1;
 }
 
-/* "sha256:<64 hex>" or another algorithm with at least 32 hex digits. */
+/*
+ * OCI image-spec digest grammar: algorithm ":" encoded, algorithm being
+ * [a-z0-9]+ components joined by single [+._-], encoded [a-zA-Z0-9=_-]+.
+ * The registered algorithms fix their encoding: sha256 and blake3 are 64
+ * lowercase hex digits, sha512 128.  Anything else that passed the grammar
+ * reaches a registry URL only, where [a-zA-Z0-9=_-] needs no escaping.
+ */
 static int
 policy_digest_valid(const char *s)
 {
+	static const struct {
+		const char	*alg;
+		size_t		 hexlen;
+	} registered[] = {
+		{ "sha256", 64 }, { "sha512", 128 }, { "blake3", 64 },
+	};
 	const char	*colon, *p;
-	size_t		 n;
+	size_t		 n, i;
 
 	if ((colon = strchr(s, ':')) == NULL || colon == s)
 		return 0;
-	for (p = s; p < colon; p++)
-		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
-		    strchr("+._-", *p) == NULL)
+	for (p = s; p < colon; p++) {
+		if (islower((unsigned char)*p) || isdigit((unsigned char)*p))
+			continue;
+		/* A separator sits between two components. */
+		if (strchr("+._-", *p) == NULL || p == s || p + 1 == colon ||
+		    strchr("+._-", p[1]) != NULL)
 			return 0;
+	}
 	n = strlen(colon + 1);
-	for (p = colon + 1; *p != '\0'; p++)
-		if (!isdigit((unsigned char)*p) && !(*p >= 'a' && *p <= 'f'))
+	if (n == 0)
+		return 0;
+	for (i = 0; i < nitems(registered); i++) {
+		if (strlen(registered[i].alg) != (size_t)(colon - s) ||
+		    strncmp(s, registered[i].alg, (size_t)(colon - s)) != 0)
+			continue;
+		if (n != registered[i].hexlen)
 			return 0;
-	if (strncmp(s, "sha256:", 7) == 0)
-		return n == 64;
-	if (strncmp(s, "sha512:", 7) == 0)
-		return n == 128;
-	return n >= 32;
+		for (p = colon + 1; *p != '\0'; p++)
+			if (!isdigit((unsigned char)*p) &&
+			    !(*p >= 'a' && *p <= 'f'))
+				return 0;
+		return 1;
+	}
+	for (p = colon + 1; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && strchr("=_-", *p) == NULL)
+			return 0;
+	return 1;
 }
 
 /*

@@ -2,17 +2,20 @@
  * router.c: which apps a push event concerns (router.h).
  *
  * An app matches a push when its repo's URL names the pushed repository
- * (router_url_equal against the event's clone and ssh URLs) and the pushed
- * ref is the repo's branch.  A tag push matches only an app whose repo
+ * (router_url_same against the event's clone and ssh URLs; a Bitbucket
+ * Data Center payload without links by project key and slug) and the
+ * pushed ref is the repo's branch.  A tag push matches only an app whose repo
  * "branch" is literally that tag (a repo that tracks a release tag); other
  * tag pushes sync nothing, since apps follow branches.  When the payload
  * listed every changed path and none is under the app's path, the app is
- * skipped.  Each remaining app gets one sync job at the pushed commit.
+ * skipped.  Each remaining app that has a cluster gets one sync job at
+ * the pushed commit; an app without one is kept in Git only.
  */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "handler.h"
@@ -136,20 +139,129 @@ haspath:
 	return out;
 }
 
+/*
+ * Hosts whose repository paths ignore case whatever the source type: a
+ * generic-hmac sender naming github.com/Acme/Web means acme/web.
+ */
+static const char *const router_nocase_hosts[] = {
+	"github.com", "gitlab.com", "bitbucket.org", "codeberg.org",
+};
+
+/* Length of the host[:port] of a normalized URL; 0 for a local path. */
+static size_t
+router_host_len(const char *n)
+{
+	return n[0] == '/' ? 0 : strcspn(n, "/");
+}
+
+static int
+router_host_public(const char *n, size_t hlen)
+{
+	size_t	 i;
+
+	for (i = 0; i < nitems(router_nocase_hosts); i++)
+		if (strlen(router_nocase_hosts[i]) == hlen &&
+		    memcmp(n, router_nocase_hosts[i], hlen) == 0)
+			return 1;
+	return 0;
+}
+
 int
-router_url_equal(const char *a, const char *b)
+router_url_same(const char *a, const char *b, int nocase)
 {
 	char	*na, *nb;
-	int	 eq;
+	size_t	 ha;
+	int	 eq = 0;
 
 	if (a == NULL || b == NULL)
 		return 0;
 	na = router_url_normalize(a);
 	nb = router_url_normalize(b);
-	eq = na != NULL && nb != NULL && na[0] != '\0' && strcmp(na, nb) == 0;
+	if (na == NULL || nb == NULL || na[0] == '\0')
+		goto out;
+	if (strcmp(na, nb) == 0) {
+		eq = 1;
+		goto out;
+	}
+	/* Hosts always compare exactly (lowercased); local paths too. */
+	ha = router_host_len(na);
+	if (ha == 0 || ha != router_host_len(nb) || memcmp(na, nb, ha) != 0)
+		goto out;
+	if (nocase || router_host_public(na, ha))
+		eq = strcasecmp(na + ha, nb + ha) == 0;
+out:
 	free(na);
 	free(nb);
 	return eq;
+}
+
+int
+router_url_equal(const char *a, const char *b)
+{
+	return router_url_same(a, b, 0);
+}
+
+/* 1 if path component [s, s+n) equals want, ignoring case. */
+static int
+router_comp_is(const char *s, size_t n, const char *want)
+{
+	return strlen(want) == n && strncasecmp(s, want, n) == 0;
+}
+
+int
+router_bbdc_match(const char *url, const char *key, const char *slug)
+{
+	const char	*comp[5], *p, *raw;
+	size_t		 len[5], k = 0, hlen;
+	char		*n;
+	int		 ssh, ok = 0;
+
+	if (url == NULL || key == NULL || slug == NULL)
+		return 0;
+	for (raw = url; isspace((unsigned char)*raw); raw++)
+		;
+	/* ssh://, or scp-like host:path (a ':' before any '/', no "://"). */
+	ssh = strncasecmp(raw, "ssh://", 6) == 0 ||
+	    strncasecmp(raw, "git+ssh://", 10) == 0 ||
+	    strncasecmp(raw, "ssh+git://", 10) == 0 ||
+	    (strstr(raw, "://") == NULL && raw[0] != '/' &&
+	    strcspn(raw, ":") < strcspn(raw, "/"));
+	if ((n = router_url_normalize(url)) == NULL)
+		return 0;
+	hlen = router_host_len(n);
+	/* Bitbucket Cloud and the other public hosts are not Data Center. */
+	if (hlen == 0 || router_host_public(n, hlen))
+		goto out;
+	/* The last five path components, oldest first. */
+	for (p = n + hlen; *p != '\0'; ) {
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			break;
+		if (k == nitems(comp)) {
+			memmove(comp, comp + 1, sizeof(comp[0]) * (k - 1));
+			memmove(len, len + 1, sizeof(len[0]) * (k - 1));
+			k--;
+		}
+		comp[k] = p;
+		len[k] = strcspn(p, "/");
+		p += len[k];
+		k++;
+	}
+#define ROUTER_COMP_IS(i, w)	router_comp_is(comp[i], len[i], (w))
+	if (k < 2 || !ROUTER_COMP_IS(k - 1, slug))
+		goto out;
+	if (ROUTER_COMP_IS(k - 2, key))
+		/* ssh://git@host:7999/key/slug.git, or .../scm/KEY/slug.git
+		 * under any context path. */
+		ok = (ssh && k == 2) || (k >= 3 && ROUTER_COMP_IS(k - 3, "scm"));
+	else if (k >= 4 && ROUTER_COMP_IS(k - 2, "repos") &&
+	    ROUTER_COMP_IS(k - 3, key) && ROUTER_COMP_IS(k - 4, "projects"))
+		ok = 1;		/* .../projects/KEY/repos/slug, the web UI */
+#undef ROUTER_COMP_IS
+out:
+	free(n);
+	return ok;
 }
 
 /* 1 if path p is dir or under it ("." and "" mean the whole repo). */
@@ -207,7 +319,7 @@ router_route(const struct config *cfg, const struct hook_event *ev,
 	const struct config_app		*app;
 	const struct config_repo	*repo;
 	struct job_spec			*jobs = NULL;
-	const char			*want;
+	const char			*want, *gitonly = NULL;
 	size_t				 i, n = 0, repo_hits = 0, ref_hits = 0;
 
 	*out = NULL;
@@ -222,8 +334,11 @@ router_route(const struct config *cfg, const struct hook_event *ev,
 		if (app->repo == NULL ||
 		    (repo = router_find_repo(cfg, app->repo)) == NULL)
 			continue;
-		if (!router_url_equal(repo->url, ev->clone_url) &&
-		    !router_url_equal(repo->url, ev->ssh_url))
+		if (!router_url_same(repo->url, ev->clone_url,
+		    ev->path_nocase) &&
+		    !router_url_same(repo->url, ev->ssh_url, ev->path_nocase) &&
+		    (ev->clone_url != NULL || !router_bbdc_match(repo->url,
+		    ev->scm_project, ev->scm_slug)))
 			continue;
 		repo_hits++;
 		want = repo->branch != NULL ? repo->branch : "main";
@@ -239,6 +354,12 @@ router_route(const struct config *cfg, const struct hook_event *ev,
 		ref_hits++;
 		if (!router_touches(ev, app->path))
 			continue;
+		/* Git only: its updates are the deployment, nothing to sync. */
+		if (app->cluster == NULL) {
+			if (gitonly == NULL)
+				gitonly = app->name;
+			continue;
+		}
 		jobs = xreallocarray(jobs, n + 1, sizeof(*jobs));
 		memset(&jobs[n], 0, sizeof(jobs[n]));
 		jobs[n].kind = JOB_SYNC;
@@ -252,6 +373,9 @@ router_route(const struct config *cfg, const struct hook_event *ev,
 		jobs = NULL;
 		if (repo_hits == 0)
 			snprintf(why, whylen, "no app");
+		else if (gitonly != NULL)
+			snprintf(why, whylen, "no app: app %s has no cluster "
+			    "(updated in Git only)", gitonly);
 		else if (ref_hits == 0)
 			snprintf(why, whylen, "no app: no app follows %s",
 			    ev->ref != NULL ? ev->ref : "this ref");

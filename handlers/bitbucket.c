@@ -8,7 +8,9 @@
  * parse: one push event per changed ref (deleted refs skipped).  A push of
  * several refs makes several events whose delivery ids are the request id
  * suffixed with "#<index of the change>", stable across redeliveries.
- * Neither flavour lists changed files, so events carry no paths.
+ * Neither flavour lists changed files, so events carry no paths.  Data
+ * Center events also carry the project key and slug, the only names of
+ * the repository when the payload has no repository.links.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +54,8 @@ struct bitbucket_repo {
 	const char	*web;
 	const char	*pusher;
 	char		*delivery;
+	const char	*project;	/* Data Center: project key */
+	const char	*slug;		/* Data Center: repository slug */
 	size_t		 nchanges;
 };
 
@@ -70,7 +74,10 @@ bitbucket_add(struct hook_result *res, struct hook_event *ev,
     const struct bitbucket_repo *r, size_t idx)
 {
 	ev->repo_name = xstrdup(r->name);
-	ev->clone_url = xstrdup(r->clone);
+	ev->clone_url = hjson_dup(r->clone);
+	ev->scm_project = hjson_dup(r->project);
+	ev->scm_slug = hjson_dup(r->slug);
+	ev->path_nocase = 1;	/* Bitbucket ignores case in repo paths */
 	ev->ssh_url = hjson_dup(r->ssh);
 	ev->web_url = hjson_dup(r->web);
 	ev->pusher = hjson_dup(r->pusher);
@@ -172,7 +179,7 @@ bitbucket_parse_dc(const cJSON *root, struct bitbucket_repo *r,
     struct hook_result *res)
 {
 	struct hook_event	 ev;
-	const cJSON		*changes, *clones, *c, *l;
+	const cJSON		*changes, *clones = NULL, *c, *l;
 	const char		*slug, *key, *ref, *type, *href, *lname;
 	char			 what[64];
 	size_t			 i = 0;
@@ -182,7 +189,7 @@ bitbucket_parse_dc(const cJSON *root, struct bitbucket_repo *r,
 	    res) == -1 ||
 	    hjson_str_nonempty(root, "repository.project.key", HJSON_REQUIRED,
 	    &key, res) == -1 ||
-	    hjson_array(root, "repository.links.clone", HJSON_REQUIRED, &clones,
+	    hjson_array(root, "repository.links.clone", 0, &clones,
 	    res) == -1 ||
 	    hjson_str_nonempty(root, "actor.name", 0, &r->pusher, res) == -1 ||
 	    hjson_array(root, "changes", HJSON_REQUIRED, &changes, res) == -1)
@@ -203,11 +210,12 @@ bitbucket_parse_dc(const cJSON *root, struct bitbucket_repo *r,
 	}
 	if (r->clone == NULL && r->ssh != NULL)
 		r->clone = xstrdup(r->ssh);
-	if (r->clone == NULL) {
-		hook_result_setf(res, 400, "field 'repository.links.clone' is "
-		    "empty");
-		goto out;
-	}
+	/*
+	 * Without links (Atlassian's documented example, and real servers)
+	 * the router matches project and slug against the repo URL instead.
+	 */
+	r->project = key;
+	r->slug = slug;
 	/* The name the UI shows: PROJECT/repo. */
 	r->name = xasprintf("%s/%s", key, slug);
 	r->nchanges = (size_t)cJSON_GetArraySize(changes);

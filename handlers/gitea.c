@@ -104,6 +104,7 @@ gitea_parse_push(const struct hook_request *req, const cJSON *root,
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = HOOK_EVENT_PUSH;
+	ev.path_nocase = 1;	/* the host ignores case in repo paths */
 	if (hjson_str_nonempty(root, "ref", HJSON_REQUIRED, &ref, res) == -1 ||
 	    hjson_commit(root, "before", HJSON_REQUIRED, &ev.before, res) == -1 ||
 	    hjson_commit(root, "after", HJSON_REQUIRED, &ev.after, res) == -1 ||

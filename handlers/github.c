@@ -19,6 +19,7 @@
 #include "githost.h"
 #include "handler.h"
 #include "hjson.h"
+#include "policy.h"
 #include "util.h"
 
 /* GitHub truncates commits[] at this many entries in webhook deliveries. */
@@ -100,6 +101,7 @@ github_parse_push(const struct hook_request *req, const cJSON *root,
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = HOOK_EVENT_PUSH;
+	ev.path_nocase = 1;	/* the host ignores case in repo paths */
 	if (hjson_str_nonempty(root, "ref", HJSON_REQUIRED, &ref, res) == -1 ||
 	    hjson_commit(root, "before", HJSON_REQUIRED, &ev.before, res) == -1 ||
 	    hjson_commit(root, "after", HJSON_REQUIRED, &ev.after, res) == -1 ||
@@ -236,6 +238,18 @@ github_parse_package(const struct hook_request *req, const char *evname,
 		if (hjson_str(root, path, 0, &when, res) == -1)
 			goto out;
 		ms = when != NULL ? hjson_time_ms(when) : -1;
+	}
+	/* Refused here, with the reason, rather than by a dead job later. */
+	if (!image_tag_valid(tag)) {
+		hook_result_setf(res, 400, "field '%s.package_version."
+		    "container_metadata.tag.name' is not a valid image tag",
+		    evname);
+		goto out;
+	}
+	if (digest != NULL && !image_digest_valid(digest)) {
+		hook_result_setf(res, 400, "%s digest is not algorithm:hex "
+		    "(sha256: and 64 lowercase hex digits)", evname);
+		goto out;
 	}
 	ev.pushed_at_ms = ms > 0 ? ms : 0;
 	ev.registry = xstrdup("ghcr.io");

@@ -131,6 +131,8 @@ hook_event_free(struct hook_event *ev)
 	free(ev->before);
 	free(ev->after);
 	free(ev->pusher);
+	free(ev->scm_project);
+	free(ev->scm_slug);
 	for (i = 0; i < ev->npaths; i++)
 		free(ev->paths[i]);
 	free(ev->paths);

@@ -66,6 +66,18 @@ struct hook_event {
 	char	**paths;		/* changed paths, when the payload lists them */
 	size_t	 npaths;
 	int	 paths_complete;	/* 1: paths lists every change */
+	/*
+	 * 1: the sender's repository paths ignore case (GitHub, GitLab,
+	 * Gitea/Forgejo, Bitbucket), so "Acme/Web" is "acme/web".
+	 */
+	int	 path_nocase;
+	/*
+	 * Bitbucket Data Center: project key and repository slug.  A payload
+	 * without clone links (Atlassian's documented example) is routed by
+	 * these against the repo URL's path.
+	 */
+	char	*scm_project;
+	char	*scm_slug;
 
 	/* image (tag above is reused) */
 	char	*registry;		/* normalized host, "docker.io" */

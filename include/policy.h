@@ -28,7 +28,12 @@ int	 image_ref_parse(const char *, struct image_ref *, char *err, size_t);
 int	 image_ref_from_parts(const char *host, const char *repository,
 	    struct image_ref *, char *err, size_t);
 void	 image_ref_free(struct image_ref *);
-/* Tag grammar [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}; digest "sha256:<64 hex>". */
+/*
+ * Tag grammar [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}; digest per the OCI
+ * image spec ("sha256:" and 64 lowercase hex, sha512 128, other
+ * algorithms by the spec's grammar).  Every sender's image event passes
+ * both before it is answered (handlers refuse a bad one with 400).
+ */
 int	 image_tag_valid(const char *);
 int	 image_digest_valid(const char *);
 /* "registry/repository" of a reference, malloc'd ("docker.io/library/nginx"). */

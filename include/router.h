@@ -4,7 +4,7 @@
  * Push events (daemon/router.c): apps whose repo URL is the pushed
  * repository (normalized URL compare) and whose branch was pushed, skipped
  * when the payload lists changed paths and none is under the app's path;
- * one sync job each.  Image events (daemon/router_image.c): apps with an
+ * one sync job each (none for an app without a cluster).  Image events (daemon/router_image.c): apps with an
  * image of that repository whose policy accepts the tag; one update-image
  * job each.
  */
@@ -33,6 +33,22 @@ size_t	router_route_image(const struct config *, const struct hook_event *,
  * the default scheme, trailing ".git" and "/" dropped.  malloc'd.
  */
 char	*router_url_normalize(const char *url);
+/*
+ * 1 if both URLs name the same repository: normalized, hosts equal, paths
+ * equal -- ignoring case when nocase is set (the sender's host ignores it)
+ * or the host is github.com, gitlab.com, bitbucket.org or codeberg.org.
+ * Other hosts and local paths compare exactly.  router_url_equal() is
+ * router_url_same() with nocase 0.
+ */
+int	 router_url_same(const char *, const char *, int nocase);
 int	 router_url_equal(const char *, const char *);
+/*
+ * 1 if the repo URL names Bitbucket Data Center repository key/slug
+ * (both ignoring case): .../scm/KEY/slug[.git] under any context path,
+ * .../projects/KEY/repos/slug, or ssh://host[:port]/key/slug[.git] and
+ * host:key/slug.  The payload names no host, so any non-public host
+ * matches.
+ */
+int	 router_bbdc_match(const char *url, const char *key, const char *slug);
 
 #endif

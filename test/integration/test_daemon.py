@@ -250,14 +250,11 @@ class DaemonTest(unittest.TestCase):
 
     def test_queue_full_503(self):
         text = BASE.replace("state: {path:", "queue: {max_queued: 1}\nstate: {path:")
-        text = text.replace("branch: main}", "branch: main}\n"
-                            "clusters:\n  - {name: c, kubeconfig: kc}")
+        text = text.replace("branch: main}\n", "branch: main}\n" +
+                            harness.DEAD_CLUSTER)
         text = text.replace("path: apps/web}", "path: apps/web, cluster: c}")
-        kc = ("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n"
-              "  cluster: {server: \"https://127.0.0.1:1\"}\nusers:\n"
-              "- name: u\n  user: {token: t}\ncontexts:\n- name: x\n"
-              "  context: {cluster: c, user: u}\ncurrent-context: x\n")
-        d = harness.Daemon(text, secrets={"github.secret": SECRET, "kc": kc})
+        d = harness.Daemon(text, secrets={"github.secret": SECRET,
+                                          **harness.DEAD_CLUSTER_FILES})
         self.addCleanup(d.cleanup)
         d.start()
         url = "https://git.example.invalid/acme/deploy.git"

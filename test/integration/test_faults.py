@@ -81,8 +81,8 @@ sources:
 repos:
   - {name: deploy, url: "%s", branch: main}
 apps:
-  - {name: web, repo: deploy, path: apps/web}
-""" % DEAD_URL
+  - {name: web, repo: deploy, path: apps/web, cluster: c}
+""" % DEAD_URL + harness.DEAD_CLUSTER
 
 
 @unittest.skipUnless(daemon_built(), "gitopsd not built")
@@ -92,7 +92,8 @@ class DiskFullTest(unittest.TestCase):
     FSIZE = 512 * 1024
 
     def setUp(self):
-        self.d = PipeLogDaemon(DISK_CONFIG, secrets={"github.secret": SECRET})
+        self.d = PipeLogDaemon(DISK_CONFIG, secrets={
+            "github.secret": SECRET, **harness.DEAD_CLUSTER_FILES})
         self.addCleanup(self.d.cleanup)
 
     def events(self):
@@ -667,7 +668,9 @@ sources:
 repos:
   - {name: deploy, url: "%(dead)s", branch: main}
 apps:
-  - {name: web, repo: deploy, path: apps/web, notify: [ops-slack, audit, mail]}
+  - {name: web, repo: deploy, path: apps/web, cluster: c, notify: [ops-slack, audit, mail]}
+clusters:
+  - {name: c, kubeconfig: c.kubeconfig}
 notifiers:
   - {name: ops-slack, type: slack, url_file: slack.url}
   - {name: audit, type: webhook, url: "http://127.0.0.1:%(http)d/hook", secret_file: hook.secret}
@@ -687,7 +690,7 @@ class SinkDownTest(unittest.TestCase):
         d = harness.Daemon(
             NOTIFY_CONFIG % {"dead": DEAD_URL, "http": http.port,
                              "smtp": smtp.port},
-            secrets={"github.secret": SECRET,
+            secrets={"github.secret": SECRET, **harness.DEAD_CLUSTER_FILES,
                      "slack.url": "http://127.0.0.1:%d/slack/T0/B0\n"
                      % http.port,
                      "hook.secret": "faults-hook-secret"})

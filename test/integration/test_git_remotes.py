@@ -58,9 +58,10 @@ apps:
   - name: web
     repo: deploy
     path: apps/web
+    cluster: c
     images:
       - {repository: "%(reg)s/acme/web", policy: {semver: ">=1.0.0"}}
-"""
+""" + harness.DEAD_CLUSTER
 
 
 class GitHTTPUpdateTest(unittest.TestCase):
@@ -86,7 +87,8 @@ class GitHTTPUpdateTest(unittest.TestCase):
         self.d = harness.Daemon(
             CONFIG % {"git_port": self.http.port, "reg": REGISTRY},
             secrets={"registry.token": TOKEN + "\n",
-                     "git.password": password + "\n"})
+                     "git.password": password + "\n",
+                     **harness.DEAD_CLUSTER_FILES})
         self.addCleanup(self.d.cleanup)
         self.d.start()
         r = self.d.admin("GET", "/api/v1/jobs")

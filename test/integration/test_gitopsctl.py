@@ -173,8 +173,11 @@ apps:
     repo: deploy
     path: apps/web
     namespace: web
+    cluster: c
     images: [{repository: registry.example.invalid/acme/web}]
-  - {name: api-gateway, repo: deploy, path: apps/api}
+  - {name: api-gateway, repo: deploy, path: apps/api, cluster: c}
+clusters:
+  - {name: c, kubeconfig: "{tmp}/c.kubeconfig"}
 """
 
 FINAL = ("succeeded", "failed", "dead")
@@ -192,7 +195,8 @@ class DaemonTest(unittest.TestCase):
 
     def setUp(self):
         self.d = harness.Daemon(CONFIG, secrets={"admin.token": TOKEN + "\n",
-                                                 "github.secret": SECRET})
+                                                 "github.secret": SECRET,
+                                                 **harness.DEAD_CLUSTER_FILES})
         self.addCleanup(self.d.cleanup)
         self.d.start()
         self.url = "http://127.0.0.1:%d" % self.d.admin_port
@@ -255,7 +259,7 @@ class DaemonTest(unittest.TestCase):
                 self.assertEqual(line[c - 2:c], "  ", line)
                 self.assertNotEqual(line[c], " ", line)
         row = lines[1].split()
-        self.assertEqual(row[1:4], ["deploy", "-", "web"])
+        self.assertEqual(row[1:4], ["deploy", "c", "web"])
         self.assertEqual(row[5], api[0]["health"])
         self.assertFalse(any(l.endswith(" ") for l in lines))
 

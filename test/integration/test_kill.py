@@ -36,9 +36,9 @@ sources:
 repos:
   - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", branch: main}
 apps:
-  - {name: web, repo: deploy, path: apps/web}
-  - {name: api, repo: deploy, path: apps/api}
-"""
+  - {name: web, repo: deploy, path: apps/web, cluster: c}
+  - {name: api, repo: deploy, path: apps/api, cluster: c}
+""" + harness.DEAD_CLUSTER
 
 CLONE_URL = "https://git.example.invalid/acme/deploy.git"
 
@@ -55,7 +55,8 @@ def post(port, body, headers, timeout=20 * harness.TIMEOUT_SCALE):
 
 class KillTest(unittest.TestCase):
     def setUp(self):
-        self.d = harness.Daemon(CONFIG, secrets={"github.secret": SECRET})
+        self.d = harness.Daemon(CONFIG, secrets={"github.secret": SECRET,
+                                                 **harness.DEAD_CLUSTER_FILES})
         self.addCleanup(self.d.cleanup)
 
     def events(self):

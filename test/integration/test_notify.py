@@ -36,7 +36,9 @@ sources:
 repos:
   - {name: deploy, url: "%(clone)s", branch: main}
 apps:
-  - {name: web, repo: deploy, path: apps/web, notify: [%(notify)s]}
+  - {name: web, repo: deploy, path: apps/web, cluster: c, notify: [%(notify)s]}
+clusters:
+  - {name: c, kubeconfig: c.kubeconfig}
 notifiers:
 %(notifiers)s
 """
@@ -70,7 +72,7 @@ class NotifyTest(unittest.TestCase):
 
     def daemon(self, parts, notify_attempts=10, tmp=None, ports=None):
         notifiers = "".join(p[0] for p in parts)
-        secrets = {"github.secret": SECRET}
+        secrets = {"github.secret": SECRET, **harness.DEAD_CLUSTER_FILES}
         for p in parts:
             secrets.update(p[1])
         names = ", ".join(re.search(r"name: ([\w-]+)", p[0]).group(1)

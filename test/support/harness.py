@@ -222,6 +222,18 @@ class Daemon:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+# A cluster whose API server is not there (port 1), for configurations
+# whose apps must get sync jobs: an app without a cluster is updated in
+# Git only and never synced.  Add DEAD_CLUSTER to the configuration,
+# "cluster: c" to the apps, and DEAD_CLUSTER_FILES to the secrets.
+DEAD_CLUSTER = "clusters:\n  - {name: c, kubeconfig: c.kubeconfig}\n"
+DEAD_CLUSTER_FILES = {"c.kubeconfig": (
+    "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n"
+    "  cluster: {server: \"https://127.0.0.1:1\"}\nusers:\n"
+    "- name: u\n  user: {token: t}\ncontexts:\n- name: x\n"
+    "  context: {cluster: c, user: u}\ncurrent-context: x\n")}
+
+
 def github_push_body(clone_url, ref="refs/heads/main", after=None,
                      before="0" * 40, paths=None, full_name="acme/deploy"):
     after = after or hashlib.sha1(os.urandom(8)).hexdigest()

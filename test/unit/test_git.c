@@ -595,11 +595,13 @@ ufx_setup(void **state)
 	u->apps[0].name = "web";
 	u->apps[0].repo = "deploy";
 	u->apps[0].path = "apps/web";
+	u->apps[0].cluster = "prod";
 	u->apps[0].images = &u->web_img;
 	u->apps[0].nimages = 1;
 	u->apps[1].name = "worker";
 	u->apps[1].repo = "deploy";
 	u->apps[1].path = "apps/worker";
+	u->apps[1].cluster = "prod";
 	u->apps[1].images = &u->worker_img;
 	u->apps[1].nimages = 1;
 	u->apps[2].name = "other";
@@ -706,6 +708,28 @@ test_update_commits_pushes_and_follows_up(void **state)
 	assert_null(res.commit);
 	assert_non_null(strstr(res.detail, "not newer"));
 	assert_string_equal(REMOTE("rev-list --count main"), "2");
+	job_result_clear(&res);
+	job_free(j);
+}
+
+/*
+ * An app without a cluster is updated in Git only: the commit is pushed
+ * and no sync follows (it could only fail and alert).
+ */
+static void
+test_update_gitonly_no_sync(void **state)
+{
+	struct ufx		*u = *state;
+	struct job		*j = mkjob(45, "web", "registry.acme.io/acme/web",
+				    "1.3.0");
+	struct job_result	 res;
+
+	u->apps[0].cluster = NULL;
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_non_null(res.commit);
+	assert_string_equal(REMOTE("rev-parse main"), res.commit);
+	assert_int_equal(res.nfollowups, 0);
 	job_result_clear(&res);
 	job_free(j);
 }
@@ -987,6 +1011,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_update_commits_pushes_and_follows_up, ufx_setup,
 		    ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_gitonly_no_sync,
+		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_merged_one_commit,
 		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(

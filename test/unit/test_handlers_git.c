@@ -441,6 +441,19 @@ test_github_octokit_package(void **state)
 	treq_free(&t);
 	cJSON_ReplaceItemInObjectCaseSensitive(tag, "name",
 	    cJSON_CreateString("v1.2.3"));
+	/*
+	 * The example's digest is "sha256:" and 40 hex digits, not an OCI
+	 * digest: refused at ingest (400), not left for a job to die on.
+	 */
+	sign_github(&t, "package", ex);
+	assert_int_equal(run("github", &t, &src, &res), 0);
+	assert_int_equal(res.status, 400);
+	assert_non_null(strstr(res.reason, "digest"));
+	assert_int_equal(res.nevents, 0);
+	treq_free(&t);
+	cJSON_ReplaceItemInObjectCaseSensitive(tag, "digest",
+	    cJSON_CreateString("sha256:6c62fb45fe66bfb1ea9a66abc38f6a0cc974292b"
+	    "6c62fb45fe66bfb1ea9a66ab"));
 	sign_github(&t, "package", ex);
 	assert_int_equal(run("github", &t, &src, &res), 0);
 	assert_int_equal(res.status, 0);
@@ -452,7 +465,8 @@ test_github_octokit_package(void **state)
 	    "codertocat/hello-world/hello-world-npm");
 	assert_string_equal(ev->tag, "v1.2.3");
 	assert_string_equal(ev->digest,
-	    "sha256:6c62fb45fe66bfb1ea9a66abc38f6a0cc974292b");
+	    "sha256:6c62fb45fe66bfb1ea9a66abc38f6a0cc974292b"
+	    "6c62fb45fe66bfb1ea9a66ab");
 	assert_string_equal(ev->delivery, "pkg-1");
 	/* "2019-05-09T23:28:29Z" */
 	assert_true(ev->pushed_at_ms == 1557444509000LL);

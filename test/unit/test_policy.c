@@ -429,6 +429,56 @@ test_policy_best(void **state)
 	assert_null(policy_best(&p, tags, n, NULL));
 }
 
+/* The OCI digest grammar and the tag grammar, as every sender is held to. */
+static void
+test_image_digest_tag_grammar(void **state)
+{
+	static const char *const good_digests[] = {
+		D64,
+		"sha512:" "0123456789abcdef0123456789abcdef0123456789abcdef"
+		"0123456789abcdef0123456789abcdef0123456789abcdef"
+		"0123456789abcdef0123456789abcdef",
+		"blake3:0123456789abcdef0123456789abcdef0123456789abcdef"
+		"0123456789abcdef",
+		"multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8",
+		"sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564",
+		"x.y-z_w:a=",
+	};
+	static const char *const bad_digests[] = {
+		"sha256:abc123", "sha256:" "0123456789ABCDEF0123456789abcdef"
+		"0123456789abcdef0123456789abcdef", D64 "0", "sha512:" "0123",
+		"blake3:xyz", "sha256", ":abc", "sha256:", "SHA256:abc",
+		"+sha:abc", "sha+:abc", "sha++x:abc", "foo:a/b", "foo:a b",
+		"foo:a:b", "foo:a.b",
+	};
+	static const char *const good_tags[] = {
+		"1.2.3", "v1.2.3-rc.1", "_x", "latest", "A_b.C-d",
+	};
+	static const char *const bad_tags[] = {
+		"", ".x", "-x", "a/b", "a:b", "a@b", "a b",
+		"x0123456789012345678901234567890123456789012345678901234567890"
+		"1234567890123456789012345678901234567890123456789012345678901"
+		"234567",
+	};
+	size_t	 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good_digests) / sizeof(good_digests[0]); i++)
+		if (!image_digest_valid(good_digests[i]))
+			fail_msg("digest \"%s\" refused", good_digests[i]);
+	for (i = 0; i < sizeof(bad_digests) / sizeof(bad_digests[0]); i++)
+		if (image_digest_valid(bad_digests[i]))
+			fail_msg("digest \"%s\" accepted", bad_digests[i]);
+	for (i = 0; i < sizeof(good_tags) / sizeof(good_tags[0]); i++)
+		if (!image_tag_valid(good_tags[i]))
+			fail_msg("tag \"%s\" refused", good_tags[i]);
+	for (i = 0; i < sizeof(bad_tags) / sizeof(bad_tags[0]); i++)
+		if (image_tag_valid(bad_tags[i]))
+			fail_msg("tag \"%s\" accepted", bad_tags[i]);
+	assert_false(image_digest_valid(NULL));
+	assert_false(image_tag_valid(NULL));
+}
+
 int
 main(void)
 {
@@ -439,6 +489,7 @@ main(void)
 		cmocka_unit_test(test_policy_validate),
 		cmocka_unit_test(test_image_ref_parse),
 		cmocka_unit_test(test_image_ref_same_repo),
+		cmocka_unit_test(test_image_digest_tag_grammar),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

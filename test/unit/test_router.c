@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -67,9 +68,10 @@ test_url_equal(void **state)
 	    "https://github.com/acme/deploy"));
 	assert_true(router_url_equal("https://GITHUB.com/acme/deploy.git",
 	    "ssh://git@github.com/acme/deploy"));
-	/* Paths stay case-sensitive; hosts and repos must both agree. */
-	assert_false(router_url_equal("https://github.com/Acme/deploy",
-	    "https://github.com/acme/deploy"));
+	/* Paths on unknown hosts stay case-sensitive; hosts and repos must
+	 * both agree. */
+	assert_false(router_url_equal("https://git.acme.io/Acme/deploy",
+	    "https://git.acme.io/acme/deploy"));
 	assert_false(router_url_equal("https://github.com/acme/deploy",
 	    "https://gitlab.com/acme/deploy"));
 	assert_false(router_url_equal("https://github.com/acme/deploy",
@@ -77,6 +79,88 @@ test_url_equal(void **state)
 	assert_false(router_url_equal("https://h:8443/a/b", "https://h/a/b"));
 	assert_false(router_url_equal(NULL, "https://github.com/a/b"));
 	assert_false(router_url_equal("", ""));
+}
+
+/*
+ * Repository paths on the public hosts ignore case whatever the sender; on
+ * other hosts only when the sender's host type does (nocase); hosts and
+ * local paths never.
+ */
+static void
+test_url_same_case(void **state)
+{
+	static const char *const public[] = {
+		"github.com", "gitlab.com", "bitbucket.org", "codeberg.org",
+	};
+	char	 a[128], b[128];
+	size_t	 i;
+
+	(void)state;
+	for (i = 0; i < nitems(public); i++) {
+		snprintf(a, sizeof(a), "https://%s/codertocat/hello-world",
+		    public[i]);
+		snprintf(b, sizeof(b), "git@%s:Codertocat/Hello-World.git",
+		    public[i]);
+		if (!router_url_same(a, b, 0))
+			fail_msg("%s: %s != %s", public[i], a, b);
+	}
+	assert_true(router_url_equal("github.com/codertocat/hello-world",
+	    "https://github.com/Codertocat/Hello-World.git"));
+	/* Unknown hosts: exact unless the sender type says otherwise. */
+	assert_false(router_url_same("https://git.acme.io/acme/web",
+	    "https://git.acme.io/Acme/Web", 0));
+	assert_true(router_url_same("https://git.acme.io/acme/web",
+	    "https://git.acme.io/Acme/Web", 1));
+	/* Host and port are never folded into the path compare. */
+	assert_false(router_url_same("https://git.acme.io/acme/web",
+	    "https://git.acme.io:8443/acme/web", 1));
+	assert_false(router_url_same("https://github.com.evil/acme/web",
+	    "https://github.com/acme/web", 1));
+	/* Local paths: a case-sensitive file system. */
+	assert_false(router_url_same("/srv/git/Deploy.git", "/srv/git/deploy",
+	    1));
+	assert_false(router_url_same("file:///srv/git/Deploy.git",
+	    "/srv/git/deploy", 1));
+}
+
+/* Bitbucket Data Center: project key and slug against the repo URL. */
+static void
+test_bbdc_match(void **state)
+{
+	static const char *const yes[] = {
+		"https://bitbucket.acme.io/scm/PROJ/repository.git",
+		"https://bitbucket.acme.io/scm/proj/repository.git",
+		"https://bitbucket.acme.io/scm/proj/Repository",
+		"https://bitbucket.acme.io/bitbucket/scm/PROJ/repository.git",
+		"https://bitbucket.acme.io/projects/PROJ/repos/repository",
+		"https://bitbucket.acme.io/projects/proj/repos/repository/",
+		"ssh://git@bitbucket.acme.io:7999/proj/repository.git",
+		"ssh://git@bitbucket.acme.io/PROJ/repository",
+		"git@bitbucket.acme.io:proj/repository.git",
+	};
+	static const char *const no[] = {
+		"https://bitbucket.acme.io/scm/PROJ/repository2.git",
+		"https://bitbucket.acme.io/scm/OTHER/repository.git",
+		"https://bitbucket.acme.io/proj/repository.git",
+		"https://bitbucket.acme.io/PROJ/repos/repository",
+		"https://bitbucket.acme.io/projects/PROJ/repository",
+		"ssh://git@bitbucket.acme.io:7999/x/proj/repository.git",
+		"git@github.com:proj/repository.git",
+		"https://bitbucket.org/proj/repository.git",
+		"/srv/git/scm/proj/repository.git",
+		"repository",
+	};
+	size_t	 i;
+
+	(void)state;
+	for (i = 0; i < nitems(yes); i++)
+		if (!router_bbdc_match(yes[i], "PROJ", "repository"))
+			fail_msg("%s refused", yes[i]);
+	for (i = 0; i < nitems(no); i++)
+		if (router_bbdc_match(no[i], "PROJ", "repository"))
+			fail_msg("%s matched", no[i]);
+	assert_false(router_bbdc_match(NULL, "PROJ", "repository"));
+	assert_false(router_bbdc_match(yes[0], NULL, "repository"));
 }
 
 /* Two repos, four apps. */
@@ -87,10 +171,13 @@ static struct config_repo test_repos[] = {
 	  .branch = "v1.0.0" },
 };
 static struct config_app test_apps[] = {
-	{ .name = "web", .repo = "deploy", .path = "apps/web" },
-	{ .name = "api", .repo = "deploy", .path = "./apps/api/" },
-	{ .name = "all", .repo = "deploy", .path = "." },
-	{ .name = "pinned", .repo = "release", .path = "apps/web" },
+	{ .name = "web", .repo = "deploy", .path = "apps/web",
+	  .cluster = "prod" },
+	{ .name = "api", .repo = "deploy", .path = "./apps/api/",
+	  .cluster = "prod" },
+	{ .name = "all", .repo = "deploy", .path = ".", .cluster = "prod" },
+	{ .name = "pinned", .repo = "release", .path = "apps/web",
+	  .cluster = "prod" },
 };
 static struct config test_cfg = {
 	.repos = test_repos, .nrepos = nitems(test_repos),
@@ -208,7 +295,7 @@ test_route_paths(void **state)
 
 	/* Paths that touch no app at all. */
 	struct config_app	 one = { .name = "web", .repo = "deploy",
-				     .path = "apps/web" };
+				     .path = "apps/web", .cluster = "prod" };
 	struct config		 cfg1 = test_cfg;
 	cfg1.apps = &one;
 	cfg1.napps = 1;
@@ -245,6 +332,92 @@ test_route_tag(void **state)
 	hook_event_free(&ev);
 }
 
+/* A push to a case-variant of the repo path, as GitHub spells it. */
+static void
+test_route_case(void **state)
+{
+	struct hook_event	 ev;
+	struct job_spec		*jobs;
+	char			 why[256];
+	struct config_repo	 repo = { .name = "r", .branch = "main",
+				     .url = "https://git.acme.io/acme/deploy" };
+	struct config_app	 app = { .name = "a", .repo = "r", .path = ".",
+				     .cluster = "prod" };
+	struct config		 cfg = { .repos = &repo, .nrepos = 1,
+				     .apps = &app, .napps = 1 };
+
+	(void)state;
+	test_event(&ev, "refs/heads/main", "https://github.com/Acme/Deploy");
+	assert_int_equal(router_route(&test_cfg, &ev, &jobs, why,
+	    sizeof(why)), 3);
+	free(jobs);
+	hook_event_free(&ev);
+
+	/* A self-hosted GitLab: only the sender type says case is folded. */
+	test_event(&ev, "refs/heads/main", "https://git.acme.io/Acme/Deploy.git");
+	assert_int_equal(router_route(&cfg, &ev, &jobs, why, sizeof(why)), 0);
+	ev.path_nocase = 1;
+	assert_int_equal(router_route(&cfg, &ev, &jobs, why, sizeof(why)), 1);
+	free(jobs);
+	hook_event_free(&ev);
+}
+
+/* An app without a cluster is kept in Git only: no sync job. */
+static void
+test_route_gitonly(void **state)
+{
+	struct hook_event	 ev;
+	struct job_spec		*jobs;
+	char			 why[256];
+	struct config_app	 apps[2] = {
+		{ .name = "web", .repo = "deploy", .path = "apps/web" },
+		{ .name = "api", .repo = "deploy", .path = "apps/api",
+		  .cluster = "prod" },
+	};
+	struct config		 cfg = test_cfg;
+
+	(void)state;
+	cfg.apps = apps;
+	cfg.napps = 2;
+	test_event(&ev, "refs/heads/main", "https://github.com/acme/deploy");
+	assert_int_equal(router_route(&cfg, &ev, &jobs, why, sizeof(why)), 1);
+	assert_string_equal(jobs[0].app, "api");
+	free(jobs);
+	cfg.napps = 1;
+	assert_int_equal(router_route(&cfg, &ev, &jobs, why, sizeof(why)), 0);
+	assert_null(jobs);
+	assert_non_null(strstr(why, "app web has no cluster"));
+	hook_event_free(&ev);
+}
+
+/* A Data Center push without links reaches the repo by key and slug. */
+static void
+test_route_bbdc(void **state)
+{
+	struct hook_event	 ev;
+	struct job_spec		*jobs;
+	char			 why[256];
+	struct config_repo	 repo = { .name = "r", .branch = "master",
+				     .url = "https://bb.acme.io/scm/proj/repository.git" };
+	struct config_app	 app = { .name = "a", .repo = "r", .path = ".",
+				     .cluster = "prod" };
+	struct config		 cfg = { .repos = &repo, .nrepos = 1,
+				     .apps = &app, .napps = 1 };
+
+	(void)state;
+	test_event(&ev, "refs/heads/master", "https://x/y");
+	free(ev.clone_url);
+	ev.clone_url = NULL;
+	ev.scm_project = xstrdup("PROJ");
+	ev.scm_slug = xstrdup("repository");
+	assert_int_equal(router_route(&cfg, &ev, &jobs, why, sizeof(why)), 1);
+	free(jobs);
+	/* With links, the links name the server: no key/slug fallback. */
+	ev.clone_url = xstrdup("https://other.acme.io/scm/proj/repository.git");
+	assert_int_equal(router_route(&cfg, &ev, &jobs, why, sizeof(why)), 0);
+	hook_event_free(&ev);
+}
+
 static void
 test_route_image_delegates(void **state)
 {
@@ -272,6 +445,11 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_url_normalize),
 		cmocka_unit_test(test_url_equal),
+		cmocka_unit_test(test_url_same_case),
+		cmocka_unit_test(test_bbdc_match),
+		cmocka_unit_test(test_route_case),
+		cmocka_unit_test(test_route_gitonly),
+		cmocka_unit_test(test_route_bbdc),
 		cmocka_unit_test(test_route_branch),
 		cmocka_unit_test(test_route_paths),
 		cmocka_unit_test(test_route_tag),

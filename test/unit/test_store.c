@@ -873,6 +873,13 @@ test_retry_endpoint_and_admin(void **state)
 	cJSON_Delete(o);
 	o = test_admin(&fx, "POST", "/api/v1/apps/nope/sync", NULL, 404);
 	cJSON_Delete(o);
+	/* An app without a cluster (Git only) has nothing to sync: 409. */
+	fx.apps[0].cluster = NULL;
+	o = test_admin(&fx, "POST", "/api/v1/apps/ok/sync", NULL, 409);
+	assert_non_null(strstr(cJSON_GetObjectItem(o, "error")->valuestring,
+	    "no cluster"));
+	cJSON_Delete(o);
+	fx.apps[0].cluster = "prod";
 
 	/* Paging: newest first, `next` continues. */
 	qfx_submit(&fx, "github", "rt-2", &q2, 1, &s2);

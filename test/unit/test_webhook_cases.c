@@ -15,7 +15,9 @@
  *     secret: <value>                repeatable: two = rotation [new, old]
  *     allow-sha1: yes                config_source.allow_sha1
  *     repo: <name> <url> [<branch>]  repeatable; branch default "main"
- *     app: <name> <repo> [<path>]    repeatable; path default "."
+ *     app: <name> <repo> [<path> [<cluster>]]
+ *                                    repeatable; path default ".", cluster
+ *                                    default "prod" ("-": none, Git only)
  *     image: <app> <repository>      repeatable; an image the app deploys
  *   Request:
  *     path: <after /hooks/>          default: the source name
@@ -222,11 +224,13 @@ wc_load(struct wcase *c, const char *file)
 			c->repos[nrepos].branch = n > 2 ? w[2] : "main";
 			nrepos++;
 		} else if (strcmp(line, "app") == 0) {
-			n = wc_words(val, w, 3);
+			n = wc_words(val, w, 4);
 			assert_true(n >= 2 && napps < MAX_LIST);
 			c->apps[napps].name = w[0];
 			c->apps[napps].repo = w[1];
 			c->apps[napps].path = n > 2 ? w[2] : ".";
+			c->apps[napps].cluster = n < 4 ? "prod" :
+			    strcmp(w[3], "-") == 0 ? NULL : w[3];
 			napps++;
 		} else if (strcmp(line, "image") == 0) {
 			n = wc_words(val, w, 2);
