@@ -62,6 +62,10 @@ enum http_conn_state {
 #define HTTP_BUSY_MAX	64
 /* How long a closing connection may keep sending before we drop it. */
 #define HTTP_LINGER_S	2
+/* Chunk extensions are ignored; a long one only costs memory and time. */
+#define HTTP_CHUNK_EXT_MAX	64
+/* A chunk-size line: 16 hex digits, ";" and the extension. */
+#define HTTP_CHUNK_LINE_MAX	(16 + 1 + HTTP_CHUNK_EXT_MAX)
 /* Input kept beyond a header block while a request is handled. */
 #define HTTP_READ_SLACK	(16 * 1024)
 
@@ -119,6 +123,7 @@ static void	http_conn_fail(struct http_conn *, int status, const char *msg);
 static int	http_conn_new(struct http_server *, evutil_socket_t,
 		    const char *);
 static void	http_conn_busy(struct http_conn *);
+static int	http_te_check(const struct http_request *);
 
 const char *
 http_status_text(int status)
@@ -356,6 +361,36 @@ http_conn_free(struct http_conn *c)
 	free(c);
 }
 
+/*
+ * One CRLF-ended line from the input, without its CRLF.  Returns 1 with
+ * the line, 0 when no full line is buffered yet, -1 for a bare LF or a
+ * CR anywhere but before the LF.  evbuffer_readln(EVBUFFER_EOL_CRLF)
+ * also ends a line at a bare LF: a front proxy that does not would see
+ * other requests in the same bytes (RFC 9112 section 2.2 allows either;
+ * only the strict one is safe behind a proxy).
+ */
+static int
+http_readln(struct evbuffer *in, char **line, size_t *len)
+{
+	struct evbuffer_ptr	 p;
+	unsigned char		*data;
+	size_t			 n;
+
+	p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	if (p.pos == -1)
+		return 0;
+	n = (size_t)p.pos;
+	data = evbuffer_pullup(in, (ev_ssize_t)n + 1);
+	if (n == 0 || data[n - 1] != '\r' || memchr(data, '\r', n - 1) != NULL)
+		return -1;
+	*line = xmalloc(n);
+	memcpy(*line, data, n - 1);
+	(*line)[n - 1] = '\0';
+	*len = n - 1;
+	evbuffer_drain(in, n + 1);
+	return 1;
+}
+
 /* Parse the request line; 0 or an HTTP status to fail with. */
 static int
 http_parse_request_line(struct http_request *r, char *line)
@@ -425,7 +460,7 @@ http_headers_done(struct http_conn *c)
 	char			*end;
 	unsigned long long	 n;
 	size_t			 i;
-	int			 ncl = 0;
+	int			 ncl = 0, st;
 
 	for (i = 0; i < r->nheaders; i++)
 		if (strcasecmp(r->headers[i].name, "Content-Length") == 0)
@@ -434,6 +469,11 @@ http_headers_done(struct http_conn *c)
 	cl = http_req_header(r, "Content-Length");
 	if (ncl > 1 || (te != NULL && cl != NULL))
 		return 400;	/* ambiguous framing: request smuggling */
+	/* HTTP/1.0 has no chunked coding: RFC 9112 says faulty framing. */
+	if (te != NULL && r->http10)
+		return 400;
+	if (te != NULL && (st = http_te_check(r)) != 0)
+		return st;
 	conn = http_req_header(r, "Connection");
 	r->keep_alive = !r->http10;
 	if (conn != NULL && strcasecmp(conn, "close") == 0)
@@ -444,8 +484,6 @@ http_headers_done(struct http_conn *c)
 	c->state = HTTP_READ_BODY;
 	c->body_left = 0;
 	if (te != NULL) {
-		if (strcasecmp(te, "chunked") != 0)
-			return 501;
 		c->state = HTTP_READ_CHUNK_SIZE;
 	} else if (cl != NULL) {
 		if (!isdigit((unsigned char)cl[0]))
@@ -511,6 +549,81 @@ http_read_body_direct(struct http_conn *c)
 	return 1;
 }
 
+/*
+ * A chunk-size line: 1*HEXDIG, then nothing or ";" and an extension of at
+ * most HTTP_CHUNK_EXT_MAX bytes (ignored).  strtoull would also take
+ * leading blanks, a sign and "0x": another parser in front may read
+ * those differently, so they are refused, as is any padding.  0, or -1.
+ */
+static int
+http_chunk_size(const char *line, size_t n, unsigned long long *sz)
+{
+	size_t	 i;
+	int	 d;
+
+	*sz = 0;
+	for (i = 0; i < n && isxdigit((unsigned char)line[i]); i++) {
+		if (i == 16)
+			return -1;	/* past 64 bits */
+		d = isdigit((unsigned char)line[i]) ? line[i] - '0' :
+		    tolower((unsigned char)line[i]) - 'a' + 10;
+		*sz = *sz << 4 | (unsigned long long)d;
+	}
+	if (i == 0)
+		return -1;
+	if (i == n)
+		return 0;
+	if (line[i] != ';' || n - i - 1 > HTTP_CHUNK_EXT_MAX)
+		return -1;
+	for (i++; i < n; i++)
+		if (line[i] == '\0' || iscntrl((unsigned char)line[i]))
+			return -1;
+	return 0;
+}
+
+/*
+ * Transfer-Encoding (RFC 9112 section 6): one header, whose last coding
+ * is chunked and which names no other (gitopsd decodes no other).  A
+ * coding after chunked, or chunked twice, leaves the length unknown: 400;
+ * otherwise any other coding is one gitopsd does not implement: 501.
+ */
+static int
+http_te_check(const struct http_request *r)
+{
+	const char	*v = NULL, *p, *e;
+	size_t		 i, len;
+	int		 nte = 0, nchunked = 0, other = 0, last_chunked = 0;
+
+	for (i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->headers[i].name, "Transfer-Encoding") == 0) {
+			v = r->headers[i].value;
+			nte++;
+		}
+	if (nte > 1)
+		return 400;
+	for (p = v; ; p = e + 1) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if ((e = strchr(p, ',')) == NULL)
+			e = p + strlen(p);
+		len = (size_t)(e - p);
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 0)
+			return 400;	/* an empty element: "chunked," */
+		last_chunked = len == 7 && strncasecmp(p, "chunked", 7) == 0;
+		if (last_chunked)
+			nchunked++;
+		else
+			other = 1;
+		if (*e == '\0')
+			break;
+	}
+	if (nchunked > 1 || (nchunked == 1 && !last_chunked))
+		return 400;
+	return other ? 501 : 0;
+}
+
 /* Hand a complete request to the handler. */
 static void
 http_dispatch(struct http_conn *c)
@@ -546,7 +659,7 @@ http_conn_process(struct http_conn *c)
 {
 	struct evbuffer		*in = bufferevent_get_input(c->bev);
 	struct http_server	*srv = c->srv;
-	char			*line, *end;
+	char			*line;
 	size_t			 n, avail;
 	unsigned long long	 sz;
 	int			 st;
@@ -561,8 +674,11 @@ http_conn_process(struct http_conn *c)
 				c->header_bytes = 0;
 				http_deadline_arm(c);
 			}
-			line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-			if (line == NULL) {
+			if ((st = http_readln(in, &line, &n)) == -1) {
+				http_conn_fail(c, 400, "line not ended by CRLF");
+				return;
+			}
+			if (st == 0) {
 				if (c->header_bytes + evbuffer_get_length(in) >
 				    srv->limits.max_header_bytes) {
 					http_conn_fail(c, 431,
@@ -636,21 +752,21 @@ http_conn_process(struct http_conn *c)
 			http_dispatch(c);
 			return;
 		case HTTP_READ_CHUNK_SIZE:
-			line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-			if (line == NULL) {
-				if (evbuffer_get_length(in) > 64)
+			if ((st = http_readln(in, &line, &n)) == -1) {
+				http_conn_fail(c, 400, "line not ended by CRLF");
+				return;
+			}
+			if (st == 0) {
+				if (evbuffer_get_length(in) > HTTP_CHUNK_LINE_MAX)
 					http_conn_fail(c, 400, "malformed chunk");
 				return;
 			}
-			errno = 0;
-			sz = strtoull(line, &end, 16);
-			if (end == line || errno != 0 ||
-			    (*end != '\0' && *end != ';')) {
-				free(line);
+			st = http_chunk_size(line, n, &sz);
+			free(line);
+			if (st != 0) {
 				http_conn_fail(c, 400, "malformed chunk size");
 				return;
 			}
-			free(line);
 			if (sz > srv->limits.max_body_bytes ||
 			    c->req->body.len + sz > srv->limits.max_body_bytes) {
 				http_conn_fail(c, 413, "request body too large");
@@ -686,8 +802,11 @@ http_conn_process(struct http_conn *c)
 			c->state = HTTP_READ_CHUNK_SIZE;
 			break;
 		case HTTP_READ_CHUNK_TRAILER:
-			line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-			if (line == NULL) {
+			if ((st = http_readln(in, &line, &n)) == -1) {
+				http_conn_fail(c, 400, "line not ended by CRLF");
+				return;
+			}
+			if (st == 0) {
 				if (evbuffer_get_length(in) >
 				    srv->limits.max_header_bytes)
 					http_conn_fail(c, 431, "trailers too large");
