@@ -10,8 +10,12 @@
  * pipelined requests stay in the input buffer and are served in order.  A
  * deadline timer bounds the whole request (read_timeout_s from its first
  * byte), so a client that trickles bytes is cut off; a write timeout bounds
- * a client that does not read.  Over max_connections, a new connection gets
- * a 503 and is closed.
+ * a client that does not read.  Over max_connections, or over
+ * max_connections_per_client from one peer address, a new connection gets
+ * a 503 and is closed; past HTTP_BUSY_MAX such answers, it is closed
+ * unanswered.  Those refusals, and accept() failing for want of
+ * descriptors (which pauses the listener briefly rather than retrying in
+ * a loop), are counted in a metric and logged as one line per period.
  *
  * A pending request whose client disconnects is marked orphaned and freed
  * when its answer arrives (never inside the callback that created it).
@@ -43,6 +47,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define HTTP_MAX_HEADERS	100
@@ -58,8 +63,14 @@ enum http_conn_state {
 	HTTP_LINGER,		/* answered and half-closed; draining input */
 };
 
-/* Over max_connections, this many more get a 503 before a plain close. */
-#define HTTP_BUSY_MAX	64
+/*
+ * After accept() fails for want of descriptors, the listener sleeps this
+ * long: the socket stays readable, so retrying at once would spin.
+ */
+#define HTTP_ACCEPT_PAUSE_MS	100
+/* Refused connections are logged as one summary line per this period. */
+#define HTTP_TALLY_S		10
+#define HTTP_PEER_BUCKETS	256
 /* How long a closing connection may keep sending before we drop it. */
 #define HTTP_LINGER_S	2
 /* Chunk extensions are ignored; a long one only costs memory and time. */
@@ -99,13 +110,46 @@ struct http_conn {
 	int			 close_after_write;
 	int			 peer_eof;	/* half-closed while we worked */
 	int			 busy;		/* over the cap: 503 and close */
+	struct http_peer	*owner;		/* its address's count */
 	char			 peer[64];
 	struct http_conn	*next, *prev;
+};
+
+/* Connections open from one peer address. */
+struct http_peer {
+	char			 host[INET6_ADDRSTRLEN];
+	int			 n;
+	struct http_peer	*next;
+};
+
+enum http_refusal {
+	HTTP_REFUSED_MAX,		/* over max_connections */
+	HTTP_REFUSED_PER_CLIENT,	/* over max_connections_per_client */
+	HTTP_REFUSED_DESCRIPTORS,	/* accept() failed: EMFILE, ENFILE */
+	HTTP_REFUSED_N
+};
+
+/*
+ * Refusals since the last summary line.  The first of a quiet period is
+ * logged at once; the rest are summed and logged once per HTTP_TALLY_S,
+ * so a flood costs one line per period, not one per connection.
+ */
+struct http_tally {
+	unsigned long		 refused[HTTP_REFUSED_N];
+	unsigned long		 dropped[HTTP_REFUSED_N];
+	char			 last_peer[INET6_ADDRSTRLEN];
+	int			 last_errno;
+	int			 open;		/* timer armed: summing */
+	struct event		*ev;
 };
 
 struct http_server {
 	struct event_base	*base;
 	struct evconnlistener	*listener;
+	struct event		*resume;	/* re-enables the listener */
+	unsigned long		 accept_pauses;
+	struct http_tally	 tally;
+	struct http_peer	*peers[HTTP_PEER_BUCKETS];
 	SSL_CTX			*ssl;
 	struct http_limits	 limits;
 	http_handler_cb		*cb;
@@ -121,9 +165,9 @@ static void	http_conn_free(struct http_conn *);
 static void	http_conn_process(struct http_conn *);
 static void	http_conn_fail(struct http_conn *, int status, const char *msg);
 static int	http_conn_new(struct http_server *, evutil_socket_t,
-		    const char *);
-static void	http_conn_busy(struct http_conn *);
+		    const char *, const char *, int);
 static int	http_te_check(const struct http_request *);
+static void	http_peer_put(struct http_server *, struct http_peer *);
 
 const char *
 http_status_text(int status)
@@ -304,8 +348,10 @@ http_conn_fail(struct http_conn *c, int status, const char *msg)
 	char		*body, st[8];
 
 	snprintf(st, sizeof(st), "%d", status);
-	log_kv(LOG_LEVEL_INFO, "request refused", "peer", c->peer, "status", st,
-	    "cause", msg, NULL);
+	/* A connection over a cap is in the tally's summary line instead. */
+	if (!c->busy)
+		log_kv(LOG_LEVEL_INFO, "request refused", "peer", c->peer,
+		    "status", st, "cause", msg, NULL);
 	body = xasprintf("{\"error\":\"%s\",\"code\":%d}", msg, status);
 	http_write_response(c, status, "application/json", status == 503 ?
 	    retry : NULL, body, strlen(body), 0, 0);
@@ -355,6 +401,7 @@ http_conn_free(struct http_conn *c)
 		srv->nbusy--;
 	else
 		srv->nconns--;
+	http_peer_put(srv, c->owner);
 	event_free(c->deadline);
 	event_free(c->written);
 	bufferevent_free(c->bev);
@@ -995,24 +1042,157 @@ http_reply_error(struct http_request *r, int status, const char *msg,
 	free(esc);
 }
 
+static const char *const http_refusal_names[HTTP_REFUSED_N] = {
+	"max_connections", "max_connections_per_client", "descriptors"
+};
+
+static unsigned
+http_peer_hash(const char *host)
+{
+	unsigned	 h = 2166136261u;
+
+	for (; *host != '\0'; host++)
+		h = (h ^ (unsigned char)*host) * 16777619u;
+	return h % HTTP_PEER_BUCKETS;
+}
+
+static struct http_peer *
+http_peer_find(struct http_server *srv, const char *host)
+{
+	struct http_peer	*p;
+
+	for (p = srv->peers[http_peer_hash(host)]; p != NULL; p = p->next)
+		if (strcmp(p->host, host) == 0)
+			return p;
+	return NULL;
+}
+
+/* One more connection of host; its entry is created at the first. */
+static struct http_peer *
+http_peer_get(struct http_server *srv, const char *host)
+{
+	struct http_peer	*p;
+	unsigned		 h;
+
+	if ((p = http_peer_find(srv, host)) == NULL) {
+		h = http_peer_hash(host);
+		p = xcalloc(1, sizeof(*p));
+		util_strlcpy(p->host, host, sizeof(p->host));
+		p->next = srv->peers[h];
+		srv->peers[h] = p;
+	}
+	p->n++;
+	return p;
+}
+
+/* One connection fewer; the entry goes with the last. */
+static void
+http_peer_put(struct http_server *srv, struct http_peer *p)
+{
+	struct http_peer	**pp;
+
+	if (p == NULL || --p->n > 0)
+		return;
+	for (pp = &srv->peers[http_peer_hash(p->host)]; *pp != NULL;
+	    pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	free(p);
+}
+
+/* Log what the tally holds, if anything; 1 when it logged. */
+static int
+http_tally_flush(struct http_server *srv)
+{
+	struct http_tally	*t = &srv->tally;
+	char			 n[HTTP_REFUSED_N][24], d[24], e[64];
+	unsigned long		 sum = 0, dropped = 0;
+	int			 i;
+
+	for (i = 0; i < HTTP_REFUSED_N; i++) {
+		sum += t->refused[i] + t->dropped[i];
+		dropped += t->dropped[i];
+		snprintf(n[i], sizeof(n[i]), "%lu", t->refused[i] +
+		    t->dropped[i]);
+	}
+	if (sum == 0)
+		return 0;
+	snprintf(d, sizeof(d), "%lu", dropped);
+	snprintf(e, sizeof(e), "%s", t->last_errno != 0 ?
+	    strerror(t->last_errno) : "");
+	log_kv(LOG_LEVEL_WARN, "connections refused",
+	    "listener", srv->limits.name != NULL ? srv->limits.name : "http",
+	    "max_connections", n[HTTP_REFUSED_MAX],
+	    "max_connections_per_client", n[HTTP_REFUSED_PER_CLIENT],
+	    "descriptors", n[HTTP_REFUSED_DESCRIPTORS],
+	    "unanswered", d, "last_peer", t->last_peer,
+	    /* A NULL name ends the list: no accept_error without one. */
+	    t->last_errno != 0 ? "accept_error" : NULL, e, NULL);
+	memset(t->refused, 0, sizeof(t->refused));
+	memset(t->dropped, 0, sizeof(t->dropped));
+	t->last_errno = 0;
+	return 1;
+}
+
+static void
+http_tally_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server	*srv = arg;
+	struct timeval		 tv = { HTTP_TALLY_S, 0 };
+
+	(void)fd;
+	(void)what;
+	/* Nothing more in a whole period: the next refusal logs at once. */
+	if (!http_tally_flush(srv)) {
+		srv->tally.open = 0;
+		return;
+	}
+	evtimer_add(srv->tally.ev, &tv);
+}
+
+/*
+ * Count a connection refused (answered 503) or dropped (closed without an
+ * answer, or never accepted) in the metric and the tally.
+ */
+static void
+http_refuse(struct http_server *srv, enum http_refusal why, int dropped,
+    const char *host)
+{
+	struct http_tally	*t = &srv->tally;
+	struct timeval		 tv = { HTTP_TALLY_S, 0 };
+	char			 labels[160];
+
+	snprintf(labels, sizeof(labels),
+	    "listener=\"%s\",cause=\"%s\",outcome=\"%s\"",
+	    srv->limits.name != NULL ? srv->limits.name : "http",
+	    http_refusal_names[why], dropped ? "dropped" : "refused");
+	metrics_counter_add("gitopsd_connections_refused_total", labels, 1);
+	if (dropped)
+		t->dropped[why]++;
+	else
+		t->refused[why]++;
+	if (host != NULL)
+		util_strlcpy(t->last_peer, host, sizeof(t->last_peer));
+	if (!t->open) {
+		http_tally_flush(srv);
+		t->open = 1;
+		evtimer_add(t->ev, &tv);
+	}
+}
+
 static void
 http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct http_server	*srv = arg;
+	struct http_peer	*p;
 	char			 host[INET6_ADDRSTRLEN] = "?", peer[64];
-	int			 port = 0, one = 1;
+	int			 port = 0, one = 1, why = -1;
 
 	(void)lev;
 	(void)salen;
-	if (srv->nconns >= srv->limits.max_connections &&
-	    srv->nbusy >= HTTP_BUSY_MAX) {
-		/* Past the 503 answers too: a plain close. */
-		log_kv(LOG_LEVEL_WARN, "connection dropped",
-		    "cause", "max_connections", NULL);
-		evutil_closesocket(fd);
-		return;
-	}
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)sa;
 
@@ -1024,28 +1204,65 @@ http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
 		port = ntohs(in6->sin6_port);
 	}
+	if (srv->nconns >= srv->limits.max_connections)
+		why = HTTP_REFUSED_MAX;
+	else if (srv->limits.max_connections_per_client > 0 &&
+	    (p = http_peer_find(srv, host)) != NULL &&
+	    p->n >= srv->limits.max_connections_per_client)
+		why = HTTP_REFUSED_PER_CLIENT;
+	if (why != -1 && srv->nbusy >= HTTP_BUSY_MAX) {
+		/* Past the 503 answers too: a plain close. */
+		http_refuse(srv, why, 1, host);
+		evutil_closesocket(fd);
+		return;
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	snprintf(peer, sizeof(peer), sa->sa_family == AF_INET6 ?
 	    "[%s]:%d" : "%s:%d", host, port);
-	http_conn_new(srv, fd, peer);
+	if (why != -1)
+		http_refuse(srv, why, 0, host);
+	http_conn_new(srv, fd, peer, host, why != -1);
 }
 
-/* Over the cap: a short-lived connection that answers 503 and closes. */
 static void
-http_conn_busy(struct http_conn *c)
+http_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
-	c->srv->nconns--;
-	c->srv->nbusy++;
-	c->busy = 1;
-	log_kv(LOG_LEVEL_WARN, "connection refused", "peer", c->peer,
-	    "cause", "max_connections", NULL);
-	c->req = NULL;
-	http_conn_fail(c, 503, "too many connections");
+	struct http_server	*srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (srv->listener != NULL)
+		evconnlistener_enable(srv->listener);
 }
 
-/* A connection for an accepted socket; the socket is closed on failure. */
+/*
+ * accept() failed with something other than a retry (libevent handles
+ * EAGAIN, EINTR, ECONNABORTED): mostly EMFILE or ENFILE.  The pending
+ * connection stays in the backlog and the socket readable, so pause the
+ * listener instead of failing again in a loop; connections that close
+ * meanwhile give their descriptors back.
+ */
+static void
+http_accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct http_server	*srv = arg;
+	struct timeval		 tv = { 0, HTTP_ACCEPT_PAUSE_MS * 1000 };
+	int			 e = errno;
+
+	evconnlistener_disable(lev);
+	evtimer_add(srv->resume, &tv);
+	srv->accept_pauses++;
+	srv->tally.last_errno = e;
+	http_refuse(srv, HTTP_REFUSED_DESCRIPTORS, 1, NULL);
+}
+
+/*
+ * A connection for an accepted socket; the socket is closed on failure.
+ * busy: over a cap, it only gets a 503 and is closed.
+ */
 static int
-http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer)
+http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer,
+    const char *host, int busy)
 {
 	struct http_conn	*c;
 	struct bufferevent	*bev;
@@ -1078,7 +1295,13 @@ http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer)
 	if (srv->conns != NULL)
 		srv->conns->prev = c;
 	srv->conns = c;
-	srv->nconns++;
+	if (busy) {
+		c->busy = 1;
+		srv->nbusy++;
+	} else {
+		c->owner = http_peer_get(srv, host);
+		srv->nconns++;
+	}
 	bufferevent_setcb(bev, http_read_cb, http_write_cb, http_event_cb, c);
 	/*
 	 * What a client sends while its request is handled (pipelining)
@@ -1097,8 +1320,8 @@ http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer)
 	}
 	/* An idle connection gets read_timeout_s for its first request too. */
 	http_deadline_arm(c);
-	if (srv->nconns > srv->limits.max_connections)
-		http_conn_busy(c);
+	if (busy)
+		http_conn_fail(c, 503, "too many connections");
 	return 0;
 }
 
@@ -1107,7 +1330,7 @@ http_server_adopt(struct http_server *srv, int fd, const char *peer)
 {
 	if (srv->nconns >= srv->limits.max_connections)
 		return -1;
-	return http_conn_new(srv, fd, peer);
+	return http_conn_new(srv, fd, peer, peer, 0);
 }
 
 static SSL_CTX *
@@ -1182,11 +1405,15 @@ http_server_new_fd(struct event_base *base, int fd, const char *host,
 	srv->limits = *limits;
 	srv->cb = cb;
 	srv->arg = arg;
+	if ((srv->resume = evtimer_new(base, http_resume_cb, srv)) == NULL ||
+	    (srv->tally.ev = evtimer_new(base, http_tally_cb, srv)) == NULL)
+		fatalx("evtimer_new");
+	metrics_describe("gitopsd_connections_refused_total", "counter",
+	    "Connections refused with 503 (outcome refused) or closed "
+	    "unanswered (outcome dropped), by listener and cause.");
 	if (tls_cert != NULL &&
-	    (srv->ssl = http_ssl_ctx(tls_cert, tls_key, err, errlen)) == NULL) {
-		free(srv);
-		return NULL;
-	}
+	    (srv->ssl = http_ssl_ctx(tls_cert, tls_key, err, errlen)) == NULL)
+		goto fail;
 	if (fd != -1) {
 		/* An inherited, already listening socket (systemd). */
 		evutil_make_socket_nonblocking(fd);
@@ -1198,6 +1425,8 @@ http_server_new_fd(struct event_base *base, int fd, const char *host,
 		    srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 		    LEV_OPT_CLOSE_ON_EXEC, 1024, (struct sockaddr *)&ss,
 		    (int)sslen);
+	if (srv->listener != NULL)
+		evconnlistener_set_error_cb(srv->listener, http_accept_error_cb);
 	if (srv->listener == NULL) {
 		if (fd != -1)
 			snprintf(err, errlen, "cannot use inherited socket %d: %s",
@@ -1205,10 +1434,7 @@ http_server_new_fd(struct event_base *base, int fd, const char *host,
 		else
 			snprintf(err, errlen, "cannot listen on %s:%d: %s", host,
 			    port, strerror(errno));
-		if (srv->ssl != NULL)
-			SSL_CTX_free(srv->ssl);
-		free(srv);
-		return NULL;
+		goto fail;
 	}
 	sslen = sizeof(ss);
 	if (getsockname(evconnlistener_get_fd(srv->listener),
@@ -1216,6 +1442,13 @@ http_server_new_fd(struct event_base *base, int fd, const char *host,
 		srv->port = ss.ss_family == AF_INET6 ? ntohs(in6->sin6_port) :
 		    ntohs(in->sin_port);
 	return srv;
+fail:
+	if (srv->ssl != NULL)
+		SSL_CTX_free(srv->ssl);
+	event_free(srv->resume);
+	event_free(srv->tally.ev);
+	free(srv);
+	return NULL;
 }
 
 void
@@ -1227,6 +1460,7 @@ http_server_stop(struct http_server *srv)
 		evconnlistener_free(srv->listener);
 		srv->listener = NULL;
 	}
+	evtimer_del(srv->resume);
 	/* Idle connections go now; busy ones finish their request. */
 	for (c = srv->conns; c != NULL; c = next) {
 		next = c->next;
@@ -1249,6 +1483,10 @@ http_server_free(struct http_server *srv)
 		http_conn_free(srv->conns);
 	if (srv->ssl != NULL)
 		SSL_CTX_free(srv->ssl);
+	/* What the last period refused still gets its line. */
+	http_tally_flush(srv);
+	event_free(srv->resume);
+	event_free(srv->tally.ev);
 	free(srv);
 }
 
@@ -1274,4 +1512,17 @@ int
 http_server_pending(const struct http_server *srv)
 {
 	return srv->npending;
+}
+
+unsigned long
+http_server_accept_pauses(const struct http_server *srv)
+{
+	return srv->accept_pauses;
+}
+
+int
+http_listener_fds(int max_connections)
+{
+	/* The listening socket, the connections, the 503 answers. */
+	return 1 + max_connections + HTTP_BUSY_MAX;
 }
