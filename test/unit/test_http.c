@@ -2,6 +2,7 @@
  * Unit tests for daemon/http.c: a real server on 127.0.0.1 driven by a
  * client thread over real sockets, past every limit.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -755,6 +756,54 @@ test_strict_framing(void **state)
 	}
 }
 
+static int	 emfile_fd = -1;
+
+static void
+c_emfile(struct fixture *fx)
+{
+	const char req[] = "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n";
+
+	(void)fx;
+	client_send(emfile_fd, req, sizeof(req) - 1);
+	client_read_all(emfile_fd, resp, sizeof(resp));
+	close(emfile_fd);
+}
+
+/*
+ * accept() failing with EMFILE pauses the listener instead of retrying
+ * in a loop, and accepting resumes once descriptors are free: a client
+ * waits in the backlog while every descriptor is taken, then is served.
+ */
+static void
+test_emfile_pauses(void **state)
+{
+	struct fixture	*fx = *state;
+	struct rlimit	 saved, low;
+	struct timeval	 one = { 1, 0 };
+	int		 fds[512], n = 0, fd;
+	unsigned long	 pauses;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	low = saved;
+	low.rlim_cur = 256;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	emfile_fd = client_connect(fx);		/* waits in the backlog */
+	while (n < (int)nitems(fds) && (fd = dup(0)) != -1)
+		fds[n++] = fd;
+	assert_int_equal(errno, EMFILE);
+	event_base_loopexit(fx->base, &one);
+	event_base_dispatch(fx->base);
+	pauses = http_server_accept_pauses(fx->srv);
+	while (n > 0)
+		close(fds[--n]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	/* 100 ms pauses over a second, not a failed accept() per loop turn. */
+	assert_true(pauses >= 1);
+	assert_true(pauses <= 15);
+	run_client(fx, c_emfile);
+	assert_non_null(strstr(resp, "HTTP/1.1 200 "));
+}
+
 int
 main(void)
 {
@@ -776,6 +825,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_body_pieces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipeline_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strict_framing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_emfile_pauses, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
