@@ -34,6 +34,8 @@ struct server_bucket {
 	char			*key;
 	double			 tokens;
 	double			 last;
+	double			 rps;		/* as last taken */
+	double			 burst;
 	struct server_bucket	*next;
 };
 
@@ -180,33 +182,60 @@ server_log(const struct http_request *req, const char *source,
 }
 
 /*
- * Take a token from the bucket of key in list: rate_limit.rps tokens a
- * second up to burst.  Returns 0 if allowed, else the seconds to wait.
- * Buckets that have been idle long enough to be full again are dropped,
- * so a list keyed by peer address does not grow with every address seen.
+ * Peer buckets kept per server.  Past this many, requests from further
+ * addresses share one bucket per source: an address spray then costs a
+ * bounded scan, and only the spray's own requests share the overflow.
  */
-static int
-server_take(struct server_bucket **list, const char *key,
-    const struct config_source *src)
+#define SERVER_PEER_BUCKETS_MAX	4096
+
+/*
+ * The bucket of key in list, or NULL.  Buckets idle long enough to be
+ * full again are dropped on the way (a new one starts full: the same),
+ * so a list keyed by peer address does not keep every address seen.
+ * *n counts the buckets kept.
+ */
+static struct server_bucket *
+server_bucket_find(struct server_bucket **list, const char *key, double now,
+    size_t *n)
 {
 	struct server_bucket	*b, **bp;
-	double			 now = util_mono_s(), rps = src->rate_limit.rps;
-	double			 burst;
 
-	if (rps <= 0)
-		return 0;
-	burst = src->rate_limit.burst > 0 ? src->rate_limit.burst :
-	    (rps < 1 ? 1 : rps);
+	*n = 0;
 	for (bp = list; (b = *bp) != NULL; ) {
 		if (strcmp(b->key, key) == 0)
-			break;
-		if (b->tokens + (now - b->last) * rps >= burst + 1) {
+			return b;
+		if (b->tokens + (now - b->last) * b->rps >= b->burst + 1) {
 			*bp = b->next;
 			free(b->key);
 			free(b);
 			continue;
 		}
+		(*n)++;
 		bp = &b->next;
+	}
+	return NULL;
+}
+
+/*
+ * Take a token from the bucket of key in list: rate_limit.rps tokens a
+ * second up to burst.  Returns 0 if allowed, else the seconds to wait.
+ * max: buckets beyond which new keys share overflow_key's (0: no cap).
+ */
+static int
+server_take(struct server_bucket **list, const char *key,
+    const char *overflow_key, size_t max, const struct config_source *src)
+{
+	struct server_bucket	*b;
+	double			 now = util_mono_s(), rps = src->rate_limit.rps;
+	double			 burst;
+	size_t			 n;
+
+	burst = src->rate_limit.burst > 0 ? src->rate_limit.burst :
+	    (rps < 1 ? 1 : rps);
+	if ((b = server_bucket_find(list, key, now, &n)) == NULL && max > 0 &&
+	    n >= max) {
+		key = overflow_key;
+		b = server_bucket_find(list, key, now, &n);
 	}
 	if (b == NULL) {
 		b = xcalloc(1, sizeof(*b));
@@ -216,6 +245,9 @@ server_take(struct server_bucket **list, const char *key,
 		b->next = *list;
 		*list = b;
 	}
+	/* A reload may change the rate: the bucket follows. */
+	b->rps = rps;
+	b->burst = burst;
 	b->tokens += (now - b->last) * rps;
 	if (b->tokens > burst)
 		b->tokens = burst;
@@ -239,18 +271,21 @@ server_rate_limit(struct server *srv, const struct config_source *src,
     int verified, const char *peer)
 {
 	const char	*colon;
-	char		*key;
+	char		*key, *overflow;
 	int		 wait;
 
 	if (src->rate_limit.rps <= 0)
 		return 0;
 	if (verified)
-		return server_take(&srv->buckets, src->name, src);
+		return server_take(&srv->buckets, src->name, NULL, 0, src);
 	/* "host:port" or "[v6]:port": the port changes per connection. */
 	colon = strrchr(peer, ':');
 	key = xasprintf("%s %.*s", src->name, colon != NULL ?
 	    (int)(colon - peer) : (int)strlen(peer), peer);
-	wait = server_take(&srv->unverified, key, src);
+	overflow = xasprintf("%s *", src->name);
+	wait = server_take(&srv->unverified, key, overflow,
+	    SERVER_PEER_BUCKETS_MAX, src);
+	free(overflow);
 	free(key);
 	return wait;
 }
