@@ -648,6 +648,8 @@ http_te_check(const struct http_request *r)
 		}
 	if (nte > 1)
 		return 400;
+	if (v == NULL)
+		return 0;
 	for (p = v; ; p = e + 1) {
 		while (*p == ' ' || *p == '\t')
 			p++;

@@ -198,20 +198,24 @@ static struct server_bucket *
 server_bucket_find(struct server_bucket **list, const char *key, double now,
     size_t *n)
 {
-	struct server_bucket	*b, **bp;
+	struct server_bucket	*b, *prev = NULL, *next;
 
 	*n = 0;
-	for (bp = list; (b = *bp) != NULL; ) {
+	for (b = *list; b != NULL; b = next) {
+		next = b->next;
 		if (strcmp(b->key, key) == 0)
 			return b;
 		if (b->tokens + (now - b->last) * b->rps >= b->burst + 1) {
-			*bp = b->next;
+			if (prev != NULL)
+				prev->next = next;
+			else
+				*list = next;
 			free(b->key);
 			free(b);
 			continue;
 		}
 		(*n)++;
-		bp = &b->next;
+		prev = b;
 	}
 	return NULL;
 }
