@@ -268,6 +268,12 @@ static const struct cfg_key server_keys[] = {
 	  .off = O(struct config_server, max_connections), .min = 1,
 	  .max = 1000000, .def = "1024",
 	  .help = "concurrent connections before new ones wait" },
+	{ "max_connections_per_client", T_INT,
+	  .off = O(struct config_server, max_connections_per_client),
+	  .min = 0, .max = 1000000, .def = "256",
+	  .help =
+	    "concurrent connections from one peer address (a proxy in "
+	    "front is one address); 0: no per-client cap" },
 	{ "tls", T_TABLE,
 	  .sub = &server_tls_table,
 	  .help = "optional TLS for the public listener" },

@@ -10,8 +10,12 @@
  * pipelined requests stay in the input buffer and are served in order.  A
  * deadline timer bounds the whole request (read_timeout_s from its first
  * byte), so a client that trickles bytes is cut off; a write timeout bounds
- * a client that does not read.  Over max_connections, a new connection gets
- * a 503 and is closed.
+ * a client that does not read.  Over max_connections, or over
+ * max_connections_per_client from one peer address, a new connection gets
+ * a 503 and is closed; past HTTP_BUSY_MAX such answers, it is closed
+ * unanswered.  Those refusals, and accept() failing for want of
+ * descriptors (which pauses the listener briefly rather than retrying in
+ * a loop), are counted in a metric and logged as one line per period.
  *
  * A pending request whose client disconnects is marked orphaned and freed
  * when its answer arrives (never inside the callback that created it).
@@ -43,6 +47,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define HTTP_MAX_HEADERS	100
@@ -58,10 +63,20 @@ enum http_conn_state {
 	HTTP_LINGER,		/* answered and half-closed; draining input */
 };
 
-/* Over max_connections, this many more get a 503 before a plain close. */
-#define HTTP_BUSY_MAX	64
+/*
+ * After accept() fails for want of descriptors, the listener sleeps this
+ * long: the socket stays readable, so retrying at once would spin.
+ */
+#define HTTP_ACCEPT_PAUSE_MS	100
+/* Refused connections are logged as one summary line per this period. */
+#define HTTP_TALLY_S		10
+#define HTTP_PEER_BUCKETS	256
 /* How long a closing connection may keep sending before we drop it. */
 #define HTTP_LINGER_S	2
+/* Chunk extensions are ignored; a long one only costs memory and time. */
+#define HTTP_CHUNK_EXT_MAX	64
+/* A chunk-size line: 16 hex digits, ";" and the extension. */
+#define HTTP_CHUNK_LINE_MAX	(16 + 1 + HTTP_CHUNK_EXT_MAX)
 /* Input kept beyond a header block while a request is handled. */
 #define HTTP_READ_SLACK	(16 * 1024)
 
@@ -95,13 +110,46 @@ struct http_conn {
 	int			 close_after_write;
 	int			 peer_eof;	/* half-closed while we worked */
 	int			 busy;		/* over the cap: 503 and close */
+	struct http_peer	*owner;		/* its address's count */
 	char			 peer[64];
 	struct http_conn	*next, *prev;
+};
+
+/* Connections open from one peer address. */
+struct http_peer {
+	char			 host[INET6_ADDRSTRLEN];
+	int			 n;
+	struct http_peer	*next;
+};
+
+enum http_refusal {
+	HTTP_REFUSED_MAX,		/* over max_connections */
+	HTTP_REFUSED_PER_CLIENT,	/* over max_connections_per_client */
+	HTTP_REFUSED_DESCRIPTORS,	/* accept() failed: EMFILE, ENFILE */
+	HTTP_REFUSED_N
+};
+
+/*
+ * Refusals since the last summary line.  The first of a quiet period is
+ * logged at once; the rest are summed and logged once per HTTP_TALLY_S,
+ * so a flood costs one line per period, not one per connection.
+ */
+struct http_tally {
+	unsigned long		 refused[HTTP_REFUSED_N];
+	unsigned long		 dropped[HTTP_REFUSED_N];
+	char			 last_peer[INET6_ADDRSTRLEN];
+	int			 last_errno;
+	int			 open;		/* timer armed: summing */
+	struct event		*ev;
 };
 
 struct http_server {
 	struct event_base	*base;
 	struct evconnlistener	*listener;
+	struct event		*resume;	/* re-enables the listener */
+	unsigned long		 accept_pauses;
+	struct http_tally	 tally;
+	struct http_peer	*peers[HTTP_PEER_BUCKETS];
 	SSL_CTX			*ssl;
 	struct http_limits	 limits;
 	http_handler_cb		*cb;
@@ -117,8 +165,9 @@ static void	http_conn_free(struct http_conn *);
 static void	http_conn_process(struct http_conn *);
 static void	http_conn_fail(struct http_conn *, int status, const char *msg);
 static int	http_conn_new(struct http_server *, evutil_socket_t,
-		    const char *);
-static void	http_conn_busy(struct http_conn *);
+		    const char *, const char *, int);
+static int	http_te_check(const struct http_request *);
+static void	http_peer_put(struct http_server *, struct http_peer *);
 
 const char *
 http_status_text(int status)
@@ -299,8 +348,10 @@ http_conn_fail(struct http_conn *c, int status, const char *msg)
 	char		*body, st[8];
 
 	snprintf(st, sizeof(st), "%d", status);
-	log_kv(LOG_LEVEL_INFO, "request refused", "peer", c->peer, "status", st,
-	    "cause", msg, NULL);
+	/* A connection over a cap is in the tally's summary line instead. */
+	if (!c->busy)
+		log_kv(LOG_LEVEL_INFO, "request refused", "peer", c->peer,
+		    "status", st, "cause", msg, NULL);
 	body = xasprintf("{\"error\":\"%s\",\"code\":%d}", msg, status);
 	http_write_response(c, status, "application/json", status == 503 ?
 	    retry : NULL, body, strlen(body), 0, 0);
@@ -350,10 +401,41 @@ http_conn_free(struct http_conn *c)
 		srv->nbusy--;
 	else
 		srv->nconns--;
+	http_peer_put(srv, c->owner);
 	event_free(c->deadline);
 	event_free(c->written);
 	bufferevent_free(c->bev);
 	free(c);
+}
+
+/*
+ * One CRLF-ended line from the input, without its CRLF.  Returns 1 with
+ * the line, 0 when no full line is buffered yet, -1 for a bare LF or a
+ * CR anywhere but before the LF.  evbuffer_readln(EVBUFFER_EOL_CRLF)
+ * also ends a line at a bare LF: a front proxy that does not would see
+ * other requests in the same bytes (RFC 9112 section 2.2 allows either;
+ * only the strict one is safe behind a proxy).
+ */
+static int
+http_readln(struct evbuffer *in, char **line, size_t *len)
+{
+	struct evbuffer_ptr	 p;
+	unsigned char		*data;
+	size_t			 n;
+
+	p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	if (p.pos == -1)
+		return 0;
+	n = (size_t)p.pos;
+	data = evbuffer_pullup(in, (ev_ssize_t)n + 1);
+	if (n == 0 || data[n - 1] != '\r' || memchr(data, '\r', n - 1) != NULL)
+		return -1;
+	*line = xmalloc(n);
+	memcpy(*line, data, n - 1);
+	(*line)[n - 1] = '\0';
+	*len = n - 1;
+	evbuffer_drain(in, n + 1);
+	return 1;
 }
 
 /* Parse the request line; 0 or an HTTP status to fail with. */
@@ -425,7 +507,7 @@ http_headers_done(struct http_conn *c)
 	char			*end;
 	unsigned long long	 n;
 	size_t			 i;
-	int			 ncl = 0;
+	int			 ncl = 0, st;
 
 	for (i = 0; i < r->nheaders; i++)
 		if (strcasecmp(r->headers[i].name, "Content-Length") == 0)
@@ -434,6 +516,11 @@ http_headers_done(struct http_conn *c)
 	cl = http_req_header(r, "Content-Length");
 	if (ncl > 1 || (te != NULL && cl != NULL))
 		return 400;	/* ambiguous framing: request smuggling */
+	/* HTTP/1.0 has no chunked coding: RFC 9112 says faulty framing. */
+	if (te != NULL && r->http10)
+		return 400;
+	if (te != NULL && (st = http_te_check(r)) != 0)
+		return st;
 	conn = http_req_header(r, "Connection");
 	r->keep_alive = !r->http10;
 	if (conn != NULL && strcasecmp(conn, "close") == 0)
@@ -444,8 +531,6 @@ http_headers_done(struct http_conn *c)
 	c->state = HTTP_READ_BODY;
 	c->body_left = 0;
 	if (te != NULL) {
-		if (strcasecmp(te, "chunked") != 0)
-			return 501;
 		c->state = HTTP_READ_CHUNK_SIZE;
 	} else if (cl != NULL) {
 		if (!isdigit((unsigned char)cl[0]))
@@ -511,6 +596,83 @@ http_read_body_direct(struct http_conn *c)
 	return 1;
 }
 
+/*
+ * A chunk-size line: 1*HEXDIG, then nothing or ";" and an extension of at
+ * most HTTP_CHUNK_EXT_MAX bytes (ignored).  strtoull would also take
+ * leading blanks, a sign and "0x": another parser in front may read
+ * those differently, so they are refused, as is any padding.  0, or -1.
+ */
+static int
+http_chunk_size(const char *line, size_t n, unsigned long long *sz)
+{
+	size_t	 i;
+	int	 d;
+
+	*sz = 0;
+	for (i = 0; i < n && isxdigit((unsigned char)line[i]); i++) {
+		if (i == 16)
+			return -1;	/* past 64 bits */
+		d = isdigit((unsigned char)line[i]) ? line[i] - '0' :
+		    tolower((unsigned char)line[i]) - 'a' + 10;
+		*sz = *sz << 4 | (unsigned long long)d;
+	}
+	if (i == 0)
+		return -1;
+	if (i == n)
+		return 0;
+	if (line[i] != ';' || n - i - 1 > HTTP_CHUNK_EXT_MAX)
+		return -1;
+	for (i++; i < n; i++)
+		if (line[i] == '\0' || iscntrl((unsigned char)line[i]))
+			return -1;
+	return 0;
+}
+
+/*
+ * Transfer-Encoding (RFC 9112 section 6): one header, whose last coding
+ * is chunked and which names no other (gitopsd decodes no other).  A
+ * coding after chunked, or chunked twice, leaves the length unknown: 400;
+ * otherwise any other coding is one gitopsd does not implement: 501.
+ */
+static int
+http_te_check(const struct http_request *r)
+{
+	const char	*v = NULL, *p, *e;
+	size_t		 i, len;
+	int		 nte = 0, nchunked = 0, other = 0, last_chunked = 0;
+
+	for (i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->headers[i].name, "Transfer-Encoding") == 0) {
+			v = r->headers[i].value;
+			nte++;
+		}
+	if (nte > 1)
+		return 400;
+	if (v == NULL)
+		return 0;
+	for (p = v; ; p = e + 1) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if ((e = strchr(p, ',')) == NULL)
+			e = p + strlen(p);
+		len = (size_t)(e - p);
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 0)
+			return 400;	/* an empty element: "chunked," */
+		last_chunked = len == 7 && strncasecmp(p, "chunked", 7) == 0;
+		if (last_chunked)
+			nchunked++;
+		else
+			other = 1;
+		if (*e == '\0')
+			break;
+	}
+	if (nchunked > 1 || (nchunked == 1 && !last_chunked))
+		return 400;
+	return other ? 501 : 0;
+}
+
 /* Hand a complete request to the handler. */
 static void
 http_dispatch(struct http_conn *c)
@@ -546,7 +708,7 @@ http_conn_process(struct http_conn *c)
 {
 	struct evbuffer		*in = bufferevent_get_input(c->bev);
 	struct http_server	*srv = c->srv;
-	char			*line, *end;
+	char			*line;
 	size_t			 n, avail;
 	unsigned long long	 sz;
 	int			 st;
@@ -561,8 +723,11 @@ http_conn_process(struct http_conn *c)
 				c->header_bytes = 0;
 				http_deadline_arm(c);
 			}
-			line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-			if (line == NULL) {
+			if ((st = http_readln(in, &line, &n)) == -1) {
+				http_conn_fail(c, 400, "line not ended by CRLF");
+				return;
+			}
+			if (st == 0) {
 				if (c->header_bytes + evbuffer_get_length(in) >
 				    srv->limits.max_header_bytes) {
 					http_conn_fail(c, 431,
@@ -636,21 +801,21 @@ http_conn_process(struct http_conn *c)
 			http_dispatch(c);
 			return;
 		case HTTP_READ_CHUNK_SIZE:
-			line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-			if (line == NULL) {
-				if (evbuffer_get_length(in) > 64)
+			if ((st = http_readln(in, &line, &n)) == -1) {
+				http_conn_fail(c, 400, "line not ended by CRLF");
+				return;
+			}
+			if (st == 0) {
+				if (evbuffer_get_length(in) > HTTP_CHUNK_LINE_MAX)
 					http_conn_fail(c, 400, "malformed chunk");
 				return;
 			}
-			errno = 0;
-			sz = strtoull(line, &end, 16);
-			if (end == line || errno != 0 ||
-			    (*end != '\0' && *end != ';')) {
-				free(line);
+			st = http_chunk_size(line, n, &sz);
+			free(line);
+			if (st != 0) {
 				http_conn_fail(c, 400, "malformed chunk size");
 				return;
 			}
-			free(line);
 			if (sz > srv->limits.max_body_bytes ||
 			    c->req->body.len + sz > srv->limits.max_body_bytes) {
 				http_conn_fail(c, 413, "request body too large");
@@ -686,8 +851,11 @@ http_conn_process(struct http_conn *c)
 			c->state = HTTP_READ_CHUNK_SIZE;
 			break;
 		case HTTP_READ_CHUNK_TRAILER:
-			line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-			if (line == NULL) {
+			if ((st = http_readln(in, &line, &n)) == -1) {
+				http_conn_fail(c, 400, "line not ended by CRLF");
+				return;
+			}
+			if (st == 0) {
 				if (evbuffer_get_length(in) >
 				    srv->limits.max_header_bytes)
 					http_conn_fail(c, 431, "trailers too large");
@@ -876,24 +1044,157 @@ http_reply_error(struct http_request *r, int status, const char *msg,
 	free(esc);
 }
 
+static const char *const http_refusal_names[HTTP_REFUSED_N] = {
+	"max_connections", "max_connections_per_client", "descriptors"
+};
+
+static unsigned
+http_peer_hash(const char *host)
+{
+	unsigned	 h = 2166136261u;
+
+	for (; *host != '\0'; host++)
+		h = (h ^ (unsigned char)*host) * 16777619u;
+	return h % HTTP_PEER_BUCKETS;
+}
+
+static struct http_peer *
+http_peer_find(struct http_server *srv, const char *host)
+{
+	struct http_peer	*p;
+
+	for (p = srv->peers[http_peer_hash(host)]; p != NULL; p = p->next)
+		if (strcmp(p->host, host) == 0)
+			return p;
+	return NULL;
+}
+
+/* One more connection of host; its entry is created at the first. */
+static struct http_peer *
+http_peer_get(struct http_server *srv, const char *host)
+{
+	struct http_peer	*p;
+	unsigned		 h;
+
+	if ((p = http_peer_find(srv, host)) == NULL) {
+		h = http_peer_hash(host);
+		p = xcalloc(1, sizeof(*p));
+		util_strlcpy(p->host, host, sizeof(p->host));
+		p->next = srv->peers[h];
+		srv->peers[h] = p;
+	}
+	p->n++;
+	return p;
+}
+
+/* One connection fewer; the entry goes with the last. */
+static void
+http_peer_put(struct http_server *srv, struct http_peer *p)
+{
+	struct http_peer	**pp;
+
+	if (p == NULL || --p->n > 0)
+		return;
+	for (pp = &srv->peers[http_peer_hash(p->host)]; *pp != NULL;
+	    pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	free(p);
+}
+
+/* Log what the tally holds, if anything; 1 when it logged. */
+static int
+http_tally_flush(struct http_server *srv)
+{
+	struct http_tally	*t = &srv->tally;
+	char			 n[HTTP_REFUSED_N][24], d[24], e[64];
+	unsigned long		 sum = 0, dropped = 0;
+	int			 i;
+
+	for (i = 0; i < HTTP_REFUSED_N; i++) {
+		sum += t->refused[i] + t->dropped[i];
+		dropped += t->dropped[i];
+		snprintf(n[i], sizeof(n[i]), "%lu", t->refused[i] +
+		    t->dropped[i]);
+	}
+	if (sum == 0)
+		return 0;
+	snprintf(d, sizeof(d), "%lu", dropped);
+	snprintf(e, sizeof(e), "%s", t->last_errno != 0 ?
+	    strerror(t->last_errno) : "");
+	log_kv(LOG_LEVEL_WARN, "connections refused",
+	    "listener", srv->limits.name != NULL ? srv->limits.name : "http",
+	    "max_connections", n[HTTP_REFUSED_MAX],
+	    "max_connections_per_client", n[HTTP_REFUSED_PER_CLIENT],
+	    "descriptors", n[HTTP_REFUSED_DESCRIPTORS],
+	    "unanswered", d, "last_peer", t->last_peer,
+	    /* A NULL name ends the list: no accept_error without one. */
+	    t->last_errno != 0 ? "accept_error" : NULL, e, NULL);
+	memset(t->refused, 0, sizeof(t->refused));
+	memset(t->dropped, 0, sizeof(t->dropped));
+	t->last_errno = 0;
+	return 1;
+}
+
+static void
+http_tally_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server	*srv = arg;
+	struct timeval		 tv = { HTTP_TALLY_S, 0 };
+
+	(void)fd;
+	(void)what;
+	/* Nothing more in a whole period: the next refusal logs at once. */
+	if (!http_tally_flush(srv)) {
+		srv->tally.open = 0;
+		return;
+	}
+	evtimer_add(srv->tally.ev, &tv);
+}
+
+/*
+ * Count a connection refused (answered 503) or dropped (closed without an
+ * answer, or never accepted) in the metric and the tally.
+ */
+static void
+http_refuse(struct http_server *srv, enum http_refusal why, int dropped,
+    const char *host)
+{
+	struct http_tally	*t = &srv->tally;
+	struct timeval		 tv = { HTTP_TALLY_S, 0 };
+	char			 labels[160];
+
+	snprintf(labels, sizeof(labels),
+	    "listener=\"%s\",cause=\"%s\",outcome=\"%s\"",
+	    srv->limits.name != NULL ? srv->limits.name : "http",
+	    http_refusal_names[why], dropped ? "dropped" : "refused");
+	metrics_counter_add("gitopsd_connections_refused_total", labels, 1);
+	if (dropped)
+		t->dropped[why]++;
+	else
+		t->refused[why]++;
+	if (host != NULL)
+		util_strlcpy(t->last_peer, host, sizeof(t->last_peer));
+	if (!t->open) {
+		http_tally_flush(srv);
+		t->open = 1;
+		evtimer_add(t->ev, &tv);
+	}
+}
+
 static void
 http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct http_server	*srv = arg;
+	struct http_peer	*p;
 	char			 host[INET6_ADDRSTRLEN] = "?", peer[64];
-	int			 port = 0, one = 1;
+	int			 port = 0, one = 1, why = -1;
 
 	(void)lev;
 	(void)salen;
-	if (srv->nconns >= srv->limits.max_connections &&
-	    srv->nbusy >= HTTP_BUSY_MAX) {
-		/* Past the 503 answers too: a plain close. */
-		log_kv(LOG_LEVEL_WARN, "connection dropped",
-		    "cause", "max_connections", NULL);
-		evutil_closesocket(fd);
-		return;
-	}
 	if (sa->sa_family == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)sa;
 
@@ -905,28 +1206,65 @@ http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
 		port = ntohs(in6->sin6_port);
 	}
+	if (srv->nconns >= srv->limits.max_connections)
+		why = HTTP_REFUSED_MAX;
+	else if (srv->limits.max_connections_per_client > 0 &&
+	    (p = http_peer_find(srv, host)) != NULL &&
+	    p->n >= srv->limits.max_connections_per_client)
+		why = HTTP_REFUSED_PER_CLIENT;
+	if (why != -1 && srv->nbusy >= HTTP_BUSY_MAX) {
+		/* Past the 503 answers too: a plain close. */
+		http_refuse(srv, why, 1, host);
+		evutil_closesocket(fd);
+		return;
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	snprintf(peer, sizeof(peer), sa->sa_family == AF_INET6 ?
 	    "[%s]:%d" : "%s:%d", host, port);
-	http_conn_new(srv, fd, peer);
+	if (why != -1)
+		http_refuse(srv, why, 0, host);
+	http_conn_new(srv, fd, peer, host, why != -1);
 }
 
-/* Over the cap: a short-lived connection that answers 503 and closes. */
 static void
-http_conn_busy(struct http_conn *c)
+http_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
-	c->srv->nconns--;
-	c->srv->nbusy++;
-	c->busy = 1;
-	log_kv(LOG_LEVEL_WARN, "connection refused", "peer", c->peer,
-	    "cause", "max_connections", NULL);
-	c->req = NULL;
-	http_conn_fail(c, 503, "too many connections");
+	struct http_server	*srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (srv->listener != NULL)
+		evconnlistener_enable(srv->listener);
 }
 
-/* A connection for an accepted socket; the socket is closed on failure. */
+/*
+ * accept() failed with something other than a retry (libevent handles
+ * EAGAIN, EINTR, ECONNABORTED): mostly EMFILE or ENFILE.  The pending
+ * connection stays in the backlog and the socket readable, so pause the
+ * listener instead of failing again in a loop; connections that close
+ * meanwhile give their descriptors back.
+ */
+static void
+http_accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct http_server	*srv = arg;
+	struct timeval		 tv = { 0, HTTP_ACCEPT_PAUSE_MS * 1000 };
+	int			 e = errno;
+
+	evconnlistener_disable(lev);
+	evtimer_add(srv->resume, &tv);
+	srv->accept_pauses++;
+	srv->tally.last_errno = e;
+	http_refuse(srv, HTTP_REFUSED_DESCRIPTORS, 1, NULL);
+}
+
+/*
+ * A connection for an accepted socket; the socket is closed on failure.
+ * busy: over a cap, it only gets a 503 and is closed.
+ */
 static int
-http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer)
+http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer,
+    const char *host, int busy)
 {
 	struct http_conn	*c;
 	struct bufferevent	*bev;
@@ -959,7 +1297,13 @@ http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer)
 	if (srv->conns != NULL)
 		srv->conns->prev = c;
 	srv->conns = c;
-	srv->nconns++;
+	if (busy) {
+		c->busy = 1;
+		srv->nbusy++;
+	} else {
+		c->owner = http_peer_get(srv, host);
+		srv->nconns++;
+	}
 	bufferevent_setcb(bev, http_read_cb, http_write_cb, http_event_cb, c);
 	/*
 	 * What a client sends while its request is handled (pipelining)
@@ -978,8 +1322,8 @@ http_conn_new(struct http_server *srv, evutil_socket_t fd, const char *peer)
 	}
 	/* An idle connection gets read_timeout_s for its first request too. */
 	http_deadline_arm(c);
-	if (srv->nconns > srv->limits.max_connections)
-		http_conn_busy(c);
+	if (busy)
+		http_conn_fail(c, 503, "too many connections");
 	return 0;
 }
 
@@ -988,7 +1332,7 @@ http_server_adopt(struct http_server *srv, int fd, const char *peer)
 {
 	if (srv->nconns >= srv->limits.max_connections)
 		return -1;
-	return http_conn_new(srv, fd, peer);
+	return http_conn_new(srv, fd, peer, peer, 0);
 }
 
 static SSL_CTX *
@@ -1063,11 +1407,15 @@ http_server_new_fd(struct event_base *base, int fd, const char *host,
 	srv->limits = *limits;
 	srv->cb = cb;
 	srv->arg = arg;
+	if ((srv->resume = evtimer_new(base, http_resume_cb, srv)) == NULL ||
+	    (srv->tally.ev = evtimer_new(base, http_tally_cb, srv)) == NULL)
+		fatalx("evtimer_new");
+	metrics_describe("gitopsd_connections_refused_total", "counter",
+	    "Connections refused with 503 (outcome refused) or closed "
+	    "unanswered (outcome dropped), by listener and cause.");
 	if (tls_cert != NULL &&
-	    (srv->ssl = http_ssl_ctx(tls_cert, tls_key, err, errlen)) == NULL) {
-		free(srv);
-		return NULL;
-	}
+	    (srv->ssl = http_ssl_ctx(tls_cert, tls_key, err, errlen)) == NULL)
+		goto fail;
 	if (fd != -1) {
 		/* An inherited, already listening socket (systemd). */
 		evutil_make_socket_nonblocking(fd);
@@ -1079,6 +1427,8 @@ http_server_new_fd(struct event_base *base, int fd, const char *host,
 		    srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 		    LEV_OPT_CLOSE_ON_EXEC, 1024, (struct sockaddr *)&ss,
 		    (int)sslen);
+	if (srv->listener != NULL)
+		evconnlistener_set_error_cb(srv->listener, http_accept_error_cb);
 	if (srv->listener == NULL) {
 		if (fd != -1)
 			snprintf(err, errlen, "cannot use inherited socket %d: %s",
@@ -1086,10 +1436,7 @@ http_server_new_fd(struct event_base *base, int fd, const char *host,
 		else
 			snprintf(err, errlen, "cannot listen on %s:%d: %s", host,
 			    port, strerror(errno));
-		if (srv->ssl != NULL)
-			SSL_CTX_free(srv->ssl);
-		free(srv);
-		return NULL;
+		goto fail;
 	}
 	sslen = sizeof(ss);
 	if (getsockname(evconnlistener_get_fd(srv->listener),
@@ -1097,6 +1444,13 @@ http_server_new_fd(struct event_base *base, int fd, const char *host,
 		srv->port = ss.ss_family == AF_INET6 ? ntohs(in6->sin6_port) :
 		    ntohs(in->sin_port);
 	return srv;
+fail:
+	if (srv->ssl != NULL)
+		SSL_CTX_free(srv->ssl);
+	event_free(srv->resume);
+	event_free(srv->tally.ev);
+	free(srv);
+	return NULL;
 }
 
 void
@@ -1108,6 +1462,7 @@ http_server_stop(struct http_server *srv)
 		evconnlistener_free(srv->listener);
 		srv->listener = NULL;
 	}
+	evtimer_del(srv->resume);
 	/* Idle connections go now; busy ones finish their request. */
 	for (c = srv->conns; c != NULL; c = next) {
 		next = c->next;
@@ -1130,6 +1485,10 @@ http_server_free(struct http_server *srv)
 		http_conn_free(srv->conns);
 	if (srv->ssl != NULL)
 		SSL_CTX_free(srv->ssl);
+	/* What the last period refused still gets its line. */
+	http_tally_flush(srv);
+	event_free(srv->resume);
+	event_free(srv->tally.ev);
 	free(srv);
 }
 
@@ -1155,4 +1514,17 @@ int
 http_server_pending(const struct http_server *srv)
 {
 	return srv->npending;
+}
+
+unsigned long
+http_server_accept_pauses(const struct http_server *srv)
+{
+	return srv->accept_pauses;
+}
+
+int
+http_listener_fds(int max_connections)
+{
+	/* The listening socket, the connections, the 503 answers. */
+	return 1 + max_connections + HTTP_BUSY_MAX;
 }

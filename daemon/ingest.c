@@ -123,6 +123,7 @@ ingest_process(const struct config *cfg, const char *path,
 		    "signature or token missing or wrong");
 		goto out;
 	}
+	res->verified = 1;
 	handler_json_arena_begin();
 	h->parse(&req, src, &res->hr);
 	handler_json_arena_end();

@@ -7,6 +7,7 @@
  * answer what is in flight, let running jobs finish or put them back, and
  * exit 0 within shutdown_timeout_s.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -61,6 +62,34 @@ struct gitopsd {
 };
 
 /* sd_notify(3), or its documented datagram protocol without libsystemd. */
+/*
+ * The soft descriptor limit is often 1024 (a shell, `make run`, many
+ * container runtimes) while the hard one is far higher: take the hard
+ * one, so max_connections is not cut down for nothing.  At most 2^20
+ * (Linux's default nr_open): a child that closes every possible
+ * descriptor (some render commands do) must not loop over a billion.
+ */
+static void
+main_raise_nofile(void)
+{
+	struct rlimit	 rl;
+	rlim_t		 want;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("getrlimit(RLIMIT_NOFILE)");
+		return;
+	}
+	want = rl.rlim_max;
+	if (want == RLIM_INFINITY || want > 1048576)
+		want = 1048576;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("setrlimit(RLIMIT_NOFILE, %llu)",
+		    (unsigned long long)want);
+}
+
 static void
 main_notify(const char *state)
 {
@@ -352,6 +381,7 @@ main(int argc, char *argv[])
 		log_warnx("%s", errs.warnings[i]);
 	config_errors_free(&errs);
 
+	main_raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	/* A file-size limit (RLIMIT_FSIZE) must fail the write, not kill us:
 	 * the store reports it and webhooks get 503 until space returns. */

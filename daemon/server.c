@@ -8,7 +8,10 @@
  * reference on the configuration it was parsed under, because the queue
  * items borrow strings from it and a SIGHUP may swap it meanwhile.
  */
+#include <sys/resource.h>
+
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +30,13 @@
 #include "server.h"
 #include "util.h"
 
+/* A token bucket: per source, or per source and peer address. */
 struct server_bucket {
-	char			*source;
+	char			*key;
 	double			 tokens;
 	double			 last;
+	double			 rps;		/* as last taken */
+	double			 burst;
 	struct server_bucket	*next;
 };
 
@@ -43,7 +49,8 @@ struct server {
 	struct http_server	*admin;
 	int			 draining;
 	int			 pending;
-	struct server_bucket	*buckets;
+	struct server_bucket	*buckets;	/* verified, per source */
+	struct server_bucket	*unverified;	/* per source and peer */
 };
 
 struct server_pending {
@@ -53,14 +60,93 @@ struct server_pending {
 	struct ingest_result	 res;
 };
 
-static void
-server_limits(const struct config *cfg, struct http_limits *l)
+/*
+ * Descriptors kept out of the listeners' reach: the store (database, WAL,
+ * shared memory, the admin read connection), the event loop, the log,
+ * and per worker a clone's pack files, a push or a cluster connection and
+ * an alert's connection.  A listener that may take them all turns the
+ * next clone or store open into EMFILE.
+ */
+#define SERVER_FD_RESERVE		64
+#define SERVER_FD_RESERVE_PER_WORKER	16
+/* The admin listener serves operators and a scraper, not senders. */
+#define SERVER_ADMIN_MAX_CONNECTIONS	64
+/* Below this the public listener would serve nothing useful. */
+#define SERVER_MIN_CONNECTIONS		8
+
+/*
+ * The public listener's max_connections within RLIMIT_NOFILE: the soft
+ * limit (main raised it to the hard one) less the reserve and what the
+ * admin listener and the public listener's 503 answers may hold.  nofile
+ * and reserve are set for the log line; nofile is 0 without a limit.
+ */
+static int
+server_max_connections(const struct config *cfg, long *nofile, long *reserve)
 {
+	struct rlimit	 rl;
+	long		 avail;
+	int		 max = cfg->server.max_connections, admin;
+
+	admin = max < SERVER_ADMIN_MAX_CONNECTIONS ? max :
+	    SERVER_ADMIN_MAX_CONNECTIONS;
+	*reserve = SERVER_FD_RESERVE +
+	    SERVER_FD_RESERVE_PER_WORKER * (long)cfg->queue.workers;
+	*nofile = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return max;
+	*nofile = rl.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
+	avail = *nofile - *reserve - http_listener_fds(admin) -
+	    http_listener_fds(0);
+	if (avail < SERVER_MIN_CONNECTIONS)
+		avail = SERVER_MIN_CONNECTIONS;
+	return avail < max ? (int)avail : max;
+}
+
+static void
+server_limits(const struct config *cfg, int admin, struct http_limits *l)
+{
+	long	 nofile, reserve;
+
 	l->max_body_bytes = cfg->server.max_body_bytes;
 	l->max_header_bytes = cfg->server.max_header_bytes;
 	l->read_timeout_s = cfg->server.read_timeout_s;
 	l->write_timeout_s = cfg->server.write_timeout_s;
-	l->max_connections = cfg->server.max_connections;
+	if (admin) {
+		l->name = "admin";
+		l->max_connections = cfg->server.max_connections <
+		    SERVER_ADMIN_MAX_CONNECTIONS ? cfg->server.max_connections :
+		    SERVER_ADMIN_MAX_CONNECTIONS;
+		/* Operators share one loopback address. */
+		l->max_connections_per_client = 0;
+		/* The admin API answers small requests. */
+		if (l->max_body_bytes > 65536)
+			l->max_body_bytes = 65536;
+		return;
+	}
+	l->name = "public";
+	l->max_connections = server_max_connections(cfg, &nofile, &reserve);
+	l->max_connections_per_client = cfg->server.max_connections_per_client;
+}
+
+/* The limits in effect, once at start and at each reload. */
+static void
+server_log_limits(const struct config *cfg)
+{
+	char	 eff[24], conf[24], pc[24], nf[24], rs[24];
+	long	 nofile, reserve;
+	int	 max = server_max_connections(cfg, &nofile, &reserve);
+
+	snprintf(eff, sizeof(eff), "%d", max);
+	snprintf(conf, sizeof(conf), "%d", cfg->server.max_connections);
+	snprintf(pc, sizeof(pc), "%d", cfg->server.max_connections_per_client);
+	snprintf(nf, sizeof(nf), "%ld", nofile);
+	snprintf(rs, sizeof(rs), "%ld", reserve);
+	log_kv(max < cfg->server.max_connections ? LOG_LEVEL_WARN :
+	    LOG_LEVEL_INFO, max < cfg->server.max_connections ?
+	    "max_connections lowered to fit the descriptor limit" :
+	    "connection limits", "max_connections", eff, "configured", conf,
+	    "max_connections_per_client", pc, "nofile", nofile > 0 ? nf :
+	    "unlimited", "fd_reserve", rs, NULL);
 }
 
 static void
@@ -98,31 +184,76 @@ server_log(const struct http_request *req, const char *source,
 }
 
 /*
- * Token bucket per source: rate_limit.rps tokens a second up to burst.
- * Returns 0 if allowed, else the seconds to wait.
+ * Peer buckets kept per server.  Past this many, requests from further
+ * addresses share one bucket per source: an address spray then costs a
+ * bounded scan, and only the spray's own requests share the overflow.
+ */
+#define SERVER_PEER_BUCKETS_MAX	4096
+
+/*
+ * The bucket of key in list, or NULL.  Buckets idle long enough to be
+ * full again are dropped on the way (a new one starts full: the same),
+ * so a list keyed by peer address does not keep every address seen.
+ * *n counts the buckets kept.
+ */
+static struct server_bucket *
+server_bucket_find(struct server_bucket **list, const char *key, double now,
+    size_t *n)
+{
+	struct server_bucket	*b, *prev = NULL, *next;
+
+	*n = 0;
+	for (b = *list; b != NULL; b = next) {
+		next = b->next;
+		if (strcmp(b->key, key) == 0)
+			return b;
+		if (b->tokens + (now - b->last) * b->rps >= b->burst + 1) {
+			if (prev != NULL)
+				prev->next = next;
+			else
+				*list = next;
+			free(b->key);
+			free(b);
+			continue;
+		}
+		(*n)++;
+		prev = b;
+	}
+	return NULL;
+}
+
+/*
+ * Take a token from the bucket of key in list: rate_limit.rps tokens a
+ * second up to burst.  Returns 0 if allowed, else the seconds to wait.
+ * max: buckets beyond which new keys share overflow_key's (0: no cap).
  */
 static int
-server_rate_limit(struct server *srv, const struct config_source *src)
+server_take(struct server_bucket **list, const char *key,
+    const char *overflow_key, size_t max, const struct config_source *src)
 {
 	struct server_bucket	*b;
 	double			 now = util_mono_s(), rps = src->rate_limit.rps;
 	double			 burst;
+	size_t			 n;
 
-	if (rps <= 0)
-		return 0;
 	burst = src->rate_limit.burst > 0 ? src->rate_limit.burst :
 	    (rps < 1 ? 1 : rps);
-	for (b = srv->buckets; b != NULL; b = b->next)
-		if (strcmp(b->source, src->name) == 0)
-			break;
+	if ((b = server_bucket_find(list, key, now, &n)) == NULL && max > 0 &&
+	    n >= max) {
+		key = overflow_key;
+		b = server_bucket_find(list, key, now, &n);
+	}
 	if (b == NULL) {
 		b = xcalloc(1, sizeof(*b));
-		b->source = xstrdup(src->name);
+		b->key = xstrdup(key);
 		b->tokens = burst;
 		b->last = now;
-		b->next = srv->buckets;
-		srv->buckets = b;
+		b->next = *list;
+		*list = b;
 	}
+	/* A reload may change the rate: the bucket follows. */
+	b->rps = rps;
+	b->burst = burst;
 	b->tokens += (now - b->last) * rps;
 	if (b->tokens > burst)
 		b->tokens = burst;
@@ -132,6 +263,37 @@ server_rate_limit(struct server *srv, const struct config_source *src)
 		return 0;
 	}
 	return (int)ceil((1 - b->tokens) / rps);
+}
+
+/*
+ * The source's rate limit, taken once the request is verified or not:
+ * verified deliveries share the source's bucket; the others draw from a
+ * bucket of the same size per peer address, so a flood of unsigned or
+ * wrongly signed requests runs out on its own and never takes the
+ * tokens of the sender that holds the secret.  0, or seconds to wait.
+ */
+static int
+server_rate_limit(struct server *srv, const struct config_source *src,
+    int verified, const char *peer)
+{
+	const char	*colon;
+	char		*key, *overflow;
+	int		 wait;
+
+	if (src->rate_limit.rps <= 0)
+		return 0;
+	if (verified)
+		return server_take(&srv->buckets, src->name, NULL, 0, src);
+	/* "host:port" or "[v6]:port": the port changes per connection. */
+	colon = strrchr(peer, ':');
+	key = xasprintf("%s %.*s", src->name, colon != NULL ?
+	    (int)(colon - peer) : (int)strlen(peer), peer);
+	overflow = xasprintf("%s *", src->name);
+	wait = server_take(&srv->unverified, key, overflow,
+	    SERVER_PEER_BUCKETS_MAX, src);
+	free(overflow);
+	free(key);
+	return wait;
 }
 
 static void
@@ -225,10 +387,8 @@ server_hook(struct server *srv, struct http_request *req, const char *rest)
 	const struct http_request_info	*ri = http_request_info(req);
 	struct server_pending		*p;
 	struct hook_request		 hr;
-	const struct config_source	*src;
 	const char			*retry[2] = { NULL, NULL };
-	char				 name[160], ra[64];
-	size_t				 n;
+	char				 ra[64];
 	int				 wait;
 
 	if (srv->draining) {
@@ -237,22 +397,6 @@ server_hook(struct server *srv, struct http_request *req, const char *rest)
 		http_reply_error(req, 503, "shutting down", retry);
 		return;
 	}
-	/* Rate limit before any verification work. */
-	n = strcspn(rest, "/");
-	if (n < sizeof(name)) {
-		memcpy(name, rest, n);
-		name[n] = '\0';
-		if ((src = config_find_source(srv->cfg, name)) != NULL &&
-		    (wait = server_rate_limit(srv, src)) > 0) {
-			snprintf(ra, sizeof(ra), "Retry-After: %d", wait);
-			retry[0] = ra;
-			server_log(req, src->name, NULL, 429, "rate limit");
-			http_reply_error(req, 429, "rate limit exceeded", retry);
-			server_count(src->name, 429);
-			return;
-		}
-	}
-
 	memset(&hr, 0, sizeof(hr));
 	hr.method = ri->method;
 	hr.query = ri->query;
@@ -266,6 +410,18 @@ server_hook(struct server *srv, struct http_request *req, const char *rest)
 	p->req = req;
 	p->cfg = config_ref(srv->cfg);
 	ingest_process(p->cfg, rest, &hr, &p->res);
+	if (p->res.source != NULL && (wait = server_rate_limit(srv,
+	    p->res.source, p->res.verified, ri->peer)) > 0) {
+		snprintf(ra, sizeof(ra), "Retry-After: %d", wait);
+		retry[0] = ra;
+		server_log(req, p->res.source->name, p->res.delivery, 429,
+		    p->res.verified ? "rate limit" :
+		    "rate limit of unverified requests");
+		http_reply_error(req, 429, "rate limit exceeded", retry);
+		server_count(p->res.source->name, 429);
+		server_pending_free(p);
+		return;
+	}
 	if (p->res.status != 0) {
 		const char *allow[] = { "Allow: POST", NULL };
 
@@ -441,11 +597,8 @@ server_listen(struct server *srv, const struct config *cfg, int admin,
 	struct http_limits	 l;
 	int			 fd;
 
-	server_limits(cfg, &l);
+	server_limits(cfg, admin, &l);
 	if (admin) {
-		/* The admin API answers small requests from operators. */
-		if (l.max_body_bytes > 65536)
-			l.max_body_bytes = 65536;
 		fd = server_fd_admin;
 		server_fd_admin = -1;	/* used once; a reload binds anew */
 		return http_server_new_fd(srv->base, fd, cfg->admin.listen.host,
@@ -476,6 +629,7 @@ server_new(struct event_base *base, struct config *cfg, struct queue *q,
 		goto fail;
 	if ((srv->admin = server_listen(srv, cfg, 1, err, errlen)) == NULL)
 		goto fail;
+	server_log_limits(cfg);
 	return srv;
 fail:
 	server_free(srv);
@@ -520,13 +674,17 @@ server_reconfigure(struct server *srv, struct config *cfg, char *err,
 		http_server_free(srv->pub);
 		srv->pub = np;
 	} else {
-		server_limits(cfg, &l);
+		server_limits(cfg, 0, &l);
 		http_server_set_limits(srv->pub, &l);
 	}
 	if (na != NULL) {
 		http_server_free(srv->admin);
 		srv->admin = na;
+	} else {
+		server_limits(cfg, 1, &l);
+		http_server_set_limits(srv->admin, &l);
 	}
+	server_log_limits(cfg);
 	config_unref(srv->cfg);
 	srv->cfg = config_ref(cfg);
 	return 0;
@@ -569,7 +727,12 @@ server_free(struct server *srv)
 	http_server_free(srv->admin);
 	for (b = srv->buckets; b != NULL; b = next) {
 		next = b->next;
-		free(b->source);
+		free(b->key);
+		free(b);
+	}
+	for (b = srv->unverified; b != NULL; b = next) {
+		next = b->next;
+		free(b->key);
 		free(b);
 	}
 	if (srv->cfg != NULL)

@@ -26,6 +26,7 @@ struct config_server {
 	int	 read_timeout_s;		/* default 10 */
 	int	 write_timeout_s;		/* default 10 */
 	int	 max_connections;		/* default 1024 */
+	int	 max_connections_per_client;	/* default 256; 0: no cap */
 	char	*tls_cert_file;			/* NULL: plain HTTP */
 	char	*tls_key_file;
 };

@@ -28,7 +28,19 @@ struct http_limits {
 	int	 read_timeout_s;	/* whole request, headers + body */
 	int	 write_timeout_s;
 	int	 max_connections;
+	int	 max_connections_per_client;	/* per peer address; 0: none */
+	const char *name;		/* listener label in metrics and log */
 };
+
+/*
+ * Over max_connections (or a client over its share), up to this many
+ * more connections are answered 503 before the next ones are closed
+ * unanswered.
+ */
+#define HTTP_BUSY_MAX	64
+
+/* Descriptors one listener may hold: its socket and every connection. */
+int			 http_listener_fds(int max_connections);
 
 /* What a handler sees.  Valid until http_reply(). */
 struct http_request_info {
@@ -74,6 +86,8 @@ int			 http_server_port(const struct http_server *);
 /* Connections open / requests waiting for an answer. */
 int			 http_server_connections(const struct http_server *);
 int			 http_server_pending(const struct http_server *);
+/* Times accept() failed (descriptors exhausted) and accepting paused. */
+unsigned long		 http_server_accept_pauses(const struct http_server *);
 
 const struct http_request_info *http_request_info(const struct http_request *);
 

@@ -25,6 +25,7 @@ struct ingest_result {
 	char				*body;		/* JSON answer when status != 0 */
 	char				 cause[256];	/* for the log line; no secrets */
 	const struct config_source	*source;	/* NULL when unknown */
+	int				 verified;	/* signature or token good */
 	const char			*delivery;	/* first event's delivery id */
 	struct hook_result		 hr;
 	struct queue_item		*items;		/* one per event with jobs */

@@ -107,6 +107,8 @@ def request(port, method, path, body=None, headers=None, timeout=30):
 
 class Daemon:
     """A gitopsd process on a temporary configuration."""
+    # Words before the command line, e.g. ["prlimit", "--nofile=...", "--"].
+    command_prefix = []
 
     def __init__(self, config_text, tmp=None, secrets=None, env=None,
                  ports=None):
@@ -144,7 +146,7 @@ class Daemon:
         self.logf = open(self.log_path, "ab")
         args = [binary(), "-c", self.config_path, "--log-level", "debug"]
         args += extra_args or []
-        args = valgrind_wrap(args)
+        args = self.command_prefix + valgrind_wrap(args)
         self.proc = subprocess.Popen(args, stdout=self.logf,
                                      stderr=subprocess.STDOUT, env=self.env,
                                      cwd=self.tmp)

@@ -2,6 +2,7 @@
  * Unit tests for daemon/http.c: a real server on 127.0.0.1 driven by a
  * client thread over real sockets, past every limit.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -647,6 +648,162 @@ test_bad_request_line(void **state)
 	assert_non_null(strstr(resp, "\"code\":400"));
 }
 
+/*
+ * Framing the server must refuse (docs/http-framing.md): each case is
+ * sent on its own connection; the answer is the status given, the
+ * connection closes after it, and no request reaches the handler.  The
+ * last ones are framings that stay accepted.
+ */
+struct framing_case {
+	const char	*name;
+	const char	*raw;
+	int		 status;
+	size_t		 body_len;	/* decoded, when accepted */
+};
+
+#define FR_POST	"POST /x HTTP/1.1\r\nHost: a\r\n"
+#define FR_TE	FR_POST "Transfer-Encoding: chunked\r\n\r\n"
+#define FR_EXT64 "0123456789abcdef0123456789abcdef" \
+		 "0123456789abcdef0123456789abcdef"
+
+static const struct framing_case framing_cases[] = {
+	{ "two Transfer-Encoding headers", FR_POST
+	  "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "0\r\n\r\n", 400, 0 },
+	{ "chunked, then identity in a second header", FR_POST
+	  "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n"
+	  "0\r\n\r\n", 400, 0 },
+	{ "a coding after chunked", FR_POST
+	  "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400, 0 },
+	{ "chunked twice in one list", FR_POST
+	  "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400, 0 },
+	{ "an empty coding", FR_POST
+	  "Transfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", 400, 0 },
+	{ "an unknown coding before chunked", FR_POST
+	  "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, 0 },
+	{ "Transfer-Encoding with Content-Length", FR_POST
+	  "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "0\r\n\r\n", 400, 0 },
+	{ "Transfer-Encoding in HTTP/1.0", "POST /x HTTP/1.0\r\n"
+	  "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, 0 },
+	{ "signed chunk size +5", FR_TE "+5\r\nhello\r\n0\r\n\r\n", 400, 0 },
+	{ "negative chunk size -5", FR_TE "-5\r\nhello\r\n0\r\n\r\n", 400, 0 },
+	{ "chunk size after a blank", FR_TE " 5\r\nhello\r\n0\r\n\r\n", 400, 0 },
+	{ "chunk size with 0x", FR_TE "0x5\r\nhello\r\n0\r\n\r\n", 400, 0 },
+	{ "chunk size before a blank", FR_TE "5 \r\nhello\r\n0\r\n\r\n", 400, 0 },
+	{ "blank before a chunk extension", FR_TE
+	  "5 ;a=b\r\nhello\r\n0\r\n\r\n", 400, 0 },
+	{ "chunk extension over 64 bytes", FR_TE
+	  "5;" FR_EXT64 "x\r\nhello\r\n0\r\n\r\n", 400, 0 },
+	{ "bare LF after the request line", "GET /x HTTP/1.1\n\n", 400, 0 },
+	{ "bare LF after a header", "GET /x HTTP/1.1\r\nHost: a\n\r\n", 400, 0 },
+	{ "bare CR in a header", "GET /x HTTP/1.1\r\nHost: a\rb\r\n\r\n", 400, 0 },
+	{ "bare LF after a chunk size", FR_TE "5\nhello\r\n0\r\n\r\n", 400, 0 },
+	{ "bare LF after the last chunk", FR_TE "5\r\nhello\r\n0\n\r\n", 400, 0 },
+	{ "bare LF ending the trailers", FR_TE "5\r\nhello\r\n0\r\n\n", 400, 0 },
+	/* Still accepted. */
+	{ "chunk extension of 64 bytes", FR_POST "Connection: close\r\n"
+	  "Transfer-Encoding: chunked\r\n\r\n5;" FR_EXT64
+	  "\r\nhello\r\n0\r\n\r\n", 200, 5 },
+	{ "upper-case hex and a coding name in capitals", FR_POST
+	  "Connection: close\r\nTransfer-Encoding: Chunked\r\n\r\n"
+	  "A\r\n0123456789\r\n0\r\n\r\n", 200, 10 },
+};
+
+static size_t	 framing_idx;
+static int	 framing_eof;
+
+static void
+c_framing(struct fixture *fx)
+{
+	const char	*raw = framing_cases[framing_idx].raw;
+	int		 fd = client_connect(fx);
+	size_t		 n = 0;
+	ssize_t		 r = 0;
+
+	client_send(fd, raw, strlen(raw));
+	while (n + 1 < sizeof(resp) &&
+	    (r = recv(fd, resp + n, sizeof(resp) - 1 - n, 0)) > 0)
+		n += (size_t)r;
+	resp[n] = '\0';
+	/* Closed by the server: EOF, or a reset of what it did not read. */
+	framing_eof = r == 0 || (r == -1 && errno == ECONNRESET);
+	close(fd);
+}
+
+static void
+test_strict_framing(void **state)
+{
+	struct fixture	*fx = *state;
+	char		 want[32];
+	int		 before;
+
+	for (framing_idx = 0; framing_idx < sizeof(framing_cases) /
+	    sizeof(framing_cases[0]); framing_idx++) {
+		const struct framing_case *fc = &framing_cases[framing_idx];
+
+		before = fx->requests;
+		run_client(fx, c_framing);
+		snprintf(want, sizeof(want), "HTTP/1.1 %d ", fc->status);
+		if (strncmp(resp, want, strlen(want)) != 0 || !framing_eof ||
+		    strstr(resp, "\r\nConnection: close\r\n") == NULL ||
+		    (fc->status != 200) != (fx->requests == before))
+			fail_msg("%s: want %d and a close, got %s(eof %d, "
+			    "handled %d)", fc->name, fc->status, resp,
+			    framing_eof, fx->requests - before);
+		if (fc->status == 200)
+			assert_int_equal(fx->last_body_len, fc->body_len);
+	}
+}
+
+static int	 emfile_fd = -1;
+
+static void
+c_emfile(struct fixture *fx)
+{
+	const char req[] = "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n";
+
+	(void)fx;
+	client_send(emfile_fd, req, sizeof(req) - 1);
+	client_read_all(emfile_fd, resp, sizeof(resp));
+	close(emfile_fd);
+}
+
+/*
+ * accept() failing with EMFILE pauses the listener instead of retrying
+ * in a loop, and accepting resumes once descriptors are free: a client
+ * waits in the backlog while every descriptor is taken, then is served.
+ */
+static void
+test_emfile_pauses(void **state)
+{
+	struct fixture	*fx = *state;
+	struct rlimit	 saved, low;
+	struct timeval	 one = { 1, 0 };
+	int		 fds[512], n = 0, fd;
+	unsigned long	 pauses;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	low = saved;
+	low.rlim_cur = 256;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	emfile_fd = client_connect(fx);		/* waits in the backlog */
+	while (n < (int)nitems(fds) && (fd = dup(0)) != -1)
+		fds[n++] = fd;
+	assert_int_equal(errno, EMFILE);
+	event_base_loopexit(fx->base, &one);
+	event_base_dispatch(fx->base);
+	pauses = http_server_accept_pauses(fx->srv);
+	while (n > 0)
+		close(fds[--n]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	/* 100 ms pauses over a second, not a failed accept() per loop turn. */
+	assert_true(pauses >= 1);
+	assert_true(pauses <= 15);
+	run_client(fx, c_emfile);
+	assert_non_null(strstr(resp, "HTTP/1.1 200 "));
+}
+
 int
 main(void)
 {
@@ -667,6 +824,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_pieces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipeline_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_strict_framing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_emfile_pauses, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
