@@ -182,6 +182,13 @@ queue_backoff_ms(int base_s, int max_s, int attempts, int retry_after_s)
 	if (cap > (double)max_s)
 		cap = (double)max_s;
 	d = util_random_unit() * cap * 1000.0;
+	/*
+	 * A receiver's Retry-After is honoured only up to max_s: a sink (or
+	 * an API) asking for a day would otherwise hold an alert or a sync
+	 * back that long, past every bound the operator configured.
+	 */
+	if (retry_after_s > max_s)
+		retry_after_s = max_s;
 	if (retry_after_s > 0 && d < (double)retry_after_s * 1000.0)
 		d = (double)retry_after_s * 1000.0;
 	return (int64_t)d;

@@ -77,7 +77,7 @@ int		 queue_admin(struct queue *, const char *method, const char *path,
 /*
  * Next retry delay in ms after `attempts` failed attempts: exponential
  * backoff with full jitter, uniform in [0, min(max_s, base_s * 2^(n-1))],
- * never below retry_after_s (a sender's Retry-After).
+ * never below retry_after_s (a receiver's Retry-After) capped at max_s.
  */
 int64_t		 queue_backoff_ms(int base_s, int max_s, int attempts,
 		    int retry_after_s);
