@@ -86,6 +86,20 @@ struct queue_done {
 	struct job_result	*res;
 	int64_t			 started_ms, ended_ms;
 	int			 tries;
+	int			 warned;	/* "cannot record" logged */
+};
+
+/*
+ * What a recorded attempt tells the log and the metrics, held until its
+ * round commits: a round that fails (a full disk) records the attempt
+ * again in the next one, and must not count or log it each time.
+ */
+struct queue_note {
+	char		*line;			/* the log line */
+	char		 state_label[96];	/* gitopsd_jobs_total */
+	char		 kind_label[96];	/* gitopsd_job_duration_seconds */
+	double		 duration_s;
+	double		 to_deploy_s;		/* <0: not a deploy */
 };
 
 /*
@@ -142,6 +156,8 @@ struct queue {
 	int			 out_loop;
 	int64_t			 last_retention_ms;
 	int			 done_failed;	/* last round could not record */
+	struct queue_note	*notes;		/* this round's, until commit */
+	size_t			 nnotes, notes_cap;
 	int			 gauges_due;	/* counts changed since last gauges */
 	int64_t			 last_gauges_ms;
 	int			 ck_restart;	/* atomic: restart the log */
@@ -449,6 +465,34 @@ queue_store_app(struct queue *q, const struct job *j,
 }
 
 /*
+ * Drop the notes from index mark on; first log and count them when their
+ * round committed (emit).
+ */
+static void
+queue_notes_end(struct queue *q, size_t mark, int emit)
+{
+	struct queue_note	*n;
+	size_t			 i;
+
+	for (i = mark; i < q->nnotes; i++) {
+		n = &q->notes[i];
+		if (emit) {
+			metrics_counter_add("gitopsd_jobs_total",
+			    n->state_label, 1);
+			metrics_observe("gitopsd_job_duration_seconds",
+			    n->kind_label, n->duration_s);
+			if (n->to_deploy_s >= 0)
+				metrics_observe(
+				    "gitopsd_event_to_deploy_seconds", "",
+				    n->to_deploy_s);
+			log_info("%s", n->line);
+		}
+		free(n->line);
+	}
+	q->nnotes = mark;
+}
+
+/*
  * The state machine: record one finished attempt of j (one member of a
  * merged run) and move it to its next state.  Runs in the round's
  * transaction.
@@ -459,8 +503,9 @@ queue_store_finish(struct queue *q, const struct config *cfg,
     int64_t started_ms, int64_t ended_ms, char *err, size_t errlen)
 {
 	struct store_finish	 f;
+	struct queue_note	 note;
 	enum job_state		 state;
-	char			*result = NULL, label[96];
+	char			*result = NULL;
 	int64_t			 now = ended_ms, id, received;
 	int			 attempts = j->attempts + 1, absorbed, rc = -1;
 	size_t			 i;
@@ -473,6 +518,8 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 	else
 		state = JOB_FAILED;
 
+	memset(&note, 0, sizeof(note));
+	note.to_deploy_s = -1;
 	memset(&f, 0, sizeof(f));
 	f.job_id = j->id;
 	f.state = state;
@@ -505,8 +552,7 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 		if (j->kind == JOB_SYNC && j->event_id > 0 &&
 		    q->ops->event_received(q->wr, j->event_id, &received, err,
 		    errlen) == 1 && now >= received)
-			metrics_observe("gitopsd_event_to_deploy_seconds", "",
-			    (double)(now - received) / 1000.0);
+			note.to_deploy_s = (double)(now - received) / 1000.0;
 	}
 	/* The plan reads the app's previous outcome (recovery): first. */
 	if (queue_store_plan(q, cfg, j, res, state, now, err, errlen) == -1)
@@ -514,16 +560,23 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 	if (queue_store_app(q, j, res, state, now, err, errlen) == -1)
 		goto out;
 
-	queue_kind_label(j->kind, job_state_name(state), label, sizeof(label));
-	metrics_counter_add("gitopsd_jobs_total", label, 1);
-	queue_kind_label(j->kind, NULL, label, sizeof(label));
-	metrics_observe("gitopsd_job_duration_seconds", label,
-	    (double)(ended_ms - started_ms) / 1000.0);
-	log_info("job %" PRId64 " %s app=%s delivery=%s attempt=%d: %s%s%s",
-	    j->id, job_kind_name(j->kind), j->app != NULL ? j->app : "-",
+	queue_kind_label(j->kind, job_state_name(state), note.state_label,
+	    sizeof(note.state_label));
+	queue_kind_label(j->kind, NULL, note.kind_label,
+	    sizeof(note.kind_label));
+	note.duration_s = (double)(ended_ms - started_ms) / 1000.0;
+	note.line = xasprintf("job %" PRId64 " %s app=%s delivery=%s "
+	    "attempt=%d: %s%s%s", j->id, job_kind_name(j->kind),
+	    j->app != NULL ? j->app : "-",
 	    j->delivery != NULL ? j->delivery : "-", attempts,
 	    job_state_name(state), res->ok ? "" : ": ",
 	    res->ok ? "" : f.error);
+	if (q->nnotes == q->notes_cap) {
+		q->notes_cap = q->notes_cap > 0 ? q->notes_cap * 2 : 16;
+		q->notes = xreallocarray(q->notes, q->notes_cap,
+		    sizeof(*q->notes));
+	}
+	q->notes[q->nnotes++] = note;
 	rc = 0;
 out:
 	free(result);
@@ -535,7 +588,7 @@ static int
 queue_store_done(struct queue *q, const struct config *cfg,
     struct queue_done *d, char *err, size_t errlen)
 {
-	size_t	 i;
+	size_t	 i, mark = q->nnotes;
 
 	if (q->ops->item_begin(q->wr, err, errlen) == -1)
 		return -1;
@@ -551,6 +604,7 @@ queue_store_done(struct queue *q, const struct config *cfg,
 	return 0;
 fail:
 	q->ops->item_abort(q->wr);
+	queue_notes_end(q, mark, 0);
 	return -1;
 }
 
@@ -723,8 +777,11 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 		dnext = d->next;
 		d->next = NULL;
 		if (queue_store_done(q, cfg, d, err, sizeof(err)) == -1) {
-			log_warnx("queue: job %" PRId64 ": cannot record: %s",
-			    d->job->id, err);
+			/* Once per attempt: a full disk fails every round. */
+			if (!d->warned++)
+				log_warnx("queue: job %" PRId64 ": cannot "
+				    "record: %s (tried again each round)",
+				    d->job->id, err);
 			*retry_tail = d;
 			retry_tail = &d->next;
 		} else {
@@ -797,6 +854,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 		goto done;
 	}
 	ok = 1;
+	queue_notes_end(q, 0, 1);
 	dt = util_mono_s() - t0;
 	metrics_counter_add("gitopsd_store_commits_total", "", 1);
 	metrics_observe("gitopsd_store_commit_seconds", "", dt);
@@ -813,6 +871,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 done:
 	if (!ok) {
 		q->ops->rollback(q->wr);
+		queue_notes_end(q, 0, 0);
 		for (call = calls; call != NULL; call = call->next)
 			if (call->rc == 0) {
 				call->rc = -1;
@@ -1412,6 +1471,7 @@ queue_close(struct queue *q, int timeout_s)
 		    q->stats.submissions, q->stats.max_batch,
 		    q->stats.sum_commit_s * 1000 / (double)q->stats.commits,
 		    q->stats.max_commit_s * 1000, q->stats.wal_restarts);
+	free(q->notes);
 	config_unref(q->cfg);
 	pthread_cond_destroy(&q->ck_cv);
 	pthread_cond_destroy(&q->call_cv);

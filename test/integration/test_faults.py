@@ -272,6 +272,20 @@ class DiskFullJobTest(unittest.TestCase):
                         "--fsize=unlimited:unlimited"], check=True)
         t_space = time.time()
         # Without a restart the job goes on.
+        wait_for("job %d dead" % job_id, lambda: job_detail(
+            d, job_id)["state"] == "dead", timeout=60)
+        # Each attempt is logged and counted once, although the store
+        # tried to record the first one in every round while full.
+        lines = re.findall(r"job %d sync app=demo \S+ attempt=(\d): (\w+)"
+                           % job_id, d.log())
+        self.assertEqual(lines, [("1", "failed"), ("2", "failed"),
+                                 ("3", "dead")], d.log()[-3000:])
+        metrics = d.admin("GET", "/metrics").body.decode()
+        for result, n in (("failed", 2), ("dead", 1)):
+            m = re.search(r'^gitopsd_jobs_total\{kind="sync",result="%s"\}'
+                          r' (\d+)$' % result, metrics, re.M)
+            self.assertIsNotNone(m, metrics)
+            self.assertEqual(int(m.group(1)), n, result)
         self.finishes_and_app_free(d, job_id, 3)
         print("\ndisk full during an attempt: recorded, job finished %.1f s "
               "after space returned" % (time.time() - t_space))
