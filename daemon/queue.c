@@ -60,6 +60,7 @@
 #define QUEUE_CKPT_IDLE_MS	1000
 #define QUEUE_DONE_TRIES	5
 #define QUEUE_GAUGES_MS		1000
+#define QUEUE_REOPEN_MS		1000		/* store not writable at start */
 
 /* One queue_submit() call, copied so the caller's memory can go. */
 struct queue_sub_item {
@@ -146,6 +147,11 @@ struct queue {
 	pthread_cond_t		 call_cv;	/* a call is done */
 	int			 kick;		/* claim / recount wanted */
 	int			 stop;
+	/*
+	 * Atomic: wr, rd and ck are open (queue_store_prepare).  Set once,
+	 * with release, after they are; read with acquire before rd or ck.
+	 */
+	int			 avail;
 	int			 claiming;	/* started and not draining */
 
 	/* Store thread only. */
@@ -156,6 +162,8 @@ struct queue {
 	int			 out_loop;
 	int64_t			 last_retention_ms;
 	int			 done_failed;	/* last round could not record */
+	int64_t			 open_tried_ms;	/* the store not yet open */
+	unsigned		 open_tries;
 	struct queue_note	*notes;		/* this round's, until commit */
 	size_t			 nnotes, notes_cap;
 	int			 gauges_due;	/* counts changed since last gauges */
@@ -748,6 +756,25 @@ queue_store_housekeeping(struct queue *q, const struct config *cfg)
 	}
 }
 
+/* A round's reply to the loop; its admin calls are done. */
+static void
+queue_store_hand_back(struct queue *q, struct queue_reply *rep,
+    struct queue_call *calls)
+{
+	struct queue_call	*call;
+
+	pthread_mutex_lock(&q->mtx);
+	rep->next = NULL;
+	*q->replies_tail = rep;
+	q->replies_tail = &rep->next;
+	for (call = calls; call != NULL; call = call->next)
+		call->done = 1;
+	if (calls != NULL)
+		pthread_cond_broadcast(&q->call_cv);
+	pthread_mutex_unlock(&q->mtx);
+	event_active(q->wake, EV_READ, 0);
+}
+
 /* One round: everything that arrived, one transaction, one commit. */
 static void
 queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
@@ -960,17 +987,107 @@ done:
 	 */
 	r = q->ops->next_due(q->wr, &rep->due_ms, err, sizeof(err));
 	rep->has_due = r == 1 && rep->due_ms > now;
+	queue_store_hand_back(q, rep, calls);
+}
 
-	pthread_mutex_lock(&q->mtx);
-	rep->next = NULL;
-	*q->replies_tail = rep;
-	q->replies_tail = &rep->next;
-	for (call = calls; call != NULL; call = call->next)
-		call->done = 1;
-	if (calls != NULL)
-		pthread_cond_broadcast(&q->call_cv);
-	pthread_mutex_unlock(&q->mtx);
-	event_active(q->wake, EV_READ, 0);
+static int
+queue_store_avail(const struct queue *q)
+{
+	return __atomic_load_n(&q->avail, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Open the three connections, put back jobs a previous process left
+ * running, load the dedup window.  On failure nothing stays open and
+ * *transient says whether trying again later can help (see store.h).
+ */
+static int
+queue_store_prepare(struct queue *q, const struct config *cfg,
+    int *transient, char *err, size_t errlen)
+{
+	struct store	*wr = NULL, *rd = NULL, *ck = NULL;
+	const char	*path = cfg->state.path;
+	int		 nrequeued, ndead;
+
+	if ((wr = q->ops->open(path, transient, err, errlen)) == NULL ||
+	    (rd = q->ops->open(path, transient, err, errlen)) == NULL ||
+	    (ck = q->ops->open(path, transient, err, errlen)) == NULL)
+		goto fail;
+	if (q->ops->requeue_running(wr, util_now_ms(), &nrequeued, &ndead,
+	    err, errlen) == -1) {
+		*transient = q->ops->transient(wr);
+		goto fail;
+	}
+	if (nrequeued > 0 || ndead > 0)
+		log_info("queue: %d interrupted job(s) re-queued, %d out of"
+		    " attempts", nrequeued, ndead);
+	if (q->ops->load_deliveries(wr, util_now_ms() -
+	    (int64_t)cfg->state.dedup_days * 86400000, err, errlen) == -1) {
+		*transient = q->ops->transient(wr);
+		goto fail;
+	}
+	q->wr = wr;
+	q->rd = rd;
+	q->ck = ck;
+	queue_store_gauges(q);
+	__atomic_store_n(&q->avail, 1, __ATOMIC_RELEASE);
+	return 0;
+fail:
+	q->ops->close(ck);
+	q->ops->close(rd);
+	q->ops->close(wr);
+	return -1;
+}
+
+/*
+ * gitopsd started without its store (a full or read-only disk): try again
+ * once a second; 1 once it is open.
+ */
+static int
+queue_store_reopen(struct queue *q, const struct config *cfg)
+{
+	char	 err[256];
+	int64_t	 now = util_mono_ms();
+	int	 transient;
+
+	if (now - q->open_tried_ms < QUEUE_REOPEN_MS)
+		return 0;
+	q->open_tried_ms = now;
+	q->open_tries++;
+	if (queue_store_prepare(q, cfg, &transient, err, sizeof(err)) == -1) {
+		/* The first failure was logged by queue_open. */
+		log_debug("queue: state store still unavailable: %s", err);
+		return 0;
+	}
+	log_info("queue: state store %s open after %u tries: accepting "
+	    "webhooks", cfg->state.path, q->open_tries);
+	return 1;
+}
+
+/*
+ * Without a store every submission is refused (503 with Retry-After) and
+ * every admin write fails, at once; the loop hears of it as of a round.
+ */
+static void
+queue_store_refuse(struct queue *q, struct queue_sub *subs,
+    struct queue_call *calls)
+{
+	struct queue_reply	*rep;
+	struct queue_call	*call;
+	struct queue_sub	*sub;
+	size_t			 i;
+
+	rep = xcalloc(1, sizeof(*rep));
+	rep->subs = subs;
+	for (sub = subs; sub != NULL; sub = sub->next)
+		for (i = 0; i < sub->n; i++)
+			sub->outcomes[i].status = QUEUE_ERROR;
+	for (call = calls; call != NULL; call = call->next) {
+		call->rc = -1;
+		snprintf(call->err, sizeof(call->err),
+		    "state store unavailable");
+	}
+	queue_store_hand_back(q, rep, calls);
 }
 
 static void *
@@ -1010,6 +1127,18 @@ queue_store_main(void *arg)
 		cfg = config_ref(q->cfg);
 		pthread_mutex_unlock(&q->mtx);
 
+		/* Nothing was claimed yet, so there are no dones. */
+		if (!queue_store_avail(q) && queue_store_reopen(q, cfg))
+			kick = 1;
+		if (!queue_store_avail(q)) {
+			if (subs != NULL || calls != NULL)
+				queue_store_refuse(q, subs, calls);
+			config_unref(cfg);
+			pthread_mutex_lock(&q->mtx);
+			if (stop && q->subs == NULL && q->calls == NULL)
+				break;
+			continue;
+		}
 		if (subs != NULL || dones != NULL || calls != NULL || kick)
 			queue_store_round(q, cfg, subs, dones, calls, kick,
 			    claiming);
@@ -1062,6 +1191,8 @@ queue_ckpt_main(void *arg)
 		pthread_cond_timedwait(&q->ck_cv, &q->mtx, &ts);
 		if (q->stop)
 			break;
+		if (!queue_store_avail(q))
+			continue;
 		commits = q->stats.commits;
 		pthread_mutex_unlock(&q->mtx);
 
@@ -1273,7 +1404,7 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
     size_t errlen)
 {
 	struct queue	*q;
-	int		 nrequeued, ndead, e;
+	int		 transient, e;
 
 	q = xcalloc(1, sizeof(*q));
 	q->base = base;
@@ -1309,20 +1440,26 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	job_runners_init();
 
 	pthread_cond_init(&q->ck_cv, NULL);
-	if ((q->wr = q->ops->open(cfg->state.path, err, errlen)) == NULL ||
-	    (q->rd = q->ops->open(cfg->state.path, err, errlen)) == NULL ||
-	    (q->ck = q->ops->open(cfg->state.path, err, errlen)) == NULL)
-		goto fail;
-	if (q->ops->requeue_running(q->wr, util_now_ms(), &nrequeued, &ndead,
-	    err, errlen) == -1)
-		goto fail;
-	if (nrequeued > 0 || ndead > 0)
-		log_info("queue: %d interrupted job(s) re-queued, %d out of"
-		    " attempts", nrequeued, ndead);
-	if (q->ops->load_deliveries(q->wr, util_now_ms() -
-	    (int64_t)cfg->state.dedup_days * 86400000, err, errlen) == -1)
-		goto fail;
-	queue_store_gauges(q);
+	/*
+	 * A store that cannot be written now (a full or read-only disk, even
+	 * a database file that cannot be created yet) may be writable in a
+	 * minute: exiting would have systemd restart gitopsd in a loop while
+	 * senders get connection refused.  gitopsd starts without it instead,
+	 * answers webhooks 503 with Retry-After and /readyz 503, and the
+	 * store thread opens it as soon as it can (queue_store_reopen).  A
+	 * corrupt file, a missing directory or a permission is a mistake a
+	 * restart will not fix: those still stop the start.
+	 */
+	if (queue_store_prepare(q, cfg, &transient, err, errlen) == -1) {
+		if (!transient)
+			goto fail;
+		log_warnx("state store %s: %s; starting without it: webhooks "
+		    "get 503 and /readyz is not ready until it can be written "
+		    "(tried every %d s)", cfg->state.path, err,
+		    QUEUE_REOPEN_MS / 1000);
+		q->open_tried_ms = util_mono_ms();
+		q->open_tries = 1;
+	}
 	if ((q->wake = event_new(base, -1, 0, queue_wake_cb, q)) == NULL ||
 	    (q->timer = evtimer_new(base, queue_timer_cb, q)) == NULL) {
 		snprintf(err, errlen, "queue: cannot create events");
@@ -1402,7 +1539,7 @@ queue_drain(struct queue *q)
 int
 queue_ready(const struct queue *q)
 {
-	return q != NULL && !q->draining;
+	return q != NULL && !q->draining && queue_store_avail(q);
 }
 
 void
@@ -1460,7 +1597,8 @@ queue_close(struct queue *q, int timeout_s)
 	event_free(q->timer);
 	q->ops->close(q->rd);
 	q->ops->close(q->ck);
-	if (q->ops->checkpoint(q->wr, STORE_CKPT_TRUNCATE, NULL, 0) == -1)
+	if (q->wr != NULL &&
+	    q->ops->checkpoint(q->wr, STORE_CKPT_TRUNCATE, NULL, 0) == -1)
 		log_warnx("queue: final checkpoint failed");
 	q->ops->close(q->wr);
 	if (q->stats.commits > 0)
@@ -2085,6 +2223,8 @@ queue_admin(struct queue *q, const char *method, const char *path,
 	char		*name;
 	int		 status;
 
+	if (!queue_store_avail(q))
+		return queue_admin_error(body, 503, "state store unavailable");
 	if (strncmp(p, "/api/v1", 7) == 0)
 		p += 7;
 	if (query != NULL && *query == '\0')

@@ -19,8 +19,13 @@ KillDuringPushTest kill -9 while the push is in flight (a slow pre-receive
                    commit carrying its trailer on the branch, whether the
                    interrupted push lands on the remote or not.
 DiskFullJobTest    an attempt ending while the disk is full is recorded once
-                   there is space, without a restart.
+                   there is space, without a restart, and logged and
+                   counted once.
+StateDiskStartTest gitopsd started while its state directory (a tmpfs) is
+                   full or read-only: it runs and answers 503 until the disk
+                   is writable, then accepts without a restart.
 """
+import errno
 import json
 import os
 import re
@@ -299,6 +304,137 @@ class DiskFullJobTest(unittest.TestCase):
         d.start()
         job = self.finishes_and_app_free(d, job_id, 3)
         self.assertIn("interrupted", job["attempts_log"][0]["error"], job)
+
+
+def can_mount_tmpfs():
+    return os.geteuid() == 0 and shutil.which("mount") is not None
+
+
+STATE_DISK_CONFIG = DISK_CONFIG.replace('{tmp}/state.db',
+                                        '{tmp}/state/state.db')
+
+
+@unittest.skipUnless(daemon_built(), "gitopsd not built")
+@unittest.skipUnless(can_mount_tmpfs(), "mounting a tmpfs needs root")
+class StateDiskStartTest(unittest.TestCase):
+    """gitopsd started while its state directory (a small tmpfs) is full
+    or read-only: it runs, /healthz 200, /readyz 503, webhooks 503 with
+    Retry-After; once the disk is writable it accepts without a restart."""
+
+    def setUp(self):
+        self.d = harness.Daemon(STATE_DISK_CONFIG,
+                                secrets={"github.secret": SECRET})
+        self.state = os.path.join(self.d.tmp, "state")
+        os.mkdir(self.state)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                        self.state], check=True)
+        # Cleanups run last-in first-out: the daemon stops, then unmount.
+        self.addCleanup(self.d.cleanup)
+        self.addCleanup(subprocess.run, ["umount", self.state], check=True)
+        self.addCleanup(self.d.stop)
+
+    def fill(self):
+        """Fill the tmpfs to the last page; returns the filler's path."""
+        path = os.path.join(self.state, "filler")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            for block in (1 << 16, 4096):
+                try:
+                    while True:
+                        os.write(fd, b"\0" * block)
+                except OSError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
+        finally:
+            os.close(fd)
+        return path
+
+    def push(self, delivery):
+        return post_push(self.d, push_body(DEAD_URL, after="c" * 40),
+                         delivery)
+
+    def started_unavailable(self):
+        """Start without waiting for readiness (it does not come): the
+        process keeps running and answers as a full disk demands."""
+        d = self.d
+        d.start(wait=False)
+        wait_for("/healthz", lambda: self.healthz() == 200, timeout=30)
+        self.assertIsNone(d.proc.poll(), d.log()[-3000:])
+        time.sleep(1.5)         # a few store retries: still alive
+        self.assertIsNone(d.proc.poll(), d.log()[-3000:])
+        self.assertEqual(self.healthz(), 200)
+        self.assertEqual(d.admin("GET", "/readyz").status, 503)
+        r = self.push("while-unavailable")
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.headers.get("Retry-After"), "5", r.headers)
+        self.assertEqual(d.admin("GET", "/api/v1/jobs").status, 503)
+        self.assertIn("starting without it", d.log())
+
+    def healthz(self):
+        if self.d.proc.poll() is not None:
+            self.fail("gitopsd exited %d:\n%s" % (self.d.proc.returncode,
+                                                  self.d.log()[-3000:]))
+        try:
+            return self.d.admin("GET", "/healthz").status
+        except OSError:
+            return None
+
+    def accepts_again(self, before=None):
+        d = self.d
+        r = wait_for("202 once the disk is writable", lambda: (
+            lambda r: r if r.status == 202 else None)(
+                self.push("while-unavailable")), timeout=20, interval=0.3)
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(d.admin("GET", "/readyz").status, 200)
+        delivered = {e["delivery"] for e in
+                     all_pages(d, "/api/v1/events", "events")}
+        self.assertIn("while-unavailable", delivered)
+        if before is not None:
+            self.assertIn(before, delivered)
+            # The dedup window was loaded when the store opened.
+            self.assertEqual(self.push(before).status, 200)
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+
+    def stored_once(self):
+        """A delivery stored by a first run, which then stops."""
+        self.d.start()
+        self.assertEqual(self.push("before").status, 202)
+        self.assertEqual(self.d.stop(), 0, self.d.log()[-3000:])
+        return "before"
+
+    def test_restart_while_full(self):
+        before = self.stored_once()
+        filler = self.fill()
+        self.started_unavailable()
+        os.unlink(filler)
+        self.accepts_again(before)
+
+    def test_first_start_on_a_full_disk(self):
+        # No database file yet, and no room to create one.
+        filler = self.fill()
+        self.started_unavailable()
+        # Stopped before the store ever opened: a clean exit.
+        self.assertEqual(self.d.stop(), 0, self.d.log()[-3000:])
+        self.started_unavailable()
+        os.unlink(filler)
+        self.accepts_again()
+
+    def test_missing_directory_still_stops_the_start(self):
+        # A mistake in the configuration, not a state of the disk: waiting
+        # cannot fix it, so the start fails as before.
+        self.d.write_config(STATE_DISK_CONFIG.replace(
+            "{tmp}/state/state.db", "{tmp}/state/missing/state.db"))
+        self.d.start(wait=False)
+        self.assertEqual(self.d.proc.wait(30), 1)
+        self.assertIn("state store:", self.d.log())
+        self.assertNotIn("starting without it", self.d.log())
+
+    def test_restart_on_a_read_only_disk(self):
+        before = self.stored_once()
+        subprocess.run(["mount", "-o", "remount,ro", self.state], check=True)
+        self.started_unavailable()
+        subprocess.run(["mount", "-o", "remount,rw", self.state], check=True)
+        self.accepts_again(before)
 
 
 # ---- b. the Git remote down or refusing ----------------------------------

@@ -25,7 +25,7 @@ test_store_open(struct qfx *fx)
 	char		 err[256];
 	struct store	*st;
 
-	st = store_sqlite_ops.open(fx->path, err, sizeof(err));
+	st = store_sqlite_ops.open(fx->path, NULL, err, sizeof(err));
 	if (st == NULL)
 		fail_msg("open: %s", err);
 	return st;
