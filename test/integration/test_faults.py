@@ -21,6 +21,8 @@ KillDuringPushTest kill -9 while the push is in flight (a slow pre-receive
 DiskFullJobTest    an attempt ending while the disk is full is recorded once
                    there is space, without a restart, and logged and
                    counted once.
+StateDiskJobTest   the same on a tmpfs filled to the last page; stopped and
+                   started again while full, it waits for room.
 StateDiskStartTest gitopsd started while its state directory (a tmpfs) is
                    full or read-only: it runs and answers 503 until the disk
                    is writable, then accepts without a restart.
@@ -88,6 +90,44 @@ repos:
 apps:
   - {name: web, repo: deploy, path: apps/web}
 """ % DEAD_URL
+
+
+def can_mount_tmpfs():
+    return os.geteuid() == 0 and shutil.which("mount") is not None
+
+
+def fill_fs(directory):
+    """Fill the file system of directory to the last page; returns the
+    filler's path (unlink it to make room)."""
+    path = os.path.join(directory, "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for block in (1 << 16, 4096):
+            try:
+                while True:
+                    os.write(fd, b"\0" * block)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+    finally:
+        os.close(fd)
+    return path
+
+
+def healthz(d):
+    """/healthz's status, None while nothing listens; fails at once if
+    gitopsd exited."""
+    if d.proc.poll() is not None:
+        raise AssertionError("gitopsd exited %d:\n%s" % (
+            d.proc.returncode, d.log()[-3000:]))
+    try:
+        return d.admin("GET", "/healthz").status
+    except OSError:
+        return None
+
+
+STATE_DISK_CONFIG = DISK_CONFIG.replace('{tmp}/state.db',
+                                        '{tmp}/state/state.db')
 
 
 @unittest.skipUnless(daemon_built(), "gitopsd not built")
@@ -219,6 +259,22 @@ class DiskFullJobTest(unittest.TestCase):
     """An attempt that ends while the disk is full is recorded once there
     is space again, without a restart, and the app is not left blocked."""
 
+    config = DISK_SYNC_CONFIG
+
+    def make_daemon(self, config):
+        d = PipeLogDaemon(config, secrets={"github.secret": SECRET})
+        self.addCleanup(d.cleanup)
+        d.fsize = 1 << 40       # soft limit, lowered while running
+        return d
+
+    def make_full(self, d):
+        subprocess.run(["prlimit", "--pid", str(d.proc.pid),
+                        "--fsize=1:unlimited"], check=True)
+
+    def make_room(self, d):
+        subprocess.run(["prlimit", "--pid", str(d.proc.pid),
+                        "--fsize=unlimited:unlimited"], check=True)
+
     def fill_during_attempt(self):
         """A daemon whose disk fills while a sync attempt runs and stays
         full until that attempt ended; returns (daemon, job id)."""
@@ -229,11 +285,8 @@ class DiskFullJobTest(unittest.TestCase):
         bare = make_repo(tmp, "deploy", {
             "apps/demo/ns.yaml": NS, "apps/demo/web.yaml": SLOW_DEPLOYMENT})
         rev = git("rev-parse", "main", cwd=bare)
-        d = PipeLogDaemon(DISK_SYNC_CONFIG % {"url": bare,
-                                              "kubeconfig": sim.kubeconfig},
-                          secrets={"github.secret": SECRET})
-        self.addCleanup(d.cleanup)
-        d.fsize = 1 << 40       # soft limit, lowered below while running
+        d = self.make_daemon(self.config % {"url": bare,
+                                            "kubeconfig": sim.kubeconfig})
         d.start()
         body = push_body(bare, after=rev, paths=["apps/demo/web.yaml"])
         r = post_push(d, body, "diskjob-1")
@@ -241,8 +294,7 @@ class DiskFullJobTest(unittest.TestCase):
         job_id = r.json()["jobs"][0]
         wait_for("the sync running", lambda: job_detail(d, job_id)["state"]
                  == "running", timeout=30, interval=0.05)
-        subprocess.run(["prlimit", "--pid", str(d.proc.pid),
-                        "--fsize=1:unlimited"], check=True)
+        self.make_full(d)
         # The attempt times out (2 s) while nothing can be written; stay
         # full long enough for the store to try recording it several times.
         t_full = time.time()
@@ -273,8 +325,7 @@ class DiskFullJobTest(unittest.TestCase):
 
     def test_attempt_ending_while_full(self):
         d, job_id = self.fill_during_attempt()
-        subprocess.run(["prlimit", "--pid", str(d.proc.pid),
-                        "--fsize=unlimited:unlimited"], check=True)
+        self.make_room(d)
         t_space = time.time()
         # Without a restart the job goes on.
         wait_for("job %d dead" % job_id, lambda: job_detail(
@@ -306,12 +357,46 @@ class DiskFullJobTest(unittest.TestCase):
         self.assertIn("interrupted", job["attempts_log"][0]["error"], job)
 
 
-def can_mount_tmpfs():
-    return os.geteuid() == 0 and shutil.which("mount") is not None
+@unittest.skipUnless(daemon_built(), "gitopsd not built")
+@unittest.skipUnless(can_mount_tmpfs(), "mounting a tmpfs needs root")
+class StateDiskJobTest(DiskFullJobTest):
+    """The same on a state directory that is a real file system filling
+    up (a 2 MiB tmpfs, filled to the last page): ENOSPC, not EFBIG."""
 
+    config = DISK_SYNC_CONFIG.replace('{tmp}/state.db',
+                                      '{tmp}/state/state.db')
 
-STATE_DISK_CONFIG = DISK_CONFIG.replace('{tmp}/state.db',
-                                        '{tmp}/state/state.db')
+    def make_daemon(self, config):
+        d = PipeLogDaemon(config, secrets={"github.secret": SECRET})
+        self.state = os.path.join(d.tmp, "state")
+        os.mkdir(self.state)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
+                        self.state], check=True)
+        self.addCleanup(d.cleanup)
+        self.addCleanup(subprocess.run, ["umount", self.state], check=True)
+        self.addCleanup(d.stop)
+        return d
+
+    def make_full(self, d):
+        self.filler = fill_fs(self.state)
+
+    def make_room(self, d):
+        os.unlink(self.filler)
+
+    def test_stopped_while_full(self):
+        # Stopped while the attempt's end cannot be written, started again
+        # while the disk is still full: the new process runs without its
+        # store (webhooks 503) and, once there is room, re-queues the job
+        # with the attempt counted as interrupted, without a restart.
+        d, job_id = self.fill_during_attempt()
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+        d.start(wait=False)
+        wait_for("/healthz", lambda: healthz(d) == 200, timeout=30)
+        self.assertEqual(d.admin("GET", "/readyz").status, 503)
+        self.make_room(d)
+        d.wait_ready()
+        job = self.finishes_and_app_free(d, job_id, 3)
+        self.assertIn("interrupted", job["attempts_log"][0]["error"], job)
 
 
 @unittest.skipUnless(daemon_built(), "gitopsd not built")
@@ -334,20 +419,7 @@ class StateDiskStartTest(unittest.TestCase):
         self.addCleanup(self.d.stop)
 
     def fill(self):
-        """Fill the tmpfs to the last page; returns the filler's path."""
-        path = os.path.join(self.state, "filler")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            for block in (1 << 16, 4096):
-                try:
-                    while True:
-                        os.write(fd, b"\0" * block)
-                except OSError as e:
-                    if e.errno != errno.ENOSPC:
-                        raise
-        finally:
-            os.close(fd)
-        return path
+        return fill_fs(self.state)
 
     def push(self, delivery):
         return post_push(self.d, push_body(DEAD_URL, after="c" * 40),
@@ -371,13 +443,7 @@ class StateDiskStartTest(unittest.TestCase):
         self.assertIn("starting without it", d.log())
 
     def healthz(self):
-        if self.d.proc.poll() is not None:
-            self.fail("gitopsd exited %d:\n%s" % (self.d.proc.returncode,
-                                                  self.d.log()[-3000:]))
-        try:
-            return self.d.admin("GET", "/healthz").status
-        except OSError:
-            return None
+        return healthz(self.d)
 
     def accepts_again(self, before=None):
         d = self.d
