@@ -1031,6 +1031,7 @@ queue_store_prepare(struct queue *q, const struct config *cfg,
 	q->ck = ck;
 	queue_store_gauges(q);
 	__atomic_store_n(&q->avail, 1, __ATOMIC_RELEASE);
+	metrics_gauge_set("gitopsd_store_available", NULL, 1);
 	return 0;
 fail:
 	q->ops->close(ck);
@@ -1437,6 +1438,9 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	metrics_describe("gitopsd_store_wal_restarts_total", "counter",
 	    "Times the write-ahead log started over under load after a"
 	    " checkpoint.");
+	metrics_describe("gitopsd_store_available", "gauge",
+	    "1 while the state store is open; 0 while gitopsd runs without"
+	    " it (started on a full or read-only disk).");
 	job_runners_init();
 
 	pthread_cond_init(&q->ck_cv, NULL);
@@ -1457,6 +1461,7 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 		    "get 503 and /readyz is not ready until it can be written "
 		    "(tried every %d s)", cfg->state.path, err,
 		    QUEUE_REOPEN_MS / 1000);
+		metrics_gauge_set("gitopsd_store_available", NULL, 0);
 		q->open_tried_ms = util_mono_ms();
 		q->open_tries = 1;
 	}

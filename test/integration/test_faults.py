@@ -441,6 +441,8 @@ class StateDiskStartTest(unittest.TestCase):
         self.assertEqual(r.headers.get("Retry-After"), "5", r.headers)
         self.assertEqual(d.admin("GET", "/api/v1/jobs").status, 503)
         self.assertIn("starting without it", d.log())
+        self.assertRegex(d.admin("GET", "/metrics").body.decode(),
+                         r"(?m)^gitopsd_store_available 0$")
 
     def healthz(self):
         return healthz(self.d)
@@ -452,6 +454,8 @@ class StateDiskStartTest(unittest.TestCase):
                 self.push("while-unavailable")), timeout=20, interval=0.3)
         self.assertEqual(r.status, 202, r)
         self.assertEqual(d.admin("GET", "/readyz").status, 200)
+        self.assertRegex(d.admin("GET", "/metrics").body.decode(),
+                         r"(?m)^gitopsd_store_available 1$")
         delivered = {e["delivery"] for e in
                      all_pages(d, "/api/v1/events", "events")}
         self.assertIn("while-unavailable", delivered)
