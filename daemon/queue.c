@@ -164,6 +164,7 @@ struct queue {
 	int			 done_failed;	/* last round could not record */
 	int64_t			 open_tried_ms;	/* the store not yet open */
 	unsigned		 open_tries;
+	char			 open_err[256];	/* the last reason logged */
 	struct queue_note	*notes;		/* this round's, until commit */
 	size_t			 nnotes, notes_cap;
 	int			 gauges_due;	/* counts changed since last gauges */
@@ -1056,8 +1057,15 @@ queue_store_reopen(struct queue *q, const struct config *cfg)
 	q->open_tried_ms = now;
 	q->open_tries++;
 	if (queue_store_prepare(q, cfg, &transient, err, sizeof(err)) == -1) {
-		/* The first failure was logged by queue_open. */
-		log_debug("queue: state store still unavailable: %s", err);
+		/* Once a second for hours: a line only when the reason
+		 * changes (the first one was logged by queue_open). */
+		if (strcmp(err, q->open_err) != 0) {
+			log_warnx("queue: state store %s still unavailable: %s",
+			    cfg->state.path, err);
+			snprintf(q->open_err, sizeof(q->open_err), "%s", err);
+		} else
+			log_debug("queue: state store still unavailable: %s",
+			    err);
 		return 0;
 	}
 	log_info("queue: state store %s open after %u tries: accepting "
@@ -1462,6 +1470,7 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 		    "(tried every %d s)", cfg->state.path, err,
 		    QUEUE_REOPEN_MS / 1000);
 		metrics_gauge_set("gitopsd_store_available", NULL, 0);
+		snprintf(q->open_err, sizeof(q->open_err), "%s", err);
 		q->open_tried_ms = util_mono_ms();
 		q->open_tries = 1;
 	}
