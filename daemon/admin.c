@@ -511,12 +511,15 @@ admin_api(struct queue *q, struct poller *pl, const char *method,
     const char *path, const char *query, struct buf *body)
 {
 	const char	*p = path, *slash;
+	struct store	*rd;
 	int		 get = strcmp(method, "GET") == 0;
 	int		 post = strcmp(method, "POST") == 0;
 	int64_t		 id;
 	char		*name;
 	int		 status;
 
+	if (queue_reader(q, &rd) == NULL)
+		return admin_error(body, 503, "state store unavailable");
 	if (strncmp(p, "/api/v1", 7) == 0)
 		p += 7;
 	if (query != NULL && *query == '\0')

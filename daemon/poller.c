@@ -471,10 +471,11 @@ poller_submit_cb(const struct queue_outcome *out, size_t n, void *arg)
 	free(delivery);
 }
 
-/* The tag the app's status records for an image, or NULL (malloc'd). */
+/* The tag the app's status records for an image, or NULL (malloc'd);
+ * *unknown when the store could not be read. */
 static char *
 poller_recorded(struct poller *p, const char *app, const char *registry,
-    const char *repo, char **digest)
+    const char *repo, char **digest, int *unknown)
 {
 	struct store		*rd;
 	const struct store_ops	*ops = queue_reader(p->queue, &rd);
@@ -484,8 +485,11 @@ poller_recorded(struct poller *p, const char *app, const char *registry,
 	size_t			 i;
 
 	*digest = NULL;
-	if (ops->app_get(rd, app, &r, err, sizeof(err)) == -1)
+	*unknown = 0;
+	if (ops == NULL || ops->app_get(rd, app, &r, err, sizeof(err)) == -1) {
+		*unknown = 1;
 		return NULL;
+	}
 	if (image_ref_from_parts(registry, repo, &want, err,
 	    sizeof(err)) == 0) {
 		for (i = 0; i < r.nimages && tag == NULL; i++) {
@@ -517,11 +521,15 @@ poller_hand_over(struct poller *p, const struct config *cfg,
 	struct queue_item	 item;
 	char			*tag, *digest, why[256];
 	size_t			 n;
-	int			 newer;
+	int			 newer, unknown;
 
 	if ((ci = poller_config_image(cfg, f->app, f->repository)) == NULL)
 		return;
-	tag = poller_recorded(p, f->app, f->registry, f->repo, &digest);
+	tag = poller_recorded(p, f->app, f->registry, f->repo, &digest,
+	    &unknown);
+	/* The store is not open: the next poll finds it again. */
+	if (unknown)
+		return;
 	if (ci->policy.kind == CONFIG_POLICY_DIGEST)
 		newer = digest == NULL || f->digest == NULL ||
 		    strcmp(digest, f->digest) != 0;

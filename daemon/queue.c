@@ -61,6 +61,7 @@
 #define QUEUE_CKPT_IDLE_MS	1000
 #define QUEUE_DONE_TRIES	5
 #define QUEUE_GAUGES_MS		1000
+#define QUEUE_REOPEN_MS		1000		/* store not writable at start */
 
 /* One queue_submit() call, copied so the caller's memory can go. */
 struct queue_sub_item {
@@ -87,6 +88,20 @@ struct queue_done {
 	struct job_result	*res;
 	int64_t			 started_ms, ended_ms;
 	int			 tries;
+	int			 warned;	/* "cannot record" logged */
+};
+
+/*
+ * What a recorded attempt tells the log and the metrics, held until its
+ * round commits: a round that fails (a full disk) records the attempt
+ * again in the next one, and must not count or log it each time.
+ */
+struct queue_note {
+	char		*line;			/* the log line */
+	char		 state_label[96];	/* gitopsd_jobs_total */
+	char		 kind_label[96];	/* gitopsd_job_duration_seconds */
+	double		 duration_s;
+	double		 to_deploy_s;		/* <0: not a deploy */
 };
 
 /*
@@ -133,6 +148,11 @@ struct queue {
 	pthread_cond_t		 call_cv;	/* a call is done */
 	int			 kick;		/* claim / recount wanted */
 	int			 stop;
+	/*
+	 * Atomic: wr, rd and ck are open (queue_store_prepare).  Set once,
+	 * with release, after they are; read with acquire before rd or ck.
+	 */
+	int			 avail;
 	int			 claiming;	/* started and not draining */
 
 	/* Store thread only. */
@@ -143,6 +163,11 @@ struct queue {
 	int			 out_loop;
 	int64_t			 last_retention_ms;
 	int			 done_failed;	/* last round could not record */
+	int64_t			 open_tried_ms;	/* the store not yet open */
+	unsigned		 open_tries;
+	char			 open_err[256];	/* the last reason logged */
+	struct queue_note	*notes;		/* this round's, until commit */
+	size_t			 nnotes, notes_cap;
 	int			 gauges_due;	/* counts changed since last gauges */
 	int64_t			 last_gauges_ms;
 	int			 ck_restart;	/* atomic: restart the log */
@@ -183,6 +208,13 @@ queue_backoff_ms(int base_s, int max_s, int attempts, int retry_after_s)
 	if (cap > (double)max_s)
 		cap = (double)max_s;
 	d = util_random_unit() * cap * 1000.0;
+	/*
+	 * A receiver's Retry-After is honoured only up to max_s: a sink (or
+	 * an API) asking for a day would otherwise hold an alert or a sync
+	 * back that long, past every bound the operator configured.
+	 */
+	if (retry_after_s > max_s)
+		retry_after_s = max_s;
 	if (retry_after_s > 0 && d < (double)retry_after_s * 1000.0)
 		d = (double)retry_after_s * 1000.0;
 	return (int64_t)d;
@@ -443,6 +475,34 @@ queue_store_app(struct queue *q, const struct job *j,
 }
 
 /*
+ * Drop the notes from index mark on; first log and count them when their
+ * round committed (emit).
+ */
+static void
+queue_notes_end(struct queue *q, size_t mark, int emit)
+{
+	struct queue_note	*n;
+	size_t			 i;
+
+	for (i = mark; i < q->nnotes; i++) {
+		n = &q->notes[i];
+		if (emit) {
+			metrics_counter_add("gitopsd_jobs_total",
+			    n->state_label, 1);
+			metrics_observe("gitopsd_job_duration_seconds",
+			    n->kind_label, n->duration_s);
+			if (n->to_deploy_s >= 0)
+				metrics_observe(
+				    "gitopsd_event_to_deploy_seconds", "",
+				    n->to_deploy_s);
+			log_info("%s", n->line);
+		}
+		free(n->line);
+	}
+	q->nnotes = mark;
+}
+
+/*
  * The state machine: record one finished attempt of j (one member of a
  * merged run) and move it to its next state.  Runs in the round's
  * transaction.
@@ -453,8 +513,9 @@ queue_store_finish(struct queue *q, const struct config *cfg,
     int64_t started_ms, int64_t ended_ms, char *err, size_t errlen)
 {
 	struct store_finish	 f;
+	struct queue_note	 note;
 	enum job_state		 state;
-	char			*result = NULL, label[96];
+	char			*result = NULL;
 	int64_t			 now = ended_ms, id, received;
 	int			 attempts = j->attempts + 1, absorbed, rc = -1;
 	size_t			 i;
@@ -467,6 +528,8 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 	else
 		state = JOB_FAILED;
 
+	memset(&note, 0, sizeof(note));
+	note.to_deploy_s = -1;
 	memset(&f, 0, sizeof(f));
 	f.job_id = j->id;
 	f.state = state;
@@ -499,8 +562,7 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 		if (j->kind == JOB_SYNC && j->event_id > 0 &&
 		    q->ops->event_received(q->wr, j->event_id, &received, err,
 		    errlen) == 1 && now >= received)
-			metrics_observe("gitopsd_event_to_deploy_seconds", "",
-			    (double)(now - received) / 1000.0);
+			note.to_deploy_s = (double)(now - received) / 1000.0;
 	}
 	/* The plan reads the app's previous outcome (recovery): first. */
 	if (queue_store_plan(q, cfg, j, res, state, now, err, errlen) == -1)
@@ -508,16 +570,23 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 	if (queue_store_app(q, j, res, state, now, err, errlen) == -1)
 		goto out;
 
-	queue_kind_label(j->kind, job_state_name(state), label, sizeof(label));
-	metrics_counter_add("gitopsd_jobs_total", label, 1);
-	queue_kind_label(j->kind, NULL, label, sizeof(label));
-	metrics_observe("gitopsd_job_duration_seconds", label,
-	    (double)(ended_ms - started_ms) / 1000.0);
-	log_info("job %" PRId64 " %s app=%s delivery=%s attempt=%d: %s%s%s",
-	    j->id, job_kind_name(j->kind), j->app != NULL ? j->app : "-",
+	queue_kind_label(j->kind, job_state_name(state), note.state_label,
+	    sizeof(note.state_label));
+	queue_kind_label(j->kind, NULL, note.kind_label,
+	    sizeof(note.kind_label));
+	note.duration_s = (double)(ended_ms - started_ms) / 1000.0;
+	note.line = xasprintf("job %" PRId64 " %s app=%s delivery=%s "
+	    "attempt=%d: %s%s%s", j->id, job_kind_name(j->kind),
+	    j->app != NULL ? j->app : "-",
 	    j->delivery != NULL ? j->delivery : "-", attempts,
 	    job_state_name(state), res->ok ? "" : ": ",
 	    res->ok ? "" : f.error);
+	if (q->nnotes == q->notes_cap) {
+		q->notes_cap = q->notes_cap > 0 ? q->notes_cap * 2 : 16;
+		q->notes = xreallocarray(q->notes, q->notes_cap,
+		    sizeof(*q->notes));
+	}
+	q->notes[q->nnotes++] = note;
 	rc = 0;
 out:
 	free(result);
@@ -529,7 +598,7 @@ static int
 queue_store_done(struct queue *q, const struct config *cfg,
     struct queue_done *d, char *err, size_t errlen)
 {
-	size_t	 i;
+	size_t	 i, mark = q->nnotes;
 
 	if (q->ops->item_begin(q->wr, err, errlen) == -1)
 		return -1;
@@ -545,6 +614,7 @@ queue_store_done(struct queue *q, const struct config *cfg,
 	return 0;
 fail:
 	q->ops->item_abort(q->wr);
+	queue_notes_end(q, mark, 0);
 	return -1;
 }
 
@@ -688,6 +758,25 @@ queue_store_housekeeping(struct queue *q, const struct config *cfg)
 	}
 }
 
+/* A round's reply to the loop; its admin calls are done. */
+static void
+queue_store_hand_back(struct queue *q, struct queue_reply *rep,
+    struct queue_call *calls)
+{
+	struct queue_call	*call;
+
+	pthread_mutex_lock(&q->mtx);
+	rep->next = NULL;
+	*q->replies_tail = rep;
+	q->replies_tail = &rep->next;
+	for (call = calls; call != NULL; call = call->next)
+		call->done = 1;
+	if (calls != NULL)
+		pthread_cond_broadcast(&q->call_cv);
+	pthread_mutex_unlock(&q->mtx);
+	event_active(q->wake, EV_READ, 0);
+}
+
 /* One round: everything that arrived, one transaction, one commit. */
 static void
 queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
@@ -717,8 +806,11 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 		dnext = d->next;
 		d->next = NULL;
 		if (queue_store_done(q, cfg, d, err, sizeof(err)) == -1) {
-			log_warnx("queue: job %" PRId64 ": cannot record: %s",
-			    d->job->id, err);
+			/* Once per attempt: a full disk fails every round. */
+			if (!d->warned++)
+				log_warnx("queue: job %" PRId64 ": cannot "
+				    "record: %s (tried again each round)",
+				    d->job->id, err);
 			*retry_tail = d;
 			retry_tail = &d->next;
 		} else {
@@ -791,6 +883,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 		goto done;
 	}
 	ok = 1;
+	queue_notes_end(q, 0, 1);
 	dt = util_mono_s() - t0;
 	metrics_counter_add("gitopsd_store_commits_total", "", 1);
 	metrics_observe("gitopsd_store_commit_seconds", "", dt);
@@ -807,6 +900,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 done:
 	if (!ok) {
 		q->ops->rollback(q->wr);
+		queue_notes_end(q, 0, 0);
 		for (call = calls; call != NULL; call = call->next)
 			if (call->rc == 0) {
 				call->rc = -1;
@@ -895,17 +989,115 @@ done:
 	 */
 	r = q->ops->next_due(q->wr, &rep->due_ms, err, sizeof(err));
 	rep->has_due = r == 1 && rep->due_ms > now;
+	queue_store_hand_back(q, rep, calls);
+}
 
-	pthread_mutex_lock(&q->mtx);
-	rep->next = NULL;
-	*q->replies_tail = rep;
-	q->replies_tail = &rep->next;
-	for (call = calls; call != NULL; call = call->next)
-		call->done = 1;
-	if (calls != NULL)
-		pthread_cond_broadcast(&q->call_cv);
-	pthread_mutex_unlock(&q->mtx);
-	event_active(q->wake, EV_READ, 0);
+static int
+queue_store_avail(const struct queue *q)
+{
+	return __atomic_load_n(&q->avail, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Open the three connections, put back jobs a previous process left
+ * running, load the dedup window.  On failure nothing stays open and
+ * *transient says whether trying again later can help (see store.h).
+ */
+static int
+queue_store_prepare(struct queue *q, const struct config *cfg,
+    int *transient, char *err, size_t errlen)
+{
+	struct store	*wr = NULL, *rd = NULL, *ck = NULL;
+	const char	*path = cfg->state.path;
+	int		 nrequeued, ndead;
+
+	if ((wr = q->ops->open(path, transient, err, errlen)) == NULL ||
+	    (rd = q->ops->open(path, transient, err, errlen)) == NULL ||
+	    (ck = q->ops->open(path, transient, err, errlen)) == NULL)
+		goto fail;
+	if (q->ops->requeue_running(wr, util_now_ms(), &nrequeued, &ndead,
+	    err, errlen) == -1) {
+		*transient = q->ops->transient(wr);
+		goto fail;
+	}
+	if (nrequeued > 0 || ndead > 0)
+		log_info("queue: %d interrupted job(s) re-queued, %d out of"
+		    " attempts", nrequeued, ndead);
+	if (q->ops->load_deliveries(wr, util_now_ms() -
+	    (int64_t)cfg->state.dedup_days * 86400000, err, errlen) == -1) {
+		*transient = q->ops->transient(wr);
+		goto fail;
+	}
+	q->wr = wr;
+	q->rd = rd;
+	q->ck = ck;
+	queue_store_gauges(q);
+	__atomic_store_n(&q->avail, 1, __ATOMIC_RELEASE);
+	metrics_gauge_set("gitopsd_store_available", NULL, 1);
+	return 0;
+fail:
+	q->ops->close(ck);
+	q->ops->close(rd);
+	q->ops->close(wr);
+	return -1;
+}
+
+/*
+ * gitopsd started without its store (a full or read-only disk): try again
+ * once a second; 1 once it is open.
+ */
+static int
+queue_store_reopen(struct queue *q, const struct config *cfg)
+{
+	char	 err[256];
+	int64_t	 now = util_mono_ms();
+	int	 transient;
+
+	if (now - q->open_tried_ms < QUEUE_REOPEN_MS)
+		return 0;
+	q->open_tried_ms = now;
+	q->open_tries++;
+	if (queue_store_prepare(q, cfg, &transient, err, sizeof(err)) == -1) {
+		/* Once a second for hours: a line only when the reason
+		 * changes (the first one was logged by queue_open). */
+		if (strcmp(err, q->open_err) != 0) {
+			log_warnx("queue: state store %s still unavailable: %s",
+			    cfg->state.path, err);
+			snprintf(q->open_err, sizeof(q->open_err), "%s", err);
+		} else
+			log_debug("queue: state store still unavailable: %s",
+			    err);
+		return 0;
+	}
+	log_info("queue: state store %s open after %u tries: accepting "
+	    "webhooks", cfg->state.path, q->open_tries);
+	return 1;
+}
+
+/*
+ * Without a store every submission is refused (503 with Retry-After) and
+ * every admin write fails, at once; the loop hears of it as of a round.
+ */
+static void
+queue_store_refuse(struct queue *q, struct queue_sub *subs,
+    struct queue_call *calls)
+{
+	struct queue_reply	*rep;
+	struct queue_call	*call;
+	struct queue_sub	*sub;
+	size_t			 i;
+
+	rep = xcalloc(1, sizeof(*rep));
+	rep->subs = subs;
+	for (sub = subs; sub != NULL; sub = sub->next)
+		for (i = 0; i < sub->n; i++)
+			sub->outcomes[i].status = QUEUE_ERROR;
+	for (call = calls; call != NULL; call = call->next) {
+		call->rc = -1;
+		snprintf(call->err, sizeof(call->err),
+		    "state store unavailable");
+	}
+	queue_store_hand_back(q, rep, calls);
 }
 
 static void *
@@ -945,6 +1137,18 @@ queue_store_main(void *arg)
 		cfg = config_ref(q->cfg);
 		pthread_mutex_unlock(&q->mtx);
 
+		/* Nothing was claimed yet, so there are no dones. */
+		if (!queue_store_avail(q) && queue_store_reopen(q, cfg))
+			kick = 1;
+		if (!queue_store_avail(q)) {
+			if (subs != NULL || calls != NULL)
+				queue_store_refuse(q, subs, calls);
+			config_unref(cfg);
+			pthread_mutex_lock(&q->mtx);
+			if (stop && q->subs == NULL && q->calls == NULL)
+				break;
+			continue;
+		}
 		if (subs != NULL || dones != NULL || calls != NULL || kick)
 			queue_store_round(q, cfg, subs, dones, calls, kick,
 			    claiming);
@@ -997,6 +1201,8 @@ queue_ckpt_main(void *arg)
 		pthread_cond_timedwait(&q->ck_cv, &q->mtx, &ts);
 		if (q->stop)
 			break;
+		if (!queue_store_avail(q))
+			continue;
 		commits = q->stats.commits;
 		pthread_mutex_unlock(&q->mtx);
 
@@ -1208,7 +1414,7 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
     size_t errlen)
 {
 	struct queue	*q;
-	int		 nrequeued, ndead, e;
+	int		 transient, e;
 
 	q = xcalloc(1, sizeof(*q));
 	q->base = base;
@@ -1241,23 +1447,34 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	metrics_describe("gitopsd_store_wal_restarts_total", "counter",
 	    "Times the write-ahead log started over under load after a"
 	    " checkpoint.");
+	metrics_describe("gitopsd_store_available", "gauge",
+	    "1 while the state store is open; 0 while gitopsd runs without"
+	    " it (started on a full or read-only disk).");
 	job_runners_init();
 
 	pthread_cond_init(&q->ck_cv, NULL);
-	if ((q->wr = q->ops->open(cfg->state.path, err, errlen)) == NULL ||
-	    (q->rd = q->ops->open(cfg->state.path, err, errlen)) == NULL ||
-	    (q->ck = q->ops->open(cfg->state.path, err, errlen)) == NULL)
-		goto fail;
-	if (q->ops->requeue_running(q->wr, util_now_ms(), &nrequeued, &ndead,
-	    err, errlen) == -1)
-		goto fail;
-	if (nrequeued > 0 || ndead > 0)
-		log_info("queue: %d interrupted job(s) re-queued, %d out of"
-		    " attempts", nrequeued, ndead);
-	if (q->ops->load_deliveries(q->wr, util_now_ms() -
-	    (int64_t)cfg->state.dedup_days * 86400000, err, errlen) == -1)
-		goto fail;
-	queue_store_gauges(q);
+	/*
+	 * A store that cannot be written now (a full or read-only disk, even
+	 * a database file that cannot be created yet) may be writable in a
+	 * minute: exiting would have systemd restart gitopsd in a loop while
+	 * senders get connection refused.  gitopsd starts without it instead,
+	 * answers webhooks 503 with Retry-After and /readyz 503, and the
+	 * store thread opens it as soon as it can (queue_store_reopen).  A
+	 * corrupt file, a missing directory or a permission is a mistake a
+	 * restart will not fix: those still stop the start.
+	 */
+	if (queue_store_prepare(q, cfg, &transient, err, errlen) == -1) {
+		if (!transient)
+			goto fail;
+		log_warnx("state store %s: %s; starting without it: webhooks "
+		    "get 503 and /readyz is not ready until it can be written "
+		    "(tried every %d s)", cfg->state.path, err,
+		    QUEUE_REOPEN_MS / 1000);
+		metrics_gauge_set("gitopsd_store_available", NULL, 0);
+		snprintf(q->open_err, sizeof(q->open_err), "%s", err);
+		q->open_tried_ms = util_mono_ms();
+		q->open_tries = 1;
+	}
 	if ((q->wake = event_new(base, -1, 0, queue_wake_cb, q)) == NULL ||
 	    (q->timer = evtimer_new(base, queue_timer_cb, q)) == NULL) {
 		snprintf(err, errlen, "queue: cannot create events");
@@ -1337,7 +1554,7 @@ queue_drain(struct queue *q)
 int
 queue_ready(const struct queue *q)
 {
-	return q != NULL && !q->draining;
+	return q != NULL && !q->draining && queue_store_avail(q);
 }
 
 void
@@ -1395,7 +1612,8 @@ queue_close(struct queue *q, int timeout_s)
 	event_free(q->timer);
 	q->ops->close(q->rd);
 	q->ops->close(q->ck);
-	if (q->ops->checkpoint(q->wr, STORE_CKPT_TRUNCATE, NULL, 0) == -1)
+	if (q->wr != NULL &&
+	    q->ops->checkpoint(q->wr, STORE_CKPT_TRUNCATE, NULL, 0) == -1)
 		log_warnx("queue: final checkpoint failed");
 	q->ops->close(q->wr);
 	if (q->stats.commits > 0)
@@ -1406,6 +1624,7 @@ queue_close(struct queue *q, int timeout_s)
 		    q->stats.submissions, q->stats.max_batch,
 		    q->stats.sum_commit_s * 1000 / (double)q->stats.commits,
 		    q->stats.max_commit_s * 1000, q->stats.wal_restarts);
+	free(q->notes);
 	config_unref(q->cfg);
 	pthread_cond_destroy(&q->ck_cv);
 	pthread_cond_destroy(&q->call_cv);
@@ -1566,6 +1785,10 @@ queue_retry(struct queue *q, int64_t id, char *err, size_t errlen)
 const struct store_ops *
 queue_reader(struct queue *q, struct store **rd)
 {
+	if (!queue_store_avail(q)) {
+		*rd = NULL;
+		return NULL;
+	}
 	*rd = q->rd;
 	return q->ops;
 }

@@ -15,6 +15,10 @@
  * events themselves are the durable record; retention keeps each event at
  * least as long as its delivery id is remembered.
  */
+#include <sys/statvfs.h>
+
+#include <errno.h>
+#include <libgen.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -186,13 +190,69 @@ struct store {
 	long		 wal_pages;
 	struct seen	*seen;		/* the writer's: load_deliveries */
 	size_t		 seen_mark;	/* pending entries at item_begin */
+	int		 fail_rc;	/* the last failure's result code */
+	int		 fail_errno;	/* and the system call's errno */
 };
+
+/* Keep what failed before a ROLLBACK or the next call overwrites it. */
+static void
+store_sqlite_note(struct store *st)
+{
+	st->fail_rc = sqlite3_errcode(st->db);
+	st->fail_errno = sqlite3_system_errno(st->db);
+}
 
 static void
 store_sqlite_err(struct store *st, char *err, size_t errlen, const char *what)
 {
+	store_sqlite_note(st);
 	if (err != NULL && errlen > 0)
 		snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(st->db));
+}
+
+/*
+ * A full disk (SQLITE_FULL, or an I/O error: EFBIG and ENOSPC in the log or
+ * the shared-memory file come back as SQLITE_IOERR), a read-only file
+ * system, or a file that cannot be created for either reason passes when
+ * space returns or the file system is remounted; a corrupt file, a missing
+ * directory or a permission needs a person.
+ */
+static int
+store_sqlite_transient(struct store *st)
+{
+	switch (st->fail_rc & 0xff) {
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+	case SQLITE_READONLY:
+		return 1;
+	case SQLITE_CANTOPEN:
+		return st->fail_errno == ENOSPC || st->fail_errno == EDQUOT ||
+		    st->fail_errno == EROFS || st->fail_errno == EIO ||
+		    st->fail_errno == EFBIG;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * SQLite's "unable to open database file" may carry the errno of a later
+ * fallback (ENOENT of a read-only -shm open after EROFS): ask the file
+ * system that holds the database whether it is read-only or full.  A
+ * directory that does not exist is a mistake in the configuration.
+ */
+static int
+store_sqlite_fs_stuck(const char *path)
+{
+	struct statvfs	 vfs;
+	char		*copy = xstrdup(path);
+	int		 stuck = 0;
+
+	if (statvfs(dirname(copy), &vfs) == 0)
+		stuck = (vfs.f_flag & ST_RDONLY) != 0 ||
+		    (vfs.f_blocks > 0 && vfs.f_bavail == 0) ||
+		    (vfs.f_files > 0 && vfs.f_favail == 0);
+	free(copy);
+	return stuck;
 }
 
 /* The cached statement, reset and unbound, ready for binding. */
@@ -247,6 +307,7 @@ store_sqlite_exec(struct store *st, const char *sql, char *err, size_t errlen)
 	char	*msg = NULL;
 
 	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		store_sqlite_note(st);
 		if (err != NULL && errlen > 0)
 			snprintf(err, errlen, "%s", msg != NULL ? msg :
 			    sqlite3_errmsg(st->db));
@@ -299,15 +360,19 @@ store_sqlite_close(struct store *st)
 }
 
 static struct store *
-store_sqlite_open(const char *path, char *err, size_t errlen)
+store_sqlite_open(const char *path, int *transient, char *err, size_t errlen)
 {
 	struct store	*st;
 
 	st = xcalloc(1, sizeof(*st));
+	if (transient != NULL)
+		*transient = 0;
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, st->db != NULL ?
 		    sqlite3_errmsg(st->db) : "cannot open");
+		if (st->db != NULL)
+			store_sqlite_note(st);
 		goto fail;
 	}
 	sqlite3_busy_timeout(st->db, STORE_SQLITE_BUSY_MS);
@@ -328,6 +393,10 @@ store_sqlite_open(const char *path, char *err, size_t errlen)
 	sqlite3_wal_hook(st->db, store_sqlite_wal_hook_cb, st);
 	return st;
 fail:
+	if (transient != NULL)
+		*transient = store_sqlite_transient(st) ||
+		    ((st->fail_rc & 0xff) == SQLITE_CANTOPEN &&
+		    store_sqlite_fs_stuck(path));
 	store_sqlite_close(st);
 	return NULL;
 }
@@ -1428,6 +1497,7 @@ const struct store_ops store_sqlite_ops = {
 	.name = "sqlite",
 	.open = store_sqlite_open,
 	.close = store_sqlite_close,
+	.transient = store_sqlite_transient,
 	.begin = store_sqlite_begin,
 	.commit = store_sqlite_commit,
 	.rollback = store_sqlite_rollback,

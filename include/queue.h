@@ -81,8 +81,9 @@ int		 queue_retry(struct queue *, int64_t id, char *err,
 
 /*
  * Read access for the admin API, on the loop thread only: the store's
- * functions and its read-only connection (*rd), and the running
- * configuration (replaced on reload, so not to be kept across calls).
+ * functions and its read-only connection (*rd), or NULL while the store
+ * is not open (gitopsd started on a full or read-only disk); and the
+ * running configuration (replaced on reload, so not kept across calls).
  */
 const struct store_ops *queue_reader(struct queue *, struct store **rd);
 const struct config *queue_config(const struct queue *);
@@ -90,7 +91,7 @@ const struct config *queue_config(const struct queue *);
 /*
  * Next retry delay in ms after `attempts` failed attempts: exponential
  * backoff with full jitter, uniform in [0, min(max_s, base_s * 2^(n-1))],
- * never below retry_after_s (a sender's Retry-After).
+ * never below retry_after_s (a receiver's Retry-After) capped at max_s.
  */
 int64_t		 queue_backoff_ms(int base_s, int max_s, int attempts,
 		    int retry_after_s);

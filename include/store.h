@@ -110,9 +110,17 @@ enum store_ckpt {
 
 struct store_ops {
 	const char	*name;
-	/* Open (creating the schema); readonly stores still take admin writes. */
-	struct store	*(*open)(const char *path, char *err, size_t errlen);
+	/*
+	 * Open (creating the schema); readonly stores still take admin writes.
+	 * On failure *transient (may be NULL) says whether the cause can pass
+	 * without a restart: the disk full, read-only or failing I/O (not a
+	 * corrupt file, a missing directory or a permission).
+	 */
+	struct store	*(*open)(const char *path, int *transient, char *err,
+			    size_t errlen);
 	void		 (*close)(struct store *);
+	/* After a call failed: could its cause pass, as for open? */
+	int		 (*transient)(struct store *);
 
 	/* One transaction; begin takes the write lock at once. */
 	int		 (*begin)(struct store *, char *err, size_t errlen);

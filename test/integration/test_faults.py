@@ -19,8 +19,15 @@ KillDuringPushTest kill -9 while the push is in flight (a slow pre-receive
                    commit carrying its trailer on the branch, whether the
                    interrupted push lands on the remote or not.
 DiskFullJobTest    an attempt ending while the disk is full is recorded once
-                   there is space, without a restart.
+                   there is space, without a restart, and logged and
+                   counted once.
+StateDiskJobTest   the same on a tmpfs filled to the last page; stopped and
+                   started again while full, it waits for room.
+StateDiskStartTest gitopsd started while its state directory (a tmpfs) is
+                   full or read-only: it runs and answers 503 until the disk
+                   is writable, then accepts without a restart.
 """
+import errno
 import json
 import os
 import re
@@ -83,6 +90,44 @@ repos:
 apps:
   - {name: web, repo: deploy, path: apps/web, cluster: c}
 """ % DEAD_URL + harness.DEAD_CLUSTER
+
+
+def can_mount_tmpfs():
+    return os.geteuid() == 0 and shutil.which("mount") is not None
+
+
+def fill_fs(directory):
+    """Fill the file system of directory to the last page; returns the
+    filler's path (unlink it to make room)."""
+    path = os.path.join(directory, "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for block in (1 << 16, 4096):
+            try:
+                while True:
+                    os.write(fd, b"\0" * block)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+    finally:
+        os.close(fd)
+    return path
+
+
+def healthz(d):
+    """/healthz's status, None while nothing listens; fails at once if
+    gitopsd exited."""
+    if d.proc.poll() is not None:
+        raise AssertionError("gitopsd exited %d:\n%s" % (
+            d.proc.returncode, d.log()[-3000:]))
+    try:
+        return d.admin("GET", "/healthz").status
+    except OSError:
+        return None
+
+
+STATE_DISK_CONFIG = DISK_CONFIG.replace('{tmp}/state.db',
+                                        '{tmp}/state/state.db')
 
 
 @unittest.skipUnless(daemon_built(), "gitopsd not built")
@@ -215,6 +260,22 @@ class DiskFullJobTest(unittest.TestCase):
     """An attempt that ends while the disk is full is recorded once there
     is space again, without a restart, and the app is not left blocked."""
 
+    config = DISK_SYNC_CONFIG
+
+    def make_daemon(self, config):
+        d = PipeLogDaemon(config, secrets={"github.secret": SECRET})
+        self.addCleanup(d.cleanup)
+        d.fsize = 1 << 40       # soft limit, lowered while running
+        return d
+
+    def make_full(self, d):
+        subprocess.run(["prlimit", "--pid", str(d.proc.pid),
+                        "--fsize=1:unlimited"], check=True)
+
+    def make_room(self, d):
+        subprocess.run(["prlimit", "--pid", str(d.proc.pid),
+                        "--fsize=unlimited:unlimited"], check=True)
+
     def fill_during_attempt(self):
         """A daemon whose disk fills while a sync attempt runs and stays
         full until that attempt ended; returns (daemon, job id)."""
@@ -225,11 +286,8 @@ class DiskFullJobTest(unittest.TestCase):
         bare = make_repo(tmp, "deploy", {
             "apps/demo/ns.yaml": NS, "apps/demo/web.yaml": SLOW_DEPLOYMENT})
         rev = git("rev-parse", "main", cwd=bare)
-        d = PipeLogDaemon(DISK_SYNC_CONFIG % {"url": bare,
-                                              "kubeconfig": sim.kubeconfig},
-                          secrets={"github.secret": SECRET})
-        self.addCleanup(d.cleanup)
-        d.fsize = 1 << 40       # soft limit, lowered below while running
+        d = self.make_daemon(self.config % {"url": bare,
+                                            "kubeconfig": sim.kubeconfig})
         d.start()
         body = push_body(bare, after=rev, paths=["apps/demo/web.yaml"])
         r = post_push(d, body, "diskjob-1")
@@ -237,8 +295,7 @@ class DiskFullJobTest(unittest.TestCase):
         job_id = r.json()["jobs"][0]
         wait_for("the sync running", lambda: job_detail(d, job_id)["state"]
                  == "running", timeout=30, interval=0.05)
-        subprocess.run(["prlimit", "--pid", str(d.proc.pid),
-                        "--fsize=1:unlimited"], check=True)
+        self.make_full(d)
         # The attempt times out (2 s) while nothing can be written; stay
         # full long enough for the store to try recording it several times.
         t_full = time.time()
@@ -269,10 +326,23 @@ class DiskFullJobTest(unittest.TestCase):
 
     def test_attempt_ending_while_full(self):
         d, job_id = self.fill_during_attempt()
-        subprocess.run(["prlimit", "--pid", str(d.proc.pid),
-                        "--fsize=unlimited:unlimited"], check=True)
+        self.make_room(d)
         t_space = time.time()
         # Without a restart the job goes on.
+        wait_for("job %d dead" % job_id, lambda: job_detail(
+            d, job_id)["state"] == "dead", timeout=60)
+        # Each attempt is logged and counted once, although the store
+        # tried to record the first one in every round while full.
+        lines = re.findall(r"job %d sync app=demo \S+ attempt=(\d): (\w+)"
+                           % job_id, d.log())
+        self.assertEqual(lines, [("1", "failed"), ("2", "failed"),
+                                 ("3", "dead")], d.log()[-3000:])
+        metrics = d.admin("GET", "/metrics").body.decode()
+        for result, n in (("failed", 2), ("dead", 1)):
+            m = re.search(r'^gitopsd_jobs_total\{kind="sync",result="%s"\}'
+                          r' (\d+)$' % result, metrics, re.M)
+            self.assertIsNotNone(m, metrics)
+            self.assertEqual(int(m.group(1)), n, result)
         self.finishes_and_app_free(d, job_id, 3)
         print("\ndisk full during an attempt: recorded, job finished %.1f s "
               "after space returned" % (time.time() - t_space))
@@ -286,6 +356,156 @@ class DiskFullJobTest(unittest.TestCase):
         d.start()
         job = self.finishes_and_app_free(d, job_id, 3)
         self.assertIn("interrupted", job["attempts_log"][0]["error"], job)
+
+
+@unittest.skipUnless(daemon_built(), "gitopsd not built")
+@unittest.skipUnless(can_mount_tmpfs(), "mounting a tmpfs needs root")
+class StateDiskJobTest(DiskFullJobTest):
+    """The same on a state directory that is a real file system filling
+    up (a 2 MiB tmpfs, filled to the last page): ENOSPC, not EFBIG."""
+
+    config = DISK_SYNC_CONFIG.replace('{tmp}/state.db',
+                                      '{tmp}/state/state.db')
+
+    def make_daemon(self, config):
+        d = PipeLogDaemon(config, secrets={"github.secret": SECRET})
+        self.state = os.path.join(d.tmp, "state")
+        os.mkdir(self.state)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
+                        self.state], check=True)
+        self.addCleanup(d.cleanup)
+        self.addCleanup(subprocess.run, ["umount", self.state], check=True)
+        self.addCleanup(d.stop)
+        return d
+
+    def make_full(self, d):
+        self.filler = fill_fs(self.state)
+
+    def make_room(self, d):
+        os.unlink(self.filler)
+
+    def test_stopped_while_full(self):
+        # Stopped while the attempt's end cannot be written, started again
+        # while the disk is still full: the new process runs without its
+        # store (webhooks 503) and, once there is room, re-queues the job
+        # with the attempt counted as interrupted, without a restart.
+        d, job_id = self.fill_during_attempt()
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+        d.start(wait=False)
+        wait_for("/healthz", lambda: healthz(d) == 200, timeout=30)
+        self.assertEqual(d.admin("GET", "/readyz").status, 503)
+        self.make_room(d)
+        d.wait_ready()
+        job = self.finishes_and_app_free(d, job_id, 3)
+        self.assertIn("interrupted", job["attempts_log"][0]["error"], job)
+
+
+@unittest.skipUnless(daemon_built(), "gitopsd not built")
+@unittest.skipUnless(can_mount_tmpfs(), "mounting a tmpfs needs root")
+class StateDiskStartTest(unittest.TestCase):
+    """gitopsd started while its state directory (a small tmpfs) is full
+    or read-only: it runs, /healthz 200, /readyz 503, webhooks 503 with
+    Retry-After; once the disk is writable it accepts without a restart."""
+
+    def setUp(self):
+        self.d = harness.Daemon(STATE_DISK_CONFIG,
+                                secrets={"github.secret": SECRET})
+        self.state = os.path.join(self.d.tmp, "state")
+        os.mkdir(self.state)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                        self.state], check=True)
+        # Cleanups run last-in first-out: the daemon stops, then unmount.
+        self.addCleanup(self.d.cleanup)
+        self.addCleanup(subprocess.run, ["umount", self.state], check=True)
+        self.addCleanup(self.d.stop)
+
+    def fill(self):
+        return fill_fs(self.state)
+
+    def push(self, delivery):
+        return post_push(self.d, push_body(DEAD_URL, after="c" * 40),
+                         delivery)
+
+    def started_unavailable(self):
+        """Start without waiting for readiness (it does not come): the
+        process keeps running and answers as a full disk demands."""
+        d = self.d
+        d.start(wait=False)
+        wait_for("/healthz", lambda: self.healthz() == 200, timeout=30)
+        self.assertIsNone(d.proc.poll(), d.log()[-3000:])
+        time.sleep(1.5)         # a few store retries: still alive
+        self.assertIsNone(d.proc.poll(), d.log()[-3000:])
+        self.assertEqual(self.healthz(), 200)
+        self.assertEqual(d.admin("GET", "/readyz").status, 503)
+        r = self.push("while-unavailable")
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.headers.get("Retry-After"), "5", r.headers)
+        self.assertEqual(d.admin("GET", "/api/v1/jobs").status, 503)
+        self.assertIn("starting without it", d.log())
+        self.assertRegex(d.admin("GET", "/metrics").body.decode(),
+                         r"(?m)^gitopsd_store_available 0$")
+
+    def healthz(self):
+        return healthz(self.d)
+
+    def accepts_again(self, before=None):
+        d = self.d
+        r = wait_for("202 once the disk is writable", lambda: (
+            lambda r: r if r.status == 202 else None)(
+                self.push("while-unavailable")), timeout=20, interval=0.3)
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(d.admin("GET", "/readyz").status, 200)
+        self.assertRegex(d.admin("GET", "/metrics").body.decode(),
+                         r"(?m)^gitopsd_store_available 1$")
+        delivered = {e["delivery"] for e in
+                     all_pages(d, "/api/v1/events", "events")}
+        self.assertIn("while-unavailable", delivered)
+        if before is not None:
+            self.assertIn(before, delivered)
+            # The dedup window was loaded when the store opened.
+            self.assertEqual(self.push(before).status, 200)
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+
+    def stored_once(self):
+        """A delivery stored by a first run, which then stops."""
+        self.d.start()
+        self.assertEqual(self.push("before").status, 202)
+        self.assertEqual(self.d.stop(), 0, self.d.log()[-3000:])
+        return "before"
+
+    def test_restart_while_full(self):
+        before = self.stored_once()
+        filler = self.fill()
+        self.started_unavailable()
+        os.unlink(filler)
+        self.accepts_again(before)
+
+    def test_first_start_on_a_full_disk(self):
+        # No database file yet, and no room to create one.
+        filler = self.fill()
+        self.started_unavailable()
+        # Stopped before the store ever opened: a clean exit.
+        self.assertEqual(self.d.stop(), 0, self.d.log()[-3000:])
+        self.started_unavailable()
+        os.unlink(filler)
+        self.accepts_again()
+
+    def test_missing_directory_still_stops_the_start(self):
+        # A mistake in the configuration, not a state of the disk: waiting
+        # cannot fix it, so the start fails as before.
+        self.d.write_config(STATE_DISK_CONFIG.replace(
+            "{tmp}/state/state.db", "{tmp}/state/missing/state.db"))
+        self.d.start(wait=False)
+        self.assertEqual(self.d.proc.wait(30), 1)
+        self.assertIn("state store:", self.d.log())
+        self.assertNotIn("starting without it", self.d.log())
+
+    def test_restart_on_a_read_only_disk(self):
+        before = self.stored_once()
+        subprocess.run(["mount", "-o", "remount,ro", self.state], check=True)
+        self.started_unavailable()
+        subprocess.run(["mount", "-o", "remount,rw", self.state], check=True)
+        self.accepts_again(before)
 
 
 # ---- b. the Git remote down or refusing ----------------------------------

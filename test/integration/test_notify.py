@@ -8,6 +8,7 @@ The sync jobs fail because the repository's host does not exist
 is what alerts.  Alerts are notify jobs in the state store: the tests check
 that outages lose nothing and send nothing twice, that a restart delivers
 what was pending, and that dedup sends one alert per failure."""
+import datetime
 import os
 import re
 import shutil
@@ -62,6 +63,11 @@ def mail(port, extra=""):
             " <gitopsd@example.test>\", to: [oncall@example.test,"
             " dev@example.test], title: \"Échec {{app}}: {{kind}}\"%s}\n"
             % (port, extra), {})
+
+
+def rfc3339(text):
+    return datetime.datetime.fromisoformat(
+        text.replace("Z", "+00:00")).timestamp()
 
 
 class NotifyTest(unittest.TestCase):
@@ -160,6 +166,30 @@ class NotifyTest(unittest.TestCase):
         recs = http.records()
         self.assertEqual([r["status"] for r in recs], [500, 500, 429, 200])
         self.assertEqual(len({r["body"] for r in recs}), 1)
+
+    def test_retry_after_capped_at_retry_max_s(self):
+        # A day in seconds, then a day as an HTTP-date: each retry still
+        # comes within retry.max_s (1 s here), not a day later.
+        http = self.receiver("http", script="429:86400,429:date+86400")
+        d = self.daemon([slack(http.port)])
+        self.push(d, "del-ra", "a" * 40)
+        deadline = time.time() + 30
+        seen_failed = 0
+        while time.time() < deadline:
+            js = self.jobs(d, "notify")
+            if js and js[0]["state"] == "failed":
+                seen_failed += 1
+                job = d.api("/api/v1/jobs/%d" % js[0]["id"])
+                nb = rfc3339(job["not_before"])
+                up = rfc3339(job["updated"])
+                self.assertLessEqual(nb - up, 1.5, job)
+            if js and js[0]["state"] == "succeeded":
+                break
+            time.sleep(0.1)
+        self.assertEqual(js[0]["state"], "succeeded", d.log()[-3000:])
+        self.assertEqual(js[0]["attempts"], 3)
+        recs = http.records()
+        self.assertEqual([r["status"] for r in recs], [429, 429, 200])
 
     def test_dedup_one_alert_per_failure(self):
         http = self.receiver("http")

@@ -15,7 +15,7 @@ after checking it the way the real receiver would:
 
 --port binds a given port (a restarted receiver keeps its address).
 Answers are scripted with --script "500,500,429:3" (one status per request,
-":N" adds Retry-After: N; 200 once the script is used up) or, while
+":N" adds Retry-After: N, ":date+N" an HTTP-date N seconds ahead; 200 once the script is used up) or, while
 running, POST /_script with the same text.  GET /_requests returns the
 records as a JSON list.  The first line on stdout is "READY <port>".
 
@@ -28,12 +28,14 @@ import argparse
 import asyncio
 import email
 import email.policy
+import email.utils
 import hashlib
 import hmac
 import json
 import ssl
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
@@ -190,6 +192,11 @@ def make_handler(sink):
             with sink.lock:
                 sink.requests.append(rec)
             record(sink.args.record, rec)
+            if retry_after and retry_after.startswith("date+"):
+                # An HTTP-date that far ahead (the script splits on ","
+                # and ":", so a date cannot be written in it).
+                retry_after = email.utils.formatdate(
+                    time.time() + int(retry_after[5:]), usegmt=True)
             extra = {"Retry-After": retry_after} if retry_after else None
             body = b"ok" if code == 200 else b"error %d" % code
             self.reply(code, body, extra=extra)

@@ -320,7 +320,7 @@ qfx_sub_cb(const struct queue_outcome *out, size_t n, void *arg)
 	}
 	if (s->check_path != NULL && n > 0 && out[0].status == QUEUE_OK) {
 		/* A separate connection sees only committed data. */
-		st = store_sqlite_ops.open(s->check_path, err, sizeof(err));
+		st = store_sqlite_ops.open(s->check_path, NULL, err, sizeof(err));
 		if (st != NULL && store_sqlite_ops.list_events(st,
 		    out[0].event_id + 1, 1, &rows, &nrows, &next, err,
 		    sizeof(err)) == 0 && nrows == 1 &&
@@ -392,7 +392,7 @@ qfx_job(struct qfx *fx, int64_t id, struct store_job_row *r)
 	char		 err[256];
 	int		 rc;
 
-	st = store_sqlite_ops.open(fx->path, err, sizeof(err));
+	st = store_sqlite_ops.open(fx->path, NULL, err, sizeof(err));
 	if (st == NULL)
 		return -1;
 	rc = store_sqlite_ops.get_job(st, id, r, err, sizeof(err));

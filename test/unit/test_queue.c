@@ -316,7 +316,7 @@ test_count_jobs(struct qfx *fx, enum job_kind kind)
 	memset(&f, 0, sizeof(f));
 	f.kind = (int)kind;
 	f.limit = 100;
-	st = store_sqlite_ops.open(fx->path, err, sizeof(err));
+	st = store_sqlite_ops.open(fx->path, NULL, err, sizeof(err));
 	assert_non_null(st);
 	assert_int_equal(store_sqlite_ops.list_jobs(st, &f, &rows, &n, &next,
 	    err, sizeof(err)), 0);

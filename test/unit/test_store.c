@@ -26,7 +26,7 @@ test_store_open(struct qfx *fx)
 	char		 err[256];
 	struct store	*st;
 
-	st = store_sqlite_ops.open(fx->path, err, sizeof(err));
+	st = store_sqlite_ops.open(fx->path, NULL, err, sizeof(err));
 	if (st == NULL)
 		fail_msg("open: %s", err);
 	return st;
@@ -213,6 +213,11 @@ test_backoff_bounds(void **state)
 		assert_true(queue_backoff_ms(5, 300, 1, 60) >= 60000);
 	/* Huge attempt counts stay at the cap. */
 	assert_true(queue_backoff_ms(5, 300, 1000, 0) <= 300000);
+	/* A Retry-After of a day is held to max_s. */
+	for (i = 0; i < 200; i++) {
+		assert_int_equal(queue_backoff_ms(5, 300, 1, 86400), 300000);
+		assert_int_equal(queue_backoff_ms(1, 1, 3, 86400), 1000);
+	}
 }
 
 static void
