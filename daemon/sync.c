@@ -32,7 +32,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -209,25 +208,6 @@ out:
 }
 
 /* ---- renderer ---------------------------------------------------------- */
-
-static int
-sync_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
-/* rm -r of a render export; best effort (a leftover is only a tmp dir). */
-static void
-sync_rmtree(const char *path)
-{
-	nftw(path, sync_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 #define SYNC_RENDER_NENV	5
 
@@ -433,7 +413,7 @@ static void
 sync_render_dir_free(struct sync_render_dir *rd)
 {
 	if (rd->top != NULL)
-		sync_rmtree(rd->top);
+		util_rmtree(rd->top);
 	free(rd->top);
 	free(rd->src);
 	free(rd->home);
