@@ -1122,6 +1122,32 @@ test_update_manifest_error(void **state)
 	job_free(j);
 }
 
+/*
+ * A tree entry ".." under the app: the update walk fails naming it and
+ * nothing is committed; a link out of the app is skipped, not followed.
+ */
+static void
+test_update_hostile_tree(void **state)
+{
+	struct ufx		*u = *state;
+	struct job		*j = mkjob(71, "web", "registry.acme.io/acme/web",
+				    "1.3.0");
+	struct job_result	 res;
+	const char		*head;
+
+	head = hostile_commit(&u->fx, "printf '040000 tree %s\\t..\\n' $sub");
+	assert_int_equal(strlen(head), 40);
+	run_job(u, j, &res);
+	assert_false(res.ok);
+	assert_int_equal(res.err_kind, JOB_ERR_GIT);
+	assert_non_null(strstr(res.error, "apps/web/\"..\": tree entry name "
+	    "refused"));
+	job_result_clear(&res);
+	assert_string_equal(tl_out("git --git-dir='%s/deploy.git' rev-parse "
+	    "main", u->fx.dir), head);
+	job_free(j);
+}
+
 /* Wrong credentials over smart HTTP: a permanent git-auth failure. */
 static void
 test_update_auth_failure(void **state)
@@ -1204,6 +1230,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_update_push_branch,
 		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_manifest_error,
+		    ufx_setup, ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_hostile_tree,
 		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_auth_failure,
 		    ufx_setup, ufx_teardown),
