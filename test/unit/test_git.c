@@ -14,6 +14,7 @@
 #include "gitrepo.h"
 #include "job.h"
 #include "metrics.h"
+#include "sync.h"
 #include "util.h"
 
 #include <openssl/evp.h>
@@ -684,6 +685,58 @@ test_prepare_concurrent(void **state)
 	    "--no-progress >/dev/null 2>&1", fx->dir), 0);
 }
 
+struct read_arg {
+	const char		*path;
+	struct config_app	 app;
+	struct sync_manifests	 m;
+	int			 rc;
+	volatile int		 done;
+};
+
+static void *
+read_thread(void *p)
+{
+	struct read_arg	*a = p;
+	char		*commit = NULL, err[512];
+	int		 kind;
+
+	a->rc = sync_manifests_read(a->path, NULL, "main", &a->app, &a->m,
+	    &commit, &kind, err, sizeof(err));
+	free(commit);
+	a->done = 1;
+	return NULL;
+}
+
+/* A sync reads the clone under its lock: it waits for an update job. */
+static void
+test_sync_read_waits_for_lock(void **state)
+{
+	struct fx	*fx = *state;
+	struct git_repo	*g;
+	struct read_arg	 a;
+	pthread_t	 t;
+	char		*path = NULL, err[512];
+
+	assert_int_equal(git_repo_prepare(&fx->cfg, &fx->repo, &path, NULL,
+	    err, sizeof(err)), 0);
+	memset(&a, 0, sizeof(a));
+	a.path = path;
+	a.app.name = "web";
+	a.app.path = "apps/web";
+	assert_int_equal(git_repo_open(&fx->cfg, &fx->repo, &g, err,
+	    sizeof(err)), GIT_REPO_OK);
+	assert_int_equal(pthread_create(&t, NULL, read_thread, &a), 0);
+	usleep(300 * 1000);
+	assert_int_equal(a.done, 0);
+	git_repo_close(g);
+	pthread_join(t, NULL);
+	assert_int_equal(a.done, 1);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.m.n, 1);
+	sync_manifests_free(&a.m);
+	free(path);
+}
+
 /* known_hosts: plain, [host]:port, hashed, changed, unknown, revoked. */
 static void
 test_known_hosts(void **state)
@@ -1208,6 +1261,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_http_auth_push,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_known_hosts,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sync_read_waits_for_lock,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_concurrent,
 		    fx_setup, fx_teardown),
