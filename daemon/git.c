@@ -13,11 +13,13 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <git2.h>
@@ -719,141 +721,6 @@ git_has_yaml_suffix(const char *name)
 	    (n > 4 && strcmp(name + n - 4, ".yml") == 0);
 }
 
-/* Resolve the tree of dir ("" or ".": root) in commit. */
-static int
-git_subtree(git_repository *repo, const char *commit, const char *dir,
-    git_tree **out, char *err, size_t errlen)
-{
-	git_oid		 oid;
-	git_commit	*c = NULL;
-	git_tree	*root = NULL;
-	git_tree_entry	*e = NULL;
-	char		*trimmed;
-	size_t		 n;
-	int		 rc = -1, r;
-
-	*out = NULL;
-	if (git_oid_fromstr(&oid, commit) < 0 ||
-	    git_commit_lookup(&c, repo, &oid) < 0 ||
-	    git_commit_tree(&root, c) < 0) {
-		git_errcopy(err, errlen, "read commit", NULL);
-		goto out;
-	}
-	while (dir != NULL && (dir[0] == '.' && (dir[1] == '/' || dir[1] == '\0')))
-		dir += dir[1] == '/' ? 2 : 1;
-	if (dir == NULL || *dir == '\0') {
-		*out = root;
-		root = NULL;
-		rc = 0;
-		goto out;
-	}
-	trimmed = xstrdup(dir);
-	n = strlen(trimmed);
-	while (n > 0 && trimmed[n - 1] == '/')
-		trimmed[--n] = '\0';
-	r = git_tree_entry_bypath(&e, root, trimmed);
-	free(trimmed);
-	if (r < 0) {
-		/* No such directory in this commit: nothing to read. */
-		rc = 1;
-		goto out;
-	}
-	if (git_tree_entry_type(e) != GIT_OBJECT_TREE ||
-	    git_tree_lookup(out, repo, git_tree_entry_id(e)) < 0) {
-		snprintf(err, errlen, "%s is not a directory", dir);
-		goto out;
-	}
-	rc = 0;
-out:
-	git_tree_entry_free(e);
-	git_tree_free(root);
-	git_commit_free(c);
-	return rc;
-}
-
-struct git_walk {
-	git_repository	*repo;
-	const char	*prefix;
-	size_t		 max_bytes;
-	git_repo_file_cb *cb;
-	void		*arg;
-	int		 cbrc;
-	char		*err;
-	size_t		 errlen;
-	int		 failed;
-};
-
-static int
-git_walk_cb(const char *root, const git_tree_entry *e, void *payload)
-{
-	struct git_walk	*w = payload;
-	git_blob	*blob = NULL;
-	const char	*name = git_tree_entry_name(e);
-	char		*path;
-	size_t		 size;
-
-	if (git_tree_entry_type(e) != GIT_OBJECT_BLOB ||
-	    git_tree_entry_filemode(e) == GIT_FILEMODE_LINK ||
-	    !git_has_yaml_suffix(name))
-		return 0;
-	if (git_blob_lookup(&blob, w->repo, git_tree_entry_id(e)) < 0) {
-		git_errcopy(w->err, w->errlen, "read blob", NULL);
-		w->failed = 1;
-		return -1;
-	}
-	path = xasprintf("%s%s%s%s", w->prefix, *w->prefix ? "/" : "", root,
-	    name);
-	size = (size_t)git_blob_rawsize(blob);
-	if (size > w->max_bytes)
-		w->cbrc = w->cb(path, NULL, size, w->arg);
-	else
-		w->cbrc = w->cb(path, git_blob_rawcontent(blob), size, w->arg);
-	free(path);
-	git_blob_free(blob);
-	return w->cbrc != 0 ? -1 : 0;
-}
-
-int
-git_repo_read_files(struct git_repo *g, const char *commit, const char *dir,
-    size_t max_bytes, git_repo_file_cb *cb, void *arg, char *err,
-    size_t errlen)
-{
-	struct git_walk	 w;
-	git_tree	*tree = NULL;
-	char		*prefix;
-	size_t		 n;
-	int		 r;
-
-	if ((r = git_subtree(g->repo, commit, dir, &tree, err, errlen)) != 0)
-		return r == 1 ? 0 : -1;
-	while (dir[0] == '.' && (dir[1] == '/' || dir[1] == '\0'))
-		dir += dir[1] == '/' ? 2 : 1;
-	prefix = xstrdup(dir);
-	n = strlen(prefix);
-	while (n > 0 && prefix[n - 1] == '/')
-		prefix[--n] = '\0';
-	memset(&w, 0, sizeof(w));
-	w.repo = g->repo;
-	w.prefix = prefix;
-	w.max_bytes = max_bytes;
-	w.cb = cb;
-	w.arg = arg;
-	w.err = err;
-	w.errlen = errlen;
-	r = git_tree_walk(tree, GIT_TREEWALK_PRE, git_walk_cb, &w);
-	git_tree_free(tree);
-	free(prefix);
-	if (w.failed)
-		return -1;
-	if (w.cbrc != 0)
-		return w.cbrc;
-	if (r < 0) {
-		git_errcopy(err, errlen, "walk tree", NULL);
-		return -1;
-	}
-	return 0;
-}
-
 int
 git_repo_commit(struct git_repo *g, const char *parent,
     const struct git_repo_change *ch, size_t nch, const char *author_name,
@@ -1129,92 +996,532 @@ out:
 	return rc;
 }
 
-struct git_export {
-	git_repository	*repo;
-	const char	*destdir;
-	char		*err;
-	size_t		 errlen;
+
+/* ---- reading trees ------------------------------------------------------
+ *
+ * Every path taken from a tree goes through git_repo_name_ok before it is
+ * joined to anything: a bare clone fetches whatever a server sends, and
+ * git's own refusal of "..", ".git" and the like happens only at checkout,
+ * which never happens here.  A symlink is never followed on disk nor
+ * written as one: its target is normalized inside the commit's tree and
+ * must name a regular file under the reader's base (the app path); that
+ * file's content then stands in for the link.  Anything else is an error
+ * naming the link, as Argo CD fails on out-of-bounds symlinks.
+ */
+
+#define GIT_TREE_MAX_DEPTH	128
+
+int
+git_repo_name_ok(const char *name, size_t len)
+{
+	if (len == 0 || memchr(name, '\0', len) != NULL ||
+	    memchr(name, '/', len) != NULL || memchr(name, '\\', len) != NULL)
+		return 0;
+	if ((len == 1 && name[0] == '.') ||
+	    (len == 2 && name[0] == '.' && name[1] == '.'))
+		return 0;
+	/* Any case: a case-insensitive file system folds .GIT into .git. */
+	return !(len == 4 && strncasecmp(name, ".git", 4) == 0);
+}
+
+/*
+ * Append the components of s[0, len) to the normalized path out (*olen
+ * bytes, "" is the root; out has room for *olen + len + 2).  "" and "."
+ * components are dropped; ".." removes one when dots is set and is refused
+ * otherwise, as is going above the root or a refused name.
+ */
+static int
+git_path_append(char *out, size_t *olen, const char *s, size_t len, int dots)
+{
+	const char	*c;
+	size_t		 i = 0, j, clen;
+
+	while (i < len) {
+		for (j = i; j < len && s[j] != '/'; j++)
+			;
+		c = s + i;
+		clen = j - i;
+		i = j + 1;
+		if (clen == 0 || (clen == 1 && c[0] == '.'))
+			continue;
+		if (clen == 2 && c[0] == '.' && c[1] == '.') {
+			if (!dots || *olen == 0)
+				return -1;
+			while (*olen > 0 && out[*olen - 1] != '/')
+				(*olen)--;
+			if (*olen > 0)
+				(*olen)--;
+			continue;
+		}
+		if (!git_repo_name_ok(c, clen))
+			return -1;
+		if (*olen > 0)
+			out[(*olen)++] = '/';
+		memcpy(out + *olen, c, clen);
+		*olen += clen;
+	}
+	out[*olen] = '\0';
+	return 0;
+}
+
+/* dir as a tree path: "./apps/web/" is "apps/web", "." and NULL are "". */
+static int
+git_norm_dir(const char *dir, char **out, char *err, size_t errlen)
+{
+	size_t	 n = 0, len = dir != NULL ? strlen(dir) : 0;
+	char	 esc[256];
+
+	*out = xmalloc(len + 2);
+	if (git_path_append(*out, &n, dir != NULL ? dir : "", len, 0) == -1) {
+		log_escape(dir, len, esc, sizeof(esc));
+		snprintf(err, errlen, "path %s refused", esc);
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int
+git_repo_link_target(const char *base, const char *linkdir,
+    const char *target, size_t tlen, char **out, char *err, size_t errlen)
+{
+	size_t	 n = 0, blen = strlen(base), dlen = strlen(linkdir);
+	char	*p, esc[256];
+
+	*out = NULL;
+	log_escape(target, tlen, esc, sizeof(esc));
+	if (tlen == 0 || target[0] == '/' || memchr(target, '\0', tlen) !=
+	    NULL) {
+		snprintf(err, errlen, "target \"%s\" is absolute or empty", esc);
+		return -1;
+	}
+	p = xmalloc(dlen + tlen + 2);
+	p[0] = '\0';
+	if (git_path_append(p, &n, linkdir, dlen, 0) == -1 ||
+	    git_path_append(p, &n, target, tlen, 1) == -1 || n == 0 ||
+	    (blen > 0 && (strncmp(p, base, blen) != 0 || p[blen] != '/'))) {
+		snprintf(err, errlen, "target \"%s\" leaves %s", esc,
+		    blen > 0 ? base : "the repository");
+		free(p);
+		return -1;
+	}
+	*out = p;
+	return 0;
+}
+
+enum git_repo_status
+git_repo_open_path(const char *path, struct git_repo **out, char *err,
+    size_t errlen)
+{
+	struct git_repo	*g;
+
+	*out = NULL;
+	g = xcalloc(1, sizeof(*g));
+	g->path = xstrdup(path);
+	g->lock = git_lock_get(g->path);
+	pthread_mutex_lock(g->lock);
+	/* Tests hand in non-bare repositories; the daemon's clones are bare. */
+	if (git_repository_open_bare(&g->repo, path) < 0 &&
+	    git_repository_open(&g->repo, path) < 0) {
+		git_errcopy(err, errlen, path, NULL);
+		git_repo_close(g);
+		return GIT_REPO_ERROR;
+	}
+	*out = g;
+	return GIT_REPO_OK;
+}
+
+int
+git_repo_resolve(struct git_repo *g, const char *revision, const char *branch,
+    char out[41], char *err, size_t errlen)
+{
+	git_object	*obj = NULL, *c = NULL;
+	char		*ref, esc[256];
+	int		 rc = -1;
+
+	if (revision != NULL) {
+		if (git_revparse_single(&obj, g->repo, revision) < 0) {
+			log_escape(revision, strlen(revision), esc, sizeof(esc));
+			snprintf(err, errlen, "revision %.64s not found in the "
+			    "repository (not fetched yet?)", esc);
+			return -1;
+		}
+	} else {
+		ref = xasprintf("refs/remotes/origin/%s", branch);
+		if (git_revparse_single(&obj, g->repo, ref) < 0) {
+			free(ref);
+			ref = xasprintf("refs/heads/%s", branch);
+			if (git_revparse_single(&obj, g->repo, ref) < 0 &&
+			    git_revparse_single(&obj, g->repo, "HEAD") < 0) {
+				snprintf(err, errlen, "branch %.100s not found",
+				    branch);
+				free(ref);
+				return -1;
+			}
+		}
+		free(ref);
+	}
+	if (git_object_peel(&c, obj, GIT_OBJECT_COMMIT) < 0) {
+		git_errcopy(err, errlen, "not a commit", NULL);
+		goto out;
+	}
+	git_oid_tostr(out, 41, git_object_id(c));
+	rc = 0;
+out:
+	git_object_free(c);
+	git_object_free(obj);
+	return rc;
+}
+
+/* One walk or export over a commit's tree. */
+struct git_tw {
+	git_repository		*repo;
+	git_tree		*root;		/* the commit's: link targets */
+	const char		*base;		/* normalized; links stay inside */
+	size_t			 skip;		/* of base + "/" in walk paths */
+	const struct git_repo_walk *opt;	/* walk; NULL: export */
+	const char		*destdir;	/* export */
+	size_t			 total, max_total;
+	char			*err;
+	size_t			 errlen;
+	int			 cbrc;
 };
 
+/* The tree at dir (normalized) of commit: 0, 1 when dir is absent, -1. */
 static int
-git_export_cb(const char *root, const git_tree_entry *e, void *payload)
+git_tw_open(struct git_tw *t, const char *commit, const char *dir,
+    git_tree **out)
 {
-	struct git_export	*x = payload;
-	git_blob		*blob = NULL;
-	char			*path;
-	int			 rc = -1;
+	git_oid		 oid;
+	git_commit	*c = NULL;
+	git_tree_entry	*e = NULL;
+	int		 rc = -1;
 
-	if (strstr(root, "..") != NULL || strstr(git_tree_entry_name(e), "..")
-	    != NULL)
-		return 1;	/* never leave destdir */
-	path = xasprintf("%s/%s%s", x->destdir, root, git_tree_entry_name(e));
-	if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
-		if (util_mkdirs(path, 0750) == -1) {
-			snprintf(x->err, x->errlen, "mkdir %s: %s", path,
-			    strerror(errno));
+	*out = NULL;
+	if (git_oid_fromstr(&oid, commit) < 0 ||
+	    git_commit_lookup(&c, t->repo, &oid) < 0 ||
+	    git_commit_tree(&t->root, c) < 0) {
+		git_errcopy(t->err, t->errlen, "read commit", NULL);
+		goto out;
+	}
+	if (*dir == '\0') {
+		if (git_tree_dup(out, t->root) < 0) {
+			git_errcopy(t->err, t->errlen, "read commit", NULL);
 			goto out;
 		}
 		rc = 0;
 		goto out;
 	}
-	if (git_tree_entry_type(e) != GIT_OBJECT_BLOB ||
-	    git_tree_entry_filemode(e) == GIT_FILEMODE_LINK) {
-		rc = 0;
+	if (git_tree_entry_bypath(&e, t->root, dir) < 0) {
+		rc = 1;
 		goto out;
 	}
-	if (git_blob_lookup(&blob, x->repo, git_tree_entry_id(e)) < 0) {
-		git_errcopy(x->err, x->errlen, "read blob", NULL);
-		goto out;
-	}
-	if (util_write_file_atomic(path, git_blob_rawcontent(blob),
-	    (size_t)git_blob_rawsize(blob)) == -1) {
-		snprintf(x->err, x->errlen, "write %s: %s", path,
-		    strerror(errno));
+	if (git_tree_entry_type(e) != GIT_OBJECT_TREE ||
+	    git_tree_lookup(out, t->repo, git_tree_entry_id(e)) < 0) {
+		snprintf(t->err, t->errlen, "path %.200s is not a directory at "
+		    "this revision", dir);
 		goto out;
 	}
 	rc = 0;
 out:
+	git_tree_entry_free(e);
+	git_commit_free(c);
+	return rc;
+}
+
+/* The regular file the link at path (in dir) stands for. */
+static int
+git_tw_link(struct git_tw *t, const char *path, const char *dir,
+    const git_blob *link, git_blob **out)
+{
+	git_tree_entry	*e = NULL;
+	char		*target = NULL, why[400];
+	int		 rc = -1;
+
+	*out = NULL;
+	if (git_repo_link_target(t->base, dir, git_blob_rawcontent(link),
+	    (size_t)git_blob_rawsize(link), &target, why, sizeof(why)) == -1) {
+		snprintf(t->err, t->errlen, "%s: symlink refused: %s", path, why);
+		return -1;
+	}
+	if (git_tree_entry_bypath(&e, t->root, target) < 0 ||
+	    (git_tree_entry_filemode(e) != GIT_FILEMODE_BLOB &&
+	    git_tree_entry_filemode(e) != GIT_FILEMODE_BLOB_EXECUTABLE)) {
+		snprintf(t->err, t->errlen, "%s: symlink refused: %s is not a "
+		    "regular file in this commit", path, target);
+		goto out;
+	}
+	if (git_blob_lookup(out, t->repo, git_tree_entry_id(e)) < 0) {
+		git_errcopy(t->err, t->errlen, target, NULL);
+		goto out;
+	}
+	rc = 0;
+out:
+	git_tree_entry_free(e);
+	free(target);
+	return rc;
+}
+
+/* Export: create destdir/path, never through an existing entry. */
+static int
+git_tw_write(struct git_tw *t, const char *path, const git_blob *b, int exec)
+{
+	const char	*p = git_blob_rawcontent(b);
+	size_t		 len = (size_t)git_blob_rawsize(b), off = 0;
+	char		*full;
+	ssize_t		 n;
+	int		 fd, rc = -1;
+
+	if (len > t->max_total - t->total) {
+		snprintf(t->err, t->errlen, "%s: export over %zu bytes", path,
+		    t->max_total);
+		return -1;
+	}
+	t->total += len;
+	full = xasprintf("%s/%s", t->destdir, path);
+	fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    exec ? 0700 : 0600);
+	if (fd == -1) {
+		snprintf(t->err, t->errlen, "create %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	while (off < len) {
+		if ((n = write(fd, p + off, len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			snprintf(t->err, t->errlen, "write %s: %s", path,
+			    strerror(errno));
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	rc = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	free(full);
+	return rc;
+}
+
+static int	git_tw_tree(struct git_tw *, const git_tree *, const char *,
+		    int);
+
+static int
+git_tw_entry(struct git_tw *t, const git_tree_entry *e, const char *dir,
+    int depth)
+{
+	const char	*name = git_tree_entry_name(e), *rel;
+	git_filemode_t	 mode = git_tree_entry_filemode(e);
+	git_tree	*sub = NULL;
+	git_blob	*blob = NULL, *target = NULL;
+	const git_blob	*b;
+	char		*path, *full, esc[256];
+	size_t		 size;
+	int		 rc = -1;
+
+	if (!git_repo_name_ok(name, strlen(name))) {
+		log_escape(name, strlen(name), esc, sizeof(esc));
+		snprintf(t->err, t->errlen, "%s%s\"%s\": tree entry name refused",
+		    dir, *dir != '\0' ? "/" : "", esc);
+		return -1;
+	}
+	path = *dir != '\0' ? xasprintf("%s/%s", dir, name) : xstrdup(name);
+	rel = path + t->skip;
+	if (mode == GIT_FILEMODE_TREE) {
+		if (depth >= GIT_TREE_MAX_DEPTH) {
+			snprintf(t->err, t->errlen, "%s: directories nested "
+			    "deeper than %d", path, GIT_TREE_MAX_DEPTH);
+			goto out;
+		}
+		if (t->opt == NULL) {
+			full = xasprintf("%s/%s", t->destdir, path);
+			if (mkdir(full, 0700) == -1) {
+				snprintf(t->err, t->errlen, "mkdir %s: %s", path,
+				    strerror(errno));
+				free(full);
+				goto out;
+			}
+			free(full);
+		}
+		if (git_tree_lookup(&sub, t->repo, git_tree_entry_id(e)) < 0) {
+			git_errcopy(t->err, t->errlen, path, NULL);
+			goto out;
+		}
+		rc = git_tw_tree(t, sub, path, depth + 1);
+		goto out;
+	}
+	if ((mode != GIT_FILEMODE_BLOB && mode != GIT_FILEMODE_BLOB_EXECUTABLE &&
+	    mode != GIT_FILEMODE_LINK) || (t->opt != NULL &&
+	    ((mode == GIT_FILEMODE_LINK && !t->opt->links) ||
+	    (t->opt->want != NULL && !t->opt->want(rel, t->opt->arg))))) {
+		rc = 0;		/* submodules, unwanted files */
+		goto out;
+	}
+	if (git_blob_lookup(&blob, t->repo, git_tree_entry_id(e)) < 0) {
+		git_errcopy(t->err, t->errlen, path, NULL);
+		goto out;
+	}
+	b = blob;
+	if (mode == GIT_FILEMODE_LINK) {
+		if (git_tw_link(t, path, dir, blob, &target) == -1)
+			goto out;
+		b = target;
+	}
+	if (t->opt == NULL) {
+		rc = git_tw_write(t, path, b, mode ==
+		    GIT_FILEMODE_BLOB_EXECUTABLE);
+		goto out;
+	}
+	size = (size_t)git_blob_rawsize(b);
+	t->cbrc = t->opt->cb(rel, size > t->opt->max_bytes ? NULL :
+	    git_blob_rawcontent(b), size, t->opt->arg);
+	rc = t->cbrc != 0 ? -1 : 0;
+out:
+	git_blob_free(target);
 	git_blob_free(blob);
+	git_tree_free(sub);
 	free(path);
 	return rc;
 }
 
-int
-git_repo_export(const char *repo_path, const char *commit, const char *dir,
-    const char *destdir, char *err, size_t errlen)
+static int
+git_tw_tree(struct git_tw *t, const git_tree *tree, const char *dir,
+    int depth)
 {
-	git_repository		*repo = NULL;
-	git_tree		*tree = NULL;
-	struct git_export	 x;
-	int			 rc = -1, r;
+	size_t	 i, n = git_tree_entrycount(tree);
 
-	if (git_repository_open_bare(&repo, repo_path) < 0) {
-		git_errcopy(err, errlen, "open clone", NULL);
+	for (i = 0; i < n; i++)
+		if (git_tw_entry(t, git_tree_entry_byindex(tree, i), dir,
+		    depth) == -1)
+			return -1;
+	return 0;
+}
+
+int
+git_repo_walk(struct git_repo *g, const char *commit,
+    const struct git_repo_walk *opt, char *err, size_t errlen)
+{
+	struct git_tw	 t;
+	git_tree	*tree = NULL;
+	char		*base = NULL;
+	int		 rc = -1, r;
+
+	memset(&t, 0, sizeof(t));
+	if (git_norm_dir(opt->dir, &base, err, errlen) == -1)
 		return -1;
-	}
-	if ((r = git_subtree(repo, commit, dir, &tree, err, errlen)) == -1)
+	t.repo = g->repo;
+	t.base = base;
+	t.skip = *base != '\0' ? strlen(base) + 1 : 0;
+	t.opt = opt;
+	t.err = err;
+	t.errlen = errlen;
+	if ((r = git_tw_open(&t, commit, base, &tree)) != 0) {
+		if (r == 1 && opt->missing_ok)
+			rc = 0;
+		else if (r == 1)
+			snprintf(err, errlen, "path %.200s is not a directory "
+			    "at this revision", base);
 		goto out;
-	if (util_mkdirs(destdir, 0750) == -1) {
-		snprintf(err, errlen, "mkdir %s: %s", destdir, strerror(errno));
-		goto out;
 	}
-	if (r == 1) {
-		rc = 0;
-		goto out;
-	}
-	x.repo = repo;
-	x.destdir = destdir;
-	x.err = err;
-	x.errlen = errlen;
-	err[0] = '\0';
-	if (git_tree_walk(tree, GIT_TREEWALK_PRE, git_export_cb, &x) < 0) {
-		if (err[0] == '\0')
-			git_errcopy(err, errlen, "export", NULL);
+	if (git_tw_tree(&t, tree, base, 0) == -1) {
+		rc = t.cbrc != 0 ? t.cbrc : -1;
 		goto out;
 	}
 	rc = 0;
 out:
 	git_tree_free(tree);
-	git_repository_free(repo);
+	git_tree_free(t.root);
+	free(base);
+	return rc;
+}
+
+/* git_repo_read_files on git_repo_walk: repository-relative YAML paths. */
+struct git_read {
+	const char	*prefix;
+	git_repo_file_cb *cb;
+	void		*arg;
+};
+
+static int
+git_read_want(const char *rel, void *arg)
+{
+	const char	*slash = strrchr(rel, '/');
+
+	(void)arg;
+	return git_has_yaml_suffix(slash != NULL ? slash + 1 : rel);
+}
+
+static int
+git_read_cb(const char *rel, const char *data, size_t len, void *arg)
+{
+	struct git_read	*r = arg;
+	char		*path;
+	int		 rc;
+
+	path = *r->prefix != '\0' ? xasprintf("%s/%s", r->prefix, rel) :
+	    xstrdup(rel);
+	rc = r->cb(path, data, len, r->arg);
+	free(path);
+	return rc;
+}
+
+int
+git_repo_read_files(struct git_repo *g, const char *commit, const char *dir,
+    size_t max_bytes, git_repo_file_cb *cb, void *arg, char *err,
+    size_t errlen)
+{
+	struct git_repo_walk	 w;
+	struct git_read		 r;
+	char			*prefix;
+	int			 rc;
+
+	if (git_norm_dir(dir, &prefix, err, errlen) == -1)
+		return -1;
+	r.prefix = prefix;
+	r.cb = cb;
+	r.arg = arg;
+	memset(&w, 0, sizeof(w));
+	w.dir = prefix;
+	w.max_bytes = max_bytes;
+	w.missing_ok = 1;	/* no such directory: nothing to update */
+	w.want = git_read_want;
+	w.cb = git_read_cb;
+	w.arg = &r;
+	rc = git_repo_walk(g, commit, &w, err, errlen);
+	free(prefix);
+	return rc;
+}
+
+int
+git_repo_export(struct git_repo *g, const char *commit, const char *base,
+    const char *destdir, size_t max_total, char *err, size_t errlen)
+{
+	struct git_tw	 t;
+	git_tree	*tree = NULL;
+	char		*nbase = NULL;
+	int		 rc = -1;
+
+	memset(&t, 0, sizeof(t));
+	if (git_norm_dir(base, &nbase, err, errlen) == -1)
+		return -1;
+	t.repo = g->repo;
+	t.base = nbase;
+	t.destdir = destdir;
+	t.max_total = max_total;
+	t.err = err;
+	t.errlen = errlen;
+	if (git_tw_open(&t, commit, "", &tree) != 0)
+		goto out;
+	if (mkdir(destdir, 0700) == -1) {
+		snprintf(err, errlen, "mkdir %s: %s", destdir, strerror(errno));
+		goto out;
+	}
+	rc = git_tw_tree(&t, tree, "", 0);
+out:
+	git_tree_free(tree);
+	git_tree_free(t.root);
+	free(nbase);
 	return rc;
 }

@@ -6,9 +6,11 @@
  *   own struct kube (one libcurl easy handle).  The only shared state is
  *   kube.c's discovery cache.
  * - Reading: manifests come from the Git object database at the commit
- *   (libgit2 tree walk), never from a checkout, so two jobs of one repo
- *   never race on a work tree.  A renderer (kustomize...) gets a private
- *   temporary export of the commit's tree and runs without a shell.
+ *   (git.c's tree walk, under its per-repository lock), never from a
+ *   checkout, so two jobs of one repo never race on a work tree.  git.c
+ *   refuses hostile entry names and out-of-bounds symlinks.  A renderer
+ *   (kustomize...) gets a private temporary export of the commit's tree
+ *   and runs without a shell, with a built environment and its own HOME.
  * - Ordering: a stable sort by kind rank (Namespaces and CRDs, then
  *   ServiceAccounts, RBAC, ConfigMaps/Secrets, Services, workloads, the
  *   rest); within a rank, file order.  A kind unknown to discovery right
@@ -30,7 +32,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -43,9 +44,9 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <git2.h>
 
 #include "config.h"
+#include "gitrepo.h"
 #include "job.h"
 #include "kube.h"
 #include "kubeconfig.h"
@@ -163,271 +164,71 @@ sync_is_excluded(const struct config_app *app, const char *rel,
 }
 
 struct sync_walk {
-	git_repository		*repo;
 	const struct config_app	*app;
 	const char		*base;		/* app path, for messages */
 	struct sync_manifests	*m;
 	size_t			 total;
 	char			*err;
 	size_t			 errlen;
-	int			 failed;
-	const char		*export_dir;	/* render: write files here */
 };
 
-static void
-sync_git_err(char *err, size_t errlen, const char *what)
+/* git_repo_walk filter: manifests, not excluded (rel: under the app). */
+static int
+sync_walk_want(const char *rel, void *arg)
 {
-	const git_error	*e = git_error_last();
+	struct sync_walk	*w = arg;
+	const char		*slash = strrchr(rel, '/');
+	const char		*name = slash != NULL ? slash + 1 : rel;
 
-	snprintf(err, errlen, "%s: %s", what, e != NULL && e->message != NULL ?
-	    e->message : "unknown libgit2 error");
+	return sync_is_manifest_name(name) && !sync_is_excluded(w->app, rel,
+	    name);
 }
 
 static int
-sync_walk_cb(const char *root, const git_tree_entry *entry, void *arg)
+sync_walk_cb(const char *rel, const char *data, size_t len, void *arg)
 {
 	struct sync_walk	*w = arg;
-	const char		*name = git_tree_entry_name(entry);
-	git_blob		*blob = NULL;
-	char			*rel, *origin;
-	size_t			 len;
+	char			*origin;
 	int			 rc = -1;
 
-	if (git_tree_entry_type(entry) != GIT_OBJECT_BLOB)
-		return 0;
-	rel = xasprintf("%s%s", root, name);
 	origin = w->base[0] != '\0' && strcmp(w->base, ".") != 0 ?
 	    xasprintf("%s/%s", w->base, rel) : xstrdup(rel);
-	if (!sync_is_manifest_name(name) || sync_is_excluded(w->app, rel, name)) {
-		rc = 0;
-		goto out;
-	}
-	if (git_blob_lookup(&blob, w->repo, git_tree_entry_id(entry)) != 0) {
-		sync_git_err(w->err, w->errlen, origin);
-		goto out;
-	}
-	len = (size_t)git_blob_rawsize(blob);
-	if (len > SYNC_MAX_FILE || (w->total += len) > SYNC_MAX_TOTAL) {
+	if (data == NULL || (w->total += len) > SYNC_MAX_TOTAL) {
 		snprintf(w->err, w->errlen, "%s: manifests too large (file limit "
 		    "%u bytes, total %u)", origin, SYNC_MAX_FILE, SYNC_MAX_TOTAL);
 		goto out;
 	}
-	if (sync_manifests_parse(w->m, git_blob_rawcontent(blob), len, origin,
-	    w->err, w->errlen) == -1)
+	if (sync_manifests_parse(w->m, data, len, origin, w->err, w->errlen)
+	    == -1)
 		goto out;
 	rc = 0;
 out:
-	git_blob_free(blob);
-	free(rel);
 	free(origin);
-	if (rc == -1) {
-		w->failed = 1;
-		return -1;	/* stops the walk */
-	}
-	return 0;
-}
-
-/* Resolve the commit to read. */
-static int
-sync_resolve(git_repository *repo, const char *revision, const char *branch,
-    git_commit **out, char *err, size_t errlen)
-{
-	git_object	*obj = NULL;
-	char		*ref;
-	int		 rc = -1;
-
-	if (revision != NULL) {
-		if (git_revparse_single(&obj, repo, revision) != 0) {
-			snprintf(err, errlen, "revision %.64s not found in the "
-			    "repository (not fetched yet?)", revision);
-			return -1;
-		}
-	} else {
-		const char	*b = branch != NULL ? branch : "main";
-
-		ref = xasprintf("refs/remotes/origin/%s", b);
-		if (git_revparse_single(&obj, repo, ref) != 0) {
-			free(ref);
-			ref = xasprintf("refs/heads/%s", b);
-			if (git_revparse_single(&obj, repo, ref) != 0 &&
-			    git_revparse_single(&obj, repo, "HEAD") != 0) {
-				snprintf(err, errlen, "branch %.100s not found",
-				    b);
-				free(ref);
-				return -1;
-			}
-		}
-		free(ref);
-	}
-	if (git_object_peel((git_object **)out, obj, GIT_OBJECT_COMMIT) != 0) {
-		sync_git_err(err, errlen, "not a commit");
-		goto out;
-	}
-	rc = 0;
-out:
-	git_object_free(obj);
-	return rc;
-}
-
-/* The tree at the app's path inside commit. */
-static int
-sync_subtree(git_repository *repo, git_commit *commit, const char *path,
-    git_tree **out, char *err, size_t errlen)
-{
-	git_tree	*root = NULL;
-	git_tree_entry	*e = NULL;
-	char		*p = NULL;
-	size_t		 n;
-	int		 rc = -1;
-
-	if (git_commit_tree(&root, commit) != 0) {
-		sync_git_err(err, errlen, "commit tree");
-		return -1;
-	}
-	/* "./apps/web/" and "apps/web" name the same directory. */
-	while (path != NULL && path[0] == '.' && path[1] == '/')
-		path += 2;
-	if (path != NULL) {
-		p = xstrdup(path);
-		n = strlen(p);
-		while (n > 0 && p[n - 1] == '/')
-			p[--n] = '\0';
-		path = p;
-	}
-	if (path == NULL || path[0] == '\0' || strcmp(path, ".") == 0) {
-		free(p);
-		*out = root;
-		return 0;
-	}
-	if (git_tree_entry_bypath(&e, root, path) != 0 ||
-	    git_tree_entry_type(e) != GIT_OBJECT_TREE) {
-		snprintf(err, errlen, "path %.200s is not a directory at this "
-		    "revision", path);
-		goto out;
-	}
-	if (git_tree_lookup(out, repo, git_tree_entry_id(e)) != 0) {
-		sync_git_err(err, errlen, path);
-		goto out;
-	}
-	rc = 0;
-out:
-	free(p);
-	git_tree_entry_free(e);
-	git_tree_free(root);
 	return rc;
 }
 
 /* ---- renderer ---------------------------------------------------------- */
 
-/* Write the commit's whole tree under dir (a renderer may read ../base). */
-static int
-sync_export_cb(const char *root, const git_tree_entry *entry, void *arg)
-{
-	struct sync_walk	*w = arg;
-	git_blob		*blob = NULL;
-	git_filemode_t		 mode = git_tree_entry_filemode(entry);
-	char			*path;
-	int			 rc = -1, fd = -1;
-	size_t			 len, off = 0;
-	const char		*p;
-	ssize_t			 n;
-
-	path = xasprintf("%s/%s%s", w->export_dir, root,
-	    git_tree_entry_name(entry));
-	if (git_tree_entry_type(entry) == GIT_OBJECT_TREE) {
-		if (mkdir(path, 0700) == -1 && errno != EEXIST) {
-			snprintf(w->err, w->errlen, "mkdir %s: %s", path,
-			    strerror(errno));
-			goto out;
-		}
-		rc = 0;
-		goto out;
-	}
-	if (git_tree_entry_type(entry) != GIT_OBJECT_BLOB) {
-		rc = 0;		/* submodules are not exported */
-		goto out;
-	}
-	if (git_blob_lookup(&blob, w->repo, git_tree_entry_id(entry)) != 0) {
-		sync_git_err(w->err, w->errlen, git_tree_entry_name(entry));
-		goto out;
-	}
-	len = (size_t)git_blob_rawsize(blob);
-	p = git_blob_rawcontent(blob);
-	if ((w->total += len) > SYNC_MAX_TOTAL * 4) {
-		snprintf(w->err, w->errlen, "repository too large to render");
-		goto out;
-	}
-	if (mode == GIT_FILEMODE_LINK) {
-		char	*target = xstrndup(p, len);
-
-		/* Links stay inside the export: absolute ones are refused. */
-		if (target[0] == '/' || symlink(target, path) == -1) {
-			snprintf(w->err, w->errlen, "symlink %s: %s", path,
-			    target[0] == '/' ? "absolute target refused" :
-			    strerror(errno));
-			free(target);
-			goto out;
-		}
-		free(target);
-		rc = 0;
-		goto out;
-	}
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0700 : 0600);
-	if (fd == -1) {
-		snprintf(w->err, w->errlen, "create %s: %s", path,
-		    strerror(errno));
-		goto out;
-	}
-	while (off < len) {
-		if ((n = write(fd, p + off, len - off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			snprintf(w->err, w->errlen, "write %s: %s", path,
-			    strerror(errno));
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	rc = 0;
-out:
-	if (fd != -1)
-		close(fd);
-	git_blob_free(blob);
-	free(path);
-	if (rc == -1)
-		w->failed = 1;
-	return rc;
-}
-
-static int
-sync_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
-/* rm -r of a render export; best effort (a leftover is only a tmp dir). */
-static void
-sync_rmtree(const char *path)
-{
-	nftw(path, sync_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 #define SYNC_RENDER_NENV	5
 
+/* One render's private directory, <TMPDIR>/gitopsd-render-XXXXXX. */
+struct sync_render_dir {
+	char	*top;		/* 0700, removed afterwards */
+	char	*src;		/* top/src: the commit's tree */
+	char	*home;		/* top/home: HOME */
+	char	*tmp;		/* top/tmp: TMPDIR */
+};
+
 /*
- * The renderer's environment: PATH, HOME, TMPDIR and the locale, not the
- * daemon's whole environment (which may hold secrets given as *_env, and
- * a renderer may run plugins from the repository).
+ * The renderer's environment is built, not inherited: PATH (the daemon's,
+ * or a default), HOME and TMPDIR inside the render's own directory, and
+ * LANG/LC_ALL when set.  The daemon's environment may hold secrets given
+ * as *_env, its HOME may hold credentials (~/.git-credentials, ~/.kube,
+ * ~/.ssh), and a renderer may run plugins from the repository.
  */
 static void
-sync_render_env(char **env, char (*buf)[1024], size_t len)
+sync_render_env(char **env, char (*buf)[1024], size_t len,
+    const struct sync_render_dir *rd)
 {
 	static const char *const keep[] = { "PATH", "HOME", "TMPDIR", "LANG",
 	    "LC_ALL" };
@@ -435,7 +236,12 @@ sync_render_env(char **env, char (*buf)[1024], size_t len)
 	size_t		 i, n = 0;
 
 	for (i = 0; i < nitems(keep); i++) {
-		if ((v = getenv(keep[i])) == NULL && strcmp(keep[i], "PATH") == 0)
+		if (strcmp(keep[i], "HOME") == 0)
+			v = rd->home;
+		else if (strcmp(keep[i], "TMPDIR") == 0)
+			v = rd->tmp;
+		else if ((v = getenv(keep[i])) == NULL &&
+		    strcmp(keep[i], "PATH") == 0)
 			v = "/usr/local/bin:/usr/bin:/bin";
 		if (v == NULL)
 			continue;
@@ -452,14 +258,16 @@ sync_render_env(char **env, char (*buf)[1024], size_t len)
  * *out.  stderr's tail goes into the error message on failure.
  */
 static int
-sync_render_run(char *const argv[], const char *dir, int timeout_s,
-    struct buf *out, char *err, size_t errlen)
+sync_render_run(char *const argv[], const struct sync_render_dir *rd,
+    const char *dir, int timeout_s, struct buf *out, char *err, size_t errlen)
 {
 	posix_spawn_file_actions_t	 fa;
+	posix_spawnattr_t		 sa;
 	struct pollfd			 pfd[2];
 	struct buf			 eb;
 	int				 opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 };
-	int				 rc = -1, status, fa_ok = 0, nfds, i;
+	int				 rc = -1, status, fa_ok = 0, sa_ok = 0;
+	int				 nfds, i;
 	int64_t				 deadline;
 	pid_t				 pid = -1;
 	char				 tmp[8192];
@@ -485,8 +293,19 @@ sync_render_run(char *const argv[], const char *dir, int timeout_s,
 		snprintf(err, errlen, "posix_spawn_file_actions failed");
 		goto out;
 	}
-	sync_render_env(env, envbuf, sizeof(envbuf[0]));
-	if ((errno = posix_spawnp(&pid, argv[0], &fa, NULL, argv, env)) != 0) {
+	/* Its own process group: a timeout kills what it started too. */
+	if (posix_spawnattr_init(&sa) != 0) {
+		snprintf(err, errlen, "posix_spawnattr_init failed");
+		goto out;
+	}
+	sa_ok = 1;
+	if (posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETPGROUP) != 0 ||
+	    posix_spawnattr_setpgroup(&sa, 0) != 0) {
+		snprintf(err, errlen, "posix_spawnattr failed");
+		goto out;
+	}
+	sync_render_env(env, envbuf, sizeof(envbuf[0]), rd);
+	if ((errno = posix_spawnp(&pid, argv[0], &fa, &sa, argv, env)) != 0) {
 		snprintf(err, errlen, "render: cannot run %.100s: %s", argv[0],
 		    strerror(errno));
 		pid = -1;
@@ -572,12 +391,14 @@ sync_render_run(char *const argv[], const char *dir, int timeout_s,
 	rc = 0;
 out:
 	if (pid > 0) {
-		kill(pid, SIGKILL);
+		kill(-pid, SIGKILL);
 		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
 			;
 	}
 	if (fa_ok)
 		posix_spawn_file_actions_destroy(&fa);
+	if (sa_ok)
+		posix_spawnattr_destroy(&sa);
 	for (i = 0; i < 2; i++) {
 		if (opipe[i] >= 0)
 			close(opipe[i]);
@@ -588,119 +409,133 @@ out:
 	return rc;
 }
 
-static int
-sync_render(git_repository *repo, git_commit *commit,
-    const struct config_app *app, struct sync_manifests *m, char *err,
-    size_t errlen)
+static void
+sync_render_dir_free(struct sync_render_dir *rd)
 {
-	struct sync_walk	 w;
-	git_tree		*root = NULL;
-	struct buf		 out;
-	char			*tmpl, *dir = NULL, *cwd = NULL, **argv;
-	const char		*tmpdir;
-	size_t			 i;
-	int			 rc = -1;
+	if (rd->top != NULL)
+		util_rmtree(rd->top);
+	free(rd->top);
+	free(rd->src);
+	free(rd->home);
+	free(rd->tmp);
+	memset(rd, 0, sizeof(*rd));
+}
 
-	buf_init(&out, SYNC_RENDER_MAX_OUT);
+/* A fresh private directory for one render (src is left to the export). */
+static int
+sync_render_dir_new(struct sync_render_dir *rd, char *err, size_t errlen)
+{
+	const char	*tmpdir;
+	char		*tmpl;
+
+	memset(rd, 0, sizeof(*rd));
 	if ((tmpdir = getenv("TMPDIR")) == NULL || tmpdir[0] == '\0')
 		tmpdir = "/tmp";
 	tmpl = xasprintf("%s/gitopsd-render-XXXXXX", tmpdir);
-	if ((dir = mkdtemp(tmpl)) == NULL) {
+	if (mkdtemp(tmpl) == NULL) {
 		snprintf(err, errlen, "mkdtemp %s: %s", tmpl, strerror(errno));
 		free(tmpl);
-		goto out;
+		return -1;
 	}
-	if (git_commit_tree(&root, commit) != 0) {
-		sync_git_err(err, errlen, "commit tree");
-		goto out;
+	rd->top = tmpl;
+	rd->src = xasprintf("%s/src", tmpl);
+	rd->home = xasprintf("%s/home", tmpl);
+	rd->tmp = xasprintf("%s/tmp", tmpl);
+	if (mkdir(rd->home, 0700) == -1 || mkdir(rd->tmp, 0700) == -1) {
+		snprintf(err, errlen, "mkdir %s: %s", tmpl, strerror(errno));
+		sync_render_dir_free(rd);
+		return -1;
 	}
-	memset(&w, 0, sizeof(w));
-	w.repo = repo;
-	w.err = err;
-	w.errlen = errlen;
-	w.export_dir = dir;
-	if (git_tree_walk(root, GIT_TREEWALK_PRE, sync_export_cb, &w) != 0) {
-		if (!w.failed)
-			sync_git_err(err, errlen, "export");
-		goto out;
-	}
+	return 0;
+}
+
+/* Run the renderer in the exported tree at the app's path. */
+static int
+sync_render(const struct sync_render_dir *rd, const struct config_app *app,
+    struct sync_manifests *m, char *err, size_t errlen)
+{
+	struct buf	 out;
+	char		*cwd, **argv;
+	size_t		 i;
+	int		 rc;
+
+	buf_init(&out, SYNC_RENDER_MAX_OUT);
 	cwd = app->path != NULL && app->path[0] != '\0' ?
-	    xasprintf("%s/%s", dir, app->path) : xstrdup(dir);
+	    xasprintf("%s/%s", rd->src, app->path) : xstrdup(rd->src);
 	argv = xcalloc(app->nrender_command + 1, sizeof(*argv));
 	for (i = 0; i < app->nrender_command; i++)
 		argv[i] = app->render_command[i];
-	rc = sync_render_run(argv, cwd, app->render_timeout_s > 0 ?
+	rc = sync_render_run(argv, rd, cwd, app->render_timeout_s > 0 ?
 	    app->render_timeout_s : 60, &out, err, errlen);
 	free(argv);
 	if (rc == 0)
 		rc = sync_manifests_parse(m, out.data != NULL ? out.data : "",
 		    out.len, "render output", err, errlen);
-out:
-	if (dir != NULL) {
-		sync_rmtree(dir);
-		free(dir);
-	}
-	git_tree_free(root);
 	buf_free(&out);
 	free(cwd);
 	return rc;
 }
 
+/*
+ * Everything read from the clone happens under git.c's per-repository
+ * lock (git_repo_open_path); a renderer runs after the lock is released,
+ * on its private export, so a slow one does not hold up update jobs.
+ */
 int
 sync_manifests_read(const char *repo_path, const char *revision,
     const char *branch, const struct config_app *app,
     struct sync_manifests *m, char **commit_out, int *kind, char *err,
     size_t errlen)
 {
-	git_repository		*repo = NULL;
-	git_commit		*commit = NULL;
-	git_tree		*tree = NULL;
+	struct git_repo		*g = NULL;
+	struct git_repo_walk	 gw;
 	struct sync_walk	 w;
-	char			 hex[GIT_OID_HEXSZ + 1];
+	struct sync_render_dir	 rd;
+	char			 hex[41];
 	int			 rc = -1;
 
 	memset(m, 0, sizeof(*m));
+	memset(&rd, 0, sizeof(rd));
 	*commit_out = NULL;
 	*kind = JOB_ERR_GIT;
-	git_libgit2_init();
-	if (git_repository_open_bare(&repo, repo_path) != 0 &&
-	    git_repository_open(&repo, repo_path) != 0) {
-		sync_git_err(err, errlen, repo_path);
+	if (git_repo_open_path(repo_path, &g, err, errlen) != GIT_REPO_OK)
 		goto out;
-	}
-	if (sync_resolve(repo, revision, branch, &commit, err, errlen) == -1)
+	if (git_repo_resolve(g, revision, branch != NULL ? branch : "main",
+	    hex, err, errlen) == -1)
 		goto out;
-	git_oid_tostr(hex, sizeof(hex), git_commit_id(commit));
+	/* The commit is fixed: a bad tree or missing path will not heal. */
+	*kind = JOB_ERR_MANIFEST;
 	if (app->render_command != NULL && app->nrender_command > 0) {
-		*kind = JOB_ERR_MANIFEST;
-		if (sync_render(repo, commit, app, m, err, errlen) == -1)
+		if (sync_render_dir_new(&rd, err, errlen) == -1 ||
+		    git_repo_export(g, hex, app->path, rd.src,
+		    SYNC_MAX_TOTAL * 4, err, errlen) == -1)
+			goto out;
+		git_repo_close(g);
+		g = NULL;
+		if (sync_render(&rd, app, m, err, errlen) == -1)
 			goto out;
 	} else {
-		/* The commit is fixed: a missing path will not appear. */
-		*kind = JOB_ERR_MANIFEST;
-		if (sync_subtree(repo, commit, app->path, &tree, err, errlen) ==
-		    -1)
-			goto out;
 		memset(&w, 0, sizeof(w));
-		w.repo = repo;
 		w.app = app;
 		w.base = app->path != NULL ? app->path : "";
 		w.m = m;
 		w.err = err;
 		w.errlen = errlen;
-		if (git_tree_walk(tree, GIT_TREEWALK_PRE, sync_walk_cb, &w) !=
-		    0) {
-			if (!w.failed)
-				sync_git_err(err, errlen, "tree walk");
+		memset(&gw, 0, sizeof(gw));
+		gw.dir = app->path;
+		gw.max_bytes = SYNC_MAX_FILE;
+		gw.links = 1;
+		gw.want = sync_walk_want;
+		gw.cb = sync_walk_cb;
+		gw.arg = &w;
+		if (git_repo_walk(g, hex, &gw, err, errlen) != 0)
 			goto out;
-		}
 	}
 	/*
 	 * An empty set would apply nothing and prune everything the app
 	 * has: far more often a wrong path than an intent.
 	 */
 	if (m->n == 0) {
-		*kind = JOB_ERR_MANIFEST;
 		snprintf(err, errlen, "no manifests %s %s at %.12s", app->
 		    render_command != NULL ? "from the renderer for" : "under",
 		    app->path != NULL && app->path[0] != '\0' ? app->path : ".",
@@ -712,10 +547,8 @@ sync_manifests_read(const char *repo_path, const char *revision,
 out:
 	if (rc == -1)
 		sync_manifests_free(m);
-	git_tree_free(tree);
-	git_commit_free(commit);
-	git_repository_free(repo);
-	git_libgit2_shutdown();
+	git_repo_close(g);
+	sync_render_dir_free(&rd);
 	return rc;
 }
 

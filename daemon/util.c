@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -478,6 +479,24 @@ util_mkdirs(const char *path, unsigned mode)
 	}
 	free(p);
 	return rc;
+}
+
+static int
+util_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+void
+util_rmtree(const char *path)
+{
+	nftw(path, util_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int64_t

@@ -5,7 +5,7 @@
  * Each configured repository has one bare clone, <workdir>/<name>.git, with
  * the remote "origin" and remote-tracking refs refs/remotes/origin/<branch>.
  * Nothing is ever checked out there: readers look at trees by commit
- * (git_repo_read_files, git_repo_export), writers build commits from blobs
+ * (git_repo_walk, git_repo_export), writers build commits from blobs
  * and trees (git_repo_commit) and push them (git_repo_push).
  */
 #ifndef GITOPSD_GITREPO_H
@@ -59,18 +59,6 @@ int	git_repo_head_of(struct git_repo *, const char *branch, char out[41]);
 /* The local path of the bare clone (owned by the handle). */
 const char *git_repo_path(const struct git_repo *);
 
-/*
- * Call cb for each blob under dir (repository-relative, "" or "." = root)
- * in commit whose name ends in .yaml or .yml, in tree order.  path is
- * repository-relative.  Blobs over max_bytes are passed with data NULL and
- * len set to their size.  cb returns 0 to go on, nonzero to stop (returned).
- */
-typedef int git_repo_file_cb(const char *path, const char *data, size_t len,
-	    void *arg);
-int	git_repo_read_files(struct git_repo *, const char *commit,
-	    const char *dir, size_t max_bytes, git_repo_file_cb *, void *arg,
-	    char *err, size_t errlen);
-
 /* A file to replace in a commit (an existing or new blob path). */
 struct git_repo_change {
 	const char	*path;		/* repository-relative */
@@ -96,13 +84,6 @@ enum git_repo_status git_repo_push(struct git_repo *, const char *commit,
 	    const char *branch, char *err, size_t errlen);
 
 /*
- * Write the files under dir of commit into destdir (created), for readers
- * that want a plain directory (render commands).  0 or -1.
- */
-int	git_repo_export(const char *repo_path, const char *commit,
-	    const char *dir, const char *destdir, char *err, size_t errlen);
-
-/*
  * Check an SSH host key against an OpenSSH known_hosts file (plain,
  * "[host]:port" and hashed "|1|salt|hash" entries; @revoked lines refuse).
  * key is the raw public key blob, keytype its name ("ssh-ed25519").
@@ -112,6 +93,85 @@ int	git_repo_export(const char *repo_path, const char *commit,
 int	git_repo_known_hosts_check(const char *file, const char *host,
 	    int port, const char *keytype, const unsigned char *key,
 	    size_t keylen, char *err, size_t errlen);
+
+/*
+ * Reading trees.  Every entry name is checked with git_repo_name_ok before
+ * it becomes part of a path, and a walk or export fails on the first
+ * refused one, naming it.  A symlink is never followed on disk: its target,
+ * normalized against the link's directory inside the commit's tree
+ * (git_repo_link_target), must name a regular file under the reader's base
+ * directory; that file's content stands in for the link.  Any other link
+ * fails the read with an error naming it.
+ */
+
+/* 1 when name (len bytes) may be a path component: not "", ".", "..",
+ * ".git" in any case, and no '/', '\\' or NUL.  0 otherwise. */
+int	git_repo_name_ok(const char *name, size_t len);
+
+/*
+ * Normalize a link's target (tlen bytes) against linkdir, the repository-
+ * relative directory holding the link ("" root, components already
+ * checked).  0 and *out (malloc'd, repository-relative, no "." or ".."
+ * left) when the result lies strictly under base (normalized, "" = the
+ * repository); -1 with a reason in err otherwise.
+ */
+int	git_repo_link_target(const char *base, const char *linkdir,
+	    const char *target, size_t tlen, char **out, char *err,
+	    size_t errlen);
+
+/*
+ * Open an existing clone at path (from git_repo_prepare) for reading,
+ * under its lock, without fetching; close with git_repo_close.  Handles
+ * opened this way have no branch: use git_repo_resolve, not git_repo_head
+ * or git_repo_fetch.
+ */
+enum git_repo_status git_repo_open_path(const char *path,
+	    struct git_repo **, char *err, size_t errlen);
+
+/*
+ * The commit (hex, 41 bytes) of revision, or when NULL of branch's head:
+ * refs/remotes/origin/<branch>, then refs/heads/<branch>, then HEAD.
+ */
+int	git_repo_resolve(struct git_repo *, const char *revision,
+	    const char *branch, char out[41], char *err, size_t errlen);
+
+/* Call cb for each file under dir.  path is relative to dir. */
+typedef int git_repo_file_cb(const char *path, const char *data, size_t len,
+	    void *arg);
+
+struct git_repo_walk {
+	const char	*dir;		/* repository-relative; "" or "." root */
+	size_t		 max_bytes;	/* larger files: data NULL, len = size */
+	int		 links;		/* 1: read in-bounds links (above);
+					 * 0: skip every link */
+	int		 missing_ok;	/* dir absent: 0 instead of an error */
+	int		(*want)(const char *path, void *arg); /* NULL: all */
+	git_repo_file_cb *cb;		/* nonzero stops the walk (returned) */
+	void		*arg;
+};
+
+/* Walk commit's tree under w->dir in tree order: 0, -1 or cb's value. */
+int	git_repo_walk(struct git_repo *, const char *commit,
+	    const struct git_repo_walk *, char *err, size_t errlen);
+
+/*
+ * For the update-image job: call cb for each .yaml/.yml file under dir
+ * (missing: none) with its repository-relative path; links are skipped
+ * (an edit through one would rewrite another file).
+ */
+int	git_repo_read_files(struct git_repo *, const char *commit,
+	    const char *dir, size_t max_bytes, git_repo_file_cb *, void *arg,
+	    char *err, size_t errlen);
+
+/*
+ * Write commit's whole tree into destdir (created: it must not exist), for
+ * renderers that read beyond the app (kustomize's ../base).  Links are
+ * checked against base, the app path.  Regular files only (0600, 0700
+ * when executable); no symlink is ever created; at most max_total bytes.
+ */
+int	git_repo_export(struct git_repo *, const char *commit,
+	    const char *base, const char *destdir, size_t max_total,
+	    char *err, size_t errlen);
 
 /*
  * Tests only: called from libgit2's push negotiation, after the remote

@@ -69,6 +69,8 @@ char	*util_read_secret(const char *path, char *err, size_t errlen);
 int	 util_write_file_atomic(const char *path, const void *, size_t);
 /* mkdir -p */
 int	 util_mkdirs(const char *path, unsigned mode);
+/* rm -r without following links; best effort. */
+void	 util_rmtree(const char *path);
 
 /* Clocks. */
 int64_t	 util_now_ms(void);		/* CLOCK_REALTIME */

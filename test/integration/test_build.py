@@ -36,6 +36,37 @@ class BuildTest(unittest.TestCase):
                     "-lyaml", "-lcjson", "-lssl", "-lsqlite3"):
             self.assertIn(lib, libs.stdout)
 
+    def test_only_git_c_calls_libgit2(self):
+        # One module owns libgit2 (daemon/git.c, whose per-repository
+        # lock covers every operation): no other object of the daemon
+        # links against a libgit2 symbol.
+        libdir = subprocess.run(["pkg-config", "--variable=libdir",
+                                 "libgit2"], capture_output=True,
+                                text=True).stdout.strip()
+        so = os.path.join(libdir, "libgit2.so")
+        exported = subprocess.run(["nm", "-D", "--defined-only", so],
+                                  capture_output=True, text=True, check=True)
+        libgit2 = {l.split()[-1] for l in exported.stdout.splitlines()
+                   if len(l.split()) == 3}
+        self.assertIn("git_tree_walk", libgit2)
+        objdir = os.path.join(ROOT, harness.BUILD, "obj")
+        if not os.path.isdir(objdir):
+            self.skipTest("%s not built" % objdir)
+        seen = {}
+        for sub in ("daemon", "handlers", "notify"):
+            for name in sorted(os.listdir(os.path.join(objdir, sub))):
+                if not name.endswith(".o"):
+                    continue
+                rel = "%s/%s" % (sub, name)
+                undef = subprocess.run(
+                    ["nm", "--undefined-only", os.path.join(objdir, rel)],
+                    capture_output=True, text=True, check=True).stdout
+                used = {l.split()[-1] for l in undef.splitlines()
+                        if l.split()} & libgit2
+                if used:
+                    seen[rel] = sorted(used)
+        self.assertEqual(list(seen), ["daemon/git.o"], seen)
+
     def test_deps_quiet_when_installed(self):
         out = subprocess.run(["sh", "scripts/deps.sh"], cwd=ROOT,
                              capture_output=True, text=True, timeout=600)

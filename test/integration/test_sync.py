@@ -371,5 +371,122 @@ class SyncEndToEndTest(unittest.TestCase):
         self.assertNotEqual(app.get("health"), "Healthy")
 
 
+HOSTILE_CONFIG = CONFIG[:CONFIG.index("apps:\n")] + """\
+apps:
+  - name: demo
+    repo: deploy
+    path: deploy
+    cluster: sim
+    namespace: default
+    sync: {auto: true}
+    render: {command: [cat, leak.yaml]}
+"""
+
+
+@unittest.skipUnless(daemon_built(), "gitopsd not built")
+class HostileRepositoryTest(unittest.TestCase):
+    """A repository built with plumbing, as a hostile server would send it:
+    a relative link out of the app to a canary beside the render
+    directories, tree entries "..", ".git", ".GIT" and a backslash name.
+    Each sync fails naming the entry; the canary never reaches the
+    cluster; nothing is created outside the render directories, which
+    are gone afterwards."""
+
+    setUp = SyncEndToEndTest.setUp
+    push_event = SyncEndToEndTest.push_event
+
+    def plumb(self, deploy_extra, root_extra):
+        def obj(data):
+            return subprocess.run(
+                ["git", "--git-dir", self.bare, "hash-object", "-w",
+                 "--stdin"], input=data, check=True, capture_output=True,
+                text=True).stdout.strip()
+
+        def tree(lines):
+            return subprocess.run(
+                ["git", "--git-dir", self.bare, "mktree"],
+                input="".join(lines), check=True, capture_output=True,
+                text=True).stdout.strip()
+
+        ok = obj("apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                 "  name: hostile-ok\ndata: {a: '1'}\n")
+        pwned = obj("apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                    "  name: pwned\ndata: {a: '1'}\n")
+        sub = tree(["100644 blob %s\tpwned.yaml\n" % pwned])
+        parts = {"ok": ok, "pwned": pwned, "sub": sub,
+                 # from <TMPDIR>/gitopsd-render-X/deploy, the layout
+                 # before renders got a src/ directory: the canary
+                 "leak": obj("../../../canary.yaml")}
+        dep = tree(["100644 blob %s\tcm.yaml\n" % ok] +
+                   [line % parts for line in deploy_extra])
+        root = tree(["040000 tree %s\tdeploy\n" % dep] +
+                    [line % parts for line in root_extra])
+        head = ["-p", "main"] if subprocess.run(
+            ["git", "--git-dir", self.bare, "rev-parse", "-q", "--verify",
+             "main"], capture_output=True).returncode == 0 else []
+        c = git("--git-dir", self.bare, "commit-tree", root, *head, "-m",
+                "hostile")
+        git("--git-dir", self.bare, "update-ref", "refs/heads/main", c)
+        return c
+
+    def wait_job(self, d, rev, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            r = harness.request(d.admin_port, "GET", "/api/v1/jobs?app=demo")
+            for j in r.json()["jobs"]:
+                if j["kind"] == "sync" and j.get("revision") == rev and \
+                        j["state"] in ("dead", "succeeded"):
+                    return j
+            time.sleep(0.2)
+        self.fail("no finished sync of %s\n%s" % (rev, d.log()[-4000:]))
+
+    def test_hostile_tree_reads_and_writes_nothing_outside(self):
+        rt = os.path.join(self.tmp, "rt")
+        os.makedirs(rt)
+        canary = "canary-" + uuid.uuid4().hex
+        with open(os.path.join(self.tmp, "canary.yaml"), "w") as f:
+            f.write("apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                    "  name: canary\ndata: {secret: %s}\n" % canary)
+        before = sorted(os.listdir(self.tmp))
+        cases = [
+            (["120000 blob %(leak)s\tleak.yaml\n"], [],
+             'deploy/leak.yaml: symlink refused: target '
+             '\\"../../../canary.yaml\\" leaves deploy'),
+            (["100644 blob %(ok)s\tleak.yaml\n"],
+             ["040000 tree %(sub)s\t..\n"],
+             '\\"..\\": tree entry name refused'),
+            (["100644 blob %(ok)s\tleak.yaml\n",
+              "040000 tree %(sub)s\t.git\n"], [],
+             'deploy/\\".git\\": tree entry name refused'),
+            (["100644 blob %(ok)s\tleak.yaml\n",
+              "040000 tree %(sub)s\t.GIT\n"], [],
+             'deploy/\\".GIT\\": tree entry name refused'),
+            (["100644 blob %(ok)s\tleak.yaml\n",
+              "100644 blob %(pwned)s\tx\\\\y.yaml\n"], [],
+             'tree entry name refused'),
+        ]
+        text = HOSTILE_CONFIG % {"url": self.bare,
+                                 "kubeconfig": self.sim.kubeconfig}
+        d = harness.Daemon(text, secrets={"github.secret": SECRET},
+                           env={"TMPDIR": rt})
+        self.addCleanup(d.cleanup)
+        d.start()
+        for deploy_extra, root_extra, error in cases:
+            rev = self.plumb(deploy_extra, root_extra)
+            self.assertEqual(self.push_event(d, rev).status, 202)
+            job = self.wait_job(d, rev)
+            self.assertEqual((job["state"], job["attempts"]), ("dead", 1))
+            self.assertIn(error, json.dumps(job))
+            # Nothing outside: the render directory is gone, no file
+            # beside it or the canary.
+            self.assertEqual(os.listdir(rt), [])
+            self.assertEqual(sorted(os.listdir(self.tmp)), before)
+        for name in ("canary", "pwned", "hostile-ok"):
+            st, _ = self.sim.call(
+                "GET", "/api/v1/namespaces/default/configmaps/" + name)
+            self.assertEqual(st, 404, name)
+        self.assertNotIn(canary, d.log())
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -14,6 +14,7 @@
 #include "gitrepo.h"
 #include "job.h"
 #include "metrics.h"
+#include "sync.h"
 #include "util.h"
 
 #include <openssl/evp.h>
@@ -231,18 +232,218 @@ static void
 test_export(void **state)
 {
 	struct fx	*fx = *state;
+	struct git_repo	*g;
 	char		*path = NULL, *head = NULL, err[512], *dest;
 
 	assert_int_equal(git_repo_prepare(&fx->cfg, &fx->repo, &path, &head,
 	    err, sizeof(err)), 0);
 	dest = xasprintf("%s/export", fx->dir);
-	assert_int_equal(git_repo_export(path, head, "apps", dest, err,
-	    sizeof(err)), 0);
-	assert_int_equal(tl_sh("grep -q 'a/b:1' '%s/web/deploy.yaml'", dest), 0);
-	assert_int_equal(tl_sh("test ! -e '%s/README.md'", dest), 0);
+	assert_int_equal(git_repo_open_path(path, &g, err, sizeof(err)),
+	    GIT_REPO_OK);
+	/* The whole tree (a renderer reads ../base), with plain files. */
+	assert_int_equal(git_repo_export(g, head, "./apps/web/", dest, 1 << 20,
+	    err, sizeof(err)), 0);
+	assert_int_equal(tl_sh("grep -q 'a/b:1' '%s/apps/web/deploy.yaml'",
+	    dest), 0);
+	assert_int_equal(tl_sh("test -f '%s/README.md'", dest), 0);
+	/* Always a fresh directory, and a size limit. */
+	assert_int_equal(git_repo_export(g, head, "apps/web", dest, 1 << 20,
+	    err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "File exists"));
+	tl_rmrf(dest);
+	assert_int_equal(git_repo_export(g, head, "apps/web", dest, 4, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "export over 4 bytes"));
+	git_repo_close(g);
 	free(dest);
 	free(path);
 	free(head);
+}
+
+/* The names and link targets every tree reader checks. */
+static void
+test_tree_names(void **state)
+{
+	static const char *const bad[] = { "", ".", "..", ".git", ".GIT",
+	    ".Git", "a/b", "a\\b", "\\" };
+	static const char *const good[] = { "a", "...", ".gitignore", "git",
+	    ".git.yaml", "x..y", ".a" };
+	char		 err[256], *out;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < nitems(bad); i++)
+		assert_int_equal(git_repo_name_ok(bad[i], strlen(bad[i])), 0);
+	for (i = 0; i < nitems(good); i++)
+		assert_int_equal(git_repo_name_ok(good[i], strlen(good[i])), 1);
+	assert_int_equal(git_repo_name_ok("a\0b", 3), 0);
+
+	assert_int_equal(git_repo_link_target("apps/web", "apps/web/sub",
+	    "../data/./x.txt", 15, &out, err, sizeof(err)), 0);
+	assert_string_equal(out, "apps/web/data/x.txt");
+	free(out);
+	assert_int_equal(git_repo_link_target("", "a", "b//c", 4, &out, err,
+	    sizeof(err)), 0);
+	assert_string_equal(out, "a/b/c");
+	free(out);
+	/* Out of the app, out of the repository, absolute, refused names. */
+	assert_int_equal(git_repo_link_target("apps/web", "apps/web",
+	    "../../../secret", 15, &out, err, sizeof(err)), -1);
+	assert_null(out);
+	assert_non_null(strstr(err, "leaves apps/web"));
+	assert_int_equal(git_repo_link_target("apps/web", "apps/web",
+	    "../web2/x", 9, &out, err, sizeof(err)), -1);
+	assert_int_equal(git_repo_link_target("apps/web", "apps/web", ".", 1,
+	    &out, err, sizeof(err)), -1);
+	assert_int_equal(git_repo_link_target("", "", "..", 2, &out, err,
+	    sizeof(err)), -1);
+	assert_int_equal(git_repo_link_target("", "a", "/etc/passwd", 11, &out,
+	    err, sizeof(err)), -1);
+	assert_int_equal(git_repo_link_target("", "a", ".git/config", 11, &out,
+	    err, sizeof(err)), -1);
+	assert_int_equal(git_repo_link_target("", "a", "x\\..\\..\\y", 9, &out,
+	    err, sizeof(err)), -1);
+	assert_int_equal(git_repo_link_target("", "a", "", 0, &out, err,
+	    sizeof(err)), -1);
+}
+
+/*
+ * One hostile commit on the remote's main, from plumbing: apps/web holds
+ * deploy.yaml and the entry `extra` (mode, object), written as a
+ * printf(1) mktree line.  Returns the commit's hex (static).
+ */
+static const char *
+hostile_commit(struct fx *fx, const char *extra)
+{
+	return tl_out("set -e; cd '%s'; G='git --git-dir=deploy.git'; "
+	    "d=$(printf 'image: a/b:1\\n' | $G hash-object -w --stdin); "
+	    "s=$(printf 'kind: Secret\\n' | $G hash-object -w --stdin); "
+	    "ln=$(printf '../../../secret' | $G hash-object -w --stdin); "
+	    "in=$(printf 'data/x.txt' | $G hash-object -w --stdin); "
+	    "sub=$(printf '100644 blob %%s\\tpwned.yaml\\n' $s | $G mktree); "
+	    "data=$(printf '100644 blob %%s\\tx.txt\\n' $d | $G mktree); "
+	    "web=$({ printf '100644 blob %%s\\tdeploy.yaml\\n' $d; "
+	    "printf '040000 tree %%s\\tdata\\n' $data; %s; } | $G mktree); "
+	    "apps=$(printf '040000 tree %%s\\tweb\\n' $web | $G mktree); "
+	    "root=$(printf '040000 tree %%s\\tapps\\n' $apps | $G mktree); "
+	    "c=$(echo hostile | $G commit-tree $root -p main); "
+	    "$G update-ref refs/heads/main $c; echo $c", fx->dir, extra);
+}
+
+struct names {
+	int	 n;
+	char	 last[256];
+	char	 data[64];
+};
+
+static int
+names_cb(const char *path, const char *data, size_t len, void *arg)
+{
+	struct names	*c = arg;
+
+	c->n++;
+	snprintf(c->last, sizeof(c->last), "%s", path);
+	snprintf(c->data, sizeof(c->data), "%.*s", (int)len, data != NULL ?
+	    data : "");
+	return 0;
+}
+
+/*
+ * Trees with entries named "..", ".git", ".GIT", "a\b" and a link out of
+ * the app: every reader fails naming the entry, and the export writes
+ * nothing outside its directory.  A link inside the app reads as its
+ * target's content and is exported as a plain file.
+ */
+static void
+test_hostile_trees(void **state)
+{
+	static const struct {
+		const char	*extra;		/* mktree line(s) */
+		const char	*error;		/* NULL: accepted */
+		int		 update_rc;	/* links: skipped there */
+	} cases[] = {
+		{ "printf '040000 tree %s\\t..\\n' $sub", "\"..\": tree entry "
+		    "name refused", -1 },
+		{ "printf '040000 tree %s\\t.git\\n' $sub", "\".git\": tree "
+		    "entry name refused", -1 },
+		{ "printf '040000 tree %s\\t.GIT\\n' $sub", "\".GIT\": tree "
+		    "entry name refused", -1 },
+		{ "printf '100644 blob %s\\tx\\\\y.yaml\\n' $s",
+		    "tree entry name refused", -1 },
+		{ "printf '120000 blob %s\\tleak.yaml\\n' $ln", "apps/web/leak."
+		    "yaml: symlink refused: target \"../../../secret\" leaves "
+		    "apps/web", 0 },
+		{ "printf '120000 blob %s\\tin.yaml\\n' $in", NULL, 0 },
+	};
+	struct fx		*fx = *state;
+	struct git_repo		*g;
+	struct git_repo_walk	 w;
+	struct names		 c;
+	char			*path = NULL, *dest, err[512], commit[41];
+	size_t			 i;
+
+	assert_int_equal(tl_sh("mkdir -p '%s/out' && printf 'canary' > "
+	    "'%s/secret'", fx->dir, fx->dir), 0);
+	dest = xasprintf("%s/out/a/b/export", fx->dir);
+	for (i = 0; i < nitems(cases); i++) {
+		snprintf(commit, sizeof(commit), "%s",
+		    hostile_commit(fx, cases[i].extra));
+		assert_int_equal(strlen(commit), 40);
+		free(path);
+		assert_int_equal(git_repo_prepare(&fx->cfg, &fx->repo, &path,
+		    NULL, err, sizeof(err)), 0);
+		assert_int_equal(git_repo_open_path(path, &g, err,
+		    sizeof(err)), GIT_REPO_OK);
+
+		memset(&c, 0, sizeof(c));
+		memset(&w, 0, sizeof(w));
+		w.dir = "apps/web";
+		w.max_bytes = 1 << 20;
+		w.links = 1;
+		w.cb = names_cb;
+		w.arg = &c;
+		err[0] = '\0';
+		tl_sh("mkdir -p '%s/out/a/b'", fx->dir);
+		if (cases[i].error != NULL) {
+			assert_int_equal(git_repo_walk(g, commit, &w, err,
+			    sizeof(err)), -1);
+			if (strstr(err, cases[i].error) == NULL)
+				fail_msg("case %zu: walk: %s", i, err);
+			assert_int_equal(git_repo_read_files(g, commit,
+			    "apps/web", 1 << 20, names_cb, &c, err,
+			    sizeof(err)), cases[i].update_rc);
+			assert_int_equal(git_repo_export(g, commit, "apps/web",
+			    dest, 1 << 20, err, sizeof(err)), -1);
+			if (strstr(err, cases[i].error) == NULL)
+				fail_msg("case %zu: export: %s", i, err);
+		} else {
+			assert_int_equal(git_repo_walk(g, commit, &w, err,
+			    sizeof(err)), 0);
+			assert_int_equal(c.n, 3);
+			assert_string_equal(c.last, "in.yaml");
+			assert_string_equal(c.data, "image: a/b:1\n");
+			/* The update walk never writes through a link. */
+			c.n = 0;
+			assert_int_equal(git_repo_read_files(g, commit,
+			    "apps/web", 1 << 20, names_cb, &c, err,
+			    sizeof(err)), 0);
+			assert_int_equal(c.n, 1);
+			assert_int_equal(git_repo_export(g, commit, "apps/web",
+			    dest, 1 << 20, err, sizeof(err)), 0);
+			assert_int_equal(tl_sh("test -f '%s/apps/web/in.yaml' "
+			    "&& test ! -L '%s/apps/web/in.yaml' && grep -q "
+			    "a/b:1 '%s/apps/web/in.yaml'", dest, dest, dest), 0);
+		}
+		git_repo_close(g);
+		/* Nothing written beside the export, no canary copied. */
+		assert_int_equal(tl_sh("test -z \"$(find '%s/out' -name "
+		    "pwned.yaml)\" && ! grep -rq canary '%s/out' && test -z "
+		    "\"$(ls -A '%s/out/a/b' | grep -v '^export$')\"", fx->dir,
+		    fx->dir, fx->dir), 0);
+		tl_rmrf(dest);
+	}
+	free(dest);
+	free(path);
 }
 
 /* Push over git daemon (git://) with receive-pack enabled. */
@@ -482,6 +683,58 @@ test_prepare_concurrent(void **state)
 	}
 	assert_int_equal(tl_sh("git --git-dir='%s/workdir/deploy.git' fsck "
 	    "--no-progress >/dev/null 2>&1", fx->dir), 0);
+}
+
+struct read_arg {
+	const char		*path;
+	struct config_app	 app;
+	struct sync_manifests	 m;
+	int			 rc;
+	volatile int		 done;
+};
+
+static void *
+read_thread(void *p)
+{
+	struct read_arg	*a = p;
+	char		*commit = NULL, err[512];
+	int		 kind;
+
+	a->rc = sync_manifests_read(a->path, NULL, "main", &a->app, &a->m,
+	    &commit, &kind, err, sizeof(err));
+	free(commit);
+	a->done = 1;
+	return NULL;
+}
+
+/* A sync reads the clone under its lock: it waits for an update job. */
+static void
+test_sync_read_waits_for_lock(void **state)
+{
+	struct fx	*fx = *state;
+	struct git_repo	*g;
+	struct read_arg	 a;
+	pthread_t	 t;
+	char		*path = NULL, err[512];
+
+	assert_int_equal(git_repo_prepare(&fx->cfg, &fx->repo, &path, NULL,
+	    err, sizeof(err)), 0);
+	memset(&a, 0, sizeof(a));
+	a.path = path;
+	a.app.name = "web";
+	a.app.path = "apps/web";
+	assert_int_equal(git_repo_open(&fx->cfg, &fx->repo, &g, err,
+	    sizeof(err)), GIT_REPO_OK);
+	assert_int_equal(pthread_create(&t, NULL, read_thread, &a), 0);
+	usleep(300 * 1000);
+	assert_int_equal(a.done, 0);
+	git_repo_close(g);
+	pthread_join(t, NULL);
+	assert_int_equal(a.done, 1);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.m.n, 1);
+	sync_manifests_free(&a.m);
+	free(path);
 }
 
 /* known_hosts: plain, [host]:port, hashed, changed, unknown, revoked. */
@@ -946,6 +1199,32 @@ test_update_manifest_error(void **state)
 	job_free(j);
 }
 
+/*
+ * A tree entry ".." under the app: the update walk fails naming it and
+ * nothing is committed; a link out of the app is skipped, not followed.
+ */
+static void
+test_update_hostile_tree(void **state)
+{
+	struct ufx		*u = *state;
+	struct job		*j = mkjob(71, "web", "registry.acme.io/acme/web",
+				    "1.3.0");
+	struct job_result	 res;
+	const char		*head;
+
+	head = hostile_commit(&u->fx, "printf '040000 tree %s\\t..\\n' $sub");
+	assert_int_equal(strlen(head), 40);
+	run_job(u, j, &res);
+	assert_false(res.ok);
+	assert_int_equal(res.err_kind, JOB_ERR_GIT);
+	assert_non_null(strstr(res.error, "apps/web/\"..\": tree entry name "
+	    "refused"));
+	job_result_clear(&res);
+	assert_string_equal(tl_out("git --git-dir='%s/deploy.git' rev-parse "
+	    "main", u->fx.dir), head);
+	job_free(j);
+}
+
 /* Wrong credentials over smart HTTP: a permanent git-auth failure. */
 static void
 test_update_auth_failure(void **state)
@@ -994,6 +1273,9 @@ main(void)
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_push_race_rejected,
 		    fx_setup, fx_teardown),
+		cmocka_unit_test(test_tree_names),
+		cmocka_unit_test_setup_teardown(test_hostile_trees, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_export,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_git_daemon_push,
@@ -1003,6 +1285,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_http_auth_push,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_known_hosts,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sync_read_waits_for_lock,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_concurrent,
 		    fx_setup, fx_teardown),
@@ -1027,6 +1311,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_update_push_branch,
 		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_manifest_error,
+		    ufx_setup, ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_hostile_tree,
 		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_auth_failure,
 		    ufx_setup, ufx_teardown),

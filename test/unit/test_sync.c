@@ -1212,6 +1212,9 @@ test_sync_render(void **state)
 		data = cJSON_GetObjectItem(o, "data");
 		assert_non_null(cJSON_GetObjectItem(data, "PATH"));
 		assert_null(cJSON_GetObjectItem(data, "GITOPSD_TEST_SECRET"));
+		/* HOME is the render's own, not the service user's. */
+		assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(
+		    data, "HOME")), "/gitopsd-render-"));
 		assert_true(cJSON_GetArraySize(data) <= 5);
 		cJSON_Delete(o);
 		a.nrender_command = 2;
@@ -1228,6 +1231,147 @@ test_sync_render(void **state)
 	expect_fail(&res, JOB_ERR_MANIFEST, 1, NULL, "exited 1");
 	assert_non_null(strstr(res.error, "missing-file"));
 	job_result_clear(&res);
+}
+
+/* Run a shell command line; its exit status. */
+static int
+sh(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*cmd, *argv[] = { "sh", "-c", NULL, NULL };
+	pid_t	 pid;
+	int	 st = -1;
+
+	va_start(ap, fmt);
+	cmd = xvasprintf(fmt, ap);
+	va_end(ap);
+	argv[2] = cmd;
+	if (posix_spawnp(&pid, "sh", NULL, NULL, argv, environ) == 0)
+		waitpid(pid, &st, 0);
+	free(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * Point master at a commit built with plumbing: deploy/ holds cm.yaml,
+ * data/cm.txt and the mktree line(s) `deploy_extra`; the root holds
+ * deploy and `root_extra`.  $cm, $txt, $pw (a pwned.yaml), $sub (a tree
+ * holding pwned.yaml) and $ln/$in (link targets "../../canary.yaml",
+ * "data/cm.txt") are there to use.
+ */
+static void
+repo_plumb(struct repo *r, const char *deploy_extra, const char *root_extra)
+{
+	assert_int_equal(sh("set -e; cd '%s'; G=git; "
+	    "cm=$(printf '" CM("hostile-ok", "1") "' | $G hash-object -w "
+	    "--stdin); "
+	    "txt=$(printf '" CM("linked-in", "1") "' | $G hash-object -w "
+	    "--stdin); "
+	    "pw=$(printf '" CM("pwned", "1") "' | $G hash-object -w --stdin); "
+	    "ln=$(printf '../../canary.yaml' | $G hash-object -w --stdin); "
+	    "in=$(printf 'data/cm.txt' | $G hash-object -w --stdin); "
+	    "sub=$(printf '100644 blob %%s\\tpwned.yaml\\n' $pw | $G mktree); "
+	    "data=$(printf '100644 blob %%s\\tcm.txt\\n' $txt | $G mktree); "
+	    "dep=$({ printf '100644 blob %%s\\tcm.yaml\\n' $cm; "
+	    "printf '040000 tree %%s\\tdata\\n' $data; %s; } | $G mktree); "
+	    "root=$({ printf '040000 tree %%s\\tdeploy\\n' $dep; %s; } | "
+	    "$G mktree); "
+	    "c=$(echo hostile | $G -c user.name=t -c user.email=t@localhost "
+	    "commit-tree $root); $G update-ref refs/heads/master $c",
+	    r->dir, deploy_extra, root_extra), 0);
+}
+
+/*
+ * A hostile repository (a link out of the app, a tree entry "..", ".git",
+ * ".GIT", a backslash name) neither reads nor writes outside: the canary
+ * next to the render directories never reaches the cluster, nothing is
+ * created beside them, the sync fails naming the entry.  A link inside the
+ * app reads as its target.
+ */
+static void
+test_sync_hostile_tree(void **state)
+{
+	static const struct {
+		const char	*deploy_extra, *root_extra, *error;
+	} cases[] = {
+		{ "printf '120000 blob %s\\tleak.yaml\\n' $ln", "true",
+		    "deploy/leak.yaml: symlink refused: target "
+		    "\"../../canary.yaml\" leaves deploy" },
+		{ "true", "printf '040000 tree %s\\t..\\n' $sub",
+		    "\"..\": tree entry name refused" },
+		{ "printf '040000 tree %s\\t..\\n' $sub", "true",
+		    "deploy/\"..\": tree entry name refused" },
+		{ "printf '040000 tree %s\\t.git\\n' $sub", "true",
+		    "deploy/\".git\": tree entry name refused" },
+		{ "printf '040000 tree %s\\t.GIT\\n' $sub", "true",
+		    "deploy/\".GIT\": tree entry name refused" },
+		{ "printf '100644 blob %s\\tx\\\\y.yaml\\n' $pw", "true",
+		    "tree entry name refused" },
+	};
+	char			*cat[] = { "cat", "leak.yaml", "cm.yaml" };
+	char			*catin[] = { "cat", "in.yaml" };
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	char			*rtmp, *old;
+	size_t			 i;
+	int			 render;
+	long			 st;
+
+	(void)state;
+	sim_clear();
+	rtmp = xasprintf("%s/rtmp", tmpdir);
+	assert_int_equal(sh("mkdir -p '%s' && printf '" CM("canary",
+	    "secret-canary") "' > '%s/canary.yaml'", rtmp, rtmp), 0);
+	old = getenv("TMPDIR") != NULL ? xstrdup(getenv("TMPDIR")) : NULL;
+	setenv("TMPDIR", rtmp, 1);
+	repo_init(&r);
+	app_init(&a, "hostile", "default");
+	for (i = 0; i < nitems(cases); i++) {
+		repo_plumb(&r, cases[i].deploy_extra, cases[i].root_extra);
+		for (render = 0; render < 2; render++) {
+			a.render_command = render ? cat : NULL;
+			a.nrender_command = render ? 3 : 0;
+			run_sync(cluster(NULL), &a, &r, NULL, &res);
+			/* Outside the app: only a render export sees it. */
+			if (!render && strcmp(cases[i].root_extra, "true") != 0)
+				expect_ok(&res);
+			else
+				expect_fail(&res, JOB_ERR_MANIFEST, 1, NULL,
+				    cases[i].error);
+			job_result_clear(&res);
+			/* Nothing left beside the canary, no pwned object. */
+			assert_int_equal(sh("test \"$(ls -A '%s')\" = "
+			    "canary.yaml", rtmp), 0);
+		}
+	}
+	cJSON_Delete(kget("/api/v1/namespaces/default/configmaps/canary",
+	    &st));
+	assert_int_equal(st, 404);
+	cJSON_Delete(kget("/api/v1/namespaces/default/configmaps/pwned", &st));
+	assert_int_equal(st, 404);
+
+	/* A link inside the app: its target's content, rendered or not. */
+	repo_plumb(&r, "printf '120000 blob %s\\tin.yaml\\n' $in", "true");
+	a.render_command = catin;
+	a.nrender_command = 2;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
+	cJSON_Delete(kget_ok("/api/v1/namespaces/default/configmaps/"
+	    "linked-in"));
+	a.render_command = NULL;
+	a.nrender_command = 0;
+	run_sync(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	job_result_clear(&res);
+	assert_int_equal(sh("test \"$(ls -A '%s')\" = canary.yaml", rtmp), 0);
+	if (old != NULL)
+		setenv("TMPDIR", old, 1);
+	else
+		unsetenv("TMPDIR");
+	free(old);
+	free(rtmp);
 }
 
 /* In-cluster mode against the simulator, through the overridable dir. */
@@ -1529,6 +1673,7 @@ main(void)
 		cmocka_unit_test(test_sync_exclude_and_crd),
 		cmocka_unit_test(test_sync_bad_manifests),
 		cmocka_unit_test(test_sync_render),
+		cmocka_unit_test(test_sync_hostile_tree),
 		cmocka_unit_test(test_sync_in_cluster),
 		cmocka_unit_test(test_job_runner_sync),
 		cmocka_unit_test(test_drift_due),
