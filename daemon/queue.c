@@ -460,8 +460,8 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 
 	if (res->ok)
 		state = JOB_SUCCEEDED;
-	else if (res->permanent ||
-	    attempts >= queue_max_attempts(cfg, j->kind))
+	else if (res->permanent || attempts >= (j->max_attempts > 0 ?
+	    j->max_attempts : queue_max_attempts(cfg, j->kind)))
 		state = JOB_DEAD;
 	else
 		state = JOB_FAILED;
