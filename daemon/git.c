@@ -577,7 +577,7 @@ git_do_fetch(git_repository *repo, const struct config_repo *r, char *err,
 	git_remote		*remote = NULL;
 	char			*specs[2];
 	git_strarray		 refspecs;
-	const char		*branch = r->branch != NULL ? r->branch : "main";
+	const char		*branch = r->branch;
 	enum git_repo_status	 rc;
 	int			 error;
 
@@ -634,8 +634,7 @@ git_repo_open(const struct config *cfg, const struct config_repo *r,
 	g = xcalloc(1, sizeof(*g));
 	g->cfg = r;
 	g->path = git_clone_path(cfg, r);
-	g->tracking = xasprintf("refs/remotes/origin/%s",
-	    r->branch != NULL ? r->branch : "main");
+	g->tracking = xasprintf("refs/remotes/origin/%s", r->branch);
 	g->lock = git_lock_get(g->path);
 	pthread_mutex_lock(g->lock);
 	if (git_open_clone(g->path, r, &g->repo, err, errlen) == -1) {

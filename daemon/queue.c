@@ -204,16 +204,14 @@ queue_set_runner_find(struct queue *q, queue_runner_find_fn *find)
 static int
 queue_workers(const struct config *cfg)
 {
-	return cfg->queue.workers > 0 ? cfg->queue.workers : 4;
+	return cfg->queue.workers;
 }
 
 static int
 queue_max_attempts(const struct config *cfg, enum job_kind kind)
 {
-	int	 n = kind == JOB_NOTIFY ? cfg->notify.max_attempts :
+	return kind == JOB_NOTIFY ? cfg->notify.max_attempts :
 	    cfg->retry.max_attempts;
-
-	return n > 0 ? n : (kind == JOB_NOTIFY ? 10 : 8);
 }
 
 static void
@@ -1308,7 +1306,7 @@ queue_start(struct queue *q)
 
 	if (q->started)
 		return 0;
-	n = q->cfg->queue.workers > 0 ? q->cfg->queue.workers : 4;
+	n = queue_workers(q->cfg);
 	if ((q->pool = worker_pool_new(q->base, n, queue_worker_done_cb, q,
 	    err, sizeof(err))) == NULL) {
 		log_warnx("queue: %s", err);

@@ -195,7 +195,7 @@ router_touches(const struct hook_event *ev, const char *dir)
 	if (!ev->paths_complete)
 		return 1;
 	for (i = 0; i < ev->npaths; i++)
-		if (router_path_under(ev->paths[i], dir != NULL ? dir : "."))
+		if (router_path_under(ev->paths[i], dir))
 			return 1;
 	return 0;
 }
@@ -226,7 +226,7 @@ router_route(const struct config *cfg, const struct hook_event *ev,
 		    !router_url_equal(repo->url, ev->ssh_url))
 			continue;
 		repo_hits++;
-		want = repo->branch != NULL ? repo->branch : "main";
+		want = repo->branch;
 		if (ev->branch != NULL) {
 			if (strcmp(want, ev->branch) != 0)
 				continue;

@@ -243,16 +243,14 @@ sync_resolve(git_repository *repo, const char *revision, const char *branch,
 			return -1;
 		}
 	} else {
-		const char	*b = branch != NULL ? branch : "main";
-
-		ref = xasprintf("refs/remotes/origin/%s", b);
+		ref = xasprintf("refs/remotes/origin/%s", branch);
 		if (git_revparse_single(&obj, repo, ref) != 0) {
 			free(ref);
-			ref = xasprintf("refs/heads/%s", b);
+			ref = xasprintf("refs/heads/%s", branch);
 			if (git_revparse_single(&obj, repo, ref) != 0 &&
 			    git_revparse_single(&obj, repo, "HEAD") != 0) {
 				snprintf(err, errlen, "branch %.100s not found",
-				    b);
+				    branch);
 				free(ref);
 				return -1;
 			}

@@ -279,7 +279,7 @@ notify_runner_send(const struct config *cfg, struct event_base *base,
 	}
 	hr.ca_file = n->ca_file;
 	hr.timeout_s = n->timeout_s > 0 ? n->timeout_s :
-	    cfg->notify.timeout_s > 0 ? cfg->notify.timeout_s : 10;
+	    cfg->notify.timeout_s;
 	d->smtp = req.mail_from != NULL;
 	if ((c = notify_runner_client(base, err, errlen)) == NULL)
 		goto out;

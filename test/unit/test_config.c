@@ -441,6 +441,11 @@ test_defaults(void **state)
 	c = load_ok("server:\nsources: []\n");
 	assert_int_equal(c->server.listen.port, 8080);
 	config_unref(c);
+
+	/* 0 is a value, not "unset": no push retries. */
+	c = load_ok("git: {push_retries: 0}\n");
+	assert_int_equal(c->git.push_retries, 0);
+	config_unref(c);
 }
 
 static void
