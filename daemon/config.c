@@ -712,6 +712,12 @@ static const struct cfg_key notifier_keys[] = {
 	{ "require_tls", T_BOOL,
 	  .off = O(struct config_notifier, require_tls), .def = "false",
 	  .help = "email: refuse smtp:// without STARTTLS" },
+	{ "allow_plaintext_auth", T_BOOL,
+	  .off = O(struct config_notifier, allow_plaintext_auth),
+	  .def = "false",
+	  .help =
+	    "email: log in on smtp:// even when the server offers no "
+	    "STARTTLS (the password goes out in clear)" },
 	{ "username", T_STR,
 	  .off = O(struct config_notifier, username),
 	  .help = "email: SMTP user" },

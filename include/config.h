@@ -189,6 +189,7 @@ struct config_notifier {
 	char	*url_secret;			/* contents of url_file */
 	char	*smtp_url;
 	int	 require_tls;
+	int	 allow_plaintext_auth;		/* smtp://: AUTH without STARTTLS */
 	char	*username;
 	char	*password_file;
 	char	*password;
