@@ -166,6 +166,7 @@ static const char *const key_type_names[] = {
 #define KEY_REQUIRED	0x1
 #define KEY_NOSTORE	0x2	/* validated only; a check reads the node */
 #define KEY_FREE_SHARED	0x4	/* frees off2/off3 shared with sibling keys */
+#define KEY_PRIVATE	0x8	/* T_FILE holding a private key: mode checked */
 
 struct cfg_enum {
 	const char	*name;
@@ -236,7 +237,7 @@ static const struct cfg_key server_tls_keys[] = {
 	  .help =
 	    "PEM certificate chain; serve HTTPS when set (with key_file)" },
 	{ "key_file", T_FILE,
-	  .off = O(struct config_server, tls_key_file),
+	  .off = O(struct config_server, tls_key_file), .flags = KEY_PRIVATE,
 	  .help = "PEM private key of cert_file" },
 };
 static const struct cfg_table server_tls_table =
@@ -487,7 +488,7 @@ static const struct cfg_key repo_auth_keys[] = {
 	  .off2 = O(struct config_repo_auth, password),
 	  .help = "environment variable holding the HTTPS password" },
 	{ "ssh_key_file", T_FILE,
-	  .off = O(struct config_repo_auth, ssh_key_file),
+	  .off = O(struct config_repo_auth, ssh_key_file), .flags = KEY_PRIVATE,
 	  .help = "SSH private key (ssh:// and scp-like URLs)" },
 	{ "ssh_pubkey_file", T_FILE,
 	  .off = O(struct config_repo_auth, ssh_pubkey_file),
@@ -1666,6 +1667,30 @@ url_is_local(const char *u)
 	return 1;
 }
 
+/*
+ * A secret other users can read is warned about (as OpenSSH does for keys),
+ * at gitopsd -t and at every (re)load.  Group read is fine when the group
+ * is the one gitopsd runs as: the documented root:gitopsd 0640 layout and
+ * a Kubernetes secret volume (0440, group fsGroup) are read that way.
+ */
+static void
+secret_mode_check(struct ctx *ctx, const struct node *v, const char *path)
+{
+	struct stat	 st;
+	int		 grp, oth;
+
+	if (stat(path, &st) == -1)
+		return;
+	oth = (st.st_mode & S_IROTH) != 0;
+	grp = (st.st_mode & S_IRGRP) != 0 && st.st_gid != getegid();
+	if (oth || grp)
+		ctx_warn(ctx, v, "secret file %s has mode %04o: readable by "
+		    "%s; make it 0600, or 0640 with gitopsd's group (gid %u)",
+		    path, (unsigned)(st.st_mode & 07777), oth && grp ?
+		    "group and others" : oth ? "others" : "its group",
+		    (unsigned)getegid());
+}
+
 /* Read one secret file into *contents; *pathp is the resolved path. */
 static int
 secret_from_file(struct ctx *ctx, const struct node *v, const char *path,
@@ -1678,6 +1703,7 @@ secret_from_file(struct ctx *ctx, const struct node *v, const char *path,
 		ctx_err(ctx, v, "%s", err);
 		return -1;
 	}
+	secret_mode_check(ctx, v, path);
 	*contents = s;
 	return 0;
 }
@@ -1827,6 +1853,8 @@ set_value(struct ctx *ctx, const struct cfg_key *k, void *obj,
 			free(p);
 			return;
 		}
+		if (k->flags & KEY_PRIVATE)
+			secret_mode_check(ctx, v, p);
 		free(*FIELD(obj, k->off, char *));
 		*FIELD(obj, k->off, char *) = p;
 		return;
