@@ -292,6 +292,17 @@ static const struct cfg_key admin_keys[] = {
 	  .help =
 	    "environment variable holding the admin token (instead of "
 	    "token_file)" },
+	{ "allowed_hosts", T_STRLIST,
+	  .off = O(struct config_admin, allowed_hosts),
+	  .off2 = O(struct config_admin, nallowed_hosts),
+	  .help =
+	    "Host header values accepted besides the listen address "
+	    "(host or host:port; DNS rebinding defence)" },
+	{ "insecure_no_token", T_BOOL,
+	  .off = O(struct config_admin, insecure_no_token), .def = "false",
+	  .help =
+	    "allow a listener beyond loopback without token_file or "
+	    "token_env" },
 };
 static const struct cfg_table admin_table =
     TABLE("admin", struct config_admin, admin_keys, check_admin);
@@ -2315,13 +2326,27 @@ check_admin(struct ctx *ctx, void *obj, const struct node *map,
 {
 	struct config_admin	*a = obj;
 	const struct node	*l = map_get(map, "listen");
+	size_t			 i;
 
+	/* A mistake on a reachable address must not leave the API open. */
 	if (a->listen.host != NULL && !host_is_loopback(a->listen.host) &&
 	    a->token == NULL && !map_has(map, "token_file") &&
-	    !map_has(map, "token_env"))
-		ctx_warn(ctx, l ? l : at, "the admin API listens on %s without "
-		    "a token: anyone who reaches it can trigger syncs",
-		    a->listen.host);
+	    !map_has(map, "token_env")) {
+		if (a->insecure_no_token)
+			ctx_warn(ctx, l ? l : at, "the admin API listens on %s "
+			    "without a token: anyone who reaches it can "
+			    "trigger syncs", a->listen.host);
+		else
+			ctx_err(ctx, l ? l : at, "the admin API listens on %s "
+			    "without a token: set token_file (or token_env), "
+			    "or insecure_no_token: true", a->listen.host);
+	}
+	for (i = 0; i < a->nallowed_hosts; i++)
+		if (a->allowed_hosts[i][0] == '\0' ||
+		    strpbrk(a->allowed_hosts[i], "/@\\ \t*") != NULL)
+			ctx_err_sub(ctx, map_get(map, "allowed_hosts"),
+			    "allowed_hosts", "\"%s\" is not a host or host:port",
+			    a->allowed_hosts[i]);
 }
 
 static void

@@ -35,6 +35,9 @@ struct config_admin {
 	char	*token_file;			/* NULL: API open (loopback) */
 	char	*token;				/* contents of token_file/token_env */
 	char	*token_env;			/* token_env: variable name */
+	char	**allowed_hosts;		/* Host values besides listen */
+	size_t	 nallowed_hosts;
+	int	 insecure_no_token;		/* beyond loopback, no token */
 };
 
 struct config_state {

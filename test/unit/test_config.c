@@ -608,8 +608,12 @@ test_listen_addresses(void **state)
 	    "t.yaml:1:17: admin.listen: bad listen address \"127.0.0.1:http\": "
 	    "missing or bad port");
 
-	/* Beyond loopback without a token: valid, with a warning. */
-	c = load("admin: {listen: \"0.0.0.0:9090\"}\n", &e);
+	/* Beyond loopback without a token: an error, unless insecure. */
+	assert_only_error("admin: {listen: \"0.0.0.0:9090\"}\n",
+	    "t.yaml:1:17: admin: the admin API listens on 0.0.0.0 without a "
+	    "token: set token_file (or token_env), or insecure_no_token: true");
+	c = load("admin: {listen: \"0.0.0.0:9090\", insecure_no_token: true}\n",
+	    &e);
 	assert_non_null(c);
 	assert_int_equal(e.nwarnings, 1);
 	assert_string_equal(e.warnings[0], "t.yaml:1:17: admin: the admin API "
@@ -617,6 +621,9 @@ test_listen_addresses(void **state)
 	    "trigger syncs");
 	config_unref(c);
 	config_errors_free(&e);
+	assert_only_error("admin: {allowed_hosts: [\"http://a\"]}\n",
+	    "t.yaml:1:24: admin.allowed_hosts: \"http://a\" is not a host or "
+	    "host:port");
 }
 
 static void
