@@ -462,8 +462,7 @@ git_callbacks_init(git_remote_callbacks *cb, struct git_cb_state *st,
 static char *
 git_clone_path(const struct config *cfg, const struct config_repo *r)
 {
-	return xasprintf("%s/%s.git", cfg->workdir != NULL ? cfg->workdir :
-	    "/var/lib/gitopsd/repos", r->name);
+	return xasprintf("%s/%s.git", cfg->workdir, r->name);
 }
 
 static int
