@@ -3,8 +3,8 @@
  * the Host header (DNS rebinding) and, for state-changing requests, the
  * Origin header and the content type (cross-site request forgery).
  */
-#ifndef ADMIN_GUARD_H
-#define ADMIN_GUARD_H
+#ifndef GITOPSD_ADMIN_GUARD_H
+#define GITOPSD_ADMIN_GUARD_H
 
 #include <stddef.h>
 
