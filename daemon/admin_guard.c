@@ -66,7 +66,8 @@ admin_guard_split(const char *s, char *host, size_t hostlen, int *port)
 	}
 	host[n] = '\0';
 	if (colon != NULL) {
-		if (!isdigit((unsigned char)colon[1]))
+		/* One spelling per port: no sign, space or leading zero. */
+		if (!isdigit((unsigned char)colon[1]) || colon[1] == '0')
 			return -1;
 		p = strtol(colon + 1, &e, 10);
 		if (*e != '\0' || p < 1 || p > 65535)
