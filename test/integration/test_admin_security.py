@@ -80,6 +80,7 @@ class AdminGuardTest(unittest.TestCase):
                 ("127.0.0.1:%d" % (port + 1), 421),
                 ("127.0.0.2:%d" % port, 421),
                 ("[::1]:%d" % port, 421),       # not the bound address
+                ("127.0.0.1:0%d" % port, 421),  # one spelling per port
                 ("127.0.0.1:%d@evil" % port, 421)):
             r = self.call("GET", "/api/v1/apps", {"Host": host})
             self.assertEqual(r.status, want, host)
