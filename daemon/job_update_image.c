@@ -619,9 +619,9 @@ update_image_run(const struct config *cfg, struct job *job,
 	if (update_items_build(cfg, job, &u, res) == -1 ||
 	    update_verify_tags(cfg, &u, res) == -1)
 		goto out;
+	/* Defaults (branch, author, push_retries) are config.c's alone. */
 	/* update_items_build sets repo or fails (it has 1 + nmerged items). */
 	// NOLINTNEXTLINE(clang-analyzer-core.NullDereference)
-	/* Defaults (branch, author, push_retries) are config.c's alone. */
 	branch = u.repo->push_branch != NULL ? u.repo->push_branch :
 	    u.repo->branch;
 	author = u.repo->author_name;
@@ -662,8 +662,8 @@ update_image_run(const struct config *cfg, struct job *job,
 		for (i = 0; i < u.nitems; i++) {
 			u.cur = &u.items[i];
 			if (git_repo_read_files(g, head, u.items[i].app->path,
-			    MANIFEST_MAX_BYTES,
-			    update_file_cb, &u, err, sizeof(err)) != 0) {
+			    MANIFEST_MAX_BYTES, update_file_cb, &u, err,
+			    sizeof(err)) != 0) {
 				job_result_fail(res, JOB_ERR_GIT, 0,
 				    "repo %s: %s", u.repo->name, err);
 				goto out;
