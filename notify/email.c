@@ -63,12 +63,6 @@ email_is_ascii(const char *s)
 	return 1;
 }
 
-/*
- * smtp:// with a password: libcurl logs in after STARTTLS when the server
- * offers it, and in clear when it does not.  So STARTTLS is required then
- * (the attempt fails before any AUTH), unless allow_plaintext_auth says a
- * password in clear is acceptable (a relay on a trusted network).
- */
 static int
 email_has_password(const struct config_notifier *n)
 {
@@ -76,6 +70,12 @@ email_has_password(const struct config_notifier *n)
 	    n->password_env != NULL;
 }
 
+/*
+ * smtp:// with a password: libcurl logs in after STARTTLS when the server
+ * offers it, and in clear when it does not.  So STARTTLS is required then
+ * (the attempt fails before any AUTH), unless allow_plaintext_auth says a
+ * password in clear is acceptable (a relay on a trusted network).
+ */
 static int
 email_auth_needs_tls(const struct config_notifier *n)
 {

@@ -312,12 +312,13 @@ notifiers:
         harness.write(cfg, """
 state: {path: "%(t)s/state.db"}
 workdir: "%(t)s/repos"
-notify_default: [plain, allowed, tls, starttls]
+notify_default: [plain, allowed, tls, starttls, moot]
 notifiers:
   - {name: plain, smtp_url: "smtp://127.0.0.1:25", %(k)s}
   - {name: allowed, smtp_url: "smtp://127.0.0.1:25", allow_plaintext_auth: true, %(k)s}
   - {name: tls, smtp_url: "smtps://127.0.0.1:465", %(k)s}
   - {name: starttls, smtp_url: "smtp://127.0.0.1:587", require_tls: true, %(k)s}
+  - {name: moot, smtp_url: "smtps://127.0.0.1:465", allow_plaintext_auth: true, %(k)s}
 """ % {"t": tmp, "k": mail_keys})
         p = harness.run_tool([harness.binary(), "-t", "-c", cfg], cwd=tmp,
                              capture_output=True, text=True, timeout=60)
@@ -329,8 +330,11 @@ notifiers:
         self.assertRegex(out, r"mail.yaml:7:\d+: notifiers\[1\]"
                          r".allow_plaintext_auth: notifier allowed: the SMTP "
                          r"password may go out in clear")
-        self.assertNotIn("notifier tls", out)
-        self.assertNotIn("notifier starttls", out)
+        self.assertRegex(out, r"mail.yaml:10:\d+: notifiers\[4\]"
+                         r".allow_plaintext_auth: notifier moot: no effect, "
+                         r"TLS is required")
+        self.assertNotIn("notifier tls:", out)
+        self.assertNotIn("notifier starttls:", out)
 
 
 if __name__ == "__main__":
