@@ -166,6 +166,7 @@ static const char *const key_type_names[] = {
 #define KEY_REQUIRED	0x1
 #define KEY_NOSTORE	0x2	/* validated only; a check reads the node */
 #define KEY_FREE_SHARED	0x4	/* frees off2/off3 shared with sibling keys */
+#define KEY_PRIVATE	0x8	/* T_FILE holding a private key: mode checked */
 
 struct cfg_enum {
 	const char	*name;
@@ -236,7 +237,7 @@ static const struct cfg_key server_tls_keys[] = {
 	  .help =
 	    "PEM certificate chain; serve HTTPS when set (with key_file)" },
 	{ "key_file", T_FILE,
-	  .off = O(struct config_server, tls_key_file),
+	  .off = O(struct config_server, tls_key_file), .flags = KEY_PRIVATE,
 	  .help = "PEM private key of cert_file" },
 };
 static const struct cfg_table server_tls_table =
@@ -297,6 +298,17 @@ static const struct cfg_key admin_keys[] = {
 	  .help =
 	    "environment variable holding the admin token (instead of "
 	    "token_file)" },
+	{ "allowed_hosts", T_STRLIST,
+	  .off = O(struct config_admin, allowed_hosts),
+	  .off2 = O(struct config_admin, nallowed_hosts),
+	  .help =
+	    "Host header values accepted besides the listen address "
+	    "(host or host:port; DNS rebinding defence)" },
+	{ "insecure_no_token", T_BOOL,
+	  .off = O(struct config_admin, insecure_no_token), .def = "false",
+	  .help =
+	    "allow a listener beyond loopback without token_file or "
+	    "token_env" },
 };
 static const struct cfg_table admin_table =
     TABLE("admin", struct config_admin, admin_keys, check_admin);
@@ -493,7 +505,7 @@ static const struct cfg_key repo_auth_keys[] = {
 	  .off2 = O(struct config_repo_auth, password),
 	  .help = "environment variable holding the HTTPS password" },
 	{ "ssh_key_file", T_FILE,
-	  .off = O(struct config_repo_auth, ssh_key_file),
+	  .off = O(struct config_repo_auth, ssh_key_file), .flags = KEY_PRIVATE,
 	  .help = "SSH private key (ssh:// and scp-like URLs)" },
 	{ "ssh_pubkey_file", T_FILE,
 	  .off = O(struct config_repo_auth, ssh_pubkey_file),
@@ -730,6 +742,12 @@ static const struct cfg_key notifier_keys[] = {
 	{ "require_tls", T_BOOL,
 	  .off = O(struct config_notifier, require_tls), .def = "false",
 	  .help = "email: refuse smtp:// without STARTTLS" },
+	{ "allow_plaintext_auth", T_BOOL,
+	  .off = O(struct config_notifier, allow_plaintext_auth),
+	  .def = "false",
+	  .help =
+	    "email: log in on smtp:// even when the server offers no "
+	    "STARTTLS (the password goes out in clear)" },
 	{ "username", T_STR,
 	  .off = O(struct config_notifier, username),
 	  .help = "email: SMTP user" },
@@ -1678,6 +1696,30 @@ url_is_local(const char *u)
 	return 1;
 }
 
+/*
+ * A secret other users can read is warned about (as OpenSSH does for keys),
+ * at gitopsd -t and at every (re)load.  Group read is fine when the group
+ * is the one gitopsd runs as: the documented root:gitopsd 0640 layout and
+ * a Kubernetes secret volume (0440, group fsGroup) are read that way.
+ */
+static void
+secret_mode_check(struct ctx *ctx, const struct node *v, const char *path)
+{
+	struct stat	 st;
+	int		 grp, oth;
+
+	if (stat(path, &st) == -1)
+		return;
+	oth = (st.st_mode & S_IROTH) != 0;
+	grp = (st.st_mode & S_IRGRP) != 0 && st.st_gid != getegid();
+	if (oth || grp)
+		ctx_warn(ctx, v, "secret file %s has mode %04o: readable by "
+		    "%s; make it 0600, or 0640 with gitopsd's group (gid %u)",
+		    path, (unsigned)(st.st_mode & 07777), oth && grp ?
+		    "group and others" : oth ? "others" : "its group",
+		    (unsigned)getegid());
+}
+
 /* Read one secret file into *contents; *pathp is the resolved path. */
 static int
 secret_from_file(struct ctx *ctx, const struct node *v, const char *path,
@@ -1690,6 +1732,7 @@ secret_from_file(struct ctx *ctx, const struct node *v, const char *path,
 		ctx_err(ctx, v, "%s", err);
 		return -1;
 	}
+	secret_mode_check(ctx, v, path);
 	*contents = s;
 	return 0;
 }
@@ -1839,6 +1882,8 @@ set_value(struct ctx *ctx, const struct cfg_key *k, void *obj,
 			free(p);
 			return;
 		}
+		if (k->flags & KEY_PRIVATE)
+			secret_mode_check(ctx, v, p);
 		free(*FIELD(obj, k->off, char *));
 		*FIELD(obj, k->off, char *) = p;
 		return;
@@ -2299,13 +2344,27 @@ check_admin(struct ctx *ctx, void *obj, const struct node *map,
 {
 	struct config_admin	*a = obj;
 	const struct node	*l = map_get(map, "listen");
+	size_t			 i;
 
+	/* A mistake on a reachable address must not leave the API open. */
 	if (a->listen.host != NULL && !host_is_loopback(a->listen.host) &&
 	    a->token == NULL && !map_has(map, "token_file") &&
-	    !map_has(map, "token_env"))
-		ctx_warn(ctx, l ? l : at, "the admin API listens on %s without "
-		    "a token: anyone who reaches it can trigger syncs",
-		    a->listen.host);
+	    !map_has(map, "token_env")) {
+		if (a->insecure_no_token)
+			ctx_warn(ctx, l ? l : at, "the admin API listens on %s "
+			    "without a token: anyone who reaches it can "
+			    "trigger syncs", a->listen.host);
+		else
+			ctx_err(ctx, l ? l : at, "the admin API listens on %s "
+			    "without a token: set token_file (or token_env), "
+			    "or insecure_no_token: true", a->listen.host);
+	}
+	for (i = 0; i < a->nallowed_hosts; i++)
+		if (a->allowed_hosts[i][0] == '\0' ||
+		    strpbrk(a->allowed_hosts[i], "/@\\ \t*") != NULL)
+			ctx_err_sub(ctx, map_get(map, "allowed_hosts"),
+			    "allowed_hosts", "\"%s\" is not a host or host:port",
+			    a->allowed_hosts[i]);
 }
 
 static void

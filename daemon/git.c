@@ -464,8 +464,7 @@ git_callbacks_init(git_remote_callbacks *cb, struct git_cb_state *st,
 static char *
 git_clone_path(const struct config *cfg, const struct config_repo *r)
 {
-	return xasprintf("%s/%s.git", cfg->workdir != NULL ? cfg->workdir :
-	    "/var/lib/gitopsd/repos", r->name);
+	return xasprintf("%s/%s.git", cfg->workdir, r->name);
 }
 
 static int
@@ -579,7 +578,7 @@ git_do_fetch(git_repository *repo, const struct config_repo *r, char *err,
 	git_remote		*remote = NULL;
 	char			*specs[2];
 	git_strarray		 refspecs;
-	const char		*branch = r->branch != NULL ? r->branch : "main";
+	const char		*branch = r->branch;
 	enum git_repo_status	 rc;
 	int			 error;
 
@@ -636,8 +635,7 @@ git_repo_open(const struct config *cfg, const struct config_repo *r,
 	g = xcalloc(1, sizeof(*g));
 	g->cfg = r;
 	g->path = git_clone_path(cfg, r);
-	g->tracking = xasprintf("refs/remotes/origin/%s",
-	    r->branch != NULL ? r->branch : "main");
+	g->tracking = xasprintf("refs/remotes/origin/%s", r->branch);
 	g->lock = git_lock_get(g->path);
 	pthread_mutex_lock(g->lock);
 	if (git_open_clone(g->path, r, &g->repo, err, errlen) == -1) {
@@ -1145,6 +1143,12 @@ git_repo_resolve(struct git_repo *g, const char *revision, const char *branch,
 			log_escape(revision, strlen(revision), esc, sizeof(esc));
 			snprintf(err, errlen, "revision %.64s not found in the "
 			    "repository (not fetched yet?)", esc);
+			return -1;
+		}
+	} else if (branch == NULL) {
+		/* No branch named (a bare path): whatever HEAD is. */
+		if (git_revparse_single(&obj, g->repo, "HEAD") < 0) {
+			snprintf(err, errlen, "no HEAD commit");
 			return -1;
 		}
 	} else {

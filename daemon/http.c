@@ -189,6 +189,7 @@ http_status_text(int status)
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
 	case 417: return "Expectation Failed";
+	case 421: return "Misdirected Request";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";

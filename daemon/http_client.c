@@ -311,6 +311,7 @@ http_client_finish(struct http_client *c, struct http_req *r, CURLcode res)
 	(void)curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
 	resp.status = status;
 	resp.retry_after_s = r->retry_after_s;
+	resp.starttls_missing = r->smtp && res == CURLE_USE_SSL_FAILED;
 	resp.body = r->resp.data != NULL ? r->resp.data : "";
 	resp.body_len = r->resp.len;
 	if (res != CURLE_OK) {

@@ -315,7 +315,7 @@ update_excluded(const struct config_app *app, const char *path)
 {
 	const char	*rel = path, *base;
 	size_t		 i, n;
-	const char	*dir = app->path != NULL ? app->path : ".";
+	const char	*dir = app->path;
 
 	while (dir[0] == '.' && dir[1] == '/')
 		dir += 2;
@@ -499,7 +499,7 @@ update_message(const struct update_run *u)
 static int
 update_app_touched(const struct config_app *app, const struct update_run *u)
 {
-	const char	*dir = app->path != NULL ? app->path : ".";
+	const char	*dir = app->path;
 	size_t		 i, n;
 
 	while (dir[0] == '.' && dir[1] == '/')
@@ -619,14 +619,14 @@ update_image_run(const struct config *cfg, struct job *job,
 	if (update_items_build(cfg, job, &u, res) == -1 ||
 	    update_verify_tags(cfg, &u, res) == -1)
 		goto out;
+	/* Defaults (branch, author, push_retries) are config.c's alone. */
 	/* update_items_build sets repo or fails (it has 1 + nmerged items). */
 	// NOLINTNEXTLINE(clang-analyzer-core.NullDereference)
 	branch = u.repo->push_branch != NULL ? u.repo->push_branch :
-	    u.repo->branch != NULL ? u.repo->branch : "main";
-	author = u.repo->author_name != NULL ? u.repo->author_name : "gitopsd";
-	email = u.repo->author_email != NULL ? u.repo->author_email :
-	    "gitopsd@localhost";
-	max_retries = cfg->git.push_retries > 0 ? cfg->git.push_retries : 5;
+	    u.repo->branch;
+	author = u.repo->author_name;
+	email = u.repo->author_email;
+	max_retries = cfg->git.push_retries;
 	metrics_label_escape(u.repo->name, esc, sizeof(esc));
 	snprintf(labels, sizeof(labels), "repo=\"%s\"", esc);
 	/* The repository's series exists (at 0) from its first update on. */
@@ -656,14 +656,14 @@ update_image_run(const struct config *cfg, struct job *job,
 		    git_repo_head(g, head) == -1) {
 			job_result_fail(res, JOB_ERR_GIT, 1, "repo %s: branch "
 			    "%s not found on the remote", u.repo->name,
-			    u.repo->branch != NULL ? u.repo->branch : "main");
+			    u.repo->branch);
 			goto out;
 		}
 		for (i = 0; i < u.nitems; i++) {
 			u.cur = &u.items[i];
-			if (git_repo_read_files(g, head, u.items[i].app->path !=
-			    NULL ? u.items[i].app->path : ".", MANIFEST_MAX_BYTES,
-			    update_file_cb, &u, err, sizeof(err)) != 0) {
+			if (git_repo_read_files(g, head, u.items[i].app->path,
+			    MANIFEST_MAX_BYTES, update_file_cb, &u, err,
+			    sizeof(err)) != 0) {
 				job_result_fail(res, JOB_ERR_GIT, 0,
 				    "repo %s: %s", u.repo->name, err);
 				goto out;
@@ -686,8 +686,7 @@ update_image_run(const struct config *cfg, struct job *job,
 				job_result_fail(res, JOB_ERR_MANIFEST, 1,
 				    "image %s is not referenced under %s of "
 				    "repo %s", u.items[0].job->image,
-				    u.items[0].app->path != NULL ?
-				    u.items[0].app->path : ".", u.repo->name);
+				    u.items[0].app->path, u.repo->name);
 				res->detail = update_detail(&u, NULL, branch,
 				    retries, "not found");
 				goto out;
@@ -752,7 +751,7 @@ update_image_run(const struct config *cfg, struct job *job,
 	res->object = xasprintf("repo %s branch %s", u.repo->name, branch);
 	/* A commit on a separate push_branch is not what clusters track. */
 	if (u.repo->push_branch == NULL || strcmp(u.repo->push_branch,
-	    u.repo->branch != NULL ? u.repo->branch : "main") == 0) {
+	    u.repo->branch) == 0) {
 		for (i = 0; i < cfg->napps; i++) {
 			struct job_spec	 s;
 

@@ -237,16 +237,14 @@ queue_set_runner_find(struct queue *q, queue_runner_find_fn *find)
 static int
 queue_workers(const struct config *cfg)
 {
-	return cfg->queue.workers > 0 ? cfg->queue.workers : 4;
+	return cfg->queue.workers;
 }
 
 static int
 queue_max_attempts(const struct config *cfg, enum job_kind kind)
 {
-	int	 n = kind == JOB_NOTIFY ? cfg->notify.max_attempts :
+	return kind == JOB_NOTIFY ? cfg->notify.max_attempts :
 	    cfg->retry.max_attempts;
-
-	return n > 0 ? n : (kind == JOB_NOTIFY ? 10 : 8);
 }
 
 static void
@@ -522,8 +520,8 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 
 	if (res->ok)
 		state = JOB_SUCCEEDED;
-	else if (res->permanent ||
-	    attempts >= queue_max_attempts(cfg, j->kind))
+	else if (res->permanent || attempts >= (j->max_attempts > 0 ?
+	    j->max_attempts : queue_max_attempts(cfg, j->kind)))
 		state = JOB_DEAD;
 	else
 		state = JOB_FAILED;
@@ -1526,7 +1524,7 @@ queue_start(struct queue *q)
 
 	if (q->started)
 		return 0;
-	n = q->cfg->queue.workers > 0 ? q->cfg->queue.workers : 4;
+	n = queue_workers(q->cfg);
 	if ((q->pool = worker_pool_new(q->base, n, queue_worker_done_cb, q,
 	    err, sizeof(err))) == NULL) {
 		log_warnx("queue: %s", err);

@@ -307,7 +307,7 @@ router_touches(const struct hook_event *ev, const char *dir)
 	if (!ev->paths_complete)
 		return 1;
 	for (i = 0; i < ev->npaths; i++)
-		if (router_path_under(ev->paths[i], dir != NULL ? dir : "."))
+		if (router_path_under(ev->paths[i], dir))
 			return 1;
 	return 0;
 }
@@ -341,7 +341,7 @@ router_route(const struct config *cfg, const struct hook_event *ev,
 		    ev->scm_project, ev->scm_slug)))
 			continue;
 		repo_hits++;
-		want = repo->branch != NULL ? repo->branch : "main";
+		want = repo->branch;
 		if (ev->branch != NULL) {
 			if (strcmp(want, ev->branch) != 0)
 				continue;

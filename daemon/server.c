@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "admin_guard.h"
 #include "config.h"
 #include "handler.h"
 #include "http.h"
@@ -490,6 +491,7 @@ server_admin_cb(struct http_request *req, void *arg)
 	struct server			*srv = arg;
 	const struct http_request_info	*ri = http_request_info(req);
 	struct buf			 body;
+	char				 why[128];
 	int				 status;
 
 	if (strcmp(ri->path, "/readyz") == 0) {
@@ -504,6 +506,14 @@ server_admin_cb(struct http_request *req, void *arg)
 	if (strcmp(ri->path, "/healthz") == 0) {
 		http_reply(req, 200, "application/json", NULL,
 		    "{\"status\":\"ok\"}", 15);
+		return;
+	}
+	/* The probes above tell nothing; metrics and the API check. */
+	if ((status = admin_guard_check(&srv->cfg->admin,
+	    http_server_port(srv->admin), ri, why, sizeof(why))) != 0) {
+		server_log(req, NULL, NULL, status, status == 421 ?
+		    "admin host" : "admin cross-site");
+		http_reply_error(req, status, why, NULL);
 		return;
 	}
 	if (strcmp(ri->path, "/metrics") == 0) {

@@ -93,13 +93,15 @@ static const char *const store_sqlite_sql[ST_MAX] = {
 	[ST_BUSY] = "SELECT kind, app, repo FROM jobs WHERE state = 2",
 	[ST_CANDIDATES] = "SELECT j.id, j.kind, j.state, j.app, j.repo,"
 	    " j.revision, j.image, j.tag, j.digest, j.params, e.source,"
-	    " e.delivery, j.event_id, j.attempts, j.created FROM jobs j"
+	    " e.delivery, j.event_id, j.attempts, j.created, j.max_attempts"
+	    " FROM jobs j"
 	    " LEFT JOIN events e ON e.id = j.event_id"
 	    " WHERE j.state IN (1, 4) AND j.not_before <= ?1"
 	    " ORDER BY j.not_before, j.id",
 	[ST_MERGE_CANDS] = "SELECT j.id, j.kind, j.state, j.app, j.repo,"
 	    " j.revision, j.image, j.tag, j.digest, j.params, e.source,"
-	    " e.delivery, j.event_id, j.attempts, j.created FROM jobs j"
+	    " e.delivery, j.event_id, j.attempts, j.created, j.max_attempts"
+	    " FROM jobs j"
 	    " LEFT JOIN events e ON e.id = j.event_id"
 	    " WHERE j.state = 1 AND j.kind = 2 AND j.repo = ?1 AND j.id != ?2"
 	    " AND j.not_before <= ?3 ORDER BY j.id",
@@ -787,6 +789,7 @@ store_sqlite_job_from_row(sqlite3_stmt *s)
 	j->event_id = sqlite3_column_int64(s, 12);
 	j->attempts = sqlite3_column_int(s, 13);
 	j->created_ms = sqlite3_column_int64(s, 14);
+	j->max_attempts = sqlite3_column_int(s, 15);
 	return j;
 }
 

@@ -500,8 +500,8 @@ sync_manifests_read(const char *repo_path, const char *revision,
 	*kind = JOB_ERR_GIT;
 	if (git_repo_open_path(repo_path, &g, err, errlen) != GIT_REPO_OK)
 		goto out;
-	if (git_repo_resolve(g, revision, branch != NULL ? branch : "main",
-	    hex, err, errlen) == -1)
+	if (git_repo_resolve(g, revision, branch, hex, err,
+	    errlen) == -1)
 		goto out;
 	/* The commit is fixed: a bad tree or missing path will not heal. */
 	*kind = JOB_ERR_MANIFEST;

@@ -10,8 +10,8 @@
   fuzz_template:      selector byte + template NUL values
   fuzz_policy:        the policy strings of the test configurations
 
-fuzz_manifest, fuzz_yaml_json and fuzz_tree are kept by hand.  Run from the top of the
-tree: /usr/bin/python3 fuzz/mkcorpus.py"""
+fuzz_manifest, fuzz_yaml_json, fuzz_tree and fuzz_admin_guard are kept by
+hand.  Run from the top of the tree: /usr/bin/python3 fuzz/mkcorpus.py"""
 import glob
 import hashlib
 import hmac

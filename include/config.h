@@ -36,6 +36,9 @@ struct config_admin {
 	char	*token_file;			/* NULL: API open (loopback) */
 	char	*token;				/* contents of token_file/token_env */
 	char	*token_env;			/* token_env: variable name */
+	char	**allowed_hosts;		/* Host values besides listen */
+	size_t	 nallowed_hosts;
+	int	 insecure_no_token;		/* beyond loopback, no token */
 };
 
 struct config_state {
@@ -193,6 +196,7 @@ struct config_notifier {
 	char	*url_secret;			/* contents of url_file */
 	char	*smtp_url;
 	int	 require_tls;
+	int	 allow_plaintext_auth;		/* smtp://: AUTH without STARTTLS */
 	char	*username;
 	char	*password_file;
 	char	*password;

@@ -40,6 +40,7 @@ struct http_response {
 	long		 status;	/* HTTP status or last SMTP reply code; 0: none */
 	int		 retry_after_s;	/* from Retry-After; 0 when absent */
 	const char	*error;		/* NULL when ok: transport or status text */
+	int		 starttls_missing; /* require_tls: none offered */
 	const char	*body;		/* response body, capped (NUL-terminated) */
 	size_t		 body_len;
 };

@@ -64,6 +64,7 @@ struct job {
 	char		*delivery;	/* the event's delivery id */
 	int64_t		 event_id;
 	int		 attempts;	/* attempts made before this one */
+	int		 max_attempts;	/* as stored: a manual retry adds some */
 	int64_t		 created_ms;
 	/* Other queued jobs merged into this run (two update-image jobs for
 	 * one repository make one commit). */

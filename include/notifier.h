@@ -48,6 +48,8 @@ struct notify_request {
 	char	*mail_from;
 	char	**rcpt;
 	size_t	 nrcpt;
+	int	 require_tls;		/* smtp://: STARTTLS is mandatory */
+	int	 auth_needs_tls;	/* ... because a password would go out */
 };
 
 struct notifier {

@@ -20,6 +20,7 @@
  *             id and attempt, so only a replay of the same result dedups
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,8 +243,9 @@ notify_plan(const struct config *cfg, const struct job *j,
 		it->spec.params = notify_own(out, xstrdup(json));
 		cJSON_free(json);
 		it->dedup_key = xasprintf("notify:%s", hash);
+		/* 0 is "never again" (as long as the key is kept). */
 		it->repeat_after_s = cfg->notify.repeat_after_s > 0 ?
-		    cfg->notify.repeat_after_s : 3600;
+		    cfg->notify.repeat_after_s : INT_MAX;
 	}
 	free(reason);
 	free(link);

@@ -64,6 +64,54 @@ email_is_ascii(const char *s)
 }
 
 static int
+email_has_password(const struct config_notifier *n)
+{
+	return n->password != NULL || n->password_file != NULL ||
+	    n->password_env != NULL;
+}
+
+/*
+ * smtp:// with a password: libcurl logs in after STARTTLS when the server
+ * offers it, and in clear when it does not.  So STARTTLS is required then
+ * (the attempt fails before any AUTH), unless allow_plaintext_auth says a
+ * password in clear is acceptable (a relay on a trusted network).
+ */
+static int
+email_auth_needs_tls(const struct config_notifier *n)
+{
+	return n->smtp_url != NULL && strncmp(n->smtp_url, "smtp://", 7) == 0 &&
+	    !n->require_tls && !n->allow_plaintext_auth &&
+	    email_has_password(n);
+}
+
+/* gitopsd -t: where the SMTP password may travel, named per notifier. */
+static void
+email_check_auth(const struct config *cfg, const struct config_notifier *n,
+    size_t index, struct config_errors *errs)
+{
+	char	 key[64];
+	int	 plain = n->smtp_url != NULL &&
+	    strncmp(n->smtp_url, "smtp://", 7) == 0 && !n->require_tls;
+
+	snprintf(key, sizeof(key), "notifiers[%zu].allow_plaintext_auth",
+	    index);
+	if (n->allow_plaintext_auth && !plain)
+		config_warning_at(cfg, errs, key, "notifier %s: no effect, "
+		    "TLS is required (smtps:// or require_tls: true)", n->name);
+	else if (n->allow_plaintext_auth && email_has_password(n))
+		config_warning_at(cfg, errs, key, "notifier %s: the SMTP "
+		    "password may go out in clear (smtp:// without "
+		    "require_tls: true)", n->name);
+	else if (email_auth_needs_tls(n)) {
+		snprintf(key, sizeof(key), "notifiers[%zu].smtp_url", index);
+		config_warning_at(cfg, errs, key, "notifier %s: a password on "
+		    "smtp:// without require_tls: STARTTLS is required anyway, "
+		    "a delivery fails without logging in when the server "
+		    "offers none (say smtps:// or require_tls: true)", n->name);
+	}
+}
+
+static int
 email_check(const struct config *cfg, const struct config_notifier *n,
     size_t index, struct config_errors *errs)
 {
@@ -111,6 +159,7 @@ email_check(const struct config *cfg, const struct config_notifier *n,
 		config_warning_at(cfg, errs, key, "smtps:// is always TLS; "
 		    "require_tls matters for smtp:// (STARTTLS)");
 	}
+	email_check_auth(cfg, n, index, errs);
 	if (n->url_file != NULL || n->url != NULL) {
 		snprintf(key, sizeof(key), "notifiers[%zu].url", index);
 		config_error_at(cfg, errs, key, "not used by type email "
@@ -330,6 +379,8 @@ email_render(const struct config_notifier *n, const struct notify_alert *a,
 	email_add_body(&msg, text.data, qp);
 
 	req->url = xstrdup(n->smtp_url);
+	req->auth_needs_tls = email_auth_needs_tls(n);
+	req->require_tls = n->require_tls || req->auth_needs_tls;
 	req->mail_from = from;
 	from = NULL;
 	req->body = buf_steal(&msg, &req->body_len);

@@ -33,6 +33,7 @@ struct notify_delivery {
 	void			*arg;
 	char			*notifier;
 	int			 smtp;
+	int			 auth_needs_tls;	/* see notify_request */
 	int			 reported;
 	struct job_result	 res;
 };
@@ -168,6 +169,12 @@ notify_runner_http_cb(const struct http_response *resp, void *arg)
 		}
 		cJSON_Delete(o);
 		notify_count(d->notifier, "sent");
+	} else if (d->auth_needs_tls && resp->starttls_missing) {
+		job_result_fail(&d->res, JOB_ERR_NOTIFY, 0, "%s: the SMTP "
+		    "server offers no STARTTLS: refusing to send the password "
+		    "in clear (smtps://, a server with STARTTLS, or "
+		    "allow_plaintext_auth: true)", d->notifier);
+		notify_count(d->notifier, "retry");
 	} else {
 		job_result_fail(&d->res, JOB_ERR_NOTIFY,
 		    notify_is_permanent(d, resp), "%s: %s", d->notifier,
@@ -275,12 +282,13 @@ notify_runner_send(const struct config *cfg, struct event_base *base,
 	if (req.mail_from != NULL) {
 		hr.username = n->username;
 		hr.password = n->password;
-		hr.require_tls = n->require_tls;
+		hr.require_tls = req.require_tls;
 	}
 	hr.ca_file = n->ca_file;
 	hr.timeout_s = n->timeout_s > 0 ? n->timeout_s :
-	    cfg->notify.timeout_s > 0 ? cfg->notify.timeout_s : 10;
+	    cfg->notify.timeout_s;
 	d->smtp = req.mail_from != NULL;
+	d->auth_needs_tls = req.auth_needs_tls;
 	if ((c = notify_runner_client(base, err, errlen)) == NULL)
 		goto out;
 	if (http_client_submit(c, &hr, notify_runner_http_cb,

@@ -449,6 +449,12 @@ ctl_request(struct ctl *ctl, const char *method, const char *path,
 	if ((h = curl_slist_append(hdrs, "Accept: application/json")) == NULL)
 		goto nomem;
 	hdrs = h;
+	/* No body: libcurl's default form content type the API refuses. */
+	if (strcmp(method, "POST") == 0) {
+		if ((h = curl_slist_append(hdrs, "Content-Type:")) == NULL)
+			goto nomem;
+		hdrs = h;
+	}
 	if (ctl->token != NULL) {
 		auth = xasprintf("Authorization: Bearer %s", ctl->token);
 		if ((h = curl_slist_append(hdrs, auth)) == NULL)

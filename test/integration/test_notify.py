@@ -270,6 +270,31 @@ class NotifyTest(unittest.TestCase):
         self.assertTrue(mails[0]["auth"])
         self.assertEqual(mails[0]["subject"], "Échec web: sync")
 
+    def test_mail_password_never_in_clear(self):
+        """A server without STARTTLS gets no AUTH: the attempt fails."""
+        smtp = self.receiver("smtp", login="alerts:pw")
+        part = mail(smtp.port, ", username: alerts, password_file: smtp.pw")
+        d = self.daemon([(part[0], {"smtp.pw": "pw"})], notify_attempts=1)
+        self.push(d, "del-p", "8" * 40)
+        js = self.wait_jobs(d, "notify", lambda js: js[0]["state"] == "dead")
+        self.assertIn("oncall-mail: the SMTP server offers no STARTTLS: "
+                      "refusing to send the password in clear",
+                      js[0]["error"])
+        self.assertEqual(smtp.auth_commands(), [])
+        self.assertEqual(smtp.records(), [])
+
+    def test_mail_allow_plaintext_auth(self):
+        smtp = self.receiver("smtp", login="alerts:pw")
+        part = mail(smtp.port, ", username: alerts, password_file: smtp.pw,"
+                    " allow_plaintext_auth: true")
+        d = self.daemon([(part[0], {"smtp.pw": "pw"})])
+        self.push(d, "del-q", "9" * 40)
+        mails = smtp.wait_records(1)
+        self.assertEqual(len(mails), 1, d.log()[-3000:])
+        self.assertTrue(mails[0]["auth"])
+        self.assertFalse(mails[0]["tls"])
+        self.assertEqual([a["tls"] for a in smtp.auth_commands()], [False])
+
 
 class NotifyCheckTest(unittest.TestCase):
     """`gitopsd -t` reports notifier problems with their key paths."""
@@ -306,6 +331,42 @@ notifiers:
                 r"notifiers\[2\].url: must be an http\(s\) URL",
                 r"notifiers\[2\].headers.X-Gitopsd-Event: set by gitopsd"):
             self.assertRegex(out, want)
+
+    def test_check_warns_about_smtp_password(self):
+        tmp = tempfile.mkdtemp(prefix="gitopsd-ncheck-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        harness.write(os.path.join(tmp, "smtp.pw"), "pw\n")
+        os.chmod(os.path.join(tmp, "smtp.pw"), 0o600)
+        cfg = os.path.join(tmp, "mail.yaml")
+        mail_keys = ('type: email, from: "a@example.test", '
+                     'to: ["b@example.test"], username: u, '
+                     'password_file: smtp.pw')
+        harness.write(cfg, """
+state: {path: "%(t)s/state.db"}
+workdir: "%(t)s/repos"
+notify_default: [plain, allowed, tls, starttls, moot]
+notifiers:
+  - {name: plain, smtp_url: "smtp://127.0.0.1:25", %(k)s}
+  - {name: allowed, smtp_url: "smtp://127.0.0.1:25", allow_plaintext_auth: true, %(k)s}
+  - {name: tls, smtp_url: "smtps://127.0.0.1:465", %(k)s}
+  - {name: starttls, smtp_url: "smtp://127.0.0.1:587", require_tls: true, %(k)s}
+  - {name: moot, smtp_url: "smtps://127.0.0.1:465", allow_plaintext_auth: true, %(k)s}
+""" % {"t": tmp, "k": mail_keys})
+        p = harness.run_tool([harness.binary(), "-t", "-c", cfg], cwd=tmp,
+                             capture_output=True, text=True, timeout=60)
+        out = p.stdout + p.stderr
+        self.assertEqual(p.returncode, 0, out)
+        self.assertRegex(out, r"mail.yaml:6:\d+: notifiers\[0\].smtp_url: "
+                         r"notifier plain: a password on smtp:// without "
+                         r"require_tls: STARTTLS is required anyway")
+        self.assertRegex(out, r"mail.yaml:7:\d+: notifiers\[1\]"
+                         r".allow_plaintext_auth: notifier allowed: the SMTP "
+                         r"password may go out in clear")
+        self.assertRegex(out, r"mail.yaml:10:\d+: notifiers\[4\]"
+                         r".allow_plaintext_auth: notifier moot: no effect, "
+                         r"TLS is required")
+        self.assertNotIn("notifier tls:", out)
+        self.assertNotIn("notifier starttls:", out)
 
 
 if __name__ == "__main__":

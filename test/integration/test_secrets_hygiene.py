@@ -398,5 +398,34 @@ class SecretsHygieneTest(unittest.TestCase):
                  sum(len(t) for _, t in self.texts)))
 
 
+class SecretFileModeTest(unittest.TestCase):
+    """A secret file other users can read is named, with its mode, by
+    `gitopsd -t` and in the log at start; a 0600 one is not."""
+
+    def test_readable_secret_warned_at_check_and_start(self):
+        d = harness.Daemon("""
+server: {listen: "127.0.0.1:{port}"}
+admin: {listen: "127.0.0.1:{admin_port}", token_file: admin.token}
+state: {path: "{tmp}/state.db"}
+workdir: "{tmp}/repos"
+sources:
+  - {name: github, type: github, secret_file: github.secret}
+""", secrets={"github.secret": "s3cret", "admin.token": "t0ken"})
+        self.addCleanup(d.cleanup)
+        loose = os.path.join(d.tmp, "github.secret")
+        os.chmod(loose, 0o604)
+        want = ("sources[0].secret_file: secret file %s has mode 0604: "
+                "readable by others" % loose)
+        p = harness.run_tool([harness.binary(), "-t", "-c", d.config_path],
+                             cwd=d.tmp, capture_output=True, text=True,
+                             timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn(want, p.stdout + p.stderr)
+        self.assertNotIn("admin.token", p.stdout + p.stderr)
+        d.start()
+        self.assertIn(want, d.log())
+        self.assertNotIn("admin.token_file: secret file", d.log())
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -79,6 +79,14 @@ class Receiver:
         except FileNotFoundError:
             return []
 
+    def auth_commands(self):
+        """SMTP: every AUTH command the server received."""
+        try:
+            with open(self.record + ".auth", encoding="utf-8") as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
     def set_script(self, text):
         req = urllib.request.Request(
             "http://127.0.0.1:%d/_script" % self.port, data=text.encode(),

@@ -11,7 +11,9 @@ after checking it the way the real receiver would:
         "json_ok" when the body parses as JSON; "status" answered.
   smtp: envelope, parsed headers (Python's email package, decoded subject),
         body text, "crlf_ok", "defects", "tls" (STARTTLS was used),
-        "auth" (login used).
+        "auth" (login used).  Every AUTH command, answered or refused, also
+        goes to RECORD.auth (mechanism, "tls"): a password sent in clear is
+        seen even when the login fails.
 
 --port binds a given port (a restarted receiver keeps its address).
 Answers are scripted with --script "500,500,429:3" (one status per request,
@@ -280,9 +282,17 @@ def run_smtp(args):
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
 
+    class RecordingSMTP(SMTP):
+        async def smtp_AUTH(self, arg):
+            record(args.record + ".auth", {
+                "mechanism": arg.split()[0] if arg else "",
+                "tls": self._tls_protocol is not None or
+                bool(args.implicit_tls)})
+            return await super().smtp_AUTH(arg)
+
     def factory():
         # smtps (--implicit-tls): TLS from the first byte, no STARTTLS.
-        return SMTP(handler, hostname="sink.test",
+        return RecordingSMTP(handler, hostname="sink.test",
                     tls_context=None if args.implicit_tls else ctx,
                     require_starttls=args.require_starttls, loop=loop, **kw)
 

@@ -445,6 +445,11 @@ test_defaults(void **state)
 	c = load_ok("server:\nsources: []\n");
 	assert_int_equal(c->server.listen.port, 8080);
 	config_unref(c);
+
+	/* 0 is a value, not "unset": no push retries. */
+	c = load_ok("git: {push_retries: 0}\n");
+	assert_int_equal(c->git.push_retries, 0);
+	config_unref(c);
 }
 
 static void
@@ -607,8 +612,12 @@ test_listen_addresses(void **state)
 	    "t.yaml:1:17: admin.listen: bad listen address \"127.0.0.1:http\": "
 	    "missing or bad port");
 
-	/* Beyond loopback without a token: valid, with a warning. */
-	c = load("admin: {listen: \"0.0.0.0:9090\"}\n", &e);
+	/* Beyond loopback without a token: an error, unless insecure. */
+	assert_only_error("admin: {listen: \"0.0.0.0:9090\"}\n",
+	    "t.yaml:1:17: admin: the admin API listens on 0.0.0.0 without a "
+	    "token: set token_file (or token_env), or insecure_no_token: true");
+	c = load("admin: {listen: \"0.0.0.0:9090\", insecure_no_token: true}\n",
+	    &e);
 	assert_non_null(c);
 	assert_int_equal(e.nwarnings, 1);
 	assert_string_equal(e.warnings[0], "t.yaml:1:17: admin: the admin API "
@@ -616,6 +625,9 @@ test_listen_addresses(void **state)
 	    "trigger syncs");
 	config_unref(c);
 	config_errors_free(&e);
+	assert_only_error("admin: {allowed_hosts: [\"http://a\"]}\n",
+	    "t.yaml:1:24: admin.allowed_hosts: \"http://a\" is not a host or "
+	    "host:port");
 }
 
 static void
@@ -1287,6 +1299,80 @@ test_schema_documented(void **state)
 	free(d.doc);
 }
 
+/* The warnings of loading yaml, which must load. */
+static struct config_errors
+load_warnings(const char *yaml)
+{
+	struct config_errors	 e;
+	struct config		*c;
+
+	c = load(yaml, &e);
+	if (c == NULL)
+		dump(&e);
+	assert_non_null(c);
+	config_unref(c);
+	return e;
+}
+
+/*
+ * A secret file (any *_file secret key, private keys) readable by others,
+ * or by a group that is not gitopsd's own, is warned about with its mode.
+ */
+static void
+test_secret_file_modes(void **state)
+{
+	struct config_errors	 e;
+	char			*sec, *key, *yaml, *want;
+
+	(void)state;
+	sec = put_file("hook.secret", "s3cret\n");
+	key = put_file("id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\n");
+	yaml = xasprintf("sources:\n  - {name: gh, type: github, secret_file: "
+	    "%s}\nrepos:\n  - {name: d, url: \"ssh://git@127.0.0.1/d.git\","
+	    " auth: {ssh_key_file: %s}}\n", sec, key);
+
+	/* 0600: quiet. */
+	e = load_warnings(yaml);
+	assert_int_equal(e.nwarnings, 0);
+	config_errors_free(&e);
+
+	/* Readable by others: the file, its mode, the key it came from. */
+	assert_int_equal(chmod(sec, 0644), 0);
+	assert_int_equal(chmod(key, 0604), 0);
+	e = load_warnings(yaml);
+	assert_int_equal(e.nwarnings, 2);
+	want = xasprintf("t.yaml:2:43: sources[0].secret_file: secret file %s "
+	    "has mode 0644: readable by others; make it 0600, or 0640 with "
+	    "gitopsd's group (gid %u)", sec, (unsigned)getegid());
+	assert_string_equal(e.warnings[0], want);
+	free(want);
+	assert_non_null(strstr(e.warnings[1], "repos[0].auth.ssh_key_file: "
+	    "secret file "));
+	assert_non_null(strstr(e.warnings[1], "has mode 0604: readable by "
+	    "others"));
+	config_errors_free(&e);
+
+	/* Group-readable by gitopsd's own group (root:gitopsd 0640): quiet. */
+	assert_int_equal(chmod(sec, 0640), 0);
+	assert_int_equal(chmod(key, 0440), 0);
+	e = load_warnings(yaml);
+	assert_int_equal(e.nwarnings, 0);
+	config_errors_free(&e);
+
+	/* Another group can read it (only root can hand the file over). */
+	if (geteuid() == 0) {
+		assert_int_equal(chown(sec, 0, getegid() + 1), 0);
+		e = load_warnings(yaml);
+		assert_int_equal(e.nwarnings, 1);
+		assert_non_null(strstr(e.warnings[0], "has mode 0640: readable "
+		    "by its group;"));
+		config_errors_free(&e);
+	}
+	free(yaml);
+	free(key);
+	free(sec);
+}
+
 /* Replaces every "FILE" and "ROOT" of a line in an .errors file. */
 static char *
 expand(const char *line, const char *file, const char *root)
@@ -1366,6 +1452,16 @@ test_fixtures(void **state)
 		nbad++;
 	}
 	closedir(d);
+	/* Git keeps no file modes: the secrets are checked out 0644. */
+	assert_non_null(d = opendir(FIXTURES "/secrets"));
+	while ((de = readdir(d)) != NULL) {
+		char	*path = xasprintf(FIXTURES "/secrets/%s", de->d_name);
+
+		if (de->d_name[0] != '.')
+			assert_int_equal(chmod(path, 0600), 0);
+		free(path);
+	}
+	closedir(d);
 	assert_non_null(d = opendir(FIXTURES "/good"));
 	while ((de = readdir(d)) != NULL) {
 		struct config_errors	 e = { 0 };
@@ -1416,6 +1512,8 @@ main(void)
 		    setup_tmp, teardown_tmp),
 		cmocka_unit_test(test_aliases_rejected),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test_setup_teardown(test_secret_file_modes,
+		    setup_tmp, teardown_tmp),
 		cmocka_unit_test_setup_teardown(test_relative_paths, setup_tmp,
 		    teardown_tmp),
 		cmocka_unit_test(test_error_at),

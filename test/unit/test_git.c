@@ -1052,6 +1052,33 @@ test_update_race_keeps_both_commits(void **state)
 	job_free(j);
 }
 
+/*
+ * git.push_retries: 0 (documented, valid) means no retry: the rejected push
+ * fails the attempt at once, without a second fetch and push.
+ */
+static void
+test_update_push_retries_zero(void **state)
+{
+	struct ufx		*u = *state;
+	struct race		 r = { u->fx.dir, 0 };
+	struct job		*j = mkjob(63, "web", "registry.acme.io/acme/web",
+				    "1.4.0");
+	struct job_result	 res;
+
+	u->fx.cfg.git.push_retries = 0;
+	git_repo_set_push_hook(race_hook, &r);
+	run_job(u, j, &res);
+	git_repo_set_push_hook(NULL, NULL);
+	assert_false(res.ok);
+	assert_false(res.permanent);
+	assert_int_equal(r.fired, 1);
+	assert_non_null(strstr(res.error, "push still rejected after 0 "
+	    "retries"));
+	assert_string_equal(REMOTE("log --format=%%s main"), "unrelated\nseed");
+	job_result_clear(&res);
+	job_free(j);
+}
+
 /* Lands a commit that sets the very tag the job is about to push. */
 static void
 race_same_tag_hook(void *arg)
@@ -1302,6 +1329,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_update_race_keeps_both_commits, ufx_setup,
 		    ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_push_retries_zero,
+		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_race_other_set_tag,
 		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_race_over_http,

@@ -5,6 +5,7 @@
  * an HTTP sink that checks Slack's Block Kit shape and webhook signatures,
  * and aiosmtpd parsing the mail with Python's email package).
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -166,6 +167,13 @@ test_plan_dead_update_image(void **state)
 	/* The alert id is derived from the key: stable across retries. */
 	assert_non_null(strstr(it->dedup_key, test_json_str(o, "alert_id")));
 	cJSON_Delete(o);
+	notify_plan_free(&p);
+
+	/* notify.repeat_after_s: 0 is "never again", not the default. */
+	t.cfg.notify.repeat_after_s = 0;
+	notify_plan(&t.cfg, &j, &r, JOB_DEAD, 0, &p);
+	assert_non_null(it = plan_find(&p, "ops-slack"));
+	assert_int_equal(it->repeat_after_s, INT_MAX);
 	notify_plan_free(&p);
 }
 

@@ -325,6 +325,61 @@ test_count_jobs(struct qfx *fx, enum job_kind kind)
 	return (int)n;
 }
 
+struct test_dead {
+	struct qfx	*fx;
+	int64_t		 id;
+	int		 attempts;
+};
+
+static int
+test_dead_after(void *arg)
+{
+	struct test_dead	*d = arg;
+	struct store_job_row	 r;
+	int			 ok;
+
+	if (qfx_job(d->fx, d->id, &r) != 1)
+		return 0;
+	ok = r.state == JOB_DEAD && r.attempts == d->attempts;
+	store_job_row_clear(&r);
+	return ok;
+}
+
+/*
+ * A manual retry of a job out of attempts gets retry.max_attempts more
+ * (docs/queue.md), not one: finishing compares with the stored limit.
+ */
+static void
+test_retry_fresh_attempts(void **state)
+{
+	struct qfx		 fx;
+	struct qfx_sub		 s;
+	struct job_spec		 js = qfx_sync("fail", "r");
+	struct test_dead	 d;
+	struct buf		 b;
+	char			 path[64];
+
+	(void)state;
+	qfx_setup(&fx);
+	qfx_open(&fx, 1);
+	memset(&s, 0, sizeof(s));
+	qfx_submit(&fx, "github", "fresh-1", &js, 1, &s);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s, 5000), 0);
+	d = (struct test_dead){ &fx, s.ids[0][0], 3 };
+	assert_int_equal(qfx_loop_until(&fx, test_dead_after, &d, 10000), 0);
+
+	snprintf(path, sizeof(path), "/api/v1/jobs/%lld/retry",
+	    (long long)d.id);
+	buf_init(&b, 0);
+	assert_int_equal(queue_admin(fx.q, "POST", path, NULL, &b), 200);
+	buf_free(&b);
+	/* Three more attempts, not one: dead again after six in all. */
+	d.attempts = 6;
+	assert_int_equal(qfx_loop_until(&fx, test_dead_after, &d, 10000), 0);
+	assert_int_equal(qfx_runs, 6);
+	qfx_teardown(&fx);
+}
+
 /* Two queued image jobs of one repository run as one; one follow-up. */
 static void
 test_merged_run(void **state)
@@ -466,6 +521,7 @@ main(void)
 		cmocka_unit_test(test_drain_stops_claims),
 		cmocka_unit_test(test_checkpoint_when_idle),
 		cmocka_unit_test(test_merged_run),
+		cmocka_unit_test(test_retry_fresh_attempts),
 		cmocka_unit_test(test_loop_run_after_close),
 	};
 
