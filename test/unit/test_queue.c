@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "admin.h"
 #include "queue_fixture.h"
 
 #define NSUBS	400
@@ -371,7 +372,7 @@ test_retry_fresh_attempts(void **state)
 	snprintf(path, sizeof(path), "/api/v1/jobs/%lld/retry",
 	    (long long)d.id);
 	buf_init(&b, 0);
-	assert_int_equal(queue_admin(fx.q, "POST", path, NULL, &b), 200);
+	assert_int_equal(admin_api(fx.q, NULL, "POST", path, NULL, &b), 200);
 	buf_free(&b);
 	/* Three more attempts, not one: dead again after six in all. */
 	d.attempts = 6;
