@@ -1208,12 +1208,13 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
     size_t errlen)
 {
 	struct queue	*q;
+	const char	*target;
 	int		 nrequeued, ndead, e;
 
 	q = xcalloc(1, sizeof(*q));
 	q->base = base;
 	q->find = job_runner_find;
-	q->ops = store_backend(cfg->state.path);
+	q->ops = store_backend(&cfg->state, &target);
 	pthread_mutex_init(&q->mtx, NULL);
 	pthread_cond_init(&q->cv, NULL);
 	q->subs_tail = &q->subs;
@@ -1244,9 +1245,9 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	job_runners_init();
 
 	pthread_cond_init(&q->ck_cv, NULL);
-	if ((q->wr = q->ops->open(cfg->state.path, err, errlen)) == NULL ||
-	    (q->rd = q->ops->open(cfg->state.path, err, errlen)) == NULL ||
-	    (q->ck = q->ops->open(cfg->state.path, err, errlen)) == NULL)
+	if ((q->wr = q->ops->open(target, err, errlen)) == NULL ||
+	    (q->rd = q->ops->open(target, err, errlen)) == NULL ||
+	    (q->ck = q->ops->open(target, err, errlen)) == NULL)
 		goto fail;
 	if (q->ops->requeue_running(q->wr, util_now_ms(), &nrequeued, &ndead,
 	    err, errlen) == -1)

@@ -1458,13 +1458,6 @@ const struct store_ops store_sqlite_ops = {
 	.checkpoint = store_sqlite_checkpoint,
 };
 
-const struct store_ops *
-store_backend(const char *path)
-{
-	(void)path;
-	return &store_sqlite_ops;
-}
-
 void
 store_job_row_clear(struct store_job_row *r)
 {

@@ -2,8 +2,8 @@
  * store.h: the durable state store behind the queue (events, deliveries,
  * jobs, attempts, results, per-app status, alert dedup keys).
  *
- * Every SQL statement of the daemon lives behind this ops struct, so a
- * second backend (PostgreSQL) is one new file and one table row; the queue,
+ * Every SQL statement of the daemon lives behind this ops struct (SQLite in
+ * store_sqlite.c, PostgreSQL in store_pg.c); the queue,
  * the workers and the admin API only see these calls.  A struct store is
  * one connection: the caller uses it from one thread at a time.  The queue
  * keeps one store for its store thread (all writes of the hot path) and one
@@ -256,9 +256,16 @@ struct store_ops {
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
 
-/* The backend for a state path ("postgresql://" would pick another). */
-const struct store_ops	*store_backend(const char *path);
+struct config_state;
+
+/*
+ * The backend of state.driver and what its open takes in *target (the
+ * SQLite path or the PostgreSQL DSN, a secret; borrowed from cs).
+ */
+const struct store_ops	*store_backend(const struct config_state *cs,
+			    const char **target);
 
 void	store_job_row_clear(struct store_job_row *);
 void	store_job_rows_free(struct store_job_row *, size_t);
