@@ -187,6 +187,13 @@ store_pg_int(const PGresult *res, int row, int col)
 	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
+/* A column's text, NULL for SQL NULL (borrowed from res). */
+static const char *
+store_pg_val(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
 static char *
 store_pg_str(const PGresult *res, int row, int col)
 {
@@ -603,43 +610,6 @@ store_pg_job_from_row(const PGresult *res, int i)
 	return j;
 }
 
-struct store_pg_names {
-	char	**v;
-	size_t	 n;
-};
-
-static int
-store_pg_names_has(const struct store_pg_names *ns, const char *name)
-{
-	size_t	 i;
-
-	if (name == NULL)
-		return 0;
-	for (i = 0; i < ns->n; i++)
-		if (strcmp(ns->v[i], name) == 0)
-			return 1;
-	return 0;
-}
-
-static void
-store_pg_names_add(struct store_pg_names *ns, const char *name)
-{
-	if (name == NULL || store_pg_names_has(ns, name))
-		return;
-	ns->v = xreallocarray(ns->v, ns->n + 1, sizeof(*ns->v));
-	ns->v[ns->n++] = xstrdup(name);
-}
-
-static void
-store_pg_names_free(struct store_pg_names *ns)
-{
-	size_t	 i;
-
-	for (i = 0; i < ns->n; i++)
-		free(ns->v[i]);
-	free(ns->v);
-}
-
 static int
 store_pg_mark_running(struct store *st, int64_t id, int64_t now_ms, char *err,
     size_t errlen)
@@ -656,7 +626,7 @@ store_pg_mark_running(struct store *st, int64_t id, int64_t now_ms, char *err,
 /* Queued update-image jobs for j's repository join j's run. */
 static int
 store_pg_claim_merges(struct store *st, struct job *j, int64_t now_ms,
-    struct store_pg_names *apps, char *err, size_t errlen)
+    struct store_rules *rules, char *err, size_t errlen)
 {
 	struct store_pg_params	 p = { .n = 0 };
 	PGresult		*res;
@@ -673,17 +643,10 @@ store_pg_claim_merges(struct store *st, struct job *j, int64_t now_ms,
 		return -1;
 	for (i = 0; i < PQntuples(res); i++) {
 		m = store_pg_job_from_row(res, i);
-		/* Its app must be free too (one running job per app). */
-		if (m->app != NULL && strcmp(m->app, j->app != NULL ? j->app :
-		    "") != 0 && store_pg_names_has(apps, m->app)) {
+		if (store_rules_merge(rules, j, m->app))
+			store_job_merge(j, m);
+		else
 			job_free(m);
-			continue;
-		}
-		store_pg_names_add(apps, m->app);
-		j->merged = xreallocarray(j->merged, j->nmerged + 1,
-		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
-		    sizeof(*j->merged));
-		j->merged[j->nmerged++] = m;
 	}
 	PQclear(res);
 	return 0;
@@ -693,13 +656,12 @@ static int
 store_pg_claim(struct store *st, const struct store_claim *c,
     struct job ***jobsp, size_t *njobsp, char *err, size_t errlen)
 {
-	struct store_pg_names	 apps = { NULL, 0 }, repos = { NULL, 0 };
+	struct store_rules	 rules = { 0 };
 	struct store_pg_params	 p = { .n = 0 };
 	struct job		**jobs = NULL, *j;
 	PGresult		*res = NULL;
 	size_t			 njobs = 0, i, k;
-	int			 nthread = 0, nloop = 0, rc = -1, row, kind;
-	const char		*app, *repo;
+	int			 rc = -1, row;
 
 	*jobsp = NULL;
 	*njobsp = 0;
@@ -718,13 +680,9 @@ store_pg_claim(struct store *st, const struct store_claim *c,
 	    " WHERE state = 2 AND kind != 3", NULL, PGRES_TUPLES_OK, "busy",
 	    err, errlen)) == NULL)
 		goto out;
-	for (row = 0; row < PQntuples(res); row++) {
-		store_pg_names_add(&apps, PQgetisnull(res, row, 1) ? NULL :
-		    PQgetvalue(res, row, 1));
-		if (store_pg_int(res, row, 0) == JOB_UPDATE_IMAGE)
-			store_pg_names_add(&repos, PQgetisnull(res, row, 2) ?
-			    NULL : PQgetvalue(res, row, 2));
-	}
+	for (row = 0; row < PQntuples(res); row++)
+		store_rules_busy(&rules, (enum job_kind)store_pg_int(res, row, 0),
+		    store_pg_val(res, row, 1), store_pg_val(res, row, 2));
 	PQclear(res);
 
 	/*
@@ -745,26 +703,12 @@ store_pg_claim(struct store *st, const struct store_claim *c,
 	    " ORDER BY j.not_before, j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED",
 	    &p, PGRES_TUPLES_OK, "candidates", err, errlen)) == NULL)
 		goto out;
-	for (row = 0; row < PQntuples(res) &&
-	    (nthread < c->max_thread || nloop < c->max_loop); row++) {
-		kind = (int)store_pg_int(res, row, 1);
-		app = PQgetisnull(res, row, 3) ? NULL : PQgetvalue(res, row, 3);
-		repo = PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4);
-		if (kind == JOB_NOTIFY) {
-			if (nloop >= c->max_loop)
-				continue;
-			nloop++;
-		} else {
-			if (nthread >= c->max_thread ||
-			    store_pg_names_has(&apps, app) ||
-			    (kind == JOB_UPDATE_IMAGE &&
-			    store_pg_names_has(&repos, repo)))
-				continue;
-			nthread++;
-			store_pg_names_add(&apps, app);
-			if (kind == JOB_UPDATE_IMAGE)
-				store_pg_names_add(&repos, repo);
-		}
+	for (row = 0; row < PQntuples(res) && !store_rules_full(&rules, c);
+	    row++) {
+		if (!store_rules_take(&rules, c,
+		    (enum job_kind)store_pg_int(res, row, 1),
+		    store_pg_val(res, row, 3), store_pg_val(res, row, 4)))
+			continue;
 		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
 		jobs = xreallocarray(jobs, njobs + 1, sizeof(*jobs));
 		jobs[njobs++] = store_pg_job_from_row(res, row);
@@ -774,7 +718,7 @@ store_pg_claim(struct store *st, const struct store_claim *c,
 	for (i = 0; i < njobs; i++) {
 		j = jobs[i];
 		if (j->kind == JOB_UPDATE_IMAGE && j->repo != NULL &&
-		    store_pg_claim_merges(st, j, c->now_ms, &apps, err,
+		    store_pg_claim_merges(st, j, c->now_ms, &rules, err,
 		    errlen) == -1)
 			goto out;
 		if (store_pg_mark_running(st, j->id, c->now_ms, err,
@@ -794,8 +738,7 @@ out:
 	for (i = 0; i < njobs; i++)
 		job_free(jobs[i]);
 	free(jobs);
-	store_pg_names_free(&apps);
-	store_pg_names_free(&repos);
+	store_rules_free(&rules);
 	return rc;
 }
 
@@ -1278,14 +1221,3 @@ const struct store_ops store_pg_ops = {
 	.wal_pages = store_pg_wal_pages,
 	.checkpoint = store_pg_checkpoint,
 };
-
-const struct store_ops *
-store_backend(const struct config_state *cs, const char **target)
-{
-	if (cs->driver == CONFIG_STATE_POSTGRES) {
-		*target = cs->dsn;
-		return &store_pg_ops;
-	}
-	*target = cs->path;
-	return &store_sqlite_ops;
-}

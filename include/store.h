@@ -267,6 +267,29 @@ struct config_state;
 const struct store_ops	*store_backend(const struct config_state *cs,
 			    const char **target);
 
+/*
+ * The claim rules of every backend (see claim above), fed with the jobs
+ * already running (busy) and then the candidates in due order (take: 1 to
+ * claim it, 0 to pass it over); merge says whether a queued update-image
+ * job of lead's repository may join lead's run.  Zero-initialised.
+ */
+struct store_rules {
+	char		**apps, **repos;
+	size_t		 napps, nrepos;
+	int		 nthread, nloop;
+};
+
+void	store_rules_busy(struct store_rules *, enum job_kind, const char *app,
+	    const char *repo);
+int	store_rules_full(const struct store_rules *, const struct store_claim *);
+int	store_rules_take(struct store_rules *, const struct store_claim *,
+	    enum job_kind, const char *app, const char *repo);
+int	store_rules_merge(struct store_rules *, const struct job *lead,
+	    const char *app);
+void	store_rules_free(struct store_rules *);
+/* m joins lead's run (lead owns it). */
+void	store_job_merge(struct job *lead, struct job *m);
+
 void	store_job_row_clear(struct store_job_row *);
 void	store_job_rows_free(struct store_job_row *, size_t);
 void	store_attempt_rows_free(struct store_attempt_row *, size_t);
