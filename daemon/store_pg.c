@@ -29,9 +29,12 @@
  * does nothing (PostgreSQL checkpoints by itself; the queue's checkpoint
  * thread then never has work).
  *
- * A lost connection makes the call fail with "connection lost"; the next
- * begin() resets it once.  The DSN is a secret: it is never copied into a
- * message (libpq's own messages name host and port, never the password).
+ * A lost connection makes the call fail with "connection lost" and the
+ * transaction with it (nothing uncommitted is acknowledged); the next call
+ * outside a transaction reconnects, with a doubling backoff while the
+ * server stays away.  A DSN's connect_timeout bounds each attempt.  The DSN
+ * is a secret: it is never copied into a message (libpq's own messages
+ * name host and port, never the password).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,9 +58,15 @@
 /* Candidates read per claim beyond what can be taken (others are skipped
  * for a busy app or repository). */
 #define STORE_PG_CLAIM_SLACK	64
+/* Reconnect attempts after a lost connection: doubling from/up to. */
+#define STORE_PG_BACKOFF_MIN_MS	100
+#define STORE_PG_BACKOFF_MAX_MS	5000
 
 struct store {
 	PGconn		*conn;
+	int		 in_tx;		/* between begin and commit/rollback */
+	int64_t		 retry_ms;	/* no reconnect before (monotonic) */
+	int64_t		 backoff_ms;
 };
 
 /* Query parameters in text form; numbers are printed into buf. */
@@ -143,6 +152,42 @@ store_pg_errmsg(struct store *st, char *err, size_t errlen, const char *what,
 		err[--len] = '\0';
 }
 
+static int	store_pg_session(struct store *, char *, size_t);
+
+/*
+ * A lost connection is reset before the next statement outside a
+ * transaction (inside one, the transaction is gone and its statements
+ * must fail), at most once per backoff step so a dead server costs each
+ * caller one connect attempt, not one per statement.
+ */
+static int
+store_pg_reconnect(struct store *st, char *err, size_t errlen)
+{
+	int64_t	 now;
+
+	if (PQstatus(st->conn) != CONNECTION_BAD || st->in_tx)
+		return 0;
+	now = util_mono_ms();
+	if (now < st->retry_ms) {
+		snprintf(err, errlen, "connection lost: reconnecting in %lld ms",
+		    (long long)(st->retry_ms - now));
+		return -1;
+	}
+	PQreset(st->conn);
+	if (PQstatus(st->conn) != CONNECTION_OK) {
+		st->backoff_ms = st->backoff_ms == 0 ? STORE_PG_BACKOFF_MIN_MS :
+		    st->backoff_ms * 2;
+		if (st->backoff_ms > STORE_PG_BACKOFF_MAX_MS)
+			st->backoff_ms = STORE_PG_BACKOFF_MAX_MS;
+		st->retry_ms = now + st->backoff_ms;
+		store_pg_errmsg(st, err, errlen, "reconnect", NULL);
+		return -1;
+	}
+	st->backoff_ms = 0;
+	st->retry_ms = 0;
+	return store_pg_session(st, err, errlen);
+}
+
 /*
  * Run one statement; returns its result (the caller clears it) when its
  * status is the expected one, else NULL with err set.
@@ -153,6 +198,8 @@ store_pg_q(struct store *st, const char *sql, const struct store_pg_params *p,
 {
 	PGresult	*res;
 
+	if (store_pg_reconnect(st, err, errlen) == -1)
+		return NULL;
 	res = PQexecParams(st->conn, sql, p != NULL ? p->n : 0, NULL,
 	    p != NULL ? p->v : NULL, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != want) {
@@ -315,22 +362,16 @@ fail:
 static int
 store_pg_begin(struct store *st, char *err, size_t errlen)
 {
-	if (PQstatus(st->conn) == CONNECTION_BAD) {
-		/* One reconnect; the caller retries with its own backoff. */
-		PQreset(st->conn);
-		if (PQstatus(st->conn) != CONNECTION_OK) {
-			store_pg_errmsg(st, err, errlen, "begin", NULL);
-			return -1;
-		}
-		if (store_pg_session(st, err, errlen) == -1)
-			return -1;
-	}
-	return store_pg_cmd(st, "BEGIN", NULL, "begin", NULL, err, errlen);
+	if (store_pg_cmd(st, "BEGIN", NULL, "begin", NULL, err, errlen) == -1)
+		return -1;
+	st->in_tx = 1;
+	return 0;
 }
 
 static void
 store_pg_rollback(struct store *st)
 {
+	st->in_tx = 0;
 	if (PQstatus(st->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(st->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(st->conn, "ROLLBACK"));
@@ -347,8 +388,15 @@ store_pg_commit(struct store *st, char *err, size_t errlen)
 		store_pg_rollback(st);
 		return -1;
 	}
-	if ((res = store_pg_q(st, "COMMIT", NULL, PGRES_COMMAND_OK, "commit",
-	    err, errlen)) == NULL) {
+	/*
+	 * A connection lost during COMMIT leaves its outcome unknown; it is
+	 * reported as a failure, so nothing is acknowledged that may not be
+	 * on disk (a delivery sent again is then found a duplicate).
+	 */
+	res = store_pg_q(st, "COMMIT", NULL, PGRES_COMMAND_OK, "commit", err,
+	    errlen);
+	st->in_tx = 0;
+	if (res == NULL) {
 		store_pg_rollback(st);
 		return -1;
 	}
@@ -667,6 +715,14 @@ store_pg_claim(struct store *st, const struct store_claim *c,
 	*njobsp = 0;
 	if (c->max_thread <= 0 && c->max_loop <= 0)
 		return 0;
+	/*
+	 * A failed statement spoils a PostgreSQL transaction; the claim's
+	 * own savepoint keeps the round's deliveries committable when only
+	 * the claim fails (as with SQLite).
+	 */
+	if (store_pg_cmd(st, "SAVEPOINT claim", NULL, "claim", NULL, err,
+	    errlen) == -1)
+		return -1;
 	store_pg_p_int(&p, STORE_PG_LOCK_NS);
 	store_pg_p_int(&p, STORE_PG_LOCK_CLAIM);
 	if ((res = store_pg_q(st, "SELECT pg_advisory_xact_lock($1::int,"
@@ -729,12 +785,19 @@ store_pg_claim(struct store *st, const struct store_claim *c,
 			    c->now_ms, err, errlen) == -1)
 				goto out;
 	}
+	if (store_pg_cmd(st, "RELEASE SAVEPOINT claim", NULL, "claim", NULL,
+	    err, errlen) == -1)
+		goto out;
 	*jobsp = jobs;
 	*njobsp = njobs;
 	jobs = NULL;
 	njobs = 0;
 	rc = 0;
 out:
+	if (rc == -1 && store_pg_cmd(st, "ROLLBACK TO SAVEPOINT claim", NULL,
+	    "claim", NULL, NULL, 0) == 0)
+		store_pg_cmd(st, "RELEASE SAVEPOINT claim", NULL, "claim", NULL,
+		    NULL, 0);
 	for (i = 0; i < njobs; i++)
 		job_free(jobs[i]);
 	free(jobs);

@@ -70,24 +70,37 @@ class PgServer:
                        "--no-sync"])
         if r.returncode != 0:
             raise RuntimeError("initdb: " + r.stdout)
+        err = None
         for _ in range(5):
             self.port = _free_port()
-            opts = ("-c listen_addresses=127.0.0.1 -c port=%d "
-                    "-c unix_socket_directories=%s -c fsync=off "
-                    "-c full_page_writes=off -c max_connections=60"
-                    % (self.port, self.dir))
-            r = self._run([os.path.join(self.bindir, "pg_ctl"), "-D",
-                           self.data, "-o", opts, "-l",
-                           os.path.join(self.dir, "log"), "-w", "-t", "60",
-                           "start"])
-            if r.returncode == 0:
-                self.started = True
-                break
-            # Another process took the port between probe and bind.
-            time.sleep(0.2)
-        if not self.started:
+            try:
+                self.resume()
+            except RuntimeError as e:
+                # Another process took the port between probe and bind.
+                err = e
+                time.sleep(0.2)
+                continue
+            self.started = True
+            return self
+        raise err
+
+    def pause(self):
+        """Stops the server, keeping its data and port for resume()."""
+        r = self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data,
+                       "-m", "fast", "-w", "stop"])
+        if r.returncode != 0:
+            raise RuntimeError("pg_ctl stop: " + r.stdout)
+
+    def resume(self):
+        opts = ("-c listen_addresses=127.0.0.1 -c port=%d "
+                "-c unix_socket_directories=%s -c fsync=off "
+                "-c full_page_writes=off -c max_connections=60"
+                % (self.port, self.dir))
+        r = self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data,
+                       "-o", opts, "-l", os.path.join(self.dir, "log"),
+                       "-w", "-t", "60", "start"])
+        if r.returncode != 0:
             raise RuntimeError("pg_ctl start: " + r.stdout + self.log())
-        return self
 
     def log(self):
         try:
