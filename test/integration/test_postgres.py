@@ -15,61 +15,16 @@ import uuid
 
 import harness
 import pg_server
-from fault_peers import Kubesim
+from e2e_peers import make_bare_repo
+from test_sync import CONFIG as SYNC_CONFIG, MANIFESTS, SECRET, Kubesim, git
 
-SECRET = "pg-e2e-secret"
 # Trust authentication ignores it; it must still never be logged.
 DSN_PASSWORD = "never-logged-Pw-7f3a"
-
-CONFIG = """
-shutdown_timeout_s: 5
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {driver: postgres, dsn_file: pg.dsn}
-workdir: "{tmp}/repos"
-retry: {base_s: 1, max_s: 2, max_attempts: 2}
-sources:
-  - {name: github, type: github, secret_file: github.secret}
-repos:
-  - {name: deploy, url: "%(url)s", branch: main}
-clusters:
-  - {name: sim, kubeconfig: "%(kubeconfig)s"}
-apps:
-  - name: demo
-    repo: deploy
-    path: apps/demo
-    cluster: sim
-    namespace: demo
-    sync: {auto: true, prune: true, timeout_s: 30}
-"""
-
-MANIFESTS = {
-    "apps/demo/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n"
-                         "  name: demo\n",
-    "apps/demo/web.yaml": """apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-        - name: web
-          image: registry.example/web:1.0.0
-""",
-}
-
-
-def git(*args, cwd=None):
-    return subprocess.run(["git", "-c", "user.name=test", "-c",
-                           "user.email=test@localhost", *args], cwd=cwd,
-                          check=True, capture_output=True,
-                          text=True).stdout.strip()
+SQLITE_STATE = 'state: {path: "{tmp}/state.db"}'
+PG_STATE = "state: {driver: postgres, dsn_file: pg.dsn}"
+# test_sync's app on the simulated cluster, its state in PostgreSQL.
+CONFIG = SYNC_CONFIG.replace(SQLITE_STATE, PG_STATE)
+assert CONFIG != SYNC_CONFIG
 
 
 def push_body(bare, after):
@@ -117,16 +72,10 @@ class PostgresDaemonTest(unittest.TestCase):
         self.addCleanup(self.sim.stop)
         self.tmp = tempfile.mkdtemp(prefix="pg-e2e-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.bare = os.path.join(self.tmp, "deploy.git")
-        work = os.path.join(self.tmp, "work")
-        git("init", "-q", "--bare", "-b", "main", self.bare)
-        git("init", "-q", "-b", "main", work)
-        for rel, text in MANIFESTS.items():
-            harness.write(os.path.join(work, rel), text, mode=0o644)
-        git("add", "-A", cwd=work)
-        git("commit", "-q", "-m", "web", cwd=work)
-        git("push", "-q", self.bare, "main", cwd=work)
-        self.rev = git("rev-parse", "HEAD", cwd=work)
+        self.bare = make_bare_repo(self.tmp, "deploy.git", {
+            rel: text % "1.0.0" if "%s" in text else text
+            for rel, text in MANIFESTS.items()})
+        self.rev = git("rev-parse", "main", cwd=self.bare)
 
     def daemon(self, dsn=None):
         text = CONFIG % {"url": self.bare, "kubeconfig": self.sim.kubeconfig}
@@ -285,8 +234,7 @@ class PostgresDaemonTest(unittest.TestCase):
                  "driver postgres needs dsn_file or dsn_env"),
                 ("state: {driver: sqlite, dsn_file: pg.dsn}",
                  "dsn_file and dsn_env need driver: postgres")):
-            d.write_config(CONFIG.replace(
-                "state: {driver: postgres, dsn_file: pg.dsn}", text) % {
+            d.write_config(CONFIG.replace(PG_STATE, text) % {
                     "url": self.bare, "kubeconfig": self.sim.kubeconfig})
             out = harness.run_tool([harness.binary(), "-t", "-c",
                                     d.config_path],
