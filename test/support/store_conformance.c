@@ -14,6 +14,7 @@
  * A backend whose server is not given is reported as failed, not skipped:
  * the runner decides what to run.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +34,8 @@
 struct conf_backend {
 	const char		*name;
 	const struct store_ops	*ops;
+	/* Several connections may write at once (replicas share it). */
+	int			 shared;
 	/* A fresh empty store's open() argument into target. */
 	int			 (*fresh)(char *target, size_t len, char *err,
 				    size_t errlen);
@@ -89,8 +92,9 @@ out:
 }
 
 static const struct conf_backend conf_backends[] = {
-	{ "sqlite", &store_sqlite_ops, conf_fresh_sqlite },
-	{ "postgres", &store_pg_ops, conf_fresh_pg },
+	/* One writing connection per file: the daemon's store thread. */
+	{ "sqlite", &store_sqlite_ops, 0, conf_fresh_sqlite },
+	{ "postgres", &store_pg_ops, 1, conf_fresh_pg },
 };
 
 /* ---- helpers */
@@ -846,6 +850,140 @@ conf_listing(void **state)
 	OPS->close(st);
 }
 
+/* ---- two writers at once (replicas), for shared backends */
+
+struct conf_peer {
+	struct store		*st;
+	struct store_event	 ev;
+	int			 claim;		/* else add ev */
+	int			 rc, done;
+	struct job		**jobs;
+	size_t			 njobs;
+	char			 err[512];
+};
+
+static void *
+conf_peer_main(void *arg)
+{
+	struct conf_peer	*p = arg;
+	struct store_claim	 c = { 2000, 4, 0 };
+	int64_t			 id;
+
+	p->rc = -1;
+	if (OPS->begin(p->st, p->err, sizeof(p->err)) == -1)
+		goto out;
+	if (p->claim)
+		p->rc = OPS->claim(p->st, &c, &p->jobs, &p->njobs, p->err,
+		    sizeof(p->err));
+	else
+		p->rc = OPS->add_event(p->st, &p->ev, &id, p->err,
+		    sizeof(p->err));
+	if (p->rc == -1 || OPS->commit(p->st, p->err, sizeof(p->err)) == -1) {
+		OPS->rollback(p->st);
+		p->rc = -1;
+	}
+out:
+	__atomic_store_n(&p->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* Runs p's call on another thread while this one holds its transaction
+ * open for a while: the peer must wait for it, then see its outcome. */
+static void
+conf_peer_run(struct conf_peer *p, struct store *st, int commit)
+{
+	pthread_t	 t;
+
+	assert_int_equal(pthread_create(&t, NULL, conf_peer_main, p), 0);
+	usleep(300000);
+	assert_int_equal(__atomic_load_n(&p->done, __ATOMIC_SEQ_CST), 0);
+	if (commit)
+		OK(OPS->commit(st, err, sizeof(err)));
+	else
+		OPS->rollback(st);
+	assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+/* One delivery sent to two replicas at once is stored once: the second
+ * insert waits for the first transaction and is a duplicate if it
+ * commits, the one stored if it rolls back. */
+static void
+conf_shared_dedup(void **state)
+{
+	struct store_event	 ev = { "github", "twice", "push", "s", 1000 };
+	struct store_event_row	*rows;
+	struct conf_peer	 p;
+	struct store		*a, *b;
+	int64_t			 id, next;
+	size_t			 n;
+
+	(void)state;
+	if (!conf_cur->shared)
+		skip();
+	a = conf_open();
+	b = conf_open();
+	memset(&p, 0, sizeof(p));
+	p.st = b;
+	p.ev = ev;
+	OK(OPS->begin(a, err, sizeof(err)));
+	assert_int_equal(OPS->add_event(a, &ev, &id, err, sizeof(err)), 0);
+	conf_peer_run(&p, a, 1);
+	assert_int_equal(p.rc, 1);
+
+	ev.delivery = p.ev.delivery = "rolled-back";
+	p.done = 0;
+	OK(OPS->begin(a, err, sizeof(err)));
+	assert_int_equal(OPS->add_event(a, &ev, &id, err, sizeof(err)), 0);
+	conf_peer_run(&p, a, 0);
+	assert_int_equal(p.rc, 0);
+
+	OK(OPS->list_events(a, 0, 10, &rows, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 2);
+	assert_string_equal(rows[0].delivery, "rolled-back");
+	assert_string_equal(rows[1].delivery, "twice");
+	store_event_rows_free(rows, n);
+	OPS->close(b);
+	OPS->close(a);
+}
+
+/* Two replicas claiming at once keep one running job per app: the second
+ * claimer sees the first one's claim, not a free app. */
+static void
+conf_shared_claim(void **state)
+{
+	struct store_claim	 c = { 2000, 1, 0 };
+	struct conf_peer	 p;
+	struct store		*a, *b;
+	struct job		**jobs;
+	size_t			 n;
+	int64_t			 web, img, api;
+
+	(void)state;
+	if (!conf_cur->shared)
+		skip();
+	a = conf_open();
+	b = conf_open();
+	web = conf_job(a, JOB_SYNC, "web", "r", NULL, 0, NULL);
+	img = conf_job(a, JOB_UPDATE_IMAGE, "web", "r", NULL, 0, NULL);
+	api = conf_job(a, JOB_SYNC, "api", "r", NULL, 0, NULL);
+	memset(&p, 0, sizeof(p));
+	p.st = b;
+	p.claim = 1;
+	OK(OPS->begin(a, err, sizeof(err)));
+	OK(OPS->claim(a, &c, &jobs, &n, err, sizeof(err)));
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0]->id, web);
+	conf_jobs_free(jobs, n);
+	conf_peer_run(&p, a, 1);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.njobs, 1);
+	assert_int_equal(p.jobs[0]->id, api);
+	conf_jobs_free(p.jobs, p.njobs);
+	assert_int_equal(conf_state(a, img), JOB_QUEUED);
+	OPS->close(b);
+	OPS->close(a);
+}
+
 /* Checkpoints are the backend's business: they succeed (or do nothing). */
 static void
 conf_checkpoint(void **state)
@@ -881,6 +1019,8 @@ main(int argc, char **argv)
 		T(conf_retention),
 		T(conf_listing),
 		T(conf_checkpoint),
+		T(conf_shared_dedup),
+		T(conf_shared_claim),
 	};
 	size_t		 i;
 	int		 a, fails = 0, ran = 0;
