@@ -790,17 +790,17 @@ store_pg_claim(struct store *st, const struct store_claim *c,
 		goto out;
 	*jobsp = jobs;
 	*njobsp = njobs;
-	jobs = NULL;
-	njobs = 0;
 	rc = 0;
 out:
-	if (rc == -1 && store_pg_cmd(st, "ROLLBACK TO SAVEPOINT claim", NULL,
-	    "claim", NULL, NULL, 0) == 0)
-		store_pg_cmd(st, "RELEASE SAVEPOINT claim", NULL, "claim", NULL,
-		    NULL, 0);
-	for (i = 0; i < njobs; i++)
-		job_free(jobs[i]);
-	free(jobs);
+	if (rc == -1) {
+		if (store_pg_cmd(st, "ROLLBACK TO SAVEPOINT claim", NULL,
+		    "claim", NULL, NULL, 0) == 0)
+			store_pg_cmd(st, "RELEASE SAVEPOINT claim", NULL,
+			    "claim", NULL, NULL, 0);
+		for (i = 0; i < njobs; i++)
+			job_free(jobs[i]);
+		free(jobs);
+	}
 	store_rules_free(&rules);
 	return rc;
 }
@@ -888,7 +888,7 @@ store_pg_app_get(struct store *st, const char *app, struct store_app_row *r,
 {
 	struct store_pg_params	 p = { .n = 0 };
 	PGresult		*res;
-	int			 i;
+	int			 i, n;
 
 	memset(r, 0, sizeof(*r));
 	store_pg_p_text(&p, app);
@@ -917,14 +917,15 @@ store_pg_app_get(struct store *st, const char *app, struct store_app_row *r,
 		store_app_row_clear(r);
 		return -1;
 	}
-	if (PQntuples(res) > 0)
-		r->images = xcalloc((size_t)PQntuples(res), sizeof(*r->images));
-	for (i = 0; i < PQntuples(res); i++) {
+	n = PQntuples(res);
+	if (n > 0)
+		r->images = xcalloc((size_t)n, sizeof(*r->images));
+	for (i = 0; i < n; i++) {
 		r->images[i].image = store_pg_str(res, i, 0);
 		r->images[i].tag = store_pg_str(res, i, 1);
 		r->images[i].digest = store_pg_str(res, i, 2);
 	}
-	r->nimages = (size_t)PQntuples(res);
+	r->nimages = (size_t)n;
 	PQclear(res);
 	return 0;
 }
@@ -985,7 +986,7 @@ store_pg_list_events(struct store *st, int64_t after, int limit,
 	struct store_event_row	*rows = NULL, *r;
 	PGresult		*res;
 	size_t			 n = 0, i;
-	int			 row, k, rc = -1;
+	int			 row, k, nk, rc = -1;
 
 	*next = 0;
 	if (limit < 1) {
@@ -1021,12 +1022,12 @@ store_pg_list_events(struct store *st, int64_t after, int limit,
 		    " WHERE event_id = $1 ORDER BY job_id", &p, PGRES_TUPLES_OK,
 		    "event jobs", err, errlen)) == NULL)
 			goto out;
-		if (PQntuples(res) > 0)
-			rows[i].job_ids = xcalloc((size_t)PQntuples(res),
-			    sizeof(int64_t));
-		for (k = 0; k < PQntuples(res); k++)
+		nk = PQntuples(res);
+		if (nk > 0)
+			rows[i].job_ids = xcalloc((size_t)nk, sizeof(int64_t));
+		for (k = 0; k < nk; k++)
 			rows[i].job_ids[k] = store_pg_int(res, k, 0);
-		rows[i].njob_ids = (size_t)PQntuples(res);
+		rows[i].njob_ids = (size_t)nk;
 		PQclear(res);
 	}
 	*rowsp = rows;
@@ -1142,7 +1143,7 @@ store_pg_list_attempts(struct store *st, int64_t job_id,
 	struct store_pg_params	 p = { .n = 0 };
 	struct store_attempt_row *rows = NULL;
 	PGresult		*res;
-	int			 i;
+	int			 i, n;
 
 	*rowsp = NULL;
 	*np = 0;
@@ -1151,9 +1152,10 @@ store_pg_list_attempts(struct store *st, int64_t job_id,
 	    " FROM attempts WHERE job_id = $1 ORDER BY n", &p, PGRES_TUPLES_OK,
 	    "attempts", err, errlen)) == NULL)
 		return -1;
-	if (PQntuples(res) > 0)
-		rows = xcalloc((size_t)PQntuples(res), sizeof(*rows));
-	for (i = 0; i < PQntuples(res); i++) {
+	n = PQntuples(res);
+	if (n > 0)
+		rows = xcalloc((size_t)n, sizeof(*rows));
+	for (i = 0; i < n; i++) {
 		rows[i].n = (int)store_pg_int(res, i, 0);
 		rows[i].started_ms = store_pg_int(res, i, 1);
 		rows[i].ended_ms = store_pg_int(res, i, 2);
@@ -1161,7 +1163,7 @@ store_pg_list_attempts(struct store *st, int64_t job_id,
 		rows[i].error = store_pg_str(res, i, 4);
 	}
 	*rowsp = rows;
-	*np = (size_t)PQntuples(res);
+	*np = (size_t)n;
 	PQclear(res);
 	return 0;
 }
