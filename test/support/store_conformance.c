@@ -60,6 +60,28 @@ conf_fresh_sqlite(char *target, size_t len, char *err, size_t errlen)
 	return 0;
 }
 
+/* Removes the SQLite files (database, log, shared memory) and their
+ * directory. */
+static void
+conf_cleanup(void)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+	char	 path[128];
+	int	 i;
+	size_t	 k;
+
+	if (conf_dir[0] == '\0')
+		return;
+	for (i = 1; i <= conf_seq; i++)
+		for (k = 0; k < nitems(sfx); k++) {
+			snprintf(path, sizeof(path), "%s/state-%d.db%s", conf_dir,
+			    i, sfx[k]);
+			unlink(path);
+		}
+	if (rmdir(conf_dir) == -1)
+		fprintf(stderr, "cannot remove %s\n", conf_dir);
+}
+
 /* Empties the database (the whole public schema, tables of any version). */
 static int
 conf_fresh_pg(char *target, size_t len, char *err, size_t errlen)
@@ -590,7 +612,8 @@ conf_requeue(void **state)
 	OK(OPS->list_attempts(st, a, &att, &n, err, sizeof(err)));
 	assert_int_equal(n, 1);
 	assert_int_equal(att[0].ok, 0);
-	assert_non_null(strstr(att[0].error, "interrupted"));
+	assert_string_equal(att[0].error,
+	    "interrupted: gitopsd stopped while the job ran");
 	store_attempt_rows_free(att, n);
 	OPS->close(st);
 }
@@ -1024,7 +1047,6 @@ main(int argc, char **argv)
 	};
 	size_t		 i;
 	int		 a, fails = 0, ran = 0;
-	char		 cmd[128];
 
 	for (i = 0; i < nitems(conf_backends); i++) {
 		int want = argc < 2;
@@ -1039,11 +1061,7 @@ main(int argc, char **argv)
 		fails += _cmocka_run_group_tests(conf_cur->name, tests,
 		    nitems(tests), NULL, NULL);
 	}
-	if (conf_dir[0] != '\0') {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", conf_dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", conf_dir);
-	}
+	conf_cleanup();
 	if (ran == 0) {
 		fprintf(stderr, "usage: store_conformance [sqlite|postgres]...\n");
 		return 2;
