@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -150,6 +151,44 @@ class PostgresDaemonTest(unittest.TestCase):
         self.assertTrue(r.json().get("duplicate"), r)
         self.assertEqual(d.stop(), 0, d.log()[-3000:])
         self.assertNotIn(DSN_PASSWORD, d.log())
+
+    def test_one_delivery_two_processes(self):
+        """The same delivery sent to two gitopsd processes on one database
+        at the same moment gets one 202 and one duplicate, and the job runs
+        once."""
+        a = self.daemon()
+        a.start()
+        b = self.daemon()
+        b.start()
+        deliveries = [str(uuid.uuid4()) for _ in range(8)]
+        for delivery in deliveries:
+            answers = {}
+            go = threading.Barrier(2)
+
+            def send(d, name):
+                go.wait()
+                answers[name] = self.post(d, delivery)
+
+            ts = [threading.Thread(target=send, args=(d, n))
+                  for d, n in ((a, "a"), (b, "b"))]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(60)
+            got = sorted((r.status, bool(r.status == 200 and
+                                         r.json().get("duplicate")))
+                         for r in answers.values())
+            self.assertEqual(got, [(200, True), (202, False)], answers)
+        self.assertEqual(self.sql("SELECT count(*), count(DISTINCT delivery)"
+                                  " FROM events"), "8|8")
+        jobs = self.wait_job(a)
+        self.assertTrue(all(j["state"] == "succeeded" for j in jobs), jobs)
+        # Every sync attempt ran once: no job claimed by both processes.
+        self.assertEqual(self.sql(
+            "SELECT count(*) FROM attempts a JOIN jobs j ON j.id = a.job_id"
+            " WHERE a.n > 1 OR j.attempts != 1"), "0")
+        self.assertEqual(a.stop(), 0, a.log()[-3000:])
+        self.assertEqual(b.stop(), 0, b.log()[-3000:])
 
     def test_newer_schema_refused(self):
         d = self.daemon()
