@@ -36,21 +36,19 @@
  * is a secret: it is never copied into a message (libpq's own messages
  * name host and port, never the password).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libpq-fe.h>
 
-#include "config.h"
 #include "job.h"
 #include "store.h"
 #include "util.h"
 
-/* The newest schema this binary knows; a database with a newer one is refused. */
+/* The newest schema this binary knows; a newer database is refused. */
 #define STORE_PG_SCHEMA		1
-/* Advisory lock keys: "gitopsd" in the first, the purpose in the second. */
+/* Advisory lock keys: "gitp" (ours) in the first, the purpose second. */
 #define STORE_PG_LOCK_NS	0x67697470
 #define STORE_PG_LOCK_SCHEMA	1
 #define STORE_PG_LOCK_CLAIM	2
