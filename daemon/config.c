@@ -2339,16 +2339,15 @@ check_state(struct ctx *ctx, void *obj, const struct node *map,
 {
 	struct config_state	*s = obj;
 	const struct node	*d = map_get(map, "driver");
-	int			 has_dsn = map_has(map, "dsn_file") ||
-				    map_has(map, "dsn_env");
+	const char		*dsn_key = map_has(map, "dsn_file") ?
+				    "dsn_file" : map_has(map, "dsn_env") ?
+				    "dsn_env" : NULL;
 
-	if (s->driver == CONFIG_STATE_POSTGRES && !has_dsn)
+	if (s->driver == CONFIG_STATE_POSTGRES && dsn_key == NULL)
 		ctx_err_sub(ctx, d ? d : at, "driver",
 		    "driver postgres needs dsn_file or dsn_env");
-	else if (s->driver == CONFIG_STATE_SQLITE && has_dsn)
-		ctx_err_sub(ctx, map_get(map, map_has(map, "dsn_file") ?
-		    "dsn_file" : "dsn_env"), map_has(map, "dsn_file") ?
-		    "dsn_file" : "dsn_env",
+	else if (s->driver == CONFIG_STATE_SQLITE && dsn_key != NULL)
+		ctx_err_sub(ctx, map_get(map, dsn_key), dsn_key,
 		    "dsn_file and dsn_env need driver: postgres");
 }
 

@@ -2,9 +2,9 @@
  * store.h: the durable state store behind the queue (events, deliveries,
  * jobs, attempts, results, per-app status, alert dedup keys).
  *
- * Every SQL statement of the daemon lives behind this ops struct (SQLite in
- * store_sqlite.c, PostgreSQL in store_pg.c); the queue,
- * the workers and the admin API only see these calls.  A struct store is
+ * Every SQL statement of the daemon lives behind this ops struct (SQLite
+ * in store_sqlite.c, PostgreSQL in store_pg.c); the queue, the workers and
+ * the admin API only see these calls.  A struct store is
  * one connection: the caller uses it from one thread at a time.  The queue
  * keeps one store for its store thread (all writes of the hot path) and one
  * for the event loop (admin reads and the rare admin writes).
