@@ -13,7 +13,7 @@ UNITDIR	?= /lib/systemd/system
 CC	?= cc
 PKG_CONFIG ?= pkg-config
 PKGS	 = libevent libevent_openssl libevent_pthreads libgit2 libcurl \
-	   yaml-0.1 libcjson openssl sqlite3
+	   yaml-0.1 libcjson openssl sqlite3 libpq
 HAVE_SYSTEMD := $(shell $(PKG_CONFIG) --exists libsystemd 2>/dev/null && echo 1)
 ifeq ($(HAVE_SYSTEMD),1)
 PKGS	+= libsystemd
@@ -85,6 +85,10 @@ $(B)/support/%: test/support/%.c $(B)/libgitopsd.a
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(B)/libgitopsd.a $(LIBS)
+
+# The store conformance suite is a cmocka program run by an integration
+# test (it needs a PostgreSQL server, see test_store_conformance.py).
+$(B)/support/store_conformance: LIBS += -lcmocka
 
 deps:
 	@sh scripts/deps.sh

@@ -213,6 +213,8 @@ static void	check_admin(struct ctx *, void *, const struct node *,
 		    const struct node *);
 static void	check_retry(struct ctx *, void *, const struct node *,
 		    const struct node *);
+static void	check_state(struct ctx *, void *, const struct node *,
+		    const struct node *);
 static void	check_links(struct ctx *, void *, const struct node *,
 		    const struct node *);
 static void	check_source(struct ctx *, void *, const struct node *,
@@ -313,11 +315,32 @@ static const struct cfg_key admin_keys[] = {
 static const struct cfg_table admin_table =
     TABLE("admin", struct config_admin, admin_keys, check_admin);
 
+static const struct cfg_enum state_driver_enums[] = {
+	{ "sqlite", CONFIG_STATE_SQLITE },
+	{ "postgres", CONFIG_STATE_POSTGRES },
+	{ NULL, 0 },
+};
+
 static const struct cfg_key state_keys[] = {
+	{ "driver", T_ENUM,
+	  .off = O(struct config_state, driver), .def = "sqlite",
+	  .enums = state_driver_enums,
+	  .help = "sqlite (the file at path) or postgres (the database of"
+	      " dsn_file or dsn_env, shared by replicas)" },
 	{ "path", T_PATH,
 	  .off = O(struct config_state, path),
 	  .def = "/var/lib/gitopsd/state.db",
 	  .help = "SQLite database of jobs, deliveries and the notify outbox" },
+	{ "dsn_file", T_SECRET_FILE,
+	  .off = O(struct config_state, dsn_file),
+	  .off2 = O(struct config_state, dsn),
+	  .help = "postgres: file holding the libpq connection string or URI"
+	      " (a secret)" },
+	{ "dsn_env", T_SECRET_ENV,
+	  .off = O(struct config_state, dsn_env),
+	  .off2 = O(struct config_state, dsn),
+	  .help = "postgres: environment variable holding the connection"
+	      " string (instead of dsn_file)" },
 	{ "dedup_days", T_INT,
 	  .off = O(struct config_state, dedup_days), .min = 1, .max = 3650,
 	  .def = "7",
@@ -329,7 +352,7 @@ static const struct cfg_key state_keys[] = {
 	  .help = "days finished jobs are kept" },
 };
 static const struct cfg_table state_table =
-    TABLE("state", struct config_state, state_keys, NULL);
+    TABLE("state", struct config_state, state_keys, check_state);
 
 static const struct cfg_key queue_keys[] = {
 	{ "max_queued", T_INT,
@@ -2378,6 +2401,24 @@ check_retry(struct ctx *ctx, void *obj, const struct node *map,
 		ctx_err_sub(ctx, b ? b : at, "base_s",
 		    "base_s (%d) must not exceed max_s (%d)", r->base_s,
 		    r->max_s);
+}
+
+static void
+check_state(struct ctx *ctx, void *obj, const struct node *map,
+    const struct node *at)
+{
+	struct config_state	*s = obj;
+	const struct node	*d = map_get(map, "driver");
+	const char		*dsn_key = map_has(map, "dsn_file") ?
+				    "dsn_file" : map_has(map, "dsn_env") ?
+				    "dsn_env" : NULL;
+
+	if (s->driver == CONFIG_STATE_POSTGRES && dsn_key == NULL)
+		ctx_err_sub(ctx, d ? d : at, "driver",
+		    "driver postgres needs dsn_file or dsn_env");
+	else if (s->driver == CONFIG_STATE_SQLITE && dsn_key != NULL)
+		ctx_err_sub(ctx, map_get(map, dsn_key), dsn_key,
+		    "dsn_file and dsn_env need driver: postgres");
 }
 
 static void

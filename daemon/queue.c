@@ -1001,13 +1001,23 @@ queue_store_avail(const struct queue *q)
  * running, load the dedup window.  On failure nothing stays open and
  * *transient says whether trying again later can help (see store.h).
  */
+/* The store as logs name it: never the PostgreSQL DSN (a secret). */
+static const char *
+queue_store_name(const struct config *cfg)
+{
+	return cfg->state.driver == CONFIG_STATE_POSTGRES ? "postgres" :
+	    cfg->state.path;
+}
+
 static int
 queue_store_prepare(struct queue *q, const struct config *cfg,
     int *transient, char *err, size_t errlen)
 {
 	struct store	*wr = NULL, *rd = NULL, *ck = NULL;
-	const char	*path = cfg->state.path;
+	const char	*path;
 	int		 nrequeued, ndead;
+
+	(void)store_backend(&cfg->state, &path);
 
 	if ((wr = q->ops->open(path, transient, err, errlen)) == NULL ||
 	    (rd = q->ops->open(path, transient, err, errlen)) == NULL ||
@@ -1060,7 +1070,7 @@ queue_store_reopen(struct queue *q, const struct config *cfg)
 		 * changes (the first one was logged by queue_open). */
 		if (strcmp(err, q->open_err) != 0) {
 			log_warnx("queue: state store %s still unavailable: %s",
-			    cfg->state.path, err);
+			    queue_store_name(cfg), err);
 			snprintf(q->open_err, sizeof(q->open_err), "%s", err);
 		} else
 			log_debug("queue: state store still unavailable: %s",
@@ -1068,7 +1078,7 @@ queue_store_reopen(struct queue *q, const struct config *cfg)
 		return 0;
 	}
 	log_info("queue: state store %s open after %u tries: accepting "
-	    "webhooks", cfg->state.path, q->open_tries);
+	    "webhooks", queue_store_name(cfg), q->open_tries);
 	return 1;
 }
 
@@ -1412,12 +1422,14 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
     size_t errlen)
 {
 	struct queue	*q;
+	const char	*target;
 	int		 transient, e;
 
 	q = xcalloc(1, sizeof(*q));
 	q->base = base;
 	q->find = job_runner_find;
-	q->ops = store_backend(cfg->state.path);
+	q->ops = store_backend(&cfg->state, &target);
+	(void)target;	/* queue_store_prepare asks again at each try */
 	pthread_mutex_init(&q->mtx, NULL);
 	pthread_cond_init(&q->cv, NULL);
 	q->subs_tail = &q->subs;
@@ -1466,7 +1478,7 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 			goto fail;
 		log_warnx("state store %s: %s; starting without it: webhooks "
 		    "get 503 and /readyz is not ready until it can be written "
-		    "(tried every %d s)", cfg->state.path, err,
+		    "(tried every %d s)", queue_store_name(cfg), err,
 		    QUEUE_REOPEN_MS / 1000);
 		metrics_gauge_set("gitopsd_store_available", NULL, 0);
 		snprintf(q->open_err, sizeof(q->open_err), "%s", err);

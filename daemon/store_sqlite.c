@@ -793,43 +793,6 @@ store_sqlite_job_from_row(sqlite3_stmt *s)
 	return j;
 }
 
-struct store_sqlite_names {
-	char	**v;
-	size_t	 n;
-};
-
-static int
-store_sqlite_names_has(const struct store_sqlite_names *ns, const char *name)
-{
-	size_t	 i;
-
-	if (name == NULL)
-		return 0;
-	for (i = 0; i < ns->n; i++)
-		if (strcmp(ns->v[i], name) == 0)
-			return 1;
-	return 0;
-}
-
-static void
-store_sqlite_names_add(struct store_sqlite_names *ns, const char *name)
-{
-	if (name == NULL || store_sqlite_names_has(ns, name))
-		return;
-	ns->v = xreallocarray(ns->v, ns->n + 1, sizeof(*ns->v));
-	ns->v[ns->n++] = xstrdup(name);
-}
-
-static void
-store_sqlite_names_free(struct store_sqlite_names *ns)
-{
-	size_t	 i;
-
-	for (i = 0; i < ns->n; i++)
-		free(ns->v[i]);
-	free(ns->v);
-}
-
 static int
 store_sqlite_mark_running(struct store *st, int64_t id, int64_t now_ms,
     char *err, size_t errlen)
@@ -846,7 +809,7 @@ store_sqlite_mark_running(struct store *st, int64_t id, int64_t now_ms,
 /* Queued update-image jobs for j's repository join j's run. */
 static int
 store_sqlite_claim_merges(struct store *st, struct job *j, int64_t now_ms,
-    struct store_sqlite_names *apps, char *err, size_t errlen)
+    struct store_rules *rules, char *err, size_t errlen)
 {
 	sqlite3_stmt	*s;
 	struct job	*m;
@@ -859,17 +822,10 @@ store_sqlite_claim_merges(struct store *st, struct job *j, int64_t now_ms,
 	sqlite3_bind_int64(s, 3, now_ms);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		m = store_sqlite_job_from_row(s);
-		/* Its app must be free too (one running job per app). */
-		if (m->app != NULL && strcmp(m->app, j->app != NULL ? j->app :
-		    "") != 0 && store_sqlite_names_has(apps, m->app)) {
+		if (store_rules_merge(rules, j, m->app))
+			store_job_merge(j, m);
+		else
 			job_free(m);
-			continue;
-		}
-		store_sqlite_names_add(apps, m->app);
-		j->merged = xreallocarray(j->merged, j->nmerged + 1,
-		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
-		    sizeof(*j->merged));
-		j->merged[j->nmerged++] = m;
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
@@ -883,10 +839,10 @@ static int
 store_sqlite_claim(struct store *st, const struct store_claim *c,
     struct job ***jobsp, size_t *njobsp, char *err, size_t errlen)
 {
-	struct store_sqlite_names apps = { NULL, 0 }, repos = { NULL, 0 };
+	struct store_rules rules = { 0 };
 	struct job	**jobs = NULL, *j;
 	size_t		 njobs = 0, i, k;
-	int		 nthread = 0, nloop = 0, rc = -1, step;
+	int		 rc = -1, step;
 	sqlite3_stmt	*s;
 
 	*jobsp = NULL;
@@ -895,15 +851,10 @@ store_sqlite_claim(struct store *st, const struct store_claim *c,
 		return 0;
 	if ((s = store_sqlite_stmt(st, ST_BUSY, err, errlen)) == NULL)
 		goto out;
-	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-		if (sqlite3_column_int(s, 0) == JOB_NOTIFY)
-			continue;
-		store_sqlite_names_add(&apps,
-		    (const char *)sqlite3_column_text(s, 1));
-		if (sqlite3_column_int(s, 0) == JOB_UPDATE_IMAGE)
-			store_sqlite_names_add(&repos,
-			    (const char *)sqlite3_column_text(s, 2));
-	}
+	while ((step = sqlite3_step(s)) == SQLITE_ROW)
+		store_rules_busy(&rules, (enum job_kind)sqlite3_column_int(s, 0),
+		    (const char *)sqlite3_column_text(s, 1),
+		    (const char *)sqlite3_column_text(s, 2));
 	sqlite3_reset(s);
 	if (step != SQLITE_DONE) {
 		store_sqlite_err(st, err, errlen, "busy");
@@ -913,27 +864,13 @@ store_sqlite_claim(struct store *st, const struct store_claim *c,
 	if ((s = store_sqlite_stmt(st, ST_CANDIDATES, err, errlen)) == NULL)
 		goto out;
 	sqlite3_bind_int64(s, 1, c->now_ms);
-	while ((nthread < c->max_thread || nloop < c->max_loop) &&
+	while (!store_rules_full(&rules, c) &&
 	    (step = sqlite3_step(s)) == SQLITE_ROW) {
-		enum job_kind kind = (enum job_kind)sqlite3_column_int(s, 1);
-		const char *app = (const char *)sqlite3_column_text(s, 3);
-		const char *repo = (const char *)sqlite3_column_text(s, 4);
-
-		if (kind == JOB_NOTIFY) {
-			if (nloop >= c->max_loop)
-				continue;
-			nloop++;
-		} else {
-			if (nthread >= c->max_thread ||
-			    store_sqlite_names_has(&apps, app) ||
-			    (kind == JOB_UPDATE_IMAGE &&
-			    store_sqlite_names_has(&repos, repo)))
-				continue;
-			nthread++;
-			store_sqlite_names_add(&apps, app);
-			if (kind == JOB_UPDATE_IMAGE)
-				store_sqlite_names_add(&repos, repo);
-		}
+		if (!store_rules_take(&rules, c,
+		    (enum job_kind)sqlite3_column_int(s, 1),
+		    (const char *)sqlite3_column_text(s, 3),
+		    (const char *)sqlite3_column_text(s, 4)))
+			continue;
 		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
 		jobs = xreallocarray(jobs, njobs + 1, sizeof(*jobs));
 		jobs[njobs++] = store_sqlite_job_from_row(s);
@@ -947,7 +884,7 @@ store_sqlite_claim(struct store *st, const struct store_claim *c,
 	for (i = 0; i < njobs; i++) {
 		j = jobs[i];
 		if (j->kind == JOB_UPDATE_IMAGE && j->repo != NULL &&
-		    store_sqlite_claim_merges(st, j, c->now_ms, &apps, err,
+		    store_sqlite_claim_merges(st, j, c->now_ms, &rules, err,
 		    errlen) == -1)
 			goto out;
 		if (store_sqlite_mark_running(st, j->id, c->now_ms, err,
@@ -967,8 +904,7 @@ out:
 	for (i = 0; i < njobs; i++)
 		job_free(jobs[i]);
 	free(jobs);
-	store_sqlite_names_free(&apps);
-	store_sqlite_names_free(&repos);
+	store_rules_free(&rules);
 	return rc;
 }
 
@@ -1530,13 +1466,6 @@ const struct store_ops store_sqlite_ops = {
 	.wal_pages = store_sqlite_wal_pages,
 	.checkpoint = store_sqlite_checkpoint,
 };
-
-const struct store_ops *
-store_backend(const char *path)
-{
-	(void)path;
-	return &store_sqlite_ops;
-}
 
 void
 store_job_row_clear(struct store_job_row *r)

@@ -41,8 +41,17 @@ struct config_admin {
 	int	 insecure_no_token;		/* beyond loopback, no token */
 };
 
+enum config_state_driver {
+	CONFIG_STATE_SQLITE,
+	CONFIG_STATE_POSTGRES,
+};
+
 struct config_state {
+	int	 driver;			/* enum config_state_driver */
 	char	*path;				/* default /var/lib/gitopsd/state.db */
+	char	*dsn_file;			/* postgres: file holding the DSN */
+	char	*dsn_env;			/* postgres: variable holding it */
+	char	*dsn;				/* the DSN itself: a secret */
 	int	 dedup_days;			/* default 7 */
 	int	 keep_days;			/* default 30 */
 };

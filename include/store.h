@@ -2,9 +2,9 @@
  * store.h: the durable state store behind the queue (events, deliveries,
  * jobs, attempts, results, per-app status, alert dedup keys).
  *
- * Every SQL statement of the daemon lives behind this ops struct, so a
- * second backend (PostgreSQL) is one new file and one table row; the queue,
- * the workers and the admin API only see these calls.  A struct store is
+ * Every SQL statement of the daemon lives behind this ops struct (SQLite
+ * in store_sqlite.c, PostgreSQL in store_pg.c); the queue, the workers and
+ * the admin API only see these calls.  A struct store is
  * one connection: the caller uses it from one thread at a time.  The queue
  * keeps one store for its store thread (all writes of the hot path) and one
  * for the event loop (admin reads and the rare admin writes).
@@ -264,9 +264,39 @@ struct store_ops {
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
 
-/* The backend for a state path ("postgresql://" would pick another). */
-const struct store_ops	*store_backend(const char *path);
+struct config_state;
+
+/*
+ * The backend of state.driver and what its open takes in *target (the
+ * SQLite path or the PostgreSQL DSN, a secret; borrowed from cs).
+ */
+const struct store_ops	*store_backend(const struct config_state *cs,
+			    const char **target);
+
+/*
+ * The claim rules of every backend (see claim above), fed with the jobs
+ * already running (busy) and then the candidates in due order (take: 1 to
+ * claim it, 0 to pass it over); merge says whether a queued update-image
+ * job of lead's repository may join lead's run.  Zero-initialised.
+ */
+struct store_rules {
+	char		**apps, **repos;
+	size_t		 napps, nrepos;
+	int		 nthread, nloop;
+};
+
+void	store_rules_busy(struct store_rules *, enum job_kind, const char *app,
+	    const char *repo);
+int	store_rules_full(const struct store_rules *, const struct store_claim *);
+int	store_rules_take(struct store_rules *, const struct store_claim *,
+	    enum job_kind, const char *app, const char *repo);
+int	store_rules_merge(struct store_rules *, const struct job *lead,
+	    const char *app);
+void	store_rules_free(struct store_rules *);
+/* m joins lead's run (lead owns it). */
+void	store_job_merge(struct job *lead, struct job *m);
 
 void	store_job_row_clear(struct store_job_row *);
 void	store_job_rows_free(struct store_job_row *, size_t);

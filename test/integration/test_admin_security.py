@@ -31,8 +31,8 @@ sources:
 repos:
   - {name: deploy, url: "https://git.example.invalid/acme/deploy.git"}
 apps:
-  - {name: web, repo: deploy, path: apps/web}
-"""
+  - {name: web, repo: deploy, path: apps/web, cluster: c}
+""" + harness.DEAD_CLUSTER
 
 
 def raw(port, head):
@@ -51,7 +51,8 @@ def raw(port, head):
 class AdminGuardTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.d = harness.Daemon(CONFIG, secrets={"github.secret": "s" * 20})
+        cls.d = harness.Daemon(CONFIG, secrets={"github.secret": "s" * 20,
+                                                **harness.DEAD_CLUSTER_FILES})
         cls.d.start()
 
     @classmethod

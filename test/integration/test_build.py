@@ -33,7 +33,7 @@ class BuildTest(unittest.TestCase):
             self.assertIn(f, line.split())
         libs = make("-n", "-B", "B=build-flagcheck", "build-flagcheck/gitopsd")
         for lib in ("-levent_openssl", "-levent_pthreads", "-lgit2", "-lcurl",
-                    "-lyaml", "-lcjson", "-lssl", "-lsqlite3"):
+                    "-lyaml", "-lcjson", "-lssl", "-lsqlite3", "-lpq"):
             self.assertIn(lib, libs.stdout)
 
     def test_only_git_c_calls_libgit2(self):

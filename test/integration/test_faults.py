@@ -409,7 +409,8 @@ class StateDiskStartTest(unittest.TestCase):
 
     def setUp(self):
         self.d = harness.Daemon(STATE_DISK_CONFIG,
-                                secrets={"github.secret": SECRET})
+                                secrets={"github.secret": SECRET,
+                                         **harness.DEAD_CLUSTER_FILES})
         self.state = os.path.join(self.d.tmp, "state")
         os.mkdir(self.state)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",

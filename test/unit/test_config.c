@@ -1136,6 +1136,34 @@ test_policy_and_notifier_rules(void **state)
 	config_errors_free(&e);
 }
 
+/* state.driver postgres takes its DSN from dsn_file or dsn_env, sqlite none. */
+static void
+test_state_driver(void **state)
+{
+	struct config	*c;
+
+	(void)state;
+	c = load_ok("state: {path: /tmp/s.db}\n");
+	assert_int_equal(c->state.driver, CONFIG_STATE_SQLITE);
+	assert_null(c->state.dsn);
+	config_unref(c);
+	setenv("TEST_CONFIG_DSN", "host=127.0.0.1 password=pg-secret", 1);
+	c = load_ok("state: {driver: postgres, dsn_env: TEST_CONFIG_DSN}\n");
+	assert_int_equal(c->state.driver, CONFIG_STATE_POSTGRES);
+	assert_string_equal(c->state.dsn, "host=127.0.0.1 password=pg-secret");
+	config_unref(c);
+	assert_only_error("state: {driver: postgres}\n",
+	    "t.yaml:1:17: state.driver: driver postgres needs dsn_file or "
+	    "dsn_env");
+	assert_only_error("state: {dsn_env: TEST_CONFIG_DSN}\n",
+	    "t.yaml:1:18: state.dsn_env: dsn_file and dsn_env need driver: "
+	    "postgres");
+	assert_only_error("state: {driver: mysql}\n",
+	    "t.yaml:1:17: state.driver: unknown value \"mysql\" (expected one "
+	    "of: sqlite, postgres)");
+	unsetenv("TEST_CONFIG_DSN");
+}
+
 /* Headers, readable-file keys, variable names, sizes, auth conflicts. */
 static void
 test_misc_values(void **state)
@@ -1519,6 +1547,7 @@ main(void)
 		cmocka_unit_test(test_error_at),
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_policy_and_notifier_rules),
+		cmocka_unit_test(test_state_driver),
 		cmocka_unit_test(test_schema_documented),
 		cmocka_unit_test(test_fixtures),
 		cmocka_unit_test(test_misc_values),

@@ -1,0 +1,1317 @@
+/*
+ * store_pg.c: the state store on PostgreSQL (include/store.h), for
+ * several replicas sharing one database (DESIGN.md section 9).
+ *
+ * Every statement goes through PQexecParams with its values as $n
+ * parameters in text form; no SQL is ever built from a value.  Every
+ * result is checked and cleared before the call returns.  Job states and
+ * kinds are stored as their enum numbers, as in the SQLite backend, so the
+ * two backends read the same rows the same way.
+ *
+ * Sessions run with synchronous_commit on: a COMMIT that returns is on the
+ * server's disk (and its synchronous standbys), which is what a 202 means.
+ *
+ * Deduplication is the unique key (source, delivery) of events, inserted
+ * with ON CONFLICT DO NOTHING: a second replica inserting the same key
+ * waits for the first one's transaction and then inserts nothing, so one
+ * delivery sent to two replicas gets one 202.  A delivery id is therefore
+ * remembered as long as its event is kept (retention keeps an event at
+ * least dedup_days), not only for the dedup window; load_deliveries has
+ * nothing to load.
+ *
+ * Claims serialize on a transaction-level advisory lock, held until the
+ * claiming round commits: the next claimer, on whichever replica, then sees
+ * the jobs marked running and keeps the per-app and per-repository rules.
+ * Rows are read FOR UPDATE SKIP LOCKED so a job being retried or finished
+ * by another connection is passed over instead of waited for.
+ *
+ * The write-ahead log belongs to the server: wal_pages is 0 and checkpoint
+ * does nothing (PostgreSQL checkpoints by itself; the queue's checkpoint
+ * thread then never has work).
+ *
+ * A lost connection makes the call fail with "connection lost" and the
+ * transaction with it (nothing uncommitted is acknowledged); the next call
+ * outside a transaction reconnects, with a doubling backoff while the
+ * server stays away.  A DSN's connect_timeout bounds each attempt.  The DSN
+ * is a secret: it is never copied into a message (libpq's own messages
+ * name host and port, never the password).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "job.h"
+#include "store.h"
+#include "util.h"
+
+/* The newest schema this binary knows; a newer database is refused. */
+#define STORE_PG_SCHEMA		1
+/* Advisory lock keys: "gitp" (ours) in the first, the purpose second. */
+#define STORE_PG_LOCK_NS	0x67697470
+#define STORE_PG_LOCK_SCHEMA	1
+#define STORE_PG_LOCK_CLAIM	2
+#define STORE_PG_MAXPARAMS	12
+/* Candidates read per claim beyond what can be taken (others are skipped
+ * for a busy app or repository). */
+#define STORE_PG_CLAIM_SLACK	64
+/* Reconnect attempts after a lost connection: doubling from/up to. */
+#define STORE_PG_BACKOFF_MIN_MS	100
+#define STORE_PG_BACKOFF_MAX_MS	5000
+
+struct store {
+	PGconn		*conn;
+	int		 in_tx;		/* between begin and commit/rollback */
+	int64_t		 retry_ms;	/* no reconnect before (monotonic) */
+	int64_t		 backoff_ms;
+};
+
+/* Query parameters in text form; numbers are printed into buf. */
+struct store_pg_params {
+	const char	*v[STORE_PG_MAXPARAMS];
+	char		 buf[STORE_PG_MAXPARAMS][24];
+	int		 n;
+};
+
+static const char store_pg_schema[] =
+    "CREATE TABLE events(id bigserial PRIMARY KEY,"
+    " source text NOT NULL, delivery text NOT NULL, received bigint NOT NULL,"
+    " kind text NOT NULL, summary text, UNIQUE(source, delivery));"
+    "CREATE INDEX events_received ON events(received);"
+    "CREATE TABLE jobs(id bigserial PRIMARY KEY,"
+    " kind integer NOT NULL, state integer NOT NULL, app text, repo text,"
+    " revision text, image text, tag text, digest text, params text,"
+    " event_id bigint, attempts integer NOT NULL DEFAULT 0,"
+    " max_attempts integer NOT NULL, created bigint NOT NULL,"
+    " updated bigint NOT NULL, not_before bigint NOT NULL DEFAULT 0,"
+    " started bigint, error text, result text);"
+    "CREATE INDEX jobs_state ON jobs(state, not_before);"
+    "CREATE INDEX jobs_queued_sync ON jobs(app) WHERE state = 1 AND kind = 1;"
+    "CREATE INDEX jobs_finished ON jobs(updated) WHERE state IN (3, 5);"
+    "CREATE TABLE event_jobs(event_id bigint NOT NULL,"
+    " job_id bigint NOT NULL, PRIMARY KEY(event_id, job_id));"
+    "CREATE INDEX event_jobs_job ON event_jobs(job_id);"
+    "CREATE TABLE attempts(job_id bigint NOT NULL, n integer NOT NULL,"
+    " started bigint, ended bigint, ok integer NOT NULL, error text,"
+    " PRIMARY KEY(job_id, n));"
+    "CREATE TABLE apps(name text PRIMARY KEY, outcome integer,"
+    " revision text, health text, synced_at bigint, last_job bigint,"
+    " last_error text);"
+    "CREATE TABLE app_images(app text NOT NULL, image text NOT NULL,"
+    " tag text, digest text, PRIMARY KEY(app, image));"
+    "CREATE TABLE notify_keys(key text PRIMARY KEY, planned bigint NOT NULL);";
+
+static void
+store_pg_p_text(struct store_pg_params *p, const char *v)
+{
+	p->v[p->n++] = v;
+}
+
+static void
+store_pg_p_int(struct store_pg_params *p, int64_t v)
+{
+	snprintf(p->buf[p->n], sizeof(p->buf[p->n]), "%lld", (long long)v);
+	p->v[p->n] = p->buf[p->n];
+	p->n++;
+}
+
+/* 0 as NULL, for optional ids and times. */
+static void
+store_pg_p_opt(struct store_pg_params *p, int64_t v)
+{
+	if (v == 0)
+		p->v[p->n++] = NULL;
+	else
+		store_pg_p_int(p, v);
+}
+
+static void
+store_pg_errmsg(struct store *st, char *err, size_t errlen, const char *what,
+    const PGresult *res)
+{
+	const char	*m;
+	size_t		 len;
+
+	if (err == NULL || errlen == 0)
+		return;
+	if (PQstatus(st->conn) == CONNECTION_BAD) {
+		snprintf(err, errlen, "%s: connection lost: %s", what,
+		    PQerrorMessage(st->conn));
+	} else {
+		m = res != NULL ? PQresultErrorMessage(res) : "";
+		if (*m == '\0')
+			m = PQerrorMessage(st->conn);
+		snprintf(err, errlen, "%s: %s", what, m);
+	}
+	/* libpq ends its messages with a newline. */
+	len = strlen(err);
+	while (len > 0 && (err[len - 1] == '\n' || err[len - 1] == ' '))
+		err[--len] = '\0';
+}
+
+static int	store_pg_session(struct store *, char *, size_t);
+
+/*
+ * A lost connection is reset before the next statement outside a
+ * transaction (inside one, the transaction is gone and its statements
+ * must fail), at most once per backoff step so a dead server costs each
+ * caller one connect attempt, not one per statement.
+ */
+static int
+store_pg_reconnect(struct store *st, char *err, size_t errlen)
+{
+	int64_t	 now;
+
+	if (PQstatus(st->conn) != CONNECTION_BAD || st->in_tx)
+		return 0;
+	now = util_mono_ms();
+	if (now < st->retry_ms) {
+		snprintf(err, errlen, "connection lost: reconnecting in %lld ms",
+		    (long long)(st->retry_ms - now));
+		return -1;
+	}
+	PQreset(st->conn);
+	if (PQstatus(st->conn) != CONNECTION_OK) {
+		st->backoff_ms = st->backoff_ms == 0 ? STORE_PG_BACKOFF_MIN_MS :
+		    st->backoff_ms * 2;
+		if (st->backoff_ms > STORE_PG_BACKOFF_MAX_MS)
+			st->backoff_ms = STORE_PG_BACKOFF_MAX_MS;
+		st->retry_ms = now + st->backoff_ms;
+		store_pg_errmsg(st, err, errlen, "reconnect", NULL);
+		return -1;
+	}
+	st->backoff_ms = 0;
+	st->retry_ms = 0;
+	return store_pg_session(st, err, errlen);
+}
+
+/*
+ * Run one statement; returns its result (the caller clears it) when its
+ * status is the expected one, else NULL with err set.
+ */
+static PGresult *
+store_pg_q(struct store *st, const char *sql, const struct store_pg_params *p,
+    ExecStatusType want, const char *what, char *err, size_t errlen)
+{
+	PGresult	*res;
+
+	if (store_pg_reconnect(st, err, errlen) == -1)
+		return NULL;
+	res = PQexecParams(st->conn, sql, p != NULL ? p->n : 0, NULL,
+	    p != NULL ? p->v : NULL, NULL, NULL, 0);
+	if (res == NULL || PQresultStatus(res) != want) {
+		store_pg_errmsg(st, err, errlen, what, res);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* A statement without rows; *changed (if not NULL) gets the row count. */
+static int
+store_pg_cmd(struct store *st, const char *sql, const struct store_pg_params *p,
+    const char *what, int64_t *changed, char *err, size_t errlen)
+{
+	PGresult	*res;
+
+	if ((res = store_pg_q(st, sql, p, PGRES_COMMAND_OK, what, err,
+	    errlen)) == NULL)
+		return -1;
+	if (changed != NULL)
+		*changed = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+static int64_t
+store_pg_int(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return 0;
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* A column's text, NULL for SQL NULL (borrowed from res). */
+static const char *
+store_pg_val(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+static char *
+store_pg_str(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return xstrdup(PQgetvalue(res, row, col));
+}
+
+/* Server notices (IF NOT EXISTS and the like) are not the daemon's log. */
+static void
+store_pg_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+static void
+store_pg_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	if (st->conn != NULL)
+		PQfinish(st->conn);
+	free(st);
+}
+
+static int
+store_pg_session(struct store *st, char *err, size_t errlen)
+{
+	PQsetNoticeProcessor(st->conn, store_pg_notice, NULL);
+	return store_pg_cmd(st, "SET synchronous_commit = on", NULL,
+	    "session", NULL, err, errlen);
+}
+
+/* Create or check the schema, under a lock so replicas starting together
+ * do not race. */
+static int
+store_pg_schema_apply(struct store *st, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res = NULL;
+	int64_t			 version;
+	int			 rc = -1;
+
+	if (store_pg_cmd(st, "BEGIN", NULL, "schema", NULL, err, errlen) == -1)
+		return -1;
+	store_pg_p_int(&p, STORE_PG_LOCK_NS);
+	store_pg_p_int(&p, STORE_PG_LOCK_SCHEMA);
+	if ((res = store_pg_q(st, "SELECT pg_advisory_xact_lock($1::int,"
+	    " $2::int)", &p, PGRES_TUPLES_OK, "schema lock", err,
+	    errlen)) == NULL)
+		goto out;
+	PQclear(res);
+	if (store_pg_cmd(st, "CREATE TABLE IF NOT EXISTS schema_version("
+	    "version integer NOT NULL, applied timestamptz NOT NULL"
+	    " DEFAULT now())", NULL, "schema", NULL, err, errlen) == -1)
+		goto out;
+	if ((res = store_pg_q(st, "SELECT coalesce(max(version), 0)"
+	    " FROM schema_version", NULL, PGRES_TUPLES_OK, "schema version",
+	    err, errlen)) == NULL)
+		goto out;
+	version = store_pg_int(res, 0, 0);
+	PQclear(res);
+	if (version > STORE_PG_SCHEMA) {
+		snprintf(err, errlen, "the state database has schema version"
+		    " %lld, newer than this gitopsd knows (%d): run a newer"
+		    " gitopsd", (long long)version, STORE_PG_SCHEMA);
+		goto out;
+	}
+	if (version == 0) {
+		/* A multi-statement string takes no parameters: simple query. */
+		res = PQexec(st->conn, store_pg_schema);
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			store_pg_errmsg(st, err, errlen, "create schema", res);
+			PQclear(res);
+			goto out;
+		}
+		PQclear(res);
+		p.n = 0;
+		store_pg_p_int(&p, STORE_PG_SCHEMA);
+		if (store_pg_cmd(st, "INSERT INTO schema_version(version)"
+		    " VALUES ($1::int)", &p, "schema version", NULL, err,
+		    errlen) == -1)
+			goto out;
+	}
+	if ((res = store_pg_q(st, "COMMIT", NULL, PGRES_COMMAND_OK, "schema",
+	    err, errlen)) == NULL)
+		goto out;
+	PQclear(res);
+	rc = 0;
+out:
+	if (rc == -1 && PQtransactionStatus(st->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(st->conn, "ROLLBACK"));
+	return rc;
+}
+
+/*
+ * A server that does not answer, or answers that it cannot take
+ * connections yet (starting, shutting down, too many clients), may do so
+ * in a minute: gitopsd then starts without its store and keeps trying.
+ * Wrong parameters, a refused password or a missing database will not
+ * pass by themselves.
+ */
+static int
+store_pg_connect_transient(const char *dsn)
+{
+	PGPing	 ping = PQping(dsn);
+
+	return ping == PQPING_NO_RESPONSE || ping == PQPING_REJECT;
+}
+
+static struct store *
+store_pg_open(const char *dsn, int *transient, char *err, size_t errlen)
+{
+	struct store	*st;
+
+	if (transient != NULL)
+		*transient = 0;
+	st = xcalloc(1, sizeof(*st));
+	st->conn = PQconnectdb(dsn);
+	if (st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK) {
+		snprintf(err, errlen, "postgres: cannot connect: %s",
+		    st->conn != NULL ? PQerrorMessage(st->conn) : "no memory");
+		err[strcspn(err, "\n")] = '\0';
+		if (transient != NULL)
+			*transient = store_pg_connect_transient(dsn);
+		goto fail;
+	}
+	if (store_pg_session(st, err, errlen) == -1 ||
+	    store_pg_schema_apply(st, err, errlen) == -1) {
+		/* The server went away meanwhile: as above. */
+		if (transient != NULL && PQstatus(st->conn) == CONNECTION_BAD)
+			*transient = 1;
+		goto fail;
+	}
+	return st;
+fail:
+	store_pg_close(st);
+	return NULL;
+}
+
+/* A call failed: the connection is gone, and may come back. */
+static int
+store_pg_transient(struct store *st)
+{
+	return st->conn == NULL || PQstatus(st->conn) == CONNECTION_BAD;
+}
+
+static int
+store_pg_begin(struct store *st, char *err, size_t errlen)
+{
+	if (store_pg_cmd(st, "BEGIN", NULL, "begin", NULL, err, errlen) == -1)
+		return -1;
+	st->in_tx = 1;
+	return 0;
+}
+
+static void
+store_pg_rollback(struct store *st)
+{
+	st->in_tx = 0;
+	if (PQstatus(st->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(st->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(st->conn, "ROLLBACK"));
+}
+
+static int
+store_pg_commit(struct store *st, char *err, size_t errlen)
+{
+	PGresult	*res;
+
+	/* COMMIT of a failed transaction "succeeds" as a ROLLBACK. */
+	if (PQtransactionStatus(st->conn) == PQTRANS_INERROR) {
+		snprintf(err, errlen, "commit: the transaction had failed");
+		store_pg_rollback(st);
+		return -1;
+	}
+	/*
+	 * A connection lost during COMMIT leaves its outcome unknown; it is
+	 * reported as a failure, so nothing is acknowledged that may not be
+	 * on disk (a delivery sent again is then found a duplicate).
+	 */
+	res = store_pg_q(st, "COMMIT", NULL, PGRES_COMMAND_OK, "commit", err,
+	    errlen);
+	st->in_tx = 0;
+	if (res == NULL) {
+		store_pg_rollback(st);
+		return -1;
+	}
+	if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+		snprintf(err, errlen, "commit: rolled back by the server");
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int
+store_pg_item_begin(struct store *st, char *err, size_t errlen)
+{
+	return store_pg_cmd(st, "SAVEPOINT item", NULL, "savepoint", NULL, err,
+	    errlen);
+}
+
+static int
+store_pg_item_end(struct store *st, char *err, size_t errlen)
+{
+	return store_pg_cmd(st, "RELEASE SAVEPOINT item", NULL, "release",
+	    NULL, err, errlen);
+}
+
+static void
+store_pg_item_abort(struct store *st)
+{
+	if (store_pg_cmd(st, "ROLLBACK TO SAVEPOINT item", NULL, "rollback to",
+	    NULL, NULL, 0) == 0)
+		store_pg_cmd(st, "RELEASE SAVEPOINT item", NULL, "release",
+		    NULL, NULL, 0);
+}
+
+static int
+store_pg_load_deliveries(struct store *st, int64_t since_ms, char *err,
+    size_t errlen)
+{
+	/* The unique key is the memory of deliveries (see the top). */
+	(void)st;
+	(void)since_ms;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+static int
+store_pg_add_event(struct store *st, const struct store_event *ev,
+    int64_t *event_id, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+	int			 rc;
+
+	store_pg_p_text(&p, ev->source);
+	store_pg_p_text(&p, ev->delivery);
+	store_pg_p_int(&p, ev->received_ms);
+	store_pg_p_text(&p, ev->kind);
+	store_pg_p_text(&p, ev->summary);
+	if ((res = store_pg_q(st, "INSERT INTO events(source, delivery,"
+	    " received, kind, summary) VALUES ($1, $2, $3, $4, $5)"
+	    " ON CONFLICT (source, delivery) DO NOTHING RETURNING id", &p,
+	    PGRES_TUPLES_OK, "add event", err, errlen)) == NULL)
+		return -1;
+	if (PQntuples(res) == 0)
+		rc = 1;
+	else {
+		*event_id = store_pg_int(res, 0, 0);
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int
+store_pg_link(struct store *st, int64_t event_id, int64_t job_id, char *err,
+    size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+
+	if (event_id <= 0)
+		return 0;
+	store_pg_p_int(&p, event_id);
+	store_pg_p_int(&p, job_id);
+	return store_pg_cmd(st, "INSERT INTO event_jobs(event_id, job_id)"
+	    " VALUES ($1, $2) ON CONFLICT DO NOTHING", &p, "link job", NULL,
+	    err, errlen);
+}
+
+static int
+store_pg_add_job(struct store *st, const struct job_spec *js,
+    int64_t event_id, int max_attempts, int64_t now_ms, int64_t *job_id,
+    int *absorbed, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+
+	*absorbed = 0;
+	if (js->kind == JOB_SYNC && js->app != NULL) {
+		/* The queued sync takes the newer revision. */
+		store_pg_p_text(&p, js->app);
+		store_pg_p_text(&p, js->revision);
+		store_pg_p_int(&p, now_ms);
+		if ((res = store_pg_q(st, "UPDATE jobs SET revision = $2,"
+		    " updated = $3 WHERE id = (SELECT id FROM jobs WHERE"
+		    " app = $1 AND kind = 1 AND state = 1 ORDER BY id LIMIT 1"
+		    " FOR UPDATE) RETURNING id", &p, PGRES_TUPLES_OK, "absorb",
+		    err, errlen)) == NULL)
+			return -1;
+		if (PQntuples(res) > 0) {
+			*job_id = store_pg_int(res, 0, 0);
+			*absorbed = 1;
+			PQclear(res);
+			return store_pg_link(st, event_id, *job_id, err, errlen);
+		}
+		PQclear(res);
+		p.n = 0;
+	}
+	store_pg_p_int(&p, (int64_t)js->kind);
+	store_pg_p_text(&p, js->app);
+	store_pg_p_text(&p, js->repo);
+	store_pg_p_text(&p, js->revision);
+	store_pg_p_text(&p, js->image);
+	store_pg_p_text(&p, js->tag);
+	store_pg_p_text(&p, js->digest);
+	store_pg_p_text(&p, js->params);
+	store_pg_p_opt(&p, event_id > 0 ? event_id : 0);
+	store_pg_p_int(&p, max_attempts);
+	store_pg_p_int(&p, now_ms);
+	if ((res = store_pg_q(st, "INSERT INTO jobs(kind, state, app, repo,"
+	    " revision, image, tag, digest, params, event_id, attempts,"
+	    " max_attempts, created, updated, not_before) VALUES ($1, 1, $2,"
+	    " $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $11, 0) RETURNING id",
+	    &p, PGRES_TUPLES_OK, "add job", err, errlen)) == NULL)
+		return -1;
+	*job_id = store_pg_int(res, 0, 0);
+	PQclear(res);
+	return store_pg_link(st, event_id, *job_id, err, errlen);
+}
+
+static int
+store_pg_count_pending(struct store *st, int64_t *n, char *err, size_t errlen)
+{
+	PGresult	*res;
+
+	if ((res = store_pg_q(st, "SELECT count(*) FROM jobs WHERE state IN"
+	    " (1, 4)", NULL, PGRES_TUPLES_OK, "count", err, errlen)) == NULL)
+		return -1;
+	*n = store_pg_int(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+static int
+store_pg_count_states(struct store *st, int64_t counts[6], char *err,
+    size_t errlen)
+{
+	PGresult	*res;
+	int		 i, state;
+
+	memset(counts, 0, 6 * sizeof(counts[0]));
+	/* Row 0: the alert outbox, notify jobs not yet finished. */
+	if ((res = store_pg_q(st, "SELECT state, count(*) FROM jobs"
+	    " WHERE state IN (1, 2, 4, 5) GROUP BY state"
+	    " UNION ALL SELECT 0, count(*) FROM jobs WHERE state IN (1, 2, 4)"
+	    " AND kind = 3", NULL, PGRES_TUPLES_OK, "count states", err,
+	    errlen)) == NULL)
+		return -1;
+	for (i = 0; i < PQntuples(res); i++) {
+		state = (int)store_pg_int(res, i, 0);
+		if (state >= 0 && state < 6)
+			counts[state] = store_pg_int(res, i, 1);
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int
+store_pg_requeue_running(struct store *st, int64_t now_ms, int *nrequeued,
+    int *ndead, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	int64_t			 n;
+
+	*nrequeued = *ndead = 0;
+	if (store_pg_begin(st, err, errlen) == -1)
+		return -1;
+	store_pg_p_int(&p, now_ms);
+	/* The interrupted attempt is counted and logged. */
+	if (store_pg_cmd(st, "INSERT INTO attempts(job_id, n, started, ended,"
+	    " ok, error) SELECT id, attempts + 1, started, $1, 0,"
+	    " 'interrupted: gitopsd stopped while the job ran' FROM jobs"
+	    " WHERE state = 2 ON CONFLICT (job_id, n) DO UPDATE SET"
+	    " started = excluded.started, ended = excluded.ended,"
+	    " ok = excluded.ok, error = excluded.error", &p, "requeue", NULL,
+	    err, errlen) == -1)
+		goto fail;
+	if (store_pg_cmd(st, "UPDATE jobs SET state = 5, attempts = attempts + 1,"
+	    " updated = $1, started = NULL, error = 'interrupted; no attempts"
+	    " left' WHERE state = 2 AND attempts + 1 >= max_attempts", &p,
+	    "requeue", &n, err, errlen) == -1)
+		goto fail;
+	*ndead = (int)n;
+	if (store_pg_cmd(st, "UPDATE jobs SET state = 1, attempts = attempts + 1,"
+	    " updated = $1, started = NULL, not_before = 0 WHERE state = 2", &p,
+	    "requeue", &n, err, errlen) == -1)
+		goto fail;
+	*nrequeued = (int)n;
+	return store_pg_commit(st, err, errlen);
+fail:
+	store_pg_rollback(st);
+	return -1;
+}
+
+static int
+store_pg_next_due(struct store *st, int64_t *due_ms, char *err, size_t errlen)
+{
+	PGresult	*res;
+	int		 rc = 0;
+
+	if ((res = store_pg_q(st, "SELECT min(not_before) FROM jobs"
+	    " WHERE state IN (1, 4)", NULL, PGRES_TUPLES_OK, "next due", err,
+	    errlen)) == NULL)
+		return -1;
+	if (!PQgetisnull(res, 0, 0)) {
+		*due_ms = store_pg_int(res, 0, 0);
+		rc = 1;
+	}
+	PQclear(res);
+	return rc;
+}
+
+#define STORE_PG_CLAIM_COLS \
+	"j.id, j.kind, j.state, j.app, j.repo, j.revision, j.image, j.tag," \
+	" j.digest, j.params, e.source, e.delivery, j.event_id, j.attempts," \
+	" j.created FROM jobs j LEFT JOIN events e ON e.id = j.event_id"
+
+static struct job *
+store_pg_job_from_row(const PGresult *res, int i)
+{
+	struct job	*j = xcalloc(1, sizeof(*j));
+
+	j->id = store_pg_int(res, i, 0);
+	j->kind = (enum job_kind)store_pg_int(res, i, 1);
+	j->state = JOB_RUNNING;
+	j->app = store_pg_str(res, i, 3);
+	j->repo = store_pg_str(res, i, 4);
+	j->revision = store_pg_str(res, i, 5);
+	j->image = store_pg_str(res, i, 6);
+	j->tag = store_pg_str(res, i, 7);
+	j->digest = store_pg_str(res, i, 8);
+	j->params = store_pg_str(res, i, 9);
+	j->source = store_pg_str(res, i, 10);
+	j->delivery = store_pg_str(res, i, 11);
+	j->event_id = store_pg_int(res, i, 12);
+	j->attempts = (int)store_pg_int(res, i, 13);
+	j->created_ms = store_pg_int(res, i, 14);
+	return j;
+}
+
+static int
+store_pg_mark_running(struct store *st, int64_t id, int64_t now_ms, char *err,
+    size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+
+	store_pg_p_int(&p, id);
+	store_pg_p_int(&p, now_ms);
+	return store_pg_cmd(st, "UPDATE jobs SET state = 2, started = $2,"
+	    " updated = $2 WHERE id = $1", &p, "mark running", NULL, err,
+	    errlen);
+}
+
+/* Queued update-image jobs for j's repository join j's run. */
+static int
+store_pg_claim_merges(struct store *st, struct job *j, int64_t now_ms,
+    struct store_rules *rules, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+	struct job		*m;
+	int			 i;
+
+	store_pg_p_text(&p, j->repo);
+	store_pg_p_int(&p, j->id);
+	store_pg_p_int(&p, now_ms);
+	if ((res = store_pg_q(st, "SELECT " STORE_PG_CLAIM_COLS
+	    " WHERE j.state = 1 AND j.kind = 2 AND j.repo = $1 AND j.id != $2"
+	    " AND j.not_before <= $3 ORDER BY j.id FOR UPDATE OF j SKIP LOCKED",
+	    &p, PGRES_TUPLES_OK, "merge candidates", err, errlen)) == NULL)
+		return -1;
+	for (i = 0; i < PQntuples(res); i++) {
+		m = store_pg_job_from_row(res, i);
+		if (store_rules_merge(rules, j, m->app))
+			store_job_merge(j, m);
+		else
+			job_free(m);
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int
+store_pg_claim(struct store *st, const struct store_claim *c,
+    struct job ***jobsp, size_t *njobsp, char *err, size_t errlen)
+{
+	struct store_rules	 rules = { 0 };
+	struct store_pg_params	 p = { .n = 0 };
+	struct job		**jobs = NULL, *j;
+	PGresult		*res = NULL;
+	size_t			 njobs = 0, i, k;
+	int			 rc = -1, row;
+
+	*jobsp = NULL;
+	*njobsp = 0;
+	if (c->max_thread <= 0 && c->max_loop <= 0)
+		return 0;
+	/*
+	 * A failed statement spoils a PostgreSQL transaction; the claim's
+	 * own savepoint keeps the round's deliveries committable when only
+	 * the claim fails (as with SQLite).
+	 */
+	if (store_pg_cmd(st, "SAVEPOINT claim", NULL, "claim", NULL, err,
+	    errlen) == -1)
+		return -1;
+	store_pg_p_int(&p, STORE_PG_LOCK_NS);
+	store_pg_p_int(&p, STORE_PG_LOCK_CLAIM);
+	if ((res = store_pg_q(st, "SELECT pg_advisory_xact_lock($1::int,"
+	    " $2::int)", &p, PGRES_TUPLES_OK, "claim lock", err,
+	    errlen)) == NULL)
+		goto out;
+	PQclear(res);
+
+	/* Read after the lock: every earlier claim is committed and seen. */
+	if ((res = store_pg_q(st, "SELECT kind, app, repo FROM jobs"
+	    " WHERE state = 2 AND kind != 3", NULL, PGRES_TUPLES_OK, "busy",
+	    err, errlen)) == NULL)
+		goto out;
+	for (row = 0; row < PQntuples(res); row++)
+		store_rules_busy(&rules, (enum job_kind)store_pg_int(res, row, 0),
+		    store_pg_val(res, row, 1), store_pg_val(res, row, 2));
+	PQclear(res);
+
+	/*
+	 * Jobs of a busy app or repository are left out here, in SQL, so
+	 * the limit counts jobs that can be taken; the rules between the
+	 * rows read (one per app, one per repository) are applied below.
+	 */
+	p.n = 0;
+	store_pg_p_int(&p, c->now_ms);
+	store_pg_p_int(&p, (int64_t)c->max_thread + c->max_loop +
+	    STORE_PG_CLAIM_SLACK);
+	if ((res = store_pg_q(st, "SELECT " STORE_PG_CLAIM_COLS
+	    " WHERE j.state IN (1, 4) AND j.not_before <= $1"
+	    " AND (j.kind = 3 OR (NOT EXISTS (SELECT 1 FROM jobs r"
+	    " WHERE r.state = 2 AND r.kind != 3 AND r.app = j.app)"
+	    " AND (j.kind != 2 OR NOT EXISTS (SELECT 1 FROM jobs r"
+	    " WHERE r.state = 2 AND r.kind = 2 AND r.repo = j.repo))))"
+	    " ORDER BY j.not_before, j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED",
+	    &p, PGRES_TUPLES_OK, "candidates", err, errlen)) == NULL)
+		goto out;
+	for (row = 0; row < PQntuples(res) && !store_rules_full(&rules, c);
+	    row++) {
+		if (!store_rules_take(&rules, c,
+		    (enum job_kind)store_pg_int(res, row, 1),
+		    store_pg_val(res, row, 3), store_pg_val(res, row, 4)))
+			continue;
+		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
+		jobs = xreallocarray(jobs, njobs + 1, sizeof(*jobs));
+		jobs[njobs++] = store_pg_job_from_row(res, row);
+	}
+	PQclear(res);
+	res = NULL;
+	for (i = 0; i < njobs; i++) {
+		j = jobs[i];
+		if (j->kind == JOB_UPDATE_IMAGE && j->repo != NULL &&
+		    store_pg_claim_merges(st, j, c->now_ms, &rules, err,
+		    errlen) == -1)
+			goto out;
+		if (store_pg_mark_running(st, j->id, c->now_ms, err,
+		    errlen) == -1)
+			goto out;
+		for (k = 0; k < j->nmerged; k++)
+			if (store_pg_mark_running(st, j->merged[k]->id,
+			    c->now_ms, err, errlen) == -1)
+				goto out;
+	}
+	if (store_pg_cmd(st, "RELEASE SAVEPOINT claim", NULL, "claim", NULL,
+	    err, errlen) == -1)
+		goto out;
+	*jobsp = jobs;
+	*njobsp = njobs;
+	rc = 0;
+out:
+	if (rc == -1) {
+		if (store_pg_cmd(st, "ROLLBACK TO SAVEPOINT claim", NULL,
+		    "claim", NULL, NULL, 0) == 0)
+			store_pg_cmd(st, "RELEASE SAVEPOINT claim", NULL,
+			    "claim", NULL, NULL, 0);
+		for (i = 0; i < njobs; i++)
+			job_free(jobs[i]);
+		free(jobs);
+	}
+	store_rules_free(&rules);
+	return rc;
+}
+
+static int
+store_pg_finish(struct store *st, const struct store_finish *f, char *err,
+    size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+
+	store_pg_p_int(&p, f->job_id);
+	store_pg_p_int(&p, f->attempts);
+	store_pg_p_opt(&p, f->started_ms);
+	store_pg_p_int(&p, f->ended_ms);
+	store_pg_p_int(&p, f->state == JOB_SUCCEEDED);
+	store_pg_p_text(&p, f->error);
+	if (store_pg_cmd(st, "INSERT INTO attempts(job_id, n, started, ended,"
+	    " ok, error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, n)"
+	    " DO UPDATE SET started = excluded.started, ended = excluded.ended,"
+	    " ok = excluded.ok, error = excluded.error", &p, "attempt", NULL,
+	    err, errlen) == -1)
+		return -1;
+	p.n = 0;
+	store_pg_p_int(&p, f->job_id);
+	store_pg_p_int(&p, (int64_t)f->state);
+	store_pg_p_int(&p, f->attempts);
+	store_pg_p_int(&p, f->not_before_ms);
+	store_pg_p_int(&p, f->ended_ms);
+	store_pg_p_text(&p, f->error);
+	store_pg_p_text(&p, f->result);
+	return store_pg_cmd(st, "UPDATE jobs SET state = $2, attempts = $3,"
+	    " not_before = $4, updated = $5, error = $6,"
+	    " result = coalesce($7, result), started = NULL WHERE id = $1", &p,
+	    "finish", NULL, err, errlen);
+}
+
+static int
+store_pg_app_record(struct store *st, const char *app, enum job_state outcome,
+    int64_t job_id, const char *revision, const char *health,
+    int64_t synced_at_ms, const char *error, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+
+	store_pg_p_text(&p, app);
+	store_pg_p_opt(&p, (int64_t)outcome);
+	store_pg_p_text(&p, revision);
+	store_pg_p_text(&p, health);
+	store_pg_p_opt(&p, synced_at_ms);
+	store_pg_p_int(&p, job_id);
+	store_pg_p_text(&p, error);
+	/* A success clears the last error. */
+	store_pg_p_text(&p, outcome == JOB_SUCCEEDED ? "true" : "false");
+	return store_pg_cmd(st, "INSERT INTO apps AS a(name, outcome, revision,"
+	    " health, synced_at, last_job, last_error) VALUES ($1, $2, $3, $4,"
+	    " $5, $6, $7) ON CONFLICT (name) DO UPDATE SET"
+	    " outcome = coalesce(excluded.outcome, a.outcome),"
+	    " revision = coalesce(excluded.revision, a.revision),"
+	    " health = coalesce(excluded.health, a.health),"
+	    " synced_at = coalesce(excluded.synced_at, a.synced_at),"
+	    " last_job = excluded.last_job,"
+	    " last_error = CASE WHEN $8::boolean THEN excluded.last_error"
+	    " ELSE coalesce(excluded.last_error, a.last_error) END", &p,
+	    "app status", NULL, err, errlen);
+}
+
+static int
+store_pg_app_image_set(struct store *st, const char *app, const char *image,
+    const char *tag, const char *digest, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+
+	store_pg_p_text(&p, app);
+	store_pg_p_text(&p, image);
+	store_pg_p_text(&p, tag);
+	store_pg_p_text(&p, digest);
+	return store_pg_cmd(st, "INSERT INTO app_images AS i(app, image, tag,"
+	    " digest) VALUES ($1, $2, $3, $4) ON CONFLICT (app, image) DO"
+	    " UPDATE SET tag = coalesce(excluded.tag, i.tag),"
+	    " digest = excluded.digest", &p, "app image", NULL, err, errlen);
+}
+
+static int
+store_pg_app_get(struct store *st, const char *app, struct store_app_row *r,
+    char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+	int			 i, n;
+
+	memset(r, 0, sizeof(*r));
+	store_pg_p_text(&p, app);
+	if ((res = store_pg_q(st, "SELECT a.outcome, a.revision, a.health,"
+	    " a.synced_at, a.last_job, a.last_error, j.kind, j.state FROM apps a"
+	    " LEFT JOIN jobs j ON j.id = a.last_job WHERE a.name = $1", &p,
+	    PGRES_TUPLES_OK, "app", err, errlen)) == NULL)
+		return -1;
+	if (PQntuples(res) > 0) {
+		r->found = 1;
+		r->outcome = (enum job_state)store_pg_int(res, 0, 0);
+		r->revision = store_pg_str(res, 0, 1);
+		r->health = store_pg_str(res, 0, 2);
+		r->synced_at_ms = store_pg_int(res, 0, 3);
+		r->last_job_id = store_pg_int(res, 0, 4);
+		r->last_error = store_pg_str(res, 0, 5);
+		r->last_job_kind = (enum job_kind)store_pg_int(res, 0, 6);
+		r->last_job_state = (enum job_state)store_pg_int(res, 0, 7);
+		if (PQgetisnull(res, 0, 6))
+			r->last_job_id = 0;	/* deleted by retention */
+	}
+	PQclear(res);
+	if ((res = store_pg_q(st, "SELECT image, tag, digest FROM app_images"
+	    " WHERE app = $1 ORDER BY image", &p, PGRES_TUPLES_OK, "app images",
+	    err, errlen)) == NULL) {
+		store_app_row_clear(r);
+		return -1;
+	}
+	n = PQntuples(res);
+	if (n > 0)
+		r->images = xcalloc((size_t)n, sizeof(*r->images));
+	for (i = 0; i < n; i++) {
+		r->images[i].image = store_pg_str(res, i, 0);
+		r->images[i].tag = store_pg_str(res, i, 1);
+		r->images[i].digest = store_pg_str(res, i, 2);
+	}
+	r->nimages = (size_t)n;
+	PQclear(res);
+	return 0;
+}
+
+static int
+store_pg_notify_key(struct store *st, const char *key, int64_t now_ms,
+    int64_t window_ms, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+	int			 rc;
+
+	/*
+	 * One statement, so two replicas planning the same alert at once
+	 * cannot both see the key missing: the insert or the update wins
+	 * only when the key is new or out of its window.
+	 */
+	store_pg_p_text(&p, key);
+	store_pg_p_int(&p, now_ms);
+	store_pg_p_int(&p, window_ms);
+	if ((res = store_pg_q(st, "INSERT INTO notify_keys AS k(key, planned)"
+	    " VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET"
+	    " planned = excluded.planned WHERE $2 - k.planned >= $3"
+	    " RETURNING 1", &p, PGRES_TUPLES_OK, "notify key", err,
+	    errlen)) == NULL)
+		return -1;
+	rc = PQntuples(res) > 0 ? 0 : 1;
+	PQclear(res);
+	return rc;
+}
+
+static int
+store_pg_event_received(struct store *st, int64_t event_id, int64_t *ms,
+    char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+	int			 rc = 0;
+
+	store_pg_p_int(&p, event_id);
+	if ((res = store_pg_q(st, "SELECT received FROM events WHERE id = $1",
+	    &p, PGRES_TUPLES_OK, "event", err, errlen)) == NULL)
+		return -1;
+	if (PQntuples(res) > 0) {
+		*ms = store_pg_int(res, 0, 0);
+		rc = 1;
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int
+store_pg_list_events(struct store *st, int64_t after, int limit,
+    struct store_event_row **rowsp, size_t *np, int64_t *next, char *err,
+    size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	struct store_event_row	*rows = NULL, *r;
+	PGresult		*res;
+	size_t			 n = 0, i;
+	int			 row, k, nk, rc = -1;
+
+	*next = 0;
+	if (limit < 1) {
+		snprintf(err, errlen, "events: limit must be at least 1");
+		return -1;
+	}
+	store_pg_p_int(&p, after > 0 ? after : INT64_MAX);
+	store_pg_p_int(&p, (int64_t)limit + 1);
+	if ((res = store_pg_q(st, "SELECT id, source, delivery, received, kind,"
+	    " summary FROM events WHERE id < $1 ORDER BY id DESC LIMIT $2", &p,
+	    PGRES_TUPLES_OK, "events", err, errlen)) == NULL)
+		return -1;
+	for (row = 0; row < PQntuples(res); row++) {
+		if (n == (size_t)limit) {
+			*next = rows[n - 1].id;
+			break;
+		}
+		rows = xreallocarray(rows, n + 1, sizeof(*rows));
+		r = &rows[n++];
+		memset(r, 0, sizeof(*r));
+		r->id = store_pg_int(res, row, 0);
+		r->source = store_pg_str(res, row, 1);
+		r->delivery = store_pg_str(res, row, 2);
+		r->received_ms = store_pg_int(res, row, 3);
+		r->kind = store_pg_str(res, row, 4);
+		r->summary = store_pg_str(res, row, 5);
+	}
+	PQclear(res);
+	for (i = 0; i < n; i++) {
+		p.n = 0;
+		store_pg_p_int(&p, rows[i].id);
+		if ((res = store_pg_q(st, "SELECT job_id FROM event_jobs"
+		    " WHERE event_id = $1 ORDER BY job_id", &p, PGRES_TUPLES_OK,
+		    "event jobs", err, errlen)) == NULL)
+			goto out;
+		nk = PQntuples(res);
+		if (nk > 0)
+			rows[i].job_ids = xcalloc((size_t)nk, sizeof(int64_t));
+		for (k = 0; k < nk; k++)
+			rows[i].job_ids[k] = store_pg_int(res, k, 0);
+		rows[i].njob_ids = (size_t)nk;
+		PQclear(res);
+	}
+	*rowsp = rows;
+	*np = n;
+	rows = NULL;
+	n = 0;
+	rc = 0;
+out:
+	store_event_rows_free(rows, n);
+	return rc;
+}
+
+#define STORE_PG_JOB_COLS \
+	"j.id, j.kind, j.state, j.app, j.repo, j.revision, j.image, j.tag," \
+	" j.digest, j.params, e.source, e.delivery, j.error, j.result," \
+	" j.attempts, j.max_attempts, j.created, j.updated, j.not_before," \
+	" j.event_id, j.started FROM jobs j LEFT JOIN events e" \
+	" ON e.id = j.event_id"
+
+static void
+store_pg_job_row(const PGresult *res, int i, struct store_job_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = store_pg_int(res, i, 0);
+	r->kind = (enum job_kind)store_pg_int(res, i, 1);
+	r->state = (enum job_state)store_pg_int(res, i, 2);
+	r->app = store_pg_str(res, i, 3);
+	r->repo = store_pg_str(res, i, 4);
+	r->revision = store_pg_str(res, i, 5);
+	r->image = store_pg_str(res, i, 6);
+	r->tag = store_pg_str(res, i, 7);
+	r->digest = store_pg_str(res, i, 8);
+	r->params = store_pg_str(res, i, 9);
+	r->source = store_pg_str(res, i, 10);
+	r->delivery = store_pg_str(res, i, 11);
+	r->error = store_pg_str(res, i, 12);
+	r->result = store_pg_str(res, i, 13);
+	r->attempts = (int)store_pg_int(res, i, 14);
+	r->max_attempts = (int)store_pg_int(res, i, 15);
+	r->created_ms = store_pg_int(res, i, 16);
+	r->updated_ms = store_pg_int(res, i, 17);
+	r->not_before_ms = store_pg_int(res, i, 18);
+	r->event_id = store_pg_int(res, i, 19);
+	r->started_ms = store_pg_int(res, i, 20);
+}
+
+static int
+store_pg_list_jobs(struct store *st, const struct store_job_filter *f,
+    struct store_job_row **rowsp, size_t *np, int64_t *next, char *err,
+    size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	struct store_job_row	*rows = NULL;
+	PGresult		*res;
+	size_t			 n = 0;
+	int			 row;
+
+	*next = 0;
+	if (f->limit < 1) {
+		snprintf(err, errlen, "jobs: limit must be at least 1");
+		return -1;
+	}
+	store_pg_p_int(&p, f->after > 0 ? f->after : INT64_MAX);
+	store_pg_p_text(&p, f->app);
+	store_pg_p_int(&p, f->state);
+	store_pg_p_int(&p, f->kind);
+	store_pg_p_int(&p, (int64_t)f->limit + 1);
+	if ((res = store_pg_q(st, "SELECT " STORE_PG_JOB_COLS
+	    " WHERE j.id < $1 AND ($2::text IS NULL OR j.app = $2)"
+	    " AND ($3::int = 0 OR j.state = $3) AND ($4::int = 0 OR j.kind = $4)"
+	    " ORDER BY j.id DESC LIMIT $5", &p, PGRES_TUPLES_OK, "jobs", err,
+	    errlen)) == NULL)
+		return -1;
+	for (row = 0; row < PQntuples(res); row++) {
+		if (n == (size_t)f->limit) {
+			*next = rows[n - 1].id;
+			break;
+		}
+		rows = xreallocarray(rows, n + 1, sizeof(*rows));
+		store_pg_job_row(res, row, &rows[n++]);
+	}
+	PQclear(res);
+	*rowsp = rows;
+	*np = n;
+	return 0;
+}
+
+static int
+store_pg_get_job(struct store *st, int64_t id, struct store_job_row *r,
+    char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+	int			 rc = 0;
+
+	memset(r, 0, sizeof(*r));
+	store_pg_p_int(&p, id);
+	if ((res = store_pg_q(st, "SELECT " STORE_PG_JOB_COLS " WHERE j.id = $1",
+	    &p, PGRES_TUPLES_OK, "job", err, errlen)) == NULL)
+		return -1;
+	if (PQntuples(res) > 0) {
+		store_pg_job_row(res, 0, r);
+		rc = 1;
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int
+store_pg_list_attempts(struct store *st, int64_t job_id,
+    struct store_attempt_row **rowsp, size_t *np, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	struct store_attempt_row *rows = NULL;
+	PGresult		*res;
+	int			 i, n;
+
+	*rowsp = NULL;
+	*np = 0;
+	store_pg_p_int(&p, job_id);
+	if ((res = store_pg_q(st, "SELECT n, started, ended, ok, error"
+	    " FROM attempts WHERE job_id = $1 ORDER BY n", &p, PGRES_TUPLES_OK,
+	    "attempts", err, errlen)) == NULL)
+		return -1;
+	n = PQntuples(res);
+	if (n > 0)
+		rows = xcalloc((size_t)n, sizeof(*rows));
+	for (i = 0; i < n; i++) {
+		rows[i].n = (int)store_pg_int(res, i, 0);
+		rows[i].started_ms = store_pg_int(res, i, 1);
+		rows[i].ended_ms = store_pg_int(res, i, 2);
+		rows[i].ok = (int)store_pg_int(res, i, 3);
+		rows[i].error = store_pg_str(res, i, 4);
+	}
+	*rowsp = rows;
+	*np = (size_t)n;
+	PQclear(res);
+	return 0;
+}
+
+static int
+store_pg_retry_job(struct store *st, int64_t id, int64_t now_ms, char *err,
+    size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+	int64_t			 state;
+
+	store_pg_p_int(&p, id);
+	if ((res = store_pg_q(st, "SELECT state FROM jobs WHERE id = $1"
+	    " FOR UPDATE", &p, PGRES_TUPLES_OK, "retry", err, errlen)) == NULL)
+		return -1;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return 2;
+	}
+	state = store_pg_int(res, 0, 0);
+	PQclear(res);
+	if (state != JOB_FAILED && state != JOB_DEAD)
+		return 1;
+	/* A manual retry starts a fresh series of attempts. */
+	store_pg_p_int(&p, now_ms);
+	return store_pg_cmd(st, "UPDATE jobs SET state = 1,"
+	    " max_attempts = max_attempts + attempts, not_before = 0,"
+	    " updated = $2 WHERE id = $1", &p, "retry", NULL, err, errlen);
+}
+
+static int
+store_pg_retention(struct store *st, int64_t keep_before_ms,
+    int64_t dedup_before_ms, int64_t *deleted, char *err, size_t errlen)
+{
+	static const char *const sql[] = {
+		"DELETE FROM attempts WHERE job_id IN (SELECT id FROM jobs"
+		" WHERE state IN (3, 5) AND updated < $1)",
+		"DELETE FROM event_jobs WHERE job_id IN (SELECT id FROM jobs"
+		" WHERE state IN (3, 5) AND updated < $1)",
+		"DELETE FROM jobs WHERE state IN (3, 5) AND updated < $1",
+		/* An event stays while its delivery id is remembered. */
+		"DELETE FROM events WHERE received < least($1::bigint, $2::bigint) AND NOT EXISTS"
+		" (SELECT 1 FROM event_jobs ej WHERE ej.event_id = events.id)",
+		"DELETE FROM notify_keys WHERE planned < $1",
+	};
+	struct store_pg_params	 p = { .n = 0 };
+	int64_t			 n;
+	size_t			 i;
+
+	*deleted = 0;
+	if (store_pg_begin(st, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < nitems(sql); i++) {
+		/* $2 is only in the events statement (a parameter count must
+		 * match the statement's). */
+		p.n = 0;
+		store_pg_p_int(&p, keep_before_ms);
+		if (i == 3)
+			store_pg_p_int(&p, dedup_before_ms);
+		if (store_pg_cmd(st, sql[i], &p, "retention", &n, err,
+		    errlen) == -1) {
+			store_pg_rollback(st);
+			return -1;
+		}
+		*deleted += n;
+	}
+	return store_pg_commit(st, err, errlen);
+}
+
+static long
+store_pg_wal_pages(struct store *st)
+{
+	/* The server's log is the server's to checkpoint (see the top). */
+	(void)st;
+	return 0;
+}
+
+static int
+store_pg_checkpoint(struct store *st, enum store_ckpt mode, char *err,
+    size_t errlen)
+{
+	(void)st;
+	(void)mode;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+const struct store_ops store_pg_ops = {
+	.name = "postgres",
+	.open = store_pg_open,
+	.close = store_pg_close,
+	.transient = store_pg_transient,
+	.begin = store_pg_begin,
+	.commit = store_pg_commit,
+	.rollback = store_pg_rollback,
+	.item_begin = store_pg_item_begin,
+	.item_end = store_pg_item_end,
+	.item_abort = store_pg_item_abort,
+	.load_deliveries = store_pg_load_deliveries,
+	.add_event = store_pg_add_event,
+	.add_job = store_pg_add_job,
+	.count_pending = store_pg_count_pending,
+	.count_states = store_pg_count_states,
+	.requeue_running = store_pg_requeue_running,
+	.next_due = store_pg_next_due,
+	.claim = store_pg_claim,
+	.finish = store_pg_finish,
+	.app_record = store_pg_app_record,
+	.app_image_set = store_pg_app_image_set,
+	.app_get = store_pg_app_get,
+	.notify_key = store_pg_notify_key,
+	.event_received = store_pg_event_received,
+	.list_events = store_pg_list_events,
+	.list_jobs = store_pg_list_jobs,
+	.get_job = store_pg_get_job,
+	.list_attempts = store_pg_list_attempts,
+	.retry_job = store_pg_retry_job,
+	.retention = store_pg_retention,
+	.wal_pages = store_pg_wal_pages,
+	.checkpoint = store_pg_checkpoint,
+};

@@ -1,0 +1,302 @@
+"""gitopsd on the PostgreSQL state backend (state.driver: postgres): a
+signed push is stored once and its sync runs to the simulated cluster, a
+redelivery is a duplicate, a database of a newer schema is refused, the
+DSN never reaches the log, and a lost server is survived.  A throwaway
+PostgreSQL on 127.0.0.1 (test/support/pg_server.py), real gitopsd
+processes, a local bare repository and the Kubernetes API simulator."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+import harness
+import pg_server
+from e2e_peers import make_bare_repo
+from test_sync import CONFIG as SYNC_CONFIG, MANIFESTS, SECRET, Kubesim, git
+
+# Trust authentication ignores it; it must still never be logged.
+DSN_PASSWORD = "never-logged-Pw-7f3a"
+SQLITE_STATE = 'state: {path: "{tmp}/state.db"}'
+PG_STATE = "state: {driver: postgres, dsn_file: pg.dsn}"
+# test_sync's app on the simulated cluster, its state in PostgreSQL.
+CONFIG = SYNC_CONFIG.replace(SQLITE_STATE, PG_STATE)
+assert CONFIG != SYNC_CONFIG
+
+
+def push_body(bare, after):
+    return json.dumps({
+        "ref": "refs/heads/main", "before": "0" * 40, "after": after,
+        "created": False, "deleted": False, "forced": False,
+        "commits": [], "head_commit": {"id": after},
+        "repository": {"full_name": "acme/deploy", "name": "deploy",
+                       "clone_url": bare, "ssh_url": bare,
+                       "html_url": "file://" + bare},
+        "pusher": {"name": "test", "email": "test@localhost"},
+    }).encode()
+
+
+def skip_reason():
+    why = pg_server.available()
+    if why:
+        return why
+    try:
+        harness.binary()
+    except RuntimeError as e:
+        return str(e)
+    return None
+
+
+@unittest.skipIf(skip_reason() is not None, skip_reason() or "")
+class PostgresDaemonTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = pg_server.PgServer()
+        try:
+            cls.pg.start()
+        except Exception:
+            cls.pg.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pg.stop()
+
+    def setUp(self):
+        self.db = "g" + uuid.uuid4().hex[:12]
+        self.dsn = self.pg.createdb(self.db)
+        self.sim = Kubesim()
+        self.addCleanup(self.sim.stop)
+        self.tmp = tempfile.mkdtemp(prefix="pg-e2e-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.bare = make_bare_repo(self.tmp, "deploy.git", {
+            rel: text % "1.0.0" if "%s" in text else text
+            for rel, text in MANIFESTS.items()})
+        self.rev = git("rev-parse", "main", cwd=self.bare)
+
+    def daemon(self, dsn=None):
+        text = CONFIG % {"url": self.bare, "kubeconfig": self.sim.kubeconfig}
+        d = harness.Daemon(text, secrets={
+            "github.secret": SECRET,
+            "pg.dsn": (dsn or self.dsn) + " password=" + DSN_PASSWORD})
+        self.addCleanup(d.cleanup)
+        return d
+
+    def sql(self, query):
+        return self.pg.psql(query, self.db).strip()
+
+    def post(self, d, delivery):
+        body = push_body(self.bare, self.rev)
+        return d.post("/hooks/github", body,
+                      harness.github_headers(SECRET, body, delivery))
+
+    def wait_job(self, d, timeout=60):
+        deadline = time.time() + timeout
+        jobs = None
+        while time.time() < deadline:
+            r = d.admin("GET", "/api/v1/jobs?app=demo")
+            if r.status == 200:
+                jobs = r.json()["jobs"]
+                if jobs and all(j["state"] in ("succeeded", "dead")
+                                for j in jobs):
+                    return jobs
+            time.sleep(0.2)
+        self.fail("job never ended: %r\n%s" % (jobs, d.log()[-4000:]))
+
+    def test_push_stored_once_and_synced(self):
+        d = self.daemon()
+        d.start()
+        delivery = str(uuid.uuid4())
+        r = self.post(d, delivery)
+        self.assertEqual(r.status, 202, r)
+        # Acknowledged means committed: the event is in the database now.
+        self.assertEqual(self.sql(
+            "SELECT count(*) FROM events WHERE delivery = '%s'" % delivery),
+            "1")
+        r = self.post(d, delivery)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.json().get("duplicate"), r)
+
+        jobs = self.wait_job(d)
+        self.assertEqual(len(jobs), 1, jobs)
+        self.assertEqual(jobs[0]["state"], "succeeded", jobs)
+        self.assertEqual(jobs[0]["delivery"], delivery)
+        self.assertEqual(jobs[0]["result"]["revision"], self.rev)
+        st, dep = self.sim.call(
+            "GET", "/apis/apps/v1/namespaces/demo/deployments/web")
+        self.assertEqual(st, 200)
+        # Stored once, run once, recorded in PostgreSQL (not in SQLite).
+        self.assertEqual(self.sql(
+            "SELECT count(*) FROM events WHERE delivery = '%s'" % delivery),
+            "1")
+        self.assertEqual(self.sql(
+            "SELECT state, attempts FROM jobs WHERE kind = 1"), "3|1")
+        self.assertEqual(self.sql("SELECT count(*) FROM attempts"), "1")
+        self.assertEqual(self.sql(
+            "SELECT revision FROM apps WHERE name = 'demo'"), self.rev)
+        r = d.admin("GET", "/api/v1/events")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([e["delivery"] for e in r.json()["events"]],
+                         [delivery])
+
+        # A restart keeps the memory of the delivery.
+        d.stop()
+        d.start()
+        r = self.post(d, delivery)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.json().get("duplicate"), r)
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+        self.assertNotIn(DSN_PASSWORD, d.log())
+
+    def test_one_delivery_two_processes(self):
+        """The same delivery sent to two gitopsd processes on one database
+        at the same moment gets one 202 and one duplicate, and the job runs
+        once."""
+        a = self.daemon()
+        a.start()
+        b = self.daemon()
+        b.start()
+        deliveries = [str(uuid.uuid4()) for _ in range(8)]
+        for delivery in deliveries:
+            answers = {}
+            go = threading.Barrier(2)
+
+            def send(d, name):
+                go.wait()
+                answers[name] = self.post(d, delivery)
+
+            ts = [threading.Thread(target=send, args=(d, n))
+                  for d, n in ((a, "a"), (b, "b"))]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(60)
+            got = sorted((r.status, bool(r.status == 200 and
+                                         r.json().get("duplicate")))
+                         for r in answers.values())
+            self.assertEqual(got, [(200, True), (202, False)], answers)
+        self.assertEqual(self.sql("SELECT count(*), count(DISTINCT delivery)"
+                                  " FROM events"), "8|8")
+        jobs = self.wait_job(a)
+        self.assertTrue(all(j["state"] == "succeeded" for j in jobs), jobs)
+        # Every sync attempt ran once: no job claimed by both processes.
+        self.assertEqual(self.sql(
+            "SELECT count(*) FROM attempts a JOIN jobs j ON j.id = a.job_id"
+            " WHERE a.n > 1 OR j.attempts != 1"), "0")
+        self.assertEqual(a.stop(), 0, a.log()[-3000:])
+        self.assertEqual(b.stop(), 0, b.log()[-3000:])
+
+    def test_newer_schema_refused(self):
+        d = self.daemon()
+        d.start()
+        d.stop()
+        self.assertEqual(self.sql("SELECT max(version) FROM schema_version"),
+                         "1")
+        self.sql("INSERT INTO schema_version(version) VALUES (99)")
+        d.start(wait=False)
+        try:
+            rc = d.proc.wait(timeout=30 * harness.TIMEOUT_SCALE)
+        except subprocess.TimeoutExpired:
+            self.fail("gitopsd ran on a newer schema:\n" + d.log())
+        self.assertNotEqual(rc, 0)
+        self.assertIn("schema version 99, newer than this gitopsd", d.log())
+        self.assertNotIn("Sanitizer", d.log())
+        self.assertNotIn(DSN_PASSWORD, d.log())
+
+    def test_server_lost_and_back(self):
+        """While the server is away nothing is acknowledged; when it is
+        back, gitopsd reconnects without a restart."""
+        d = self.daemon()
+        d.start()
+        self.addCleanup(self.ensure_running)
+        self.pg.pause()
+        lost = str(uuid.uuid4())
+        r = self.post(d, lost)
+        self.assertEqual(r.status, 503, r)
+        self.assertIn("Retry-After", r.headers, r)
+        self.pg.resume()
+        deadline = time.time() + 30
+        while True:
+            r = self.post(d, lost)
+            if r.status == 202 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(r.status, 202, "%r\n%s" % (r, d.log()[-3000:]))
+        self.assertEqual(self.sql(
+            "SELECT count(*) FROM events WHERE delivery = '%s'" % lost), "1")
+        # The admin API's own connection comes back too.
+        deadline = time.time() + 30
+        while True:
+            r = d.admin("GET", "/api/v1/events")
+            if r.status == 200 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([e["delivery"] for e in r.json()["events"]], [lost])
+        self.wait_job(d)
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+        self.assertIn("connection lost", d.log())
+        self.assertNotIn(DSN_PASSWORD, d.log())
+
+    def ensure_running(self):
+        try:
+            self.pg.psql("SELECT 1")
+        except RuntimeError:
+            self.pg.resume()
+
+    def test_unreachable_database(self):
+        """A database that does not answer may come later: gitopsd starts
+        without it (not ready, hooks 503) instead of exiting; parameters
+        that can never work still stop the start."""
+        port = harness.free_port()
+        d = self.daemon("host=127.0.0.1 port=%d user=gitopsd dbname=x "
+                        "connect_timeout=2" % port)
+        d.start(wait=False)
+        deadline = time.time() + 30 * harness.TIMEOUT_SCALE
+        while "starting without it" not in d.log():
+            if d.proc.poll() is not None or time.time() > deadline:
+                self.fail("gitopsd did not start without its database:\n"
+                          + d.log())
+            time.sleep(0.1)
+        self.assertIsNone(d.proc.poll())
+        self.assertEqual(d.admin("GET", "/readyz").status, 503)
+        self.assertIn("postgres: cannot connect", d.log())
+        self.assertEqual(d.stop(), 0, d.log())
+        bad = self.daemon("host=127.0.0.1 port=%d no_such_parameter=1" % port)
+        bad.start(wait=False)
+        try:
+            rc = bad.proc.wait(timeout=30 * harness.TIMEOUT_SCALE)
+        except subprocess.TimeoutExpired:
+            self.fail("gitopsd started on a DSN that cannot work:\n" +
+                      bad.log())
+        self.assertNotEqual(rc, 0)
+        for log in (d.log(), bad.log()):
+            self.assertNotIn("Sanitizer", log)
+            self.assertNotIn(DSN_PASSWORD, log)
+
+    def test_config_check(self):
+        d = self.daemon()
+        out = harness.run_tool([harness.binary(), "-t", "-c", d.config_path],
+                               capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertNotIn(DSN_PASSWORD, out.stdout + out.stderr)
+        for text, msg in (
+                ("state: {driver: postgres}",
+                 "driver postgres needs dsn_file or dsn_env"),
+                ("state: {driver: sqlite, dsn_file: pg.dsn}",
+                 "dsn_file and dsn_env need driver: postgres")):
+            d.write_config(CONFIG.replace(PG_STATE, text) % {
+                    "url": self.bare, "kubeconfig": self.sim.kubeconfig})
+            out = harness.run_tool([harness.binary(), "-t", "-c",
+                                    d.config_path],
+                                   capture_output=True, text=True)
+            self.assertNotEqual(out.returncode, 0, text)
+            self.assertIn(msg, out.stdout + out.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,138 @@
+"""A throwaway PostgreSQL server for tests: a fresh cluster in a temporary
+directory, listening on 127.0.0.1 on a free port (and a socket in that
+directory), stopped and removed by stop().
+
+initdb refuses to run as root, so as root the cluster belongs to the
+`postgres` user of the Debian package and its commands run through
+runuser; as anyone else they run as that user.  fsync is off: the tests
+check what gitopsd asks of the server (a COMMIT before a 202), not the
+server's own durability, and a shared CI machine is slow enough.
+"""
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+
+def _bindir():
+    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if os.path.exists(os.path.join(d, "initdb")):
+            return d
+    path = shutil.which("initdb")
+    return os.path.dirname(path) if path else None
+
+
+def available():
+    """Why a server cannot be started here, or None when it can."""
+    if _bindir() is None:
+        return "no PostgreSQL server (initdb) installed: make deps"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root without a postgres user"
+    return None
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class PgServer:
+    def __init__(self):
+        self.bindir = _bindir()
+        self.dir = tempfile.mkdtemp(prefix="gitopsd-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.port = None
+        self.user = "gitopsd"
+        self._as = []
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+        self.started = False
+
+    def _run(self, args, **kw):
+        return subprocess.run(self._as + args, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, **kw)
+
+    def start(self):
+        r = self._run([os.path.join(self.bindir, "initdb"), "-D", self.data,
+                       "-A", "trust", "-U", self.user, "-E", "UTF8",
+                       "--no-sync"])
+        if r.returncode != 0:
+            raise RuntimeError("initdb: " + r.stdout)
+        err = None
+        for _ in range(5):
+            self.port = _free_port()
+            try:
+                self.resume()
+            except RuntimeError as e:
+                # Another process took the port between probe and bind.
+                err = e
+                time.sleep(0.2)
+                continue
+            self.started = True
+            return self
+        raise err
+
+    def pause(self):
+        """Stops the server, keeping its data and port for resume()."""
+        r = self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data,
+                       "-m", "fast", "-w", "stop"])
+        if r.returncode != 0:
+            raise RuntimeError("pg_ctl stop: " + r.stdout)
+
+    def resume(self):
+        opts = ("-c listen_addresses=127.0.0.1 -c port=%d "
+                "-c unix_socket_directories=%s -c fsync=off "
+                "-c full_page_writes=off -c max_connections=60"
+                % (self.port, self.dir))
+        r = self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data,
+                       "-o", opts, "-l", os.path.join(self.dir, "log"),
+                       "-w", "-t", "60", "start"])
+        if r.returncode != 0:
+            raise RuntimeError("pg_ctl start: " + r.stdout + self.log())
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def dsn(self, db="postgres"):
+        return ("host=127.0.0.1 port=%d user=%s dbname=%s connect_timeout=5"
+                % (self.port, self.user, db))
+
+    def psql(self, sql, db="postgres"):
+        """Runs sql, returns its unaligned output (raises on an error)."""
+        psql = os.path.join(self.bindir, "psql")
+        if not os.path.exists(psql):
+            psql = "psql"
+        r = subprocess.run([psql, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+                            "-d", self.dsn(db), "-c", sql],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("psql: " + r.stderr)
+        return r.stdout
+
+    def createdb(self, name):
+        self.psql('CREATE DATABASE "%s"' % name)
+        return self.dsn(name)
+
+    def stop(self):
+        if self.started:
+            self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data,
+                       "-m", "immediate", "-w", "stop"])
+            self.started = False
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,1070 @@
+/*
+ * store_conformance: one cmocka suite run against every backend of
+ * struct store_ops (include/store.h), so that the SQLite and PostgreSQL
+ * stores keep the same promises: events and dedup, jobs and absorption,
+ * the claim rules, finish and retries, app status, alert keys,
+ * retention, listing and paging.
+ *
+ * usage: store_conformance [BACKEND...]   (default: every backend)
+ *
+ * A backend is a row of conf_backends: its ops and how to get a fresh,
+ * empty store.  SQLite needs a temporary directory; PostgreSQL needs a
+ * server: GITOPSD_TEST_PG_DSN names a database the suite may empty
+ * (test/integration/test_store_conformance.py starts a throwaway server).
+ * A backend whose server is not given is reported as failed, not skipped:
+ * the runner decides what to run.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#include "job.h"
+#include "store.h"
+#include "util.h"
+
+struct conf_backend {
+	const char		*name;
+	const struct store_ops	*ops;
+	/* Several connections may write at once (replicas share it). */
+	int			 shared;
+	/* A fresh empty store's open() argument into target. */
+	int			 (*fresh)(char *target, size_t len, char *err,
+				    size_t errlen);
+};
+
+static const struct conf_backend *conf_cur;
+static char	conf_target[512];
+static char	conf_dir[64];
+static int	conf_seq;
+
+static int
+conf_fresh_sqlite(char *target, size_t len, char *err, size_t errlen)
+{
+	if (conf_dir[0] == '\0') {
+		snprintf(conf_dir, sizeof(conf_dir), "/tmp/gitopsd-conf-XXXXXX");
+		if (mkdtemp(conf_dir) == NULL) {
+			snprintf(err, errlen, "mkdtemp failed");
+			return -1;
+		}
+	}
+	snprintf(target, len, "%s/state-%d.db", conf_dir, ++conf_seq);
+	return 0;
+}
+
+/* Removes the SQLite files (database, log, shared memory) and their
+ * directory. */
+static void
+conf_cleanup(void)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+	char	 path[128];
+	int	 i;
+	size_t	 k;
+
+	if (conf_dir[0] == '\0')
+		return;
+	for (i = 1; i <= conf_seq; i++)
+		for (k = 0; k < nitems(sfx); k++) {
+			snprintf(path, sizeof(path), "%s/state-%d.db%s", conf_dir,
+			    i, sfx[k]);
+			unlink(path);
+		}
+	if (rmdir(conf_dir) == -1)
+		fprintf(stderr, "cannot remove %s\n", conf_dir);
+}
+
+/* Empties the database (the whole public schema, tables of any version). */
+static int
+conf_fresh_pg(char *target, size_t len, char *err, size_t errlen)
+{
+	const char	*dsn = getenv("GITOPSD_TEST_PG_DSN");
+	PGconn		*c;
+	PGresult	*r;
+	int		 rc = -1;
+
+	if (dsn == NULL || *dsn == '\0') {
+		snprintf(err, errlen, "GITOPSD_TEST_PG_DSN is not set");
+		return -1;
+	}
+	c = PQconnectdb(dsn);
+	if (PQstatus(c) != CONNECTION_OK) {
+		snprintf(err, errlen, "%s", PQerrorMessage(c));
+		goto out;
+	}
+	r = PQexec(c, "SET client_min_messages = warning;"
+	    "DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+	else
+		rc = 0;
+	PQclear(r);
+	snprintf(target, len, "%s", dsn);
+out:
+	PQfinish(c);
+	return rc;
+}
+
+static const struct conf_backend conf_backends[] = {
+	/* One writing connection per file: the daemon's store thread. */
+	{ "sqlite", &store_sqlite_ops, 0, conf_fresh_sqlite },
+	{ "postgres", &store_pg_ops, 1, conf_fresh_pg },
+};
+
+/* ---- helpers */
+
+#define OPS		(conf_cur->ops)
+#define OK(call)	conf_ok((call), err, #call, __LINE__)
+
+static char	err[512];
+
+static void
+conf_ok(int rc, const char *e, const char *what, int line)
+{
+	if (rc != 0)
+		fail_msg("line %d: %s = %d: %s", line, what, rc, e);
+}
+
+static struct store *
+conf_open(void)
+{
+	struct store	*st;
+
+	st = OPS->open(conf_target, NULL, err, sizeof(err));
+	if (st == NULL)
+		fail_msg("%s: open: %s", conf_cur->name, err);
+	return st;
+}
+
+/* A fresh store for each test. */
+static int
+conf_setup(void **state)
+{
+	(void)state;
+	if (conf_cur->fresh(conf_target, sizeof(conf_target), err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "%s: fresh store: %s\n", conf_cur->name, err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_event(struct store *st, const char *source, const char *delivery,
+    int64_t received, int64_t *id)
+{
+	struct store_event	 ev = { source, delivery, "push", "summary",
+				    received };
+	int64_t			 eid = 0;
+	int			 r;
+
+	OK(OPS->begin(st, err, sizeof(err)));
+	r = OPS->add_event(st, &ev, &eid, err, sizeof(err));
+	if (r == -1)
+		fail_msg("add_event: %s", err);
+	OK(OPS->commit(st, err, sizeof(err)));
+	if (id != NULL)
+		*id = r == 0 ? eid : 0;
+	return r;
+}
+
+static int64_t
+conf_job(struct store *st, enum job_kind kind, const char *app,
+    const char *repo, const char *revision, int64_t event_id, int *absorbed)
+{
+	struct job_spec	 js = { .kind = kind, .app = app, .repo = repo,
+			    .revision = revision };
+	int64_t		 id = 0;
+	int		 ab = 0;
+
+	if (kind == JOB_UPDATE_IMAGE) {
+		js.image = "registry.local/web";
+		js.tag = "1.0.0";
+	}
+	OK(OPS->begin(st, err, sizeof(err)));
+	OK(OPS->add_job(st, &js, event_id, 3, 1000, &id, &ab, err,
+	    sizeof(err)));
+	OK(OPS->commit(st, err, sizeof(err)));
+	if (absorbed != NULL)
+		*absorbed = ab;
+	assert_true(id > 0);
+	return id;
+}
+
+/* Claims in one transaction; returns the count, jobs in *out. */
+static size_t
+conf_claim(struct store *st, int64_t now, int max_thread, int max_loop,
+    struct job ***out)
+{
+	struct store_claim	 c = { now, max_thread, max_loop };
+	struct job		**jobs = NULL;
+	size_t			 n = 0;
+
+	OK(OPS->begin(st, err, sizeof(err)));
+	OK(OPS->claim(st, &c, &jobs, &n, err, sizeof(err)));
+	OK(OPS->commit(st, err, sizeof(err)));
+	*out = jobs;
+	return n;
+}
+
+static void
+conf_jobs_free(struct job **jobs, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		job_free(jobs[i]);
+	free(jobs);
+}
+
+static void
+conf_finish(struct store *st, int64_t id, enum job_state state, int attempts,
+    int64_t not_before, int64_t ended, const char *error, const char *result)
+{
+	struct store_finish	 f = { id, state, attempts, not_before,
+				    ended - 10, ended, error, result };
+
+	OK(OPS->begin(st, err, sizeof(err)));
+	OK(OPS->finish(st, &f, err, sizeof(err)));
+	OK(OPS->commit(st, err, sizeof(err)));
+}
+
+static enum job_state
+conf_state(struct store *st, int64_t id)
+{
+	struct store_job_row	 r;
+	enum job_state		 s;
+
+	assert_int_equal(OPS->get_job(st, id, &r, err, sizeof(err)), 1);
+	s = r.state;
+	store_job_row_clear(&r);
+	return s;
+}
+
+/* ---- events and dedup */
+
+static void
+conf_dedup(void **state)
+{
+	struct store	*st;
+	int64_t		 id, id2, ms;
+
+	(void)state;
+	st = conf_open();
+	OK(OPS->load_deliveries(st, 0, err, sizeof(err)));
+	assert_int_equal(conf_event(st, "github", "d-1", 5000, &id), 0);
+	assert_true(id > 0);
+	assert_int_equal(conf_event(st, "github", "d-1", 5001, NULL), 1);
+	/* Another source may reuse the id. */
+	assert_int_equal(conf_event(st, "gitlab", "d-1", 5002, &id2), 0);
+	assert_true(id2 > id);
+	assert_int_equal(OPS->event_received(st, id, &ms, err, sizeof(err)), 1);
+	assert_int_equal(ms, 5000);
+	assert_int_equal(OPS->event_received(st, id2 + 100, &ms, err,
+	    sizeof(err)), 0);
+	OPS->close(st);
+
+	/* Across a restart, and from another connection. */
+	st = conf_open();
+	OK(OPS->load_deliveries(st, 0, err, sizeof(err)));
+	assert_int_equal(conf_event(st, "github", "d-1", 6000, NULL), 1);
+	assert_int_equal(conf_event(st, "github", "d-2", 6000, NULL), 0);
+	OPS->close(st);
+}
+
+/* A rolled back transaction and an aborted item leave nothing behind,
+ * not even the memory of their delivery ids. */
+static void
+conf_rollback(void **state)
+{
+	struct store		*st;
+	struct store_event	 ev = { "github", "r-1", "push", "s", 1000 };
+	struct store_event	 ev2 = { "github", "r-2", "push", "s", 1000 };
+	struct store_event	 ev3 = { "github", "r-3", "push", "s", 1000 };
+	struct store_event_row	*rows;
+	size_t			 n;
+	int64_t			 id, next;
+
+	(void)state;
+	st = conf_open();
+	OK(OPS->load_deliveries(st, 0, err, sizeof(err)));
+	OK(OPS->begin(st, err, sizeof(err)));
+	assert_int_equal(OPS->add_event(st, &ev, &id, err, sizeof(err)), 0);
+	OPS->rollback(st);
+
+	OK(OPS->begin(st, err, sizeof(err)));
+	OK(OPS->item_begin(st, err, sizeof(err)));
+	assert_int_equal(OPS->add_event(st, &ev2, &id, err, sizeof(err)), 0);
+	OPS->item_abort(st);
+	OK(OPS->item_begin(st, err, sizeof(err)));
+	assert_int_equal(OPS->add_event(st, &ev3, &id, err, sizeof(err)), 0);
+	OK(OPS->item_end(st, err, sizeof(err)));
+	/* The same delivery again in the same transaction. */
+	assert_int_equal(OPS->add_event(st, &ev3, &id, err, sizeof(err)), 1);
+	OK(OPS->commit(st, err, sizeof(err)));
+
+	OK(OPS->list_events(st, 0, 10, &rows, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].delivery, "r-3");
+	store_event_rows_free(rows, n);
+	assert_int_equal(conf_event(st, "github", "r-1", 2000, NULL), 0);
+	assert_int_equal(conf_event(st, "github", "r-2", 2000, NULL), 0);
+	assert_int_equal(conf_event(st, "github", "r-3", 2000, NULL), 1);
+	OPS->close(st);
+}
+
+/* ---- jobs */
+
+static void
+conf_absorb(void **state)
+{
+	struct store		*st;
+	struct store_job_row	 r;
+	struct store_event_row	*rows;
+	struct job		**jobs;
+	size_t			 n;
+	int64_t			 e1, e2, a, a2, b, u, next;
+	int			 ab;
+
+	(void)state;
+	st = conf_open();
+	conf_event(st, "github", "e-1", 1000, &e1);
+	conf_event(st, "github", "e-2", 1001, &e2);
+	a = conf_job(st, JOB_SYNC, "web", "apps", "rev1", e1, &ab);
+	assert_int_equal(ab, 0);
+	a2 = conf_job(st, JOB_SYNC, "web", "apps", "rev2", e2, &ab);
+	assert_int_equal(ab, 1);
+	assert_int_equal(a2, a);
+	b = conf_job(st, JOB_SYNC, "api", "apps", "rev1", 0, &ab);
+	assert_int_equal(ab, 0);
+	assert_true(b != a);
+	/* Only syncs are absorbed. */
+	u = conf_job(st, JOB_UPDATE_IMAGE, "web", "apps", NULL, 0, &ab);
+	assert_int_equal(ab, 0);
+	assert_true(u != a);
+
+	assert_int_equal(OPS->get_job(st, a, &r, err, sizeof(err)), 1);
+	assert_string_equal(r.revision, "rev2");
+	assert_int_equal(r.kind, JOB_SYNC);
+	assert_int_equal(r.state, JOB_QUEUED);
+	assert_int_equal(r.max_attempts, 3);
+	assert_int_equal(r.event_id, e1);
+	assert_string_equal(r.source, "github");
+	assert_string_equal(r.delivery, "e-1");
+	store_job_row_clear(&r);
+	/* Both events point at the job. */
+	OK(OPS->list_events(st, 0, 10, &rows, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 2);
+	assert_int_equal(rows[0].njob_ids, 1);
+	assert_int_equal(rows[0].job_ids[0], a);
+	assert_int_equal(rows[1].njob_ids, 1);
+	assert_int_equal(rows[1].job_ids[0], a);
+	store_event_rows_free(rows, n);
+
+	/* A running sync absorbs nothing: the next one waits in the queue. */
+	n = conf_claim(st, 2000, 4, 0, &jobs);
+	assert_int_equal(n, 2);
+	conf_jobs_free(jobs, n);
+	assert_int_equal(conf_state(st, a), JOB_RUNNING);
+	a2 = conf_job(st, JOB_SYNC, "web", "apps", "rev3", 0, &ab);
+	assert_int_equal(ab, 0);
+	assert_true(a2 != a);
+	OPS->close(st);
+}
+
+/* Due order, one running sync/update-image per app and one update-image
+ * per repository; queued update-images of that repository merge in. */
+static void
+conf_claim_rules(void **state)
+{
+	struct store	*st;
+	struct job	**jobs;
+	size_t		 n;
+	int64_t		 s1, s2, s3, u1, u2, u3, n1, n2, due;
+
+	(void)state;
+	st = conf_open();
+	assert_int_equal(OPS->next_due(st, &due, err, sizeof(err)), 0);
+	s1 = conf_job(st, JOB_SYNC, "a", "r1", NULL, 0, NULL);
+	s2 = conf_job(st, JOB_SYNC, "b", "r1", NULL, 0, NULL);
+	s3 = conf_job(st, JOB_SYNC, "c", "r1", NULL, 0, NULL);
+
+	/* Nothing asked for, nothing taken. */
+	n = conf_claim(st, 2000, 0, 0, &jobs);
+	assert_int_equal(n, 0);
+	free(jobs);
+	/* In id order, up to max_thread. */
+	n = conf_claim(st, 2000, 2, 0, &jobs);
+	assert_int_equal(n, 2);
+	assert_int_equal(jobs[0]->id, s1);
+	assert_int_equal(jobs[1]->id, s2);
+	assert_int_equal(jobs[0]->state, JOB_RUNNING);
+	assert_string_equal(jobs[0]->app, "a");
+	conf_jobs_free(jobs, n);
+	/* s1 failed and waits until 5000: s3 first, then s1 when due. */
+	conf_finish(st, s1, JOB_FAILED, 1, 5000, 2100, "boom", NULL);
+	assert_int_equal(OPS->next_due(st, &due, err, sizeof(err)), 1);
+	assert_int_equal(due, 0);	/* s3 */
+	n = conf_claim(st, 3000, 4, 0, &jobs);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0]->id, s3);
+	conf_jobs_free(jobs, n);
+	assert_int_equal(OPS->next_due(st, &due, err, sizeof(err)), 1);
+	assert_int_equal(due, 5000);
+	n = conf_claim(st, 4999, 4, 0, &jobs);
+	assert_int_equal(n, 0);
+	free(jobs);
+	n = conf_claim(st, 5000, 4, 0, &jobs);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0]->id, s1);
+	assert_int_equal(jobs[0]->attempts, 1);
+	conf_jobs_free(jobs, n);
+
+	/* App a is busy (s1 runs): its update-image waits, b's and d's
+	 * (one repository) make one run, e's (another) runs beside. */
+	u1 = conf_job(st, JOB_UPDATE_IMAGE, "a", "r1", NULL, 0, NULL);
+	conf_finish(st, s2, JOB_SUCCEEDED, 1, 0, 5100, NULL, NULL);
+	u2 = conf_job(st, JOB_UPDATE_IMAGE, "b", "r1", NULL, 0, NULL);
+	u3 = conf_job(st, JOB_UPDATE_IMAGE, "d", "r1", NULL, 0, NULL);
+	n1 = conf_job(st, JOB_UPDATE_IMAGE, "e", "r2", NULL, 0, NULL);
+	n = conf_claim(st, 6000, 4, 0, &jobs);
+	assert_int_equal(n, 2);
+	assert_int_equal(jobs[0]->id, u2);
+	assert_int_equal(jobs[0]->nmerged, 1);
+	assert_int_equal(jobs[0]->merged[0]->id, u3);
+	assert_int_equal(jobs[1]->id, n1);
+	assert_int_equal(jobs[1]->nmerged, 0);
+	conf_jobs_free(jobs, n);
+	assert_int_equal(conf_state(st, u3), JOB_RUNNING);
+	assert_int_equal(conf_state(st, u1), JOB_QUEUED);
+	/* a is free again, but r1 has a running update-image. */
+	conf_finish(st, s1, JOB_SUCCEEDED, 2, 0, 6100, NULL, NULL);
+	n = conf_claim(st, 6200, 4, 0, &jobs);
+	assert_int_equal(n, 0);
+	free(jobs);
+	conf_finish(st, u2, JOB_SUCCEEDED, 1, 0, 6300, NULL, NULL);
+	conf_finish(st, u3, JOB_SUCCEEDED, 1, 0, 6300, NULL, NULL);
+	n = conf_claim(st, 6400, 4, 0, &jobs);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0]->id, u1);
+	conf_jobs_free(jobs, n);
+
+	/* Notify jobs: not limited per app, only by max_loop. */
+	n1 = conf_job(st, JOB_NOTIFY, "a", NULL, NULL, 0, NULL);
+	n2 = conf_job(st, JOB_NOTIFY, "a", NULL, NULL, 0, NULL);
+	conf_job(st, JOB_NOTIFY, "a", NULL, NULL, 0, NULL);
+	n = conf_claim(st, 7000, 0, 2, &jobs);
+	assert_int_equal(n, 2);
+	assert_int_equal(jobs[0]->id, n1);
+	assert_int_equal(jobs[1]->id, n2);
+	assert_int_equal(jobs[0]->kind, JOB_NOTIFY);
+	conf_jobs_free(jobs, n);
+	OPS->close(st);
+}
+
+/* finish records attempts and states; counts follow. */
+static void
+conf_finish_attempts(void **state)
+{
+	struct store		*st;
+	struct store_job_row	 r;
+	struct store_attempt_row *att;
+	struct job		**jobs;
+	size_t			 n;
+	int64_t			 id, pending, counts[6];
+
+	(void)state;
+	st = conf_open();
+	id = conf_job(st, JOB_SYNC, "web", "apps", "rev", 0, NULL);
+	conf_job(st, JOB_NOTIFY, "web", NULL, NULL, 0, NULL);
+	OK(OPS->count_pending(st, &pending, err, sizeof(err)));
+	assert_int_equal(pending, 2);
+	n = conf_claim(st, 2000, 1, 0, &jobs);
+	assert_int_equal(n, 1);
+	conf_jobs_free(jobs, n);
+	assert_int_equal(OPS->get_job(st, id, &r, err, sizeof(err)), 1);
+	assert_int_equal(r.started_ms, 2000);
+	store_job_row_clear(&r);
+	OK(OPS->count_states(st, counts, err, sizeof(err)));
+	assert_int_equal(counts[JOB_QUEUED], 1);
+	assert_int_equal(counts[JOB_RUNNING], 1);
+	assert_int_equal(counts[0], 1);		/* the notify job */
+
+	conf_finish(st, id, JOB_FAILED, 1, 9000, 2500, "git: timeout", NULL);
+	assert_int_equal(OPS->get_job(st, id, &r, err, sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_FAILED);
+	assert_int_equal(r.attempts, 1);
+	assert_int_equal(r.not_before_ms, 9000);
+	assert_int_equal(r.updated_ms, 2500);
+	assert_int_equal(r.started_ms, 0);
+	assert_string_equal(r.error, "git: timeout");
+	store_job_row_clear(&r);
+	OK(OPS->count_pending(st, &pending, err, sizeof(err)));
+	assert_int_equal(pending, 2);
+	OK(OPS->count_states(st, counts, err, sizeof(err)));
+	assert_int_equal(counts[JOB_FAILED], 1);
+	assert_int_equal(counts[JOB_RUNNING], 0);
+
+	n = conf_claim(st, 9000, 1, 0, &jobs);
+	assert_int_equal(n, 1);
+	conf_jobs_free(jobs, n);
+	conf_finish(st, id, JOB_SUCCEEDED, 2, 0, 9500, NULL,
+	    "{\"commit\":\"abc\"}");
+	assert_int_equal(OPS->get_job(st, id, &r, err, sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_SUCCEEDED);
+	assert_int_equal(r.attempts, 2);
+	assert_null(r.error);
+	assert_string_equal(r.result, "{\"commit\":\"abc\"}");
+	store_job_row_clear(&r);
+
+	OK(OPS->list_attempts(st, id, &att, &n, err, sizeof(err)));
+	assert_int_equal(n, 2);
+	assert_int_equal(att[0].n, 1);
+	assert_int_equal(att[0].ok, 0);
+	assert_int_equal(att[0].started_ms, 2490);
+	assert_int_equal(att[0].ended_ms, 2500);
+	assert_string_equal(att[0].error, "git: timeout");
+	assert_int_equal(att[1].n, 2);
+	assert_int_equal(att[1].ok, 1);
+	assert_null(att[1].error);
+	store_attempt_rows_free(att, n);
+	OPS->close(st);
+}
+
+/* retry_job: a fresh set of attempts for failed and dead jobs only. */
+static void
+conf_retry(void **state)
+{
+	struct store		*st;
+	struct store_job_row	 r;
+	struct job		**jobs;
+	size_t			 n;
+	int64_t			 id, q;
+
+	(void)state;
+	st = conf_open();
+	id = conf_job(st, JOB_SYNC, "web", "apps", NULL, 0, NULL);
+	q = conf_job(st, JOB_SYNC, "api", "apps", NULL, 0, NULL);
+	n = conf_claim(st, 2000, 1, 0, &jobs);
+	conf_jobs_free(jobs, n);
+	conf_finish(st, id, JOB_DEAD, 3, 0, 2100, "gave up", NULL);
+
+	OK(OPS->begin(st, err, sizeof(err)));
+	assert_int_equal(OPS->retry_job(st, id, 3000, err, sizeof(err)), 0);
+	assert_int_equal(OPS->retry_job(st, q, 3000, err, sizeof(err)), 1);
+	assert_int_equal(OPS->retry_job(st, id + q + 100, 3000, err,
+	    sizeof(err)), 2);
+	OK(OPS->commit(st, err, sizeof(err)));
+	assert_int_equal(OPS->get_job(st, id, &r, err, sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_QUEUED);
+	assert_int_equal(r.attempts, 3);
+	assert_int_equal(r.max_attempts, 6);
+	assert_int_equal(r.not_before_ms, 0);
+	assert_int_equal(r.updated_ms, 3000);
+	store_job_row_clear(&r);
+	/* A retried job runs again (q is queued beside it). */
+	n = conf_claim(st, 3000, 4, 0, &jobs);
+	assert_int_equal(n, 2);
+	conf_jobs_free(jobs, n);
+	assert_int_equal(conf_state(st, id), JOB_RUNNING);
+	OPS->close(st);
+}
+
+/* requeue_running after a crash: counted, logged, dead when out. */
+static void
+conf_requeue(void **state)
+{
+	struct store		*st;
+	struct store_attempt_row *att;
+	struct job		**jobs;
+	size_t			 n;
+	int64_t			 a, b;
+	int			 nre, ndead;
+
+	(void)state;
+	st = conf_open();
+	a = conf_job(st, JOB_SYNC, "web", "apps", NULL, 0, NULL);
+	b = conf_job(st, JOB_SYNC, "api", "apps", NULL, 0, NULL);
+	n = conf_claim(st, 2000, 4, 0, &jobs);
+	assert_int_equal(n, 2);
+	conf_jobs_free(jobs, n);
+	/* b is on its last attempt. */
+	conf_finish(st, b, JOB_FAILED, 2, 0, 2100, "x", NULL);
+	n = conf_claim(st, 2200, 4, 0, &jobs);
+	assert_int_equal(n, 1);
+	conf_jobs_free(jobs, n);
+	OPS->close(st);
+
+	st = conf_open();
+	OK(OPS->requeue_running(st, 3000, &nre, &ndead, err, sizeof(err)));
+	assert_int_equal(nre, 1);
+	assert_int_equal(ndead, 1);
+	assert_int_equal(conf_state(st, a), JOB_QUEUED);
+	assert_int_equal(conf_state(st, b), JOB_DEAD);
+	OK(OPS->list_attempts(st, a, &att, &n, err, sizeof(err)));
+	assert_int_equal(n, 1);
+	assert_int_equal(att[0].ok, 0);
+	assert_string_equal(att[0].error,
+	    "interrupted: gitopsd stopped while the job ran");
+	store_attempt_rows_free(att, n);
+	OPS->close(st);
+}
+
+/* ---- app status and alert keys */
+
+static void
+conf_app_status(void **state)
+{
+	struct store		*st;
+	struct store_app_row	 r;
+	int64_t			 id;
+
+	(void)state;
+	st = conf_open();
+	OK(OPS->app_get(st, "web", &r, err, sizeof(err)));
+	assert_int_equal(r.found, 0);
+	store_app_row_clear(&r);
+
+	id = conf_job(st, JOB_SYNC, "web", "apps", NULL, 0, NULL);
+	OK(OPS->begin(st, err, sizeof(err)));
+	OK(OPS->app_record(st, "web", JOB_DEAD, id, NULL, NULL, 0,
+	    "apply failed", err, sizeof(err)));
+	OK(OPS->app_image_set(st, "web", "registry.local/web", "1.0.0",
+	    "sha256:aa", err, sizeof(err)));
+	OK(OPS->commit(st, err, sizeof(err)));
+	OK(OPS->app_get(st, "web", &r, err, sizeof(err)));
+	assert_int_equal(r.found, 1);
+	assert_int_equal(r.outcome, JOB_DEAD);
+	assert_string_equal(r.last_error, "apply failed");
+	assert_null(r.revision);
+	assert_int_equal(r.last_job_id, id);
+	assert_int_equal(r.last_job_kind, JOB_SYNC);
+	assert_int_equal(r.last_job_state, JOB_QUEUED);
+	assert_int_equal(r.nimages, 1);
+	assert_string_equal(r.images[0].tag, "1.0.0");
+	store_app_row_clear(&r);
+
+	/* Outcome 0 and NULL keep what is there; a success clears the error. */
+	OK(OPS->begin(st, err, sizeof(err)));
+	OK(OPS->app_record(st, "web", 0, id, "abc123", "Healthy", 4000, NULL,
+	    err, sizeof(err)));
+	OK(OPS->commit(st, err, sizeof(err)));
+	OK(OPS->app_get(st, "web", &r, err, sizeof(err)));
+	assert_int_equal(r.outcome, JOB_DEAD);
+	assert_string_equal(r.last_error, "apply failed");
+	assert_string_equal(r.revision, "abc123");
+	assert_string_equal(r.health, "Healthy");
+	assert_int_equal(r.synced_at_ms, 4000);
+	store_app_row_clear(&r);
+	OK(OPS->begin(st, err, sizeof(err)));
+	OK(OPS->app_record(st, "web", JOB_SUCCEEDED, id, NULL, NULL, 0, NULL,
+	    err, sizeof(err)));
+	/* A NULL tag keeps the tag; the digest follows. */
+	OK(OPS->app_image_set(st, "web", "registry.local/web", NULL,
+	    "sha256:bb", err, sizeof(err)));
+	OK(OPS->app_image_set(st, "web", "registry.local/api", "2.0.0", NULL,
+	    err, sizeof(err)));
+	OK(OPS->commit(st, err, sizeof(err)));
+	OK(OPS->app_get(st, "web", &r, err, sizeof(err)));
+	assert_int_equal(r.outcome, JOB_SUCCEEDED);
+	assert_null(r.last_error);
+	assert_string_equal(r.revision, "abc123");
+	assert_int_equal(r.nimages, 2);
+	for (size_t i = 0; i < r.nimages; i++)
+		if (strcmp(r.images[i].image, "registry.local/web") == 0) {
+			assert_string_equal(r.images[i].tag, "1.0.0");
+			assert_string_equal(r.images[i].digest, "sha256:bb");
+		}
+	store_app_row_clear(&r);
+	OPS->close(st);
+}
+
+static void
+conf_notify_key(void **state)
+{
+	struct store	*st;
+
+	(void)state;
+	st = conf_open();
+	OK(OPS->begin(st, err, sizeof(err)));
+	assert_int_equal(OPS->notify_key(st, "web:dead", 1000, 600, err,
+	    sizeof(err)), 0);
+	assert_int_equal(OPS->notify_key(st, "web:dead", 1599, 600, err,
+	    sizeof(err)), 1);
+	assert_int_equal(OPS->notify_key(st, "api:dead", 1599, 600, err,
+	    sizeof(err)), 0);
+	/* The window runs from the last time the key was planned. */
+	assert_int_equal(OPS->notify_key(st, "web:dead", 1600, 600, err,
+	    sizeof(err)), 0);
+	assert_int_equal(OPS->notify_key(st, "web:dead", 2100, 600, err,
+	    sizeof(err)), 1);
+	OK(OPS->commit(st, err, sizeof(err)));
+	OPS->close(st);
+}
+
+/* ---- retention */
+
+static void
+conf_retention(void **state)
+{
+	struct store		*st;
+	struct store_attempt_row *att;
+	struct store_job_row	 r;
+	struct job		**jobs;
+	size_t			 n;
+	int64_t			 day = 86400000LL, now = 100 * day;
+	int64_t			 e_old, e_new, e_lone, old, fresh, queued;
+	int64_t			 deleted;
+
+	(void)state;
+	st = conf_open();
+	conf_event(st, "github", "old", now - 40 * day, &e_old);
+	conf_event(st, "github", "lone", now - 40 * day, &e_lone);
+	conf_event(st, "github", "new", now - day, &e_new);
+	old = conf_job(st, JOB_SYNC, "a", "r", NULL, e_old, NULL);
+	fresh = conf_job(st, JOB_SYNC, "b", "r", NULL, e_new, NULL);
+	queued = conf_job(st, JOB_SYNC, "c", "r", NULL, 0, NULL);
+	n = conf_claim(st, now - 40 * day, 2, 0, &jobs);
+	assert_int_equal(n, 2);
+	conf_jobs_free(jobs, n);
+	conf_finish(st, old, JOB_SUCCEEDED, 1, 0, now - 35 * day, NULL, NULL);
+	conf_finish(st, fresh, JOB_DEAD, 1, 0, now - day, "x", NULL);
+	OK(OPS->begin(st, err, sizeof(err)));
+	assert_int_equal(OPS->notify_key(st, "k-old", now - 40 * day, day, err,
+	    sizeof(err)), 0);
+	OK(OPS->commit(st, err, sizeof(err)));
+
+	OK(OPS->retention(st, now - 30 * day, now - 7 * day, &deleted, err,
+	    sizeof(err)));
+	/* The old job, its attempt and link, two events, one key. */
+	assert_true(deleted >= 6);
+	assert_int_equal(OPS->get_job(st, old, &r, err, sizeof(err)), 0);
+	OK(OPS->list_attempts(st, old, &att, &n, err, sizeof(err)));
+	assert_int_equal(n, 0);
+	free(att);
+	assert_int_equal(conf_state(st, fresh), JOB_DEAD);
+	assert_int_equal(conf_state(st, queued), JOB_QUEUED);
+	int64_t ms;
+	assert_int_equal(OPS->event_received(st, e_old, &ms, err,
+	    sizeof(err)), 0);
+	assert_int_equal(OPS->event_received(st, e_lone, &ms, err,
+	    sizeof(err)), 0);
+	assert_int_equal(OPS->event_received(st, e_new, &ms, err,
+	    sizeof(err)), 1);
+	/* The old key may be planned again at once. */
+	OK(OPS->begin(st, err, sizeof(err)));
+	assert_int_equal(OPS->notify_key(st, "k-old", now - 40 * day + 1, day,
+	    err, sizeof(err)), 0);
+	OK(OPS->commit(st, err, sizeof(err)));
+	/* The kept event's delivery id is still known. */
+	assert_int_equal(conf_event(st, "github", "new", now, NULL), 1);
+	OPS->close(st);
+}
+
+/* ---- listing and paging */
+
+static void
+conf_listing(void **state)
+{
+	struct store		*st;
+	struct store_event_row	*ev;
+	struct store_job_row	*rows, r;
+	struct store_job_filter	 f;
+	struct job		**jobs;
+	int64_t			 ids[5], jids[6], next;
+	size_t			 n, i;
+	char			 d[16];
+
+	(void)state;
+	st = conf_open();
+	for (i = 0; i < 5; i++) {
+		snprintf(d, sizeof(d), "l-%zu", i);
+		conf_event(st, "github", d, 1000 + (int64_t)i, &ids[i]);
+	}
+	OK(OPS->list_events(st, 0, 2, &ev, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 2);
+	assert_int_equal(ev[0].id, ids[4]);
+	assert_int_equal(ev[1].id, ids[3]);
+	assert_string_equal(ev[0].delivery, "l-4");
+	assert_string_equal(ev[0].kind, "push");
+	assert_string_equal(ev[0].summary, "summary");
+	assert_int_equal(ev[0].received_ms, 1004);
+	assert_int_equal(next, ids[3]);
+	store_event_rows_free(ev, n);
+	OK(OPS->list_events(st, next, 2, &ev, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 2);
+	assert_int_equal(ev[0].id, ids[2]);
+	store_event_rows_free(ev, n);
+	OK(OPS->list_events(st, next, 2, &ev, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 1);
+	assert_int_equal(ev[0].id, ids[0]);
+	assert_int_equal(next, 0);
+	store_event_rows_free(ev, n);
+	assert_int_equal(OPS->list_events(st, 0, 0, &ev, &n, &next, err,
+	    sizeof(err)), -1);
+
+	jids[0] = conf_job(st, JOB_SYNC, "web", "r", NULL, ids[0], NULL);
+	jids[1] = conf_job(st, JOB_SYNC, "api", "r", NULL, 0, NULL);
+	jids[2] = conf_job(st, JOB_UPDATE_IMAGE, "web", "r", NULL, 0, NULL);
+	jids[3] = conf_job(st, JOB_NOTIFY, "web", NULL, NULL, 0, NULL);
+	jids[4] = conf_job(st, JOB_UPDATE_IMAGE, "api", "r2", NULL, 0, NULL);
+	jids[5] = conf_job(st, JOB_NOTIFY, "api", NULL, NULL, 0, NULL);
+	n = conf_claim(st, 2000, 1, 0, &jobs);	/* jids[0] runs */
+	conf_jobs_free(jobs, n);
+
+	memset(&f, 0, sizeof(f));
+	f.limit = 4;
+	OK(OPS->list_jobs(st, &f, &rows, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 4);
+	assert_int_equal(rows[0].id, jids[5]);
+	assert_int_equal(rows[3].id, jids[2]);
+	assert_int_equal(next, jids[2]);
+	store_job_rows_free(rows, n);
+	f.after = next;
+	OK(OPS->list_jobs(st, &f, &rows, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 2);
+	assert_int_equal(rows[0].id, jids[1]);
+	assert_int_equal(rows[1].id, jids[0]);
+	assert_int_equal(rows[1].state, JOB_RUNNING);
+	assert_int_equal(rows[1].started_ms, 2000);
+	assert_string_equal(rows[1].delivery, "l-0");
+	assert_int_equal(next, 0);
+	store_job_rows_free(rows, n);
+
+	memset(&f, 0, sizeof(f));
+	f.limit = 10;
+	f.app = "web";
+	OK(OPS->list_jobs(st, &f, &rows, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 3);
+	store_job_rows_free(rows, n);
+	f.kind = JOB_UPDATE_IMAGE;
+	OK(OPS->list_jobs(st, &f, &rows, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].id, jids[2]);
+	assert_string_equal(rows[0].image, "registry.local/web");
+	assert_string_equal(rows[0].tag, "1.0.0");
+	store_job_rows_free(rows, n);
+	f.app = NULL;
+	f.kind = 0;
+	f.state = JOB_RUNNING;
+	OK(OPS->list_jobs(st, &f, &rows, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].id, jids[0]);
+	store_job_rows_free(rows, n);
+	f.state = JOB_QUEUED;
+	f.kind = JOB_NOTIFY;
+	OK(OPS->list_jobs(st, &f, &rows, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 2);
+	store_job_rows_free(rows, n);
+	f.limit = 0;
+	assert_int_equal(OPS->list_jobs(st, &f, &rows, &n, &next, err,
+	    sizeof(err)), -1);
+
+	assert_int_equal(OPS->get_job(st, jids[5] + 100, &r, err,
+	    sizeof(err)), 0);
+	OPS->close(st);
+}
+
+/* ---- two writers at once (replicas), for shared backends */
+
+struct conf_peer {
+	struct store		*st;
+	struct store_event	 ev;
+	int			 claim;		/* else add ev */
+	int			 rc, done;
+	struct job		**jobs;
+	size_t			 njobs;
+	char			 err[512];
+};
+
+static void *
+conf_peer_main(void *arg)
+{
+	struct conf_peer	*p = arg;
+	struct store_claim	 c = { 2000, 4, 0 };
+	int64_t			 id;
+
+	p->rc = -1;
+	if (OPS->begin(p->st, p->err, sizeof(p->err)) == -1)
+		goto out;
+	if (p->claim)
+		p->rc = OPS->claim(p->st, &c, &p->jobs, &p->njobs, p->err,
+		    sizeof(p->err));
+	else
+		p->rc = OPS->add_event(p->st, &p->ev, &id, p->err,
+		    sizeof(p->err));
+	if (p->rc == -1 || OPS->commit(p->st, p->err, sizeof(p->err)) == -1) {
+		OPS->rollback(p->st);
+		p->rc = -1;
+	}
+out:
+	__atomic_store_n(&p->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* Runs p's call on another thread while this one holds its transaction
+ * open for a while: the peer must wait for it, then see its outcome. */
+static void
+conf_peer_run(struct conf_peer *p, struct store *st, int commit)
+{
+	pthread_t	 t;
+
+	assert_int_equal(pthread_create(&t, NULL, conf_peer_main, p), 0);
+	usleep(300000);
+	assert_int_equal(__atomic_load_n(&p->done, __ATOMIC_SEQ_CST), 0);
+	if (commit)
+		OK(OPS->commit(st, err, sizeof(err)));
+	else
+		OPS->rollback(st);
+	assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+/* One delivery sent to two replicas at once is stored once: the second
+ * insert waits for the first transaction and is a duplicate if it
+ * commits, the one stored if it rolls back. */
+static void
+conf_shared_dedup(void **state)
+{
+	struct store_event	 ev = { "github", "twice", "push", "s", 1000 };
+	struct store_event_row	*rows;
+	struct conf_peer	 p;
+	struct store		*a, *b;
+	int64_t			 id, next;
+	size_t			 n;
+
+	(void)state;
+	if (!conf_cur->shared)
+		skip();
+	a = conf_open();
+	b = conf_open();
+	memset(&p, 0, sizeof(p));
+	p.st = b;
+	p.ev = ev;
+	OK(OPS->begin(a, err, sizeof(err)));
+	assert_int_equal(OPS->add_event(a, &ev, &id, err, sizeof(err)), 0);
+	conf_peer_run(&p, a, 1);
+	assert_int_equal(p.rc, 1);
+
+	ev.delivery = p.ev.delivery = "rolled-back";
+	p.done = 0;
+	OK(OPS->begin(a, err, sizeof(err)));
+	assert_int_equal(OPS->add_event(a, &ev, &id, err, sizeof(err)), 0);
+	conf_peer_run(&p, a, 0);
+	assert_int_equal(p.rc, 0);
+
+	OK(OPS->list_events(a, 0, 10, &rows, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 2);
+	assert_string_equal(rows[0].delivery, "rolled-back");
+	assert_string_equal(rows[1].delivery, "twice");
+	store_event_rows_free(rows, n);
+	OPS->close(b);
+	OPS->close(a);
+}
+
+/* Two replicas claiming at once keep one running job per app: the second
+ * claimer sees the first one's claim, not a free app. */
+static void
+conf_shared_claim(void **state)
+{
+	struct store_claim	 c = { 2000, 1, 0 };
+	struct conf_peer	 p;
+	struct store		*a, *b;
+	struct job		**jobs;
+	size_t			 n;
+	int64_t			 web, img, api;
+
+	(void)state;
+	if (!conf_cur->shared)
+		skip();
+	a = conf_open();
+	b = conf_open();
+	web = conf_job(a, JOB_SYNC, "web", "r", NULL, 0, NULL);
+	img = conf_job(a, JOB_UPDATE_IMAGE, "web", "r", NULL, 0, NULL);
+	api = conf_job(a, JOB_SYNC, "api", "r", NULL, 0, NULL);
+	memset(&p, 0, sizeof(p));
+	p.st = b;
+	p.claim = 1;
+	OK(OPS->begin(a, err, sizeof(err)));
+	OK(OPS->claim(a, &c, &jobs, &n, err, sizeof(err)));
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0]->id, web);
+	conf_jobs_free(jobs, n);
+	conf_peer_run(&p, a, 1);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.njobs, 1);
+	assert_int_equal(p.jobs[0]->id, api);
+	conf_jobs_free(p.jobs, p.njobs);
+	assert_int_equal(conf_state(a, img), JOB_QUEUED);
+	OPS->close(b);
+	OPS->close(a);
+}
+
+/* Checkpoints are the backend's business: they succeed (or do nothing). */
+static void
+conf_checkpoint(void **state)
+{
+	struct store	*st;
+
+	(void)state;
+	st = conf_open();
+	conf_job(st, JOB_SYNC, "web", "r", NULL, 0, NULL);
+	assert_true(OPS->wal_pages(st) >= 0);
+	assert_true(OPS->checkpoint(st, STORE_CKPT_PASSIVE, err,
+	    sizeof(err)) >= 0);
+	assert_true(OPS->checkpoint(st, STORE_CKPT_TRUNCATE, err,
+	    sizeof(err)) >= 0);
+	OPS->close(st);
+}
+
+#define T(f)	cmocka_unit_test_setup(f, conf_setup)
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		T(conf_dedup),
+		T(conf_rollback),
+		T(conf_absorb),
+		T(conf_claim_rules),
+		T(conf_finish_attempts),
+		T(conf_retry),
+		T(conf_requeue),
+		T(conf_app_status),
+		T(conf_notify_key),
+		T(conf_retention),
+		T(conf_listing),
+		T(conf_checkpoint),
+		T(conf_shared_dedup),
+		T(conf_shared_claim),
+	};
+	size_t		 i;
+	int		 a, fails = 0, ran = 0;
+
+	for (i = 0; i < nitems(conf_backends); i++) {
+		int want = argc < 2;
+
+		for (a = 1; a < argc; a++)
+			if (strcmp(argv[a], conf_backends[i].name) == 0)
+				want = 1;
+		if (!want)
+			continue;
+		conf_cur = &conf_backends[i];
+		ran++;
+		fails += _cmocka_run_group_tests(conf_cur->name, tests,
+		    nitems(tests), NULL, NULL);
+	}
+	conf_cleanup();
+	if (ran == 0) {
+		fprintf(stderr, "usage: store_conformance [sqlite|postgres]...\n");
+		return 2;
+	}
+	return fails == 0 ? 0 : 1;
+}
