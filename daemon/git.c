@@ -29,7 +29,6 @@
 #include "log.h"
 #include "util.h"
 
-#define GIT_REMOTE_NAME		"origin"
 
 struct git_repo {
 	git_repository		*repo;
@@ -533,15 +532,67 @@ out:
 	return rc;
 }
 
+/*
+ * Point remote.origin at the configured URL in the clone's config, for
+ * people who inspect the clone with git.  Written as plain config keys:
+ * git_remote_lookup and git_remote_create would leak (see git_remote_new).
+ */
+static int
+git_set_origin(git_repository *repo, const char *url)
+{
+	git_config	*cfg = NULL;
+	git_buf		 cur = { 0 };
+	int		 error;
+
+	if ((error = git_repository_config(&cfg, repo)) < 0)
+		return error;
+	error = git_config_get_string_buf(&cur, cfg, "remote.origin.url");
+	if (error == 0 && strcmp(cur.ptr, url) == 0)
+		goto out;
+	if (error < 0 && error != GIT_ENOTFOUND)
+		goto out;
+	if ((error = git_config_set_string(cfg, "remote.origin.url", url)) < 0)
+		goto out;
+	error = git_config_set_string(cfg, "remote.origin.fetch",
+	    "+refs/heads/*:refs/remotes/origin/*");
+out:
+	git_buf_dispose(&cur);
+	git_config_free(cfg);
+	return error;
+}
+
+/*
+ * The remote for one fetch or push: an in-memory remote with the
+ * configured URL, not a lookup of "origin".  libgit2 1.5 applies
+ * url.<base>.insteadOf in git_remote_lookup and git_remote_create by
+ * matching a regex against every config entry, and its regex search leaks
+ * the pcre2 match data of every entry that does not match (src/util/
+ * regexp.c, fixed in libgit2 1.6): about 10 KB per config entry per
+ * lookup, 0.2 MB per job.  An anonymous remote created with
+ * GIT_REMOTE_CREATE_SKIP_INSTEADOF reads no such config, so insteadOf
+ * rewrites are not applied: the configured URL is used as written.
+ */
+static int
+git_remote_new(git_remote **out, git_repository *repo, const char *url)
+{
+	git_remote_create_options	 o;
+
+	if (git_remote_create_options_init(&o,
+	    GIT_REMOTE_CREATE_OPTIONS_VERSION) < 0)
+		return -1;
+	o.repository = repo;
+	o.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF |
+	    GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	return git_remote_create_with_opts(out, url, &o);
+}
+
 /* Open (or create) the bare clone and point origin at the configured URL. */
 static int
 git_open_clone(const char *path, const struct config_repo *r,
     git_repository **out, char *err, size_t errlen)
 {
 	git_repository	*repo = NULL;
-	git_remote	*remote = NULL;
 	struct stat	 sb;
-	int		 error;
 
 	if (stat(path, &sb) == 0) {
 		if (git_repository_open_bare(&repo, path) < 0) {
@@ -550,19 +601,11 @@ git_open_clone(const char *path, const struct config_repo *r,
 		}
 	} else if (git_init_clone(path, &repo, err, errlen) == -1)
 		return -1;
-	error = git_remote_lookup(&remote, repo, GIT_REMOTE_NAME);
-	if (error == GIT_ENOTFOUND)
-		error = git_remote_create(&remote, repo, GIT_REMOTE_NAME,
-		    r->url);
-	else if (error == 0 && strcmp(git_remote_url(remote), r->url) != 0)
-		error = git_remote_set_url(repo, GIT_REMOTE_NAME, r->url);
-	if (error < 0) {
+	if (git_set_origin(repo, r->url) < 0) {
 		git_errcopy(err, errlen, "configure remote", NULL);
-		git_remote_free(remote);
 		git_repository_free(repo);
 		return -1;
 	}
-	git_remote_free(remote);
 	*out = repo;
 	return 0;
 }
@@ -593,7 +636,7 @@ git_do_fetch(git_repository *repo, const struct config_repo *r, char *err,
 	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
 	git_callbacks_init(&opts.callbacks, &st, r);
 	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	if (git_remote_lookup(&remote, repo, GIT_REMOTE_NAME) < 0) {
+	if (git_remote_new(&remote, repo, r->url) < 0) {
 		git_errcopy(err, errlen, "fetch", NULL);
 		rc = GIT_REPO_ERROR;
 		goto out;
@@ -1107,7 +1150,7 @@ git_repo_push(struct git_repo *g, const char *commit, const char *branch,
 	git_callbacks_init(&opts.callbacks, &st, g->cfg);
 	opts.callbacks.push_update_reference = git_push_ref_cb;
 	opts.callbacks.push_negotiation = git_push_neg_cb;
-	if (git_remote_lookup(&remote, g->repo, GIT_REMOTE_NAME) < 0) {
+	if (git_remote_new(&remote, g->repo, g->cfg->url) < 0) {
 		git_errcopy(err, errlen, "push", NULL);
 		goto out;
 	}

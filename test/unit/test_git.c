@@ -276,6 +276,59 @@ test_git_daemon_push(void **state)
 	free(r.url);
 }
 
+/*
+ * Many fetches and pushes over a network remote, with url.insteadOf
+ * entries in the clone's config: libgit2 1.5 leaked the pcre2 match data
+ * of each config entry on every remote lookup, which LSan reports at exit
+ * (test/lsan.supp no longer hides libpcre2).  The clone's remote.origin
+ * follows the configured URL for people who inspect it with git.
+ */
+static void
+test_remote_ops_repeat(void **state)
+{
+	struct fx		*fx = *state;
+	struct config_repo	 r = fx->repo;
+	struct git_repo		*g;
+	struct git_repo_change	 ch = { "apps/web/deploy.yaml", NULL, 0 };
+	char			 head[41], commit[41], err[512], data[32];
+	const char		*path;
+	int			 i, port;
+	pid_t			 pid;
+
+	pid = tl_git_daemon(fx->dir, &port);
+	assert_true(pid > 0);
+	r.name = "deploy-repeat";
+	r.url = xasprintf("git://127.0.0.1:%d/deploy.git", port);
+	for (i = 0; i < 25; i++) {
+		assert_int_equal(git_repo_open(&fx->cfg, &r, &g, err,
+		    sizeof(err)), GIT_REPO_OK);
+		path = git_repo_path(g);
+		if (i == 0)
+			assert_int_equal(tl_sh("git --git-dir='%s' config "
+			    "url.git://nowhere.invalid/.insteadOf gh: && "
+			    "git --git-dir='%s' config url.x://y/.pushInsteadOf "
+			    "z:", path, path), 0);
+		assert_string_equal(tl_out("git --git-dir='%s' config "
+		    "remote.origin.url", path), r.url);
+		assert_int_equal(git_repo_fetch(g, err, sizeof(err)),
+		    GIT_REPO_OK);
+		assert_int_equal(git_repo_head(g, head), 0);
+		snprintf(data, sizeof(data), "image: a/b:r%d\n", i);
+		ch.data = data;
+		ch.len = strlen(data);
+		assert_int_equal(git_repo_commit(g, head, &ch, 1, "gitopsd",
+		    "gitopsd@localhost", "repeat\n", commit, err,
+		    sizeof(err)), 0);
+		assert_int_equal(git_repo_push(g, commit, "main", err,
+		    sizeof(err)), GIT_REPO_OK);
+		git_repo_close(g);
+	}
+	tl_stop(pid);
+	assert_string_equal(tl_out("git --git-dir='%s/deploy.git' rev-parse "
+	    "main", fx->dir), commit);
+	free(r.url);
+}
+
 /* The same race over git daemon: the server refuses the stale update. */
 static void
 test_git_daemon_race_rejected(void **state)
@@ -973,6 +1026,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_export,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_git_daemon_push,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_remote_ops_repeat,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_git_daemon_race_rejected,
 		    fx_setup, fx_teardown),
