@@ -25,6 +25,7 @@
 #include <openssl/hmac.h>
 
 #include "config.h"
+#include "gitnet.h"
 #include "gitrepo.h"
 #include "log.h"
 #include "util.h"
@@ -36,6 +37,7 @@ struct git_repo {
 	const struct config_repo *cfg;
 	char			*path;
 	char			*tracking;	/* refs/remotes/origin/<branch> */
+	int			 timeout_s;	/* git.timeout_s */
 };
 
 /* Per-clone mutexes (keyed by path); entries live until shutdown. */
@@ -65,8 +67,15 @@ struct git_cb_state {
 int
 git_repo_global_init(void)
 {
+	char	 err[256];
+
 	if (git_libgit2_init() < 0)
 		return -1;
+	if (gitnet_init(err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		git_libgit2_shutdown();
+		return -1;
+	}
 	return 0;
 }
 
@@ -84,6 +93,7 @@ git_repo_global_shutdown(void)
 	}
 	git_locks = NULL;
 	pthread_mutex_unlock(&git_locks_mutex);
+	gitnet_shutdown();
 	git_libgit2_shutdown();
 }
 
@@ -447,6 +457,42 @@ git_credentials_cb(git_credential **out, const char *url,
 	return GIT_EAUTH;
 }
 
+/*
+ * Progress restarts the stall clock of the operation's deadline: over SSH
+ * libssh2 reads the socket itself, and these callbacks are what shows
+ * that bytes are moving (see gitnet.c).
+ */
+static int
+git_progress_cb(const git_indexer_progress *stats, void *payload)
+{
+	(void)stats;
+	(void)payload;
+	gitnet_touch();
+	return 0;
+}
+
+static int
+git_sideband_cb(const char *str, int len, void *payload)
+{
+	(void)str;
+	(void)len;
+	(void)payload;
+	gitnet_touch();
+	return 0;
+}
+
+static int
+git_push_progress_cb(unsigned int current, unsigned int total, size_t bytes,
+    void *payload)
+{
+	(void)current;
+	(void)total;
+	(void)bytes;
+	(void)payload;
+	gitnet_touch();
+	return 0;
+}
+
 static void
 git_callbacks_init(git_remote_callbacks *cb, struct git_cb_state *st,
     const struct config_repo *cfg)
@@ -455,7 +501,28 @@ git_callbacks_init(git_remote_callbacks *cb, struct git_cb_state *st,
 	st->cfg = cfg;
 	cb->credentials = git_credentials_cb;
 	cb->certificate_check = git_certificate_check_cb;
+	cb->transfer_progress = git_progress_cb;
+	cb->sideband_progress = git_sideband_cb;
+	cb->push_transfer_progress = git_push_progress_cb;
 	cb->payload = st;
+}
+
+/*
+ * After a failed remote call: a timeout reported by the deadline's
+ * watchdog wins over whatever libgit2 made of the closed socket.
+ */
+static enum git_repo_status
+git_remote_failed(int error, const struct git_cb_state *st,
+    struct gitnet_op *op, const char *what, char *err, size_t errlen)
+{
+	char	 why[128];
+
+	if (gitnet_end(op, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: timed out: %s", what, why);
+		return GIT_REPO_ERROR;
+	}
+	git_errcopy(err, errlen, what, st);
+	return git_classify(error, st);
 }
 
 static char *
@@ -612,12 +679,13 @@ git_open_clone(const char *path, const struct config_repo *r,
 
 /* Fetch the configured branch (and push_branch) into refs/remotes/origin. */
 static enum git_repo_status
-git_do_fetch(git_repository *repo, const struct config_repo *r, char *err,
-    size_t errlen)
+git_do_fetch(git_repository *repo, const struct config_repo *r,
+    int timeout_s, char *err, size_t errlen)
 {
 	git_fetch_options	 opts;
 	struct git_cb_state	 st;
 	git_remote		*remote = NULL;
+	struct gitnet_op	*op = NULL;
 	char			*specs[2];
 	git_strarray		 refspecs;
 	const char		*branch = r->branch != NULL ? r->branch : "main";
@@ -641,13 +709,19 @@ git_do_fetch(git_repository *repo, const struct config_repo *r, char *err,
 		rc = GIT_REPO_ERROR;
 		goto out;
 	}
-	if ((error = git_remote_fetch(remote, &refspecs, &opts, "fetch")) < 0) {
-		rc = git_classify(error, &st);
-		git_errcopy(err, errlen, "fetch", &st);
+	op = gitnet_begin(timeout_s);
+	error = git_remote_fetch(remote, &refspecs, &opts, "fetch");
+	/* The remote's sockets go before the operation that owns them. */
+	git_remote_free(remote);
+	remote = NULL;
+	if (error < 0) {
+		rc = git_remote_failed(error, &st, op, "fetch", err, errlen);
+		op = NULL;
 		goto out;
 	}
 	rc = GIT_REPO_OK;
 out:
+	gitnet_end(op, NULL, 0);
 	git_remote_free(remote);
 	free(specs[0]);
 	if (refspecs.count == 2)
@@ -679,13 +753,15 @@ git_repo_open(const struct config *cfg, const struct config_repo *r,
 	g->path = git_clone_path(cfg, r);
 	g->tracking = xasprintf("refs/remotes/origin/%s",
 	    r->branch != NULL ? r->branch : "main");
+	g->timeout_s = cfg->git.timeout_s;
 	g->lock = git_lock_get(g->path);
 	pthread_mutex_lock(g->lock);
 	if (git_open_clone(g->path, r, &g->repo, err, errlen) == -1) {
 		rc = GIT_REPO_ERROR;
 		goto fail;
 	}
-	if ((rc = git_do_fetch(g->repo, r, err, errlen)) != GIT_REPO_OK)
+	if ((rc = git_do_fetch(g->repo, r, g->timeout_s, err, errlen)) !=
+	    GIT_REPO_OK)
 		goto fail;
 	*out = g;
 	return GIT_REPO_OK;
@@ -709,7 +785,7 @@ git_repo_close(struct git_repo *g)
 enum git_repo_status
 git_repo_fetch(struct git_repo *g, char *err, size_t errlen)
 {
-	return git_do_fetch(g->repo, g->cfg, err, errlen);
+	return git_do_fetch(g->repo, g->cfg, g->timeout_s, err, errlen);
 }
 
 int
@@ -1121,6 +1197,7 @@ git_repo_push(struct git_repo *g, const char *commit, const char *branch,
 	git_push_options	 opts;
 	struct git_cb_state	 st;
 	git_remote		*remote = NULL;
+	struct gitnet_op	*op = NULL;
 	git_reference		*ref = NULL;
 	git_oid			 oid;
 	git_strarray		 specs;
@@ -1154,9 +1231,13 @@ git_repo_push(struct git_repo *g, const char *commit, const char *branch,
 		git_errcopy(err, errlen, "push", NULL);
 		goto out;
 	}
-	if ((error = git_remote_push(remote, &specs, &opts)) < 0) {
-		rc = git_classify(error, &st);
-		git_errcopy(err, errlen, "push", &st);
+	op = gitnet_begin(g->timeout_s);
+	error = git_remote_push(remote, &specs, &opts);
+	git_remote_free(remote);
+	remote = NULL;
+	if (error < 0) {
+		rc = git_remote_failed(error, &st, op, "push", err, errlen);
+		op = NULL;
 		goto out;
 	}
 	if (st.rejected) {
@@ -1166,6 +1247,7 @@ git_repo_push(struct git_repo *g, const char *commit, const char *branch,
 	}
 	rc = GIT_REPO_OK;
 out:
+	gitnet_end(op, NULL, 0);
 	free(spec);
 	git_remote_free(remote);
 	git_reference_free(ref);
