@@ -151,8 +151,13 @@ def main():
         sent = 0
         rss0 = None
         refused = 0
+        next_report = WARMUP + 60
         while True:
             now = time.time() - t0
+            if rss0 is not None and now >= next_report:
+                print("soak: %4d s RSS %.1f MB" % (now, rss_kb(pid) / 1024.0),
+                      flush=True)
+                next_report += 60
             if rss0 is None and now >= WARMUP:
                 rss0 = rss_kb(pid)
                 jobs0 = jobs(d)
