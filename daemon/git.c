@@ -33,7 +33,7 @@
 
 struct git_repo {
 	git_repository		*repo;
-	pthread_mutex_t		*lock;
+	struct git_lock		*lock;
 	const struct config_repo *cfg;
 	char			*path;
 	char			*tracking;	/* refs/remotes/origin/<branch> */
@@ -44,6 +44,8 @@ struct git_repo {
 struct git_lock {
 	char			*name;
 	pthread_mutex_t		 mutex;
+	struct gitnet_op	*op;	/* holder's network operation, or NULL;
+					   under git_locks_mutex */
 	struct git_lock		*next;
 };
 
@@ -104,7 +106,7 @@ git_repo_set_push_hook(git_repo_push_hook *hook, void *arg)
 	git_push_hook_arg = arg;
 }
 
-static pthread_mutex_t *
+static struct git_lock *
 git_lock_get(const char *name)
 {
 	struct git_lock	*l;
@@ -121,7 +123,58 @@ git_lock_get(const char *name)
 		git_locks = l;
 	}
 	pthread_mutex_unlock(&git_locks_mutex);
-	return &l->mutex;
+	return l;
+}
+
+/* Publish (or withdraw, op NULL) the lock holder's network operation. */
+static void
+git_lock_set_op(struct git_lock *l, struct gitnet_op *op)
+{
+	pthread_mutex_lock(&git_locks_mutex);
+	l->op = op;
+	pthread_mutex_unlock(&git_locks_mutex);
+}
+
+/*
+ * Take a clone's lock.  A job that waits behind another job's stalled
+ * fetch or push would hold its worker for that operation's deadline and
+ * then stall on the same remote itself, so that one stalled remote could
+ * take every worker.  Once the holder has had no data for half its
+ * deadline (1 to 10 s) the waiter gives up: its attempt fails and is
+ * retried later, and its worker runs other repositories' jobs.
+ */
+static int
+git_lock_take(struct git_lock *l, int timeout_s, char *err, size_t errlen)
+{
+	struct timespec	 ts;
+	int64_t		 idle, limit;
+	int		 e;
+
+	limit = (int64_t)(timeout_s > 0 ? timeout_s : 120) * 500;
+	limit = limit < 1000 ? 1000 : limit > 10000 ? 10000 : limit;
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if ((e = pthread_mutex_timedlock(&l->mutex, &ts)) == 0)
+			return 0;
+		if (e != ETIMEDOUT) {
+			snprintf(err, errlen, "clone lock: %s", strerror(e));
+			return -1;
+		}
+		pthread_mutex_lock(&git_locks_mutex);
+		idle = l->op != NULL ? gitnet_idle_ms(l->op) : 0;
+		pthread_mutex_unlock(&git_locks_mutex);
+		if (idle >= limit) {
+			snprintf(err, errlen, "busy: another job's fetch or push "
+			    "of this repository has had no data from the remote "
+			    "for %lld s", (long long)(idle / 1000));
+			return -1;
+		}
+	}
 }
 
 /* Copy libgit2's thread-local error text (or a callback's reason). */
@@ -680,7 +733,7 @@ git_open_clone(const char *path, const struct config_repo *r,
 /* Fetch the configured branch (and push_branch) into refs/remotes/origin. */
 static enum git_repo_status
 git_do_fetch(git_repository *repo, const struct config_repo *r,
-    int timeout_s, char *err, size_t errlen)
+    struct git_lock *lk, int timeout_s, char *err, size_t errlen)
 {
 	git_fetch_options	 opts;
 	struct git_cb_state	 st;
@@ -710,10 +763,12 @@ git_do_fetch(git_repository *repo, const struct config_repo *r,
 		goto out;
 	}
 	op = gitnet_begin(timeout_s);
+	git_lock_set_op(lk, op);
 	error = git_remote_fetch(remote, &refspecs, &opts, "fetch");
 	/* The remote's sockets go before the operation that owns them. */
 	git_remote_free(remote);
 	remote = NULL;
+	git_lock_set_op(lk, NULL);
 	if (error < 0) {
 		rc = git_remote_failed(error, &st, op, "fetch", err, errlen);
 		op = NULL;
@@ -755,13 +810,18 @@ git_repo_open(const struct config *cfg, const struct config_repo *r,
 	    r->branch != NULL ? r->branch : "main");
 	g->timeout_s = cfg->git.timeout_s;
 	g->lock = git_lock_get(g->path);
-	pthread_mutex_lock(g->lock);
+	if (git_lock_take(g->lock, g->timeout_s, err, errlen) == -1) {
+		free(g->path);
+		free(g->tracking);
+		free(g);
+		return GIT_REPO_ERROR;
+	}
 	if (git_open_clone(g->path, r, &g->repo, err, errlen) == -1) {
 		rc = GIT_REPO_ERROR;
 		goto fail;
 	}
-	if ((rc = git_do_fetch(g->repo, r, g->timeout_s, err, errlen)) !=
-	    GIT_REPO_OK)
+	if ((rc = git_do_fetch(g->repo, r, g->lock, g->timeout_s, err,
+	    errlen)) != GIT_REPO_OK)
 		goto fail;
 	*out = g;
 	return GIT_REPO_OK;
@@ -776,7 +836,7 @@ git_repo_close(struct git_repo *g)
 	if (g == NULL)
 		return;
 	git_repository_free(g->repo);
-	pthread_mutex_unlock(g->lock);
+	pthread_mutex_unlock(&g->lock->mutex);
 	free(g->path);
 	free(g->tracking);
 	free(g);
@@ -785,7 +845,8 @@ git_repo_close(struct git_repo *g)
 enum git_repo_status
 git_repo_fetch(struct git_repo *g, char *err, size_t errlen)
 {
-	return git_do_fetch(g->repo, g->cfg, g->timeout_s, err, errlen);
+	return git_do_fetch(g->repo, g->cfg, g->lock, g->timeout_s, err,
+	    errlen);
 }
 
 int
@@ -1232,9 +1293,11 @@ git_repo_push(struct git_repo *g, const char *commit, const char *branch,
 		goto out;
 	}
 	op = gitnet_begin(g->timeout_s);
+	git_lock_set_op(g->lock, op);
 	error = git_remote_push(remote, &specs, &opts);
 	git_remote_free(remote);
 	remote = NULL;
+	git_lock_set_op(g->lock, NULL);
 	if (error < 0) {
 		rc = git_remote_failed(error, &st, op, "push", err, errlen);
 		op = NULL;

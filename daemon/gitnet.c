@@ -156,6 +156,13 @@ gitnet_begin(int timeout_s)
 	return op;
 }
 
+long long
+gitnet_idle_ms(const struct gitnet_op *op)
+{
+	return (long long)(util_mono_ms() -
+	    __atomic_load_n(&op->last_ms, __ATOMIC_RELAXED));
+}
+
 int
 gitnet_end(struct gitnet_op *op, char *why, size_t whylen)
 {

@@ -29,6 +29,8 @@ struct gitnet_op;
 struct gitnet_op *gitnet_begin(int timeout_s);
 /* Bytes moved (libgit2 progress callbacks): the stall clock restarts. */
 void	gitnet_touch(void);
+/* Milliseconds since op last moved a byte. */
+long long gitnet_idle_ms(const struct gitnet_op *);
 /*
  * End (and free) op.  Returns 1 when it was timed out, with the reason
  * ("no data from the remote for 5 s") in why; 0 otherwise.

@@ -18,7 +18,10 @@ StalledRemoteTest (git.timeout_s: 2):
   shows in gitopsd_workers_busy and gitopsd_oldest_running_job_seconds,
   and another app's job on another repository runs and succeeds;
 - a pre-receive hook that sleeps (smart HTTP): the push times out, the
-  attempt fails and is retried, and succeeds once the hook is quick.
+  attempt fails and is retried, and succeeds once the hook is quick;
+- two apps syncing from the hung repository: the second one's attempt
+  gives up waiting for the clone ("busy"), so a job of another repository
+  runs on that worker while the first attempt still hangs.
 """
 import socket
 import json
@@ -30,7 +33,7 @@ import unittest
 
 import harness
 from e2e_peers import parse_prometheus, samples
-from fault_peers import GitHTTP, git, registry_push
+from fault_peers import GitHTTP, Kubesim, git, registry_push
 from notify_receivers import Receiver
 
 ROOT = harness.ROOT
@@ -330,6 +333,47 @@ class StalledRemoteTest(GitHTTPBase):
         self.assertEqual(web["state"], "succeeded", web)
         self.assertGreaterEqual(web["attempts"], 2, web)
         self.assertNotEqual(git("rev-parse", "main", cwd=self.bare), before)
+
+    def test_jobs_behind_a_stalled_clone_free_their_workers(self):
+        sim = Kubesim(ready_delay=0)
+        self.addCleanup(sim.stop)
+        port = self.hung.getsockname()[1]
+        text = STALL_CONFIG.replace("git: {timeout_s: 2}",
+                                    "git: {timeout_s: 10}")
+        # Only api (on the other repository) takes the image.
+        text = text.replace('"%(reg)s/acme/web"', '"%(reg)s/acme/none"')
+        text = text.replace("\nnotifiers:", """
+  - {name: s1, repo: stuck, path: apps/web, cluster: sim, namespace: default}
+  - {name: s2, repo: stuck, path: apps/web, cluster: sim, namespace: default}
+clusters:
+  - {name: sim, kubeconfig: "%s"}
+notifiers:""" % sim.kubeconfig)
+        self.d = harness.Daemon(text % {
+            "stuck_url": "http://127.0.0.1:%d/git/stuck.git" % port,
+            "git_port": self.http.port, "api_image": "acme/web",
+            "reg": REGISTRY, "attempts": 3, "sink": self.sink.port},
+            secrets={"registry.token": TOKEN + "\n",
+                     "git.password": "s3cret-http\n"})
+        self.addCleanup(self.d.cleanup)
+        self.d.start()
+        t0 = time.time()
+        for app in ("s1", "s2"):
+            r = self.d.admin("POST", "/api/v1/apps/%s/sync" % app)
+            self.assertIn(r.status, (200, 202), r)
+        self.post_image("acme/web", "1.3.0",
+                        "cccccccc-0000-0000-0000-000000000001")
+        api = self.wait_app_job(
+            "api", lambda j: j["state"] in ("succeeded", "dead"), timeout=30)
+        self.assertEqual(api["state"], "succeeded", api)
+        # Before the hung fetch's own deadline (10 s).
+        self.assertLess(time.time() - t0, 9.5)
+        syncs = {j["app"]: j for j in self.jobs(kind="sync")}
+        hung = [j for j in syncs.values() if j["state"] == "running"]
+        self.assertEqual(len(hung), 1, syncs)
+        self.assertEqual(hung[0]["attempts"], 0, hung)
+        other = syncs["s2" if hung[0]["app"] == "s1" else "s1"]
+        self.assertIn("busy: another job's fetch or push", other["error"],
+                      other)
 
 
 if __name__ == "__main__":

@@ -469,6 +469,63 @@ test_push_stalled_hook_times_out(void **state)
 	free(r.url);
 }
 
+struct hung_open {
+	struct fx		*fx;
+	struct config_repo	 r;
+	enum git_repo_status	 rc;
+	char			 err[512];
+};
+
+static void *
+hung_open_thread(void *arg)
+{
+	struct hung_open	*h = arg;
+	struct git_repo		*g = NULL;
+
+	h->rc = git_repo_open(&h->fx->cfg, &h->r, &g, h->err, sizeof(h->err));
+	git_repo_close(g);
+	return NULL;
+}
+
+/*
+ * A job waiting for a clone whose fetch is stalled gives up once the
+ * holder has been silent for half the deadline, instead of holding its
+ * worker through the holder's deadline and then its own.
+ */
+static void
+test_waiter_on_stalled_clone_gives_up(void **state)
+{
+	struct fx		*fx = *state;
+	struct hung_open	 h = { .fx = fx };
+	struct git_repo		*g = NULL;
+	pthread_t		 t;
+	char			 err[512];
+	int64_t			 t0, ms;
+	int			 lfd, port;
+
+	fx->cfg.git.timeout_s = 4;
+	lfd = hung_listener(&port, 16);
+	assert_true(lfd >= 0);
+	h.r = fx->repo;
+	h.r.name = "stalled-shared";
+	h.r.url = xasprintf("http://127.0.0.1:%d/deploy.git", port);
+	assert_int_equal(pthread_create(&t, NULL, hung_open_thread, &h), 0);
+	usleep(300000);
+	t0 = util_mono_ms();
+	assert_int_equal(git_repo_open(&fx->cfg, &h.r, &g, err, sizeof(err)),
+	    GIT_REPO_ERROR);
+	ms = util_mono_ms() - t0;
+	print_message("%s (%lld ms)\n", err, (long long)ms);
+	assert_non_null(strstr(err, "busy: another job's fetch or push"));
+	assert_true(ms >= 1000 && ms < 3500);
+	assert_null(g);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(h.rc, GIT_REPO_ERROR);
+	assert_non_null(strstr(h.err, "timed out"));
+	close(lfd);
+	free(h.r.url);
+}
+
 /*
  * An operation the watchdog timed out but that does not return (blocked
  * outside a socket, say in a resolver) counts as overdue after the grace
@@ -1198,6 +1255,8 @@ main(void)
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_push_stalled_hook_times_out,
 		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_waiter_on_stalled_clone_gives_up, fx_setup, fx_teardown),
 		cmocka_unit_test(test_overdue_operation),
 		cmocka_unit_test_setup_teardown(test_git_daemon_race_rejected,
 		    fx_setup, fx_teardown),
