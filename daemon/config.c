@@ -389,6 +389,12 @@ static const struct cfg_key git_keys[] = {
 	  .off = O(struct config_git, push_retries), .max = 100, .def = "5",
 	  .help =
 	    "re-fetch, re-apply and push again after a non-fast-forward" },
+	{ "timeout_s", T_INT,
+	  .off = O(struct config_git, timeout_s), .min = 1, .max = 86400,
+	  .def = "120",
+	  .help =
+	    "connect timeout, and the longest a fetch or push may go without "
+	    "moving a byte (it may run 10 times this in all)" },
 	{ "commit_message", T_STR,
 	  .off = O(struct config_git, commit_message),
 	  .help = "commit message template of image updates; unset: built-in" },
@@ -847,7 +853,7 @@ static const struct cfg_key top_keys[] = {
 	  .help = "retries of failed jobs" },
 	{ "git", T_TABLE,
 	  .off = O(struct config, git), .sub = &git_table,
-	  .help = "Git write-back" },
+	  .help = "Git write-back and remote operations" },
 	{ "notify", T_TABLE,
 	  .off = O(struct config, notify), .sub = &notify_opts_table,
 	  .help = "alert delivery" },

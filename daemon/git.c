@@ -27,24 +27,27 @@
 #include <openssl/hmac.h>
 
 #include "config.h"
+#include "gitnet.h"
 #include "gitrepo.h"
 #include "log.h"
 #include "util.h"
 
-#define GIT_REMOTE_NAME		"origin"
 
 struct git_repo {
 	git_repository		*repo;
-	pthread_mutex_t		*lock;
+	struct git_lock		*lock;
 	const struct config_repo *cfg;
 	char			*path;
 	char			*tracking;	/* refs/remotes/origin/<branch> */
+	int			 timeout_s;	/* git.timeout_s */
 };
 
 /* Per-clone mutexes (keyed by path); entries live until shutdown. */
 struct git_lock {
 	char			*name;
 	pthread_mutex_t		 mutex;
+	struct gitnet_op	*op;	/* holder's network operation, or NULL;
+					   under git_locks_mutex */
 	struct git_lock		*next;
 };
 
@@ -68,8 +71,15 @@ struct git_cb_state {
 int
 git_repo_global_init(void)
 {
+	char	 err[256];
+
 	if (git_libgit2_init() < 0)
 		return -1;
+	if (gitnet_init(err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		git_libgit2_shutdown();
+		return -1;
+	}
 	return 0;
 }
 
@@ -87,6 +97,7 @@ git_repo_global_shutdown(void)
 	}
 	git_locks = NULL;
 	pthread_mutex_unlock(&git_locks_mutex);
+	gitnet_shutdown();
 	git_libgit2_shutdown();
 }
 
@@ -97,7 +108,7 @@ git_repo_set_push_hook(git_repo_push_hook *hook, void *arg)
 	git_push_hook_arg = arg;
 }
 
-static pthread_mutex_t *
+static struct git_lock *
 git_lock_get(const char *name)
 {
 	struct git_lock	*l;
@@ -114,7 +125,58 @@ git_lock_get(const char *name)
 		git_locks = l;
 	}
 	pthread_mutex_unlock(&git_locks_mutex);
-	return &l->mutex;
+	return l;
+}
+
+/* Publish (or withdraw, op NULL) the lock holder's network operation. */
+static void
+git_lock_set_op(struct git_lock *l, struct gitnet_op *op)
+{
+	pthread_mutex_lock(&git_locks_mutex);
+	l->op = op;
+	pthread_mutex_unlock(&git_locks_mutex);
+}
+
+/*
+ * Take a clone's lock.  A job that waits behind another job's stalled
+ * fetch or push would hold its worker for that operation's deadline and
+ * then stall on the same remote itself, so that one stalled remote could
+ * take every worker.  Once the holder has had no data for half its
+ * deadline (1 to 10 s) the waiter gives up: its attempt fails and is
+ * retried later, and its worker runs other repositories' jobs.
+ */
+static int
+git_lock_take(struct git_lock *l, int timeout_s, char *err, size_t errlen)
+{
+	struct timespec	 ts;
+	int64_t		 idle, limit;
+	int		 e;
+
+	limit = (int64_t)(timeout_s > 0 ? timeout_s : 120) * 500;
+	limit = limit < 1000 ? 1000 : limit > 10000 ? 10000 : limit;
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if ((e = pthread_mutex_timedlock(&l->mutex, &ts)) == 0)
+			return 0;
+		if (e != ETIMEDOUT) {
+			snprintf(err, errlen, "clone lock: %s", strerror(e));
+			return -1;
+		}
+		pthread_mutex_lock(&git_locks_mutex);
+		idle = l->op != NULL ? gitnet_idle_ms(l->op) : 0;
+		pthread_mutex_unlock(&git_locks_mutex);
+		if (idle >= limit) {
+			snprintf(err, errlen, "busy: another job's fetch or push "
+			    "of this repository has had no data from the remote "
+			    "for %lld s", (long long)(idle / 1000));
+			return -1;
+		}
+	}
 }
 
 /* Copy libgit2's thread-local error text (or a callback's reason). */
@@ -450,6 +512,42 @@ git_credentials_cb(git_credential **out, const char *url,
 	return GIT_EAUTH;
 }
 
+/*
+ * Progress restarts the stall clock of the operation's deadline: over SSH
+ * libssh2 reads the socket itself, and these callbacks are what shows
+ * that bytes are moving (see gitnet.c).
+ */
+static int
+git_progress_cb(const git_indexer_progress *stats, void *payload)
+{
+	(void)stats;
+	(void)payload;
+	gitnet_touch();
+	return 0;
+}
+
+static int
+git_sideband_cb(const char *str, int len, void *payload)
+{
+	(void)str;
+	(void)len;
+	(void)payload;
+	gitnet_touch();
+	return 0;
+}
+
+static int
+git_push_progress_cb(unsigned int current, unsigned int total, size_t bytes,
+    void *payload)
+{
+	(void)current;
+	(void)total;
+	(void)bytes;
+	(void)payload;
+	gitnet_touch();
+	return 0;
+}
+
 static void
 git_callbacks_init(git_remote_callbacks *cb, struct git_cb_state *st,
     const struct config_repo *cfg)
@@ -458,7 +556,28 @@ git_callbacks_init(git_remote_callbacks *cb, struct git_cb_state *st,
 	st->cfg = cfg;
 	cb->credentials = git_credentials_cb;
 	cb->certificate_check = git_certificate_check_cb;
+	cb->transfer_progress = git_progress_cb;
+	cb->sideband_progress = git_sideband_cb;
+	cb->push_transfer_progress = git_push_progress_cb;
 	cb->payload = st;
+}
+
+/*
+ * After a failed remote call: a timeout reported by the deadline's
+ * watchdog wins over whatever libgit2 made of the closed socket.
+ */
+static enum git_repo_status
+git_remote_failed(int error, const struct git_cb_state *st,
+    struct gitnet_op *op, const char *what, char *err, size_t errlen)
+{
+	char	 why[128];
+
+	if (gitnet_end(op, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: timed out: %s", what, why);
+		return GIT_REPO_ERROR;
+	}
+	git_errcopy(err, errlen, what, st);
+	return git_classify(error, st);
 }
 
 static char *
@@ -534,15 +653,67 @@ out:
 	return rc;
 }
 
+/*
+ * Point remote.origin at the configured URL in the clone's config, for
+ * people who inspect the clone with git.  Written as plain config keys:
+ * git_remote_lookup and git_remote_create would leak (see git_remote_new).
+ */
+static int
+git_set_origin(git_repository *repo, const char *url)
+{
+	git_config	*cfg = NULL;
+	git_buf		 cur = { 0 };
+	int		 error;
+
+	if ((error = git_repository_config(&cfg, repo)) < 0)
+		return error;
+	error = git_config_get_string_buf(&cur, cfg, "remote.origin.url");
+	if (error == 0 && strcmp(cur.ptr, url) == 0)
+		goto out;
+	if (error < 0 && error != GIT_ENOTFOUND)
+		goto out;
+	if ((error = git_config_set_string(cfg, "remote.origin.url", url)) < 0)
+		goto out;
+	error = git_config_set_string(cfg, "remote.origin.fetch",
+	    "+refs/heads/*:refs/remotes/origin/*");
+out:
+	git_buf_dispose(&cur);
+	git_config_free(cfg);
+	return error;
+}
+
+/*
+ * The remote for one fetch or push: an in-memory remote with the
+ * configured URL, not a lookup of "origin".  libgit2 1.5 applies
+ * url.<base>.insteadOf in git_remote_lookup and git_remote_create by
+ * matching a regex against every config entry, and its regex search leaks
+ * the pcre2 match data of every entry that does not match (src/util/
+ * regexp.c, fixed in libgit2 1.6): about 10 KB per config entry per
+ * lookup, 0.2 MB per job.  An anonymous remote created with
+ * GIT_REMOTE_CREATE_SKIP_INSTEADOF reads no such config, so insteadOf
+ * rewrites are not applied: the configured URL is used as written.
+ */
+static int
+git_remote_new(git_remote **out, git_repository *repo, const char *url)
+{
+	git_remote_create_options	 o;
+
+	if (git_remote_create_options_init(&o,
+	    GIT_REMOTE_CREATE_OPTIONS_VERSION) < 0)
+		return -1;
+	o.repository = repo;
+	o.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF |
+	    GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	return git_remote_create_with_opts(out, url, &o);
+}
+
 /* Open (or create) the bare clone and point origin at the configured URL. */
 static int
 git_open_clone(const char *path, const struct config_repo *r,
     git_repository **out, char *err, size_t errlen)
 {
 	git_repository	*repo = NULL;
-	git_remote	*remote = NULL;
 	struct stat	 sb;
-	int		 error;
 
 	if (stat(path, &sb) == 0) {
 		if (git_repository_open_bare(&repo, path) < 0) {
@@ -551,31 +722,24 @@ git_open_clone(const char *path, const struct config_repo *r,
 		}
 	} else if (git_init_clone(path, &repo, err, errlen) == -1)
 		return -1;
-	error = git_remote_lookup(&remote, repo, GIT_REMOTE_NAME);
-	if (error == GIT_ENOTFOUND)
-		error = git_remote_create(&remote, repo, GIT_REMOTE_NAME,
-		    r->url);
-	else if (error == 0 && strcmp(git_remote_url(remote), r->url) != 0)
-		error = git_remote_set_url(repo, GIT_REMOTE_NAME, r->url);
-	if (error < 0) {
+	if (git_set_origin(repo, r->url) < 0) {
 		git_errcopy(err, errlen, "configure remote", NULL);
-		git_remote_free(remote);
 		git_repository_free(repo);
 		return -1;
 	}
-	git_remote_free(remote);
 	*out = repo;
 	return 0;
 }
 
 /* Fetch the configured branch (and push_branch) into refs/remotes/origin. */
 static enum git_repo_status
-git_do_fetch(git_repository *repo, const struct config_repo *r, char *err,
-    size_t errlen)
+git_do_fetch(git_repository *repo, const struct config_repo *r,
+    struct git_lock *lk, int timeout_s, char *err, size_t errlen)
 {
 	git_fetch_options	 opts;
 	struct git_cb_state	 st;
 	git_remote		*remote = NULL;
+	struct gitnet_op	*op = NULL;
 	char			*specs[2];
 	git_strarray		 refspecs;
 	const char		*branch = r->branch;
@@ -594,18 +758,26 @@ git_do_fetch(git_repository *repo, const struct config_repo *r, char *err,
 	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
 	git_callbacks_init(&opts.callbacks, &st, r);
 	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	if (git_remote_lookup(&remote, repo, GIT_REMOTE_NAME) < 0) {
+	if (git_remote_new(&remote, repo, r->url) < 0) {
 		git_errcopy(err, errlen, "fetch", NULL);
 		rc = GIT_REPO_ERROR;
 		goto out;
 	}
-	if ((error = git_remote_fetch(remote, &refspecs, &opts, "fetch")) < 0) {
-		rc = git_classify(error, &st);
-		git_errcopy(err, errlen, "fetch", &st);
+	op = gitnet_begin(timeout_s);
+	git_lock_set_op(lk, op);
+	error = git_remote_fetch(remote, &refspecs, &opts, "fetch");
+	/* The remote's sockets go before the operation that owns them. */
+	git_remote_free(remote);
+	remote = NULL;
+	git_lock_set_op(lk, NULL);
+	if (error < 0) {
+		rc = git_remote_failed(error, &st, op, "fetch", err, errlen);
+		op = NULL;
 		goto out;
 	}
 	rc = GIT_REPO_OK;
 out:
+	gitnet_end(op, NULL, 0);
 	git_remote_free(remote);
 	free(specs[0]);
 	if (refspecs.count == 2)
@@ -636,13 +808,20 @@ git_repo_open(const struct config *cfg, const struct config_repo *r,
 	g->cfg = r;
 	g->path = git_clone_path(cfg, r);
 	g->tracking = xasprintf("refs/remotes/origin/%s", r->branch);
+	g->timeout_s = cfg->git.timeout_s;
 	g->lock = git_lock_get(g->path);
-	pthread_mutex_lock(g->lock);
+	if (git_lock_take(g->lock, g->timeout_s, err, errlen) == -1) {
+		free(g->path);
+		free(g->tracking);
+		free(g);
+		return GIT_REPO_ERROR;
+	}
 	if (git_open_clone(g->path, r, &g->repo, err, errlen) == -1) {
 		rc = GIT_REPO_ERROR;
 		goto fail;
 	}
-	if ((rc = git_do_fetch(g->repo, r, err, errlen)) != GIT_REPO_OK)
+	if ((rc = git_do_fetch(g->repo, r, g->lock, g->timeout_s, err,
+	    errlen)) != GIT_REPO_OK)
 		goto fail;
 	*out = g;
 	return GIT_REPO_OK;
@@ -657,7 +836,7 @@ git_repo_close(struct git_repo *g)
 	if (g == NULL)
 		return;
 	git_repository_free(g->repo);
-	pthread_mutex_unlock(g->lock);
+	pthread_mutex_unlock(&g->lock->mutex);
 	free(g->path);
 	free(g->tracking);
 	free(g);
@@ -666,7 +845,8 @@ git_repo_close(struct git_repo *g)
 enum git_repo_status
 git_repo_fetch(struct git_repo *g, char *err, size_t errlen)
 {
-	return git_do_fetch(g->repo, g->cfg, err, errlen);
+	return git_do_fetch(g->repo, g->cfg, g->lock, g->timeout_s, err,
+	    errlen);
 }
 
 int
@@ -943,6 +1123,7 @@ git_repo_push(struct git_repo *g, const char *commit, const char *branch,
 	git_push_options	 opts;
 	struct git_cb_state	 st;
 	git_remote		*remote = NULL;
+	struct gitnet_op	*op = NULL;
 	git_reference		*ref = NULL;
 	git_oid			 oid;
 	git_strarray		 specs;
@@ -972,13 +1153,19 @@ git_repo_push(struct git_repo *g, const char *commit, const char *branch,
 	git_callbacks_init(&opts.callbacks, &st, g->cfg);
 	opts.callbacks.push_update_reference = git_push_ref_cb;
 	opts.callbacks.push_negotiation = git_push_neg_cb;
-	if (git_remote_lookup(&remote, g->repo, GIT_REMOTE_NAME) < 0) {
+	if (git_remote_new(&remote, g->repo, g->cfg->url) < 0) {
 		git_errcopy(err, errlen, "push", NULL);
 		goto out;
 	}
-	if ((error = git_remote_push(remote, &specs, &opts)) < 0) {
-		rc = git_classify(error, &st);
-		git_errcopy(err, errlen, "push", &st);
+	op = gitnet_begin(g->timeout_s);
+	git_lock_set_op(g->lock, op);
+	error = git_remote_push(remote, &specs, &opts);
+	git_remote_free(remote);
+	remote = NULL;
+	git_lock_set_op(g->lock, NULL);
+	if (error < 0) {
+		rc = git_remote_failed(error, &st, op, "push", err, errlen);
+		op = NULL;
 		goto out;
 	}
 	if (st.rejected) {
@@ -988,6 +1175,7 @@ git_repo_push(struct git_repo *g, const char *commit, const char *branch,
 	}
 	rc = GIT_REPO_OK;
 out:
+	gitnet_end(op, NULL, 0);
 	free(spec);
 	git_remote_free(remote);
 	git_reference_free(ref);

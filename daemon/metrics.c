@@ -37,6 +37,17 @@ struct metrics_series {
 static pthread_mutex_t		 metrics_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_family	*metrics_families;
 static struct metrics_series	*metrics_series;
+static metrics_collect_cb	*metrics_collector;
+static void			*metrics_collector_arg;
+
+void
+metrics_set_collector(metrics_collect_cb *cb, void *arg)
+{
+	pthread_mutex_lock(&metrics_mtx);
+	metrics_collector = cb;
+	metrics_collector_arg = arg;
+	pthread_mutex_unlock(&metrics_mtx);
+}
 
 void
 metrics_init(void)
@@ -171,7 +182,15 @@ metrics_render(struct buf *b)
 {
 	struct metrics_family	*f;
 	struct metrics_series	*s;
+	metrics_collect_cb	*cb;
+	void			*arg;
 
+	pthread_mutex_lock(&metrics_mtx);
+	cb = metrics_collector;
+	arg = metrics_collector_arg;
+	pthread_mutex_unlock(&metrics_mtx);
+	if (cb != NULL)
+		cb(arg);
 	pthread_mutex_lock(&metrics_mtx);
 	for (f = metrics_families; f != NULL; f = f->next) {
 		buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help,

@@ -45,6 +45,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "gitnet.h"
 #include "handler.h"
 #include "job.h"
 #include "log.h"
@@ -1446,6 +1447,16 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	    "waiting for a retry).");
 	metrics_describe("gitopsd_queue_depth", "gauge",
 	    "Jobs in the store by state.");
+	metrics_describe("gitopsd_workers_busy", "gauge",
+	    "Worker threads running a job attempt now.");
+	metrics_describe("gitopsd_oldest_running_job_seconds", "gauge",
+	    "Age of the oldest job attempt still running (0: none).");
+	metrics_describe("gitopsd_git_operations_overdue", "gauge",
+	    "Git network operations still running past their deadline "
+	    "(git.timeout_s) and its grace period: stuck workers.");
+	metrics_gauge_set("gitopsd_workers_busy", NULL, 0);
+	metrics_gauge_set("gitopsd_oldest_running_job_seconds", NULL, 0);
+	metrics_gauge_set("gitopsd_git_operations_overdue", NULL, 0);
 	metrics_describe("gitopsd_job_duration_seconds", "histogram",
 	    "Duration of job attempts by kind.");
 	metrics_describe("gitopsd_event_to_deploy_seconds", "histogram",
@@ -1528,6 +1539,23 @@ fail:
 	return NULL;
 }
 
+/* Gauges read when /metrics is scraped (metrics_set_collector). */
+static void
+queue_metrics_collect(void *arg)
+{
+	struct queue	*q = arg;
+	int64_t		 oldest = 0;
+	int		 busy = 0;
+
+	if (q->pool != NULL)
+		busy = worker_pool_running(q->pool, &oldest);
+	metrics_gauge_set("gitopsd_workers_busy", NULL, busy);
+	metrics_gauge_set("gitopsd_oldest_running_job_seconds", NULL,
+	    (double)oldest / 1000.0);
+	metrics_gauge_set("gitopsd_git_operations_overdue", NULL,
+	    gitnet_overdue());
+}
+
 int
 queue_start(struct queue *q)
 {
@@ -1543,6 +1571,7 @@ queue_start(struct queue *q)
 		return -1;
 	}
 	q->started = 1;
+	metrics_set_collector(queue_metrics_collect, q);
 	pthread_mutex_lock(&q->mtx);
 	q->claiming = 1;
 	q->kick = 1;
@@ -1561,10 +1590,15 @@ queue_drain(struct queue *q)
 	pthread_mutex_unlock(&q->mtx);
 }
 
+/*
+ * Not ready while draining, or while a worker is stuck in a Git operation
+ * beyond its deadline (the deadline could not end it).
+ */
 int
 queue_ready(const struct queue *q)
 {
-	return q != NULL && !q->draining && queue_store_avail(q);
+	return q != NULL && !q->draining && queue_store_avail(q) &&
+	    gitnet_overdue() == 0;
 }
 
 void
@@ -1590,6 +1624,7 @@ queue_close(struct queue *q, int timeout_s)
 	if (q == NULL)
 		return;
 	queue_drain(q);
+	metrics_set_collector(NULL, NULL);
 	for (run = q->loop_runs; run != NULL; run = run->next)
 		run->q = NULL;
 	q->loop_runs = NULL;

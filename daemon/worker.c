@@ -32,7 +32,9 @@ struct worker_item {
 	const struct job_runner	*runner;
 	struct config		*cfg;
 	int64_t			 started_ms, ended_ms;
+	int64_t			 started_mono;	/* for the running gauges */
 	struct worker_item	*next;
+	struct worker_item	*run_next;	/* on the running list */
 };
 
 struct worker_pool {
@@ -41,6 +43,7 @@ struct worker_pool {
 	pthread_cond_t		 idle_cv;	/* a job finished */
 	struct worker_item	*work, **work_tail;
 	struct worker_item	*done, **done_tail;
+	struct worker_item	*running;	/* inside a runner now */
 	int			 busy;		/* queued + running */
 	int			 stopping;
 	pthread_t		*threads;
@@ -54,7 +57,7 @@ static void *
 worker_main(void *arg)
 {
 	struct worker_pool	*p = arg;
-	struct worker_item	*it;
+	struct worker_item	*it, **pp;
 
 	pthread_mutex_lock(&p->mtx);
 	for (;;) {
@@ -66,6 +69,9 @@ worker_main(void *arg)
 		p->work = it->next;
 		if (p->work == NULL)
 			p->work_tail = &p->work;
+		it->started_mono = util_mono_ms();
+		it->run_next = p->running;
+		p->running = it;
 		pthread_mutex_unlock(&p->mtx);
 
 		it->started_ms = util_now_ms();
@@ -73,6 +79,11 @@ worker_main(void *arg)
 		it->ended_ms = util_now_ms();
 
 		pthread_mutex_lock(&p->mtx);
+		for (pp = &p->running; *pp != NULL; pp = &(*pp)->run_next)
+			if (*pp == it) {
+				*pp = it->run_next;
+				break;
+			}
 		it->next = NULL;
 		*p->done_tail = it;
 		p->done_tail = &it->next;
@@ -187,6 +198,24 @@ int
 worker_pool_size(const struct worker_pool *p)
 {
 	return p->nthreads;
+}
+
+int
+worker_pool_running(struct worker_pool *p, int64_t *oldest_ms)
+{
+	struct worker_item	*it;
+	int64_t			 now = util_mono_ms();
+	int			 n = 0;
+
+	*oldest_ms = 0;
+	pthread_mutex_lock(&p->mtx);
+	for (it = p->running; it != NULL; it = it->run_next) {
+		n++;
+		if (now - it->started_mono > *oldest_ms)
+			*oldest_ms = now - it->started_mono;
+	}
+	pthread_mutex_unlock(&p->mtx);
+	return n;
 }
 
 int

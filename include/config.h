@@ -69,6 +69,7 @@ struct config_retry {
 
 struct config_git {
 	int	 push_retries;			/* default 5 */
+	int	 timeout_s;			/* default 120 */
 	char	*commit_message;		/* template; NULL: built-in default */
 };
 

@@ -21,6 +21,13 @@ void	metrics_gauge_set(const char *name, const char *labels, double v);
 void	metrics_observe(const char *name, const char *labels, double v);
 /* Render everything in the text exposition format. */
 void	metrics_render(struct buf *);
+/*
+ * Called at the start of every metrics_render (on the renderer's thread,
+ * without the metrics lock) to set gauges that are read, not counted.
+ * One collector; NULL removes it.
+ */
+typedef void metrics_collect_cb(void *arg);
+void	metrics_set_collector(metrics_collect_cb *, void *arg);
 /* Escape a label value (\\, ", newline) into out. */
 void	metrics_label_escape(const char *in, char *out, size_t outlen);
 

@@ -32,6 +32,9 @@ void			 worker_pool_submit(struct worker_pool *,
 			    struct config *cfg, const struct job_runner *,
 			    struct job *);
 int			 worker_pool_size(const struct worker_pool *);
+/* Workers inside a job now; *oldest_ms: the longest such attempt so far. */
+int			 worker_pool_running(struct worker_pool *,
+			    int64_t *oldest_ms);
 /*
  * Stop: wait up to timeout_s for queued and running jobs, deliver the
  * finished ones through the done callback (on the calling thread), join
