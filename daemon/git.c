@@ -1306,7 +1306,13 @@ git_repo_open_path(const char *path, struct git_repo **out, char *err,
 	g = xcalloc(1, sizeof(*g));
 	g->path = xstrdup(path);
 	g->lock = git_lock_get(g->path);
-	pthread_mutex_lock(g->lock);
+	/* Behind a stalled fetch or push, give up as a job would (0: the
+	 * default deadline). */
+	if (git_lock_take(g->lock, 0, err, errlen) == -1) {
+		free(g->path);
+		free(g);
+		return GIT_REPO_ERROR;
+	}
 	/* Tests hand in non-bare repositories; the daemon's clones are bare. */
 	if (git_repository_open_bare(&g->repo, path) < 0 &&
 	    git_repository_open(&g->repo, path) < 0) {
