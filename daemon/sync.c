@@ -1437,6 +1437,12 @@ sync_prune_inventory(struct sync_run *s)
 			goto out;
 		}
 		nres++;
+		if (res[nres - 1].namespaced && iv->ns == NULL) {
+			/* Not something an apply wrote: the path would be
+			 * a list of every namespace's objects. */
+			iv->keep = 0;
+			continue;
+		}
 		path = kube_path(&res[nres - 1], iv->ns, iv->name);
 		rc = kube_request(s->kube, "GET", path, NULL, NULL, 0, &resp,
 		    err, sizeof(err));
