@@ -1588,9 +1588,9 @@ sync_prune_list(struct sync_run *s)
 			if (pa != NULL && strcmp(pa, "disabled") == 0) {
 				log_info("sync %s: keeping %s %s (prune "
 				    "disabled)", s->req->app, all[i].kind, name);
-				av = all[i].group[0] != '\0' ? xasprintf("%s/%s",
-				    all[i].group, all[i].version) :
-				    xstrdup(all[i].version);
+				av = all[i].group[0] != '\0' ?
+				    xasprintf("%s/%s", all[i].group,
+				    all[i].version) : xstrdup(all[i].version);
 				sync_inv_add(s, av, all[i].kind,
 				    all[i].namespaced ? ns : NULL, name, uid);
 				free(av);

@@ -739,8 +739,8 @@ test_sync_inventory(void **state)
 	char			*inv;
 	int			 lists, gets, n;
 	long			 st;
-	const char		*bad[] = { "not json", "{\"objects\":[{\"kind\":"
-	    "\"ConfigMap\"}]}", "{\"objects\":7}" };
+	const char		*bad[] = { "not json",
+	    "{\"objects\":[{\"kind\":\"ConfigMap\"}]}", "{\"objects\":7}" };
 	size_t			 i;
 
 	(void)state;
@@ -886,7 +886,8 @@ test_sync_inventory_ownership(void **state)
 	assert_int_equal(kreq("POST", "/api/v1/namespaces/own/configmaps",
 	    "application/json", "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
 	    "\"metadata\":{\"name\":\"again\",\"labels\":{\"gitopsd.io/app\":"
-	    "\"own\",\"app.kubernetes.io/managed-by\":\"gitopsd\"}}}", NULL), 201);
+	    "\"own\",\"app.kubernetes.io/managed-by\":\"gitopsd\"}}}", NULL),
+	    201);
 
 	repo_put(&r, "deploy/cms.yaml", CM("stay", "1"));
 	repo_commit(&r, "v2");
