@@ -141,6 +141,7 @@ job_free(struct job *j)
 	free(j->params);
 	free(j->source);
 	free(j->delivery);
+	free(j->inventory);
 	for (i = 0; i < j->nmerged; i++)
 		job_free(j->merged[i]);
 	free(j->merged);
@@ -157,6 +158,7 @@ job_result_clear(struct job_result *r)
 	free(r->detail);
 	free(r->commit);
 	free(r->revision);
+	free(r->inventory);
 	free(r->followups);
 	for (i = 0; i < r->nowned; i++)
 		free(r->owned[i]);

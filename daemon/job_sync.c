@@ -57,7 +57,8 @@ job_sync_run(const struct config *cfg, struct job *job,
 	    "cluster", cl->name, "revision", revision != NULL ? revision :
 	    "(branch head)", "delivery", job->delivery != NULL ?
 	    job->delivery : "-", NULL);
-	sync_app_run(cl, app, path, revision, repo->branch, res);
+	sync_app_run(cl, app, path, revision, repo->branch,
+	    job->inventory, res);
 	log_kv(res->ok ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "sync done", "job",
 	    idbuf, "app", app->name, "result", res->ok ? "ok" :
 	    job_error_kind_name(res->err_kind), "revision",

@@ -502,6 +502,29 @@ queue_notes_end(struct queue *q, size_t mark, int emit)
 }
 
 /*
+ * Hand each claimed sync its app's inventory.  A store error here costs
+ * the sync one list-based prune (it then writes the inventory again), so
+ * it does not fail the round.
+ */
+static void
+queue_store_inventories(struct queue *q, struct queue_reply *rep)
+{
+	struct job	*j;
+	char		 err[256];
+	size_t		 i;
+
+	for (i = 0; i < rep->nclaimed; i++) {
+		j = rep->claimed[i];
+		if (j->kind != JOB_SYNC || j->app == NULL)
+			continue;
+		if (q->ops->inventory_get(q->wr, j->app, &j->inventory, err,
+		    sizeof(err)) == -1)
+			log_warnx("queue: job %" PRId64 ": inventory of %s: %s "
+			    "(its prune lists every kind)", j->id, j->app, err);
+	}
+}
+
+/*
  * The state machine: record one finished attempt of j (one member of a
  * merged run) and move it to its next state.  Runs in the round's
  * transaction.
@@ -567,6 +590,11 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 	if (queue_store_plan(q, cfg, j, res, state, now, err, errlen) == -1)
 		goto out;
 	if (queue_store_app(q, j, res, state, now, err, errlen) == -1)
+		goto out;
+	/* With the attempt that applied it: the next sync reads this. */
+	if (head && j->kind == JOB_SYNC && j->app != NULL &&
+	    res->inventory != NULL && q->ops->inventory_set(q->wr, j->app,
+	    res->inventory, now, err, errlen) == -1)
 		goto out;
 
 	queue_kind_label(j->kind, job_state_name(state), note.state_label,
@@ -875,6 +903,8 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 		    err, sizeof(err));
 		if (r == -1)
 			log_warnx("queue: claim: %s", err);
+		else
+			queue_store_inventories(q, rep);
 		claimed = 1;
 	}
 	if (q->ops->commit(q->wr, err, sizeof(err)) == -1) {

@@ -100,7 +100,9 @@ static const char store_pg_schema[] =
     " last_error text);"
     "CREATE TABLE app_images(app text NOT NULL, image text NOT NULL,"
     " tag text, digest text, PRIMARY KEY(app, image));"
-    "CREATE TABLE notify_keys(key text PRIMARY KEY, planned bigint NOT NULL);";
+    "CREATE TABLE notify_keys(key text PRIMARY KEY, planned bigint NOT NULL);"
+    "CREATE TABLE app_inventory(app text PRIMARY KEY, objects text NOT NULL,"
+    " updated bigint NOT NULL);";
 
 static void
 store_pg_p_text(struct store_pg_params *p, const char *v)
@@ -986,6 +988,41 @@ store_pg_notify_key(struct store *st, const char *key, int64_t now_ms,
 }
 
 static int
+store_pg_inventory_get(struct store *st, const char *app, char **objects,
+    char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+	int			 rc = 0;
+
+	*objects = NULL;
+	store_pg_p_text(&p, app);
+	if ((res = store_pg_q(st, "SELECT objects FROM app_inventory"
+	    " WHERE app = $1", &p, PGRES_TUPLES_OK, "inventory", err,
+	    errlen)) == NULL)
+		return -1;
+	if (PQntuples(res) > 0 && (*objects = store_pg_str(res, 0, 0)) != NULL)
+		rc = 1;
+	PQclear(res);
+	return rc;
+}
+
+static int
+store_pg_inventory_set(struct store *st, const char *app, const char *objects,
+    int64_t now_ms, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+
+	store_pg_p_text(&p, app);
+	store_pg_p_text(&p, objects);
+	store_pg_p_int(&p, now_ms);
+	return store_pg_cmd(st, "INSERT INTO app_inventory(app, objects, updated)"
+	    " VALUES ($1, $2, $3::bigint) ON CONFLICT (app) DO UPDATE"
+	    " SET objects = EXCLUDED.objects, updated = EXCLUDED.updated", &p,
+	    "inventory", NULL, err, errlen);
+}
+
+static int
 store_pg_event_received(struct store *st, int64_t event_id, int64_t *ms,
     char *err, size_t errlen)
 {
@@ -1283,6 +1320,8 @@ store_pg_checkpoint(struct store *st, enum store_ckpt mode, char *err,
 
 const struct store_ops store_pg_ops = {
 	.name = "postgres",
+	.inventory_get = store_pg_inventory_get,
+	.inventory_set = store_pg_inventory_set,
 	.open = store_pg_open,
 	.close = store_pg_close,
 	.transient = store_pg_transient,

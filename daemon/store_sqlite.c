@@ -56,6 +56,8 @@ enum st_stmt {
 	ST_EVENT_RECEIVED,
 	ST_APP_GET,
 	ST_APP_IMAGES,
+	ST_INV_GET,
+	ST_INV_PUT,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
@@ -134,6 +136,9 @@ static const char *const store_sqlite_sql[ST_MAX] = {
 	    " LEFT JOIN jobs j ON j.id = a.last_job WHERE a.name = ?1",
 	[ST_APP_IMAGES] = "SELECT image, tag, digest FROM app_images"
 	    " WHERE app = ?1",
+	[ST_INV_GET] = "SELECT objects FROM app_inventory WHERE app = ?1",
+	[ST_INV_PUT] = "INSERT OR REPLACE INTO app_inventory(app, objects,"
+	    " updated) VALUES (?1, ?2, ?3)",
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
@@ -184,7 +189,14 @@ static const char store_sqlite_schema[] =
     " PRIMARY KEY(app, image)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS notify_keys(key TEXT PRIMARY KEY,"
     " planned INTEGER NOT NULL) WITHOUT ROWID;"
-    "INSERT OR REPLACE INTO meta(k, v) VALUES ('schema', '2');";
+    /*
+     * Schema 3: what each app's syncs applied, so that prune needs no
+     * list of every kind.  One document per app: it is only ever read
+     * and replaced whole, by the app's one running sync.
+     */
+    "CREATE TABLE IF NOT EXISTS app_inventory(app TEXT PRIMARY KEY,"
+    " objects TEXT NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT OR REPLACE INTO meta(k, v) VALUES ('schema', '3');";
 
 struct store {
 	sqlite3		*db;
@@ -1027,6 +1039,42 @@ fail:
 }
 
 static int
+store_sqlite_inventory_get(struct store *st, const char *app, char **objects,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+	int		 step;
+
+	*objects = NULL;
+	if ((s = store_sqlite_stmt(st, ST_INV_GET, err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, app);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW)
+		*objects = store_sqlite_col(s, 0);
+	sqlite3_reset(s);
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "inventory");
+		return -1;
+	}
+	return *objects != NULL;
+}
+
+static int
+store_sqlite_inventory_set(struct store *st, const char *app,
+    const char *objects, int64_t now_ms, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = store_sqlite_stmt(st, ST_INV_PUT, err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, app);
+	store_sqlite_text(s, 2, objects);
+	sqlite3_bind_int64(s, 3, now_ms);
+	return store_sqlite_done(st, s, err, errlen, "inventory");
+}
+
+static int
 store_sqlite_notify_key(struct store *st, const char *key, int64_t now_ms,
     int64_t window_ms, char *err, size_t errlen)
 {
@@ -1455,6 +1503,8 @@ const struct store_ops store_sqlite_ops = {
 	.app_record = store_sqlite_app_record,
 	.app_image_set = store_sqlite_app_image_set,
 	.app_get = store_sqlite_app_get,
+	.inventory_get = store_sqlite_inventory_get,
+	.inventory_set = store_sqlite_inventory_set,
 	.notify_key = store_sqlite_notify_key,
 	.event_received = store_sqlite_event_received,
 	.list_events = store_sqlite_list_events,

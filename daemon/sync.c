@@ -19,11 +19,14 @@
  * - All or nothing: every object is validated (apiVersion, kind, name, no
  *   duplicates) before the first request; the first rejected apply stops
  *   the sync, and prune only ever runs after every object applied.
- * - Prune: objects are found by the app's label over every listable kind
- *   that discovery reports (preferred version of each group), so nothing
- *   has to remember which kinds an app used before: a kind removed from
- *   Git entirely is still found, across restarts, without local state.
- *   An object is kept when its uid is one just applied, when it has
+ * - Prune: from the app's inventory (what its syncs applied, kept in the
+ *   store and handed in by the queue with the job): what this sync did
+ *   not apply is read once and deleted if it still has the app's labels
+ *   and the uid applied, no owner, and no gitopsd.io/prune: disabled.
+ *   Listing every kind by label on every sync was most of the API
+ *   traffic of an unchanged fleet; it is now only the fallback when the
+ *   inventory is missing or unreadable, once, and rebuilds it.  There an
+ *   object is kept when its uid is one just applied, when it has
  *   ownerReferences (its owner manages it; EndpointSlices copy a Service's
  *   labels), or when annotated gitopsd.io/prune: disabled.  Core Endpoints
  *   are never pruned: the endpoints controller copies a Service's labels
@@ -591,6 +594,9 @@ struct sync_run {
 	cJSON				*pruned_list;
 	struct job_result		*res;
 	int				 crd_applied;
+	struct sync_inv			*inv;	/* the previous inventory */
+	size_t				 ninv;
+	int				 inv_known; /* read, or rebuilt */
 };
 
 static int
@@ -953,12 +959,170 @@ out:
 	return ret;
 }
 
+/* ---- inventory --------------------------------------------------------- */
+
+/*
+ * What an app's syncs applied, as the store keeps it between syncs:
+ * {"objects":[{"apiVersion","kind","namespace","name","uid"}]}.
+ */
+struct sync_inv {
+	char	*api_version, *kind, *ns, *name, *uid;
+	int	 keep;	/* still ours: into the next inventory */
+};
+
+static void
+sync_inv_add(struct sync_run *s, const char *api_version, const char *kind,
+    const char *ns, const char *name, const char *uid)
+{
+	struct sync_inv	*v;
+
+	s->inv = xreallocarray(s->inv, s->ninv + 1, sizeof(*s->inv));
+	v = &s->inv[s->ninv++];
+	v->api_version = xstrdup(api_version);
+	v->kind = xstrdup(kind);
+	v->ns = ns != NULL ? xstrdup(ns) : NULL;
+	v->name = xstrdup(name);
+	v->uid = uid != NULL ? xstrdup(uid) : NULL;
+	v->keep = 1;
+}
+
+static void
+sync_inv_free(struct sync_run *s)
+{
+	size_t	 i;
+
+	for (i = 0; i < s->ninv; i++) {
+		free(s->inv[i].api_version);
+		free(s->inv[i].kind);
+		free(s->inv[i].ns);
+		free(s->inv[i].name);
+		free(s->inv[i].uid);
+	}
+	free(s->inv);
+	s->inv = NULL;
+	s->ninv = 0;
+}
+
+/* 0 with s->inv filled, -1 when there is none or it cannot be read. */
+static int
+sync_inv_parse(struct sync_run *s, const char *text)
+{
+	cJSON		*doc;
+	const cJSON	*arr, *it;
+	const char	*av, *kind, *name;
+
+	if (text == NULL)
+		return -1;
+	doc = cJSON_Parse(text);
+	arr = cJSON_GetObjectItemCaseSensitive(doc, "objects");
+	if (!cJSON_IsArray(arr))
+		goto bad;
+	cJSON_ArrayForEach(it, arr) {
+		av = sync_str(it, "apiVersion");
+		kind = sync_str(it, "kind");
+		name = sync_str(it, "name");
+		if (av == NULL || kind == NULL || name == NULL)
+			goto bad;
+		sync_inv_add(s, av, kind, sync_str(it, "namespace"), name,
+		    sync_str(it, "uid"));
+	}
+	cJSON_Delete(doc);
+	return 0;
+bad:
+	log_warnx("sync %s: the stored inventory cannot be read; pruning "
+	    "by listing every kind, once", s->req->app);
+	cJSON_Delete(doc);
+	sync_inv_free(s);
+	return -1;
+}
+
+/* "apps" of "apps/v1", "" of "v1". */
+static int
+sync_same_group(const char *av1, const char *av2)
+{
+	const char	*a = strchr(av1, '/'), *b = strchr(av2, '/');
+	size_t		 la = a != NULL ? (size_t)(a - av1) : 0;
+	size_t		 lb = b != NULL ? (size_t)(b - av2) : 0;
+
+	return la == lb && strncmp(av1, av2, la) == 0;
+}
+
+/* One of the objects applied in this sync (any version of its group). */
+static int
+sync_inv_applied(const struct sync_run *s, const struct sync_inv *v)
+{
+	const struct sync_obj	*o;
+	size_t			 i;
+
+	for (i = 0; i < s->applied; i++) {
+		o = &s->objs[i];
+		if (v->uid != NULL && o->uid != NULL &&
+		    strcmp(v->uid, o->uid) == 0)
+			return 1;
+		if (strcmp(o->kind, v->kind) == 0 &&
+		    strcmp(o->name, v->name) == 0 &&
+		    sync_same_group(o->api_version, v->api_version) &&
+		    ((o->ns == NULL && v->ns == NULL) || (o->ns != NULL &&
+		    v->ns != NULL && strcmp(o->ns, v->ns) == 0)))
+			return 1;
+	}
+	return 0;
+}
+
+static void
+sync_inv_json_add(cJSON *arr, const char *av, const char *kind,
+    const char *ns, const char *name, const char *uid)
+{
+	cJSON	*o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "apiVersion", av);
+	cJSON_AddStringToObject(o, "kind", kind);
+	if (ns != NULL)
+		cJSON_AddStringToObject(o, "namespace", ns);
+	cJSON_AddStringToObject(o, "name", name);
+	if (uid != NULL)
+		cJSON_AddStringToObject(o, "uid", uid);
+	cJSON_AddItemToArray(arr, o);
+}
+
+/*
+ * The next inventory: what was applied now, and what earlier syncs
+ * applied that is still ours (not pruned: prune off or disabled on the
+ * object, a failed sync, a failed delete).  Only when the previous one
+ * was known (or rebuilt by listing): otherwise objects left over from
+ * before would be forgotten.
+ */
+static void
+sync_inv_result(struct sync_run *s)
+{
+	cJSON	*doc, *arr;
+	size_t	 i;
+
+	if (!s->inv_known || s->applied == 0)
+		return;
+	doc = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(doc, "objects");
+	for (i = 0; i < s->applied; i++)
+		sync_inv_json_add(arr, s->objs[i].api_version, s->objs[i].kind,
+		    s->objs[i].ns, s->objs[i].name, s->objs[i].uid);
+	for (i = 0; i < s->ninv; i++)
+		if (s->inv[i].keep && !sync_inv_applied(s, &s->inv[i]))
+			sync_inv_json_add(arr, s->inv[i].api_version,
+			    s->inv[i].kind, s->inv[i].ns, s->inv[i].name,
+			    s->inv[i].uid);
+	free(s->res->inventory);
+	s->res->inventory = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+}
+
 /* ---- prune ------------------------------------------------------------- */
 
 struct sync_victim {
 	struct kube_resource	*res;	/* borrowed */
 	char			*ns;
 	char			*name;
+	char			*uid;	/* precondition, or NULL */
+	struct sync_inv		*inv;	/* its inventory entry, or NULL */
 	int			 rank;
 };
 
@@ -982,15 +1146,217 @@ sync_victim_cmp(const void *a, const void *b)
 	return x->rank > y->rank ? -1 : x->rank < y->rank;
 }
 
+static void
+sync_victims_free(struct sync_victim *v, size_t nv)
+{
+	size_t	 i;
+
+	for (i = 0; i < nv; i++) {
+		free(v[i].ns);
+		free(v[i].name);
+		free(v[i].uid);
+	}
+	free(v);
+}
+
+/*
+ * Delete the victims, last rank first.  The uid is a precondition: an
+ * object deleted and made again by someone else since it was read is
+ * not ours to delete (409).
+ */
 static int
-sync_prune(struct sync_run *s)
+sync_delete_victims(struct sync_run *s, struct sync_victim *v, size_t nv)
+{
+	struct kube_response	 resp;
+	char			 err[512], *path, *full, *desc, *body;
+	enum kube_rc		 rc;
+	size_t			 i;
+
+	memset(&resp, 0, sizeof(resp));
+	if (nv > 0)
+		qsort(v, nv, sizeof(*v), sync_victim_cmp);
+	s->pruned_list = cJSON_CreateArray();
+	for (i = 0; i < nv; i++) {
+		path = kube_path(v[i].res, v[i].ns, v[i].name);
+		full = xasprintf("%s?propagationPolicy=Background", path);
+		free(path);
+		desc = kube_describe(v[i].res->kind, v[i].ns, v[i].name);
+		body = v[i].uid != NULL ? xasprintf("{\"apiVersion\":\"v1\","
+		    "\"kind\":\"DeleteOptions\",\"propagationPolicy\":"
+		    "\"Background\",\"preconditions\":{\"uid\":\"%s\"}}",
+		    v[i].uid) : NULL;
+		rc = kube_request(s->kube, "DELETE", full, body != NULL ?
+		    "application/json" : NULL, body, body != NULL ?
+		    strlen(body) : 0, &resp, err, sizeof(err));
+		free(full);
+		free(body);
+		if (rc != KUBE_OK) {
+			sync_fail_transport(s, rc, desc, err);
+			free(desc);
+			return -1;
+		}
+		/* 404: gone already (its namespace went first). */
+		if (resp.status == 409 && v[i].uid != NULL)
+			log_info("sync %s: not pruning %s: it was made again "
+			    "since (uid is not %s)", s->req->app, desc,
+			    v[i].uid);
+		else if (resp.status != 200 && resp.status != 202 &&
+		    resp.status != 404) {
+			sync_fail_http(s, "prune", desc, &resp);
+			kube_response_clear(&resp);
+			free(desc);
+			return -1;
+		}
+		if (resp.status == 200 || resp.status == 202) {
+			log_info("sync %s: pruned %s", s->req->app, desc);
+			cJSON_AddItemToArray(s->pruned_list,
+			    cJSON_CreateString(desc));
+			s->pruned++;
+		}
+		if (v[i].inv != NULL)
+			v[i].inv->keep = 0;
+		free(desc);
+		kube_response_clear(&resp);
+	}
+	return 0;
+}
+
+/*
+ * Prune from the inventory: each object an earlier sync applied and this
+ * one did not is read once; it goes only while it still carries this
+ * app's labels, has the uid that was applied, no owner, and no
+ * gitopsd.io/prune: disabled.  No list of any kind.
+ */
+static int
+sync_prune_inventory(struct sync_run *s)
+{
+	struct kube_resource	*res = NULL;
+	struct sync_victim	*v = NULL;
+	struct kube_response	 resp;
+	struct sync_inv		*iv;
+	size_t			 nres = 0, nv = 0, i;
+	const cJSON		*md, *labels;
+	const char		*mb, *app, *uid, *pa;
+	char			 err[512], *path, *desc = NULL;
+	enum kube_rc		 rc;
+	long			 st;
+	int			 ret = -1;
+
+	memset(&resp, 0, sizeof(resp));
+	/* One resource per inventory entry: victims point into res. */
+	res = xcalloc(s->ninv + 1, sizeof(*res));
+	for (i = 0; i < s->ninv; i++) {
+		iv = &s->inv[i];
+		if (sync_inv_applied(s, iv))
+			continue;
+		free(desc);
+		desc = kube_describe(iv->kind, iv->ns, iv->name);
+		rc = kube_resource_find(s->kube, iv->api_version, iv->kind,
+		    &res[nres], &st, err, sizeof(err));
+		if (rc != KUBE_OK)
+			kube_resource_clear(&res[nres]);
+		if (rc == KUBE_NO_KIND) {
+			/* Its kind (a CRD) is gone, and with it the object. */
+			iv->keep = 0;
+			continue;
+		}
+		if (rc == KUBE_HTTP) {
+			resp.status = st;
+			sync_fail_http(s, "prune: discovery for", desc, &resp);
+			goto out;
+		}
+		if (rc != KUBE_OK) {
+			sync_fail_transport(s, rc, desc, err);
+			goto out;
+		}
+		nres++;
+		if (res[nres - 1].namespaced && iv->ns == NULL) {
+			/* Not something an apply wrote: the path would be
+			 * a list of every namespace's objects. */
+			iv->keep = 0;
+			continue;
+		}
+		path = kube_path(&res[nres - 1], iv->ns, iv->name);
+		rc = kube_request(s->kube, "GET", path, NULL, NULL, 0, &resp,
+		    err, sizeof(err));
+		free(path);
+		if (rc != KUBE_OK) {
+			sync_fail_transport(s, rc, desc, err);
+			goto out;
+		}
+		if (resp.status == 404) {
+			iv->keep = 0;
+			kube_response_clear(&resp);
+			continue;
+		}
+		if (resp.status != 200) {
+			sync_fail_http(s, "prune: read", desc, &resp);
+			goto out;
+		}
+		md = cJSON_GetObjectItemCaseSensitive(resp.json, "metadata");
+		labels = cJSON_GetObjectItemCaseSensitive(md, "labels");
+		mb = sync_str(labels, SYNC_LABEL_MANAGED_BY);
+		app = sync_str(labels, SYNC_LABEL_APP);
+		uid = sync_str(md, "uid");
+		pa = sync_str(cJSON_GetObjectItemCaseSensitive(md,
+		    "annotations"), SYNC_ANNOTATION_PRUNE);
+		if (mb == NULL || strcmp(mb, "gitopsd") != 0 || app == NULL ||
+		    strcmp(app, s->req->app) != 0) {
+			/* Someone took it over by hand: theirs now. */
+			log_info("sync %s: not pruning %s: it no longer has "
+			    "the labels %s=%s and %s=gitopsd", s->req->app,
+			    desc, SYNC_LABEL_APP, s->req->app,
+			    SYNC_LABEL_MANAGED_BY);
+			iv->keep = 0;
+		} else if (iv->uid != NULL && uid != NULL &&
+		    strcmp(iv->uid, uid) != 0) {
+			log_info("sync %s: not pruning %s: it was made again "
+			    "since (uid %s, applied %s)", s->req->app, desc,
+			    uid, iv->uid);
+			iv->keep = 0;
+		} else if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+		    md, "ownerReferences")) > 0) {
+			iv->keep = 0;	/* its owner manages it now */
+		} else if (pa != NULL && strcmp(pa, "disabled") == 0) {
+			/* Kept, and kept in the inventory: removing the
+			 * annotation later lets a sync prune it. */
+			log_info("sync %s: keeping %s (prune disabled)",
+			    s->req->app, desc);
+		} else {
+			v = xreallocarray(v, nv + 1, sizeof(*v));
+			v[nv].res = &res[nres - 1];
+			v[nv].ns = iv->ns != NULL && res[nres - 1].namespaced ?
+			    xstrdup(iv->ns) : NULL;
+			v[nv].name = xstrdup(iv->name);
+			v[nv].uid = uid != NULL ? xstrdup(uid) : NULL;
+			v[nv].inv = iv;
+			v[nv].rank = sync_rank("", iv->kind);
+			nv++;
+		}
+		kube_response_clear(&resp);
+	}
+	ret = sync_delete_victims(s, v, nv);
+out:
+	kube_response_clear(&resp);
+	free(desc);
+	sync_victims_free(v, nv);
+	kube_resources_free(res, nres);
+	return ret;
+}
+
+/*
+ * Without an inventory (the first sync with prune, or one that cannot be
+ * read): list every kind by the app's label, and rebuild it from there.
+ */
+static int
+sync_prune_list(struct sync_run *s)
 {
 	struct kube_resource	*all = NULL;
 	struct sync_victim	*v = NULL;
 	struct kube_response	 resp;
 	size_t			 nall = 0, nv = 0, i;
 	const cJSON		*it, *md, *ann;
-	char			 err[512], *path, *full, *sel, *desc;
+	char			 err[512], *path, *full, *sel, *av;
 	const char		*uid, *name, *ns, *pa;
 	enum kube_rc		 rc;
 	long			 st;
@@ -1055,6 +1421,12 @@ sync_prune(struct sync_run *s)
 			if (pa != NULL && strcmp(pa, "disabled") == 0) {
 				log_info("sync %s: keeping %s %s (prune "
 				    "disabled)", s->req->app, all[i].kind, name);
+				av = all[i].group[0] != '\0' ?
+				    xasprintf("%s/%s", all[i].group,
+				    all[i].version) : xstrdup(all[i].version);
+				sync_inv_add(s, av, all[i].kind,
+				    all[i].namespaced ? ns : NULL, name, uid);
+				free(av);
 				continue;
 			}
 			v = xreallocarray(v, nv + 1, sizeof(*v));
@@ -1062,51 +1434,20 @@ sync_prune(struct sync_run *s)
 			v[nv].ns = ns != NULL && all[i].namespaced ?
 			    xstrdup(ns) : NULL;
 			v[nv].name = xstrdup(name);
+			v[nv].uid = uid != NULL ? xstrdup(uid) : NULL;
+			v[nv].inv = NULL;
 			v[nv].rank = sync_rank("", all[i].kind);
 			nv++;
 		}
 		kube_response_clear(&resp);
 	}
-	if (nv > 0)
-		qsort(v, nv, sizeof(*v), sync_victim_cmp);
-	s->pruned_list = cJSON_CreateArray();
-	for (i = 0; i < nv; i++) {
-		path = kube_path(v[i].res, v[i].ns, v[i].name);
-		full = xasprintf("%s?propagationPolicy=Background", path);
-		free(path);
-		desc = kube_describe(v[i].res->kind, v[i].ns, v[i].name);
-		rc = kube_request(s->kube, "DELETE", full, NULL, NULL, 0, &resp,
-		    err, sizeof(err));
-		free(full);
-		if (rc != KUBE_OK) {
-			sync_fail_transport(s, rc, desc, err);
-			free(desc);
-			goto out;
-		}
-		/* 404: gone already (its namespace went first). */
-		if (resp.status != 200 && resp.status != 202 &&
-		    resp.status != 404) {
-			sync_fail_http(s, "prune", desc, &resp);
-			free(desc);
-			goto out;
-		}
-		if (resp.status != 404) {
-			log_info("sync %s: pruned %s", s->req->app, desc);
-			cJSON_AddItemToArray(s->pruned_list,
-			    cJSON_CreateString(desc));
-			s->pruned++;
-		}
-		free(desc);
-		kube_response_clear(&resp);
-	}
+	if (sync_delete_victims(s, v, nv) == -1)
+		goto out;
+	s->inv_known = 1;
 	ret = 0;
 out:
 	kube_response_clear(&resp);
-	for (i = 0; i < nv; i++) {
-		free(v[i].ns);
-		free(v[i].name);
-	}
-	free(v);
+	sync_victims_free(v, nv);
 	free(sel);
 	kube_resources_free(all, nall);
 	return ret;
@@ -1400,6 +1741,7 @@ sync_apply(struct kube *k, const struct sync_request *req,
 	}
 	if (sync_prepare(&s, m) == -1)
 		goto out;
+	s.inv_known = sync_inv_parse(&s, req->inventory) == 0;
 	for (i = 0; i < s.n; i++) {
 		if (sync_apply_one(&s, &s.objs[i]) == -1) {
 			health = "Degraded";
@@ -1408,7 +1750,8 @@ sync_apply(struct kube *k, const struct sync_request *req,
 		s.applied++;
 	}
 	/* Only after every object applied: a half-applied set never prunes. */
-	if (req->prune && sync_prune(&s) == -1)
+	if (req->prune && (s.inv_known ? sync_prune_inventory(&s) :
+	    sync_prune_list(&s)) == -1)
 		goto out;
 	if (req->timeout_s > 0 && sync_wait_health(&s) == -1) {
 		health = res->err_kind == JOB_ERR_TIMEOUT ? "Progressing" :
@@ -1421,6 +1764,8 @@ sync_apply(struct kube *k, const struct sync_request *req,
 	res->permanent = 0;
 out:
 	sync_detail(&s, health);
+	sync_inv_result(&s);
+	sync_inv_free(&s);
 	for (i = 0; i < s.n; i++) {
 		kube_resource_clear(&s.objs[i].res);
 		free(s.objs[i].ns);
@@ -1435,7 +1780,7 @@ out:
 void
 sync_app_run(const struct config_cluster *cl, const struct config_app *app,
     const char *repo_path, const char *revision, const char *branch,
-    struct job_result *res)
+    const char *inventory, struct job_result *res)
 {
 	struct sync_manifests	 m;
 	struct sync_request	 req;
@@ -1466,6 +1811,7 @@ sync_app_run(const struct config_cluster *cl, const struct config_app *app,
 	req.app = app->name;
 	req.namespace = app->namespace != NULL ? app->namespace : kc->namespace;
 	req.prune = app->sync_prune;
+	req.inventory = inventory;
 	req.timeout_s = app->sync_timeout_s;
 	log_info("sync %s: applying %zu objects at %.12s to %s", app->name, m.n,
 	    commit, cl->name);

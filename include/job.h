@@ -66,6 +66,9 @@ struct job {
 	int		 attempts;	/* attempts made before this one */
 	int		 max_attempts;	/* as stored: a manual retry adds some */
 	int64_t		 created_ms;
+	/* sync: the app's stored inventory (JSON text, see sync.h) as of
+	 * the claim, or NULL when it has none. */
+	char		*inventory;
 	/* Other queued jobs merged into this run (two update-image jobs for
 	 * one repository make one commit). */
 	struct job	**merged;
@@ -103,6 +106,9 @@ struct job_result {
 	char		*commit;	/* update-image: commit pushed (or NULL) */
 	char		*revision;	/* sync: revision applied */
 	int		 retry_after_s;	/* >0: not before this (429 Retry-After) */
+	/* sync: the app's new inventory (JSON text), stored with the
+	 * attempt's outcome; NULL keeps the stored one. */
+	char		*inventory;
 	/* Jobs to create when this one succeeds (sync after a push). */
 	struct job_spec	*followups;
 	size_t		 nfollowups;

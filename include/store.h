@@ -207,6 +207,18 @@ struct store_ops {
 	int		 (*app_get)(struct store *, const char *app,
 			    struct store_app_row *, char *err, size_t errlen);
 	/*
+	 * An app's inventory: what its syncs applied (group/version/kind,
+	 * namespace, name, uid), as the JSON text sync.c writes; the store
+	 * keeps it opaque.  get: 1 found (*objects malloc'd), 0 none, -1
+	 * error.  set replaces it (in the caller's transaction, with the
+	 * attempt that produced it).
+	 */
+	int		 (*inventory_get)(struct store *, const char *app,
+			    char **objects, char *err, size_t errlen);
+	int		 (*inventory_set)(struct store *, const char *app,
+			    const char *objects, int64_t now_ms, char *err,
+			    size_t errlen);
+	/*
 	 * Alert dedup: returns 1 if key was planned within window_ms (skip
 	 * it), else records it at now_ms and returns 0; -1 on error.
 	 */

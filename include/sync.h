@@ -50,6 +50,9 @@ struct sync_request {
 	const char	*app;		/* label value gitopsd.io/app */
 	const char	*namespace;	/* for namespaced objects without one */
 	int		 prune;
+	/* The app's inventory from the store (result->inventory of the
+	 * last sync), or NULL: prune then lists every kind, once. */
+	const char	*inventory;
 	int		 timeout_s;	/* health wait; 0: do not wait */
 	int		 poll_ms;	/* fixed health poll interval; 0: 250 ms
 					 * doubling up to 2 s */
@@ -58,18 +61,20 @@ struct sync_request {
 /*
  * Apply manifests (consumed: the objects are modified), prune, wait for
  * health.  Fills result: ok, or err_kind/permanent/object/error; detail
- * JSON either way.  Does not set result->revision.
+ * JSON either way; inventory when there is one to store (NULL: keep the
+ * stored one).  Does not set result->revision.
  */
 void	sync_apply(struct kube *, const struct sync_request *,
 	    struct sync_manifests *, struct job_result *);
 
 /*
  * A whole sync of app on cluster from the clone at repo_path: kubeconfig,
- * manifests, apply.  On success result->revision is the commit applied.
+ * manifests, apply; inventory as in struct sync_request.  On success
+ * result->revision is the commit applied.
  */
 void	sync_app_run(const struct config_cluster *, const struct config_app *,
 	    const char *repo_path, const char *revision, const char *branch,
-	    struct job_result *);
+	    const char *inventory, struct job_result *);
 
 /*
  * Drift correction (sync.interval_s): 1 when app wants a periodic sync and

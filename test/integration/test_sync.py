@@ -151,6 +151,60 @@ class KubesimTest(unittest.TestCase):
         st, b = self.sim.call("GET", base + "/s1")
         self.assertStatus(b, 404, "NotFound")
 
+    def test_index_follows_changes_and_delete_preconditions(self):
+        base = "/api/v1/namespaces/default/configmaps"
+        sel = base + "?labelSelector=" + urllib.request.quote("ix=1")
+        for name in ("ix1", "ix2"):
+            self.sim.apply(base + "/" + name, cm(name, {}, {"ix": "1"}))
+
+        def names(path):
+            st, b = self.sim.call("GET", path)
+            self.assertEqual(st, 200)
+            return sorted(i["metadata"]["name"] for i in b["items"])
+        self.assertEqual(names(sel), ["ix1", "ix2"])
+        # A label removed (a new object under the same key) leaves the
+        # label's index.
+        st, _ = self.sim.call("PATCH", base + "/ix1",
+                              {"metadata": {"labels": {"ix": None}}},
+                              "application/merge-patch+json")
+        self.assertEqual(st, 200)
+        self.assertEqual(names(sel), ["ix2"])
+        # DeleteOptions preconditions: another uid is a 409, the object
+        # stays; its own uid deletes it.
+        st, ix2 = self.sim.call("GET", base + "/ix2")
+        st, b = self.sim.call("DELETE", base + "/ix2", {
+            "kind": "DeleteOptions", "apiVersion": "v1",
+            "preconditions": {"uid": "not-its-uid"}})
+        self.assertStatus(b, 409, "Conflict")
+        self.assertIn("Precondition failed", b["message"])
+        self.assertEqual(names(sel), ["ix2"])
+        st, b = self.sim.call("DELETE", base + "/ix2", {
+            "kind": "DeleteOptions", "apiVersion": "v1",
+            "propagationPolicy": "Background",
+            "preconditions": {"uid": ix2["metadata"]["uid"]}})
+        self.assertEqual((st, b["status"]), (200, "Success"))
+        self.assertEqual(names(sel), [])
+        # Cascades through the namespace and owner indexes.
+        self.sim.apply("/api/v1/namespaces/ixns",
+                       {"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": "ixns"}})
+        nsbase = "/api/v1/namespaces/ixns/configmaps"
+        st, parent = self.sim.apply(nsbase + "/parent", cm("parent", {}))
+        child = cm("child", {})
+        child["metadata"]["ownerReferences"] = [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "parent",
+            "uid": parent["metadata"]["uid"]}]
+        self.sim.apply(nsbase + "/child", child)
+        self.sim.apply(nsbase + "/other", cm("other", {}))
+        self.assertEqual(names(nsbase), ["child", "other", "parent"])
+        st, _ = self.sim.call("DELETE", nsbase + "/parent")
+        self.assertEqual(names(nsbase), ["other"])
+        st, _ = self.sim.call("DELETE", "/api/v1/namespaces/ixns")
+        self.assertEqual(st, 200)
+        st, b = self.sim.call("GET", nsbase + "/other")
+        self.assertEqual(st, 404)
+        self.assertEqual(names(nsbase), [])
+
     def test_rollout_status(self):
         self.sim.apply("/api/v1/namespaces/ro",
                        {"apiVersion": "v1", "kind": "Namespace",

@@ -18,8 +18,10 @@ gitopsd uses, with the real shapes:
     other managers are not merged), which is what a single manager sees.
     JSON merge patches (application/merge-patch+json) are also accepted.
   * get, list (labelSelector: =, ==, !=, in, notin, exists, !exists), create
-    (POST), delete (propagationPolicy Orphan/Background/Foreground; objects
-    whose ownerReferences name the deleted uid go too unless Orphan;
+    (POST), delete (propagationPolicy Orphan/Background/Foreground, in the
+    query or a DeleteOptions body; preconditions.uid: 409 Conflict when the
+    object's differs; objects whose ownerReferences name the deleted uid
+    go too unless Orphan;
     deleting a Namespace deletes what is in it at once: there is no
     Terminating phase and no finalizers).
   * a namespaced object in a missing namespace: 404 NotFound, as the API.
@@ -207,6 +209,8 @@ def parse_selector(s):
             if op == "!exists" and have:
                 return False
         return True
+    # What an index can answer (ObjectIndex.candidates).
+    match.equals = [(k, v) for k, op, v in reqs if op == "="]
     return match
 
 
@@ -246,12 +250,88 @@ def image_tag(image):
     return last.split(":", 1)[1] if ":" in last else ""
 
 
+class ObjectIndex(dict):
+    """Objects by (group, plural, ns, name), indexed so that a get, a list
+    of one kind (in one namespace, or by an equality label) and the
+    cascades of a delete cost what they touch, not what is stored: a
+    fan-out benchmark of thousands of apps must measure gitopsd, not us.
+    Objects are replaced, never edited in place, when their labels,
+    namespace or owners change (status is edited in place)."""
+
+    def __init__(self):
+        super().__init__()
+        self.by_kind = {}      # (group, plural) -> {key: None}
+        self.by_kind_ns = {}   # (group, plural, ns) -> {key: None}
+        self.by_label = {}     # (group, plural, label, value) -> {key: None}
+        self.by_ns = {}        # ns -> {key: None}
+        self.by_owner = {}     # owner uid -> {key: None}
+        self.terms = {}        # key -> the index entries it is in
+
+    @staticmethod
+    def _add(idx, k, key):
+        idx.setdefault(k, {})[key] = None
+
+    @staticmethod
+    def _drop(idx, k, key):
+        d = idx.get(k)
+        if d is not None:
+            d.pop(key, None)
+            if not d:
+                del idx[k]
+
+    def _unindex(self, key):
+        for idx, k in self.terms.pop(key, ()):
+            self._drop(idx, k, key)
+
+    def __setitem__(self, key, obj):
+        self._unindex(key)
+        super().__setitem__(key, obj)
+        g, p, ns, _ = key
+        md = obj.get("metadata") or {}
+        terms = [(self.by_kind, (g, p)), (self.by_kind_ns, (g, p, ns)),
+                 (self.by_ns, ns)]
+        for lk, lv in (md.get("labels") or {}).items():
+            terms.append((self.by_label, (g, p, lk, lv)))
+        for ref in md.get("ownerReferences") or []:
+            if isinstance(ref, dict) and ref.get("uid"):
+                terms.append((self.by_owner, ref["uid"]))
+        for idx, k in terms:
+            self._add(idx, k, key)
+        self.terms[key] = terms
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self._unindex(key)
+
+    def pop(self, key, *default):
+        if key in self:
+            obj = super().pop(key)
+            self._unindex(key)
+            return obj
+        return default[0] if default else super().pop(key)
+
+    def candidates(self, group, plural, ns, equals):
+        """Keys that may match: the smallest index that covers them."""
+        sets = [self.by_label.get((group, plural, k, v), {})
+                for k, v in equals]
+        sets.append(self.by_kind_ns.get((group, plural, ns), {}) if ns
+                    else self.by_kind.get((group, plural), {}))
+        return list(min(sets, key=len))
+
+    def in_namespace(self, ns):
+        return list(self.by_ns.get(ns, {}))
+
+    def owned_by(self, uid):
+        return list(self.by_owner.get(uid, {}))
+
+
 class Cluster:
     def __init__(self, ready_delay):
         self.lock = threading.RLock()
         self.resources = [Resource(*r) for r in BUILTIN]
-        self.objects = {}          # (group, plural, ns, name) -> obj
+        self.objects = ObjectIndex()  # (group, plural, ns, name) -> obj
         self.changed_at = {}       # key -> monotonic time of spec change
+        self.settling = set()      # workloads whose status may change
         self.rv = 1000
         self.ready_delay = ready_delay
         self.faults = []
@@ -394,16 +474,37 @@ class Cluster:
             return {"active": 1}
         return None
 
+    def changed(self, key):
+        self.changed_at[key] = time.monotonic()
+        self.settling.add(key)
+
+    def unsettle_all(self):
+        # A new ready_delay: every workload's status is worked out again.
+        for g, k in WORKLOADS:
+            for r in self.resources:
+                if r.group == g and r.kind == k:
+                    self.settling.update(
+                        self.objects.by_kind.get((g, r.plural), {}))
+
     def tick(self):
+        # Only workloads changed less than ready_delay ago can change
+        # status: the others are not looked at (no scan of every object).
         with self.lock:
-            for key, obj in list(self.objects.items()):
+            for key in list(self.settling):
+                obj = self.objects.get(key)
                 res = self.by_plural(key[0], key[1])
-                if res is None or (res.group, res.kind) not in WORKLOADS:
+                if obj is None or res is None or \
+                        (res.group, res.kind) not in WORKLOADS:
+                    self.settling.discard(key)
                     continue
+                settled = time.monotonic() - self.changed_at.get(key, 0) \
+                    >= self.ready_delay
                 st = self.compute_status(res, key, obj)
                 if st is not None and st != obj.get("status"):
                     obj["status"] = st
                     obj["metadata"]["resourceVersion"] = self.next_rv()
+                if settled:
+                    self.settling.discard(key)
 
     def by_plural(self, group, plural):
         for r in self.resources:
@@ -542,6 +643,7 @@ class Handler(BaseHTTPRequestHandler):
                 cfg = json.loads(body or b"{}")
                 if "ready_delay" in cfg:
                     cl.ready_delay = float(cfg["ready_delay"])
+                    cl.unsettle_all()
                 return self.send_json(200, {"ready_delay": cl.ready_delay})
         raise APIError(404, "NotFound", "no such simulator endpoint")
 
@@ -604,7 +706,7 @@ class Handler(BaseHTTPRequestHandler):
             if method == "PATCH":
                 return self.patch(res, ns, name, q, body)
             if method == "DELETE":
-                return self.delete(res, ns, name, q)
+                return self.delete(res, ns, name, q, body)
             raise APIError(405, "MethodNotAllowed", "the server does not "
                            "allow this method on the requested resource")
 
@@ -660,7 +762,10 @@ class Handler(BaseHTTPRequestHandler):
         cl = self.server.cluster
         match = parse_selector(q.get("labelSelector"))
         items = []
-        for (g, p, ons, _), obj in sorted(cl.objects.items()):
+        for key in sorted(cl.objects.candidates(res.group, res.plural, ns,
+                                                match.equals)):
+            g, p, ons, _ = key
+            obj = cl.objects[key]
             if g != res.group or p != res.plural:
                 continue
             if ns and ons != ns:
@@ -798,7 +903,7 @@ class Handler(BaseHTTPRequestHandler):
             if res.kind == "Namespace":
                 new["status"] = {"phase": "Active"}
             cl._store(res, new, ns)
-            cl.changed_at[key] = time.monotonic()
+            cl.changed(key)
             return self.send_json(201, new)
         omd = old["metadata"]
         for k in ("uid", "creationTimestamp", "generation",
@@ -811,7 +916,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, old)
         if content(new) != content(old):
             md["generation"] = omd.get("generation", 1) + 1
-            cl.changed_at[key] = time.monotonic()
+            cl.changed(key)
         md["resourceVersion"] = cl.next_rv()
         cl.objects[key] = new
         if (res.group, res.kind) in WORKLOADS:
@@ -836,26 +941,38 @@ class Handler(BaseHTTPRequestHandler):
         return self.store(res, ns, key, None, obj,
                           q.get("fieldManager") or "kubesim")
 
-    def delete(self, res, ns, name, q):
+    def delete(self, res, ns, name, q, body):
         cl = self.server.cluster
-        pol = q.get("propagationPolicy")
+        try:
+            opts = json.loads(body) if body else {}
+        except ValueError:
+            raise APIError(400, "BadRequest", "invalid DeleteOptions")
+        if not isinstance(opts, dict):
+            raise APIError(400, "BadRequest", "invalid DeleteOptions")
+        pol = q.get("propagationPolicy") or opts.get("propagationPolicy")
         if pol not in (None, "Orphan", "Background", "Foreground"):
             raise APIError(400, "BadRequest", "propagationPolicy: Unsupported"
                            " value: %r" % pol)
         key = self.key(res, ns, name)
-        obj = cl.objects.pop(key, None)
+        obj = cl.objects.get(key)
         if obj is None:
             raise self.not_found(res, name)
+        want = (opts.get("preconditions") or {}).get("uid")
+        if want and want != obj["metadata"].get("uid"):
+            raise APIError(409, "Conflict", "Precondition failed: UID in "
+                           "precondition: %s, UID in object meta: %s" %
+                           (want, obj["metadata"].get("uid")),
+                           {"name": name, "group": res.group,
+                            "kind": res.plural})
+        cl.objects.pop(key, None)
         cl.changed_at.pop(key, None)
         if res.kind == "Namespace" and not res.group:
-            for k in [k for k in cl.objects if k[2] == name]:
+            for k in cl.objects.in_namespace(name):
                 del cl.objects[k]
         if pol != "Orphan":
             uid = obj["metadata"].get("uid")
-            for k, o in list(cl.objects.items()):
-                refs = o["metadata"].get("ownerReferences") or []
-                if any(r.get("uid") == uid for r in refs):
-                    del cl.objects[k]
+            for k in cl.objects.owned_by(uid):
+                del cl.objects[k]
         cl.next_rv()
         return self.send_json(200, status_obj(200, "", "", {
             "name": name, "group": res.group, "kind": res.plural,

@@ -712,6 +712,42 @@ conf_notify_key(void **state)
 
 /* ---- retention */
 
+/* An app's inventory is kept as given, replaced whole, and rolled back
+ * with the transaction that wrote it. */
+static void
+conf_inventory(void **state)
+{
+	struct store	*st;
+	char		*objects = NULL;
+
+	(void)state;
+	st = conf_open();
+	assert_int_equal(OPS->inventory_get(st, "web", &objects, err,
+	    sizeof(err)), 0);
+	assert_null(objects);
+	OK(OPS->begin(st, err, sizeof(err)));
+	OK(OPS->inventory_set(st, "web", "[{\"kind\":\"ConfigMap\"}]", 1000,
+	    err, sizeof(err)));
+	OK(OPS->commit(st, err, sizeof(err)));
+	OK(OPS->begin(st, err, sizeof(err)));
+	OK(OPS->inventory_set(st, "web", "[]", 2000, err, sizeof(err)));
+	OPS->rollback(st);
+	assert_int_equal(OPS->inventory_get(st, "web", &objects, err,
+	    sizeof(err)), 1);
+	assert_string_equal(objects, "[{\"kind\":\"ConfigMap\"}]");
+	free(objects);
+	OK(OPS->begin(st, err, sizeof(err)));
+	OK(OPS->inventory_set(st, "web", "[]", 3000, err, sizeof(err)));
+	OK(OPS->commit(st, err, sizeof(err)));
+	assert_int_equal(OPS->inventory_get(st, "web", &objects, err,
+	    sizeof(err)), 1);
+	assert_string_equal(objects, "[]");
+	free(objects);
+	assert_int_equal(OPS->inventory_get(st, "api", &objects, err,
+	    sizeof(err)), 0);
+	OPS->close(st);
+}
+
 static void
 conf_retention(void **state)
 {
@@ -1039,6 +1075,7 @@ main(int argc, char **argv)
 		T(conf_requeue),
 		T(conf_app_status),
 		T(conf_notify_key),
+		T(conf_inventory),
 		T(conf_retention),
 		T(conf_listing),
 		T(conf_checkpoint),

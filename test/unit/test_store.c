@@ -941,6 +941,120 @@ test_no_runner(void **state)
 	qfx_teardown(&fx);
 }
 
+/* A sync runner that reports the inventory it was given and a new one. */
+static char	*test_inv_seen[3];
+static int	 test_inv_runs;
+
+static void
+test_inv_run(const struct config *cfg, struct job *j, struct job_result *res)
+{
+	int	 n;
+
+	(void)cfg;
+	pthread_mutex_lock(&qfx_mtx);
+	n = test_inv_runs++;
+	if (n < (int)nitems(test_inv_seen))
+		test_inv_seen[n] = j->inventory != NULL ?
+		    xstrdup(j->inventory) : NULL;
+	pthread_mutex_unlock(&qfx_mtx);
+	/* The second run fails after applying: its inventory counts too. */
+	if (n == 1)
+		job_result_fail(res, JOB_ERR_UNHEALTHY, 1, "unhealthy");
+	else {
+		res->ok = 1;
+		res->revision = xstrdup("r");
+	}
+	res->inventory = xasprintf("{\"objects\":[],\"run\":%d}", n);
+}
+
+static const struct job_runner test_inv_runner = {
+	.kind = JOB_SYNC, .run = test_inv_run,
+};
+
+static const struct job_runner *
+test_find_inv(enum job_kind kind)
+{
+	return kind == JOB_SYNC ? &test_inv_runner : qfx_find(kind);
+}
+
+/*
+ * Inventories: the store ops, the schema 2 -> 3 upgrade, and the queue
+ * handing each sync its app's inventory as the previous attempt left it.
+ */
+static void
+test_inventory(void **state)
+{
+	struct qfx		 fx;
+	struct store		*st;
+	struct job_spec		 js = qfx_sync("ok", NULL);
+	struct qfx_sub		 sub;
+	struct test_wait_job	 w;
+	sqlite3			*db;
+	sqlite3_stmt		*q;
+	char			 err[256], *text, dl[16];
+	int			 i;
+
+	(void)state;
+	qfx_setup(&fx);
+	st = test_store_open(&fx);
+	assert_int_equal(store_sqlite_ops.inventory_get(st, "ok", &text, err,
+	    sizeof(err)), 0);
+	assert_null(text);
+	assert_int_equal(store_sqlite_ops.inventory_set(st, "ok", "{\"a\":1}",
+	    5, err, sizeof(err)), 0);
+	assert_int_equal(store_sqlite_ops.inventory_set(st, "ok", "{\"a\":2}",
+	    6, err, sizeof(err)), 0);
+	assert_int_equal(store_sqlite_ops.inventory_get(st, "ok", &text, err,
+	    sizeof(err)), 1);
+	assert_string_equal(text, "{\"a\":2}");
+	free(text);
+	store_sqlite_ops.close(st);
+
+	/* A database of schema 2 gets the table at the next open. */
+	assert_int_equal(sqlite3_open(fx.path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE app_inventory;"
+	    "UPDATE meta SET v = '2' WHERE k = 'schema'", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	st = test_store_open(&fx);
+	assert_int_equal(store_sqlite_ops.inventory_get(st, "ok", &text, err,
+	    sizeof(err)), 0);
+	store_sqlite_ops.close(st);
+	assert_int_equal(sqlite3_open(fx.path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE"
+	    " k = 'schema'", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "3");
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+
+	qfx_open(&fx, 1);
+	queue_set_runner_find(fx.q, test_find_inv);
+	for (i = 0; i < 3; i++) {
+		memset(&sub, 0, sizeof(sub));
+		snprintf(dl, sizeof(dl), "inv-%d", i);
+		qfx_submit(&fx, "github", dl, &js, 1, &sub);
+		assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &sub,
+		    5000), 0);
+		assert_int_equal(sub.status[0], QUEUE_OK);
+		w = (struct test_wait_job){ &fx, sub.ids[0][0],
+		    i == 1 ? JOB_DEAD : JOB_SUCCEEDED, 1 };
+		assert_int_equal(qfx_loop_until(&fx, test_job_reached, &w,
+		    5000), 0);
+	}
+	pthread_mutex_lock(&qfx_mtx);
+	assert_int_equal(test_inv_runs, 3);
+	assert_null(test_inv_seen[0]);
+	assert_non_null(test_inv_seen[1]);
+	assert_string_equal(test_inv_seen[1], "{\"objects\":[],\"run\":0}");
+	assert_non_null(test_inv_seen[2]);
+	assert_string_equal(test_inv_seen[2], "{\"objects\":[],\"run\":1}");
+	for (i = 0; i < 3; i++)
+		free(test_inv_seen[i]);
+	pthread_mutex_unlock(&qfx_mtx);
+	qfx_teardown(&fx);
+}
+
 int
 main(void)
 {
@@ -960,6 +1074,7 @@ main(void)
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_retry_endpoint_and_admin),
 		cmocka_unit_test(test_no_runner),
+		cmocka_unit_test(test_inventory),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -181,28 +181,43 @@ sim_clear(void)
 	cJSON_Delete(sim_call("DELETE", "/_sim/requests", NULL));
 }
 
-/* GET an object through the client under test's own transport. */
-static cJSON *
-kget(const char *path, long *status)
+/*
+ * A request through the client under test's own transport; returns the
+ * status and, when json is not NULL, the parsed answer.
+ */
+static long
+kreq(const char *method, const char *path, const char *ctype,
+    const char *body, cJSON **json)
 {
 	struct kubeconfig	*kc;
 	struct kube		*k;
 	struct kube_response	 resp;
 	char			 err[512];
-	cJSON			*j;
+	long			 st;
 
 	kc = kubeconfig_load_file(kubeconfig_path, NULL, 0, err, sizeof(err));
 	assert_non_null(kc);
 	k = kube_new(kc, "sim", err, sizeof(err));
 	assert_non_null(k);
-	assert_int_equal(kube_request(k, "GET", path, NULL, NULL, 0, &resp,
-	    err, sizeof(err)), KUBE_OK);
-	*status = resp.status;
-	j = resp.json;
-	resp.json = NULL;
+	assert_int_equal(kube_request(k, method, path, ctype, body,
+	    body != NULL ? strlen(body) : 0, &resp, err, sizeof(err)), KUBE_OK);
+	st = resp.status;
+	if (json != NULL) {
+		*json = resp.json;
+		resp.json = NULL;
+	}
 	kube_response_clear(&resp);
 	kube_free(k);
 	kubeconfig_free(kc);
+	return st;
+}
+
+static cJSON *
+kget(const char *path, long *status)
+{
+	cJSON	*j;
+
+	*status = kreq("GET", path, NULL, NULL, &j);
 	return j;
 }
 
@@ -232,6 +247,46 @@ label(const cJSON *o, const char *key)
 {
 	return jstr(cJSON_GetObjectItemCaseSensitive(o, "metadata"), "labels",
 	    key);
+}
+
+/*
+ * Requests in the simulator's log since the last sim_clear(): LISTs (a GET
+ * of a collection: /api/v1/<plural>, /apis/<g>/<v>/[namespaces/<ns>/]
+ * <plural>), GETs of one object, and the given other method.
+ */
+static void
+sim_count(const char *method, int *lists, int *gets, int *other)
+{
+	cJSON		*log, *it;
+	const char	*m, *path;
+	char		*copy, *seg, *save, *segs[8];
+	int		 n, off;
+
+	*lists = *gets = *other = 0;
+	log = sim_call("GET", "/_sim/requests", NULL);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(log, "requests")) {
+		m = jstr(it, "method", NULL);
+		path = jstr(it, "path", NULL);
+		if (method != NULL && strcmp(m, method) == 0)
+			(*other)++;
+		if (strcmp(m, "GET") != 0)
+			continue;
+		copy = xstrdup(path);
+		n = 0;
+		for (seg = strtok_r(copy, "/", &save); seg != NULL && n < 8;
+		    seg = strtok_r(NULL, "/", &save))
+			segs[n++] = seg;
+		/* The part after the group-version: discovery has none. */
+		off = n >= 2 && strcmp(segs[0], "api") == 0 ? 2 :
+		    n >= 3 && strcmp(segs[0], "apis") == 0 ? 3 : n;
+		n -= off;
+		if (n == 1 || (n == 3 && strcmp(segs[off], "namespaces") == 0))
+			(*lists)++;
+		else if (n > 0)
+			(*gets)++;
+		free(copy);
+	}
+	cJSON_Delete(log);
 }
 
 /* ---- helpers: a Git repository of manifests ----------------------------- */
@@ -327,12 +382,25 @@ app_init(struct config_app *a, const char *name, const char *ns)
 	a->sync_timeout_s = 20;
 }
 
+/* A sync of the branch head with the app's inventory (NULL: none). */
+static void
+run_sync_inv(const struct config_cluster *c, const struct config_app *a,
+    struct repo *r, const char *inventory, struct job_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	sync_app_run(c, a, r->dir, NULL, "master", inventory, res);
+}
+
 static void
 run_sync(const struct config_cluster *c, const struct config_app *a,
     struct repo *r, const char *revision, struct job_result *res)
 {
+	if (revision == NULL) {
+		run_sync_inv(c, a, r, NULL, res);
+		return;
+	}
 	memset(res, 0, sizeof(*res));
-	sync_app_run(c, a, r->dir, revision, "master", res);
+	sync_app_run(c, a, r->dir, revision, "master", NULL, res);
 }
 
 static void
@@ -368,6 +436,9 @@ expect_fail(struct job_result *res, enum job_error_kind kind, int permanent,
 #define NS(n)	"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " n "\n"
 #define CM(n, v) "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " n \
 	"\ndata:\n  key: \"" v "\"\n"
+#define PINNED_CM "apiVersion: v1\nkind: ConfigMap\nmetadata:\n" \
+	"  name: pinned\n  annotations:\n    gitopsd.io/prune: disabled\n" \
+	"data: {}\n"
 #define DEPLOY(n, image) "apiVersion: apps/v1\nkind: Deployment\n" \
 	"metadata:\n  name: " n "\nspec:\n  replicas: 2\n  selector:\n" \
 	"    matchLabels: {app: " n "}\n  template:\n    metadata:\n" \
@@ -529,9 +600,7 @@ test_sync_prune(void **state)
 	repo_put(&r, "deploy/keep.yaml", CM("keep", "1"));
 	repo_put(&r, "deploy/gone.yaml", CM("gone", "1") "---\n"
 	    DEPLOY("gone-web", "nginx:1"));
-	repo_put(&r, "deploy/pinned.yaml", "apiVersion: v1\nkind: ConfigMap\n"
-	    "metadata:\n  name: pinned\n  annotations:\n"
-	    "    gitopsd.io/prune: disabled\ndata: {}\n");
+	repo_put(&r, "deploy/pinned.yaml", PINNED_CM);
 	repo_commit(&r, "v1");
 	app_init(&a, "pr", "pr");
 	a.sync_prune = 1;
@@ -623,6 +692,222 @@ test_sync_prune(void **state)
 	}
 	assert_int_equal(deletes, 2);
 	cJSON_Delete(req);
+}
+
+/* 1 when the inventory JSON names an object kind/name. */
+static int
+inv_has(const char *inv, const char *kind, const char *name)
+{
+	cJSON	*d = cJSON_Parse(inv), *it;
+	int	 found = 0;
+
+	assert_non_null(d);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(d, "objects"))
+		if (strcmp(jstr(it, "kind", NULL), kind) == 0 &&
+		    strcmp(jstr(it, "name", NULL), name) == 0) {
+			assert_non_null(jstr(it, "uid", NULL));
+			found = 1;
+		}
+	cJSON_Delete(d);
+	return found;
+}
+
+static int
+detail_int(const struct job_result *res, const char *key)
+{
+	cJSON	*d = cJSON_Parse(res->detail);
+	int	 v;
+
+	assert_non_null(d);
+	v = cJSON_GetObjectItem(d, key)->valueint;
+	cJSON_Delete(d);
+	return v;
+}
+
+/*
+ * Prune from the inventory: an unchanged sync lists nothing and costs one
+ * apply per object plus the health reads; objects removed from Git are
+ * read once and deleted; a missing or unreadable inventory costs one
+ * list-based prune and is rebuilt.
+ */
+static void
+test_sync_inventory(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	char			*inv;
+	int			 lists, gets, n;
+	long			 st;
+	const char		*bad[] = { "not json",
+	    "{\"objects\":[{\"kind\":\"ConfigMap\"}]}", "{\"objects\":7}" };
+	size_t			 i;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/ns.yaml", NS("inv"));
+	repo_put(&r, "deploy/keep.yaml", CM("keep", "1") "---\n"
+	    DEPLOY("web", "nginx:1"));
+	repo_put(&r, "deploy/gone.yaml", CM("gone", "1") "---\n"
+	    DEPLOY("gone-web", "nginx:1"));
+	repo_put(&r, "deploy/pinned.yaml", PINNED_CM);
+	repo_commit(&r, "v1");
+	app_init(&a, "inv", "inv");
+	a.sync_prune = 1;
+
+	/* No inventory yet: one list-based prune, and it is built. */
+	run_sync_inv(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	sim_count(NULL, &lists, &gets, &n);
+	assert_true(lists > 5);
+	assert_non_null(res.inventory);
+	assert_true(inv_has(res.inventory, "Deployment", "gone-web"));
+	assert_true(inv_has(res.inventory, "Namespace", "inv"));
+	inv = res.inventory;
+	res.inventory = NULL;
+	job_result_clear(&res);
+
+	/* Unchanged: six applies and the two Deployments' health reads. */
+	sim_clear();
+	run_sync_inv(cluster(NULL), &a, &r, inv, &res);
+	expect_ok(&res);
+	sim_count("PATCH", &lists, &gets, &n);
+	assert_int_equal(lists, 0);
+	assert_int_equal(n, 6);
+	assert_int_equal(gets, 2);
+	sim_count("DELETE", &lists, &gets, &n);
+	assert_int_equal(n, 0);
+	free(inv);
+	inv = res.inventory;
+	res.inventory = NULL;
+	job_result_clear(&res);
+
+	/* Removed from Git: read once each, deleted, no list. */
+	repo_rm(&r, "deploy/gone.yaml");
+	repo_rm(&r, "deploy/pinned.yaml");
+	repo_commit(&r, "v2");
+	sim_clear();
+	run_sync_inv(cluster(NULL), &a, &r, inv, &res);
+	expect_ok(&res);
+	assert_int_equal(detail_int(&res, "pruned"), 2);
+	sim_count("DELETE", &lists, &gets, &n);
+	assert_int_equal(lists, 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(gets, 3 + 1);	/* gone, gone-web, pinned; web */
+	cJSON_Delete(kget("/api/v1/namespaces/inv/configmaps/gone", &st));
+	assert_int_equal(st, 404);
+	cJSON_Delete(kget("/apis/apps/v1/namespaces/inv/deployments/gone-web",
+	    &st));
+	assert_int_equal(st, 404);
+	cJSON_Delete(kget_ok("/api/v1/namespaces/inv/configmaps/pinned"));
+	cJSON_Delete(kget_ok("/api/v1/namespaces/inv/configmaps/keep"));
+	assert_false(inv_has(res.inventory, "ConfigMap", "gone"));
+	assert_false(inv_has(res.inventory, "Deployment", "gone-web"));
+	/* Kept, and remembered: without the annotation it goes. */
+	assert_true(inv_has(res.inventory, "ConfigMap", "pinned"));
+	free(inv);
+	inv = res.inventory;
+	res.inventory = NULL;
+	job_result_clear(&res);
+	assert_int_equal(kreq("PATCH", "/api/v1/namespaces/inv/configmaps/"
+	    "pinned", "application/merge-patch+json", "{\"metadata\":"
+	    "{\"annotations\":{\"gitopsd.io/prune\":null}}}", NULL), 200);
+	run_sync_inv(cluster(NULL), &a, &r, inv, &res);
+	expect_ok(&res);
+	assert_int_equal(detail_int(&res, "pruned"), 1);
+	cJSON_Delete(kget("/api/v1/namespaces/inv/configmaps/pinned", &st));
+	assert_int_equal(st, 404);
+	free(inv);
+	job_result_clear(&res);
+
+	/* Missing, then unreadable: one list each, then none. */
+	for (i = 0; i <= nitems(bad); i++) {
+		sim_clear();
+		run_sync_inv(cluster(NULL), &a, &r, i == 0 ? NULL : bad[i - 1],
+		    &res);
+		expect_ok(&res);
+		sim_count(NULL, &lists, &gets, &n);
+		assert_true(lists > 5);
+		assert_non_null(res.inventory);
+		assert_true(inv_has(res.inventory, "ConfigMap", "keep"));
+		inv = res.inventory;
+		res.inventory = NULL;
+		job_result_clear(&res);
+		sim_clear();
+		run_sync_inv(cluster(NULL), &a, &r, inv, &res);
+		expect_ok(&res);
+		sim_count(NULL, &lists, &gets, &n);
+		assert_int_equal(lists, 0);
+		free(inv);
+		job_result_clear(&res);
+	}
+}
+
+/*
+ * Ownership is read before each delete: an object whose app label was
+ * removed by hand, or that was deleted and made again by someone else,
+ * is left alone and leaves the inventory.
+ */
+static void
+test_sync_inventory_ownership(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	char			*inv, *uid;
+	int			 lists, gets, n;
+	cJSON			*o;
+
+	(void)state;
+	sim_clear();
+	repo_init(&r);
+	repo_put(&r, "deploy/ns.yaml", NS("own"));
+	repo_put(&r, "deploy/cms.yaml", CM("handoff", "1") "---\n"
+	    CM("again", "1") "---\n" CM("stay", "1"));
+	repo_commit(&r, "v1");
+	app_init(&a, "own", "own");
+	a.sync_prune = 1;
+	run_sync_inv(cluster(NULL), &a, &r, NULL, &res);
+	expect_ok(&res);
+	inv = res.inventory;
+	res.inventory = NULL;
+	job_result_clear(&res);
+
+	/* By hand: one loses the app label, one is made again (new uid). */
+	assert_int_equal(kreq("PATCH", "/api/v1/namespaces/own/configmaps/"
+	    "handoff", "application/merge-patch+json", "{\"metadata\":"
+	    "{\"labels\":{\"gitopsd.io/app\":null}}}", NULL), 200);
+	o = kget_ok("/api/v1/namespaces/own/configmaps/again");
+	uid = xstrdup(jstr(o, "metadata", "uid"));
+	cJSON_Delete(o);
+	assert_int_equal(kreq("DELETE", "/api/v1/namespaces/own/configmaps/"
+	    "again", NULL, NULL, NULL), 200);
+	assert_int_equal(kreq("POST", "/api/v1/namespaces/own/configmaps",
+	    "application/json", "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+	    "\"metadata\":{\"name\":\"again\",\"labels\":{\"gitopsd.io/app\":"
+	    "\"own\",\"app.kubernetes.io/managed-by\":\"gitopsd\"}}}", NULL),
+	    201);
+
+	repo_put(&r, "deploy/cms.yaml", CM("stay", "1"));
+	repo_commit(&r, "v2");
+	sim_clear();
+	run_sync_inv(cluster(NULL), &a, &r, inv, &res);
+	expect_ok(&res);
+	assert_int_equal(detail_int(&res, "pruned"), 0);
+	sim_count("DELETE", &lists, &gets, &n);
+	assert_int_equal(lists, 0);
+	assert_int_equal(n, 0);
+	cJSON_Delete(kget_ok("/api/v1/namespaces/own/configmaps/handoff"));
+	o = kget_ok("/api/v1/namespaces/own/configmaps/again");
+	assert_string_not_equal(jstr(o, "metadata", "uid"), uid);
+	cJSON_Delete(o);
+	assert_false(inv_has(res.inventory, "ConfigMap", "handoff"));
+	assert_false(inv_has(res.inventory, "ConfigMap", "again"));
+	assert_true(inv_has(res.inventory, "ConfigMap", "stay"));
+	free(uid);
+	free(inv);
+	job_result_clear(&res);
 }
 
 /* A rejected object (422) fails the sync and nothing is pruned. */
@@ -1660,6 +1945,8 @@ main(void)
 		cmocka_unit_test(test_sync_create),
 		cmocka_unit_test(test_sync_update_only_changed),
 		cmocka_unit_test(test_sync_prune),
+		cmocka_unit_test(test_sync_inventory),
+		cmocka_unit_test(test_sync_inventory_ownership),
 		cmocka_unit_test(test_sync_rejected_no_prune),
 		cmocka_unit_test(test_sync_missing_namespace),
 		cmocka_unit_test(test_sync_unreachable),
