@@ -586,18 +586,6 @@ git_clone_path(const struct config *cfg, const struct config_repo *r)
 	return xasprintf("%s/%s.git", cfg->workdir, r->name);
 }
 
-static int
-git_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 /*
  * Create the bare clone under a temporary name and rename it into place,
  * so that a failed init (a full disk, a crash) never leaves a half-made
@@ -646,7 +634,7 @@ git_init_clone(const char *path, git_repository **out, char *err,
 	rc = 0;
 out:
 	if (tmp != NULL) {
-		nftw(tmp, git_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		util_rmtree(tmp);
 		free(tmp);
 	}
 	free(parent);
