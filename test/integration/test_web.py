@@ -19,6 +19,7 @@ try:
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     HAVE_SELENIUM = True
 except ImportError:
     HAVE_SELENIUM = False
@@ -245,6 +246,44 @@ class StatusPageTest(unittest.TestCase):
         self.shot("apps")
         if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
             d.save_screenshot(os.path.join(ROOT, "docs", "status-page.png"))
+
+        # Relative times carry the absolute one on hover.
+        t = self.js("const t = document.querySelector('main time');"
+                    " return t && [t.textContent, t.title,"
+                    " t.getAttribute('datetime')];")
+        self.assertTrue(t and t[0].endswith(("ago", "just now")), t)
+        self.assertIn(t[2], t[1])
+
+        # Dark mode follows the system: another background, same page.
+        light = self.js("return getComputedStyle(document.body)"
+                        ".backgroundColor")
+        d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [
+            {"name": "prefers-color-scheme", "value": "dark"}]})
+        dark = self.js("return getComputedStyle(document.body)"
+                       ".backgroundColor")
+        self.assertNotEqual(light, dark)
+        self.shot("apps-dark")
+        d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [
+            {"name": "prefers-color-scheme", "value": "light"}]})
+
+        # The keyboard alone reaches an app: Tab to its link, Enter.
+        d.find_element(By.TAG_NAME, "body").click()
+        for _ in range(30):
+            el = d.switch_to.active_element
+            if el.get_attribute("href") and \
+                    el.get_attribute("href").endswith("#/apps/demo"):
+                break
+            el.send_keys(Keys.TAB)
+        else:
+            self.fail("Tab never reached the demo link")
+        self.assertEqual(self.js(
+            "const s = getComputedStyle(document.activeElement);"
+            " return s.outlineStyle"), "solid")
+        d.switch_to.active_element.send_keys(Keys.ENTER)
+        self.until(lambda: d.current_url.endswith("#/apps/demo"),
+                   "Enter opens the app")
+        d.back()
+        self.until(lambda: self.text(row + " .rev"), "apps again")
 
         # Filter by text and by state, reflected in the URL.
         box = d.find_element(By.ID, "filter")
