@@ -181,7 +181,9 @@ const appsView = {
       setHashQuery(p);
       this.draw();
     };
-    text.addEventListener("input", apply);
+    /* One redraw per pause in typing, not per key (1,000 rows). */
+    let typing = null;
+    text.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(apply, 80); });
     sel.addEventListener("change", apply);
     this.count = h("span", { class: "muted", "aria-live": "polite" });
     this.body = h("div");
@@ -341,6 +343,14 @@ const jobView = {
     const j = await api("/jobs/" + enc(this.id));
     const res = j.result || {};
     const alerts = res.detail && res.detail.notifier ? res.detail : null;
+    /* The alerts it caused: notify jobs of the same event and app. */
+    let sent = [];
+    if (j.event_id && j.kind !== "notify") {
+      const e = await findEvent(j.event_id).catch(() => null);
+      const ids = e ? e.jobs.filter((x) => x > j.id) : [];
+      sent = (await Promise.all(ids.map((x) => api("/jobs/" + x))))
+        .filter((x) => x.kind === "notify" && x.app === j.app);
+    }
     this.body.replaceChildren(
       h("dl", {},
         h("dt", {}, "State"), h("dd", {}, badge("s", j.state),
@@ -352,7 +362,10 @@ const jobView = {
         j.image ? [h("dt", {}, "Image"), h("dd", {}, h("code", {}, j.image + ":" + (j.tag || "")))] : null,
         j.revision ? [h("dt", {}, "Revision"), h("dd", {}, h("code", { title: j.revision }, shortSha(j.revision)))] : null,
         res.commit ? [h("dt", {}, "Commit made"), h("dd", {}, h("code", { class: "commit", title: res.commit }, shortSha(res.commit)))] : null,
-        alerts ? [h("dt", {}, "Alert"), h("dd", {}, String(alerts.notifier))] : null,
+        alerts ? [h("dt", {}, "Alert sent to"), h("dd", {}, String(alerts.notifier))] : null,
+        sent.length ? [h("dt", {}, "Alerts"), h("dd", {}, sent.map((x, i) => [i ? ", " : "",
+          link("#/jobs/" + x.id, "notify #" + x.id), " ", badge("s", x.state),
+          x.result && x.result.detail && x.result.detail.notifier ? " " + x.result.detail.notifier : ""]))] : null,
         h("dt", {}, "Attempts"), h("dd", {}, j.attempts + " / " + j.max_attempts),
         h("dt", {}, "Created"), h("dd", {}, time(j.created)),
         h("dt", {}, "Updated"), h("dd", {}, time(j.updated)),
@@ -390,6 +403,7 @@ const eventView = {
         j.app ? [" app ", link("#/apps/" + enc(j.app), j.app)] : "",
         " · created ", time(j.created), " · updated ", time(j.updated),
         r.commit ? [" · commit ", h("code", { title: r.commit }, shortSha(r.commit))] : "",
+        r.detail && r.detail.notifier ? " · alert to " + r.detail.notifier : "",
         j.error ? h("div", { class: "error" }, j.error) : "",
         h("ul", {}, (j.attempts_log || []).map((a) => h("li", {}, "attempt " + a.n + " ", time(a.started), " → ",
           a.ended ? time(a.ended) : "running", a.ok === false ? h("span", { class: "error" }, " " + (a.error || "failed")) : a.ok ? " ok" : "")))));
