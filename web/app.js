@@ -20,7 +20,7 @@ function h(tag, attrs, ...kids) {
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const kid of kids.flat()) {
+  for (const kid of kids.flat(Infinity)) {
     if (kid === null || kid === undefined || kid === false) continue;
     el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
   }
@@ -342,15 +342,7 @@ const jobView = {
   async load() {
     const j = await api("/jobs/" + enc(this.id));
     const res = j.result || {};
-    const alerts = res.detail && res.detail.notifier ? res.detail : null;
-    /* The alerts it caused: notify jobs of the same event and app. */
-    let sent = [];
-    if (j.event_id && j.kind !== "notify") {
-      const e = await findEvent(j.event_id).catch(() => null);
-      const ids = e ? e.jobs.filter((x) => x > j.id) : [];
-      sent = (await Promise.all(ids.map((x) => api("/jobs/" + x))))
-        .filter((x) => x.kind === "notify" && x.app === j.app);
-    }
+    const sent = j.kind === "notify" ? [] : await alertsOf([j]);
     this.body.replaceChildren(
       h("dl", {},
         h("dt", {}, "State"), h("dd", {}, badge("s", j.state),
@@ -362,10 +354,9 @@ const jobView = {
         j.image ? [h("dt", {}, "Image"), h("dd", {}, h("code", {}, j.image + ":" + (j.tag || "")))] : null,
         j.revision ? [h("dt", {}, "Revision"), h("dd", {}, h("code", { title: j.revision }, shortSha(j.revision)))] : null,
         res.commit ? [h("dt", {}, "Commit made"), h("dd", {}, h("code", { class: "commit", title: res.commit }, shortSha(res.commit)))] : null,
-        alerts ? [h("dt", {}, "Alert sent to"), h("dd", {}, String(alerts.notifier))] : null,
-        sent.length ? [h("dt", {}, "Alerts"), h("dd", {}, sent.map((x, i) => [i ? ", " : "",
-          link("#/jobs/" + x.id, "notify #" + x.id), " ", badge("s", x.state),
-          x.result && x.result.detail && x.result.detail.notifier ? " " + x.result.detail.notifier : ""]))] : null,
+        j.alert ? [h("dt", {}, "Alert"), h("dd", {}, (j.alert.event || "") + " to " + (j.alert.notifier || "?"),
+          j.alert.job ? [" about ", link("#/jobs/" + j.alert.job, "job #" + j.alert.job)] : "")] : null,
+        sent.length ? [h("dt", {}, "Alerts sent"), h("dd", {}, alertList(sent))] : null,
         h("dt", {}, "Attempts"), h("dd", {}, j.attempts + " / " + j.max_attempts),
         h("dt", {}, "Created"), h("dd", {}, time(j.created)),
         h("dt", {}, "Updated"), h("dd", {}, time(j.updated)),
@@ -375,6 +366,19 @@ const jobView = {
       h("h2", {}, "Result"), j.result ? h("pre", {}, JSON.stringify(j.result, null, 2)) : h("p", { class: "empty" }, "No result yet."));
   },
 };
+
+/* Alerts belong to no event: notify jobs of the apps, by the job they are about. */
+async function alertsOf(jobs) {
+  const apps = [...new Set(jobs.map((j) => j.app).filter(Boolean))];
+  const ids = new Set(jobs.map((j) => j.id));
+  const lists = await Promise.all(apps.map((a) => api("/jobs?kind=notify&limit=200&app=" + enc(a))));
+  return lists.flatMap((l) => l.jobs).filter((n) => n.alert && ids.has(n.alert.job));
+}
+
+function alertList(list) {
+  return list.map((x, i) => [i ? ", " : "", link("#/jobs/" + x.id, (x.alert.event || "alert") + " to " + (x.alert.notifier || "?")),
+    " ", badge("s", x.state)]);
+}
 
 async function findEvent(id) {
   const r = await api("/events?limit=1&after=" + (Number(id) + 1));
@@ -393,6 +397,7 @@ const eventView = {
   async load() {
     const e = await findEvent(this.id);
     const jobs = await Promise.all(e.jobs.map((j) => api("/jobs/" + j)));
+    const alerts = await alertsOf(jobs);
     /* The trace: delivery, then every job in creation order with its steps. */
     const steps = [h("li", {}, h("strong", {}, "Delivery"), " ", e.source + " " + (e.delivery || ""), " · ", time(e.received))];
     jobs.sort((a, b) => a.id - b.id);
@@ -403,7 +408,7 @@ const eventView = {
         j.app ? [" app ", link("#/apps/" + enc(j.app), j.app)] : "",
         " · created ", time(j.created), " · updated ", time(j.updated),
         r.commit ? [" · commit ", h("code", { title: r.commit }, shortSha(r.commit))] : "",
-        r.detail && r.detail.notifier ? " · alert to " + r.detail.notifier : "",
+        alerts.some((a) => a.alert.job === j.id) ? [" · alerts: ", alertList(alerts.filter((a) => a.alert.job === j.id))] : "",
         j.error ? h("div", { class: "error" }, j.error) : "",
         h("ul", {}, (j.attempts_log || []).map((a) => h("li", {}, "attempt " + a.n + " ", time(a.started), " → ",
           a.ended ? time(a.ended) : "running", a.ok === false ? h("span", { class: "error" }, " " + (a.error || "failed")) : a.ok ? " ok" : "")))));

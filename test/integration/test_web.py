@@ -43,6 +43,9 @@ repos:
   - {name: deploy, url: "%(url)s", branch: main}
 clusters:
   - {name: sim, kubeconfig: "%(kubeconfig)s"}
+notifiers:
+  - {name: audit, type: webhook, url: "http://127.0.0.1:9/", on: [all]}
+notify_default: [audit]
 apps:
   - name: demo
     repo: deploy
@@ -340,6 +343,17 @@ class StatusPageTest(unittest.TestCase):
         self.until(lambda: "succeeded" in (self.text("main dl") or ""),
                    "job succeeded", timeout=60)
         self.shot("job")
+        # A job's alerts (notify jobs about it, in no event; a repeat of
+        # the same outcome is deduplicated, so take the one there is).
+        alert = self.until(lambda: self.d.api(
+            "/api/v1/jobs?kind=notify&app=demo", TOKEN)["jobs"],
+            "an alert")[-1]["alert"]
+        self.assertEqual(alert["notifier"], "audit")
+        self.assertEqual(alert["event"], "job.succeeded")
+        d.get(self.base + "#/jobs/%d" % alert["job"])
+        self.until(lambda: "job.succeeded to audit" in
+                   (self.text("main dl") or ""), "alert on the job view")
+        self.shot("job-alerts")
 
         # One event: the trace of the push, with its jobs.
         ev = self.d.api("/api/v1/events?limit=1", TOKEN)["events"][0]
