@@ -62,7 +62,7 @@ $(B)/obj/%.o: %.c $(wildcard include/*.h)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(B)/gen/web_assets.c: $(WEB_SRC) scripts/embed-web.sh
+%/gen/web_assets.c: $(WEB_SRC) scripts/embed-web.sh
 	@mkdir -p $(dir $@)
 	@echo "  GEN     $@"
 	@sh scripts/embed-web.sh $@ $(WEB_SRC)
