@@ -20,12 +20,12 @@
 
 #include "admin.h"
 #include "admin_guard.h"
-#include "live.h"
 #include "config.h"
 #include "handler.h"
 #include "http.h"
 #include "ingest.h"
 #include "job.h"
+#include "live.h"
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"

@@ -91,7 +91,8 @@ const struct config *queue_config(const struct queue *);
 /*
  * Called on the loop after each batch of store rounds has committed (jobs
  * claimed or finished, deliveries stored, admin writes): what the store
- * reads then may have changed.  new_events: a round stored deliveries.
+ * reads then may have changed.  new_events: a round answered deliveries
+ * (stored as events unless refused or duplicates).
  * Watchers stay until queue_close(); -1 when there are too many.
  */
 typedef void queue_watch_cb(int new_events, void *arg);
