@@ -5,6 +5,7 @@ UPDATE_DOCS_SCREENSHOT=1 the apps view also goes to docs/status-page.png."""
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 import unittest
@@ -421,6 +422,14 @@ class StatusPageNoTokenTest(unittest.TestCase):
             lines = [r.readline() for _ in range(6)]
             self.assertIn(b"event: jobs\n", lines)
             self.assertIn(b"event: apps\n", lines)
+            # SIGTERM ends the stream at once: a drain does not wait for
+            # it, and gitopsd exits cleanly.
+            t0 = time.time()
+            d.signal(signal.SIGTERM)
+            while r.readline():
+                pass
+            self.assertLess(time.time() - t0, 3)
+            self.assertEqual(d.stop(timeout=10), 0)
 
 
 if __name__ == "__main__":
