@@ -21,6 +21,8 @@ COPY daemon/ daemon/
 COPY handlers/ handlers/
 COPY notify/ notify/
 COPY tools/ tools/
+COPY web/ web/
+COPY scripts/embed-web.sh scripts/
 COPY config/ config/
 COPY systemd/ systemd/
 COPY man/ man/

@@ -44,7 +44,9 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS_EXTRA) $(CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS_EXTRA) $(LDFLAGS)
 
 LIB_SRC	 = $(filter-out daemon/main.c,$(wildcard daemon/*.c handlers/*.c notify/*.c))
-LIB_OBJ	 = $(LIB_SRC:%.c=$(B)/obj/%.o)
+# The status page's files, embedded as C arrays (scripts/embed-web.sh).
+WEB_SRC	 = $(sort $(wildcard web/*))
+LIB_OBJ	 = $(LIB_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/web_assets.o
 UNIT_SRC = $(wildcard test/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:test/unit/%.c=$(B)/test/%)
 SUPPORT_SRC = $(wildcard test/support/*.c)
@@ -56,6 +58,16 @@ SUPPORT_BIN = $(SUPPORT_SRC:test/support/%.c=$(B)/support/%)
 all: $(B)/gitopsd $(B)/gitopsctl
 
 $(B)/obj/%.o: %.c $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+%/gen/web_assets.c: $(WEB_SRC) scripts/embed-web.sh
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	@sh scripts/embed-web.sh $@ $(WEB_SRC)
+
+$(B)/obj/gen/web_assets.o: $(B)/gen/web_assets.c include/web.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@

@@ -80,6 +80,30 @@ admin_error(struct buf *body, int status, const char *msg)
 	return admin_reply(body, status, o);
 }
 
+/*
+ * A notify job's alert: which notifier, failure or recovery, and the job
+ * it is about, so a job's alerts can be found (they belong to no event).
+ */
+static void
+admin_alert_json(cJSON *o, const char *params)
+{
+	cJSON	*p, *al, *v;
+
+	if (params == NULL || (p = cJSON_Parse(params)) == NULL)
+		return;
+	al = cJSON_AddObjectToObject(o, "alert");
+	v = cJSON_GetObjectItemCaseSensitive(p, "notifier");
+	cJSON_AddItemToObject(al, "notifier", admin_json_str(
+	    cJSON_IsString(v) ? v->valuestring : NULL));
+	v = cJSON_GetObjectItemCaseSensitive(p, "event");
+	cJSON_AddItemToObject(al, "event", admin_json_str(
+	    cJSON_IsString(v) ? v->valuestring : NULL));
+	v = cJSON_GetObjectItemCaseSensitive(p, "job");
+	cJSON_AddItemToObject(al, "job", admin_json_id(cJSON_IsNumber(v) ?
+	    (int64_t)v->valuedouble : 0));
+	cJSON_Delete(p);
+}
+
 static cJSON *
 admin_job_json(const struct store_job_row *r)
 {
@@ -109,6 +133,8 @@ admin_job_json(const struct store_job_row *r)
 	res = r->result != NULL ? cJSON_Parse(r->result) : NULL;
 	cJSON_AddItemToObject(o, "result", res != NULL ? res :
 	    cJSON_CreateNull());
+	if (r->kind == JOB_NOTIFY)
+		admin_alert_json(o, r->params);
 	return o;
 }
 

@@ -61,6 +61,7 @@ enum http_conn_state {
 	HTTP_DISPATCHED,
 	HTTP_WRITING,
 	HTTP_LINGER,		/* answered and half-closed; draining input */
+	HTTP_STREAMING,		/* a long-lived answer (http_stream_start) */
 };
 
 /*
@@ -77,6 +78,8 @@ enum http_conn_state {
 #define HTTP_CHUNK_EXT_MAX	64
 /* A chunk-size line: 16 hex digits, ";" and the extension. */
 #define HTTP_CHUNK_LINE_MAX	(16 + 1 + HTTP_CHUNK_EXT_MAX)
+/* A streamed answer's client that lets this much pile up is dropped. */
+#define HTTP_STREAM_MAX_BUFFERED	(256 * 1024)
 /* Input kept beyond a header block while a request is handled. */
 #define HTTP_READ_SLACK	(16 * 1024)
 
@@ -96,6 +99,8 @@ struct http_request {
 	int			 keep_alive;
 	int			 head;
 	int			 replied;
+	http_stream_gone_cb	*gone_cb;	/* streaming: client went away */
+	void			*gone_arg;
 };
 
 struct http_conn {
@@ -306,13 +311,11 @@ http_deadline_arm(struct http_conn *c)
 	evtimer_add(c->deadline, &tv);
 }
 
-/* Serialize a response into the connection's output buffer. */
+/* The status line, Content-Type and the caller's headers. */
 static void
-http_write_response(struct http_conn *c, int status, const char *ctype,
-    const char *const *extra, const void *body, size_t len, int keep_alive,
-    int head)
+http_write_head(struct evbuffer *out, int status, const char *ctype,
+    const char *const *extra)
 {
-	struct evbuffer	*out = bufferevent_get_output(c->bev);
 	char		 line[256];
 	size_t		 i;
 	int		 n;
@@ -326,11 +329,28 @@ http_write_response(struct http_conn *c, int status, const char *ctype,
 		evbuffer_add(out, ctype, strlen(ctype));
 		evbuffer_add(out, "\r\n", 2);
 	}
-	n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", len);
-	evbuffer_add(out, line, (size_t)n);
 	for (i = 0; extra != NULL && extra[i] != NULL; i++) {
 		evbuffer_add(out, extra[i], strlen(extra[i]));
 		evbuffer_add(out, "\r\n", 2);
+	}
+}
+
+/* Serialize a response into the connection's output buffer. */
+static void
+http_write_response(struct http_conn *c, int status, const char *ctype,
+    const char *const *extra, const void *body, size_t len, int keep_alive,
+    int head)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	char		 line[64];
+	int		 n;
+
+	http_write_head(out, status, ctype, extra);
+	/* A 304 has no body: its headers describe the cached one. */
+	if (status != 304) {
+		n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n",
+		    len);
+		evbuffer_add(out, line, (size_t)n);
 	}
 	if (keep_alive)
 		evbuffer_add(out, "Connection: keep-alive\r\n\r\n", 26);
@@ -376,9 +396,15 @@ static void
 http_conn_free(struct http_conn *c)
 {
 	struct http_server	*srv = c->srv;
+	struct http_request	*gone = NULL;
 
 	if (c->req != NULL) {
-		if (c->state == HTTP_DISPATCHED) {
+		if (c->state == HTTP_STREAMING) {
+			/* Its owner frees it (http_stream_end), told below. */
+			c->req->conn = NULL;
+			c->req->srv = NULL;
+			gone = c->req;
+		} else if (c->state == HTTP_DISPATCHED) {
 			/* The handler still owns it: orphan, freed at reply. */
 			c->req->conn = NULL;
 			c->req->srv = NULL;
@@ -407,6 +433,8 @@ http_conn_free(struct http_conn *c)
 	event_free(c->written);
 	bufferevent_free(c->bev);
 	free(c);
+	if (gone != NULL)
+		gone->gone_cb(gone, gone->gone_arg);
 }
 
 /*
@@ -874,6 +902,8 @@ http_conn_process(struct http_conn *c)
 			}
 			break;
 		case HTTP_LINGER:
+		case HTTP_STREAMING:
+			/* Nothing more is read from a streaming client. */
 			evbuffer_drain(in, evbuffer_get_length(in));
 			return;
 		case HTTP_DISPATCHED:
@@ -896,6 +926,11 @@ http_write_cb(struct bufferevent *bev, void *arg)
 	struct http_conn	*c = arg;
 
 	(void)bev;
+	if (c->state == HTTP_STREAMING) {
+		if (c->srv->ssl == NULL)
+			bufferevent_disable(c->bev, EV_WRITE);
+		return;
+	}
 	if (c->state != HTTP_WRITING)
 		return;
 	/*
@@ -979,13 +1014,40 @@ http_event_cb(struct bufferevent *bev, short what, void *arg)
 		http_conn_free(c);
 }
 
+/*
+ * Write what the output holds now; 1 when all of it went out.  Else (TLS,
+ * a full socket buffer) the bufferevent writes the rest under the write
+ * timeout.  A socket bufferevent keeps its output's start frozen except
+ * while it writes itself (evbuffer_write fails on a frozen buffer), so
+ * the write thaws it the same way.
+ */
+static int
+http_flush(struct http_conn *c)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	struct timeval	 wtv;
+	ev_ssize_t	 w;
+
+	if (c->srv->ssl == NULL) {
+		evbuffer_unfreeze(out, 1);
+		w = evbuffer_write(out, bufferevent_getfd(c->bev));
+		evbuffer_freeze(out, 1);
+		if (w >= 0 && evbuffer_get_length(out) == 0)
+			return 1;
+	}
+	wtv.tv_sec = c->srv->limits.write_timeout_s > 0 ?
+	    c->srv->limits.write_timeout_s : 10;
+	wtv.tv_usec = 0;
+	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	bufferevent_enable(c->bev, EV_WRITE);
+	return 0;
+}
+
 void
 http_reply(struct http_request *r, int status, const char *ctype,
     const char *const *extra, const void *body, size_t len)
 {
 	struct http_conn	*c = r->conn;
-	struct evbuffer		*out;
-	struct timeval		 wtv;
 
 	if (r->replied)
 		return;
@@ -1006,28 +1068,10 @@ http_reply(struct http_request *r, int status, const char *ctype,
 	 * A small answer almost always fits the socket buffer: write it now
 	 * and go on from the next loop iteration, instead of enabling and
 	 * disabling EV_WRITE (two epoll_ctl calls and one more wakeup per
-	 * request).  TLS, and whatever does not go out at once, take the
-	 * bufferevent's path.  A socket bufferevent keeps its output's start
-	 * frozen except while it writes itself (evbuffer_write fails on a
-	 * frozen buffer), so the write thaws it the same way.
+	 * request).
 	 */
-	if (c->srv->ssl == NULL) {
-		ev_ssize_t	 w;
-
-		out = bufferevent_get_output(c->bev);
-		evbuffer_unfreeze(out, 1);
-		w = evbuffer_write(out, bufferevent_getfd(c->bev));
-		evbuffer_freeze(out, 1);
-		if (w >= 0 && evbuffer_get_length(out) == 0) {
-			event_active(c->written, 0, 0);
-			return;
-		}
-	}
-	wtv.tv_sec = c->srv->limits.write_timeout_s > 0 ?
-	    c->srv->limits.write_timeout_s : 10;
-	wtv.tv_usec = 0;
-	bufferevent_set_timeouts(c->bev, NULL, &wtv);
-	bufferevent_enable(c->bev, EV_WRITE);
+	if (http_flush(c))
+		event_active(c->written, 0, 0);
 }
 
 void
@@ -1043,6 +1087,67 @@ http_reply_error(struct http_request *r, int status, const char *msg,
 	http_reply(r, status, "application/json", extra, body, strlen(body));
 	free(body);
 	free(esc);
+}
+
+int
+http_stream_start(struct http_request *r, int status, const char *ctype,
+    const char *const *extra, http_stream_gone_cb *gone, void *arg)
+{
+	struct http_conn	*c = r->conn;
+	struct evbuffer		*out;
+
+	if (r->replied || c == NULL || r->head || gone == NULL)
+		return -1;
+	r->replied = 1;
+	r->gone_cb = gone;
+	r->gone_arg = arg;
+	/* No longer waiting for an answer: a drain does not wait for it. */
+	c->srv->npending--;
+	c->state = HTTP_STREAMING;
+	/*
+	 * No Content-Length and no chunking: the body ends when the
+	 * connection does, which every HTTP/1.x client understands.
+	 */
+	out = bufferevent_get_output(c->bev);
+	http_write_head(out, status, ctype, extra);
+	evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+	http_flush(c);
+	return 0;
+}
+
+int
+http_stream_send(struct http_request *r, const void *data, size_t len)
+{
+	struct http_conn	*c = r->conn;
+	struct evbuffer		*out;
+
+	if (c == NULL || c->state != HTTP_STREAMING)
+		return -1;
+	out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) + len > HTTP_STREAM_MAX_BUFFERED) {
+		log_kv(LOG_LEVEL_INFO, "stream client too slow", "peer",
+		    c->peer, NULL);
+		return -1;
+	}
+	evbuffer_add(out, data, len);
+	http_flush(c);
+	return 0;
+}
+
+void
+http_stream_end(struct http_request *r)
+{
+	struct http_conn	*c = r->conn;
+
+	if (c != NULL) {
+		/* What is buffered still goes out; then the close. */
+		c->req = NULL;
+		c->state = HTTP_WRITING;
+		c->close_after_write = 1;
+		if (http_flush(c))
+			event_active(c->written, 0, 0);
+	}
+	http_request_free(r);
 }
 
 static const char *const http_refusal_names[HTTP_REFUSED_N] = {

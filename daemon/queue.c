@@ -63,6 +63,7 @@
 #define QUEUE_DONE_TRIES	5
 #define QUEUE_GAUGES_MS		1000
 #define QUEUE_REOPEN_MS		1000		/* store not writable at start */
+#define QUEUE_MAX_WATCHERS	4
 
 /* One queue_submit() call, copied so the caller's memory can go. */
 struct queue_sub_item {
@@ -188,6 +189,11 @@ struct queue {
 	struct queue_loop_run	*loop_runs;	/* notify jobs in flight */
 	int			 started;
 	int			 draining;
+	struct {
+		queue_watch_cb	*cb;
+		void		*arg;
+	}			 watch[QUEUE_MAX_WATCHERS];
+	size_t			 nwatch;
 };
 
 struct queue_loop_run;
@@ -1417,6 +1423,7 @@ queue_wake_cb(evutil_socket_t fd, short what, void *arg)
 	struct queue_sub	*sub;
 	struct config		*cfg;
 	size_t			 i;
+	int			 events = 0;
 
 	(void)fd;
 	(void)what;
@@ -1429,8 +1436,10 @@ queue_wake_cb(evutil_socket_t fd, short what, void *arg)
 
 	for (rep = list; rep != NULL; rep = next) {
 		next = rep->next;
-		for (sub = rep->subs; sub != NULL; sub = sub->next)
+		for (sub = rep->subs; sub != NULL; sub = sub->next) {
 			sub->cb(sub->outcomes, sub->n, sub->arg);
+			events = 1;
+		}
 		for (i = 0; i < rep->nclaimed; i++) {
 			queue_dispatch(q, cfg, rep->claimed[i]);
 			rep->claimed[i] = NULL;
@@ -1446,6 +1455,20 @@ queue_wake_cb(evutil_socket_t fd, short what, void *arg)
 		queue_reply_free(rep);
 	}
 	config_unref(cfg);
+	/* After the callbacks: what the watchers read is committed. */
+	for (i = 0; list != NULL && i < q->nwatch; i++)
+		q->watch[i].cb(events, q->watch[i].arg);
+}
+
+int
+queue_watch(struct queue *q, queue_watch_cb *cb, void *arg)
+{
+	if (q->nwatch == QUEUE_MAX_WATCHERS)
+		return -1;
+	q->watch[q->nwatch].cb = cb;
+	q->watch[q->nwatch].arg = arg;
+	q->nwatch++;
+	return 0;
 }
 
 struct queue *

@@ -25,11 +25,13 @@
 #include "http.h"
 #include "ingest.h"
 #include "job.h"
+#include "live.h"
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
 #include "server.h"
 #include "util.h"
+#include "web.h"
 
 /* A token bucket: per source, or per source and peer address. */
 struct server_bucket {
@@ -48,6 +50,7 @@ struct server {
 	struct poller		*poller;	/* NULL while draining */
 	struct http_server	*pub;
 	struct http_server	*admin;
+	struct live		*live;		/* GET /api/v1/stream */
 	int			 draining;
 	int			 pending;
 	struct server_bucket	*buckets;	/* verified, per source */
@@ -516,6 +519,9 @@ server_admin_cb(struct http_request *req, void *arg)
 		http_reply_error(req, status, why, NULL);
 		return;
 	}
+	/* The status page; its data comes from /api/v1 like anyone's. */
+	if (web_serve(req))
+		return;
 	if (strcmp(ri->path, "/metrics") == 0) {
 		buf_init(&body, 0);
 		metrics_render(&body);
@@ -531,6 +537,10 @@ server_admin_cb(struct http_request *req, void *arg)
 
 			server_log(req, NULL, NULL, 401, "admin token");
 			http_reply_error(req, 401, "missing or wrong token", hdr);
+			return;
+		}
+		if (strcmp(ri->path, "/api/v1/stream") == 0) {
+			live_open(srv->live, req);
 			return;
 		}
 		buf_init(&body, 0);
@@ -639,6 +649,8 @@ server_new(struct event_base *base, struct config *cfg, struct queue *q,
 		goto fail;
 	if ((srv->admin = server_listen(srv, cfg, 1, err, errlen)) == NULL)
 		goto fail;
+	if ((srv->live = live_new(base, q, err, errlen)) == NULL)
+		goto fail;
 	server_log_limits(cfg);
 	return srv;
 fail:
@@ -704,6 +716,7 @@ void
 server_drain(struct server *srv)
 {
 	srv->draining = 1;
+	live_drain(srv->live);
 	if (srv->pub != NULL)
 		http_server_stop(srv->pub);
 }
@@ -733,6 +746,7 @@ server_free(struct server *srv)
 
 	if (srv == NULL)
 		return;
+	live_free(srv->live);
 	http_server_free(srv->pub);
 	http_server_free(srv->admin);
 	for (b = srv->buckets; b != NULL; b = next) {

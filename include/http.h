@@ -104,6 +104,27 @@ void	http_reply_error(struct http_request *, int status, const char *msg,
 /* True when the client has gone away while the request was pending. */
 int	http_request_orphaned(const struct http_request *);
 
+/*
+ * Long-lived answers (text/event-stream).  http_stream_start() answers
+ * the request with its status line and headers and no length: the body
+ * is what http_stream_send() adds until http_stream_end() or the client
+ * goes away, and the connection closes after it.  The request stays the
+ * caller's until http_stream_end(), which frees it (and, while the client
+ * is there, sends what is buffered and closes).  When the connection
+ * closes for any other reason (the client left, a write timeout, the
+ * listener freed), gone is called once, after which only
+ * http_stream_end() may be called on the request (also from gone).
+ * A streaming request does not count as pending.
+ */
+typedef void http_stream_gone_cb(struct http_request *, void *arg);
+/* 0, or -1 (already answered, the client gone, a HEAD request). */
+int	http_stream_start(struct http_request *, int status,
+	    const char *content_type, const char *const *extra_headers,
+	    http_stream_gone_cb *gone, void *arg);
+/* 0, or -1 when the client is gone or reads too slowly: end it. */
+int	http_stream_send(struct http_request *, const void *, size_t);
+void	http_stream_end(struct http_request *);
+
 const char	*http_status_text(int);
 
 #endif

@@ -89,6 +89,16 @@ const struct store_ops *queue_reader(struct queue *, struct store **rd);
 const struct config *queue_config(const struct queue *);
 
 /*
+ * Called on the loop after each batch of store rounds has committed (jobs
+ * claimed or finished, deliveries stored, admin writes): what the store
+ * reads then may have changed.  new_events: a round answered deliveries
+ * (stored as events unless refused or duplicates).
+ * Watchers stay until queue_close(); -1 when there are too many.
+ */
+typedef void queue_watch_cb(int new_events, void *arg);
+int		 queue_watch(struct queue *, queue_watch_cb *, void *arg);
+
+/*
  * Next retry delay in ms after `attempts` failed attempts: exponential
  * backoff with full jitter, uniform in [0, min(max_s, base_s * 2^(n-1))],
  * never below retry_after_s (a receiver's Retry-After) capped at max_s.

@@ -130,6 +130,7 @@ cat <<MSG
 gitopsd demo
   webhooks:  http://127.0.0.1:$PORT/hooks/github    (GitHub, secret in $VAR/github.secret)
              http://127.0.0.1:$PORT/hooks/registry  (registry, token in $VAR/registry.token)
+  status page: http://127.0.0.1:$ADMIN_PORT/   (live; open it in a browser)
   admin API: http://127.0.0.1:$ADMIN_PORT/api/v1   metrics: http://127.0.0.1:$ADMIN_PORT/metrics
   cluster:   Kubernetes API simulator (kubeconfig $VAR/kubeconfig)
 

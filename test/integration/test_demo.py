@@ -138,6 +138,14 @@ class DemoTest(unittest.TestCase):
         self.assertIn("scripts/demo-image.sh 1.1.0", image_cmd)
         self.assertIn("scripts/demo-push.sh", push_cmd)
         self.assertRegex(ctl_cmd, r"gitopsctl .*app demo$")
+        # The status page's address, printed, serves the page.
+        m = re.search(r"(?m)^\s+status page: (http://127\.0\.0\.1:(\d+)/)\s",
+                      self.output())
+        self.assertTrue(m, self.output())
+        self.assertEqual(int(m.group(2)), self.admin_port)
+        with urllib.request.urlopen(m.group(1), timeout=10) as page:
+            self.assertEqual(page.headers["Content-Type"],
+                             "text/html; charset=utf-8")
         bare = os.path.join(self.tree, "var", "demo", "deploy.git")
         before = git("rev-parse", "main", cwd=bare)
 

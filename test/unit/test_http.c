@@ -36,6 +36,9 @@ struct fixture {
 	int			 delay_ms;	/* answer later from a timer */
 	size_t			 last_body_len;
 	char			 last_body[64];
+	struct http_request	*stream;	/* streaming: until ended */
+	int			 gone;		/* streams whose client left */
+	int			 pending_streaming;
 };
 
 struct client_arg {
@@ -54,6 +57,70 @@ test_reply_later_cb(evutil_socket_t fd, short what, void *arg)
 	http_reply(req, 200, "text/plain", NULL, "late", 4);
 }
 
+static void
+test_stream_gone_cb(struct http_request *req, void *arg)
+{
+	struct fixture	*fx = arg;
+
+	assert_ptr_equal(req, fx->stream);
+	/* Gone: a send fails, and ending it only frees it. */
+	assert_int_equal(http_stream_send(req, "x", 1), -1);
+	fx->gone++;
+	fx->stream = NULL;
+	http_stream_end(req);
+}
+
+static void
+test_stream_more_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fixture	*fx = arg;
+
+	(void)fd;
+	(void)what;
+	if (fx->stream != NULL)
+		assert_int_equal(http_stream_send(fx->stream, "b\n", 2), 0);
+}
+
+static void
+test_stream_end_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fixture	*fx = arg;
+
+	(void)fd;
+	(void)what;
+	if (fx->stream != NULL) {
+		http_stream_end(fx->stream);
+		fx->stream = NULL;
+	}
+}
+
+/*
+ * /stream: "a", then "b" 50 ms later; /stream/end: ended by the server
+ * 100 ms later.  /stream/open: left open.
+ */
+static void
+test_stream_handler(struct fixture *fx, struct http_request *req,
+    const char *path)
+{
+	static const char *const hdr[] = { "Cache-Control: no-store", NULL };
+	struct timeval	 more = { 0, 50000 }, end = { 0, 100000 };
+
+	assert_int_equal(http_stream_start(req, 200, "text/event-stream", hdr,
+	    test_stream_gone_cb, fx), 0);
+	/* Answered once: a second start or a reply changes nothing. */
+	assert_int_equal(http_stream_start(req, 200, "text/plain", NULL,
+	    test_stream_gone_cb, fx), -1);
+	http_reply(req, 500, "text/plain", NULL, "no", 2);
+	fx->stream = req;
+	fx->pending_streaming = http_server_pending(fx->srv);
+	assert_int_equal(http_stream_send(req, "a\n", 2), 0);
+	event_base_once(fx->base, -1, EV_TIMEOUT, test_stream_more_cb, fx,
+	    &more);
+	if (strcmp(path, "/stream/end") == 0)
+		event_base_once(fx->base, -1, EV_TIMEOUT, test_stream_end_cb,
+		    fx, &end);
+}
+
 /* Echo the body length and the path. */
 static void
 test_handler(struct http_request *req, void *arg)
@@ -63,6 +130,10 @@ test_handler(struct http_request *req, void *arg)
 	char				 out[256];
 	struct timeval			 tv;
 
+	if (strncmp(ri->path, "/stream", 7) == 0) {
+		test_stream_handler(fx, req, ri->path);
+		return;
+	}
 	fx->requests++;
 	fx->last_body_len = ri->body_len;
 	memset(fx->last_body, 0, sizeof(fx->last_body));
@@ -804,6 +875,106 @@ test_emfile_pauses(void **state)
 	assert_non_null(strstr(resp, "HTTP/1.1 200 "));
 }
 
+static void
+c_stream_end(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char req[] = "GET /stream/end HTTP/1.1\r\nHost: a\r\n\r\n";
+
+	client_send(fd, req, sizeof(req) - 1);
+	client_read_all(fd, resp, sizeof(resp));
+	close(fd);
+}
+
+/*
+ * A streamed answer: headers without a length, then each piece as it is
+ * sent, until the server ends it (which closes the connection: the
+ * client reads to EOF).  It never counts as pending.
+ */
+static void
+test_stream_until_end(void **state)
+{
+	struct fixture	*fx = *state;
+	const char	*body;
+
+	run_client(fx, c_stream_end);
+	assert_non_null(strstr(resp, "HTTP/1.1 200 OK\r\n"));
+	assert_non_null(strstr(resp, "Content-Type: text/event-stream\r\n"));
+	assert_non_null(strstr(resp, "Cache-Control: no-store\r\n"));
+	assert_non_null(strstr(resp, "Connection: close\r\n"));
+	assert_null(strstr(resp, "Content-Length"));
+	assert_null(strstr(resp, "500"));
+	body = strstr(resp, "\r\n\r\n");
+	assert_non_null(body);
+	assert_string_equal(body + 4, "a\nb\n");
+	assert_int_equal(fx->gone, 0);
+	assert_int_equal(fx->pending_streaming, 0);
+	assert_null(fx->stream);
+}
+
+static void
+c_stream_leave(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char req[] = "GET /stream HTTP/1.1\r\nHost: a\r\n\r\n";
+	size_t	 n = 0;
+	ssize_t	 r;
+
+	client_send(fd, req, sizeof(req) - 1);
+	/* Up to "b": both pieces arrived while the stream is open. */
+	while (n + 1 < sizeof(resp)) {
+		r = recv(fd, resp + n, sizeof(resp) - 1 - n, 0);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		resp[n] = '\0';
+		if (strstr(resp, "a\nb\n") != NULL)
+			break;
+	}
+	close(fd);
+	/* Let the server see the close. */
+	usleep(100000);
+}
+
+/* A client that leaves is noticed at once: gone is called, once. */
+static void
+test_stream_client_leaves(void **state)
+{
+	struct fixture	*fx = *state;
+
+	run_client(fx, c_stream_leave);
+	assert_non_null(strstr(resp, "a\nb\n"));
+	assert_int_equal(fx->gone, 1);
+	assert_null(fx->stream);
+	assert_int_equal(http_server_connections(fx->srv), 0);
+}
+
+static void
+c_stream_open(struct fixture *fx)
+{
+	int	 fd = client_connect(fx);
+	const char req[] = "GET /stream HTTP/1.1\r\nHost: a\r\n\r\n";
+
+	client_send(fd, req, sizeof(req) - 1);
+	assert_true(recv(fd, resp, sizeof(resp) - 1, 0) > 0);
+	fx->port = fd;		/* kept open past the client thread */
+}
+
+/* Freeing the listener with a stream open tells its owner. */
+static void
+test_stream_server_freed(void **state)
+{
+	struct fixture	*fx = *state;
+
+	run_client(fx, c_stream_open);
+	assert_non_null(fx->stream);
+	http_server_free(fx->srv);
+	fx->srv = NULL;
+	assert_int_equal(fx->gone, 1);
+	assert_null(fx->stream);
+	close(fx->port);
+}
+
 int
 main(void)
 {
@@ -826,6 +997,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pipeline_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strict_framing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emfile_pauses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_until_end, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_stream_client_leaves, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_stream_server_freed, setup,
+		    teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
