@@ -553,14 +553,14 @@ static const struct cfg_enum pr_provider_enums[] = {
 static const struct cfg_key repo_pr_keys[] = {
 	{ "provider", T_ENUM,
 	  .off = O(struct config_pull_request, provider),
-	  .enums = pr_provider_enums, .flags = KEY_REQUIRED,
+	  .enums = pr_provider_enums,
 	  .help = "github, gitlab, gitea or bitbucket (Cloud)" },
 	{ "api_url", T_STR,
 	  .off = O(struct config_pull_request, api_url),
 	  .help = "REST API base for self-hosted hosts; unset: the public one" },
 	{ "token_file", T_SECRET_FILE,
 	  .off = O(struct config_pull_request, token_file),
-	  .off2 = O(struct config_pull_request, token), .flags = KEY_REQUIRED,
+	  .off2 = O(struct config_pull_request, token),
 	  .help = "file holding the API token" },
 	{ "title", T_STR,
 	  .off = O(struct config_pull_request, title),
@@ -2524,6 +2524,12 @@ check_repo_pr(struct ctx *ctx, void *obj, const struct node *map,
 	(void)at;
 	if (map == NULL)
 		return;
+	/* Required inside the table only: KEY_REQUIRED would ask for them
+	 * in every repo. */
+	if (!map_has(map, "provider"))
+		ctx_err_sub(ctx, map, "provider", "missing required key");
+	if (!map_has(map, "token_file"))
+		ctx_err_sub(ctx, map, "token_file", "missing required key");
 	if (p->title != NULL && pr_check_text(p->title, why, sizeof(why)) ==
 	    -1)
 		ctx_err_sub(ctx, map_get(map, "title"), "title", "%s", why);
