@@ -68,6 +68,7 @@ struct update_run {
 	char			**errors;	/* files that do not parse */
 	size_t			 nerrors;
 	struct pr_outcome	 pr;		/* the pull request, if any */
+	const char		*pr_state;	/* opened, updated, declined */
 };
 
 static pthread_once_t	 update_metrics_once = PTHREAD_ONCE_INIT;
@@ -580,8 +581,8 @@ update_detail(const struct update_run *u, const char *commit,
 	if (u->pr.url != NULL) {
 		cJSON_AddStringToObject(o, "pr_url", u->pr.url);
 		cJSON_AddNumberToObject(o, "pr_number", (double)u->pr.number);
-		cJSON_AddStringToObject(o, "pr", u->pr.created ? "opened" :
-		    "updated");
+		cJSON_AddStringToObject(o, "pr", u->pr_state != NULL ?
+		    u->pr_state : u->pr.created ? "opened" : "updated");
 	}
 	if (u->nerrors > 0) {
 		errs = cJSON_AddArrayToObject(o, "errors");
@@ -714,6 +715,16 @@ update_branch_name(const struct update_run *u, char *err, size_t errlen)
 	return pr_branch_expand(u->repo->push_branch, &v, err, errlen);
 }
 
+/* A Git host API failure: auth or not, permanent or not, Retry-After. */
+static void
+update_pr_fail(const struct update_run *u, const char *err,
+    struct job_result *res)
+{
+	job_result_fail(res, u->pr.auth ? JOB_ERR_GIT_AUTH : JOB_ERR_GIT,
+	    u->pr.permanent, "repo %s: %s", u->repo->name, err);
+	res->retry_after_s = u->pr.retry_after_s;
+}
+
 /* Open or update the pull request for branch; fails res on error. */
 static int
 update_pull_request(struct update_run *u, const char *branch,
@@ -743,12 +754,8 @@ update_pull_request(struct update_run *u, const char *branch,
 	rc = pr_ensure(u->repo, branch, u->repo->branch, ch, n, &u->pr, err,
 	    sizeof(err));
 	free(ch);
-	if (rc == -1) {
-		job_result_fail(res, u->pr.auth ? JOB_ERR_GIT_AUTH :
-		    JOB_ERR_GIT, u->pr.permanent, "repo %s: %s", u->repo->name,
-		    err);
-		res->retry_after_s = u->pr.retry_after_s;
-	}
+	if (rc == -1)
+		update_pr_fail(u, err, res);
 	return rc;
 }
 
@@ -822,6 +829,27 @@ update_image_run(const struct config *cfg, struct job *job,
 			goto out;
 		}
 		branch = per_update;
+		/* A PR of this very update closed without merge: a person
+		 * said no; a newer tag makes another branch and PR. */
+		if (u.repo->pull_request.provider != CONFIG_PR_NONE) {
+			int	declined = pr_declined(u.repo, branch, &u.pr, err,
+				    sizeof(err));
+
+			if (declined == -1) {
+				update_pr_fail(&u, err, res);
+				goto out;
+			}
+			if (declined == 1) {
+				u.pr_state = "declined";
+				res->ok = 1;
+				res->detail = update_detail(&u, NULL, branch,
+				    retries, "declined: not proposed again");
+				log_info("job %lld: %s was closed without "
+				    "merge (%s); not proposed again",
+				    (long long)job->id, branch, u.pr.url);
+				goto out;
+			}
+		}
 		if ((st = git_repo_fetch_branch(g, branch, err,
 		    sizeof(err))) != GIT_REPO_OK) {
 			job_result_fail(res, update_git_kind(st),

@@ -278,6 +278,9 @@ struct pr_provider {
 	const char	*pulls;		/* collection under the repository */
 	const char	*list_query;	/* filters, then the head branch */
 	const char	*list_tail;	/* after it; NULL: no head filter */
+	const char	*closed_query;	/* the same for closed ones */
+	const char	*merged_path;	/* closed and this null or false:
+					 * declined; NULL: every closed one */
 	const char	*update_method;
 	const char	*head_key;	/* create; NULL: Bitbucket's */
 	const char	*base_key;	/* source/destination objects */
@@ -304,6 +307,8 @@ static const struct pr_provider pr_providers[] = {
 		.accept = "Accept: application/vnd.github+json",
 		.repos = "repos", .pulls = "pulls",
 		.list_query = "?state=open&per_page=100&head=", .list_tail = "",
+		.closed_query = "?state=closed&per_page=100&head=",
+		.merged_path = "merged_at",
 		.update_method = "PATCH", .head_key = "head",
 		.base_key = "base", .body_key = "body", .number_key = "number",
 		.url_key = "html_url", .head_path = "head.ref",
@@ -317,6 +322,8 @@ static const struct pr_provider pr_providers[] = {
 		.nested = 1, .repos = "projects", .pulls = "merge_requests",
 		.list_query = "?state=opened&per_page=100&source_branch=",
 		.list_tail = "",
+		/* GitLab's "closed" is closed without merge ("merged" apart). */
+		.closed_query = "?state=closed&per_page=100&source_branch=",
 		.update_method = "PUT", .head_key = "source_branch",
 		.base_key = "target_branch", .body_key = "description",
 		.number_key = "iid", .url_key = "web_url",
@@ -329,6 +336,7 @@ static const struct pr_provider pr_providers[] = {
 		.accept = "Accept: application/json",
 		.repos = "repos", .pulls = "pulls",
 		.list_query = "?state=open&limit=50", .list_tail = NULL,
+		.closed_query = "?state=closed&limit=50", .merged_path = "merged",
 		.update_method = "PATCH", .head_key = "head",
 		.base_key = "base", .body_key = "body", .number_key = "number",
 		.url_key = "html_url", .head_path = "head.ref",
@@ -342,6 +350,8 @@ static const struct pr_provider pr_providers[] = {
 		.repos = "repositories", .pulls = "pullrequests",
 		.list_query = "?state=OPEN&pagelen=50&q=source.branch.name%3D%22",
 		.list_tail = "%22",
+		.closed_query = "?state=DECLINED&pagelen=50"
+		    "&q=source.branch.name%3D%22",
 		.update_method = "PUT", .body_key = "description",
 		.number_key = "id", .url_key = "links.html.href",
 		.head_path = "source.branch.name", .items_key = "values",
@@ -645,9 +655,11 @@ pr_origin_len(const char *u)
  * NULL.  0, or -1 on failure.
  */
 static int
-pr_find(const struct pr_ctx *c, const char *head, cJSON **found,
-    struct pr_outcome *out, char *err, size_t errlen)
+pr_find(const struct pr_ctx *c, const char *head, int closed,
+    cJSON **found, struct pr_outcome *out, char *err, size_t errlen)
 {
+	const char	*query = closed ? c->p->closed_query : c->p->list_query;
+	const cJSON	*m;
 	struct pr_reply	 r;
 	cJSON		*j = NULL, *item;
 	const cJSON	*items, *h, *nx;
@@ -656,8 +668,8 @@ pr_find(const struct pr_ctx *c, const char *head, cJSON **found,
 	int		 page, rc = -1;
 
 	*found = NULL;
-	q = c->p->list_tail != NULL ? xasprintf("%s%s%s", c->p->list_query,
-	    c->head_filter, c->p->list_tail) : xstrdup(c->p->list_query);
+	q = c->p->list_tail != NULL ? xasprintf("%s%s%s", query,
+	    c->head_filter, c->p->list_tail) : xstrdup(query);
 	url = xasprintf("%s/%s%s", c->base_url, c->p->pulls, q);
 	free(q);
 	memset(&r, 0, sizeof(r));
@@ -665,7 +677,7 @@ pr_find(const struct pr_ctx *c, const char *head, cJSON **found,
 		if (pr_http(c, "GET", url, NULL, &r, err, errlen) == -1)
 			goto out;
 		if (r.status != 200) {
-			pr_fail(c, &r, "listing open pull requests", out, err,
+			pr_fail(c, &r, "listing pull requests", out, err,
 			    errlen);
 			goto out;
 		}
@@ -673,12 +685,16 @@ pr_find(const struct pr_ctx *c, const char *head, cJSON **found,
 		if ((j = cJSON_Parse(r.body.data)) == NULL ||
 		    !cJSON_IsArray(items = c->p->items_key != NULL ?
 		    pr_get(j, c->p->items_key) : j)) {
-			snprintf(err, errlen, "%s: listing open pull requests: "
+			snprintf(err, errlen, "%s: listing pull requests: "
 			    "not a list", c->p->name);
 			goto out;
 		}
 		cJSON_ArrayForEach(item, items) {
 			h = pr_get(item, c->p->head_path);
+			if (closed && c->p->merged_path != NULL &&
+			    (m = pr_get(item, c->p->merged_path)) != NULL &&
+			    !cJSON_IsNull(m) && !cJSON_IsFalse(m))
+				continue;	/* merged */
 			if (cJSON_IsString(h) && strcmp(h->valuestring, head) ==
 			    0) {
 				*found = cJSON_Duplicate(item, 1);
@@ -964,68 +980,114 @@ pr_add_labels(const struct pr_ctx *c, struct pr_outcome *out, char *err,
 	return rc;
 }
 
-int
-pr_ensure(const struct config_repo *repo, const char *head, const char *base,
-    const struct pr_change *ch, size_t n, struct pr_outcome *out, char *err,
-    size_t errlen)
+static void
+pr_ctx_free(struct pr_ctx *c)
+{
+	if (c->authz != NULL) {
+		explicit_bzero(c->authz, strlen(c->authz));
+		free(c->authz);
+	}
+	free(c->base_url);
+	free(c->head_filter);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The provider, repository URL and head filter of repo; -1 with err. */
+static int
+pr_ctx_init(struct pr_ctx *c, const struct config_repo *repo,
+    const char *head, struct pr_outcome *out, char *err, size_t errlen)
 {
 	const struct config_pull_request *pr = &repo->pull_request;
-	struct pr_ctx	 c;
-	cJSON		*found = NULL;
-	char		*owner = NULL, *name = NULL, *title = NULL, *body = NULL;
-	char		*e1 = NULL, *e2 = NULL, *filter = NULL;
+	char		*owner = NULL, *name = NULL, *e1, *e2, *filter = NULL;
 	const char	*api, *own;
 	size_t		 alen;
-	int		 rc = -1, step;
 
 	memset(out, 0, sizeof(*out));
-	memset(&c, 0, sizeof(c));
+	memset(c, 0, sizeof(*c));
+	out->permanent = 1;
 	if (pr->provider <= CONFIG_PR_NONE ||
-	    pr->provider >= (int)nitems(pr_providers) || pr->token == NULL ||
-	    n == 0) {
+	    pr->provider >= (int)nitems(pr_providers) || pr->token == NULL) {
 		snprintf(err, errlen, "pull_request is not configured");
-		out->permanent = 1;
 		return -1;
 	}
-	c.p = &pr_providers[pr->provider];
-	c.repo = repo;
+	c->p = &pr_providers[pr->provider];
+	c->repo = repo;
 	if (pr_repo_path(repo->url, &owner, &name) == -1) {
 		snprintf(err, errlen, "%s: no owner/name in the repository "
-		    "URL's path", c.p->name);
-		out->permanent = 1;
-		goto out;
+		    "URL's path", c->p->name);
+		return -1;
 	}
-	api = pr->api_url != NULL ? pr->api_url : c.p->api;
+	out->permanent = 0;
+	api = pr->api_url != NULL ? pr->api_url : c->p->api;
 	alen = strlen(api);
 	while (alen > 0 && api[alen - 1] == '/')
 		alen--;
-	if (c.p->nested) {
-		filter = xasprintf("%s/%s", owner, name);
-		e1 = pr_escape(filter);
-		c.base_url = xasprintf("%.*s/%s/%s", (int)alen, api,
-		    c.p->repos, e1);
-		free(filter);
-		filter = NULL;
+	if (c->p->nested) {
+		e2 = xasprintf("%s/%s", owner, name);
+		e1 = pr_escape(e2);
+		c->base_url = xasprintf("%.*s/%s/%s", (int)alen, api,
+		    c->p->repos, e1);
 	} else {
 		/* GitHub, Gitea, Bitbucket: the last two path parts. */
 		own = strrchr(owner, '/') != NULL ? strrchr(owner, '/') + 1 :
 		    owner;
 		e1 = pr_escape(own);
 		e2 = pr_escape(name);
-		c.base_url = xasprintf("%.*s/%s/%s/%s", (int)alen, api,
-		    c.p->repos, e1, e2);
-		if (c.p->owner_in_head)
+		c->base_url = xasprintf("%.*s/%s/%s/%s", (int)alen, api,
+		    c->p->repos, e1, e2);
+		if (c->p->owner_in_head)
 			filter = xasprintf("%s:%s", own, head);
 	}
-	c.head_filter = pr_escape(filter != NULL ? filter : head);
-	c.authz = xasprintf("%s%s", c.p->auth, pr->token);
-	if (pr_texts(repo, head, base, ch, n, &title, &body, err, errlen) ==
-	    -1) {
+	c->head_filter = pr_escape(filter != NULL ? filter : head);
+	c->authz = xasprintf("%s%s", c->p->auth, pr->token);
+	free(filter);
+	free(e1);
+	free(e2);
+	free(owner);
+	free(name);
+	return 0;
+}
+
+int
+pr_declined(const struct config_repo *repo, const char *head,
+    struct pr_outcome *out, char *err, size_t errlen)
+{
+	struct pr_ctx	 c;
+	cJSON		*found = NULL;
+	int		 rc = -1;
+
+	if (pr_ctx_init(&c, repo, head, out, err, errlen) == -1)
+		goto out;
+	if (pr_find(&c, head, 1, &found, out, err, errlen) == -1)
+		goto out;
+	rc = 0;
+	if (found != NULL && (rc = pr_take(&c, found, out, err, errlen)) == 0)
+		rc = 1;
+out:
+	cJSON_Delete(found);
+	pr_ctx_free(&c);
+	return rc;
+}
+
+int
+pr_ensure(const struct config_repo *repo, const char *head, const char *base,
+    const struct pr_change *ch, size_t n, struct pr_outcome *out, char *err,
+    size_t errlen)
+{
+	struct pr_ctx	 c;
+	cJSON		*found = NULL;
+	char		*title = NULL, *body = NULL;
+	int		 rc = -1, step;
+
+	if (pr_ctx_init(&c, repo, head, out, err, errlen) == -1)
+		goto out;
+	if (n == 0 || pr_texts(repo, head, base, ch, n, &title, &body, err,
+	    errlen) == -1) {
 		out->permanent = 1;
 		goto out;
 	}
 	for (step = 0; step < 2; step++) {
-		if (pr_find(&c, head, &found, out, err, errlen) == -1)
+		if (pr_find(&c, head, 0, &found, out, err, errlen) == -1)
 			goto out;
 		if (found != NULL) {
 			if (pr_take(&c, found, out, err, errlen) == -1 ||
@@ -1051,18 +1113,8 @@ pr_ensure(const struct config_repo *repo, const char *head, const char *base,
 		goto out;
 	rc = 0;
 out:
-	if (c.authz != NULL) {
-		explicit_bzero(c.authz, strlen(c.authz));
-		free(c.authz);
-	}
 	cJSON_Delete(found);
-	free(c.base_url);
-	free(c.head_filter);
-	free(filter);
-	free(e1);
-	free(e2);
-	free(owner);
-	free(name);
+	pr_ctx_free(&c);
 	free(title);
 	free(body);
 	return rc;

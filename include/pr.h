@@ -74,6 +74,13 @@ int	 pr_ensure(const struct config_repo *, const char *head,
 void	 pr_outcome_free(struct pr_outcome *);
 
 /*
+ * Was a pull request from head closed without being merged?  1 with
+ * out->url (that update is not proposed again), 0 no, -1 with err.
+ */
+int	 pr_declined(const struct config_repo *, const char *head,
+	    struct pr_outcome *out, char *err, size_t errlen);
+
+/*
  * Owner (group path, workspace) and repository name from a Git URL's
  * path, whatever the host: https://h/a/b/c.git -> "a/b", "c"; scp-like
  * git@h:a/c.git too.  0, or -1 when the path has fewer than two parts.

@@ -226,6 +226,32 @@ class ReviewFlowMixin:
         self.assertNotIn("pr_url", job3["result"]["detail"])
         self.assertEqual(len(self.api.prs), n_before)
 
+    def test_declined_not_proposed_again(self):
+        self.start_daemon()
+        self.post_push("1.1.0", "12121212-2222-3333-4444-5555555555aa")
+        job = self.wait_job(self.finished())
+        self.assertEqual(job["state"], "succeeded", job)
+        tip = git("rev-parse", "gitopsd/web-1.1.0", cwd=self.bare)
+        self.api.close("gitopsd/web-1.1.0", merged=False)
+        # The same tag again: not proposed, no commit, no PR.
+        self.post_push("1.1.0", "34343434-2222-3333-4444-5555555555bb")
+        job2 = self.wait_job(self.finished(exclude=(job["id"],)))
+        self.assertEqual(job2["state"], "succeeded", job2)
+        self.assertEqual(job2["result"]["detail"]["pr"], "declined")
+        self.assertEqual(job2["result"]["detail"]["pr_url"],
+                         self.api.web_url(self.api.prs[0]))
+        self.assertEqual(len(self.api.prs), 1)
+        self.assertEqual(self.api.open_prs(), [])
+        self.assertEqual(git("rev-parse", "gitopsd/web-1.1.0",
+                             cwd=self.bare), tip)
+        # A newer tag: a new branch and a new PR.
+        self.post_push("1.2.0", "56565656-2222-3333-4444-5555555555cc")
+        job3 = self.wait_job(self.finished(exclude=(job["id"], job2["id"])))
+        self.assertEqual(job3["state"], "succeeded", job3)
+        self.assertEqual(job3["result"]["detail"]["pr"], "opened")
+        self.assertEqual([x["head"] for x in self.api.open_prs()],
+                         ["gitopsd/web-1.2.0"])
+
 
 class GitHubReviewTest(ReviewFlowBase, ReviewFlowMixin):
     provider = "github"
@@ -278,8 +304,9 @@ class GitLabReviewTest(ReviewFlowBase, ReviewFlowMixin):
         calls = []
 
         def racy_list(q, rawpath):
-            calls.append(1)
-            if len(calls) == 1:
+            if q.get("state") == "opened":
+                calls.append(1)
+            if len(calls) == 1 and q.get("state") == "opened":
                 self.api._new_pr("gitopsd/web-1.4.0", "main", "by hand", "",
                                  [])
                 return 200, {}, []

@@ -62,6 +62,12 @@ class GitHostAPI:
         for i in range(n):
             self._new_pr("unrelated/%d" % i, "main", "other %d" % i, "", [])
 
+    def close(self, head, merged):
+        """A person closes (declines) or merges the open PR of head."""
+        for p in self.open_prs(head):
+            p["state"] = "closed"
+            p["merged"] = merged
+
     def open_prs(self, head=None):
         return [p for p in self.prs if p["state"] == "open" and
                 (head is None or p["head"] == head)]
@@ -75,7 +81,8 @@ class GitHostAPI:
     def _new_pr(self, head, base, title, body, labels):
         number = len(self.prs) + 1
         pr = {"number": number, "head": head, "base": base, "title": title,
-              "body": body, "labels": list(labels), "state": "open"}
+              "body": body, "labels": list(labels), "state": "open",
+              "merged": False}
         self.prs.append(pr)
         return pr
 
@@ -99,6 +106,9 @@ class GitHostAPI:
         if self.provider in ("github", "gitea"):
             return {"number": pr["number"], "id": 1000 + pr["number"],
                     "html_url": u, "state": pr["state"],
+                    "merged": pr["merged"],
+                    "merged_at": "2026-12-01T10:00:00Z" if pr["merged"]
+                    else None,
                     "title": pr["title"], "body": pr["body"],
                     "head": {"ref": pr["head"], "label": "%s:%s" % (
                         self.owner, pr["head"])},
@@ -106,16 +116,27 @@ class GitHostAPI:
                     "labels": [{"name": x} for x in pr["labels"]]}
         if self.provider == "gitlab":
             return {"id": 5000 + pr["number"], "iid": pr["number"],
-                    "web_url": u, "state": "opened" if pr["state"] == "open"
-                    else pr["state"], "title": pr["title"],
+                    "web_url": u, "state": self.state_name(pr),
+                    "title": pr["title"],
                     "description": pr["body"], "source_branch": pr["head"],
                     "target_branch": pr["base"], "labels": pr["labels"]}
         return {"type": "pullrequest", "id": pr["number"],
                 "title": pr["title"], "description": pr["body"],
-                "state": "OPEN" if pr["state"] == "open" else "DECLINED",
+                "state": self.state_name(pr),
                 "source": {"branch": {"name": pr["head"]}},
                 "destination": {"branch": {"name": pr["base"]}},
                 "links": {"html": {"href": u}}}
+
+    def state_name(self, pr):
+        """The host's word for a PR's state, as its list filter takes."""
+        if pr["state"] == "open":
+            return {"gitlab": "opened", "bitbucket": "OPEN"}.get(
+                self.provider, "open")
+        if self.provider == "gitlab":
+            return "merged" if pr["merged"] else "closed"
+        if self.provider == "bitbucket":
+            return "MERGED" if pr["merged"] else "DECLINED"
+        return "closed"
 
     def error(self, status, message):
         if self.provider == "bitbucket":
@@ -179,11 +200,10 @@ class GitHostAPI:
     def list(self, q, rawpath):
         p = self.provider
         items = [x for x in self.prs]
-        state = q.get("state", "open")
-        want = {"github": "open", "gitea": "open", "gitlab": "opened",
-                "bitbucket": "OPEN"}[p]
-        if state == want:
-            items = [x for x in items if x["state"] == "open"]
+        state = q.get("state", {"github": "open", "gitea": "open",
+                                "gitlab": "all", "bitbucket": "OPEN"}[p])
+        if state != "all":
+            items = [x for x in items if self.state_name(x) == state]
         if p == "github" and "head" in q:
             owner, _, ref = q["head"].partition(":")
             items = [x for x in items if owner == self.owner and
