@@ -26,6 +26,9 @@ import tempfile
 import time
 import unittest
 
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import threading
+
 import harness
 from fault_peers import git
 from githost_api import GitHostAPI
@@ -105,10 +108,10 @@ class ReviewFlowBase(unittest.TestCase):
                               "deploy", PREFIX[self.provider]).start()
         self.addCleanup(self.api.stop)
 
-    def start_daemon(self, token=API_TOKEN, max_s=2):
+    def start_daemon(self, token=API_TOKEN, max_s=2, extra=""):
         self.d = harness.Daemon(
             CONFIG.replace("max_s: 2", "max_s: %d" % max_s) % {"url": self.bare, "provider": self.provider,
-                      "api": self.api.url, "reg": REGISTRY},
+                      "api": self.api.url, "reg": REGISTRY} + extra,
             secrets={"registry.token": REG_TOKEN + "\n",
                      "api.token": token + "\n",
                      **harness.DEAD_CLUSTER_FILES})
@@ -291,6 +294,43 @@ class GitHubReviewTest(ReviewFlowBase, ReviewFlowMixin):
         self.assertEqual(len([r for r in self.api.requests
                               if r["method"] == "GET"]), lists)
         self.assertEqual(self.api.prs, [])
+
+
+    def test_alert_carries_pr_url(self):
+        got = []
+
+        class Sink(BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                got.append(self.rfile.read(n).decode())
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        sink = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+        threading.Thread(target=sink.serve_forever, daemon=True).start()
+        self.addCleanup(sink.server_close)
+        self.addCleanup(sink.shutdown)
+        self.start_daemon(extra=(
+            "notify_default: [hook]\nnotifiers:\n  - {name: hook, type: "
+            "webhook, url: \"http://127.0.0.1:%d/hook\", on: [all], "
+            "body: \"PR {{pr_url}}\"}\n" % sink.server_address[1]))
+        self.post_push("1.5.0", "a5a5a5a5-2222-3333-4444-555555555555")
+        job = self.wait_job(self.finished())
+        self.assertEqual(job["state"], "succeeded", job)
+        url = job["result"]["detail"]["pr_url"]
+        deadline = time.time() + 30
+        docs = []
+        while time.time() < deadline and not docs:
+            docs = [json.loads(b) for b in got
+                    if json.loads(b).get("kind") == "update-image"]
+            time.sleep(0.1)
+        self.assertTrue(docs, got)
+        self.assertEqual(docs[0]["pr_url"], url)
+        self.assertEqual(docs[0]["text"], "PR " + url)
+        self.assertNotIn(API_TOKEN, "".join(got))
 
 
 class GitLabReviewTest(ReviewFlowBase, ReviewFlowMixin):
