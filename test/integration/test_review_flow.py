@@ -270,6 +270,20 @@ class GitHubReviewTest(ReviewFlowBase, ReviewFlowMixin):
         self.assertNotIn("not-the-token", self.d.log())
         self.assertEqual(self.api.prs, [])
 
+    def test_not_found_says_what_is_missing(self):
+        real = self.api.url
+        self.api.prefix = "/api/v3"
+        self.start_daemon()
+        # The daemon asks under /api/v3; the host has the repo elsewhere.
+        self.api.owner = "someone-else"
+        self.post_push("1.6.0", "bcbcbcbc-2222-3333-4444-555555555555")
+        job = self.wait_job(self.finished())
+        self.assertEqual(job["state"], "dead", job)
+        self.assertIn("not found (HTTP 404)", job["error"])
+        self.assertIn(real + "/repos/acme/deploy", job["error"])
+        self.assertIn("check api_url", job["error"])
+        self.assertEqual(self.api.prs, [])
+
     def test_secondary_rate_limit_is_retried_later(self):
         self.api.script = [(403, {"Retry-After": "30"}, {
             "message": "You have exceeded a secondary rate limit. Please "
