@@ -572,6 +572,9 @@ static const struct cfg_key repo_pr_keys[] = {
 	  .off = O(struct config_pull_request, labels),
 	  .off2 = O(struct config_pull_request, nlabels),
 	  .help = "labels set on the pull request (not on Bitbucket)" },
+	{ "close_stale", T_BOOL,
+	  .off = O(struct config_pull_request, close_stale), .def = "false",
+	  .help = "close the open PRs of older tags of the same update" },
 };
 static const struct cfg_table repo_pr_table =
     TABLE("pull_request", struct config_pull_request, repo_pr_keys,

@@ -69,6 +69,8 @@ struct update_run {
 	size_t			 nerrors;
 	struct pr_outcome	 pr;		/* the pull request, if any */
 	const char		*pr_state;	/* opened, updated, declined */
+	char			**stale;	/* older PRs closed */
+	size_t			 nstale;
 };
 
 static pthread_once_t	 update_metrics_once = PTHREAD_ONCE_INIT;
@@ -584,6 +586,12 @@ update_detail(const struct update_run *u, const char *commit,
 		cJSON_AddStringToObject(o, "pr", u->pr_state != NULL ?
 		    u->pr_state : u->pr.created ? "opened" : "updated");
 	}
+	if (u->nstale > 0) {
+		errs = cJSON_AddArrayToObject(o, "pr_closed");
+		for (i = 0; i < u->nstale; i++)
+			cJSON_AddItemToArray(errs,
+			    cJSON_CreateString(u->stale[i]));
+	}
 	if (u->nerrors > 0) {
 		errs = cJSON_AddArrayToObject(o, "errors");
 		for (i = 0; i < u->nerrors; i++)
@@ -689,7 +697,8 @@ update_no_change(struct update_run *u, int found, const char *branch,
  * update always names the same branch and a retry finds it again.
  */
 static char *
-update_branch_name(const struct update_run *u, char *err, size_t errlen)
+update_branch_name(const struct update_run *u, int pattern, char *err,
+    size_t errlen)
 {
 	struct pr_branch_vars	 v;
 	const struct job	*j;
@@ -712,7 +721,8 @@ update_branch_name(const struct update_run *u, char *err, size_t errlen)
 	v.image = u->items[0].image_short;
 	v.tag = j->tag != NULL ? j->tag : hex;
 	v.short_sha = hex;
-	return pr_branch_expand(u->repo->push_branch, &v, err, errlen);
+	return pattern ? pr_branch_pattern(u->repo->push_branch, &v, err,
+	    errlen) : pr_branch_expand(u->repo->push_branch, &v, err, errlen);
 }
 
 /* A Git host API failure: auth or not, permanent or not, Retry-After. */
@@ -757,6 +767,79 @@ update_pull_request(struct update_run *u, const char *branch,
 	if (rc == -1)
 		update_pr_fail(u, err, res);
 	return rc;
+}
+
+/* A branch of the same template around another tag, e.g.
+ * "gitopsd/web-" + "1.2.0" + "": stale when the new tag is newer by the
+ * image's policy (so "gitopsd/web-worker-1.0" is not web's). */
+struct update_stale {
+	const char		*prefix, *suffix, *tag;
+	const struct config_policy *policy;
+};
+
+static int
+update_stale_cb(const char *branch, void *arg)
+{
+	const struct update_stale	*s = arg;
+	size_t				 n = strlen(branch);
+	size_t				 pl = strlen(s->prefix);
+	size_t				 sl = strlen(s->suffix);
+	char				*old;
+	int				 stale;
+
+	if (n <= pl + sl || strncmp(branch, s->prefix, pl) != 0 ||
+	    strcmp(branch + n - sl, s->suffix) != 0)
+		return 0;
+	old = xstrndup(branch + pl, n - pl - sl);
+	/* policy_newer counts a tag it cannot order as older: only tags
+	 * the policy accepts are this image's. */
+	stale = update_valid_tag(old) && strcmp(old, s->tag) != 0 &&
+	    policy_accepts(s->policy, old) == 1 &&
+	    policy_newer(s->policy, old, s->tag) == 1;
+	free(old);
+	return stale;
+}
+
+/*
+ * close_stale: the open PRs of this update's older tags are closed once
+ * the newer one is open.  Only for a template naming {{tag}} once and no
+ * {{short_sha}} (the tag must be read back from a branch name).  A
+ * failure here is logged, not fatal: the new PR stands and the next
+ * update tries again.
+ */
+static void
+update_close_stale(struct update_run *u, const struct job *job,
+    const char *branch)
+{
+	struct pr_outcome	 o;
+	struct update_stale	 s;
+	char			 err[1024], *pattern, *star;
+	size_t			 i;
+
+	memset(&o, 0, sizeof(o));
+	if (u->items[0].policy == NULL || u->items[0].job->tag == NULL ||
+	    strstr(u->repo->push_branch, "short_sha") != NULL ||
+	    (pattern = update_branch_name(u, 1, err, sizeof(err))) == NULL)
+		return;
+	if ((star = strchr(pattern, '*')) == NULL ||
+	    strchr(star + 1, '*') != NULL) {
+		free(pattern);
+		return;
+	}
+	*star = '\0';
+	s.prefix = pattern;
+	s.suffix = star + 1;
+	s.tag = u->items[0].job->tag;
+	s.policy = u->items[0].policy;
+	if (pr_close_stale(u->repo, branch, update_stale_cb, &s, &u->stale,
+	    &u->nstale, &o, err, sizeof(err)) == -1)
+		log_warnx("job %lld: repo %s: older pull requests left open: "
+		    "%s", (long long)job->id, u->repo->name, err);
+	for (i = 0; i < u->nstale; i++)
+		log_info("job %lld: closed %s (superseded by %s)",
+		    (long long)job->id, u->stale[i], branch);
+	pr_outcome_free(&o);
+	free(pattern);
 }
 
 static void
@@ -822,8 +905,8 @@ update_image_run(const struct config *cfg, struct job *job,
 			    xstrdup(u.items[i].old) : NULL;
 	}
 	if (review && pr_is_template(u.repo->push_branch)) {
-		if ((per_update = update_branch_name(&u, err, sizeof(err))) ==
-		    NULL) {
+		if ((per_update = update_branch_name(&u, 0, err,
+		    sizeof(err))) == NULL) {
 			job_result_fail(res, JOB_ERR_CONFIG, 1, "repo %s: %s",
 			    u.repo->name, err);
 			goto out;
@@ -936,6 +1019,8 @@ update_image_run(const struct config *cfg, struct job *job,
 		    reused ? "branch reused" : "pushed");
 		goto out;
 	}
+	if (per_update != NULL && u.repo->pull_request.close_stale)
+		update_close_stale(&u, job, branch);
 	res->ok = 1;
 	res->commit = reused ? NULL : xstrdup(commit);
 	res->detail = update_detail(&u, commit, branch, retries,
@@ -978,6 +1063,9 @@ out:
 	free(msg);
 	free(per_update);
 	pr_outcome_free(&u.pr);
+	for (i = 0; i < u.nstale; i++)
+		free(u.stale[i]);
+	free(u.stale);
 	git_repo_close(g);
 	update_files_reset(&u);
 	update_items_free(u.items, u.nitems);

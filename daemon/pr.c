@@ -216,6 +216,22 @@ bad:
 	return NULL;
 }
 
+char *
+pr_branch_pattern(const char *tmpl, const struct pr_branch_vars *v,
+    char *err, size_t errlen)
+{
+	struct pr_branch_vars	 g = *v;
+	struct buf		 b;
+
+	g.tag = g.short_sha = "*";
+	buf_init(&b, 1024);
+	if (pr_render(tmpl, pr_branch_var, &g, &b, err, errlen) == -1) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b, NULL);
+}
+
 /* ---- repository path ---------------------------------------------------- */
 
 int
@@ -281,6 +297,11 @@ struct pr_provider {
 	const char	*closed_query;	/* the same for closed ones */
 	const char	*merged_path;	/* closed and this null or false:
 					 * declined; NULL: every closed one */
+	const char	*all_query;	/* every open one, no filter */
+	const char	*close_method;	/* closing (declining) one */
+	const char	*close_suffix;	/* after .../pulls/N */
+	const char	*close_key;	/* JSON field; NULL: no body */
+	const char	*close_value;
 	const char	*update_method;
 	const char	*head_key;	/* create; NULL: Bitbucket's */
 	const char	*base_key;	/* source/destination objects */
@@ -309,6 +330,9 @@ static const struct pr_provider pr_providers[] = {
 		.list_query = "?state=open&per_page=100&head=", .list_tail = "",
 		.closed_query = "?state=closed&per_page=100&head=",
 		.merged_path = "merged_at",
+		.all_query = "?state=open&per_page=100",
+		.close_method = "PATCH", .close_suffix = "",
+		.close_key = "state", .close_value = "closed",
 		.update_method = "PATCH", .head_key = "head",
 		.base_key = "base", .body_key = "body", .number_key = "number",
 		.url_key = "html_url", .head_path = "head.ref",
@@ -324,6 +348,9 @@ static const struct pr_provider pr_providers[] = {
 		.list_tail = "",
 		/* GitLab's "closed" is closed without merge ("merged" apart). */
 		.closed_query = "?state=closed&per_page=100&source_branch=",
+		.all_query = "?state=opened&per_page=100",
+		.close_method = "PUT", .close_suffix = "",
+		.close_key = "state_event", .close_value = "close",
 		.update_method = "PUT", .head_key = "source_branch",
 		.base_key = "target_branch", .body_key = "description",
 		.number_key = "iid", .url_key = "web_url",
@@ -337,6 +364,9 @@ static const struct pr_provider pr_providers[] = {
 		.repos = "repos", .pulls = "pulls",
 		.list_query = "?state=open&limit=50", .list_tail = NULL,
 		.closed_query = "?state=closed&limit=50", .merged_path = "merged",
+		.all_query = "?state=open&limit=50",
+		.close_method = "PATCH", .close_suffix = "",
+		.close_key = "state", .close_value = "closed",
 		.update_method = "PATCH", .head_key = "head",
 		.base_key = "base", .body_key = "body", .number_key = "number",
 		.url_key = "html_url", .head_path = "head.ref",
@@ -352,6 +382,8 @@ static const struct pr_provider pr_providers[] = {
 		.list_tail = "%22",
 		.closed_query = "?state=DECLINED&pagelen=50"
 		    "&q=source.branch.name%3D%22",
+		.all_query = "?state=OPEN&pagelen=50",
+		.close_method = "POST", .close_suffix = "/decline",
 		.update_method = "PUT", .body_key = "description",
 		.number_key = "id", .url_key = "links.html.href",
 		.head_path = "source.branch.name", .items_key = "values",
@@ -650,25 +682,28 @@ pr_origin_len(const char *u)
 	return e != NULL ? (size_t)(e - u) : strlen(u);
 }
 
+/* Called for each listed PR; nonzero stops the listing (returned). */
+typedef int pr_visit_fn(const struct pr_ctx *, const cJSON *item, void *arg);
+
 /*
- * The open PR whose source branch is head: *found (a detached item) or
- * NULL.  0, or -1 on failure.
+ * List PRs with query (then the head filter and the provider's tail when
+ * filter is set), following pagination on the configured host only.
+ * 0 when every item was visited, visit's value when it stopped, -1 on
+ * failure.
  */
 static int
-pr_find(const struct pr_ctx *c, const char *head, int closed,
-    cJSON **found, struct pr_outcome *out, char *err, size_t errlen)
+pr_list(const struct pr_ctx *c, const char *query, int filter,
+    pr_visit_fn *visit, void *arg, struct pr_outcome *out, char *err,
+    size_t errlen)
 {
-	const char	*query = closed ? c->p->closed_query : c->p->list_query;
-	const cJSON	*m;
 	struct pr_reply	 r;
 	cJSON		*j = NULL, *item;
-	const cJSON	*items, *h, *nx;
+	const cJSON	*items, *nx;
 	char		*url, *q;
 	size_t		 olen = pr_origin_len(c->base_url);
 	int		 page, rc = -1;
 
-	*found = NULL;
-	q = c->p->list_tail != NULL ? xasprintf("%s%s%s", query,
+	q = filter && c->p->list_tail != NULL ? xasprintf("%s%s%s", query,
 	    c->head_filter, c->p->list_tail) : xstrdup(query);
 	url = xasprintf("%s/%s%s", c->base_url, c->p->pulls, q);
 	free(q);
@@ -689,19 +724,10 @@ pr_find(const struct pr_ctx *c, const char *head, int closed,
 			    "not a list", c->p->name);
 			goto out;
 		}
-		cJSON_ArrayForEach(item, items) {
-			h = pr_get(item, c->p->head_path);
-			if (closed && c->p->merged_path != NULL &&
-			    (m = pr_get(item, c->p->merged_path)) != NULL &&
-			    !cJSON_IsNull(m) && !cJSON_IsFalse(m))
-				continue;	/* merged */
-			if (cJSON_IsString(h) && strcmp(h->valuestring, head) ==
-			    0) {
-				*found = cJSON_Duplicate(item, 1);
-				rc = 0;
+		cJSON_ArrayForEach(item, items)
+			if ((rc = visit(c, item, arg)) != 0)
 				goto out;
-			}
-		}
+		rc = -1;
 		free(url);
 		url = NULL;
 		if (c->p->next == PR_NEXT_LINK && r.next != NULL)
@@ -724,6 +750,58 @@ out:
 	cJSON_Delete(j);
 	pr_reply_reset(&r);
 	return rc;
+}
+
+/* The head branch of a listed PR, or NULL. */
+static const char *
+pr_head_of(const struct pr_ctx *c, const cJSON *item)
+{
+	const cJSON	*h = pr_get(item, c->p->head_path);
+
+	return cJSON_IsString(h) ? h->valuestring : NULL;
+}
+
+struct pr_match {
+	const char	*head;
+	int		 closed;
+	cJSON		*found;
+};
+
+static int
+pr_match_cb(const struct pr_ctx *c, const cJSON *item, void *arg)
+{
+	struct pr_match	*m = arg;
+	const char	*h = pr_head_of(c, item);
+	const cJSON	*merged;
+
+	if (m->closed && c->p->merged_path != NULL &&
+	    (merged = pr_get(item, c->p->merged_path)) != NULL &&
+	    !cJSON_IsNull(merged) && !cJSON_IsFalse(merged))
+		return 0;	/* merged, not declined */
+	if (h == NULL || strcmp(h, m->head) != 0)
+		return 0;
+	m->found = cJSON_Duplicate(item, 1);
+	return 1;
+}
+
+/*
+ * The open (closed: closed without merge) PR whose source branch is head:
+ * *found (a detached item) or NULL.  0, or -1 on failure.
+ */
+static int
+pr_find(const struct pr_ctx *c, const char *head, int closed,
+    cJSON **found, struct pr_outcome *out, char *err, size_t errlen)
+{
+	struct pr_match	 m = { head, closed, NULL };
+
+	*found = NULL;
+	if (pr_list(c, closed ? c->p->closed_query : c->p->list_query, 1,
+	    pr_match_cb, &m, out, err, errlen) == -1) {
+		cJSON_Delete(m.found);
+		return -1;
+	}
+	*found = m.found;
+	return 0;
 }
 
 struct pr_text {
@@ -1117,6 +1195,87 @@ out:
 	pr_ctx_free(&c);
 	free(title);
 	free(body);
+	return rc;
+}
+
+struct pr_stale {
+	const char	*head;
+	pr_stale_fn	*stale;
+	void		*arg;
+	long long	*numbers;
+	char		**urls;
+	size_t		 n;
+};
+
+static int
+pr_stale_cb(const struct pr_ctx *c, const cJSON *item, void *arg)
+{
+	struct pr_stale	*st = arg;
+	const char	*h = pr_head_of(c, item);
+	const cJSON	*u = pr_get(item, c->p->url_key);
+	const cJSON	*num = pr_get(item, c->p->number_key);
+
+	if (h == NULL || strcmp(h, st->head) == 0 || !st->stale(h, st->arg) ||
+	    !cJSON_IsString(u) ||
+	    !cJSON_IsNumber(num) || st->n >= 100)
+		return 0;
+	st->numbers = xreallocarray(st->numbers, st->n + 1,
+	    sizeof(*st->numbers));
+	st->urls = xreallocarray(st->urls, st->n + 1, sizeof(*st->urls));
+	st->numbers[st->n] = (long long)num->valuedouble;
+	st->urls[st->n++] = xstrdup(u->valuestring);
+	return 0;
+}
+
+int
+pr_close_stale(const struct config_repo *repo, const char *head,
+    pr_stale_fn *stale, void *arg, char ***urls, size_t *nurls,
+    struct pr_outcome *out, char *err, size_t errlen)
+{
+	struct pr_ctx	 c;
+	struct pr_stale	 st;
+	cJSON		*j;
+	char		*url;
+	long		 status;
+	size_t		 i;
+	int		 rc = -1;
+
+	*urls = NULL;
+	*nurls = 0;
+	memset(&st, 0, sizeof(st));
+	st.head = head;
+	st.stale = stale;
+	st.arg = arg;
+	if (pr_ctx_init(&c, repo, head, out, err, errlen) == -1 ||
+	    pr_list(&c, c.p->all_query, 0, pr_stale_cb, &st, out, err,
+	    errlen) == -1)
+		goto out;
+	for (i = 0; i < st.n; i++) {
+		j = NULL;
+		if (c.p->close_key != NULL) {
+			j = cJSON_CreateObject();
+			cJSON_AddStringToObject(j, c.p->close_key,
+			    c.p->close_value);
+		}
+		url = xasprintf("%s/%s/%lld%s", c.base_url, c.p->pulls,
+		    st.numbers[i], c.p->close_suffix);
+		rc = pr_send(&c, c.p->close_method, url, j, "closing a stale "
+		    "pull request", NULL, &status, out, err, errlen);
+		free(url);
+		cJSON_Delete(j);
+		if (rc == -1)
+			goto out;
+		(*urls) = xreallocarray(*urls, *nurls + 1, sizeof(**urls));
+		(*urls)[(*nurls)++] = st.urls[i];
+		st.urls[i] = NULL;
+	}
+	rc = 0;
+out:
+	for (i = 0; i < st.n; i++)
+		free(st.urls[i]);
+	free(st.urls);
+	free(st.numbers);
+	pr_ctx_free(&c);
 	return rc;
 }
 

@@ -127,6 +127,7 @@ struct config_pull_request {
 	char	*body;				/* template; NULL: none */
 	char	**labels;
 	size_t	 nlabels;
+	int	 close_stale;			/* close older tags' PRs */
 };
 
 struct config_repo {

@@ -44,6 +44,11 @@ struct pr_branch_vars {
 char	*pr_branch_expand(const char *tmpl, const struct pr_branch_vars *,
 	    char *err, size_t errlen);
 
+/* The same with {{tag}} and {{short_sha}} rendered as "*": where the
+ * branches of this update's other tags differ. */
+char	*pr_branch_pattern(const char *tmpl, const struct pr_branch_vars *,
+	    char *err, size_t errlen);
+
 /* One image change listed in a pull request. */
 struct pr_change {
 	const char	*app;
@@ -72,6 +77,18 @@ int	 pr_ensure(const struct config_repo *, const char *head,
 	    const char *base, const struct pr_change *, size_t nchanges,
 	    struct pr_outcome *out, char *err, size_t errlen);
 void	 pr_outcome_free(struct pr_outcome *);
+
+/* 1 when the open PR from branch is superseded by the new one. */
+typedef int pr_stale_fn(const char *branch, void *arg);
+
+/*
+ * Close (Bitbucket: decline) the open PRs, other than head's, whose source
+ * branch stale() says is superseded.  *urls (malloc'd, *nurls) lists those
+ * closed, also on -1.
+ */
+int	 pr_close_stale(const struct config_repo *, const char *head,
+	    pr_stale_fn *stale, void *arg, char ***urls, size_t *nurls,
+	    struct pr_outcome *out, char *err, size_t errlen);
 
 /*
  * Was a pull request from head closed without being merged?  1 with

@@ -108,9 +108,15 @@ class ReviewFlowBase(unittest.TestCase):
                               "deploy", PREFIX[self.provider]).start()
         self.addCleanup(self.api.stop)
 
-    def start_daemon(self, token=API_TOKEN, max_s=2, extra=""):
+    def start_daemon(self, token=API_TOKEN, max_s=2, extra="",
+                     close_stale=False):
+        cfg = CONFIG.replace("max_s: 2", "max_s: %d" % max_s)
+        if close_stale:
+            cfg = cfg.replace("labels: [gitopsd, automated]\n",
+                              "labels: [gitopsd, automated]\n"
+                              "      close_stale: true\n")
         self.d = harness.Daemon(
-            CONFIG.replace("max_s: 2", "max_s: %d" % max_s) % {"url": self.bare, "provider": self.provider,
+            cfg % {"url": self.bare, "provider": self.provider,
                       "api": self.api.url, "reg": REGISTRY} + extra,
             secrets={"registry.token": REG_TOKEN + "\n",
                      "api.token": token + "\n",
@@ -228,6 +234,29 @@ class ReviewFlowMixin:
         self.assertEqual(job3["state"], "succeeded", job3)
         self.assertNotIn("pr_url", job3["result"]["detail"])
         self.assertEqual(len(self.api.prs), n_before)
+
+    def test_close_stale(self):
+        # Open PRs: an older tag of web, a newer one, another app whose
+        # branch shares the prefix.
+        for head in ("gitopsd/web-1.0.5", "gitopsd/web-9.0.0",
+                     "gitopsd/web-worker-1.0.0"):
+            self.api._new_pr(head, "main", head, "", [])
+        self.start_daemon(close_stale=True)
+        self.post_push("1.1.0", "78787878-2222-3333-4444-5555555555aa")
+        job = self.wait_job(self.finished())
+        self.assertEqual(job["state"], "succeeded", job)
+        self.assertEqual(job["result"]["detail"]["pr_closed"],
+                         [self.api.web_url(self.api.prs[0])])
+        self.post_push("1.2.0", "89898989-2222-3333-4444-5555555555bb")
+        job2 = self.wait_job(self.finished(exclude=(job["id"],)))
+        self.assertEqual(job2["state"], "succeeded", job2)
+        self.assertEqual(sorted(x["head"] for x in self.api.open_prs()),
+                         ["gitopsd/web-1.2.0", "gitopsd/web-9.0.0",
+                          "gitopsd/web-worker-1.0.0"])
+        closed = [x for x in self.api.prs if x["state"] == "closed"]
+        self.assertEqual(sorted(x["head"] for x in closed),
+                         ["gitopsd/web-1.0.5", "gitopsd/web-1.1.0"])
+        self.assertFalse(any(x["merged"] for x in closed))
 
     def test_declined_not_proposed_again(self):
         self.start_daemon()

@@ -13,7 +13,8 @@ documentation:
   gitlab     PRIVATE-TOKEN: <token>; {prefix}/projects/<url-encoded path>/
              merge_requests (state=opened, source_branch, per_page<=100,
              Link and X-Next-Page), PUT .../merge_requests/IID with
-             description and labels / add_labels as comma lists.  A second
+             description, labels / add_labels as comma lists and
+             state_event=close.  A second
              MR for one source branch: 409 with message ["Another open merge
              request already exists for this source branch: !IID"].
   gitea      Authorization: token <token>; {prefix}/repos/O/N/pulls
@@ -23,7 +24,8 @@ documentation:
   bitbucket  Authorization: Bearer <token>; {prefix}/repositories/W/S/
              pullrequests (state=OPEN, BBQL q=source.branch.name="x",
              pagelen<=50, {"values", "next", "page", "size"}), PUT
-             .../pullrequests/ID; title, source.branch.name and
+             .../pullrequests/ID, POST .../pullrequests/ID/decline;
+             title, source.branch.name and
              destination.branch.name; errors {"type": "error", "error":
              {"message": ...}}.
 
@@ -192,6 +194,14 @@ class GitHostAPI:
             if method != want:
                 return self.error(405, "Method Not Allowed")
             return self.update(int(parts[1]), body)
+        if (len(parts) == 3 and parts[0] == coll and parts[2] == "decline"
+                and method == "POST" and self.provider == "bitbucket"):
+            prs = [x for x in self.prs if x["number"] == int(parts[1])]
+            if not prs or prs[0]["state"] != "open":
+                return self.error(404 if not prs else 400,
+                                  "Pull request not found or not open")
+            prs[0]["state"] = "closed"
+            return 200, {}, self.render(prs[0])
         if (len(parts) == 3 and parts[0] == "issues" and parts[2] == "labels"
                 and method == "POST" and self.provider in ("github", "gitea")):
             return self.add_labels(int(parts[1]), body)
@@ -309,6 +319,11 @@ class GitHostAPI:
             return self.error(400, "Problems parsing JSON")
         if "title" in body:
             pr["title"] = body["title"]
+        # Closing: GitHub and Gitea "state", GitLab "state_event".
+        if body.get("state") == "closed" and p in ("github", "gitea"):
+            pr["state"] = "closed"
+        if body.get("state_event") == "close" and p == "gitlab":
+            pr["state"] = "closed"
         key = "description" if p in ("gitlab", "bitbucket") else "body"
         if key in body:
             pr["body"] = body[key]
