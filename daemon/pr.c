@@ -258,7 +258,7 @@ pr_repo_path(const char *url, char **owner, char **name)
 	while (n > 0 && path[n - 1] == '/')
 		path[--n] = '\0';
 	if (n > 4 && strcmp(path + n - 4, ".git") == 0)
-		path[n -= 4] = '\0';
+		path[n - 4] = '\0';
 	if ((last = strrchr(path, '/')) == NULL || last == path ||
 	    last[1] == '\0') {
 		free(path);
@@ -600,7 +600,7 @@ pr_host_message(const struct pr_ctx *c, const struct pr_reply *r,
 	const cJSON	*m = j != NULL ? pr_get(j, c->p->error_key) : NULL;
 	char		*s = NULL;
 
-	if (cJSON_IsString(m))
+	if (m != NULL && cJSON_IsString(m))
 		snprintf(out, outlen, "%s", m->valuestring);
 	else if (m != NULL && (s = cJSON_PrintUnformatted(m)) != NULL)
 		snprintf(out, outlen, "%s", s);	/* GitLab: arrays, objects */
