@@ -681,12 +681,18 @@ git_repo_fetch_branch(struct git_repo *g, const char *branch, char *err,
 {
 	git_reference	*ref = NULL;
 	char		*name = xasprintf("refs/remotes/origin/%s", branch);
+	int		 error;
 
 	/* A branch deleted on the remote (merged, declined) must not be
 	 * found again from an earlier fetch. */
 	if (git_reference_lookup(&ref, g->repo, name) == 0) {
-		git_reference_delete(ref);
+		error = git_reference_delete(ref);
 		git_reference_free(ref);
+		if (error < 0) {
+			git_errcopy(err, errlen, "fetch", NULL);
+			free(name);
+			return GIT_REPO_ERROR;
+		}
 	}
 	free(name);
 	return git_do_fetch(g->repo, g->cfg, branch, err, errlen);

@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import threading
 
 import harness
-from fault_peers import git
+from fault_peers import GitHTTP, git
 from githost_api import GitHostAPI
 
 ROOT = harness.ROOT
@@ -115,11 +115,17 @@ class ReviewFlowBase(unittest.TestCase):
             cfg = cfg.replace("labels: [gitopsd, automated]\n",
                               "labels: [gitopsd, automated]\n"
                               "      close_stale: true\n")
+        url = getattr(self, "bare_url", None)
+        if url:
+            cfg = cfg.replace("    branch: main\n", "    branch: main\n"
+                              "    auth: {username: deployer, "
+                              "password_file: git.password}\n", 1)
         self.d = harness.Daemon(
-            cfg % {"url": self.bare, "provider": self.provider,
+            cfg % {"url": url or self.bare, "provider": self.provider,
                       "api": self.api.url, "reg": REGISTRY} + extra,
             secrets={"registry.token": REG_TOKEN + "\n",
                      "api.token": token + "\n",
+                     "git.password": "s3cret-http\n",
                      **harness.DEAD_CLUSTER_FILES})
         self.addCleanup(self.d.cleanup)
         self.d.start()
@@ -374,6 +380,33 @@ class GitHubReviewTest(ReviewFlowBase, ReviewFlowMixin):
         self.assertEqual(docs[0]["pr_url"], url)
         self.assertEqual(docs[0]["text"], "PR " + url)
         self.assertNotIn(API_TOKEN, "".join(got))
+
+
+class GitHubOverHTTPReviewTest(ReviewFlowBase):
+    """The Git side over smart HTTP (git http-backend behind lighttpd):
+    the per-update branch is fetched alone, absent first, then found."""
+    provider = "github"
+
+    def test_branch_over_http(self):
+        srv = os.path.dirname(os.path.dirname(self.bare))
+        git("config", "http.receivepack", "true", cwd=self.bare)
+        http = GitHTTP(srv, "deployer", "s3cret-http").start()
+        self.addCleanup(http.stop)
+        self.bare_url = "http://127.0.0.1:%d/git/acme/deploy.git" % http.port
+        self.start_daemon(extra="")
+        main = git("rev-parse", "main", cwd=self.bare)
+        for n, ev in enumerate(("11111111-aaaa-3333-4444-555555555555",
+                                "22222222-aaaa-3333-4444-555555555555")):
+            self.post_push("1.1.0", ev)
+            job = self.wait_job(lambda j, n=n: j["id"] == n + 1 and
+                                j["state"] in ("succeeded", "failed", "dead"))
+            self.assertEqual(job["state"], "succeeded", job)
+        self.assertEqual(git("rev-parse", "gitopsd/web-1.1.0~1",
+                             cwd=self.bare), main)
+        self.assertEqual(job["result"]["detail"]["result"], "branch reused")
+        self.assertEqual(len(self.api.prs), 1)
+        self.assertEqual(git("config", "remote.origin.url", cwd=os.path.join(
+            self.d.tmp, "repos", "deploy.git")), self.bare_url)
 
 
 class GitLabReviewTest(ReviewFlowBase, ReviewFlowMixin):
