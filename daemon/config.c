@@ -41,6 +41,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "pr.h"
 #include "util.h"
 
 #define CONFIG_MAX_DEPTH	64
@@ -222,6 +223,10 @@ static void	check_source(struct ctx *, void *, const struct node *,
 static void	check_rate_limit(struct ctx *, void *, const struct node *,
 		    const struct node *);
 static void	check_repo_auth(struct ctx *, void *, const struct node *,
+		    const struct node *);
+static void	check_repo(struct ctx *, void *, const struct node *,
+		    const struct node *);
+static void	check_repo_pr(struct ctx *, void *, const struct node *,
 		    const struct node *);
 static void	check_app(struct ctx *, void *, const struct node *,
 		    const struct node *);
@@ -566,6 +571,44 @@ static const struct cfg_key repo_author_keys[] = {
 static const struct cfg_table repo_author_table =
     TABLE("author", struct config_repo, repo_author_keys, NULL);
 
+static const struct cfg_enum pr_provider_enums[] = {
+	{ "github", CONFIG_PR_GITHUB },
+	{ "gitlab", CONFIG_PR_GITLAB },
+	{ "gitea", CONFIG_PR_GITEA },
+	{ "bitbucket", CONFIG_PR_BITBUCKET },
+	{ NULL, 0 },
+};
+
+static const struct cfg_key repo_pr_keys[] = {
+	{ "provider", T_ENUM,
+	  .off = O(struct config_pull_request, provider),
+	  .enums = pr_provider_enums,
+	  .help = "github, gitlab, gitea or bitbucket (Cloud)" },
+	{ "api_url", T_STR,
+	  .off = O(struct config_pull_request, api_url),
+	  .help = "REST API base for self-hosted hosts; unset: the public one" },
+	{ "token_file", T_SECRET_FILE,
+	  .off = O(struct config_pull_request, token_file),
+	  .off2 = O(struct config_pull_request, token),
+	  .help = "file holding the API token" },
+	{ "title", T_STR,
+	  .off = O(struct config_pull_request, title),
+	  .help = "template; unset: deploy({{app}}): {{image}} {{old}} -> {{new}}" },
+	{ "body", T_STR,
+	  .off = O(struct config_pull_request, body),
+	  .help = "template put above the list of image changes" },
+	{ "labels", T_STRLIST,
+	  .off = O(struct config_pull_request, labels),
+	  .off2 = O(struct config_pull_request, nlabels),
+	  .help = "labels set on the pull request (not on Bitbucket)" },
+	{ "close_stale", T_BOOL,
+	  .off = O(struct config_pull_request, close_stale), .def = "false",
+	  .help = "close the open PRs of older tags of the same update" },
+};
+static const struct cfg_table repo_pr_table =
+    TABLE("pull_request", struct config_pull_request, repo_pr_keys,
+    check_repo_pr);
+
 static const struct cfg_key repo_keys[] = {
 	{ "name", T_NAME,
 	  .off = O(struct config_repo, name), .flags = KEY_REQUIRED,
@@ -578,7 +621,9 @@ static const struct cfg_key repo_keys[] = {
 	  .help = "branch holding the manifests" },
 	{ "push_branch", T_STR,
 	  .off = O(struct config_repo, push_branch),
-	  .help = "branch image updates are pushed to; unset: branch" },
+	  .help = "branch image updates are pushed to, a template for one "
+	    "per update ({{app}} {{image}} {{tag}} {{short_sha}}); unset: "
+	    "branch" },
 	{ "auth", T_TABLE,
 	  .off = O(struct config_repo, auth), .sub = &repo_auth_table,
 	  .help = "credentials: password or SSH key" },
@@ -588,9 +633,12 @@ static const struct cfg_key repo_keys[] = {
 	{ "commit_message", T_STR,
 	  .off = O(struct config_repo, commit_message),
 	  .help = "template; unset: git.commit_message" },
+	{ "pull_request", T_TABLE,
+	  .off = O(struct config_repo, pull_request), .sub = &repo_pr_table,
+	  .help = "open a pull/merge request for each pushed push_branch" },
 };
 static const struct cfg_table repo_table =
-    TABLE("repos", struct config_repo, repo_keys, NULL);
+    TABLE("repos", struct config_repo, repo_keys, check_repo);
 
 static const struct cfg_key cluster_keys[] = {
 	{ "name", T_NAME,
@@ -2493,6 +2541,54 @@ check_repo_auth(struct ctx *ctx, void *obj, const struct node *map,
 	    !map_has(map, "ssh_key_file"))
 		ctx_err_sub(ctx, map, "ssh_key_file",
 		    "ssh_passphrase and ssh_pubkey_file need ssh_key_file");
+}
+
+/* A templated push_branch must expand to a valid branch name; a pull
+ * request needs a branch of its own to come from. */
+static void
+check_repo(struct ctx *ctx, void *obj, const struct node *map,
+    const struct node *at)
+{
+	struct config_repo	*r = obj;
+	char			 why[256];
+
+	(void)at;
+	if (r->push_branch != NULL && pr_check_branch(r->push_branch, why,
+	    sizeof(why)) == -1)
+		ctx_err_sub(ctx, map_get(map, "push_branch"), "push_branch",
+		    "%s", why);
+	if (r->pull_request.provider != CONFIG_PR_NONE &&
+	    (r->push_branch == NULL || (r->branch != NULL &&
+	    strcmp(r->push_branch, r->branch) == 0)))
+		ctx_err_sub(ctx, map_get(map, "pull_request"), "pull_request",
+		    "needs a push_branch other than branch to open it from");
+}
+
+static void
+check_repo_pr(struct ctx *ctx, void *obj, const struct node *map,
+    const struct node *at)
+{
+	struct config_pull_request	*p = obj;
+	char				 why[256];
+
+	(void)at;
+	if (map == NULL)
+		return;
+	/* Required inside the table only: KEY_REQUIRED would ask for them
+	 * in every repo. */
+	if (!map_has(map, "provider"))
+		ctx_err_sub(ctx, map, "provider", "missing required key");
+	if (!map_has(map, "token_file"))
+		ctx_err_sub(ctx, map, "token_file", "missing required key");
+	if (p->title != NULL && pr_check_text(p->title, why, sizeof(why)) ==
+	    -1)
+		ctx_err_sub(ctx, map_get(map, "title"), "title", "%s", why);
+	if (p->body != NULL && pr_check_text(p->body, why, sizeof(why)) == -1)
+		ctx_err_sub(ctx, map_get(map, "body"), "body", "%s", why);
+	if (p->api_url != NULL && strncmp(p->api_url, "https://", 8) != 0 &&
+	    strncmp(p->api_url, "http://", 7) != 0)
+		ctx_err_sub(ctx, map_get(map, "api_url"), "api_url",
+		    "must be an http:// or https:// URL");
 }
 
 static void

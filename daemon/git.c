@@ -719,10 +719,14 @@ git_open_clone(const char *path, const struct config_repo *r,
 	return 0;
 }
 
-/* Fetch the configured branch (and push_branch) into refs/remotes/origin. */
+/*
+ * Fetch the configured branch and `extra` (else a push_branch that is not
+ * a template: those name one branch per update) into refs/remotes/origin.
+ */
 static enum git_repo_status
 git_do_fetch(git_repository *repo, const struct config_repo *r,
-    struct git_lock *lk, int timeout_s, char *err, size_t errlen)
+    const char *extra, struct git_lock *lk, int timeout_s, char *err,
+    size_t errlen)
 {
 	git_fetch_options	 opts;
 	struct git_cb_state	 st;
@@ -738,9 +742,12 @@ git_do_fetch(git_repository *repo, const struct config_repo *r,
 	    branch);
 	refspecs.strings = specs;
 	refspecs.count = 1;
-	if (r->push_branch != NULL && strcmp(r->push_branch, branch) != 0) {
+	if (extra == NULL && r->push_branch != NULL &&
+	    strstr(r->push_branch, "{{") == NULL)
+		extra = r->push_branch;
+	if (extra != NULL && strcmp(extra, branch) != 0) {
 		specs[1] = xasprintf("+refs/heads/%s:refs/remotes/origin/%s",
-		    r->push_branch, r->push_branch);
+		    extra, extra);
 		refspecs.count = 2;
 	}
 	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
@@ -808,7 +815,7 @@ git_repo_open(const struct config *cfg, const struct config_repo *r,
 		rc = GIT_REPO_ERROR;
 		goto fail;
 	}
-	if ((rc = git_do_fetch(g->repo, r, g->lock, g->timeout_s, err,
+	if ((rc = git_do_fetch(g->repo, r, NULL, g->lock, g->timeout_s, err,
 	    errlen)) != GIT_REPO_OK)
 		goto fail;
 	*out = g;
@@ -833,8 +840,32 @@ git_repo_close(struct git_repo *g)
 enum git_repo_status
 git_repo_fetch(struct git_repo *g, char *err, size_t errlen)
 {
-	return git_do_fetch(g->repo, g->cfg, g->lock, g->timeout_s, err,
+	return git_do_fetch(g->repo, g->cfg, NULL, g->lock, g->timeout_s, err,
 	    errlen);
+}
+
+enum git_repo_status
+git_repo_fetch_branch(struct git_repo *g, const char *branch, char *err,
+    size_t errlen)
+{
+	git_reference	*ref = NULL;
+	char		*name = xasprintf("refs/remotes/origin/%s", branch);
+	int		 error;
+
+	/* A branch deleted on the remote (merged, declined) must not be
+	 * found again from an earlier fetch. */
+	if (git_reference_lookup(&ref, g->repo, name) == 0) {
+		error = git_reference_delete(ref);
+		git_reference_free(ref);
+		if (error < 0) {
+			git_errcopy(err, errlen, "fetch", NULL);
+			free(name);
+			return GIT_REPO_ERROR;
+		}
+	}
+	free(name);
+	return git_do_fetch(g->repo, g->cfg, branch, g->lock, g->timeout_s,
+	    err, errlen);
 }
 
 int

@@ -27,6 +27,7 @@
 #include "manifest.h"
 #include "metrics.h"
 #include "policy.h"
+#include "pr.h"
 #include "registry_client.h"
 #include "util.h"
 
@@ -43,6 +44,7 @@ struct update_item {
 	int				 found, changed, already, skipped;
 	int				 unsupported;
 	char				*old;
+	char				*base_old;	/* on the followed branch */
 	char				*note;
 	char				*verified_digest; /* from the registry */
 };
@@ -65,6 +67,10 @@ struct update_run {
 	struct update_item	*cur;		/* item being applied */
 	char			**errors;	/* files that do not parse */
 	size_t			 nerrors;
+	struct pr_outcome	 pr;		/* the pull request, if any */
+	const char		*pr_state;	/* opened, updated, declined */
+	char			**stale;	/* older PRs closed */
+	size_t			 nstale;
 };
 
 static pthread_once_t	 update_metrics_once = PTHREAD_ONCE_INIT;
@@ -130,6 +136,7 @@ update_items_free(struct update_item *items, size_t n)
 		free(items[i].image_short);
 		free(items[i].verified_digest);
 		free(items[i].old);
+		free(items[i].base_old);
 		free(items[i].note);
 	}
 	free(items);
@@ -532,8 +539,11 @@ update_detail(const struct update_run *u, const char *commit,
 			cJSON_AddItemToArray(files,
 			    cJSON_CreateString(u->files[i].path));
 	if (u->nitems > 0) {
-		cJSON_AddItemToObject(o, "old", u->items[0].old != NULL ?
-		    cJSON_CreateString(u->items[0].old) : cJSON_CreateNull());
+		const char *old = u->items[0].base_old != NULL ?
+		    u->items[0].base_old : u->items[0].old;
+
+		cJSON_AddItemToObject(o, "old", old != NULL ?
+		    cJSON_CreateString(old) : cJSON_CreateNull());
 		cJSON_AddStringToObject(o, "new", u->items[0].job->tag != NULL ?
 		    u->items[0].job->tag : u->items[0].job->digest);
 	}
@@ -549,8 +559,9 @@ update_detail(const struct update_run *u, const char *commit,
 		cJSON_AddNumberToObject(it, "job", (double)x->job->id);
 		cJSON_AddStringToObject(it, "app", x->app->name);
 		cJSON_AddStringToObject(it, "image", x->job->image);
-		if (x->old != NULL)
-			cJSON_AddStringToObject(it, "old", x->old);
+		if (x->base_old != NULL || x->old != NULL)
+			cJSON_AddStringToObject(it, "old", x->base_old != NULL ?
+			    x->base_old : x->old);
 		if (x->job->tag != NULL)
 			cJSON_AddStringToObject(it, "new", x->job->tag);
 		if (x->job->digest != NULL)
@@ -568,6 +579,18 @@ update_detail(const struct update_run *u, const char *commit,
 		if (x->note != NULL)
 			cJSON_AddStringToObject(it, "note", x->note);
 		cJSON_AddItemToArray(items, it);
+	}
+	if (u->pr.url != NULL) {
+		cJSON_AddStringToObject(o, "pr_url", u->pr.url);
+		cJSON_AddNumberToObject(o, "pr_number", (double)u->pr.number);
+		cJSON_AddStringToObject(o, "pr", u->pr_state != NULL ?
+		    u->pr_state : u->pr.created ? "opened" : "updated");
+	}
+	if (u->nstale > 0) {
+		errs = cJSON_AddArrayToObject(o, "pr_closed");
+		for (i = 0; i < u->nstale; i++)
+			cJSON_AddItemToArray(errs,
+			    cJSON_CreateString(u->stale[i]));
 	}
 	if (u->nerrors > 0) {
 		errs = cJSON_AddArrayToObject(o, "errors");
@@ -600,6 +623,226 @@ update_git_kind(enum git_repo_status st)
 }
 
 static void
+update_no_branch(const struct update_run *u, struct job_result *res)
+{
+	job_result_fail(res, JOB_ERR_GIT, 1, "repo %s: branch %s not found on "
+	    "the remote", u->repo->name, u->repo->branch);
+}
+
+/* Read and edit every item's files at head: n files changed, found refs. */
+static int
+update_apply(struct update_run *u, struct git_repo *g, const char *head,
+    size_t *nchanged, int *found, struct job_result *res)
+{
+	char	 err[1024];
+	size_t	 i;
+
+	update_files_reset(u);
+	for (i = 0; i < u->nitems; i++) {
+		u->items[i].found = u->items[i].changed = 0;
+		u->items[i].already = u->items[i].skipped = 0;
+		u->items[i].unsupported = 0;
+		free(u->items[i].old);
+		u->items[i].old = NULL;
+		free(u->items[i].note);
+		u->items[i].note = NULL;
+	}
+	for (i = 0; i < u->nitems; i++) {
+		u->cur = &u->items[i];
+		if (git_repo_read_files(g, head, u->items[i].app->path,
+		    MANIFEST_MAX_BYTES, update_file_cb, u, err,
+		    sizeof(err)) != 0) {
+			job_result_fail(res, JOB_ERR_GIT, 0, "repo %s: %s",
+			    u->repo->name, err);
+			return -1;
+		}
+	}
+	for (i = 0, *nchanged = 0; i < u->nfiles; i++)
+		if (u->files[i].changed)
+			(*nchanged)++;
+	for (i = 0, *found = 0; i < u->nitems; i++)
+		*found += u->items[i].found;
+	return 0;
+}
+
+/* Nothing to commit: succeed (already set, not newer) or fail (not found,
+ * unparsable files).  Always ends the job. */
+static void
+update_no_change(struct update_run *u, int found, const char *branch,
+    int retries, struct job_result *res)
+{
+	if (found == 0 && u->nerrors > 0) {
+		job_result_fail(res, JOB_ERR_MANIFEST, 1, "%s", u->errors[0]);
+		res->detail = update_detail(u, NULL, branch, retries, "error");
+		return;
+	}
+	if (found == 0) {
+		job_result_fail(res, JOB_ERR_MANIFEST, 1, "image %s is not "
+		    "referenced under %s of repo %s", u->items[0].job->image,
+		    u->items[0].app->path, u->repo->name);
+		res->detail = update_detail(u, NULL, branch, retries,
+		    "not found");
+		return;
+	}
+	res->ok = 1;
+	res->detail = update_detail(u, NULL, branch, retries,
+	    u->items[0].skipped > 0 ? "not newer: no change" :
+	    "already set: no change");
+}
+
+/*
+ * A push_branch template names one branch per update.  Its values come
+ * from the first item; short_sha is a short hash of every item's image,
+ * tag and digest (as Argo CD Image Updater's {{.SHA256}}), so the same
+ * update always names the same branch and a retry finds it again.
+ */
+static char *
+update_branch_name(const struct update_run *u, int pattern, char *err,
+    size_t errlen)
+{
+	struct pr_branch_vars	 v;
+	const struct job	*j;
+	struct buf		 b;
+	char			 hex[65];
+	size_t			 i;
+
+	buf_init(&b, 0);
+	for (i = 0; i < u->nitems; i++) {
+		j = u->items[i].job;
+		buf_printf(&b, "%s %s %s %s\n", u->items[i].app->name, j->image,
+		    j->tag != NULL ? j->tag : "", j->digest != NULL ?
+		    j->digest : "");
+	}
+	util_sha256_hex(b.data, b.len, hex);
+	buf_free(&b);
+	hex[7] = '\0';
+	j = u->items[0].job;
+	v.app = u->items[0].app->name;
+	v.image = u->items[0].image_short;
+	v.tag = j->tag != NULL ? j->tag : hex;
+	v.short_sha = hex;
+	return pattern ? pr_branch_pattern(u->repo->push_branch, &v, err,
+	    errlen) : pr_branch_expand(u->repo->push_branch, &v, err, errlen);
+}
+
+/* A Git host API failure: auth or not, permanent or not, Retry-After. */
+static void
+update_pr_fail(const struct update_run *u, const char *err,
+    struct job_result *res)
+{
+	job_result_fail(res, u->pr.auth ? JOB_ERR_GIT_AUTH : JOB_ERR_GIT,
+	    u->pr.permanent, "repo %s: %s", u->repo->name, err);
+	res->retry_after_s = u->pr.retry_after_s;
+}
+
+/* Open or update the pull request for branch; fails res on error. */
+static int
+update_pull_request(struct update_run *u, const char *branch,
+    struct job_result *res)
+{
+	struct pr_change	*ch;
+	const struct update_item *x;
+	char			 err[1024];
+	size_t			 i, n = 0;
+	int			 rc;
+
+	ch = xcalloc(u->nitems, sizeof(*ch));
+	for (i = 0; i < u->nitems; i++) {
+		x = &u->items[i];
+		ch[n].app = x->app->name;
+		ch[n].image = x->image_short;
+		ch[n].repository = x->job->image;
+		ch[n].old = x->base_old != NULL ? x->base_old : x->old;
+		ch[n].new_tag = x->job->tag != NULL ? x->job->tag :
+		    x->job->digest;
+		ch[n].digest = x->job->digest != NULL ? x->job->digest :
+		    x->verified_digest;
+		ch[n].event = x->job->delivery;
+		ch[n].job = (long long)x->job->id;
+		n++;
+	}
+	rc = pr_ensure(u->repo, branch, u->repo->branch, ch, n, &u->pr, err,
+	    sizeof(err));
+	free(ch);
+	if (rc == -1)
+		update_pr_fail(u, err, res);
+	return rc;
+}
+
+/* A branch of the same template around another tag, e.g.
+ * "gitopsd/web-" + "1.2.0" + "": stale when the new tag is newer by the
+ * image's policy (so "gitopsd/web-worker-1.0" is not web's). */
+struct update_stale {
+	const char		*prefix, *suffix, *tag;
+	const struct config_policy *policy;
+};
+
+static int
+update_stale_cb(const char *branch, void *arg)
+{
+	const struct update_stale	*s = arg;
+	size_t				 n = strlen(branch);
+	size_t				 pl = strlen(s->prefix);
+	size_t				 sl = strlen(s->suffix);
+	char				*old;
+	int				 stale;
+
+	if (n <= pl + sl || strncmp(branch, s->prefix, pl) != 0 ||
+	    strcmp(branch + n - sl, s->suffix) != 0)
+		return 0;
+	old = xstrndup(branch + pl, n - pl - sl);
+	/* policy_newer counts a tag it cannot order as older: only tags
+	 * the policy accepts are this image's. */
+	stale = update_valid_tag(old) && strcmp(old, s->tag) != 0 &&
+	    policy_accepts(s->policy, old) == 1 &&
+	    policy_newer(s->policy, old, s->tag) == 1;
+	free(old);
+	return stale;
+}
+
+/*
+ * close_stale: the open PRs of this update's older tags are closed once
+ * the newer one is open.  Only for a template naming {{tag}} once and no
+ * {{short_sha}} (the tag must be read back from a branch name).  A
+ * failure here is logged, not fatal: the new PR stands and the next
+ * update tries again.
+ */
+static void
+update_close_stale(struct update_run *u, const struct job *job,
+    const char *branch)
+{
+	struct pr_outcome	 o;
+	struct update_stale	 s;
+	char			 err[1024], *pattern, *star;
+	size_t			 i;
+
+	memset(&o, 0, sizeof(o));
+	if (u->items[0].policy == NULL || u->items[0].job->tag == NULL ||
+	    strstr(u->repo->push_branch, "short_sha") != NULL ||
+	    (pattern = update_branch_name(u, 1, err, sizeof(err))) == NULL)
+		return;
+	if ((star = strchr(pattern, '*')) == NULL ||
+	    strchr(star + 1, '*') != NULL) {
+		free(pattern);
+		return;
+	}
+	*star = '\0';
+	s.prefix = pattern;
+	s.suffix = star + 1;
+	s.tag = u->items[0].job->tag;
+	s.policy = u->items[0].policy;
+	if (pr_close_stale(u->repo, branch, update_stale_cb, &s, &u->stale,
+	    &u->nstale, &o, err, sizeof(err)) == -1)
+		log_warnx("job %lld: repo %s: older pull requests left open: "
+		    "%s", (long long)job->id, u->repo->name, err);
+	for (i = 0; i < u->nstale; i++)
+		log_info("job %lld: closed %s (superseded by %s)",
+		    (long long)job->id, u->stale[i], branch);
+	pr_outcome_free(&o);
+	free(pattern);
+}
+
+static void
 update_image_run(const struct config *cfg, struct job *job,
     struct job_result *res)
 {
@@ -609,8 +852,9 @@ update_image_run(const struct config *cfg, struct job *job,
 	enum git_repo_status	 st;
 	const char		*branch, *author, *email;
 	char			 head[41], commit[41], err[1024], *msg = NULL;
-	char			 labels[256], esc[200];
+	char			 labels[256], esc[200], *per_update = NULL;
 	int			 attempt, retries = 0, max_retries, found;
+	int			 reused = 0, review;
 	size_t			 i, n = 0;
 
 	pthread_once(&update_metrics_once, update_metrics_init);
@@ -638,63 +882,85 @@ update_image_run(const struct config *cfg, struct job *job,
 		    "repo %s: %s", u.repo->name, err);
 		goto out;
 	}
-	for (attempt = 0;; attempt++) {
-		update_files_reset(&u);
-		for (i = 0; i < u.nitems; i++) {
-			u.items[i].found = u.items[i].changed = 0;
-			u.items[i].already = u.items[i].skipped = 0;
-			u.items[i].unsupported = 0;
-			free(u.items[i].old);
-			u.items[i].old = NULL;
-			free(u.items[i].note);
-			u.items[i].note = NULL;
-		}
-		/* Build on push_branch when it exists (it may hold earlier
-		 * updates), else on the branch. */
-		if ((u.repo->push_branch == NULL || git_repo_head_of(g,
-		    u.repo->push_branch, head) == -1) &&
-		    git_repo_head(g, head) == -1) {
-			job_result_fail(res, JOB_ERR_GIT, 1, "repo %s: branch "
-			    "%s not found on the remote", u.repo->name,
-			    u.repo->branch);
+	/* A branch for review: per update (a template) or for a PR. */
+	review = pr_is_template(u.repo->push_branch) ||
+	    u.repo->pull_request.provider != CONFIG_PR_NONE;
+	if (review) {
+		/* Measured against the followed branch: nothing to propose
+		 * when it has the tag (a merged PR), and the old tags the
+		 * pull request shows. */
+		if (git_repo_head(g, head) == -1) {
+			update_no_branch(&u, res);
 			goto out;
 		}
-		for (i = 0; i < u.nitems; i++) {
-			u.cur = &u.items[i];
-			if (git_repo_read_files(g, head, u.items[i].app->path,
-			    MANIFEST_MAX_BYTES, update_file_cb, &u, err,
-			    sizeof(err)) != 0) {
-				job_result_fail(res, JOB_ERR_GIT, 0,
-				    "repo %s: %s", u.repo->name, err);
+		if (update_apply(&u, g, head, &n, &found, res) == -1)
+			goto out;
+		if (n == 0) {
+			update_no_change(&u, found, u.repo->branch, retries,
+			    res);
+			goto out;
+		}
+		for (i = 0; i < u.nitems; i++)
+			u.items[i].base_old = u.items[i].old != NULL ?
+			    xstrdup(u.items[i].old) : NULL;
+	}
+	if (review && pr_is_template(u.repo->push_branch)) {
+		if ((per_update = update_branch_name(&u, 0, err,
+		    sizeof(err))) == NULL) {
+			job_result_fail(res, JOB_ERR_CONFIG, 1, "repo %s: %s",
+			    u.repo->name, err);
+			goto out;
+		}
+		branch = per_update;
+		/* A PR of this very update closed without merge: a person
+		 * said no; a newer tag makes another branch and PR. */
+		if (u.repo->pull_request.provider != CONFIG_PR_NONE) {
+			int	declined = pr_declined(u.repo, branch, &u.pr, err,
+				    sizeof(err));
+
+			if (declined == -1) {
+				update_pr_fail(&u, err, res);
+				goto out;
+			}
+			if (declined == 1) {
+				u.pr_state = "declined";
+				res->ok = 1;
+				res->detail = update_detail(&u, NULL, branch,
+				    retries, "declined: not proposed again");
+				log_info("job %lld: %s was closed without "
+				    "merge (%s); not proposed again",
+				    (long long)job->id, branch, u.pr.url);
 				goto out;
 			}
 		}
-		for (i = 0, n = 0, found = 0; i < u.nfiles; i++)
-			if (u.files[i].changed)
-				n++;
-		for (i = 0; i < u.nitems; i++)
-			found += u.items[i].found;
+		if ((st = git_repo_fetch_branch(g, branch, err,
+		    sizeof(err))) != GIT_REPO_OK) {
+			job_result_fail(res, update_git_kind(st),
+			    st == GIT_REPO_AUTH, "repo %s: %s", u.repo->name,
+			    err);
+			goto out;
+		}
+	}
+	for (attempt = 0;; attempt++) {
+		/* Build on push_branch when it exists (it may hold earlier
+		 * updates, or this one from an earlier attempt), else on the
+		 * branch. */
+		if ((u.repo->push_branch == NULL || git_repo_head_of(g,
+		    branch, head) == -1) && git_repo_head(g, head) == -1) {
+			update_no_branch(&u, res);
+			goto out;
+		}
+		if (update_apply(&u, g, head, &n, &found, res) == -1)
+			goto out;
+		if (n == 0 && review && found > 0) {
+			/* This update's branch holds it already (a crash
+			 * after the push, a retry, a duplicate event). */
+			memcpy(commit, head, sizeof(commit));
+			reused = 1;
+			break;
+		}
 		if (n == 0) {
-			if (found == 0 && u.nerrors > 0) {
-				job_result_fail(res, JOB_ERR_MANIFEST, 1,
-				    "%s", u.errors[0]);
-				res->detail = update_detail(&u, NULL, branch,
-				    retries, "error");
-				goto out;
-			}
-			if (found == 0) {
-				job_result_fail(res, JOB_ERR_MANIFEST, 1,
-				    "image %s is not referenced under %s of "
-				    "repo %s", u.items[0].job->image,
-				    u.items[0].app->path, u.repo->name);
-				res->detail = update_detail(&u, NULL, branch,
-				    retries, "not found");
-				goto out;
-			}
-			res->ok = 1;
-			res->detail = update_detail(&u, NULL, branch, retries,
-			    u.items[0].skipped > 0 ? "not newer: no change" :
-			    "already set: no change");
+			update_no_change(&u, found, branch, retries, res);
 			goto out;
 		}
 		ch = xreallocarray(NULL, n, sizeof(*ch));
@@ -737,7 +1003,9 @@ update_image_run(const struct config *cfg, struct job *job,
 		    "retrying (%d/%d)", (long long)job->id, u.repo->name, err,
 		    retries, max_retries);
 		update_backoff(attempt);
-		if ((st = git_repo_fetch(g, err, sizeof(err))) != GIT_REPO_OK) {
+		st = per_update != NULL ? git_repo_fetch_branch(g, branch, err,
+		    sizeof(err)) : git_repo_fetch(g, err, sizeof(err));
+		if (st != GIT_REPO_OK) {
 			job_result_fail(res, update_git_kind(st),
 			    st == GIT_REPO_AUTH, "repo %s: %s", u.repo->name,
 			    err);
@@ -745,12 +1013,23 @@ update_image_run(const struct config *cfg, struct job *job,
 		}
 	}
 
+	if (u.repo->pull_request.provider != CONFIG_PR_NONE &&
+	    update_pull_request(&u, branch, res) == -1) {
+		res->detail = update_detail(&u, commit, branch, retries,
+		    reused ? "branch reused" : "pushed");
+		goto out;
+	}
+	if (per_update != NULL && u.repo->pull_request.close_stale)
+		update_close_stale(&u, job, branch);
 	res->ok = 1;
-	res->commit = xstrdup(commit);
-	res->detail = update_detail(&u, commit, branch, retries, "pushed");
-	res->object = xasprintf("repo %s branch %s", u.repo->name, branch);
+	res->commit = reused ? NULL : xstrdup(commit);
+	res->detail = update_detail(&u, commit, branch, retries,
+	    reused ? "branch reused" : "pushed");
+	res->object = u.pr.url != NULL ? xasprintf("repo %s branch %s, %s",
+	    u.repo->name, branch, u.pr.url) :
+	    xasprintf("repo %s branch %s", u.repo->name, branch);
 	/* A commit on a separate push_branch is not what clusters track. */
-	if (u.repo->push_branch == NULL || strcmp(u.repo->push_branch,
+	if (u.repo->push_branch == NULL || strcmp(branch,
 	    u.repo->branch) == 0) {
 		for (i = 0; i < cfg->napps; i++) {
 			struct job_spec	 s;
@@ -768,11 +1047,25 @@ update_image_run(const struct config *cfg, struct job *job,
 			job_result_add_followup(res, &s);
 		}
 	}
-	log_info("job %lld: pushed %s to %s/%s (%zu files, %d retries)",
-	    (long long)job->id, commit, u.repo->name, branch, n, retries);
+	if (reused)
+		log_info("job %lld: %s/%s already holds this update at %s; "
+		    "no new commit", (long long)job->id, u.repo->name, branch,
+		    commit);
+	else
+		log_info("job %lld: pushed %s to %s/%s (%zu files, %d retries)",
+		    (long long)job->id, commit, u.repo->name, branch, n,
+		    retries);
+	if (u.pr.url != NULL)
+		log_info("job %lld: pull request %s %s", (long long)job->id,
+		    u.pr.url, u.pr.created ? "opened" : "updated");
 out:
 	free(ch);
 	free(msg);
+	free(per_update);
+	pr_outcome_free(&u.pr);
+	for (i = 0; i < u.nstale; i++)
+		free(u.stale[i]);
+	free(u.stale);
 	git_repo_close(g);
 	update_files_reset(&u);
 	update_items_free(u.items, u.nitems);

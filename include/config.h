@@ -119,6 +119,27 @@ struct config_repo_auth {
 	char	*ssh_passphrase_env;
 };
 
+/* repos[].pull_request: open a PR/MR for each pushed push_branch. */
+enum config_pr_provider {
+	CONFIG_PR_NONE = 0,			/* no pull_request table */
+	CONFIG_PR_GITHUB,
+	CONFIG_PR_GITLAB,
+	CONFIG_PR_GITEA,
+	CONFIG_PR_BITBUCKET,
+};
+
+struct config_pull_request {
+	int	 provider;			/* enum config_pr_provider */
+	char	*api_url;			/* NULL: the provider's default */
+	char	*token_file;
+	char	*token;				/* contents */
+	char	*title;				/* template; NULL: built-in */
+	char	*body;				/* template; NULL: none */
+	char	**labels;
+	size_t	 nlabels;
+	int	 close_stale;			/* close older tags' PRs */
+};
+
 struct config_repo {
 	char	*name;
 	char	*url;
@@ -128,6 +149,7 @@ struct config_repo {
 	char	*author_name;			/* default "gitopsd" */
 	char	*author_email;			/* default "gitopsd@localhost" */
 	char	*commit_message;		/* NULL: git.commit_message */
+	struct config_pull_request pull_request;
 };
 
 struct config_cluster {

@@ -52,6 +52,10 @@ enum git_repo_status git_repo_open(const struct config *,
 void	git_repo_close(struct git_repo *);
 /* Fetch the configured branch again. */
 enum git_repo_status git_repo_fetch(struct git_repo *, char *err, size_t errlen);
+/* Fetch the configured branch and another one (a per-update push
+ * branch); a branch absent on the remote ends absent here. */
+enum git_repo_status git_repo_fetch_branch(struct git_repo *,
+	    const char *branch, char *err, size_t errlen);
 /* Hex id of refs/remotes/origin/<branch> (41 bytes), or -1 when absent. */
 int	git_repo_head(struct git_repo *, char out[41]);
 /* Same for refs/remotes/origin/<branch> of another fetched branch. */

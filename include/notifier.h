@@ -33,6 +33,7 @@ struct notify_alert {
 	const char	*delivery;
 	int		 attempts;
 	const char	*url;		/* link, from links.base_url */
+	const char	*pr_url;	/* update-image: its pull request */
 	int64_t		 time_ms;
 	const char	*alert_id;	/* stable across retries (dedup key hash) */
 };

@@ -95,6 +95,22 @@ notify_revision(const struct job *j, const struct job_result *res)
 	return j->revision;
 }
 
+/* The pull request an update-image job opened (detail.pr_url), malloc'd. */
+static char *
+notify_pr_url(const struct job_result *res)
+{
+	cJSON		*d;
+	const cJSON	*u;
+	char		*s = NULL;
+
+	if (res->detail == NULL || (d = cJSON_Parse(res->detail)) == NULL)
+		return NULL;
+	if (cJSON_IsString(u = cJSON_GetObjectItemCaseSensitive(d, "pr_url")))
+		s = xstrdup(u->valuestring);
+	cJSON_Delete(d);
+	return s;
+}
+
 /* The link to the job: <links.base_url>/api/v1/jobs/<id>. */
 static char *
 notify_link(const struct config *cfg, int64_t id)
@@ -121,6 +137,7 @@ notify_plan(const struct config *cfg, const struct job *j,
 	size_t				 nnames, i;
 	const char			*event, *cls, *rev;
 	char				*reason = NULL, *link = NULL, *json;
+	char				*pr_url = NULL;
 	char				 hash[65], alert_id[33], attempt[16];
 	char				 idtext[24];
 	unsigned			 on;
@@ -159,6 +176,7 @@ notify_plan(const struct config *cfg, const struct job *j,
 		}
 	}
 	link = notify_link(cfg, j->id);
+	pr_url = notify_pr_url(res);
 	snprintf(attempt, sizeof(attempt), "%d", j->attempts + 1);
 	snprintf(idtext, sizeof(idtext), "%" PRId64, j->id);
 
@@ -227,6 +245,7 @@ notify_plan(const struct config *cfg, const struct job *j,
 		notify_json_str(o, "delivery", j->delivery);
 		cJSON_AddNumberToObject(o, "attempts", j->attempts + 1);
 		notify_json_str(o, "url", link);
+		notify_json_str(o, "pr_url", pr_url);
 		cJSON_AddNumberToObject(o, "time", (double)now);
 		json = cJSON_PrintUnformatted(o);
 		cJSON_Delete(o);
@@ -249,6 +268,7 @@ notify_plan(const struct config *cfg, const struct job *j,
 	}
 	free(reason);
 	free(link);
+	free(pr_url);
 }
 
 void

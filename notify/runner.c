@@ -265,6 +265,7 @@ notify_runner_send(const struct config *cfg, struct event_base *base,
 	a.delivery = notify_param(p, "delivery");
 	a.attempts = (int)notify_param_num(p, "attempts");
 	a.url = notify_param(p, "url");
+	a.pr_url = notify_param(p, "pr_url");
 	a.time_ms = (int64_t)notify_param_num(p, "time");
 	a.alert_id = notify_param(p, "alert_id");
 	if (nt->render(n, &a, &req, err, errlen) == -1)

@@ -18,7 +18,7 @@
 
 static const char *const template_vars[] = {
 	"app", "event", "job", "kind", "reason", "object", "revision",
-	"image", "tag", "delivery", "attempts", "url", "time",
+	"image", "tag", "delivery", "attempts", "url", "time", "pr_url",
 };
 
 static int
@@ -61,6 +61,8 @@ template_value(const struct notify_alert *a, const char *name, size_t len,
 	}
 	if (TEMPLATE_IS("url"))
 		return TEMPLATE_STR(a->url);
+	if (TEMPLATE_IS("pr_url"))
+		return TEMPLATE_STR(a->pr_url);
 	if (TEMPLATE_IS("time")) {
 		util_rfc3339(a->time_ms, tmp);
 		return tmp;

@@ -144,6 +144,7 @@ webhook_render(const struct config_notifier *n, const struct notify_alert *a,
 	webhook_add_str(doc, "delivery", a->delivery);
 	cJSON_AddNumberToObject(doc, "attempts", a->attempts);
 	webhook_add_str(doc, "url", a->url);
+	webhook_add_str(doc, "pr_url", a->pr_url);
 	util_rfc3339(a->time_ms, when);
 	webhook_add_str(doc, "time", when);
 	webhook_add_str(doc, "alert_id", a->alert_id);

@@ -332,6 +332,17 @@ ctl_table_attempts(struct ctl_table *t, const cJSON *job)
 	free(m);
 }
 
+/* The pull request an update-image job opened or updated, else "-". */
+static void
+ctl_table_pr(struct ctl_table *t, const cJSON *job)
+{
+	const cJSON	*r = cJSON_GetObjectItemCaseSensitive(job, "result");
+	const cJSON	*d = cJSON_GetObjectItemCaseSensitive(r, "detail");
+	const cJSON	*u = cJSON_GetObjectItemCaseSensitive(d, "pr_url");
+
+	ctl_table_add(t, cJSON_IsString(u) ? u->valuestring : "-", 0);
+}
+
 /*
  * What a job works on: "image:tag" (or "image@digest") for update-image,
  * the short revision for sync, "-" otherwise.
@@ -931,6 +942,7 @@ ctl_cmd_job(struct ctl *ctl, char **argv)
 		CTL_COL("not before", "not_before"),
 		CTL_COL("event", "event_id"), CTL_COL("source", "source"),
 		CTL_COL("delivery", "delivery"), CTL_COL("error", "error"),
+		CTL_COL_FN("pull request", ctl_table_pr),
 		CTL_COL("result", "result"),
 	};
 	static const struct ctl_column	attempt[] = {

@@ -1477,6 +1477,75 @@ test_update_push_branch(void **state)
 	u->fx.repo.push_branch = NULL;
 }
 
+/*
+ * A push_branch template: one branch per update, from main's head; the
+ * same update again reuses it (no commit); a newer tag gets its own
+ * branch from main; a branch deleted on the remote is made again; once
+ * main has the tag nothing is proposed.
+ */
+static void
+test_update_branch_per_update(void **state)
+{
+	struct ufx		*u = *state;
+	struct job		*j;
+	struct job_result	 res;
+	char			*tip, *main0 = xstrdup(REMOTE("rev-parse main"));
+
+	u->fx.repo.push_branch = "gitopsd/{{app}}-{{tag}}";
+	j = mkjob(95, "web", "registry.acme.io/acme/web", "1.3.0");
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_int_equal(res.nfollowups, 0);
+	tip = xstrdup(REMOTE("rev-parse gitopsd/web-1.3.0"));
+	assert_string_equal(res.commit, tip);
+	assert_string_equal(REMOTE("rev-parse gitopsd/web-1.3.0~1"), main0);
+	assert_string_equal(REMOTE("rev-parse main"), main0);
+	job_result_clear(&res);
+	job_free(j);
+
+	/* A retry or a duplicate event: the branch is reused. */
+	j = mkjob(96, "web", "registry.acme.io/acme/web", "1.3.0");
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_null(res.commit);
+	assert_non_null(strstr(res.detail, "\"result\":\"branch reused\""));
+	assert_non_null(strstr(res.detail, "\"old\":\"1.2.0\""));
+	assert_string_equal(REMOTE("rev-parse gitopsd/web-1.3.0"), tip);
+	job_result_clear(&res);
+	job_free(j);
+
+	/* A newer tag: its own branch, from main, not stacked. */
+	j = mkjob(97, "web", "registry.acme.io/acme/web", "1.4.0");
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_string_equal(REMOTE("rev-parse gitopsd/web-1.4.0~1"), main0);
+	job_result_clear(&res);
+	job_free(j);
+
+	/* Deleted on the remote: made again, not found from the old fetch. */
+	REMOTE("branch -D gitopsd/web-1.3.0");
+	j = mkjob(98, "web", "registry.acme.io/acme/web", "1.3.0");
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_non_null(res.commit);
+	assert_string_equal(REMOTE("rev-parse gitopsd/web-1.3.0~1"), main0);
+	job_result_clear(&res);
+	job_free(j);
+
+	/* Merged: main has it, nothing to propose. */
+	REMOTE("update-ref refs/heads/main gitopsd/web-1.3.0");
+	j = mkjob(99, "web", "registry.acme.io/acme/web", "1.3.0");
+	run_job(u, j, &res);
+	assert_true(res.ok);
+	assert_null(res.commit);
+	assert_non_null(strstr(res.detail, "already set: no change"));
+	job_result_clear(&res);
+	job_free(j);
+	free(tip);
+	free(main0);
+	u->fx.repo.push_branch = NULL;
+}
+
 /* A broken file is left alone and named; nothing else to edit: failure. */
 static void
 test_update_manifest_error(void **state)
@@ -1620,6 +1689,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_update_race_over_http,
 		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_exclude,
+		    ufx_setup, ufx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_branch_per_update,
 		    ufx_setup, ufx_teardown),
 		cmocka_unit_test_setup_teardown(test_update_push_branch,
 		    ufx_setup, ufx_teardown),

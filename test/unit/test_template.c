@@ -28,6 +28,7 @@ static const struct notify_alert alert = {
 	.delivery = "d-77",
 	.attempts = 3,
 	.url = "https://gitopsd.test/api/v1/jobs/42",
+	.pr_url = "https://github.test/acme/deploy/pull/7",
 	.time_ms = 1795674097000LL,	/* 2026-11-26T06:21:37Z */
 	.alert_id = "abc",
 };
@@ -72,12 +73,13 @@ test_render_all_vars(void **state)
 
 	(void)state;
 	s = render("{{app}}|{{event}}|{{job}}|{{kind}}|{{object}}|{{revision}}|"
-	    "{{image}}|{{tag}}|{{delivery}}|{{attempts}}|{{url}}|{{time}}",
-	    NULL);
+	    "{{image}}|{{tag}}|{{delivery}}|{{attempts}}|{{url}}|{{time}}|"
+	    "{{pr_url}}", NULL);
 	assert_non_null(s);
 	assert_string_equal(s, "web|job.failed|42|sync|Deployment web/web|"
 	    "0123abcd|registry.test/acme/web|1.2.3|d-77|3|"
-	    "https://gitopsd.test/api/v1/jobs/42|2026-11-26T06:21:37Z");
+	    "https://gitopsd.test/api/v1/jobs/42|2026-11-26T06:21:37Z|"
+	    "https://github.test/acme/deploy/pull/7");
 	free(s);
 	s = render("{{ app }} failed: {{reason}}", NULL);
 	assert_string_equal(s, "web failed: Deployment web/web: 0/3 <ready> & "
