@@ -18,6 +18,7 @@
 #include "log.h"
 #include "poller.h"
 #include "queue.h"
+#include "router.h"
 #include "store.h"
 #include "util.h"
 
@@ -376,6 +377,7 @@ admin_app_json(struct queue *q, struct poller *pl, const struct config *cfg,
 	const struct config_repo *repo = NULL;
 	struct store_app_row	 r;
 	struct poller_status	 ps;
+	char			*rev_url;
 	cJSON			*o, *imgs, *im, *lj, *pj;
 	size_t			 i, k;
 	const struct store_image_row *found;
@@ -394,6 +396,10 @@ admin_app_json(struct queue *q, struct poller *pl, const struct config *cfg,
 	cJSON_AddItemToObject(o, "cluster", admin_json_str(a->cluster));
 	cJSON_AddItemToObject(o, "namespace", admin_json_str(a->namespace));
 	cJSON_AddItemToObject(o, "revision", admin_json_str(r.revision));
+	rev_url = repo != NULL ? router_commit_url(repo->url, r.revision) :
+	    NULL;
+	cJSON_AddItemToObject(o, "revision_url", admin_json_str(rev_url));
+	free(rev_url);
 	cJSON_AddStringToObject(o, "health", r.health != NULL ? r.health :
 	    "Unknown");
 	cJSON_AddItemToObject(o, "synced_at", admin_json_time(r.synced_at_ms));

@@ -386,3 +386,38 @@ router_route(const struct config *cfg, const struct hook_event *ev,
 	*out = jobs;
 	return n;
 }
+
+/* The public hosts whose commit pages are known, and where the commit
+ * goes in their URLs. */
+static const struct {
+	const char	*host;
+	const char	*commit;
+} router_web_hosts[] = {
+	{ "github.com", "/commit/" },
+	{ "gitlab.com", "/-/commit/" },
+	{ "bitbucket.org", "/commits/" },
+	{ "codeberg.org", "/commit/" },
+};
+
+char *
+router_commit_url(const char *repo_url, const char *sha)
+{
+	char	*n, *out = NULL;
+	size_t	 i, hl;
+
+	if (sha == NULL || strspn(sha, "0123456789abcdef") != strlen(sha) ||
+	    strlen(sha) < 7 || (n = router_url_normalize(repo_url)) == NULL)
+		return NULL;
+	for (i = 0; i < nitems(router_web_hosts); i++) {
+		hl = strlen(router_web_hosts[i].host);
+		/* host/owner/...: at least one path segment after the host. */
+		if (strncmp(n, router_web_hosts[i].host, hl) == 0 &&
+		    n[hl] == '/' && n[hl + 1] != '\0') {
+			out = xasprintf("https://%s%s%s", n,
+			    router_web_hosts[i].commit, sha);
+			break;
+		}
+	}
+	free(n);
+	return out;
+}

@@ -34,6 +34,12 @@ size_t	router_route_image(const struct config *, const struct hook_event *,
  */
 char	*router_url_normalize(const char *url);
 /*
+ * The web page of commit sha in the repository at repo_url when its host
+ * is one whose pages are known (github.com, gitlab.com, bitbucket.org,
+ * codeberg.org), else NULL.  malloc'd.
+ */
+char	*router_commit_url(const char *repo_url, const char *sha);
+/*
  * 1 if both URLs name the same repository: normalized, hosts equal, paths
  * equal -- ignoring case when nocase is set (the sender's host ignores it)
  * or the host is github.com, gitlab.com, bitbucket.org or codeberg.org.

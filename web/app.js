@@ -12,6 +12,13 @@ const API = "/api/v1";
 
 /* ---------- small helpers ---------- */
 
+// An app's revision as a short sha, linked to the commit's page on its Git
+// host when the API knows it (revision_url).
+function revision(a) {
+  const code = h("code", { class: "rev", title: a.revision }, shortSha(a.revision));
+  return a.revision_url ? h("a", { href: a.revision_url, rel: "noopener noreferrer", target: "_blank" }, code) : code;
+}
+
 function h(tag, attrs, ...kids) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -224,7 +231,7 @@ const appsView = {
         td("App", link("#/apps/" + enc(a.name), a.name)),
         td("Health", badge("h", a.health)),
         td("Sync", badge("s", syncState(a))),
-        td("Revision", a.revision ? h("code", { class: "rev", title: a.revision }, shortSha(a.revision)) : h("span", { class: "muted" }, "—")),
+        td("Revision", a.revision ? revision(a) : h("span", { class: "muted" }, "—")),
         td("Images", a.images.length ? h("ul", { class: "plain" }, a.images.map((i) =>
           h("li", {}, h("code", {}, i.repository + ":" + (i.tag || "?"))))) : h("span", { class: "muted" }, "—")),
         td("Last job", a.last_job ? h("span", {},
@@ -300,7 +307,7 @@ const appView = {
       h("dl", {},
         h("dt", {}, "Health"), h("dd", {}, badge("h", a.health)),
         h("dt", {}, "Sync"), h("dd", {}, badge("s", syncState(a)), " ", a.synced_at ? time(a.synced_at) : ""),
-        h("dt", {}, "Revision"), h("dd", {}, a.revision ? h("code", { class: "rev", title: a.revision }, shortSha(a.revision)) : "—"),
+        h("dt", {}, "Revision"), h("dd", {}, a.revision ? revision(a) : "—"),
         h("dt", {}, "Repo"), h("dd", {}, (a.repo || "—") + (a.branch ? " @ " + a.branch : "") + (a.path ? " : " + a.path : "")),
         h("dt", {}, "Cluster"), h("dd", {}, (a.cluster || "none (Git only)") + (a.namespace ? " / " + a.namespace : "")),
         a.last_error ? [h("dt", {}, "Last error"), h("dd", { class: "error" }, a.last_error)] : null),

@@ -439,6 +439,47 @@ test_route_image_delegates(void **state)
 	hook_event_free(&ev);
 }
 
+/* Commit pages on the public hosts; nothing for other hosts, local paths
+ * or a revision that is not a hex sha. */
+static void
+test_commit_url(void **state)
+{
+	static const struct {
+		const char	*url, *want;
+	} cases[] = {
+		{ "https://github.com/Acme/Deploy.git",
+		  "https://github.com/Acme/Deploy/commit/0123abc" },
+		{ "git@github.com:acme/deploy.git",
+		  "https://github.com/acme/deploy/commit/0123abc" },
+		{ "https://gitlab.com/group/sub/deploy.git",
+		  "https://gitlab.com/group/sub/deploy/-/commit/0123abc" },
+		{ "https://x-token-auth@bitbucket.org/acme/deploy.git",
+		  "https://bitbucket.org/acme/deploy/commits/0123abc" },
+		{ "ssh://git@codeberg.org/acme/deploy",
+		  "https://codeberg.org/acme/deploy/commit/0123abc" },
+		{ "https://git.example.com/acme/deploy.git", NULL },
+		{ "/srv/git/deploy.git", NULL },
+		{ "https://github.com/", NULL },
+	};
+	char	*u;
+	size_t	 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		u = router_commit_url(cases[i].url, "0123abc");
+		if (cases[i].want == NULL)
+			assert_null(u);
+		else {
+			assert_non_null(u);
+			assert_string_equal(u, cases[i].want);
+		}
+		free(u);
+	}
+	assert_null(router_commit_url("https://github.com/a/b", "HEAD~1"));
+	assert_null(router_commit_url("https://github.com/a/b", "abc"));
+	assert_null(router_commit_url("https://github.com/a/b", NULL));
+}
+
 int
 main(void)
 {
@@ -446,6 +487,7 @@ main(void)
 		cmocka_unit_test(test_url_normalize),
 		cmocka_unit_test(test_url_equal),
 		cmocka_unit_test(test_url_same_case),
+		cmocka_unit_test(test_commit_url),
 		cmocka_unit_test(test_bbdc_match),
 		cmocka_unit_test(test_route_case),
 		cmocka_unit_test(test_route_gitonly),

@@ -527,6 +527,8 @@ test_state_machine(void **state)
 	    "Healthy");
 	assert_string_equal(cJSON_GetObjectItem(o, "branch")->valuestring,
 	    "main");
+	/* No URL on a known host: no commit page to link. */
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "revision_url")));
 	assert_true(cJSON_IsString(cJSON_GetObjectItem(o, "synced_at")));
 	a = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "images"), 0);
 	assert_string_equal(cJSON_GetObjectItem(a, "tag")->valuestring, "1.2.3");
