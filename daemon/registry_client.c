@@ -699,6 +699,84 @@ registry_tags_clear(struct registry_tags *t)
 }
 
 /*
+ * Whether the link-params in [p, end) (RFC 8288: '; name=value' with
+ * token or quoted-string values) give rel a "next" among its
+ * space-separated types.  Only the first rel counts, as the RFC says.
+ */
+static int
+rc_link_is_next(const char *p, const char *end)
+{
+	const char	*name, *v, *vend, *t;
+	size_t		 nlen;
+
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ';'))
+			p++;
+		name = p;
+		while (p < end && *p != '=' && *p != ';' && *p != ' ' &&
+		    *p != '\t')
+			p++;
+		nlen = (size_t)(p - name);
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		v = vend = p;
+		if (p < end && *p == '=') {
+			p++;
+			while (p < end && (*p == ' ' || *p == '\t'))
+				p++;
+			if (p < end && *p == '"') {
+				v = ++p;
+				while (p < end && *p != '"') {
+					if (*p == '\\' && p + 1 < end)
+						p++;
+					p++;
+				}
+				vend = p;
+				if (p < end)
+					p++;
+			} else {
+				v = p;
+				while (p < end && *p != ';' && *p != ' ' &&
+				    *p != '\t')
+					p++;
+				vend = p;
+			}
+		}
+		if (nlen != 3 || strncasecmp(name, "rel", 3) != 0)
+			continue;
+		for (t = v; t < vend;) {
+			while (t < vend && *t == ' ')
+				t++;
+			if (vend - t >= 4 && strncasecmp(t, "next", 4) == 0 &&
+			    (t + 4 == vend || t[4] == ' '))
+				return 1;
+			while (t < vend && *t != ' ')
+				t++;
+		}
+		return 0;
+	}
+	return 0;
+}
+
+/* The end of the link-value starting at p: the next ',' outside a
+ * quoted-string, or the end of the header. */
+static const char *
+rc_link_value_end(const char *p)
+{
+	int	 quoted = 0;
+
+	for (; *p != '\0'; p++) {
+		if (quoted && *p == '\\' && p[1] != '\0')
+			p++;
+		else if (*p == '"')
+			quoted = !quoted;
+		else if (!quoted && *p == ',')
+			break;
+	}
+	return p;
+}
+
+/*
  * The next page from a Link header ('<url>; rel="next"'), as a URL on the
  * same registry: relative targets are resolved against it, absolute ones
  * must name the same scheme and host (the session's credentials go with
@@ -709,37 +787,24 @@ static char *
 rc_next_page(const char *link, const char *scheme, const char *apihost,
     int *bad)
 {
-	const char	*p = link, *lt, *gt, *params, *end;
+	const char	*p = link, *lt, *gt, *end;
 	char		*target = NULL, *origin, *url = NULL;
 	size_t		 olen;
 
 	*bad = 0;
 	while (*p != '\0') {
-		while (*p == ' ' || *p == ',')
+		while (*p == ' ' || *p == '\t' || *p == ',')
 			p++;
 		if (*p != '<')
 			return NULL;
 		lt = p + 1;
 		if ((gt = strchr(lt, '>')) == NULL)
 			return NULL;
-		params = gt + 1;
-		end = params + strcspn(params, ",");
-		/* rel="next" or rel=next among the parameters. */
-		for (p = params; p < end; p++) {
-			if (strncasecmp(p, "rel=", 4) != 0)
-				continue;
-			p += 4;
-			if (*p == '"')
-				p++;
-			if (strncasecmp(p, "next", 4) == 0 &&
-			    (p[4] == '"' || p[4] == ';' || p[4] == ' ' ||
-			    p + 4 == end)) {
-				target = xstrndup(lt, (size_t)(gt - lt));
-				break;
-			}
-		}
-		if (target != NULL)
+		end = rc_link_value_end(gt + 1);
+		if (rc_link_is_next(gt + 1, end)) {
+			target = xstrndup(lt, (size_t)(gt - lt));
 			break;
+		}
 		p = end;
 	}
 	if (target == NULL)
@@ -762,14 +827,13 @@ rc_next_page(const char *link, const char *scheme, const char *apihost,
 /* Append a page's {"tags": [...]} to t; tags that are not valid tags are
  * skipped.  -1 if the page is not a tag list. */
 static int
-rc_add_tags(struct registry_tags *t, const struct buf *body, char *err,
+rc_add_tags(struct registry_tags *t, const char *body, size_t len, char *err,
     size_t errlen)
 {
 	cJSON		*root;
 	const cJSON	*tags, *e;
 
-	if (body->data == NULL || (root = cJSON_ParseWithLength(body->data,
-	    body->len)) == NULL) {
+	if (body == NULL || (root = cJSON_ParseWithLength(body, len)) == NULL) {
 		snprintf(err, errlen, "tag list is not JSON");
 		return -1;
 	}
@@ -788,6 +852,26 @@ rc_add_tags(struct registry_tags *t, const struct buf *body, char *err,
 		t->tags[t->n++] = xstrdup(e->valuestring);
 	}
 	cJSON_Delete(root);
+	return 0;
+}
+
+int
+registry_tags_page(struct registry_tags *t, const char *body, size_t len,
+    const char *link, const char *scheme, const char *apihost, char **next,
+    char *err, size_t errlen)
+{
+	int	 bad = 0;
+
+	*next = NULL;
+	if (rc_add_tags(t, body, len, err, errlen) == -1)
+		return -1;
+	if (link != NULL &&
+	    (*next = rc_next_page(link, scheme, apihost, &bad)) == NULL &&
+	    bad) {
+		snprintf(err, errlen, "%s: tag list pages to another host",
+		    apihost);
+		return -1;
+	}
 	return 0;
 }
 
@@ -816,7 +900,7 @@ rc_list_scheme(const char *scheme, const char *apihost,
 				    { NULL, NULL, NULL, NULL }, NULL, 0 };
 	struct rc_reply		 r;
 	char			*url, *next;
-	int			 rc, pages = 0, bad;
+	int			 rc, pages = 0;
 
 	memset(&r, 0, sizeof(r));
 	url = xasprintf("%s://%s/v2/%s/tags/list?n=1000", scheme, apihost,
@@ -855,18 +939,12 @@ rc_list_scheme(const char *scheme, const char *apihost,
 			    apihost, r.status);
 			break;
 		}
-		if (rc_add_tags(t, &r.body, err, errlen) == -1)
+		if (registry_tags_page(t, r.body.data, r.body.len, r.link,
+		    scheme, apihost, &next, err, errlen) == -1)
 			break;
 		if (pages == 0 && r.etag != NULL && r.link == NULL)
 			t->etag = xstrdup(r.etag);
-		next = r.link != NULL ? rc_next_page(r.link, scheme, apihost,
-		    &bad) : NULL;
 		if (next == NULL) {
-			if (r.link != NULL && bad) {
-				snprintf(err, errlen, "%s: tag list pages "
-				    "to another host", apihost);
-				break;
-			}
 			rc = 0;
 			break;
 		}

@@ -44,5 +44,15 @@ int	registry_list_tags(const struct config *, const char *registry,
 	    const char *repository, const char *if_none_match,
 	    struct registry_tags *t, char *err, size_t errlen);
 void	registry_tags_clear(struct registry_tags *);
+/*
+ * One page of a tag list: body's valid tags appended to t, and *next the
+ * next page's URL from its Link header (malloc'd; NULL at the last page).
+ * -1 (err) when body is not a tag list or the next page is on another
+ * host.  What registry_list_tags does with each page; the fuzz target's
+ * entry.
+ */
+int	registry_tags_page(struct registry_tags *t, const char *body,
+	    size_t len, const char *link, const char *scheme,
+	    const char *apihost, char **next, char *err, size_t errlen);
 
 #endif
