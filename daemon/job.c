@@ -21,6 +21,7 @@ static const char *const job_state_names[] = {
 	[JOB_SUCCEEDED] = "succeeded",
 	[JOB_FAILED] = "failed",
 	[JOB_DEAD] = "dead",
+	[JOB_WAITING] = "waiting",
 };
 
 static const char *const job_error_kind_names[] = {
@@ -141,6 +142,7 @@ job_free(struct job *j)
 	free(j->params);
 	free(j->source);
 	free(j->delivery);
+	free(j->wait);
 	for (i = 0; i < j->nmerged; i++)
 		job_free(j->merged[i]);
 	free(j->merged);
@@ -157,6 +159,7 @@ job_result_clear(struct job_result *r)
 	free(r->detail);
 	free(r->commit);
 	free(r->revision);
+	free(r->wait);
 	free(r->followups);
 	for (i = 0; i < r->nowned; i++)
 		free(r->owned[i]);

@@ -29,7 +29,15 @@ enum job_state {
 	JOB_SUCCEEDED,
 	JOB_FAILED,		/* will retry at not_before */
 	JOB_DEAD,		/* gave up; alert sent */
+	/*
+	 * Applied, workloads still rolling out: health is looked at again at
+	 * not_before, on a worker but without holding one meanwhile.  Still
+	 * the app's running job for exclusivity; not an attempt.  Last, so
+	 * the stored numbers of the others stay what they were.
+	 */
+	JOB_WAITING,
 };
+#define JOB_STATE_MAX	(JOB_WAITING + 1)
 
 const char	*job_kind_name(enum job_kind);
 int		 job_kind_parse(const char *, enum job_kind *);
@@ -66,6 +74,13 @@ struct job {
 	int		 attempts;	/* attempts made before this one */
 	int		 max_attempts;	/* as stored: a manual retry adds some */
 	int64_t		 created_ms;
+	/*
+	 * A claimed waiting job: what its last look left to check (the
+	 * result's "wait" member, include/sync.h) and when its attempt
+	 * started (the apply).  NULL and 0 for a fresh run.
+	 */
+	char		*wait;
+	int64_t		 started_ms;
 	/* Other queued jobs merged into this run (two update-image jobs for
 	 * one repository make one commit). */
 	struct job	**merged;
@@ -103,6 +118,12 @@ struct job_result {
 	char		*commit;	/* update-image: commit pushed (or NULL) */
 	char		*revision;	/* sync: revision applied */
 	int		 retry_after_s;	/* >0: not before this (429 Retry-After) */
+	/*
+	 * Not done yet (ok 0, no error): the job waits, and the runner looks
+	 * again after wait_ms with what wait (JSON text) says to check.
+	 */
+	char		*wait;
+	int		 wait_ms;
 	/* Jobs to create when this one succeeds (sync after a push). */
 	struct job_spec	*followups;
 	size_t		 nfollowups;
