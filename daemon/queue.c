@@ -560,7 +560,12 @@ queue_store_wait(struct queue *q, const struct job *j,
 	f.started_ms = started_ms;
 	f.ended_ms = ended_ms;
 	f.not_before_ms = ended_ms + delay;
-	result = queue_result_json(res);
+	/* Without its wait state the job could not be looked at again. */
+	if ((result = queue_result_json(res)) == NULL) {
+		snprintf(err, errlen, "job %" PRId64 ": the wait state does not"
+		    " encode", j->id);
+		return -1;
+	}
 	f.result = result;
 	rc = q->ops->finish(q->wr, &f, err, errlen);
 	free(result);
@@ -575,9 +580,10 @@ queue_store_wait(struct queue *q, const struct job *j,
 	}
 	memset(&note, 0, sizeof(note));
 	note.to_deploy_s = -1;
-	note.line = xasprintf("job %" PRId64 " %s app=%s delivery=%s "
-	    "attempt=%d: waiting for health", j->id, job_kind_name(j->kind),
-	    j->app != NULL ? j->app : "-",
+	/* Not shaped as an attempt's outcome ("attempt=N: state"): none yet. */
+	note.line = xasprintf("job %" PRId64 " %s app=%s delivery=%s: "
+	    "waiting for health (attempt %d goes on)", j->id,
+	    job_kind_name(j->kind), j->app != NULL ? j->app : "-",
 	    j->delivery != NULL ? j->delivery : "-", f.attempts + 1);
 	queue_note_add(q, &note);
 	return 0;
