@@ -126,7 +126,8 @@ admin_job_json(const struct store_job_row *r)
 	cJSON_AddItemToObject(o, "created", admin_json_time(r->created_ms));
 	cJSON_AddItemToObject(o, "updated", admin_json_time(r->updated_ms));
 	cJSON_AddItemToObject(o, "not_before",
-	    admin_json_time(r->state == JOB_FAILED ? r->not_before_ms : 0));
+	    admin_json_time(r->state == JOB_FAILED ||
+	    r->state == JOB_WAITING ? r->not_before_ms : 0));
 	cJSON_AddItemToObject(o, "event_id", admin_json_id(r->event_id));
 	cJSON_AddItemToObject(o, "source", admin_json_str(r->source));
 	cJSON_AddItemToObject(o, "delivery", admin_json_str(r->delivery));
@@ -308,8 +309,12 @@ admin_job(struct queue *q, int64_t id, struct buf *body)
 		cJSON_AddItemToObject(a, "error", admin_json_str(att[i].error));
 		cJSON_AddItemToArray(arr, a);
 	}
-	/* The attempt in progress has a start and no end yet. */
-	if (r.state == JOB_RUNNING && r.started_ms > 0) {
+	/*
+	 * The attempt in progress has a start and no end yet; a waiting
+	 * job's attempt is in progress from its apply to its last look.
+	 */
+	if ((r.state == JOB_RUNNING || r.state == JOB_WAITING) &&
+	    r.started_ms > 0) {
 		a = cJSON_CreateObject();
 		cJSON_AddNumberToObject(a, "n", r.attempts + 1);
 		cJSON_AddItemToObject(a, "started",

@@ -21,6 +21,7 @@ static const char *const job_state_names[] = {
 	[JOB_SUCCEEDED] = "succeeded",
 	[JOB_FAILED] = "failed",
 	[JOB_DEAD] = "dead",
+	[JOB_WAITING] = "waiting",
 };
 
 static const char *const job_error_kind_names[] = {
@@ -142,6 +143,7 @@ job_free(struct job *j)
 	free(j->source);
 	free(j->delivery);
 	free(j->inventory);
+	free(j->wait);
 	for (i = 0; i < j->nmerged; i++)
 		job_free(j->merged[i]);
 	free(j->merged);
@@ -159,6 +161,7 @@ job_result_clear(struct job_result *r)
 	free(r->commit);
 	free(r->revision);
 	free(r->inventory);
+	free(r->wait);
 	free(r->followups);
 	for (i = 0; i < r->nowned; i++)
 		free(r->owned[i]);

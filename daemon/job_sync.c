@@ -4,7 +4,8 @@
  * Resolves the job's app, repository and cluster in the config snapshot,
  * brings the local clone up to date (git_repo_prepare, daemon/git.c) and
  * hands over to sync_app_run().  revision NULL syncs the branch head as
- * fetched just now.
+ * fetched just now.  A claimed waiting job (job->wait) only looks at
+ * health again (sync_health_recheck): no fetch, no apply.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,21 @@
 #include "log.h"
 #include "sync.h"
 #include "util.h"
+
+/* The end of a sync: applied and healthy, or why not. */
+static void
+job_sync_log_done(const struct job *job, const struct config_app *app,
+    const struct job_result *res)
+{
+	char	 idbuf[32];
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)job->id);
+	log_kv(res->ok ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "sync done", "job",
+	    idbuf, "app", app->name, "result", res->ok ? "ok" :
+	    job_error_kind_name(res->err_kind), "revision",
+	    res->revision != NULL ? res->revision : "-", "object",
+	    res->object != NULL ? res->object : "-", NULL);
+}
 
 static void
 job_sync_run(const struct config *cfg, struct job *job,
@@ -46,6 +62,12 @@ job_sync_run(const struct config *cfg, struct job *job,
 		    cl == NULL ? app->cluster : app->repo);
 		return;
 	}
+	if (job->wait != NULL) {
+		sync_health_recheck(cl, job->wait, res);
+		if (res->wait == NULL)
+			job_sync_log_done(job, app, res);
+		return;
+	}
 	if (git_repo_prepare(cfg, repo, &path, &head, err, sizeof(err)) == -1) {
 		job_result_fail(res, JOB_ERR_GIT, 0, "repo %s: %s", repo->name,
 		    err);
@@ -59,11 +81,8 @@ job_sync_run(const struct config *cfg, struct job *job,
 	    job->delivery : "-", NULL);
 	sync_app_run(cl, app, path, revision, repo->branch,
 	    job->inventory, res);
-	log_kv(res->ok ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "sync done", "job",
-	    idbuf, "app", app->name, "result", res->ok ? "ok" :
-	    job_error_kind_name(res->err_kind), "revision",
-	    res->revision != NULL ? res->revision : "-", "object",
-	    res->object != NULL ? res->object : "-", NULL);
+	if (res->wait == NULL)
+		job_sync_log_done(job, app, res);
 out:
 	free(path);
 	free(head);

@@ -20,7 +20,13 @@
  *   which swaps the list out under the lock and calls queue_submit's
  *   callbacks: a callback fires only after its commit.
  * - State machine.  queued -> running -> succeeded | failed (retry at
- *   not_before: backoff with full jitter) -> ... -> dead.  One function,
+ *   not_before: backoff with full jitter) -> ... -> dead.  A sync whose
+ *   workloads still roll out goes running -> waiting: the worker is free,
+ *   and at not_before the job is claimed again for a health check only
+ *   (job->wait), which ends in succeeded, failed or dead as the attempt
+ *   would have, or in waiting again.  Waiting is not an attempt: nothing
+ *   counted, no alert, no app status; it still holds its app as a running
+ *   job does, and is not in `pending` (the queue bound).  One function,
  *   queue_store_finish(), decides every transition, in the same transaction
  *   that stores the attempt, the result, follow-up jobs, planned alerts and
  *   the app's status.  Claims follow the store's rules (one running job per
@@ -354,7 +360,7 @@ queue_result_json(const struct job_result *res)
 		cJSON_AddStringToObject(o, "revision", res->revision);
 	if (res->object != NULL)
 		cJSON_AddStringToObject(o, "object", res->object);
-	if (!res->ok)
+	if (!res->ok && res->wait == NULL)
 		cJSON_AddStringToObject(o, "error_kind",
 		    job_error_kind_name(res->err_kind));
 	if (res->detail != NULL) {
@@ -362,6 +368,14 @@ queue_result_json(const struct job_result *res)
 			cJSON_AddItemToObject(o, "detail", d);
 		else
 			cJSON_AddStringToObject(o, "detail", res->detail);
+	}
+	/* Read back by the store's claim (job->wait). */
+	if (res->wait != NULL) {
+		if ((d = cJSON_Parse(res->wait)) == NULL) {
+			cJSON_Delete(o);
+			return NULL;
+		}
+		cJSON_AddItemToObject(o, "wait", d);
 	}
 	s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
@@ -491,7 +505,9 @@ queue_notes_end(struct queue *q, size_t mark, int emit)
 
 	for (i = mark; i < q->nnotes; i++) {
 		n = &q->notes[i];
-		if (emit) {
+		if (emit && n->state_label[0] == '\0')
+			log_info("%s", n->line);	/* waiting: no attempt */
+		else if (emit) {
 			metrics_counter_add("gitopsd_jobs_total",
 			    n->state_label, 1);
 			metrics_observe("gitopsd_job_duration_seconds",
@@ -505,6 +521,99 @@ queue_notes_end(struct queue *q, size_t mark, int emit)
 		free(n->line);
 	}
 	q->nnotes = mark;
+}
+
+/* Queue a log line (no metrics) for after the round's commit. */
+static void
+queue_note_add(struct queue *q, const struct queue_note *note)
+{
+	if (q->nnotes == q->notes_cap) {
+		q->notes_cap = q->notes_cap > 0 ? q->notes_cap * 2 : 16;
+		q->notes = xreallocarray(q->notes, q->notes_cap,
+		    sizeof(*q->notes));
+	}
+	q->notes[q->nnotes++] = *note;
+}
+
+/* A sync's new inventory, with the attempt (or wait) that applied it. */
+static int
+queue_store_inventory(struct queue *q, const struct job *j,
+    const struct job_result *res, int head, int64_t now, char *err,
+    size_t errlen)
+{
+	if (!head || j->kind != JOB_SYNC || j->app == NULL ||
+	    res->inventory == NULL)
+		return 0;
+	return q->ops->inventory_set(q->wr, j->app, res->inventory, now, err,
+	    errlen);
+}
+
+/* Longest and shortest pause before a waiting job is looked at again. */
+#define QUEUE_WAIT_MIN_MS	10
+#define QUEUE_WAIT_MAX_MS	60000
+
+/*
+ * An attempt that applied but must look at health again later: waiting
+ * until not_before.  Not an attempt's end: its count stays, no attempt
+ * row, no alert, the app's status unchanged until the attempt ends; the
+ * store keeps started_ms as the attempt's start.
+ */
+static int
+queue_store_wait(struct queue *q, const struct job *j,
+    const struct job_result *res, int head, int64_t started_ms,
+    int64_t ended_ms, char *err, size_t errlen)
+{
+	struct store_finish	 f;
+	struct queue_note	 note;
+	char			*result;
+	int64_t			 delay = res->wait_ms;
+	int			 rc;
+
+	if (delay < QUEUE_WAIT_MIN_MS)
+		delay = QUEUE_WAIT_MIN_MS;
+	if (delay > QUEUE_WAIT_MAX_MS)
+		delay = QUEUE_WAIT_MAX_MS;
+	memset(&f, 0, sizeof(f));
+	f.job_id = j->id;
+	f.state = JOB_WAITING;
+	f.attempts = j->attempts;
+	f.started_ms = started_ms;
+	f.ended_ms = ended_ms;
+	f.not_before_ms = ended_ms + delay;
+	/* Without its wait state the job could not be looked at again. */
+	if ((result = queue_result_json(res)) == NULL) {
+		snprintf(err, errlen, "job %" PRId64 ": the wait state does not"
+		    " encode", j->id);
+		return -1;
+	}
+	f.result = result;
+	rc = q->ops->finish(q->wr, &f, err, errlen);
+	free(result);
+	if (rc == -1)
+		return -1;
+	/*
+	 * The apply is done: what it applied is stored now, not when the
+	 * wait ends (a look at health has no inventory), so that a failed
+	 * wait or a crash meanwhile still prunes from it.
+	 */
+	if (queue_store_inventory(q, j, res, head, ended_ms, err, errlen) == -1)
+		return -1;
+	/* One line when it starts waiting; each later look is a debug line. */
+	if (j->wait != NULL) {
+		log_debug("job %" PRId64 " %s app=%s: still waiting, next look "
+		    "in %" PRId64 " ms", j->id, job_kind_name(j->kind),
+		    j->app != NULL ? j->app : "-", delay);
+		return 0;
+	}
+	memset(&note, 0, sizeof(note));
+	note.to_deploy_s = -1;
+	/* Not shaped as an attempt's outcome ("attempt=N: state"): none yet. */
+	note.line = xasprintf("job %" PRId64 " %s app=%s delivery=%s: "
+	    "waiting for health (attempt %d goes on)", j->id,
+	    job_kind_name(j->kind), j->app != NULL ? j->app : "-",
+	    j->delivery != NULL ? j->delivery : "-", f.attempts + 1);
+	queue_note_add(q, &note);
+	return 0;
 }
 
 /*
@@ -521,7 +630,8 @@ queue_store_inventories(struct queue *q, struct queue_reply *rep)
 
 	for (i = 0; i < rep->nclaimed; i++) {
 		j = rep->claimed[i];
-		if (j->kind != JOB_SYNC || j->app == NULL)
+		/* A look at a waiting sync's health prunes nothing. */
+		if (j->kind != JOB_SYNC || j->app == NULL || j->wait != NULL)
 			continue;
 		if (q->ops->inventory_get(q->wr, j->app, &j->inventory, err,
 		    sizeof(err)) == -1)
@@ -548,6 +658,15 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 	int			 attempts = j->attempts + 1, absorbed, rc = -1;
 	size_t			 i;
 
+	/*
+	 * A waiting job's attempt began with its apply, before the health
+	 * checks that followed (the store kept when).
+	 */
+	if (j->wait != NULL && j->started_ms > 0 && j->started_ms < started_ms)
+		started_ms = j->started_ms;
+	if (!res->ok && res->wait != NULL)
+		return queue_store_wait(q, j, res, head, started_ms, ended_ms,
+		    err, errlen);
 	if (res->ok)
 		state = JOB_SUCCEEDED;
 	else if (res->permanent || attempts >= (j->max_attempts > 0 ?
@@ -598,9 +717,7 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 	if (queue_store_app(q, j, res, state, now, err, errlen) == -1)
 		goto out;
 	/* With the attempt that applied it: the next sync reads this. */
-	if (head && j->kind == JOB_SYNC && j->app != NULL &&
-	    res->inventory != NULL && q->ops->inventory_set(q->wr, j->app,
-	    res->inventory, now, err, errlen) == -1)
+	if (queue_store_inventory(q, j, res, head, now, err, errlen) == -1)
 		goto out;
 
 	queue_kind_label(j->kind, job_state_name(state), note.state_label,
@@ -614,12 +731,7 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 	    j->delivery != NULL ? j->delivery : "-", attempts,
 	    job_state_name(state), res->ok ? "" : ": ",
 	    res->ok ? "" : f.error);
-	if (q->nnotes == q->notes_cap) {
-		q->notes_cap = q->notes_cap > 0 ? q->notes_cap * 2 : 16;
-		q->notes = xreallocarray(q->notes, q->notes_cap,
-		    sizeof(*q->notes));
-	}
-	q->notes[q->nnotes++] = note;
+	queue_note_add(q, &note);
 	rc = 0;
 out:
 	free(result);
@@ -704,7 +816,7 @@ fail:
 static void
 queue_store_gauges(struct queue *q)
 {
-	int64_t		 counts[6];
+	int64_t		 counts[JOB_STATE_MAX];
 	char		 err[256], label[64];
 	int		 s;
 
@@ -713,7 +825,7 @@ queue_store_gauges(struct queue *q)
 		return;
 	}
 	q->pending = counts[JOB_QUEUED] + counts[JOB_FAILED];
-	for (s = JOB_QUEUED; s <= JOB_DEAD; s++) {
+	for (s = JOB_QUEUED; s < JOB_STATE_MAX; s++) {
 		if (s == JOB_SUCCEEDED)
 			continue;
 		snprintf(label, sizeof(label), "state=\"%s\"",
@@ -977,7 +1089,9 @@ done:
 				q->out_loop++;
 			else
 				q->out_thread++;
-			for (k = 0; k < rep->claimed[i]->nmerged + 1; k++)
+			/* A waiting job was not pending (see DESIGN). */
+			for (k = rep->claimed[i]->wait != NULL ? 1 : 0;
+			    k < rep->claimed[i]->nmerged + 1; k++)
 				q->pending--;
 		}
 		if (recorded != NULL || claimed || kick || added)
@@ -1022,7 +1136,7 @@ done:
 	 * Only a future retry needs the timer: a due job that is not claimed
 	 * waits for a slot or its app, and a finished attempt brings a round.
 	 */
-	r = q->ops->next_due(q->wr, &rep->due_ms, err, sizeof(err));
+	r = q->ops->next_due(q->wr, now, &rep->due_ms, err, sizeof(err));
 	rep->has_due = r == 1 && rep->due_ms > now;
 	queue_store_hand_back(q, rep, calls);
 }

@@ -45,11 +45,15 @@ store_names_add(char ***v, size_t *n, const char *name)
 
 void
 store_rules_busy(struct store_rules *r, enum job_kind kind, const char *app,
-    const char *repo)
+    const char *repo, int waiting)
 {
 	if (kind == JOB_NOTIFY)
 		return;
-	store_names_add(&r->apps, &r->napps, app);
+	/* A waiting app is free for its own health check only. */
+	if (waiting)
+		store_names_add(&r->held, &r->nheld, app);
+	else
+		store_names_add(&r->apps, &r->napps, app);
 	if (kind == JOB_UPDATE_IMAGE)
 		store_names_add(&r->repos, &r->nrepos, repo);
 }
@@ -62,7 +66,7 @@ store_rules_full(const struct store_rules *r, const struct store_claim *c)
 
 int
 store_rules_take(struct store_rules *r, const struct store_claim *c,
-    enum job_kind kind, const char *app, const char *repo)
+    enum job_kind kind, const char *app, const char *repo, int waiting)
 {
 	if (kind == JOB_NOTIFY) {
 		if (r->nloop >= c->max_loop)
@@ -72,11 +76,12 @@ store_rules_take(struct store_rules *r, const struct store_claim *c,
 	}
 	if (r->nthread >= c->max_thread ||
 	    store_names_has(r->apps, r->napps, app) ||
+	    (!waiting && store_names_has(r->held, r->nheld, app)) ||
 	    (kind == JOB_UPDATE_IMAGE &&
 	    store_names_has(r->repos, r->nrepos, repo)))
 		return 0;
 	r->nthread++;
-	store_rules_busy(r, kind, app, repo);
+	store_rules_busy(r, kind, app, repo, 0);
 	return 1;
 }
 
@@ -86,7 +91,8 @@ store_rules_merge(struct store_rules *r, const struct job *lead,
 {
 	/* Its app must be free too (one running job per app). */
 	if (app != NULL && strcmp(app, lead->app != NULL ? lead->app : "") != 0
-	    && store_names_has(r->apps, r->napps, app))
+	    && (store_names_has(r->apps, r->napps, app) ||
+	    store_names_has(r->held, r->nheld, app)))
 		return 0;
 	store_names_add(&r->apps, &r->napps, app);
 	return 1;
@@ -101,8 +107,11 @@ store_rules_free(struct store_rules *r)
 		free(r->apps[i]);
 	for (i = 0; i < r->nrepos; i++)
 		free(r->repos[i]);
+	for (i = 0; i < r->nheld; i++)
+		free(r->held[i]);
 	free(r->apps);
 	free(r->repos);
+	free(r->held);
 	memset(r, 0, sizeof(*r));
 }
 

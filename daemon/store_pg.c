@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
 #include "job.h"
@@ -582,27 +583,82 @@ store_pg_count_pending(struct store *st, int64_t *n, char *err, size_t errlen)
 }
 
 static int
-store_pg_count_states(struct store *st, int64_t counts[6], char *err,
-    size_t errlen)
+store_pg_count_states(struct store *st, int64_t counts[JOB_STATE_MAX],
+    char *err, size_t errlen)
 {
 	PGresult	*res;
 	int		 i, state;
 
-	memset(counts, 0, 6 * sizeof(counts[0]));
+	memset(counts, 0, JOB_STATE_MAX * sizeof(counts[0]));
 	/* Row 0: the alert outbox, notify jobs not yet finished. */
 	if ((res = store_pg_q(st, "SELECT state, count(*) FROM jobs"
-	    " WHERE state IN (1, 2, 4, 5) GROUP BY state"
+	    " WHERE state IN (1, 2, 4, 5, 6) GROUP BY state"
 	    " UNION ALL SELECT 0, count(*) FROM jobs WHERE state IN (1, 2, 4)"
 	    " AND kind = 3", NULL, PGRES_TUPLES_OK, "count states", err,
 	    errlen)) == NULL)
 		return -1;
 	for (i = 0; i < PQntuples(res); i++) {
 		state = (int)store_pg_int(res, i, 0);
-		if (state >= 0 && state < 6)
+		if (state >= 0 && state < JOB_STATE_MAX)
 			counts[state] = store_pg_int(res, i, 1);
 	}
 	PQclear(res);
 	return 0;
+}
+
+/*
+ * What a waiting job left to check: the "wait" member of its result
+ * (daemon/queue.c writes it), as JSON text, or NULL.  Only a waiting job's
+ * result has one: every other finish replaces the result.  Read here, not
+ * in SQL: a cast of a result that is not JSON would fail the statement.
+ */
+static char *
+store_pg_wait_of(const char *result)
+{
+	cJSON	*doc, *w;
+	char	*s = NULL;
+
+	if (result == NULL || (doc = cJSON_Parse(result)) == NULL)
+		return NULL;
+	if ((w = cJSON_GetObjectItemCaseSensitive(doc, "wait")) != NULL)
+		s = cJSON_PrintUnformatted(w);
+	cJSON_Delete(doc);
+	return s;
+}
+
+/*
+ * An interrupted health check of a waiting job only read: it goes back to
+ * waiting, due now, its attempt still the one that applied.
+ */
+static int
+store_pg_requeue_waits(struct store *st, int64_t now_ms, int *n, char *err,
+    size_t errlen)
+{
+	struct store_pg_params	 p;
+	PGresult		*res;
+	char			*wait;
+	int			 row, rc = 0;
+
+	if ((res = store_pg_q(st, "SELECT id, result FROM jobs WHERE state = 2"
+	    " AND result IS NOT NULL", NULL, PGRES_TUPLES_OK, "requeue", err,
+	    errlen)) == NULL)
+		return -1;
+	for (row = 0; row < PQntuples(res) && rc == 0; row++) {
+		if ((wait = store_pg_wait_of(store_pg_val(res, row, 1))) == NULL)
+			continue;
+		free(wait);
+		p.n = 0;
+		store_pg_p_int(&p, store_pg_int(res, row, 0));
+		store_pg_p_int(&p, now_ms);
+		if (store_pg_cmd(st, "UPDATE jobs SET state = 6, not_before = 0,"
+		    " updated = $2 WHERE id = $1", &p, "requeue", NULL, err,
+		    errlen) == -1)
+			rc = -1;
+		else
+			(*n)++;
+	}
+	PQclear(res);
+	return rc;
 }
 
 static int
@@ -615,6 +671,8 @@ store_pg_requeue_running(struct store *st, int64_t now_ms, int *nrequeued,
 	*nrequeued = *ndead = 0;
 	if (store_pg_begin(st, err, errlen) == -1)
 		return -1;
+	if (store_pg_requeue_waits(st, now_ms, nrequeued, err, errlen) == -1)
+		goto fail;
 	store_pg_p_int(&p, now_ms);
 	/* The interrupted attempt is counted and logged. */
 	if (store_pg_cmd(st, "INSERT INTO attempts(job_id, n, started, ended,"
@@ -635,7 +693,7 @@ store_pg_requeue_running(struct store *st, int64_t now_ms, int *nrequeued,
 	    " updated = $1, started = NULL, not_before = 0 WHERE state = 2", &p,
 	    "requeue", &n, err, errlen) == -1)
 		goto fail;
-	*nrequeued = (int)n;
+	*nrequeued += (int)n;
 	return store_pg_commit(st, err, errlen);
 fail:
 	store_pg_rollback(st);
@@ -643,14 +701,17 @@ fail:
 }
 
 static int
-store_pg_next_due(struct store *st, int64_t *due_ms, char *err, size_t errlen)
+store_pg_next_due(struct store *st, int64_t after_ms, int64_t *due_ms,
+    char *err, size_t errlen)
 {
-	PGresult	*res;
-	int		 rc = 0;
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+	int			 rc = 0;
 
+	store_pg_p_int(&p, after_ms);
 	if ((res = store_pg_q(st, "SELECT min(not_before) FROM jobs"
-	    " WHERE state IN (1, 4)", NULL, PGRES_TUPLES_OK, "next due", err,
-	    errlen)) == NULL)
+	    " WHERE state IN (1, 4, 6) AND not_before > $1", &p,
+	    PGRES_TUPLES_OK, "next due", err, errlen)) == NULL)
 		return -1;
 	if (!PQgetisnull(res, 0, 0)) {
 		*due_ms = store_pg_int(res, 0, 0);
@@ -663,7 +724,8 @@ store_pg_next_due(struct store *st, int64_t *due_ms, char *err, size_t errlen)
 #define STORE_PG_CLAIM_COLS \
 	"j.id, j.kind, j.state, j.app, j.repo, j.revision, j.image, j.tag," \
 	" j.digest, j.params, e.source, e.delivery, j.event_id, j.attempts," \
-	" j.created FROM jobs j LEFT JOIN events e ON e.id = j.event_id"
+	" j.created, j.result, j.started FROM jobs j" \
+	" LEFT JOIN events e ON e.id = j.event_id"
 
 static struct job *
 store_pg_job_from_row(const PGresult *res, int i)
@@ -685,6 +747,9 @@ store_pg_job_from_row(const PGresult *res, int i)
 	j->event_id = store_pg_int(res, i, 12);
 	j->attempts = (int)store_pg_int(res, i, 13);
 	j->created_ms = store_pg_int(res, i, 14);
+	if (store_pg_int(res, i, 2) == JOB_WAITING &&
+	    (j->wait = store_pg_wait_of(store_pg_val(res, i, 15))) != NULL)
+		j->started_ms = store_pg_int(res, i, 16);
 	return j;
 }
 
@@ -696,9 +761,11 @@ store_pg_mark_running(struct store *st, int64_t id, int64_t now_ms, char *err,
 
 	store_pg_p_int(&p, id);
 	store_pg_p_int(&p, now_ms);
-	return store_pg_cmd(st, "UPDATE jobs SET state = 2, started = $2,"
-	    " updated = $2 WHERE id = $1", &p, "mark running", NULL, err,
-	    errlen);
+	/* A waiting job's attempt began with its apply. */
+	return store_pg_cmd(st, "UPDATE jobs SET"
+	    " started = CASE WHEN state = 6 THEN started ELSE $2 END,"
+	    " state = 2, updated = $2 WHERE id = $1", &p, "mark running", NULL,
+	    err, errlen);
 }
 
 /* Queued update-image jobs for j's repository join j's run. */
@@ -762,30 +829,33 @@ store_pg_claim(struct store *st, const struct store_claim *c,
 	PQclear(res);
 
 	/* Read after the lock: every earlier claim is committed and seen. */
-	if ((res = store_pg_q(st, "SELECT kind, app, repo FROM jobs"
-	    " WHERE state = 2 AND kind != 3", NULL, PGRES_TUPLES_OK, "busy",
-	    err, errlen)) == NULL)
+	if ((res = store_pg_q(st, "SELECT kind, app, repo, state FROM jobs"
+	    " WHERE state IN (2, 6) AND kind != 3", NULL, PGRES_TUPLES_OK,
+	    "busy", err, errlen)) == NULL)
 		goto out;
 	for (row = 0; row < PQntuples(res); row++)
 		store_rules_busy(&rules, (enum job_kind)store_pg_int(res, row, 0),
-		    store_pg_val(res, row, 1), store_pg_val(res, row, 2));
+		    store_pg_val(res, row, 1), store_pg_val(res, row, 2),
+		    store_pg_int(res, row, 3) == JOB_WAITING);
 	PQclear(res);
 
 	/*
 	 * Jobs of a busy app or repository are left out here, in SQL, so
 	 * the limit counts jobs that can be taken; the rules between the
 	 * rows read (one per app, one per repository) are applied below.
+	 * An app held by a waiting job is free for that job only.
 	 */
 	p.n = 0;
 	store_pg_p_int(&p, c->now_ms);
 	store_pg_p_int(&p, (int64_t)c->max_thread + c->max_loop +
 	    STORE_PG_CLAIM_SLACK);
 	if ((res = store_pg_q(st, "SELECT " STORE_PG_CLAIM_COLS
-	    " WHERE j.state IN (1, 4) AND j.not_before <= $1"
+	    " WHERE j.state IN (1, 4, 6) AND j.not_before <= $1"
 	    " AND (j.kind = 3 OR (NOT EXISTS (SELECT 1 FROM jobs r"
-	    " WHERE r.state = 2 AND r.kind != 3 AND r.app = j.app)"
+	    " WHERE r.kind != 3 AND r.app = j.app AND (r.state = 2"
+	    " OR (r.state = 6 AND r.id != j.id)))"
 	    " AND (j.kind != 2 OR NOT EXISTS (SELECT 1 FROM jobs r"
-	    " WHERE r.state = 2 AND r.kind = 2 AND r.repo = j.repo))))"
+	    " WHERE r.state IN (2, 6) AND r.kind = 2 AND r.repo = j.repo))))"
 	    " ORDER BY j.not_before, j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED",
 	    &p, PGRES_TUPLES_OK, "candidates", err, errlen)) == NULL)
 		goto out;
@@ -793,7 +863,8 @@ store_pg_claim(struct store *st, const struct store_claim *c,
 	    row++) {
 		if (!store_rules_take(&rules, c,
 		    (enum job_kind)store_pg_int(res, row, 1),
-		    store_pg_val(res, row, 3), store_pg_val(res, row, 4)))
+		    store_pg_val(res, row, 3), store_pg_val(res, row, 4),
+		    store_pg_int(res, row, 2) == JOB_WAITING))
 			continue;
 		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
 		jobs = xreallocarray(jobs, njobs + 1, sizeof(*jobs));
@@ -847,8 +918,10 @@ store_pg_finish(struct store *st, const struct store_finish *f, char *err,
 	store_pg_p_int(&p, f->ended_ms);
 	store_pg_p_int(&p, f->state == JOB_SUCCEEDED);
 	store_pg_p_text(&p, f->error);
-	if (store_pg_cmd(st, "INSERT INTO attempts(job_id, n, started, ended,"
-	    " ok, error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, n)"
+	/* A job that waits has not finished its attempt. */
+	if (f->state != JOB_WAITING && store_pg_cmd(st, "INSERT INTO"
+	    " attempts(job_id, n, started, ended, ok, error)"
+	    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, n)"
 	    " DO UPDATE SET started = excluded.started, ended = excluded.ended,"
 	    " ok = excluded.ok, error = excluded.error", &p, "attempt", NULL,
 	    err, errlen) == -1)
@@ -861,10 +934,13 @@ store_pg_finish(struct store *st, const struct store_finish *f, char *err,
 	store_pg_p_int(&p, f->ended_ms);
 	store_pg_p_text(&p, f->error);
 	store_pg_p_text(&p, f->result);
+	store_pg_p_opt(&p, f->started_ms);
+	/* WAITING keeps the attempt's start: the apply. */
 	return store_pg_cmd(st, "UPDATE jobs SET state = $2, attempts = $3,"
 	    " not_before = $4, updated = $5, error = $6,"
-	    " result = coalesce($7, result), started = NULL WHERE id = $1", &p,
-	    "finish", NULL, err, errlen);
+	    " result = coalesce($7, result),"
+	    " started = CASE WHEN $2::int = 6 THEN $8::bigint END WHERE id = $1",
+	    &p, "finish", NULL, err, errlen);
 }
 
 static int

@@ -32,6 +32,18 @@
 
 #define STORE_SQLITE_BUSY_MS	10000
 
+/*
+ * What a waiting job left to check: the "wait" member of its result
+ * (daemon/queue.c writes it).  Only a waiting job's result has one: every
+ * other finish replaces the result.  CASE, not AND: json_extract fails the
+ * whole statement on a result that is not JSON.
+ */
+#define STORE_SQLITE_WAIT_OF(col) \
+	"CASE WHEN json_valid(" col ") THEN json_extract(" col ", '$.wait')" \
+	" END"
+#define STORE_SQLITE_WAIT_COL \
+	"CASE WHEN j.state = 6 THEN " STORE_SQLITE_WAIT_OF("j.result") " END"
+
 enum st_stmt {
 	ST_EVENT_KEY,
 	ST_SEEN_LOAD,
@@ -88,30 +100,38 @@ static const char *const store_sqlite_sql[ST_MAX] = {
 	    " UNION ALL SELECT 2, count(*) FROM jobs WHERE state = 2"
 	    " UNION ALL SELECT 4, count(*) FROM jobs WHERE state = 4"
 	    " UNION ALL SELECT 5, count(*) FROM jobs WHERE state = 5"
+	    " UNION ALL SELECT 6, count(*) FROM jobs WHERE state = 6"
 	    /* Row 0: the alert outbox, notify jobs not yet finished. */
 	    " UNION ALL SELECT 0, count(*) FROM jobs WHERE state IN (1, 2, 4)"
 	    " AND kind = 3",
-	[ST_NEXT_DUE] = "SELECT min(not_before) FROM jobs WHERE state IN (1, 4)",
-	[ST_BUSY] = "SELECT kind, app, repo FROM jobs WHERE state = 2",
+	[ST_NEXT_DUE] = "SELECT min(not_before) FROM jobs"
+	    " WHERE state IN (1, 4, 6) AND not_before > ?1",
+	[ST_BUSY] = "SELECT kind, app, repo, state FROM jobs"
+	    " WHERE state IN (2, 6)",
 	[ST_CANDIDATES] = "SELECT j.id, j.kind, j.state, j.app, j.repo,"
 	    " j.revision, j.image, j.tag, j.digest, j.params, e.source,"
-	    " e.delivery, j.event_id, j.attempts, j.created, j.max_attempts"
+	    " e.delivery, j.event_id, j.attempts, j.created, j.max_attempts,"
+	    STORE_SQLITE_WAIT_COL ", j.started"
 	    " FROM jobs j"
 	    " LEFT JOIN events e ON e.id = j.event_id"
-	    " WHERE j.state IN (1, 4) AND j.not_before <= ?1"
+	    " WHERE j.state IN (1, 4, 6) AND j.not_before <= ?1"
 	    " ORDER BY j.not_before, j.id",
 	[ST_MERGE_CANDS] = "SELECT j.id, j.kind, j.state, j.app, j.repo,"
 	    " j.revision, j.image, j.tag, j.digest, j.params, e.source,"
-	    " e.delivery, j.event_id, j.attempts, j.created, j.max_attempts"
+	    " e.delivery, j.event_id, j.attempts, j.created, j.max_attempts,"
+	    STORE_SQLITE_WAIT_COL ", j.started"
 	    " FROM jobs j"
 	    " LEFT JOIN events e ON e.id = j.event_id"
 	    " WHERE j.state = 1 AND j.kind = 2 AND j.repo = ?1 AND j.id != ?2"
 	    " AND j.not_before <= ?3 ORDER BY j.id",
-	[ST_MARK_RUNNING] = "UPDATE jobs SET state = 2, started = ?2,"
-	    " updated = ?2 WHERE id = ?1",
+	/* A waiting job's attempt began with its apply. */
+	[ST_MARK_RUNNING] = "UPDATE jobs SET"
+	    " started = CASE WHEN state = 6 THEN started ELSE ?2 END,"
+	    " state = 2, updated = ?2 WHERE id = ?1",
 	[ST_FINISH] = "UPDATE jobs SET state = ?2, attempts = ?3,"
 	    " not_before = ?4, updated = ?5, error = ?6,"
-	    " result = coalesce(?7, result), started = NULL WHERE id = ?1",
+	    " result = coalesce(?7, result),"
+	    " started = CASE WHEN ?2 = 6 THEN ?8 END WHERE id = ?1",
 	[ST_ATTEMPT] = "INSERT OR REPLACE INTO attempts(job_id, n, started,"
 	    " ended, ok, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_APP_UPSERT] = "INSERT INTO apps(name, outcome, revision, health,"
@@ -690,18 +710,18 @@ store_sqlite_count_pending(struct store *st, int64_t *n, char *err,
 }
 
 static int
-store_sqlite_count_states(struct store *st, int64_t counts[6], char *err,
-    size_t errlen)
+store_sqlite_count_states(struct store *st, int64_t counts[JOB_STATE_MAX],
+    char *err, size_t errlen)
 {
 	sqlite3_stmt	*s;
 	int		 rc, state;
 
-	memset(counts, 0, 6 * sizeof(counts[0]));
+	memset(counts, 0, JOB_STATE_MAX * sizeof(counts[0]));
 	if ((s = store_sqlite_stmt(st, ST_COUNT_STATES, err, errlen)) == NULL)
 		return -1;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		state = sqlite3_column_int(s, 0);
-		if (state >= 0 && state < 6)
+		if (state >= 0 && state < JOB_STATE_MAX)
 			counts[state] = sqlite3_column_int64(s, 1);
 	}
 	sqlite3_reset(s);
@@ -723,6 +743,17 @@ store_sqlite_requeue_running(struct store *st, int64_t now_ms, int *nrequeued,
 	*nrequeued = *ndead = 0;
 	if (store_sqlite_begin(st, err, errlen) == -1)
 		return -1;
+	/*
+	 * An interrupted health check only read: it goes back to waiting,
+	 * due now, its attempt still the one that applied.
+	 */
+	sql = xasprintf("UPDATE jobs SET state = 6, not_before = 0,"
+	    " updated = %lld WHERE state = 2 AND " STORE_SQLITE_WAIT_OF("result")
+	    " IS NOT NULL", (long long)now_ms);
+	if (store_sqlite_exec(st, sql, err, errlen) == -1)
+		goto out;
+	*nrequeued = sqlite3_changes(st->db);
+	free(sql);
 	/* The interrupted attempt is counted and logged. */
 	sql = xasprintf("INSERT OR REPLACE INTO attempts(job_id, n, started,"
 	    " ended, ok, error) SELECT id, attempts + 1, started, %lld, 0,"
@@ -744,7 +775,7 @@ store_sqlite_requeue_running(struct store *st, int64_t now_ms, int *nrequeued,
 	    (long long)now_ms);
 	if (store_sqlite_exec(st, sql, err, errlen) == -1)
 		goto out;
-	*nrequeued = sqlite3_changes(st->db);
+	*nrequeued += sqlite3_changes(st->db);
 	if (store_sqlite_commit(st, err, errlen) == -1)
 		goto out;
 	rc = 0;
@@ -757,14 +788,15 @@ out:
 }
 
 static int
-store_sqlite_next_due(struct store *st, int64_t *due_ms, char *err,
-    size_t errlen)
+store_sqlite_next_due(struct store *st, int64_t after_ms, int64_t *due_ms,
+    char *err, size_t errlen)
 {
 	sqlite3_stmt	*s;
 	int		 rc;
 
 	if ((s = store_sqlite_stmt(st, ST_NEXT_DUE, err, errlen)) == NULL)
 		return -1;
+	sqlite3_bind_int64(s, 1, after_ms);
 	if (sqlite3_step(s) != SQLITE_ROW) {
 		store_sqlite_err(st, err, errlen, "next due");
 		sqlite3_reset(s);
@@ -802,6 +834,8 @@ store_sqlite_job_from_row(sqlite3_stmt *s)
 	j->attempts = sqlite3_column_int(s, 13);
 	j->created_ms = sqlite3_column_int64(s, 14);
 	j->max_attempts = sqlite3_column_int(s, 15);
+	if ((j->wait = store_sqlite_col(s, 16)) != NULL)
+		j->started_ms = sqlite3_column_int64(s, 17);
 	return j;
 }
 
@@ -866,7 +900,8 @@ store_sqlite_claim(struct store *st, const struct store_claim *c,
 	while ((step = sqlite3_step(s)) == SQLITE_ROW)
 		store_rules_busy(&rules, (enum job_kind)sqlite3_column_int(s, 0),
 		    (const char *)sqlite3_column_text(s, 1),
-		    (const char *)sqlite3_column_text(s, 2));
+		    (const char *)sqlite3_column_text(s, 2),
+		    sqlite3_column_int(s, 3) == JOB_WAITING);
 	sqlite3_reset(s);
 	if (step != SQLITE_DONE) {
 		store_sqlite_err(st, err, errlen, "busy");
@@ -881,7 +916,8 @@ store_sqlite_claim(struct store *st, const struct store_claim *c,
 		if (!store_rules_take(&rules, c,
 		    (enum job_kind)sqlite3_column_int(s, 1),
 		    (const char *)sqlite3_column_text(s, 3),
-		    (const char *)sqlite3_column_text(s, 4)))
+		    (const char *)sqlite3_column_text(s, 4),
+		    sqlite3_column_int(s, 2) == JOB_WAITING))
 			continue;
 		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
 		jobs = xreallocarray(jobs, njobs + 1, sizeof(*jobs));
@@ -926,16 +962,20 @@ store_sqlite_finish(struct store *st, const struct store_finish *f,
 {
 	sqlite3_stmt	*s;
 
-	if ((s = store_sqlite_stmt(st, ST_ATTEMPT, err, errlen)) == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, f->job_id);
-	sqlite3_bind_int(s, 2, f->attempts);
-	store_sqlite_int(s, 3, f->started_ms, 1);
-	sqlite3_bind_int64(s, 4, f->ended_ms);
-	sqlite3_bind_int(s, 5, f->state == JOB_SUCCEEDED);
-	store_sqlite_text(s, 6, f->error);
-	if (store_sqlite_done(st, s, err, errlen, "attempt") == -1)
-		return -1;
+	/* A job that waits has not finished its attempt. */
+	if (f->state != JOB_WAITING) {
+		if ((s = store_sqlite_stmt(st, ST_ATTEMPT, err, errlen)) ==
+		    NULL)
+			return -1;
+		sqlite3_bind_int64(s, 1, f->job_id);
+		sqlite3_bind_int(s, 2, f->attempts);
+		store_sqlite_int(s, 3, f->started_ms, 1);
+		sqlite3_bind_int64(s, 4, f->ended_ms);
+		sqlite3_bind_int(s, 5, f->state == JOB_SUCCEEDED);
+		store_sqlite_text(s, 6, f->error);
+		if (store_sqlite_done(st, s, err, errlen, "attempt") == -1)
+			return -1;
+	}
 	if ((s = store_sqlite_stmt(st, ST_FINISH, err, errlen)) == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, f->job_id);
@@ -945,6 +985,7 @@ store_sqlite_finish(struct store *st, const struct store_finish *f,
 	sqlite3_bind_int64(s, 5, f->ended_ms);
 	store_sqlite_text(s, 6, f->error);
 	store_sqlite_text(s, 7, f->result);
+	store_sqlite_int(s, 8, f->started_ms, 1);
 	return store_sqlite_done(st, s, err, errlen, "finish");
 }
 

@@ -31,6 +31,13 @@
  *   labels), or when annotated gitopsd.io/prune: disabled.  Core Endpoints
  *   are never pruned: the endpoints controller copies a Service's labels
  *   onto them without an owner.
+ * - Health: looked at once after apply and prune, never slept on.  Still
+ *   rolling out, the result carries a wait state (each workload's API
+ *   path and health kind, the deadline on the wall clock, the backoff, the
+ *   revision and the detail), the job waits in the queue, and a worker
+ *   looks again later (sync_health_recheck) with that state alone, so a
+ *   restart in between loses nothing and workers apply other apps while
+ *   rollouts run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +70,13 @@
 #define SYNC_MAX_OBJECTS	10000
 #define SYNC_RENDER_MAX_OUT	(64u * 1024 * 1024)
 #define SYNC_CRD_WAIT_S		10
+/*
+ * Health looks: the first right after apply, then 250 ms later, doubling
+ * up to 4 s (most rollouts finish in seconds; hundreds of apps waiting at
+ * once must not turn into a storm of GETs and store rounds).
+ */
+#define SYNC_POLL_FIRST_MS	250
+#define SYNC_POLL_MAX_MS	4000
 
 /* ---- manifests from Git ------------------------------------------------ */
 
@@ -582,6 +596,8 @@ struct sync_obj {
 	enum sync_health_kind	 hk;
 	char			*health;	/* NULL until checked */
 	int			 healthy;
+	char			*path;		/* workloads: GET for health */
+	int			 dindex;	/* its place in detail.objects */
 };
 
 struct sync_run {
@@ -597,6 +613,12 @@ struct sync_run {
 	struct sync_inv			*inv;	/* the previous inventory */
 	size_t				 ninv;
 	int				 inv_known; /* read, or rebuilt */
+	/* Health: looked at once per run; the job waits between looks. */
+	int64_t				 deadline_ms;	/* wall clock */
+	int				 timeout_s;
+	int				 poll_ms;	/* backoff after this look */
+	int				 fixed_poll;
+	int				 wait_ms;	/* when to look again */
 };
 
 static int
@@ -1616,89 +1638,185 @@ sync_fail_health(struct sync_run *s, enum job_error_kind kind, int permanent,
 	free(msg);
 }
 
-static int
-sync_wait_health(struct sync_run *s)
+/*
+ * One look at every workload not yet healthy.  -1 on a failure (in s->res:
+ * unreachable, refused, or a workload degraded); else how many are still
+ * progressing.
+ */
+static long
+sync_look(struct sync_run *s)
 {
 	struct kube_response	 resp;
-	char			 err[512], why[400], *path;
-	int64_t			 deadline;
-	size_t			 i, pending, degraded;
+	char			 err[512], why[400];
+	size_t			 i;
+	long			 pending = 0, degraded = 0;
 	enum sync_health	 h;
 	enum kube_rc		 rc;
-	/* Quick first looks (most rollouts finish in seconds), then back
-	 * off to one look every 2 s. */
-	int			 poll_ms = s->req->poll_ms > 0 ?
-				    s->req->poll_ms : 250;
 
-	deadline = util_mono_ms() + (int64_t)s->req->timeout_s * 1000;
-	for (;;) {
-		pending = degraded = 0;
-		for (i = 0; i < s->n; i++) {
-			struct sync_obj	*o = &s->objs[i];
+	for (i = 0; i < s->n; i++) {
+		struct sync_obj	*o = &s->objs[i];
 
-			if (o->hk == SYNC_HK_NONE || o->healthy)
-				continue;
-			path = kube_path(&o->res, o->ns, o->name);
-			rc = kube_request(s->kube, "GET", path, NULL, NULL, 0,
-			    &resp, err, sizeof(err));
-			free(path);
-			if (rc != KUBE_OK) {
-				sync_fail_transport(s, rc, o->desc, err);
-				return -1;
-			}
-			free(o->health);
-			if (resp.status == 404) {
-				o->health = xstrdup("Missing: deleted after "
-				    "apply");
-				degraded++;
-			} else if (resp.status != 200) {
-				sync_fail_http(s, "health check of", o->desc,
-				    &resp);
-				kube_response_clear(&resp);
-				return -1;
-			} else {
-				h = sync_judge(o->hk, resp.json, why,
-				    sizeof(why));
-				if (h == SYNC_HEALTHY) {
-					o->healthy = 1;
-					o->health = NULL;
-				} else if (h == SYNC_DEGRADED) {
-					o->health = xasprintf("Degraded: %s",
-					    why);
-					degraded++;
-				} else {
-					o->health = xasprintf("Progressing: "
-					    "%s", why);
-					pending++;
-				}
-			}
+		if (o->hk == SYNC_HK_NONE || o->healthy)
+			continue;
+		rc = kube_request(s->kube, "GET", o->path, NULL, NULL, 0,
+		    &resp, err, sizeof(err));
+		if (rc != KUBE_OK) {
+			sync_fail_transport(s, rc, o->desc, err);
+			return -1;
+		}
+		free(o->health);
+		o->health = NULL;
+		if (resp.status == 404) {
+			o->health = xstrdup("Missing: deleted after apply");
+			degraded++;
+		} else if (resp.status != 200) {
+			sync_fail_http(s, "health check of", o->desc, &resp);
 			kube_response_clear(&resp);
-		}
-		if (degraded > 0) {
-			sync_fail_health(s, JOB_ERR_UNHEALTHY, 1,
-			    "unhealthy", 1);
 			return -1;
+		} else {
+			h = sync_judge(o->hk, resp.json, why, sizeof(why));
+			if (h == SYNC_HEALTHY)
+				o->healthy = 1;
+			else if (h == SYNC_DEGRADED) {
+				o->health = xasprintf("Degraded: %s", why);
+				degraded++;
+			} else {
+				o->health = xasprintf("Progressing: %s", why);
+				pending++;
+			}
 		}
-		if (pending == 0)
-			return 0;
-		if (util_mono_ms() + poll_ms > deadline) {
-			char	 lead[64];
-
-			snprintf(lead, sizeof(lead), "not healthy after %d s",
-			    s->req->timeout_s);
-			sync_fail_health(s, JOB_ERR_TIMEOUT, 0, lead, 0);
-			return -1;
-		}
-		{
-			struct timespec	 ts = { poll_ms / 1000,
-			    (long)(poll_ms % 1000) * 1000000L };
-
-			while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-				;
-		}
-		if (s->req->poll_ms <= 0 && poll_ms < 2000)
-			poll_ms *= 2;
+		kube_response_clear(&resp);
 	}
+	if (degraded > 0) {
+		sync_fail_health(s, JOB_ERR_UNHEALTHY, 1, "unhealthy", 1);
+		return -1;
+	}
+	return pending;
+}
+
+enum sync_step {
+	SYNC_STEP_HEALTHY,
+	SYNC_STEP_WAIT,		/* look again after s->wait_ms */
+	SYNC_STEP_FAILED,
+};
+
+/*
+ * Look at health once and decide: healthy, failed (degraded, or still
+ * progressing at the deadline: the timeout failure), or look again later.
+ * No sleeping here: the job waits in the queue, not on this thread.
+ */
+static enum sync_step
+sync_health_step(struct sync_run *s)
+{
+	long	 pending = sync_look(s);
+	int64_t	 left;
+	char	 lead[64];
+
+	if (pending < 0)
+		return SYNC_STEP_FAILED;
+	if (pending == 0)
+		return SYNC_STEP_HEALTHY;
+	left = s->deadline_ms - util_now_ms();
+	if (left <= 0) {
+		snprintf(lead, sizeof(lead), "not healthy after %d s",
+		    s->timeout_s);
+		sync_fail_health(s, JOB_ERR_TIMEOUT, 0, lead, 0);
+		return SYNC_STEP_FAILED;
+	}
+	/* The last look is at the deadline, not a backoff past it. */
+	s->wait_ms = s->poll_ms < left ? s->poll_ms : (int)left;
+	return SYNC_STEP_WAIT;
+}
+
+static const char *const sync_hk_names[] = {
+	[SYNC_HK_DEPLOYMENT] = "Deployment",
+	[SYNC_HK_STATEFULSET] = "StatefulSet",
+	[SYNC_HK_DAEMONSET] = "DaemonSet",
+	[SYNC_HK_JOB] = "Job",
+};
+
+static enum sync_health_kind
+sync_hk_parse(const char *name)
+{
+	size_t	 i;
+
+	for (i = 1; name != NULL && i < nitems(sync_hk_names); i++)
+		if (strcmp(name, sync_hk_names[i]) == 0)
+			return (enum sync_health_kind)i;
+	return SYNC_HK_NONE;
+}
+
+/*
+ * What the next look needs, kept with the job while it waits (the queue
+ * stores it in the job's result as "wait"), so that a restart loses
+ * nothing: the deadline (wall clock), the backoff, the revision and the
+ * detail of the apply, and each workload still to check.  detail is
+ * consumed.
+ */
+static char *
+sync_wait_json(const struct sync_run *s, const char *revision, cJSON *detail)
+{
+	cJSON	*w = cJSON_CreateObject(), *arr, *o;
+	char	*out;
+	size_t	 i;
+
+	cJSON_AddNumberToObject(w, "deadline_ms", (double)s->deadline_ms);
+	cJSON_AddNumberToObject(w, "timeout_s", s->timeout_s);
+	cJSON_AddNumberToObject(w, "poll_ms", s->wait_ms);
+	cJSON_AddBoolToObject(w, "fixed_poll", s->fixed_poll);
+	if (revision != NULL)
+		cJSON_AddStringToObject(w, "revision", revision);
+	if (detail != NULL)
+		cJSON_AddItemToObject(w, "detail", detail);
+	arr = cJSON_AddArrayToObject(w, "checks");
+	for (i = 0; i < s->n; i++) {
+		const struct sync_obj	*so = &s->objs[i];
+
+		if (so->hk == SYNC_HK_NONE || so->healthy)
+			continue;
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "apiVersion", so->api_version);
+		cJSON_AddStringToObject(o, "kind", so->kind);
+		if (so->ns != NULL)
+			cJSON_AddStringToObject(o, "namespace", so->ns);
+		cJSON_AddStringToObject(o, "name", so->name);
+		cJSON_AddStringToObject(o, "path", so->path);
+		cJSON_AddStringToObject(o, "health_kind",
+		    sync_hk_names[so->hk]);
+		cJSON_AddNumberToObject(o, "index", (double)so->dindex);
+		cJSON_AddItemToArray(arr, o);
+	}
+	out = cJSON_PrintUnformatted(w);
+	cJSON_Delete(w);
+	return out;
+}
+
+/* The result's detail after a look: each workload's and the app's health. */
+static void
+sync_detail_update(struct sync_run *s, cJSON *detail, const char *health)
+{
+	cJSON	*objs = cJSON_GetObjectItemCaseSensitive(detail, "objects");
+	cJSON	*it;
+	size_t	 i;
+
+	for (i = 0; i < s->n; i++) {
+		const struct sync_obj	*o = &s->objs[i];
+
+		if ((it = cJSON_GetArrayItem(objs, o->dindex)) == NULL)
+			continue;
+		sync_set_str(it, "health", o->healthy ? "Healthy" :
+		    o->health != NULL ? o->health : "Unknown");
+	}
+	sync_set_str(detail, "health", health);
+	free(s->res->detail);
+	s->res->detail = cJSON_PrintUnformatted(detail);
+}
+
+/* The health an unfinished sync shows, from how it failed. */
+static const char *
+sync_failed_health(const struct job_result *res)
+{
+	return res->err_kind == JOB_ERR_TIMEOUT ? "Progressing" : "Degraded";
 }
 
 /* Label values: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends. */
@@ -1720,6 +1838,26 @@ sync_valid_label_value(const char *v)
 	    v[n - 1] != '-' && v[n - 1] != '_' && v[n - 1] != '.';
 }
 
+static void
+sync_run_clear(struct sync_run *s)
+{
+	size_t	 i;
+
+	for (i = 0; i < s->n; i++) {
+		kube_resource_clear(&s->objs[i].res);
+		free(s->objs[i].ns);
+		free(s->objs[i].desc);
+		free(s->objs[i].uid);
+		free(s->objs[i].health);
+		free(s->objs[i].path);
+	}
+	free(s->objs);
+	s->objs = NULL;
+	s->n = 0;
+	cJSON_Delete(s->pruned_list);
+	s->pruned_list = NULL;
+}
+
 void
 sync_apply(struct kube *k, const struct sync_request *req,
     struct sync_manifests *m, struct job_result *res)
@@ -1727,6 +1865,7 @@ sync_apply(struct kube *k, const struct sync_request *req,
 	struct sync_run	 s;
 	size_t		 i;
 	const char	*health = "Unknown";
+	int		 waiting = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.kube = k;
@@ -1753,10 +1892,28 @@ sync_apply(struct kube *k, const struct sync_request *req,
 	if (req->prune && (s.inv_known ? sync_prune_inventory(&s) :
 	    sync_prune_list(&s)) == -1)
 		goto out;
-	if (req->timeout_s > 0 && sync_wait_health(&s) == -1) {
-		health = res->err_kind == JOB_ERR_TIMEOUT ? "Progressing" :
-		    "Degraded";
-		goto out;
+	if (req->timeout_s > 0) {
+		s.timeout_s = req->timeout_s;
+		s.deadline_ms = util_now_ms() + (int64_t)req->timeout_s * 1000;
+		s.fixed_poll = req->poll_ms > 0;
+		s.poll_ms = s.fixed_poll ? req->poll_ms : SYNC_POLL_FIRST_MS;
+		for (i = 0; i < s.n; i++) {
+			s.objs[i].dindex = (int)i;
+			if (s.objs[i].hk != SYNC_HK_NONE)
+				s.objs[i].path = kube_path(&s.objs[i].res,
+				    s.objs[i].ns, s.objs[i].name);
+		}
+		switch (sync_health_step(&s)) {
+		case SYNC_STEP_FAILED:
+			health = sync_failed_health(res);
+			goto out;
+		case SYNC_STEP_WAIT:
+			health = "Progressing";
+			waiting = 1;
+			goto out;
+		case SYNC_STEP_HEALTHY:
+			break;
+		}
 	}
 	health = "Healthy";
 	res->ok = 1;
@@ -1764,17 +1921,32 @@ sync_apply(struct kube *k, const struct sync_request *req,
 	res->permanent = 0;
 out:
 	sync_detail(&s, health);
+	/* A sync that waits hands its inventory back too: it applied. */
 	sync_inv_result(&s);
 	sync_inv_free(&s);
-	for (i = 0; i < s.n; i++) {
-		kube_resource_clear(&s.objs[i].res);
-		free(s.objs[i].ns);
-		free(s.objs[i].desc);
-		free(s.objs[i].uid);
-		free(s.objs[i].health);
+	if (waiting) {
+		free(res->wait);
+		res->wait = sync_wait_json(&s, req->revision,
+		    cJSON_Parse(res->detail));
+		res->wait_ms = s.wait_ms;
 	}
-	free(s.objs);
-	cJSON_Delete(s.pruned_list);
+	sync_run_clear(&s);
+}
+
+/* A client for cl, rate-limited as configured; NULL with res failed. */
+static struct kube *
+sync_kube_new(const struct config_cluster *cl, const struct kubeconfig *kc,
+    struct job_result *res)
+{
+	struct kube	*k;
+	char		 err[1024];
+
+	if ((k = kube_new(kc, cl->name, err, sizeof(err))) == NULL) {
+		job_result_fail(res, JOB_ERR_INTERNAL, 0, "%s", err);
+		return NULL;
+	}
+	kube_set_rate(k, cl->qps, cl->burst);
+	return k;
 }
 
 void
@@ -1802,13 +1974,11 @@ sync_app_run(const struct config_cluster *cl, const struct config_app *app,
 		    kind == JOB_ERR_MANIFEST, "%s", err);
 		goto out;
 	}
-	if ((k = kube_new(kc, cl->name, err, sizeof(err))) == NULL) {
-		job_result_fail(res, JOB_ERR_INTERNAL, 0, "%s", err);
+	if ((k = sync_kube_new(cl, kc, res)) == NULL)
 		goto out;
-	}
-	kube_set_rate(k, cl->qps, cl->burst);
 	memset(&req, 0, sizeof(req));
 	req.app = app->name;
+	req.revision = commit;
 	req.namespace = app->namespace != NULL ? app->namespace : kc->namespace;
 	req.prune = app->sync_prune;
 	req.inventory = inventory;
@@ -1816,7 +1986,7 @@ sync_app_run(const struct config_cluster *cl, const struct config_app *app,
 	log_info("sync %s: applying %zu objects at %.12s to %s", app->name, m.n,
 	    commit, cl->name);
 	sync_apply(k, &req, &m, res);
-	if (res->ok) {
+	if (res->ok || res->wait != NULL) {
 		free(res->revision);
 		res->revision = commit;
 		commit = NULL;
@@ -1843,4 +2013,105 @@ sync_drift_due(const struct config_app *app, int64_t last_ms, int64_t now_ms,
 	if (next_ms != NULL)
 		*next_ms = last_ms == 0 ? now_ms : next;
 	return last_ms == 0 || now_ms >= next;
+}
+
+/* The workloads a waiting sync still has to check, from its wait state. */
+static int
+sync_wait_load(struct sync_run *s, cJSON *w)
+{
+	const cJSON	*c;
+	struct sync_obj	*o;
+	const cJSON	*checks = cJSON_GetObjectItemCaseSensitive(w, "checks");
+	const cJSON	*idx;
+	int		 n = cJSON_GetArraySize(checks);
+
+	s->deadline_ms = (int64_t)sync_num(w, "deadline_ms", 0);
+	s->timeout_s = (int)sync_num(w, "timeout_s", 0);
+	s->poll_ms = (int)sync_num(w, "poll_ms", SYNC_POLL_FIRST_MS);
+	s->fixed_poll = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(w,
+	    "fixed_poll"));
+	if (!s->fixed_poll)
+		s->poll_ms = s->poll_ms >= SYNC_POLL_MAX_MS / 2 ?
+		    SYNC_POLL_MAX_MS : s->poll_ms * 2;
+	if (s->poll_ms < 1)
+		s->poll_ms = SYNC_POLL_FIRST_MS;
+	if (!cJSON_IsArray(checks) || s->deadline_ms <= 0)
+		return -1;
+	s->objs = xcalloc((size_t)n + 1, sizeof(*s->objs));
+	cJSON_ArrayForEach(c, checks) {
+		o = &s->objs[s->n++];
+		o->api_version = sync_str(c, "apiVersion");
+		o->kind = sync_str(c, "kind");
+		o->name = sync_str(c, "name");
+		o->hk = sync_hk_parse(sync_str(c, "health_kind"));
+		idx = cJSON_GetObjectItemCaseSensitive(c, "index");
+		o->dindex = cJSON_IsNumber(idx) ? idx->valueint : -1;
+		if (o->kind == NULL || o->name == NULL ||
+		    sync_str(c, "path") == NULL || o->hk == SYNC_HK_NONE)
+			return -1;
+		o->path = xstrdup(sync_str(c, "path"));
+		if (sync_str(c, "namespace") != NULL)
+			o->ns = xstrdup(sync_str(c, "namespace"));
+		o->desc = kube_describe(o->kind, o->ns, o->name);
+	}
+	return 0;
+}
+
+void
+sync_health_recheck(const struct config_cluster *cl, const char *wait,
+    struct job_result *res)
+{
+	struct sync_run		 s;
+	struct kubeconfig	*kc = NULL;
+	cJSON			*w, *detail;
+	const char		*revision;
+	char			 err[1024];
+	enum sync_step		 step;
+
+	memset(&s, 0, sizeof(s));
+	s.res = res;
+	res->ok = 0;
+	if ((w = cJSON_Parse(wait != NULL ? wait : "")) == NULL ||
+	    sync_wait_load(&s, w) == -1) {
+		/* Retried as a whole sync: it applies and looks afresh. */
+		job_result_fail(res, JOB_ERR_INTERNAL, 0, "the state of the "
+		    "health wait does not parse");
+		goto out;
+	}
+	if ((kc = kubeconfig_load(cl, err, sizeof(err))) == NULL) {
+		job_result_fail(res, JOB_ERR_CONFIG, 1, "cluster %s: %s",
+		    cl->name, err);
+		goto out;
+	}
+	if ((s.kube = sync_kube_new(cl, kc, res)) == NULL)
+		goto out;
+	revision = sync_str(w, "revision");
+	detail = cJSON_GetObjectItemCaseSensitive(w, "detail");
+	if (!cJSON_IsObject(detail))
+		detail = cJSON_AddObjectToObject(w, "detail");
+	step = sync_health_step(&s);
+	if (step == SYNC_STEP_HEALTHY) {
+		res->ok = 1;
+		res->err_kind = JOB_ERR_NONE;
+		res->permanent = 0;
+	}
+	sync_detail_update(&s, detail, step == SYNC_STEP_HEALTHY ? "Healthy" :
+	    step == SYNC_STEP_WAIT ? "Progressing" : sync_failed_health(res));
+	/* The same result as a sync that waited on its thread: a revision
+	 * once it is healthy (and while it waits), not when it failed. */
+	if (step != SYNC_STEP_FAILED && revision != NULL) {
+		free(res->revision);
+		res->revision = xstrdup(revision);
+	}
+	if (step == SYNC_STEP_WAIT) {
+		free(res->wait);
+		res->wait = sync_wait_json(&s, revision,
+		    cJSON_DetachItemViaPointer(w, detail));
+		res->wait_ms = s.wait_ms;
+	}
+out:
+	sync_run_clear(&s);
+	kube_free(s.kube);
+	kubeconfig_free(kc);
+	cJSON_Delete(w);
 }

@@ -29,7 +29,15 @@ enum job_state {
 	JOB_SUCCEEDED,
 	JOB_FAILED,		/* will retry at not_before */
 	JOB_DEAD,		/* gave up; alert sent */
+	/*
+	 * Applied, workloads still rolling out: health is looked at again at
+	 * not_before, on a worker but without holding one meanwhile.  Still
+	 * the app's running job for exclusivity; not an attempt.  Last, so
+	 * the stored numbers of the others stay what they were.
+	 */
+	JOB_WAITING,
 };
+#define JOB_STATE_MAX	(JOB_WAITING + 1)
 
 const char	*job_kind_name(enum job_kind);
 int		 job_kind_parse(const char *, enum job_kind *);
@@ -69,6 +77,13 @@ struct job {
 	/* sync: the app's stored inventory (JSON text, see sync.h) as of
 	 * the claim, or NULL when it has none. */
 	char		*inventory;
+	/*
+	 * A claimed waiting job: what its last look left to check (the
+	 * result's "wait" member, include/sync.h) and when its attempt
+	 * started (the apply).  NULL and 0 for a fresh run.
+	 */
+	char		*wait;
+	int64_t		 started_ms;
 	/* Other queued jobs merged into this run (two update-image jobs for
 	 * one repository make one commit). */
 	struct job	**merged;
@@ -109,6 +124,12 @@ struct job_result {
 	/* sync: the app's new inventory (JSON text), stored with the
 	 * attempt's outcome; NULL keeps the stored one. */
 	char		*inventory;
+	/*
+	 * Not done yet (ok 0, no error): the job waits, and the runner looks
+	 * again after wait_ms with what wait (JSON text) says to check.
+	 */
+	char		*wait;
+	int		 wait_ms;
 	/* Jobs to create when this one succeeds (sync after a push). */
 	struct job_spec	*followups;
 	size_t		 nfollowups;

@@ -41,7 +41,8 @@ struct store_job_row {
 	char		*source, *delivery, *error, *result;
 	int		 attempts, max_attempts;
 	int64_t		 created_ms, updated_ms, not_before_ms, event_id;
-	int64_t		 started_ms;	/* current attempt (running), else 0 */
+	int64_t		 started_ms;	/* current attempt (running, waiting),
+					 * else 0 */
 };
 
 struct store_attempt_row {
@@ -94,9 +95,11 @@ struct store_claim {
 /* How a finished attempt changes a job (decided by the queue). */
 struct store_finish {
 	int64_t		 job_id;
-	enum job_state	 state;		/* SUCCEEDED, FAILED (retry) or DEAD */
+	enum job_state	 state;		/* SUCCEEDED, FAILED (retry), DEAD or
+					 * WAITING (looked at again) */
 	int		 attempts;	/* attempts made, this one included */
-	int64_t		 not_before_ms;	/* FAILED: next attempt */
+	int64_t		 not_before_ms;	/* FAILED: next attempt; WAITING:
+					 * next look */
 	int64_t		 started_ms, ended_ms;
 	const char	*error;		/* NULL on success */
 	const char	*result;	/* JSON object text or NULL */
@@ -161,34 +164,48 @@ struct store_ops {
 	int		 (*count_pending)(struct store *, int64_t *n,
 			    char *err, size_t errlen);
 	/*
-	 * counts[state] (array of 6) for queued, running, failed and dead;
-	 * succeeded is left 0 (it only grows; jobs_total counts it).
-	 * counts[0] is the alert outbox: notify jobs queued, running or
-	 * failed (waiting for a retry).
+	 * counts[state] (array of JOB_STATE_MAX) for queued, running, failed,
+	 * dead and waiting; succeeded is left 0 (it only grows; jobs_total
+	 * counts it).  counts[0] is the alert outbox: notify jobs queued,
+	 * running or failed (waiting for a retry).
 	 */
-	int		 (*count_states)(struct store *, int64_t counts[6],
-			    char *err, size_t errlen);
+	int		 (*count_states)(struct store *,
+			    int64_t counts[JOB_STATE_MAX], char *err,
+			    size_t errlen);
 	/*
 	 * After a crash: jobs left running go back to queued with the attempt
 	 * counted (an attempts row says so); those out of attempts are dead.
+	 * A waiting job's health check that was interrupted goes back to
+	 * waiting, due at once, with nothing counted (*nrequeued counts it).
 	 */
 	int		 (*requeue_running)(struct store *, int64_t now_ms,
 			    int *nrequeued, int *ndead, char *err, size_t errlen);
-	/* Earliest not_before of a waiting job: 1 found, 0 none, -1 error. */
-	int		 (*next_due)(struct store *, int64_t *due_ms,
+	/*
+	 * Earliest not_before after after_ms of a job waiting for its time
+	 * (queued, failed or waiting): 1 found, 0 none, -1 error.  Jobs due
+	 * already but held back (by their app) must not hide a later one:
+	 * a waiting job is the one that frees its app.
+	 */
+	int		 (*next_due)(struct store *, int64_t after_ms,
+			    int64_t *due_ms,
 			    char *err, size_t errlen);
 	/*
 	 * Mark runnable jobs running and return them (caller frees each with
 	 * job_free and the array with free).  Rules: due jobs in
 	 * (not_before, id) order; at most one running sync/update-image job
-	 * per app and one running update-image job per repository; other
+	 * per app and one running update-image job per repository; a waiting
+	 * job holds its app like a running one (only it may run there); other
 	 * queued update-image jobs of the same repository are claimed with it
-	 * into job->merged.  Notify jobs are not limited per app.
+	 * into job->merged.  Notify jobs are not limited per app.  A claimed
+	 * waiting job comes with job->wait and job->started_ms.
 	 */
 	int		 (*claim)(struct store *, const struct store_claim *,
 			    struct job ***jobs, size_t *njobs, char *err,
 			    size_t errlen);
-	/* Record an attempt's end and the job's new state. */
+	/*
+	 * Record an attempt's end and the job's new state.  WAITING records
+	 * no attempt and keeps started_ms as the attempt's start.
+	 */
 	int		 (*finish)(struct store *, const struct store_finish *,
 			    char *err, size_t errlen);
 	/*
@@ -289,21 +306,24 @@ const struct store_ops	*store_backend(const struct config_state *cs,
 
 /*
  * The claim rules of every backend (see claim above), fed with the jobs
- * already running (busy) and then the candidates in due order (take: 1 to
- * claim it, 0 to pass it over); merge says whether a queued update-image
- * job of lead's repository may join lead's run.  Zero-initialised.
+ * already running or waiting (busy) and then the candidates in due order
+ * (take: 1 to claim it, 0 to pass it over); merge says whether a queued
+ * update-image job of lead's repository may join lead's run.  waiting: the
+ * job is in JOB_WAITING; its app is held (only it may run there, and no
+ * merge takes it).  Zero-initialised.
  */
 struct store_rules {
 	char		**apps, **repos;
-	size_t		 napps, nrepos;
+	char		**held;		/* apps of waiting jobs */
+	size_t		 napps, nrepos, nheld;
 	int		 nthread, nloop;
 };
 
 void	store_rules_busy(struct store_rules *, enum job_kind, const char *app,
-	    const char *repo);
+	    const char *repo, int waiting);
 int	store_rules_full(const struct store_rules *, const struct store_claim *);
 int	store_rules_take(struct store_rules *, const struct store_claim *,
-	    enum job_kind, const char *app, const char *repo);
+	    enum job_kind, const char *app, const char *repo, int waiting);
 int	store_rules_merge(struct store_rules *, const struct job *lead,
 	    const char *app);
 void	store_rules_free(struct store_rules *);

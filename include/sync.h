@@ -4,8 +4,15 @@
  * A sync reads the app's manifests at a revision straight from the Git
  * objects (or from its renderer's output), applies them with server-side
  * apply in dependency order, prunes what the app no longer has (when
- * asked), and waits until its workloads are healthy.  Everything runs on
- * the calling (worker) thread; the result goes into a struct job_result.
+ * asked), and looks at its workloads' health once.  Everything runs on the
+ * calling (worker) thread; the result goes into a struct job_result.
+ *
+ * A sync whose workloads are still rolling out does not wait on the
+ * thread: its result has ok 0, err_kind JOB_ERR_NONE and wait set (what
+ * to look at again, JSON, kept with the job while it waits in the queue)
+ * with wait_ms (when).  sync_health_recheck() takes that wait state and
+ * looks again, until healthy, degraded or the deadline
+ * (sync.timeout_s after the apply) has passed.
  */
 #ifndef GITOPSD_SYNC_H
 #define GITOPSD_SYNC_H
@@ -55,14 +62,16 @@ struct sync_request {
 	const char	*inventory;
 	int		 timeout_s;	/* health wait; 0: do not wait */
 	int		 poll_ms;	/* fixed health poll interval; 0: 250 ms
-					 * doubling up to 2 s */
+					 * doubling up to 4 s */
+	const char	*revision;	/* commit applied, kept in the wait state */
 };
 
 /*
- * Apply manifests (consumed: the objects are modified), prune, wait for
- * health.  Fills result: ok, or err_kind/permanent/object/error; detail
- * JSON either way; inventory when there is one to store (NULL: keep the
- * stored one).  Does not set result->revision.
+ * Apply manifests (consumed: the objects are modified), prune, look at
+ * health.  Fills result: ok, or err_kind/permanent/object/error, or wait
+ * (see the top); detail JSON either way; inventory when there is one to
+ * store (NULL: keep the stored one), also while it waits.  Does not set
+ * result->revision.
  */
 void	sync_apply(struct kube *, const struct sync_request *,
 	    struct sync_manifests *, struct job_result *);
@@ -70,11 +79,21 @@ void	sync_apply(struct kube *, const struct sync_request *,
 /*
  * A whole sync of app on cluster from the clone at repo_path: kubeconfig,
  * manifests, apply; inventory as in struct sync_request.  On success
- * result->revision is the commit applied.
+ * (and while it waits) result->revision is the commit applied.
  */
 void	sync_app_run(const struct config_cluster *, const struct config_app *,
 	    const char *repo_path, const char *revision, const char *branch,
 	    const char *inventory, struct job_result *);
+
+/*
+ * The next look at a waiting sync's health (wait: its result->wait):
+ * GETs only, no Git and no apply.  The result is what the sync would have
+ * ended with had it waited on its thread (ok with the revision and
+ * detail; unhealthy; the timeout failure past the deadline), or waiting
+ * again with the next backoff.
+ */
+void	sync_health_recheck(const struct config_cluster *, const char *wait,
+	    struct job_result *);
 
 /*
  * Drift correction (sync.interval_s): 1 when app wants a periodic sync and

@@ -1091,8 +1091,8 @@ ctl_usage(FILE *fp)
 	    "  -j, --json             print the API's JSON as received\n"
 	    "      --timeout S        give up after S seconds (default %ld)\n"
 	    "  -a, --app A            jobs of app A\n"
-	    "  -s, --state S          queued, running, succeeded, failed or "
-	    "dead\n"
+	    "  -s, --state S          queued, running, waiting, succeeded, "
+	    "failed or dead\n"
 	    "  -k, --kind K           update-image, sync or notify\n"
 	    "  -n, --limit N          at most N rows (daemon default 50, max "
 	    "1000)\n"
@@ -1197,8 +1197,8 @@ main(int argc, char **argv)
 		case 's':
 			if (job_state_parse(optarg, &st) == -1) {
 				fprintf(stderr, "gitopsctl: --state: want "
-				    "queued, running, succeeded, failed or "
-				    "dead\n");
+				    "queued, running, waiting, succeeded, "
+				    "failed or dead\n");
 				goto out;
 			}
 			ctl.state = optarg;

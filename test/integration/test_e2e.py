@@ -198,7 +198,7 @@ class EndToEndTest(unittest.TestCase):
             js = self.jobs("sync")
             if not any(j.get("revision") == commit for j in js):
                 return None
-            if any(j["state"] in ("queued", "running", "failed")
+            if any(j["state"] in ("queued", "running", "waiting", "failed")
                    for j in js):
                 return None
             return js

@@ -296,10 +296,11 @@ class MetricsTest(unittest.TestCase):
         total = sum(v for _, _, v in fams["gitopsd_jobs_total"]["samples"])
         self.assertEqual(total, len(jobs))
 
-        for state in ("queued", "running", "failed", "dead"):
+        for state in ("queued", "running", "failed", "dead", "waiting"):
             one("gitopsd_queue_depth", state=state)
         self.assertEqual(one("gitopsd_queue_depth", state="queued"), 0)
         self.assertEqual(one("gitopsd_queue_depth", state="running"), 0)
+        self.assertEqual(one("gitopsd_queue_depth", state="waiting"), 0)
 
         # job_duration_seconds: one histogram per kind, one observation per
         # finished attempt; a sync took some time, none took a minute.

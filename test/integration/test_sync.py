@@ -399,6 +399,53 @@ class SyncEndToEndTest(unittest.TestCase):
                          ["image"], "registry.example/web:1.1.0")
         self.assertEqual(dep2["metadata"]["generation"], 2)
 
+    def sync_jobs(self, d):
+        r = harness.request(d.admin_port, "GET", "/api/v1/jobs?app=demo")
+        return [j for j in r.json()["jobs"] if j["kind"] == "sync"]
+
+    def test_kill9_while_waiting_for_health(self):
+        """A sync whose rollout runs waits in the queue (state `waiting`,
+        listed by the API, with its next look); a kill -9 then loses
+        nothing: after the restart the same attempt looks again and
+        succeeds, without a second apply or a counted attempt."""
+        rev = self.commit("3.0.0")
+        self.sim.call("POST", "/_sim/config", {"ready_delay": 8})
+        text = CONFIG % {"url": self.bare, "kubeconfig": self.sim.kubeconfig}
+        d = harness.Daemon(text, secrets={"github.secret": SECRET})
+        self.addCleanup(d.cleanup)
+        d.start()
+        self.assertEqual(self.push_event(d, rev).status, 202)
+        deadline = time.time() + 30
+        job = None
+        while time.time() < deadline:
+            r = harness.request(d.admin_port, "GET",
+                                "/api/v1/jobs?state=waiting")
+            if r.json()["jobs"]:
+                job = r.json()["jobs"][0]
+                break
+            time.sleep(0.05)
+        self.assertIsNotNone(job, d.log()[-3000:])
+        self.assertEqual((job["kind"], job["app"], job["attempts"]),
+                         ("sync", "demo", 0))
+        self.assertIsNotNone(job["not_before"])
+        self.assertEqual(job["result"]["detail"]["health"], "Progressing")
+        self.assertEqual(job["result"]["revision"], rev)
+        d.kill9()
+
+        d.start()
+        self.wait_app(d, rev)
+        job = self.sync_jobs(d)[0]
+        self.assertEqual((job["state"], job["attempts"]), ("succeeded", 1))
+        self.assertEqual(job["result"]["detail"]["health"], "Healthy")
+        self.assertNotIn("wait", job["result"])
+        one = harness.request(d.admin_port, "GET",
+                              "/api/v1/jobs/%d" % job["id"]).json()
+        self.assertEqual([a["ok"] for a in one["attempts_log"]], [True])
+        patches = [q for q in self.sim.requests() if q["method"] == "PATCH"
+                   and q["path"].endswith("/deployments/web")]
+        self.assertEqual(len(patches), 1, patches)
+        self.assertIn("waiting for health", d.log())
+
     def test_failed_rollout_is_dead_with_reason(self):
         rev = self.commit("2.0-never-ready")
         text = CONFIG % {"url": self.bare, "kubeconfig": self.sim.kubeconfig}

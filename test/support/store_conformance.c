@@ -225,16 +225,26 @@ conf_jobs_free(struct job **jobs, size_t n)
 	free(jobs);
 }
 
+/* An attempt from started to ended (a waiting job's began earlier). */
 static void
-conf_finish(struct store *st, int64_t id, enum job_state state, int attempts,
-    int64_t not_before, int64_t ended, const char *error, const char *result)
+conf_finish_from(struct store *st, int64_t id, enum job_state state,
+    int attempts, int64_t not_before, int64_t started, int64_t ended,
+    const char *error, const char *result)
 {
 	struct store_finish	 f = { id, state, attempts, not_before,
-				    ended - 10, ended, error, result };
+				    started, ended, error, result };
 
 	OK(OPS->begin(st, err, sizeof(err)));
 	OK(OPS->finish(st, &f, err, sizeof(err)));
 	OK(OPS->commit(st, err, sizeof(err)));
+}
+
+static void
+conf_finish(struct store *st, int64_t id, enum job_state state, int attempts,
+    int64_t not_before, int64_t ended, const char *error, const char *result)
+{
+	conf_finish_from(st, id, state, attempts, not_before, ended - 10,
+	    ended, error, result);
 }
 
 static enum job_state
@@ -392,7 +402,7 @@ conf_claim_rules(void **state)
 
 	(void)state;
 	st = conf_open();
-	assert_int_equal(OPS->next_due(st, &due, err, sizeof(err)), 0);
+	assert_int_equal(OPS->next_due(st, -1, &due, err, sizeof(err)), 0);
 	s1 = conf_job(st, JOB_SYNC, "a", "r1", NULL, 0, NULL);
 	s2 = conf_job(st, JOB_SYNC, "b", "r1", NULL, 0, NULL);
 	s3 = conf_job(st, JOB_SYNC, "c", "r1", NULL, 0, NULL);
@@ -411,14 +421,18 @@ conf_claim_rules(void **state)
 	conf_jobs_free(jobs, n);
 	/* s1 failed and waits until 5000: s3 first, then s1 when due. */
 	conf_finish(st, s1, JOB_FAILED, 1, 5000, 2100, "boom", NULL);
-	assert_int_equal(OPS->next_due(st, &due, err, sizeof(err)), 1);
+	assert_int_equal(OPS->next_due(st, -1, &due, err, sizeof(err)), 1);
 	assert_int_equal(due, 0);	/* s3 */
+	/* Due already (s3) does not hide what comes later. */
+	assert_int_equal(OPS->next_due(st, 2100, &due, err, sizeof(err)), 1);
+	assert_int_equal(due, 5000);
 	n = conf_claim(st, 3000, 4, 0, &jobs);
 	assert_int_equal(n, 1);
 	assert_int_equal(jobs[0]->id, s3);
 	conf_jobs_free(jobs, n);
-	assert_int_equal(OPS->next_due(st, &due, err, sizeof(err)), 1);
+	assert_int_equal(OPS->next_due(st, 3000, &due, err, sizeof(err)), 1);
 	assert_int_equal(due, 5000);
+	assert_int_equal(OPS->next_due(st, 5000, &due, err, sizeof(err)), 0);
 	n = conf_claim(st, 4999, 4, 0, &jobs);
 	assert_int_equal(n, 0);
 	free(jobs);
@@ -479,7 +493,7 @@ conf_finish_attempts(void **state)
 	struct store_attempt_row *att;
 	struct job		**jobs;
 	size_t			 n;
-	int64_t			 id, pending, counts[6];
+	int64_t			 id, pending, counts[JOB_STATE_MAX];
 
 	(void)state;
 	st = conf_open();
@@ -536,6 +550,154 @@ conf_finish_attempts(void **state)
 	assert_int_equal(att[1].ok, 1);
 	assert_null(att[1].error);
 	store_attempt_rows_free(att, n);
+	OPS->close(st);
+}
+
+/*
+ * A sync that waits for health (JOB_WAITING): not an attempt (no attempts
+ * row, attempts unchanged), due again at not_before, its start and result
+ * kept.  It holds its app: only it may run there, and no merge takes the
+ * app; at its time it is claimed with its wait state.  An interrupted look
+ * goes back to waiting, due at once, with nothing counted.
+ */
+static void
+conf_waiting(void **state)
+{
+	struct store		*st;
+	struct store_job_row	 r, *rows;
+	struct store_attempt_row *att;
+	struct store_job_filter	 lf;
+	struct job		**jobs;
+	size_t			 n;
+	int64_t			 w, q, ua, uw, due, pending, next;
+	int64_t			 counts[JOB_STATE_MAX];
+	int			 ab, nre, ndead;
+	const char		*result = "{\"detail\":{\"health\":"
+				    "\"Progressing\"},\"wait\":{\"x\":1}}";
+
+	(void)state;
+	st = conf_open();
+	w = conf_job(st, JOB_SYNC, "web", "apps", "rev", 0, NULL);
+	n = conf_claim(st, 2000, 1, 0, &jobs);
+	assert_int_equal(n, 1);
+	assert_null(jobs[0]->wait);
+	conf_jobs_free(jobs, n);
+
+	conf_finish_from(st, w, JOB_WAITING, 0, 2600, 2000, 2100, NULL, result);
+	assert_int_equal(OPS->get_job(st, w, &r, err, sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_WAITING);
+	assert_int_equal(r.attempts, 0);
+	assert_int_equal(r.not_before_ms, 2600);
+	assert_int_equal(r.started_ms, 2000);
+	assert_int_equal(r.updated_ms, 2100);
+	assert_null(r.error);
+	assert_string_equal(r.result, result);
+	store_job_row_clear(&r);
+	OK(OPS->list_attempts(st, w, &att, &n, err, sizeof(err)));
+	assert_int_equal(n, 0);
+	store_attempt_rows_free(att, n);
+	memset(&lf, 0, sizeof(lf));
+	lf.limit = 10;
+	lf.state = JOB_WAITING;
+	OK(OPS->list_jobs(st, &lf, &rows, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].id, w);
+	assert_int_equal(rows[0].started_ms, 2000);
+	store_job_rows_free(rows, n);
+	/* Counted apart, and not pending (the queue bound). */
+	OK(OPS->count_states(st, counts, err, sizeof(err)));
+	assert_int_equal(counts[JOB_WAITING], 1);
+	assert_int_equal(counts[JOB_RUNNING], 0);
+	assert_int_equal(counts[JOB_QUEUED], 0);
+	OK(OPS->count_pending(st, &pending, err, sizeof(err)));
+	assert_int_equal(pending, 0);
+
+	/*
+	 * Its app is held: a new sync is not absorbed into it and does not
+	 * run; an update-image of the app neither runs nor joins another
+	 * app's run of the same repository.
+	 */
+	q = conf_job(st, JOB_SYNC, "web", "apps", "rev2", 0, &ab);
+	assert_int_equal(ab, 0);
+	assert_true(q != w);
+	ua = conf_job(st, JOB_UPDATE_IMAGE, "api", "apps", NULL, 0, NULL);
+	uw = conf_job(st, JOB_UPDATE_IMAGE, "web", "apps", NULL, 0, NULL);
+	n = conf_claim(st, 2200, 4, 0, &jobs);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0]->id, ua);
+	assert_int_equal(jobs[0]->nmerged, 0);
+	conf_jobs_free(jobs, n);
+	assert_int_equal(conf_state(st, q), JOB_QUEUED);
+	assert_int_equal(conf_state(st, uw), JOB_QUEUED);
+	conf_finish(st, ua, JOB_SUCCEEDED, 1, 0, 2300, NULL, NULL);
+	/* Held-back jobs due already do not hide the waiting one's time. */
+	assert_int_equal(OPS->next_due(st, 2300, &due, err, sizeof(err)), 1);
+	assert_int_equal(due, 2600);
+	n = conf_claim(st, 2599, 4, 0, &jobs);
+	assert_int_equal(n, 0);
+	free(jobs);
+
+	/* Due: only the waiting job is claimed for its app, with its wait. */
+	n = conf_claim(st, 2600, 4, 0, &jobs);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0]->id, w);
+	assert_int_equal(jobs[0]->state, JOB_RUNNING);
+	assert_int_equal(jobs[0]->attempts, 0);
+	assert_non_null(jobs[0]->wait);
+	assert_string_equal(jobs[0]->wait, "{\"x\":1}");
+	assert_int_equal(jobs[0]->started_ms, 2000);
+	conf_jobs_free(jobs, n);
+	/* The attempt's start stays the apply's. */
+	assert_int_equal(OPS->get_job(st, w, &r, err, sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_RUNNING);
+	assert_int_equal(r.started_ms, 2000);
+	store_job_row_clear(&r);
+	n = conf_claim(st, 2700, 4, 0, &jobs);
+	assert_int_equal(n, 0);
+	free(jobs);
+	OPS->close(st);
+
+	/* Stopped during the look: back to waiting, due now, not counted. */
+	st = conf_open();
+	OK(OPS->requeue_running(st, 3000, &nre, &ndead, err, sizeof(err)));
+	assert_int_equal(nre, 1);
+	assert_int_equal(ndead, 0);
+	assert_int_equal(OPS->get_job(st, w, &r, err, sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_WAITING);
+	assert_int_equal(r.attempts, 0);
+	assert_int_equal(r.not_before_ms, 0);
+	assert_int_equal(r.started_ms, 2000);
+	store_job_row_clear(&r);
+	OK(OPS->list_attempts(st, w, &att, &n, err, sizeof(err)));
+	assert_int_equal(n, 0);
+	store_attempt_rows_free(att, n);
+
+	/* Looked at again, it ends: one attempt, from the apply. */
+	n = conf_claim(st, 3100, 4, 0, &jobs);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0]->id, w);
+	assert_string_equal(jobs[0]->wait, "{\"x\":1}");
+	conf_jobs_free(jobs, n);
+	conf_finish_from(st, w, JOB_SUCCEEDED, 1, 0, 2000, 3200, NULL,
+	    "{\"revision\":\"rev\"}");
+	assert_int_equal(OPS->get_job(st, w, &r, err, sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_SUCCEEDED);
+	assert_int_equal(r.attempts, 1);
+	assert_int_equal(r.started_ms, 0);
+	store_job_row_clear(&r);
+	OK(OPS->list_attempts(st, w, &att, &n, err, sizeof(err)));
+	assert_int_equal(n, 1);
+	assert_int_equal(att[0].n, 1);
+	assert_int_equal(att[0].ok, 1);
+	assert_int_equal(att[0].started_ms, 2000);
+	assert_int_equal(att[0].ended_ms, 3200);
+	store_attempt_rows_free(att, n);
+	/* The app is free: the newer sync runs (its update-image after). */
+	n = conf_claim(st, 3300, 4, 0, &jobs);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0]->id, q);
+	assert_null(jobs[0]->wait);
+	conf_jobs_free(jobs, n);
 	OPS->close(st);
 }
 
@@ -1073,6 +1235,7 @@ main(int argc, char **argv)
 		T(conf_finish_attempts),
 		T(conf_retry),
 		T(conf_requeue),
+		T(conf_waiting),
 		T(conf_app_status),
 		T(conf_notify_key),
 		T(conf_inventory),

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
+
 #include "admin.h"
 #include "queue_fixture.h"
 
@@ -381,6 +383,205 @@ test_retry_fresh_attempts(void **state)
 	qfx_teardown(&fx);
 }
 
+/*
+ * A runner whose syncs roll out for two looks: the first run applies
+ * (wait NULL), hands back an inventory naming its revision and leaves a
+ * wait state; each claim of the waiting job must come with that state and
+ * only looks.  Events are numbered in order; the inventory the second
+ * apply was given is kept.
+ */
+static int	 test_wt_seq;
+static int	 test_wt_applies, test_wt_looks;
+static int	 test_wt_healthy_at, test_wt_second_apply_at;
+static char	*test_wt_second_inventory;
+
+#define TEST_WT_INVENTORY(rev) \
+	"{\"objects\":[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\"," \
+	"\"name\":\"" rev "\"}]}"
+
+static void
+test_wt_run(const struct config *cfg, struct job *j, struct job_result *res)
+{
+	cJSON	*w;
+	int	 left;
+
+	(void)cfg;
+	pthread_mutex_lock(&qfx_mtx);
+	test_wt_seq++;
+	if (j->wait == NULL) {
+		if (++test_wt_applies == 2) {
+			test_wt_second_apply_at = test_wt_seq;
+			free(test_wt_second_inventory);
+			test_wt_second_inventory = j->inventory != NULL ?
+			    xstrdup(j->inventory) : NULL;
+		}
+		pthread_mutex_unlock(&qfx_mtx);
+		res->inventory = xasprintf("{\"objects\":[{\"apiVersion\":"
+		    "\"v1\",\"kind\":\"ConfigMap\",\"name\":\"%s\"}]}",
+		    j->revision);
+		res->wait = xstrdup("{\"left\": 2}");
+		res->wait_ms = 20;
+		res->revision = xstrdup(j->revision);
+		res->detail = xstrdup("{\"health\": \"Progressing\"}");
+		return;
+	}
+	test_wt_looks++;
+	w = cJSON_Parse(j->wait);
+	left = cJSON_GetObjectItem(w, "left")->valueint - 1;
+	cJSON_Delete(w);
+	if (left == 0 && test_wt_healthy_at == 0)
+		test_wt_healthy_at = test_wt_seq;	/* the first job's */
+	pthread_mutex_unlock(&qfx_mtx);
+	res->revision = xstrdup(j->revision);
+	if (left > 0) {
+		res->wait = xasprintf("{\"left\": %d}", left);
+		res->wait_ms = 20;
+		res->detail = xstrdup("{\"health\": \"Progressing\"}");
+		return;
+	}
+	res->ok = 1;
+	res->detail = xstrdup("{\"health\": \"Healthy\"}");
+}
+
+static const struct job_runner test_wt_runner = {
+	.kind = JOB_SYNC, .run = test_wt_run,
+};
+
+static const struct job_runner *
+test_find_wt(enum job_kind kind)
+{
+	return kind == JOB_SYNC ? &test_wt_runner : NULL;
+}
+
+static int
+test_job_is(struct qfx *fx, int64_t id, enum job_state st)
+{
+	struct store_job_row	 r;
+	int			 ok;
+
+	if (qfx_job(fx, id, &r) != 1)
+		return 0;
+	ok = r.state == st;
+	store_job_row_clear(&r);
+	return ok;
+}
+
+struct test_wt {
+	struct qfx	*fx;
+	int64_t		 id;
+	enum job_state	 state;
+};
+
+static int
+test_wt_reached(void *arg)
+{
+	struct test_wt	*t = arg;
+
+	return test_job_is(t->fx, t->id, t->state);
+}
+
+/*
+ * A sync that waits for health: the job shows `waiting` (the API lists
+ * it), is claimed again only to look, ends as one succeeded attempt with
+ * the app's status and no alert; its inventory is stored when it starts
+ * waiting; a newer sync of the same app runs only after the look that
+ * found it healthy, and is given that inventory.
+ */
+static void
+test_waiting_sync(void **state)
+{
+	struct qfx		 fx;
+	struct qfx_sub		 s1, s2;
+	struct job_spec		 a = qfx_sync("ok", "rev1"),
+				 b = qfx_sync("ok", "rev2");
+	struct test_wt		 t;
+	struct store		*st;
+	struct store_app_row	 app;
+	struct store_job_row	 r;
+	struct buf		 body;
+	char			 err[256], *inv = NULL;
+	cJSON			*o, *it;
+	int			 listed = 0;
+
+	(void)state;
+	qfx_setup(&fx);
+	fx.cfg.notify.repeat_after_s = 0;
+	qfx_open(&fx, 0);
+	queue_set_runner_find(fx.q, test_find_wt);
+	assert_int_equal(queue_start(fx.q), 0);
+	test_wt_seq = test_wt_applies = test_wt_looks = 0;
+	test_wt_healthy_at = test_wt_second_apply_at = 0;
+	memset(&s1, 0, sizeof(s1));
+	qfx_submit(&fx, "github", "w-1", &a, 1, &s1);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s1, 5000), 0);
+	t = (struct test_wt){ &fx, s1.ids[0][0], JOB_WAITING };
+	assert_int_equal(qfx_loop_until(&fx, test_wt_reached, &t, 5000), 0);
+	/* What the apply applied is stored as it starts waiting. */
+	st = store_sqlite_ops.open(fx.path, NULL, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(store_sqlite_ops.inventory_get(st, "ok", &inv, err,
+	    sizeof(err)), 1);
+	assert_string_equal(inv, TEST_WT_INVENTORY("rev1"));
+	free(inv);
+	store_sqlite_ops.close(st);
+
+	/* The API shows it waiting, with its next look; nothing counted. */
+	buf_init(&body, 0);
+	assert_int_equal(admin_api(fx.q, NULL, "GET", "/api/v1/jobs",
+	    "state=waiting", &body), 200);
+	o = cJSON_Parse(body.data);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(o, "jobs")) {
+		assert_string_equal(cJSON_GetObjectItem(it, "state")->valuestring,
+		    "waiting");
+		assert_int_equal(cJSON_GetObjectItem(it, "attempts")->valueint,
+		    0);
+		listed++;
+	}
+	cJSON_Delete(o);
+	buf_free(&body);
+	/* It may be mid-look (running) when listed; waiting most of the time. */
+	assert_true(listed <= 1);
+
+	/* A newer sync of the app while it waits. */
+	memset(&s2, 0, sizeof(s2));
+	qfx_submit(&fx, "github", "w-2", &b, 1, &s2);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s2, 5000), 0);
+	assert_true(s2.ids[0][0] != s1.ids[0][0]);	/* not absorbed */
+	t = (struct test_wt){ &fx, s2.ids[0][0], JOB_SUCCEEDED };
+	assert_int_equal(qfx_loop_until(&fx, test_wt_reached, &t, 10000), 0);
+	assert_true(test_job_is(&fx, s1.ids[0][0], JOB_SUCCEEDED));
+	assert_int_equal(test_wt_applies, 2);
+	assert_int_equal(test_wt_looks, 4);
+	/* Exclusive as before: the second apply came after the first job's
+	 * last look. */
+	assert_true(test_wt_second_apply_at > test_wt_healthy_at);
+	/* The newer sync prunes from the first one's inventory. */
+	pthread_mutex_lock(&qfx_mtx);
+	assert_non_null(test_wt_second_inventory);
+	assert_string_equal(test_wt_second_inventory,
+	    TEST_WT_INVENTORY("rev1"));
+	free(test_wt_second_inventory);
+	test_wt_second_inventory = NULL;
+	pthread_mutex_unlock(&qfx_mtx);
+
+	assert_int_equal(qfx_job(&fx, s1.ids[0][0], &r), 1);
+	assert_int_equal(r.attempts, 1);
+	assert_null(strstr(r.result, "\"wait\""));
+	store_job_row_clear(&r);
+	st = store_sqlite_ops.open(fx.path, NULL, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(store_sqlite_ops.app_get(st, "ok", &app, err,
+	    sizeof(err)), 0);
+	assert_int_equal(app.outcome, JOB_SUCCEEDED);
+	assert_string_equal(app.revision, "rev2");
+	assert_string_equal(app.health, "Healthy");
+	store_app_row_clear(&app);
+	store_sqlite_ops.close(st);
+	/* Waiting planned no alert (no notifiers; and no notify job). */
+	assert_int_equal(test_count_jobs(&fx, JOB_NOTIFY), 0);
+	qfx_teardown(&fx);
+}
+
 /* Two queued image jobs of one repository run as one; one follow-up. */
 static void
 test_merged_run(void **state)
@@ -522,6 +723,7 @@ main(void)
 		cmocka_unit_test(test_drain_stops_claims),
 		cmocka_unit_test(test_checkpoint_when_idle),
 		cmocka_unit_test(test_merged_run),
+		cmocka_unit_test(test_waiting_sync),
 		cmocka_unit_test(test_retry_fresh_attempts),
 		cmocka_unit_test(test_loop_run_after_close),
 	};

@@ -389,6 +389,182 @@ test_requeue_on_restart(void **state)
 	qfx_teardown(&fx);
 }
 
+/* Claim what is due at now_ms in one committed transaction. */
+static void
+test_claim_at(struct store *st, int64_t now_ms, struct job ***jobs,
+    size_t *n)
+{
+	struct store_claim	 c = { now_ms, 4, 4 };
+	char			 err[256];
+
+	assert_int_equal(store_sqlite_ops.begin(st, err, sizeof(err)), 0);
+	assert_int_equal(store_sqlite_ops.claim(st, &c, jobs, n, err,
+	    sizeof(err)), 0);
+	assert_int_equal(store_sqlite_ops.commit(st, err, sizeof(err)), 0);
+}
+
+static void
+test_finish(struct store *st, const struct store_finish *f)
+{
+	char	 err[256];
+
+	assert_int_equal(store_sqlite_ops.begin(st, err, sizeof(err)), 0);
+	assert_int_equal(store_sqlite_ops.finish(st, f, err, sizeof(err)), 0);
+	assert_int_equal(store_sqlite_ops.commit(st, err, sizeof(err)), 0);
+}
+
+static void
+test_jobs_free(struct job **jobs, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		job_free(jobs[i]);
+	free(jobs);
+}
+
+/*
+ * A waiting sync: no attempt recorded; it holds its app (a newer sync and
+ * an image update of the app wait, other apps run); when due it is
+ * claimed with its wait state and its attempt's start; a crash during its
+ * look puts it back to waiting, not to queued, with nothing counted.
+ */
+static void
+test_waiting_job(void **state)
+{
+	struct qfx		 fx;
+	struct store		*st;
+	struct job_spec		 s1 = qfx_sync("ok", "r1"), s2 = qfx_sync("ok",
+				    "r2"), i1 = qfx_image("ok", "other", "2"),
+				 o1 = qfx_sync("fail", "r1");
+	struct job		**jobs = NULL;
+	struct store_finish	 f;
+	struct store_job_row	 r;
+	struct store_attempt_row *att = NULL;
+	size_t			 n = 0;
+	int64_t			 id, id2, idi, ido, t0, counts[JOB_STATE_MAX];
+	int64_t			 due;
+	int			 absorbed, nq, nd;
+	char			 err[256];
+	const char		*result = "{\"ok\":false,\"wait\":{\"checks\":"
+				    "[{\"path\":\"/apis/apps/v1/x\"}]}}";
+
+	(void)state;
+	qfx_setup(&fx);
+	st = test_store_open(&fx);
+	id = test_add_job(st, &s1, 0, &absorbed);
+	t0 = util_now_ms();
+	test_claim_at(st, t0 + 1, &jobs, &n);
+	assert_int_equal(n, 1);
+	assert_null(jobs[0]->wait);
+	test_jobs_free(jobs, n);
+
+	memset(&f, 0, sizeof(f));
+	f.job_id = id;
+	f.state = JOB_WAITING;
+	f.attempts = 0;
+	f.started_ms = t0 - 5;
+	f.ended_ms = t0;
+	f.not_before_ms = t0 + 60000;
+	f.result = result;
+	test_finish(st, &f);
+	assert_int_equal(store_sqlite_ops.get_job(st, id, &r, err,
+	    sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_WAITING);
+	assert_int_equal(r.attempts, 0);
+	assert_true(r.started_ms == t0 - 5);
+	assert_true(r.not_before_ms == t0 + 60000);
+	store_job_row_clear(&r);
+	assert_int_equal(store_sqlite_ops.list_attempts(st, id, &att, &n, err,
+	    sizeof(err)), 0);
+	assert_int_equal(n, 0);
+	store_attempt_rows_free(att, n);
+	assert_int_equal(store_sqlite_ops.count_states(st, counts, err,
+	    sizeof(err)), 0);
+	assert_int_equal(counts[JOB_WAITING], 1);
+	assert_int_equal(counts[JOB_RUNNING], 0);
+	assert_int_equal(store_sqlite_ops.next_due(st, t0, &due, err,
+	    sizeof(err)), 1);
+	assert_true(due == t0 + 60000);
+
+	/* A newer sync is not absorbed into it and waits for the app. */
+	id2 = test_add_job(st, &s2, 0, &absorbed);
+	assert_false(absorbed);
+	assert_true(id2 != id);
+	idi = test_add_job(st, &i1, 0, &absorbed);
+	ido = test_add_job(st, &o1, 0, &absorbed);
+	test_claim_at(st, t0 + 1, &jobs, &n);
+	assert_int_equal(n, 1);
+	assert_true(jobs[0]->id == ido);
+	test_jobs_free(jobs, n);
+
+	/* Due: only the waiting job is claimed for its app. */
+	test_claim_at(st, t0 + 60001, &jobs, &n);
+	assert_int_equal(n, 1);
+	assert_true(jobs[0]->id == id);
+	assert_non_null(jobs[0]->wait);
+	assert_non_null(strstr(jobs[0]->wait, "/apis/apps/v1/x"));
+	assert_null(strstr(jobs[0]->wait, "\"ok\""));
+	assert_true(jobs[0]->started_ms == t0 - 5);
+	assert_int_equal(jobs[0]->attempts, 0);
+	test_jobs_free(jobs, n);
+	assert_int_equal(store_sqlite_ops.get_job(st, id, &r, err,
+	    sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_RUNNING);
+	assert_true(r.started_ms == t0 - 5);
+	store_job_row_clear(&r);
+
+	/* "Crash" during the look: back to waiting, due now, not counted. */
+	store_sqlite_ops.close(st);
+	st = test_store_open(&fx);
+	assert_int_equal(store_sqlite_ops.requeue_running(st, util_now_ms(),
+	    &nq, &nd, err, sizeof(err)), 0);
+	assert_int_equal(nq, 2);	/* the look and "fail"'s sync */
+	assert_int_equal(nd, 0);
+	assert_int_equal(store_sqlite_ops.get_job(st, id, &r, err,
+	    sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_WAITING);
+	assert_int_equal(r.attempts, 0);
+	assert_true(r.not_before_ms == 0);
+	assert_true(r.started_ms == t0 - 5);
+	store_job_row_clear(&r);
+	assert_int_equal(store_sqlite_ops.list_attempts(st, id, &att, &n, err,
+	    sizeof(err)), 0);
+	assert_int_equal(n, 0);
+	store_attempt_rows_free(att, n);
+
+	/* The look ends: one attempt, from the apply on. */
+	test_claim_at(st, util_now_ms(), &jobs, &n);
+	assert_int_equal(n, 2);		/* the look and "fail"'s sync again */
+	test_jobs_free(jobs, n);
+	memset(&f, 0, sizeof(f));
+	f.job_id = id;
+	f.state = JOB_SUCCEEDED;
+	f.attempts = 1;
+	f.started_ms = t0 - 5;
+	f.ended_ms = util_now_ms();
+	f.result = "{\"ok\":true}";
+	test_finish(st, &f);
+	assert_int_equal(store_sqlite_ops.list_attempts(st, id, &att, &n, err,
+	    sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	assert_true(att[0].ok);
+	assert_true(att[0].started_ms == t0 - 5);
+	store_attempt_rows_free(att, n);
+	assert_int_equal(store_sqlite_ops.get_job(st, id, &r, err,
+	    sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_SUCCEEDED);
+	assert_true(r.started_ms == 0);
+	store_job_row_clear(&r);
+	/* The app is free: its newer sync (or the image update) runs. */
+	test_claim_at(st, util_now_ms(), &jobs, &n);
+	assert_int_equal(n, 1);
+	assert_true(jobs[0]->id == id2 || jobs[0]->id == idi);
+	test_jobs_free(jobs, n);
+	store_sqlite_ops.close(st);
+	qfx_teardown(&fx);
+}
+
 struct test_wait_job {
 	struct qfx	*fx;
 	int64_t		 id;
@@ -1069,6 +1245,7 @@ main(void)
 		cmocka_unit_test(test_absorb),
 		cmocka_unit_test(test_claim_merge_exclusive),
 		cmocka_unit_test(test_requeue_on_restart),
+		cmocka_unit_test(test_waiting_job),
 		cmocka_unit_test(test_state_machine),
 		cmocka_unit_test(test_back_pressure),
 		cmocka_unit_test(test_wal_bounded_under_load),

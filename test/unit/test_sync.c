@@ -24,6 +24,8 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/thread.h>
 #include <git2.h>
 #include <openssl/evp.h>
 
@@ -32,6 +34,8 @@
 #include "job.h"
 #include "kube.h"
 #include "kubeconfig.h"
+#include "queue.h"
+#include "store.h"
 #include "sync.h"
 #include "util.h"
 
@@ -382,6 +386,38 @@ app_init(struct config_app *a, const char *name, const char *ns)
 	a->sync_timeout_s = 20;
 }
 
+/*
+ * Look at a waiting sync's health again until it ends, as the queue does
+ * (minus the queue): the whole sync's outcome.  The inventory is the
+ * apply's, which the queue stores when the job starts waiting; a look at
+ * health never has one.
+ */
+static void
+finish_waits(const struct config_cluster *c, struct job_result *res)
+{
+	char	*wait, *inventory = NULL;
+
+	while (res->wait != NULL) {
+		assert_false(res->ok);
+		assert_int_equal(res->err_kind, JOB_ERR_NONE);
+		assert_true(res->wait_ms > 0);
+		usleep((useconds_t)res->wait_ms * 1000);
+		if (res->inventory != NULL) {
+			free(inventory);
+			inventory = res->inventory;
+			res->inventory = NULL;
+		}
+		wait = res->wait;
+		res->wait = NULL;
+		job_result_clear(res);
+		sync_health_recheck(c, wait, res);
+		free(wait);
+		assert_null(res->inventory);
+	}
+	if (inventory != NULL)
+		res->inventory = inventory;
+}
+
 /* A sync of the branch head with the app's inventory (NULL: none). */
 static void
 run_sync_inv(const struct config_cluster *c, const struct config_app *a,
@@ -389,6 +425,7 @@ run_sync_inv(const struct config_cluster *c, const struct config_app *a,
 {
 	memset(res, 0, sizeof(*res));
 	sync_app_run(c, a, r->dir, NULL, "master", inventory, res);
+	finish_waits(c, res);
 }
 
 static void
@@ -401,6 +438,16 @@ run_sync(const struct config_cluster *c, const struct config_app *a,
 	}
 	memset(res, 0, sizeof(*res));
 	sync_app_run(c, a, r->dir, revision, "master", NULL, res);
+	finish_waits(c, res);
+}
+
+static void
+sim_ready_delay(const char *seconds)
+{
+	char	*body = xasprintf("{\"ready_delay\": %s}", seconds);
+
+	cJSON_Delete(sim_call("POST", "/_sim/config", body));
+	free(body);
 }
 
 static void
@@ -431,6 +478,25 @@ expect_fail(struct job_result *res, enum job_error_kind kind, int permanent,
 	    strstr(res->error, fragment) == NULL))
 		fail_msg("error \"%s\" lacks \"%s\"",
 		    res->error != NULL ? res->error : "", fragment);
+}
+
+/* A first sync's detail: n objects created, every workload healthy.
+ * Returns the parsed detail (the caller deletes it). */
+static cJSON *
+expect_created_healthy(const char *detail, int n)
+{
+	cJSON	*d = cJSON_Parse(detail), *it;
+
+	assert_non_null(d);
+	assert_string_equal(jstr(d, "health", NULL), "Healthy");
+	assert_int_equal(cJSON_GetObjectItem(d, "applied")->valueint, n);
+	assert_int_equal(cJSON_GetObjectItem(d, "created")->valueint, n);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(d, "objects")) {
+		assert_string_equal(jstr(it, "action", NULL), "created");
+		if (strcmp(jstr(it, "kind", NULL), "Deployment") == 0)
+			assert_string_equal(jstr(it, "health", NULL), "Healthy");
+	}
+	return d;
 }
 
 #define NS(n)	"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " n "\n"
@@ -475,17 +541,8 @@ test_sync_create(void **state)
 	run_sync(cluster(NULL), &a, &r, NULL, &res);
 	expect_ok(&res);
 	assert_string_equal(res.revision, rev);
-	d = cJSON_Parse(res.detail);
-	assert_non_null(d);
-	assert_string_equal(jstr(d, "health", NULL), "Healthy");
-	assert_int_equal(cJSON_GetObjectItem(d, "applied")->valueint, 5);
+	d = expect_created_healthy(res.detail, 5);
 	assert_int_equal(cJSON_GetObjectItem(d, "pruned")->valueint, 0);
-	assert_int_equal(cJSON_GetObjectItem(d, "created")->valueint, 5);
-	cJSON_ArrayForEach(it, cJSON_GetObjectItem(d, "objects")) {
-		assert_string_equal(jstr(it, "action", NULL), "created");
-		if (strcmp(jstr(it, "kind", NULL), "Deployment") == 0)
-			assert_string_equal(jstr(it, "health", NULL), "Healthy");
-	}
 	cJSON_Delete(d);
 	job_result_clear(&res);
 
@@ -1236,6 +1293,380 @@ test_sync_timeout(void **state)
 	job_result_clear(&res);
 }
 
+/*
+ * A rollout still running after apply: the sync does not wait on its
+ * thread.  It returns at once with what to look at again (the wait state)
+ * while the Deployment is not yet ready, and a look again only reads.
+ */
+static void
+test_sync_health_waits(void **state)
+{
+	struct repo		 r;
+	struct config_app	 a;
+	struct job_result	 res;
+	const char		*rev;
+	cJSON			*d, *w, *chk, *o, *it, *log, *e, *rr;
+	char			*wait;
+	int64_t			 deadline, before;
+	int			 gets = 0, others = 0;
+
+	(void)state;
+	sim_clear();
+	sim_ready_delay("3");
+	repo_init(&r);
+	repo_put(&r, "deploy/ns.yaml", NS("hw"));
+	repo_put(&r, "deploy/cm.yaml", CM("hw", "1"));
+	repo_put(&r, "deploy/web.yaml", DEPLOY("web", "nginx:1.25"));
+	rev = repo_commit(&r, "v1");
+	app_init(&a, "hw", "hw");
+	a.sync_timeout_s = 30;
+	before = util_now_ms();
+	memset(&res, 0, sizeof(res));
+	sync_app_run(cluster(NULL), &a, r.dir, NULL, "master", NULL, &res);
+
+	/* Returned while the rollout runs: the Deployment is not ready. */
+	o = kget_ok("/apis/apps/v1/namespaces/hw/deployments/web");
+	rr = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "status"),
+	    "readyReplicas");
+	assert_true(rr == NULL || rr->valueint == 0);
+	cJSON_Delete(o);
+	assert_false(res.ok);
+	assert_int_equal(res.err_kind, JOB_ERR_NONE);
+	assert_null(res.error);
+	assert_non_null(res.wait);
+	assert_int_equal(res.wait_ms, 250);
+	assert_non_null(res.revision);
+	assert_string_equal(res.revision, rev);
+	d = cJSON_Parse(res.detail);
+	assert_string_equal(jstr(d, "health", NULL), "Progressing");
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(d, "objects"))
+		if (strcmp(jstr(it, "kind", NULL), "Deployment") == 0)
+			assert_non_null(strstr(jstr(it, "health", NULL),
+			    "Progressing: "));
+	cJSON_Delete(d);
+
+	/* The wait state names each workload and the deadline. */
+	w = cJSON_Parse(res.wait);
+	assert_non_null(w);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(w, "checks")),
+	    1);
+	chk = cJSON_GetArrayItem(cJSON_GetObjectItem(w, "checks"), 0);
+	assert_string_equal(jstr(chk, "kind", NULL), "Deployment");
+	assert_string_equal(jstr(chk, "apiVersion", NULL), "apps/v1");
+	assert_string_equal(jstr(chk, "namespace", NULL), "hw");
+	assert_string_equal(jstr(chk, "name", NULL), "web");
+	assert_string_equal(jstr(chk, "health_kind", NULL), "Deployment");
+	assert_string_equal(jstr(chk, "path", NULL),
+	    "/apis/apps/v1/namespaces/hw/deployments/web");
+	assert_string_equal(jstr(w, "revision", NULL), rev);
+	deadline = (int64_t)cJSON_GetObjectItem(w, "deadline_ms")->valuedouble;
+	assert_true(deadline >= before + 30000);
+	assert_true(deadline <= util_now_ms() + 30000);
+	cJSON_Delete(w);
+
+	/* A look again: one GET per workload still rolling out, nothing else
+	 * (no discovery, no apply), and the next look later (backoff). */
+	cJSON_Delete(sim_call("DELETE", "/_sim/requests", NULL));
+	wait = res.wait;
+	res.wait = NULL;
+	job_result_clear(&res);
+	sync_health_recheck(cluster(NULL), wait, &res);
+	free(wait);
+	assert_non_null(res.wait);
+	assert_int_equal(res.wait_ms, 500);
+	log = sim_call("GET", "/_sim/requests", NULL);
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(log,
+	    "requests")) {
+		if (strcmp(jstr(e, "method", NULL), "GET") == 0 &&
+		    strcmp(jstr(e, "path", NULL),
+		    "/apis/apps/v1/namespaces/hw/deployments/web") == 0)
+			gets++;
+		else
+			others++;
+	}
+	cJSON_Delete(log);
+	assert_int_equal(gets, 1);
+	assert_int_equal(others, 0);
+
+	/* Until healthy: the same result a sync that waited ended with. */
+	finish_waits(cluster(NULL), &res);
+	expect_ok(&res);
+	assert_string_equal(res.revision, rev);
+	cJSON_Delete(expect_created_healthy(res.detail, 3));
+	job_result_clear(&res);
+
+	/* A wait state that does not parse: a retryable failure (the retry
+	 * is a whole sync). */
+	sync_health_recheck(cluster(NULL), "{\"checks\": 1}", &res);
+	expect_fail(&res, JOB_ERR_INTERNAL, 0, NULL, "does not parse");
+	assert_null(res.wait);
+	job_result_clear(&res);
+	sim_ready_delay("0.3");
+}
+
+/* ---- the queue with the real sync runner -------------------------------- */
+
+struct qrun {
+	struct event_base	*base;
+	struct queue		*q;
+	const char		*path;
+	int64_t			 ids[2];
+	enum job_state		 states[2];
+	int			 seen_waiting[2];
+};
+
+static void
+qrun_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+/* Run the loop until both jobs ended; note which were seen waiting. */
+static int
+qrun_until_done(struct qrun *qr, int timeout_ms)
+{
+	struct event		*tick;
+	struct timeval		 tv = { 0, 5000 };
+	struct store		*st;
+	struct store_job_row	 row;
+	char			 err[256];
+	int64_t			 end = util_mono_ms() + timeout_ms;
+	int			 i, done = 0;
+
+	st = store_sqlite_ops.open(qr->path, NULL, err, sizeof(err));
+	assert_non_null(st);
+	tick = event_new(qr->base, -1, EV_PERSIST, qrun_tick_cb, NULL);
+	event_add(tick, &tv);
+	while (!done && util_mono_ms() < end) {
+		event_base_loop(qr->base, EVLOOP_ONCE);
+		done = 1;
+		for (i = 0; i < 2; i++) {
+			assert_int_equal(store_sqlite_ops.get_job(st,
+			    qr->ids[i], &row, err, sizeof(err)), 1);
+			qr->states[i] = row.state;
+			if (row.state == JOB_WAITING)
+				qr->seen_waiting[i] = 1;
+			if (row.state != JOB_SUCCEEDED &&
+			    row.state != JOB_DEAD && row.state != JOB_FAILED)
+				done = 0;
+			store_job_row_clear(&row);
+		}
+	}
+	event_free(tick);
+	store_sqlite_ops.close(st);
+	return done ? 0 : -1;
+}
+
+/* Index in the simulator's request log of the first/last method+path. */
+static int
+log_index(const cJSON *log, const char *method, const char *path, int last)
+{
+	const cJSON	*e;
+	int		 i = 0, found = -1;
+
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(log,
+	    "requests")) {
+		if (strcmp(jstr(e, "method", NULL), method) == 0 &&
+		    strcmp(jstr(e, "path", NULL), path) == 0) {
+			found = i;
+			if (!last)
+				break;
+		}
+		i++;
+	}
+	return found;
+}
+
+static int
+log_count(const cJSON *log, const char *method, const char *path)
+{
+	const cJSON	*e;
+	int		 n = 0;
+
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(log,
+	    "requests"))
+		n += strcmp(jstr(e, "method", NULL), method) == 0 &&
+		    strcmp(jstr(e, "path", NULL), path) == 0;
+	return n;
+}
+
+#define ROLL_A	"/apis/apps/v1/namespaces/roll-a/deployments/web"
+#define ROLL_B	"/apis/apps/v1/namespaces/roll-b/deployments/web"
+
+/*
+ * One worker, two apps whose rollouts take 3 s each: the worker applies B
+ * while A's rollout runs (A waits in the queue, not on the worker), so
+ * both are healthy in about one rollout's time.  Asserted on the order of
+ * the requests the cluster saw: B's apply before the look that found A
+ * healthy.  Then a restart while a job waits: it is looked at again after
+ * the restart, not applied again and not counted as an attempt.
+ */
+static void
+test_queue_rollouts_overlap(void **state)
+{
+	struct repo		 r;
+	struct config		 cfg;
+	struct config_repo	 repo;
+	struct config_app	 apps[2];
+	struct job_spec		 specs[2];
+	struct qrun		 qr;
+	struct store		*st;
+	struct store_attempt_row *att = NULL;
+	struct store_job_row	 row;
+	size_t			 natt = 0;
+	char			 err[256], *workdir, *statepath;
+	const char		*rev;
+	cJSON			*log, *res;
+	int			 i;
+
+	(void)state;
+	evthread_use_pthreads();
+	sim_clear();
+	sim_ready_delay("3");
+	repo_init(&r);
+	repo_put(&r, "a/ns.yaml", NS("roll-a"));
+	repo_put(&r, "a/web.yaml", DEPLOY("web", "nginx:1.25"));
+	repo_put(&r, "b/ns.yaml", NS("roll-b"));
+	repo_put(&r, "b/web.yaml", DEPLOY("web", "nginx:1.25"));
+	rev = repo_commit(&r, "v1");
+	workdir = xasprintf("%s/qwork", tmpdir);
+	statepath = xasprintf("%s/qstate.db", tmpdir);
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.refs = 1000000;		/* never freed through unref */
+	cfg.state.path = statepath;
+	cfg.state.dedup_days = 7;
+	cfg.state.keep_days = 30;
+	cfg.queue.max_queued = 1000;
+	cfg.queue.workers = 1;
+	cfg.retry.base_s = 1;
+	cfg.retry.max_s = 1;
+	cfg.retry.max_attempts = 3;
+	cfg.notify.max_attempts = 3;
+	memset(&repo, 0, sizeof(repo));
+	repo.name = "deploy";
+	repo.url = r.dir;
+	repo.branch = "master";
+	app_init(&apps[0], "roll-a", "roll-a");
+	app_init(&apps[1], "roll-b", "roll-b");
+	apps[0].path = "a";
+	apps[1].path = "b";
+	for (i = 0; i < 2; i++) {
+		apps[i].repo = "deploy";
+		apps[i].cluster = "sim";
+		apps[i].sync_timeout_s = 60;
+		memset(&specs[i], 0, sizeof(specs[i]));
+		specs[i].kind = JOB_SYNC;
+		specs[i].app = apps[i].name;
+		specs[i].repo = "deploy";
+	}
+	cfg.workdir = workdir;
+	cfg.repos = &repo;
+	cfg.nrepos = 1;
+	cfg.clusters = cluster(NULL);
+	cfg.nclusters = 1;
+	cfg.apps = apps;
+	cfg.napps = 2;
+
+	memset(&qr, 0, sizeof(qr));
+	qr.path = statepath;
+	qr.base = event_base_new();
+	qr.q = queue_open(qr.base, &cfg, err, sizeof(err));
+	assert_non_null(qr.q);
+	assert_int_equal(queue_start(qr.q), 0);
+	assert_int_equal(queue_add_jobs(qr.q, specs, 2, qr.ids, err,
+	    sizeof(err)), 0);
+	assert_int_equal(qrun_until_done(&qr, 60000), 0);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(qr.states[i], JOB_SUCCEEDED);
+		assert_true(qr.seen_waiting[i]);
+	}
+	log = sim_call("GET", "/_sim/requests", NULL);
+	assert_true(log_index(log, "PATCH", ROLL_B, 0) >= 0);
+	assert_true(log_index(log, "PATCH", ROLL_B, 0) <
+	    log_index(log, "GET", ROLL_A, 1));
+	/* Each applied once: the looks only read. */
+	assert_int_equal(log_count(log, "PATCH", ROLL_A), 1);
+	assert_int_equal(log_count(log, "PATCH", ROLL_B), 1);
+	cJSON_Delete(log);
+
+	/* One attempt each, spanning apply to healthy; the result as a sync
+	 * that waited on its thread had it. */
+	st = store_sqlite_ops.open(statepath, NULL, err, sizeof(err));
+	assert_non_null(st);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(store_sqlite_ops.list_attempts(st, qr.ids[i],
+		    &att, &natt, err, sizeof(err)), 0);
+		assert_int_equal(natt, 1);
+		assert_true(att[0].ok);
+		assert_true(att[0].ended_ms - att[0].started_ms >= 2500);
+		store_attempt_rows_free(att, natt);
+		assert_int_equal(store_sqlite_ops.get_job(st, qr.ids[i], &row,
+		    err, sizeof(err)), 1);
+		res = cJSON_Parse(row.result);
+		assert_string_equal(jstr(res, "revision", NULL), rev);
+		assert_string_equal(jstr(res, "detail", "health"), "Healthy");
+		assert_null(cJSON_GetObjectItem(res, "wait"));
+		cJSON_Delete(res);
+		store_job_row_clear(&row);
+	}
+	store_sqlite_ops.close(st);
+
+	/* A restart while a sync waits: the look goes on after it. */
+	sim_clear();
+	repo_put(&r, "a/web.yaml", DEPLOY("web", "nginx:1.26"));
+	repo_put(&r, "b/web.yaml", DEPLOY("web", "nginx:1.26"));
+	rev = repo_commit(&r, "v2");
+	memset(qr.seen_waiting, 0, sizeof(qr.seen_waiting));
+	assert_int_equal(queue_add_jobs(qr.q, specs, 1, qr.ids, err,
+	    sizeof(err)), 0);
+	qr.ids[1] = qr.ids[0];
+	st = store_sqlite_ops.open(statepath, NULL, err, sizeof(err));
+	for (i = 0; i < 2000 && !qr.seen_waiting[0]; i++) {
+		event_base_loop(qr.base, EVLOOP_NONBLOCK);
+		usleep(5000);
+		assert_int_equal(store_sqlite_ops.get_job(st, qr.ids[0], &row,
+		    err, sizeof(err)), 1);
+		qr.seen_waiting[0] = row.state == JOB_WAITING;
+		store_job_row_clear(&row);
+	}
+	store_sqlite_ops.close(st);
+	assert_true(qr.seen_waiting[0]);
+	queue_close(qr.q, 10);
+	event_base_free(qr.base);
+	qr.base = event_base_new();
+	qr.q = queue_open(qr.base, &cfg, err, sizeof(err));
+	assert_non_null(qr.q);
+	assert_int_equal(queue_start(qr.q), 0);
+	assert_int_equal(qrun_until_done(&qr, 60000), 0);
+	assert_int_equal(qr.states[0], JOB_SUCCEEDED);
+	queue_close(qr.q, 10);
+	event_base_free(qr.base);
+	log = sim_call("GET", "/_sim/requests", NULL);
+	assert_int_equal(log_count(log, "PATCH", ROLL_A), 1);
+	assert_true(log_count(log, "GET", ROLL_A) >= 2);
+	cJSON_Delete(log);
+	st = store_sqlite_ops.open(statepath, NULL, err, sizeof(err));
+	assert_int_equal(store_sqlite_ops.list_attempts(st, qr.ids[0], &att,
+	    &natt, err, sizeof(err)), 0);
+	assert_int_equal(natt, 1);
+	assert_true(att[0].ok);
+	store_attempt_rows_free(att, natt);
+	assert_int_equal(store_sqlite_ops.get_job(st, qr.ids[0], &row, err,
+	    sizeof(err)), 1);
+	assert_int_equal(row.attempts, 1);
+	res = cJSON_Parse(row.result);
+	assert_string_equal(jstr(res, "revision", NULL), rev);
+	cJSON_Delete(res);
+	store_job_row_clear(&row);
+	store_sqlite_ops.close(st);
+	sim_ready_delay("0.3");
+	free(workdir);
+	free(statepath);
+}
+
 #define WORKLOAD(kind, n, image) "apiVersion: apps/v1\nkind: " kind "\n" \
 	"metadata:\n  name: " n "\nspec:\n  selector:\n" \
 	"    matchLabels: {app: " n "}\n  template:\n    metadata:\n" \
@@ -1955,6 +2386,8 @@ main(void)
 		cmocka_unit_test(test_sync_client_cert_data),
 		cmocka_unit_test(test_sync_never_ready),
 		cmocka_unit_test(test_sync_timeout),
+		cmocka_unit_test(test_sync_health_waits),
+		cmocka_unit_test(test_queue_rollouts_overlap),
 		cmocka_unit_test(test_sync_workload_kinds),
 		cmocka_unit_test(test_sync_faults),
 		cmocka_unit_test(test_sync_exclude_and_crd),
