@@ -724,7 +724,7 @@ store_pg_next_due(struct store *st, int64_t after_ms, int64_t *due_ms,
 #define STORE_PG_CLAIM_COLS \
 	"j.id, j.kind, j.state, j.app, j.repo, j.revision, j.image, j.tag," \
 	" j.digest, j.params, e.source, e.delivery, j.event_id, j.attempts," \
-	" j.created, j.result, j.started FROM jobs j" \
+	" j.created, j.result, j.started, j.max_attempts FROM jobs j" \
 	" LEFT JOIN events e ON e.id = j.event_id"
 
 static struct job *
@@ -747,6 +747,8 @@ store_pg_job_from_row(const PGresult *res, int i)
 	j->event_id = store_pg_int(res, i, 12);
 	j->attempts = (int)store_pg_int(res, i, 13);
 	j->created_ms = store_pg_int(res, i, 14);
+	/* As stored: a manual retry raised it. */
+	j->max_attempts = (int)store_pg_int(res, i, 17);
 	if (store_pg_int(res, i, 2) == JOB_WAITING &&
 	    (j->wait = store_pg_wait_of(store_pg_val(res, i, 15))) != NULL)
 		j->started_ms = store_pg_int(res, i, 16);

@@ -732,9 +732,12 @@ conf_retry(void **state)
 	assert_int_equal(r.not_before_ms, 0);
 	assert_int_equal(r.updated_ms, 3000);
 	store_job_row_clear(&r);
-	/* A retried job runs again (q is queued beside it). */
+	/* A retried job runs again (q is queued beside it), and the claim
+	 * hands over the limit as stored, which the queue ends it against. */
 	n = conf_claim(st, 3000, 4, 0, &jobs);
 	assert_int_equal(n, 2);
+	assert_int_equal(jobs[0]->id == id ? jobs[0]->max_attempts :
+	    jobs[1]->max_attempts, 6);
 	conf_jobs_free(jobs, n);
 	assert_int_equal(conf_state(st, id), JOB_RUNNING);
 	OPS->close(st);
