@@ -139,7 +139,9 @@ class LimitsTest(unittest.TestCase):
         self.assertIsNotNone(m, d.log())
         effective = int(m.group(1))
         self.assertLess(effective, 512 - 64)
-        self.assertIn("nofile=512", m.group(0))
+        # 512, or a few less when Valgrind keeps descriptors for itself.
+        nofile = int(re.search(r"nofile=(\d+)", m.group(0)).group(1))
+        self.assertTrue(480 <= nofile <= 512, m.group(0))
 
         for _ in range(700):
             try:

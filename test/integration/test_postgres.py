@@ -263,7 +263,16 @@ class PostgresDaemonTest(unittest.TestCase):
                           + d.log())
             time.sleep(0.1)
         self.assertIsNone(d.proc.poll())
-        self.assertEqual(d.admin("GET", "/readyz").status, 503)
+        # The line comes before the listeners are up (slow under Valgrind).
+        status = None
+        while status is None:
+            try:
+                status = d.admin("GET", "/readyz").status
+            except OSError:
+                if d.proc.poll() is not None or time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.assertEqual(status, 503)
         self.assertIn("postgres: cannot connect", d.log())
         self.assertEqual(d.stop(), 0, d.log())
         bad = self.daemon("host=127.0.0.1 port=%d no_such_parameter=1" % port)

@@ -579,8 +579,10 @@ class HostileRepositoryTest(unittest.TestCase):
             self.assertEqual((job["state"], job["attempts"]), ("dead", 1))
             self.assertIn(error, json.dumps(job))
             # Nothing outside: the render directory is gone, no file
-            # beside it or the canary.
-            self.assertEqual(os.listdir(rt), [])
+            # beside it or the canary.  (Valgrind, when the suite runs
+            # under it, keeps its own pipes in TMPDIR.)
+            self.assertEqual([n for n in os.listdir(rt)
+                              if not n.startswith("vgdb-pipe-")], [])
             self.assertEqual(sorted(os.listdir(self.tmp)), before)
         for name in ("canary", "pwned", "hostile-ok"):
             st, _ = self.sim.call(
