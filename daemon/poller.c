@@ -183,14 +183,17 @@ do_poller_sync_images(struct poller *p)
 			im->seen = 1;
 		}
 	}
-	for (j = 0; j < p->nimages;) {
-		if (p->images[j].seen) {
-			j++;
+	/* Keep the images still configured, in order. */
+	for (j = 0, k = 0; j < p->nimages; j++) {
+		if (!p->images[j].seen) {
+			poller_image_clear(&p->images[j]);
 			continue;
 		}
-		poller_image_clear(&p->images[j]);
-		p->images[j] = p->images[--p->nimages];
+		if (k != j)
+			p->images[k] = p->images[j];
+		k++;
 	}
+	p->nimages = k;
 }
 
 /* Caller holds the mutex. */
