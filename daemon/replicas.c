@@ -110,14 +110,15 @@ replicas_hold(const struct store_ops *ops, struct store *st, int64_t beat_ms,
 	char	 err[256];
 	int	 r;
 
+	/* Alone on the store, the row only shows the role in the listing. */
+	r = ops->role_hold(st, REPLICAS_ROLE_PERIODIC, replica_id(), ttl, now,
+	    err, sizeof(err));
+	if (r == -1)
+		log_warnx("replicas: role %s: %s", REPLICAS_ROLE_PERIODIC, err);
 	if (!ops->shared)
 		r = 1;
-	else if ((r = ops->role_hold(st, REPLICAS_ROLE_PERIODIC, replica_id(),
-	    ttl, now, err, sizeof(err))) == -1) {
-		/* Our hold runs out by itself if this goes on. */
-		log_warnx("replicas: role %s: %s", REPLICAS_ROLE_PERIODIC, err);
-		return;
-	}
+	else if (r == -1)
+		return;	/* our hold runs out by itself if this goes on */
 	until = r == 0 ? 0 : !ops->shared ? INT64_MAX : mono + ttl - beat_ms;
 	__atomic_store_n(&replicas_held_until, until, __ATOMIC_RELEASE);
 	metrics_gauge_set("gitopsd_role_held", "role=\"" REPLICAS_ROLE_PERIODIC
