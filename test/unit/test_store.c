@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "admin.h"
+#include "metrics.h"
 #include "queue_fixture.h"
 
 static struct store *
@@ -1278,6 +1279,59 @@ test_schema_4_upgrade(void **state)
 	qfx_teardown(&fx);
 }
 
+/* The value of one series in the rendered metrics, -1 when absent. */
+static double
+test_metric(const char *series)
+{
+	struct buf	 m;
+	const char	*line;
+	size_t		 len = strlen(series);
+	double		 v = -1;
+
+	buf_init(&m, 0);
+	metrics_render(&m);
+	for (line = m.data; line != NULL && *line != '\0';
+	    line = strchr(line, '\n') != NULL ? strchr(line, '\n') + 1 : NULL)
+		if (strncmp(line, series, len) == 0 && line[len] == ' ')
+			v = strtod(line + len + 1, NULL);
+	buf_free(&m);
+	return v;
+}
+
+/* A failed store call is counted in gitopsd_store_errors_total. */
+static void
+test_store_errors_counted(void **state)
+{
+	const struct store_ops		*ops = &store_sqlite_ops;
+	struct store_replica_row	*rows;
+	struct qfx			 fx;
+	struct store			*st;
+	sqlite3				*db;
+	char				 err[256];
+	size_t				 n;
+	const char			*series =
+	    "gitopsd_store_errors_total{backend=\"sqlite\"}";
+	double				 before;
+
+	(void)state;
+	metrics_init();
+	qfx_setup(&fx);
+	st = test_store_open(&fx);
+	before = test_metric(series);
+	if (before < 0)
+		before = 0;
+	assert_int_equal(sqlite3_open(fx.path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE replicas", NULL, NULL,
+	    NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(ops->list_replicas(st, &rows, &n, err, sizeof(err)),
+	    -1);
+	assert_true(test_metric(series) == before + 1);
+	ops->close(st);
+	qfx_teardown(&fx);
+	metrics_free();
+}
+
 int
 main(void)
 {
@@ -1300,6 +1354,7 @@ main(void)
 		cmocka_unit_test(test_no_runner),
 		cmocka_unit_test(test_inventory),
 		cmocka_unit_test(test_schema_4_upgrade),
+		cmocka_unit_test(test_store_errors_counted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
