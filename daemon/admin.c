@@ -1,6 +1,6 @@
 /*
- * admin.c: the admin REST API under /api/v1 (apps, jobs, events, retry,
- * sync now), as JSON.  It runs on the loop thread, reads through the
+ * admin.c: the admin REST API under /api/v1 (apps, jobs, events, replicas,
+ * retry, sync now), as JSON.  It runs on the loop thread, reads through the
  * queue's read-only store connection (queue_reader) and the running
  * configuration, and changes state only through the queue's calls
  * (queue_retry, queue_add_jobs), which run in the store thread's rounds.
@@ -18,6 +18,8 @@
 #include "log.h"
 #include "poller.h"
 #include "queue.h"
+#include "replica.h"
+#include "replicas.h"
 #include "router.h"
 #include "store.h"
 #include "util.h"
@@ -216,6 +218,72 @@ admin_events(struct queue *q, const char *query, struct buf *body)
 	}
 	cJSON_AddItemToObject(o, "next", admin_json_id(next));
 	store_event_rows_free(rows, n);
+	return admin_reply(body, 200, o);
+}
+
+/*
+ * GET /api/v1/replicas: the replicas the store knows of, oldest first,
+ * whether each is alive (replicas_alive), the jobs running under its
+ * leases and the roles it holds; and each role's holder.
+ */
+static int
+admin_replicas(struct queue *q, struct buf *body)
+{
+	struct store			*rd;
+	const struct store_ops		*ops = queue_reader(q, &rd);
+	struct store_replica_row	*rows = NULL;
+	struct store_role_row		*roles = NULL;
+	size_t				 n = 0, nroles = 0, i, k;
+	int64_t				 now = util_now_ms();
+	char				 err[256];
+	cJSON				*o, *arr, *e, *held;
+
+	if (ops->list_replicas(rd, &rows, &n, err, sizeof(err)) == -1 ||
+	    ops->list_roles(rd, &roles, &nroles, err, sizeof(err)) == -1) {
+		store_replica_rows_free(rows, n);
+		log_warnx("admin: %s", err);
+		return admin_error(body, 500, "store error");
+	}
+	o = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(o, "replicas");
+	for (i = 0; i < n; i++) {
+		e = cJSON_CreateObject();
+		cJSON_AddItemToObject(e, "id", admin_json_str(rows[i].id));
+		cJSON_AddItemToObject(e, "hostname",
+		    admin_json_str(rows[i].hostname));
+		cJSON_AddNumberToObject(e, "pid", (double)rows[i].pid);
+		cJSON_AddItemToObject(e, "version",
+		    admin_json_str(rows[i].version));
+		cJSON_AddItemToObject(e, "started",
+		    admin_json_time(rows[i].started_ms));
+		cJSON_AddItemToObject(e, "heartbeat",
+		    admin_json_time(rows[i].heartbeat_ms));
+		cJSON_AddBoolToObject(e, "alive",
+		    replicas_alive(rows[i].heartbeat_ms, now));
+		cJSON_AddBoolToObject(e, "self",
+		    strcmp(rows[i].id, replica_id()) == 0);
+		cJSON_AddNumberToObject(e, "running", (double)rows[i].running);
+		held = cJSON_AddArrayToObject(e, "roles");
+		for (k = 0; k < nroles; k++)
+			if (roles[k].until_ms > now &&
+			    strcmp(roles[k].owner, rows[i].id) == 0)
+				cJSON_AddItemToArray(held,
+				    cJSON_CreateString(roles[k].name));
+		cJSON_AddItemToArray(arr, e);
+	}
+	/* A role whose lease ran out has no holder until one renews it. */
+	arr = cJSON_AddArrayToObject(o, "roles");
+	for (k = 0; k < nroles; k++) {
+		e = cJSON_CreateObject();
+		cJSON_AddItemToObject(e, "name", admin_json_str(roles[k].name));
+		cJSON_AddItemToObject(e, "holder", roles[k].until_ms > now ?
+		    admin_json_str(roles[k].owner) : cJSON_CreateNull());
+		cJSON_AddItemToObject(e, "until",
+		    admin_json_time(roles[k].until_ms));
+		cJSON_AddItemToArray(arr, e);
+	}
+	store_replica_rows_free(rows, n);
+	store_role_rows_free(roles, nroles);
 	return admin_reply(body, 200, o);
 }
 
@@ -566,6 +634,11 @@ admin_api(struct queue *q, struct poller *pl, const char *method,
 		if (!get)
 			return admin_error(body, 405, "method not allowed");
 		return admin_events(q, query, body);
+	}
+	if (strcmp(p, "/replicas") == 0) {
+		if (!get)
+			return admin_error(body, 405, "method not allowed");
+		return admin_replicas(q, body);
 	}
 	if (strcmp(p, "/jobs") == 0) {
 		if (!get)

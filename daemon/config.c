@@ -355,6 +355,11 @@ static const struct cfg_key state_keys[] = {
 	  .off = O(struct config_state, keep_days), .min = 1, .max = 3650,
 	  .def = "30",
 	  .help = "days finished jobs are kept" },
+	{ "heartbeat_s", T_INT,
+	  .off = O(struct config_state, heartbeat_s), .min = 1, .max = 60,
+	  .def = "5",
+	  .help = "seconds between a replica's heartbeats in the store; it is"
+	      " gone after three missed, and its periodic role moves" },
 };
 static const struct cfg_table state_table =
     TABLE("state", struct config_state, state_keys, check_state);

@@ -22,6 +22,7 @@
 #include "job.h"
 #include "log.h"
 #include "queue.h"
+#include "replicas.h"
 #include "sync.h"
 #include "util.h"
 
@@ -79,6 +80,9 @@ drift_tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* Another replica holds the periodic role and queues them. */
+	if (!replicas_periodic())
+		return;
 	for (i = 0; i < d->cfg->napps; i++) {
 		app = &d->cfg->apps[i];
 		if (app->sync_interval_s <= 0 || app->cluster == NULL)

@@ -48,6 +48,7 @@
 #include "poller.h"
 #include "queue.h"
 #include "registry_client.h"
+#include "replicas.h"
 #include "router.h"
 #include "store.h"
 #include "util.h"
@@ -373,7 +374,9 @@ poller_main(void *arg)
 	pthread_mutex_lock(&p->mtx);
 	while (!p->stop) {
 		now = util_now_ms();
-		if ((im = do_poller_next_due(p, now)) == NULL) {
+		/* Polls are periodic work: one replica at a time. */
+		if (!replicas_periodic() ||
+		    (im = do_poller_next_due(p, now)) == NULL) {
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
 			pthread_cond_timedwait(&p->cv, &p->mtx, &ts);

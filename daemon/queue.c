@@ -58,6 +58,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "queue.h"
+#include "replicas.h"
 #include "store.h"
 #include "util.h"
 #include "worker.h"
@@ -875,7 +876,7 @@ queue_store_restart(struct queue *q)
 	pthread_mutex_unlock(&q->mtx);
 }
 
-/* Housekeeping between rounds: gauges, retention. */
+/* Housekeeping between rounds: gauges, heartbeat, retention. */
 static void
 queue_store_housekeeping(struct queue *q, const struct config *cfg)
 {
@@ -888,8 +889,10 @@ queue_store_housekeeping(struct queue *q, const struct config *cfg)
 		q->gauges_due = 0;
 		q->last_gauges_ms = now;
 	}
-	if (q->last_retention_ms == 0 ||
-	    now - q->last_retention_ms >= QUEUE_RETENTION_MS) {
+	replicas_tick(q->ops, q->wr, cfg);
+	/* One replica's retention serves them all (the periodic role). */
+	if (replicas_periodic() && (q->last_retention_ms == 0 ||
+	    now - q->last_retention_ms >= QUEUE_RETENTION_MS)) {
 		q->last_retention_ms = now;
 		wall = util_now_ms();
 		if (q->ops->retention(q->wr,
@@ -1822,6 +1825,8 @@ queue_close(struct queue *q, int timeout_s)
 	}
 	event_free(q->wake);
 	event_free(q->timer);
+	if (q->wr != NULL)
+		replicas_leave(q->ops, q->wr);
 	q->ops->close(q->rd);
 	q->ops->close(q->ck);
 	if (q->wr != NULL &&

@@ -123,3 +123,28 @@ store_job_merge(struct job *lead, struct job *m)
 	    sizeof(*lead->merged));
 	lead->merged[lead->nmerged++] = m;
 }
+
+void
+store_replica_rows_free(struct store_replica_row *rows, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		free(rows[i].id);
+		free(rows[i].hostname);
+		free(rows[i].version);
+	}
+	free(rows);
+}
+
+void
+store_role_rows_free(struct store_role_row *rows, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		free(rows[i].name);
+		free(rows[i].owner);
+	}
+	free(rows);
+}

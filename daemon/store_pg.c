@@ -44,11 +44,12 @@
 #include <libpq-fe.h>
 
 #include "job.h"
+#include "metrics.h"
 #include "store.h"
 #include "util.h"
 
 /* The newest schema this binary knows; a newer database is refused. */
-#define STORE_PG_SCHEMA		1
+#define STORE_PG_SCHEMA		2
 /* Advisory lock keys: "gitp" (ours) in the first, the purpose second. */
 #define STORE_PG_LOCK_NS	0x67697470
 #define STORE_PG_LOCK_SCHEMA	1
@@ -105,6 +106,26 @@ static const char store_pg_schema[] =
     "CREATE TABLE app_inventory(app text PRIMARY KEY, objects text NOT NULL,"
     " updated bigint NOT NULL);";
 
+/*
+ * The steps from each schema version to the next: store_pg_migrations[v]
+ * takes a database at version v + 1 to v + 2.  A new database gets
+ * store_pg_schema (version 1), then every step.
+ */
+static const char *const store_pg_migrations[] = {
+	/*
+	 * 2: the replicas, their heartbeats and the roles one of them holds
+	 * at a time; the replica holding a running job's lease, and until
+	 * when (unix ms).
+	 */
+	"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_owner text;"
+	"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_until bigint;"
+	"CREATE TABLE IF NOT EXISTS replicas(id text PRIMARY KEY,"
+	" hostname text NOT NULL, pid bigint NOT NULL, version text NOT NULL,"
+	" started bigint NOT NULL, heartbeat bigint NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS roles(name text PRIMARY KEY,"
+	" owner text NOT NULL, until bigint NOT NULL);",
+};
+
 static void
 store_pg_p_text(struct store_pg_params *p, const char *v)
 {
@@ -136,6 +157,8 @@ store_pg_errmsg(struct store *st, char *err, size_t errlen, const char *what,
 	const char	*m;
 	size_t		 len;
 
+	metrics_counter_add("gitopsd_store_errors_total",
+	    "backend=\"postgres\"", 1);
 	if (err == NULL || errlen == 0)
 		return;
 	if (PQstatus(st->conn) == CONNECTION_BAD) {
@@ -311,9 +334,10 @@ store_pg_schema_apply(struct store *st, char *err, size_t errlen)
 		    " gitopsd", (long long)version, STORE_PG_SCHEMA);
 		goto out;
 	}
-	if (version == 0) {
+	for (; version < STORE_PG_SCHEMA; version++) {
 		/* A multi-statement string takes no parameters: simple query. */
-		res = PQexec(st->conn, store_pg_schema);
+		res = PQexec(st->conn, version == 0 ? store_pg_schema :
+		    store_pg_migrations[version - 1]);
 		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
 			store_pg_errmsg(st, err, errlen, "create schema", res);
 			PQclear(res);
@@ -321,7 +345,7 @@ store_pg_schema_apply(struct store *st, char *err, size_t errlen)
 		}
 		PQclear(res);
 		p.n = 0;
-		store_pg_p_int(&p, STORE_PG_SCHEMA);
+		store_pg_p_int(&p, version + 1);
 		if (store_pg_cmd(st, "INSERT INTO schema_version(version)"
 		    " VALUES ($1::int)", &p, "schema version", NULL, err,
 		    errlen) == -1)
@@ -1377,6 +1401,127 @@ store_pg_retention(struct store *st, int64_t keep_before_ms,
 	return store_pg_commit(st, err, errlen);
 }
 
+static int
+store_pg_replica_beat(struct store *st, const struct store_replica *r,
+    int64_t forget_before_ms, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+
+	store_pg_p_text(&p, r->id);
+	store_pg_p_text(&p, r->hostname);
+	store_pg_p_int(&p, r->pid);
+	store_pg_p_text(&p, r->version);
+	store_pg_p_int(&p, r->started_ms);
+	store_pg_p_int(&p, r->heartbeat_ms);
+	if (store_pg_cmd(st, "INSERT INTO replicas(id, hostname, pid, version,"
+	    " started, heartbeat) VALUES ($1, $2, $3, $4, $5, $6)"
+	    " ON CONFLICT(id) DO UPDATE SET heartbeat = excluded.heartbeat",
+	    &p, "replica", NULL, err, errlen) == -1)
+		return -1;
+	p.n = 0;
+	store_pg_p_int(&p, forget_before_ms);
+	return store_pg_cmd(st, "DELETE FROM replicas WHERE heartbeat < $1",
+	    &p, "replica", NULL, err, errlen);
+}
+
+static int
+store_pg_replica_leave(struct store *st, const char *id, char *err,
+    size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+
+	store_pg_p_text(&p, id);
+	if (store_pg_cmd(st, "DELETE FROM roles WHERE owner = $1", &p,
+	    "replica", NULL, err, errlen) == -1)
+		return -1;
+	return store_pg_cmd(st, "DELETE FROM replicas WHERE id = $1", &p,
+	    "replica", NULL, err, errlen);
+}
+
+static int
+store_pg_list_replicas(struct store *st, struct store_replica_row **rows,
+    size_t *n, char *err, size_t errlen)
+{
+	struct store_replica_row	*v;
+	PGresult			*res;
+	int				 i, cnt;
+
+	*rows = NULL;
+	*n = 0;
+	if ((res = store_pg_q(st, "SELECT r.id, r.hostname, r.pid, r.version,"
+	    " r.started, r.heartbeat, (SELECT count(*) FROM jobs j"
+	    " WHERE j.state = 2 AND j.lease_owner = r.id) FROM replicas r"
+	    " ORDER BY r.started, r.id", NULL, PGRES_TUPLES_OK, "replicas",
+	    err, errlen)) == NULL)
+		return -1;
+	cnt = PQntuples(res);
+	v = xcalloc(cnt > 0 ? (size_t)cnt : 1, sizeof(*v));
+	for (i = 0; i < cnt; i++) {
+		v[i].id = store_pg_str(res, i, 0);
+		v[i].hostname = store_pg_str(res, i, 1);
+		v[i].pid = store_pg_int(res, i, 2);
+		v[i].version = store_pg_str(res, i, 3);
+		v[i].started_ms = store_pg_int(res, i, 4);
+		v[i].heartbeat_ms = store_pg_int(res, i, 5);
+		v[i].running = store_pg_int(res, i, 6);
+	}
+	PQclear(res);
+	*rows = v;
+	*n = (size_t)cnt;
+	return 0;
+}
+
+/*
+ * ON CONFLICT DO UPDATE locks the row: a second replica asking at the
+ * same time waits, then sees the first one's lease and changes nothing.
+ */
+static int
+store_pg_role_hold(struct store *st, const char *role, const char *owner,
+    int64_t ttl_ms, int64_t now_ms, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	int64_t			 changed;
+
+	store_pg_p_text(&p, role);
+	store_pg_p_text(&p, owner);
+	store_pg_p_int(&p, now_ms + ttl_ms);
+	store_pg_p_int(&p, now_ms);
+	if (store_pg_cmd(st, "INSERT INTO roles(name, owner, until)"
+	    " VALUES ($1, $2, $3) ON CONFLICT(name) DO UPDATE SET"
+	    " owner = excluded.owner, until = excluded.until"
+	    " WHERE roles.owner = excluded.owner OR roles.until <= $4", &p,
+	    "role", &changed, err, errlen) == -1)
+		return -1;
+	return changed > 0 ? 1 : 0;
+}
+
+static int
+store_pg_list_roles(struct store *st, struct store_role_row **rows, size_t *n,
+    char *err, size_t errlen)
+{
+	struct store_role_row	*v;
+	PGresult		*res;
+	int			 i, cnt;
+
+	*rows = NULL;
+	*n = 0;
+	if ((res = store_pg_q(st, "SELECT name, owner, until FROM roles"
+	    " ORDER BY name", NULL, PGRES_TUPLES_OK, "roles", err,
+	    errlen)) == NULL)
+		return -1;
+	cnt = PQntuples(res);
+	v = xcalloc(cnt > 0 ? (size_t)cnt : 1, sizeof(*v));
+	for (i = 0; i < cnt; i++) {
+		v[i].name = store_pg_str(res, i, 0);
+		v[i].owner = store_pg_str(res, i, 1);
+		v[i].until_ms = store_pg_int(res, i, 2);
+	}
+	PQclear(res);
+	*rows = v;
+	*n = (size_t)cnt;
+	return 0;
+}
+
 static long
 store_pg_wal_pages(struct store *st)
 {
@@ -1398,6 +1543,12 @@ store_pg_checkpoint(struct store *st, enum store_ckpt mode, char *err,
 
 const struct store_ops store_pg_ops = {
 	.name = "postgres",
+	.shared = 1,
+	.replica_beat = store_pg_replica_beat,
+	.replica_leave = store_pg_replica_leave,
+	.list_replicas = store_pg_list_replicas,
+	.role_hold = store_pg_role_hold,
+	.list_roles = store_pg_list_roles,
 	.inventory_get = store_pg_inventory_get,
 	.inventory_set = store_pg_inventory_set,
 	.open = store_pg_open,

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "job.h"
+#include "metrics.h"
 #include "seen.h"
 #include "store.h"
 #include "util.h"
@@ -216,7 +217,17 @@ static const char store_sqlite_schema[] =
      */
     "CREATE TABLE IF NOT EXISTS app_inventory(app TEXT PRIMARY KEY,"
     " objects TEXT NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;"
-    "INSERT OR REPLACE INTO meta(k, v) VALUES ('schema', '3');";
+    /*
+     * Schema 4: the replicas sharing the store, their heartbeats, and the
+     * roles one of them holds at a time (DESIGN.md section 9).  SQLite
+     * has one process, but the tables are the same on every backend.
+     */
+    "CREATE TABLE IF NOT EXISTS replicas(id TEXT PRIMARY KEY,"
+    " hostname TEXT NOT NULL, pid INTEGER NOT NULL, version TEXT NOT NULL,"
+    " started INTEGER NOT NULL, heartbeat INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS roles(name TEXT PRIMARY KEY,"
+    " owner TEXT NOT NULL, until INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT OR REPLACE INTO meta(k, v) VALUES ('schema', '4');";
 
 struct store {
 	sqlite3		*db;
@@ -232,6 +243,8 @@ struct store {
 static void
 store_sqlite_note(struct store *st)
 {
+	metrics_counter_add("gitopsd_store_errors_total",
+	    "backend=\"sqlite\"", 1);
 	st->fail_rc = sqlite3_errcode(st->db);
 	st->fail_errno = sqlite3_system_errno(st->db);
 }
@@ -393,6 +406,40 @@ store_sqlite_close(struct store *st)
 	free(st);
 }
 
+/*
+ * Add a column to a table made by an older schema (ALTER TABLE has no IF
+ * NOT EXISTS in SQLite).  table and decl are constants of this file.
+ */
+static int
+store_sqlite_add_column(struct store *st, const char *table, const char *col,
+    const char *decl, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s = NULL;
+	char		*sql;
+	int		 step, rc;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM pragma_table_info(?1)"
+	    " WHERE name = ?2", -1, &s, NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, "schema");
+		sqlite3_finalize(s);
+		return -1;
+	}
+	store_sqlite_text(s, 1, table);
+	store_sqlite_text(s, 2, col);
+	step = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (step == SQLITE_ROW)
+		return 0;
+	if (step != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "schema");
+		return -1;
+	}
+	sql = xasprintf("ALTER TABLE %s ADD COLUMN %s %s", table, col, decl);
+	rc = store_sqlite_exec(st, sql, err, errlen);
+	free(sql);
+	return rc;
+}
+
 static struct store *
 store_sqlite_open(const char *path, int *transient, char *err, size_t errlen)
 {
@@ -418,7 +465,13 @@ store_sqlite_open(const char *path, int *transient, char *err, size_t errlen)
 		goto fail;
 	if (store_sqlite_exec(st, "BEGIN IMMEDIATE", err, errlen) == -1)
 		goto fail;
-	if (store_sqlite_exec(st, store_sqlite_schema, err, errlen) == -1) {
+	/* Schema 4: the replica holding a running job's lease, and until
+	 * when (unix ms). */
+	if (store_sqlite_exec(st, store_sqlite_schema, err, errlen) == -1 ||
+	    store_sqlite_add_column(st, "jobs", "lease_owner", "TEXT", err,
+	    errlen) == -1 ||
+	    store_sqlite_add_column(st, "jobs", "lease_until", "INTEGER", err,
+	    errlen) == -1) {
 		store_sqlite_exec(st, "ROLLBACK", NULL, 0);
 		goto fail;
 	}
@@ -1483,6 +1536,178 @@ out:
 	return rc;
 }
 
+/*
+ * Replicas and roles.  These run every few seconds, not per delivery:
+ * prepared per call rather than kept.
+ */
+static sqlite3_stmt *
+store_sqlite_prepare(struct store *st, const char *sql, const char *what,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*s = NULL;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, what);
+		sqlite3_finalize(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Run a prepared statement without rows to its end and finalize it. */
+static int
+store_sqlite_run(struct store *st, sqlite3_stmt *s, const char *what,
+    char *err, size_t errlen)
+{
+	int	 rc = 0;
+
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, what);
+		rc = -1;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+store_sqlite_replica_beat(struct store *st, const struct store_replica *r,
+    int64_t forget_before_ms, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = store_sqlite_prepare(st, "INSERT INTO replicas(id, hostname,"
+	    " pid, version, started, heartbeat) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+	    " ON CONFLICT(id) DO UPDATE SET heartbeat = excluded.heartbeat",
+	    "replica", err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, r->id);
+	store_sqlite_text(s, 2, r->hostname);
+	sqlite3_bind_int64(s, 3, r->pid);
+	store_sqlite_text(s, 4, r->version);
+	sqlite3_bind_int64(s, 5, r->started_ms);
+	sqlite3_bind_int64(s, 6, r->heartbeat_ms);
+	if (store_sqlite_run(st, s, "replica", err, errlen) == -1)
+		return -1;
+	if ((s = store_sqlite_prepare(st, "DELETE FROM replicas"
+	    " WHERE heartbeat < ?1", "replica", err, errlen)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, forget_before_ms);
+	return store_sqlite_run(st, s, "replica", err, errlen);
+}
+
+static int
+store_sqlite_replica_leave(struct store *st, const char *id, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = store_sqlite_prepare(st, "DELETE FROM roles WHERE owner = ?1",
+	    "replica", err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, id);
+	if (store_sqlite_run(st, s, "replica", err, errlen) == -1)
+		return -1;
+	if ((s = store_sqlite_prepare(st, "DELETE FROM replicas WHERE id = ?1",
+	    "replica", err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, id);
+	return store_sqlite_run(st, s, "replica", err, errlen);
+}
+
+static int
+store_sqlite_list_replicas(struct store *st, struct store_replica_row **rows,
+    size_t *n, char *err, size_t errlen)
+{
+	struct store_replica_row	*v = NULL, *r;
+	sqlite3_stmt			*s;
+	size_t				 cnt = 0;
+	int				 step;
+
+	*rows = NULL;
+	*n = 0;
+	if ((s = store_sqlite_prepare(st, "SELECT r.id, r.hostname, r.pid,"
+	    " r.version, r.started, r.heartbeat, (SELECT count(*) FROM jobs j"
+	    " WHERE j.state = 2 AND j.lease_owner = r.id) FROM replicas r"
+	    " ORDER BY r.started, r.id", "replicas", err, errlen)) == NULL)
+		return -1;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		v = xreallocarray(v, cnt + 1, sizeof(*v));
+		r = &v[cnt++];
+		r->id = store_sqlite_col(s, 0);
+		r->hostname = store_sqlite_col(s, 1);
+		r->pid = sqlite3_column_int64(s, 2);
+		r->version = store_sqlite_col(s, 3);
+		r->started_ms = sqlite3_column_int64(s, 4);
+		r->heartbeat_ms = sqlite3_column_int64(s, 5);
+		r->running = sqlite3_column_int64(s, 6);
+	}
+	if (step != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "replicas");
+		sqlite3_finalize(s);
+		store_replica_rows_free(v, cnt);
+		return -1;
+	}
+	sqlite3_finalize(s);
+	*rows = v;
+	*n = cnt;
+	return 0;
+}
+
+static int
+store_sqlite_role_hold(struct store *st, const char *role, const char *owner,
+    int64_t ttl_ms, int64_t now_ms, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+
+	if ((s = store_sqlite_prepare(st, "INSERT INTO roles(name, owner,"
+	    " until) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET"
+	    " owner = excluded.owner, until = excluded.until"
+	    " WHERE roles.owner = excluded.owner OR roles.until <= ?4",
+	    "role", err, errlen)) == NULL)
+		return -1;
+	store_sqlite_text(s, 1, role);
+	store_sqlite_text(s, 2, owner);
+	sqlite3_bind_int64(s, 3, now_ms + ttl_ms);
+	sqlite3_bind_int64(s, 4, now_ms);
+	if (store_sqlite_run(st, s, "role", err, errlen) == -1)
+		return -1;
+	/* An upsert whose WHERE fails changes no row. */
+	return sqlite3_changes(st->db) > 0 ? 1 : 0;
+}
+
+static int
+store_sqlite_list_roles(struct store *st, struct store_role_row **rows,
+    size_t *n, char *err, size_t errlen)
+{
+	struct store_role_row	*v = NULL, *r;
+	sqlite3_stmt		*s;
+	size_t			 cnt = 0;
+	int			 step;
+
+	*rows = NULL;
+	*n = 0;
+	if ((s = store_sqlite_prepare(st, "SELECT name, owner, until FROM roles"
+	    " ORDER BY name", "roles", err, errlen)) == NULL)
+		return -1;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		v = xreallocarray(v, cnt + 1, sizeof(*v));
+		r = &v[cnt++];
+		r->name = store_sqlite_col(s, 0);
+		r->owner = store_sqlite_col(s, 1);
+		r->until_ms = sqlite3_column_int64(s, 2);
+	}
+	if (step != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "roles");
+		sqlite3_finalize(s);
+		store_role_rows_free(v, cnt);
+		return -1;
+	}
+	sqlite3_finalize(s);
+	*rows = v;
+	*n = cnt;
+	return 0;
+}
+
 static long
 store_sqlite_wal_pages(struct store *st)
 {
@@ -1556,6 +1781,11 @@ const struct store_ops store_sqlite_ops = {
 	.retention = store_sqlite_retention,
 	.wal_pages = store_sqlite_wal_pages,
 	.checkpoint = store_sqlite_checkpoint,
+	.replica_beat = store_sqlite_replica_beat,
+	.replica_leave = store_sqlite_replica_leave,
+	.list_replicas = store_sqlite_list_replicas,
+	.role_hold = store_sqlite_role_hold,
+	.list_roles = store_sqlite_list_roles,
 };
 
 void

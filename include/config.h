@@ -54,6 +54,7 @@ struct config_state {
 	char	*dsn;				/* the DSN itself: a secret */
 	int	 dedup_days;			/* default 7 */
 	int	 keep_days;			/* default 30 */
+	int	 heartbeat_s;			/* default 5 */
 };
 
 struct config_queue {

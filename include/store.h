@@ -105,6 +105,25 @@ struct store_finish {
 	const char	*result;	/* JSON object text or NULL */
 };
 
+/* A replica's registration and heartbeat (strings borrowed). */
+struct store_replica {
+	const char	*id, *hostname, *version;
+	int64_t		 pid, started_ms, heartbeat_ms;
+};
+
+/* A replica as listed.  Strings malloc'd (store_replica_rows_free). */
+struct store_replica_row {
+	char		*id, *hostname, *version;
+	int64_t		 pid, started_ms, heartbeat_ms;
+	int64_t		 running;	/* running jobs leased to it */
+};
+
+/* Who holds a role, until when.  Strings malloc'd. */
+struct store_role_row {
+	char		*name, *owner;
+	int64_t		 until_ms;
+};
+
 enum store_ckpt {
 	STORE_CKPT_PASSIVE,
 	STORE_CKPT_TRUNCATE,
@@ -113,6 +132,8 @@ enum store_ckpt {
 
 struct store_ops {
 	const char	*name;
+	/* Several processes may use one store at once (replicas). */
+	int		 shared;
 	/*
 	 * Open (creating the schema); readonly stores still take admin writes.
 	 * On failure *transient (may be NULL) says whether the cause can pass
@@ -275,6 +296,37 @@ struct store_ops {
 			    int64_t dedup_before_ms, int64_t *deleted,
 			    char *err, size_t errlen);
 	/*
+	 * Replicas (DESIGN.md section 9).  replica_beat registers r or
+	 * renews its heartbeat (one upsert) and forgets replicas whose
+	 * heartbeat is older than forget_before_ms; replica_leave removes a
+	 * replica that stops and gives up its roles.  list_replicas: oldest
+	 * first, with the running jobs whose lease_owner is the replica.
+	 * Outside a transaction (each is one of its own).
+	 */
+	int		 (*replica_beat)(struct store *,
+			    const struct store_replica *r,
+			    int64_t forget_before_ms, char *err, size_t errlen);
+	int		 (*replica_leave)(struct store *, const char *id,
+			    char *err, size_t errlen);
+	int		 (*list_replicas)(struct store *,
+			    struct store_replica_row **rows, size_t *n,
+			    char *err, size_t errlen);
+	/*
+	 * A named role held by one replica at a time, as a lease: owner
+	 * takes role when nobody holds it, when the holder's lease ran out
+	 * (until <= now_ms) or when owner holds it already, and then holds it
+	 * until now_ms + ttl_ms.  One atomic statement, so two replicas
+	 * asking at once never both get it.  1 held, 0 another replica holds
+	 * it, -1 error.  list_roles: every role row, expired ones included.
+	 */
+	int		 (*role_hold)(struct store *, const char *role,
+			    const char *owner, int64_t ttl_ms, int64_t now_ms,
+			    char *err, size_t errlen);
+	int		 (*list_roles)(struct store *,
+			    struct store_role_row **rows, size_t *n,
+			    char *err, size_t errlen);
+
+	/*
 	 * Pages in the write-ahead log after this connection's last commit
 	 * (0 for backends without one).  Safe to call from another thread.
 	 */
@@ -335,5 +387,7 @@ void	store_job_rows_free(struct store_job_row *, size_t);
 void	store_attempt_rows_free(struct store_attempt_row *, size_t);
 void	store_event_rows_free(struct store_event_row *, size_t);
 void	store_app_row_clear(struct store_app_row *);
+void	store_replica_rows_free(struct store_replica_row *, size_t);
+void	store_role_rows_free(struct store_role_row *, size_t);
 
 #endif

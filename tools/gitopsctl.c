@@ -1044,6 +1044,40 @@ ctl_cmd_events(struct ctl *ctl, char **argv)
 	    &cols);
 }
 
+/* The roles a replica holds, "periodic,..."; "-" for none. */
+static void
+ctl_table_roles(struct ctl_table *t, const cJSON *replica)
+{
+	const cJSON	*roles, *r;
+	struct buf	 names;
+
+	buf_init(&names, 0);
+	roles = cJSON_GetObjectItemCaseSensitive(replica, "roles");
+	cJSON_ArrayForEach(r, roles)
+		if (cJSON_IsString(r) && r->valuestring != NULL)
+			(void)buf_printf(&names, "%s%s",
+			    names.len > 0 ? "," : "", r->valuestring);
+	ctl_table_add(t, names.len > 0 ? names.data : "-", 0);
+	buf_free(&names);
+}
+
+static int
+ctl_cmd_replicas(struct ctl *ctl, char **argv)
+{
+	static const struct ctl_column	col[] = {
+		CTL_COL("ID", "id"), CTL_COL("HOST", "hostname"),
+		CTL_COL("VERSION", "version"), CTL_COL("STARTED", "started"),
+		CTL_COL("HEARTBEAT", "heartbeat"), CTL_COL("ALIVE", "alive"),
+		CTL_COL("RUNNING", "running"),
+		CTL_COL_FN("ROLES", ctl_table_roles),
+	};
+	static const struct ctl_columns	cols = CTL_COLUMNS(col);
+
+	(void)argv;
+	return ctl_list(ctl, "/api/v1/replicas", "replicas",
+	    "no replicas registered", 0, &cols);
+}
+
 static const struct ctl_cmd ctl_cmds[] = {
 	{ "apps", "", 0, 0, ctl_cmd_apps,
 	  "list the configured apps: revision, health, last job" },
@@ -1061,6 +1095,9 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "events", "[--limit N] [--after ID]", 0,
 	  CTL_OPT_LIMIT | CTL_OPT_AFTER, ctl_cmd_events,
 	  "list received events and the jobs they made" },
+	{ "replicas", "", 0, 0, ctl_cmd_replicas,
+	  "list the replicas sharing the state store: heartbeat, running"
+	  " jobs, roles" },
 };
 
 static void

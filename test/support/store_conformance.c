@@ -3,7 +3,7 @@
  * struct store_ops (include/store.h), so that the SQLite and PostgreSQL
  * stores keep the same promises: events and dedup, jobs and absorption,
  * the claim rules, finish and retries, app status, alert keys,
- * retention, listing and paging.
+ * retention, listing and paging, replicas and roles.
  *
  * usage: store_conformance [BACKEND...]   (default: every backend)
  *
@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include "job.h"
 #include "store.h"
@@ -1225,6 +1226,206 @@ conf_checkpoint(void **state)
 	OPS->close(st);
 }
 
+/*
+ * A statement the ops have no call for (the job leases' owner column is
+ * written by the claim of the lease work), straight on the backend.
+ */
+static void
+conf_sql(const char *sql)
+{
+	sqlite3	*db = NULL;
+	PGconn	*c;
+	PGresult *r;
+	char	*msg = NULL;
+
+	if (strcmp(conf_cur->name, "sqlite") == 0) {
+		if (sqlite3_open(conf_target, &db) != SQLITE_OK ||
+		    sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+			fail_msg("%s: %s", sql, msg != NULL ? msg :
+			    sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		sqlite3_close(db);
+		return;
+	}
+	c = PQconnectdb(conf_target);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static void
+conf_beat(struct store *st, const char *id, int64_t started, int64_t hb,
+    int64_t forget_before)
+{
+	struct store_replica	 r = { id, "host-a", "1.2.3", 42, started, hb };
+
+	OK(OPS->replica_beat(st, &r, forget_before, err, sizeof(err)));
+}
+
+/* Replicas register and renew their heartbeat from their own connections;
+ * running jobs are counted by lease owner; long-gone ones are forgotten;
+ * one that leaves is gone with its roles. */
+static void
+conf_replicas(void **state)
+{
+	struct store_replica_row	*rows;
+	struct store_role_row		*roles;
+	struct job			**jobs;
+	struct store			*a, *b;
+	size_t				 n;
+	int64_t				 web, api;
+
+	(void)state;
+	a = conf_open();
+	b = conf_open();
+	OK(OPS->list_replicas(a, &rows, &n, err, sizeof(err)));
+	assert_int_equal(n, 0);
+	store_replica_rows_free(rows, n);
+	conf_beat(a, "r1", 1000, 5000, 0);
+	conf_beat(b, "r2", 2000, 6000, 0);
+	/* A renewal changes the heartbeat only. */
+	conf_beat(a, "r1", 1500, 9000, 0);
+
+	web = conf_job(a, JOB_SYNC, "web", "r", NULL, 0, NULL);
+	api = conf_job(a, JOB_SYNC, "api", "r", NULL, 0, NULL);
+	assert_int_equal(conf_claim(a, 2000, 4, 0, &jobs), 2);
+	conf_jobs_free(jobs, 2);
+	conf_sql("UPDATE jobs SET lease_owner = 'r1'");
+	conf_finish(a, api, JOB_SUCCEEDED, 1, 0, 2500, NULL, NULL);
+
+	OK(OPS->list_replicas(b, &rows, &n, err, sizeof(err)));
+	assert_int_equal(n, 2);
+	assert_string_equal(rows[0].id, "r1");
+	assert_string_equal(rows[0].hostname, "host-a");
+	assert_string_equal(rows[0].version, "1.2.3");
+	assert_int_equal(rows[0].pid, 42);
+	assert_int_equal(rows[0].started_ms, 1000);
+	assert_int_equal(rows[0].heartbeat_ms, 9000);
+	/* web runs under r1's lease; api has ended. */
+	assert_int_equal(rows[0].running, 1);
+	assert_string_equal(rows[1].id, "r2");
+	assert_int_equal(rows[1].heartbeat_ms, 6000);
+	assert_int_equal(rows[1].running, 0);
+	store_replica_rows_free(rows, n);
+	(void)web;
+
+	/* r2 silent since 6000 is forgotten by r1's beat. */
+	conf_beat(a, "r1", 1000, 20000, 7000);
+	OK(OPS->list_replicas(b, &rows, &n, err, sizeof(err)));
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].id, "r1");
+	store_replica_rows_free(rows, n);
+
+	assert_int_equal(OPS->role_hold(a, "periodic", "r1", 3000, 20000, err,
+	    sizeof(err)), 1);
+	OK(OPS->replica_leave(a, "r1", err, sizeof(err)));
+	OK(OPS->list_replicas(b, &rows, &n, err, sizeof(err)));
+	assert_int_equal(n, 0);
+	store_replica_rows_free(rows, n);
+	OK(OPS->list_roles(b, &roles, &n, err, sizeof(err)));
+	assert_int_equal(n, 0);
+	store_role_rows_free(roles, n);
+	OPS->close(b);
+	OPS->close(a);
+}
+
+static int
+conf_hold(struct store *st, const char *role, const char *owner, int64_t now)
+{
+	int	 r = OPS->role_hold(st, role, owner, 3000, now, err,
+		    sizeof(err));
+
+	if (r == -1)
+		fail_msg("role_hold: %s", err);
+	return r;
+}
+
+struct conf_racer {
+	struct store		*st;
+	const char		*owner;
+	pthread_barrier_t	*go;
+	int			 held[20];
+	char			 err[512];
+};
+
+static void *
+conf_racer_main(void *arg)
+{
+	struct conf_racer	*r = arg;
+	char			 role[32];
+	int			 i;
+
+	for (i = 0; i < 20; i++) {
+		snprintf(role, sizeof(role), "race-%d", i);
+		pthread_barrier_wait(r->go);
+		r->held[i] = OPS->role_hold(r->st, role, r->owner, 3000, 1000,
+		    r->err, sizeof(r->err));
+	}
+	return NULL;
+}
+
+/* A role is held by one replica at a time: renewed by its holder, taken
+ * over once its lease has run out, free at once when its holder leaves,
+ * and given to exactly one of two replicas asking at the same moment. */
+static void
+conf_roles(void **state)
+{
+	struct store_role_row	*roles;
+	struct conf_racer	 ra, rb;
+	pthread_barrier_t	 go;
+	pthread_t		 ta, tb;
+	struct store		*a, *b;
+	size_t			 n;
+	int			 i;
+
+	(void)state;
+	a = conf_open();
+	b = conf_open();
+	assert_int_equal(conf_hold(a, "periodic", "r1", 1000), 1);
+	assert_int_equal(conf_hold(b, "periodic", "r2", 2000), 0);
+	assert_int_equal(conf_hold(a, "periodic", "r1", 3000), 1);
+	/* Renewed until 6000: not yet free at 5999. */
+	assert_int_equal(conf_hold(b, "periodic", "r2", 5999), 0);
+	assert_int_equal(conf_hold(b, "periodic", "r2", 6000), 1);
+	assert_int_equal(conf_hold(a, "periodic", "r1", 6500), 0);
+	assert_int_equal(conf_hold(a, "other", "r1", 6500), 1);
+	OK(OPS->list_roles(a, &roles, &n, err, sizeof(err)));
+	assert_int_equal(n, 2);
+	assert_string_equal(roles[0].name, "other");
+	assert_string_equal(roles[0].owner, "r1");
+	assert_int_equal(roles[0].until_ms, 9500);
+	assert_string_equal(roles[1].name, "periodic");
+	assert_string_equal(roles[1].owner, "r2");
+	assert_int_equal(roles[1].until_ms, 9000);
+	store_role_rows_free(roles, n);
+	OK(OPS->replica_leave(b, "r2", err, sizeof(err)));
+	assert_int_equal(conf_hold(a, "periodic", "r1", 6600), 1);
+
+	memset(&ra, 0, sizeof(ra));
+	memset(&rb, 0, sizeof(rb));
+	assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+	ra.st = a;
+	ra.owner = "r1";
+	ra.go = &go;
+	rb.st = b;
+	rb.owner = "r2";
+	rb.go = &go;
+	assert_int_equal(pthread_create(&ta, NULL, conf_racer_main, &ra), 0);
+	assert_int_equal(pthread_create(&tb, NULL, conf_racer_main, &rb), 0);
+	assert_int_equal(pthread_join(ta, NULL), 0);
+	assert_int_equal(pthread_join(tb, NULL), 0);
+	pthread_barrier_destroy(&go);
+	for (i = 0; i < 20; i++) {
+		if (ra.held[i] == -1 || rb.held[i] == -1)
+			fail_msg("race %d: %s%s", i, ra.err, rb.err);
+		assert_int_equal(ra.held[i] + rb.held[i], 1);
+	}
+	OPS->close(b);
+	OPS->close(a);
+}
+
 #define T(f)	cmocka_unit_test_setup(f, conf_setup)
 
 int
@@ -1247,6 +1448,8 @@ main(int argc, char **argv)
 		T(conf_checkpoint),
 		T(conf_shared_dedup),
 		T(conf_shared_claim),
+		T(conf_replicas),
+		T(conf_roles),
 	};
 	size_t		 i;
 	int		 a, fails = 0, ran = 0;

@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "admin.h"
+#include "metrics.h"
 #include "queue_fixture.h"
 
 static struct store *
@@ -1202,7 +1203,7 @@ test_inventory(void **state)
 	assert_int_equal(sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE"
 	    " k = 'schema'", -1, &q, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(q, 0), "3");
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "4");
 	sqlite3_finalize(q);
 	sqlite3_close(db);
 
@@ -1233,6 +1234,104 @@ test_inventory(void **state)
 	qfx_teardown(&fx);
 }
 
+/*
+ * Schema 3 -> 4: a database from before the replicas gets their tables and
+ * the jobs' lease columns at the next open, its jobs kept.
+ */
+static void
+test_schema_4_upgrade(void **state)
+{
+	const struct store_ops		*ops = &store_sqlite_ops;
+	struct store_replica		 r = { "r1", "h", "v", 1, 1000, 2000 };
+	struct store_replica_row	*rows;
+	struct qfx			 fx;
+	struct store			*st;
+	sqlite3				*db;
+	char				 err[256];
+	size_t				 n;
+
+	(void)state;
+	qfx_setup(&fx);
+	st = test_store_open(&fx);
+	ops->close(st);
+	assert_int_equal(sqlite3_open(fx.path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE replicas;"
+	    "DROP TABLE roles; ALTER TABLE jobs DROP COLUMN lease_owner;"
+	    "ALTER TABLE jobs DROP COLUMN lease_until;"
+	    "INSERT INTO jobs(kind, state, app, max_attempts, created, updated)"
+	    " VALUES (1, 2, 'web', 3, 1, 1);"
+	    "UPDATE meta SET v = '3' WHERE k = 'schema'", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	st = test_store_open(&fx);
+	if (ops->replica_beat(st, &r, 0, err, sizeof(err)) == -1 ||
+	    ops->list_replicas(st, &rows, &n, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].running, 0);
+	store_replica_rows_free(rows, n);
+	assert_int_equal(ops->role_hold(st, "periodic", "r1", 10, 1, err,
+	    sizeof(err)), 1);
+	ops->close(st);
+	/* Opening again adds nothing twice. */
+	st = test_store_open(&fx);
+	ops->close(st);
+	qfx_teardown(&fx);
+}
+
+/* The value of one series in the rendered metrics, -1 when absent. */
+static double
+test_metric(const char *series)
+{
+	struct buf	 m;
+	const char	*line;
+	size_t		 len = strlen(series);
+	double		 v = -1;
+
+	buf_init(&m, 0);
+	metrics_render(&m);
+	for (line = m.data; line != NULL && *line != '\0';
+	    line = strchr(line, '\n') != NULL ? strchr(line, '\n') + 1 : NULL)
+		if (strncmp(line, series, len) == 0 && line[len] == ' ')
+			v = strtod(line + len + 1, NULL);
+	buf_free(&m);
+	return v;
+}
+
+/* A failed store call is counted in gitopsd_store_errors_total. */
+static void
+test_store_errors_counted(void **state)
+{
+	const struct store_ops		*ops = &store_sqlite_ops;
+	struct store_replica_row	*rows;
+	struct qfx			 fx;
+	struct store			*st;
+	sqlite3				*db;
+	char				 err[256];
+	size_t				 n;
+	const char			*series =
+	    "gitopsd_store_errors_total{backend=\"sqlite\"}";
+	double				 before;
+
+	(void)state;
+	metrics_init();
+	qfx_setup(&fx);
+	st = test_store_open(&fx);
+	before = test_metric(series);
+	if (before < 0)
+		before = 0;
+	assert_int_equal(sqlite3_open(fx.path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE replicas", NULL, NULL,
+	    NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(ops->list_replicas(st, &rows, &n, err, sizeof(err)),
+	    -1);
+	assert_true(test_metric(series) == before + 1);
+	ops->close(st);
+	qfx_teardown(&fx);
+	metrics_free();
+}
+
 int
 main(void)
 {
@@ -1254,6 +1353,8 @@ main(void)
 		cmocka_unit_test(test_retry_endpoint_and_admin),
 		cmocka_unit_test(test_no_runner),
 		cmocka_unit_test(test_inventory),
+		cmocka_unit_test(test_schema_4_upgrade),
+		cmocka_unit_test(test_store_errors_counted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,39 @@
+/*
+ * replica.c: this process's replica id (include/replica.h).  Host name and
+ * pid say where to look; the random part keeps two processes apart when a
+ * pid is reused (a container restarted with pid 1 on the same host name).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "replica.h"
+#include "util.h"
+
+static pthread_once_t	 replica_once = PTHREAD_ONCE_INIT;
+static char		 replica_buf[128];
+
+static void
+replica_make(void)
+{
+	char		 host[64];
+	unsigned char	 r[4];
+	char		 hex[sizeof(r) * 2 + 1];
+
+	if (gethostname(host, sizeof(host)) == -1 || host[0] == '\0')
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	if (util_random(r, sizeof(r)) != 0)
+		memset(r, 0, sizeof(r));
+	util_hex(r, sizeof(r), hex);
+	snprintf(replica_buf, sizeof(replica_buf), "%s-%ld-%s", host,
+	    (long)getpid(), hex);
+}
+
+const char *
+replica_id(void)
+{
+	pthread_once(&replica_once, replica_make);
+	return replica_buf;
+}

@@ -1,0 +1,278 @@
+"""Replicas sharing one state store: each registers and heartbeats, GET
+/api/v1/replicas and `gitopsctl replicas` list them, and the periodic work
+(drift re-syncs here) runs on the one replica holding the "periodic" role,
+which moves when that replica is killed (after the role's lease) or stops
+(at once).  Two real gitopsd processes on a throwaway PostgreSQL on
+127.0.0.1 (test/support/pg_server.py), the Kubernetes API simulator as
+their cluster; and one process on SQLite, which holds the role alone."""
+import json
+import re
+import shutil
+import tempfile
+import time
+import unittest
+import uuid
+
+import harness
+import pg_server
+from e2e_peers import make_bare_repo
+from fault_peers import wait_for
+from test_sync import CONFIG as SYNC_CONFIG, MANIFESTS, Kubesim
+
+SQLITE_STATE = 'state: {path: "{tmp}/state.db"}'
+HEARTBEAT_S = 1
+# A replica is gone, and its role free, after three heartbeats.
+TIMEOUT_S = 3 * HEARTBEAT_S
+PG_STATE = ("state: {driver: postgres, dsn_file: pg.dsn, heartbeat_s: %d}"
+            % HEARTBEAT_S)
+LITE_STATE = ('state: {path: "{tmp}/state.db", heartbeat_s: %d}'
+              % HEARTBEAT_S)
+# test_sync's app with a drift re-sync every second: periodic work.
+DRIFT_CONFIG = SYNC_CONFIG.replace(
+    "sync: {auto: true, prune: true, timeout_s: 30}",
+    "sync: {auto: true, prune: true, timeout_s: 30, interval_s: 1}")
+assert DRIFT_CONFIG != SYNC_CONFIG
+DRIFT_LINE = "drift sync queued"
+
+
+def build_missing():
+    try:
+        harness.binary()
+        harness.binary("gitopsctl")
+    except RuntimeError as e:
+        return str(e)
+    return None
+
+
+def skip_reason():
+    return pg_server.available() or build_missing()
+
+
+def ctl(d, *args):
+    return harness.run_tool(
+        [harness.binary("gitopsctl"), "--url",
+         "http://127.0.0.1:%d" % d.admin_port, *args],
+        capture_output=True, text=True, timeout=60)
+
+
+def metric(d, name):
+    """name's samples on d's /metrics: {labels: value}."""
+    r = d.admin("GET", "/metrics")
+    assert r.status == 200, r
+    out = {}
+    for line in r.body.decode().splitlines():
+        m = re.match(r"^%s(\{[^}]*\})? (\S+)$" % re.escape(name), line)
+        if m:
+            out[m.group(1) or ""] = float(m.group(2))
+    return out
+
+
+class ReplicasMixin:
+    def peers(self, prefix):
+        """A simulated cluster and a bare repository of test_sync's
+        manifests, both removed after the test."""
+        self.sim = Kubesim()
+        self.addCleanup(self.sim.stop)
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.bare = make_bare_repo(self.tmp, "deploy.git", {
+            rel: text % "1.0.0" if "%s" in text else text
+            for rel, text in MANIFESTS.items()})
+
+    def config(self, state):
+        return DRIFT_CONFIG.replace(SQLITE_STATE, state) % {
+            "url": self.bare, "kubeconfig": self.sim.kubeconfig}
+
+    def replicas(self, d):
+        r = d.admin("GET", "/api/v1/replicas")
+        self.assertEqual(r.status, 200, r)
+        return r.json()
+
+    def wait_for(self, what, fn, timeout):
+        return wait_for(what, fn, timeout)
+
+    def holder(self, d):
+        """The id of the replica holding "periodic" as d lists it."""
+        holders = [r["id"] for r in self.replicas(d)["replicas"]
+                   if "periodic" in r["roles"]]
+        self.assertLessEqual(len(holders), 1, holders)
+        return holders[0] if holders else None
+
+    def own_id(self, d):
+        mine = [r for r in self.replicas(d)["replicas"] if r["self"]]
+        self.assertLessEqual(len(mine), 1, mine)
+        return mine[0]["id"] if mine else None
+
+
+@unittest.skipIf(skip_reason() is not None, skip_reason() or "")
+class PostgresReplicasTest(ReplicasMixin, unittest.TestCase):
+    pg = None
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.pg is not None:
+            cls.pg.stop()
+
+    def setUp(self):
+        # One server for the class, started by its first test.
+        cls = type(self)
+        if cls.pg is None:
+            cls.pg = pg_server.PgServer()
+            cls.pg.start()
+        self.db = "r" + uuid.uuid4().hex[:12]
+        self.dsn = self.pg.createdb(self.db)
+        self.peers("pg-replicas-")
+
+    def daemon(self):
+        d = harness.Daemon(self.config(PG_STATE),
+                           secrets={"github.secret": "s",
+                                    "pg.dsn": self.dsn})
+        self.addCleanup(d.cleanup)
+        return d
+
+    def sql(self, query):
+        return self.pg.psql(query, self.db).strip()
+
+    def two(self):
+        a = self.daemon().start()
+        b = self.daemon().start()
+        ids = {"a": self.wait_for("a registered", lambda: self.own_id(a), 10),
+               "b": self.wait_for("b registered", lambda: self.own_id(b), 10)}
+        # Both see both, alive, and the same one holder.
+        for d in (a, b):
+            self.wait_for("both listed alive", lambda d=d: sorted(
+                r["id"] for r in self.replicas(d)["replicas"]
+                if r["alive"]) == sorted(ids.values()), 10)
+        held = self.wait_for("a holder", lambda: self.holder(a), 10)
+        self.assertEqual(self.holder(b), held)
+        return a, b, ids, held
+
+    def test_listed_one_holder_kill9_moves_the_role(self):
+        a, b, ids, held = self.two()
+        by_id = {ids["a"]: a, ids["b"]: b}
+        holder, other = by_id[held], by_id[
+            [i for i in by_id if i != held][0]]
+        # Ids name the host and the process.
+        for d, i in ((a, ids["a"]), (b, ids["b"])):
+            self.assertIn("-%d-" % d.proc.pid, i)
+
+        listing = self.replicas(a)
+        self.assertEqual(len(listing["replicas"]), 2, listing)
+        for r in listing["replicas"]:
+            self.assertTrue(r["alive"], r)
+            self.assertEqual(r["running"], 0, r)
+            self.assertIsNotNone(r["started"])
+            self.assertIsNotNone(r["heartbeat"])
+            self.assertTrue(r["version"], r)
+            self.assertTrue(r["hostname"], r)
+        self.assertEqual([(x["name"], x["holder"]) for x in
+                          listing["roles"]], [("periodic", held)])
+        # Counted at each heartbeat: b may have come after a's last one.
+        self.wait_for("two in the gauge", lambda: metric(
+            a, "gitopsd_replicas") == {"": 2.0}, 2 * HEARTBEAT_S + 2)
+        self.assertEqual(metric(holder, "gitopsd_role_held"),
+                         {'{role="periodic"}': 1.0})
+        self.assertEqual(metric(other, "gitopsd_role_held"),
+                         {'{role="periodic"}': 0.0})
+        self.assertIn('{backend="postgres"}',
+                      metric(a, "gitopsd_store_errors_total"))
+
+        # gitopsctl shows the same replicas, as a table and as JSON.
+        p = ctl(b, "replicas")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0].split(), [
+            "ID", "HOST", "VERSION", "STARTED", "HEARTBEAT", "ALIVE",
+            "RUNNING", "ROLES"])
+        rows = {l.split()[0]: l.split() for l in lines[1:]}
+        self.assertEqual(set(rows), set(ids.values()))
+        self.assertEqual(rows[held][-3:], ["yes", "0", "periodic"])
+        other_id = [i for i in rows if i != held][0]
+        self.assertEqual(rows[other_id][-3:], ["yes", "0", "-"])
+        p = ctl(b, "--json", "replicas")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(sorted(r["id"] for r in
+                                json.loads(p.stdout)["replicas"]),
+                         sorted(ids.values()))
+
+        # Drift re-syncs are queued by the holder only.
+        self.wait_for("drift syncs queued",
+                      lambda: holder.log().count(DRIFT_LINE) >= 3, 20)
+        self.assertEqual(other.log().count(DRIFT_LINE), 0)
+        self.assertNotEqual(self.sql(
+            "SELECT count(*) FROM jobs WHERE params LIKE '%drift%'"), "0")
+
+        # The holder dies: the other takes the role once its lease runs
+        # out, and queues the drift syncs from then on.
+        holder.kill9()
+        t0 = time.time()
+        self.wait_for("role taken over", lambda: self.holder(other) ==
+                      self.own_id(other), TIMEOUT_S + 5)
+        took = time.time() - t0
+        self.assertLessEqual(took, (TIMEOUT_S + HEARTBEAT_S + 1.5) *
+                             harness.TIMEOUT_SCALE, took)
+        self.wait_for("survivor's drift syncs",
+                      lambda: other.log().count(DRIFT_LINE) >= 2, 20)
+        # After the timeout the dead one is listed, not alive.
+        self.wait_for("dead replica not alive", lambda: {
+            r["id"]: r["alive"] for r in self.replicas(other)["replicas"]
+        } == {held: False, self.own_id(other): True}, TIMEOUT_S + 5)
+        self.wait_for("one alive in the gauge", lambda: metric(
+            other, "gitopsd_replicas") == {"": 1.0}, 5)
+        self.assertEqual(other.stop(), 0, other.log()[-3000:])
+        self.assertNotIn("Sanitizer", other.log())
+
+    def test_clean_stop_hands_the_role_over_at_once(self):
+        a, b, ids, held = self.two()
+        by_id = {ids["a"]: a, ids["b"]: b}
+        holder = by_id[held]
+        other_id = [i for i in by_id if i != held][0]
+        other = by_id[other_id]
+        t0 = time.time()
+        self.assertEqual(holder.stop(), 0, holder.log()[-3000:])
+        # Its row and its role went with it.
+        self.assertEqual(self.sql(
+            "SELECT count(*) FROM replicas WHERE id = '%s'" % held), "0")
+        self.wait_for("role taken over", lambda: self.holder(other) ==
+                      other_id, TIMEOUT_S)
+        # Within a heartbeat or two, not after the lease.
+        self.assertLess(time.time() - t0, (2 * HEARTBEAT_S + 0.9) *
+                        harness.TIMEOUT_SCALE)
+        self.assertEqual([r["id"] for r in
+                          self.replicas(other)["replicas"]], [other_id])
+        self.assertEqual(other.stop(), 0, other.log()[-3000:])
+        self.assertEqual(self.sql("SELECT count(*) FROM replicas"), "0")
+        self.assertEqual(self.sql("SELECT count(*) FROM roles"), "0")
+
+
+@unittest.skipIf(build_missing() is not None, build_missing() or "")
+class SqliteReplicaTest(ReplicasMixin, unittest.TestCase):
+    def test_one_process_holds_the_role_and_forgets_its_predecessor(self):
+        self.peers("lite-replicas-")
+        d = harness.Daemon(self.config(LITE_STATE),
+                           secrets={"github.secret": "s"})
+        self.addCleanup(d.cleanup)
+        d.start()
+        first = self.wait_for("registered", lambda: self.own_id(d), 10)
+        self.assertEqual(self.holder(d), first)
+        self.wait_for("drift syncs queued",
+                      lambda: d.log().count(DRIFT_LINE) >= 2, 20)
+        # Killed and started again: the new process is the only replica
+        # and holds the role at once, with no lease to wait out.
+        d.kill9()
+        d.start()
+        second = self.wait_for("registered again", lambda: self.own_id(d),
+                               10)
+        self.assertNotEqual(first, second)
+        self.wait_for("holder", lambda: self.holder(d) == second, 5)
+        listing = self.replicas(d)
+        self.assertEqual([(r["id"], r["alive"]) for r in
+                          listing["replicas"]], [(second, True)])
+        p = ctl(d, "replicas")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(p.stdout.splitlines()), 2, p.stdout)
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+
+
+if __name__ == "__main__":
+    unittest.main()
