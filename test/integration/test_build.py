@@ -51,22 +51,15 @@ class BuildTest(unittest.TestCase):
         libgit2 = {l.split()[-1] for l in exported.stdout.splitlines()
                    if len(l.split()) == 3}
         self.assertIn("git_tree_walk", libgit2)
-        objdir = os.path.join(ROOT, harness.BUILD, "obj")
-        if not os.path.isdir(objdir):
-            self.skipTest("%s not built" % objdir)
         seen = {}
-        for sub in ("daemon", "handlers", "notify"):
-            for name in sorted(os.listdir(os.path.join(objdir, sub))):
-                if not name.endswith(".o"):
-                    continue
-                rel = "%s/%s" % (sub, name)
-                undef = subprocess.run(
-                    ["nm", "--undefined-only", os.path.join(objdir, rel)],
-                    capture_output=True, text=True, check=True).stdout
-                used = {l.split()[-1] for l in undef.splitlines()
-                        if l.split()} & libgit2
-                if used:
-                    seen[rel] = sorted(used)
+        for mod, path in self._objects().items():
+            undef = subprocess.run(["nm", "--undefined-only", path],
+                                   capture_output=True, text=True,
+                                   check=True).stdout
+            used = {l.split()[-1] for l in undef.splitlines()
+                    if l.split()} & libgit2
+            if used:
+                seen[mod + ".o"] = sorted(used)
         self.assertEqual(sorted(seen), ["daemon/git.o", "daemon/gitnet.o"],
                          seen)
         self.assertLessEqual(set(seen["daemon/gitnet.o"]), {
