@@ -11,8 +11,8 @@
 
 #include <event2/event.h>
 
+#include "buf.h"
 #include "log.h"
-#include "util.h"
 
 static enum log_level	log_level = LOG_LEVEL_INFO;
 static enum log_format	log_format = LOG_FORMAT_TEXT;
@@ -97,7 +97,8 @@ log_parse_level(const char *s, enum log_level *out)
 {
 	size_t	 i;
 
-	for (i = 0; i < nitems(log_level_names); i++) {
+	for (i = 0; i < sizeof(log_level_names) / sizeof(log_level_names[0]);
+	    i++) {
 		if (strcmp(s, log_level_names[i]) == 0) {
 			*out = (enum log_level)i;
 			return 0;
@@ -132,13 +133,14 @@ log_enabled(enum log_level level)
 static void
 log_json_escape(struct buf *b, const char *s, size_t len)
 {
-	char	*tmp;
 	size_t	 cap = len * 6 + 1;
+	char	*esc;
 
-	tmp = xmalloc(cap);
-	log_escape(s, len, tmp, cap);
-	buf_addstr(b, tmp);
-	free(tmp);
+	if (buf_reserve(b, cap) == -1)
+		return;
+	esc = b->data + b->len;
+	log_escape(s, len, esc, cap);
+	b->len += strlen(esc);
 }
 
 static void
@@ -192,19 +194,17 @@ static void log_vmsg(enum log_level, int, const char *, va_list)
 static void
 log_vmsg(enum log_level level, int with_errno, const char *fmt, va_list ap)
 {
-	char	*msg, *full;
-	int	 saved = errno;
+	struct buf	 msg;
+	int		 saved = errno;
 
 	if (!log_enabled(level))
 		return;
-	msg = xvasprintf(fmt, ap);
-	if (with_errno) {
-		full = xasprintf("%s: %s", msg, strerror(saved));
-		free(msg);
-		msg = full;
-	}
-	log_emit(level, msg, NULL);
-	free(msg);
+	buf_init(&msg, 0);
+	buf_vprintf(&msg, fmt, ap);
+	if (with_errno)
+		buf_printf(&msg, ": %s", strerror(saved));
+	log_emit(level, msg.data != NULL ? msg.data : "", NULL);
+	buf_free(&msg);
 	errno = saved;
 }
 

@@ -1,5 +1,5 @@
 /*
- * util.c: allocation wrappers, capped buffers, hex/HMAC, files, clocks.
+ * util.c: allocation wrappers, hex/HMAC, files, clocks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -100,100 +100,6 @@ xasprintf(const char *fmt, ...)
 	s = xvasprintf(fmt, ap);
 	va_end(ap);
 	return s;
-}
-
-void
-buf_init(struct buf *b, size_t cap)
-{
-	memset(b, 0, sizeof(*b));
-	b->cap = cap;
-}
-
-static int
-buf_grow(struct buf *b, size_t need)
-{
-	size_t	 n;
-
-	if (b->cap != 0 && b->len + need > b->cap)
-		return -1;
-	if (b->len + need + 1 <= b->alloc)
-		return 0;
-	n = b->alloc ? b->alloc : 256;
-	while (n < b->len + need + 1)
-		n *= 2;
-	b->data = xreallocarray(b->data, n, 1);
-	b->alloc = n;
-	return 0;
-}
-
-int
-buf_reserve(struct buf *b, size_t n)
-{
-	return buf_grow(b, n);
-}
-
-int
-buf_add(struct buf *b, const void *p, size_t n)
-{
-	if (buf_grow(b, n) == -1)
-		return -1;
-	if (n > 0)
-		memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return 0;
-}
-
-int
-buf_addstr(struct buf *b, const char *s)
-{
-	return buf_add(b, s, strlen(s));
-}
-
-int
-buf_printf(struct buf *b, const char *fmt, ...)
-{
-	va_list	 ap;
-	char	*s;
-	int	 rc;
-
-	va_start(ap, fmt);
-	s = xvasprintf(fmt, ap);
-	va_end(ap);
-	rc = buf_addstr(b, s);
-	free(s);
-	return rc;
-}
-
-void
-buf_reset(struct buf *b)
-{
-	b->len = 0;
-	if (b->data != NULL)
-		b->data[0] = '\0';
-}
-
-void
-buf_free(struct buf *b)
-{
-	free(b->data);
-	b->data = NULL;
-	b->len = b->alloc = 0;
-}
-
-char *
-buf_steal(struct buf *b, size_t *lenp)
-{
-	char	*p;
-
-	if (b->data == NULL)
-		buf_add(b, "", 0);
-	p = b->data;
-	if (lenp != NULL)
-		*lenp = b->len;
-	b->data = NULL;
-	b->len = b->alloc = 0;
-	return p;
 }
 
 void

@@ -1,6 +1,6 @@
 /*
- * util.h: allocation wrappers, capped buffers, hex/HMAC helpers, files,
- * clocks.  Shared by every module; nothing here touches the event loop.
+ * util.h: allocation wrappers, hex/HMAC helpers, files, clocks (the capped
+ * buffers are buf.h, which util.h includes for its callers).  Shared by every module; nothing here touches the event loop.
  */
 #ifndef GITOPSD_UTIL_H
 #define GITOPSD_UTIL_H
@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "buf.h"
 
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -19,29 +21,6 @@ char	*xstrdup(const char *);
 char	*xstrndup(const char *, size_t);
 char	*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
 char	*xvasprintf(const char *, va_list) __attribute__((format(printf, 1, 0)));
-
-/*
- * A growable byte buffer with a hard cap; appends past the cap fail with -1
- * and leave the buffer as it was.  Always NUL-terminated for convenience.
- */
-struct buf {
-	char	*data;
-	size_t	 len;
-	size_t	 alloc;
-	size_t	 cap;		/* 0: no cap */
-};
-
-void	 buf_init(struct buf *, size_t cap);
-int	 buf_add(struct buf *, const void *, size_t);
-/* Room for n more bytes now (within the cap): -1 if over the cap. */
-int	 buf_reserve(struct buf *, size_t n);
-int	 buf_addstr(struct buf *, const char *);
-int	 buf_printf(struct buf *, const char *, ...)
-	    __attribute__((format(printf, 2, 3)));
-void	 buf_reset(struct buf *);
-void	 buf_free(struct buf *);
-/* Hands the data to the caller (free()); the buffer is reset. */
-char	*buf_steal(struct buf *, size_t *lenp);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void	 util_hex(const unsigned char *, size_t n, char *out);

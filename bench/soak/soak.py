@@ -72,7 +72,9 @@ APP = """  - name: %(name)s
     sync: {auto: true, interval_s: 1, timeout_s: 60}
 """
 IMAGES = """    images:
-      - {repository: docker.io/acme/web, policy: {semver: ">=1.0.0"}}
+      # Events drive the updates; polling would ask docker.io, off the machine.
+      - {repository: docker.io/acme/web, policy: {semver: ">=1.0.0"},
+         poll_interval_s: 0}
 """
 
 
