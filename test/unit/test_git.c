@@ -952,8 +952,8 @@ test_ssh_push_and_host_keys(void **state)
  * Many SSH connections leak nothing (libgit2 1.5's own SSH transport
  * leaked on each one; gitssh.c replaces it): fetches (one through the
  * scp-like URL) and a push with a passphrase-protected key, then
- * LeakSanitizer looks at the heap.  A wrong
- * passphrase is an authentication failure.
+ * LeakSanitizer looks at the heap.  A missing repository fails with the
+ * server's reason; a wrong passphrase is an authentication failure.
  */
 static void
 test_ssh_connections_leak_nothing(void **state)
@@ -994,6 +994,17 @@ test_ssh_connections_leak_nothing(void **state)
 	s.r.url = url;
 	s.r.name = "deploy-ssh-pw";
 	sshfx_push(fx, &s.r, "image: a/b:8\n");
+
+	/* The server's reason (on stderr) for a repository it does not have. */
+	url = s.r.url;
+	s.r.url = xasprintf("ssh://%s@127.0.0.1:%d%s/nothing.git",
+	    getpwuid(getuid())->pw_name, s.port, fx->dir);
+	s.r.name = "deploy-ssh-nothing";
+	assert_int_equal(git_repo_open(&fx->cfg, &s.r, &g, err, sizeof(err)),
+	    GIT_REPO_ERROR);
+	assert_non_null(strstr(err, "does not appear to be a git repository"));
+	free(s.r.url);
+	s.r.url = url;
 
 	s.r.name = "deploy-ssh-badpw";
 	s.r.auth.ssh_passphrase = "wrong";
