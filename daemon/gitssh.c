@@ -14,9 +14,11 @@
  *   libssh2 session and one channel running git-upload-pack or
  *   git-receive-pack.  The host key goes to the remote's certificate_check
  *   callback and the credentials come from its credentials callback, with
- *   the same arguments and the same error texts as libgit2's transport, so
- *   git.c cannot tell the two apart.  A host key the callback does not
- *   accept is refused: nothing here trusts a key by itself.
+ *   the same arguments, return codes and (where libgit2 has one) error text
+ *   as libgit2's transport, so git.c's checks and classes stay as they
+ *   were.  A host key the callback does not accept is refused: nothing
+ *   here trusts a key by itself.  Methods are listed once per session
+ *   (see gitssh_authenticate).
  * - Deadlines: the TCP connection is gitnet's (gitnet_connect), so its
  *   connect is bounded and the watchdog shuts it down when it stalls;
  *   libssh2 then fails the blocked read.  Every channel read and write
