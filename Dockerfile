@@ -11,7 +11,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       make gcc pkg-config libc6-dev \
-      libevent-dev libgit2-dev libcurl4-openssl-dev libyaml-dev \
+      libevent-dev libgit2-dev libssh2-1-dev libcurl4-openssl-dev libyaml-dev \
       libcjson-dev libssl-dev libsqlite3-dev libpq-dev libsystemd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -34,7 +34,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates tini \
       libevent-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7 \
-      libgit2-1.5 libcurl4 libyaml-0-2 libcjson1 libssl3 libsqlite3-0 \
+      libgit2-1.5 libssh2-1 libcurl4 libyaml-0-2 libcjson1 libssl3 libsqlite3-0 \
       libpq5 libsystemd0 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 gitopsd \

@@ -12,7 +12,7 @@ UNITDIR	?= /lib/systemd/system
 
 CC	?= cc
 PKG_CONFIG ?= pkg-config
-PKGS	 = libevent libevent_openssl libevent_pthreads libgit2 libcurl \
+PKGS	 = libevent libevent_openssl libevent_pthreads libgit2 libssh2 libcurl \
 	   yaml-0.1 libcjson openssl sqlite3 libpq
 HAVE_SYSTEMD := $(shell $(PKG_CONFIG) --exists libsystemd 2>/dev/null && echo 1)
 ifeq ($(HAVE_SYSTEMD),1)

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "gitnet.h"
 #include "gitrepo.h"
+#include "gitssh.h"
 #include "log.h"
 #include "util.h"
 
@@ -80,6 +81,12 @@ git_repo_global_init(void)
 		git_libgit2_shutdown();
 		return -1;
 	}
+	if (gitssh_init(err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		gitnet_shutdown();
+		git_libgit2_shutdown();
+		return -1;
+	}
 	return 0;
 }
 
@@ -97,6 +104,7 @@ git_repo_global_shutdown(void)
 	}
 	git_locks = NULL;
 	pthread_mutex_unlock(&git_locks_mutex);
+	gitssh_shutdown();
 	gitnet_shutdown();
 	git_libgit2_shutdown();
 }
@@ -219,64 +227,6 @@ git_classify(int error, const struct git_cb_state *st)
 	    strstr(e->message, "authentication") != NULL)))
 		return GIT_REPO_AUTH;
 	return GIT_REPO_ERROR;
-}
-
-/* A URL's port: 1..65535, or 0 (matches no known_hosts entry). */
-static int
-git_url_port(const char *s)
-{
-	char	*end;
-	long	 v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (end == s || errno != 0 || v < 1 || v > 65535)
-		return 0;
-	return (int)v;
-}
-
-/* Split a remote URL into host and port (for known_hosts). */
-static void
-git_url_host(const char *url, char *host, size_t hostlen, int *port)
-{
-	const char	*p, *end, *at, *colon;
-	size_t		 n;
-
-	*port = 22;
-	host[0] = '\0';
-	if ((p = strstr(url, "://")) != NULL) {
-		p += 3;
-		end = p + strcspn(p, "/");
-		at = memchr(p, '@', (size_t)(end - p));
-		if (at != NULL)
-			p = at + 1;
-		if (*p == '[') {
-			const char *rb = memchr(p, ']', (size_t)(end - p));
-			if (rb == NULL)
-				return;
-			n = (size_t)(rb - p - 1);
-			if (n >= hostlen)
-				return;
-			memcpy(host, p + 1, n);
-			host[n] = '\0';
-			if (rb[1] == ':')
-				*port = git_url_port(rb + 2);
-			return;
-		}
-		colon = memchr(p, ':', (size_t)(end - p));
-		n = (size_t)((colon != NULL ? colon : end) - p);
-		if (colon != NULL)
-			*port = git_url_port(colon + 1);
-	} else {
-		/* scp-like user@host:path */
-		at = strchr(url, '@');
-		p = at != NULL ? at + 1 : url;
-		n = strcspn(p, ":");
-	}
-	if (n >= hostlen)
-		return;
-	memcpy(host, p, n);
-	host[n] = '\0';
 }
 
 /* Does a known_hosts host pattern list ("a,b,[c]:2222") name host:port? */
@@ -462,8 +412,7 @@ git_certificate_check_cb(git_cert *cert, int valid, const char *host,
 		st->hostkey_failed = 1;
 		return GIT_ECERTIFICATE;
 	}
-	git_url_host(st->cfg->url, h, sizeof(h), &port);
-	if (h[0] == '\0')
+	if (gitssh_url_host(st->cfg->url, h, sizeof(h), &port) == -1)
 		snprintf(h, sizeof(h), "%s", host);
 	if (git_repo_known_hosts_check(st->cfg->auth.known_hosts_file, h,
 	    port, git_ssh_keytype(hk->raw_type),

@@ -3,12 +3,13 @@
  *
  * DESIGN
  * - The stream.  git_stream_register(GIT_STREAM_STANDARD) replaces the
- *   socket libgit2 opens for http and git://, the one its TLS stream wraps
- *   for https, and the one its SSH transport hands to libssh2.  That last
- *   one reads the descriptor from libgit2's own git_socket_stream struct,
- *   so gitnet_stream starts with the same members in the same order.
- *   connect() is non-blocking with poll() bounded by the timeout; reads
- *   and writes block, as libgit2's own do.
+ *   socket libgit2 opens for http and git://, and the one its TLS stream
+ *   wraps for https.  gitssh.c's SSH transport opens the same stream with
+ *   gitnet_connect and hands its descriptor to libssh2.  (libgit2's own
+ *   SSH transport, not used, read the descriptor from libgit2's
+ *   git_socket_stream struct: gitnet_stream keeps that struct's leading
+ *   members in the same order.)  connect() is non-blocking with poll()
+ *   bounded by the timeout; reads and writes block, as libgit2's own do.
  * - The watchdog.  One thread looks at the running operations four times
  *   a second.  An operation whose bytes stopped moving for its timeout
  *   (reads and writes of its sockets, and libgit2's progress callbacks,
@@ -415,6 +416,24 @@ gitnet_stream_new(git_stream **out, const char *host, const char *port)
 	st->parent.free = gitnet_stream_free;
 	*out = &st->parent;
 	return 0;
+}
+
+int
+gitnet_connect(git_stream **out, const char *host, const char *port)
+{
+	gitnet_stream_new(out, host, port);
+	if (gitnet_stream_connect(*out) == -1) {
+		gitnet_stream_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int
+gitnet_fd(const git_stream *stream)
+{
+	return ((const struct gitnet_stream *)stream)->s;
 }
 
 int

@@ -4,7 +4,8 @@
  * libgit2 1.5 has no timeout of its own: a remote that accepts and never
  * answers keeps a worker in recv() forever.  gitnet registers libgit2's
  * plain socket stream (every transport's TCP connection goes through it:
- * http, https under TLS, git://, ssh) with a connect timeout, and a
+ * http, https under TLS, git://; gitssh.c's ssh asks gitnet_connect) with
+ * a connect timeout, and a
  * watchdog thread that shuts the sockets of an operation down once nothing
  * moved for its timeout, or once it ran for GITNET_TOTAL_FACTOR times it.
  * The blocked read then fails and libgit2 returns an error.
@@ -43,5 +44,17 @@ int	gitnet_end(struct gitnet_op *, char *why, size_t whylen);
  * /readyz reports.
  */
 int	gitnet_overdue(void);
+
+/*
+ * A TCP connection to host:port that belongs to the current operation,
+ * connected and watched like the sockets libgit2 opens (for gitssh.c,
+ * which hands the descriptor to libssh2).  0, or -1 with libgit2's error
+ * set.  Closed and freed through the stream's close and free members.
+ */
+struct git_stream;
+int	gitnet_connect(struct git_stream **out, const char *host,
+	    const char *port);
+/* The descriptor of a stream from gitnet_connect. */
+int	gitnet_fd(const struct git_stream *);
 
 #endif

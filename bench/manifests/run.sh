@@ -9,7 +9,7 @@ FILES=${1:-10000}
 EVERY=${2:-10}
 B=build
 make --no-print-directory B=$B $B/libgitopsd.a >/dev/null
-PKGS="libevent libevent_openssl libevent_pthreads libgit2 libcurl yaml-0.1 libcjson openssl sqlite3"
+PKGS="libevent libevent_openssl libevent_pthreads libgit2 libssh2 libcurl yaml-0.1 libcjson openssl sqlite3"
 cc -std=c17 -O2 -D_GNU_SOURCE -Iinclude $(pkg-config --cflags $PKGS) \
     -o $B/bench_update bench/manifests/bench_update.c $B/libgitopsd.a \
     $(pkg-config --libs $PKGS) $(pkg-config --libs libsystemd 2>/dev/null) \

@@ -32,16 +32,18 @@ class BuildTest(unittest.TestCase):
         for f in cflags:
             self.assertIn(f, line.split())
         libs = make("-n", "-B", "B=build-flagcheck", "build-flagcheck/gitopsd")
-        for lib in ("-levent_openssl", "-levent_pthreads", "-lgit2", "-lcurl",
-                    "-lyaml", "-lcjson", "-lssl", "-lsqlite3", "-lpq"):
+        for lib in ("-levent_openssl", "-levent_pthreads", "-lgit2", "-lssh2",
+                    "-lcurl", "-lyaml", "-lcjson", "-lssl", "-lsqlite3", "-lpq"):
             self.assertIn(lib, libs.stdout)
 
     def test_only_git_c_calls_libgit2(self):
         # One module owns libgit2 (daemon/git.c, whose per-repository
-        # lock covers every operation, and its network half
+        # lock covers every operation, and its network half:
         # daemon/gitnet.c, which only registers the socket stream and sets
-        # libgit2's error text): no other object of the daemon links
-        # against a libgit2 symbol, and gitnet.c touches no repository.
+        # libgit2's error text, and daemon/gitssh.c, the SSH transport,
+        # which only registers itself and calls back into the remote's
+        # callbacks): no other object of the daemon links against a
+        # libgit2 symbol, and neither helper touches a repository.
         libdir = subprocess.run(["pkg-config", "--variable=libdir",
                                  "libgit2"], capture_output=True,
                                 text=True).stdout.strip()
@@ -60,11 +62,18 @@ class BuildTest(unittest.TestCase):
                     if l.split()} & libgit2
             if used:
                 seen[mod + ".o"] = sorted(used)
-        self.assertEqual(sorted(seen), ["daemon/git.o", "daemon/gitnet.o"],
-                         seen)
+        self.assertEqual(sorted(seen), ["daemon/git.o", "daemon/gitnet.o",
+                                        "daemon/gitssh.o"], seen)
         self.assertLessEqual(set(seen["daemon/gitnet.o"]), {
             "git_error_last", "git_error_set", "git_error_set_str",
             "git_stream_register"}, seen)
+        self.assertLessEqual(set(seen["daemon/gitssh.o"]), {
+            "git_error_clear", "git_error_last", "git_error_set_str",
+            "git_transport_register", "git_transport_unregister",
+            "git_transport_smart", "git_transport_smart_certificate_check",
+            "git_transport_smart_credentials", "git_credential_free",
+            "git_credential_get_username",
+            "git_credential_userpass_plaintext_new"}, seen)
 
     def _objects(self):
         objdir = os.path.join(ROOT, harness.BUILD, "obj")

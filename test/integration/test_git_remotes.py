@@ -33,7 +33,7 @@ import unittest
 
 import harness
 from e2e_peers import parse_prometheus, samples
-from fault_peers import GitHTTP, Kubesim, git, registry_push
+from fault_peers import SSHD, GitHTTP, Kubesim, git, registry_push
 from notify_receivers import Receiver
 
 ROOT = harness.ROOT
@@ -104,20 +104,6 @@ class GitHTTPBase(unittest.TestCase):
         q = "&".join("%s=%s" % kv for kv in query.items())
         return self.d.api("/api/v1/jobs" + ("?" + q if q else ""))["jobs"]
 
-
-class GitHTTPUpdateTest(GitHTTPBase):
-    def start_daemon(self, password):
-        self.d = harness.Daemon(
-            CONFIG % {"git_port": self.http.port, "reg": REGISTRY},
-            secrets={"registry.token": TOKEN + "\n",
-                     "git.password": password + "\n",
-                     **harness.DEAD_CLUSTER_FILES})
-        self.addCleanup(self.d.cleanup)
-        self.d.start()
-        r = self.d.admin("GET", "/api/v1/jobs")
-        if r.status == 404:
-            self.skipTest("the durable queue is not merged: /api/v1/jobs 404")
-
     def post_push(self, tag, event_id):
         with open(os.path.join(FIXTURES, "distribution-push-manifest.json")) as f:
             body = json.load(f)
@@ -141,6 +127,20 @@ class GitHTTPUpdateTest(GitHTTPBase):
                 return jobs[0]
             time.sleep(0.1)
         self.fail("no job matched: %r\n%s" % (self.jobs(), self.d.log()[-4000:]))
+
+
+class GitHTTPUpdateTest(GitHTTPBase):
+    def start_daemon(self, password):
+        self.d = harness.Daemon(
+            CONFIG % {"git_port": self.http.port, "reg": REGISTRY},
+            secrets={"registry.token": TOKEN + "\n",
+                     "git.password": password + "\n",
+                     **harness.DEAD_CLUSTER_FILES})
+        self.addCleanup(self.d.cleanup)
+        self.d.start()
+        r = self.d.admin("GET", "/api/v1/jobs")
+        if r.status == 404:
+            self.skipTest("the durable queue is not merged: /api/v1/jobs 404")
 
     def test_push_event_commits_and_queues_sync(self):
         self.start_daemon("s3cret-http")
@@ -193,6 +193,52 @@ class GitHTTPUpdateTest(GitHTTPBase):
         self.assertNotIn("not-the-password", json.dumps(job))
         self.assertNotIn("not-the-password", self.d.log())
         self.assertEqual(git("rev-parse", "main", cwd=self.bare), before)
+
+
+SSH_CONFIG = CONFIG.replace(
+    'url: "http://127.0.0.1:%(git_port)d/git/deploy.git"', 'url: "%(url)s"'
+).replace(
+    "auth: {username: deployer, password_file: git.password}",
+    "auth: {ssh_key_file: \"%(key)s\", ssh_pubkey_file: \"%(key)s.pub\",\n"
+    "           ssh_passphrase_file: ssh.passphrase,\n"
+    "           known_hosts_file: \"%(known_hosts)s\"}")
+
+
+@unittest.skipUnless(os.geteuid() == 0 and
+                     os.access("/usr/sbin/sshd", os.X_OK),
+                     "sshd needs root and /usr/sbin/sshd")
+class GitSSHUpdateTest(GitHTTPBase):
+    """Update jobs over SSH (gitopsd's own SSH transport, daemon/gitssh.c,
+    with a passphrase-protected key and the host key from known_hosts):
+    each job fetches and pushes, and the process has leaked nothing when
+    it exits (LeakSanitizer in the sanitized build, memcheck under
+    `make valgrind`).  libgit2 1.5's own SSH transport leaked on every
+    connection."""
+
+    def test_updates_over_ssh_leak_nothing(self):
+        sshd = SSHD(self.tmp, "open sesame").start()
+        self.addCleanup(sshd.stop)
+        self.d = harness.Daemon(
+            SSH_CONFIG % {"url": sshd.url(self.bare), "key": sshd.key,
+                          "known_hosts": sshd.known_hosts, "reg": REGISTRY},
+            secrets={"registry.token": TOKEN + "\n",
+                     "ssh.passphrase": "open sesame\n",
+                     **harness.DEAD_CLUSTER_FILES})
+        self.addCleanup(self.d.cleanup)
+        self.d.start()
+        for n, tag in enumerate(("1.1.0", "1.2.0", "1.3.0")):
+            self.post_push(tag, "5555555%d-2222-3333-4444-555555555555" % n)
+            job = self.wait_job(lambda j, tag=tag: j["tag"] == tag and
+                                j["state"] in ("succeeded", "failed", "dead"))
+            self.assertEqual(job["state"], "succeeded", job)
+            self.assertEqual(git("rev-parse", "main", cwd=self.bare),
+                             job["result"]["commit"])
+        self.assertIn("web:1.3.0", git("show", "main:apps/web/deployment.yaml",
+                                       cwd=self.bare))
+        rc = self.d.stop()
+        log = self.d.log()
+        self.assertNotIn("LeakSanitizer", log, log[-6000:])
+        self.assertEqual(rc, 0, log[-4000:])
 
 
 STALL_CONFIG = """

@@ -11,12 +11,15 @@ by the test that started it:
 - PipeLogDaemon: a harness.Daemon started through `prlimit --fsize=N`
   whose output goes through a pipe copied by this process, so a file-size
   limit on gitopsd's writes does not also cut its log.
+- SSHD: OpenSSH's sshd with one login key (with a passphrase) and the
+  known_hosts line of its host key (needs root, for privilege separation).
 - registry_push(): a Distribution push notification for one tag.
 - wait_for(): poll with a deadline.
 """
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -70,7 +73,27 @@ def make_repo(root, name, files):
     return bare
 
 
-class GitHTTP:
+class LoggedPeer:
+    """A server process (self.proc) whose output goes to self.log; stop()
+    ends it and closes the log, and may be called more than once."""
+    proc = None
+    log = None
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+
+class GitHTTP(LoggedPeer):
     """lighttpd + git http-backend serving root/*.git at /git/, basic auth
     user:password.  stop() then start() keeps the port."""
 
@@ -119,18 +142,61 @@ $HTTP["url"] =~ "^/git/" {
         self.stop()
         raise RuntimeError("lighttpd did not start on %d" % self.port)
 
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+
+class SSHD(LoggedPeer):
+    """sshd on 127.0.0.1 (free port) for root/ssh/: the ed25519 login key
+    root/ssh/id (passphrase `passphrase`) and known_hosts naming the host
+    key for [127.0.0.1]:port.  Needs root."""
+
+    def __init__(self, root, passphrase):
+        self.dir = os.path.join(root, "ssh")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = harness.free_port()
+        self.key = os.path.join(self.dir, "id")
+        self.known_hosts = os.path.join(self.dir, "known_hosts")
+        for name, pw in (("hostkey", ""), ("id", passphrase)):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", pw,
+                            "-f", os.path.join(self.dir, name)], check=True)
+        shutil.copy(self.key + ".pub", os.path.join(self.dir,
+                                                    "authorized_keys"))
+        with open(os.path.join(self.dir, "hostkey.pub")) as f:
+            harness.write(self.known_hosts, "[127.0.0.1]:%d %s" %
+                          (self.port, f.read()), mode=0o644)
+        self.conf = os.path.join(self.dir, "sshd_config")
+        harness.write(self.conf, (
+            "Port %(port)d\nListenAddress 127.0.0.1\n"
+            "HostKey %(d)s/hostkey\nAuthorizedKeysFile %(d)s/authorized_keys\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
+            "StrictModes no\nUsePAM no\nPidFile %(d)s/sshd.pid\n")
+            % {"port": self.port, "d": self.dir})
         self.proc = None
-        if self.log is not None:
-            self.log.close()
-            self.log = None
+        self.log = None
+
+    def url(self, path):
+        """The ssh:// URL of the repository at the absolute path."""
+        return "ssh://root@127.0.0.1:%d%s" % (self.port, path)
+
+    def start(self):
+        os.makedirs("/run/sshd", exist_ok=True)
+        self.log = open(os.path.join(self.dir, "sshd.log"), "ab")
+        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f",
+                                      self.conf], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("sshd exited %d" % self.proc.returncode)
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                return True
+            except OSError:
+                return False
+        try:
+            wait_for("sshd on %d" % self.port, up, timeout=10)
+        except Exception:
+            self.stop()
+            raise
+        return self
 
 
 def set_hook(bare, name, script):
