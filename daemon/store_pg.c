@@ -528,15 +528,22 @@ store_pg_add_job(struct store *st, const struct job_spec *js,
 
 	*absorbed = 0;
 	if (js->kind == JOB_SYNC && js->app != NULL) {
-		/* The queued sync takes the newer revision. */
+		/*
+		 * The queued sync takes the newer revision.  One that another
+		 * process's open round is absorbing into is skipped (a new
+		 * queued sync instead): waiting for it would hold this round's
+		 * locks while that round may wait for them (its claim lock),
+		 * a deadlock that fails both rounds' deliveries after
+		 * deadlock_timeout.
+		 */
 		store_pg_p_text(&p, js->app);
 		store_pg_p_text(&p, js->revision);
 		store_pg_p_int(&p, now_ms);
 		if ((res = store_pg_q(st, "UPDATE jobs SET revision = $2,"
 		    " updated = $3 WHERE id = (SELECT id FROM jobs WHERE"
 		    " app = $1 AND kind = 1 AND state = 1 ORDER BY id LIMIT 1"
-		    " FOR UPDATE) RETURNING id", &p, PGRES_TUPLES_OK, "absorb",
-		    err, errlen)) == NULL)
+		    " FOR UPDATE SKIP LOCKED) RETURNING id", &p, PGRES_TUPLES_OK,
+		    "absorb", err, errlen)) == NULL)
 			return -1;
 		if (PQntuples(res) > 0) {
 			*job_id = store_pg_int(res, 0, 0);
