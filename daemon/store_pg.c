@@ -62,8 +62,20 @@
 #define STORE_PG_BACKOFF_MIN_MS	100
 #define STORE_PG_BACKOFF_MAX_MS	5000
 
+/*
+ * The statements every delivery runs, prepared once per session: parsing
+ * and planning them again for each delivery took a third of the
+ * server's CPU under load (docs/benchmarks.md).
+ */
+enum store_pg_stmt {
+	STORE_PG_ST_EVENT,
+	STORE_PG_ST_ABSORB,
+	STORE_PG_ST_LINK,
+};
+
 struct store {
 	PGconn		*conn;
+	unsigned	 prepared;	/* 1 << store_pg_stmt, this session */
 	int		 in_tx;		/* between begin and commit/rollback */
 	int64_t		 retry_ms;	/* no reconnect before (monotonic) */
 	int64_t		 backoff_ms;
@@ -234,6 +246,37 @@ store_pg_q(struct store *st, const char *sql, const struct store_pg_params *p,
 	return res;
 }
 
+/* store_pg_q for one of the prepared statements. */
+static PGresult *
+store_pg_qp(struct store *st, enum store_pg_stmt id, const char *sql,
+    const struct store_pg_params *p, ExecStatusType want, const char *what,
+    char *err, size_t errlen)
+{
+	PGresult	*res;
+	char		 name[24];
+
+	if (store_pg_reconnect(st, err, errlen) == -1)
+		return NULL;
+	snprintf(name, sizeof(name), "gitopsd_%d", (int)id);
+	if (!(st->prepared & (1u << id))) {
+		res = PQprepare(st->conn, name, sql, p->n, NULL);
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			store_pg_errmsg(st, err, errlen, what, res);
+			PQclear(res);
+			return NULL;
+		}
+		PQclear(res);
+		st->prepared |= 1u << id;
+	}
+	res = PQexecPrepared(st->conn, name, p->n, p->v, NULL, NULL, 0);
+	if (res == NULL || PQresultStatus(res) != want) {
+		store_pg_errmsg(st, err, errlen, what, res);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
 /* A statement without rows; *changed (if not NULL) gets the row count. */
 static int
 store_pg_cmd(struct store *st, const char *sql, const struct store_pg_params *p,
@@ -295,6 +338,7 @@ static int
 store_pg_session(struct store *st, char *err, size_t errlen)
 {
 	PQsetNoticeProcessor(st->conn, store_pg_notice, NULL);
+	st->prepared = 0;
 	return store_pg_cmd(st, "SET synchronous_commit = on", NULL,
 	    "session", NULL, err, errlen);
 }
@@ -512,7 +556,8 @@ store_pg_add_event(struct store *st, const struct store_event *ev,
 	store_pg_p_int(&p, ev->received_ms);
 	store_pg_p_text(&p, ev->kind);
 	store_pg_p_text(&p, ev->summary);
-	if ((res = store_pg_q(st, "INSERT INTO events(source, delivery,"
+	if ((res = store_pg_qp(st, STORE_PG_ST_EVENT,
+	    "INSERT INTO events(source, delivery,"
 	    " received, kind, summary) VALUES ($1, $2, $3, $4, $5)"
 	    " ON CONFLICT (source, delivery) DO NOTHING RETURNING id", &p,
 	    PGRES_TUPLES_OK, "add event", err, errlen)) == NULL)
@@ -532,14 +577,18 @@ store_pg_link(struct store *st, int64_t event_id, int64_t job_id, char *err,
     size_t errlen)
 {
 	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
 
 	if (event_id <= 0)
 		return 0;
 	store_pg_p_int(&p, event_id);
 	store_pg_p_int(&p, job_id);
-	return store_pg_cmd(st, "INSERT INTO event_jobs(event_id, job_id)"
-	    " VALUES ($1, $2) ON CONFLICT DO NOTHING", &p, "link job", NULL,
-	    err, errlen);
+	if ((res = store_pg_qp(st, STORE_PG_ST_LINK, "INSERT INTO"
+	    " event_jobs(event_id, job_id) VALUES ($1, $2) ON CONFLICT DO"
+	    " NOTHING", &p, PGRES_COMMAND_OK, "link job", err, errlen)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
 }
 
 static int
@@ -552,15 +601,23 @@ store_pg_add_job(struct store *st, const struct job_spec *js,
 
 	*absorbed = 0;
 	if (js->kind == JOB_SYNC && js->app != NULL) {
-		/* The queued sync takes the newer revision. */
+		/*
+		 * The queued sync takes the newer revision.  One that another
+		 * process's open round is absorbing into is skipped (a new
+		 * queued sync instead): waiting for it would hold this round's
+		 * locks while that round may wait for them (its claim lock),
+		 * a deadlock that fails both rounds' deliveries after
+		 * deadlock_timeout.
+		 */
 		store_pg_p_text(&p, js->app);
 		store_pg_p_text(&p, js->revision);
 		store_pg_p_int(&p, now_ms);
-		if ((res = store_pg_q(st, "UPDATE jobs SET revision = $2,"
+		if ((res = store_pg_qp(st, STORE_PG_ST_ABSORB,
+		    "UPDATE jobs SET revision = $2,"
 		    " updated = $3 WHERE id = (SELECT id FROM jobs WHERE"
 		    " app = $1 AND kind = 1 AND state = 1 ORDER BY id LIMIT 1"
-		    " FOR UPDATE) RETURNING id", &p, PGRES_TUPLES_OK, "absorb",
-		    err, errlen)) == NULL)
+		    " FOR UPDATE SKIP LOCKED) RETURNING id", &p, PGRES_TUPLES_OK,
+		    "absorb", err, errlen)) == NULL)
 			return -1;
 		if (PQntuples(res) > 0) {
 			*job_id = store_pg_int(res, 0, 0);

@@ -2,7 +2,10 @@
 """Writes the benchmark's inputs into a directory: a signed ~7 KB GitHub
 push (body.json, its X-Hub-Signature-256 in sig), a gitopsd config whose
 app the push matches (so each request stores an event and a sync job), and
-an adnanh/webhook hooks.json with a payload-hmac-sha256 trigger rule.
+an adnanh/webhook hooks.json with a payload-hmac-sha256 trigger rule,
+and gitopsd-pg.yaml.in, the same config on the postgres state driver with
+@PORT@, @ADMIN@, @DSN@ (the DSN file) and @WORK@ (the replica's workdir)
+for run.sh to fill in per replica.
 usage: gen.py DIR GITOPSD_PORT ADMIN_PORT WEBHOOK_PORT"""
 import hashlib
 import hmac
@@ -60,18 +63,42 @@ def write(name, text, mode=0o600):
 write("body.json", data)
 write("sig", sig)
 write("github.secret", secret)
-write("gitopsd.yaml", """
-server: {listen: "127.0.0.1:%s", max_connections: 1024}
-admin: {listen: "127.0.0.1:%s"}
-state: {path: "%s/state.db"}
-workdir: "%s/repos"
+# The app's cluster: a loopback port nothing listens on (an app without a
+# cluster is updated in Git only, and a push to it makes no job).
+write("c.kubeconfig", """apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://127.0.0.1:1"}
+users:
+- name: u
+  user: {token: t}
+contexts:
+- name: x
+  context: {cluster: c, user: u}
+current-context: x
+""")
+CONFIG = """
+server: {listen: "127.0.0.1:%(port)s", max_connections: 1024}
+admin: {listen: "127.0.0.1:%(admin)s"}
+state: %(state)s
+workdir: "%(work)s"
 sources:
-  - {name: github, type: github, secret_file: github.secret}
+  - {name: github, type: github, secret_file: "%(out)s/github.secret"}
 repos:
-  - {name: deploy, url: "%s", branch: main}
+  - {name: deploy, url: "%(clone)s", branch: main}
+clusters:
+  - {name: c, kubeconfig: "%(out)s/c.kubeconfig"}
 apps:
-  - {name: web, repo: deploy, path: apps/web}
-""" % (port, admin, out, out, clone))
+  - {name: web, repo: deploy, path: apps/web, cluster: c}
+"""
+write("gitopsd.yaml", CONFIG % {
+    "port": port, "admin": admin, "state": '{path: "%s/state.db"}' % out,
+    "work": out + "/repos", "out": out, "clone": clone})
+write("gitopsd-pg.yaml.in", CONFIG % {
+    "port": "@PORT@", "admin": "@ADMIN@",
+    "state": '{driver: postgres, dsn_file: "@DSN@"}', "work": "@WORK@",
+    "out": out, "clone": clone})
 write("hooks.json", json.dumps([{
     "id": "github",
     "execute-command": "/bin/true",

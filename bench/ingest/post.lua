@@ -9,6 +9,9 @@ f = assert(io.open(dir .. "/sig", "rb"))
 local sig = f:read("*l")
 f:close()
 
+-- Several wrk processes at once (run.sh's postgres modes) tell their ids
+-- apart by BENCH_TAG.
+local tag = os.getenv("BENCH_TAG") or "0"
 local threads = 0
 local counter = 0
 tid = tid or 0
@@ -24,8 +27,8 @@ function request()
 		["Content-Type"] = "application/json",
 		["X-GitHub-Event"] = "push",
 		["X-Hub-Signature-256"] = sig,
-		["X-GitHub-Delivery"] = string.format("bench-%d-%d-%d",
-		    os.time(), tid, counter),
+		["X-GitHub-Delivery"] = string.format("bench-%s-%d-%d-%d",
+		    tag, os.time(), tid, counter),
 	}, body)
 end
 

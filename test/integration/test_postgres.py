@@ -213,6 +213,10 @@ class PostgresDaemonTest(unittest.TestCase):
         d = self.daemon()
         d.start()
         self.addCleanup(self.ensure_running)
+        # A delivery before: its statements are prepared on the session
+        # that is lost, and must be prepared again on the new one.
+        before = str(uuid.uuid4())
+        self.assertEqual(self.post(d, before).status, 202)
         self.pg.pause()
         lost = str(uuid.uuid4())
         r = self.post(d, lost)
@@ -236,7 +240,8 @@ class PostgresDaemonTest(unittest.TestCase):
                 break
             time.sleep(0.2)
         self.assertEqual(r.status, 200, r)
-        self.assertEqual([e["delivery"] for e in r.json()["events"]], [lost])
+        self.assertEqual([e["delivery"] for e in r.json()["events"]],
+                         [lost, before])
         self.wait_job(d)
         self.assertEqual(d.stop(), 0, d.log()[-3000:])
         self.assertIn("connection lost", d.log())

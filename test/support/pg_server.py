@@ -7,6 +7,8 @@ initdb refuses to run as root, so as root the cluster belongs to the
 runuser; as anyone else they run as that user.  fsync is off: the tests
 check what gitopsd asks of the server (a COMMIT before a 202), not the
 server's own durability, and a shared CI machine is slow enough.
+PgServer(options="-c fsync=on ...") adds server options after these
+(the last of two wins): the ingest benchmark's server is durable.
 """
 import glob
 import os
@@ -47,8 +49,9 @@ def _free_port():
 
 
 class PgServer:
-    def __init__(self):
+    def __init__(self, options=""):
         self.bindir = _bindir()
+        self.options = options
         self.dir = tempfile.mkdtemp(prefix="gitopsd-pg-")
         self.data = os.path.join(self.dir, "data")
         self.port = None
@@ -94,8 +97,8 @@ class PgServer:
     def resume(self):
         opts = ("-c listen_addresses=127.0.0.1 -c port=%d "
                 "-c unix_socket_directories=%s -c fsync=off "
-                "-c full_page_writes=off -c max_connections=60"
-                % (self.port, self.dir))
+                "-c full_page_writes=off -c max_connections=60 %s"
+                % (self.port, self.dir, self.options))
         r = self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data,
                        "-o", opts, "-l", os.path.join(self.dir, "log"),
                        "-w", "-t", "60", "start"])

@@ -1081,6 +1081,9 @@ struct conf_peer {
 	struct store		*st;
 	struct store_event	 ev;
 	int			 claim;		/* else add ev */
+	const char		*sync_app;	/* else the above: add a sync */
+	int64_t			 job_id;
+	int			 absorbed;
 	int			 rc, done;
 	struct job		**jobs;
 	size_t			 njobs;
@@ -1097,7 +1100,13 @@ conf_peer_main(void *arg)
 	p->rc = -1;
 	if (OPS->begin(p->st, p->err, sizeof(p->err)) == -1)
 		goto out;
-	if (p->claim)
+	if (p->sync_app != NULL) {
+		struct job_spec js = { .kind = JOB_SYNC, .app = p->sync_app,
+				       .repo = "r", .revision = "b" };
+
+		p->rc = OPS->add_job(p->st, &js, 0, 3, 2000, &p->job_id,
+		    &p->absorbed, p->err, sizeof(p->err));
+	} else if (p->claim)
 		p->rc = OPS->claim(p->st, &c, &p->jobs, &p->njobs, p->err,
 		    sizeof(p->err));
 	else
@@ -1205,6 +1214,50 @@ conf_shared_claim(void **state)
 	assert_int_equal(p.jobs[0]->id, api);
 	conf_jobs_free(p.jobs, p.njobs);
 	assert_int_equal(conf_state(a, img), JOB_QUEUED);
+	OPS->close(b);
+	OPS->close(a);
+}
+
+/* A sync queued through a replica while another replica's open round is
+ * absorbing into the app's queued sync does not wait for that round (it
+ * may be waiting for this one's locks: a deadlock): it is queued as a
+ * sync of its own. */
+static void
+conf_shared_absorb(void **state)
+{
+	struct job_spec		 js = { .kind = JOB_SYNC, .app = "web",
+				       .repo = "r", .revision = "a" };
+	struct conf_peer	 p;
+	struct store		*a, *b;
+	pthread_t		 t;
+	int64_t			 queued, id;
+	int			 ab, i;
+
+	(void)state;
+	if (!conf_cur->shared)
+		skip();
+	a = conf_open();
+	b = conf_open();
+	queued = conf_job(a, JOB_SYNC, "web", "r", NULL, 0, NULL);
+	OK(OPS->begin(a, err, sizeof(err)));
+	OK(OPS->add_job(a, &js, 0, 3, 1500, &id, &ab, err, sizeof(err)));
+	assert_int_equal(ab, 1);
+	assert_int_equal(id, queued);
+	memset(&p, 0, sizeof(p));
+	p.st = b;
+	p.sync_app = "web";
+	assert_int_equal(pthread_create(&t, NULL, conf_peer_main, &p), 0);
+	for (i = 0; i < 200 && !__atomic_load_n(&p.done, __ATOMIC_SEQ_CST);
+	    i++)
+		usleep(10000);
+	/* Ending this round releases a peer that waited: no hang. */
+	OK(OPS->commit(a, err, sizeof(err)));
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(i < 200);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.absorbed, 0);
+	assert_true(p.job_id > queued);
+	assert_int_equal(conf_state(a, p.job_id), JOB_QUEUED);
 	OPS->close(b);
 	OPS->close(a);
 }
@@ -1450,6 +1503,7 @@ main(int argc, char **argv)
 		T(conf_shared_claim),
 		T(conf_replicas),
 		T(conf_roles),
+		T(conf_shared_absorb),
 	};
 	size_t		 i;
 	int		 a, fails = 0, ran = 0;
