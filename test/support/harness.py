@@ -2,10 +2,11 @@
 
 config(**keys) builds the YAML text of a configuration from the defaults
 every test shares.  Daemon(config_text) writes the configuration (with
-{tmp}, {port}, {admin_port} placeholders filled in) into a fresh temporary directory, starts
-$GITOPSD_BUILD/gitopsd on 127.0.0.1 with free ports, waits for /readyz, and
-stops it (SIGTERM, then SIGKILL) in stop().  Every test that starts one
-stops it in tearDown or a finally block.
+{tmp}, {port}, {admin_port} placeholders filled in) into a fresh temporary
+directory, starts $GITOPSD_BUILD/gitopsd on 127.0.0.1 with free ports,
+waits for /readyz, and stops it (SIGTERM, then SIGKILL) in stop().  Every
+test that starts one stops it in tearDown or a finally block.
+wait_until(pred) waits on a condition where a test would otherwise sleep.
 """
 import hashlib
 import hmac
@@ -260,7 +261,7 @@ def config(**keys):
         else:
             doc[key] = value
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None,
-                          width=1 << 16)
+                          allow_unicode=True, width=1 << 16)
 
 
 def wait_until(pred, timeout=30, interval=0.05, what=None):
@@ -272,9 +273,8 @@ def wait_until(pred, timeout=30, interval=0.05, what=None):
         if got:
             return got
         if time.time() >= deadline:
-            raise AssertionError("timed out after %gs waiting for %s"
-                                 % (timeout, what or getattr(
-                                     pred, "__name__", "a condition")))
+            raise AssertionError("timed out waiting for %s (last: %r)" % (
+                what or getattr(pred, "__name__", "a condition"), got))
         time.sleep(interval)
 
 
