@@ -58,8 +58,8 @@ class CmockaSuite(unittest.TestCase):
         verdict = self.results.get(name)
         if verdict == "SKIPPED":
             self.skipTest("skipped by the suite")
-        self.assertEqual(verdict, "OK",
-                         "%s: %s\n%s" % (self.suite, name, self.output[-8000:]))
+        self.assertEqual(verdict, "OK", "%s: %s\n%s"
+                         % (self.suite, name, self.output[-8000:]))
         # Every case passed yet the program failed: a sanitizer report at
         # exit, which fails every case of the suite.
         if "FAILED" not in self.results.values():

@@ -271,11 +271,10 @@ SIM_KEYS = {
     "retry": {"base_s": 1, "max_s": 2, "max_attempts": 2},
     "clusters": [{"name": "sim", "kubeconfig": "%(kubeconfig)s"}],
 }
-CONFIG = harness.config(
-    apps=[{"name": "demo", "repo": "deploy", "path": "apps/demo",
-           "cluster": "sim", "namespace": "demo",
-           "sync": {"auto": True, "prune": True, "timeout_s": 30}}],
-    **SIM_KEYS)
+DEMO_APP = {"name": "demo", "repo": "deploy", "path": "apps/demo",
+            "cluster": "sim", "namespace": "demo",
+            "sync": {"auto": True, "prune": True, "timeout_s": 30}}
+CONFIG = harness.config(apps=[DEMO_APP], **SIM_KEYS)
 
 MANIFESTS = {
     "apps/demo/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n"

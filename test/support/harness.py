@@ -246,22 +246,31 @@ BASE_CONFIG = {
 }
 
 
+class _ConfigDumper(yaml.SafeDumper):
+    """Writes a value shared between two keys twice: gitopsd refuses YAML
+    aliases."""
+
+    def ignore_aliases(self, data):
+        return True
+
+
 def config(**keys):
     """YAML text of BASE_CONFIG with the top-level keys given replaced or
-    added.  A dict given for a key whose default is a dict (server, admin,
-    state) adds to it; None drops the key.  Strings keep their {tmp},
-    {port}, {admin_port} placeholders for Daemon.fill()."""
-    doc = {k: (dict(v) if isinstance(v, dict) else v)
-           for k, v in BASE_CONFIG.items()}
+    added; None drops a key.  server and admin add to the listener
+    (limits, TLS, a token); another listen address replaces it.  Strings
+    keep their {tmp}, {port}, {admin_port} placeholders for
+    Daemon.fill()."""
+    doc = dict(BASE_CONFIG)
     for key, value in keys.items():
         if value is None:
             doc.pop(key, None)
-        elif isinstance(value, dict) and isinstance(doc.get(key), dict):
-            doc[key].update(value)
+        elif key in ("server", "admin"):
+            doc[key] = dict(BASE_CONFIG[key], **value)
         else:
             doc[key] = value
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None,
-                          allow_unicode=True, width=1 << 16)
+    return yaml.dump(doc, Dumper=_ConfigDumper, sort_keys=False,
+                     default_flow_style=None, allow_unicode=True,
+                     width=1 << 16)
 
 
 def wait_until(pred, timeout=30, interval=0.05, what=None):
