@@ -49,11 +49,15 @@ WEB_SRC	 = $(sort $(wildcard web/*))
 LIB_OBJ	 = $(LIB_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/web_assets.o
 UNIT_SRC = $(wildcard test/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:test/unit/%.c=$(B)/test/%)
+# C suites that start real peers or need npm fixtures: built like the unit
+# binaries, run by the integration suite (test_cmocka_suites.py).
+INTEG_SRC = $(wildcard test/integration/*_suite.c)
+INTEG_BIN = $(INTEG_SRC:test/integration/%.c=$(B)/itest/%)
 SUPPORT_SRC = $(wildcard test/support/*.c)
 SUPPORT_BIN = $(SUPPORT_SRC:test/support/%.c=$(B)/support/%)
 
 .PHONY: all deps run test test-unit test-integration install clean fuzz \
-	fuzz-smoke lint bench valgrind
+	fuzz-smoke lint bench valgrind unit-bins integration-bins support-bins
 
 all: $(B)/gitopsd $(B)/gitopsctl
 
@@ -90,6 +94,16 @@ $(B)/test/%: test/unit/%.c $(B)/libgitopsd.a $(wildcard test/unit/*.h)
 	@$(CC) $(ALL_CFLAGS) -Itest/unit $(ALL_LDFLAGS) -o $@ $< $(B)/libgitopsd.a \
 	    $(LIBS) -lcmocka
 
+# The status page's test inflates the embedded gzip copies in process.
+$(B)/test/test_web: LIBS += -lz
+
+$(B)/itest/%: test/integration/%.c $(B)/libgitopsd.a \
+    $(wildcard test/unit/*.h test/integration/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  ITEST   $@"
+	@$(CC) $(ALL_CFLAGS) -Itest/integration -Itest/unit $(ALL_LDFLAGS) \
+	    -o $@ $< $(B)/libgitopsd.a $(LIBS) -lcmocka
+
 # test_gitopsctl.c includes the tool's source to test its static printers.
 $(B)/test/test_gitopsctl: tools/gitopsctl.c
 
@@ -111,25 +125,29 @@ run: deps
 	@sh scripts/demo.sh
 
 test: deps
-	@$(MAKE) --no-print-directory -j2 B=build-san all unit-bins support-bins
+	@$(MAKE) --no-print-directory -j2 B=build-san all unit-bins \
+	    integration-bins support-bins
 	@GITOPSD_BUILD=build-san sh test/run.sh
 
 # The integration suite under Valgrind memcheck (plain build: ASan and
 # Valgrind do not mix).  Any leak or error fails the run.
 valgrind: deps
-	@$(MAKE) --no-print-directory -j2 B=build all support-bins
+	@$(MAKE) --no-print-directory -j2 B=build all integration-bins \
+	    support-bins
 	@GITOPSD_BUILD=build GITOPSD_VALGRIND=1 TEST_ONLY=integration \
 	    sh test/run.sh
 
 unit-bins: $(UNIT_BIN)
+integration-bins: $(INTEG_BIN)
 support-bins: $(SUPPORT_BIN)
 
 test-unit:
-	@$(MAKE) --no-print-directory B=build-san all unit-bins support-bins
+	@$(MAKE) --no-print-directory -j2 B=build-san all unit-bins
 	@GITOPSD_BUILD=build-san TEST_ONLY=unit sh test/run.sh
 
 test-integration:
-	@$(MAKE) --no-print-directory B=build-san all unit-bins support-bins
+	@$(MAKE) --no-print-directory -j2 B=build-san all integration-bins \
+	    support-bins
 	@GITOPSD_BUILD=build-san TEST_ONLY=integration sh test/run.sh
 
 install: all

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Runs every test: the cmocka unit binaries, then the integration suite
-# (real gitopsd processes on 127.0.0.1 with real peers).  Ends with one
-# summary line "N passed, N failed" over all test cases.
+# Runs every test: the cmocka unit binaries (they start no process), then
+# the integration suite (real gitopsd processes and the C suites of
+# test/integration/*_suite.c, with real peers on 127.0.0.1).  Ends with
+# one summary line "N passed, N failed" over all test cases.
 #   GITOPSD_BUILD  build directory with sanitized binaries (build-san)
 #   TEST_ONLY      unit | integration (default: both)
 #   TEST_FILTER    substring: run only matching unit binaries / test modules
@@ -21,15 +22,32 @@ failed=0
 failures=""
 log=$(mktemp "$B/test-log.XXXXXX")
 
-if [ "$ONLY" != integration ]; then
-	for t in "$B"/test/test_*; do
+# The unit binaries to run, from the sources: a binary left in $B/test by
+# a test that moved to the integration side does not run here.
+unit_bins() {
+	for src in test/unit/test_*.c; do
+		t="$B/test/$(basename "$src" .c)"
 		[ -x "$t" ] || continue
 		case "$t" in *"$FILTER"*) ;; *) continue ;; esac
-		"$t" >"$log" 2>&1
-		rc=$?
-		cat "$log"
-		p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
-		f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+		echo "$t"
+	done
+}
+
+if [ "$ONLY" != integration ]; then
+	# Side by side: the slow ones mostly wait on the store's and the
+	# queue's timers.  Reported in order afterwards.
+	udir=$(mktemp -d "$B/unit-logs.XXXXXX")
+	for t in $(unit_bins); do
+		n=$(basename "$t")
+		("$t" >"$udir/$n.log" 2>&1; echo $? >"$udir/$n.rc") &
+	done
+	wait
+	for t in $(unit_bins); do
+		n=$(basename "$t")
+		rc=$(cat "$udir/$n.rc")
+		cat "$udir/$n.log"
+		p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$udir/$n.log" | tail -1)
+		f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$udir/$n.log" | tail -1)
 		p=${p:-0}
 		f=${f:-0}
 		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
@@ -38,8 +56,9 @@ if [ "$ONLY" != integration ]; then
 		fi
 		passed=$((passed + p))
 		failed=$((failed + f))
-		[ "$f" -eq 0 ] || failures="$failures $(basename "$t")"
+		[ "$f" -eq 0 ] || failures="$failures $n"
 	done
+	rm -rf "$udir"
 fi
 
 if [ "$ONLY" != unit ]; then

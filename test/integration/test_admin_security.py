@@ -18,21 +18,13 @@ import harness
 
 CTL = os.path.join(harness.ROOT, harness.BUILD, "gitopsctl")
 
-CONFIG = """
-shutdown_timeout_s: 5
-server: {listen: "127.0.0.1:{port}"}
-admin:
-  listen: "127.0.0.1:{admin_port}"
-  allowed_hosts: [gitopsd.internal, "admin.example:8443"]
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-sources:
-  - {name: github, type: github, secret_file: github.secret}
-repos:
-  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git"}
-apps:
-  - {name: web, repo: deploy, path: apps/web, cluster: c}
-""" + harness.DEAD_CLUSTER
+CONFIG = harness.config(
+    admin={"allowed_hosts": ["gitopsd.internal", "admin.example:8443"]},
+    repos=[{"name": "deploy",
+            "url": "https://git.example.invalid/acme/deploy.git"}],
+    apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+           "cluster": "c"}],
+    clusters=harness.DEAD_CLUSTERS)
 
 
 def raw(port, head):

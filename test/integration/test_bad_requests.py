@@ -31,29 +31,21 @@ SECRETS = {
     "dockerhub": "hub-token-0123456789abcdef0123456789abcdef",
 }
 
-CONFIG = """
-server:
-  listen: "127.0.0.1:{port}"
-  max_body_bytes: 65536
-  max_header_bytes: 8192
-  read_timeout_s: 3
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-sources:
-  - {name: github, type: github, secret_file: github.secret}
-  - {name: gitlab, type: gitlab, token_file: gitlab.secret}
-  - {name: generic, type: generic-hmac, secret_file: generic.secret}
-  - {name: registry, type: registry, token_file: registry.secret}
-  - {name: dockerhub, type: dockerhub, token_file: dockerhub.secret}
-repos:
-  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", branch: main}
-apps:
-  - name: web
-    repo: deploy
-    path: apps/web
-    images: [{repository: docker.io/acme/web}]
-"""
+CONFIG = harness.config(
+    shutdown_timeout_s=None,
+    server={"max_body_bytes": 65536, "max_header_bytes": 8192,
+            "read_timeout_s": 3},
+    sources=[
+        {"name": "github", "type": "github", "secret_file": "github.secret"},
+        {"name": "gitlab", "type": "gitlab", "token_file": "gitlab.secret"},
+        {"name": "generic", "type": "generic-hmac",
+         "secret_file": "generic.secret"},
+        {"name": "registry", "type": "registry",
+         "token_file": "registry.secret"},
+        {"name": "dockerhub", "type": "dockerhub",
+         "token_file": "dockerhub.secret"}],
+    apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+           "images": [{"repository": "docker.io/acme/web"}]}])
 
 
 def expand(text):

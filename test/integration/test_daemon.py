@@ -14,24 +14,20 @@ import harness
 
 SECRET = "s3cret-for-daemon-tests"
 
-BASE = """
-shutdown_timeout_s: 5
-server:
-  listen: "127.0.0.1:{port}"
-  max_body_bytes: 4096
-  max_header_bytes: 2048
-  read_timeout_s: 2
-  max_connections: 8
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-sources:
-  - {name: github, type: github, secret_file: github.secret}
-repos:
-  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", branch: main}
-apps:
-  - {name: web, repo: deploy, path: apps/web}
-"""
+# Small limits, so that the tests reach them quickly.
+SERVER = {"max_body_bytes": 4096, "max_header_bytes": 2048,
+          "read_timeout_s": 2, "max_connections": 8}
+GITHUB = {"name": "github", "type": "github", "secret_file": "github.secret"}
+
+
+def base(**keys):
+    """The configuration of these tests with keys changed (server keys
+    add to SERVER)."""
+    return harness.config(server=dict(SERVER, **keys.pop("server", {})),
+                          **keys)
+
+
+BASE = base()
 
 
 def raw(port, data, timeout=5):
@@ -79,7 +75,7 @@ class DaemonTest(unittest.TestCase):
                                capture_output=True, text=True)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("configuration OK", out.stdout)
-        bad = BASE.replace("type: github", "type: nosuchhost") + \
+        bad = base(sources=[dict(GITHUB, type="nosuchhost")]) + \
             "bogus_key: 1\n"
         d.write_config(bad)
         out = harness.run_tool([harness.binary(), "-t", "-c", d.config_path],
@@ -127,9 +123,9 @@ class DaemonTest(unittest.TestCase):
         body = harness.github_push_body("https://git.example.invalid/x/y.git")
         d.post("/hooks/github", body,
                harness.github_headers(SECRET, body, "dlv-log-1"))
-        time.sleep(0.2)
-        line = [l for l in d.log().splitlines() if "dlv-log-1" in l]
-        self.assertTrue(line, d.log())
+        line = harness.wait_until(
+            lambda: [l for l in d.log().splitlines() if "dlv-log-1" in l],
+            timeout=10, what="the request's log line")
         self.assertIn("source=github", line[0])
         self.assertIn("status=200", line[0])
         self.assertRegex(line[0], r"ms=\d+\.\d+")
@@ -140,7 +136,8 @@ class DaemonTest(unittest.TestCase):
         d.start(extra_args=["--log-format", "json"])
         d.get("/healthz")
         d.get("/nope")
-        time.sleep(0.2)
+        harness.wait_until(lambda: '"/nope"' in d.log(), timeout=10,
+                           what="the JSON log line of GET /nope")
         lines = [l for l in d.log().splitlines() if l.startswith("{")]
         self.assertTrue(lines)
         for l in lines:
@@ -163,7 +160,7 @@ class DaemonTest(unittest.TestCase):
             except OSError:
                 break
             self.assertEqual(d.get("/healthz").status, 200)
-            time.sleep(0.2)
+            time.sleep(0.2)     # the trickle is the client under test
             s.setblocking(False)
             try:
                 got += s.recv(4096)
@@ -180,22 +177,22 @@ class DaemonTest(unittest.TestCase):
         d = self.start()
         socks = [socket.create_connection(("127.0.0.1", d.port))
                  for _ in range(8)]
-        time.sleep(0.2)
         try:
-            out = raw(d.port, b"GET /healthz HTTP/1.1\r\n\r\n", timeout=2)
-            self.assertIn(b" 503 ", out)
+            # Refused once the daemon has taken the eight.
+            harness.wait_until(
+                lambda: b" 503 " in raw(
+                    d.port, b"GET /healthz HTTP/1.1\r\n\r\n", timeout=2),
+                timeout=10, what="a ninth connection refused with 503")
         finally:
             for s in socks:
                 s.close()
-        time.sleep(0.2)
-        self.assertEqual(d.get("/healthz").status, 200)
+        harness.wait_until(lambda: d.get("/healthz").status == 200,
+                           timeout=10, what="a slot freed")
 
     def test_reload(self):
         d = self.start()
         # A valid change: a second source appears; the port stays.
-        text = BASE.replace(
-            "sources:\n",
-            "sources:\n  - {name: gh2, type: github, secret_file: github.secret}\n")
+        text = base(sources=[dict(GITHUB, name="gh2"), GITHUB])
         d.write_config(text)
         d.signal(signal.SIGHUP)
         deadline = time.time() + 5
@@ -208,8 +205,8 @@ class DaemonTest(unittest.TestCase):
         # An invalid file is refused; the running config stays.
         d.write_config(text + "nonsense: [\n")
         d.signal(signal.SIGHUP)
-        time.sleep(0.5)
-        self.assertIn("reload refused", d.log())
+        harness.wait_until(lambda: "reload refused" in d.log(), timeout=10,
+                           what="the reload refused")
         self.assertEqual(d.post("/hooks/gh2", b"{}").status, 401)
         self.assertEqual(d.get("/healthz").status, 200)
         # A new listen address is rebound; the old one closes.
@@ -230,8 +227,7 @@ class DaemonTest(unittest.TestCase):
         self.assertEqual(d.stop(), 0)
 
     def test_ipv6_listen(self):
-        text = BASE.replace('admin: {listen: "127.0.0.1:{admin_port}"}',
-                            'admin: {listen: "[::1]:{admin_port}"}')
+        text = base(admin={"listen": "[::1]:{admin_port}"})
         d = harness.Daemon(text, secrets={"github.secret": SECRET})
         self.addCleanup(d.cleanup)
         d.start(wait=False)
@@ -249,10 +245,10 @@ class DaemonTest(unittest.TestCase):
         self.assertIn("admin: http://[::1]:", d.log())
 
     def test_queue_full_503(self):
-        text = BASE.replace("state: {path:", "queue: {max_queued: 1}\nstate: {path:")
-        text = text.replace("branch: main}\n", "branch: main}\n" +
-                            harness.DEAD_CLUSTER)
-        text = text.replace("path: apps/web}", "path: apps/web, cluster: c}")
+        text = base(queue={"max_queued": 1},
+                    apps=[{"name": "web", "repo": "deploy",
+                           "path": "apps/web", "cluster": "c"}],
+                    clusters=harness.DEAD_CLUSTERS)
         d = harness.Daemon(text, secrets={"github.secret": SECRET,
                                           **harness.DEAD_CLUSTER_FILES})
         self.addCleanup(d.cleanup)
@@ -277,9 +273,8 @@ class DaemonTest(unittest.TestCase):
                          sorted(k for k, v in codes.items() if v == 202))
 
     def test_rate_limit(self):
-        text = BASE.replace(
-            "secret_file: github.secret}",
-            "secret_file: github.secret, rate_limit: {rps: 0.5, burst: 2}}")
+        text = base(sources=[dict(GITHUB,
+                                  rate_limit={"rps": 0.5, "burst": 2})])
         d = self.start(text)
         codes = [d.post("/hooks/github", b"{}").status for _ in range(3)]
         self.assertEqual(codes, [401, 401, 429])
@@ -289,7 +284,7 @@ class DaemonTest(unittest.TestCase):
         self.assertGreaterEqual(int(r.headers["Retry-After"]), 1)
         # Other routes and the bucket's refill are unaffected.
         self.assertEqual(d.get("/healthz").status, 200)
-        time.sleep(2.2)
+        time.sleep(2.2)     # the refill at 0.5/s is what is under test
         self.assertEqual(d.post("/hooks/github", b"{}").status, 401)
 
     def test_sigterm_exits_zero(self):
@@ -334,9 +329,7 @@ class DaemonTest(unittest.TestCase):
                         "-subj", "/CN=127.0.0.1",
                         "-addext", "subjectAltName=IP:127.0.0.1"],
                        check=True, capture_output=True)
-        text = BASE.replace("  max_connections: 8\n",
-                            "  max_connections: 8\n  tls: {cert_file: %s, "
-                            "key_file: %s}\n" % (cert, key))
+        text = base(server={"tls": {"cert_file": cert, "key_file": key}})
         d = self.start(text)
         ctx = ssl.create_default_context(cafile=cert)
         with socket.create_connection(("127.0.0.1", d.port)) as s:

@@ -7,7 +7,8 @@ import time
 import unittest
 
 import harness
-from test_sync import CONFIG, MANIFESTS, SECRET, Kubesim, daemon_built, git
+from test_sync import (DEMO_APP, MANIFESTS, SECRET, SIM_KEYS, Kubesim,
+                       daemon_built, git)
 
 
 @unittest.skipUnless(daemon_built(), "gitopsd not built")
@@ -44,10 +45,9 @@ class DriftTest(unittest.TestCase):
         self.fail(what)
 
     def start(self, interval):
-        text = CONFIG % {"url": self.bare,
-                         "kubeconfig": self.sim.kubeconfig}
-        text = text.replace("timeout_s: 30}", "timeout_s: 30, "
-                            "interval_s: %d}" % interval)
+        app = dict(DEMO_APP, sync=dict(DEMO_APP["sync"], interval_s=interval))
+        text = harness.config(apps=[app], **SIM_KEYS) % {
+            "url": self.bare, "kubeconfig": self.sim.kubeconfig}
         d = harness.Daemon(text, secrets={"github.secret": SECRET})
         self.addCleanup(d.cleanup)
         d.start()
@@ -81,7 +81,7 @@ class DriftTest(unittest.TestCase):
 
     def test_off_by_default(self):
         d = self.start(0)
-        time.sleep(3)
+        time.sleep(3)   # the absence of a drift sync is under test
         self.assertEqual(self.deployment()[0], 404)
         self.assertEqual(d.api("/api/v1/jobs?app=demo")["jobs"], [])
 

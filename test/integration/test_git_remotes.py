@@ -55,28 +55,21 @@ spec:
           image: "%s/acme/web:1.0.0"   # keep this comment
 """
 
-CONFIG = """
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-retry: {base_s: 1, max_s: 2, max_attempts: 3}
-sources:
-  - {name: registry, type: registry, token_file: registry.token, verify_tag: false}
-repos:
-  - name: deploy
-    url: "http://127.0.0.1:%(git_port)d/git/deploy.git"
-    branch: main
-    auth: {username: deployer, password_file: git.password}
-    author: {name: gitopsd-bot, email: bot@acme.test}
-apps:
-  - name: web
-    repo: deploy
-    path: apps/web
-    cluster: c
-    images:
-      - {repository: "%(reg)s/acme/web", policy: {semver: ">=1.0.0"}}
-""" + harness.DEAD_CLUSTER
+CONFIG = harness.config(
+    shutdown_timeout_s=None,
+    sources=[{"name": "registry", "type": "registry",
+              "token_file": "registry.token", "verify_tag": False}],
+    repos=[{"name": "deploy",
+            "url": "http://127.0.0.1:%(git_port)d/git/deploy.git",
+            "branch": "main",
+            "auth": {"username": "deployer", "password_file": "git.password"},
+            "author": {"name": "gitopsd-bot", "email": "bot@acme.test"}}],
+    apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+           "cluster": "c",
+           "images": [{"repository": "%(reg)s/acme/web",
+                       "policy": {"semver": ">=1.0.0"}}]}],
+    retry={"base_s": 1, "max_s": 2, "max_attempts": 3},
+    clusters=harness.DEAD_CLUSTERS)
 
 
 class GitHTTPBase(unittest.TestCase):
@@ -195,13 +188,22 @@ class GitHTTPUpdateTest(GitHTTPBase):
         self.assertEqual(git("rev-parse", "main", cwd=self.bare), before)
 
 
-SSH_CONFIG = CONFIG.replace(
-    'url: "http://127.0.0.1:%(git_port)d/git/deploy.git"', 'url: "%(url)s"'
-).replace(
-    "auth: {username: deployer, password_file: git.password}",
-    "auth: {ssh_key_file: \"%(key)s\", ssh_pubkey_file: \"%(key)s.pub\",\n"
-    "           ssh_passphrase_file: ssh.passphrase,\n"
-    "           known_hosts_file: \"%(known_hosts)s\"}")
+SSH_CONFIG = harness.config(
+    shutdown_timeout_s=None,
+    sources=[{"name": "registry", "type": "registry",
+              "token_file": "registry.token", "verify_tag": False}],
+    repos=[{"name": "deploy", "url": "%(url)s", "branch": "main",
+            "auth": {"ssh_key_file": "%(key)s",
+                     "ssh_pubkey_file": "%(key)s.pub",
+                     "ssh_passphrase_file": "ssh.passphrase",
+                     "known_hosts_file": "%(known_hosts)s"},
+            "author": {"name": "gitopsd-bot", "email": "bot@acme.test"}}],
+    apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+           "cluster": "c",
+           "images": [{"repository": "%(reg)s/acme/web",
+                       "policy": {"semver": ">=1.0.0"}}]}],
+    retry={"base_s": 1, "max_s": 2, "max_attempts": 3},
+    clusters=harness.DEAD_CLUSTERS)
 
 
 @unittest.skipUnless(os.geteuid() == 0 and
@@ -241,40 +243,35 @@ class GitSSHUpdateTest(GitHTTPBase):
         self.assertEqual(rc, 0, log[-4000:])
 
 
-STALL_CONFIG = """
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-queue: {workers: 2}
-retry: {base_s: 1, max_s: 2, max_attempts: %(attempts)d}
-git: {timeout_s: 2}
-sources:
-  - {name: registry, type: registry, token_file: registry.token, verify_tag: false}
-repos:
-  - name: stuck
-    url: "%(stuck_url)s"
-    branch: main
-    auth: {username: deployer, password_file: git.password}
-  - name: deploy
-    url: "http://127.0.0.1:%(git_port)d/git/deploy.git"
-    branch: main
-    auth: {username: deployer, password_file: git.password}
-apps:
-  - name: web
-    repo: stuck
-    path: apps/web
-    images:
-      - {repository: "%(reg)s/acme/web", policy: {semver: ">=1.0.0"}}
-    notify: [ops]
-  - name: api
-    repo: deploy
-    path: apps/web
-    images:
-      - {repository: "%(reg)s/%(api_image)s", policy: {semver: ">=1.0.0"}}
-notifiers:
-  - {name: ops, type: webhook, url: "http://127.0.0.1:%(sink)d/alerts"}
-"""
+def stall_config(stuck_url, git_port, api_image, attempts, sink,
+                 git_timeout_s=2, web_image="acme/web", apps=(),
+                 clusters=None):
+    """Two repositories, one behind a server that never answers; web
+    updates in it, api in the other (apps are added after those two)."""
+    auth = {"username": "deployer", "password_file": "git.password"}
+    return harness.config(
+        shutdown_timeout_s=None,
+        queue={"workers": 2},
+        retry={"base_s": 1, "max_s": 2, "max_attempts": attempts},
+        git={"timeout_s": git_timeout_s},
+        sources=[{"name": "registry", "type": "registry",
+                  "token_file": "registry.token", "verify_tag": False}],
+        repos=[{"name": "stuck", "url": stuck_url, "branch": "main",
+                "auth": auth},
+               {"name": "deploy",
+                "url": "http://127.0.0.1:%d/git/deploy.git" % git_port,
+                "branch": "main", "auth": auth}],
+        apps=[{"name": "web", "repo": "stuck", "path": "apps/web",
+               "images": [{"repository": REGISTRY + "/" + web_image,
+                           "policy": {"semver": ">=1.0.0"}}],
+               "notify": ["ops"]},
+              {"name": "api", "repo": "deploy", "path": "apps/web",
+               "images": [{"repository": REGISTRY + "/" + api_image,
+                           "policy": {"semver": ">=1.0.0"}}]},
+              *apps],
+        clusters=clusters,
+        notifiers=[{"name": "ops", "type": "webhook",
+                    "url": "http://127.0.0.1:%d/alerts" % sink}])
 
 
 class StalledRemoteTest(GitHTTPBase):
@@ -289,10 +286,8 @@ class StalledRemoteTest(GitHTTPBase):
         self.addCleanup(self.sink.close)
 
     def start_stall_daemon(self, stuck_url, attempts, api_image):
-        self.d = harness.Daemon(STALL_CONFIG % {
-            "stuck_url": stuck_url, "git_port": self.http.port,
-            "api_image": api_image,
-            "reg": REGISTRY, "attempts": attempts, "sink": self.sink.port},
+        self.d = harness.Daemon(stall_config(
+            stuck_url, self.http.port, api_image, attempts, self.sink.port),
             secrets={"registry.token": TOKEN + "\n",
                      "git.password": "s3cret-http\n"})
         self.addCleanup(self.d.cleanup)
@@ -334,11 +329,11 @@ class StalledRemoteTest(GitHTTPBase):
         self.post_image("acme/web", "1.1.0",
                         "aaaaaaaa-0000-0000-0000-000000000001")
         self.wait_app_job("web", lambda j: j["state"] == "running")
-        time.sleep(0.8)
         # The stuck attempt is visible while it lasts.
+        harness.wait_until(
+            lambda: self.gauge("gitopsd_oldest_running_job_seconds") > 0.5,
+            timeout=5, what="the stuck job's age past 0.5 s")
         self.assertGreaterEqual(self.gauge("gitopsd_workers_busy"), 1)
-        self.assertGreater(
-            self.gauge("gitopsd_oldest_running_job_seconds"), 0.5)
         self.assertEqual(self.d.admin("GET", "/readyz").status, 200)
         # The other repository's job is not held up by it.
         api = self.wait_app_job(
@@ -386,20 +381,17 @@ class StalledRemoteTest(GitHTTPBase):
         sim = Kubesim(ready_delay=0)
         self.addCleanup(sim.stop)
         port = self.hung.getsockname()[1]
-        text = STALL_CONFIG.replace("git: {timeout_s: 2}",
-                                    "git: {timeout_s: 10}")
         # Only api (on the other repository) takes the image.
-        text = text.replace('"%(reg)s/acme/web"', '"%(reg)s/acme/none"')
-        text = text.replace("\nnotifiers:", """
-  - {name: s1, repo: stuck, path: apps/web, cluster: sim, namespace: default}
-  - {name: s2, repo: stuck, path: apps/web, cluster: sim, namespace: default}
-clusters:
-  - {name: sim, kubeconfig: "%s"}
-notifiers:""" % sim.kubeconfig)
-        self.d = harness.Daemon(text % {
-            "stuck_url": "http://127.0.0.1:%d/git/stuck.git" % port,
-            "git_port": self.http.port, "api_image": "acme/web",
-            "reg": REGISTRY, "attempts": 3, "sink": self.sink.port},
+        text = stall_config(
+            "http://127.0.0.1:%d/git/stuck.git" % port, self.http.port,
+            "acme/web", 3, self.sink.port, git_timeout_s=10,
+            web_image="acme/none",
+            apps=[{"name": s, "repo": "stuck", "path": "apps/web",
+                   "cluster": "sim", "namespace": "default"}
+                  for s in ("s1", "s2")],
+            clusters=[{"name": "sim", "kubeconfig": sim.kubeconfig}])
+        self.d = harness.Daemon(
+            text,
             secrets={"registry.token": TOKEN + "\n",
                      "git.password": "s3cret-http\n"})
         self.addCleanup(self.d.cleanup)

@@ -158,27 +158,16 @@ SECRET = "github-secret-for-gitopsctl"
 
 CLONE_URL = "https://git.example.invalid/acme/deploy.git"
 
-CONFIG = """
-shutdown_timeout_s: 5
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}", token_file: "{tmp}/admin.token"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-sources:
-  - {name: github, type: github, secret_file: "{tmp}/github.secret"}
-repos:
-  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", branch: main}
-apps:
-  - name: web
-    repo: deploy
-    path: apps/web
-    namespace: web
-    cluster: c
-    images: [{repository: registry.example.invalid/acme/web}]
-  - {name: api-gateway, repo: deploy, path: apps/api, cluster: c}
-clusters:
-  - {name: c, kubeconfig: "{tmp}/c.kubeconfig"}
-"""
+CONFIG = harness.config(
+    admin={"token_file": "{tmp}/admin.token"},
+    sources=[{"name": "github", "type": "github",
+              "secret_file": "{tmp}/github.secret"}],
+    apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+           "namespace": "web", "cluster": "c",
+           "images": [{"repository": "registry.example.invalid/acme/web"}]},
+          {"name": "api-gateway", "repo": "deploy", "path": "apps/api",
+           "cluster": "c"}],
+    clusters=[{"name": "c", "kubeconfig": "{tmp}/c.kubeconfig"}])
 
 FINAL = ("succeeded", "failed", "dead")
 

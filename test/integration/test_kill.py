@@ -21,24 +21,15 @@ KILL_AFTER = 2000       # answers seen before the kill
 if harness.VALGRIND:    # memcheck is ~30x slower: same test, fewer requests
     N, KILL_AFTER = 800, 300
 
-CONFIG = """
-shutdown_timeout_s: 5
-server:
-  listen: "127.0.0.1:{port}"
-  max_connections: 256
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-queue: {workers: 2}
-retry: {base_s: 60, max_s: 300}
-sources:
-  - {name: github, type: github, secret_file: github.secret}
-repos:
-  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", branch: main}
-apps:
-  - {name: web, repo: deploy, path: apps/web, cluster: c}
-  - {name: api, repo: deploy, path: apps/api, cluster: c}
-""" + harness.DEAD_CLUSTER
+CONFIG = harness.config(
+    server={"max_connections": 256},
+    queue={"workers": 2},
+    retry={"base_s": 60, "max_s": 300},
+    apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+           "cluster": "c"},
+          {"name": "api", "repo": "deploy", "path": "apps/api",
+           "cluster": "c"}],
+    clusters=harness.DEAD_CLUSTERS)
 
 CLONE_URL = "https://git.example.invalid/acme/deploy.git"
 

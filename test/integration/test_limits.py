@@ -14,27 +14,6 @@ import harness
 
 SECRET = "s3cret-for-limit-tests"
 
-BASE = """
-shutdown_timeout_s: 5
-server:
-  listen: "127.0.0.1:{port}"
-  read_timeout_s: 30
-  max_connections: %(max)d
-  max_connections_per_client: %(per_client)d
-admin: {listen: "127.0.0.1:{admin_port}"}
-queue: {workers: 1}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-sources:
-  - {name: github, type: github, secret_file: github.secret%(rate)s}
-repos:
-  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", branch: main}
-clusters:
-  - {name: c, kubeconfig: kc}
-apps:
-  - {name: web, repo: deploy, path: apps/web, cluster: c}
-"""
-
 # A cluster nobody listens on: sync jobs fail later; webhooks are
 # answered when stored, which is all these tests look at.
 KUBECONFIG = ("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n"
@@ -43,8 +22,19 @@ KUBECONFIG = ("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n"
               "  context: {cluster: c, user: u}\ncurrent-context: x\n")
 
 
-def config(max_conn=1024, per_client=256, rate=""):
-    return BASE % {"max": max_conn, "per_client": per_client, "rate": rate}
+def config(max_conn=1024, per_client=256, rate_limit=None):
+    github = {"name": "github", "type": "github",
+              "secret_file": "github.secret"}
+    if rate_limit is not None:
+        github["rate_limit"] = rate_limit
+    return harness.config(
+        server={"read_timeout_s": 30, "max_connections": max_conn,
+                "max_connections_per_client": per_client},
+        queue={"workers": 1},
+        sources=[github],
+        clusters=[{"name": "c", "kubeconfig": "kc"}],
+        apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+               "cluster": "c"}])
 
 
 class NofileDaemon(harness.Daemon):
@@ -150,7 +140,8 @@ class LimitsTest(unittest.TestCase):
                 break	# the backlog is full: fine, the load is there
         self.assertGreater(len(self.socks), effective)
         # Over a few seconds with every connection held, the process
-        # must be idle, not accepting and failing in a loop.
+        # must be idle, not accepting and failing in a loop: the backlog
+        # drains for half a second, then the window is measured.
         time.sleep(0.5)
         cpu0, t0 = cpu_seconds(d.proc.pid), time.time()
         time.sleep(3)
@@ -185,7 +176,10 @@ class LimitsTest(unittest.TestCase):
         d = self.daemon(harness.Daemon, config(max_conn=30, per_client=20))
         for _ in range(40):
             self.socks.append(connect(d.port))
-        time.sleep(0.3)
+        harness.wait_until(
+            lambda: 'cause="max_connections_per_client",outcome="refused"} 20'
+            in d.admin("GET", "/metrics").body.decode(),
+            timeout=10, what="the 20 connections past the client's share")
         statuses = [status_of(s) for s in self.socks]
         self.assertEqual(statuses[:20], [None] * 20, statuses)
         self.assertEqual(set(statuses[20:]), {503}, statuses)
@@ -214,7 +208,7 @@ class LimitsTest(unittest.TestCase):
         """rate_limit 1/s, burst 3: 30 unsigned POSTs (401, then 429)
         leave the signed sender's budget whole: its pushes get 202."""
         d = self.daemon(harness.Daemon,
-                        config(rate=", rate_limit: {rps: 1, burst: 3}"))
+                        config(rate_limit={"rps": 1, "burst": 3}))
         codes = [d.post("/hooks/github", b"{}").status for _ in range(30)]
         self.assertEqual(codes[:3], [401] * 3)
         self.assertEqual(set(codes[3:]), {429})

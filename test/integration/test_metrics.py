@@ -89,41 +89,25 @@ for line in sys.stdin.read().splitlines():
     git("update-ref", ref, c, old)
 '''
 
-CONFIG = """
-shutdown_timeout_s: 5
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-retry: {base_s: 1, max_s: 2, max_attempts: 2}
-sources:
-  - {name: github, type: github, secret_file: github.secret}
-  - {name: registry, type: registry, token_file: registry.token, verify_tag: false}
-repos:
-  - name: deploy
-    url: "%(git_url)s"
-    branch: main
-    auth: {username: deployer, password_file: git.password}
-clusters:
-  - {name: sim, kubeconfig: "%(kubeconfig)s"}
-apps:
-  - name: web
-    repo: deploy
-    path: apps/web
-    cluster: sim
-    namespace: default
-    images:
-      - {repository: "registry.test:5000/acme/web", policy: {semver: ">=1.0.0"}}
-    sync: {auto: true, timeout_s: 20}
-  - name: broken
-    repo: deploy
-    path: apps/broken
-    cluster: sim
-    namespace: default
-    notify: [ops-slack]
-notifiers:
-  - {name: ops-slack, type: slack, url_file: slack.url}
-"""
+CONFIG = harness.config(
+    sources=[{"name": "github", "type": "github",
+              "secret_file": "github.secret"},
+             {"name": "registry", "type": "registry",
+              "token_file": "registry.token", "verify_tag": False}],
+    repos=[{"name": "deploy", "url": "%(git_url)s", "branch": "main",
+            "auth": {"username": "deployer",
+                     "password_file": "git.password"}}],
+    apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+           "cluster": "sim", "namespace": "default",
+           "images": [{"repository": "registry.test:5000/acme/web",
+                       "policy": {"semver": ">=1.0.0"}}],
+           "sync": {"auto": True, "timeout_s": 20}},
+          {"name": "broken", "repo": "deploy", "path": "apps/broken",
+           "cluster": "sim", "namespace": "default", "notify": ["ops-slack"]}],
+    retry={"base_s": 1, "max_s": 2, "max_attempts": 2},
+    clusters=[{"name": "sim", "kubeconfig": "%(kubeconfig)s"}],
+    notifiers=[{"name": "ops-slack", "type": "slack",
+                "url_file": "slack.url"}])
 
 FAMILIES = {
     "gitopsd_webhooks_total": "counter",

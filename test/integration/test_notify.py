@@ -10,7 +10,6 @@ that outages lose nothing and send nothing twice, that a restart delivers
 what was pending, and that dedup sends one alert per failure."""
 import datetime
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -23,46 +22,39 @@ SECRET = "notify-test-secret"
 HOOK_SECRET = "hook-signing-key"
 CLONE_URL = "https://git.example.invalid/acme/deploy.git"
 
-CONFIG = """
-shutdown_timeout_s: 5
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-retry: {base_s: 1, max_s: 1, max_attempts: 1}
-notify: {max_attempts: %(notify_attempts)d, repeat_after_s: 3600, timeout_s: 3}
-links: {base_url: "https://gitopsd.test"}
-sources:
-  - {name: github, type: github, secret_file: github.secret}
-repos:
-  - {name: deploy, url: "%(clone)s", branch: main}
-apps:
-  - {name: web, repo: deploy, path: apps/web, cluster: c, notify: [%(notify)s]}
-clusters:
-  - {name: c, kubeconfig: c.kubeconfig}
-notifiers:
-%(notifiers)s
-"""
+
+def config(notify_attempts, notifiers):
+    return harness.config(
+        retry={"base_s": 1, "max_s": 1, "max_attempts": 1},
+        notify={"max_attempts": notify_attempts, "repeat_after_s": 3600,
+                "timeout_s": 3},
+        links={"base_url": "https://gitopsd.test"},
+        repos=[{"name": "deploy", "url": CLONE_URL, "branch": "main"}],
+        apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+               "cluster": "c", "notify": [n["name"] for n in notifiers]}],
+        clusters=harness.DEAD_CLUSTERS,
+        notifiers=notifiers)
 
 
 def slack(port):
-    return ("  - {name: ops-slack, type: slack, url_file: slack.url}\n",
+    return ({"name": "ops-slack", "type": "slack", "url_file": "slack.url"},
             {"slack.url": "http://127.0.0.1:%d/slack/T0/B0\n" % port})
 
 
 def hook(port):
-    return ("  - {name: audit, type: webhook, url: \"http://127.0.0.1:%d/hook\","
-            " secret_file: hook.secret, headers: {X-Env: prod},"
-            " title: \"{{app}} {{event}}\"}\n" % port,
+    return ({"name": "audit", "type": "webhook",
+             "url": "http://127.0.0.1:%d/hook" % port,
+             "secret_file": "hook.secret", "headers": {"X-Env": "prod"},
+             "title": "{{app}} {{event}}"},
             {"hook.secret": HOOK_SECRET})
 
 
-def mail(port, extra=""):
-    return ("  - {name: oncall-mail, type: email,"
-            " smtp_url: \"smtp://127.0.0.1:%d\", from: \"gitopsd"
-            " <gitopsd@example.test>\", to: [oncall@example.test,"
-            " dev@example.test], title: \"Échec {{app}}: {{kind}}\"%s}\n"
-            % (port, extra), {})
+def mail(port, **extra):
+    return (dict({"name": "oncall-mail", "type": "email",
+                  "smtp_url": "smtp://127.0.0.1:%d" % port,
+                  "from": "gitopsd <gitopsd@example.test>",
+                  "to": ["oncall@example.test", "dev@example.test"],
+                  "title": "Échec {{app}}: {{kind}}"}, **extra), {})
 
 
 def rfc3339(text):
@@ -77,15 +69,10 @@ class NotifyTest(unittest.TestCase):
         return r
 
     def daemon(self, parts, notify_attempts=10, tmp=None, ports=None):
-        notifiers = "".join(p[0] for p in parts)
         secrets = {"github.secret": SECRET, **harness.DEAD_CLUSTER_FILES}
         for p in parts:
             secrets.update(p[1])
-        names = ", ".join(re.search(r"name: ([\w-]+)", p[0]).group(1)
-                          for p in parts)
-        text = CONFIG % {"notify_attempts": notify_attempts,
-                         "clone": CLONE_URL, "notify": names,
-                         "notifiers": notifiers}
+        text = config(notify_attempts, [p[0] for p in parts])
         d = harness.Daemon(text, secrets=secrets, tmp=tmp, ports=ports)
         self.addCleanup(d.cleanup)
         d.start()
@@ -162,7 +149,7 @@ class NotifyTest(unittest.TestCase):
                             lambda js: js[0]["state"] == "succeeded")
         self.assertEqual(len(js), 1)
         self.assertEqual(js[0]["attempts"], 4)
-        time.sleep(2)
+        time.sleep(2)   # room for a duplicate: the absence is under test
         recs = http.records()
         self.assertEqual([r["status"] for r in recs], [500, 500, 429, 200])
         self.assertEqual(len({r["body"] for r in recs}), 1)
@@ -202,7 +189,7 @@ class NotifyTest(unittest.TestCase):
         self.push(d, "del-b", "3" * 40)
         self.wait_jobs(d, "sync", lambda js: len(js) == 2 and
                        all(j["state"] == "dead" for j in js))
-        time.sleep(2)
+        time.sleep(2)   # room for a second alert: the absence is under test
         self.assertEqual(len(http.records()), 1)
         # Another revision is another failure.
         self.push(d, "del-c", "4" * 40)
@@ -241,7 +228,7 @@ class NotifyTest(unittest.TestCase):
         js = self.wait_jobs(d2, "notify",
                             lambda js: js[0]["state"] == "succeeded")
         self.assertEqual(len(js), 1)
-        time.sleep(2)
+        time.sleep(2)   # room for a duplicate: the absence is under test
         self.assertEqual(len(http.records()), 1)
 
     def test_dead_after_max_attempts_error_visible(self):
@@ -259,9 +246,8 @@ class NotifyTest(unittest.TestCase):
         cert, key = make_cert(tmpd)
         smtp = self.receiver("smtp", cert=cert, key=key,
                              require_starttls=True, login="alerts:pw")
-        extra = (", require_tls: true, ca_file: \"%s\", username: alerts,"
-                 " password_file: smtp.pw" % cert)
-        part = mail(smtp.port, extra)
+        part = mail(smtp.port, require_tls=True, ca_file=cert,
+                    username="alerts", password_file="smtp.pw")
         d = self.daemon([(part[0], {"smtp.pw": "pw"})])
         self.push(d, "del-t", "7" * 40)
         mails = smtp.wait_records(1)
@@ -273,7 +259,7 @@ class NotifyTest(unittest.TestCase):
     def test_mail_password_never_in_clear(self):
         """A server without STARTTLS gets no AUTH: the attempt fails."""
         smtp = self.receiver("smtp", login="alerts:pw")
-        part = mail(smtp.port, ", username: alerts, password_file: smtp.pw")
+        part = mail(smtp.port, username="alerts", password_file="smtp.pw")
         d = self.daemon([(part[0], {"smtp.pw": "pw"})], notify_attempts=1)
         self.push(d, "del-p", "8" * 40)
         js = self.wait_jobs(d, "notify", lambda js: js[0]["state"] == "dead")
@@ -285,8 +271,8 @@ class NotifyTest(unittest.TestCase):
 
     def test_mail_allow_plaintext_auth(self):
         smtp = self.receiver("smtp", login="alerts:pw")
-        part = mail(smtp.port, ", username: alerts, password_file: smtp.pw,"
-                    " allow_plaintext_auth: true")
+        part = mail(smtp.port, username="alerts", password_file="smtp.pw",
+                    allow_plaintext_auth=True)
         d = self.daemon([(part[0], {"smtp.pw": "pw"})])
         self.push(d, "del-q", "9" * 40)
         mails = smtp.wait_records(1)

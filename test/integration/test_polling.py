@@ -36,26 +36,19 @@ spec:
           image: %s/acme/web:1.0.0
 """
 
-CONFIG = """
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-retry: {base_s: 1, max_s: 1, max_attempts: 2}
-registries:
-  - {host: "%(reg)s", insecure: true, username: ci, password_file: reg.pw}
-sources:
-  - {name: registry, type: registry, token_file: registry.token}
-repos:
-  - {name: deploy, url: "%(bare)s", branch: main}
-apps:
-  - name: web
-    repo: deploy
-    path: apps/web
-    images:
-      - {repository: "%(reg)s/acme/web", policy: {semver: "%(range)s"},
-         poll_interval_s: %(interval)d}
-"""
+def config(reg, bare, rng, interval):
+    return harness.config(
+        shutdown_timeout_s=None,
+        retry={"base_s": 1, "max_s": 1, "max_attempts": 2},
+        registries=[{"host": reg, "insecure": True, "username": "ci",
+                     "password_file": "reg.pw"}],
+        sources=[{"name": "registry", "type": "registry",
+                  "token_file": "registry.token"}],
+        repos=[{"name": "deploy", "url": bare, "branch": "main"}],
+        apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+               "images": [{"repository": reg + "/acme/web",
+                           "policy": {"semver": rng},
+                           "poll_interval_s": interval}]}])
 
 
 def verify_tool(args):
@@ -167,9 +160,7 @@ class DaemonPollTest(Base):
         git("commit", "-q", "-m", "initial", cwd=src)
         self.bare = os.path.join(self.work, "deploy.git")
         git("clone", "-q", "--bare", src, self.bare)
-        self.d = harness.Daemon(CONFIG % {"reg": reg_host,
-                                          "bare": self.bare, "range": rng,
-                                          "interval": interval},
+        self.d = harness.Daemon(config(reg_host, self.bare, rng, interval),
                                 secrets={"registry.token": TOKEN,
                                          "reg.pw": "pw-0123\n"})
         self.addCleanup(self.d.cleanup)

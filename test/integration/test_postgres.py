@@ -17,15 +17,18 @@ import uuid
 import harness
 import pg_server
 from e2e_peers import make_bare_repo
-from test_sync import CONFIG as SYNC_CONFIG, MANIFESTS, SECRET, Kubesim, git
+from test_sync import DEMO_APP, MANIFESTS, SECRET, SIM_KEYS, Kubesim, git
 
 # Trust authentication ignores it; it must still never be logged.
 DSN_PASSWORD = "never-logged-Pw-7f3a"
-SQLITE_STATE = 'state: {path: "{tmp}/state.db"}'
-PG_STATE = "state: {driver: postgres, dsn_file: pg.dsn}"
-# test_sync's app on the simulated cluster, its state in PostgreSQL.
-CONFIG = SYNC_CONFIG.replace(SQLITE_STATE, PG_STATE)
-assert CONFIG != SYNC_CONFIG
+
+
+def pg_config(state={"driver": "postgres", "dsn_file": "pg.dsn"}):
+    """test_sync's app on the simulated cluster, its state in PostgreSQL."""
+    return harness.config(state=state, apps=[DEMO_APP], **SIM_KEYS)
+
+
+CONFIG = pg_config()
 
 
 def push_body(bare, after):
@@ -299,11 +302,11 @@ class PostgresDaemonTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertNotIn(DSN_PASSWORD, out.stdout + out.stderr)
         for text, msg in (
-                ("state: {driver: postgres}",
+                ({"driver": "postgres"},
                  "driver postgres needs dsn_file or dsn_env"),
-                ("state: {driver: sqlite, dsn_file: pg.dsn}",
+                ({"driver": "sqlite", "dsn_file": "pg.dsn"},
                  "dsn_file and dsn_env need driver: postgres")):
-            d.write_config(CONFIG.replace(PG_STATE, text) % {
+            d.write_config(pg_config(text) % {
                     "url": self.bare, "kubeconfig": self.sim.kubeconfig})
             out = harness.run_tool([harness.binary(), "-t", "-c",
                                     d.config_path],

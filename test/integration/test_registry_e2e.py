@@ -118,29 +118,19 @@ spec:
           image: %(image)s
 """
 
-CONFIG = """
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-sources:
-  - {name: registry, type: registry, token_file: registry.token, verify_tag: false}
-registries:
-  - {host: "%(reg)s", insecure: true}
-repos:
-  - {name: deploy, url: "file://{tmp}/deploy.git", branch: main}
-apps:
-  - name: web
-    repo: deploy
-    path: apps/web
-    images:
-      - {repository: "%(reg)s/acme/web", policy: {semver: ">=1.0.0 <2.0.0"}}
-  - name: api
-    repo: deploy
-    path: apps/api
-    images:
-      - {repository: "%(reg)s/acme/api", policy: {semver: ">=1.0.0"}}
-"""
+CONFIG = harness.config(
+    shutdown_timeout_s=None,
+    sources=[{"name": "registry", "type": "registry",
+              "token_file": "registry.token", "verify_tag": False}],
+    repos=[{"name": "deploy", "url": "file://{tmp}/deploy.git",
+            "branch": "main"}],
+    apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+           "images": [{"repository": "%(reg)s/acme/web",
+                       "policy": {"semver": ">=1.0.0 <2.0.0"}}]},
+          {"name": "api", "repo": "deploy", "path": "apps/api",
+           "images": [{"repository": "%(reg)s/acme/api",
+                       "policy": {"semver": ">=1.0.0"}}]}],
+    registries=[{"host": "%(reg)s", "insecure": True}])
 
 
 class RegistryE2ETest(unittest.TestCase):

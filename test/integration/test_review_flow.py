@@ -54,35 +54,34 @@ spec:
 PREFIX = {"github": "/api/v3", "gitlab": "/api/v4", "gitea": "/api/v1",
           "bitbucket": "/2.0"}
 
-CONFIG = """
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-retry: {base_s: 1, max_s: 2, max_attempts: 3}
-sources:
-  - {name: registry, type: registry, token_file: registry.token, verify_tag: false}
-repos:
-  - name: deploy
-    url: "%(url)s"
-    branch: main
-    push_branch: "gitopsd/{{app}}-{{tag}}"
-    author: {name: gitopsd-bot, email: bot@acme.test}
-    pull_request:
-      provider: %(provider)s
-      api_url: "%(api)s"
-      token_file: api.token
-      title: "deploy({{app}}): {{image}} {{old}} -> {{new}}"
-      body: "Proposed by gitopsd for {{repo}}."
-      labels: [gitopsd, automated]
-apps:
-  - name: web
-    repo: deploy
-    path: apps/web
-    cluster: c
-    images:
-      - {repository: "%(reg)s/acme/web", policy: {semver: ">=1.0.0"}}
-""" + harness.DEAD_CLUSTER
+def config(url, provider, api, max_s=2, close_stale=False, auth=False,
+           **keys):
+    """The configuration of these tests: one repository whose updates are
+    proposed as pull requests through the provider's API at api."""
+    pr = {"provider": provider, "api_url": api, "token_file": "api.token",
+          "title": "deploy({{app}}): {{image}} {{old}} -> {{new}}",
+          "body": "Proposed by gitopsd for {{repo}}.",
+          "labels": ["gitopsd", "automated"]}
+    if close_stale:
+        pr["close_stale"] = True
+    repo = {"name": "deploy", "url": url, "branch": "main"}
+    if auth:
+        repo["auth"] = {"username": "deployer",
+                        "password_file": "git.password"}
+    repo.update({"push_branch": "gitopsd/{{app}}-{{tag}}",
+                 "author": {"name": "gitopsd-bot", "email": "bot@acme.test"},
+                 "pull_request": pr})
+    return harness.config(
+        shutdown_timeout_s=None,
+        retry={"base_s": 1, "max_s": max_s, "max_attempts": 3},
+        sources=[{"name": "registry", "type": "registry",
+                  "token_file": "registry.token", "verify_tag": False}],
+        repos=[repo],
+        apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+               "cluster": "c",
+               "images": [{"repository": REGISTRY + "/acme/web",
+                           "policy": {"semver": ">=1.0.0"}}]}],
+        clusters=harness.DEAD_CLUSTERS, **keys)
 
 
 class ReviewFlowBase(unittest.TestCase):
@@ -108,21 +107,13 @@ class ReviewFlowBase(unittest.TestCase):
                               "deploy", PREFIX[self.provider]).start()
         self.addCleanup(self.api.stop)
 
-    def start_daemon(self, token=API_TOKEN, max_s=2, extra="",
-                     close_stale=False):
-        cfg = CONFIG.replace("max_s: 2", "max_s: %d" % max_s)
-        if close_stale:
-            cfg = cfg.replace("labels: [gitopsd, automated]\n",
-                              "labels: [gitopsd, automated]\n"
-                              "      close_stale: true\n")
+    def start_daemon(self, token=API_TOKEN, max_s=2, close_stale=False,
+                     **keys):
         url = getattr(self, "bare_url", None)
-        if url:
-            cfg = cfg.replace("    branch: main\n", "    branch: main\n"
-                              "    auth: {username: deployer, "
-                              "password_file: git.password}\n", 1)
         self.d = harness.Daemon(
-            cfg % {"url": url or self.bare, "provider": self.provider,
-                      "api": self.api.url, "reg": REGISTRY} + extra,
+            config(url or self.bare, self.provider, self.api.url,
+                   max_s=max_s, close_stale=close_stale, auth=bool(url),
+                   **keys),
             secrets={"registry.token": REG_TOKEN + "\n",
                      "api.token": token + "\n",
                      "git.password": "s3cret-http\n",
@@ -339,7 +330,7 @@ class GitHubReviewTest(ReviewFlowBase, ReviewFlowMixin):
         # Not retried at once (retry.base_s 1 would, without Retry-After
         # honoured): no second listing within a few seconds.
         lists = len([r for r in self.api.requests if r["method"] == "GET"])
-        time.sleep(3)
+        time.sleep(3)   # the absence of a retry is under test
         self.assertEqual(len([r for r in self.api.requests
                               if r["method"] == "GET"]), lists)
         self.assertEqual(self.api.prs, [])
@@ -362,10 +353,12 @@ class GitHubReviewTest(ReviewFlowBase, ReviewFlowMixin):
         threading.Thread(target=sink.serve_forever, daemon=True).start()
         self.addCleanup(sink.server_close)
         self.addCleanup(sink.shutdown)
-        self.start_daemon(extra=(
-            "notify_default: [hook]\nnotifiers:\n  - {name: hook, type: "
-            "webhook, url: \"http://127.0.0.1:%d/hook\", on: [all], "
-            "body: \"PR {{pr_url}}\"}\n" % sink.server_address[1]))
+        self.start_daemon(
+            notify_default=["hook"],
+            notifiers=[{"name": "hook", "type": "webhook",
+                        "url": "http://127.0.0.1:%d/hook"
+                        % sink.server_address[1],
+                        "on": ["all"], "body": "PR {{pr_url}}"}])
         self.post_push("1.5.0", "a5a5a5a5-2222-3333-4444-555555555555")
         job = self.wait_job(self.finished())
         self.assertEqual(job["state"], "succeeded", job)
@@ -393,7 +386,7 @@ class GitHubOverHTTPReviewTest(ReviewFlowBase):
         http = GitHTTP(srv, "deployer", "s3cret-http").start()
         self.addCleanup(http.stop)
         self.bare_url = "http://127.0.0.1:%d/git/acme/deploy.git" % http.port
-        self.start_daemon(extra="")
+        self.start_daemon()
         main = git("rev-parse", "main", cwd=self.bare)
         for n, ev in enumerate(("11111111-aaaa-3333-4444-555555555555",
                                 "22222222-aaaa-3333-4444-555555555555")):

@@ -48,60 +48,46 @@ CASES = {
     "quay": "quay/push.case",
 }
 
-CONFIG = """
-shutdown_timeout_s: 5
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}", token_file: admin.token}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-retry: {base_s: 1, max_s: 1, max_attempts: 1}
-notify: {max_attempts: 5, timeout_s: 5}
-sources:
-%(sources)s
-repos:
-  - name: deploy
-    url: "%(git)s/deploy.git"
-    branch: main
-    auth: {username: deployer, password_file: git.password}
-  - name: locked
-    url: "%(git)s/locked.git"
-    branch: main
-    auth: {username: deployer, password_file: locked.password}
-clusters:
-  - {name: sim, kubeconfig: "%(kubeconfig)s"}
-apps:
-  - name: web
-    repo: deploy
-    path: apps/web
-    notify: [ops-slack, audit, mail]
-    images:
-      - {repository: "%(reg)s/acme/web", policy: {semver: ">=1.0.0"}}
-  - name: demo
-    repo: deploy
-    path: apps/demo
-    cluster: sim
-    namespace: demo
-    notify: [audit]
-    sync: {timeout_s: 30}
-  - name: vault
-    repo: locked
-    path: apps/vault
-    notify: [ops-slack, audit, mail]
-    images:
-      - {repository: "%(reg)s/acme/vault", policy: {semver: ">=1.0.0"}}
-notifiers:
-  - {name: ops-slack, type: slack, url_file: slack.url}
-  - {name: audit, type: webhook, url_file: hook.url, secret_file: hook.secret, on: [all]}
-  - name: mail
-    type: email
-    smtp_url: "smtp://127.0.0.1:%(smtp)d"
-    from: "gitopsd <gitopsd@example.test>"
-    to: [oncall@example.test]
-    require_tls: true
-    ca_file: "%(cert)s"
-    username: alerts
-    password_file: smtp.password
-"""
+def config(sources, git, kubeconfig, smtp, cert):
+    """Every kind of secret in use: sources, Git passwords, a cluster
+    token, notifier URLs, a signing key, an SMTP password, the admin
+    token."""
+    images = [{"repository": REGISTRY + "/acme/web",
+               "policy": {"semver": ">=1.0.0"}}]
+    return harness.config(
+        admin={"token_file": "admin.token"},
+        retry={"base_s": 1, "max_s": 1, "max_attempts": 1},
+        notify={"max_attempts": 5, "timeout_s": 5},
+        sources=sources,
+        repos=[{"name": "deploy", "url": git + "/deploy.git",
+                "branch": "main",
+                "auth": {"username": "deployer",
+                         "password_file": "git.password"}},
+               {"name": "locked", "url": git + "/locked.git",
+                "branch": "main",
+                "auth": {"username": "deployer",
+                         "password_file": "locked.password"}}],
+        clusters=[{"name": "sim", "kubeconfig": kubeconfig}],
+        apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+               "notify": ["ops-slack", "audit", "mail"], "images": images},
+              {"name": "demo", "repo": "deploy", "path": "apps/demo",
+               "cluster": "sim", "namespace": "demo", "notify": ["audit"],
+               "sync": {"timeout_s": 30}},
+              {"name": "vault", "repo": "locked", "path": "apps/vault",
+               "notify": ["ops-slack", "audit", "mail"],
+               "images": [{"repository": REGISTRY + "/acme/vault",
+                           "policy": {"semver": ">=1.0.0"}}]}],
+        notifiers=[{"name": "ops-slack", "type": "slack",
+                    "url_file": "slack.url"},
+                   {"name": "audit", "type": "webhook",
+                    "url_file": "hook.url", "secret_file": "hook.secret",
+                    "on": ["all"]},
+                   {"name": "mail", "type": "email",
+                    "smtp_url": "smtp://127.0.0.1:%d" % smtp,
+                    "from": "gitopsd <gitopsd@example.test>",
+                    "to": ["oncall@example.test"], "require_tls": True,
+                    "ca_file": cert, "username": "alerts",
+                    "password_file": "smtp.password"}])
 
 WEB = """apiVersion: apps/v1
 kind: Deployment
@@ -191,9 +177,11 @@ class SecretsHygieneTest(unittest.TestCase):
         sources, files = [], {}
         for t in CASES:
             name = "ci" if t == "generic-hmac" else t
-            extra = ", verify_tag: false" if t == "registry" else ""
-            sources.append("  - {name: %s, type: %s, secret_file: %s.secret%s}"
-                           % (name, t, name, extra))
+            src = {"name": name, "type": t,
+                   "secret_file": name + ".secret"}
+            if t == "registry":
+                src["verify_tag"] = False
+            sources.append(src)
             files[name + ".secret"] = self.s[t] + "\n"
         files.update({
             "git.password": self.s["git.password"] + "\n",
@@ -207,11 +195,9 @@ class SecretsHygieneTest(unittest.TestCase):
             "admin.token": self.s["admin.token"] + "\n",
         })
         self.files = files
-        self.d = harness.Daemon(CONFIG % {
-            "sources": "\n".join(sources),
-            "git": "http://127.0.0.1:%d/git" % self.http_git.port,
-            "kubeconfig": self.sim.kubeconfig, "reg": REGISTRY,
-            "smtp": self.smtp.port, "cert": cert}, secrets=files)
+        self.d = harness.Daemon(config(
+            sources, "http://127.0.0.1:%d/git" % self.http_git.port,
+            self.sim.kubeconfig, self.smtp.port, cert), secrets=files)
         self.addCleanup(self.d.cleanup)
         # Every form a secret could leak in.
         needles = {k: [v] for k, v in self.s.items()}
@@ -403,14 +389,11 @@ class SecretFileModeTest(unittest.TestCase):
     `gitopsd -t` and in the log at start; a 0600 one is not."""
 
     def test_readable_secret_warned_at_check_and_start(self):
-        d = harness.Daemon("""
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}", token_file: admin.token}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-sources:
-  - {name: github, type: github, secret_file: github.secret}
-""", secrets={"github.secret": "s3cret", "admin.token": "t0ken"})
+        d = harness.Daemon(
+            harness.config(shutdown_timeout_s=None,
+                           admin={"token_file": "admin.token"},
+                           repos=None, apps=None),
+            secrets={"github.secret": "s3cret", "admin.token": "t0ken"})
         self.addCleanup(d.cleanup)
         loose = os.path.join(d.tmp, "github.secret")
         os.chmod(loose, 0o604)

@@ -13,14 +13,10 @@ import harness
 
 ROOT = harness.ROOT
 
-CONFIG = """
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-sources:
-  - {name: github, type: github, secret_file: github.secret}
-"""
+CONFIG = harness.config(
+    shutdown_timeout_s=None,
+    repos=None,
+    apps=None)
 
 
 def listener():

@@ -222,11 +222,22 @@ class KubesimTest(unittest.TestCase):
         base = "/apis/apps/v1/namespaces/ro/deployments/"
         self.sim.apply(base + "good", deploy("good", "nginx:1"))
         self.sim.apply(base + "bad", deploy("bad", "nginx:1-never-ready"))
-        time.sleep(0.6)
-        st, good = self.sim.call("GET", base + "good")
+
+        def rolled(name, done):
+            st, d = self.sim.call("GET", base + name)
+            return d if done(d.get("status", {})) else None
+
+        # The simulator decides each rollout after its ready delay (0.5 s).
+        good = harness.wait_until(
+            lambda: rolled("good", lambda s: s.get("availableReplicas")),
+            timeout=10, what="the good rollout")
         self.assertEqual(good["status"]["availableReplicas"], 3)
         self.assertEqual(good["status"]["observedGeneration"], 1)
-        st, bad = self.sim.call("GET", base + "bad")
+        bad = harness.wait_until(
+            lambda: rolled("bad", lambda s: [
+                c for c in s.get("conditions", [])
+                if c["type"] == "Progressing" and c["status"] == "False"]),
+            timeout=10, what="the bad rollout's deadline")
         prog = [c for c in bad["status"]["conditions"]
                 if c["type"] == "Progressing"][0]
         self.assertEqual((prog["status"], prog["reason"]),
@@ -254,27 +265,16 @@ class KubesimTest(unittest.TestCase):
 
 SECRET = "sync-e2e-secret"
 
-CONFIG = """
-shutdown_timeout_s: 5
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-retry: {base_s: 1, max_s: 2, max_attempts: 2}
-sources:
-  - {name: github, type: github, secret_file: github.secret}
-repos:
-  - {name: deploy, url: "%(url)s", branch: main}
-clusters:
-  - {name: sim, kubeconfig: "%(kubeconfig)s"}
-apps:
-  - name: demo
-    repo: deploy
-    path: apps/demo
-    cluster: sim
-    namespace: demo
-    sync: {auto: true, prune: true, timeout_s: 30}
-"""
+# The repository and the simulator's cluster; the apps differ.
+SIM_KEYS = {
+    "repos": [{"name": "deploy", "url": "%(url)s", "branch": "main"}],
+    "retry": {"base_s": 1, "max_s": 2, "max_attempts": 2},
+    "clusters": [{"name": "sim", "kubeconfig": "%(kubeconfig)s"}],
+}
+DEMO_APP = {"name": "demo", "repo": "deploy", "path": "apps/demo",
+            "cluster": "sim", "namespace": "demo",
+            "sync": {"auto": True, "prune": True, "timeout_s": 30}}
+CONFIG = harness.config(apps=[DEMO_APP], **SIM_KEYS)
 
 MANIFESTS = {
     "apps/demo/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n"
@@ -472,16 +472,11 @@ class SyncEndToEndTest(unittest.TestCase):
         self.assertNotEqual(app.get("health"), "Healthy")
 
 
-HOSTILE_CONFIG = CONFIG[:CONFIG.index("apps:\n")] + """\
-apps:
-  - name: demo
-    repo: deploy
-    path: deploy
-    cluster: sim
-    namespace: default
-    sync: {auto: true}
-    render: {command: [cat, leak.yaml]}
-"""
+HOSTILE_CONFIG = harness.config(
+    apps=[{"name": "demo", "repo": "deploy", "path": "deploy",
+           "cluster": "sim", "namespace": "default", "sync": {"auto": True},
+           "render": {"command": ["cat", "leak.yaml"]}}],
+    **SIM_KEYS)
 
 
 @unittest.skipUnless(daemon_built(), "gitopsd not built")

@@ -30,25 +30,16 @@ spec:
           image: %s/acme/web:1.0.0
 """
 
-CONFIG = """
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}"}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-retry: {base_s: 1, max_s: 1, max_attempts: 2}
-registries:
-  - {host: "%(reg)s", insecure: true}
-sources:
-  - {name: registry, type: registry, token_file: registry.token}
-repos:
-  - {name: deploy, url: "%(bare)s", branch: main}
-apps:
-  - name: web
-    repo: deploy
-    path: apps/web
-    images:
-      - {repository: "%(reg)s/acme/web", policy: {semver: ">=1.0.0"}}
-"""
+CONFIG = harness.config(
+    shutdown_timeout_s=None,
+    sources=[{"name": "registry", "type": "registry",
+              "token_file": "registry.token"}],
+    repos=[{"name": "deploy", "url": "%(bare)s", "branch": "main"}],
+    apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
+           "images": [{"repository": "%(reg)s/acme/web",
+                       "policy": {"semver": ">=1.0.0"}}]}],
+    retry={"base_s": 1, "max_s": 1, "max_attempts": 2},
+    registries=[{"host": "%(reg)s", "insecure": True}])
 
 
 def git(*args, cwd=None):

@@ -31,35 +31,21 @@ DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SECRET = "web-secret"
 TOKEN = "web-admin-token-0123456789"
 
-CONFIG = """
-shutdown_timeout_s: 5
-server: {listen: "127.0.0.1:{port}"}
-admin: {listen: "127.0.0.1:{admin_port}", token_file: admin.token}
-state: {path: "{tmp}/state.db"}
-workdir: "{tmp}/repos"
-retry: {base_s: 1, max_s: 2, max_attempts: 2}
-sources:
-  - {name: github, type: github, secret_file: github.secret}
-repos:
-  - {name: deploy, url: "%(url)s", branch: main}
-clusters:
-  - {name: sim, kubeconfig: "%(kubeconfig)s"}
-notifiers:
-  - {name: audit, type: webhook, url: "http://127.0.0.1:9/", on: [all]}
-notify_default: [audit]
-apps:
-  - name: demo
-    repo: deploy
-    path: apps/demo
-    cluster: sim
-    namespace: demo
-    sync: {auto: true, prune: true, timeout_s: 30}
-  - name: billing
-    repo: deploy
-    path: apps/billing
-    images:
-      - {repository: registry.example/billing, policy: {semver: ">=1"}}
-"""
+# Everything but the admin token.
+WEB_KEYS = dict(
+    repos=[{"name": "deploy", "url": "%(url)s", "branch": "main"}],
+    apps=[{"name": "demo", "repo": "deploy", "path": "apps/demo",
+           "cluster": "sim", "namespace": "demo",
+           "sync": {"auto": True, "prune": True, "timeout_s": 30}},
+          {"name": "billing", "repo": "deploy", "path": "apps/billing",
+           "images": [{"repository": "registry.example/billing",
+                       "policy": {"semver": ">=1"}}]}],
+    retry={"base_s": 1, "max_s": 2, "max_attempts": 2},
+    clusters=[{"name": "sim", "kubeconfig": "%(kubeconfig)s"}],
+    notifiers=[{"name": "audit", "type": "webhook",
+                "url": "http://127.0.0.1:9/", "on": ["all"]}],
+    notify_default=["audit"])
+CONFIG = harness.config(admin={"token_file": "admin.token"}, **WEB_KEYS)
 
 DEPLOY = """apiVersion: apps/v1
 kind: Deployment
@@ -398,7 +384,7 @@ class StatusPageNoTokenTest(unittest.TestCase):
     (the listener stays loopback-only)."""
 
     def test_stream_headers_and_messages(self):
-        d = harness.Daemon(CONFIG.replace(", token_file: admin.token", "")
+        d = harness.Daemon(harness.config(**WEB_KEYS)
                            % {"url": "/nonexistent", "kubeconfig":
                               "c.kubeconfig"},
                            secrets=dict(harness.DEAD_CLUSTER_FILES,

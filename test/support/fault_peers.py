@@ -48,14 +48,7 @@ def git(*args, cwd=None, check=True):
 
 def wait_for(what, fn, timeout=30, interval=0.1):
     """fn() until it returns something true; AssertionError after timeout."""
-    deadline = time.time() + timeout * harness.TIMEOUT_SCALE
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+    return harness.wait_until(fn, timeout, interval, what)
 
 
 def make_repo(root, name, files):

@@ -1,10 +1,12 @@
 """Start and stop real gitopsd processes for integration tests.
 
-Daemon(config_text) writes the configuration (with {tmp}, {port}, {admin_port}
-placeholders filled in) into a fresh temporary directory, starts
-$GITOPSD_BUILD/gitopsd on 127.0.0.1 with free ports, waits for /readyz, and
-stops it (SIGTERM, then SIGKILL) in stop().  Every test that starts one
-stops it in tearDown or a finally block.
+config(**keys) builds the YAML text of a configuration from the defaults
+every test shares.  Daemon(config_text) writes the configuration (with
+{tmp}, {port}, {admin_port} placeholders filled in) into a fresh temporary
+directory, starts $GITOPSD_BUILD/gitopsd on 127.0.0.1 with free ports,
+waits for /readyz, and stops it (SIGTERM, then SIGKILL) in stop().  Every
+test that starts one stops it in tearDown or a finally block.
+wait_until(pred) waits on a condition where a test would otherwise sleep.
 """
 import hashlib
 import hmac
@@ -18,6 +20,8 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+
+import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("GITOPSD_BUILD", "build-san")
@@ -224,11 +228,72 @@ class Daemon:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+# The configuration every integration test starts from: listeners on the
+# daemon's free ports, state and work tree in its temporary directory, one
+# GitHub source, one repository that is never reached, one app.
+BASE_CONFIG = {
+    "shutdown_timeout_s": 5,
+    "server": {"listen": "127.0.0.1:{port}"},
+    "admin": {"listen": "127.0.0.1:{admin_port}"},
+    "state": {"path": "{tmp}/state.db"},
+    "workdir": "{tmp}/repos",
+    "sources": [{"name": "github", "type": "github",
+                 "secret_file": "github.secret"}],
+    "repos": [{"name": "deploy",
+               "url": "https://git.example.invalid/acme/deploy.git",
+               "branch": "main"}],
+    "apps": [{"name": "web", "repo": "deploy", "path": "apps/web"}],
+}
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    """Writes a value shared between two keys twice: gitopsd refuses YAML
+    aliases."""
+
+    def ignore_aliases(self, data):
+        return True
+
+
+def config(**keys):
+    """YAML text of BASE_CONFIG with the top-level keys given replaced or
+    added; None drops a key.  server and admin add to the listener
+    (limits, TLS, a token); another listen address replaces it.  Strings
+    keep their {tmp}, {port}, {admin_port} placeholders for
+    Daemon.fill()."""
+    doc = dict(BASE_CONFIG)
+    for key, value in keys.items():
+        if value is None:
+            doc.pop(key, None)
+        elif key in ("server", "admin"):
+            doc[key] = dict(BASE_CONFIG[key], **value)
+        else:
+            doc[key] = value
+    return yaml.dump(doc, Dumper=_ConfigDumper, sort_keys=False,
+                     default_flow_style=None, allow_unicode=True,
+                     width=1 << 16)
+
+
+def wait_until(pred, timeout=30, interval=0.05, what=None):
+    """Poll pred() until it returns a true value, and return that value;
+    fails after timeout seconds (scaled under Valgrind) naming what."""
+    deadline = time.time() + timeout * TIMEOUT_SCALE
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.time() >= deadline:
+            raise AssertionError("timed out waiting for %s (last: %r)" % (
+                what or getattr(pred, "__name__", "a condition"), got))
+        time.sleep(interval)
+
+
 # A cluster whose API server is not there (port 1), for configurations
 # whose apps must get sync jobs: an app without a cluster is updated in
-# Git only and never synced.  Add DEAD_CLUSTER to the configuration,
-# "cluster: c" to the apps, and DEAD_CLUSTER_FILES to the secrets.
+# Git only and never synced.  Add DEAD_CLUSTER to the configuration text
+# (or clusters=DEAD_CLUSTERS to config()), "cluster: c" to the apps, and
+# DEAD_CLUSTER_FILES to the secrets.
 DEAD_CLUSTER = "clusters:\n  - {name: c, kubeconfig: c.kubeconfig}\n"
+DEAD_CLUSTERS = [{"name": "c", "kubeconfig": "c.kubeconfig"}]
 DEAD_CLUSTER_FILES = {"c.kubeconfig": (
     "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n"
     "  cluster: {server: \"https://127.0.0.1:1\"}\nusers:\n"

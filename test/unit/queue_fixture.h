@@ -247,13 +247,9 @@ qfx_close(struct qfx *fx)
 static QFX_UNUSED void
 qfx_teardown(struct qfx *fx)
 {
-	char	 cmd[128];
-
 	qfx_close(fx);
 	event_base_free(fx->base);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", fx->dir);
+	util_rmtree(fx->dir);
 }
 
 static void

@@ -36,14 +36,9 @@ setup_tmp(void **state)
 static int
 teardown_tmp(void **state)
 {
-	char	*cmd;
-	int	 rc;
-
 	(void)state;
-	cmd = xasprintf("rm -rf '%s'", tmpdir);
-	rc = system(cmd);
-	free(cmd);
-	return rc == 0 ? 0 : -1;
+	util_rmtree(tmpdir);
+	return 0;
 }
 
 /* Writes tmpdir/rel (creating directories); returns the absolute path. */

@@ -1,6 +1,7 @@
 /*
- * Unit tests for git.c against real bare repositories (file://, git daemon,
- * git http-backend behind lighttpd with basic auth) and known_hosts checks.
+ * git.c against real bare repositories (file://, git daemon, git
+ * http-backend behind lighttpd with basic auth) and known_hosts checks.
+ * Run from the repository root by test_cmocka_suites.py.
  */
 #include <stdarg.h>
 #include <stddef.h>

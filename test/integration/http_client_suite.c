@@ -1,7 +1,7 @@
 /*
  * Tests for daemon/http_client.c: a libevent loop drives libcurl against
  * real receivers on 127.0.0.1 (test/support/notify_sink.py: an HTTP sink
- * and aiosmtpd, plain and with STARTTLS).
+ * and aiosmtpd, plain and with STARTTLS).  Run by test_cmocka_suites.py.
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -24,6 +24,8 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 
+#include "test_json.h"
+
 extern char **environ;
 
 struct test_sink {
@@ -156,20 +158,6 @@ test_sink_records(const struct test_sink *s)
 	free(line);
 	fclose(f);
 	return arr;
-}
-
-static const char *
-test_json_str(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int
-test_json_true(const cJSON *o, const char *key)
-{
-	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, key));
 }
 
 static void

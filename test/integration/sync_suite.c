@@ -1,7 +1,8 @@
 /*
  * Sync tests against the Kubernetes API simulator (test/support/kubesim.py,
  * started by the group setup on 127.0.0.1) with manifests committed to a
- * real Git repository (libgit2) in a temporary directory.
+ * real Git repository (libgit2) in a temporary directory.  Run from the
+ * repository root by test_cmocka_suites.py.
  */
 #include <stdarg.h>
 #include <stddef.h>
