@@ -41,6 +41,9 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "config_schema.h"
+#include "handler.h"
+#include "notifier.h"
 #include "pr.h"
 #include "util.h"
 
@@ -56,7 +59,7 @@ enum node_kind {
 	NODE_SEQ,
 };
 
-struct node {
+struct config_node {
 	enum node_kind	 kind;
 	int		 line;		/* 1-based */
 	int		 col;
@@ -66,7 +69,7 @@ struct node {
 	int		 plain;		/* unquoted, untagged: may be null/bool/int */
 	int		 null;		/* ~, null, empty or !!null */
 	/* map: kids[0]=key0, kids[1]=value0, ...; seq: items */
-	struct node	**kids;
+	struct config_node	**kids;
 	size_t		 nkids;
 	size_t		 allockids;
 };
@@ -101,7 +104,7 @@ struct config_marks {
 };
 
 /* State of one load. */
-struct ctx {
+struct config_walk {
 	const char		*file;		/* as named in messages */
 	char			*basedir;	/* relative paths resolve here */
 	struct diags		 errors;
@@ -113,31 +116,6 @@ struct ctx {
 };
 
 /* ---- schema */
-
-enum key_type {
-	T_STR,
-	T_NAME,			/* string, [A-Za-z0-9._-]+ */
-	T_PATH,			/* relative: against the config's directory */
-	T_KUBECONFIG,		/* path, or the literal "in-cluster" */
-	T_REPO_URL,		/* URL, scp-like, or a local path (resolved) */
-	T_FILE,			/* path to a file that must be readable now */
-	T_INT,
-	T_SIZE,
-	T_BOOL,
-	T_DOUBLE,
-	T_LISTEN,
-	T_STRLIST,
-	T_FLAGS,
-	T_ENUM,
-	T_TABLE,
-	T_LIST,
-	T_HEADERS,
-	T_SECRET_FILE,		/* off: path, off2: contents */
-	T_SECRET_ENV,		/* off: variable name, off2: contents */
-	T_SRC_SECRET_FILE,	/* off: secrets, off2: nsecrets, off3: paths */
-	T_SRC_SECRET_FILES,
-	T_SRC_SECRET_ENV,
-};
 
 static const char *const key_type_names[] = {
 	[T_STR] = "string",
@@ -164,81 +142,48 @@ static const char *const key_type_names[] = {
 	[T_SRC_SECRET_ENV] = "environment variable name",
 };
 
-#define KEY_REQUIRED	0x1
-#define KEY_NOSTORE	0x2	/* validated only; a check reads the node */
-#define KEY_FREE_SHARED	0x4	/* frees off2/off3 shared with sibling keys */
-#define KEY_PRIVATE	0x8	/* T_FILE holding a private key: mode checked */
-
-struct cfg_enum {
-	const char	*name;
-	int		 value;
-};
-
-/*
- * One row per key.  Rows open with the name and type, positionally (tools
- * and tests scan for `{ "name", T_TYPE,`), then designated fields.
- */
-struct cfg_table;
-struct cfg_key {
-	const char		*name;
-	enum key_type		 type;
-	size_t			 off;
-	size_t			 off2;
-	size_t			 off3;
-	long long		 min;
-	long long		 max;
-	const char		*def;
-	int			 flags;
-	const struct cfg_table	*sub;
-	const struct cfg_enum	*enums;
-	const char		*help;
-};
-
-struct cfg_table {
-	const char		*name;
-	size_t			 size;		/* element size for lists */
-	const struct cfg_key	*keys;
-	size_t			 nkeys;
-	/* Checks that span keys; map is NULL when the table was absent. */
-	void			(*check)(struct ctx *, void *obj,
-				    const struct node *map, const struct node *at);
+struct config_table {
+	const char			*name;
+	size_t				 size;	/* element size for lists */
+	const struct config_key		*keys;
+	size_t				 nkeys;
+	config_check_fn			*check;
+	const struct config_family	*family;	/* entries are plug-ins */
 };
 
 #define TABLE(n, type, k, chk) \
 	{ .name = n, .size = sizeof(type), .keys = k, .nkeys = nitems(k), \
 	  .check = chk }
 
-static void	check_server(struct ctx *, void *, const struct node *,
-		    const struct node *);
-static void	check_admin(struct ctx *, void *, const struct node *,
-		    const struct node *);
-static void	check_retry(struct ctx *, void *, const struct node *,
-		    const struct node *);
-static void	check_state(struct ctx *, void *, const struct node *,
-		    const struct node *);
-static void	check_links(struct ctx *, void *, const struct node *,
-		    const struct node *);
-static void	check_source(struct ctx *, void *, const struct node *,
-		    const struct node *);
-static void	check_rate_limit(struct ctx *, void *, const struct node *,
-		    const struct node *);
-static void	check_repo_auth(struct ctx *, void *, const struct node *,
-		    const struct node *);
-static void	check_repo(struct ctx *, void *, const struct node *,
-		    const struct node *);
-static void	check_repo_pr(struct ctx *, void *, const struct node *,
-		    const struct node *);
-static void	check_app(struct ctx *, void *, const struct node *,
-		    const struct node *);
-static void	check_policy(struct ctx *, void *, const struct node *,
-		    const struct node *);
-static void	check_notifier(struct ctx *, void *, const struct node *,
-		    const struct node *);
+static void	check_server(struct config_walk *, void *, const struct config_node *,
+		    const struct config_node *);
+static void	check_admin(struct config_walk *, void *, const struct config_node *,
+		    const struct config_node *);
+static void	check_retry(struct config_walk *, void *, const struct config_node *,
+		    const struct config_node *);
+static void	check_state(struct config_walk *, void *, const struct config_node *,
+		    const struct config_node *);
+static void	check_links(struct config_walk *, void *, const struct config_node *,
+		    const struct config_node *);
+static void	check_source(struct config_walk *, void *, const struct config_node *,
+		    const struct config_node *);
+static void	check_rate_limit(struct config_walk *, void *, const struct config_node *,
+		    const struct config_node *);
+static void	check_repo_auth(struct config_walk *, void *, const struct config_node *,
+		    const struct config_node *);
+static void	check_repo(struct config_walk *, void *, const struct config_node *,
+		    const struct config_node *);
+static void	check_repo_pr(struct config_walk *, void *, const struct config_node *,
+		    const struct config_node *);
+static void	check_app(struct config_walk *, void *, const struct config_node *,
+		    const struct config_node *);
+static void	check_policy(struct config_walk *, void *, const struct config_node *,
+		    const struct config_node *);
 
 #define O(type, field)	offsetof(type, field)
 
 /* server.tls: its keys live in struct config_server */
-static const struct cfg_key server_tls_keys[] = {
+static const struct config_key server_tls_keys[] = {
 	{ "cert_file", T_FILE,
 	  .off = O(struct config_server, tls_cert_file),
 	  .help =
@@ -247,10 +192,10 @@ static const struct cfg_key server_tls_keys[] = {
 	  .off = O(struct config_server, tls_key_file), .flags = KEY_PRIVATE,
 	  .help = "PEM private key of cert_file" },
 };
-static const struct cfg_table server_tls_table =
+static const struct config_table server_tls_table =
     TABLE("tls", struct config_server, server_tls_keys, NULL);
 
-static const struct cfg_key server_keys[] = {
+static const struct config_key server_keys[] = {
 	{ "listen", T_LISTEN,
 	  .off = O(struct config_server, listen), .def = "0.0.0.0:8080",
 	  .help =
@@ -286,10 +231,10 @@ static const struct cfg_key server_keys[] = {
 	  .sub = &server_tls_table,
 	  .help = "optional TLS for the public listener" },
 };
-static const struct cfg_table server_table =
+static const struct config_table server_table =
     TABLE("server", struct config_server, server_keys, check_server);
 
-static const struct cfg_key admin_keys[] = {
+static const struct config_key admin_keys[] = {
 	{ "listen", T_LISTEN,
 	  .off = O(struct config_admin, listen), .def = "127.0.0.1:9090",
 	  .help = "admin API, /metrics and /readyz listener" },
@@ -317,16 +262,16 @@ static const struct cfg_key admin_keys[] = {
 	    "allow a listener beyond loopback without token_file or "
 	    "token_env" },
 };
-static const struct cfg_table admin_table =
+static const struct config_table admin_table =
     TABLE("admin", struct config_admin, admin_keys, check_admin);
 
-static const struct cfg_enum state_driver_enums[] = {
+static const struct config_enum state_driver_enums[] = {
 	{ "sqlite", CONFIG_STATE_SQLITE },
 	{ "postgres", CONFIG_STATE_POSTGRES },
 	{ NULL, 0 },
 };
 
-static const struct cfg_key state_keys[] = {
+static const struct config_key state_keys[] = {
 	{ "driver", T_ENUM,
 	  .off = O(struct config_state, driver), .def = "sqlite",
 	  .enums = state_driver_enums,
@@ -356,10 +301,10 @@ static const struct cfg_key state_keys[] = {
 	  .def = "30",
 	  .help = "days finished jobs are kept" },
 };
-static const struct cfg_table state_table =
+static const struct config_table state_table =
     TABLE("state", struct config_state, state_keys, check_state);
 
-static const struct cfg_key queue_keys[] = {
+static const struct config_key queue_keys[] = {
 	{ "max_queued", T_INT,
 	  .off = O(struct config_queue, max_queued), .min = 1,
 	  .max = 100000000, .def = "100000",
@@ -369,10 +314,10 @@ static const struct cfg_key queue_keys[] = {
 	  .def = "4",
 	  .help = "worker threads running jobs" },
 };
-static const struct cfg_table queue_table =
+static const struct config_table queue_table =
     TABLE("queue", struct config_queue, queue_keys, NULL);
 
-static const struct cfg_key retry_keys[] = {
+static const struct config_key retry_keys[] = {
 	{ "base_s", T_INT,
 	  .off = O(struct config_retry, base_s), .min = 1, .max = 86400,
 	  .def = "5",
@@ -386,10 +331,10 @@ static const struct cfg_key retry_keys[] = {
 	  .def = "8",
 	  .help = "attempts before a job is dead and an alert is sent" },
 };
-static const struct cfg_table retry_table =
+static const struct config_table retry_table =
     TABLE("retry", struct config_retry, retry_keys, check_retry);
 
-static const struct cfg_key git_keys[] = {
+static const struct config_key git_keys[] = {
 	{ "push_retries", T_INT,
 	  .off = O(struct config_git, push_retries), .max = 100, .def = "5",
 	  .help =
@@ -404,10 +349,10 @@ static const struct cfg_key git_keys[] = {
 	  .off = O(struct config_git, commit_message),
 	  .help = "commit message template of image updates; unset: built-in" },
 };
-static const struct cfg_table git_table =
+static const struct config_table git_table =
     TABLE("git", struct config_git, git_keys, NULL);
 
-static const struct cfg_key notify_opts_keys[] = {
+static const struct config_key notify_opts_keys[] = {
 	{ "max_attempts", T_INT,
 	  .off = O(struct config_notify_opts, max_attempts), .min = 1,
 	  .max = 1000, .def = "10",
@@ -423,20 +368,20 @@ static const struct cfg_key notify_opts_keys[] = {
 	  .max = 600, .def = "10",
 	  .help = "timeout of one delivery" },
 };
-static const struct cfg_table notify_opts_table =
+static const struct config_table notify_opts_table =
     TABLE("notify", struct config_notify_opts, notify_opts_keys, NULL);
 
-static const struct cfg_key links_keys[] = {
+static const struct config_key links_keys[] = {
 	{ "base_url", T_STR,
 	  .off = O(struct config, links_base_url),
 	  .help =
 	    "http(s) URL prefix for links in alerts (the admin API as "
 	    "users reach it)" },
 };
-static const struct cfg_table links_table =
+static const struct config_table links_table =
     TABLE("links", struct config, links_keys, check_links);
 
-static const struct cfg_key registry_keys[] = {
+static const struct config_key registry_keys[] = {
 	{ "host", T_STR,
 	  .off = O(struct config_registry, host), .flags = KEY_REQUIRED,
 	  .help =
@@ -457,10 +402,10 @@ static const struct cfg_key registry_keys[] = {
 	  .off = O(struct config_registry, insecure), .def = "false",
 	  .help = "plain HTTP instead of HTTPS" },
 };
-static const struct cfg_table registry_table =
+static const struct config_table registry_table =
     TABLE("registries", struct config_registry, registry_keys, NULL);
 
-static const struct cfg_key rate_limit_keys[] = {
+static const struct config_key rate_limit_keys[] = {
 	{ "rps", T_DOUBLE,
 	  .off = O(struct config_rate_limit, rps), .max = 1000000, .def = "0",
 	  .help = "requests per second accepted (0: unlimited)" },
@@ -468,19 +413,17 @@ static const struct cfg_key rate_limit_keys[] = {
 	  .off = O(struct config_rate_limit, burst), .min = 1, .max = 1000000,
 	  .help = "bucket size; default max(1, rps)" },
 };
-static const struct cfg_table rate_limit_table =
+static const struct config_table rate_limit_table =
     TABLE("rate_limit", struct config_rate_limit, rate_limit_keys,
     check_rate_limit);
 
-static const struct cfg_key source_keys[] = {
+static const struct config_key source_keys[] = {
 	{ "name", T_NAME,
 	  .off = O(struct config_source, name), .flags = KEY_REQUIRED,
 	  .help = "unique; the webhook URL is /hooks/NAME" },
 	{ "type", T_STR,
 	  .off = O(struct config_source, type), .flags = KEY_REQUIRED,
-	  .help =
-	    "sender: github, gitlab, gitea, bitbucket, registry, "
-	    "dockerhub, harbor, quay, generic-hmac" },
+	  .help = "sender" },
 	{ "secret_file", T_SRC_SECRET_FILE,
 	  .off = O(struct config_source, secrets),
 	  .off2 = O(struct config_source, nsecrets),
@@ -523,10 +466,13 @@ static const struct cfg_key source_keys[] = {
 	  .sub = &rate_limit_table,
 	  .help = "per-source request rate limit (429 above)" },
 };
-static const struct cfg_table source_table =
-    TABLE("sources", struct config_source, source_keys, check_source);
+static const struct config_table source_table = {
+	.name = "sources", .size = sizeof(struct config_source),
+	.keys = source_keys, .nkeys = nitems(source_keys),
+	.check = check_source, .family = &handler_config_family,
+};
 
-static const struct cfg_key repo_auth_keys[] = {
+static const struct config_key repo_auth_keys[] = {
 	{ "username", T_STR,
 	  .off = O(struct config_repo_auth, username),
 	  .help = "HTTPS user (x-access-token, oauth2, ...)" },
@@ -556,10 +502,10 @@ static const struct cfg_key repo_auth_keys[] = {
 	  .off = O(struct config_repo_auth, known_hosts_file),
 	  .help = "OpenSSH known_hosts checked against the server's host key" },
 };
-static const struct cfg_table repo_auth_table =
+static const struct config_table repo_auth_table =
     TABLE("auth", struct config_repo_auth, repo_auth_keys, check_repo_auth);
 
-static const struct cfg_key repo_author_keys[] = {
+static const struct config_key repo_author_keys[] = {
 	{ "name", T_STR,
 	  .off = O(struct config_repo, author_name), .def = "gitopsd",
 	  .help = "author and committer name of commits" },
@@ -568,10 +514,10 @@ static const struct cfg_key repo_author_keys[] = {
 	  .def = "gitopsd@localhost",
 	  .help = "author and committer email" },
 };
-static const struct cfg_table repo_author_table =
+static const struct config_table repo_author_table =
     TABLE("author", struct config_repo, repo_author_keys, NULL);
 
-static const struct cfg_enum pr_provider_enums[] = {
+static const struct config_enum pr_provider_enums[] = {
 	{ "github", CONFIG_PR_GITHUB },
 	{ "gitlab", CONFIG_PR_GITLAB },
 	{ "gitea", CONFIG_PR_GITEA },
@@ -579,7 +525,7 @@ static const struct cfg_enum pr_provider_enums[] = {
 	{ NULL, 0 },
 };
 
-static const struct cfg_key repo_pr_keys[] = {
+static const struct config_key repo_pr_keys[] = {
 	{ "provider", T_ENUM,
 	  .off = O(struct config_pull_request, provider),
 	  .enums = pr_provider_enums,
@@ -605,11 +551,11 @@ static const struct cfg_key repo_pr_keys[] = {
 	  .off = O(struct config_pull_request, close_stale), .def = "false",
 	  .help = "close the open PRs of older tags of the same update" },
 };
-static const struct cfg_table repo_pr_table =
+static const struct config_table repo_pr_table =
     TABLE("pull_request", struct config_pull_request, repo_pr_keys,
     check_repo_pr);
 
-static const struct cfg_key repo_keys[] = {
+static const struct config_key repo_keys[] = {
 	{ "name", T_NAME,
 	  .off = O(struct config_repo, name), .flags = KEY_REQUIRED,
 	  .help = "unique; apps refer to it" },
@@ -637,10 +583,10 @@ static const struct cfg_key repo_keys[] = {
 	  .off = O(struct config_repo, pull_request), .sub = &repo_pr_table,
 	  .help = "open a pull/merge request for each pushed push_branch" },
 };
-static const struct cfg_table repo_table =
+static const struct config_table repo_table =
     TABLE("repos", struct config_repo, repo_keys, check_repo);
 
-static const struct cfg_key cluster_keys[] = {
+static const struct config_key cluster_keys[] = {
 	{ "name", T_NAME,
 	  .off = O(struct config_cluster, name), .flags = KEY_REQUIRED,
 	  .help = "unique; apps refer to it" },
@@ -662,16 +608,16 @@ static const struct cfg_key cluster_keys[] = {
 	  .def = "100",
 	  .help = "API requests allowed at once above qps" },
 };
-static const struct cfg_table cluster_table =
+static const struct config_table cluster_table =
     TABLE("clusters", struct config_cluster, cluster_keys, NULL);
 
-static const struct cfg_enum order_enums[] = {
+static const struct config_enum order_enums[] = {
 	{ "numerical", CONFIG_ORDER_NUMERICAL },
 	{ "alphabetical", CONFIG_ORDER_ALPHABETICAL },
 	{ NULL, 0 },
 };
 
-static const struct cfg_key policy_keys[] = {
+static const struct config_key policy_keys[] = {
 	{ "semver", T_STR,
 	  .off = O(struct config_policy, semver),
 	  .help = "highest tag in a semver range, e.g. \">=1.2.0 <2.0.0\"" },
@@ -695,10 +641,10 @@ static const struct cfg_key policy_keys[] = {
 	  .off = O(struct config_policy, digest_tag),
 	  .help = "follow this tag's digest (image@sha256:...)" },
 };
-static const struct cfg_table policy_table =
+static const struct config_table policy_table =
     TABLE("policy", struct config_policy, policy_keys, check_policy);
 
-static const struct cfg_key image_keys[] = {
+static const struct config_key image_keys[] = {
 	{ "repository", T_STR,
 	  .off = O(struct config_image, repository), .flags = KEY_REQUIRED,
 	  .help = "image repository as written in the manifests" },
@@ -713,10 +659,10 @@ static const struct cfg_key image_keys[] = {
 	  .help = "list the registry's tags this often (0: off; not for "
 	    "latest)" },
 };
-static const struct cfg_table image_table =
+static const struct config_table image_table =
     TABLE("images", struct config_image, image_keys, NULL);
 
-static const struct cfg_key app_render_keys[] = {
+static const struct config_key app_render_keys[] = {
 	{ "command", T_STRLIST,
 	  .off = O(struct config_app, render_command),
 	  .off2 = O(struct config_app, nrender_command),
@@ -726,10 +672,10 @@ static const struct cfg_key app_render_keys[] = {
 	  .max = 3600, .def = "60",
 	  .help = "render command timeout" },
 };
-static const struct cfg_table app_render_table =
+static const struct config_table app_render_table =
     TABLE("render", struct config_app, app_render_keys, NULL);
 
-static const struct cfg_key app_sync_keys[] = {
+static const struct config_key app_sync_keys[] = {
 	{ "auto", T_BOOL,
 	  .off = O(struct config_app, sync_auto), .def = "true",
 	  .help = "sync on push events and after image updates" },
@@ -745,10 +691,10 @@ static const struct cfg_key app_sync_keys[] = {
 	  .def = "0",
 	  .help = "periodic drift re-sync (0: off)" },
 };
-static const struct cfg_table app_sync_table =
+static const struct config_table app_sync_table =
     TABLE("sync", struct config_app, app_sync_keys, NULL);
 
-static const struct cfg_key app_keys[] = {
+static const struct config_key app_keys[] = {
 	{ "name", T_NAME,
 	  .off = O(struct config_app, name), .flags = KEY_REQUIRED,
 	  .help = "unique; the admin API uses it" },
@@ -785,76 +731,24 @@ static const struct cfg_key app_keys[] = {
 	  .off2 = O(struct config_app, nnotify),
 	  .help = "notifier names; unset: notify_default" },
 };
-static const struct cfg_table app_table =
+static const struct config_table app_table =
     TABLE("apps", struct config_app, app_keys, check_app);
 
-static const struct cfg_enum on_flags[] = {
+static const struct config_enum on_flags[] = {
 	{ "failure", CONFIG_ON_FAILURE },
 	{ "recovery", CONFIG_ON_RECOVERY },
 	{ "all", CONFIG_ON_ALL },
 	{ NULL, 0 },
 };
 
-static const struct cfg_key notifier_keys[] = {
+/* The keys every sink has; a sink's own come from its plug-in. */
+static const struct config_key notifier_keys[] = {
 	{ "name", T_NAME,
 	  .off = O(struct config_notifier, name), .flags = KEY_REQUIRED,
 	  .help = "unique; apps and notify_default refer to it" },
 	{ "type", T_STR,
 	  .off = O(struct config_notifier, type), .flags = KEY_REQUIRED,
-	  .help = "slack, email or webhook" },
-	{ "url", T_STR,
-	  .off = O(struct config_notifier, url),
-	  .help = "webhook: target URL (not for slack: its URL is a secret)" },
-	{ "url_file", T_SECRET_FILE,
-	  .off = O(struct config_notifier, url_file),
-	  .off2 = O(struct config_notifier, url_secret),
-	  .help = "file holding the URL (slack incoming webhook)" },
-	{ "url_env", T_SECRET_ENV,
-	  .off = O(struct config_notifier, url_env),
-	  .off2 = O(struct config_notifier, url_secret),
-	  .help = "environment variable holding the URL" },
-	{ "smtp_url", T_STR,
-	  .off = O(struct config_notifier, smtp_url),
-	  .help = "email: smtp://host:port or smtps://host:port" },
-	{ "require_tls", T_BOOL,
-	  .off = O(struct config_notifier, require_tls), .def = "false",
-	  .help = "email: refuse smtp:// without STARTTLS" },
-	{ "allow_plaintext_auth", T_BOOL,
-	  .off = O(struct config_notifier, allow_plaintext_auth),
-	  .def = "false",
-	  .help =
-	    "email: log in on smtp:// even when the server offers no "
-	    "STARTTLS (the password goes out in clear)" },
-	{ "username", T_STR,
-	  .off = O(struct config_notifier, username),
-	  .help = "email: SMTP user" },
-	{ "password_file", T_SECRET_FILE,
-	  .off = O(struct config_notifier, password_file),
-	  .off2 = O(struct config_notifier, password),
-	  .help = "email: file holding the SMTP password" },
-	{ "password_env", T_SECRET_ENV,
-	  .off = O(struct config_notifier, password_env),
-	  .off2 = O(struct config_notifier, password),
-	  .help = "email: environment variable holding the SMTP password" },
-	{ "from", T_STR,
-	  .off = O(struct config_notifier, from),
-	  .help = "email: sender address" },
-	{ "to", T_STRLIST,
-	  .off = O(struct config_notifier, to),
-	  .off2 = O(struct config_notifier, nto),
-	  .help = "email: recipient addresses" },
-	{ "secret_file", T_SECRET_FILE,
-	  .off = O(struct config_notifier, secret_file),
-	  .off2 = O(struct config_notifier, secret),
-	  .help = "webhook: file holding the HMAC-SHA256 signing key" },
-	{ "secret_env", T_SECRET_ENV,
-	  .off = O(struct config_notifier, secret_env),
-	  .off2 = O(struct config_notifier, secret),
-	  .help = "webhook: environment variable holding the signing key" },
-	{ "headers", T_HEADERS,
-	  .off = O(struct config_notifier, headers),
-	  .off2 = O(struct config_notifier, nheaders),
-	  .help = "webhook: extra request headers, name: value" },
+	  .help = "sink" },
 	{ "on", T_FLAGS,
 	  .off = O(struct config_notifier, on), .def = "failure",
 	  .enums = on_flags,
@@ -868,16 +762,14 @@ static const struct cfg_key notifier_keys[] = {
 	{ "timeout_s", T_INT,
 	  .off = O(struct config_notifier, timeout_s), .max = 600, .def = "0",
 	  .help = "delivery timeout (0: notify.timeout_s)" },
-	{ "ca_file", T_FILE,
-	  .off = O(struct config_notifier, ca_file),
-	  .help =
-	    "email/webhook: PEM CA bundle that verifies the server; unset: "
-	    "the system's" },
 };
-static const struct cfg_table notifier_table_ =
-    TABLE("notifiers", struct config_notifier, notifier_keys, check_notifier);
+static const struct config_table notifier_table_ = {
+	.name = "notifiers", .size = sizeof(struct config_notifier),
+	.keys = notifier_keys, .nkeys = nitems(notifier_keys),
+	.family = &notifier_config_family,
+};
 
-static const struct cfg_key top_keys[] = {
+static const struct config_key top_keys[] = {
 	{ "shutdown_timeout_s", T_INT,
 	  .off = O(struct config, shutdown_timeout_s), .min = 1, .max = 3600,
 	  .def = "30",
@@ -940,7 +832,7 @@ static const struct cfg_key top_keys[] = {
 	  .off2 = O(struct config, nnotifiers), .sub = &notifier_table_,
 	  .help = "alert sinks" },
 };
-static const struct cfg_table top_table =
+static const struct config_table top_table =
     TABLE("", struct config, top_keys, NULL);
 
 /* ---- small helpers */
@@ -1016,11 +908,11 @@ diag_format(const char *file, int line, int col, const char *path,
 	return s;
 }
 
-static void ctx_vdiag(struct ctx *, int, const struct node *, const char *,
+static void ctx_vdiag(struct config_walk *, int, const struct config_node *, const char *,
     const char *, va_list) __attribute__((format(printf, 5, 0)));
 
 static void
-ctx_vdiag(struct ctx *ctx, int warning, const struct node *at,
+ctx_vdiag(struct config_walk *ctx, int warning, const struct config_node *at,
     const char *path, const char *fmt, va_list ap)
 {
 	int	 line = at ? at->line : 1, col = at ? at->col : 1;
@@ -1032,10 +924,10 @@ ctx_vdiag(struct ctx *ctx, int warning, const struct node *at,
 }
 
 /* An error at node `at` for the current key path. */
-static void ctx_err(struct ctx *, const struct node *, const char *, ...)
+static void ctx_err(struct config_walk *, const struct config_node *, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void
-ctx_err(struct ctx *ctx, const struct node *at, const char *fmt, ...)
+ctx_err(struct config_walk *ctx, const struct config_node *at, const char *fmt, ...)
 {
 	va_list	ap;
 
@@ -1044,17 +936,18 @@ ctx_err(struct ctx *ctx, const struct node *at, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* An error at node `at` for the current key path plus ".sub". */
-static void ctx_err_sub(struct ctx *, const struct node *, const char *,
-    const char *, ...) __attribute__((format(printf, 4, 5)));
-static void
-ctx_err_sub(struct ctx *ctx, const struct node *at, const char *sub,
-    const char *fmt, ...)
+/* An error at node `at` for the current key path plus ".sub" (NULL: the
+ * path itself); plug-in checks report through it too. */
+void
+config_walk_error(struct config_walk *ctx, const struct config_node *at,
+    const char *sub, const char *fmt, ...)
 {
 	va_list	 ap;
 	char	*p;
 
-	if (ctx->path.len > 0)
+	if (sub == NULL)
+		p = xstrdup(ctx->path.data);
+	else if (ctx->path.len > 0)
 		p = xasprintf("%s.%s", ctx->path.data, sub);
 	else
 		p = xstrdup(sub);
@@ -1064,10 +957,10 @@ ctx_err_sub(struct ctx *ctx, const struct node *at, const char *sub,
 	free(p);
 }
 
-static void ctx_warn(struct ctx *, const struct node *, const char *, ...)
+static void ctx_warn(struct config_walk *, const struct config_node *, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void
-ctx_warn(struct ctx *ctx, const struct node *at, const char *fmt, ...)
+ctx_warn(struct config_walk *ctx, const struct config_node *at, const char *fmt, ...)
 {
 	va_list	ap;
 
@@ -1078,7 +971,7 @@ ctx_warn(struct ctx *ctx, const struct node *at, const char *fmt, ...)
 
 /* Path stack: push returns the length to restore with path_pop. */
 static size_t
-path_push_key(struct ctx *ctx, const char *key)
+path_push_key(struct config_walk *ctx, const char *key)
 {
 	size_t	old = ctx->path.len;
 
@@ -1089,7 +982,7 @@ path_push_key(struct ctx *ctx, const char *key)
 }
 
 static size_t
-path_push_index(struct ctx *ctx, size_t i)
+path_push_index(struct config_walk *ctx, size_t i)
 {
 	size_t	old = ctx->path.len;
 
@@ -1098,7 +991,7 @@ path_push_index(struct ctx *ctx, size_t i)
 }
 
 static void
-path_pop(struct ctx *ctx, size_t old)
+path_pop(struct config_walk *ctx, size_t old)
 {
 	ctx->path.len = old;
 	ctx->path.data[old] = '\0';
@@ -1119,7 +1012,7 @@ marks_add(struct config_marks *m, const char *path, int line, int col)
 }
 
 static void
-ctx_mark(struct ctx *ctx, const struct node *at)
+ctx_mark(struct config_walk *ctx, const struct config_node *at)
 {
 	if (at != NULL)
 		marks_add(ctx->marks, ctx->path.data, at->line, at->col);
@@ -1237,7 +1130,7 @@ path_clean(const char *in)
 
 /* An absolute, cleaned path: relative ones resolve against ctx->basedir. */
 static char *
-path_resolve(const struct ctx *ctx, const char *p)
+path_resolve(const struct config_walk *ctx, const char *p)
 {
 	char	*joined, *out;
 
@@ -1262,7 +1155,7 @@ path_cwd(void)
 /* ---- YAML to node tree */
 
 static void
-node_free(struct node *n)
+node_free(struct config_node *n)
 {
 	size_t	i;
 
@@ -1276,7 +1169,7 @@ node_free(struct node *n)
 }
 
 static void
-node_add(struct node *parent, struct node *kid)
+node_add(struct config_node *parent, struct config_node *kid)
 {
 	if (parent->nkids == parent->allockids) {
 		parent->allockids = parent->allockids ? parent->allockids * 2 : 8;
@@ -1299,7 +1192,7 @@ scalar_is_null(const char *s, size_t len)
  * walker's path does not exist yet while parsing).
  */
 static char *
-parse_stack_path(struct node **stack, size_t depth)
+parse_stack_path(struct config_node **stack, size_t depth)
 {
 	struct buf	b;
 	size_t		i;
@@ -1307,14 +1200,14 @@ parse_stack_path(struct node **stack, size_t depth)
 	buf_init(&b, 0);
 	buf_addstr(&b, "");
 	for (i = 0; i < depth; i++) {
-		struct node *n = stack[i];
+		struct config_node *n = stack[i];
 
 		if (n->kind == NODE_SEQ) {
 			/* Inner levels: the open item; innermost: the next one. */
 			buf_printf(&b, "[%zu]", i + 1 < depth ? n->nkids - 1 :
 			    n->nkids);
 		} else if (n->kind == NODE_MAP && n->nkids > 0) {
-			struct node *k;
+			struct config_node *k;
 
 			/* Odd: a key waits for its value; even: between pairs. */
 			if (n->nkids % 2 == 1)
@@ -1334,13 +1227,13 @@ parse_stack_path(struct node **stack, size_t depth)
 }
 
 static void
-ctx_err_parse(struct ctx *ctx, struct node **stack, size_t depth, int line,
+ctx_err_parse(struct config_walk *ctx, struct config_node **stack, size_t depth, int line,
     int col, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 static void
-ctx_err_parse(struct ctx *ctx, struct node **stack, size_t depth, int line,
+ctx_err_parse(struct config_walk *ctx, struct config_node **stack, size_t depth, int line,
     int col, const char *fmt, ...)
 {
-	struct node	 at = { .line = line, .col = col };
+	struct config_node	 at = { .line = line, .col = col };
 	char		*path;
 	va_list		 ap;
 
@@ -1364,13 +1257,13 @@ tag_ok(const char *tag, const char *want)
  * Parse buf into a node tree.  Returns the root (a null scalar for an empty
  * document) or NULL after recording the error.
  */
-static struct node *
-config_parse_yaml(struct ctx *ctx, const char *buf, size_t len)
+static struct config_node *
+config_parse_yaml(struct config_walk *ctx, const char *buf, size_t len)
 {
 	yaml_parser_t	 parser;
 	yaml_event_t	 ev;
-	struct node	*stack[CONFIG_MAX_DEPTH + 1];
-	struct node	*root = NULL, *n;
+	struct config_node	*stack[CONFIG_MAX_DEPTH + 1];
+	struct config_node	*root = NULL, *n;
 	size_t		 depth = 0;
 	int		 done = 0, ok = 0, ndocs = 0;
 
@@ -1474,7 +1367,7 @@ config_parse_yaml(struct ctx *ctx, const char *buf, size_t len)
 				goto out;
 			}
 			if (depth > 0) {
-				struct node *top = stack[depth - 1];
+				struct config_node *top = stack[depth - 1];
 
 				if (top->kind == NODE_MAP && top->nkids % 2 == 0 &&
 				    n->kind != NODE_SCALAR) {
@@ -1514,7 +1407,7 @@ out:
 /* ---- typed values */
 
 static const char *
-node_kind_name(const struct node *v)
+node_kind_name(const struct config_node *v)
 {
 	if (v->kind == NODE_MAP)
 		return "a mapping";
@@ -1525,7 +1418,7 @@ node_kind_name(const struct node *v)
 
 /* A string value; no NUL bytes. */
 static const char *
-value_str(struct ctx *ctx, const struct node *v)
+value_str(struct config_walk *ctx, const struct config_node *v)
 {
 	if (v->kind != NODE_SCALAR) {
 		ctx_err(ctx, v, "expected a string, got %s", node_kind_name(v));
@@ -1539,7 +1432,7 @@ value_str(struct ctx *ctx, const struct node *v)
 }
 
 static int
-value_int(struct ctx *ctx, const struct cfg_key *k, const struct node *v,
+value_int(struct config_walk *ctx, const struct config_key *k, const struct config_node *v,
     long long *out)
 {
 	char		*end;
@@ -1566,7 +1459,7 @@ value_int(struct ctx *ctx, const struct cfg_key *k, const struct node *v,
 
 /* A byte count: digits with an optional k/K/KiB, M/MiB, G/GiB suffix. */
 static int
-value_size(struct ctx *ctx, const struct cfg_key *k, const struct node *v,
+value_size(struct config_walk *ctx, const struct config_key *k, const struct config_node *v,
     long long *out)
 {
 	char		*end;
@@ -1606,7 +1499,7 @@ bad:
 }
 
 static int
-value_bool(struct ctx *ctx, const struct node *v, int *out)
+value_bool(struct config_walk *ctx, const struct config_node *v, int *out)
 {
 	static const char *const yes[] = { "true", "True", "TRUE", "yes",
 	    "Yes", "YES", "on", "On", "ON" };
@@ -1636,7 +1529,7 @@ value_bool(struct ctx *ctx, const struct node *v, int *out)
 }
 
 static int
-value_double(struct ctx *ctx, const struct cfg_key *k, const struct node *v,
+value_double(struct config_walk *ctx, const struct config_key *k, const struct config_node *v,
     double *out)
 {
 	char	*end;
@@ -1780,7 +1673,7 @@ url_is_local(const char *u)
  * a Kubernetes secret volume (0440, group fsGroup) are read that way.
  */
 static void
-secret_mode_check(struct ctx *ctx, const struct node *v, const char *path)
+secret_mode_check(struct config_walk *ctx, const struct config_node *v, const char *path)
 {
 	struct stat	 st;
 	int		 grp, oth;
@@ -1799,7 +1692,7 @@ secret_mode_check(struct ctx *ctx, const struct node *v, const char *path)
 
 /* Read one secret file into *contents; *pathp is the resolved path. */
 static int
-secret_from_file(struct ctx *ctx, const struct node *v, const char *path,
+secret_from_file(struct config_walk *ctx, const struct config_node *v, const char *path,
     char **contents)
 {
 	char	 err[PATH_MAX + 128];
@@ -1815,7 +1708,7 @@ secret_from_file(struct ctx *ctx, const struct node *v, const char *path,
 }
 
 static int
-secret_from_env(struct ctx *ctx, const struct node *v, const char *var,
+secret_from_env(struct config_walk *ctx, const struct config_node *v, const char *var,
     char **contents)
 {
 	const char	*val;
@@ -1846,14 +1739,14 @@ secret_free(char *s)
 	}
 }
 
-static void	walk_table(struct ctx *, const struct cfg_table *, void *obj,
-		    const struct node *map, const struct node *at);
-static void	walk_list(struct ctx *, const struct cfg_key *, void *obj,
-		    const struct node *v);
+static void	walk_table(struct config_walk *, const struct config_table *, void *obj,
+		    const struct config_node *map, const struct config_node *at);
+static void	walk_list(struct config_walk *, const struct config_key *, void *obj,
+		    const struct config_node *v);
 
 /* A list of scalars as strings; NULL after an error. */
 static char **
-value_strlist(struct ctx *ctx, const struct node *v, size_t *np)
+value_strlist(struct config_walk *ctx, const struct config_node *v, size_t *np)
 {
 	char	**out = NULL;
 	size_t	  i, n = 0, old;
@@ -1865,7 +1758,7 @@ value_strlist(struct ctx *ctx, const struct node *v, size_t *np)
 		return NULL;
 	}
 	for (i = 0; i < v->nkids; i++) {
-		const struct node *it = v->kids[i];
+		const struct config_node *it = v->kids[i];
 		const char *s;
 
 		old = path_push_index(ctx, i);
@@ -1891,8 +1784,8 @@ value_strlist(struct ctx *ctx, const struct node *v, size_t *np)
 
 /* Append one secret of a source (contents + where it came from). */
 static int
-source_secret_add(struct ctx *ctx, const struct cfg_key *k, void *obj,
-    const struct node *v, char *secret, char *where)
+source_secret_add(struct config_walk *ctx, const struct config_key *k, void *obj,
+    const struct config_node *v, char *secret, char *where)
 {
 	char	***sv = FIELD(obj, k->off, char **);
 	size_t	 *n = FIELD(obj, k->off2, size_t);
@@ -1917,8 +1810,8 @@ source_secret_add(struct ctx *ctx, const struct cfg_key *k, void *obj,
  * through here too, as synthetic plain scalars.
  */
 static void
-set_value(struct ctx *ctx, const struct cfg_key *k, void *obj,
-    const struct node *v)
+set_value(struct config_walk *ctx, const struct config_key *k, void *obj,
+    const struct config_node *v)
 {
 	const char	*s;
 	long long	 ll;
@@ -1988,7 +1881,7 @@ set_value(struct ctx *ctx, const struct cfg_key *k, void *obj,
 			ctx_err(ctx, v, "bad listen address \"%s\": %s", s, why);
 		return;
 	case T_ENUM: {
-		const struct cfg_enum *e;
+		const struct config_enum *e;
 
 		if ((s = value_str(ctx, v)) == NULL)
 			return;
@@ -2011,7 +1904,7 @@ set_value(struct ctx *ctx, const struct cfg_key *k, void *obj,
 		return;
 	}
 	case T_FLAGS: {
-		const struct cfg_enum *e;
+		const struct config_enum *e;
 		unsigned bits = 0;
 		size_t i, n = 0;
 		char **items;
@@ -2026,7 +1919,7 @@ set_value(struct ctx *ctx, const struct cfg_key *k, void *obj,
 			if (e->name == NULL) {
 				size_t old = path_push_index(ctx, i);
 				struct buf names;
-				const struct cfg_enum *f;
+				const struct config_enum *f;
 
 				buf_init(&names, 0);
 				for (f = k->enums; f->name != NULL; f++)
@@ -2083,7 +1976,7 @@ set_value(struct ctx *ctx, const struct cfg_key *k, void *obj,
 			return;
 		}
 		for (i = 0; i + 1 < v->nkids; i += 2) {
-			const struct node *hk = v->kids[i], *hv_ = v->kids[i + 1];
+			const struct config_node *hk = v->kids[i], *hv_ = v->kids[i + 1];
 			const char *val;
 
 			old = path_push_key(ctx, hk->str);
@@ -2192,8 +2085,8 @@ set_value(struct ctx *ctx, const struct cfg_key *k, void *obj,
 }
 
 
-static const struct cfg_key *
-table_key(const struct cfg_table *t, const char *name)
+static const struct config_key *
+table_key(const struct config_table *t, const char *name)
 {
 	size_t	i;
 
@@ -2203,10 +2096,38 @@ table_key(const struct cfg_table *t, const char *name)
 	return NULL;
 }
 
-/* "use secret_file or secret_env" for an inline key of table t. */
+/* The keys an entry takes: its table's, and its plug-in's (if any). */
+struct walk_keys {
+	const struct config_table	*t;
+	const struct config_plugin	*p;
+	void				*opts;
+};
+
+static const struct config_key *
+walk_keys_find(const struct walk_keys *wk, const char *name, void **target,
+    void *obj)
+{
+	const struct config_key	*k;
+	size_t			 i;
+
+	if ((k = table_key(wk->t, name)) != NULL) {
+		if (target != NULL)
+			*target = obj;
+		return k;
+	}
+	for (i = 0; wk->p != NULL && i < wk->p->nkeys; i++)
+		if (strcmp(wk->p->keys[i].name, name) == 0) {
+			if (target != NULL)
+				*target = wk->opts;
+			return &wk->p->keys[i];
+		}
+	return NULL;
+}
+
+/* "use secret_file or secret_env" for an inline key of an entry. */
 static void
-inline_secret_error(struct ctx *ctx, const struct cfg_table *t,
-    const struct node *at, const char *name)
+inline_secret_error(struct config_walk *ctx, const struct walk_keys *wk,
+    const struct config_node *at, const char *name)
 {
 	char	 base[64], f[80], e[80];
 	size_t	 len = strlen(name);
@@ -2221,23 +2142,25 @@ inline_secret_error(struct ctx *ctx, const struct cfg_table *t,
 		snprintf(base, sizeof(base), "ssh_passphrase");
 	snprintf(f, sizeof(f), "%s_file", base);
 	snprintf(e, sizeof(e), "%s_env", base);
-	if (table_key(t, f) == NULL && table_key(t, "secret_file") != NULL &&
+	if (walk_keys_find(wk, f, NULL, NULL) == NULL &&
+	    walk_keys_find(wk, "secret_file", NULL, NULL) != NULL &&
 	    strcmp(base, "token") != 0) {
 		snprintf(f, sizeof(f), "secret_file");
 		snprintf(e, sizeof(e), "secret_env");
 	}
-	if (table_key(t, f) != NULL && table_key(t, e) != NULL)
+	if (walk_keys_find(wk, f, NULL, NULL) != NULL &&
+	    walk_keys_find(wk, e, NULL, NULL) != NULL)
 		ctx_err(ctx, at, "inline secrets are not allowed; use %s or %s",
 		    f, e);
-	else if (table_key(t, f) != NULL)
+	else if (walk_keys_find(wk, f, NULL, NULL) != NULL)
 		ctx_err(ctx, at, "inline secrets are not allowed; use %s", f);
 	else
 		ctx_err(ctx, at, "inline secrets are not allowed; use a *_file "
 		    "or *_env key");
 }
 
-static const struct node *
-map_get(const struct node *map, const char *key)
+const struct config_node *
+config_node_get(const struct config_node *map, const char *key)
 {
 	size_t	i;
 
@@ -2249,8 +2172,8 @@ map_get(const struct node *map, const char *key)
 	return NULL;
 }
 
-static const struct node *
-map_get_key(const struct node *map, const char *key)
+const struct config_node *
+config_node_get_key(const struct config_node *map, const char *key)
 {
 	size_t	i;
 
@@ -2263,33 +2186,149 @@ map_get_key(const struct node *map, const char *key)
 }
 
 /* Present and not null. */
-static int
-map_has(const struct node *map, const char *key)
+int
+config_node_has(const struct config_node *map, const char *key)
 {
-	const struct node *v = map_get(map, key);
+	const struct config_node *v = config_node_get(map, key);
 
 	return v != NULL && !(v->kind == NODE_SCALAR && v->null);
 }
+
+/* The type of a plug-in entry, when it is a string. */
+static const char *
+walk_plugin_type(const struct config_family *f, const struct config_node *map)
+{
+	const struct config_node *v = config_node_get(map, f->type_key);
+
+	if (v == NULL || v->kind != NODE_SCALAR || v->null ||
+	    strlen(v->str) != v->len)
+		return NULL;
+	return v->str;
+}
+
+/* Whether some plug-in of the family declares key name. */
+static int
+walk_family_declares(const struct config_family *f, const char *name)
+{
+	const struct config_plugin	*p;
+	const char			*type;
+	size_t				 i, j;
+
+	for (i = 0; (p = f->nth(i, &type)) != NULL; i++)
+		for (j = 0; j < p->nkeys; j++)
+			if (strcmp(p->keys[j].name, name) == 0)
+				return 1;
+	return 0;
+}
+
+/* A key of no table: inline secret, another plug-in's, or unknown. */
+static void
+walk_unknown_key(struct config_walk *ctx, const struct walk_keys *wk,
+    const struct config_node *key, const char *type)
+{
+	const struct config_family	*f = wk->t->family;
+	size_t				 n;
+
+	for (n = 0; n < nitems(inline_secret_names); n++)
+		if (strcmp(key->str, inline_secret_names[n]) == 0) {
+			inline_secret_error(ctx, wk, key, key->str);
+			return;
+		}
+	if (f != NULL && walk_family_declares(f, key->str)) {
+		/* An unknown type has its own error (check.c). */
+		if (wk->p != NULL)
+			ctx_err(ctx, key, "not used by type %s", type);
+		return;
+	}
+	ctx_err(ctx, key, "unknown key");
+}
+
+/* Absent keys of one key array: required ones are errors, the rest get
+ * defaults. */
+static void
+walk_defaults(struct config_walk *ctx, const struct config_key *keys,
+    size_t nkeys, void *obj, const unsigned char *seen,
+    const struct config_node *const *nullkey, const struct config_node *at)
+{
+	const struct config_key	*k;
+	size_t			 i, old;
+
+	for (i = 0; i < nkeys; i++) {
+		struct config_node def = { .kind = NODE_SCALAR, .plain = 1 };
+
+		k = &keys[i];
+		if (seen[i])
+			continue;
+		old = path_push_key(ctx, k->name);
+		if ((k->flags & KEY_REQUIRED) && nullkey[i] != NULL)
+			ctx_err(ctx, nullkey[i], "missing value");
+		else if (k->flags & KEY_REQUIRED)
+			ctx_err(ctx, at, "missing required key");
+		else if (k->type == T_TABLE)
+			walk_table(ctx, k->sub, (char *)obj + k->off, NULL, at);
+		else if (k->def != NULL) {
+			def.line = at ? at->line : 1;
+			def.col = at ? at->col : 1;
+			if (k->type == T_FLAGS) {
+				/* A default flag list is one flag name. */
+				struct config_node item = def, *kids[1] = { &item };
+
+				item.str = (char *)k->def;
+				item.len = strlen(k->def);
+				def.kind = NODE_SEQ;
+				def.kids = kids;
+				def.nkids = 1;
+				set_value(ctx, k, obj, &def);
+			} else {
+				def.str = (char *)k->def;
+				def.len = strlen(k->def);
+				set_value(ctx, k, obj, &def);
+			}
+		}
+		path_pop(ctx, old);
+	}
+}
+
+#define WALK_MAX_KEYS	64
 
 /*
  * Fill obj from map with table t: every key converted, unknown and inline
  * secret keys reported, missing required keys reported at `at` (the map,
  * or its parent when the table is absent), defaults applied, then the
  * table's cross-key check.  map may be NULL (absent table: defaults only).
+ * An entry of a plug-in list also takes its plug-in's keys, into the
+ * options struct the plug-in declares.
  */
 static void
-walk_table(struct ctx *ctx, const struct cfg_table *t, void *obj,
-    const struct node *map, const struct node *at)
+walk_table(struct config_walk *ctx, const struct config_table *t, void *obj,
+    const struct config_node *map, const struct config_node *at)
 {
-	const struct cfg_key	*k;
+	const struct config_key	*k;
+	struct walk_keys	 wk = { .t = t };
+	const char		*type = NULL;
+	void			*target;
 	size_t			 i, j, old;
-	unsigned char		 seen[64];
-	const struct node	*nullkey[64];
+	unsigned char		 seen[WALK_MAX_KEYS], pseen[WALK_MAX_KEYS];
+	const struct config_node *nullkey[WALK_MAX_KEYS];
+	const struct config_node *pnullkey[WALK_MAX_KEYS];
 
 	memset(seen, 0, sizeof(seen));
+	memset(pseen, 0, sizeof(pseen));
 	memset(nullkey, 0, sizeof(nullkey));
+	memset(pnullkey, 0, sizeof(pnullkey));
+	if (t->family != NULL && (type = walk_plugin_type(t->family, map))
+	    != NULL) {
+		const void *desc = NULL;
+
+		if ((wk.p = t->family->find(type, &desc)) != NULL) {
+			wk.opts = wk.p->size > 0 ? xcalloc(1, wk.p->size) :
+			    NULL;
+			*FIELD(obj, t->family->desc_off, const void *) = desc;
+			*FIELD(obj, t->family->opts_off, void *) = wk.opts;
+		}
+	}
 	for (i = 0; map != NULL && i + 1 < map->nkids; i += 2) {
-		const struct node *key = map->kids[i], *val = map->kids[i + 1];
+		const struct config_node *key = map->kids[i], *val = map->kids[i + 1];
 		int dup = 0;
 
 		old = path_push_key(ctx, key->str);
@@ -2306,69 +2345,38 @@ walk_table(struct ctx *ctx, const struct cfg_table *t, void *obj,
 			continue;
 		}
 		ctx_mark(ctx, key);
-		if ((k = table_key(t, key->str)) == NULL) {
-			size_t n;
-
-			for (n = 0; n < nitems(inline_secret_names); n++)
-				if (strcmp(key->str, inline_secret_names[n]) == 0)
-					break;
-			if (n < nitems(inline_secret_names))
-				inline_secret_error(ctx, t, key, key->str);
+		if ((k = walk_keys_find(&wk, key->str, &target, obj)) == NULL)
+			walk_unknown_key(ctx, &wk, key, type);
+		else if (k->flags & KEY_REFUSED)
+			;	/* the check says why */
+		else if (!(val->kind == NODE_SCALAR && val->null)) {
+			if (target == obj)
+				seen[k - t->keys] = 1;
 			else
-				ctx_err(ctx, key, "unknown key");
-		} else if (!(val->kind == NODE_SCALAR && val->null)) {
-			seen[k - t->keys] = 1;
-			set_value(ctx, k, obj, val);
-		} else
+				pseen[k - wk.p->keys] = 1;
+			set_value(ctx, k, target, val);
+		} else if (target == obj)
 			nullkey[k - t->keys] = key;
+		else
+			pnullkey[k - wk.p->keys] = key;
 		path_pop(ctx, old);
 	}
-
-	/* Absent keys: required ones are errors, the rest get defaults. */
-	for (i = 0; i < t->nkeys; i++) {
-		struct node def = { .kind = NODE_SCALAR, .plain = 1 };
-
-		k = &t->keys[i];
-		if (seen[i])
-			continue;
-		old = path_push_key(ctx, k->name);
-		if ((k->flags & KEY_REQUIRED) && nullkey[i] != NULL)
-			ctx_err(ctx, nullkey[i], "missing value");
-		else if (k->flags & KEY_REQUIRED)
-			ctx_err(ctx, at, "missing required key");
-		else if (k->type == T_TABLE)
-			walk_table(ctx, k->sub, (char *)obj + k->off, NULL, at);
-		else if (k->def != NULL) {
-			def.line = at ? at->line : 1;
-			def.col = at ? at->col : 1;
-			if (k->type == T_FLAGS) {
-				/* A default flag list is one flag name. */
-				struct node item = def, *kids[1] = { &item };
-
-				item.str = (char *)k->def;
-				item.len = strlen(k->def);
-				def.kind = NODE_SEQ;
-				def.kids = kids;
-				def.nkids = 1;
-				set_value(ctx, k, obj, &def);
-			} else {
-				def.str = (char *)k->def;
-				def.len = strlen(k->def);
-				set_value(ctx, k, obj, &def);
-			}
-		}
-		path_pop(ctx, old);
-	}
+	walk_defaults(ctx, t->keys, t->nkeys, obj, seen, nullkey, at);
+	if (wk.p != NULL)
+		walk_defaults(ctx, wk.p->keys, wk.p->nkeys, wk.opts, pseen,
+		    pnullkey, at);
 	if (t->check != NULL)
 		t->check(ctx, obj, map, at);
+	if (wk.p != NULL && wk.p->check != NULL)
+		wk.p->check(ctx, wk.opts, map, at);
 }
 
 /* A list of tables: a malloc'd array of t->size elements. */
 static void
-walk_list(struct ctx *ctx, const struct cfg_key *k, void *obj,
-    const struct node *v)
+walk_list(struct config_walk *ctx, const struct config_key *k, void *obj,
+    const struct config_node *v)
 {
-	const struct cfg_table	*t = k->sub;
+	const struct config_table	*t = k->sub;
 	char			*arr;
 	size_t			 i, old;
 
@@ -2380,7 +2388,7 @@ walk_list(struct ctx *ctx, const struct cfg_key *k, void *obj,
 	*FIELD(obj, k->off, void *) = arr;
 	*FIELD(obj, k->off2, size_t) = v->nkids;
 	for (i = 0; i < v->nkids; i++) {
-		const struct node *it = v->kids[i];
+		const struct config_node *it = v->kids[i];
 
 		old = path_push_index(ctx, i);
 		ctx_mark(ctx, it);
@@ -2396,16 +2404,16 @@ walk_list(struct ctx *ctx, const struct cfg_key *k, void *obj,
 /* ---- cross-key checks */
 
 static void
-check_server(struct ctx *ctx, void *obj, const struct node *map,
-    const struct node *at)
+check_server(struct config_walk *ctx, void *obj, const struct config_node *map,
+    const struct config_node *at)
 {
-	const struct node	*tls = map_get(map, "tls");
+	const struct config_node	*tls = config_node_get(map, "tls");
 
 	(void)obj;
 	(void)at;
 	if (tls != NULL && tls->kind == NODE_MAP &&
-	    map_has(tls, "cert_file") != map_has(tls, "key_file"))
-		ctx_err_sub(ctx, tls, "tls", "cert_file and key_file go together");
+	    config_node_has(tls, "cert_file") != config_node_has(tls, "key_file"))
+		config_walk_error(ctx, tls, "tls", "cert_file and key_file go together");
 }
 
 static int
@@ -2416,17 +2424,17 @@ host_is_loopback(const char *h)
 }
 
 static void
-check_admin(struct ctx *ctx, void *obj, const struct node *map,
-    const struct node *at)
+check_admin(struct config_walk *ctx, void *obj, const struct config_node *map,
+    const struct config_node *at)
 {
 	struct config_admin	*a = obj;
-	const struct node	*l = map_get(map, "listen");
+	const struct config_node	*l = config_node_get(map, "listen");
 	size_t			 i;
 
 	/* A mistake on a reachable address must not leave the API open. */
 	if (a->listen.host != NULL && !host_is_loopback(a->listen.host) &&
-	    a->token == NULL && !map_has(map, "token_file") &&
-	    !map_has(map, "token_env")) {
+	    a->token == NULL && !config_node_has(map, "token_file") &&
+	    !config_node_has(map, "token_env")) {
 		if (a->insecure_no_token)
 			ctx_warn(ctx, l ? l : at, "the admin API listens on %s "
 			    "without a token: anyone who reaches it can "
@@ -2439,59 +2447,59 @@ check_admin(struct ctx *ctx, void *obj, const struct node *map,
 	for (i = 0; i < a->nallowed_hosts; i++)
 		if (a->allowed_hosts[i][0] == '\0' ||
 		    strpbrk(a->allowed_hosts[i], "/@\\ \t*") != NULL)
-			ctx_err_sub(ctx, map_get(map, "allowed_hosts"),
+			config_walk_error(ctx, config_node_get(map, "allowed_hosts"),
 			    "allowed_hosts", "\"%s\" is not a host or host:port",
 			    a->allowed_hosts[i]);
 }
 
 static void
-check_retry(struct ctx *ctx, void *obj, const struct node *map,
-    const struct node *at)
+check_retry(struct config_walk *ctx, void *obj, const struct config_node *map,
+    const struct config_node *at)
 {
 	struct config_retry	*r = obj;
-	const struct node	*b = map_get(map, "base_s");
+	const struct config_node	*b = config_node_get(map, "base_s");
 
 	if (r->base_s > r->max_s)
-		ctx_err_sub(ctx, b ? b : at, "base_s",
+		config_walk_error(ctx, b ? b : at, "base_s",
 		    "base_s (%d) must not exceed max_s (%d)", r->base_s,
 		    r->max_s);
 }
 
 static void
-check_state(struct ctx *ctx, void *obj, const struct node *map,
-    const struct node *at)
+check_state(struct config_walk *ctx, void *obj, const struct config_node *map,
+    const struct config_node *at)
 {
 	struct config_state	*s = obj;
-	const struct node	*d = map_get(map, "driver");
-	const char		*dsn_key = map_has(map, "dsn_file") ?
-				    "dsn_file" : map_has(map, "dsn_env") ?
+	const struct config_node	*d = config_node_get(map, "driver");
+	const char		*dsn_key = config_node_has(map, "dsn_file") ?
+				    "dsn_file" : config_node_has(map, "dsn_env") ?
 				    "dsn_env" : NULL;
 
 	if (s->driver == CONFIG_STATE_POSTGRES && dsn_key == NULL)
-		ctx_err_sub(ctx, d ? d : at, "driver",
+		config_walk_error(ctx, d ? d : at, "driver",
 		    "driver postgres needs dsn_file or dsn_env");
 	else if (s->driver == CONFIG_STATE_SQLITE && dsn_key != NULL)
-		ctx_err_sub(ctx, map_get(map, dsn_key), dsn_key,
+		config_walk_error(ctx, config_node_get(map, dsn_key), dsn_key,
 		    "dsn_file and dsn_env need driver: postgres");
 }
 
 static void
-check_links(struct ctx *ctx, void *obj, const struct node *map,
-    const struct node *at)
+check_links(struct config_walk *ctx, void *obj, const struct config_node *map,
+    const struct config_node *at)
 {
 	struct config		*c = obj;
-	const struct node	*v = map_get(map, "base_url");
+	const struct config_node	*v = config_node_get(map, "base_url");
 
 	(void)at;
 	if (c->links_base_url != NULL &&
 	    strncmp(c->links_base_url, "http://", 7) != 0 &&
 	    strncmp(c->links_base_url, "https://", 8) != 0)
-		ctx_err_sub(ctx, v, "base_url", "must start with http:// or https://");
+		config_walk_error(ctx, v, "base_url", "must start with http:// or https://");
 }
 
 static void
-check_source(struct ctx *ctx, void *obj, const struct node *map,
-    const struct node *at)
+check_source(struct config_walk *ctx, void *obj, const struct config_node *map,
+    const struct config_node *at)
 {
 	struct config_source	*s = obj;
 	static const char *const keys[] = { "secret_file", "secret_files",
@@ -2503,10 +2511,10 @@ check_source(struct ctx *ctx, void *obj, const struct node *map,
 	 * has an inline one.
 	 */
 	for (i = 0; i < nitems(keys); i++)
-		if (map_has(map, keys[i]))
+		if (config_node_has(map, keys[i]))
 			return;
 	for (i = 0; i < nitems(inline_secret_names); i++)
-		if (map_get(map, inline_secret_names[i]) != NULL)
+		if (config_node_get(map, inline_secret_names[i]) != NULL)
 			return;
 	if (s->nsecrets == 0)
 		ctx_err(ctx, at, "a source needs a secret: set secret_file, "
@@ -2514,40 +2522,40 @@ check_source(struct ctx *ctx, void *obj, const struct node *map,
 }
 
 static void
-check_rate_limit(struct ctx *ctx, void *obj, const struct node *map,
-    const struct node *at)
+check_rate_limit(struct config_walk *ctx, void *obj, const struct config_node *map,
+    const struct config_node *at)
 {
 	struct config_rate_limit *r = obj;
 
 	(void)ctx;
 	(void)at;
-	if (!map_has(map, "burst"))
+	if (!config_node_has(map, "burst"))
 		r->burst = r->rps < 1 ? 1 : (r->rps > 1000000 ? 1000000 :
 		    (int)ceil(r->rps));
 }
 
 static void
-check_repo_auth(struct ctx *ctx, void *obj, const struct node *map,
-    const struct node *at)
+check_repo_auth(struct config_walk *ctx, void *obj, const struct config_node *map,
+    const struct config_node *at)
 {
 	struct config_repo_auth	*a = obj;
 
 	(void)at;
-	if ((map_has(map, "password_file") || map_has(map, "password_env")) &&
-	    map_has(map, "ssh_key_file"))
-		ctx_err_sub(ctx, map_get_key(map, "ssh_key_file"), "ssh_key_file",
+	if ((config_node_has(map, "password_file") || config_node_has(map, "password_env")) &&
+	    config_node_has(map, "ssh_key_file"))
+		config_walk_error(ctx, config_node_get_key(map, "ssh_key_file"), "ssh_key_file",
 		    "use either a password or an SSH key, not both");
 	if ((a->ssh_passphrase != NULL || a->ssh_pubkey_file != NULL) &&
-	    !map_has(map, "ssh_key_file"))
-		ctx_err_sub(ctx, map, "ssh_key_file",
+	    !config_node_has(map, "ssh_key_file"))
+		config_walk_error(ctx, map, "ssh_key_file",
 		    "ssh_passphrase and ssh_pubkey_file need ssh_key_file");
 }
 
 /* A templated push_branch must expand to a valid branch name; a pull
  * request needs a branch of its own to come from. */
 static void
-check_repo(struct ctx *ctx, void *obj, const struct node *map,
-    const struct node *at)
+check_repo(struct config_walk *ctx, void *obj, const struct config_node *map,
+    const struct config_node *at)
 {
 	struct config_repo	*r = obj;
 	char			 why[256];
@@ -2555,18 +2563,18 @@ check_repo(struct ctx *ctx, void *obj, const struct node *map,
 	(void)at;
 	if (r->push_branch != NULL && pr_check_branch(r->push_branch, why,
 	    sizeof(why)) == -1)
-		ctx_err_sub(ctx, map_get(map, "push_branch"), "push_branch",
+		config_walk_error(ctx, config_node_get(map, "push_branch"), "push_branch",
 		    "%s", why);
 	if (r->pull_request.provider != CONFIG_PR_NONE &&
 	    (r->push_branch == NULL || (r->branch != NULL &&
 	    strcmp(r->push_branch, r->branch) == 0)))
-		ctx_err_sub(ctx, map_get(map, "pull_request"), "pull_request",
+		config_walk_error(ctx, config_node_get(map, "pull_request"), "pull_request",
 		    "needs a push_branch other than branch to open it from");
 }
 
 static void
-check_repo_pr(struct ctx *ctx, void *obj, const struct node *map,
-    const struct node *at)
+check_repo_pr(struct config_walk *ctx, void *obj, const struct config_node *map,
+    const struct config_node *at)
 {
 	struct config_pull_request	*p = obj;
 	char				 why[256];
@@ -2576,27 +2584,27 @@ check_repo_pr(struct ctx *ctx, void *obj, const struct node *map,
 		return;
 	/* Required inside the table only: KEY_REQUIRED would ask for them
 	 * in every repo. */
-	if (!map_has(map, "provider"))
-		ctx_err_sub(ctx, map, "provider", "missing required key");
-	if (!map_has(map, "token_file"))
-		ctx_err_sub(ctx, map, "token_file", "missing required key");
+	if (!config_node_has(map, "provider"))
+		config_walk_error(ctx, map, "provider", "missing required key");
+	if (!config_node_has(map, "token_file"))
+		config_walk_error(ctx, map, "token_file", "missing required key");
 	if (p->title != NULL && pr_check_text(p->title, why, sizeof(why)) ==
 	    -1)
-		ctx_err_sub(ctx, map_get(map, "title"), "title", "%s", why);
+		config_walk_error(ctx, config_node_get(map, "title"), "title", "%s", why);
 	if (p->body != NULL && pr_check_text(p->body, why, sizeof(why)) == -1)
-		ctx_err_sub(ctx, map_get(map, "body"), "body", "%s", why);
+		config_walk_error(ctx, config_node_get(map, "body"), "body", "%s", why);
 	if (p->api_url != NULL && strncmp(p->api_url, "https://", 8) != 0 &&
 	    strncmp(p->api_url, "http://", 7) != 0)
-		ctx_err_sub(ctx, map_get(map, "api_url"), "api_url",
+		config_walk_error(ctx, config_node_get(map, "api_url"), "api_url",
 		    "must be an http:// or https:// URL");
 }
 
 static void
-check_app(struct ctx *ctx, void *obj, const struct node *map,
-    const struct node *at)
+check_app(struct config_walk *ctx, void *obj, const struct config_node *map,
+    const struct config_node *at)
 {
 	struct config_app	*a = obj;
-	const struct node	*v = map_get(map, "path");
+	const struct config_node	*v = config_node_get(map, "path");
 	const char		*seg;
 
 	(void)at;
@@ -2604,7 +2612,7 @@ check_app(struct ctx *ctx, void *obj, const struct node *map,
 		return;
 	/* Manifests stay inside the clone. */
 	if (a->path[0] == '/') {
-		ctx_err_sub(ctx, v, "path", "must be relative to the repository");
+		config_walk_error(ctx, v, "path", "must be relative to the repository");
 		return;
 	}
 	for (seg = a->path; seg != NULL; seg = strchr(seg, '/')) {
@@ -2612,7 +2620,7 @@ check_app(struct ctx *ctx, void *obj, const struct node *map,
 			seg++;
 		if (strncmp(seg, "..", 2) == 0 &&
 		    (seg[2] == '/' || seg[2] == '\0')) {
-			ctx_err_sub(ctx, v, "path",
+			config_walk_error(ctx, v, "path",
 			    "must not leave the repository (..)");
 			return;
 		}
@@ -2620,12 +2628,12 @@ check_app(struct ctx *ctx, void *obj, const struct node *map,
 }
 
 static void
-check_policy(struct ctx *ctx, void *obj, const struct node *map,
-    const struct node *at)
+check_policy(struct config_walk *ctx, void *obj, const struct config_node *map,
+    const struct config_node *at)
 {
 	struct config_policy	*p = obj;
 	int			 n = 0, latest = 0;
-	const struct node	*l = map_get(map, "latest");
+	const struct config_node	*l = config_node_get(map, "latest");
 
 	if (map == NULL) {
 		/* No policy: any release. */
@@ -2633,21 +2641,21 @@ check_policy(struct ctx *ctx, void *obj, const struct node *map,
 		p->semver = xstrdup(">=0.0.0");
 		return;
 	}
-	if (map_has(map, "semver")) {
+	if (config_node_has(map, "semver")) {
 		n++;
 		p->kind = CONFIG_POLICY_SEMVER;
 	}
-	if (map_has(map, "pattern")) {
+	if (config_node_has(map, "pattern")) {
 		n++;
 		p->kind = CONFIG_POLICY_PATTERN;
 	}
-	if (map_has(map, "digest")) {
+	if (config_node_has(map, "digest")) {
 		n++;
 		p->kind = CONFIG_POLICY_DIGEST;
 	}
 	if (l != NULL && !(l->kind == NODE_SCALAR && l->null)) {
 		if (value_bool(ctx, l, &latest) == 0 && !latest)
-			ctx_err_sub(ctx, l, "latest", "latest can only be true "
+			config_walk_error(ctx, l, "latest", "latest can only be true "
 			    "(remove it for another policy)");
 		n++;
 		p->kind = CONFIG_POLICY_LATEST;
@@ -2658,64 +2666,36 @@ check_policy(struct ctx *ctx, void *obj, const struct node *map,
 		return;
 	}
 	if (p->kind != CONFIG_POLICY_PATTERN) {
-		if (map_has(map, "extract"))
-			ctx_err_sub(ctx, map_get_key(map, "extract"), "extract",
+		if (config_node_has(map, "extract"))
+			config_walk_error(ctx, config_node_get_key(map, "extract"), "extract",
 			    "only applies to a pattern policy");
-		if (map_has(map, "order"))
-			ctx_err_sub(ctx, map_get_key(map, "order"), "order",
+		if (config_node_has(map, "order"))
+			config_walk_error(ctx, config_node_get_key(map, "order"), "order",
 			    "only applies to a pattern policy");
 	}
-	if (p->kind != CONFIG_POLICY_SEMVER && map_has(map, "prerelease"))
-		ctx_err_sub(ctx, map_get_key(map, "prerelease"), "prerelease",
+	if (p->kind != CONFIG_POLICY_SEMVER && config_node_has(map, "prerelease"))
+		config_walk_error(ctx, config_node_get_key(map, "prerelease"), "prerelease",
 		    "only applies to a semver policy");
-}
-
-static void
-check_notifier(struct ctx *ctx, void *obj, const struct node *map,
-    const struct node *at)
-{
-	struct config_notifier	*n = obj;
-	int			 has_url_secret;
-
-	has_url_secret = map_has(map, "url_file") || map_has(map, "url_env");
-	if (n->type == NULL)
-		return;
-	if (strcmp(n->type, "slack") == 0) {
-		if (map_has(map, "url"))
-			ctx_err_sub(ctx, map_get_key(map, "url"), "url",
-			    "inline secrets are not allowed; a Slack webhook URL "
-			    "is a secret: use url_file or url_env");
-		else if (!has_url_secret)
-			ctx_err_sub(ctx, at, "url_file", "missing required key "
-			    "(slack needs url_file or url_env)");
-	} else if (strcmp(n->type, "webhook") == 0) {
-		if (map_has(map, "url") && has_url_secret)
-			ctx_err_sub(ctx, map_get_key(map, "url"), "url",
-			    "set url or url_file/url_env, not both");
-		else if (!map_has(map, "url") && !has_url_secret)
-			ctx_err_sub(ctx, at, "url", "missing required key "
-			    "(webhook needs url, url_file or url_env)");
-	}
 }
 
 /* ---- references */
 
 /* A mark recorded during the walk, as a node for messages. */
-static struct node
-mark_node(const struct ctx *ctx, const char *path)
+static struct config_node
+mark_node(const struct config_walk *ctx, const char *path)
 {
-	struct node	n = { .kind = NODE_SCALAR };
+	struct config_node	n = { .kind = NODE_SCALAR };
 
 	marks_find(ctx->marks, path, &n.line, &n.col);
 	return n;
 }
 
-static void ref_err(struct ctx *, const char *, const char *, ...)
+static void ref_err(struct config_walk *, const char *, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void
-ref_err(struct ctx *ctx, const char *path, const char *fmt, ...)
+ref_err(struct config_walk *ctx, const char *path, const char *fmt, ...)
 {
-	struct node	n = mark_node(ctx, path);
+	struct config_node	n = mark_node(ctx, path);
 	va_list		ap;
 
 	va_start(ap, fmt);
@@ -2725,7 +2705,7 @@ ref_err(struct ctx *ctx, const char *path, const char *fmt, ...)
 
 /* Names within one list are unique. */
 static void
-check_unique(struct ctx *ctx, const char *list, const void *arr, size_t n,
+check_unique(struct config_walk *ctx, const char *list, const void *arr, size_t n,
     size_t size, size_t name_off, const char *what)
 {
 	size_t	 i, j;
@@ -2740,7 +2720,7 @@ check_unique(struct ctx *ctx, const char *list, const void *arr, size_t n,
 		for (j = 0; j < i; j++) {
 			const char *b = *FIELD((const char *)arr + j * size,
 			    name_off, char *);
-			struct node first;
+			struct config_node first;
 
 			if (b == NULL || strcmp(a, b) != 0)
 				continue;
@@ -2755,7 +2735,7 @@ check_unique(struct ctx *ctx, const char *list, const void *arr, size_t n,
 }
 
 static void
-check_refs(struct ctx *ctx, struct config *c)
+check_refs(struct config_walk *ctx, struct config *c)
 {
 	size_t	 i, j;
 	char	 p[96];
@@ -2802,14 +2782,18 @@ check_refs(struct ctx *ctx, struct config *c)
 
 /* ---- freeing, driven by the same tables */
 
+static void	free_table(const struct config_table *, void *);
+
 static void
-free_table(const struct cfg_table *t, void *obj)
+free_keys(const struct config_key *keys, size_t nkeys, void *obj)
 {
-	const struct cfg_key	*k;
+	const struct config_key	*k;
 	size_t			 i, j, n;
 
-	for (i = 0; i < t->nkeys; i++) {
-		k = &t->keys[i];
+	for (i = 0; i < nkeys; i++) {
+		k = &keys[i];
+		if (k->flags & (KEY_NOSTORE | KEY_REFUSED))
+			continue;	/* nothing stored at off */
 		switch (k->type) {
 		case T_STR:
 		case T_NAME:
@@ -2887,6 +2871,25 @@ free_table(const struct cfg_table *t, void *obj)
 	}
 }
 
+/* An entry's keys, and its plug-in's options (found by type again). */
+static void
+free_table(const struct config_table *t, void *obj)
+{
+	const struct config_family	*f = t->family;
+	const struct config_plugin	*p;
+	const void			*desc;
+	void				*opts;
+	const char			*type;
+
+	if (f != NULL && (opts = *FIELD(obj, f->opts_off, void *)) != NULL) {
+		type = *FIELD(obj, f->type_off, char *);
+		if (type != NULL && (p = f->find(type, &desc)) != NULL)
+			free_keys(p->keys, p->nkeys, opts);
+		free(opts);
+	}
+	free_keys(t->keys, t->nkeys, obj);
+}
+
 void
 config_free(struct config *c)
 {
@@ -2932,9 +2935,9 @@ config_unref(struct config *c)
 
 /* Every required key of every entry holds a value (see config.h). */
 static int
-config_complete(const struct cfg_table *t, const void *obj)
+config_complete(const struct config_table *t, const void *obj)
 {
-	const struct cfg_key	*k;
+	const struct config_key	*k;
 	size_t			 i, j, n;
 
 	for (i = 0; i < t->nkeys; i++) {
@@ -2993,7 +2996,7 @@ config_policies_sane(struct config *c)
 
 /* Move sorted diagnostics into the caller's lists. */
 static void
-ctx_flush(struct ctx *ctx, struct config_errors *errs)
+ctx_flush(struct config_walk *ctx, struct config_errors *errs)
 {
 	size_t	i;
 
@@ -3018,9 +3021,9 @@ static struct config *
 config_load_common(const char *name, const char *abspath, char *basedir,
     const char *buf, size_t len, struct config_errors *errs, int keep)
 {
-	struct ctx	 ctx;
+	struct config_walk	 ctx;
 	struct config	*c = NULL;
-	struct node	*root = NULL;
+	struct config_node	*root = NULL;
 	int		 nerr;
 
 	memset(&ctx, 0, sizeof(ctx));
@@ -3031,14 +3034,14 @@ config_load_common(const char *name, const char *abspath, char *basedir,
 	ctx.marks = xcalloc(1, sizeof(*ctx.marks));
 
 	if (len > CONFIG_MAX_BYTES) {
-		struct node at = { .line = 1, .col = 1 };
+		struct config_node at = { .line = 1, .col = 1 };
 
 		ctx_err(&ctx, &at, "file is larger than %d bytes",
 		    CONFIG_MAX_BYTES);
 		goto out;
 	}
 	if (memchr(buf, '\0', len) != NULL) {
-		struct node at = { .line = 1, .col = 1 };
+		struct config_node at = { .line = 1, .col = 1 };
 
 		ctx_err(&ctx, &at, "file holds a NUL byte");
 		goto out;
@@ -3181,59 +3184,130 @@ config_warning_at(const struct config *c, struct config_errors *errs,
 
 /* ---- schema export */
 
+typedef void	schema_cb(const char *, const char *, const char *,
+		    const char *, void *);
+
+static void	schema_walk(const struct config_table *, struct buf *,
+		    schema_cb *, void *);
+
+/* The type text of one key: "integer, 0..600", "one of: a, b". */
+static char *
+schema_type(const struct config_key *k)
+{
+	char	*type, *req;
+
+	if (k->type == T_INT || k->type == T_SIZE || k->type == T_DOUBLE)
+		type = xasprintf("%s, %lld..%lld", key_type_names[k->type],
+		    k->min, k->max);
+	else if (k->type == T_ENUM || k->type == T_FLAGS) {
+		const struct config_enum *e;
+		struct buf names;
+
+		buf_init(&names, 0);
+		for (e = k->enums; e->name != NULL; e++)
+			buf_printf(&names, "%s%s", names.len ? ", " : "",
+			    e->name);
+		type = xasprintf("%s: %s", key_type_names[k->type],
+		    names.data);
+		buf_free(&names);
+	} else
+		type = xstrdup(key_type_names[k->type]);
+	if (k->flags & KEY_REQUIRED) {
+		req = xasprintf("%s, required", type);
+		free(type);
+		type = req;
+	}
+	return type;
+}
+
+/* A family's type key: its help names every plug-in. */
+static char *
+schema_type_help(const struct config_family *f, const char *help)
+{
+	const char	*type;
+	struct buf	 b;
+	size_t		 i;
+
+	buf_init(&b, 0);
+	buf_printf(&b, "%s:", help);
+	for (i = 0; f->nth(i, &type) != NULL; i++)
+		buf_printf(&b, "%s %s", i > 0 ? "," : "", type);
+	return buf_steal(&b, NULL);
+}
+
+/* Whether keys[0..n) already named name (a key two plug-ins share). */
+static int
+schema_seen(const struct config_key *keys, size_t n, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (!(keys[i].flags & KEY_REFUSED) &&
+		    strcmp(keys[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
 static void
-schema_walk(const struct cfg_table *t, struct buf *path,
-    void (*cb)(const char *, const char *, const char *, const char *, void *),
+schema_key(const struct config_key *k, const struct config_family *f,
+    struct buf *path, schema_cb *cb, void *arg)
+{
+	size_t	 old = path->len;
+	char	*type, *help = NULL;
+
+	if (old > 0)
+		buf_addstr(path, ".");
+	buf_addstr(path, k->name);
+	type = schema_type(k);
+	if (f != NULL && strcmp(k->name, f->type_key) == 0)
+		help = schema_type_help(f, k->help);
+	cb(path->data, type, k->def, help != NULL ? help : k->help, arg);
+	free(help);
+	free(type);
+	if (k->type == T_TABLE || k->type == T_LIST) {
+		if (k->type == T_LIST)
+			buf_addstr(path, "[]");
+		schema_walk(k->sub, path, cb, arg);
+	}
+	path->len = old;
+	path->data[old] = '\0';
+}
+
+/*
+ * A table's keys, then those of each of its plug-ins; a key two plug-ins
+ * share is listed once, with the first one's help.
+ */
+static void
+schema_walk(const struct config_table *t, struct buf *path, schema_cb *cb,
     void *arg)
 {
-	size_t	i, old;
+	const struct config_plugin	*p, *q;
+	const char			*type;
+	size_t				 i, j, pi, qi;
 
-	for (i = 0; i < t->nkeys; i++) {
-		const struct cfg_key *k = &t->keys[i];
+	for (i = 0; i < t->nkeys; i++)
+		schema_key(&t->keys[i], t->family, path, cb, arg);
+	for (pi = 0; t->family != NULL &&
+	    (p = t->family->nth(pi, &type)) != NULL; pi++) {
+		for (i = 0; i < p->nkeys; i++) {
+			const struct config_key *k = &p->keys[i];
+			int dup = (k->flags & KEY_REFUSED) ||
+			    schema_seen(t->keys, t->nkeys, k->name) ||
+			    schema_seen(p->keys, i, k->name);
 
-		char *type;
-
-		old = path->len;
-		if (old > 0)
-			buf_addstr(path, ".");
-		buf_addstr(path, k->name);
-		if (k->type == T_INT || k->type == T_SIZE || k->type == T_DOUBLE)
-			type = xasprintf("%s, %lld..%lld", key_type_names[k->type],
-			    k->min, k->max);
-		else if (k->type == T_ENUM || k->type == T_FLAGS) {
-			const struct cfg_enum *e;
-			struct buf names;
-
-			buf_init(&names, 0);
-			for (e = k->enums; e->name != NULL; e++)
-				buf_printf(&names, "%s%s", names.len ? ", " : "",
-				    e->name);
-			type = xasprintf("%s: %s", key_type_names[k->type],
-			    names.data);
-			buf_free(&names);
-		} else
-			type = xstrdup(key_type_names[k->type]);
-		if (k->flags & KEY_REQUIRED) {
-			char *req = xasprintf("%s, required", type);
-
-			free(type);
-			type = req;
+			for (qi = 0; !dup && qi < pi; qi++) {
+				q = t->family->nth(qi, &type);
+				for (j = 0; !dup && j < q->nkeys; j++)
+					dup = schema_seen(&q->keys[j], 1, k->name);
+			}
+			if (!dup)
+				schema_key(k, NULL, path, cb, arg);
 		}
-		cb(path->data, type, k->def, k->help, arg);
-		free(type);
-		if (k->type == T_TABLE || k->type == T_LIST) {
-			if (k->type == T_LIST)
-				buf_addstr(path, "[]");
-			schema_walk(k->sub, path, cb, arg);
-		}
-		path->len = old;
-		path->data[old] = '\0';
 	}
 }
 
 void
-config_schema_foreach(void (*cb)(const char *, const char *, const char *,
-    const char *, void *), void *arg)
+config_schema_foreach(schema_cb *cb, void *arg)
 {
 	struct buf	path;
 
