@@ -31,6 +31,9 @@
 
 #include <stddef.h>
 
+#include "config_yaml.h"
+#include "util.h"
+
 enum key_type {
 	T_STR,
 	T_NAME,			/* string, [A-Za-z0-9._-]+ */
@@ -96,7 +99,8 @@ struct config_key {
  * was absent), at where to report what is missing.
  */
 typedef void	config_check_fn(struct config_walk *, void *obj,
-		    const struct config_node *map, const struct config_node *at);
+		    const struct config_node *map,
+		    const struct config_node *at);
 
 /* A plug-in's own keys, filling an options struct of `size` bytes. */
 struct config_plugin {
@@ -107,8 +111,8 @@ struct config_plugin {
 };
 
 #define CONFIG_PLUGIN(type, k, chk) \
-	{ .size = sizeof(type), .keys = k, .nkeys = sizeof(k) / sizeof((k)[0]), \
-	  .check = chk }
+	{ .size = sizeof(type), .keys = k, \
+	  .nkeys = sizeof(k) / sizeof((k)[0]), .check = chk }
 
 /*
  * The plug-in table of a list.  find() returns the configuration of a type
@@ -141,5 +145,75 @@ int			 config_node_has(const struct config_node *map,
 void		 config_walk_error(struct config_walk *,
 		    const struct config_node *at, const char *sub,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- for the config core (daemon/config.c) */
+
+/* State of one load. */
+struct config_walk {
+	const char		*file;		/* as named in messages */
+	char			*basedir;	/* relative paths start here */
+	struct config_diags	 errors;
+	struct config_diags	 warnings;
+	struct buf		 path;		/* current key path */
+	struct config_marks	*marks;
+	struct config		*cfg;
+};
+
+struct config_table {
+	const char			*name;
+	size_t				 size;	/* element size for lists */
+	const struct config_key		*keys;
+	size_t				 nkeys;
+	config_check_fn			*check;
+	const struct config_family	*family;	/* entries: plug-ins */
+};
+
+#define CONFIG_TABLE(n, type, k, chk) \
+	{ .name = n, .size = sizeof(type), .keys = k, .nkeys = nitems(k), \
+	  .check = chk }
+
+#define CONFIG_FIELD(obj, off, type) \
+	((type *)(void *)((char *)(obj) + (off)))
+
+/*
+ * Fill obj from map with table t: every key converted, unknown and inline
+ * secret keys reported, missing required keys reported at `at` (the map,
+ * or its parent when the table is absent), defaults applied, then the
+ * table's cross-key check.  map may be NULL (absent table: defaults only).
+ */
+void		 config_schema_walk_table(struct config_walk *,
+		    const struct config_table *t, void *obj,
+		    const struct config_node *map,
+		    const struct config_node *at);
+/* Free what the walk filled (not obj itself). */
+void		 config_schema_free_table(const struct config_table *,
+		    void *obj);
+/* Every required key of every entry holds a value (config.h). */
+int		 config_schema_complete(const struct config_table *,
+		    const void *obj);
+
+typedef void	config_schema_cb(const char *keypath, const char *type,
+		    const char *def, const char *help, void *arg);
+/* Each key's path, type text, default and help, plug-ins' keys included. */
+void		 config_schema_list_table(const struct config_table *,
+		    config_schema_cb *, void *arg);
+
+/* A warning at `at` for the current key path. */
+void		 config_walk_warning(struct config_walk *,
+		    const struct config_node *at, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+/* An error for a key path recorded by the walk (its position, or its
+ * nearest parent's). */
+void		 config_walk_error_at(struct config_walk *,
+		    const char *keypath, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+
+/* A YAML boolean (true/yes/on, false/no/off); an error otherwise. */
+int		 config_schema_value_bool(struct config_walk *,
+		    const struct config_node *, int *out);
+/* Whether name is a key that would hold a secret inline ("password"). */
+int		 config_schema_is_inline_secret(const char *name);
+/* Lexically clean an absolute path: no "//", "." or "x/..". */
+char		*config_schema_path_clean(const char *);
 
 #endif
