@@ -73,7 +73,8 @@ struct config_enum {
 
 struct config_table;
 struct config_walk;		/* one load in progress */
-struct config_node;		/* a YAML node with its line and column */
+struct config_node;		/* a YAML node with its line and column
+				 * (config_yaml.h) */
 
 /*
  * One row per key.  Rows open with the name and type, positionally (tools
@@ -129,14 +130,6 @@ struct config_family {
 				    const void **desc);
 	const struct config_plugin *(*nth)(size_t i, const char **type);
 };
-
-/* The value of key in a mapping, its key node, and whether it is set. */
-const struct config_node *config_node_get(const struct config_node *map,
-			    const char *key);
-const struct config_node *config_node_get_key(const struct config_node *map,
-			    const char *key);
-int			 config_node_has(const struct config_node *map,
-			    const char *key);
 
 /*
  * An error at node `at` for the key path being walked plus ".sub" (sub

@@ -72,6 +72,14 @@ void			 config_node_free(struct config_node *);
 /* "a mapping", "a list", "a scalar", "a quoted string". */
 const char		*config_node_kind_name(const struct config_node *);
 
+/* The value of key in a mapping, its key node, and whether it is set. */
+const struct config_node *config_node_get(const struct config_node *map,
+			    const char *key);
+const struct config_node *config_node_get_key(const struct config_node *map,
+			    const char *key);
+int			 config_node_has(const struct config_node *map,
+			    const char *key);
+
 /* "FILE:LINE:COLUMN: path: message"; path NULL or "": no key part. */
 char		*config_diag_format(const char *file, int line, int col,
 		    const char *path, const char *fmt, va_list ap)

@@ -19,6 +19,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "config_yaml.h"
 #include "notifier.h"
 #include "util.h"
 
@@ -1227,6 +1228,48 @@ test_plugin_keys(void **state)
 	config_errors_free(&e);
 }
 
+/* The YAML module alone: positions of keys and values, and a refused
+ * alias reported with the path of the collection it is in. */
+static void
+test_yaml_tree(void **state)
+{
+	static const char	 ok[] = "a:\n  b: [x, 'y']\n  c: ~\n";
+	static const char	 bad[] = "a: &x 1\nb:\n  - *x\n";
+	struct config_diags	 d = { 0 };
+	struct config_node	*root, *a, *b;
+	char			**msgs = NULL;
+	size_t			 n = 0;
+
+	(void)state;
+	root = config_yaml_parse("y.yaml", &d, ok, strlen(ok));
+	assert_non_null(root);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(root->kind, CONFIG_NODE_MAP);
+	a = (struct config_node *)config_node_get(root, "a");
+	assert_non_null(a);
+	b = (struct config_node *)config_node_get(a, "b");
+	assert_int_equal(b->kind, CONFIG_NODE_SEQ);
+	assert_int_equal(b->line, 2);
+	assert_int_equal(b->col, 6);
+	assert_int_equal(b->kids[1]->col, 10);
+	assert_false(b->kids[1]->plain);
+	assert_string_equal(config_node_kind_name(b->kids[1]),
+	    "a quoted string");
+	assert_int_equal(config_node_get_key(a, "c")->line, 3);
+	assert_false(config_node_has(a, "c"));
+	assert_true(config_node_has(a, "b"));
+	config_node_free(root);
+
+	assert_null(config_yaml_parse("y.yaml", &d, bad, strlen(bad)));
+	config_diags_flush(&d, &msgs, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(msgs[0], "y.yaml:3:5: b[0]: aliases (*x) are not "
+	    "allowed in the configuration");
+	free(msgs[0]);
+	free(msgs);
+	config_diags_free(&d);
+}
+
 static void
 test_state_driver(void **state)
 {
@@ -1638,6 +1681,7 @@ main(void)
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_policy_and_notifier_rules),
 		cmocka_unit_test(test_plugin_keys),
+		cmocka_unit_test(test_yaml_tree),
 		cmocka_unit_test(test_state_driver),
 		cmocka_unit_test(test_schema_documented),
 		cmocka_unit_test(test_fixtures),
