@@ -742,7 +742,7 @@ config_schema_set_enum(struct config_walk *ctx, const struct config_key *k,
     void *obj, const struct config_node *v)
 {
 	const char	*s;
-	int		 val;
+	int		 val = 0;
 
 	if ((s = config_schema_value_str(ctx, v)) == NULL)
 		return;
@@ -757,7 +757,7 @@ config_schema_set_flags(struct config_walk *ctx, const struct config_key *k,
 	unsigned	  bits = 0;
 	size_t		  i, n = 0, old;
 	char		**items;
-	int		  bad = 0, val;
+	int		  bad = 0, val = 0;
 
 	if ((items = config_schema_strlist(ctx, v, &n)) == NULL)
 		return;
