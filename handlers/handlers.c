@@ -4,6 +4,7 @@
  */
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "config_schema.h"
 #include "handler.h"
 #include "util.h"
 
@@ -50,6 +52,39 @@ handler_find(const char *type)
 			return handler_table[i];
 	return NULL;
 }
+
+/* A sender without keys of its own still selects its entry's plug-in. */
+static const struct config_plugin handler_config_none;
+
+static const struct config_plugin *
+handler_config_find(const char *type, const void **desc)
+{
+	const struct handler	*h = handler_find(type);
+
+	if (h == NULL)
+		return NULL;
+	*desc = h;
+	return h->config != NULL ? h->config : &handler_config_none;
+}
+
+static const struct config_plugin *
+handler_config_nth(size_t i, const char **type)
+{
+	if (i >= handler_table_len)
+		return NULL;
+	*type = handler_table[i]->type;
+	return handler_table[i]->config != NULL ? handler_table[i]->config :
+	    &handler_config_none;
+}
+
+const struct config_family handler_config_family = {
+	.type_key = "type",
+	.type_off = offsetof(struct config_source, type),
+	.desc_off = offsetof(struct config_source, plugin),
+	.opts_off = offsetof(struct config_source, opts),
+	.find = handler_config_find,
+	.nth = handler_config_nth,
+};
 
 const char *
 hook_request_header(const struct hook_request *req, const char *name)

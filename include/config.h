@@ -96,9 +96,12 @@ struct config_rate_limit {
 };
 
 /* A webhook sender: POST /hooks/<name>[/<token>]. */
+struct handler;
 struct config_source {
 	char	*name;
 	char	*type;				/* a handler type, handler.h */
+	const struct handler *plugin;		/* NULL: unknown type */
+	void	*opts;				/* the handler's own options */
 	char	**secrets;			/* 1 or 2 (rotation: new, old) */
 	size_t	 nsecrets;
 	char	**secret_paths;			/* where each came from (messages) */
@@ -221,34 +224,21 @@ struct config_header {
 	char	*value;
 };
 
+/*
+ * An alert sink.  Only what every sink has lives here; a sink's own keys
+ * (URL, SMTP server, headers, ...) fill the options struct its plug-in
+ * declares beside its code (notify/<type>.c), reached through opts.
+ */
+struct notifier;
 struct config_notifier {
 	char	*name;
-	char	*type;				/* slack, email, webhook */
-	char	*url;				/* webhook: inline URL allowed */
-	char	*url_file;			/* slack: URL is a secret */
-	char	*url_secret;			/* contents of url_file */
-	char	*smtp_url;
-	int	 require_tls;
-	int	 allow_plaintext_auth;		/* smtp://: AUTH without STARTTLS */
-	char	*username;
-	char	*password_file;
-	char	*password;
-	char	*from;
-	char	**to;
-	size_t	 nto;
-	char	*secret_file;			/* webhook HMAC */
-	char	*secret;
-	struct config_header *headers;
-	size_t	 nheaders;
+	char	*type;				/* a notifier type, notifier.h */
 	unsigned on;				/* CONFIG_ON_*; default FAILURE */
 	char	*title;				/* template; NULL: built-in */
 	char	*body;				/* template; NULL: built-in */
 	int	 timeout_s;			/* 0: notify.timeout_s */
-	char	*ca_file;			/* email/webhook: PEM CA bundle to
-						 * verify the server; NULL: system */
-	char	*url_env;			/* *_env: variable names */
-	char	*password_env;
-	char	*secret_env;
+	const struct notifier *plugin;		/* NULL: unknown type */
+	void	*opts;				/* the plug-in's options */
 };
 
 struct config_marks;

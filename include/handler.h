@@ -98,8 +98,15 @@ struct hook_result {
 	size_t			 nevents;
 };
 
+struct config_plugin;
+
 struct handler {
 	const char	*type;
+	/*
+	 * Keys of this sender type beyond those every source has
+	 * (config_schema.h), read as the source's opts; NULL: none.
+	 */
+	const struct config_plugin *config;
 	/* The secret travels in the URL path (/hooks/<name>/<token>). */
 	int		 path_token;
 	/*
@@ -118,6 +125,9 @@ extern const struct handler *const handler_table[];
 extern const size_t handler_table_len;
 
 const struct handler	*handler_find(const char *type);
+
+/* The sources list's plug-ins, for the config core. */
+extern const struct config_family handler_config_family;
 
 /* Event helpers shared by handlers. */
 struct hook_event	*hook_result_add(struct hook_result *, enum hook_event_kind);

@@ -2,7 +2,9 @@
  * notifier.h: the alert sink plug-in interface (DESIGN.md section 1).
  *
  * One notifier per sink type (slack, email, webhook) under notify/, listed
- * in notifier_table[] (notify/notifiers.c).  render() turns an alert into a
+ * in notifier_table[] (notify/notifiers.c); each declares its own config
+ * keys beside its code, so adding a sink is one file and one table row
+ * (docs/notifiers.md).  render() turns an alert into a
  * request; delivery goes through the loop's shared libcurl multi handle
  * (daemon/http_client.c).  Dispatch (notify/dispatch.c) decides which
  * alerts go where, dedups them and keeps them in the durable outbox as
@@ -51,10 +53,22 @@ struct notify_request {
 	size_t	 nrcpt;
 	int	 require_tls;		/* smtp://: STARTTLS is mandatory */
 	int	 auth_needs_tls;	/* ... because a password would go out */
+	/* Borrowed from the notifier's options (live as long as the config). */
+	const char *username;		/* SMTP login */
+	const char *password;
+	const char *ca_file;		/* NULL: the system's CA store */
 };
 
+struct config_plugin;
+
+/*
+ * A sink type.  config: its own keys, defaults and checks at load
+ * (config_schema.h); their values reach check() and render() as the
+ * notifier's opts.
+ */
 struct notifier {
 	const char	*type;
+	const struct config_plugin *config;
 	/* Check type-specific keys of a notifier (config -t). */
 	int		(*check)(const struct config *, const struct config_notifier *,
 			    size_t index, struct config_errors *);
@@ -63,10 +77,20 @@ struct notifier {
 			    char *err, size_t errlen);
 };
 
+/* The key of sinks that verify a TLS server of their own (a row of their
+ * key table; config_schema.h). */
+#define NOTIFIER_KEY_CA_FILE(off_)					\
+	{ "ca_file", T_FILE, .off = (off_),				\
+	  .help = "email/webhook: PEM CA bundle that verifies the server; " \
+	    "unset: the system's" }
+
 extern const struct notifier *const notifier_table[];
 extern const size_t notifier_table_len;
 
 const struct notifier	*notifier_find(const char *type);
+
+/* The notifiers list's plug-ins, for the config core. */
+extern const struct config_family notifier_config_family;
 void			 notify_request_free(struct notify_request *);
 
 #endif

@@ -46,7 +46,7 @@ void	 template_utf8_truncate(char *s, size_t max);
 
 /*
  * The checks all notifier types share (`gitopsd -t`): the title and body
- * templates, ca_file, on; reported as notifiers[index].title etc.
+ * templates; reported as notifiers[index].title etc.
  */
 void	 template_check_notifier(const struct config *,
 	    const struct config_notifier *, size_t index,

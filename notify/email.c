@@ -10,6 +10,7 @@
  * dot-stuffs the upload.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,64 @@
 #include <openssl/evp.h>
 
 #include "config.h"
+#include "config_schema.h"
 #include "notifier.h"
 #include "template.h"
 #include "util.h"
 
 #define EMAIL_TEXT_CAP		(64 * 1024)
 #define EMAIL_SUBJECT_MAX	200	/* bytes of UTF-8 before encoding */
+
+struct email_opts {
+	char	*smtp_url;
+	int	 require_tls;
+	int	 allow_plaintext_auth;		/* smtp://: AUTH without STARTTLS */
+	char	*username;
+	char	*password_file;
+	char	*password_env;
+	char	*password;			/* from either */
+	char	*from;
+	char	**to;
+	size_t	 nto;
+	char	*ca_file;
+};
+
+#define O(field)	offsetof(struct email_opts, field)
+
+static const struct config_key email_keys[] = {
+	{ "smtp_url", T_STR,
+	  .off = O(smtp_url),
+	  .help = "email: smtp://host:port or smtps://host:port" },
+	{ "require_tls", T_BOOL,
+	  .off = O(require_tls), .def = "false",
+	  .help = "email: refuse smtp:// without STARTTLS" },
+	{ "allow_plaintext_auth", T_BOOL,
+	  .off = O(allow_plaintext_auth), .def = "false",
+	  .help =
+	    "email: log in on smtp:// even when the server offers no "
+	    "STARTTLS (the password goes out in clear)" },
+	{ "username", T_STR,
+	  .off = O(username),
+	  .help = "email: SMTP user" },
+	{ "password_file", T_SECRET_FILE,
+	  .off = O(password_file), .off2 = O(password),
+	  .help = "email: file holding the SMTP password" },
+	{ "password_env", T_SECRET_ENV,
+	  .off = O(password_env), .off2 = O(password),
+	  .help = "email: environment variable holding the SMTP password" },
+	{ "from", T_STR,
+	  .off = O(from),
+	  .help = "email: sender address" },
+	{ "to", T_STRLIST,
+	  .off = O(to), .off2 = O(nto),
+	  .help = "email: recipient addresses" },
+	NOTIFIER_KEY_CA_FILE(O(ca_file)),
+};
+
+#undef O
+
+static const struct config_plugin email_config =
+    CONFIG_PLUGIN(struct email_opts, email_keys, NULL);
 
 /*
  * The bare address of "Name <a@b>" or "a@b", malloc'd; NULL when it does
@@ -64,10 +117,10 @@ email_is_ascii(const char *s)
 }
 
 static int
-email_has_password(const struct config_notifier *n)
+email_has_password(const struct email_opts *o)
 {
-	return n->password != NULL || n->password_file != NULL ||
-	    n->password_env != NULL;
+	return o->password != NULL || o->password_file != NULL ||
+	    o->password_env != NULL;
 }
 
 /*
@@ -77,11 +130,11 @@ email_has_password(const struct config_notifier *n)
  * password in clear is acceptable (a relay on a trusted network).
  */
 static int
-email_auth_needs_tls(const struct config_notifier *n)
+email_auth_needs_tls(const struct email_opts *o)
 {
-	return n->smtp_url != NULL && strncmp(n->smtp_url, "smtp://", 7) == 0 &&
-	    !n->require_tls && !n->allow_plaintext_auth &&
-	    email_has_password(n);
+	return o->smtp_url != NULL && strncmp(o->smtp_url, "smtp://", 7) == 0 &&
+	    !o->require_tls && !o->allow_plaintext_auth &&
+	    email_has_password(o);
 }
 
 /* gitopsd -t: where the SMTP password may travel, named per notifier. */
@@ -89,20 +142,21 @@ static void
 email_check_auth(const struct config *cfg, const struct config_notifier *n,
     size_t index, struct config_errors *errs)
 {
+	const struct email_opts	*o = n->opts;
 	char	 key[64];
-	int	 plain = n->smtp_url != NULL &&
-	    strncmp(n->smtp_url, "smtp://", 7) == 0 && !n->require_tls;
+	int	 plain = o->smtp_url != NULL &&
+	    strncmp(o->smtp_url, "smtp://", 7) == 0 && !o->require_tls;
 
 	snprintf(key, sizeof(key), "notifiers[%zu].allow_plaintext_auth",
 	    index);
-	if (n->allow_plaintext_auth && !plain)
+	if (o->allow_plaintext_auth && !plain)
 		config_warning_at(cfg, errs, key, "notifier %s: no effect, "
 		    "TLS is required (smtps:// or require_tls: true)", n->name);
-	else if (n->allow_plaintext_auth && email_has_password(n))
+	else if (o->allow_plaintext_auth && email_has_password(o))
 		config_warning_at(cfg, errs, key, "notifier %s: the SMTP "
 		    "password may go out in clear (smtp:// without "
 		    "require_tls: true)", n->name);
-	else if (email_auth_needs_tls(n)) {
+	else if (email_auth_needs_tls(o)) {
 		snprintf(key, sizeof(key), "notifiers[%zu].smtp_url", index);
 		config_warning_at(cfg, errs, key, "notifier %s: a password on "
 		    "smtp:// without require_tls: STARTTLS is required anyway, "
@@ -115,56 +169,54 @@ static int
 email_check(const struct config *cfg, const struct config_notifier *n,
     size_t index, struct config_errors *errs)
 {
+	const struct email_opts	*o = n->opts;
 	char	 key[64], *a;
 	size_t	 i, before = errs->n;
 
 	template_check_notifier(cfg, n, index, errs);
+	if (o == NULL)
+		return (int)(errs->n - before);
 	snprintf(key, sizeof(key), "notifiers[%zu].smtp_url", index);
-	if (n->smtp_url == NULL)
+	if (o->smtp_url == NULL)
 		config_error_at(cfg, errs, key, "missing required key "
 		    "(email needs smtp_url)");
-	else if (strncmp(n->smtp_url, "smtp://", 7) != 0 &&
-	    strncmp(n->smtp_url, "smtps://", 8) != 0)
+	else if (strncmp(o->smtp_url, "smtp://", 7) != 0 &&
+	    strncmp(o->smtp_url, "smtps://", 8) != 0)
 		config_error_at(cfg, errs, key, "must be smtp://host[:port] or "
 		    "smtps://host[:port]");
 	snprintf(key, sizeof(key), "notifiers[%zu].from", index);
-	if (n->from == NULL)
+	if (o->from == NULL)
 		config_error_at(cfg, errs, key, "missing required key "
 		    "(email needs from)");
-	else if (!email_is_ascii(n->from) || strpbrk(n->from, "\r\n") != NULL ||
-	    (a = email_addr(n->from)) == NULL)
+	else if (!email_is_ascii(o->from) || strpbrk(o->from, "\r\n") != NULL ||
+	    (a = email_addr(o->from)) == NULL)
 		config_error_at(cfg, errs, key, "not a mail address "
 		    "(\"a@example.com\" or \"Name <a@example.com>\", ASCII)");
 	else
 		free(a);
 	snprintf(key, sizeof(key), "notifiers[%zu].to", index);
-	if (n->nto == 0)
+	if (o->nto == 0)
 		config_error_at(cfg, errs, key, "missing required key "
 		    "(email needs at least one recipient)");
-	for (i = 0; i < n->nto; i++) {
+	for (i = 0; i < o->nto; i++) {
 		snprintf(key, sizeof(key), "notifiers[%zu].to[%zu]", index, i);
-		if (!email_is_ascii(n->to[i]) ||
-		    (a = email_addr(n->to[i])) == NULL)
+		if (!email_is_ascii(o->to[i]) ||
+		    (a = email_addr(o->to[i])) == NULL)
 			config_error_at(cfg, errs, key, "not a mail address");
 		else
 			free(a);
 	}
-	if (n->password_file != NULL && n->username == NULL) {
+	if (o->password_file != NULL && o->username == NULL) {
 		snprintf(key, sizeof(key), "notifiers[%zu].username", index);
 		config_error_at(cfg, errs, key, "password_file needs username");
 	}
-	if (n->require_tls && n->smtp_url != NULL &&
-	    strncmp(n->smtp_url, "smtps://", 8) == 0) {
+	if (o->require_tls && o->smtp_url != NULL &&
+	    strncmp(o->smtp_url, "smtps://", 8) == 0) {
 		snprintf(key, sizeof(key), "notifiers[%zu].require_tls", index);
 		config_warning_at(cfg, errs, key, "smtps:// is always TLS; "
 		    "require_tls matters for smtp:// (STARTTLS)");
 	}
 	email_check_auth(cfg, n, index, errs);
-	if (n->url_file != NULL || n->url != NULL) {
-		snprintf(key, sizeof(key), "notifiers[%zu].url", index);
-		config_error_at(cfg, errs, key, "not used by type email "
-		    "(smtp_url)");
-	}
 	return (int)(errs->n - before);
 }
 
@@ -288,6 +340,7 @@ static int
 email_render(const struct config_notifier *n, const struct notify_alert *a,
     struct notify_request *req, char *err, size_t errlen)
 {
+	const struct email_opts	*o = n->opts;
 	struct buf	 title, body, text, msg;
 	char		 date[64], id[40], *from = NULL, *hfrom = NULL, *subj;
 	unsigned char	 rnd[16];
@@ -299,17 +352,18 @@ email_render(const struct config_notifier *n, const struct notify_alert *a,
 	buf_init(&text, 0);
 	buf_init(&msg, 0);
 	memset(req, 0, sizeof(*req));
-	if (n->smtp_url == NULL || n->from == NULL || n->nto == 0) {
+	if (o == NULL || o->smtp_url == NULL || o->from == NULL ||
+	    o->nto == 0) {
 		snprintf(err, errlen, "smtp_url, from and to are required");
 		goto out;
 	}
-	if ((from = email_addr(n->from)) == NULL) {
+	if ((from = email_addr(o->from)) == NULL) {
 		snprintf(err, errlen, "from is not a mail address");
 		goto out;
 	}
-	req->rcpt = xcalloc(n->nto, sizeof(char *));
-	for (i = 0; i < n->nto; i++) {
-		if ((req->rcpt[i] = email_addr(n->to[i])) == NULL) {
+	req->rcpt = xcalloc(o->nto, sizeof(char *));
+	for (i = 0; i < o->nto; i++) {
+		if ((req->rcpt[i] = email_addr(o->to[i])) == NULL) {
 			snprintf(err, errlen, "to[%zu] is not a mail address", i);
 			goto out;
 		}
@@ -347,7 +401,7 @@ email_render(const struct config_notifier *n, const struct notify_alert *a,
 
 	subj = template_header_clean(title.data != NULL ? title.data : "");
 	template_utf8_truncate(subj, EMAIL_SUBJECT_MAX);
-	hfrom = template_header_clean(n->from);
+	hfrom = template_header_clean(o->from);
 	email_date(a->time_ms, date, sizeof(date));
 	if (a->alert_id != NULL)
 		snprintf(id, sizeof(id), "%.32s", a->alert_id);
@@ -378,11 +432,14 @@ email_render(const struct config_notifier *n, const struct notify_alert *a,
 	(void)buf_addstr(&msg, "\r\n");
 	email_add_body(&msg, text.data, qp);
 
-	req->url = xstrdup(n->smtp_url);
-	req->auth_needs_tls = email_auth_needs_tls(n);
-	req->require_tls = n->require_tls || req->auth_needs_tls;
+	req->url = xstrdup(o->smtp_url);
+	req->auth_needs_tls = email_auth_needs_tls(o);
+	req->require_tls = o->require_tls || req->auth_needs_tls;
 	req->mail_from = from;
 	from = NULL;
+	req->username = o->username;
+	req->password = o->password;
+	req->ca_file = o->ca_file;
 	req->body = buf_steal(&msg, &req->body_len);
 	rc = 0;
 out:
@@ -399,6 +456,7 @@ out:
 
 const struct notifier notifier_email = {
 	.type = "email",
+	.config = &email_config,
 	.check = email_check,
 	.render = email_render,
 };

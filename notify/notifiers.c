@@ -1,9 +1,12 @@
 /*
  * notifiers.c: the table of alert sink types.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "config_schema.h"
 #include "notifier.h"
 #include "util.h"
 
@@ -30,6 +33,35 @@ notifier_find(const char *type)
 			return notifier_table[i];
 	return NULL;
 }
+
+static const struct config_plugin *
+notifier_config_find(const char *type, const void **desc)
+{
+	const struct notifier	*n = notifier_find(type);
+
+	if (n == NULL)
+		return NULL;
+	*desc = n;
+	return n->config;
+}
+
+static const struct config_plugin *
+notifier_config_nth(size_t i, const char **type)
+{
+	if (i >= notifier_table_len)
+		return NULL;
+	*type = notifier_table[i]->type;
+	return notifier_table[i]->config;
+}
+
+const struct config_family notifier_config_family = {
+	.type_key = "type",
+	.type_off = offsetof(struct config_notifier, type),
+	.desc_off = offsetof(struct config_notifier, plugin),
+	.opts_off = offsetof(struct config_notifier, opts),
+	.find = notifier_config_find,
+	.nth = notifier_config_nth,
+};
 
 void
 notify_request_free(struct notify_request *r)

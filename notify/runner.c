@@ -281,11 +281,11 @@ notify_runner_send(const struct config *cfg, struct event_base *base,
 	hr.rcpt = (const char *const *)req.rcpt;
 	hr.nrcpt = req.nrcpt;
 	if (req.mail_from != NULL) {
-		hr.username = n->username;
-		hr.password = n->password;
+		hr.username = req.username;
+		hr.password = req.password;
 		hr.require_tls = req.require_tls;
 	}
-	hr.ca_file = n->ca_file;
+	hr.ca_file = req.ca_file;
 	hr.timeout_s = n->timeout_s > 0 ? n->timeout_s :
 	    cfg->notify.timeout_s;
 	d->smtp = req.mail_from != NULL;

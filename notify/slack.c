@@ -9,6 +9,7 @@
  * 3000, field 2000 characters) are applied here so Slack never refuses a
  * long reason.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "config_schema.h"
 #include "notifier.h"
 #include "template.h"
 #include "util.h"
@@ -46,32 +48,61 @@ slack_escape(const char *in, struct buf *out)
 	return 0;
 }
 
+/* A Slack incoming-webhook URL is a secret: only from a file or the
+ * environment. */
+struct slack_opts {
+	char	*url_file;
+	char	*url_env;
+	char	*url_secret;		/* the URL itself */
+};
+
+static const struct config_key slack_keys[] = {
+	{ "url", T_STR,
+	  .flags = KEY_REFUSED,
+	  .help = "refused: a Slack webhook URL is a secret" },
+	{ "url_file", T_SECRET_FILE,
+	  .off = offsetof(struct slack_opts, url_file),
+	  .off2 = offsetof(struct slack_opts, url_secret),
+	  .help = "file holding the URL (slack incoming webhook)" },
+	{ "url_env", T_SECRET_ENV,
+	  .off = offsetof(struct slack_opts, url_env),
+	  .off2 = offsetof(struct slack_opts, url_secret),
+	  .help = "environment variable holding the URL" },
+};
+
+static void
+slack_config_check(struct config_walk *w, void *opts,
+    const struct config_node *map, const struct config_node *at)
+{
+	(void)opts;
+	if (config_node_has(map, "url"))
+		config_walk_error(w, config_node_get_key(map, "url"), "url",
+		    "inline secrets are not allowed; a Slack webhook URL "
+		    "is a secret: use url_file or url_env");
+	else if (!config_node_has(map, "url_file") &&
+	    !config_node_has(map, "url_env"))
+		config_walk_error(w, at, "url_file", "missing required key "
+		    "(slack needs url_file or url_env)");
+}
+
+static const struct config_plugin slack_config =
+    CONFIG_PLUGIN(struct slack_opts, slack_keys, slack_config_check);
+
 static int
 slack_check(const struct config *cfg, const struct config_notifier *n,
     size_t index, struct config_errors *errs)
 {
-	char	 key[64];
-	size_t	 before = errs->n;
+	const struct slack_opts	*o = n->opts;
+	char			 key[64];
+	size_t			 before = errs->n;
 
 	template_check_notifier(cfg, n, index, errs);
 	snprintf(key, sizeof(key), "notifiers[%zu].url_file", index);
-	if (n->url_secret != NULL &&
-	    strncmp(n->url_secret, "https://", 8) != 0 &&
-	    strncmp(n->url_secret, "http://", 7) != 0)
+	if (o != NULL && o->url_secret != NULL &&
+	    strncmp(o->url_secret, "https://", 8) != 0 &&
+	    strncmp(o->url_secret, "http://", 7) != 0)
 		config_error_at(cfg, errs, key, "the file does not hold an "
 		    "http(s) URL");
-#define SLACK_UNUSED(field, name) do {					\
-	if (n->field != NULL) {						\
-		snprintf(key, sizeof(key), "notifiers[%zu].%s", index, name); \
-		config_error_at(cfg, errs, key, "not used by type slack"); \
-	}								\
-} while (0)
-	SLACK_UNUSED(smtp_url, "smtp_url");
-	SLACK_UNUSED(from, "from");
-	SLACK_UNUSED(to, "to");
-	SLACK_UNUSED(secret_file, "secret_file");
-	SLACK_UNUSED(headers, "headers");
-#undef SLACK_UNUSED
 	return (int)(errs->n - before);
 }
 
@@ -111,6 +142,7 @@ static int
 slack_render(const struct config_notifier *n, const struct notify_alert *a,
     struct notify_request *req, char *err, size_t errlen)
 {
+	const struct slack_opts	*o = n->opts;
 	struct buf	 title, body, text, tmp;
 	cJSON		*doc = NULL, *blocks, *blk, *fields, *elems;
 	char		*json = NULL, when[32];
@@ -120,7 +152,7 @@ slack_render(const struct config_notifier *n, const struct notify_alert *a,
 	buf_init(&body, SLACK_TEXT_CAP);
 	buf_init(&text, 0);
 	buf_init(&tmp, 0);
-	if (n->url_secret == NULL) {
+	if (o == NULL || o->url_secret == NULL) {
 		snprintf(err, errlen, "no webhook URL (url_file)");
 		goto out;
 	}
@@ -207,7 +239,7 @@ slack_render(const struct config_notifier *n, const struct notify_alert *a,
 		goto out;
 	}
 	memset(req, 0, sizeof(*req));
-	req->url = xstrdup(n->url_secret);
+	req->url = xstrdup(o->url_secret);
 	req->headers = xcalloc(1, sizeof(char *));
 	req->headers[0] = xstrdup("Content-Type: application/json; charset=utf-8");
 	req->nheaders = 1;
@@ -226,6 +258,7 @@ out:
 
 const struct notifier notifier_slack = {
 	.type = "slack",
+	.config = &slack_config,
 	.check = slack_check,
 	.render = slack_render,
 };

@@ -216,10 +216,6 @@ template_check_notifier(const struct config *cfg,
 	snprintf(key, sizeof(key), "notifiers[%zu].body", index);
 	if (n->body != NULL && template_check(n->body, err, sizeof(err)) == -1)
 		config_error_at(cfg, errs, key, "%s", err);
-	snprintf(key, sizeof(key), "notifiers[%zu].ca_file", index);
-	if (n->ca_file != NULL && access(n->ca_file, R_OK) == -1)
-		config_error_at(cfg, errs, key, "cannot read %s: %s",
-		    n->ca_file, strerror(errno));
 }
 
 int

@@ -9,6 +9,7 @@
  * X-Gitopsd-Signature-256: sha256=<hex HMAC-SHA256 of the body>.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "config_schema.h"
 #include "notifier.h"
 #include "template.h"
 #include "util.h"
@@ -28,6 +30,65 @@ static const char *const webhook_reserved[] = {
 	"content-type", "content-length", "host", "transfer-encoding",
 	"x-gitopsd-event", "x-gitopsd-delivery", "x-gitopsd-signature-256",
 };
+
+struct webhook_opts {
+	char			*url;		/* inline, or: */
+	char			*url_file;
+	char			*url_env;
+	char			*url_secret;	/* ... the URL from either */
+	char			*secret_file;
+	char			*secret_env;
+	char			*secret;	/* HMAC-SHA256 key */
+	struct config_header	*headers;
+	size_t			 nheaders;
+	char			*ca_file;
+};
+
+#define O(field)	offsetof(struct webhook_opts, field)
+
+static const struct config_key webhook_keys[] = {
+	{ "url", T_STR,
+	  .off = O(url),
+	  .help = "webhook: target URL (not for slack: its URL is a secret)" },
+	{ "url_file", T_SECRET_FILE,
+	  .off = O(url_file), .off2 = O(url_secret),
+	  .help = "file holding the URL" },
+	{ "url_env", T_SECRET_ENV,
+	  .off = O(url_env), .off2 = O(url_secret),
+	  .help = "environment variable holding the URL" },
+	{ "secret_file", T_SECRET_FILE,
+	  .off = O(secret_file), .off2 = O(secret),
+	  .help = "webhook: file holding the HMAC-SHA256 signing key" },
+	{ "secret_env", T_SECRET_ENV,
+	  .off = O(secret_env), .off2 = O(secret),
+	  .help = "webhook: environment variable holding the signing key" },
+	{ "headers", T_HEADERS,
+	  .off = O(headers), .off2 = O(nheaders),
+	  .help = "webhook: extra request headers, name: value" },
+	NOTIFIER_KEY_CA_FILE(O(ca_file)),
+};
+
+#undef O
+
+/* The URL comes inline or as a secret, never both. */
+static void
+webhook_config_check(struct config_walk *w, void *opts,
+    const struct config_node *map, const struct config_node *at)
+{
+	int	 has_secret = config_node_has(map, "url_file") ||
+		    config_node_has(map, "url_env");
+
+	(void)opts;
+	if (config_node_has(map, "url") && has_secret)
+		config_walk_error(w, config_node_get_key(map, "url"), "url",
+		    "set url or url_file/url_env, not both");
+	else if (!config_node_has(map, "url") && !has_secret)
+		config_walk_error(w, at, "url", "missing required key "
+		    "(webhook needs url, url_file or url_env)");
+}
+
+static const struct config_plugin webhook_config =
+    CONFIG_PLUGIN(struct webhook_opts, webhook_keys, webhook_config_check);
 
 /* An RFC 9110 token. */
 static int
@@ -46,18 +107,22 @@ static int
 webhook_check(const struct config *cfg, const struct config_notifier *n,
     size_t index, struct config_errors *errs)
 {
+	const struct webhook_opts *o = n->opts;
 	char		 key[96];
-	const char	*url = n->url != NULL ? n->url : n->url_secret;
+	const char	*url;
 	size_t		 i, j, before = errs->n;
 
 	template_check_notifier(cfg, n, index, errs);
+	if (o == NULL)
+		return (int)(errs->n - before);
+	url = o->url != NULL ? o->url : o->url_secret;
 	snprintf(key, sizeof(key), "notifiers[%zu].%s", index,
-	    n->url != NULL ? "url" : "url_file");
+	    o->url != NULL ? "url" : "url_file");
 	if (url != NULL && strncmp(url, "https://", 8) != 0 &&
 	    strncmp(url, "http://", 7) != 0)
 		config_error_at(cfg, errs, key, "must be an http(s) URL");
-	for (i = 0; i < n->nheaders; i++) {
-		const struct config_header *h = &n->headers[i];
+	for (i = 0; i < o->nheaders; i++) {
+		const struct config_header *h = &o->headers[i];
 
 		snprintf(key, sizeof(key), "notifiers[%zu].headers.%s", index,
 		    h->name);
@@ -73,14 +138,6 @@ webhook_check(const struct config *cfg, const struct config_notifier *n,
 		if (h->value != NULL && strpbrk(h->value, "\r\n") != NULL)
 			config_error_at(cfg, errs, key, "a header value cannot "
 			    "hold a line break");
-	}
-	if (n->smtp_url != NULL) {
-		snprintf(key, sizeof(key), "notifiers[%zu].smtp_url", index);
-		config_error_at(cfg, errs, key, "not used by type webhook");
-	}
-	if (n->to != NULL) {
-		snprintf(key, sizeof(key), "notifiers[%zu].to", index);
-		config_error_at(cfg, errs, key, "not used by type webhook");
 	}
 	return (int)(errs->n - before);
 }
@@ -110,10 +167,12 @@ static int
 webhook_render(const struct config_notifier *n, const struct notify_alert *a,
     struct notify_request *req, char *err, size_t errlen)
 {
+	const struct webhook_opts *o = n->opts;
 	struct buf	 title, body;
 	cJSON		*doc = NULL;
 	char		*json = NULL, when[32], sig[65];
-	const char	*url = n->url != NULL ? n->url : n->url_secret;
+	const char	*url = o == NULL ? NULL : o->url != NULL ? o->url :
+			    o->url_secret;
 	size_t		 i;
 	int		 rc = -1;
 
@@ -161,20 +220,21 @@ webhook_render(const struct config_notifier *n, const struct notify_alert *a,
 	webhook_add_header(req, "X-Gitopsd-Event", a->event);
 	if (a->alert_id != NULL)
 		webhook_add_header(req, "X-Gitopsd-Delivery", a->alert_id);
-	if (n->secret != NULL) {
-		util_hmac_sha256_hex(n->secret, strlen(n->secret), req->body,
+	if (o->secret != NULL) {
+		util_hmac_sha256_hex(o->secret, strlen(o->secret), req->body,
 		    req->body_len, sig);
 		req->headers = xreallocarray(req->headers, req->nheaders + 1,
 		    sizeof(char *));
 		req->headers[req->nheaders++] = xasprintf(
 		    "X-Gitopsd-Signature-256: sha256=%s", sig);
 	}
-	for (i = 0; i < n->nheaders; i++) {
-		char *name = template_header_clean(n->headers[i].name);
+	for (i = 0; i < o->nheaders; i++) {
+		char *name = template_header_clean(o->headers[i].name);
 
-		webhook_add_header(req, name, n->headers[i].value);
+		webhook_add_header(req, name, o->headers[i].value);
 		free(name);
 	}
+	req->ca_file = o->ca_file;
 	rc = 0;
 out:
 	if (rc == -1)
@@ -188,6 +248,7 @@ out:
 
 const struct notifier notifier_webhook = {
 	.type = "webhook",
+	.config = &webhook_config,
 	.check = webhook_check,
 	.render = webhook_render,
 };

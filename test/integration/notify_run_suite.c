@@ -90,18 +90,18 @@ test_run_slack_and_webhook(void **state)
 	struct run_result	 r;
 	const char		*extra[] = { "--secret", "topsecret", NULL };
 	char			 slack_url[128], hook_url[128];
+	struct tparams		 p = tparams_default;
 	cJSON			*recs, *rec;
 
 	(void)state;
-	tcfg_init(&t);
 	assert_int_equal(test_sink_start(&s, "http", extra), 0);
 	snprintf(slack_url, sizeof(slack_url),
 	    "http://127.0.0.1:%d/slack/T000/B000", s.port);
 	snprintf(hook_url, sizeof(hook_url), "http://127.0.0.1:%d/audit",
 	    s.port);
-	t.n[0].url_secret = slack_url;
-	t.n[2].url = hook_url;
-	t.hdr[0].value = "prod";
+	p.slack_url = slack_url;
+	p.hook_url = hook_url;
+	tcfg_load(&t, &p);
 
 	run_alert(&t, base, "ops-slack", &r);
 	assert_true(r.ok);
@@ -138,13 +138,14 @@ test_run_failures(void **state)
 	struct test_sink	 s;
 	struct run_result	 r;
 	const char		*extra[] = { "--script", "429:30,500,404", NULL };
-	char			 url[128];
+	char			 url[128], *name;
+	struct tparams		 p = tparams_default;
 
 	(void)state;
-	tcfg_init(&t);
 	assert_int_equal(test_sink_start(&s, "http", extra), 0);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/slack/x", s.port);
-	t.n[0].url_secret = url;
+	p.slack_url = url;
+	tcfg_load(&t, &p);
 
 	run_alert(&t, base, "ops-slack", &r);
 	assert_false(r.ok);
@@ -172,10 +173,11 @@ test_run_failures(void **state)
 	assert_false(r.permanent);
 
 	/* A notifier removed from the config: permanent, reported later. */
+	name = t.n[0].name;
 	t.n[0].name = "renamed";
 	run_alert(&t, base, "oncall-mail", &r);	/* still fine to plan */
 	assert_false(r.ok);			/* smtp port 1: refused */
-	t.n[0].name = "ops-slack";
+	t.n[0].name = name;
 	notify_runner_shutdown();
 	event_base_free(base);
 }
@@ -213,24 +215,26 @@ test_run_email_starttls(void **state)
 	struct test_sink	 s;
 	struct run_result	 r;
 	char			 dir[64], cert[128], key[128], url[128], cmd[128];
+	char			*extra_keys;
 	const char		*extra[] = { "--cert", cert, "--key", key,
 				    "--require-starttls", "--login",
 				    "alerts:pw", NULL };
 	cJSON			*recs, *rec, *to;
+	struct tparams		 p = tparams_default;
+	const char		*title = "Échec: {{app}} {{kind}} "
+				    "({{attempts}} essais) — {{reason}}";
 
 	(void)state;
-	tcfg_init(&t);
 	assert_int_equal(test_sink_mkdir(dir, sizeof(dir)), 0);
 	assert_int_equal(test_make_cert(dir, cert, key, sizeof(cert)), 0);
 	assert_int_equal(test_sink_start(&s, "smtp", extra), 0);
 	snprintf(url, sizeof(url), "smtp://127.0.0.1:%d", s.port);
-	t.n[1].smtp_url = url;
-	t.n[1].require_tls = 1;
-	t.n[1].ca_file = cert;
-	t.n[1].username = "alerts";
-	t.n[1].password = "pw";
-	t.n[1].title = "Échec: {{app}} {{kind}} ({{attempts}} essais) — "
-	    "{{reason}}";
+	p.smtp_url = url;
+	p.smtp_extra = extra_keys = xasprintf(", require_tls: true, ca_file: %s,"
+	    " username: alerts, password_env: TEST_NOTIFY_MAIL_PW", cert);
+	setenv("TEST_NOTIFY_MAIL_PW", "pw", 1);
+	tcfg_load(&t, &p);
+	tset(&t.n[1].title, title);
 
 	run_alert(&t, base, "oncall-mail", &r);
 	if (!r.ok)
@@ -270,13 +274,16 @@ test_run_email_starttls(void **state)
 	cJSON_Delete(recs);
 
 	/* A wrong password: 535, permanent. */
-	t.n[1].password = "wrong";
+	setenv("TEST_NOTIFY_MAIL_PW", "wrong", 1);
+	tcfg_load(&t, &p);
+	tset(&t.n[1].title, title);
 	run_alert(&t, base, "oncall-mail", &r);
 	assert_false(r.ok);
 	assert_true(r.permanent);
 	test_sink_stop(&s);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	assert_int_equal(system(cmd), 0);
+	free(extra_keys);
 	notify_runner_shutdown();
 	event_base_free(base);
 }
@@ -285,10 +292,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_run_notifier_gone),
-		cmocka_unit_test(test_run_slack_and_webhook),
-		cmocka_unit_test(test_run_failures),
-		cmocka_unit_test(test_run_email_starttls),
+		cmocka_unit_test_teardown(test_run_notifier_gone, tcfg_teardown),
+		cmocka_unit_test_teardown(test_run_slack_and_webhook, tcfg_teardown),
+		cmocka_unit_test_teardown(test_run_failures, tcfg_teardown),
+		cmocka_unit_test_teardown(test_run_email_starttls, tcfg_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

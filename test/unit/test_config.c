@@ -17,7 +17,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "check.h"
 #include "config.h"
+#include "config_yaml.h"
+#include "notifier.h"
 #include "util.h"
 
 /* A scratch directory per test, removed in teardown. */
@@ -131,6 +134,32 @@ load_ok(const char *yaml)
 }
 
 /* A file with every section; secrets relative to it. */
+/* Render a test alert with the notifier's plug-in. */
+static void
+render_ok(const struct config_notifier *n, struct notify_request *req)
+{
+	static const struct notify_alert a = {
+		.event = "job.failed", .app = "web", .kind = "sync",
+		.alert_id = "0123456789abcdef0123456789abcdef",
+	};
+	char	err[256];
+
+	assert_non_null(n);
+	assert_non_null(n->plugin);
+	assert_int_equal(n->plugin->render(n, &a, req, err, sizeof(err)), 0);
+}
+
+static int
+has_header(const struct notify_request *req, const char *line)
+{
+	size_t	i;
+
+	for (i = 0; i < req->nheaders; i++)
+		if (strcmp(req->headers[i], line) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 test_full_config(void **state)
 {
@@ -139,6 +168,8 @@ test_full_config(void **state)
 	char			*path, *want;
 	const struct config_app	*a;
 	const struct config_notifier *n;
+	struct notify_request	 req;
+	char			 sig[65], want_sig[128];
 
 	(void)state;
 	put("secrets/gh.secret", "gh-secret\n");
@@ -369,27 +400,36 @@ test_full_config(void **state)
 	assert_int_equal(a->sync_interval_s, 0);
 	assert_int_equal(a->nimages, 0);
 
+	/* A sink's own keys are its plug-in's: read them back from the
+	 * request it renders. */
 	n = config_find_notifier(c, "ops");
-	assert_string_equal(n->url_secret, "https://hooks.slack.com/services/X");
-	assert_null(n->url);
+	render_ok(n, &req);
+	assert_string_equal(req.url, "https://hooks.slack.com/services/X");
+	notify_request_free(&req);
 	assert_int_equal(n->on, CONFIG_ON_FAILURE | CONFIG_ON_RECOVERY);
 	n = config_find_notifier(c, "mail");
-	assert_string_equal(n->smtp_url, "smtp://127.0.0.1:2525");
-	assert_true(n->require_tls);
-	assert_string_equal(n->password, "smtppw");
-	assert_string_equal(n->from, "a@b.c");
-	assert_int_equal(n->nto, 2);
-	assert_string_equal(n->to[1], "w@y.z");
+	render_ok(n, &req);
+	assert_string_equal(req.url, "smtp://127.0.0.1:2525");
+	assert_true(req.require_tls);
+	assert_string_equal(req.password, "smtppw");
+	assert_string_equal(req.mail_from, "a@b.c");
+	assert_int_equal(req.nrcpt, 2);
+	assert_string_equal(req.rcpt[1], "w@y.z");
+	notify_request_free(&req);
 	assert_string_equal(n->title, "T");
 	assert_string_equal(n->body, "B");
 	assert_int_equal(n->timeout_s, 7);
 	assert_int_equal(n->on, CONFIG_ON_FAILURE);
 	n = config_find_notifier(c, "audit");
-	assert_string_equal(n->url, "https://h.example/x");
-	assert_string_equal(n->secret, "auditkey");
-	assert_int_equal(n->nheaders, 2);
-	assert_string_equal(n->headers[0].name, "X-Env");
-	assert_string_equal(n->headers[0].value, "prod");
+	render_ok(n, &req);
+	assert_string_equal(req.url, "https://h.example/x");
+	util_hmac_sha256_hex("auditkey", 8, req.body, req.body_len, sig);
+	snprintf(want_sig, sizeof(want_sig),
+	    "X-Gitopsd-Signature-256: sha256=%s", sig);
+	assert_true(has_header(&req, want_sig));
+	assert_true(has_header(&req, "X-Env: prod"));
+	assert_true(has_header(&req, "X-A: b"));
+	notify_request_free(&req);
 	assert_int_equal(n->on, CONFIG_ON_ALL);
 	assert_null(config_find_notifier(c, "nope"));
 
@@ -1132,6 +1172,99 @@ test_policy_and_notifier_rules(void **state)
 }
 
 /* state.driver postgres takes its DSN from dsn_file or dsn_env, sqlite none. */
+/*
+ * A sink's own keys come from its plug-in (notify/<type>.c): their errors
+ * keep the position of the key, a key of another sink is not used by this
+ * type, and an unknown type has its keys left to the type's own error.
+ */
+static void
+test_plugin_keys(void **state)
+{
+	struct config_errors	 e = { 0 };
+	struct config		*c;
+
+	(void)state;
+	assert_null(load("notifiers:\n"
+	    "  - name: m\n"
+	    "    type: email\n"
+	    "    smtp_url: \"smtp://127.0.0.1:25\"\n"
+	    "    require_tls: maybe\n"
+	    "    headers: {X-A: b}\n"
+	    "    to: [a@b.c]\n"
+	    "    timeout_s: 601\n"
+	    "  - {name: w, type: webhook, url: \"http://x\", smtp_url: y}\n"
+	    "  - {name: s, type: slack, url_env: HOME, bogus: 1}\n", &e));
+	assert_error(&e, "t.yaml:5:18: notifiers[0].require_tls: expected true "
+	    "or false, got \"maybe\"");
+	assert_error(&e, "t.yaml:6:5: notifiers[0].headers: not used by type "
+	    "email");
+	assert_error(&e, "t.yaml:8:16: notifiers[0].timeout_s: 601 is out of "
+	    "range (0..600)");
+	assert_error(&e, "t.yaml:9:47: notifiers[1].smtp_url: not used by type "
+	    "webhook");
+	assert_error(&e, "t.yaml:10:43: notifiers[2].bogus: unknown key");
+	assert_int_equal(e.n, 5);
+	config_errors_free(&e);
+
+	/* An unknown type: its sink keys are not judged, the type is. */
+	c = load_ok("notifiers:\n"
+	    "  - {name: p, type: pager, url: \"http://x\", smtp_url: y}\n");
+	assert_null(c->notifiers[0].plugin);
+	assert_null(c->notifiers[0].opts);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(check_config(c, &e), 1);
+	assert_error(&e, "t.yaml:2:15: notifiers[0].type: unknown notifier type "
+	    "\"pager\"");
+	config_errors_free(&e);
+	config_unref(c);
+	assert_null(load("notifiers:\n"
+	    "  - {name: p, type: pager, nope: 1}\n", &e));
+	assert_error(&e, "t.yaml:2:28: notifiers[0].nope: unknown key");
+	config_errors_free(&e);
+}
+
+/* The YAML module alone: positions of keys and values, and a refused
+ * alias reported with the path of the collection it is in. */
+static void
+test_yaml_tree(void **state)
+{
+	static const char	 ok[] = "a:\n  b: [x, 'y']\n  c: ~\n";
+	static const char	 bad[] = "a: &x 1\nb:\n  - *x\n";
+	struct config_diags	 d = { 0 };
+	struct config_node	*root, *a, *b;
+	char			**msgs = NULL;
+	size_t			 n = 0;
+
+	(void)state;
+	root = config_yaml_parse("y.yaml", &d, ok, strlen(ok));
+	assert_non_null(root);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(root->kind, CONFIG_NODE_MAP);
+	a = (struct config_node *)config_node_get(root, "a");
+	assert_non_null(a);
+	b = (struct config_node *)config_node_get(a, "b");
+	assert_int_equal(b->kind, CONFIG_NODE_SEQ);
+	assert_int_equal(b->line, 2);
+	assert_int_equal(b->col, 6);
+	assert_int_equal(b->kids[1]->col, 10);
+	assert_false(b->kids[1]->plain);
+	assert_string_equal(config_node_kind_name(b->kids[1]),
+	    "a quoted string");
+	assert_int_equal(config_node_get_key(a, "c")->line, 3);
+	assert_false(config_node_has(a, "c"));
+	assert_true(config_node_has(a, "b"));
+	config_node_free(root);
+
+	assert_null(config_yaml_parse("y.yaml", &d, bad, strlen(bad)));
+	config_diags_flush(&d, &msgs, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(msgs[0], "y.yaml:3:5: b[0]: aliases (*x) are not "
+	    "allowed in the configuration");
+	free(msgs[0]);
+	free(msgs);
+	config_diags_free(&d);
+}
+
 static void
 test_state_driver(void **state)
 {
@@ -1542,6 +1675,8 @@ main(void)
 		cmocka_unit_test(test_error_at),
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_policy_and_notifier_rules),
+		cmocka_unit_test(test_plugin_keys),
+		cmocka_unit_test(test_yaml_tree),
 		cmocka_unit_test(test_state_driver),
 		cmocka_unit_test(test_schema_documented),
 		cmocka_unit_test(test_fixtures),
