@@ -29,7 +29,7 @@ workdir: "{tmp}/repos"
 sources:
   - {name: github, type: github, secret_file: github.secret}
 repos:
-  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git"}
+  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", poll_interval_s: 0}
 apps:
   - {name: web, repo: deploy, path: apps/web, cluster: c}
 """ + harness.DEAD_CLUSTER

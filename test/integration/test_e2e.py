@@ -70,6 +70,7 @@ registries:
 repos:
   - name: deploy
     url: "%(git_url)s"
+    poll_interval_s: 0
     branch: main
     auth: {username: deployer, password_file: git.password}
     author: {name: gitopsd-bot, email: bot@acme.test}

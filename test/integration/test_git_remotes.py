@@ -66,6 +66,7 @@ sources:
 repos:
   - name: deploy
     url: "http://127.0.0.1:%(git_port)d/git/deploy.git"
+    poll_interval_s: 0
     branch: main
     auth: {username: deployer, password_file: git.password}
     author: {name: gitopsd-bot, email: bot@acme.test}
@@ -208,10 +209,12 @@ sources:
 repos:
   - name: stuck
     url: "%(stuck_url)s"
+    poll_interval_s: 0
     branch: main
     auth: {username: deployer, password_file: git.password}
   - name: deploy
     url: "http://127.0.0.1:%(git_port)d/git/deploy.git"
+    poll_interval_s: 0
     branch: main
     auth: {username: deployer, password_file: git.password}
 apps:

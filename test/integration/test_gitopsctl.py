@@ -167,7 +167,7 @@ workdir: "{tmp}/repos"
 sources:
   - {name: github, type: github, secret_file: "{tmp}/github.secret"}
 repos:
-  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", branch: main}
+  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", branch: main, poll_interval_s: 0}
 apps:
   - name: web
     repo: deploy

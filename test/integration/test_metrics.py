@@ -102,6 +102,7 @@ sources:
 repos:
   - name: deploy
     url: "%(git_url)s"
+    poll_interval_s: 0
     branch: main
     auth: {username: deployer, password_file: git.password}
 clusters:

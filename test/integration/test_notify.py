@@ -35,7 +35,7 @@ links: {base_url: "https://gitopsd.test"}
 sources:
   - {name: github, type: github, secret_file: github.secret}
 repos:
-  - {name: deploy, url: "%(clone)s", branch: main}
+  - {name: deploy, url: "%(clone)s", branch: main, poll_interval_s: 0}
 apps:
   - {name: web, repo: deploy, path: apps/web, cluster: c, notify: [%(notify)s]}
 clusters:
@@ -309,7 +309,7 @@ class NotifyCheckTest(unittest.TestCase):
 state: {path: "%(t)s/state.db"}
 workdir: "%(t)s/repos"
 repos:
-  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git"}
+  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", poll_interval_s: 0}
 apps:
   - {name: web, repo: deploy, notify: [ops-slack, mail, hook]}
 notifiers:

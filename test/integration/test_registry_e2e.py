@@ -128,7 +128,7 @@ sources:
 registries:
   - {host: "%(reg)s", insecure: true}
 repos:
-  - {name: deploy, url: "file://{tmp}/deploy.git", branch: main}
+  - {name: deploy, url: "file://{tmp}/deploy.git", branch: main, poll_interval_s: 0}
 apps:
   - name: web
     repo: deploy

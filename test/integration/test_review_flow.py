@@ -65,6 +65,7 @@ sources:
 repos:
   - name: deploy
     url: "%(url)s"
+    poll_interval_s: 0
     branch: main
     push_branch: "gitopsd/{{app}}-{{tag}}"
     author: {name: gitopsd-bot, email: bot@acme.test}

@@ -61,10 +61,12 @@ sources:
 repos:
   - name: deploy
     url: "%(git)s/deploy.git"
+    poll_interval_s: 0
     branch: main
     auth: {username: deployer, password_file: git.password}
   - name: locked
     url: "%(git)s/locked.git"
+    poll_interval_s: 0
     branch: main
     auth: {username: deployer, password_file: locked.password}
 clusters:
