@@ -1,5 +1,5 @@
 /*
- * poller.c: registry polling, the safety net for lost image events.
+ * poller.c: registry and Git polling, the safety net for lost events.
  *
  * DESIGN
  * - Thread.  One poller thread lists the tags of each app image whose
@@ -26,8 +26,25 @@
  * - Digest policies follow one tag: the poll asks for its digest and
  *   hands it over when it differs from the recorded one.  `latest`
  *   policies are not polled: a tag list has no push order.
- * - Ownership.  The image table and findings are under one mutex; the
- *   configuration is referenced, swapped on reload by the loop.
+ * - Repos.  The same thread asks each repo with poll_interval_s (and an
+ *   app with a cluster) for its branch head: git_repo_remote_head, a
+ *   fetch's connect and ref listing under the clone's lock, no objects.
+ *   A head other than the last handled one is fetched (unless the clone
+ *   has it) and diffed against it; the loop stores it as a push event of
+ *   source "poll" (delivery poll:<repo>:<branch>@<head>) routed by
+ *   router_route, so the syncs are a push webhook's.  Slots are a hash of
+ *   the name within one interval of the start (poller_repo_first_due_ms).
+ * - Last handled head.  Derived, not recorded: the newest revision among
+ *   the repo's apps' sync jobs in the store, read when a repo enters the
+ *   table, then kept in memory; set when a poll hands a head over and
+ *   when a webhook's syncs of it are stored (poller_repo_note, from
+ *   server.c), which also drops a webhook's syncs of a head already
+ *   handled (poller_repo_handled).  A head whose sync jobs exist already
+ *   (an image update's own commit) is taken as handled.
+ * - Ownership.  The image and repo tables and findings are under one
+ *   mutex; the configuration is referenced, swapped on reload by the
+ *   loop.  A repo finding's store callback reaches the poller through a
+ *   link the poller clears when it is freed (drain comes first).
  */
 #include <errno.h>
 #include <inttypes.h>
