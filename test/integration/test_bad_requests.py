@@ -47,7 +47,7 @@ sources:
   - {name: registry, type: registry, token_file: registry.secret}
   - {name: dockerhub, type: dockerhub, token_file: dockerhub.secret}
 repos:
-  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", branch: main, poll_interval_s: 0}
+  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", poll_interval_s: 0, branch: main}
 apps:
   - name: web
     repo: deploy

@@ -86,7 +86,7 @@ retry: {base_s: 60, max_s: 300}
 sources:
   - {name: github, type: github, secret_file: github.secret}
 repos:
-  - {name: deploy, url: "%s", branch: main, poll_interval_s: 0}
+  - {name: deploy, url: "%s", poll_interval_s: 0, branch: main}
 apps:
   - {name: web, repo: deploy, path: apps/web, cluster: c}
 """ % DEAD_URL + harness.DEAD_CLUSTER
@@ -230,7 +230,7 @@ retry: {base_s: 1, max_s: 1, max_attempts: 3}
 sources:
   - {name: github, type: github, secret_file: github.secret}
 repos:
-  - {name: deploy, url: "%(url)s", branch: main, poll_interval_s: 0}
+  - {name: deploy, url: "%(url)s", poll_interval_s: 0, branch: main}
 clusters:
   - {name: sim, kubeconfig: "%(kubeconfig)s"}
 apps:
@@ -726,7 +726,7 @@ retry: {base_s: 1, max_s: 1, max_attempts: 20}
 sources:
   - {name: github, type: github, secret_file: github.secret}
 repos:
-  - {name: deploy, url: "%(url)s", branch: main, poll_interval_s: 0}
+  - {name: deploy, url: "%(url)s", poll_interval_s: 0, branch: main}
 clusters:
   - {name: sim, kubeconfig: "%(kubeconfig)s"}
 apps:
@@ -888,7 +888,7 @@ notify: {max_attempts: 50, timeout_s: 3}
 sources:
   - {name: github, type: github, secret_file: github.secret}
 repos:
-  - {name: deploy, url: "%(dead)s", branch: main, poll_interval_s: 0}
+  - {name: deploy, url: "%(dead)s", poll_interval_s: 0, branch: main}
 apps:
   - {name: web, repo: deploy, path: apps/web, cluster: c, notify: [ops-slack, audit, mail]}
 clusters:

@@ -167,7 +167,7 @@ workdir: "{tmp}/repos"
 sources:
   - {name: github, type: github, secret_file: "{tmp}/github.secret"}
 repos:
-  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", branch: main, poll_interval_s: 0}
+  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", poll_interval_s: 0, branch: main}
 apps:
   - name: web
     repo: deploy

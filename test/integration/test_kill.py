@@ -34,7 +34,7 @@ retry: {base_s: 60, max_s: 300}
 sources:
   - {name: github, type: github, secret_file: github.secret}
 repos:
-  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", branch: main, poll_interval_s: 0}
+  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", poll_interval_s: 0, branch: main}
 apps:
   - {name: web, repo: deploy, path: apps/web, cluster: c}
   - {name: api, repo: deploy, path: apps/api, cluster: c}

@@ -35,7 +35,7 @@ links: {base_url: "https://gitopsd.test"}
 sources:
   - {name: github, type: github, secret_file: github.secret}
 repos:
-  - {name: deploy, url: "%(clone)s", branch: main, poll_interval_s: 0}
+  - {name: deploy, url: "%(clone)s", poll_interval_s: 0, branch: main}
 apps:
   - {name: web, repo: deploy, path: apps/web, cluster: c, notify: [%(notify)s]}
 clusters:

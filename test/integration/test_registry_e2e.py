@@ -128,7 +128,7 @@ sources:
 registries:
   - {host: "%(reg)s", insecure: true}
 repos:
-  - {name: deploy, url: "file://{tmp}/deploy.git", branch: main, poll_interval_s: 0}
+  - {name: deploy, url: "file://{tmp}/deploy.git", poll_interval_s: 0, branch: main}
 apps:
   - name: web
     repo: deploy

@@ -41,7 +41,7 @@ registries:
 sources:
   - {name: registry, type: registry, token_file: registry.token}
 repos:
-  - {name: deploy, url: "%(bare)s", branch: main, poll_interval_s: 0}
+  - {name: deploy, url: "%(bare)s", poll_interval_s: 0, branch: main}
 apps:
   - name: web
     repo: deploy

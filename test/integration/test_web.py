@@ -41,7 +41,7 @@ retry: {base_s: 1, max_s: 2, max_attempts: 2}
 sources:
   - {name: github, type: github, secret_file: github.secret}
 repos:
-  - {name: deploy, url: "%(url)s", branch: main, poll_interval_s: 0}
+  - {name: deploy, url: "%(url)s", poll_interval_s: 0, branch: main}
 clusters:
   - {name: sim, kubeconfig: "%(kubeconfig)s"}
 notifiers:
