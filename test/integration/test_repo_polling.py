@@ -196,6 +196,10 @@ class RepoPollingTest(unittest.TestCase):
         self.d.start()
         self.wait_synced("a", self.head1, 30)
         self.wait_synced("b", self.head1, 30)
+        # Right after a poll, so that the webhook comes first.
+        last = self.d.api("/api/v1/apps/a")["repo_poll"]["last"]
+        self.wait(lambda: self.d.api("/api/v1/apps/a")["repo_poll"]["last"]
+                  != last, INTERVAL + 5, "a poll")
         self.write("apps/a/cm.yaml", CM % ("a", "3"))
         head3 = self.commit("a to 3")
         r = self.webhook(head3, "push-3")
