@@ -178,6 +178,48 @@ test_remote_head_and_changed_paths(void **state)
 	free(head);
 }
 
+struct ls_arg {
+	struct fx	*fx;
+	char		 remote[41], local[41];
+	int		 rc, done;
+};
+
+static void *
+ls_thread(void *arg)
+{
+	struct ls_arg	*a = arg;
+	char		 err[512];
+
+	a->rc = git_repo_remote_head(&a->fx->cfg, &a->fx->repo, a->remote,
+	    a->local, err, sizeof(err));
+	__atomic_store_n(&a->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* A poll takes the clone's lock like a job: it waits for the holder. */
+static void
+test_remote_head_waits_for_lock(void **state)
+{
+	struct fx	*fx = *state;
+	struct git_repo	*g;
+	struct ls_arg	 a;
+	pthread_t	 t;
+	char		 err[512];
+
+	memset(&a, 0, sizeof(a));
+	a.fx = fx;
+	assert_int_equal(git_repo_open(&fx->cfg, &fx->repo, &g, err,
+	    sizeof(err)), GIT_REPO_OK);
+	assert_int_equal(pthread_create(&t, NULL, ls_thread, &a), 0);
+	usleep(300 * 1000);
+	assert_int_equal(__atomic_load_n(&a.done, __ATOMIC_SEQ_CST), 0);
+	git_repo_close(g);
+	pthread_join(t, NULL);
+	assert_int_equal(a.done, 1);
+	assert_int_equal(a.rc, GIT_REPO_OK);
+	assert_string_equal(a.remote, a.local);
+}
+
 static void
 test_prepare_bad_url(void **state)
 {
@@ -1711,6 +1753,8 @@ main(void)
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_remote_head_and_changed_paths, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_remote_head_waits_for_lock, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_bad_url,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_commit_and_push,
