@@ -971,7 +971,8 @@ git_repo_changed_paths(struct git_repo *g, const char *from, const char *to,
 	out->complete = 1;
 	error = git_diff_foreach(diff, git_diff_path_cb, NULL, NULL, NULL,
 	    out);
-	if (error < 0 && error != 1) {
+	/* A callback's 1 (too many paths) comes back as 1, not an error. */
+	if (error < 0) {
 		git_errcopy(err, errlen, "diff", NULL);
 		out->complete = 0;
 		goto out;

@@ -502,11 +502,15 @@ server_hook(struct server *srv, struct http_request *req, const char *rest)
 		static const char handled[] = "{\"ignored\":\"head already "
 		    "handled (a poll or an earlier push queued its syncs)\"}";
 
-		server_log(req, p->res.source->name, p->res.delivery, 200,
+		const char *src = p->res.source != NULL ?
+		    p->res.source->name : NULL;
+
+		server_log(req, src, p->res.delivery, 200,
 		    "head already handled");
 		http_reply(req, 200, "application/json", NULL, handled,
 		    sizeof(handled) - 1);
-		server_count(p->res.source->name, 200);
+		if (src != NULL)
+			server_count(src, 200);
 		server_pending_free(p);
 		return;
 	}
