@@ -501,7 +501,6 @@ server_hook(struct server *srv, struct http_request *req, const char *rest)
 	if (server_drop_handled(srv, &p->res) == 0) {
 		static const char handled[] = "{\"ignored\":\"head already "
 		    "handled (a poll or an earlier push queued its syncs)\"}";
-
 		const char *src = p->res.source != NULL ?
 		    p->res.source->name : NULL;
 
