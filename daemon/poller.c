@@ -658,8 +658,10 @@ do_poller_repo_round(struct poller *p, struct poller_repo *rp)
 	pthread_mutex_unlock(&p->mtx);
 	if (r != NULL)
 		poller_repo_one(cfg, r, known, &st, &f);
-	else
+	else {
 		snprintf(st.result, sizeof(st.result), "error");
+		snprintf(st.error, sizeof(st.error), "not configured");
+	}
 	st.last_ms = util_now_ms();
 	pthread_mutex_lock(&p->mtx);
 	/* The table may have changed meanwhile (a reload). */
