@@ -441,6 +441,19 @@ admin_image_short(const char *s)
 	return s;
 }
 
+/* The fields a repo's and an image's last poll share. */
+static void
+admin_poll_json(cJSON *pj, const struct poller_status *ps)
+{
+	cJSON_AddNumberToObject(pj, "interval_s", ps->interval_s);
+	cJSON_AddItemToObject(pj, "last", admin_json_time(ps->last_ms));
+	cJSON_AddItemToObject(pj, "next", admin_json_time(ps->next_ms));
+	cJSON_AddItemToObject(pj, "result", admin_json_str(ps->last_ms > 0 ?
+	    ps->result : NULL));
+	cJSON_AddItemToObject(pj, "error", admin_json_str(ps->error[0] !=
+	    '\0' ? ps->error : NULL));
+}
+
 static cJSON *
 admin_app_json(struct queue *q, struct poller *pl, const struct config *cfg,
     const struct config_app *a, char *err, size_t errlen)
@@ -476,6 +489,13 @@ admin_app_json(struct queue *q, struct poller *pl, const struct config *cfg,
 	cJSON_AddStringToObject(o, "health", r.health != NULL ? r.health :
 	    "Unknown");
 	cJSON_AddItemToObject(o, "synced_at", admin_json_time(r.synced_at_ms));
+	if (a->repo != NULL && poller_repo_status_get(pl, a->repo, &ps)) {
+		pj = cJSON_AddObjectToObject(o, "repo_poll");
+		admin_poll_json(pj, &ps);
+		cJSON_AddItemToObject(pj, "head", admin_json_str(
+		    ps.head[0] != '\0' ? ps.head : NULL));
+	} else
+		cJSON_AddItemToObject(o, "repo_poll", cJSON_CreateNull());
 	imgs = cJSON_AddArrayToObject(o, "images");
 	for (i = 0; i < a->nimages; i++) {
 		found = NULL;
@@ -493,17 +513,9 @@ admin_app_json(struct queue *q, struct poller *pl, const struct config *cfg,
 		if (poller_status_get(pl, a->name, a->images[i].repository,
 		    &ps)) {
 			pj = cJSON_AddObjectToObject(im, "poll");
-			cJSON_AddNumberToObject(pj, "interval_s", ps.interval_s);
-			cJSON_AddItemToObject(pj, "last", admin_json_time(
-			    ps.last_ms));
-			cJSON_AddItemToObject(pj, "next", admin_json_time(
-			    ps.next_ms));
-			cJSON_AddItemToObject(pj, "result", admin_json_str(
-			    ps.last_ms > 0 ? ps.result : NULL));
+			admin_poll_json(pj, &ps);
 			cJSON_AddItemToObject(pj, "tag", admin_json_str(
 			    ps.tag[0] != '\0' ? ps.tag : NULL));
-			cJSON_AddItemToObject(pj, "error", admin_json_str(
-			    ps.error[0] != '\0' ? ps.error : NULL));
 		} else
 			cJSON_AddItemToObject(im, "poll", cJSON_CreateNull());
 		cJSON_AddItemToArray(imgs, im);

@@ -486,6 +486,11 @@ static const struct config_key repo_keys[] = {
 	{ "pull_request", T_TABLE,
 	  .off = O(struct config_repo, pull_request), .sub = &repo_pr_table,
 	  .help = "open a pull/merge request for each pushed push_branch" },
+	{ "poll_interval_s", T_INT,
+	  .off = O(struct config_repo, poll_interval_s), .min = 0,
+	  .max = 604800, .def = "180",
+	  .help = "ask the remote for the branch head this often, fetching "
+	    "only when it moved (0: off)" },
 };
 static const struct config_table repo_table =
     CONFIG_TABLE("repos", struct config_repo, repo_keys, config_check_repo);

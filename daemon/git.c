@@ -740,9 +740,9 @@ git_head_of(git_repository *repo, const char *tracking, char out[41])
 	return 0;
 }
 
-enum git_repo_status
-git_repo_open(const struct config *cfg, const struct config_repo *r,
-    struct git_repo **out, char *err, size_t errlen)
+static enum git_repo_status
+git_repo_open_ext(const struct config *cfg, const struct config_repo *r,
+    int fetch, struct git_repo **out, char *err, size_t errlen)
 {
 	struct git_repo		*g;
 	enum git_repo_status	 rc;
@@ -764,14 +764,188 @@ git_repo_open(const struct config *cfg, const struct config_repo *r,
 		rc = GIT_REPO_ERROR;
 		goto fail;
 	}
-	if ((rc = git_do_fetch(g->repo, r, NULL, g->lock, g->timeout_s, err,
-	    errlen)) != GIT_REPO_OK)
+	if (fetch && (rc = git_do_fetch(g->repo, r, NULL, g->lock,
+	    g->timeout_s, err, errlen)) != GIT_REPO_OK)
 		goto fail;
 	*out = g;
 	return GIT_REPO_OK;
 fail:
 	git_repo_close(g);
 	return rc;
+}
+
+enum git_repo_status
+git_repo_open(const struct config *cfg, const struct config_repo *r,
+    struct git_repo **out, char *err, size_t errlen)
+{
+	return git_repo_open_ext(cfg, r, 1, out, err, errlen);
+}
+
+enum git_repo_status
+git_repo_open_nofetch(const struct config *cfg, const struct config_repo *r,
+    struct git_repo **out, char *err, size_t errlen)
+{
+	return git_repo_open_ext(cfg, r, 0, out, err, errlen);
+}
+
+/*
+ * A poll's question: connect and list the remote's refs (over smart HTTP
+ * the one GET of info/refs, no upload-pack request), as a fetch would
+ * begin, with its deadline, credentials and host key check, then hang up.
+ */
+enum git_repo_status
+git_repo_remote_head(const struct config *cfg, const struct config_repo *r,
+    char remote_out[41], char local_out[41], char *err, size_t errlen)
+{
+	git_remote_callbacks	 cb;
+	struct git_cb_state	 st;
+	git_repository		*repo = NULL;
+	git_remote		*remote = NULL;
+	struct gitnet_op	*op = NULL;
+	struct git_lock		*lk;
+	const git_remote_head	**heads;
+	char			*path, *want;
+	size_t			 i, n;
+	enum git_repo_status	 rc = GIT_REPO_ERROR;
+	int			 error;
+
+	remote_out[0] = local_out[0] = '\0';
+	path = git_clone_path(cfg, r);
+	want = xasprintf("refs/heads/%s", r->branch);
+	lk = git_lock_get(path);
+	if (git_lock_take(lk, cfg->git.timeout_s, err, errlen) == -1) {
+		free(path);
+		free(want);
+		return GIT_REPO_ERROR;
+	}
+	if (git_open_clone(path, r, &repo, err, errlen) == -1)
+		goto out;
+	git_remote_init_callbacks(&cb, GIT_REMOTE_CALLBACKS_VERSION);
+	git_callbacks_init(&cb, &st, r);
+	if (git_remote_new(&remote, repo, r->url) < 0) {
+		git_errcopy(err, errlen, "ls-remote", NULL);
+		goto out;
+	}
+	op = gitnet_begin(cfg->git.timeout_s);
+	git_lock_set_op(lk, op);
+	if ((error = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cb,
+	    NULL, NULL)) < 0 ||
+	    (error = git_remote_ls(&heads, &n, remote)) < 0) {
+		git_remote_free(remote);
+		remote = NULL;
+		git_lock_set_op(lk, NULL);
+		rc = git_remote_failed(error, &st, op, "ls-remote", err,
+		    errlen);
+		op = NULL;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (strcmp(heads[i]->name, want) == 0)
+			git_oid_tostr(remote_out, 41, &heads[i]->oid);
+	git_remote_disconnect(remote);
+	git_remote_free(remote);
+	remote = NULL;
+	git_lock_set_op(lk, NULL);
+	if (remote_out[0] == '\0') {
+		snprintf(err, errlen, "ls-remote: the remote has no branch %s",
+		    r->branch);
+		goto out;
+	}
+	/* Already here (a job fetched it, or gitopsd pushed it): the
+	 * caller need not fetch. */
+	free(want);
+	want = xasprintf("refs/remotes/origin/%s", r->branch);
+	if (git_head_of(repo, want, local_out) == -1)
+		local_out[0] = '\0';
+	rc = GIT_REPO_OK;
+out:
+	gitnet_end(op, NULL, 0);
+	git_remote_free(remote);
+	git_repository_free(repo);
+	pthread_mutex_unlock(&lk->mutex);
+	free(path);
+	free(want);
+	return rc;
+}
+
+/* Both sides of each delta (a rename is a deletion and an addition). */
+static int
+git_diff_path_cb(const git_diff_delta *d, float progress, void *payload)
+{
+	struct git_repo_paths	*p = payload;
+	const char		*side[2];
+	size_t			 i;
+
+	(void)progress;
+	side[0] = d->old_file.path;
+	side[1] = d->new_file.path;
+	for (i = 0; i < 2; i++) {
+		if (side[i] == NULL || (i == 1 && side[0] != NULL &&
+		    strcmp(side[0], side[1]) == 0))
+			continue;
+		if (p->n == p->max) {
+			p->complete = 0;
+			return 1;
+		}
+		p->paths = xreallocarray(p->paths, p->n + 1,
+		    sizeof(*p->paths));
+		p->paths[p->n++] = xstrdup(side[i]);
+	}
+	return 0;
+}
+
+int
+git_repo_changed_paths(struct git_repo *g, const char *from, const char *to,
+    struct git_repo_paths *out, char *err, size_t errlen)
+{
+	git_oid		 a, b;
+	git_commit	*ca = NULL, *cb = NULL;
+	git_tree	*ta = NULL, *tb = NULL;
+	git_diff	*diff = NULL;
+	int		 rc = -1, error;
+
+	out->complete = 0;
+	/* A commit this clone never saw (a force push and a fresh clone):
+	 * no diff to filter by. */
+	if (git_oid_fromstr(&a, from) < 0 ||
+	    git_commit_lookup(&ca, g->repo, &a) < 0)
+		return 0;
+	if (git_oid_fromstr(&b, to) < 0 ||
+	    git_commit_lookup(&cb, g->repo, &b) < 0 ||
+	    git_commit_tree(&ta, ca) < 0 || git_commit_tree(&tb, cb) < 0 ||
+	    git_diff_tree_to_tree(&diff, g->repo, ta, tb, NULL) < 0) {
+		git_errcopy(err, errlen, "diff", NULL);
+		goto out;
+	}
+	out->complete = 1;
+	error = git_diff_foreach(diff, git_diff_path_cb, NULL, NULL, NULL,
+	    out);
+	/* A callback's 1 (too many paths) comes back as 1, not an error. */
+	if (error < 0) {
+		git_errcopy(err, errlen, "diff", NULL);
+		out->complete = 0;
+		goto out;
+	}
+	rc = 0;
+out:
+	git_diff_free(diff);
+	git_tree_free(ta);
+	git_tree_free(tb);
+	git_commit_free(ca);
+	git_commit_free(cb);
+	return rc;
+}
+
+void
+git_repo_paths_clear(struct git_repo_paths *p)
+{
+	size_t	 i;
+
+	for (i = 0; i < p->n; i++)
+		free(p->paths[i]);
+	free(p->paths);
+	p->paths = NULL;
+	p->n = 0;
 }
 
 void

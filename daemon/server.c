@@ -28,6 +28,7 @@
 #include "live.h"
 #include "log.h"
 #include "metrics.h"
+#include "poller.h"
 #include "queue.h"
 #include "server.h"
 #include "util.h"
@@ -308,6 +309,63 @@ server_pending_free(struct server_pending *p)
 	free(p);
 }
 
+/*
+ * A push for a head that a poll (or an earlier webhook) already handled
+ * adds nothing: its sync jobs for polled repos at that head are dropped
+ * here, and an item left without jobs goes.  Returns the items left.
+ */
+static size_t
+server_drop_handled(struct server *srv, struct ingest_result *res)
+{
+	struct queue_item	*it;
+	struct job_spec		*s;
+	size_t			 i, j, k, m = 0;
+
+	for (i = 0; i < res->nitems; i++) {
+		it = &res->items[i];
+		s = res->specs[i];
+		if (it->event->kind == HOOK_EVENT_PUSH) {
+			for (j = k = 0; j < it->njobs; j++) {
+				if (s[j].kind == JOB_SYNC &&
+				    poller_repo_handled(srv->poller, s[j].repo,
+				    s[j].revision))
+					continue;
+				s[k++] = s[j];
+			}
+			it->njobs = k;
+		}
+		if (it->njobs == 0) {
+			free(s);
+			continue;
+		}
+		res->items[m] = *it;
+		res->specs[m] = s;
+		m++;
+	}
+	res->nitems = m;
+	return m;
+}
+
+/* The heads of polled repos whose syncs a webhook's items stored. */
+static void
+server_note_heads(struct server *srv, const struct ingest_result *res,
+    const struct queue_outcome *out, size_t n)
+{
+	const struct queue_item	*it;
+	size_t			 i, j;
+
+	for (i = 0; i < n && i < res->nitems; i++) {
+		it = &res->items[i];
+		if (out[i].status != QUEUE_OK ||
+		    it->event->kind != HOOK_EVENT_PUSH)
+			continue;
+		for (j = 0; j < it->njobs; j++)
+			if (it->jobs[j].kind == JOB_SYNC)
+				poller_repo_note(srv->poller, it->jobs[j].repo,
+				    it->jobs[j].revision);
+	}
+}
+
 static void
 server_submit_cb(const struct queue_outcome *out, size_t n, void *arg)
 {
@@ -346,6 +404,7 @@ server_submit_cb(const struct queue_outcome *out, size_t n, void *arg)
 		    "state store unavailable", retry);
 		goto out;
 	}
+	server_note_heads(srv, &p->res, out, n);
 	/* The answer every accepted webhook gets, built without a tree. */
 	dlen = strlen(p->res.delivery);
 	esc = xmalloc(dlen * 6 + 1);
@@ -436,6 +495,21 @@ server_hook(struct server *srv, struct http_request *req, const char *rest)
 		    strlen(p->res.body));
 		if (p->res.source != NULL)
 			server_count(p->res.source->name, p->res.status);
+		server_pending_free(p);
+		return;
+	}
+	if (server_drop_handled(srv, &p->res) == 0) {
+		static const char handled[] = "{\"ignored\":\"head already "
+		    "handled (a poll or an earlier push queued its syncs)\"}";
+		const char *src = p->res.source != NULL ?
+		    p->res.source->name : NULL;
+
+		server_log(req, src, p->res.delivery, 200,
+		    "head already handled");
+		http_reply(req, 200, "application/json", NULL, handled,
+		    sizeof(handled) - 1);
+		if (src != NULL)
+			server_count(src, 200);
 		server_pending_free(p);
 		return;
 	}

@@ -154,6 +154,8 @@ struct config_repo {
 	char	*author_email;			/* default "gitopsd@localhost" */
 	char	*commit_message;		/* NULL: git.commit_message */
 	struct config_pull_request pull_request;
+	int	 poll_interval_s;		/* ask for the branch head this
+						 * often; 0: off */
 };
 
 struct config_cluster {

@@ -49,6 +49,39 @@ struct git_repo;
 enum git_repo_status git_repo_open(const struct config *,
 	    const struct config_repo *, struct git_repo **, char *err,
 	    size_t errlen);
+/* The same without fetching (a poll that found the head here already). */
+enum git_repo_status git_repo_open_nofetch(const struct config *,
+	    const struct config_repo *, struct git_repo **, char *err,
+	    size_t errlen);
+
+/*
+ * A poll: ask the remote for refs/heads/<branch> without fetching
+ * (libgit2's connect and ls; over smart HTTP one GET of info/refs), under
+ * the clone's lock and with a fetch's deadline, credentials and host key
+ * check.  remote_out: the remote's head; local_out: the clone's
+ * refs/remotes/origin/<branch>, "" when absent.  A branch the remote
+ * lacks is an error.
+ */
+enum git_repo_status git_repo_remote_head(const struct config *,
+	    const struct config_repo *, char remote_out[41],
+	    char local_out[41], char *err, size_t errlen);
+
+/* Paths changed between two commits (both sides of each change). */
+struct git_repo_paths {
+	char	**paths;
+	size_t	  n;
+	size_t	  max;		/* more than this: complete 0 */
+	int	  complete;	/* 0: no full list (from unknown here) */
+};
+/*
+ * Fill out (its max set by the caller) with the paths changed from commit
+ * `from` to `to`.  From missing in the clone: 0 with complete 0.  -1 with
+ * err when to cannot be read.  Clear with git_repo_paths_clear.
+ */
+int	git_repo_changed_paths(struct git_repo *, const char *from,
+	    const char *to, struct git_repo_paths *out, char *err,
+	    size_t errlen);
+void	git_repo_paths_clear(struct git_repo_paths *);
 void	git_repo_close(struct git_repo *);
 /* Fetch the configured branch again. */
 enum git_repo_status git_repo_fetch(struct git_repo *, char *err, size_t errlen);

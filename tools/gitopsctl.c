@@ -663,14 +663,14 @@ ctl_table_last_job(struct ctl_table *t, const cJSON *app)
 	free(state);
 }
 
-/* "RESULT AGE" of an image's last registry poll, "-" when not polled. */
+/* "RESULT TIME" of the last poll in o's field key, "-" when not polled. */
 static void
-ctl_table_poll(struct ctl_table *t, const cJSON *image)
+ctl_table_poll_of(struct ctl_table *t, const cJSON *o, const char *key)
 {
 	const cJSON	*poll;
 	char		*result, *last;
 
-	poll = cJSON_GetObjectItemCaseSensitive(image, "poll");
+	poll = cJSON_GetObjectItemCaseSensitive(o, key);
 	if (!cJSON_IsObject(poll)) {
 		ctl_table_add(t, "-", 0);
 		return;
@@ -683,6 +683,20 @@ ctl_table_poll(struct ctl_table *t, const cJSON *image)
 		ctl_table_addf(t, 0, "%s %s", result, last);
 	free(result);
 	free(last);
+}
+
+/* An image's last registry poll. */
+static void
+ctl_table_poll(struct ctl_table *t, const cJSON *image)
+{
+	ctl_table_poll_of(t, image, "poll");
+}
+
+/* The last poll of an app's repo. */
+static void
+ctl_table_repo_poll(struct ctl_table *t, const cJSON *app)
+{
+	ctl_table_poll_of(t, app, "repo_poll");
 }
 
 /*
@@ -846,6 +860,7 @@ ctl_cmd_app(struct ctl *ctl, char **argv)
 		CTL_COL("namespace", "namespace"),
 		CTL_COL("revision", "revision"), CTL_COL("health", "health"),
 		CTL_COL("synced", "synced_at"),
+		CTL_COL_FN("repo polled", ctl_table_repo_poll),
 		CTL_COL_FN("last job", ctl_table_last_job),
 		CTL_COL("last error", "last_error"),
 	};

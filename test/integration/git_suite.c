@@ -117,6 +117,114 @@ test_prepare_clone_then_fetch(void **state)
 	free(head);
 }
 
+/*
+ * A poll's question: the remote's head without fetching (the clone's
+ * tracking ref stays where it was), then the paths changed between two
+ * heads once fetched; an unknown base has no list.
+ */
+static void
+test_remote_head_and_changed_paths(void **state)
+{
+	struct fx		*fx = *state;
+	struct config_repo	 r = fx->repo;
+	struct git_repo		*g = NULL;
+	struct git_repo_paths	 paths;
+	char			 remote[41], local[41], first[41], err[512];
+	char			*path = NULL, *head = NULL;
+	const char		*want;
+
+	assert_int_equal(git_repo_remote_head(&fx->cfg, &fx->repo, remote,
+	    local, err, sizeof(err)), GIT_REPO_OK);
+	want = tl_out("git --git-dir='%s/deploy.git' rev-parse main", fx->dir);
+	assert_string_equal(remote, want);
+	assert_string_equal(local, "");
+	assert_int_equal(git_repo_prepare(&fx->cfg, &fx->repo, &path, &head,
+	    err, sizeof(err)), 0);
+	assert_int_equal(git_repo_remote_head(&fx->cfg, &fx->repo, remote,
+	    local, err, sizeof(err)), GIT_REPO_OK);
+	assert_string_equal(local, remote);
+	memcpy(first, remote, sizeof(first));
+
+	assert_int_equal(tl_sh("cd '%s/work-deploy' && echo 'image: a/b:2' > "
+	    "apps/web/deploy.yaml && " TL_GIT " commit -qam two && " TL_GIT
+	    " push -q ../deploy.git main", fx->dir), 0);
+	assert_int_equal(git_repo_remote_head(&fx->cfg, &fx->repo, remote,
+	    local, err, sizeof(err)), GIT_REPO_OK);
+	want = tl_out("git --git-dir='%s/deploy.git' rev-parse main", fx->dir);
+	assert_string_equal(remote, want);
+	/* Asked, not fetched. */
+	assert_string_equal(local, first);
+
+	assert_int_equal(git_repo_open(&fx->cfg, &fx->repo, &g, err,
+	    sizeof(err)), GIT_REPO_OK);
+	memset(&paths, 0, sizeof(paths));
+	paths.max = 10;
+	assert_int_equal(git_repo_changed_paths(g, first, remote, &paths, err,
+	    sizeof(err)), 0);
+	assert_int_equal(paths.complete, 1);
+	assert_int_equal(paths.n, 1);
+	assert_string_equal(paths.paths[0], "apps/web/deploy.yaml");
+	git_repo_paths_clear(&paths);
+	/* A base this clone never saw: no list. */
+	paths.max = 10;
+	assert_int_equal(git_repo_changed_paths(g,
+	    "0123456789012345678901234567890123456789", remote, &paths, err,
+	    sizeof(err)), 0);
+	assert_int_equal(paths.complete, 0);
+	assert_int_equal(paths.n, 0);
+	git_repo_close(g);
+
+	/* A branch the remote lacks is an error. */
+	r.branch = "nope";
+	assert_int_equal(git_repo_remote_head(&fx->cfg, &r, remote, local, err,
+	    sizeof(err)), GIT_REPO_ERROR);
+	assert_non_null(strstr(err, "no branch nope"));
+	free(path);
+	free(head);
+}
+
+struct ls_arg {
+	struct fx	*fx;
+	char		 remote[41], local[41];
+	int		 rc, done;
+};
+
+static void *
+ls_thread(void *arg)
+{
+	struct ls_arg	*a = arg;
+	char		 err[512];
+
+	a->rc = git_repo_remote_head(&a->fx->cfg, &a->fx->repo, a->remote,
+	    a->local, err, sizeof(err));
+	__atomic_store_n(&a->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* A poll takes the clone's lock like a job: it waits for the holder. */
+static void
+test_remote_head_waits_for_lock(void **state)
+{
+	struct fx	*fx = *state;
+	struct git_repo	*g;
+	struct ls_arg	 a;
+	pthread_t	 t;
+	char		 err[512];
+
+	memset(&a, 0, sizeof(a));
+	a.fx = fx;
+	assert_int_equal(git_repo_open(&fx->cfg, &fx->repo, &g, err,
+	    sizeof(err)), GIT_REPO_OK);
+	assert_int_equal(pthread_create(&t, NULL, ls_thread, &a), 0);
+	usleep(300 * 1000);
+	assert_int_equal(__atomic_load_n(&a.done, __ATOMIC_SEQ_CST), 0);
+	git_repo_close(g);
+	pthread_join(t, NULL);
+	assert_int_equal(a.done, 1);
+	assert_int_equal(a.rc, GIT_REPO_OK);
+	assert_string_equal(a.remote, a.local);
+}
+
 static void
 test_prepare_bad_url(void **state)
 {
@@ -570,7 +678,7 @@ test_hung_remote_times_out(void **state)
 	struct fx		*fx = *state;
 	struct config_repo	 r = fx->repo;
 	struct git_repo		*g = NULL;
-	char			 err[512], name[32];
+	char			 err[512], name[32], head[41], local[41];
 	int64_t			 t0, ms;
 	size_t			 i;
 	int			 lfd, port;
@@ -590,6 +698,13 @@ test_hung_remote_times_out(void **state)
 		assert_non_null(strstr(err, "timed out"));
 		assert_true(ms >= 900 && ms < 5000);
 		assert_null(g);
+		/* A poll's ls-remote has the same deadline. */
+		t0 = util_mono_ms();
+		assert_int_equal(git_repo_remote_head(&fx->cfg, &r, head, local,
+		    err, sizeof(err)), GIT_REPO_ERROR);
+		ms = util_mono_ms() - t0;
+		assert_non_null(strstr(err, "timed out"));
+		assert_true(ms >= 900 && ms < 5000);
 		free(r.url);
 	}
 	close(lfd);
@@ -1744,6 +1859,10 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_prepare_clone_then_fetch,
 		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_remote_head_and_changed_paths, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_remote_head_waits_for_lock, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_bad_url,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_commit_and_push,

@@ -35,6 +35,7 @@
 #include "job.h"
 #include "kube.h"
 #include "kubeconfig.h"
+#include "poller.h"
 #include "queue.h"
 #include "store.h"
 #include "sync.h"
@@ -2263,33 +2264,42 @@ test_sync_throttled(void **state)
 	assert_int_equal(patches, 3);
 }
 
-/* 500 apps on a 30 s interval fall due spread over the interval, each
- * strictly after start and at most one interval later, the same slot on
- * every call. */
+/* 500 apps (drift syncs) or repos (polls) on a 30 s interval fall due
+ * spread over the interval, each strictly after start and at most one
+ * interval later, the same slot on every call. */
 static void
-test_drift_spread(void **state)
+test_first_due_spread(void **state)
 {
-	int	 buckets[30] = { 0 }, i, used = 0, most = 0;
+	int64_t	(*const fns[])(const char *, int, int64_t) = {
+		drift_first_due_ms, poller_repo_first_due_ms,
+	};
+	int	 buckets[30], i, used, most;
 	char	 name[32];
 	int64_t	 start = 1700000000000LL, due;
+	size_t	 f;
 
 	(void)state;
-	for (i = 0; i < 500; i++) {
-		snprintf(name, sizeof(name), "app-%d", i);
-		due = drift_first_due_ms(name, 30, start);
-		assert_true(due > start && due <= start + 30000);
-		assert_true(due == drift_first_due_ms(name, 30, start));
-		buckets[(due - start - 1) / 1000]++;
+	for (f = 0; f < sizeof(fns) / sizeof(fns[0]); f++) {
+		memset(buckets, 0, sizeof(buckets));
+		used = most = 0;
+		for (i = 0; i < 500; i++) {
+			snprintf(name, sizeof(name), "app-%d", i);
+			due = fns[f](name, 30, start);
+			assert_true(due > start && due <= start + 30000);
+			assert_true(due == fns[f](name, 30, start));
+			buckets[(due - start - 1) / 1000]++;
+		}
+		for (i = 0; i < 30; i++) {
+			used += buckets[i] > 0;
+			if (buckets[i] > most)
+				most = buckets[i];
+		}
+		/* Uniform would be 16.7 a second; all in one second is the
+		 * bug. */
+		assert_int_equal(used, 30);
+		assert_true(most <= 34);
+		assert_true(fns[f]("x", 0, start) == INT64_MAX);
 	}
-	for (i = 0; i < 30; i++) {
-		used += buckets[i] > 0;
-		if (buckets[i] > most)
-			most = buckets[i];
-	}
-	/* Uniform would be 16.7 a second; all in one second is the bug. */
-	assert_int_equal(used, 30);
-	assert_true(most <= 34);
-	assert_true(drift_first_due_ms("x", 0, start) == INT64_MAX);
 }
 
 struct disc_arg {
@@ -2398,7 +2408,7 @@ main(void)
 		cmocka_unit_test(test_sync_in_cluster),
 		cmocka_unit_test(test_job_runner_sync),
 		cmocka_unit_test(test_drift_due),
-		cmocka_unit_test(test_drift_spread),
+		cmocka_unit_test(test_first_due_spread),
 		cmocka_unit_test(test_sync_throttled),
 		cmocka_unit_test(test_discovery_single_flight),
 	};

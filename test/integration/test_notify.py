@@ -295,7 +295,7 @@ class NotifyCheckTest(unittest.TestCase):
 state: {path: "%(t)s/state.db"}
 workdir: "%(t)s/repos"
 repos:
-  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git"}
+  - {name: deploy, url: "https://git.example.invalid/acme/deploy.git", poll_interval_s: 0}
 apps:
   - {name: web, repo: deploy, notify: [ops-slack, mail, hook]}
 notifiers:

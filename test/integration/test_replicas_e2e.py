@@ -98,6 +98,7 @@ repos:
   - name: deploy
     url: "%(git_url)s"
     branch: main
+    poll_interval_s: 0   # the senders' pushes are the events under test
     auth: {username: deployer, password_file: git.password}
     author: {name: gitopsd-bot, email: bot@acme.test}
 %(extra_repos)snotifiers:
@@ -627,6 +628,7 @@ exit 0
                           mode=0o755)
         text = self.config(lease_s=3, extra_repos=(
             "  - name: locked\n    url: \"%s\"\n    branch: main\n"
+            "    poll_interval_s: 0\n"
             "    auth: {username: deployer, password_file: git.password}\n"
             % self.http.url("locked.git")), extra_apps=(
             "  - name: l0\n    repo: locked\n    path: apps/l0\n"

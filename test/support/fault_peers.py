@@ -88,7 +88,8 @@ class LoggedPeer:
 
 class GitHTTP(LoggedPeer):
     """lighttpd + git http-backend serving root/*.git at /git/, basic auth
-    user:password.  stop() then start() keeps the port."""
+    user:password.  stop() then start() keeps the port.  Requests are
+    logged to root/access.log (access_lines())."""
 
     def __init__(self, root, user, password):
         self.root = root
@@ -97,8 +98,9 @@ class GitHTTP(LoggedPeer):
                       "%s:%s\n" % (user, password))
         self.conf = os.path.join(root, "lighttpd.conf")
         harness.write(self.conf, """
-server.modules = ("mod_auth", "mod_authn_file", "mod_cgi", "mod_alias", "mod_setenv")
+server.modules = ("mod_auth", "mod_authn_file", "mod_cgi", "mod_alias", "mod_setenv", "mod_accesslog")
 server.document-root = "%(root)s"
+accesslog.filename = "%(root)s/access.log"
 server.bind = "127.0.0.1"
 server.port = %(port)d
 server.errorlog = "%(root)s/lighttpd-error.log"
@@ -113,6 +115,14 @@ $HTTP["url"] =~ "^/git/" {
 """ % {"root": root, "port": self.port})
         self.proc = None
         self.log = None
+
+    def access_lines(self):
+        """The request lines logged so far ("GET /git/... HTTP/1.1")."""
+        try:
+            with open(os.path.join(self.root, "access.log")) as f:
+                return [line.split('"')[1] for line in f if '"' in line]
+        except FileNotFoundError:
+            return []
 
     def url(self, name):
         """The clone URL of the repository root/name."""

@@ -259,7 +259,10 @@ def config(**keys):
     added; None drops a key.  server and admin add to the listener
     (limits, TLS, a token); another listen address replaces it.  Strings
     keep their {tmp}, {port}, {admin_port} placeholders for
-    Daemon.fill()."""
+    Daemon.fill().  A repository is not polled unless the test says so
+    (poll_interval_s): a poll of a made-up host would leave the machine,
+    and one of a loopback repository would queue syncs the test does not
+    expect."""
     doc = dict(BASE_CONFIG)
     for key, value in keys.items():
         if value is None:
@@ -268,6 +271,9 @@ def config(**keys):
             doc[key] = dict(BASE_CONFIG[key], **value)
         else:
             doc[key] = value
+    if isinstance(doc.get("repos"), list):
+        doc["repos"] = [dict(r, poll_interval_s=r.get("poll_interval_s", 0))
+                        if isinstance(r, dict) else r for r in doc["repos"]]
     return yaml.dump(doc, Dumper=_ConfigDumper, sort_keys=False,
                      default_flow_style=None, allow_unicode=True,
                      width=1 << 16)
