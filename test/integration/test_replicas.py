@@ -17,21 +17,16 @@ import harness
 import pg_server
 from e2e_peers import make_bare_repo
 from fault_peers import wait_for
-from test_sync import CONFIG as SYNC_CONFIG, MANIFESTS, Kubesim
+from test_sync import DEMO_APP, MANIFESTS, SIM_KEYS, Kubesim
 
-SQLITE_STATE = 'state: {path: "{tmp}/state.db"}'
 HEARTBEAT_S = 1
 # A replica is gone, and its role free, after three heartbeats.
 TIMEOUT_S = 3 * HEARTBEAT_S
-PG_STATE = ("state: {driver: postgres, dsn_file: pg.dsn, heartbeat_s: %d}"
-            % HEARTBEAT_S)
-LITE_STATE = ('state: {path: "{tmp}/state.db", heartbeat_s: %d}'
-              % HEARTBEAT_S)
+PG_STATE = {"driver": "postgres", "dsn_file": "pg.dsn",
+            "heartbeat_s": HEARTBEAT_S}
+LITE_STATE = {"path": "{tmp}/state.db", "heartbeat_s": HEARTBEAT_S}
 # test_sync's app with a drift re-sync every second: periodic work.
-DRIFT_CONFIG = SYNC_CONFIG.replace(
-    "sync: {auto: true, prune: true, timeout_s: 30}",
-    "sync: {auto: true, prune: true, timeout_s: 30, interval_s: 1}")
-assert DRIFT_CONFIG != SYNC_CONFIG
+DRIFT_APP = dict(DEMO_APP, sync=dict(DEMO_APP["sync"], interval_s=1))
 DRIFT_LINE = "drift sync queued"
 
 
@@ -80,7 +75,8 @@ class ReplicasMixin:
             for rel, text in MANIFESTS.items()})
 
     def config(self, state):
-        return DRIFT_CONFIG.replace(SQLITE_STATE, state) % {
+        return harness.config(apps=[DRIFT_APP], state=state,
+                              **SIM_KEYS) % {
             "url": self.bare, "kubeconfig": self.sim.kubeconfig}
 
     def replicas(self, d):
