@@ -195,7 +195,7 @@ class PostgresDaemonTest(unittest.TestCase):
         d.start()
         d.stop()
         self.assertEqual(self.sql("SELECT max(version) FROM schema_version"),
-                         "1")
+                         "2")
         self.sql("INSERT INTO schema_version(version) VALUES (99)")
         d.start(wait=False)
         try:

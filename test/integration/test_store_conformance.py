@@ -26,7 +26,7 @@ class StoreConformanceTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout)
         # Every case ran: a backend that cannot open reports failures,
         # never an empty pass.
-        self.assertRegex(r.stdout, r"\[  PASSED  \] 1[0-9] test\(s\)")
+        self.assertRegex(r.stdout, r"\[  PASSED  \] (1[89]|2[0-9]) test\(s\)")
 
     def test_sqlite(self):
         self.check(run_suite("sqlite"))
