@@ -1,0 +1,171 @@
+"""Job leases across gitopsd replicas on one PostgreSQL database
+(queue.lease_s, DESIGN.md section 9).  Two real gitopsd processes share a
+throwaway PostgreSQL (test/support/pg_server.py); the Git remote is git
+http-backend behind lighttpd with a slow pre-receive hook, the alert sink a
+loopback webhook receiver.
+
+- kill -9 of replica A while its update-image job pushes: replica B takes
+  the job over once A's lease has ended and finishes it; one commit for
+  the one image bump.
+- replica A paused (SIGSTOP) past its lease while its attempt runs: B takes
+  the job over, it fails there for good and is alerted once; when A runs
+  again its late result is refused by the lease (no overwrite, no second
+  alert)."""
+import json
+import os
+import re
+import signal
+import time
+import unittest
+import uuid
+
+import harness
+import pg_server
+from fault_peers import git, set_hook, wait_for
+from notify_receivers import Receiver
+from test_faults import (DEPLOYMENT, GIT_CONFIG, GIT_PASSWORD, REGISTRY,
+                         TOKEN, GitJobMixin, job_detail)
+from test_postgres import skip_reason
+
+HOOK_SECRET = "lease-hook-secret-77b2"
+LEASE_S = 2
+
+
+def lease_config():
+    """test_faults' Git job on PostgreSQL, leases of LEASE_S, the app's
+    alerts to a webhook sink."""
+    text = GIT_CONFIG
+    for old, new in (
+            ('state: {path: "{tmp}/state.db"}\n',
+             "state: {driver: postgres, dsn_file: pg.dsn}\n"
+             "queue: {lease_s: %d}\n" % LEASE_S),
+            ("    path: apps/web\n", "    path: apps/web\n"
+             "    notify: [audit]\n")):
+        assert old in text, old
+        text = text.replace(old, new)
+    return text + (
+        "notifiers:\n  - {name: audit, type: webhook, url: "
+        "\"http://127.0.0.1:%(sink)d/hook\", secret_file: hook.secret}\n")
+
+
+def metric(d, name):
+    text = d.admin("GET", "/metrics").body.decode()
+    m = re.search(r"^%s(?:\{\})? ([0-9.e+]+)$" % re.escape(name), text, re.M)
+    return float(m.group(1)) if m else None
+
+
+@unittest.skipIf(skip_reason() is not None, skip_reason() or "")
+class LeaseTakeoverTest(GitJobMixin, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = pg_server.PgServer()
+        cls.addClassCleanup(cls.pg.stop)
+        cls.pg.start()
+
+    def setUp(self):
+        super().setUp()
+        self.dsn = self.pg.createdb("l" + uuid.uuid4().hex[:12])
+        self.sink = Receiver("http", secret=HOOK_SECRET).start()
+        self.addCleanup(self.sink.close)
+        self.marker = os.path.join(self.tmp, "push-started")
+
+    def daemon(self, attempts):
+        d = harness.Daemon(
+            lease_config() % {"url": self.http.url("deploy.git"),
+                              "reg": REGISTRY, "attempts": attempts,
+                              "sink": self.sink.port},
+            secrets={"registry.token": TOKEN + "\n",
+                     "git.password": GIT_PASSWORD + "\n",
+                     "hook.secret": HOOK_SECRET, "pg.dsn": self.dsn})
+        self.addCleanup(d.cleanup)
+        return d
+
+    def stall_first_push(self, then):
+        """The first push waits in pre-receive (objects received, ref not
+        moved yet) for a while, then ends with `then`; later ones end with
+        it at once."""
+        set_hook(self.bare, "pre-receive",
+                 "cat >/dev/null\n"
+                 "if [ ! -e '%s' ]; then touch '%s'; sleep 4; fi\n"
+                 "%s\n" % (self.marker, self.marker, then))
+        self.http.start()
+
+    def start_pair(self, attempts):
+        a = self.daemon(attempts).start()
+        b = self.daemon(attempts).start()
+        return a, b
+
+    def running_on_a(self, a, tag):
+        # A claims the job in the round that stores it: it runs on A.
+        job_id = self.image_event(a, tag)
+        wait_for("the push in flight", lambda: os.path.exists(self.marker),
+                 timeout=60, interval=0.02)
+        self.assertEqual(job_detail(a, job_id)["state"], "running")
+        return job_id
+
+    def test_kill9_taken_over_after_lease_one_commit(self):
+        self.stall_first_push("exit 0")
+        a, b = self.start_pair(attempts=5)
+        self.assertEqual(metric(b, "gitopsd_lease_takeovers_total"), 0)
+        job_id = self.running_on_a(a, "1.5.0")
+        killed = time.time()
+        a.kill9()
+
+        job = self.wait_final(b, job_id)
+        took = time.time() - killed
+        self.assertEqual(job["state"], "succeeded", job)
+        self.assertIn("interrupted", json.dumps(job["attempts_log"]), job)
+        self.assertEqual(job["attempts"], 2, job)
+        # Not before the lease has ended (it was renewed within a third
+        # of it before the kill).
+        self.assertGreater(took, LEASE_S * 2 / 3 - 0.1, took)
+        self.assertEqual(len(self.trailer_commits(job_id)), 1)
+        self.assertEqual(git("rev-list", "--count", "main", cwd=self.bare),
+                         "2")
+        self.assertEqual(
+            git("show", "main:apps/web/deployment.yaml", cwd=self.bare),
+            DEPLOYMENT.replace("1.0.0", "1.5.0").rstrip("\n"))
+        self.assertEqual(metric(b, "gitopsd_lease_takeovers_total"), 1)
+        self.assertIn("1 job(s) taken over after their lease ended",
+                      b.log())
+        self.assertEqual(b.stop(), 0, b.log()[-3000:])
+        print("\nkill -9 of the replica running the push: taken over and "
+              "finished by the other one %.1f s later (lease %d s)"
+              % (took, LEASE_S))
+
+    def test_paused_past_lease_result_refused_one_alert(self):
+        self.stall_first_push("echo 'refused: main is frozen' >&2; exit 1")
+        a, b = self.start_pair(attempts=2)
+        self.addCleanup(lambda: a.proc.poll() is None and
+                        os.kill(a.proc.pid, signal.SIGCONT))
+        job_id = self.running_on_a(a, "1.6.0")
+        os.kill(a.proc.pid, signal.SIGSTOP)
+
+        # B takes the job over (A's attempt counted as interrupted) and
+        # its own attempt is refused: dead, one alert.
+        job = self.wait_final(b, job_id)
+        self.assertEqual(job["state"], "dead", job)
+        self.assertEqual(job["attempts"], 2, job)
+        self.assertIn("pre-receive hook declined", job["error"], job)
+        recs = self.sink.wait_records(1, timeout=30)
+        self.assertEqual(len(recs), 1, recs)
+
+        # A runs again: its attempt ends (the push refused long ago) and
+        # its lease fences it off.
+        os.kill(a.proc.pid, signal.SIGCONT)
+        wait_for("A's late result refused", lambda: "its lease was taken"
+                 " over while it ran" in a.log(), timeout=30)
+        time.sleep(2)           # room for a second alert to show up
+        self.assertEqual(len(self.sink.records()), 1, self.sink.records())
+        after = job_detail(b, job_id)
+        self.assertEqual((after["state"], after["attempts"], after["error"]),
+                         (job["state"], job["attempts"], job["error"]))
+        self.assertEqual(len(after["attempts_log"]), 2, after)
+        self.assertEqual(git("rev-list", "--count", "main", cwd=self.bare),
+                         "1")
+        self.assertEqual(a.stop(), 0, a.log()[-3000:])
+        self.assertEqual(b.stop(), 0, b.log()[-3000:])
+
+
+if __name__ == "__main__":
+    unittest.main()
