@@ -1637,7 +1637,8 @@ queue_worker_done_cb(struct job *job, struct job_result *res,
 /*
  * Loop runners (notify) report back here.  Runs in flight are listed so
  * that queue_close() can orphan them: a runner finishing after the queue is
- * gone only frees its job (it stays `running` in the store: re-queued).
+ * gone only frees its job (it stays `running` in the store until its
+ * lease ends: taken over).
  */
 struct queue_loop_run {
 	struct queue		*q;		/* NULL: orphaned by close */
@@ -2000,8 +2001,8 @@ queue_close(struct queue *q, int timeout_s)
 	q->loop_runs = NULL;
 	/* Finished attempts are recorded; unfinished ones stay running. */
 	if (q->pool != NULL && worker_pool_stop(q->pool, timeout_s) > 0)
-		log_warnx("queue: jobs still running are re-queued at the"
-		    " next start");
+		log_warnx("queue: jobs still running are taken over when"
+		    " their lease ends (with SQLite, at the next start)");
 	q->pool = NULL;
 	pthread_mutex_lock(&q->mtx);
 	q->stop = 1;
@@ -2012,7 +2013,7 @@ queue_close(struct queue *q, int timeout_s)
 		pthread_join(q->thread, NULL);
 	if (q->ck_started)
 		pthread_join(q->ck_thread, NULL);
-	/* Replies nobody will read: claimed jobs stay running (re-queued). */
+	/* Replies nobody will read: claimed jobs stay running (taken over). */
 	for (rep = q->replies; rep != NULL; rep = next) {
 		next = rep->next;
 		queue_reply_free(rep);
