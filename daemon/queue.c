@@ -26,10 +26,11 @@
  *   (job->wait), which ends in succeeded, failed or dead as the attempt
  *   would have, or in waiting again.  Waiting is not an attempt: nothing
  *   counted, no alert, no app status; it still holds its app as a running
- *   job does, and is not in `pending` (the queue bound).  One function,
- *   queue_store_finish(), decides every transition, in the same transaction
- *   that stores the attempt, the result, follow-up jobs, planned alerts and
- *   the app's status.  Claims follow the store's rules (one running job per
+ *   job does, and is not in `pending` (the queue bound).  One pure
+ *   function, job_advance() (job.c), decides every transition;
+ *   queue_store_finish() stores it in the same transaction as the attempt,
+ *   the result, follow-up jobs, planned alerts and the app's status.
+ *   Claims follow the store's rules (one running job per
  *   app, per repository for update-image, queued update-image jobs of one
  *   repository merged into one run).
  * - Leases.  A claim holds each job under this replica's id (replica.h)
@@ -52,7 +53,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,29 +222,8 @@ static void	queue_kick(struct queue *);
 int64_t
 queue_backoff_ms(int base_s, int max_s, int attempts, int retry_after_s)
 {
-	double	 cap, d;
-
-	if (base_s < 1)
-		base_s = 1;
-	if (max_s < base_s)
-		max_s = base_s;
-	if (attempts < 1)
-		attempts = 1;
-	cap = (double)base_s * pow(2.0, (double)(attempts > 40 ? 40 :
-	    attempts - 1));
-	if (cap > (double)max_s)
-		cap = (double)max_s;
-	d = util_random_unit() * cap * 1000.0;
-	/*
-	 * A receiver's Retry-After is honoured only up to max_s: a sink (or
-	 * an API) asking for a day would otherwise hold an alert or a sync
-	 * back that long, past every bound the operator configured.
-	 */
-	if (retry_after_s > max_s)
-		retry_after_s = max_s;
-	if (retry_after_s > 0 && d < (double)retry_after_s * 1000.0)
-		d = (double)retry_after_s * 1000.0;
-	return (int64_t)d;
+	return job_backoff_ms(base_s, max_s, attempts, retry_after_s,
+	    util_random_unit());
 }
 
 void
@@ -265,13 +244,6 @@ static int
 queue_workers(const struct config *cfg)
 {
 	return cfg->queue.workers;
-}
-
-static int
-queue_max_attempts(const struct config *cfg, enum job_kind kind)
-{
-	return kind == JOB_NOTIFY ? cfg->notify.max_attempts :
-	    cfg->retry.max_attempts;
 }
 
 static void
@@ -412,20 +384,6 @@ queue_result_health(const struct job_result *res)
 	return s;
 }
 
-/*
- * Whether this attempt is the app's final outcome.  A retry is not, and
- * neither is a success whose follow-ups (the sync after an image update)
- * still decide whether the change works: an app whose rollout failed has
- * not recovered when the next commit is pushed, only when it is healthy.
- */
-static int
-queue_outcome_final(const struct job_result *res, enum job_state state)
-{
-	if (state == JOB_FAILED)
-		return 0;
-	return !(state == JOB_SUCCEEDED && res->nfollowups > 0);
-}
-
 /* Insert the alerts notify_plan() makes for this transition. */
 static int
 queue_store_plan(struct queue *q, const struct config *cfg,
@@ -445,7 +403,7 @@ queue_store_plan(struct queue *q, const struct config *cfg,
 		if (q->ops->app_get(q->wr, j->app, &app, err, errlen) == -1)
 			return -1;
 		was_failing = app.found && app.outcome == JOB_DEAD &&
-		    queue_outcome_final(res, state);
+		    job_outcome_final(res, state);
 		store_app_row_clear(&app);
 	}
 	notify_plan(cfg, j, res, state, was_failing, &plan);
@@ -461,7 +419,7 @@ queue_store_plan(struct queue *q, const struct config *cfg,
 				continue;
 		}
 		if (q->ops->add_job(q->wr, &it->spec, 0,
-		    queue_max_attempts(cfg, JOB_NOTIFY), now, &id, &absorbed,
+		    job_max_attempts(cfg, JOB_NOTIFY), now, &id, &absorbed,
 		    err, errlen) == -1)
 			goto out;
 		q->pending++;
@@ -500,7 +458,7 @@ queue_store_app(struct queue *q, const struct job *j,
 	    j->tag, j->digest, err, errlen) == -1)
 		return -1;
 	rc = q->ops->app_record(q->wr, j->app,
-	    queue_outcome_final(res, state) ? state : 0, j->id, rev, health,
+	    job_outcome_final(res, state) ? state : 0, j->id, rev, health,
 	    state == JOB_SUCCEEDED && j->kind == JOB_SYNC ? now : 0,
 	    state == JOB_SUCCEEDED ? NULL : res->error, err, errlen);
 	free(health);
@@ -577,10 +535,6 @@ queue_lease_lost(const struct job *j, const char *outcome)
 	    job_kind_name(j->kind), j->app != NULL ? j->app : "-", outcome);
 }
 
-/* Longest and shortest pause before a waiting job is looked at again. */
-#define QUEUE_WAIT_MIN_MS	10
-#define QUEUE_WAIT_MAX_MS	60000
-
 /*
  * An attempt that applied but must look at health again later: waiting
  * until not_before.  Not an attempt's end: its count stays, no attempt
@@ -589,26 +543,22 @@ queue_lease_lost(const struct job *j, const char *outcome)
  */
 static int
 queue_store_wait(struct queue *q, const struct job *j,
-    const struct job_result *res, int head, int64_t started_ms,
+    const struct job_result *res, int head, const struct job_advance *adv,
     int64_t ended_ms, char *err, size_t errlen)
 {
 	struct store_finish	 f;
 	struct queue_note	 note;
 	char			*result;
-	int64_t			 delay = res->wait_ms;
+	int64_t			 delay = adv->not_before_ms - ended_ms;
 	int			 rc;
 
-	if (delay < QUEUE_WAIT_MIN_MS)
-		delay = QUEUE_WAIT_MIN_MS;
-	if (delay > QUEUE_WAIT_MAX_MS)
-		delay = QUEUE_WAIT_MAX_MS;
 	memset(&f, 0, sizeof(f));
 	f.job_id = j->id;
 	f.state = JOB_WAITING;
-	f.attempts = j->attempts;
-	f.started_ms = started_ms;
+	f.attempts = adv->attempts;
+	f.started_ms = adv->started_ms;
 	f.ended_ms = ended_ms;
-	f.not_before_ms = ended_ms + delay;
+	f.not_before_ms = adv->not_before_ms;
 	/* Without its wait state the job could not be looked at again. */
 	if ((result = queue_result_json(res)) == NULL) {
 		snprintf(err, errlen, "job %" PRId64 ": the wait state does not"
@@ -685,44 +635,32 @@ queue_store_finish(struct queue *q, const struct config *cfg,
     int64_t started_ms, int64_t ended_ms, char *err, size_t errlen)
 {
 	struct store_finish	 f;
+	struct job_advance	 adv;
 	struct queue_note	 note;
 	enum job_state		 state;
 	char			*result = NULL;
 	int64_t			 now = ended_ms, id, received;
-	int			 attempts = j->attempts + 1, absorbed, rc = -1;
-	int			 fenced;
+	int			 absorbed, rc = -1, fenced;
 	size_t			 i;
 
-	/*
-	 * A waiting job's attempt began with its apply, before the health
-	 * checks that followed (the store kept when).
-	 */
-	if (j->wait != NULL && j->started_ms > 0 && j->started_ms < started_ms)
-		started_ms = j->started_ms;
-	if (!res->ok && res->wait != NULL)
-		return queue_store_wait(q, j, res, head, started_ms, ended_ms,
-		    err, errlen);
-	if (res->ok)
-		state = JOB_SUCCEEDED;
-	else if (res->permanent || attempts >= (j->max_attempts > 0 ?
-	    j->max_attempts : queue_max_attempts(cfg, j->kind)))
-		state = JOB_DEAD;
-	else
-		state = JOB_FAILED;
+	job_advance(cfg, j, res, head, started_ms, ended_ms,
+	    util_random_unit(), &adv);
+	if (!adv.ended)
+		return queue_store_wait(q, j, res, head, &adv, ended_ms, err,
+		    errlen);
+	state = adv.state;
+	started_ms = adv.started_ms;
 
 	memset(&note, 0, sizeof(note));
 	note.to_deploy_s = -1;
 	memset(&f, 0, sizeof(f));
 	f.job_id = j->id;
 	f.state = state;
-	f.attempts = attempts;
+	f.attempts = adv.attempts;
 	f.started_ms = started_ms;
 	f.ended_ms = ended_ms;
-	f.error = res->ok ? NULL : (res->error != NULL ? res->error :
-	    "failed");
-	if (state == JOB_FAILED)
-		f.not_before_ms = now + queue_backoff_ms(cfg->retry.base_s,
-		    cfg->retry.max_s, attempts, res->retry_after_s);
+	f.error = adv.error;
+	f.not_before_ms = adv.not_before_ms;
 	result = queue_result_json(res);
 	f.result = result;
 	f.owner = replica_id();
@@ -737,10 +675,9 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 		q->pending++;
 
 	if (state == JOB_SUCCEEDED) {
-		/* A merged run's follow-ups belong to the run: inserted once. */
-		for (i = 0; head && i < res->nfollowups; i++) {
+		for (i = 0; adv.followups && i < res->nfollowups; i++) {
 			if (q->ops->add_job(q->wr, &res->followups[i],
-			    j->event_id, queue_max_attempts(cfg,
+			    j->event_id, job_max_attempts(cfg,
 			    res->followups[i].kind), now, &id, &absorbed, err,
 			    errlen) == -1)
 				goto out;
@@ -769,7 +706,7 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 	note.line = xasprintf("job %" PRId64 " %s app=%s delivery=%s "
 	    "attempt=%d: %s%s%s", j->id, job_kind_name(j->kind),
 	    j->app != NULL ? j->app : "-",
-	    j->delivery != NULL ? j->delivery : "-", attempts,
+	    j->delivery != NULL ? j->delivery : "-", adv.attempts,
 	    job_state_name(state), res->ok ? "" : ": ",
 	    res->ok ? "" : f.error);
 	queue_note_add(q, &note);
@@ -930,7 +867,7 @@ queue_store_item(struct queue *q, const struct config *cfg,
 		goto fail;
 	for (k = 0; k < it->njobs; k++) {
 		if (q->ops->add_job(q->wr, &it->jobs[k], o->event_id,
-		    queue_max_attempts(cfg, it->jobs[k].kind), now, &ids[k],
+		    job_max_attempts(cfg, it->jobs[k].kind), now, &ids[k],
 		    &absorbed, err, sizeof(err)) == -1)
 			goto fail;
 		if (!absorbed)
@@ -2143,7 +2080,7 @@ queue_add_jobs_fn(struct queue *q, const struct config *cfg, void *arg,
 
 	for (i = 0; i < a->n; i++) {
 		if (q->ops->add_job(q->wr, &a->specs[i], 0,
-		    queue_max_attempts(cfg, a->specs[i].kind), now, &a->ids[i],
+		    job_max_attempts(cfg, a->specs[i].kind), now, &a->ids[i],
 		    &absorbed, err, errlen) == -1)
 			return -1;
 		if (!absorbed)
