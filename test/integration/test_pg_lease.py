@@ -103,6 +103,23 @@ class LeaseTakeoverTest(GitJobMixin, unittest.TestCase):
         self.assertEqual(job_detail(a, job_id)["state"], "running")
         return job_id
 
+    def test_live_replica_keeps_its_lease(self):
+        """A push that takes twice the lease on a live replica: A renews
+        the lease, B takes nothing over, one attempt."""
+        self.stall_first_push("exit 0")
+        a, b = self.start_pair(attempts=5)
+        job_id = self.running_on_a(a, "1.4.0")
+        pushing = time.time()
+        job = self.wait_final(a, job_id)
+        # The push alone outlasted the lease.
+        self.assertGreater(time.time() - pushing, LEASE_S, job)
+        self.assertEqual((job["state"], job["attempts"]), ("succeeded", 1),
+                         job)
+        self.assertEqual(len(job["attempts_log"]), 1, job)
+        self.assertEqual(metric(b, "gitopsd_lease_takeovers_total"), 0)
+        self.assertEqual(metric(a, "gitopsd_lease_takeovers_total"), 0)
+        self.assertEqual(len(self.trailer_commits(job_id)), 1)
+
     def test_kill9_taken_over_after_lease_one_commit(self):
         self.stall_first_push("exit 0")
         a, b = self.start_pair(attempts=5)
