@@ -4,13 +4,16 @@ throwaway PostgreSQL (test/support/pg_server.py); the Git remote is git
 http-backend behind lighttpd with a slow pre-receive hook, the alert sink a
 loopback webhook receiver.
 
+- a push twice the lease long on a live replica keeps its lease.
 - kill -9 of replica A while its update-image job pushes: replica B takes
   the job over once A's lease has ended and finishes it; one commit for
   the one image bump.
 - replica A paused (SIGSTOP) past its lease while its attempt runs: B takes
   the job over, it fails there for good and is alerted once; when A runs
   again its late result is refused by the lease (no overwrite, no second
-  alert)."""
+  alert).
+- a database of schema 1 gets the lease columns at start, and a job left
+  running there without a lease is taken over."""
 import json
 import os
 import re
@@ -64,7 +67,8 @@ class LeaseTakeoverTest(GitJobMixin, unittest.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.dsn = self.pg.createdb("l" + uuid.uuid4().hex[:12])
+        self.db = "l" + uuid.uuid4().hex[:12]
+        self.dsn = self.pg.createdb(self.db)
         self.sink = Receiver("http", secret=HOOK_SECRET).start()
         self.addCleanup(self.sink.close)
         self.marker = os.path.join(self.tmp, "push-started")
@@ -102,6 +106,34 @@ class LeaseTakeoverTest(GitJobMixin, unittest.TestCase):
                  timeout=60, interval=0.02)
         self.assertEqual(job_detail(a, job_id)["state"], "running")
         return job_id
+
+    def sql(self, query):
+        return self.pg.psql(query, self.db).strip()
+
+    def test_schema_1_upgraded(self):
+        """A database of schema 1 (no leases) gets the lease columns at the
+        next start; a job left running there without a lease is taken
+        over."""
+        self.http.start()
+        a = self.daemon(attempts=5).start()
+        job_id = self.image_event(a, "1.3.0")
+        self.wait_final(a, job_id)
+        self.assertEqual(a.stop(), 0, a.log()[-3000:])
+        self.sql("ALTER TABLE jobs DROP COLUMN lease_owner,"
+                 " DROP COLUMN lease_until;"
+                 " UPDATE schema_version SET version = 1;"
+                 " UPDATE jobs SET state = 2, started = 1")
+        a.start()
+        self.assertEqual(self.sql("SELECT max(version) FROM schema_version"),
+                         "2")
+        job = self.wait_final(a, job_id)
+        # Its first attempt, the interrupted one, the one after it.
+        self.assertEqual((job["state"], job["attempts"]), ("succeeded", 3),
+                         job)
+        self.assertIn("interrupted", json.dumps(job["attempts_log"]), job)
+        self.assertEqual(self.sql("SELECT count(*) FROM jobs WHERE"
+                                  " lease_owner IS NOT NULL"), "0")
+        self.assertEqual(a.stop(), 0, a.log()[-3000:])
 
     def test_live_replica_keeps_its_lease(self):
         """A push that takes twice the lease on a live replica: A renews
