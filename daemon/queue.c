@@ -777,33 +777,34 @@ queue_store_lease(struct queue *q, const struct config *cfg, int64_t now,
 	if (q->ops->item_begin(q->wr, err, sizeof(err)) == -1)
 		goto fail;
 	if (q->ops->renew(q->wr, replica_id(), q->leased, q->nleased,
-	    now + queue_lease_ms(cfg), &nrenewed, err, sizeof(err)) == -1) {
-		q->ops->item_abort(q->wr);
-		goto fail;
-	}
-	if (q->ops->item_end(q->wr, err, sizeof(err)) == -1)
-		goto fail;
-	/* Finished here but not yet recorded, or taken over: see finish. */
+	    now + queue_lease_ms(cfg), &nrenewed, err, sizeof(err)) == -1 ||
+	    q->ops->item_end(q->wr, err, sizeof(err)) == -1)
+		goto abort;
+	/*
+	 * Before this round records anything, every job in leased is still
+	 * running under this lease unless another runner took it over (this
+	 * process was paused or cut off from the store past the lease).
+	 */
 	if (nrenewed < q->nleased)
-		log_debug("queue: %zu of %zu leases renewed", nrenewed,
-		    q->nleased);
+		log_warnx("queue: %zu of the %zu jobs running here lost their"
+		    " lease to another runner; their outcomes will be dropped",
+		    q->nleased - nrenewed, q->nleased);
 	/* A draining queue takes no job over: it would not run it. */
 	if (!claiming)
 		return;
 	if (q->ops->item_begin(q->wr, err, sizeof(err)) == -1)
 		goto fail;
 	if (q->ops->takeover(q->wr, now, now, &nrequeued, &ndead, err,
-	    sizeof(err)) == -1) {
-		q->ops->item_abort(q->wr);
-		goto fail;
-	}
-	if (q->ops->item_end(q->wr, err, sizeof(err)) == -1)
-		goto fail;
+	    sizeof(err)) == -1 || q->ops->item_end(q->wr, err,
+	    sizeof(err)) == -1)
+		goto abort;
 	if (nrequeued > 0 || ndead > 0)
 		log_info("queue: %d job(s) taken over after their lease ended,"
 		    " %d of them out of attempts", nrequeued + ndead, ndead);
 	*ntaken = nrequeued + ndead;
 	return;
+abort:
+	q->ops->item_abort(q->wr);
 fail:
 	log_warnx("queue: leases: %s", err);
 }
