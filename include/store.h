@@ -221,7 +221,9 @@ struct store_ops {
 	 * job holds its app like a running one (only it may run there); other
 	 * queued update-image jobs of the same repository are claimed with it
 	 * into job->merged.  Notify jobs are not limited per app.  A claimed
-	 * waiting job comes with job->wait and job->started_ms.
+	 * waiting job comes with job->wait and job->started_ms.  Every job
+	 * claimed (merged ones too) is leased to owner until lease_until_ms
+	 * (a waiting job holds no lease: nobody runs it until its look).
 	 */
 	int		 (*claim)(struct store *, const struct store_claim *,
 			    struct job ***jobs, size_t *njobs, char *err,
