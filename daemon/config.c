@@ -216,6 +216,11 @@ static const struct config_key queue_keys[] = {
 	  .off = O(struct config_queue, workers), .min = 1, .max = 256,
 	  .def = "4",
 	  .help = "worker threads running jobs" },
+	{ "lease_s", T_INT,
+	  .off = O(struct config_queue, lease_s), .min = 1, .max = 3600,
+	  .def = "30",
+	  .help = "seconds a claimed job's lease lasts; renewed every third"
+	  " of it while the job runs, taken over by any replica after it" },
 };
 static const struct config_table queue_table =
     CONFIG_TABLE("queue", struct config_queue, queue_keys, NULL);

@@ -1,11 +1,13 @@
 /*
  * job.c: job kinds and states, results, and the table of job runners.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "job.h"
 #include "util.h"
 
@@ -210,4 +212,97 @@ job_result_add_followup(struct job_result *r, const struct job_spec *spec)
 	f->tag = job_result_own(r, spec->tag);
 	f->digest = job_result_own(r, spec->digest);
 	f->params = job_result_own(r, spec->params);
+}
+
+int64_t
+job_backoff_ms(int base_s, int max_s, int attempts, int retry_after_s,
+    double jitter)
+{
+	double	 cap, d;
+
+	if (base_s < 1)
+		base_s = 1;
+	if (max_s < base_s)
+		max_s = base_s;
+	if (attempts < 1)
+		attempts = 1;
+	cap = (double)base_s * pow(2.0, (double)(attempts > 40 ? 40 :
+	    attempts - 1));
+	if (cap > (double)max_s)
+		cap = (double)max_s;
+	d = jitter * cap * 1000.0;
+	/*
+	 * A receiver's Retry-After is honoured only up to max_s: a sink (or
+	 * an API) asking for a day would otherwise hold an alert or a sync
+	 * back that long, past every bound the operator configured.
+	 */
+	if (retry_after_s > max_s)
+		retry_after_s = max_s;
+	if (retry_after_s > 0 && d < (double)retry_after_s * 1000.0)
+		d = (double)retry_after_s * 1000.0;
+	return (int64_t)d;
+}
+
+int
+job_max_attempts(const struct config *cfg, enum job_kind kind)
+{
+	return kind == JOB_NOTIFY ? cfg->notify.max_attempts :
+	    cfg->retry.max_attempts;
+}
+
+int
+job_outcome_final(const struct job_result *res, enum job_state state)
+{
+	if (state == JOB_FAILED)
+		return 0;
+	return !(state == JOB_SUCCEEDED && res->nfollowups > 0);
+}
+
+void
+job_advance(const struct config *cfg, const struct job *j,
+    const struct job_result *res, int head, int64_t started_ms,
+    int64_t ended_ms, double jitter, struct job_advance *out)
+{
+	int64_t	 delay;
+	int	 max;
+
+	memset(out, 0, sizeof(*out));
+	/*
+	 * A waiting job's attempt began with its apply, before the health
+	 * checks that followed (the store kept when).
+	 */
+	out->started_ms = started_ms;
+	if (j->wait != NULL && j->started_ms > 0 && j->started_ms < started_ms)
+		out->started_ms = j->started_ms;
+	/* Applied, not healthy yet: not an attempt's end. */
+	if (!res->ok && res->wait != NULL) {
+		delay = res->wait_ms;
+		if (delay < JOB_WAIT_MIN_MS)
+			delay = JOB_WAIT_MIN_MS;
+		if (delay > JOB_WAIT_MAX_MS)
+			delay = JOB_WAIT_MAX_MS;
+		out->state = JOB_WAITING;
+		out->attempts = j->attempts;
+		out->not_before_ms = ended_ms + delay;
+		return;
+	}
+	out->ended = 1;
+	out->attempts = j->attempts + 1;
+	max = j->max_attempts > 0 ? j->max_attempts :
+	    job_max_attempts(cfg, j->kind);
+	if (res->ok)
+		out->state = JOB_SUCCEEDED;
+	else if (res->permanent || out->attempts >= max)
+		out->state = JOB_DEAD;
+	else
+		out->state = JOB_FAILED;
+	if (!res->ok)
+		out->error = res->error != NULL ? res->error : "failed";
+	if (out->state == JOB_FAILED)
+		out->not_before_ms = ended_ms + job_backoff_ms(cfg->retry.base_s,
+		    cfg->retry.max_s, out->attempts, res->retry_after_s, jitter);
+	/* A merged run's follow-ups belong to the run: inserted once. */
+	out->followups = out->state == JOB_SUCCEEDED && head &&
+	    res->nfollowups > 0;
+	out->final = job_outcome_final(res, out->state);
 }

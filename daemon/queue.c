@@ -26,12 +26,22 @@
  *   (job->wait), which ends in succeeded, failed or dead as the attempt
  *   would have, or in waiting again.  Waiting is not an attempt: nothing
  *   counted, no alert, no app status; it still holds its app as a running
- *   job does, and is not in `pending` (the queue bound).  One function,
- *   queue_store_finish(), decides every transition, in the same transaction
- *   that stores the attempt, the result, follow-up jobs, planned alerts and
- *   the app's status.  Claims follow the store's rules (one running job per
+ *   job does, and is not in `pending` (the queue bound).  One pure
+ *   function, job_advance() (job.c), decides every transition;
+ *   queue_store_finish() stores it in the same transaction as the attempt,
+ *   the result, follow-up jobs, planned alerts and the app's status.
+ *   Claims follow the store's rules (one running job per
  *   app, per repository for update-image, queued update-image jobs of one
  *   repository merged into one run).
+ * - Leases.  A claim holds each job under this replica's id (replica.h)
+ *   until now + queue.lease_s; every lease_s/3 one round renews the
+ *   leases of every job claimed here and not yet recorded (one
+ *   statement) and takes over, as after a crash, the running jobs of any
+ *   replica whose lease ended (store.h: takeover).  Recording an attempt
+ *   is fenced by the lease: a replica that was paused past its lease
+ *   finds its job taken over and drops its result (the new runner's
+ *   counts).  This is the only recovery: a SQLite store is one process's,
+ *   so its leases at start are expired at once (queue_store_prepare).
  * - Failure.  A delivery is stored whole or not at all: a duplicate is
  *   found before anything of it is written, and any other failure while
  *   writing it rolls back the whole round (no savepoint per delivery,
@@ -43,7 +53,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +67,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "queue.h"
+#include "replica.h"
 #include "replicas.h"
 #include "store.h"
 #include "util.h"
@@ -171,6 +181,10 @@ struct queue {
 	int			 out_thread;	/* claimed, not yet recorded */
 	int			 out_loop;
 	int64_t			 last_retention_ms;
+	/* Jobs claimed here and not yet recorded: their leases renewed. */
+	int64_t			*leased;
+	size_t			 nleased, leased_cap;
+	int64_t			 last_lease_ms;	/* last renewal (monotonic) */
 	int			 done_failed;	/* last round could not record */
 	int64_t			 open_tried_ms;	/* the store not yet open */
 	unsigned		 open_tries;
@@ -209,29 +223,8 @@ static void	queue_kick(struct queue *);
 int64_t
 queue_backoff_ms(int base_s, int max_s, int attempts, int retry_after_s)
 {
-	double	 cap, d;
-
-	if (base_s < 1)
-		base_s = 1;
-	if (max_s < base_s)
-		max_s = base_s;
-	if (attempts < 1)
-		attempts = 1;
-	cap = (double)base_s * pow(2.0, (double)(attempts > 40 ? 40 :
-	    attempts - 1));
-	if (cap > (double)max_s)
-		cap = (double)max_s;
-	d = util_random_unit() * cap * 1000.0;
-	/*
-	 * A receiver's Retry-After is honoured only up to max_s: a sink (or
-	 * an API) asking for a day would otherwise hold an alert or a sync
-	 * back that long, past every bound the operator configured.
-	 */
-	if (retry_after_s > max_s)
-		retry_after_s = max_s;
-	if (retry_after_s > 0 && d < (double)retry_after_s * 1000.0)
-		d = (double)retry_after_s * 1000.0;
-	return (int64_t)d;
+	return job_backoff_ms(base_s, max_s, attempts, retry_after_s,
+	    util_random_unit());
 }
 
 void
@@ -252,13 +245,6 @@ static int
 queue_workers(const struct config *cfg)
 {
 	return cfg->queue.workers;
-}
-
-static int
-queue_max_attempts(const struct config *cfg, enum job_kind kind)
-{
-	return kind == JOB_NOTIFY ? cfg->notify.max_attempts :
-	    cfg->retry.max_attempts;
 }
 
 static void
@@ -399,20 +385,6 @@ queue_result_health(const struct job_result *res)
 	return s;
 }
 
-/*
- * Whether this attempt is the app's final outcome.  A retry is not, and
- * neither is a success whose follow-ups (the sync after an image update)
- * still decide whether the change works: an app whose rollout failed has
- * not recovered when the next commit is pushed, only when it is healthy.
- */
-static int
-queue_outcome_final(const struct job_result *res, enum job_state state)
-{
-	if (state == JOB_FAILED)
-		return 0;
-	return !(state == JOB_SUCCEEDED && res->nfollowups > 0);
-}
-
 /* Insert the alerts notify_plan() makes for this transition. */
 static int
 queue_store_plan(struct queue *q, const struct config *cfg,
@@ -432,7 +404,7 @@ queue_store_plan(struct queue *q, const struct config *cfg,
 		if (q->ops->app_get(q->wr, j->app, &app, err, errlen) == -1)
 			return -1;
 		was_failing = app.found && app.outcome == JOB_DEAD &&
-		    queue_outcome_final(res, state);
+		    job_outcome_final(res, state);
 		store_app_row_clear(&app);
 	}
 	notify_plan(cfg, j, res, state, was_failing, &plan);
@@ -448,7 +420,7 @@ queue_store_plan(struct queue *q, const struct config *cfg,
 				continue;
 		}
 		if (q->ops->add_job(q->wr, &it->spec, 0,
-		    queue_max_attempts(cfg, JOB_NOTIFY), now, &id, &absorbed,
+		    job_max_attempts(cfg, JOB_NOTIFY), now, &id, &absorbed,
 		    err, errlen) == -1)
 			goto out;
 		q->pending++;
@@ -487,7 +459,7 @@ queue_store_app(struct queue *q, const struct job *j,
 	    j->tag, j->digest, err, errlen) == -1)
 		return -1;
 	rc = q->ops->app_record(q->wr, j->app,
-	    queue_outcome_final(res, state) ? state : 0, j->id, rev, health,
+	    job_outcome_final(res, state) ? state : 0, j->id, rev, health,
 	    state == JOB_SUCCEEDED && j->kind == JOB_SYNC ? now : 0,
 	    state == JOB_SUCCEEDED ? NULL : res->error, err, errlen);
 	free(health);
@@ -549,9 +521,20 @@ queue_store_inventory(struct queue *q, const struct job *j,
 	    errlen);
 }
 
-/* Longest and shortest pause before a waiting job is looked at again. */
-#define QUEUE_WAIT_MIN_MS	10
-#define QUEUE_WAIT_MAX_MS	60000
+/*
+ * The job's lease ended before its attempt did (this replica was paused
+ * or cut off from the store past queue.lease_s) and another runner took
+ * it over: the result goes, the job is the new runner's.  Nothing else of
+ * the attempt is recorded either (app status, alerts, follow-ups): the
+ * run that holds the job now does that once.
+ */
+static void
+queue_lease_lost(const struct job *j, const char *outcome)
+{
+	log_warnx("job %" PRId64 " %s app=%s: its lease was taken over while"
+	    " it ran; this attempt's outcome (%s) is dropped", j->id,
+	    job_kind_name(j->kind), j->app != NULL ? j->app : "-", outcome);
+}
 
 /*
  * An attempt that applied but must look at health again later: waiting
@@ -561,26 +544,22 @@ queue_store_inventory(struct queue *q, const struct job *j,
  */
 static int
 queue_store_wait(struct queue *q, const struct job *j,
-    const struct job_result *res, int head, int64_t started_ms,
+    const struct job_result *res, int head, const struct job_advance *adv,
     int64_t ended_ms, char *err, size_t errlen)
 {
 	struct store_finish	 f;
 	struct queue_note	 note;
 	char			*result;
-	int64_t			 delay = res->wait_ms;
+	int64_t			 delay = adv->not_before_ms - ended_ms;
 	int			 rc;
 
-	if (delay < QUEUE_WAIT_MIN_MS)
-		delay = QUEUE_WAIT_MIN_MS;
-	if (delay > QUEUE_WAIT_MAX_MS)
-		delay = QUEUE_WAIT_MAX_MS;
 	memset(&f, 0, sizeof(f));
 	f.job_id = j->id;
 	f.state = JOB_WAITING;
-	f.attempts = j->attempts;
-	f.started_ms = started_ms;
+	f.attempts = adv->attempts;
+	f.started_ms = adv->started_ms;
 	f.ended_ms = ended_ms;
-	f.not_before_ms = ended_ms + delay;
+	f.not_before_ms = adv->not_before_ms;
 	/* Without its wait state the job could not be looked at again. */
 	if ((result = queue_result_json(res)) == NULL) {
 		snprintf(err, errlen, "job %" PRId64 ": the wait state does not"
@@ -588,10 +567,15 @@ queue_store_wait(struct queue *q, const struct job *j,
 		return -1;
 	}
 	f.result = result;
+	f.owner = replica_id();
 	rc = q->ops->finish(q->wr, &f, err, errlen);
 	free(result);
 	if (rc == -1)
 		return -1;
+	if (rc == 1) {
+		queue_lease_lost(j, "waiting for health");
+		return 0;
+	}
 	/*
 	 * The apply is done: what it applied is stored now, not when the
 	 * wait ends (a look at health has no inventory), so that a failed
@@ -652,55 +636,49 @@ queue_store_finish(struct queue *q, const struct config *cfg,
     int64_t started_ms, int64_t ended_ms, char *err, size_t errlen)
 {
 	struct store_finish	 f;
+	struct job_advance	 adv;
 	struct queue_note	 note;
 	enum job_state		 state;
 	char			*result = NULL;
 	int64_t			 now = ended_ms, id, received;
-	int			 attempts = j->attempts + 1, absorbed, rc = -1;
+	int			 absorbed, rc = -1, fenced;
 	size_t			 i;
 
-	/*
-	 * A waiting job's attempt began with its apply, before the health
-	 * checks that followed (the store kept when).
-	 */
-	if (j->wait != NULL && j->started_ms > 0 && j->started_ms < started_ms)
-		started_ms = j->started_ms;
-	if (!res->ok && res->wait != NULL)
-		return queue_store_wait(q, j, res, head, started_ms, ended_ms,
-		    err, errlen);
-	if (res->ok)
-		state = JOB_SUCCEEDED;
-	else if (res->permanent || attempts >= (j->max_attempts > 0 ?
-	    j->max_attempts : queue_max_attempts(cfg, j->kind)))
-		state = JOB_DEAD;
-	else
-		state = JOB_FAILED;
+	job_advance(cfg, j, res, head, started_ms, ended_ms,
+	    util_random_unit(), &adv);
+	if (!adv.ended)
+		return queue_store_wait(q, j, res, head, &adv, ended_ms, err,
+		    errlen);
+	state = adv.state;
+	started_ms = adv.started_ms;
 
 	memset(&note, 0, sizeof(note));
 	note.to_deploy_s = -1;
 	memset(&f, 0, sizeof(f));
 	f.job_id = j->id;
 	f.state = state;
-	f.attempts = attempts;
+	f.attempts = adv.attempts;
 	f.started_ms = started_ms;
 	f.ended_ms = ended_ms;
-	f.error = res->ok ? NULL : (res->error != NULL ? res->error :
-	    "failed");
-	if (state == JOB_FAILED)
-		f.not_before_ms = now + queue_backoff_ms(cfg->retry.base_s,
-		    cfg->retry.max_s, attempts, res->retry_after_s);
+	f.error = adv.error;
+	f.not_before_ms = adv.not_before_ms;
 	result = queue_result_json(res);
 	f.result = result;
-	if (q->ops->finish(q->wr, &f, err, errlen) == -1)
+	f.owner = replica_id();
+	if ((fenced = q->ops->finish(q->wr, &f, err, errlen)) == -1)
 		goto out;
+	if (fenced == 1) {
+		queue_lease_lost(j, job_state_name(state));
+		rc = 0;
+		goto out;
+	}
 	if (state == JOB_FAILED)
 		q->pending++;
 
 	if (state == JOB_SUCCEEDED) {
-		/* A merged run's follow-ups belong to the run: inserted once. */
-		for (i = 0; head && i < res->nfollowups; i++) {
+		for (i = 0; adv.followups && i < res->nfollowups; i++) {
 			if (q->ops->add_job(q->wr, &res->followups[i],
-			    j->event_id, queue_max_attempts(cfg,
+			    j->event_id, job_max_attempts(cfg,
 			    res->followups[i].kind), now, &id, &absorbed, err,
 			    errlen) == -1)
 				goto out;
@@ -729,7 +707,7 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 	note.line = xasprintf("job %" PRId64 " %s app=%s delivery=%s "
 	    "attempt=%d: %s%s%s", j->id, job_kind_name(j->kind),
 	    j->app != NULL ? j->app : "-",
-	    j->delivery != NULL ? j->delivery : "-", attempts,
+	    j->delivery != NULL ? j->delivery : "-", adv.attempts,
 	    job_state_name(state), res->ok ? "" : ": ",
 	    res->ok ? "" : f.error);
 	queue_note_add(q, &note);
@@ -737,6 +715,99 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 out:
 	free(result);
 	return rc;
+}
+
+/* A job's lease in ms (queue.lease_s). */
+static int64_t
+queue_lease_ms(const struct config *cfg)
+{
+	return (int64_t)(cfg->queue.lease_s > 0 ? cfg->queue.lease_s : 30) *
+	    1000;
+}
+
+static void
+queue_leased_add(struct queue *q, int64_t id)
+{
+	if (q->nleased == q->leased_cap) {
+		q->leased_cap = q->leased_cap == 0 ? 16 : q->leased_cap * 2;
+		q->leased = xreallocarray(q->leased, q->leased_cap,
+		    sizeof(*q->leased));
+	}
+	q->leased[q->nleased++] = id;
+}
+
+static void
+queue_leased_del(struct queue *q, int64_t id)
+{
+	size_t	 i;
+
+	for (i = 0; i < q->nleased; i++)
+		if (q->leased[i] == id) {
+			q->leased[i] = q->leased[--q->nleased];
+			return;
+		}
+}
+
+/* A run (the job and those merged into it) is no longer held here. */
+static void
+queue_leased_end(struct queue *q, const struct job *j)
+{
+	size_t	 i;
+
+	queue_leased_del(q, j->id);
+	for (i = 0; i < j->nmerged; i++)
+		queue_leased_del(q, j->merged[i]->id);
+}
+
+/*
+ * The lease step of a round: renew the leases of the jobs running here,
+ * then take over those of any runner whose lease ended.  Each in its own
+ * item, so that a failure costs the round nothing else: a lease not
+ * renewed now is renewed by the next round, well before it ends.
+ * *ntaken: jobs taken over (their runner's attempt ended).
+ */
+static void
+queue_store_lease(struct queue *q, const struct config *cfg, int64_t now,
+    int claiming, int *ntaken)
+{
+	char	 err[256];
+	size_t	 nrenewed;
+	int	 nrequeued, ndead;
+
+	*ntaken = 0;
+	if (q->ops->item_begin(q->wr, err, sizeof(err)) == -1)
+		goto fail;
+	if (q->ops->renew(q->wr, replica_id(), q->leased, q->nleased,
+	    now + queue_lease_ms(cfg), &nrenewed, err, sizeof(err)) == -1 ||
+	    q->ops->item_end(q->wr, err, sizeof(err)) == -1)
+		goto abort;
+	/*
+	 * Before this round records anything, every job in leased is still
+	 * running under this lease unless another runner took it over (this
+	 * process was paused or cut off from the store past the lease).
+	 */
+	if (nrenewed < q->nleased)
+		log_warnx("queue: %zu of the %zu jobs running here lost their"
+		    " lease to another runner; their outcomes will be dropped",
+		    q->nleased - nrenewed, q->nleased);
+	/* A draining queue takes no job over: it would not run it. */
+	if (!claiming)
+		return;
+	if (q->ops->item_begin(q->wr, err, sizeof(err)) == -1)
+		goto fail;
+	if (q->ops->takeover(q->wr, now, now, &nrequeued, &ndead, err,
+	    sizeof(err)) == -1 || q->ops->item_end(q->wr, err,
+	    sizeof(err)) == -1)
+		goto abort;
+	if (nrequeued > 0 || ndead > 0)
+		log_info("queue: %d job(s) taken over after their lease ended,"
+		    " %d of them out of attempts", nrequeued + ndead, ndead);
+	*ntaken = nrequeued + ndead;
+	return;
+abort:
+	q->ops->item_abort(q->wr);
+fail:
+	log_warnx("queue: leases: %s", err);
 }
 
 /* Record a finished run (the job and any merged into it). */
@@ -798,7 +869,7 @@ queue_store_item(struct queue *q, const struct config *cfg,
 		goto fail;
 	for (k = 0; k < it->njobs; k++) {
 		if (q->ops->add_job(q->wr, &it->jobs[k], o->event_id,
-		    queue_max_attempts(cfg, it->jobs[k].kind), now, &ids[k],
+		    job_max_attempts(cfg, it->jobs[k].kind), now, &ids[k],
 		    &absorbed, err, sizeof(err)) == -1)
 			goto fail;
 		if (!absorbed)
@@ -929,7 +1000,7 @@ queue_store_hand_back(struct queue *q, struct queue_reply *rep,
 static void
 queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
     struct queue_done *dones, struct queue_call *calls, int kick,
-    int claiming)
+    int claiming, int lease)
 {
 	struct queue_call	*call;
 	struct queue_reply	*rep;
@@ -940,6 +1011,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	char			 err[256];
 	int64_t			 now = util_now_ms(), *ids;
 	int			 ok = 0, claimed = 0, r, added = 0, broken = 0;
+	int			 ntaken = 0;
 	size_t			 i, k, nids, nitems = 0;
 	double			 t0 = util_mono_s(), dt;
 
@@ -948,6 +1020,15 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	if (q->ops->begin(q->wr, err, sizeof(err)) == -1) {
 		log_warnx("queue: begin: %s", err);
 		goto done;
+	}
+	/*
+	 * Leases before the attempts they cover are recorded (and end): a
+	 * renewal then counts only jobs lost to a takeover.
+	 */
+	if (lease) {
+		queue_store_lease(q, cfg, now, claiming, &ntaken);
+		if (ntaken > 0)
+			kick = 1;	/* they may run again, here too */
 	}
 	/* Finished attempts first: they free slots for this round's claim. */
 	for (d = dones; d != NULL; d = dnext) {
@@ -1018,6 +1099,8 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	    (q->out_thread < queue_workers(cfg) ||
 	    q->out_loop < QUEUE_MAX_LOOP_JOBS)) {
 		c.now_ms = now;
+		c.owner = replica_id();
+		c.lease_until_ms = now + queue_lease_ms(cfg);
 		c.max_thread = queue_workers(cfg) - q->out_thread;
 		c.max_loop = QUEUE_MAX_LOOP_JOBS - q->out_loop;
 		r = q->ops->claim(q->wr, &c, &rep->claimed, &rep->nclaimed,
@@ -1034,6 +1117,11 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	}
 	ok = 1;
 	queue_notes_end(q, 0, 1);
+	if (lease)
+		q->last_lease_ms = util_mono_ms();
+	if (ntaken > 0)
+		metrics_counter_add("gitopsd_lease_takeovers_total", "",
+		    (double)ntaken);
 	dt = util_mono_s() - t0;
 	metrics_counter_add("gitopsd_store_commits_total", "", 1);
 	metrics_observe("gitopsd_store_commit_seconds", "", dt);
@@ -1087,7 +1175,13 @@ done:
 			*retry_tail = dones;
 		q->gauges_due = 1;
 	} else {
+		for (d = recorded; d != NULL; d = d->next)
+			queue_leased_end(q, d->job);
 		for (i = 0; i < rep->nclaimed; i++) {
+			queue_leased_add(q, rep->claimed[i]->id);
+			for (k = 0; k < rep->claimed[i]->nmerged; k++)
+				queue_leased_add(q,
+				    rep->claimed[i]->merged[k]->id);
 			if (rep->claimed[i]->kind == JOB_NOTIFY)
 				q->out_loop++;
 			else
@@ -1106,7 +1200,8 @@ done:
 	}
 	/*
 	 * An attempt whose own statements fail is retried a few times, then
-	 * left running in the store (re-queued at the next start).  When the
+	 * left running in the store: its lease is no longer renewed, and it
+	 * is taken over when the lease ends.  When the
 	 * whole round failed (a full disk, an I/O error), nothing was wrong
 	 * with the attempt: it waits, without limit, for a round that
 	 * commits.  Giving up there would leave the job running in the store
@@ -1118,8 +1213,9 @@ done:
 		d->next = NULL;
 		if (ok && ++d->tries >= QUEUE_DONE_TRIES) {
 			log_warnx("queue: job %" PRId64 ": giving up recording"
-			    " its result; it is re-queued at the next start",
+			    " its result; it is taken over when its lease ends",
 			    d->job->id);
+			queue_leased_end(q, d->job);
 			if (d->job->kind == JOB_NOTIFY)
 				q->out_loop--;
 			else
@@ -1163,13 +1259,35 @@ queue_store_name(const struct config *cfg)
 	    cfg->state.path;
 }
 
+/* Start of a store not shared: every running job is taken over. */
+static int
+queue_store_takeover_all(struct queue *q, struct store *wr, char *err,
+    size_t errlen)
+{
+	int	 nrequeued, ndead;
+
+	if (q->ops->begin(wr, err, errlen) == -1)
+		return -1;
+	if (q->ops->takeover(wr, INT64_MAX, util_now_ms(), &nrequeued, &ndead,
+	    err, errlen) == -1 || q->ops->commit(wr, err, errlen) == -1) {
+		q->ops->rollback(wr);
+		return -1;
+	}
+	if (nrequeued > 0 || ndead > 0) {
+		log_info("queue: %d interrupted job(s) re-queued, %d out of"
+		    " attempts", nrequeued, ndead);
+		metrics_counter_add("gitopsd_lease_takeovers_total", "",
+		    (double)(nrequeued + ndead));
+	}
+	return 0;
+}
+
 static int
 queue_store_prepare(struct queue *q, const struct config *cfg,
     int *transient, char *err, size_t errlen)
 {
 	struct store	*wr = NULL, *rd = NULL, *ck = NULL;
 	const char	*path;
-	int		 nrequeued, ndead;
 
 	(void)store_backend(&cfg->state, &path);
 
@@ -1177,14 +1295,19 @@ queue_store_prepare(struct queue *q, const struct config *cfg,
 	    (rd = q->ops->open(path, transient, err, errlen)) == NULL ||
 	    (ck = q->ops->open(path, transient, err, errlen)) == NULL)
 		goto fail;
-	if (q->ops->requeue_running(wr, util_now_ms(), &nrequeued, &ndead,
-	    err, errlen) == -1) {
+	/*
+	 * A store that is not shared is this process's alone (SQLite: one
+	 * process owns the file), so every lease in it is a previous
+	 * process's, dead now: expire them all at once and take their jobs
+	 * over before anything runs, as before leases (a crash is recovered
+	 * at start, not lease_s later).  A shared store's leases may be live
+	 * replicas': the rounds take them over when they end.
+	 */
+	if (!q->ops->shared && queue_store_takeover_all(q, wr, err,
+	    errlen) == -1) {
 		*transient = q->ops->transient(wr);
 		goto fail;
 	}
-	if (nrequeued > 0 || ndead > 0)
-		log_info("queue: %d interrupted job(s) re-queued, %d out of"
-		    " attempts", nrequeued, ndead);
 	if (q->ops->load_deliveries(wr, util_now_ms() -
 	    (int64_t)cfg->state.dedup_days * 86400000, err, errlen) == -1) {
 		*transient = q->ops->transient(wr);
@@ -1271,14 +1394,23 @@ queue_store_main(void *arg)
 	struct queue_call	*calls;
 	struct config		*cfg;
 	struct timespec		 ts;
-	int			 kick, claiming, stop;
+	int64_t			 every, wait_ms;
+	int			 kick, claiming, stop, lease;
 
 	pthread_mutex_lock(&q->mtx);
 	for (;;) {
+		/* A second at most, and a third of the lease (renewals). */
+		every = queue_lease_ms(q->cfg) / 3;
+		wait_ms = every < 1000 ? every : 1000;
 		while (q->subs == NULL && (q->dones == NULL || q->done_failed) &&
 		    q->calls == NULL && !q->kick && !q->stop) {
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
+			ts.tv_sec += wait_ms / 1000;
+			ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
 			if (pthread_cond_timedwait(&q->cv, &q->mtx, &ts) ==
 			    ETIMEDOUT)
 				break;
@@ -1311,9 +1443,14 @@ queue_store_main(void *arg)
 				break;
 			continue;
 		}
-		if (subs != NULL || dones != NULL || calls != NULL || kick)
+		/* Renewals go on while draining (its jobs still run). */
+		lease = (claiming || q->nleased > 0) &&
+		    util_mono_ms() - q->last_lease_ms >=
+		    queue_lease_ms(cfg) / 3;
+		if (subs != NULL || dones != NULL || calls != NULL || kick ||
+		    lease)
 			queue_store_round(q, cfg, subs, dones, calls, kick,
-			    claiming);
+			    claiming, lease);
 		queue_store_restart(q);
 		queue_store_housekeeping(q, cfg);
 		config_unref(cfg);
@@ -1441,7 +1578,8 @@ queue_worker_done_cb(struct job *job, struct job_result *res,
 /*
  * Loop runners (notify) report back here.  Runs in flight are listed so
  * that queue_close() can orphan them: a runner finishing after the queue is
- * gone only frees its job (it stays `running` in the store: re-queued).
+ * gone only frees its job (it stays `running` in the store until its
+ * lease ends: taken over).
  */
 struct queue_loop_run {
 	struct queue		*q;		/* NULL: orphaned by close */
@@ -1638,6 +1776,10 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	metrics_describe("gitopsd_store_wal_restarts_total", "counter",
 	    "Times the write-ahead log started over under load after a"
 	    " checkpoint.");
+	metrics_describe("gitopsd_lease_takeovers_total", "counter",
+	    "Running jobs taken over after their runner's lease ended (a"
+	    " crashed or stopped replica; at start for SQLite).");
+	metrics_counter_add("gitopsd_lease_takeovers_total", "", 0);
 	metrics_describe("gitopsd_store_available", "gauge",
 	    "1 while the state store is open; 0 while gitopsd runs without"
 	    " it (started on a full or read-only disk).");
@@ -1800,8 +1942,8 @@ queue_close(struct queue *q, int timeout_s)
 	q->loop_runs = NULL;
 	/* Finished attempts are recorded; unfinished ones stay running. */
 	if (q->pool != NULL && worker_pool_stop(q->pool, timeout_s) > 0)
-		log_warnx("queue: jobs still running are re-queued at the"
-		    " next start");
+		log_warnx("queue: jobs still running are taken over when"
+		    " their lease ends (with SQLite, at the next start)");
 	q->pool = NULL;
 	pthread_mutex_lock(&q->mtx);
 	q->stop = 1;
@@ -1812,7 +1954,7 @@ queue_close(struct queue *q, int timeout_s)
 		pthread_join(q->thread, NULL);
 	if (q->ck_started)
 		pthread_join(q->ck_thread, NULL);
-	/* Replies nobody will read: claimed jobs stay running (re-queued). */
+	/* Replies nobody will read: claimed jobs stay running (taken over). */
 	for (rep = q->replies; rep != NULL; rep = next) {
 		next = rep->next;
 		queue_reply_free(rep);
@@ -1823,6 +1965,7 @@ queue_close(struct queue *q, int timeout_s)
 		q->dones = d->next;
 		queue_done_free(d);
 	}
+	free(q->leased);
 	event_free(q->wake);
 	event_free(q->timer);
 	if (q->wr != NULL)
@@ -1943,7 +2086,7 @@ queue_add_jobs_fn(struct queue *q, const struct config *cfg, void *arg,
 
 	for (i = 0; i < a->n; i++) {
 		if (q->ops->add_job(q->wr, &a->specs[i], 0,
-		    queue_max_attempts(cfg, a->specs[i].kind), now, &a->ids[i],
+		    job_max_attempts(cfg, a->specs[i].kind), now, &a->ids[i],
 		    &absorbed, err, errlen) == -1)
 			return -1;
 		if (!absorbed)

@@ -23,7 +23,9 @@
  * claiming round commits: the next claimer, on whichever replica, then sees
  * the jobs marked running and keeps the per-app and per-repository rules.
  * Rows are read FOR UPDATE SKIP LOCKED so a job being retried or finished
- * by another connection is passed over instead of waited for.
+ * by another connection is passed over instead of waited for.  A claimed
+ * job carries its claimer's lease (lease_owner, lease_until); takeover
+ * runs under the same lock, and finish is fenced by the lease.
  *
  * The write-ahead log belongs to the server: wal_pages is 0 and checkpoint
  * does nothing (PostgreSQL checkpoints by itself; the queue's checkpoint
@@ -137,6 +139,8 @@ static const char *const store_pg_migrations[] = {
 	"CREATE TABLE IF NOT EXISTS roles(name text PRIMARY KEY,"
 	" owner text NOT NULL, until bigint NOT NULL);",
 };
+_Static_assert(nitems(store_pg_migrations) == STORE_PG_SCHEMA - 1,
+    "one migration per schema version after 1");
 
 static void
 store_pg_p_text(struct store_pg_params *p, const char *v)
@@ -350,7 +354,7 @@ store_pg_schema_apply(struct store *st, char *err, size_t errlen)
 {
 	struct store_pg_params	 p = { .n = 0 };
 	PGresult		*res = NULL;
-	int64_t			 version;
+	int64_t			 version, applied;
 	int			 rc = -1;
 
 	if (store_pg_cmd(st, "BEGIN", NULL, "schema", NULL, err, errlen) == -1)
@@ -370,7 +374,7 @@ store_pg_schema_apply(struct store *st, char *err, size_t errlen)
 	    " FROM schema_version", NULL, PGRES_TUPLES_OK, "schema version",
 	    err, errlen)) == NULL)
 		goto out;
-	version = store_pg_int(res, 0, 0);
+	version = applied = store_pg_int(res, 0, 0);
 	PQclear(res);
 	if (version > STORE_PG_SCHEMA) {
 		snprintf(err, errlen, "the state database has schema version"
@@ -388,8 +392,10 @@ store_pg_schema_apply(struct store *st, char *err, size_t errlen)
 			goto out;
 		}
 		PQclear(res);
+	}
+	if (version != applied) {
 		p.n = 0;
-		store_pg_p_int(&p, version + 1);
+		store_pg_p_int(&p, STORE_PG_SCHEMA);
 		if (store_pg_cmd(st, "INSERT INTO schema_version(version)"
 		    " VALUES ($1::int)", &p, "schema version", NULL, err,
 		    errlen) == -1)
@@ -712,17 +718,18 @@ store_pg_wait_of(const char *result)
  * waiting, due now, its attempt still the one that applied.
  */
 static int
-store_pg_requeue_waits(struct store *st, int64_t now_ms, int *n, char *err,
-    size_t errlen)
+store_pg_takeover_waits(struct store *st, int64_t expired_ms, int64_t now_ms,
+    int *n, char *err, size_t errlen)
 {
-	struct store_pg_params	 p;
+	struct store_pg_params	 p = { .n = 0 };
 	PGresult		*res;
 	char			*wait;
 	int			 row, rc = 0;
 
+	store_pg_p_int(&p, expired_ms);
 	if ((res = store_pg_q(st, "SELECT id, result FROM jobs WHERE state = 2"
-	    " AND result IS NOT NULL", NULL, PGRES_TUPLES_OK, "requeue", err,
-	    errlen)) == NULL)
+	    " AND coalesce(lease_until, 0) < $1 AND result IS NOT NULL", &p,
+	    PGRES_TUPLES_OK, "takeover", err, errlen)) == NULL)
 		return -1;
 	for (row = 0; row < PQntuples(res) && rc == 0; row++) {
 		if ((wait = store_pg_wait_of(store_pg_val(res, row, 1))) == NULL)
@@ -732,8 +739,8 @@ store_pg_requeue_waits(struct store *st, int64_t now_ms, int *n, char *err,
 		store_pg_p_int(&p, store_pg_int(res, row, 0));
 		store_pg_p_int(&p, now_ms);
 		if (store_pg_cmd(st, "UPDATE jobs SET state = 6, not_before = 0,"
-		    " updated = $2 WHERE id = $1", &p, "requeue", NULL, err,
-		    errlen) == -1)
+		    " updated = $2, lease_owner = NULL, lease_until = NULL"
+		    " WHERE id = $1", &p, "takeover", NULL, err, errlen) == -1)
 			rc = -1;
 		else
 			(*n)++;
@@ -743,42 +750,103 @@ store_pg_requeue_waits(struct store *st, int64_t now_ms, int *n, char *err,
 }
 
 static int
-store_pg_requeue_running(struct store *st, int64_t now_ms, int *nrequeued,
-    int *ndead, char *err, size_t errlen)
+store_pg_takeover(struct store *st, int64_t expired_ms, int64_t now_ms,
+    int *nrequeued, int *ndead, char *err, size_t errlen)
 {
 	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
 	int64_t			 n;
 
 	*nrequeued = *ndead = 0;
-	if (store_pg_begin(st, err, errlen) == -1)
+	/* With the claim lock: no claim of another replica in between. */
+	store_pg_p_int(&p, STORE_PG_LOCK_NS);
+	store_pg_p_int(&p, STORE_PG_LOCK_CLAIM);
+	if ((res = store_pg_q(st, "SELECT pg_advisory_xact_lock($1::int,"
+	    " $2::int)", &p, PGRES_TUPLES_OK, "claim lock", err,
+	    errlen)) == NULL)
 		return -1;
-	if (store_pg_requeue_waits(st, now_ms, nrequeued, err, errlen) == -1)
-		goto fail;
+	PQclear(res);
+	/*
+	 * Lock them first: a finish of their runner in flight either
+	 * committed before (the job is no longer one of them) or waits and
+	 * is then refused by its fence, never half of each.
+	 */
+	p.n = 0;
+	store_pg_p_int(&p, expired_ms);
+	if ((res = store_pg_q(st, "SELECT id FROM jobs WHERE state = 2"
+	    " AND coalesce(lease_until, 0) < $1 FOR UPDATE", &p,
+	    PGRES_TUPLES_OK, "takeover", err, errlen)) == NULL)
+		return -1;
+	PQclear(res);
+	if (store_pg_takeover_waits(st, expired_ms, now_ms, nrequeued, err,
+	    errlen) == -1)
+		return -1;
 	store_pg_p_int(&p, now_ms);
 	/* The interrupted attempt is counted and logged. */
 	if (store_pg_cmd(st, "INSERT INTO attempts(job_id, n, started, ended,"
-	    " ok, error) SELECT id, attempts + 1, started, $1, 0,"
+	    " ok, error) SELECT id, attempts + 1, started, $2, 0,"
 	    " 'interrupted: gitopsd stopped while the job ran' FROM jobs"
-	    " WHERE state = 2 ON CONFLICT (job_id, n) DO UPDATE SET"
+	    " WHERE state = 2 AND coalesce(lease_until, 0) < $1"
+	    " ON CONFLICT (job_id, n) DO UPDATE SET"
 	    " started = excluded.started, ended = excluded.ended,"
-	    " ok = excluded.ok, error = excluded.error", &p, "requeue", NULL,
+	    " ok = excluded.ok, error = excluded.error", &p, "takeover", NULL,
 	    err, errlen) == -1)
-		goto fail;
+		return -1;
 	if (store_pg_cmd(st, "UPDATE jobs SET state = 5, attempts = attempts + 1,"
-	    " updated = $1, started = NULL, error = 'interrupted; no attempts"
-	    " left' WHERE state = 2 AND attempts + 1 >= max_attempts", &p,
-	    "requeue", &n, err, errlen) == -1)
-		goto fail;
+	    " updated = $2, started = NULL, error = 'interrupted; no attempts"
+	    " left', lease_owner = NULL, lease_until = NULL WHERE state = 2"
+	    " AND coalesce(lease_until, 0) < $1 AND attempts + 1 >= max_attempts",
+	    &p, "takeover", &n, err, errlen) == -1)
+		return -1;
 	*ndead = (int)n;
 	if (store_pg_cmd(st, "UPDATE jobs SET state = 1, attempts = attempts + 1,"
-	    " updated = $1, started = NULL, not_before = 0 WHERE state = 2", &p,
-	    "requeue", &n, err, errlen) == -1)
-		goto fail;
+	    " updated = $2, started = NULL, not_before = 0, lease_owner = NULL,"
+	    " lease_until = NULL WHERE state = 2"
+	    " AND coalesce(lease_until, 0) < $1", &p, "takeover", &n, err,
+	    errlen) == -1)
+		return -1;
 	*nrequeued += (int)n;
-	return store_pg_commit(st, err, errlen);
-fail:
-	store_pg_rollback(st);
-	return -1;
+	return 0;
+}
+
+/* The ids as a PostgreSQL array literal, {1,2,3}. */
+static char *
+store_pg_id_array(const int64_t *ids, size_t n)
+{
+	char	*s = xmalloc(n * 21 + 3);
+	size_t	 i, off = 0;
+
+	s[off++] = '{';
+	for (i = 0; i < n; i++)
+		off += (size_t)snprintf(s + off, 22, "%s%lld", i > 0 ? "," : "",
+		    (long long)ids[i]);
+	s[off++] = '}';
+	s[off] = '\0';
+	return s;
+}
+
+static int
+store_pg_renew(struct store *st, const char *owner, const int64_t *ids,
+    size_t nids, int64_t until_ms, size_t *nrenewed, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	char			*arr;
+	int64_t			 n = 0;
+	int			 rc;
+
+	*nrenewed = 0;
+	if (nids == 0)
+		return 0;
+	arr = store_pg_id_array(ids, nids);
+	store_pg_p_int(&p, until_ms);
+	store_pg_p_text(&p, owner);
+	store_pg_p_text(&p, arr);
+	rc = store_pg_cmd(st, "UPDATE jobs SET lease_until = $1"
+	    " WHERE state = 2 AND lease_owner = $2 AND id = ANY($3::bigint[])",
+	    &p, "renew", &n, err, errlen);
+	free(arr);
+	*nrenewed = (size_t)n;
+	return rc;
 }
 
 static int
@@ -837,18 +905,20 @@ store_pg_job_from_row(const PGresult *res, int i)
 }
 
 static int
-store_pg_mark_running(struct store *st, int64_t id, int64_t now_ms, char *err,
-    size_t errlen)
+store_pg_mark_running(struct store *st, int64_t id,
+    const struct store_claim *c, char *err, size_t errlen)
 {
 	struct store_pg_params	 p = { .n = 0 };
 
 	store_pg_p_int(&p, id);
-	store_pg_p_int(&p, now_ms);
+	store_pg_p_int(&p, c->now_ms);
+	store_pg_p_text(&p, c->owner);
+	store_pg_p_int(&p, c->lease_until_ms);
 	/* A waiting job's attempt began with its apply. */
 	return store_pg_cmd(st, "UPDATE jobs SET"
 	    " started = CASE WHEN state = 6 THEN started ELSE $2 END,"
-	    " state = 2, updated = $2 WHERE id = $1", &p, "mark running", NULL,
-	    err, errlen);
+	    " state = 2, updated = $2, lease_owner = $3, lease_until = $4"
+	    " WHERE id = $1", &p, "mark running", NULL, err, errlen);
 }
 
 /* Queued update-image jobs for j's repository join j's run. */
@@ -961,12 +1031,11 @@ store_pg_claim(struct store *st, const struct store_claim *c,
 		    store_pg_claim_merges(st, j, c->now_ms, &rules, err,
 		    errlen) == -1)
 			goto out;
-		if (store_pg_mark_running(st, j->id, c->now_ms, err,
-		    errlen) == -1)
+		if (store_pg_mark_running(st, j->id, c, err, errlen) == -1)
 			goto out;
 		for (k = 0; k < j->nmerged; k++)
-			if (store_pg_mark_running(st, j->merged[k]->id,
-			    c->now_ms, err, errlen) == -1)
+			if (store_pg_mark_running(st, j->merged[k]->id, c,
+			    err, errlen) == -1)
 				goto out;
 	}
 	if (store_pg_cmd(st, "RELEASE SAVEPOINT claim", NULL, "claim", NULL,
@@ -994,22 +1063,8 @@ store_pg_finish(struct store *st, const struct store_finish *f, char *err,
     size_t errlen)
 {
 	struct store_pg_params	 p = { .n = 0 };
+	int64_t			 n;
 
-	store_pg_p_int(&p, f->job_id);
-	store_pg_p_int(&p, f->attempts);
-	store_pg_p_opt(&p, f->started_ms);
-	store_pg_p_int(&p, f->ended_ms);
-	store_pg_p_int(&p, f->state == JOB_SUCCEEDED);
-	store_pg_p_text(&p, f->error);
-	/* A job that waits has not finished its attempt. */
-	if (f->state != JOB_WAITING && store_pg_cmd(st, "INSERT INTO"
-	    " attempts(job_id, n, started, ended, ok, error)"
-	    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, n)"
-	    " DO UPDATE SET started = excluded.started, ended = excluded.ended,"
-	    " ok = excluded.ok, error = excluded.error", &p, "attempt", NULL,
-	    err, errlen) == -1)
-		return -1;
-	p.n = 0;
 	store_pg_p_int(&p, f->job_id);
 	store_pg_p_int(&p, (int64_t)f->state);
 	store_pg_p_int(&p, f->attempts);
@@ -1018,12 +1073,38 @@ store_pg_finish(struct store *st, const struct store_finish *f, char *err,
 	store_pg_p_text(&p, f->error);
 	store_pg_p_text(&p, f->result);
 	store_pg_p_opt(&p, f->started_ms);
-	/* WAITING keeps the attempt's start: the apply. */
-	return store_pg_cmd(st, "UPDATE jobs SET state = $2, attempts = $3,"
+	store_pg_p_text(&p, f->owner);
+	/*
+	 * The fence first: a job taken over is another runner's now, and
+	 * its attempt row is not this one's either.  WAITING keeps the
+	 * attempt's start: the apply.
+	 */
+	if (store_pg_cmd(st, "UPDATE jobs SET state = $2, attempts = $3,"
 	    " not_before = $4, updated = $5, error = $6,"
 	    " result = coalesce($7, result),"
-	    " started = CASE WHEN $2::int = 6 THEN $8::bigint END WHERE id = $1",
-	    &p, "finish", NULL, err, errlen);
+	    " started = CASE WHEN $2::int = 6 THEN $8::bigint END,"
+	    " lease_owner = NULL, lease_until = NULL"
+	    " WHERE id = $1 AND state = 2 AND lease_owner IS NOT DISTINCT FROM $9",
+	    &p, "finish", &n, err, errlen) == -1)
+		return -1;
+	if (n == 0)
+		return 1;
+	/* A job that waits has not finished its attempt. */
+	if (f->state == JOB_WAITING)
+		return 0;
+	p.n = 0;
+	store_pg_p_int(&p, f->job_id);
+	store_pg_p_int(&p, f->attempts);
+	store_pg_p_opt(&p, f->started_ms);
+	store_pg_p_int(&p, f->ended_ms);
+	store_pg_p_int(&p, f->state == JOB_SUCCEEDED);
+	store_pg_p_text(&p, f->error);
+	return store_pg_cmd(st, "INSERT INTO"
+	    " attempts(job_id, n, started, ended, ok, error)"
+	    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, n)"
+	    " DO UPDATE SET started = excluded.started, ended = excluded.ended,"
+	    " ok = excluded.ok, error = excluded.error", &p, "attempt", NULL,
+	    err, errlen);
 }
 
 static int
@@ -1622,7 +1703,8 @@ const struct store_ops store_pg_ops = {
 	.add_job = store_pg_add_job,
 	.count_pending = store_pg_count_pending,
 	.count_states = store_pg_count_states,
-	.requeue_running = store_pg_requeue_running,
+	.renew = store_pg_renew,
+	.takeover = store_pg_takeover,
 	.next_due = store_pg_next_due,
 	.claim = store_pg_claim,
 	.finish = store_pg_finish,

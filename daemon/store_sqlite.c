@@ -60,6 +60,7 @@ enum st_stmt {
 	ST_CANDIDATES,
 	ST_MERGE_CANDS,
 	ST_MARK_RUNNING,
+	ST_RENEW,
 	ST_FINISH,
 	ST_ATTEMPT,
 	ST_APP_UPSERT,
@@ -128,11 +129,17 @@ static const char *const store_sqlite_sql[ST_MAX] = {
 	/* A waiting job's attempt began with its apply. */
 	[ST_MARK_RUNNING] = "UPDATE jobs SET"
 	    " started = CASE WHEN state = 6 THEN started ELSE ?2 END,"
-	    " state = 2, updated = ?2 WHERE id = ?1",
+	    " state = 2, updated = ?2, lease_owner = ?3, lease_until = ?4"
+	    " WHERE id = ?1",
+	[ST_RENEW] = "UPDATE jobs SET lease_until = ?1 WHERE state = 2"
+	    " AND lease_owner = ?2 AND id IN (SELECT value FROM json_each(?3))",
+	/* The fence: see finish in store.h. */
 	[ST_FINISH] = "UPDATE jobs SET state = ?2, attempts = ?3,"
 	    " not_before = ?4, updated = ?5, error = ?6,"
 	    " result = coalesce(?7, result),"
-	    " started = CASE WHEN ?2 = 6 THEN ?8 END WHERE id = ?1",
+	    " started = CASE WHEN ?2 = 6 THEN ?8 END,"
+	    " lease_owner = NULL, lease_until = NULL"
+	    " WHERE id = ?1 AND state = 2 AND lease_owner IS ?9",
 	[ST_ATTEMPT] = "INSERT OR REPLACE INTO attempts(job_id, n, started,"
 	    " ended, ok, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_APP_UPSERT] = "INSERT INTO apps(name, outcome, revision, health,"
@@ -181,7 +188,8 @@ static const char store_sqlite_schema[] =
     " event_id INTEGER, attempts INTEGER NOT NULL DEFAULT 0,"
     " max_attempts INTEGER NOT NULL, created INTEGER NOT NULL,"
     " updated INTEGER NOT NULL, not_before INTEGER NOT NULL DEFAULT 0,"
-    " started INTEGER, error TEXT, result TEXT);"
+    " started INTEGER, error TEXT, result TEXT,"
+    " lease_owner TEXT, lease_until INTEGER);"
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, not_before);"
     /*
      * Partial indexes: a queued sync's revision and time change with every
@@ -228,6 +236,14 @@ static const char store_sqlite_schema[] =
     "CREATE TABLE IF NOT EXISTS roles(name TEXT PRIMARY KEY,"
     " owner TEXT NOT NULL, until INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT OR REPLACE INTO meta(k, v) VALUES ('schema', '4');";
+
+/*
+ * Schema 4: job leases (lease_owner, lease_until; see takeover in
+ * store.h), added to a jobs table of an older file (a new one has them).
+ */
+static const char store_sqlite_schema_4[] =
+    "ALTER TABLE jobs ADD COLUMN lease_owner TEXT;"
+    "ALTER TABLE jobs ADD COLUMN lease_until INTEGER;";
 
 struct store {
 	sqlite3		*db;
@@ -380,6 +396,38 @@ store_sqlite_done(struct store *st, sqlite3_stmt *s, char *err, size_t errlen,
 	return 0;
 }
 
+/*
+ * Bring a file of any earlier schema to this one, inside the caller's
+ * transaction: the tables that are missing, then the columns.
+ */
+static int
+store_sqlite_schema_apply(struct store *st, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s = NULL;
+	int		 rc, has_lease;
+
+	if (store_sqlite_exec(st, store_sqlite_schema, err, errlen) == -1)
+		return -1;
+	if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM"
+	    " pragma_table_info('jobs') WHERE name = 'lease_owner'", -1, &s,
+	    NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, "schema");
+		return -1;
+	}
+	rc = sqlite3_step(s);
+	has_lease = rc == SQLITE_ROW && sqlite3_column_int(s, 0) > 0;
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW) {
+		store_sqlite_err(st, err, errlen, "schema");
+		return -1;
+	}
+	if (!has_lease && store_sqlite_exec(st, store_sqlite_schema_4, err,
+	    errlen) == -1)
+		return -1;
+	return store_sqlite_exec(st, "INSERT OR REPLACE INTO meta(k, v)"
+	    " VALUES ('schema', '4')", err, errlen);
+}
+
 static int
 store_sqlite_wal_hook_cb(void *arg, sqlite3 *db, const char *name, int pages)
 {
@@ -404,40 +452,6 @@ store_sqlite_close(struct store *st)
 	sqlite3_close(st->db);
 	seen_free(st->seen);
 	free(st);
-}
-
-/*
- * Add a column to a table made by an older schema (ALTER TABLE has no IF
- * NOT EXISTS in SQLite).  table and decl are constants of this file.
- */
-static int
-store_sqlite_add_column(struct store *st, const char *table, const char *col,
-    const char *decl, char *err, size_t errlen)
-{
-	sqlite3_stmt	*s = NULL;
-	char		*sql;
-	int		 step, rc;
-
-	if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM pragma_table_info(?1)"
-	    " WHERE name = ?2", -1, &s, NULL) != SQLITE_OK) {
-		store_sqlite_err(st, err, errlen, "schema");
-		sqlite3_finalize(s);
-		return -1;
-	}
-	store_sqlite_text(s, 1, table);
-	store_sqlite_text(s, 2, col);
-	step = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (step == SQLITE_ROW)
-		return 0;
-	if (step != SQLITE_DONE) {
-		store_sqlite_err(st, err, errlen, "schema");
-		return -1;
-	}
-	sql = xasprintf("ALTER TABLE %s ADD COLUMN %s %s", table, col, decl);
-	rc = store_sqlite_exec(st, sql, err, errlen);
-	free(sql);
-	return rc;
 }
 
 static struct store *
@@ -465,13 +479,7 @@ store_sqlite_open(const char *path, int *transient, char *err, size_t errlen)
 		goto fail;
 	if (store_sqlite_exec(st, "BEGIN IMMEDIATE", err, errlen) == -1)
 		goto fail;
-	/* Schema 4: the replica holding a running job's lease, and until
-	 * when (unix ms). */
-	if (store_sqlite_exec(st, store_sqlite_schema, err, errlen) == -1 ||
-	    store_sqlite_add_column(st, "jobs", "lease_owner", "TEXT", err,
-	    errlen) == -1 ||
-	    store_sqlite_add_column(st, "jobs", "lease_until", "INTEGER", err,
-	    errlen) == -1) {
+	if (store_sqlite_schema_apply(st, err, errlen) == -1) {
 		store_sqlite_exec(st, "ROLLBACK", NULL, 0);
 		goto fail;
 	}
@@ -786,23 +794,24 @@ store_sqlite_count_states(struct store *st, int64_t counts[JOB_STATE_MAX],
 }
 
 static int
-store_sqlite_requeue_running(struct store *st, int64_t now_ms, int *nrequeued,
-    int *ndead, char *err, size_t errlen)
+store_sqlite_takeover(struct store *st, int64_t expired_ms, int64_t now_ms,
+    int *nrequeued, int *ndead, char *err, size_t errlen)
 {
-	sqlite3_stmt	*s = NULL;
 	int		 rc = -1;
 	char		*sql;
+	char		 cond[64];
 
 	*nrequeued = *ndead = 0;
-	if (store_sqlite_begin(st, err, errlen) == -1)
-		return -1;
+	snprintf(cond, sizeof(cond), " AND coalesce(lease_until, 0) < %lld",
+	    (long long)expired_ms);
 	/*
 	 * An interrupted health check only read: it goes back to waiting,
 	 * due now, its attempt still the one that applied.
 	 */
 	sql = xasprintf("UPDATE jobs SET state = 6, not_before = 0,"
-	    " updated = %lld WHERE state = 2 AND " STORE_SQLITE_WAIT_OF("result")
-	    " IS NOT NULL", (long long)now_ms);
+	    " updated = %lld, lease_owner = NULL, lease_until = NULL"
+	    " WHERE state = 2%s AND " STORE_SQLITE_WAIT_OF("result")
+	    " IS NOT NULL", (long long)now_ms, cond);
 	if (store_sqlite_exec(st, sql, err, errlen) == -1)
 		goto out;
 	*nrequeued = sqlite3_changes(st->db);
@@ -811,32 +820,61 @@ store_sqlite_requeue_running(struct store *st, int64_t now_ms, int *nrequeued,
 	sql = xasprintf("INSERT OR REPLACE INTO attempts(job_id, n, started,"
 	    " ended, ok, error) SELECT id, attempts + 1, started, %lld, 0,"
 	    " 'interrupted: gitopsd stopped while the job ran'"
-	    " FROM jobs WHERE state = 2", (long long)now_ms);
+	    " FROM jobs WHERE state = 2%s", (long long)now_ms, cond);
 	if (store_sqlite_exec(st, sql, err, errlen) == -1)
 		goto out;
 	free(sql);
 	sql = xasprintf("UPDATE jobs SET state = 5, attempts = attempts + 1,"
 	    " updated = %lld, started = NULL, error = 'interrupted; no attempts"
-	    " left' WHERE state = 2 AND attempts + 1 >= max_attempts",
-	    (long long)now_ms);
+	    " left', lease_owner = NULL, lease_until = NULL"
+	    " WHERE state = 2%s AND attempts + 1 >= max_attempts",
+	    (long long)now_ms, cond);
 	if (store_sqlite_exec(st, sql, err, errlen) == -1)
 		goto out;
 	*ndead = sqlite3_changes(st->db);
 	free(sql);
 	sql = xasprintf("UPDATE jobs SET state = 1, attempts = attempts + 1,"
-	    " updated = %lld, started = NULL, not_before = 0 WHERE state = 2",
-	    (long long)now_ms);
+	    " updated = %lld, started = NULL, not_before = 0,"
+	    " lease_owner = NULL, lease_until = NULL WHERE state = 2%s",
+	    (long long)now_ms, cond);
 	if (store_sqlite_exec(st, sql, err, errlen) == -1)
 		goto out;
 	*nrequeued += sqlite3_changes(st->db);
-	if (store_sqlite_commit(st, err, errlen) == -1)
-		goto out;
 	rc = 0;
 out:
 	free(sql);
-	sqlite3_finalize(s);
-	if (rc == -1)
-		store_sqlite_rollback(st);
+	return rc;
+}
+
+static int
+store_sqlite_renew(struct store *st, const char *owner, const int64_t *ids,
+    size_t nids, int64_t until_ms, size_t *nrenewed, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s;
+	char		*arr;
+	size_t		 i, off = 0;
+	int		 rc;
+
+	*nrenewed = 0;
+	if (nids == 0)
+		return 0;
+	if ((s = store_sqlite_stmt(st, ST_RENEW, err, errlen)) == NULL)
+		return -1;
+	/* The ids as a JSON array, [1,2,3]. */
+	arr = xmalloc(nids * 21 + 3);
+	arr[off++] = '[';
+	for (i = 0; i < nids; i++)
+		off += (size_t)snprintf(arr + off, 22, "%s%lld",
+		    i > 0 ? "," : "", (long long)ids[i]);
+	arr[off++] = ']';
+	arr[off] = '\0';
+	sqlite3_bind_int64(s, 1, until_ms);
+	store_sqlite_text(s, 2, owner);
+	store_sqlite_text(s, 3, arr);
+	rc = store_sqlite_done(st, s, err, errlen, "renew");
+	free(arr);
+	if (rc == 0)
+		*nrenewed = (size_t)sqlite3_changes(st->db);
 	return rc;
 }
 
@@ -893,15 +931,17 @@ store_sqlite_job_from_row(sqlite3_stmt *s)
 }
 
 static int
-store_sqlite_mark_running(struct store *st, int64_t id, int64_t now_ms,
-    char *err, size_t errlen)
+store_sqlite_mark_running(struct store *st, int64_t id,
+    const struct store_claim *c, char *err, size_t errlen)
 {
 	sqlite3_stmt	*s;
 
 	if ((s = store_sqlite_stmt(st, ST_MARK_RUNNING, err, errlen)) == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, now_ms);
+	sqlite3_bind_int64(s, 2, c->now_ms);
+	store_sqlite_text(s, 3, c->owner);
+	sqlite3_bind_int64(s, 4, c->lease_until_ms);
 	return store_sqlite_done(st, s, err, errlen, "mark running");
 }
 
@@ -988,12 +1028,11 @@ store_sqlite_claim(struct store *st, const struct store_claim *c,
 		    store_sqlite_claim_merges(st, j, c->now_ms, &rules, err,
 		    errlen) == -1)
 			goto out;
-		if (store_sqlite_mark_running(st, j->id, c->now_ms, err,
-		    errlen) == -1)
+		if (store_sqlite_mark_running(st, j->id, c, err, errlen) == -1)
 			goto out;
 		for (k = 0; k < j->nmerged; k++)
-			if (store_sqlite_mark_running(st, j->merged[k]->id,
-			    c->now_ms, err, errlen) == -1)
+			if (store_sqlite_mark_running(st, j->merged[k]->id, c,
+			    err, errlen) == -1)
 				goto out;
 	}
 	*jobsp = jobs;
@@ -1015,20 +1054,7 @@ store_sqlite_finish(struct store *st, const struct store_finish *f,
 {
 	sqlite3_stmt	*s;
 
-	/* A job that waits has not finished its attempt. */
-	if (f->state != JOB_WAITING) {
-		if ((s = store_sqlite_stmt(st, ST_ATTEMPT, err, errlen)) ==
-		    NULL)
-			return -1;
-		sqlite3_bind_int64(s, 1, f->job_id);
-		sqlite3_bind_int(s, 2, f->attempts);
-		store_sqlite_int(s, 3, f->started_ms, 1);
-		sqlite3_bind_int64(s, 4, f->ended_ms);
-		sqlite3_bind_int(s, 5, f->state == JOB_SUCCEEDED);
-		store_sqlite_text(s, 6, f->error);
-		if (store_sqlite_done(st, s, err, errlen, "attempt") == -1)
-			return -1;
-	}
+	/* The fence first (see store_pg_finish). */
 	if ((s = store_sqlite_stmt(st, ST_FINISH, err, errlen)) == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, f->job_id);
@@ -1039,7 +1065,23 @@ store_sqlite_finish(struct store *st, const struct store_finish *f,
 	store_sqlite_text(s, 6, f->error);
 	store_sqlite_text(s, 7, f->result);
 	store_sqlite_int(s, 8, f->started_ms, 1);
-	return store_sqlite_done(st, s, err, errlen, "finish");
+	store_sqlite_text(s, 9, f->owner);
+	if (store_sqlite_done(st, s, err, errlen, "finish") == -1)
+		return -1;
+	if (sqlite3_changes(st->db) == 0)
+		return 1;
+	/* A job that waits has not finished its attempt. */
+	if (f->state == JOB_WAITING)
+		return 0;
+	if ((s = store_sqlite_stmt(st, ST_ATTEMPT, err, errlen)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, f->job_id);
+	sqlite3_bind_int(s, 2, f->attempts);
+	store_sqlite_int(s, 3, f->started_ms, 1);
+	sqlite3_bind_int64(s, 4, f->ended_ms);
+	sqlite3_bind_int(s, 5, f->state == JOB_SUCCEEDED);
+	store_sqlite_text(s, 6, f->error);
+	return store_sqlite_done(st, s, err, errlen, "attempt");
 }
 
 static int
@@ -1762,7 +1804,8 @@ const struct store_ops store_sqlite_ops = {
 	.add_job = store_sqlite_add_job,
 	.count_pending = store_sqlite_count_pending,
 	.count_states = store_sqlite_count_states,
-	.requeue_running = store_sqlite_requeue_running,
+	.renew = store_sqlite_renew,
+	.takeover = store_sqlite_takeover,
 	.next_due = store_sqlite_next_due,
 	.claim = store_sqlite_claim,
 	.finish = store_sqlite_finish,

@@ -242,7 +242,7 @@ worker_pool_stop(struct worker_pool *p, int timeout_s)
 	}
 	p->stopping = 1;
 	pthread_cond_broadcast(&p->work_cv);
-	/* Jobs not started stay `running` in the store: re-queued at start. */
+	/* Jobs not started stay `running` in the store: taken over later. */
 	unstarted = p->work;
 	p->work = NULL;
 	p->work_tail = &p->work;
@@ -269,7 +269,8 @@ worker_pool_stop(struct worker_pool *p, int timeout_s)
 		/*
 		 * Threads still inside a runner cannot be joined in time; they
 		 * keep the pool, which is therefore not freed.  Their jobs stay
-		 * running in the store and are re-queued on the next start.
+		 * running in the store and are taken over when their lease
+		 * ends.
 		 */
 		for (i = 0; i < p->nthreads; i++)
 			pthread_detach(p->threads[i]);

@@ -60,6 +60,7 @@ struct config_state {
 struct config_queue {
 	int	 max_queued;			/* default 100000 */
 	int	 workers;			/* default 4 */
+	int	 lease_s;			/* default 30 */
 };
 
 struct config_retry {

@@ -144,6 +144,57 @@ void	job_result_fail(struct job_result *, enum job_error_kind, int permanent,
 /* Append a follow-up job; strings are copied. */
 void	job_result_add_followup(struct job_result *, const struct job_spec *);
 
+/*
+ * The rules that advance a job (DESIGN.md section 7, daemon/queue.c's
+ * DESIGN): what one finished attempt of j does to it, from the config,
+ * the job as claimed and the attempt's result alone; no store, no clock,
+ * no randomness (jitter, in [0, 1), draws the backoff).  head: j leads
+ * its run (merged jobs share the head's result; follow-ups are the
+ * run's, inserted once).  The queue stores it (store.h: finish) with
+ * what it implies.
+ */
+struct job_advance {
+	enum job_state	 state;		/* SUCCEEDED, FAILED (retried at
+					 * not_before), DEAD or WAITING */
+	int		 attempts;	/* made, this one included (WAITING:
+					 * unchanged, the attempt goes on) */
+	int64_t		 not_before_ms;	/* FAILED: next attempt; WAITING:
+					 * next look at health */
+	int64_t		 started_ms;	/* the attempt's start (a waiting
+					 * job's: its apply) */
+	const char	*error;		/* failed or dead: res's (borrowed) */
+	int		 followups;	/* insert res->followups */
+	/* An attempt ended (not WAITING): its attempts row, the app's
+	 * status and the alerts notify_plan() makes for state. */
+	int		 ended;
+	/* The app's final outcome (job_outcome_final). */
+	int		 final;
+};
+
+/* Longest and shortest pause before a waiting job is looked at again. */
+#define JOB_WAIT_MIN_MS		10
+#define JOB_WAIT_MAX_MS		60000
+
+void	job_advance(const struct config *, const struct job *j,
+	    const struct job_result *res, int head, int64_t started_ms,
+	    int64_t ended_ms, double jitter, struct job_advance *out);
+/*
+ * Backoff before attempt attempts + 1: full jitter (jitter * cap) under
+ * a cap doubling from base_s up to max_s; a Retry-After is honoured up
+ * to max_s.
+ */
+int64_t	job_backoff_ms(int base_s, int max_s, int attempts, int retry_after_s,
+	    double jitter);
+/* The kind's attempts before dead (the config's; a job's stored one wins). */
+int	job_max_attempts(const struct config *, enum job_kind);
+/*
+ * Whether state is the app's final outcome.  A retry is not, and neither
+ * is a success whose follow-ups (the sync after an image update) still
+ * decide whether the change works: an app whose rollout failed has not
+ * recovered when the next commit is pushed, only when it is healthy.
+ */
+int	job_outcome_final(const struct job_result *, enum job_state);
+
 /* Called on the loop when a loop runner finishes. */
 typedef void job_done_cb(struct job *, struct job_result *, void *arg);
 

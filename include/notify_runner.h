@@ -18,7 +18,7 @@ extern const struct job_runner job_runner_notify;
 /*
  * Free the loop's client (after queue_close).  Deliveries still in flight
  * are abandoned without calling done: their jobs are still `running` in
- * the store and are re-queued at the next start.
+ * the store and are taken over when their lease ends.
  */
 void	notify_runner_shutdown(void);
 

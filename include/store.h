@@ -90,6 +90,9 @@ struct store_claim {
 	int64_t		 now_ms;
 	int		 max_thread;	/* jobs for worker threads (sync, update-image) */
 	int		 max_loop;	/* notify jobs (run on the loop) */
+	/* The lease the claimed jobs are held under (see renew). */
+	const char	*owner;		/* this replica (replica_id()) */
+	int64_t		 lease_until_ms;
 };
 
 /* How a finished attempt changes a job (decided by the queue). */
@@ -103,6 +106,9 @@ struct store_finish {
 	int64_t		 started_ms, ended_ms;
 	const char	*error;		/* NULL on success */
 	const char	*result;	/* JSON object text or NULL */
+	/* The fence: applies only to a job still running under this
+	 * owner's lease (the claim's owner). */
+	const char	*owner;
 };
 
 /* A replica's registration and heartbeat (strings borrowed). */
@@ -132,7 +138,10 @@ enum store_ckpt {
 
 struct store_ops {
 	const char	*name;
-	/* Several processes may use one store at once (replicas). */
+	/*
+	 * Several processes may use one store at once (replicas).  When
+	 * not, a store's leases at start are a dead process's.
+	 */
 	int		 shared;
 	/*
 	 * Open (creating the schema); readonly stores still take admin writes.
@@ -194,13 +203,26 @@ struct store_ops {
 			    int64_t counts[JOB_STATE_MAX], char *err,
 			    size_t errlen);
 	/*
-	 * After a crash: jobs left running go back to queued with the attempt
-	 * counted (an attempts row says so); those out of attempts are dead.
-	 * A waiting job's health check that was interrupted goes back to
-	 * waiting, due at once, with nothing counted (*nrequeued counts it).
+	 * Leases.  A claimed job is held by its claimer's owner id until
+	 * lease_until; the claimer renews it while the job runs.  renew:
+	 * lease_until of owner's running jobs among ids (one statement);
+	 * *nrenewed says how many were still its own.
 	 */
-	int		 (*requeue_running)(struct store *, int64_t now_ms,
-			    int *nrequeued, int *ndead, char *err, size_t errlen);
+	int		 (*renew)(struct store *, const char *owner,
+			    const int64_t *ids, size_t nids, int64_t until_ms,
+			    size_t *nrenewed, char *err, size_t errlen);
+	/*
+	 * Take over the running jobs whose lease ended before expired_ms,
+	 * as after a crash of their runner: back to queued with the attempt
+	 * counted (an attempts row says it was interrupted); those out of
+	 * attempts are dead.  A waiting job's health check that was
+	 * interrupted goes back to waiting, due at once, with nothing
+	 * counted (*nrequeued counts it).  Inside the caller's transaction;
+	 * serialised with claims.
+	 */
+	int		 (*takeover)(struct store *, int64_t expired_ms,
+			    int64_t now_ms, int *nrequeued, int *ndead,
+			    char *err, size_t errlen);
 	/*
 	 * Earliest not_before after after_ms of a job waiting for its time
 	 * (queued, failed or waiting): 1 found, 0 none, -1 error.  Jobs due
@@ -218,14 +240,18 @@ struct store_ops {
 	 * job holds its app like a running one (only it may run there); other
 	 * queued update-image jobs of the same repository are claimed with it
 	 * into job->merged.  Notify jobs are not limited per app.  A claimed
-	 * waiting job comes with job->wait and job->started_ms.
+	 * waiting job comes with job->wait and job->started_ms.  Every job
+	 * claimed (merged ones too) is leased to owner until lease_until_ms
+	 * (a waiting job holds no lease: nobody runs it until its look).
 	 */
 	int		 (*claim)(struct store *, const struct store_claim *,
 			    struct job ***jobs, size_t *njobs, char *err,
 			    size_t errlen);
 	/*
-	 * Record an attempt's end and the job's new state.  WAITING records
-	 * no attempt and keeps started_ms as the attempt's start.
+	 * Record an attempt's end and the job's new state, and end its
+	 * lease.  WAITING records no attempt and keeps started_ms as the
+	 * attempt's start.  Returns 1, writing nothing, when the job is no
+	 * longer running under f->owner's lease (taken over meanwhile).
 	 */
 	int		 (*finish)(struct store *, const struct store_finish *,
 			    char *err, size_t errlen);

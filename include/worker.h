@@ -40,7 +40,7 @@ int			 worker_pool_running(struct worker_pool *,
  * finished ones through the done callback (on the calling thread), join
  * the threads and free the pool.  Returns how many jobs were still running
  * (their threads are left to finish detached; the jobs stay `running` in
- * the store and are re-queued on the next start).
+ * the store and are taken over when their lease ends).
  */
 int			 worker_pool_stop(struct worker_pool *, int timeout_s);
 

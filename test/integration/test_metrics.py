@@ -120,6 +120,7 @@ FAMILIES = {
     "gitopsd_event_to_deploy_seconds": "histogram",
     "gitopsd_notifications_total": "counter",
     "gitopsd_git_push_retries_total": "counter",
+    "gitopsd_lease_takeovers_total": "counter",
     "gitopsd_build_info": "gauge",
 }
 

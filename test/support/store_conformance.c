@@ -202,18 +202,27 @@ conf_job(struct store *st, enum job_kind kind, const char *app,
 
 /* Claims in one transaction; returns the count, jobs in *out. */
 static size_t
-conf_claim(struct store *st, int64_t now, int max_thread, int max_loop,
+conf_claim_with(struct store *st, const struct store_claim *c,
     struct job ***out)
 {
-	struct store_claim	 c = { now, max_thread, max_loop };
-	struct job		**jobs = NULL;
-	size_t			 n = 0;
+	struct job	**jobs = NULL;
+	size_t		 n = 0;
 
 	OK(OPS->begin(st, err, sizeof(err)));
-	OK(OPS->claim(st, &c, &jobs, &n, err, sizeof(err)));
+	OK(OPS->claim(st, c, &jobs, &n, err, sizeof(err)));
 	OK(OPS->commit(st, err, sizeof(err)));
 	*out = jobs;
 	return n;
+}
+
+static size_t
+conf_claim(struct store *st, int64_t now, int max_thread, int max_loop,
+    struct job ***out)
+{
+	struct store_claim	 c = { .now_ms = now, .max_thread = max_thread,
+				    .max_loop = max_loop };
+
+	return conf_claim_with(st, &c, out);
 }
 
 static void
@@ -233,7 +242,7 @@ conf_finish_from(struct store *st, int64_t id, enum job_state state,
     const char *error, const char *result)
 {
 	struct store_finish	 f = { id, state, attempts, not_before,
-				    started, ended, error, result };
+				    started, ended, error, result, NULL };
 
 	OK(OPS->begin(st, err, sizeof(err)));
 	OK(OPS->finish(st, &f, err, sizeof(err)));
@@ -258,6 +267,83 @@ conf_state(struct store *st, int64_t id)
 	s = r.state;
 	store_job_row_clear(&r);
 	return s;
+}
+
+/* takeover in a transaction of its own. */
+static int
+conf_takeover(struct store *st, int64_t expired, int64_t now, int *nre,
+    int *ndead)
+{
+	if (OPS->begin(st, err, sizeof(err)) == -1)
+		return -1;
+	if (OPS->takeover(st, expired, now, nre, ndead, err,
+	    sizeof(err)) == -1) {
+		OPS->rollback(st);
+		return -1;
+	}
+	return OPS->commit(st, err, sizeof(err));
+}
+
+/* Claims as owner, leased until until. */
+static size_t
+conf_claim_as(struct store *st, const char *owner, int64_t now,
+    int64_t until, int max_thread, struct job ***out)
+{
+	struct store_claim	 c = { .now_ms = now, .max_thread = max_thread,
+				    .owner = owner, .lease_until_ms = until };
+
+	return conf_claim_with(st, &c, out);
+}
+
+/* finish as owner: its return (0 done, 1 fenced off). */
+static int
+conf_finish_as(struct store *st, const char *owner, int64_t id,
+    enum job_state state, int attempts, int64_t started, int64_t ended,
+    const char *result)
+{
+	struct store_finish	 f = { .job_id = id, .state = state,
+				    .attempts = attempts, .started_ms = started,
+				    .ended_ms = ended, .result = result,
+				    .owner = owner };
+	int			 r;
+
+	if (state == JOB_WAITING)
+		f.not_before_ms = ended + 100;
+	else if (state != JOB_SUCCEEDED)
+		f.error = "failed";
+	OK(OPS->begin(st, err, sizeof(err)));
+	r = OPS->finish(st, &f, err, sizeof(err));
+	if (r == -1)
+		fail_msg("finish: %s", err);
+	OK(OPS->commit(st, err, sizeof(err)));
+	return r;
+}
+
+static int
+conf_renew(struct store *st, const char *owner, const int64_t *ids,
+    size_t n, int64_t until)
+{
+	size_t	 renewed = 0;
+
+	OK(OPS->begin(st, err, sizeof(err)));
+	OK(OPS->renew(st, owner, ids, n, until, &renewed, err, sizeof(err)));
+	OK(OPS->commit(st, err, sizeof(err)));
+	return (int)renewed;
+}
+
+/* An interrupted look at a waiting job's health (its apply began at
+ * 2000): waiting again, due now, nothing counted. */
+static void
+conf_back_to_waiting(struct store *st, int64_t id)
+{
+	struct store_job_row	 r;
+
+	assert_int_equal(OPS->get_job(st, id, &r, err, sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_WAITING);
+	assert_int_equal(r.attempts, 0);
+	assert_int_equal(r.not_before_ms, 0);
+	assert_int_equal(r.started_ms, 2000);
+	store_job_row_clear(&r);
 }
 
 /* ---- events and dedup */
@@ -660,15 +746,10 @@ conf_waiting(void **state)
 
 	/* Stopped during the look: back to waiting, due now, not counted. */
 	st = conf_open();
-	OK(OPS->requeue_running(st, 3000, &nre, &ndead, err, sizeof(err)));
+	OK(conf_takeover(st, INT64_MAX, 3000, &nre, &ndead));
 	assert_int_equal(nre, 1);
 	assert_int_equal(ndead, 0);
-	assert_int_equal(OPS->get_job(st, w, &r, err, sizeof(err)), 1);
-	assert_int_equal(r.state, JOB_WAITING);
-	assert_int_equal(r.attempts, 0);
-	assert_int_equal(r.not_before_ms, 0);
-	assert_int_equal(r.started_ms, 2000);
-	store_job_row_clear(&r);
+	conf_back_to_waiting(st, w);
 	OK(OPS->list_attempts(st, w, &att, &n, err, sizeof(err)));
 	assert_int_equal(n, 0);
 	store_attempt_rows_free(att, n);
@@ -744,7 +825,8 @@ conf_retry(void **state)
 	OPS->close(st);
 }
 
-/* requeue_running after a crash: counted, logged, dead when out. */
+/* Every lease expired (a SQLite store's start): counted, logged, dead
+ * when out of attempts. */
 static void
 conf_requeue(void **state)
 {
@@ -770,7 +852,7 @@ conf_requeue(void **state)
 	OPS->close(st);
 
 	st = conf_open();
-	OK(OPS->requeue_running(st, 3000, &nre, &ndead, err, sizeof(err)));
+	OK(conf_takeover(st, INT64_MAX, 3000, &nre, &ndead));
 	assert_int_equal(nre, 1);
 	assert_int_equal(ndead, 1);
 	assert_int_equal(conf_state(st, a), JOB_QUEUED);
@@ -782,6 +864,239 @@ conf_requeue(void **state)
 	    "interrupted: gitopsd stopped while the job ran");
 	store_attempt_rows_free(att, n);
 	OPS->close(st);
+}
+
+/* ---- leases */
+
+/*
+ * A claim leases its jobs (merged ones too) to its owner until the time
+ * given; renewal by the owner moves it, by anyone else does nothing; a
+ * job is taken over only once its lease has ended.
+ */
+static void
+conf_lease_renew(void **state)
+{
+	struct store	*st;
+	struct job	**jobs;
+	size_t		 n;
+	int64_t		 ids[3], unknown;
+	int		 nre, ndead;
+
+	(void)state;
+	st = conf_open();
+	ids[0] = conf_job(st, JOB_UPDATE_IMAGE, "web", "r", NULL, 0, NULL);
+	ids[1] = conf_job(st, JOB_UPDATE_IMAGE, "api", "r", NULL, 0, NULL);
+	n = conf_claim_as(st, "a", 2000, 5000, 4, &jobs);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0]->nmerged, 1);
+	conf_jobs_free(jobs, n);
+	/* Not expired yet: nothing moves. */
+	OK(conf_takeover(st, 4999, 4000, &nre, &ndead));
+	assert_int_equal(nre + ndead, 0);
+	/* Renewed by its owner (one unknown id among them), not by another. */
+	unknown = ids[1] + 100;
+	ids[2] = unknown;
+	assert_int_equal(conf_renew(st, "b", ids, 3, 9000), 0);
+	assert_int_equal(conf_renew(st, "a", ids, 3, 8000), 2);
+	assert_int_equal(conf_renew(st, "a", ids, 0, 8000), 0);
+	OK(conf_takeover(st, 7999, 7000, &nre, &ndead));
+	assert_int_equal(nre + ndead, 0);
+	assert_int_equal(conf_state(st, ids[0]), JOB_RUNNING);
+	assert_int_equal(conf_state(st, ids[1]), JOB_RUNNING);
+	/* Past the renewed lease: both taken over, the merged one too. */
+	OK(conf_takeover(st, 8001, 8001, &nre, &ndead));
+	assert_int_equal(nre, 2);
+	assert_int_equal(ndead, 0);
+	assert_int_equal(conf_state(st, ids[0]), JOB_QUEUED);
+	assert_int_equal(conf_state(st, ids[1]), JOB_QUEUED);
+	/* A lease that was taken over is not renewed. */
+	assert_int_equal(conf_renew(st, "a", ids, 2, 9000), 0);
+	OPS->close(st);
+}
+
+/* A sync of web claimed by owner "a" at 2000, leased until 3000. */
+static int64_t
+conf_leased_sync(struct store *a)
+{
+	struct job	**jobs;
+	int64_t		 id;
+	size_t		 n;
+
+	id = conf_job(a, JOB_SYNC, "web", "r", "rev", 0, NULL);
+	n = conf_claim_as(a, "a", 2000, 3000, 4, &jobs);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0]->id, id);
+	conf_jobs_free(jobs, n);
+	return id;
+}
+
+/*
+ * A replica's lease ends while its job runs: a second connection of
+ * another owner takes the job over (the attempt counted as interrupted)
+ * and runs it; the first one's late finish is refused and writes
+ * nothing, the new owner's is recorded.
+ */
+static void
+conf_lease_takeover(void **state)
+{
+	struct store		*a, *b;
+	struct store_job_row	 r;
+	struct store_attempt_row *att;
+	struct job		**jobs;
+	size_t			 n;
+	int64_t			 id;
+	int			 nre, ndead;
+
+	(void)state;
+	a = conf_open();
+	b = conf_open();
+	id = conf_leased_sync(a);
+	/* b sees a's job running and leased: nothing to claim or take. */
+	n = conf_claim_as(b, "b", 2500, 3500, 4, &jobs);
+	assert_int_equal(n, 0);
+	free(jobs);
+	OK(conf_takeover(b, 2500, 2500, &nre, &ndead));
+	assert_int_equal(nre + ndead, 0);
+	/* a stopped renewing: b takes the job over and runs it. */
+	OK(conf_takeover(b, 3500, 3500, &nre, &ndead));
+	assert_int_equal(nre, 1);
+	assert_int_equal(ndead, 0);
+	n = conf_claim_as(b, "b", 3600, 9000, 4, &jobs);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0]->id, id);
+	assert_int_equal(jobs[0]->attempts, 1);
+	conf_jobs_free(jobs, n);
+	/* a wakes up and finishes: refused, nothing written. */
+	assert_int_equal(conf_finish_as(a, "a", id, JOB_SUCCEEDED, 1, 2000,
+	    3700, "{\"by\":\"a\"}"), 1);
+	assert_int_equal(OPS->get_job(a, id, &r, err, sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_RUNNING);
+	assert_int_equal(r.attempts, 1);
+	assert_null(r.result);
+	store_job_row_clear(&r);
+	OK(OPS->list_attempts(a, id, &att, &n, err, sizeof(err)));
+	assert_int_equal(n, 1);
+	assert_string_equal(att[0].error,
+	    "interrupted: gitopsd stopped while the job ran");
+	store_attempt_rows_free(att, n);
+	/* Its lease is b's: a cannot renew it either. */
+	assert_int_equal(conf_renew(a, "a", &id, 1, 20000), 0);
+	/* b's finish is the one recorded; a second one is refused. */
+	assert_int_equal(conf_finish_as(b, "b", id, JOB_SUCCEEDED, 2, 3600,
+	    3800, "{\"by\":\"b\"}"), 0);
+	assert_int_equal(conf_finish_as(b, "b", id, JOB_FAILED, 3, 3600,
+	    3900, NULL), 1);
+	assert_int_equal(OPS->get_job(a, id, &r, err, sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_SUCCEEDED);
+	assert_int_equal(r.attempts, 2);
+	assert_string_equal(r.result, "{\"by\":\"b\"}");
+	store_job_row_clear(&r);
+	OK(OPS->list_attempts(a, id, &att, &n, err, sizeof(err)));
+	assert_int_equal(n, 2);
+	store_attempt_rows_free(att, n);
+	/* Nothing running is left to take over. */
+	OK(conf_takeover(a, INT64_MAX, 9999, &nre, &ndead));
+	assert_int_equal(nre + ndead, 0);
+	OPS->close(b);
+	OPS->close(a);
+}
+
+/*
+ * A waiting job holds no lease (no one runs it); claimed for a look at
+ * its health it is leased like any claim, and taken over after that
+ * lease it goes back to waiting, due now, nothing counted; the first
+ * looker's late finish is refused.
+ */
+static void
+conf_lease_waiting(void **state)
+{
+	struct store		*a, *b;
+	struct job		**jobs;
+	size_t			 n;
+	int64_t			 id;
+	int			 nre, ndead;
+	const char		*result = "{\"wait\":{\"x\":1}}";
+
+	(void)state;
+	a = conf_open();
+	b = conf_open();
+	id = conf_leased_sync(a);
+	assert_int_equal(conf_finish_as(a, "a", id, JOB_WAITING, 0, 2000, 2100,
+	    result), 0);
+	/* Waiting, its lease ended with the attempt's run: nothing taken. */
+	OK(conf_takeover(b, INT64_MAX, 2150, &nre, &ndead));
+	assert_int_equal(nre + ndead, 0);
+	assert_int_equal(conf_state(b, id), JOB_WAITING);
+	assert_int_equal(conf_renew(a, "a", &id, 1, 9000), 0);
+	/* Due (2200): b looks at it, leased until 2500. */
+	n = conf_claim_as(b, "b", 2300, 2500, 4, &jobs);
+	assert_int_equal(n, 1);
+	assert_non_null(jobs[0]->wait);
+	conf_jobs_free(jobs, n);
+	OK(conf_takeover(a, 2400, 2400, &nre, &ndead));
+	assert_int_equal(nre + ndead, 0);
+	/* b stops during the look: a takes it back to waiting, due now. */
+	OK(conf_takeover(a, 2600, 2600, &nre, &ndead));
+	assert_int_equal(nre, 1);
+	assert_int_equal(ndead, 0);
+	conf_back_to_waiting(a, id);
+	/* b's late look is refused; a's is recorded. */
+	assert_int_equal(conf_finish_as(b, "b", id, JOB_SUCCEEDED, 1, 2000,
+	    2700, NULL), 1);
+	n = conf_claim_as(a, "a", 2700, 5000, 4, &jobs);
+	assert_int_equal(n, 1);
+	conf_jobs_free(jobs, n);
+	assert_int_equal(conf_finish_as(a, "a", id, JOB_SUCCEEDED, 1, 2000,
+	    2800, NULL), 0);
+	assert_int_equal(conf_state(a, id), JOB_SUCCEEDED);
+	OPS->close(b);
+	OPS->close(a);
+}
+
+/*
+ * One runner at a time per app and per repository across replicas: a
+ * second connection of another owner, claiming after the first one's
+ * claim committed, reads its running jobs and leaves their app and
+ * repository alone, until the first one's lease ends and is taken over.
+ */
+static void
+conf_lease_exclusive(void **state)
+{
+	struct store	*a, *b;
+	struct job	**jobs;
+	size_t		 n;
+	int64_t		 sync, img, img2, other, api;
+	int		 nre, ndead;
+
+	(void)state;
+	a = conf_open();
+	b = conf_open();
+	sync = conf_job(a, JOB_SYNC, "web", "apps", NULL, 0, NULL);
+	img = conf_job(a, JOB_UPDATE_IMAGE, "cart", "r", NULL, 0, NULL);
+	n = conf_claim_as(a, "a", 2000, 3000, 4, &jobs);
+	assert_int_equal(n, 2);
+	conf_jobs_free(jobs, n);
+	/* Queued after a's claim: same app, same repository, and others. */
+	conf_job(a, JOB_SYNC, "web", "apps", NULL, 0, NULL);
+	img2 = conf_job(a, JOB_UPDATE_IMAGE, "shop", "r", NULL, 0, NULL);
+	other = conf_job(a, JOB_UPDATE_IMAGE, "shop", "r2", NULL, 0, NULL);
+	api = conf_job(a, JOB_SYNC, "api", "apps", NULL, 0, NULL);
+	n = conf_claim_as(b, "b", 2100, 3100, 8, &jobs);
+	assert_int_equal(n, 2);
+	assert_true((jobs[0]->id == other && jobs[1]->id == api) ||
+	    (jobs[0]->id == api && jobs[1]->id == other));
+	conf_jobs_free(jobs, n);
+	assert_int_equal(conf_state(b, img2), JOB_QUEUED);
+	/* a dies: b takes over, then runs web and repository r itself. */
+	OK(conf_takeover(b, 3050, 3050, &nre, &ndead));
+	assert_int_equal(nre, 2);
+	n = conf_claim_as(b, "b", 3060, 9000, 8, &jobs);
+	assert_int_equal(n, 2);
+	assert_true(jobs[0]->id == sync || jobs[1]->id == sync);
+	assert_true(jobs[0]->id == img || jobs[1]->id == img);
+	conf_jobs_free(jobs, n);
+	OPS->close(b);
+	OPS->close(a);
 }
 
 /* ---- app status and alert keys */
@@ -1094,7 +1409,7 @@ static void *
 conf_peer_main(void *arg)
 {
 	struct conf_peer	*p = arg;
-	struct store_claim	 c = { 2000, 4, 0 };
+	struct store_claim	 c = { .now_ms = 2000, .max_thread = 4 };
 	int64_t			 id;
 
 	p->rc = -1;
@@ -1185,7 +1500,7 @@ conf_shared_dedup(void **state)
 static void
 conf_shared_claim(void **state)
 {
-	struct store_claim	 c = { 2000, 1, 0 };
+	struct store_claim	 c = { .now_ms = 2000, .max_thread = 1 };
 	struct conf_peer	 p;
 	struct store		*a, *b;
 	struct job		**jobs;
@@ -1279,35 +1594,6 @@ conf_checkpoint(void **state)
 	OPS->close(st);
 }
 
-/*
- * A statement the ops have no call for (the job leases' owner column is
- * written by the claim of the lease work), straight on the backend.
- */
-static void
-conf_sql(const char *sql)
-{
-	sqlite3	*db = NULL;
-	PGconn	*c;
-	PGresult *r;
-	char	*msg = NULL;
-
-	if (strcmp(conf_cur->name, "sqlite") == 0) {
-		if (sqlite3_open(conf_target, &db) != SQLITE_OK ||
-		    sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-			fail_msg("%s: %s", sql, msg != NULL ? msg :
-			    sqlite3_errmsg(db));
-		sqlite3_free(msg);
-		sqlite3_close(db);
-		return;
-	}
-	c = PQconnectdb(conf_target);
-	r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		fail_msg("%s: %s", sql, PQerrorMessage(c));
-	PQclear(r);
-	PQfinish(c);
-}
-
 static void
 conf_beat(struct store *st, const char *id, int64_t started, int64_t hb,
     int64_t forget_before)
@@ -1343,10 +1629,10 @@ conf_replicas(void **state)
 
 	web = conf_job(a, JOB_SYNC, "web", "r", NULL, 0, NULL);
 	api = conf_job(a, JOB_SYNC, "api", "r", NULL, 0, NULL);
-	assert_int_equal(conf_claim(a, 2000, 4, 0, &jobs), 2);
+	assert_int_equal(conf_claim_as(a, "r1", 2000, 60000, 4, &jobs), 2);
 	conf_jobs_free(jobs, 2);
-	conf_sql("UPDATE jobs SET lease_owner = 'r1'");
-	conf_finish(a, api, JOB_SUCCEEDED, 1, 0, 2500, NULL, NULL);
+	assert_int_equal(conf_finish_as(a, "r1", api, JOB_SUCCEEDED, 1, 2490,
+	    2500, NULL), 0);
 
 	OK(OPS->list_replicas(b, &rows, &n, err, sizeof(err)));
 	assert_int_equal(n, 2);
@@ -1493,6 +1779,10 @@ main(int argc, char **argv)
 		T(conf_retry),
 		T(conf_requeue),
 		T(conf_waiting),
+		T(conf_lease_renew),
+		T(conf_lease_takeover),
+		T(conf_lease_waiting),
+		T(conf_lease_exclusive),
 		T(conf_app_status),
 		T(conf_notify_key),
 		T(conf_inventory),

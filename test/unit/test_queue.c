@@ -712,6 +712,71 @@ test_checkpoint_when_idle(void **state)
 	qfx_teardown(&fx);
 }
 
+/* Until the job is final, with its row in *arg's wait. */
+struct test_final {
+	struct qfx		*fx;
+	int64_t			 id;
+	struct store_job_row	 row;
+};
+
+static int
+test_final(void *arg)
+{
+	struct test_final	*t = arg;
+
+	store_job_row_clear(&t->row);
+	if (qfx_job(t->fx, t->id, &t->row) != 1)
+		return 0;
+	return t->row.state == JOB_SUCCEEDED || t->row.state == JOB_DEAD;
+}
+
+static int
+test_never(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+/*
+ * A job that runs for three times queue.lease_s keeps its lease: the
+ * store thread renews it every third of the lease, and does not take
+ * over a job its own process still runs.  One run, one attempt.
+ */
+static void
+test_lease_renewed(void **state)
+{
+	struct qfx		 fx;
+	struct qfx_sub		 s;
+	struct job_spec		 blk = qfx_sync("block", "r");
+	struct test_final	 t;
+	int			 one = 1;
+
+	(void)state;
+	qfx_setup(&fx);
+	fx.cfg.queue.lease_s = 1;
+	qfx_open(&fx, 1);
+	memset(&s, 0, sizeof(s));
+	qfx_submit(&fx, "github", "lease-1", &blk, 1, &s);
+	assert_int_equal(qfx_loop_until(&fx, qfx_sub_done, &s, 5000), 0);
+	assert_int_equal(qfx_loop_until(&fx, test_blocked_n, &one, 5000), 0);
+	(void)qfx_loop_until(&fx, test_never, NULL, 3000);
+	pthread_mutex_lock(&qfx_mtx);
+	qfx_release = 1;
+	pthread_cond_broadcast(&qfx_cv);
+	pthread_mutex_unlock(&qfx_mtx);
+	memset(&t, 0, sizeof(t));
+	t.fx = &fx;
+	t.id = s.ids[0][0];
+	assert_int_equal(qfx_loop_until(&fx, test_final, &t, 5000), 0);
+	assert_int_equal(t.row.state, JOB_SUCCEEDED);
+	assert_int_equal(t.row.attempts, 1);
+	store_job_row_clear(&t.row);
+	pthread_mutex_lock(&qfx_mtx);
+	assert_int_equal(qfx_runs, 1);
+	pthread_mutex_unlock(&qfx_mtx);
+	qfx_teardown(&fx);
+}
+
 int
 main(void)
 {
@@ -726,6 +791,7 @@ main(void)
 		cmocka_unit_test(test_waiting_sync),
 		cmocka_unit_test(test_retry_fresh_attempts),
 		cmocka_unit_test(test_loop_run_after_close),
+		cmocka_unit_test(test_lease_renewed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

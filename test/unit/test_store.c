@@ -265,6 +265,19 @@ test_absorb(void **state)
 	qfx_teardown(&fx);
 }
 
+/* What a SQLite store's start does: every lease is a dead process's. */
+static int
+test_takeover_all(struct store *st, int *nq, int *nd)
+{
+	char	 err[256];
+
+	if (store_sqlite_ops.begin(st, err, sizeof(err)) == -1 ||
+	    store_sqlite_ops.takeover(st, INT64_MAX, util_now_ms(), nq, nd,
+	    err, sizeof(err)) == -1)
+		return -1;
+	return store_sqlite_ops.commit(st, err, sizeof(err));
+}
+
 static void
 test_claim_merge_exclusive(void **state)
 {
@@ -274,7 +287,8 @@ test_claim_merge_exclusive(void **state)
 				 i2 = qfx_image("flaky", "deploy", "1.1"),
 				 i3 = qfx_image("perm", "other", "2.0"),
 				 s1 = qfx_sync("ok", "r"), s2 = qfx_sync("fail", "r");
-	struct store_claim	 c = { util_now_ms() + 1, 4, 4 };
+	struct store_claim	 c = { .now_ms = util_now_ms() + 1, .max_thread = 4,
+	    .max_loop = 4 };
 	struct job		**jobs = NULL;
 	size_t			 n = 0, i;
 	int64_t			 id1, id2, id3, ids1, ids2;
@@ -328,7 +342,8 @@ test_requeue_on_restart(void **state)
 	struct qfx		 fx;
 	struct store		*st;
 	struct job_spec		 s = qfx_sync("ok", "r");
-	struct store_claim	 c = { util_now_ms() + 1, 4, 4 };
+	struct store_claim	 c = { .now_ms = util_now_ms() + 1, .max_thread = 4,
+	    .max_loop = 4 };
 	struct job		**jobs = NULL;
 	struct store_job_row	 r;
 	struct store_attempt_row *att = NULL;
@@ -351,8 +366,7 @@ test_requeue_on_restart(void **state)
 	/* "Crash": the connection goes away with the job running. */
 	store_sqlite_ops.close(st);
 	st = test_store_open(&fx);
-	assert_int_equal(store_sqlite_ops.requeue_running(st, util_now_ms(),
-	    &nq, &nd, err, sizeof(err)), 0);
+	assert_int_equal(test_takeover_all(st, &nq, &nd), 0);
 	assert_int_equal(nq, 1);
 	assert_int_equal(nd, 0);
 	assert_int_equal(store_sqlite_ops.get_job(st, id, &r, err,
@@ -395,7 +409,8 @@ static void
 test_claim_at(struct store *st, int64_t now_ms, struct job ***jobs,
     size_t *n)
 {
-	struct store_claim	 c = { now_ms, 4, 4 };
+	struct store_claim	 c = { .now_ms = now_ms, .max_thread = 4,
+	    .max_loop = 4 };
 	char			 err[256];
 
 	assert_int_equal(store_sqlite_ops.begin(st, err, sizeof(err)), 0);
@@ -518,8 +533,7 @@ test_waiting_job(void **state)
 	/* "Crash" during the look: back to waiting, due now, not counted. */
 	store_sqlite_ops.close(st);
 	st = test_store_open(&fx);
-	assert_int_equal(store_sqlite_ops.requeue_running(st, util_now_ms(),
-	    &nq, &nd, err, sizeof(err)), 0);
+	assert_int_equal(test_takeover_all(st, &nq, &nd), 0);
 	assert_int_equal(nq, 2);	/* the look and "fail"'s sync */
 	assert_int_equal(nd, 0);
 	assert_int_equal(store_sqlite_ops.get_job(st, id, &r, err,
@@ -949,7 +963,8 @@ test_retention(void **state)
 	struct store		*st;
 	struct job_spec		 s = qfx_sync("ok", "r"), s2 = qfx_sync("fail",
 	    "r");
-	struct store_claim	 c = { util_now_ms() + 1, 4, 4 };
+	struct store_claim	 c = { .now_ms = util_now_ms() + 1, .max_thread = 4,
+	    .max_loop = 4 };
 	struct store_finish	 f;
 	struct job		**jobs = NULL;
 	struct store_job_row	 r;
@@ -1157,6 +1172,72 @@ test_find_inv(enum job_kind kind)
 }
 
 /*
+ * Schema 3 -> 4: a jobs table without leases gets them at the next open;
+ * a job a schema-3 gitopsd left running (no lease) is taken over.
+ */
+static void
+test_schema_leases(void **state)
+{
+	struct qfx		 fx;
+	struct store		*st;
+	struct store_job_row	 r;
+	struct job		**jobs = NULL;
+	struct store_claim	 c = { .now_ms = util_now_ms(), .max_thread = 4,
+				    .owner = "me", .lease_until_ms = 1 };
+	sqlite3			*db;
+	sqlite3_stmt		*q;
+	char			 err[256];
+	size_t			 n = 0;
+	int			 nq, nd;
+
+	(void)state;
+	qfx_setup(&fx);
+	assert_int_equal(sqlite3_open(fx.path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE meta(k TEXT PRIMARY"
+	    " KEY, v TEXT); INSERT INTO meta VALUES ('schema', '3');"
+	    "CREATE TABLE jobs(id INTEGER PRIMARY KEY,"
+	    " kind INTEGER NOT NULL, state INTEGER NOT NULL, app TEXT, repo TEXT,"
+	    " revision TEXT, image TEXT, tag TEXT, digest TEXT, params TEXT,"
+	    " event_id INTEGER, attempts INTEGER NOT NULL DEFAULT 0,"
+	    " max_attempts INTEGER NOT NULL, created INTEGER NOT NULL,"
+	    " updated INTEGER NOT NULL, not_before INTEGER NOT NULL DEFAULT 0,"
+	    " started INTEGER, error TEXT, result TEXT);"
+	    "INSERT INTO jobs(id, kind, state, app, max_attempts, created,"
+	    " updated, started) VALUES (7, 1, 2, 'ok', 3, 1, 1, 1)",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	st = test_store_open(&fx);
+	assert_int_equal(test_takeover_all(st, &nq, &nd), 0);
+	assert_int_equal(nq, 1);
+	assert_int_equal(store_sqlite_ops.get_job(st, 7, &r, err,
+	    sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_QUEUED);
+	assert_int_equal(r.attempts, 1);
+	store_job_row_clear(&r);
+	/* Claimed and finished under a lease in the upgraded table. */
+	assert_int_equal(store_sqlite_ops.begin(st, err, sizeof(err)), 0);
+	assert_int_equal(store_sqlite_ops.claim(st, &c, &jobs, &n, err,
+	    sizeof(err)), 0);
+	assert_int_equal(store_sqlite_ops.commit(st, err, sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	test_jobs_free(jobs, n);
+	store_sqlite_ops.close(st);
+
+	assert_int_equal(sqlite3_open(fx.path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT lease_owner,"
+	    " lease_until, (SELECT v FROM meta WHERE k = 'schema') FROM jobs"
+	    " WHERE id = 7", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "me");
+	assert_int_equal(sqlite3_column_int64(q, 1), 1);
+	assert_string_equal((const char *)sqlite3_column_text(q, 2), "4");
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	qfx_teardown(&fx);
+}
+
+/*
  * Inventories: the store ops, the schema 2 -> 3 upgrade, and the queue
  * handing each sync its app's inventory as the previous attempt left it.
  */
@@ -1355,6 +1436,7 @@ main(void)
 		cmocka_unit_test(test_inventory),
 		cmocka_unit_test(test_schema_4_upgrade),
 		cmocka_unit_test(test_store_errors_counted),
+		cmocka_unit_test(test_schema_leases),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
