@@ -595,7 +595,13 @@ class ReplicasTest(unittest.TestCase):
                   len(syncs), len(dead_syncs), len(notes), len(commits) - 1,
                   len(added), len(alerts), len(ids), len(self.bad)))
         self.assertEqual(len(ids), len(self.bad), alerts)
-        self.assertEqual(set(ids.values()), {1}, ids)
+        # An alert the receiver took just before its replica was killed
+        # (its outcome not committed yet) is sent again by the replica that
+        # takes the job over, with the same id for a receiver to drop:
+        # delivery is at least once, and only such a job repeats.
+        interrupted = [j for j in notes if j["attempts"] > 1]
+        self.assertLessEqual(sum(n - 1 for n in ids.values()),
+                             len(interrupted), (ids, notes))
         self.assertEqual(alerted, sorted(self.bad))
         self.assertTrue(all(j["state"] == "succeeded" for j in notes), notes)
 
