@@ -1396,7 +1396,132 @@ store_pg_checkpoint(struct store *st, enum store_ckpt mode, char *err,
 	return 0;
 }
 
+/* Rows one at a time (single-row mode): a state may not fit in memory. */
+static int
+store_pg_rows_each(struct store *st, enum store_table t, store_row_cb *cb,
+    void *arg, char *err, size_t errlen)
+{
+	const char	*vals[STORE_TABLE_MAXCOLS];
+	PGresult	*res;
+	char		*sql = store_table_sql(t, 0, "");
+	int		 i, failed = 0, rc = -1;
+
+	if (store_pg_reconnect(st, err, errlen) == -1)
+		goto out;
+	if (!PQsendQuery(st->conn, sql) || !PQsetSingleRowMode(st->conn)) {
+		store_pg_errmsg(st, err, errlen, store_tables[t].name, NULL);
+		goto out;
+	}
+	/* Read every result, even after a failure, to leave the connection
+	 * ready for the next statement. */
+	while ((res = PQgetResult(st->conn)) != NULL) {
+		if (!failed && PQresultStatus(res) == PGRES_SINGLE_TUPLE) {
+			for (i = 0; i < store_tables[t].ncols; i++)
+				vals[i] = store_pg_val(res, 0, i);
+			if (cb(arg, vals, err, errlen) != 0)
+				failed = 2;
+		} else if (!failed && PQresultStatus(res) != PGRES_TUPLES_OK) {
+			store_pg_errmsg(st, err, errlen, store_tables[t].name,
+			    res);
+			failed = 1;
+		}
+		PQclear(res);
+	}
+	rc = failed ? -1 : 0;
+out:
+	free(sql);
+	return rc;
+}
+
+static int
+store_pg_rows_count(struct store *st, enum store_table t, int64_t *n,
+    char *err, size_t errlen)
+{
+	PGresult	*res;
+	char		*sql = xasprintf("SELECT count(*) FROM %s",
+			    store_tables[t].name);
+
+	res = store_pg_q(st, sql, NULL, PGRES_TUPLES_OK, store_tables[t].name,
+	    err, errlen);
+	free(sql);
+	if (res == NULL)
+		return -1;
+	*n = store_pg_int(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * SQLite finds repeated deliveries in memory, so an old state may hold one
+ * (source, delivery) twice (sent again after its dedup window); here it is
+ * a unique key, and the second event is reported with the first one's id.
+ */
+static int
+store_pg_row_put(struct store *st, enum store_table t,
+    const char *const *vals, int64_t *kept, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+	char			*sql = store_table_sql(t, '$',
+				    " ON CONFLICT DO NOTHING");
+	int			 rc = -1;
+
+	if (store_pg_reconnect(st, err, errlen) == -1)
+		goto out;
+	res = PQexecParams(st->conn, sql, store_tables[t].ncols, NULL, vals,
+	    NULL, NULL, 0);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		store_pg_errmsg(st, err, errlen, store_tables[t].name, res);
+		PQclear(res);
+		goto out;
+	}
+	rc = strcmp(PQcmdTuples(res), "0") == 0 ? 1 : 0;
+	PQclear(res);
+	if (rc == 1 && t == STORE_T_EVENTS) {
+		store_pg_p_text(&p, vals[1]);
+		store_pg_p_text(&p, vals[2]);
+		if ((res = store_pg_q(st, "SELECT id FROM events WHERE"
+		    " source = $1 AND delivery = $2", &p, PGRES_TUPLES_OK,
+		    "events", err, errlen)) == NULL) {
+			rc = -1;
+			goto out;
+		}
+		*kept = PQntuples(res) == 1 ? store_pg_int(res, 0, 0) : 0;
+		PQclear(res);
+	}
+out:
+	free(sql);
+	return rc;
+}
+
+/* Rows inserted with their ids leave the sequences behind: move them on. */
+static int
+store_pg_rows_done(struct store *st, char *err, size_t errlen)
+{
+	static const char *const tables[] = { "events", "jobs" };
+	PGresult	*res;
+	char		*sql;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		sql = xasprintf("SELECT setval(pg_get_serial_sequence('%s',"
+		    " 'id'), coalesce(max(id), 0) + 1, false) FROM %s",
+		    tables[i], tables[i]);
+		res = store_pg_q(st, sql, NULL, PGRES_TUPLES_OK, "sequence",
+		    err, errlen);
+		free(sql);
+		if (res == NULL)
+			return -1;
+		PQclear(res);
+	}
+	return 0;
+}
+
 const struct store_ops store_pg_ops = {
+	.rows_each = store_pg_rows_each,
+	.rows_count = store_pg_rows_count,
+	.row_put = store_pg_row_put,
+	.rows_done = store_pg_rows_done,
 	.name = "postgres",
 	.inventory_get = store_pg_inventory_get,
 	.inventory_set = store_pg_inventory_set,
