@@ -25,6 +25,16 @@
  * Rows are read FOR UPDATE SKIP LOCKED so a job being retried or finished
  * by another connection is passed over instead of waited for.
  *
+ * Idle replicas learn of runnable work through LISTEN/NOTIFY: a round that
+ * queued a job, retried one or finished an attempt (which frees its app
+ * and repository for the next job) sends one NOTIFY on channel
+ * gitopsd_jobs just before its COMMIT, so it is delivered on commit and
+ * never for work rolled back.  The payload names the sending process:
+ * its own connections ignore it (the round that queued a job has tried to
+ * claim it already).  PostgreSQL folds repeated notifications of one
+ * transaction into one.  A listening connection (listen) is watched by the
+ * caller's event loop (wait_fd) and read with drain_notifications.
+ *
  * The write-ahead log belongs to the server: wal_pages is 0 and checkpoint
  * does nothing (PostgreSQL checkpoints by itself; the queue's checkpoint
  * thread then never has work).
@@ -36,9 +46,11 @@
  * is a secret: it is never copied into a message (libpq's own messages
  * name host and port, never the password).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
@@ -60,13 +72,28 @@
 /* Reconnect attempts after a lost connection: doubling from/up to. */
 #define STORE_PG_BACKOFF_MIN_MS	100
 #define STORE_PG_BACKOFF_MAX_MS	5000
+/* LISTEN/NOTIFY channel of job wake-ups (see the top). */
+#define STORE_PG_CHANNEL	"gitopsd_jobs"
 
 struct store {
 	PGconn		*conn;
 	int		 in_tx;		/* between begin and commit/rollback */
 	int64_t		 retry_ms;	/* no reconnect before (monotonic) */
 	int64_t		 backoff_ms;
+	int		 listening;	/* LISTEN again after a reconnect */
+	int		 wake;		/* NOTIFY before this commit */
 };
+
+/* This process's NOTIFY payload (see the top). */
+static char		 store_pg_token[48];
+static pthread_once_t	 store_pg_token_once = PTHREAD_ONCE_INIT;
+
+static void
+store_pg_token_init(void)
+{
+	snprintf(store_pg_token, sizeof(store_pg_token), "%ld-%lld",
+	    (long)getpid(), (long long)util_now_ms());
+}
 
 /* Query parameters in text form; numbers are printed into buf. */
 struct store_pg_params {
@@ -272,8 +299,13 @@ static int
 store_pg_session(struct store *st, char *err, size_t errlen)
 {
 	PQsetNoticeProcessor(st->conn, store_pg_notice, NULL);
-	return store_pg_cmd(st, "SET synchronous_commit = on", NULL,
-	    "session", NULL, err, errlen);
+	if (store_pg_cmd(st, "SET synchronous_commit = on", NULL,
+	    "session", NULL, err, errlen) == -1)
+		return -1;
+	if (st->listening)
+		return store_pg_cmd(st, "LISTEN " STORE_PG_CHANNEL, NULL,
+		    "listen", NULL, err, errlen);
+	return 0;
 }
 
 /* Create or check the schema, under a lock so replicas starting together
@@ -360,6 +392,7 @@ store_pg_open(const char *dsn, int *transient, char *err, size_t errlen)
 
 	if (transient != NULL)
 		*transient = 0;
+	pthread_once(&store_pg_token_once, store_pg_token_init);
 	st = xcalloc(1, sizeof(*st));
 	st->conn = PQconnectdb(dsn);
 	if (st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK) {
@@ -403,6 +436,7 @@ static void
 store_pg_rollback(struct store *st)
 {
 	st->in_tx = 0;
+	st->wake = 0;
 	if (PQstatus(st->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(st->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(st->conn, "ROLLBACK"));
@@ -411,13 +445,25 @@ store_pg_rollback(struct store *st)
 static int
 store_pg_commit(struct store *st, char *err, size_t errlen)
 {
-	PGresult	*res;
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
 
 	/* COMMIT of a failed transaction "succeeds" as a ROLLBACK. */
 	if (PQtransactionStatus(st->conn) == PQTRANS_INERROR) {
 		snprintf(err, errlen, "commit: the transaction had failed");
 		store_pg_rollback(st);
 		return -1;
+	}
+	if (st->wake) {
+		store_pg_p_text(&p, store_pg_token);
+		if ((res = store_pg_q(st, "SELECT pg_notify('" STORE_PG_CHANNEL
+		    "', $1)", &p, PGRES_TUPLES_OK, "notify", err,
+		    errlen)) == NULL) {
+			store_pg_rollback(st);
+			return -1;
+		}
+		PQclear(res);
+		st->wake = 0;
 	}
 	/*
 	 * A connection lost during COMMIT leaves its outcome unknown; it is
@@ -566,6 +612,7 @@ store_pg_add_job(struct store *st, const struct job_spec *js,
 		return -1;
 	*job_id = store_pg_int(res, 0, 0);
 	PQclear(res);
+	st->wake = 1;
 	return store_pg_link(st, event_id, *job_id, err, errlen);
 }
 
@@ -937,6 +984,7 @@ store_pg_finish(struct store *st, const struct store_finish *f, char *err,
 	store_pg_p_text(&p, f->error);
 	store_pg_p_text(&p, f->result);
 	store_pg_p_opt(&p, f->started_ms);
+	st->wake = 1;
 	/* WAITING keeps the attempt's start: the apply. */
 	return store_pg_cmd(st, "UPDATE jobs SET state = $2, attempts = $3,"
 	    " not_before = $4, updated = $5, error = $6,"
@@ -1333,6 +1381,7 @@ store_pg_retry_job(struct store *st, int64_t id, int64_t now_ms, char *err,
 		return 1;
 	/* A manual retry starts a fresh series of attempts. */
 	store_pg_p_int(&p, now_ms);
+	st->wake = 1;
 	return store_pg_cmd(st, "UPDATE jobs SET state = 1,"
 	    " max_attempts = max_attempts + attempts, not_before = 0,"
 	    " updated = $2 WHERE id = $1", &p, "retry", NULL, err, errlen);
@@ -1517,7 +1566,52 @@ store_pg_rows_done(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+store_pg_listen(struct store *st, char *err, size_t errlen)
+{
+	st->listening = 1;
+	return store_pg_cmd(st, "LISTEN " STORE_PG_CHANNEL, NULL, "listen",
+	    NULL, err, errlen);
+}
+
+static int
+store_pg_wait_fd(struct store *st)
+{
+	return PQstatus(st->conn) == CONNECTION_OK ? PQsocket(st->conn) : -1;
+}
+
+/*
+ * What arrived on a listening connection: the number of wake-ups sent by
+ * other processes, 1 more when the connection was lost and has just come
+ * back (what was sent meanwhile is lost), -1 while it is lost.
+ */
+static int
+store_pg_drain_notifications(struct store *st, char *err, size_t errlen)
+{
+	PGnotify	*n;
+	int		 back = 0, count = 0;
+
+	if (PQstatus(st->conn) == CONNECTION_BAD) {
+		if (store_pg_reconnect(st, err, errlen) == -1)
+			return -1;
+		back = 1;
+	}
+	if (!PQconsumeInput(st->conn)) {
+		store_pg_errmsg(st, err, errlen, "listen", NULL);
+		return -1;
+	}
+	while ((n = PQnotifies(st->conn)) != NULL) {
+		if (strcmp(n->extra, store_pg_token) != 0)
+			count++;
+		PQfreemem(n);
+	}
+	return count + back;
+}
+
 const struct store_ops store_pg_ops = {
+	.listen = store_pg_listen,
+	.wait_fd = store_pg_wait_fd,
+	.drain_notifications = store_pg_drain_notifications,
 	.rows_each = store_pg_rows_each,
 	.rows_count = store_pg_rows_count,
 	.row_put = store_pg_row_put,

@@ -345,6 +345,21 @@ struct store_ops {
 			    const char *const *vals, int64_t *kept,
 			    char *err, size_t errlen);
 	int		 (*rows_done)(struct store *, char *err, size_t errlen);
+
+	/*
+	 * Wake-ups between processes sharing the store (NULL for a store
+	 * only one process uses).  A commit that queued, retried or finished
+	 * a job wakes every other process's listening connection.  listen
+	 * makes this connection one (kept across reconnects); wait_fd is its
+	 * socket to watch for reading (-1 while the connection is lost: it
+	 * may change); drain_notifications reads what arrived and returns
+	 * how many wake-ups it holds (>0: try to claim), reconnecting a lost
+	 * connection (which counts as one), -1 while it is lost.
+	 */
+	int		 (*listen)(struct store *, char *err, size_t errlen);
+	int		 (*wait_fd)(struct store *);
+	int		 (*drain_notifications)(struct store *, char *err,
+			    size_t errlen);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -59,20 +59,7 @@ FINAL = ("succeeded", "dead")
 
 
 @unittest.skipIf(skip_reason() is not None, skip_reason() or "")
-class CopyStateTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = pg_server.PgServer()
-        try:
-            cls.pg.start()
-        except Exception:
-            cls.pg.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pg.stop()
-
+class CopyStateTest(pg_server.ServerTestCase):
     def setUp(self):
         self.db = "c" + uuid.uuid4().hex[:12]
         self.dsn = self.pg.createdb(self.db)
