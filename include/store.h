@@ -7,7 +7,9 @@
  * the admin API only see these calls.  A struct store is
  * one connection: the caller uses it from one thread at a time.  The queue
  * keeps one store for its store thread (all writes of the hot path) and one
- * for the event loop (admin reads and the rare admin writes).
+ * for the event loop (admin reads and the rare admin writes); on a store
+ * that several processes share, the loop keeps a third one that listens
+ * for the others' wake-ups (daemon/wakeup.c).
  *
  * Calls return 0 on success and -1 on a store error with a reason in err;
  * a few return a positive status where the caller must tell cases apart.

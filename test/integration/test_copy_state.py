@@ -3,7 +3,8 @@ gitopsd on SQLite (pushes, synced and dead jobs, a manual retry, alerts)
 is copied into a throwaway PostgreSQL (test/support/pg_server.py); gitopsd
 started on PostgreSQL then shows the same events, jobs, attempts and apps
 through /api/v1, still knows the old delivery ids, and numbers new jobs
-past the copied ones.  A target that is not empty is refused."""
+past the copied ones.  Copied back into a new SQLite file, the history is
+the same again.  A target that is not empty is refused."""
 import os
 import shutil
 import sqlite3
@@ -206,7 +207,19 @@ class CopyStateTest(pg_server.ServerTestCase):
         r = pg.admin("GET", "/api/v1/events?limit=1000")
         evs = r.json()["events"]
         self.assertEqual(len(evs), 4, evs)
+        all_ids = [j["id"] for j in jobs_pg]
+        final = self.views(pg, all_ids)
         self.assertEqual(pg.stop(), 0, pg.log()[-3000:])
+
+        # And back: PostgreSQL into a new SQLite file, the same history.
+        lite2 = self.daemon(SQLITE_STATE)
+        p = self.copy(pg, lite2)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        lite2.start()
+        self.assertEqual(self.views(lite2, all_ids), final)
+        r = self.post(lite2, deliveries[2])
+        self.assertTrue(r.status == 200 and r.json().get("duplicate"), r)
+        self.assertEqual(lite2.stop(), 0, lite2.log()[-3000:])
 
     def test_missing_source_refused(self):
         lite = self.daemon(SQLITE_STATE)
