@@ -445,8 +445,8 @@ store_pg_rollback(struct store *st)
 static int
 store_pg_commit(struct store *st, char *err, size_t errlen)
 {
-	struct store_pg_params	 p = { .n = 0 };
-	PGresult		*res;
+	PGresult	*res;
+	char		 sql[128] = "COMMIT";
 
 	/* COMMIT of a failed transaction "succeeds" as a ROLLBACK. */
 	if (PQtransactionStatus(st->conn) == PQTRANS_INERROR) {
@@ -454,24 +454,24 @@ store_pg_commit(struct store *st, char *err, size_t errlen)
 		store_pg_rollback(st);
 		return -1;
 	}
-	if (st->wake) {
-		store_pg_p_text(&p, store_pg_token);
-		if ((res = store_pg_q(st, "SELECT pg_notify('" STORE_PG_CHANNEL
-		    "', $1)", &p, PGRES_TUPLES_OK, "notify", err,
-		    errlen)) == NULL) {
-			store_pg_rollback(st);
-			return -1;
-		}
-		PQclear(res);
-		st->wake = 0;
-	}
 	/*
 	 * A connection lost during COMMIT leaves its outcome unknown; it is
 	 * reported as a failure, so nothing is acknowledged that may not be
-	 * on disk (a delivery sent again is then found a duplicate).
+	 * on disk (a delivery sent again is then found a duplicate).  The
+	 * wake-up goes in the same round trip (the token is digits and a
+	 * dash); if it fails, so does the COMMIT.
 	 */
-	res = store_pg_q(st, "COMMIT", NULL, PGRES_COMMAND_OK, "commit", err,
-	    errlen);
+	if (st->wake) {
+		snprintf(sql, sizeof(sql), "SELECT pg_notify('"
+		    STORE_PG_CHANNEL "', '%s'); COMMIT", store_pg_token);
+		st->wake = 0;
+	}
+	res = PQexec(st->conn, sql);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		store_pg_errmsg(st, err, errlen, "commit", res);
+		PQclear(res);
+		res = NULL;
+	}
 	st->in_tx = 0;
 	if (res == NULL) {
 		store_pg_rollback(st);

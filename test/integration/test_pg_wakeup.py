@@ -85,12 +85,26 @@ class WakeupTest(pg_server.ServerTestCase):
         repo["full_name"] = "acme/" + clone_url.rsplit("/", 1)[1]
         repo["name"] = clone_url.rsplit("/", 1)[1]
         body = json.dumps(body).encode()
-        r = d.post("/hooks/github", body,
-                   harness.github_headers(SECRET, body, str(uuid.uuid4())))
+        headers = harness.github_headers(SECRET, body, str(uuid.uuid4()))
+        deadline = time.time() + 30
+        while True:
+            r = d.post("/hooks/github", body, headers)
+            # 503: not stored (the store thread's connection comes back
+            # on its next round); the sender would retry.
+            if r.status != 503 or time.time() > deadline:
+                break
+            time.sleep(0.1)
         self.assertEqual(r.status, 202, r)
 
     def job(self, d, app):
-        r = d.admin("GET", "/api/v1/jobs?app=" + app)
+        deadline = time.time() + 30
+        while True:
+            r = d.admin("GET", "/api/v1/jobs?app=" + app)
+            # After a database restart, the admin API's connection
+            # comes back on its next use.
+            if r.status == 200 or time.time() > deadline:
+                break
+            time.sleep(0.1)
         self.assertEqual(r.status, 200, r)
         jobs = r.json()["jobs"]
         return jobs[0] if jobs else None
@@ -103,7 +117,30 @@ class WakeupTest(pg_server.ServerTestCase):
         # Both listening before anything is sent: B's wake-up connection
         # is made from its loop right after the start.
         time.sleep(0.5)
+        self.busy_a_idle_b(a, b)
 
+    def test_wakeups_survive_a_database_restart(self):
+        """The listening connection is made again after the server comes
+        back, without a restart of gitopsd."""
+        a = self.daemon()
+        a.start()
+        b = self.daemon()
+        b.start()
+        time.sleep(0.5)
+        self.pg.pause()
+        try:
+            time.sleep(1.5)
+        finally:
+            self.pg.resume()
+        deadline = time.time() + 30
+        while "wake-ups: listening again" not in b.log():
+            self.assertLess(time.time(), deadline, b.log()[-3000:])
+            time.sleep(0.1)
+        self.assertIn("wake-ups: ", b.log())
+        self.busy_a_idle_b(a, b)
+
+    def busy_a_idle_b(self, a, b):
+        """A's only worker held, a job queued through A: B runs it."""
         self.push(a, self.stuck)
         deadline = time.time() + 10
         held = None
