@@ -30,6 +30,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "copystate.h"
 #include "handler.h"
 #include "drift.h"
 #include "poller.h"
@@ -279,17 +280,58 @@ main_watchdog_start(struct gitopsd *g)
 	main_notify("WATCHDOG=1");
 }
 
+/* --copy-state: both files are checked as -t would, then copied. */
+static int
+main_copy_state(const char *from_path, const char *to_path)
+{
+	struct config_errors	 errs;
+	struct config		*from = NULL, *to = NULL;
+	const char		*paths[2] = { from_path, to_path };
+	struct config		**cfgs[2] = { &from, &to };
+	char			 err[1024];
+	size_t			 i, k;
+	int			 rc = 1;
+
+	for (k = 0; k < 2; k++) {
+		if ((*cfgs[k] = main_load(paths[k], &errs)) == NULL) {
+			main_print_errors(&errs, stderr);
+			fprintf(stderr, "gitopsd: invalid configuration %s\n",
+			    paths[k]);
+			config_errors_free(&errs);
+			goto out;
+		}
+		for (i = 0; i < errs.nwarnings; i++)
+			log_warnx("%s", errs.warnings[i]);
+		config_errors_free(&errs);
+	}
+	if (copystate_run(&from->state, &to->state, stdout, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "gitopsd: --copy-state: %s\n", err);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (from != NULL)
+		config_unref(from);
+	if (to != NULL)
+		config_unref(to);
+	return rc;
+}
+
 static void
 main_usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: gitopsd [-t] [-c file] [--log-level level] "
 	    "[--log-format text|json]\n"
+	    "       gitopsd --copy-state FROM_CONFIG TO_CONFIG\n"
 	    "       gitopsd --version\n"
 	    "  -c, --config FILE     configuration file (default %s)\n"
 	    "  -t, --test            check the configuration and exit 0/1\n"
 	    "      --log-level L     error, warn, info (default), debug\n"
 	    "      --log-format F    text (default) or json\n"
+	    "      --copy-state      copy FROM_CONFIG's state into TO_CONFIG's\n"
+	    "                        empty one (e.g. SQLite into PostgreSQL)\n"
 	    "  -V, --version         print the version and exit\n"
 	    "  -h, --help            this help\n", GITOPSD_DEFAULT_CONFIG);
 }
@@ -304,6 +346,7 @@ main(int argc, char *argv[])
 		{ "help", no_argument, NULL, 'h' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "log-format", required_argument, NULL, 'F' },
+		{ "copy-state", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct gitopsd		 g;
@@ -311,7 +354,7 @@ main(int argc, char *argv[])
 	enum log_level		 level = LOG_LEVEL_INFO;
 	enum log_format		 format = LOG_FORMAT_TEXT;
 	char			 err[512];
-	int			 ch, test = 0, rc = 1;
+	int			 ch, test = 0, copy = 0, rc = 1;
 	size_t			 i;
 
 	memset(&g, 0, sizeof(g));
@@ -339,6 +382,9 @@ main(int argc, char *argv[])
 				return 2;
 			}
 			break;
+		case 'S':
+			copy = 1;
+			break;
 		case 'F':
 			if (log_parse_format(optarg, &format) == -1) {
 				fprintf(stderr, "gitopsd: bad --log-format %s\n",
@@ -351,11 +397,13 @@ main(int argc, char *argv[])
 			return 2;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc - (copy ? 2 : 0) || (copy && test)) {
 		main_usage(stderr);
 		return 2;
 	}
 	log_init(level, format);
+	if (copy)
+		return main_copy_state(argv[optind], argv[optind + 1]);
 
 	if (test) {
 		if ((g.cfg = main_load(g.cfg_path, &errs)) == NULL) {

@@ -71,6 +71,7 @@
 #include "replicas.h"
 #include "store.h"
 #include "util.h"
+#include "wakeup.h"
 #include "worker.h"
 
 #define QUEUE_MAX_LOOP_JOBS	32		/* notify jobs in flight */
@@ -206,6 +207,7 @@ struct queue {
 	/* Loop only. */
 	struct event		*wake;
 	struct event		*timer;
+	struct wakeup		*wakeup;	/* other replicas' jobs */
 	struct worker_pool	*pool;
 	struct queue_loop_run	*loop_runs;	/* notify jobs in flight */
 	int			 started;
@@ -1645,6 +1647,13 @@ queue_dispatch(struct queue *q, struct config *cfg, struct job *job)
 	queue_finished(q, job, res, now, now);
 }
 
+/* Another replica queued or freed work: try to claim it. */
+static void
+queue_wakeup_cb(void *arg)
+{
+	queue_kick(arg);
+}
+
 static void
 queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1738,7 +1747,6 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	q->base = base;
 	q->find = job_runner_find;
 	q->ops = store_backend(&cfg->state, &target);
-	(void)target;	/* queue_store_prepare asks again at each try */
 	pthread_mutex_init(&q->mtx, NULL);
 	pthread_cond_init(&q->cv, NULL);
 	q->subs_tail = &q->subs;
@@ -1813,6 +1821,11 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 		snprintf(err, errlen, "queue: cannot create events");
 		goto fail;
 	}
+	if (q->ops->listen != NULL && (q->wakeup = wakeup_open(base, q->ops,
+	    target, queue_wakeup_cb, q)) == NULL) {
+		snprintf(err, errlen, "queue: cannot create events");
+		goto fail;
+	}
 	if ((e = pthread_create(&q->thread, NULL, queue_store_main, q)) != 0) {
 		snprintf(err, errlen, "queue: store thread: %s", strerror(e));
 		goto fail;
@@ -1832,6 +1845,7 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	q->ck_started = 1;
 	return q;
 fail:
+	wakeup_close(q->wakeup);
 	if (q->wake != NULL)
 		event_free(q->wake);
 	if (q->timer != NULL)
@@ -1936,6 +1950,8 @@ queue_close(struct queue *q, int timeout_s)
 	if (q == NULL)
 		return;
 	queue_drain(q);
+	wakeup_close(q->wakeup);
+	q->wakeup = NULL;
 	metrics_set_collector(NULL, NULL);
 	for (run = q->loop_runs; run != NULL; run = run->next)
 		run->q = NULL;

@@ -10,6 +10,60 @@
 #include "store.h"
 #include "util.h"
 
+/* The columns both schemas share (store_sqlite.c, store_pg.c). */
+const struct store_table_def store_tables[STORE_T_MAX] = {
+	[STORE_T_EVENTS] = { "events", "id", { "id", "source", "delivery",
+	    "received", "kind", "summary" }, 6 },
+	[STORE_T_JOBS] = { "jobs", "id", { "id", "kind", "state", "app",
+	    "repo", "revision", "image", "tag", "digest", "params",
+	    "event_id", "attempts", "max_attempts", "created", "updated",
+	    "not_before", "started", "error", "result" }, 19 },
+	[STORE_T_EVENT_JOBS] = { "event_jobs", "event_id, job_id",
+	    { "event_id", "job_id" }, 2 },
+	[STORE_T_ATTEMPTS] = { "attempts", "job_id, n", { "job_id", "n",
+	    "started", "ended", "ok", "error" }, 6 },
+	[STORE_T_APPS] = { "apps", "name", { "name", "outcome", "revision",
+	    "health", "synced_at", "last_job", "last_error" }, 7 },
+	[STORE_T_APP_IMAGES] = { "app_images", "app, image", { "app",
+	    "image", "tag", "digest" }, 4 },
+	[STORE_T_APP_INVENTORY] = { "app_inventory", "app", { "app",
+	    "objects", "updated" }, 3 },
+	[STORE_T_NOTIFY_KEYS] = { "notify_keys", "key", { "key",
+	    "planned" }, 2 },
+};
+
+/*
+ * SQL naming a table's columns (identifiers from store_tables, never a
+ * value): with ph 0 "SELECT c1, ... FROM t ORDER BY o", else "INSERT INTO
+ * t(c1, ...) VALUES (<ph>1, ...)" with ph the backend's placeholder ('?'
+ * or '$'), followed by tail.  The caller frees it.
+ */
+char *
+store_table_sql(enum store_table t, char ph, const char *tail)
+{
+	const struct store_table_def	*d = &store_tables[t];
+	struct buf			 b;
+	int				 i;
+
+	buf_init(&b, 0);
+	if (ph == 0)
+		buf_addstr(&b, "SELECT ");
+	else
+		buf_printf(&b, "INSERT INTO %s(", d->name);
+	for (i = 0; i < d->ncols; i++)
+		buf_printf(&b, "%s%s", i > 0 ? ", " : "", d->cols[i]);
+	if (ph == 0) {
+		buf_printf(&b, " FROM %s ORDER BY %s", d->name, d->order);
+	} else {
+		buf_addstr(&b, ") VALUES (");
+		for (i = 0; i < d->ncols; i++)
+			buf_printf(&b, "%s%c%d", i > 0 ? ", " : "", ph, i + 1);
+		buf_addstr(&b, ")");
+	}
+	buf_addstr(&b, tail);
+	return buf_steal(&b, NULL);
+}
+
 const struct store_ops *
 store_backend(const struct config_state *cs, const char **target)
 {

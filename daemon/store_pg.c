@@ -27,6 +27,16 @@
  * job carries its claimer's lease (lease_owner, lease_until); takeover
  * runs under the same lock, and finish is fenced by the lease.
  *
+ * Idle replicas learn of runnable work through LISTEN/NOTIFY: a round that
+ * queued a job, retried one or finished an attempt (which frees its app
+ * and repository for the next job) sends one NOTIFY on channel
+ * gitopsd_jobs just before its COMMIT, so it is delivered on commit and
+ * never for work rolled back.  The payload names the sending process:
+ * its own connections ignore it (the round that queued a job has tried to
+ * claim it already).  PostgreSQL folds repeated notifications of one
+ * transaction into one.  A listening connection (listen) is watched by the
+ * caller's event loop (wait_fd) and read with drain_notifications.
+ *
  * The write-ahead log belongs to the server: wal_pages is 0 and checkpoint
  * does nothing (PostgreSQL checkpoints by itself; the queue's checkpoint
  * thread then never has work).
@@ -38,9 +48,11 @@
  * is a secret: it is never copied into a message (libpq's own messages
  * name host and port, never the password).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
@@ -63,6 +75,8 @@
 /* Reconnect attempts after a lost connection: doubling from/up to. */
 #define STORE_PG_BACKOFF_MIN_MS	100
 #define STORE_PG_BACKOFF_MAX_MS	5000
+/* LISTEN/NOTIFY channel of job wake-ups (see the top). */
+#define STORE_PG_CHANNEL	"gitopsd_jobs"
 
 /*
  * The statements every delivery runs, prepared once per session: parsing
@@ -81,7 +95,20 @@ struct store {
 	int		 in_tx;		/* between begin and commit/rollback */
 	int64_t		 retry_ms;	/* no reconnect before (monotonic) */
 	int64_t		 backoff_ms;
+	int		 listening;	/* LISTEN again after a reconnect */
+	int		 wake;		/* NOTIFY before this commit */
 };
+
+/* This process's NOTIFY payload (see the top). */
+static char		 store_pg_token[48];
+static pthread_once_t	 store_pg_token_once = PTHREAD_ONCE_INIT;
+
+static void
+store_pg_token_init(void)
+{
+	snprintf(store_pg_token, sizeof(store_pg_token), "%ld-%lld",
+	    (long)getpid(), (long long)util_now_ms());
+}
 
 /* Query parameters in text form; numbers are printed into buf. */
 struct store_pg_params {
@@ -343,8 +370,13 @@ store_pg_session(struct store *st, char *err, size_t errlen)
 {
 	PQsetNoticeProcessor(st->conn, store_pg_notice, NULL);
 	st->prepared = 0;
-	return store_pg_cmd(st, "SET synchronous_commit = on", NULL,
-	    "session", NULL, err, errlen);
+	if (store_pg_cmd(st, "SET synchronous_commit = on", NULL,
+	    "session", NULL, err, errlen) == -1)
+		return -1;
+	if (st->listening)
+		return store_pg_cmd(st, "LISTEN " STORE_PG_CHANNEL, NULL,
+		    "listen", NULL, err, errlen);
+	return 0;
 }
 
 /* Create or check the schema, under a lock so replicas starting together
@@ -434,6 +466,7 @@ store_pg_open(const char *dsn, int *transient, char *err, size_t errlen)
 
 	if (transient != NULL)
 		*transient = 0;
+	pthread_once(&store_pg_token_once, store_pg_token_init);
 	st = xcalloc(1, sizeof(*st));
 	st->conn = PQconnectdb(dsn);
 	if (st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK) {
@@ -477,6 +510,7 @@ static void
 store_pg_rollback(struct store *st)
 {
 	st->in_tx = 0;
+	st->wake = 0;
 	if (PQstatus(st->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(st->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(st->conn, "ROLLBACK"));
@@ -486,6 +520,7 @@ static int
 store_pg_commit(struct store *st, char *err, size_t errlen)
 {
 	PGresult	*res;
+	char		 sql[128] = "COMMIT";
 
 	/* COMMIT of a failed transaction "succeeds" as a ROLLBACK. */
 	if (PQtransactionStatus(st->conn) == PQTRANS_INERROR) {
@@ -496,10 +531,21 @@ store_pg_commit(struct store *st, char *err, size_t errlen)
 	/*
 	 * A connection lost during COMMIT leaves its outcome unknown; it is
 	 * reported as a failure, so nothing is acknowledged that may not be
-	 * on disk (a delivery sent again is then found a duplicate).
+	 * on disk (a delivery sent again is then found a duplicate).  The
+	 * wake-up goes in the same round trip (the token is digits and a
+	 * dash); if it fails, so does the COMMIT.
 	 */
-	res = store_pg_q(st, "COMMIT", NULL, PGRES_COMMAND_OK, "commit", err,
-	    errlen);
+	if (st->wake) {
+		snprintf(sql, sizeof(sql), "SELECT pg_notify('"
+		    STORE_PG_CHANNEL "', '%s'); COMMIT", store_pg_token);
+		st->wake = 0;
+	}
+	res = PQexec(st->conn, sql);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		store_pg_errmsg(st, err, errlen, "commit", res);
+		PQclear(res);
+		res = NULL;
+	}
 	st->in_tx = 0;
 	if (res == NULL) {
 		store_pg_rollback(st);
@@ -653,6 +699,7 @@ store_pg_add_job(struct store *st, const struct job_spec *js,
 		return -1;
 	*job_id = store_pg_int(res, 0, 0);
 	PQclear(res);
+	st->wake = 1;
 	return store_pg_link(st, event_id, *job_id, err, errlen);
 }
 
@@ -1074,6 +1121,7 @@ store_pg_finish(struct store *st, const struct store_finish *f, char *err,
 	store_pg_p_text(&p, f->result);
 	store_pg_p_opt(&p, f->started_ms);
 	store_pg_p_text(&p, f->owner);
+	st->wake = 1;
 	/*
 	 * The fence first: a job taken over is another runner's now, and
 	 * its attempt row is not this one's either.  WAITING keeps the
@@ -1495,6 +1543,7 @@ store_pg_retry_job(struct store *st, int64_t id, int64_t now_ms, char *err,
 		return 1;
 	/* A manual retry starts a fresh series of attempts. */
 	store_pg_p_int(&p, now_ms);
+	st->wake = 1;
 	return store_pg_cmd(st, "UPDATE jobs SET state = 1,"
 	    " max_attempts = max_attempts + attempts, not_before = 0,"
 	    " updated = $2 WHERE id = $1", &p, "retry", NULL, err, errlen);
@@ -1679,7 +1728,177 @@ store_pg_checkpoint(struct store *st, enum store_ckpt mode, char *err,
 	return 0;
 }
 
+/* Rows one at a time (single-row mode): a state may not fit in memory. */
+static int
+store_pg_rows_each(struct store *st, enum store_table t, store_row_cb *cb,
+    void *arg, char *err, size_t errlen)
+{
+	const char	*vals[STORE_TABLE_MAXCOLS];
+	PGresult	*res;
+	char		*sql = store_table_sql(t, 0, "");
+	int		 i, failed = 0, rc = -1;
+
+	if (store_pg_reconnect(st, err, errlen) == -1)
+		goto out;
+	if (!PQsendQuery(st->conn, sql) || !PQsetSingleRowMode(st->conn)) {
+		store_pg_errmsg(st, err, errlen, store_tables[t].name, NULL);
+		goto out;
+	}
+	/* Read every result, even after a failure, to leave the connection
+	 * ready for the next statement. */
+	while ((res = PQgetResult(st->conn)) != NULL) {
+		if (!failed && PQresultStatus(res) == PGRES_SINGLE_TUPLE) {
+			for (i = 0; i < store_tables[t].ncols; i++)
+				vals[i] = store_pg_val(res, 0, i);
+			if (cb(arg, vals, err, errlen) != 0)
+				failed = 2;
+		} else if (!failed && PQresultStatus(res) != PGRES_TUPLES_OK) {
+			store_pg_errmsg(st, err, errlen, store_tables[t].name,
+			    res);
+			failed = 1;
+		}
+		PQclear(res);
+	}
+	rc = failed ? -1 : 0;
+out:
+	free(sql);
+	return rc;
+}
+
+static int
+store_pg_rows_count(struct store *st, enum store_table t, int64_t *n,
+    char *err, size_t errlen)
+{
+	PGresult	*res;
+	char		*sql = xasprintf("SELECT count(*) FROM %s",
+			    store_tables[t].name);
+
+	res = store_pg_q(st, sql, NULL, PGRES_TUPLES_OK, store_tables[t].name,
+	    err, errlen);
+	free(sql);
+	if (res == NULL)
+		return -1;
+	*n = store_pg_int(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * SQLite finds repeated deliveries in memory, so an old state may hold one
+ * (source, delivery) twice (sent again after its dedup window); here it is
+ * a unique key, and the second event is reported with the first one's id.
+ */
+static int
+store_pg_row_put(struct store *st, enum store_table t,
+    const char *const *vals, int64_t *kept, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+	char			*sql = store_table_sql(t, '$',
+				    " ON CONFLICT DO NOTHING");
+	int			 rc = -1;
+
+	if (store_pg_reconnect(st, err, errlen) == -1)
+		goto out;
+	res = PQexecParams(st->conn, sql, store_tables[t].ncols, NULL, vals,
+	    NULL, NULL, 0);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		store_pg_errmsg(st, err, errlen, store_tables[t].name, res);
+		PQclear(res);
+		goto out;
+	}
+	rc = strcmp(PQcmdTuples(res), "0") == 0 ? 1 : 0;
+	PQclear(res);
+	if (rc == 1 && t == STORE_T_EVENTS) {
+		store_pg_p_text(&p, vals[1]);
+		store_pg_p_text(&p, vals[2]);
+		if ((res = store_pg_q(st, "SELECT id FROM events WHERE"
+		    " source = $1 AND delivery = $2", &p, PGRES_TUPLES_OK,
+		    "events", err, errlen)) == NULL) {
+			rc = -1;
+			goto out;
+		}
+		*kept = PQntuples(res) == 1 ? store_pg_int(res, 0, 0) : 0;
+		PQclear(res);
+	}
+out:
+	free(sql);
+	return rc;
+}
+
+/* Rows inserted with their ids leave the sequences behind: move them on. */
+static int
+store_pg_rows_done(struct store *st, char *err, size_t errlen)
+{
+	static const char *const tables[] = { "events", "jobs" };
+	PGresult	*res;
+	char		*sql;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		sql = xasprintf("SELECT setval(pg_get_serial_sequence('%s',"
+		    " 'id'), coalesce(max(id), 0) + 1, false) FROM %s",
+		    tables[i], tables[i]);
+		res = store_pg_q(st, sql, NULL, PGRES_TUPLES_OK, "sequence",
+		    err, errlen);
+		free(sql);
+		if (res == NULL)
+			return -1;
+		PQclear(res);
+	}
+	return 0;
+}
+
+static int
+store_pg_listen(struct store *st, char *err, size_t errlen)
+{
+	st->listening = 1;
+	return store_pg_cmd(st, "LISTEN " STORE_PG_CHANNEL, NULL, "listen",
+	    NULL, err, errlen);
+}
+
+static int
+store_pg_wait_fd(struct store *st)
+{
+	return PQstatus(st->conn) == CONNECTION_OK ? PQsocket(st->conn) : -1;
+}
+
+/*
+ * What arrived on a listening connection: the number of wake-ups sent by
+ * other processes, 1 more when the connection was lost and has just come
+ * back (what was sent meanwhile is lost), -1 while it is lost.
+ */
+static int
+store_pg_drain_notifications(struct store *st, char *err, size_t errlen)
+{
+	PGnotify	*n;
+	int		 back = 0, count = 0;
+
+	if (PQstatus(st->conn) == CONNECTION_BAD) {
+		if (store_pg_reconnect(st, err, errlen) == -1)
+			return -1;
+		back = 1;
+	}
+	if (!PQconsumeInput(st->conn)) {
+		store_pg_errmsg(st, err, errlen, "listen", NULL);
+		return -1;
+	}
+	while ((n = PQnotifies(st->conn)) != NULL) {
+		if (strcmp(n->extra, store_pg_token) != 0)
+			count++;
+		PQfreemem(n);
+	}
+	return count + back;
+}
+
 const struct store_ops store_pg_ops = {
+	.listen = store_pg_listen,
+	.wait_fd = store_pg_wait_fd,
+	.drain_notifications = store_pg_drain_notifications,
+	.rows_each = store_pg_rows_each,
+	.rows_count = store_pg_rows_count,
+	.row_put = store_pg_row_put,
+	.rows_done = store_pg_rows_done,
 	.name = "postgres",
 	.shared = 1,
 	.replica_beat = store_pg_replica_beat,

@@ -248,6 +248,7 @@ static const char store_sqlite_schema_4[] =
 struct store {
 	sqlite3		*db;
 	sqlite3_stmt	*stmt[ST_MAX];
+	sqlite3_stmt	*put[STORE_T_MAX];	/* row_put, prepared once */
 	long		 wal_pages;
 	struct seen	*seen;		/* the writer's: load_deliveries */
 	size_t		 seen_mark;	/* pending entries at item_begin */
@@ -449,6 +450,8 @@ store_sqlite_close(struct store *st)
 		return;
 	for (i = 0; i < ST_MAX; i++)
 		sqlite3_finalize(st->stmt[i]);
+	for (i = 0; i < STORE_T_MAX; i++)
+		sqlite3_finalize(st->put[i]);
 	sqlite3_close(st->db);
 	seen_free(st->seen);
 	free(st);
@@ -1788,7 +1791,103 @@ store_sqlite_checkpoint(struct store *st, enum store_ckpt mode, char *err,
 	return 0;
 }
 
+static int
+store_sqlite_rows_each(struct store *st, enum store_table t, store_row_cb *cb,
+    void *arg, char *err, size_t errlen)
+{
+	const char	*vals[STORE_TABLE_MAXCOLS];
+	sqlite3_stmt	*s = NULL;
+	char		*sql = store_table_sql(t, 0, "");
+	int		 i, r, rc = -1;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, store_tables[t].name);
+		goto out;
+	}
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		for (i = 0; i < store_tables[t].ncols; i++)
+			vals[i] = (const char *)sqlite3_column_text(s, i);
+		if (cb(arg, vals, err, errlen) != 0)
+			goto out;
+	}
+	if (r != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, store_tables[t].name);
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(s);
+	free(sql);
+	return rc;
+}
+
+static int
+store_sqlite_rows_count(struct store *st, enum store_table t, int64_t *n,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*s = NULL;
+	char		*sql = xasprintf("SELECT count(*) FROM %s",
+			    store_tables[t].name);
+	int		 rc = -1;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		store_sqlite_err(st, err, errlen, store_tables[t].name);
+		goto out;
+	}
+	*n = sqlite3_column_int64(s, 0);
+	rc = 0;
+out:
+	sqlite3_finalize(s);
+	free(sql);
+	return rc;
+}
+
+/*
+ * Values are bound as text: a column's type affinity turns "42" back into
+ * the integer 42, so the copy stores what the original did.
+ */
+static int
+store_sqlite_row_put(struct store *st, enum store_table t,
+    const char *const *vals, int64_t *kept, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s = st->put[t];
+	char		*sql;
+	int		 i;
+
+	(void)kept;	/* no unique key beyond the ids (see the top) */
+	if (s == NULL) {
+		sql = store_table_sql(t, '?', "");
+		i = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+		free(sql);
+		if (i != SQLITE_OK) {
+			store_sqlite_err(st, err, errlen, store_tables[t].name);
+			return -1;
+		}
+		st->put[t] = s;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	for (i = 0; i < store_tables[t].ncols; i++)
+		store_sqlite_text(s, i + 1, vals[i]);
+	return store_sqlite_done(st, s, err, errlen, store_tables[t].name);
+}
+
+/* An INTEGER PRIMARY KEY goes on from the largest id stored. */
+static int
+store_sqlite_rows_done(struct store *st, char *err, size_t errlen)
+{
+	(void)st;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
 const struct store_ops store_sqlite_ops = {
+	.rows_each = store_sqlite_rows_each,
+	.rows_count = store_sqlite_rows_count,
+	.row_put = store_sqlite_row_put,
+	.rows_done = store_sqlite_rows_done,
 	.name = "sqlite",
 	.open = store_sqlite_open,
 	.close = store_sqlite_close,

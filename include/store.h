@@ -7,7 +7,9 @@
  * the admin API only see these calls.  A struct store is
  * one connection: the caller uses it from one thread at a time.  The queue
  * keeps one store for its store thread (all writes of the hot path) and one
- * for the event loop (admin reads and the rare admin writes).
+ * for the event loop (admin reads and the rare admin writes); on a store
+ * that several processes share, the loop keeps a third one that listens
+ * for the others' wake-ups (daemon/wakeup.c).
  *
  * Calls return 0 on success and -1 on a store error with a reason in err;
  * a few return a positive status where the caller must tell cases apart.
@@ -129,6 +131,42 @@ struct store_role_row {
 	char		*name, *owner;
 	int64_t		 until_ms;
 };
+
+/*
+ * The tables of a state, for copying one whole (daemon/copystate.c): every
+ * backend stores them with these columns, in this order (store_tables),
+ * rows passed as text (NULL for SQL NULL) so no value is reinterpreted.
+ * Parents before children: events, then the jobs that name them.
+ */
+enum store_table {
+	STORE_T_EVENTS,
+	STORE_T_JOBS,
+	STORE_T_EVENT_JOBS,
+	STORE_T_ATTEMPTS,
+	STORE_T_APPS,
+	STORE_T_APP_IMAGES,
+	STORE_T_APP_INVENTORY,
+	STORE_T_NOTIFY_KEYS,
+	STORE_T_MAX
+};
+
+#define STORE_TABLE_MAXCOLS	20
+
+struct store_table_def {
+	const char	*name;
+	const char	*order;		/* ORDER BY: stable, parents first */
+	const char	*cols[STORE_TABLE_MAXCOLS];
+	int		 ncols;
+};
+
+extern const struct store_table_def store_tables[STORE_T_MAX];
+
+/* One row of a table (vals[i] is column i); non-zero stops the walk. */
+/* SQL for a table's rows, see daemon/store.c (backends only). */
+char	*store_table_sql(enum store_table, char ph, const char *tail);
+
+typedef int store_row_cb(void *arg, const char *const *vals, char *err,
+    size_t errlen);
 
 enum store_ckpt {
 	STORE_CKPT_PASSIVE,
@@ -368,6 +406,40 @@ struct store_ops {
 	 */
 	int		 (*checkpoint)(struct store *, enum store_ckpt mode,
 			    char *err, size_t errlen);
+
+	/*
+	 * Copying a whole state (daemon/copystate.c).  rows_each calls cb
+	 * for every row of a table in its order; rows_count counts them;
+	 * row_put inserts one row as given, ids included, in the caller's
+	 * transaction: 0, or 1 when the row's unique key is already stored
+	 * (an event whose (source, delivery) another event holds: *kept is
+	 * that event's id), -1 on error.  rows_done, after the last row and
+	 * before the commit, makes new ids start past the copied ones.
+	 */
+	int		 (*rows_each)(struct store *, enum store_table,
+			    store_row_cb *cb, void *arg, char *err,
+			    size_t errlen);
+	int		 (*rows_count)(struct store *, enum store_table,
+			    int64_t *n, char *err, size_t errlen);
+	int		 (*row_put)(struct store *, enum store_table,
+			    const char *const *vals, int64_t *kept,
+			    char *err, size_t errlen);
+	int		 (*rows_done)(struct store *, char *err, size_t errlen);
+
+	/*
+	 * Wake-ups between processes sharing the store (NULL for a store
+	 * only one process uses).  A commit that queued, retried or finished
+	 * a job wakes every other process's listening connection.  listen
+	 * makes this connection one (kept across reconnects); wait_fd is its
+	 * socket to watch for reading (-1 while the connection is lost: it
+	 * may change); drain_notifications reads what arrived and returns
+	 * how many wake-ups it holds (>0: try to claim), reconnecting a lost
+	 * connection (which counts as one), -1 while it is lost.
+	 */
+	int		 (*listen)(struct store *, char *err, size_t errlen);
+	int		 (*wait_fd)(struct store *);
+	int		 (*drain_notifications)(struct store *, char *err,
+			    size_t errlen);
 };
 
 extern const struct store_ops store_sqlite_ops;

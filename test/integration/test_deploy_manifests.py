@@ -1,4 +1,5 @@
-"""deploy/kubernetes/*.yaml and the Dockerfile.
+"""deploy/kubernetes/*.yaml, its replicated overlay deploy/kubernetes-ha
+and the Dockerfile.
 
 Parses every manifest (python3-yaml) and checks what running gitopsd in a
 cluster depends on: a non-root pod with a read-only root file system,
@@ -8,6 +9,13 @@ on a volume, the ServiceAccount bound to a ClusterRole that can apply and
 prune, and a Dockerfile whose runtime stage installs exactly the packages
 of the libraries the binaries link.  When gitopsd is built, the ConfigMap's
 configuration is checked with `gitopsd -t` against the Secret's files.
+
+The overlay (three replicas on PostgreSQL) is rendered here from its JSON
+patches, and compared with `kubectl kustomize` where kubectl is installed;
+the same checks run on it, except those of a single writer, plus its own:
+replicas rolled one at a time, a PodDisruptionBudget that lets a drain
+proceed and keeps two, no volume claim, the DSN in the Secret, and a
+configuration that differs from the base one in its state only.
 """
 import glob
 import json
@@ -31,6 +39,7 @@ except ImportError:  # python3-yaml (scripts/deps.sh)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 KDIR = os.path.join(ROOT, "deploy", "kubernetes")
+HADIR = os.path.join(ROOT, "deploy", "kubernetes-ha")
 KUBESIM = os.path.join(ROOT, "test", "support", "kubesim.py")
 BUILD = os.environ.get("GITOPSD_BUILD", "build-san")
 
@@ -45,6 +54,72 @@ def load_all():
             for doc in yaml.safe_load_all(f):
                 if doc is not None:
                     docs.append((os.path.basename(path), doc))
+    return docs
+
+
+def pointer(doc, path):
+    """(parent, key) of an RFC 6901 JSON pointer in doc."""
+    parts = [p.replace("~1", "/").replace("~0", "~")
+             for p in path.split("/")[1:]]
+    node = doc
+    for p in parts[:-1]:
+        node = node[int(p)] if isinstance(node, list) else node[p]
+    last = parts[-1]
+    if isinstance(node, list):
+        last = len(node) if last == "-" else int(last)
+    return node, last
+
+
+def json_patch(doc, ops):
+    """Apply RFC 6902 operations (add, replace, remove, test) to doc."""
+    for op in ops:
+        parent, key = pointer(doc, op["path"])
+        if op["op"] == "test":
+            if parent[key] != op["value"]:
+                raise AssertionError("test failed: %r" % op)
+        elif op["op"] == "remove":
+            del parent[key]
+        elif op["op"] == "add" and isinstance(parent, list):
+            parent.insert(key, op["value"])
+        elif op["op"] in ("add", "replace"):
+            if op["op"] == "replace" and not (
+                    isinstance(parent, list) or key in parent):
+                raise AssertionError("replace of a missing %s" % op["path"])
+            parent[key] = op["value"]
+        else:
+            raise AssertionError("unsupported op %r" % op)
+
+
+def render_ha():
+    """[(file, doc)] of deploy/kubernetes-ha as kustomize builds it: the
+    base's objects and the overlay's, with its patches applied."""
+    with open(os.path.join(HADIR, "kustomization.yaml"),
+              encoding="utf-8") as f:
+        kust = yaml.safe_load(f)
+    docs = []
+    for res in kust["resources"]:
+        if res == "../kubernetes":
+            docs += [(n, d) for n, d in load_all()
+                     if d["kind"] != "Kustomization"]
+        else:
+            with open(os.path.join(HADIR, res), encoding="utf-8") as f:
+                docs += [(res, d) for d in yaml.safe_load_all(f)
+                         if d is not None]
+    for p in kust.get("patches", []):
+        if "path" in p:
+            with open(os.path.join(HADIR, p["path"]), encoding="utf-8") as f:
+                patch = yaml.safe_load(f)
+        else:
+            patch = yaml.safe_load(p["patch"])
+        t = p["target"]
+        hits = [i for i, (_, d) in enumerate(docs)
+                if d["kind"] == t["kind"] and
+                d["metadata"]["name"] == t["name"]]
+        assert len(hits) == 1, t
+        if isinstance(patch, dict) and patch.get("$patch") == "delete":
+            del docs[hits[0]]
+        else:
+            json_patch(docs[hits[0]][1], patch)
     return docs
 
 
@@ -297,6 +372,106 @@ class ManifestTest(unittest.TestCase):
             self.assertEqual(s["spec"].get("type", "ClusterIP"), "ClusterIP")
 
 
+@unittest.skipIf(yaml is None, "python3-yaml not installed")
+class HAManifestTest(ManifestTest):
+    """deploy/kubernetes-ha: every check of the base that is not about a
+    single writer, and those of several replicas on PostgreSQL."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.docs = render_ha()
+        cls.by_kind = {}
+        for name, d in cls.docs:
+            cls.by_kind.setdefault(d["kind"], []).append(d)
+
+    def test_kustomization_lists_every_manifest(self):
+        with open(os.path.join(HADIR, "kustomization.yaml"),
+                  encoding="utf-8") as f:
+            kust = yaml.safe_load(f)
+        files = {os.path.basename(p) for p in
+                 glob.glob(os.path.join(HADIR, "*.yaml"))}
+        used = {p["path"] for p in kust["patches"] if "path" in p}
+        self.assertEqual(set(kust["resources"]) - {"../kubernetes"},
+                         files - used - {"kustomization.yaml"})
+        self.assertTrue(used <= files)
+
+    @unittest.skipUnless(shutil.which("kubectl"), "kubectl not installed")
+    def test_kubectl_kustomize_agrees(self):
+        p = subprocess.run(["kubectl", "kustomize", HADIR],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        built = [d for d in yaml.safe_load_all(p.stdout) if d is not None]
+
+        def key(d):
+            return (d["kind"], d["metadata"]["name"])
+
+        self.assertEqual(sorted(built, key=key),
+                         sorted((d for _, d in self.docs), key=key))
+
+    # Several writers: test_replicas instead.
+    test_single_writer = None
+
+    def test_replicas(self):
+        spec = self.deployment()["spec"]
+        self.assertGreaterEqual(spec["replicas"], 3)
+        # One pod at a time, the new one ready before an old one goes.
+        self.assertEqual(spec["strategy"]["type"], "RollingUpdate")
+        self.assertEqual(spec["strategy"]["rollingUpdate"]
+                         ["maxUnavailable"], 0)
+        grace = spec["template"]["spec"]["terminationGracePeriodSeconds"]
+        self.assertGreater(grace, self.config().get("shutdown_timeout_s", 30))
+        labels = spec["template"]["metadata"]["labels"]
+        spread = spec["template"]["spec"]["topologySpreadConstraints"]
+        self.assertIn("kubernetes.io/hostname",
+                      [c["topologyKey"] for c in spread])
+        for c in spread:
+            for k, v in c["labelSelector"]["matchLabels"].items():
+                self.assertEqual(labels.get(k), v)
+
+    def test_disruption_budget(self):
+        spec = self.deployment()["spec"]
+        labels = spec["template"]["metadata"]["labels"]
+        pdb = self.one("PodDisruptionBudget", "gitopsd")
+        self.assertEqual(pdb["apiVersion"], "policy/v1")
+        for k, v in pdb["spec"]["selector"]["matchLabels"].items():
+            self.assertEqual(labels.get(k), v)
+        # A drain may take one replica (a budget of all of them blocks
+        # every node drain) and never the second.
+        self.assertEqual(pdb["spec"]["minAvailable"], spec["replicas"] - 1)
+        self.assertGreaterEqual(pdb["spec"]["minAvailable"], 2)
+
+    def test_state_on_a_volume(self):
+        """No volume claim: the state is in PostgreSQL, the clones in an
+        emptyDir of each pod's own."""
+        self.assertNotIn("PersistentVolumeClaim", self.by_kind)
+        m = self.mounts()
+        wd = self.config()["workdir"]
+        covering = [mp for mp in m if wd == mp or wd.startswith(mp + "/")]
+        self.assertEqual(len(covering), 1)
+        mount, vol = m[covering[0]]
+        self.assertFalse(mount.get("readOnly", False))
+        self.assertIn("emptyDir", vol)
+        for _, v in m.values():
+            self.assertNotIn("persistentVolumeClaim", v)
+
+    def test_state_in_postgres(self):
+        state = self.config()["state"]
+        self.assertEqual(state["driver"], "postgres")
+        self.assertNotIn("path", state)
+        secret = self.one("Secret", "gitopsd-secrets")
+        self.assertIn(posixpath.basename(state["dsn_file"]),
+                      secret["stringData"])
+
+    def test_config_is_the_base_one_but_the_state(self):
+        with open(os.path.join(KDIR, "configmap.yaml"),
+                  encoding="utf-8") as f:
+            base = yaml.safe_load(yaml.safe_load(f)["data"]["gitopsd.yaml"])
+        ha = self.config()
+        base.pop("state")
+        ha.pop("state")
+        self.assertEqual(ha, base)
+
+
 class DockerfileTest(unittest.TestCase):
 
     def setUp(self):
@@ -394,13 +569,13 @@ class DockerfileTest(unittest.TestCase):
 
 @unittest.skipIf(yaml is None, "python3-yaml not installed")
 class ConfigCheckTest(unittest.TestCase):
-    """The ConfigMap's configuration passes `gitopsd -t`."""
+    """The ConfigMap's configuration passes `gitopsd -t`, in the base and
+    in the overlay."""
 
-    def test_gitopsd_accepts_the_configmap(self):
+    def check(self, docs):
         gitopsd = os.path.join(ROOT, BUILD, "gitopsd")
         if not os.access(gitopsd, os.X_OK):
             self.skipTest("%s is not built" % gitopsd)
-        docs = load_all()
         cm = [d for _, d in docs if d["kind"] == "ConfigMap"][0]
         secret = [d for _, d in docs if d["kind"] == "Secret"][0]
         text = cm["data"]["gitopsd.yaml"]
@@ -418,6 +593,12 @@ class ConfigCheckTest(unittest.TestCase):
             p = subprocess.run([gitopsd, "-t", "-c", path],
                                capture_output=True, text=True, timeout=60)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_gitopsd_accepts_the_configmap(self):
+        self.check(load_all())
+
+    def test_gitopsd_accepts_the_ha_configmap(self):
+        self.check(render_ha())
 
 
 # (apiVersion, kind) -> (API path prefix, plural, namespaced)

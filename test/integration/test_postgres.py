@@ -55,20 +55,7 @@ def skip_reason():
 
 
 @unittest.skipIf(skip_reason() is not None, skip_reason() or "")
-class PostgresDaemonTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = pg_server.PgServer()
-        try:
-            cls.pg.start()
-        except Exception:
-            cls.pg.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pg.stop()
-
+class PostgresDaemonTest(pg_server.ServerTestCase):
     def setUp(self):
         self.db = "g" + uuid.uuid4().hex[:12]
         self.dsn = self.pg.createdb(self.db)

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 
 
 def _bindir():
@@ -139,3 +140,21 @@ class PgServer:
                        "-m", "immediate", "-w", "stop"])
             self.started = False
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ServerTestCase(unittest.TestCase):
+    """One throwaway server for every test of the class (cls.pg); a test
+    takes a database of its own with self.pg.createdb."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = PgServer()
+        try:
+            cls.pg.start()
+        except Exception:
+            cls.pg.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pg.stop()

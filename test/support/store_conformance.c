@@ -3,7 +3,8 @@
  * struct store_ops (include/store.h), so that the SQLite and PostgreSQL
  * stores keep the same promises: events and dedup, jobs and absorption,
  * the claim rules, finish and retries, app status, alert keys,
- * retention, listing and paging, replicas and roles.
+ * retention, listing and paging, replicas and roles, copying a whole
+ * state.
  *
  * usage: store_conformance [BACKEND...]   (default: every backend)
  *
@@ -1765,6 +1766,135 @@ conf_roles(void **state)
 	OPS->close(a);
 }
 
+/* ---- copying a whole state (rows_each, row_put: daemon/copystate.c) */
+
+struct conf_rows {
+	const struct store_ops	*ops;		/* row_put into to, or NULL */
+	struct store		*to;
+	enum store_table	 table;
+	struct buf		 text;		/* every row, as text */
+	int64_t			 n;
+};
+
+static int
+conf_rows_cb(void *arg, const char *const *vals, char *e, size_t elen)
+{
+	struct conf_rows	*c = arg;
+	int64_t			 kept = 0;
+	int			 i;
+
+	for (i = 0; i < store_tables[c->table].ncols; i++)
+		buf_printf(&c->text, "%s%s", i > 0 ? "|" : "",
+		    vals[i] != NULL ? vals[i] : "<null>");
+	buf_addstr(&c->text, "\n");
+	c->n++;
+	if (c->ops != NULL &&
+	    c->ops->row_put(c->to, c->table, vals, &kept, e, elen) != 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * Every row of from, as text (the caller frees it); copied into to (with
+ * tops, in one transaction) when to is not NULL.
+ */
+static char *
+conf_rows(const struct store_ops *fops, struct store *from,
+    const struct store_ops *tops, struct store *to)
+{
+	struct conf_rows	 c;
+	int64_t			 n;
+	int			 t;
+
+	memset(&c, 0, sizeof(c));
+	buf_init(&c.text, 0);
+	c.ops = tops;
+	c.to = to;
+	if (to != NULL)
+		OK(tops->begin(to, err, sizeof(err)));
+	for (t = 0; t < STORE_T_MAX; t++) {
+		c.table = t;
+		c.n = 0;
+		buf_printf(&c.text, "%s:\n", store_tables[t].name);
+		OK(fops->rows_each(from, t, conf_rows_cb, &c, err,
+		    sizeof(err)));
+		OK(fops->rows_count(from, t, &n, err, sizeof(err)));
+		assert_int_equal(n, c.n);
+	}
+	if (to != NULL) {
+		OK(tops->rows_done(to, err, sizeof(err)));
+		OK(tops->commit(to, err, sizeof(err)));
+	}
+	return buf_steal(&c.text, NULL);
+}
+
+/*
+ * A state with a row in every table goes out into an SQLite file and back
+ * into a fresh store of the backend, ids and all: the same rows, the old
+ * delivery ids still duplicates, new ids past the copied ones.
+ */
+static void
+conf_copy(void **state)
+{
+	struct store	*st, *mid;
+	char		 mid_path[512], *before, *after, *again;
+	int64_t		 ev, a, b, c, n;
+	int		 absorbed;
+
+	(void)state;
+	st = conf_open();
+	OK(OPS->load_deliveries(st, 0, err, sizeof(err)));
+	assert_int_equal(conf_event(st, "github", "d-1", 5000, &ev), 0);
+	a = conf_job(st, JOB_SYNC, "web", "deploy", "abc", ev, NULL);
+	b = conf_job(st, JOB_UPDATE_IMAGE, "api", "deploy", NULL, ev, NULL);
+	c = conf_job(st, JOB_NOTIFY, "web", NULL, NULL, 0, NULL);
+	conf_finish(st, a, JOB_SUCCEEDED, 1, 0, 6000, NULL,
+	    "{\"revision\":\"abc\"}");
+	conf_finish(st, b, JOB_DEAD, 1, 0, 6100, "push: rejected", NULL);
+	OK(OPS->begin(st, err, sizeof(err)));
+	OK(OPS->app_record(st, "web", JOB_SUCCEEDED, a, "abc", "Healthy",
+	    6000, NULL, err, sizeof(err)));
+	OK(OPS->app_image_set(st, "api", "registry.local/api", "1.2.3",
+	    "sha256:00", err, sizeof(err)));
+	OK(OPS->inventory_set(st, "web", "[{\"kind\":\"ConfigMap\"}]", 6000,
+	    err, sizeof(err)));
+	assert_int_equal(OPS->notify_key(st, "web:failure", 6000, 1000, err,
+	    sizeof(err)), 0);
+	OK(OPS->commit(st, err, sizeof(err)));
+	before = conf_rows(OPS, st, NULL, NULL);
+	OPS->close(st);
+
+	/* Out into SQLite, then back into an empty store of the backend. */
+	OK(conf_fresh_sqlite(mid_path, sizeof(mid_path), err, sizeof(err)));
+	if ((mid = store_sqlite_ops.open(mid_path, NULL, err,
+	    sizeof(err))) == NULL)
+		fail_msg("open %s: %s", mid_path, err);
+	free(conf_rows(OPS, st = conf_open(), &store_sqlite_ops, mid));
+	OPS->close(st);
+	OK(conf_cur->fresh(conf_target, sizeof(conf_target), err,
+	    sizeof(err)));
+	st = conf_open();
+	OK(OPS->rows_count(st, STORE_T_JOBS, &n, err, sizeof(err)));
+	assert_int_equal(n, 0);
+	again = conf_rows(&store_sqlite_ops, mid, OPS, st);
+	after = conf_rows(OPS, st, NULL, NULL);
+	assert_string_equal(after, before);
+	assert_string_equal(again, before);
+	store_sqlite_ops.close(mid);
+
+	OK(OPS->load_deliveries(st, 0, err, sizeof(err)));
+	assert_int_equal(conf_event(st, "github", "d-1", 7000, NULL), 1);
+	assert_true(conf_event(st, "github", "d-2", 7000, &ev) == 0 &&
+	    ev > 1);
+	assert_true(conf_job(st, JOB_SYNC, "other", "deploy", "def", ev,
+	    &absorbed) > c);
+	assert_int_equal(conf_state(st, b), JOB_DEAD);
+	OPS->close(st);
+	free(before);
+	free(after);
+	free(again);
+}
+
 #define T(f)	cmocka_unit_test_setup(f, conf_setup)
 
 int
@@ -1789,6 +1919,7 @@ main(int argc, char **argv)
 		T(conf_retention),
 		T(conf_listing),
 		T(conf_checkpoint),
+		T(conf_copy),
 		T(conf_shared_dedup),
 		T(conf_shared_claim),
 		T(conf_replicas),
