@@ -34,7 +34,7 @@ notify: {max_attempts: 2, repeat_after_s: 3600, timeout_s: 3}
 sources:
   - {name: github, type: github, secret_file: "{tmp}/github.secret"}
 repos:
-  - {name: deploy, url: "%(url)s", branch: main}
+  - {name: deploy, url: "%(url)s", branch: main, poll_interval_s: 0}
 clusters:
   - {name: sim, kubeconfig: "%(kubeconfig)s"}
 apps:

@@ -36,8 +36,8 @@ retry: {base_s: 1, max_s: 1, max_attempts: 1}
 sources:
   - {name: github, type: github, secret_file: github.secret}
 repos:
-  - {name: deploy, url: "%(url)s", branch: main}
-  - {name: stuck, url: "%(stuck)s", branch: main}
+  - {name: deploy, url: "%(url)s", branch: main, poll_interval_s: 0}
+  - {name: stuck, url: "%(stuck)s", branch: main, poll_interval_s: 0}
 clusters:
   - {name: sim, kubeconfig: "%(kubeconfig)s"}
 apps:

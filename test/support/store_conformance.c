@@ -1837,6 +1837,7 @@ static void
 conf_copy(void **state)
 {
 	struct store	*st, *mid;
+	struct job	**jobs;
 	char		 mid_path[512], *before, *after, *again;
 	int64_t		 ev, a, b, c, n;
 	int		 absorbed;
@@ -1848,6 +1849,9 @@ conf_copy(void **state)
 	a = conf_job(st, JOB_SYNC, "web", "deploy", "abc", ev, NULL);
 	b = conf_job(st, JOB_UPDATE_IMAGE, "api", "deploy", NULL, ev, NULL);
 	c = conf_job(st, JOB_NOTIFY, "web", NULL, NULL, 0, NULL);
+	/* An attempt is recorded for a job its runner claimed. */
+	assert_int_equal(conf_claim(st, 5500, 4, 0, &jobs), 2);
+	conf_jobs_free(jobs, 2);
 	conf_finish(st, a, JOB_SUCCEEDED, 1, 0, 6000, NULL,
 	    "{\"revision\":\"abc\"}");
 	conf_finish(st, b, JOB_DEAD, 1, 0, 6100, "push: rejected", NULL);
