@@ -108,6 +108,8 @@ EVENTS=$(curl -s "http://127.0.0.1:$APORT/api/v1/events?limit=1" |
     /usr/bin/python3 -c 'import json,sys; e=json.load(sys.stdin)["events"]; print(e[0]["id"] if e else 0)')
 CSUM=$(curl -s "http://127.0.0.1:$APORT/metrics" |
     sed -n 's/^gitopsd_store_commit_seconds_sum \([0-9.e+-]*\)$/\1/p')
+RESTARTS=$(curl -s "http://127.0.0.1:$APORT/metrics" |
+    sed -n 's/^gitopsd_store_wal_restarts_total \([0-9.e+]*\)$/\1/p')
 kill "$GPID"
 wait "$GPID" 2>/dev/null || true
 GPID=""
@@ -133,5 +135,5 @@ for r in "$G" "$W"; do
 done
 echo "$G $W" | awk '{ if ($11 > 0) printf "ratio gitopsd/webhook: %.1fx requests/s, %.1fx CPU per request\n", $2 / $11, ($17 > 0) ? $8 / $17 : 0 }'
 echo "gitopsd: $EVENTS events stored in ${COMMITS:-?} durable commits (store rounds took ${CSUM:-?} s in total)"
-echo "gitopsd store: ${ROUNDS:-?}"
+echo "gitopsd store: ${ROUNDS:-?}; the log started over ${RESTARTS:-0} times"
 cat "$WORK/probe"
