@@ -154,9 +154,10 @@ struct store_ops {
 
 	/*
 	 * This connection becomes the writer: the one that takes deliveries
-	 * and the queue's writes, used by one thread.  Called once after open,
-	 * outside a transaction.  It recognises the delivery ids received
-	 * since dedup_since_ms (the dedup window; without this call the first
+	 * and the queue's writes, used by one thread.  Called after open,
+	 * outside a transaction (again: the window is read anew, nothing
+	 * starts twice).  It recognises the delivery ids received since
+	 * dedup_since_ms (the dedup window; without this call the first
 	 * add_event remembers every stored event) and starts whatever upkeep
 	 * the backend runs beside a writer, on threads and connections of its
 	 * own, until close (which finishes it).  On failure transient() says
@@ -167,8 +168,8 @@ struct store_ops {
 	/*
 	 * The writer's moment for the backend's upkeep (NULL: none needed):
 	 * called on the writer's thread, outside a transaction, after each
-	 * round of work has been committed and handed back, and at least once
-	 * a second.  It may use the connection briefly but never waits for
+	 * round of work (its replies handed back), and at least once a
+	 * second.  It may use the connection briefly but never waits for
 	 * another one, and logs its own failures (nothing for the caller to
 	 * do about them).
 	 */
