@@ -13,8 +13,11 @@
  *   durable commit (group commit).  While a round commits, new submissions
  *   pile up for the next one.  Admin writes (retry, manual sync) are handed
  *   to the same rounds; the loop keeps a connection of its own for the
- *   admin API's reads only.  A third connection, on a checkpoint thread,
- *   copies the write-ahead log back (automatic checkpoints are off).
+ *   admin API's reads only.  What a backend runs beside its writer (its
+ *   own threads and connections) is the backend's: writer_start starts it
+ *   with the writing connection, close stops it, and the store thread
+ *   gives it a moment between rounds (upkeep); docs/queue.md
+ *   (Durability) says what the default backend does there.
  * - Hand-back.  A round's results (submission outcomes, claimed jobs, the
  *   next retry time) go onto one list; one event_active() wakes the loop,
  *   which swaps the list out under the lock and calls queue_submit's
@@ -76,8 +79,6 @@
 
 #define QUEUE_MAX_LOOP_JOBS	32		/* notify jobs in flight */
 #define QUEUE_RETENTION_MS	(3600 * 1000)
-#define QUEUE_CKPT_PAGES	4096		/* 16 MB of 4 KiB pages */
-#define QUEUE_CKPT_IDLE_MS	1000
 #define QUEUE_DONE_TRIES	5
 #define QUEUE_GAUGES_MS		1000
 #define QUEUE_REOPEN_MS		1000		/* store not writable at start */
@@ -169,8 +170,8 @@ struct queue {
 	int			 kick;		/* claim / recount wanted */
 	int			 stop;
 	/*
-	 * Atomic: wr, rd and ck are open (queue_store_prepare).  Set once,
-	 * with release, after they are; read with acquire before rd or ck.
+	 * Atomic: wr and rd are open (queue_store_prepare).  Set once, with
+	 * release, after they are; read with acquire before rd.
 	 */
 	int			 avail;
 	int			 claiming;	/* started and not draining */
@@ -194,15 +195,7 @@ struct queue {
 	size_t			 nnotes, notes_cap;
 	int			 gauges_due;	/* counts changed since last gauges */
 	int64_t			 last_gauges_ms;
-	int			 ck_restart;	/* atomic: restart the log */
-	int			 ck_asked;	/* under mtx: ckpt thread woken */
 	struct queue_stats	 stats;		/* under mtx */
-
-	/* Checkpoint thread, with its own connection. */
-	struct store		*ck;
-	pthread_t		 ck_thread;
-	int			 ck_started;
-	pthread_cond_t		 ck_cv;
 
 	/* Loop only. */
 	struct event		*wake;
@@ -910,45 +903,6 @@ queue_store_gauges(struct queue *q)
 	metrics_gauge_set("gitopsd_outbox_depth", NULL, (double)counts[0]);
 }
 
-/*
- * After a commit (q->mtx held): wake the checkpoint thread once the log
- * holds QUEUE_CKPT_PAGES, once per checkpoint and restart.
- */
-static void
-queue_store_ckpt_ask(struct queue *q)
-{
-	if (q->ck_asked || q->ops->wal_pages(q->wr) < QUEUE_CKPT_PAGES)
-		return;
-	q->ck_asked = 1;
-	pthread_cond_signal(&q->ck_cv);
-}
-
-/*
- * Between rounds, after a passive checkpoint: copy back what it left and
- * start the log over (see queue_ckpt_main).  A reader in the way (an admin
- * read) makes it give up at once; the next passive checkpoint asks again.
- */
-static void
-queue_store_restart(struct queue *q)
-{
-	char	 err[256];
-	int	 r;
-
-	if (!__atomic_exchange_n(&q->ck_restart, 0, __ATOMIC_ACQ_REL))
-		return;
-	r = q->ops->checkpoint(q->wr, STORE_CKPT_RESTART, err, sizeof(err));
-	if (r == -1)
-		log_warnx("queue: checkpoint: %s", err);
-	else if (r == 0)
-		metrics_counter_add("gitopsd_store_wal_restarts_total", "", 1);
-	/* Done or not, the next commit past the mark asks again. */
-	pthread_mutex_lock(&q->mtx);
-	if (r == 0)
-		q->stats.wal_restarts++;
-	q->ck_asked = 0;
-	pthread_mutex_unlock(&q->mtx);
-}
-
 /* Housekeeping between rounds: gauges, heartbeat, retention. */
 static void
 queue_store_housekeeping(struct queue *q, const struct config *cfg)
@@ -1135,7 +1089,6 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	if (dt > q->stats.max_commit_s)
 		q->stats.max_commit_s = dt;
 	q->stats.sum_commit_s += dt;
-	queue_store_ckpt_ask(q);
 	pthread_mutex_unlock(&q->mtx);
 done:
 	if (!ok) {
@@ -1288,14 +1241,13 @@ static int
 queue_store_prepare(struct queue *q, const struct config *cfg,
     int *transient, char *err, size_t errlen)
 {
-	struct store	*wr = NULL, *rd = NULL, *ck = NULL;
+	struct store	*wr = NULL, *rd = NULL;
 	const char	*path;
 
 	(void)store_backend(&cfg->state, &path);
 
 	if ((wr = q->ops->open(path, transient, err, errlen)) == NULL ||
-	    (rd = q->ops->open(path, transient, err, errlen)) == NULL ||
-	    (ck = q->ops->open(path, transient, err, errlen)) == NULL)
+	    (rd = q->ops->open(path, transient, err, errlen)) == NULL)
 		goto fail;
 	/*
 	 * A store that is not shared is this process's alone (SQLite: one
@@ -1310,20 +1262,18 @@ queue_store_prepare(struct queue *q, const struct config *cfg,
 		*transient = q->ops->transient(wr);
 		goto fail;
 	}
-	if (q->ops->load_deliveries(wr, util_now_ms() -
+	if (q->ops->writer_start(wr, util_now_ms() -
 	    (int64_t)cfg->state.dedup_days * 86400000, err, errlen) == -1) {
 		*transient = q->ops->transient(wr);
 		goto fail;
 	}
 	q->wr = wr;
 	q->rd = rd;
-	q->ck = ck;
 	queue_store_gauges(q);
 	__atomic_store_n(&q->avail, 1, __ATOMIC_RELEASE);
 	metrics_gauge_set("gitopsd_store_available", NULL, 1);
 	return 0;
 fail:
-	q->ops->close(ck);
 	q->ops->close(rd);
 	q->ops->close(wr);
 	return -1;
@@ -1453,7 +1403,8 @@ queue_store_main(void *arg)
 		    lease)
 			queue_store_round(q, cfg, subs, dones, calls, kick,
 			    claiming, lease);
-		queue_store_restart(q);
+		if (q->ops->upkeep != NULL)
+			q->ops->upkeep(q->wr);
 		queue_store_housekeeping(q, cfg);
 		config_unref(cfg);
 
@@ -1461,81 +1412,6 @@ queue_store_main(void *arg)
 		if (stop && q->subs == NULL && q->calls == NULL &&
 		    (q->dones == NULL || q->done_failed))
 			break;
-	}
-	pthread_mutex_unlock(&q->mtx);
-	return NULL;
-}
-
-/*
- * The write-ahead log grows with every commit (automatic checkpoints are
- * off so no commit pays for one).  This thread copies it back into the
- * database from a connection of its own: a passive checkpoint beside the
- * writer once the log holds QUEUE_CKPT_PAGES (the store thread wakes it
- * then: queue_store_ckpt_ask), and a truncating one once commits have
- * stopped for a second.
- *
- * SQLite starts the log over only when every frame in it has been copied
- * back, which a passive checkpoint beside a writer that never stops does
- * not reach: under a steady load the log grew without bound (half a
- * gigabyte in 8 s of the ingest benchmark) and every commit extended the
- * file (a block allocation and an inode write in each fdatasync).  So
- * after each passive checkpoint the store thread is asked to copy the
- * rest between two rounds (queue_store_restart): only the pages written
- * since, a millisecond or so.
- */
-static void *
-queue_ckpt_main(void *arg)
-{
-	struct queue	*q = arg;
-	struct timespec	 ts;
-	uint64_t	 commits, last = 0, truncated_at = UINT64_MAX;
-	int64_t		 now, changed = util_mono_ms();
-	long		 pages;
-	char		 err[256];
-
-	pthread_mutex_lock(&q->mtx);
-	while (!q->stop) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += QUEUE_CKPT_IDLE_MS % 1000 * 1000000L;
-		ts.tv_sec += QUEUE_CKPT_IDLE_MS / 1000 + ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&q->ck_cv, &q->mtx, &ts);
-		if (q->stop)
-			break;
-		if (!queue_store_avail(q))
-			continue;
-		commits = q->stats.commits;
-		pthread_mutex_unlock(&q->mtx);
-
-		now = util_mono_ms();
-		if (commits != last) {
-			last = commits;
-			changed = now;
-		}
-		pages = q->ops->wal_pages(q->wr);
-		if (now - changed >= QUEUE_CKPT_IDLE_MS) {
-			if (pages > 0 && truncated_at != commits) {
-				if (q->ops->checkpoint(q->ck,
-				    STORE_CKPT_TRUNCATE, err,
-				    sizeof(err)) == -1)
-					log_warnx("queue: checkpoint: %s", err);
-				else
-					truncated_at = commits;
-			}
-		} else if (pages >= QUEUE_CKPT_PAGES) {
-			/*
-			 * ck_asked stays set until the store thread has tried
-			 * the restart; a failed checkpoint is tried again at
-			 * the next second, not at every commit.
-			 */
-			if (q->ops->checkpoint(q->ck, STORE_CKPT_PASSIVE, err,
-			    sizeof(err)) == -1)
-				log_warnx("queue: checkpoint: %s", err);
-			else
-				__atomic_store_n(&q->ck_restart, 1,
-				    __ATOMIC_RELEASE);
-		}
-		pthread_mutex_lock(&q->mtx);
 	}
 	pthread_mutex_unlock(&q->mtx);
 	return NULL;
@@ -1781,9 +1657,6 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	    "Durable commits of the state store (one per group of requests).");
 	metrics_describe("gitopsd_store_commit_seconds", "histogram",
 	    "Time of one store round, begin to durable commit.");
-	metrics_describe("gitopsd_store_wal_restarts_total", "counter",
-	    "Times the write-ahead log started over under load after a"
-	    " checkpoint.");
 	metrics_describe("gitopsd_lease_takeovers_total", "counter",
 	    "Running jobs taken over after their runner's lease ended (a"
 	    " crashed or stopped replica; at start for SQLite).");
@@ -1793,7 +1666,6 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	    " it (started on a full or read-only disk).");
 	job_runners_init();
 
-	pthread_cond_init(&q->ck_cv, NULL);
 	/*
 	 * A store that cannot be written now (a full or read-only disk, even
 	 * a database file that cannot be created yet) may be writable in a
@@ -1831,18 +1703,6 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 		goto fail;
 	}
 	q->thread_started = 1;
-	if ((e = pthread_create(&q->ck_thread, NULL, queue_ckpt_main,
-	    q)) != 0) {
-		snprintf(err, errlen, "queue: checkpoint thread: %s",
-		    strerror(e));
-		pthread_mutex_lock(&q->mtx);
-		q->stop = 1;
-		pthread_cond_signal(&q->cv);
-		pthread_mutex_unlock(&q->mtx);
-		pthread_join(q->thread, NULL);
-		goto fail;
-	}
-	q->ck_started = 1;
 	return q;
 fail:
 	wakeup_close(q->wakeup);
@@ -1850,14 +1710,11 @@ fail:
 		event_free(q->wake);
 	if (q->timer != NULL)
 		event_free(q->timer);
-	if (q->ck != NULL)
-		q->ops->close(q->ck);
 	if (q->rd != NULL)
 		q->ops->close(q->rd);
 	if (q->wr != NULL)
 		q->ops->close(q->wr);
 	config_unref(q->cfg);
-	pthread_cond_destroy(&q->ck_cv);
 	pthread_cond_destroy(&q->call_cv);
 	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mtx);
@@ -1964,12 +1821,9 @@ queue_close(struct queue *q, int timeout_s)
 	pthread_mutex_lock(&q->mtx);
 	q->stop = 1;
 	pthread_cond_signal(&q->cv);
-	pthread_cond_signal(&q->ck_cv);
 	pthread_mutex_unlock(&q->mtx);
 	if (q->thread_started)
 		pthread_join(q->thread, NULL);
-	if (q->ck_started)
-		pthread_join(q->ck_thread, NULL);
 	/* Replies nobody will read: claimed jobs stay running (taken over). */
 	for (rep = q->replies; rep != NULL; rep = next) {
 		next = rep->next;
@@ -1987,22 +1841,16 @@ queue_close(struct queue *q, int timeout_s)
 	if (q->wr != NULL)
 		replicas_leave(q->ops, q->wr);
 	q->ops->close(q->rd);
-	q->ops->close(q->ck);
-	if (q->wr != NULL &&
-	    q->ops->checkpoint(q->wr, STORE_CKPT_TRUNCATE, NULL, 0) == -1)
-		log_warnx("queue: final checkpoint failed");
 	q->ops->close(q->wr);
 	if (q->stats.commits > 0)
 		log_info("queue: %" PRIu64 " commits for %" PRIu64 " deliveries"
 		    " (largest batch %" PRIu64 "); a round took %.2f ms on"
-		    " average, %.2f ms at most; the log started over %" PRIu64
-		    " times", q->stats.commits,
+		    " average, %.2f ms at most", q->stats.commits,
 		    q->stats.submissions, q->stats.max_batch,
 		    q->stats.sum_commit_s * 1000 / (double)q->stats.commits,
-		    q->stats.max_commit_s * 1000, q->stats.wal_restarts);
+		    q->stats.max_commit_s * 1000);
 	free(q->notes);
 	config_unref(q->cfg);
-	pthread_cond_destroy(&q->ck_cv);
 	pthread_cond_destroy(&q->call_cv);
 	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mtx);

@@ -16,7 +16,7 @@
  * waits for the first one's transaction and then inserts nothing, so one
  * delivery sent to two replicas gets one 202.  A delivery id is therefore
  * remembered as long as its event is kept (retention keeps an event at
- * least dedup_days), not only for the dedup window; load_deliveries has
+ * least dedup_days), not only for the dedup window; writer_start has
  * nothing to load.
  *
  * Claims serialize on a transaction-level advisory lock, held until the
@@ -37,9 +37,9 @@
  * transaction into one.  A listening connection (listen) is watched by the
  * caller's event loop (wait_fd) and read with drain_notifications.
  *
- * The write-ahead log belongs to the server: wal_pages is 0 and checkpoint
- * does nothing (PostgreSQL checkpoints by itself; the queue's checkpoint
- * thread then never has work).
+ * The write-ahead log belongs to the server, which checkpoints it by
+ * itself: writer_start starts nothing beside the writer and there is no
+ * upkeep.
  *
  * A lost connection makes the call fail with "connection lost" and the
  * transaction with it (nothing uncommitted is acknowledged); the next call
@@ -584,12 +584,12 @@ store_pg_item_abort(struct store *st)
 }
 
 static int
-store_pg_load_deliveries(struct store *st, int64_t since_ms, char *err,
+store_pg_writer_start(struct store *st, int64_t dedup_since_ms, char *err,
     size_t errlen)
 {
 	/* The unique key is the memory of deliveries (see the top). */
 	(void)st;
-	(void)since_ms;
+	(void)dedup_since_ms;
 	(void)err;
 	(void)errlen;
 	return 0;
@@ -1709,25 +1709,6 @@ store_pg_list_roles(struct store *st, struct store_role_row **rows, size_t *n,
 	return 0;
 }
 
-static long
-store_pg_wal_pages(struct store *st)
-{
-	/* The server's log is the server's to checkpoint (see the top). */
-	(void)st;
-	return 0;
-}
-
-static int
-store_pg_checkpoint(struct store *st, enum store_ckpt mode, char *err,
-    size_t errlen)
-{
-	(void)st;
-	(void)mode;
-	(void)err;
-	(void)errlen;
-	return 0;
-}
-
 /* Rows one at a time (single-row mode): a state may not fit in memory. */
 static int
 store_pg_rows_each(struct store *st, enum store_table t, store_row_cb *cb,
@@ -1917,7 +1898,8 @@ const struct store_ops store_pg_ops = {
 	.item_begin = store_pg_item_begin,
 	.item_end = store_pg_item_end,
 	.item_abort = store_pg_item_abort,
-	.load_deliveries = store_pg_load_deliveries,
+	.writer_start = store_pg_writer_start,
+	.upkeep = NULL,		/* nothing beside the writer (see the top) */
 	.add_event = store_pg_add_event,
 	.add_job = store_pg_add_job,
 	.count_pending = store_pg_count_pending,
@@ -1938,6 +1920,4 @@ const struct store_ops store_pg_ops = {
 	.list_attempts = store_pg_list_attempts,
 	.retry_job = store_pg_retry_job,
 	.retention = store_pg_retention,
-	.wal_pages = store_pg_wal_pages,
-	.checkpoint = store_pg_checkpoint,
 };

@@ -2,14 +2,15 @@
  * store_sqlite.c: the state store on SQLite (include/store.h).
  *
  * WAL mode with synchronous=FULL: a commit returns only once the log is on
- * disk.  Automatic checkpoints are off (wal_autocheckpoint=0); the queue's
- * store thread checkpoints from a timer when the log grows, so no commit on
- * the hot path pays for one.  Statements are prepared once per connection
- * and kept.  Job states and kinds are stored as their enum numbers.
+ * disk.  Automatic checkpoints are off (wal_autocheckpoint=0) so that no
+ * commit on the hot path pays for one; the writer's checkpointer copies the
+ * log back instead (see struct store_sqlite_ckpt).  Statements are prepared
+ * once per connection and kept.  Job states and kinds are stored as their
+ * enum numbers.
  *
  * Repeated deliveries are found through an in-memory set of the delivery
  * ids of the dedup window (include/seen.h), rebuilt from the events table
- * at start (load_deliveries), not through an index on disk: such an index
+ * at start (writer_start), not through an index on disk: such an index
  * is keyed by random ids, so every delivery of a group commit wrote a page
  * of its own (10-12 of the 18 pages a round of 12 deliveries wrote).  The
  * events themselves are the durable record; retention keeps each event at
@@ -18,20 +19,26 @@
 #include <sys/statvfs.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "job.h"
+#include "log.h"
 #include "metrics.h"
 #include "seen.h"
 #include "store.h"
 #include "util.h"
 
 #define STORE_SQLITE_BUSY_MS	10000
+#define STORE_SQLITE_CKPT_PAGES	4096		/* 16 MB of 4 KiB pages */
+#define STORE_SQLITE_CKPT_IDLE_MS	1000
 
 /*
  * What a waiting job left to check: the "wait" member of its result
@@ -245,12 +252,21 @@ static const char store_sqlite_schema_4[] =
     "ALTER TABLE jobs ADD COLUMN lease_owner TEXT;"
     "ALTER TABLE jobs ADD COLUMN lease_until INTEGER;";
 
+enum st_ckpt {
+	ST_CKPT_PASSIVE,
+	ST_CKPT_TRUNCATE,
+	ST_CKPT_RESTART,
+};
+
+struct store_sqlite_ckpt;
+
 struct store {
 	sqlite3		*db;
 	sqlite3_stmt	*stmt[ST_MAX];
 	sqlite3_stmt	*put[STORE_T_MAX];	/* row_put, prepared once */
-	long		 wal_pages;
-	struct seen	*seen;		/* the writer's: load_deliveries */
+	long		 wal_pages;	/* atomic: read by the checkpointer */
+	struct seen	*seen;		/* the writer's: writer_start */
+	struct store_sqlite_ckpt *ck;	/* the writer's: writer_start */
 	size_t		 seen_mark;	/* pending entries at item_begin */
 	int		 fail_rc;	/* the last failure's result code */
 	int		 fail_errno;	/* and the system call's errno */
@@ -436,10 +452,13 @@ store_sqlite_wal_hook_cb(void *arg, sqlite3 *db, const char *name, int pages)
 
 	(void)db;
 	(void)name;
-	/* Read by the queue's checkpoint thread. */
+	/* Read by the writer's checkpointer. */
 	__atomic_store_n(&st->wal_pages, (long)pages, __ATOMIC_RELAXED);
 	return SQLITE_OK;
 }
+
+static void	store_sqlite_ckpt_stop(struct store *);
+static void	store_sqlite_ckpt_commit(struct store *);
 
 static void
 store_sqlite_close(struct store *st)
@@ -448,6 +467,8 @@ store_sqlite_close(struct store *st)
 
 	if (st == NULL)
 		return;
+	if (st->ck != NULL)
+		store_sqlite_ckpt_stop(st);
 	for (i = 0; i < ST_MAX; i++)
 		sqlite3_finalize(st->stmt[i]);
 	for (i = 0; i < STORE_T_MAX; i++)
@@ -530,6 +551,8 @@ store_sqlite_commit(struct store *st, char *err, size_t errlen)
 	}
 	if (st->seen != NULL)
 		seen_commit(st->seen);
+	if (st->ck != NULL)
+		store_sqlite_ckpt_commit(st);
 	return 0;
 }
 
@@ -600,8 +623,9 @@ store_sqlite_match_cb(void *arg, int64_t event_id)
 }
 
 /*
- * The set of delivery ids received since since_ms, read from the events.
- * A connection that never takes deliveries never builds it.
+ * The set of delivery ids received since since_ms, read from the events
+ * (writer_start).  A connection that never takes deliveries never builds
+ * it.
  */
 static int
 store_sqlite_load_deliveries(struct store *st, int64_t since_ms, char *err,
@@ -1753,20 +1777,14 @@ store_sqlite_list_roles(struct store *st, struct store_role_row **rows,
 	return 0;
 }
 
-static long
-store_sqlite_wal_pages(struct store *st)
-{
-	return __atomic_load_n(&st->wal_pages, __ATOMIC_RELAXED);
-}
-
 static int
-store_sqlite_checkpoint(struct store *st, enum store_ckpt mode, char *err,
+store_sqlite_checkpoint(struct store *st, enum st_ckpt mode, char *err,
     size_t errlen)
 {
 	int	 log = 0, done = 0, rc;
 
 	switch (mode) {
-	case STORE_CKPT_RESTART:
+	case ST_CKPT_RESTART:
 		/* Not waiting: the caller is the writer, between rounds. */
 		sqlite3_busy_timeout(st->db, 0);
 		rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
@@ -1775,7 +1793,7 @@ store_sqlite_checkpoint(struct store *st, enum store_ckpt mode, char *err,
 		if (rc == SQLITE_BUSY)
 			return 1;
 		break;
-	case STORE_CKPT_TRUNCATE:
+	case ST_CKPT_TRUNCATE:
 		rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
 		    SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
 		break;
@@ -1883,6 +1901,222 @@ store_sqlite_rows_done(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
+
+/*
+ * The writer's checkpointer.  The write-ahead log grows with every commit
+ * (automatic checkpoints are off so no commit pays for one).  A thread
+ * copies it back into the database from a connection of its own: a
+ * passive checkpoint beside the writer once the log holds
+ * STORE_SQLITE_CKPT_PAGES (the writer's commit wakes it then), and a
+ * truncating one once commits have stopped for a second.
+ *
+ * SQLite starts the log over only when every frame in it has been copied
+ * back, which a passive checkpoint beside a writer that never stops does
+ * not reach: under a steady load the log grew without bound (half a
+ * gigabyte in 8 s of the ingest benchmark) and every commit extended the
+ * file (a block allocation and an inode write in each fdatasync).  So
+ * after each passive checkpoint the writer copies the rest on its own
+ * connection between two rounds (upkeep, a RESTART checkpoint): only the
+ * pages written since, a millisecond or so.  At close the writer copies
+ * everything back and empties the log (TRUNCATE).
+ */
+struct store_sqlite_ckpt {
+	struct store	*wr;		/* the writer (its wal_pages) */
+	struct store	*conn;		/* the thread's own connection */
+	pthread_t	 thread;
+	pthread_mutex_t	 mtx;
+	pthread_cond_t	 cv;
+	/* Guarded by mtx. */
+	uint64_t	 commits;	/* the writer's */
+	int		 asked;		/* woken for a passive checkpoint */
+	int		 stop;
+	/* Atomic: a passive one is done, the writer restarts the log. */
+	int		 restart;
+	/* Writer only. */
+	uint64_t	 restarts;
+};
+
+/*
+ * After a commit of the writer: wake the checkpointer once the log holds
+ * STORE_SQLITE_CKPT_PAGES, once per checkpoint and restart.
+ */
+static void
+store_sqlite_ckpt_commit(struct store *wr)
+{
+	struct store_sqlite_ckpt *ck = wr->ck;
+
+	pthread_mutex_lock(&ck->mtx);
+	ck->commits++;
+	if (!ck->asked && __atomic_load_n(&wr->wal_pages, __ATOMIC_RELAXED) >=
+	    STORE_SQLITE_CKPT_PAGES) {
+		ck->asked = 1;
+		pthread_cond_signal(&ck->cv);
+	}
+	pthread_mutex_unlock(&ck->mtx);
+}
+
+static void *
+store_sqlite_ckpt_main(void *arg)
+{
+	struct store_sqlite_ckpt	*ck = arg;
+	struct timespec			 ts;
+	uint64_t			 commits, last = 0;
+	uint64_t			 truncated_at = UINT64_MAX;
+	int64_t				 now, changed = util_mono_ms();
+	long				 pages;
+	char				 err[256];
+
+	pthread_mutex_lock(&ck->mtx);
+	while (!ck->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += STORE_SQLITE_CKPT_IDLE_MS % 1000 * 1000000L;
+		ts.tv_sec += STORE_SQLITE_CKPT_IDLE_MS / 1000 +
+		    ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&ck->cv, &ck->mtx, &ts);
+		if (ck->stop)
+			break;
+		commits = ck->commits;
+		pthread_mutex_unlock(&ck->mtx);
+
+		now = util_mono_ms();
+		if (commits != last) {
+			last = commits;
+			changed = now;
+		}
+		pages = __atomic_load_n(&ck->wr->wal_pages, __ATOMIC_RELAXED);
+		if (now - changed >= STORE_SQLITE_CKPT_IDLE_MS) {
+			if (pages > 0 && truncated_at != commits) {
+				if (store_sqlite_checkpoint(ck->conn,
+				    ST_CKPT_TRUNCATE, err, sizeof(err)) == -1)
+					log_warnx("store: %s", err);
+				else
+					truncated_at = commits;
+			}
+		} else if (pages >= STORE_SQLITE_CKPT_PAGES) {
+			/*
+			 * asked stays set until the writer has tried the
+			 * restart; a failed checkpoint is tried again at the
+			 * next second, not at every commit.
+			 */
+			if (store_sqlite_checkpoint(ck->conn, ST_CKPT_PASSIVE,
+			    err, sizeof(err)) == -1)
+				log_warnx("store: %s", err);
+			else
+				__atomic_store_n(&ck->restart, 1,
+				    __ATOMIC_RELEASE);
+		}
+		pthread_mutex_lock(&ck->mtx);
+	}
+	pthread_mutex_unlock(&ck->mtx);
+	return NULL;
+}
+
+/* Start the writer's checkpointer (see struct store_sqlite_ckpt). */
+static int
+store_sqlite_ckpt_start(struct store *wr, char *err, size_t errlen)
+{
+	struct store_sqlite_ckpt	*ck;
+	const char			*path;
+	int				 transient, e;
+
+	/* A database without a file (":memory:") has no log. */
+	path = sqlite3_db_filename(wr->db, "main");
+	if (path == NULL || *path == '\0')
+		return 0;
+	ck = xcalloc(1, sizeof(*ck));
+	ck->wr = wr;
+	if ((ck->conn = store_sqlite_open(path, &transient, err, errlen)) ==
+	    NULL) {
+		/* The writer answers transient() for it. */
+		wr->fail_rc = transient ? SQLITE_IOERR : SQLITE_CANTOPEN;
+		wr->fail_errno = 0;
+		free(ck);
+		return -1;
+	}
+	pthread_mutex_init(&ck->mtx, NULL);
+	pthread_cond_init(&ck->cv, NULL);
+	if ((e = pthread_create(&ck->thread, NULL, store_sqlite_ckpt_main,
+	    ck)) != 0) {
+		snprintf(err, errlen, "checkpoint thread: %s", strerror(e));
+		wr->fail_rc = SQLITE_ERROR;
+		store_sqlite_close(ck->conn);
+		pthread_cond_destroy(&ck->cv);
+		pthread_mutex_destroy(&ck->mtx);
+		free(ck);
+		return -1;
+	}
+	metrics_describe("gitopsd_store_wal_restarts_total", "counter",
+	    "Times the write-ahead log started over under load after a"
+	    " checkpoint.");
+	wr->ck = ck;
+	return 0;
+}
+
+/* At the writer's close: stop the thread, then empty the log. */
+static void
+store_sqlite_ckpt_stop(struct store *wr)
+{
+	struct store_sqlite_ckpt	*ck = wr->ck;
+	char				 err[256];
+
+	pthread_mutex_lock(&ck->mtx);
+	ck->stop = 1;
+	pthread_cond_signal(&ck->cv);
+	pthread_mutex_unlock(&ck->mtx);
+	pthread_join(ck->thread, NULL);
+	store_sqlite_close(ck->conn);
+	if (store_sqlite_checkpoint(wr, ST_CKPT_TRUNCATE, err,
+	    sizeof(err)) == -1)
+		log_warnx("store: final %s", err);
+	if (ck->restarts > 0)
+		log_info("store: the write-ahead log started over %" PRIu64
+		    " times", ck->restarts);
+	pthread_cond_destroy(&ck->cv);
+	pthread_mutex_destroy(&ck->mtx);
+	free(ck);
+	wr->ck = NULL;
+}
+
+/*
+ * Between rounds, after a passive checkpoint: copy back what it left and
+ * start the log over (see struct store_sqlite_ckpt).  A reader in the way
+ * (an admin read) makes it give up at once; the next passive checkpoint
+ * asks again.
+ */
+static void
+store_sqlite_upkeep(struct store *wr)
+{
+	struct store_sqlite_ckpt	*ck = wr->ck;
+	char				 err[256];
+	int				 r;
+
+	if (ck == NULL ||
+	    !__atomic_exchange_n(&ck->restart, 0, __ATOMIC_ACQ_REL))
+		return;
+	r = store_sqlite_checkpoint(wr, ST_CKPT_RESTART, err, sizeof(err));
+	if (r == -1)
+		log_warnx("store: %s", err);
+	else if (r == 0) {
+		metrics_counter_add("gitopsd_store_wal_restarts_total", "", 1);
+		ck->restarts++;
+	}
+	/* Done or not, the next commit past the mark asks again. */
+	pthread_mutex_lock(&ck->mtx);
+	ck->asked = 0;
+	pthread_mutex_unlock(&ck->mtx);
+}
+
+static int
+store_sqlite_writer_start(struct store *wr, int64_t dedup_since_ms,
+    char *err, size_t errlen)
+{
+	if (store_sqlite_load_deliveries(wr, dedup_since_ms, err, errlen) ==
+	    -1)
+		return -1;
+	return wr->ck != NULL ? 0 : store_sqlite_ckpt_start(wr, err, errlen);
+}
+
 const struct store_ops store_sqlite_ops = {
 	.rows_each = store_sqlite_rows_each,
 	.rows_count = store_sqlite_rows_count,
@@ -1898,7 +2132,8 @@ const struct store_ops store_sqlite_ops = {
 	.item_begin = store_sqlite_item_begin,
 	.item_end = store_sqlite_item_end,
 	.item_abort = store_sqlite_item_abort,
-	.load_deliveries = store_sqlite_load_deliveries,
+	.writer_start = store_sqlite_writer_start,
+	.upkeep = store_sqlite_upkeep,
 	.add_event = store_sqlite_add_event,
 	.add_job = store_sqlite_add_job,
 	.count_pending = store_sqlite_count_pending,
@@ -1921,8 +2156,6 @@ const struct store_ops store_sqlite_ops = {
 	.list_attempts = store_sqlite_list_attempts,
 	.retry_job = store_sqlite_retry_job,
 	.retention = store_sqlite_retention,
-	.wal_pages = store_sqlite_wal_pages,
-	.checkpoint = store_sqlite_checkpoint,
 	.replica_beat = store_sqlite_replica_beat,
 	.replica_leave = store_sqlite_replica_leave,
 	.list_replicas = store_sqlite_list_replicas,

@@ -113,7 +113,6 @@ struct queue_stats {
 	uint64_t	 max_batch;	/* most items in one commit */
 	double		 max_commit_s;	/* longest round (begin..commit) */
 	double		 sum_commit_s;
-	uint64_t	 wal_restarts;	/* log started over after a checkpoint */
 };
 void		 queue_stats(struct queue *, struct queue_stats *);
 

@@ -9,7 +9,9 @@
  * keeps one store for its store thread (all writes of the hot path) and one
  * for the event loop (admin reads and the rare admin writes); on a store
  * that several processes share, the loop keeps a third one that listens
- * for the others' wake-ups (daemon/wakeup.c).
+ * for the others' wake-ups (daemon/wakeup.c).  What a
+ * backend needs beside its writer (the SQLite write-ahead log's
+ * checkpoints) it runs itself: see writer_start and upkeep.
  *
  * Calls return 0 on success and -1 on a store error with a reason in err;
  * a few return a positive status where the caller must tell cases apart.
@@ -168,12 +170,6 @@ char	*store_table_sql(enum store_table, char ph, const char *tail);
 typedef int store_row_cb(void *arg, const char *const *vals, char *err,
     size_t errlen);
 
-enum store_ckpt {
-	STORE_CKPT_PASSIVE,
-	STORE_CKPT_TRUNCATE,
-	STORE_CKPT_RESTART,
-};
-
 struct store_ops {
 	const char	*name;
 	/*
@@ -204,13 +200,27 @@ struct store_ops {
 	void		 (*item_abort)(struct store *);
 
 	/*
-	 * Get ready to recognise the delivery ids received since since_ms
-	 * (the dedup window) on the connection that takes deliveries; called
-	 * once at start.  Without it the first add_event remembers every
-	 * stored event.
+	 * This connection becomes the writer: the one that takes deliveries
+	 * and the queue's writes, used by one thread.  Called after open,
+	 * outside a transaction (again: the window is read anew, nothing
+	 * starts twice).  It recognises the delivery ids received since
+	 * dedup_since_ms (the dedup window; without this call the first
+	 * add_event remembers every stored event) and starts whatever upkeep
+	 * the backend runs beside a writer, on threads and connections of its
+	 * own, until close (which finishes it).  On failure transient() says
+	 * whether the cause can pass, as for open.
 	 */
-	int		 (*load_deliveries)(struct store *, int64_t since_ms,
+	int		 (*writer_start)(struct store *, int64_t dedup_since_ms,
 			    char *err, size_t errlen);
+	/*
+	 * The writer's moment for the backend's upkeep (NULL: none needed):
+	 * called on the writer's thread, outside a transaction, after each
+	 * round of work (its replies handed back), and at least once a
+	 * second.  It may use the connection briefly but never waits for
+	 * another one, and logs its own failures (nothing for the caller to
+	 * do about them).
+	 */
+	void		 (*upkeep)(struct store *);
 	/*
 	 * Record an event and its delivery id.  Returns 0 (event_id set),
 	 * 1 when (source, delivery) is already stored (found before anything
@@ -388,23 +398,6 @@ struct store_ops {
 			    char *err, size_t errlen);
 	int		 (*list_roles)(struct store *,
 			    struct store_role_row **rows, size_t *n,
-			    char *err, size_t errlen);
-
-	/*
-	 * Pages in the write-ahead log after this connection's last commit
-	 * (0 for backends without one).  Safe to call from another thread.
-	 */
-	long		 (*wal_pages)(struct store *);
-	/*
-	 * Checkpoint the log.  PASSIVE copies what it can beside the writer
-	 * (from a connection of its own); TRUNCATE waits for the writer,
-	 * copies everything and shrinks the file (for idle times); RESTART,
-	 * on the writing connection between transactions, copies the rest
-	 * and makes the next commit write from the start of the log again,
-	 * without waiting: it returns 1 when a reader or another checkpoint
-	 * is in the way.  0 done, -1 error.
-	 */
-	int		 (*checkpoint)(struct store *, enum store_ckpt mode,
 			    char *err, size_t errlen);
 
 	/*

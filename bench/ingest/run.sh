@@ -169,6 +169,8 @@ EVENTS=$(curl -s "http://127.0.0.1:$APORT/api/v1/events?limit=1" |
     /usr/bin/python3 -c 'import json,sys; e=json.load(sys.stdin)["events"]; print(e[0]["id"] if e else 0)')
 CSUM=$(curl -s "http://127.0.0.1:$APORT/metrics" |
     sed -n 's/^gitopsd_store_commit_seconds_sum \([0-9.e+-]*\)$/\1/p')
+RESTARTS=$(curl -s "http://127.0.0.1:$APORT/metrics" |
+    sed -n 's/^gitopsd_store_wal_restarts_total \([0-9.e+]*\)$/\1/p')
 kill "$GPID"
 wait "$GPID" 2>/dev/null || true
 GPID=""
@@ -317,7 +319,7 @@ echo "$ROWS" | awk '$1 != "webhook" { r[n++] = $0 }
 	    (f[1] == "gitopsd" ? "gitopsd" : f[1]), f[2] / wr,
 	    (wc > 0) ? f[8] / wc : 0 } }'
 echo "gitopsd: $EVENTS events stored in ${COMMITS:-?} durable commits (store rounds took ${CSUM:-?} s in total)"
-echo "gitopsd store: ${ROUNDS:-?}"
+echo "gitopsd store: ${ROUNDS:-?}; the log started over ${RESTARTS:-0} times"
 cat "$WORK/probe"
 for m in $PGMODES; do
 	cat "$WORK/detail.$m"

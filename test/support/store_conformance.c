@@ -357,7 +357,7 @@ conf_dedup(void **state)
 
 	(void)state;
 	st = conf_open();
-	OK(OPS->load_deliveries(st, 0, err, sizeof(err)));
+	OK(OPS->writer_start(st, 0, err, sizeof(err)));
 	assert_int_equal(conf_event(st, "github", "d-1", 5000, &id), 0);
 	assert_true(id > 0);
 	assert_int_equal(conf_event(st, "github", "d-1", 5001, NULL), 1);
@@ -372,7 +372,7 @@ conf_dedup(void **state)
 
 	/* Across a restart, and from another connection. */
 	st = conf_open();
-	OK(OPS->load_deliveries(st, 0, err, sizeof(err)));
+	OK(OPS->writer_start(st, 0, err, sizeof(err)));
 	assert_int_equal(conf_event(st, "github", "d-1", 6000, NULL), 1);
 	assert_int_equal(conf_event(st, "github", "d-2", 6000, NULL), 0);
 	OPS->close(st);
@@ -393,7 +393,7 @@ conf_rollback(void **state)
 
 	(void)state;
 	st = conf_open();
-	OK(OPS->load_deliveries(st, 0, err, sizeof(err)));
+	OK(OPS->writer_start(st, 0, err, sizeof(err)));
 	OK(OPS->begin(st, err, sizeof(err)));
 	assert_int_equal(OPS->add_event(st, &ev, &id, err, sizeof(err)), 0);
 	OPS->rollback(st);
@@ -1578,20 +1578,51 @@ conf_shared_absorb(void **state)
 	OPS->close(a);
 }
 
-/* Checkpoints are the backend's business: they succeed (or do nothing). */
+/*
+ * What a backend runs beside its writer is its own business: a writer
+ * committing rounds with its upkeep between them (as the queue's store
+ * thread does) while another connection reads, started twice, closes with
+ * every commit readable afresh.
+ */
 static void
-conf_checkpoint(void **state)
+conf_writer(void **state)
 {
-	struct store	*st;
+	struct store		*st, *rd;
+	struct store_event_row	*rows;
+	size_t			 n;
+	int64_t			 next;
+	char			 d[32];
+	int			 i;
 
 	(void)state;
 	st = conf_open();
-	conf_job(st, JOB_SYNC, "web", "r", NULL, 0, NULL);
-	assert_true(OPS->wal_pages(st) >= 0);
-	assert_true(OPS->checkpoint(st, STORE_CKPT_PASSIVE, err,
-	    sizeof(err)) >= 0);
-	assert_true(OPS->checkpoint(st, STORE_CKPT_TRUNCATE, err,
-	    sizeof(err)) >= 0);
+	rd = conf_open();
+	OK(OPS->writer_start(st, 0, err, sizeof(err)));
+	for (i = 0; i < 40; i++) {
+		snprintf(d, sizeof(d), "w-%d", i);
+		assert_int_equal(conf_event(st, "github", d, 1000 + i, NULL),
+		    0);
+		if (OPS->upkeep != NULL)
+			OPS->upkeep(st);
+		if (i % 10 == 0) {
+			OK(OPS->list_events(rd, 0, 5, &rows, &n, &next, err,
+			    sizeof(err)));
+			assert_int_equal(n, i + 1 < 5 ? i + 1 : 5);
+			store_event_rows_free(rows, n);
+		}
+	}
+	/* Again: the dedup window is read anew, nothing starts twice. */
+	OK(OPS->writer_start(st, 0, err, sizeof(err)));
+	assert_int_equal(conf_event(st, "github", "w-0", 2000, NULL), 1);
+	if (OPS->upkeep != NULL)
+		OPS->upkeep(st);
+	OPS->close(st);
+	OPS->close(rd);
+
+	st = conf_open();
+	OK(OPS->list_events(st, 0, 100, &rows, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 40);
+	store_event_rows_free(rows, n);
 	OPS->close(st);
 }
 
@@ -1844,7 +1875,7 @@ conf_copy(void **state)
 
 	(void)state;
 	st = conf_open();
-	OK(OPS->load_deliveries(st, 0, err, sizeof(err)));
+	OK(OPS->writer_start(st, 0, err, sizeof(err)));
 	assert_int_equal(conf_event(st, "github", "d-1", 5000, &ev), 0);
 	a = conf_job(st, JOB_SYNC, "web", "deploy", "abc", ev, NULL);
 	b = conf_job(st, JOB_UPDATE_IMAGE, "api", "deploy", NULL, ev, NULL);
@@ -1886,7 +1917,7 @@ conf_copy(void **state)
 	assert_string_equal(again, before);
 	store_sqlite_ops.close(mid);
 
-	OK(OPS->load_deliveries(st, 0, err, sizeof(err)));
+	OK(OPS->writer_start(st, 0, err, sizeof(err)));
 	assert_int_equal(conf_event(st, "github", "d-1", 7000, NULL), 1);
 	assert_true(conf_event(st, "github", "d-2", 7000, &ev) == 0 &&
 	    ev > 1);
@@ -1922,7 +1953,7 @@ main(int argc, char **argv)
 		T(conf_inventory),
 		T(conf_retention),
 		T(conf_listing),
-		T(conf_checkpoint),
+		T(conf_writer),
 		T(conf_copy),
 		T(conf_shared_dedup),
 		T(conf_shared_claim),
