@@ -24,6 +24,7 @@ struct config_errors;
 struct notify_alert {
 	const char	*event;		/* "job.failed", "job.recovered", "job.succeeded" */
 	const char	*app;
+	const char	*cluster;	/* the app's cluster name; NULL: none */
 	int64_t		 job_id;
 	const char	*kind;		/* job kind */
 	const char	*reason;	/* human text */
@@ -38,6 +39,7 @@ struct notify_alert {
 	const char	*pr_url;	/* update-image: its pull request */
 	int64_t		 time_ms;
 	const char	*alert_id;	/* stable across retries (dedup key hash) */
+	int		 target;	/* which of the notifier's targets() */
 };
 
 /* A rendered request for one sink. */
@@ -75,6 +77,12 @@ struct notifier {
 	int		(*render)(const struct config_notifier *,
 			    const struct notify_alert *, struct notify_request *,
 			    char *err, size_t errlen);
+	/*
+	 * How many endpoints one alert goes to (alertmanager: every URL);
+	 * NULL: one.  Dispatch plans one notify job per target, so each is
+	 * retried on its own; render() reads a->target.
+	 */
+	size_t		(*targets)(const struct config_notifier *);
 };
 
 /* The key of sinks that verify a TLS server of their own (a row of their
@@ -83,6 +91,36 @@ struct notifier {
 	{ "ca_file", T_FILE, .off = (off_),				\
 	  .help = "email/webhook: PEM CA bundle that verifies the server; " \
 	    "unset: the system's" }
+
+/*
+ * For the incident types (alertmanager, pagerduty, opsgenie).  An alert
+ * opens or resolves; job.failed opens, every other event resolves.
+ */
+int			 notifier_is_resolve(const struct notify_alert *);
+/*
+ * The key that names an app's incident on one notifier: hex SHA-256 of
+ * the notifier's name and the app.  Recovery is per app, so the failure
+ * and the recovery (and a restart between them) derive the same key from
+ * what both alerts carry in the outbox.
+ */
+void			 notifier_incident_key(const struct config_notifier *,
+			    const struct notify_alert *, char out[65]);
+/* base (trailing '/' dropped) + path, malloc'd. */
+char			*notifier_api_url(const char *base, const char *path);
+/* Set req to a JSON POST of doc (a cJSON) to url, with extra headers
+ * (NULL-ended) and ca_file; -1 with err when doc cannot be encoded. */
+int			 notifier_json_request(struct notify_request *,
+			    const char *url, const void *doc,
+			    const char *const *headers, const char *ca_file,
+			    char *err, size_t errlen);
+/* "image:tag" (or image) of the alert, malloc'd; NULL without an image. */
+char			*notifier_image_ref(const struct notify_alert *);
+/* Line breaks and tabs to spaces: a one-line title. */
+void			 notifier_one_line(char *);
+/* `gitopsd -t`: url must be http(s); reported at key. */
+void			 notifier_check_http_url(const struct config *,
+			    struct config_errors *, const char *key,
+			    const char *url);
 
 extern const struct notifier *const notifier_table[];
 extern const size_t notifier_table_len;

@@ -2,8 +2,11 @@
  * notifiers.c: the table of alert sink types.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "config.h"
 #include "config_schema.h"
@@ -13,12 +16,18 @@
 extern const struct notifier notifier_slack;
 extern const struct notifier notifier_email;
 extern const struct notifier notifier_webhook;
+extern const struct notifier notifier_alertmanager;
+extern const struct notifier notifier_pagerduty;
+extern const struct notifier notifier_opsgenie;
 
 /* Adding a sink: one file under notify/ and one row here. */
 const struct notifier *const notifier_table[] = {
 	&notifier_slack,
 	&notifier_email,
 	&notifier_webhook,
+	&notifier_alertmanager,
+	&notifier_pagerduty,
+	&notifier_opsgenie,
 	NULL
 };
 const size_t notifier_table_len = nitems(notifier_table) - 1;
@@ -78,4 +87,86 @@ notify_request_free(struct notify_request *r)
 		free(r->rcpt[i]);
 	free(r->rcpt);
 	memset(r, 0, sizeof(*r));
+}
+
+int
+notifier_is_resolve(const struct notify_alert *a)
+{
+	return a->event == NULL || strcmp(a->event, "job.failed") != 0;
+}
+
+void
+notifier_incident_key(const struct config_notifier *n,
+    const struct notify_alert *a, char out[65])
+{
+	struct buf	 b;
+
+	buf_init(&b, 0);
+	(void)buf_printf(&b, "gitopsd-incident\nv1\n%s\n%s", n->name,
+	    a->app != NULL ? a->app : "");
+	util_sha256_hex(b.data, b.len, out);
+	buf_free(&b);
+}
+
+char *
+notifier_api_url(const char *base, const char *path)
+{
+	size_t	 len = strlen(base);
+
+	while (len > 0 && base[len - 1] == '/')
+		len--;
+	return xasprintf("%.*s%s", (int)len, base, path);
+}
+
+int
+notifier_json_request(struct notify_request *req, const char *url,
+    const void *doc, const char *const *headers, const char *ca_file,
+    char *err, size_t errlen)
+{
+	char	*json;
+	size_t	 n;
+
+	memset(req, 0, sizeof(*req));
+	if ((json = cJSON_PrintUnformatted(doc)) == NULL) {
+		snprintf(err, errlen, "cannot encode JSON");
+		return -1;
+	}
+	req->url = xstrdup(url);
+	req->body = xstrdup(json);
+	req->body_len = strlen(json);
+	cJSON_free(json);
+	for (n = 0; headers != NULL && headers[n] != NULL; n++)
+		;
+	req->headers = xcalloc(n + 1, sizeof(char *));
+	req->headers[req->nheaders++] = xstrdup("Content-Type: application/json");
+	for (n = 0; headers != NULL && headers[n] != NULL; n++)
+		req->headers[req->nheaders++] = xstrdup(headers[n]);
+	req->ca_file = ca_file;
+	return 0;
+}
+
+char *
+notifier_image_ref(const struct notify_alert *a)
+{
+	if (a->image == NULL || *a->image == '\0')
+		return NULL;
+	return xasprintf("%s%s%s", a->image, a->tag != NULL ? ":" : "",
+	    a->tag != NULL ? a->tag : "");
+}
+
+void
+notifier_one_line(char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s == '\n' || *s == '\r' || *s == '\t')
+			*s = ' ';
+}
+
+void
+notifier_check_http_url(const struct config *cfg, struct config_errors *errs,
+    const char *key, const char *url)
+{
+	if (url != NULL && strncmp(url, "https://", 8) != 0 &&
+	    strncmp(url, "http://", 7) != 0)
+		config_error_at(cfg, errs, key, "must be an http(s) URL");
 }

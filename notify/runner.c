@@ -254,6 +254,8 @@ notify_runner_send(const struct config *cfg, struct event_base *base,
 	if (a.event == NULL)
 		a.event = "job.failed";
 	a.app = notify_param(p, "app");
+	a.cluster = notify_param(p, "cluster");
+	a.target = (int)notify_param_num(p, "target");
 	a.job_id = (int64_t)notify_param_num(p, "job");
 	a.kind = notify_param(p, "kind");
 	a.reason = notify_param(p, "reason");

@@ -8,14 +8,14 @@ set -eu
 # SMTP server, web server for git smart HTTP, wrk, adnanh/webhook, systemd
 # tools, node for the published GitHub examples, a PostgreSQL server and
 # libpq for the postgres state backend, headless Chromium and selenium for
-# the status page).
+# the status page, Prometheus Alertmanager for the alertmanager notifier).
 PKGS="make gcc clang pkg-config libevent-dev libgit2-dev libcurl4-openssl-dev
 libyaml-dev libcjson-dev libssl-dev libsqlite3-dev libsystemd-dev
 libcmocka-dev libclang-rt-14-dev git sqlite3 python3 python3-aiosmtpd
 docker-registry skopeo lighttpd wrk webhook systemd openssl nodejs npm
 curl ca-certificates iproute2 python3-yaml groff-base man-db openssh-server
 cppcheck clang-tidy valgrind util-linux postgresql postgresql-common
-libpq-dev chromium chromium-driver python3-selenium"
+libpq-dev chromium chromium-driver python3-selenium prometheus-alertmanager"
 
 missing=""
 for p in $PKGS; do
