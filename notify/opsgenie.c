@@ -26,7 +26,7 @@
 /* Field limits of the create-alert request. */
 #define OG_MESSAGE_MAX		130
 #define OG_DESCRIPTION_MAX	15000
-#define OG_DETAIL_MAX		8000
+#define OG_DETAIL_MAX		4000	/* of the 8000 all details share */
 #define OG_TEXT_CAP		(64 * 1024)
 
 struct og_opts {

@@ -1,0 +1,245 @@
+"""Incident notifiers end to end: an app whose sync fails opens an incident
+in the real Prometheus Alertmanager (Debian's prometheus-alertmanager,
+started here on a free port), in PagerDuty and in Opsgenie (played by
+test/support/incident_sink.py, which checks each request against the
+service's documented shape and keeps the service's state); the same
+failure again sends nothing more; the app's recovery -- after a gitopsd
+restart in between -- resolves all three with the key the failure used.
+
+The app's repository is a local bare repository and its cluster the
+Kubernetes API simulator: the first manifest names a ConfigMap the API
+refuses (422, an invalid name), so the sync is dead at once
+(retry.max_attempts 1); a commit that fixes the name makes the next sync
+succeed, which is the recovery."""
+import json
+import os
+import shutil
+import tempfile
+import time
+import unittest
+
+import harness
+from fault_peers import Kubesim, git, make_repo, wait_for
+from incident_peers import Alertmanager, IncidentSink
+
+PD_KEY = "R0123456789abcdef0123456789abcde"    # 32 characters
+OG_KEY = "eb243592-faa2-4ba2-a551-1afdf565c889"
+
+BAD = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n"
+       "  namespace: default\ndata: {a: \"1\"}\n")
+GOOD = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n"
+        "  namespace: default\ndata: {a: \"1\"}\n")
+
+CONFIG = """
+shutdown_timeout_s: 5
+server: {listen: "127.0.0.1:{port}"}
+admin: {listen: "127.0.0.1:{admin_port}"}
+state: {path: "{tmp}/state.db"}
+workdir: "{tmp}/repos"
+retry: {base_s: 1, max_s: 1, max_attempts: 1}
+notify: {max_attempts: %(notify_attempts)d, repeat_after_s: 3600, timeout_s: 5}
+links: {base_url: "https://gitopsd.test"}
+repos:
+  - {name: deploy, url: "%(bare)s", branch: main}
+clusters:
+  - {name: sim, kubeconfig: "%(kubeconfig)s"}
+apps:
+  - name: web
+    repo: deploy
+    path: apps/web
+    cluster: sim
+    sync: {auto: false, timeout_s: 10}
+    notify: [%(names)s]
+notifiers:
+%(notifiers)s
+"""
+
+
+class IncidentTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="gitopsd-incident-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.dtmp = os.path.join(self.tmp, "d")
+        os.makedirs(self.dtmp)
+        self.ports = (harness.free_port(), harness.free_port())
+        self.sim = Kubesim(ready_delay=0.1)
+        self.addCleanup(self.sim.stop)
+        self.bare = make_repo(self.tmp, "deploy",
+                              {"apps/web/config.yaml": BAD})
+
+    def fix_repo(self):
+        src = os.path.join(self.tmp, "fix")
+        git("clone", "-q", self.bare, src)
+        harness.write(os.path.join(src, "apps/web/config.yaml"), GOOD,
+                      mode=0o644)
+        git("-c", "user.name=t", "-c", "user.email=t@example.invalid",
+            "commit", "-q", "-am", "fix the name", cwd=src)
+        git("push", "-q", "origin", "HEAD:main", cwd=src)
+
+    def daemon(self, notifiers, notify_attempts=10):
+        names = ", ".join(n["name"] for n in notifiers)
+        text = "".join("  - %s\n" % json.dumps(n) for n in notifiers)
+        d = harness.Daemon(CONFIG % {
+            "notify_attempts": notify_attempts, "bare": self.bare,
+            "kubeconfig": self.sim.kubeconfig, "names": names,
+            "notifiers": text}, tmp=self.dtmp, ports=self.ports,
+            secrets={"pd.key": PD_KEY + "\n", "og.key": OG_KEY + "\n"})
+        self.addCleanup(d.cleanup)
+        d.start()
+        return d
+
+    def syncs(self, d):
+        return d.api("/api/v1/jobs?app=web&kind=sync&limit=100")["jobs"]
+
+    def notifies(self, d):
+        return d.api("/api/v1/jobs?app=web&kind=notify&limit=100")["jobs"]
+
+    def sync(self, d, want):
+        """One manual sync, run to its end; want: its final state."""
+        n = len(self.syncs(d))
+        r = d.admin("POST", "/api/v1/apps/web/sync")
+        self.assertIn(r.status, (200, 202), r)
+        js = wait_for("sync %d final" % (n + 1), lambda: (
+            lambda js: js if len(js) > n and all(
+                j["state"] in ("succeeded", "dead") for j in js) else None)(
+                    self.syncs(d)), timeout=60)
+        newest = max(js, key=lambda j: j["id"])
+        self.assertEqual(newest["state"], want, (newest, d.log()[-3000:]))
+        return newest
+
+    def settled(self, d, n):
+        """n notify jobs, all succeeded."""
+        try:
+            return wait_for("%d alerts delivered" % n, lambda: (
+                lambda js: js if len(js) == n and all(
+                    j["state"] == "succeeded" for j in js) else None)(
+                        self.notifies(d)), timeout=30)
+        except AssertionError as e:
+            self.fail("%s\n%r\n%s" % (e, self.notifies(d), d.log()[-4000:]))
+
+    def test_failure_repeat_restart_recovery(self):
+        am = Alertmanager()
+        self.addCleanup(am.stop)
+        pd = IncidentSink("pagerduty").start()
+        self.addCleanup(pd.close)
+        og = IncidentSink("opsgenie", key=OG_KEY).start()
+        self.addCleanup(og.close)
+        notifiers = [
+            {"name": "am", "type": "alertmanager", "url": [am.url],
+             "severity": "critical", "labels": {"team": "web"},
+             "on": ["failure", "recovery"]},
+            {"name": "pd", "type": "pagerduty", "routing_key_file": "pd.key",
+             "api_url": pd.url, "on": ["failure", "recovery"]},
+            {"name": "og", "type": "opsgenie", "api_key_file": "og.key",
+             "api_url": og.url + "/", "on": ["failure", "recovery"]},
+        ]
+        d = self.daemon(notifiers)
+
+        # 1. The failure opens an incident everywhere.
+        bad = self.sync(d, "dead")
+        self.settled(d, 3)
+        alerts = wait_for("the alert in Alertmanager",
+                          lambda: am.alerts(app="web"), timeout=30)
+        self.assertEqual(len(alerts), 1, alerts)
+        a = alerts[0]
+        self.assertEqual(a["labels"], {
+            "alertname": "GitopsdAppFailing", "app": "web", "cluster": "sim",
+            "severity": "critical", "team": "web"})
+        self.assertEqual(a["status"]["state"], "active")
+        self.assertIn("Bad_Name", a["annotations"]["error"])
+        self.assertEqual(a["annotations"]["error_kind"], "apply-rejected")
+        self.assertEqual(a["annotations"]["job_url"],
+                         "https://gitopsd.test/api/v1/jobs/%d" % bad["id"])
+        self.assertEqual(a["annotations"]["summary"], "web: sync failed")
+        # Not about to expire: endsAt a day ahead.
+        ends = harness_time(a["endsAt"])
+        self.assertGreater(ends, time.time() + 86000)
+
+        trig = pd.records()
+        self.assertEqual(len(trig), 1, trig)
+        self.assertEqual(trig[0]["errors"], [])
+        self.assertEqual(trig[0]["status"], 202)
+        ev = json.loads(trig[0]["body"])
+        self.assertEqual(ev["event_action"], "trigger")
+        self.assertEqual(ev["routing_key"], PD_KEY)
+        self.assertEqual(ev["payload"]["component"], "web")
+        self.assertEqual(ev["payload"]["source"], "sim")
+        self.assertIn("Bad_Name", ev["payload"]["custom_details"]["error"])
+        dedup = ev["dedup_key"]
+        self.assertEqual(pd.state()["incidents"][dedup]["status"],
+                         "triggered")
+
+        created = og.records()
+        self.assertEqual(len(created), 1, created)
+        self.assertEqual(created[0]["errors"], [])
+        self.assertEqual(created[0]["path"], "/v2/alerts")
+        body = json.loads(created[0]["body"])
+        alias = body["alias"]
+        self.assertEqual(body["message"], "web: sync failed")
+        self.assertEqual(body["details"]["cluster"], "sim")
+        self.assertIn("Bad_Name", body["details"]["error"])
+        self.assertEqual(og.state()["alerts"][alias]["status"], "open")
+
+        # 2. The same failure again: nothing more is sent.
+        self.sync(d, "dead")
+        time.sleep(2)
+        self.assertEqual(len(self.notifies(d)), 3)
+        self.assertEqual(len(pd.records()), 1)
+        self.assertEqual(len(og.records()), 1)
+
+        # 3. A restart, then the fix: the recovery resolves what the
+        # failure opened, by the same keys.
+        self.assertEqual(d.stop(), 0)
+        self.fix_repo()
+        d = self.daemon(notifiers)
+        self.sync(d, "succeeded")
+        self.settled(d, 6)
+        wait_for("the alert resolved", lambda: am.alerts(app="web") == [],
+                 timeout=30)
+        res = pd.records()
+        self.assertEqual(len(res), 2, res)
+        self.assertEqual(res[1]["errors"], [])
+        ev = json.loads(res[1]["body"])
+        self.assertEqual(ev["event_action"], "resolve")
+        self.assertEqual(ev["dedup_key"], dedup)
+        self.assertEqual(pd.state()["incidents"][dedup]["status"],
+                         "resolved")
+        closed = og.records()
+        self.assertEqual(len(closed), 2, closed)
+        self.assertEqual(closed[1]["errors"], [])
+        self.assertEqual(closed[1]["path"],
+                         "/v2/alerts/%s/close?identifierType=alias" % alias)
+        self.assertEqual(og.state()["alerts"][alias]["status"], "closed")
+
+    def test_pagerduty_429_retried_opsgenie_bad_key_rejected(self):
+        pd = IncidentSink("pagerduty", script="429,429").start()
+        self.addCleanup(pd.close)
+        og = IncidentSink("opsgenie", key="another-key").start()
+        self.addCleanup(og.close)
+        d = self.daemon([
+            {"name": "pd", "type": "pagerduty", "routing_key_file": "pd.key",
+             "api_url": pd.url},
+            {"name": "og", "type": "opsgenie", "api_key_file": "og.key",
+             "api_url": og.url}])
+        self.sync(d, "dead")
+        recs = pd.wait_records(3)
+        self.assertEqual([r["status"] for r in recs], [429, 429, 202])
+        self.assertEqual(len({r["body"] for r in recs}), 1)
+        self.assertEqual(list(pd.state()["incidents"].values())[0]["status"],
+                         "triggered")
+        # 401 is not retried: the alert is dead with the answer visible.
+        js = wait_for("the opsgenie alert dead", lambda: [
+            j for j in self.notifies(d) if j["state"] == "dead"], timeout=30)
+        self.assertEqual(len(js), 1, js)
+        self.assertIn("401", json.dumps(js[0]))
+        self.assertEqual(len(og.records()), 1)
+
+
+def harness_time(text):
+    import datetime
+    return datetime.datetime.fromisoformat(
+        text.replace("Z", "+00:00")).timestamp()
+
+
+if __name__ == "__main__":
+    unittest.main()
