@@ -11,6 +11,7 @@
 #include "config.h"
 #include "config_schema.h"
 #include "notifier.h"
+#include "template.h"
 #include "util.h"
 
 extern const struct notifier notifier_slack;
@@ -19,6 +20,11 @@ extern const struct notifier notifier_webhook;
 extern const struct notifier notifier_alertmanager;
 extern const struct notifier notifier_pagerduty;
 extern const struct notifier notifier_opsgenie;
+extern const struct notifier notifier_teams;
+extern const struct notifier notifier_discord;
+extern const struct notifier notifier_googlechat;
+extern const struct notifier notifier_mattermost;
+extern const struct notifier notifier_telegram;
 
 /* Adding a sink: one file under notify/ and one row here. */
 const struct notifier *const notifier_table[] = {
@@ -28,6 +34,11 @@ const struct notifier *const notifier_table[] = {
 	&notifier_alertmanager,
 	&notifier_pagerduty,
 	&notifier_opsgenie,
+	&notifier_teams,
+	&notifier_discord,
+	&notifier_googlechat,
+	&notifier_mattermost,
+	&notifier_telegram,
 	NULL
 };
 const size_t notifier_table_len = nitems(notifier_table) - 1;
@@ -169,4 +180,110 @@ notifier_check_http_url(const struct config *cfg, struct config_errors *errs,
 	if (url != NULL && strncmp(url, "https://", 8) != 0 &&
 	    strncmp(url, "http://", 7) != 0)
 		config_error_at(cfg, errs, key, "must be an http(s) URL");
+}
+
+size_t
+notifier_facts(const struct notify_alert *a,
+    struct notifier_fact out[NOTIFIER_FACTS_MAX])
+{
+	size_t	 n = 0;
+
+#define FACT(name_, value_) do {					\
+	char *v_ = (value_);						\
+	if (v_ != NULL && *v_ != '\0') {				\
+		out[n].name = (name_);					\
+		out[n++].value = v_;					\
+	} else								\
+		free(v_);						\
+} while (0)
+#define DUP(s_)	((s_) != NULL ? xstrdup(s_) : NULL)
+	FACT("App", DUP(a->app));
+	FACT("Cluster", DUP(a->cluster));
+	FACT("Job", xasprintf("%s job %lld", a->kind != NULL ? a->kind : "",
+	    (long long)a->job_id));
+	if (a->reason_kind != NULL && strcmp(a->reason_kind, "none") != 0)
+		FACT("Failure", a->object != NULL && *a->object != '\0' ?
+		    xasprintf("%s (%s)", a->reason_kind, a->object) :
+		    xstrdup(a->reason_kind));
+	if (!notifier_is_resolve(a))
+		FACT("Error", DUP(a->reason));
+	FACT("Revision", DUP(a->revision));
+	FACT("Image", notifier_image_ref(a));
+	FACT("Delivery", DUP(a->delivery));
+	FACT("Attempts", xasprintf("%d", a->attempts));
+#undef FACT
+#undef DUP
+	return n;
+}
+
+void
+notifier_facts_free(struct notifier_fact *f, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		free(f[i].value);
+}
+
+static const struct config_key notifier_url_keys[] = {
+	{ "url_file", T_SECRET_FILE,
+	  .off = offsetof(struct notifier_url_opts, url_file),
+	  .off2 = offsetof(struct notifier_url_opts, url_secret),
+	  .help = "file holding the URL (slack incoming webhook)" },
+	{ "url_env", T_SECRET_ENV,
+	  .off = offsetof(struct notifier_url_opts, url_env),
+	  .off2 = offsetof(struct notifier_url_opts, url_secret),
+	  .help = "environment variable holding the URL" },
+};
+
+static void
+notifier_url_config_check(struct config_walk *w, void *opts,
+    const struct config_node *map, const struct config_node *at)
+{
+	(void)opts;
+	if (!config_node_has(map, "url_file") &&
+	    !config_node_has(map, "url_env"))
+		config_walk_error(w, at, "url_file", "missing required key "
+		    "(this type needs url_file or url_env: its URL is a "
+		    "secret)");
+}
+
+const struct config_plugin notifier_url_config =
+    CONFIG_PLUGIN(struct notifier_url_opts, notifier_url_keys,
+    notifier_url_config_check);
+
+int
+notifier_url_check(const struct config *cfg, const struct config_notifier *n,
+    size_t index, struct config_errors *errs)
+{
+	const struct notifier_url_opts *o = n->opts;
+	char			 key[64];
+	size_t			 before = errs->n;
+
+	template_check_notifier(cfg, n, index, errs);
+	snprintf(key, sizeof(key), "notifiers[%zu].url_file", index);
+	if (o != NULL && o->url_secret != NULL &&
+	    strncmp(o->url_secret, "https://", 8) != 0 &&
+	    strncmp(o->url_secret, "http://", 7) != 0)
+		config_error_at(cfg, errs, key, "the file does not hold an "
+		    "http(s) URL");
+	return (int)(errs->n - before);
+}
+
+int
+notifier_render_text(const struct config_notifier *n,
+    const struct notify_alert *a, int (*esc)(const char *, struct buf *),
+    struct buf *title, struct buf *body, char *err, size_t errlen)
+{
+	/* A title is plain text everywhere but in Telegram's HTML. */
+	if (template_render_title(n, a, NULL, title) == -1 ||
+	    template_render_body(n, a, esc, body) == -1) {
+		snprintf(err, errlen, "title or body template too long or "
+		    "invalid");
+		return -1;
+	}
+	notifier_one_line(title->data);
+	if (title->data[0] == '\0')
+		(void)buf_addstr(title, "gitopsd alert");
+	return 0;
 }

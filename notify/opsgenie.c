@@ -49,8 +49,8 @@ static const struct config_key og_keys[] = {
 	  .help = "opsgenie: environment variable holding the API key" },
 	{ "api_url", T_STR,
 	  .off = O(api_url), .def = "https://api.opsgenie.com",
-	  .help = "pagerduty, opsgenie: API base URL (opsgenie EU: "
-	    "https://api.eu.opsgenie.com)" },
+	  .help = "pagerduty, opsgenie, telegram: API base URL (opsgenie "
+	    "EU: https://api.eu.opsgenie.com)" },
 	{ "priority", T_STR,
 	  .off = O(priority), .def = "P3",
 	  .help = "opsgenie: alert priority, P1 .. P5" },

@@ -49,8 +49,8 @@ static const struct config_key pd_keys[] = {
 	  .help = "pagerduty: environment variable holding the routing key" },
 	{ "api_url", T_STR,
 	  .off = O(api_url), .def = "https://events.pagerduty.com",
-	  .help = "pagerduty, opsgenie: API base URL (opsgenie EU: "
-	    "https://api.eu.opsgenie.com)" },
+	  .help = "pagerduty, opsgenie, telegram: API base URL (opsgenie "
+	    "EU: https://api.eu.opsgenie.com)" },
 	{ "severity", T_STR,
 	  .off = O(severity), .def = "error",
 	  .help = "alertmanager: the severity label; pagerduty: critical, "

@@ -36,7 +36,7 @@ server: {listen: "127.0.0.1:{port}"}
 admin: {listen: "127.0.0.1:{admin_port}"}
 state: {path: "{tmp}/state.db"}
 workdir: "{tmp}/repos"
-retry: {base_s: 1, max_s: 1, max_attempts: 1}
+retry: {base_s: 1, max_s: 5, max_attempts: 1}
 notify: {max_attempts: %(notify_attempts)d, repeat_after_s: 3600, timeout_s: 5}
 links: {base_url: "https://gitopsd.test"}
 repos:
@@ -55,7 +55,7 @@ notifiers:
 """
 
 
-class IncidentTest(unittest.TestCase):
+class Base(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="gitopsd-incident-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
@@ -76,14 +76,15 @@ class IncidentTest(unittest.TestCase):
             "commit", "-q", "-am", "fix the name", cwd=src)
         git("push", "-q", "origin", "HEAD:main", cwd=src)
 
-    def daemon(self, notifiers, notify_attempts=10):
+    def daemon(self, notifiers, notify_attempts=10, secrets=None):
         names = ", ".join(n["name"] for n in notifiers)
         text = "".join("  - %s\n" % json.dumps(n) for n in notifiers)
         d = harness.Daemon(CONFIG % {
             "notify_attempts": notify_attempts, "bare": self.bare,
             "kubeconfig": self.sim.kubeconfig, "names": names,
             "notifiers": text}, tmp=self.dtmp, ports=self.ports,
-            secrets={"pd.key": PD_KEY + "\n", "og.key": OG_KEY + "\n"})
+            secrets=dict({"pd.key": PD_KEY + "\n", "og.key": OG_KEY + "\n"},
+                         **(secrets or {})))
         self.addCleanup(d.cleanup)
         d.start()
         return d
@@ -117,6 +118,9 @@ class IncidentTest(unittest.TestCase):
         except AssertionError as e:
             self.fail("%s\n%r\n%s" % (e, self.notifies(d), d.log()[-4000:]))
 
+
+
+class IncidentTest(Base):
     def test_failure_repeat_restart_recovery(self):
         am = Alertmanager()
         self.addCleanup(am.stop)
@@ -233,6 +237,95 @@ class IncidentTest(unittest.TestCase):
         self.assertEqual(len(js), 1, js)
         self.assertIn("401", json.dumps(js[0]))
         self.assertEqual(len(og.records()), 1)
+
+
+TG_TOKEN = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"
+CHAT = ("teams", "discord", "googlechat", "mattermost", "telegram")
+
+
+class ChatTest(Base):
+    def sinks(self, script=None):
+        out = {}
+        for mode in CHAT:
+            s = IncidentSink(mode, key=TG_TOKEN if mode == "telegram" else "",
+                             script=(script or {}).get(mode)).start()
+            self.addCleanup(s.close)
+            out[mode] = s
+        return out
+
+    def chat_daemon(self, sinks):
+        notifiers, secrets = [], {"tg.token": TG_TOKEN + "\n"}
+        for mode in CHAT[:4]:
+            notifiers.append({"name": mode, "type": mode,
+                              "url_file": mode + ".url",
+                              "on": ["failure", "recovery"]})
+            secrets[mode + ".url"] = "%s/hook/%s/x\n" % (sinks[mode].url,
+                                                          mode)
+        notifiers.append({"name": "telegram", "type": "telegram",
+                          "bot_token_file": "tg.token", "chat_id": "-100123",
+                          "api_url": sinks["telegram"].url,
+                          "on": ["failure", "recovery"]})
+        return self.daemon(notifiers, secrets=secrets)
+
+    def test_failure_repeat_recovery(self):
+        sinks = self.chat_daemon_sinks = self.sinks()
+        d = self.chat_daemon(sinks)
+        self.sync(d, "dead")
+        self.settled(d, 5)
+        for mode, s in sinks.items():
+            recs = s.records()
+            self.assertEqual(len(recs), 1, (mode, recs))
+            self.assertEqual(recs[0]["errors"], [], mode)
+            self.assertIn(recs[0]["status"], (200, 202, 204), mode)
+            # The default message names the app, the cluster, the error
+            # and the link.
+            text = recs[0]["body"]
+            for want in ("web", "sim", "Bad_Name",
+                         "https://gitopsd.test/api/v1/jobs/"):
+                self.assertIn(want, text, (mode, text))
+        tg = json.loads(sinks["telegram"].records()[0]["body"])
+        self.assertEqual(tg["chat_id"], "-100123")
+        self.assertIn("&quot;Bad_Name&quot;", tg["text"])
+        self.assertTrue(tg["text"].startswith("<b>web: sync failed</b>"))
+        emb = json.loads(sinks["discord"].records()[0]["body"])["embeds"][0]
+        self.assertEqual(emb["color"], 0xd73a49)
+        card = json.loads(sinks["teams"].records()[0]["body"])
+        facts = {f["title"]: f["value"] for f in card["attachments"][0][
+            "content"]["body"][-1]["facts"]}
+        self.assertEqual(facts["App"], "web")
+        self.assertEqual(facts["Cluster"], "sim")
+
+        # Repeat: nothing.
+        self.sync(d, "dead")
+        time.sleep(2)
+        for mode, s in sinks.items():
+            self.assertEqual(len(s.records()), 1, mode)
+
+        # Recovery: one message each.
+        self.fix_repo()
+        self.sync(d, "succeeded")
+        self.settled(d, 10)
+        for mode, s in sinks.items():
+            recs = s.records()
+            self.assertEqual(len(recs), 2, (mode, recs))
+            self.assertEqual(recs[1]["errors"], [], mode)
+            self.assertIn("web recovered", recs[1]["body"], mode)
+        emb = json.loads(sinks["discord"].records()[1]["body"])["embeds"][0]
+        self.assertEqual(emb["color"], 0x2ea44f)
+
+    def test_rate_limit_hints_in_the_body(self):
+        # Discord and Telegram say how long to wait in the 429 body only
+        # (3.2 s and 3 s); the retry waits that long, not the queue's 1 s.
+        sinks = self.sinks({"discord": "429", "telegram": "429"})
+        d = self.chat_daemon(sinks)
+        self.sync(d, "dead")
+        self.settled(d, 5)
+        for mode in ("discord", "telegram"):
+            recs = sinks[mode].records()
+            self.assertEqual([r["status"] for r in recs],
+                             [429, 204 if mode == "discord" else 200], mode)
+            self.assertGreaterEqual(recs[1]["time"] - recs[0]["time"], 2.9,
+                                    mode)
 
 
 def harness_time(text):

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Loopback stand-ins for the incident services, written to their public
-API documentation, for the incident notifier tests:
+"""Loopback stand-ins for the incident and chat services, written to their
+public API documentation, for the notifier tests:
 
   pagerduty  Events API v2: POST /v2/enqueue, application/json; an event
              needs routing_key (32 characters), event_action (trigger,
@@ -22,6 +22,27 @@ API documentation, for the incident notifier tests:
              "Request will be processed", "took", "requestId"}, 422 for an
              invalid request.
 
+  teams      a Workflows webhook: {"type": "message", "attachments":
+             [{"contentType": "application/vnd.microsoft.card.adaptive",
+             "content": an AdaptiveCard}]}, the card's elements typed
+             (TextBlock text, FactSet facts of title/value), at most 28 KiB;
+             202.
+  discord    a channel webhook: content or embeds (at most 10; title 256,
+             description 4096, at most 25 fields of name 256 / value 1024,
+             footer 2048, 6000 in all, color 0..0xffffff); 204.  Its 429
+             names the wait in the body only ({"retry_after": seconds}).
+  googlechat an incoming webhook: Content-Type application/json;
+             charset=UTF-8, text or cardsV2 (cardId, card with sections of
+             widgets, each one of textParagraph, decoratedText,
+             buttonList), at most 32000 bytes; 200 with the message.
+  mattermost an incoming webhook: text or attachments (fields of title and
+             value); 200 "ok".
+  telegram   Bot API: POST /bot<--key>/sendMessage, chat_id, text of 1..4096
+             characters after parsing, parse_mode HTML: only Telegram's
+             tags, balanced, and the entities &lt; &gt; &amp; &quot;; 200
+             {"ok": true, "result": message}, 400 "can't parse entities",
+             429 with parameters.retry_after.
+
 Each keeps the state the service would: open incidents (pagerduty, by
 dedup_key) or open alerts (opsgenie, by alias; a create with the alias of
 an open alert raises its count).  GET /_state returns it; every request is
@@ -31,15 +52,17 @@ answers the next requests with those statuses first (429 with the
 service's own body).  The first line on stdout is "READY <port>"; it exits
 when stdin closes.
 
-  incident_sink.py pagerduty|opsgenie --record F [--key K] [--script ...]
+  incident_sink.py MODE --record F [--key K] [--script ...]
 """
 import argparse
 import datetime
 import json
 import os
+import re
 import signal
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -151,6 +174,7 @@ class Service:
         self.script = [int(x) for x in (args.script or "").split(",") if x]
         self.incidents = {}     # pagerduty: dedup_key -> state
         self.alerts = {}        # opsgenie: alias -> state
+        self.messages = []      # chat services: what was posted
 
     def record(self, rec):
         with open(self.args.record, "a", encoding="utf-8") as f:
@@ -234,6 +258,267 @@ class Service:
         return 404, {"message": "not found"}, ["no such endpoint"]
 
 
+    # ---- chat services
+
+    def json_body(self, headers, raw, ctype="application/json"):
+        if not headers.get("content-type", "").startswith(ctype):
+            return None, ["Content-Type %r, want %s" % (
+                headers.get("content-type"), ctype)]
+        try:
+            return json.loads(raw), []
+        except ValueError:
+            return None, ["body is not JSON"]
+
+    def teams(self, method, path, headers, raw):
+        doc, errs = self.json_body(headers, raw)
+        if not errs:
+            errs = check_teams(doc, raw)
+        if method != "POST":
+            errs.append("method %s" % method)
+        if errs:
+            return 400, {"error": {"code": "InvalidRequestContent",
+                                   "message": "; ".join(errs)}}, errs
+        self.messages.append(doc)
+        return 202, None, []
+
+    def discord(self, method, path, headers, raw):
+        doc, errs = self.json_body(headers, raw)
+        if not errs:
+            errs = check_discord(doc)
+        if errs:
+            return 400, {"code": 50035, "message": "Invalid Form Body",
+                         "errors": errs}, errs
+        self.messages.append(doc)
+        return 204, None, []
+
+    def googlechat(self, method, path, headers, raw):
+        doc, errs = self.json_body(headers, raw,
+                                   "application/json; charset=UTF-8")
+        if not errs:
+            errs = check_googlechat(doc, raw)
+        if errs:
+            return 400, {"error": {"code": 400, "message": "; ".join(errs),
+                                   "status": "INVALID_ARGUMENT"}}, errs
+        self.messages.append(doc)
+        return 200, {"name": "spaces/AAA/messages/%d" % len(self.messages),
+                     "text": doc.get("text", "")}, []
+
+    def mattermost(self, method, path, headers, raw):
+        doc, errs = self.json_body(headers, raw)
+        if not errs:
+            errs = check_mattermost(doc)
+        if errs:
+            return 400, {"id": "web.incoming_webhook.text.app_error",
+                         "message": "; ".join(errs)}, errs
+        self.messages.append(doc)
+        return 200, "ok", []
+
+    def telegram(self, method, path, headers, raw):
+        if method != "POST" or path != "/bot%s/sendMessage" % self.args.key:
+            return 404, {"ok": False, "error_code": 404,
+                         "description": "Not Found"}, ["path %s" % path]
+        doc, errs = self.json_body(headers, raw)
+        if not errs:
+            errs = check_telegram(doc)
+        if errs:
+            return 400, {"ok": False, "error_code": 400,
+                         "description": "Bad Request: " + errs[0]}, errs
+        self.messages.append(doc)
+        return 200, {"ok": True, "result": {
+            "message_id": len(self.messages), "date": 0,
+            "chat": {"id": doc["chat_id"]}, "text": doc["text"]}}, []
+
+
+RATE_LIMITED = {
+    "pagerduty": ({"status": "throttle event", "message": "Requests for "
+                   "this service are arriving too quickly.  Please retry "
+                   "later."}, {}),
+    "opsgenie": ({"message": "You are making too many requests!",
+                  "took": 0.0}, {}),
+    "teams": ({"error": {"code": "TooManyRequests"}}, {"Retry-After": "1"}),
+    "discord": ({"message": "You are being rate limited.",
+                 "retry_after": 3.2, "global": False}, {}),
+    "googlechat": ({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED"}},
+                   {}),
+    "mattermost": ({"message": "too many requests"}, {"Retry-After": "1"}),
+    "telegram": ({"ok": False, "error_code": 429,
+                  "description": "Too Many Requests: retry after 3",
+                  "parameters": {"retry_after": 3}}, {}),
+}
+
+
+def check_teams(doc, raw):
+    errs = []
+    if len(raw) > 28 * 1024:
+        errs.append("message over 28 KiB")
+    if not isinstance(doc, dict) or doc.get("type") != "message":
+        return errs + ['type must be "message"']
+    atts = doc.get("attachments")
+    if not isinstance(atts, list) or not atts:
+        return errs + ["attachments missing"]
+    for i, a in enumerate(atts):
+        if a.get("contentType") != "application/vnd.microsoft.card.adaptive":
+            errs.append("attachments[%d].contentType" % i)
+        c = a.get("content")
+        if not isinstance(c, dict) or c.get("type") != "AdaptiveCard" or \
+                not isinstance(c.get("version"), str):
+            errs.append("attachments[%d].content is no AdaptiveCard" % i)
+            continue
+        for j, el in enumerate(c.get("body", [])):
+            t = el.get("type")
+            if t == "TextBlock":
+                if not isinstance(el.get("text"), str) or not el["text"]:
+                    errs.append("body[%d]: TextBlock without text" % j)
+            elif t == "FactSet":
+                for f in el.get("facts", []):
+                    if not isinstance(f.get("title"), str) or \
+                            not isinstance(f.get("value"), str):
+                        errs.append("body[%d]: fact without title/value" % j)
+            else:
+                errs.append("body[%d]: unexpected element %r" % (j, t))
+        for j, ac in enumerate(c.get("actions", [])):
+            if ac.get("type") != "Action.OpenUrl" or \
+                    not str(ac.get("url", "")).startswith("http"):
+                errs.append("actions[%d]" % j)
+    return errs
+
+
+def check_discord(doc):
+    if not isinstance(doc, dict):
+        return ["not an object"]
+    embeds = doc.get("embeds", [])
+    if not doc.get("content") and not embeds:
+        return ["Cannot send an empty message"]
+    errs = []
+    if len(embeds) > 10:
+        errs.append("more than 10 embeds")
+    for i, e in enumerate(embeds):
+        total = 0
+        for k, lim in (("title", 256), ("description", 4096)):
+            if k in e:
+                if not isinstance(e[k], str) or len(e[k]) > lim:
+                    errs.append("embeds[%d].%s over %d" % (i, k, lim))
+                total += len(e[k])
+        fields = e.get("fields", [])
+        if len(fields) > 25:
+            errs.append("embeds[%d]: more than 25 fields" % i)
+        for j, f in enumerate(fields):
+            n, v = f.get("name"), f.get("value")
+            if not isinstance(n, str) or not n or len(n) > 256 or \
+                    not isinstance(v, str) or not v or len(v) > 1024:
+                errs.append("embeds[%d].fields[%d]" % (i, j))
+            else:
+                total += len(n) + len(v)
+        ft = e.get("footer", {}).get("text", "")
+        if len(ft) > 2048:
+            errs.append("embeds[%d].footer" % i)
+        total += len(ft)
+        if total > 6000:
+            errs.append("embeds[%d]: over 6000 characters" % i)
+        c = e.get("color", 0)
+        if not isinstance(c, int) or not 0 <= c <= 0xffffff:
+            errs.append("embeds[%d].color" % i)
+        if "timestamp" in e and not iso8601_ok(e["timestamp"]):
+            errs.append("embeds[%d].timestamp" % i)
+    return errs
+
+
+GCHAT_WIDGETS = ("textParagraph", "decoratedText", "buttonList")
+
+
+def check_googlechat(doc, raw):
+    if len(raw) > 32000:
+        return ["message over 32000 bytes"]
+    if not isinstance(doc, dict) or not (doc.get("text") or
+                                          doc.get("cardsV2")):
+        return ["Message cannot be empty"]
+    errs = []
+    for i, c in enumerate(doc.get("cardsV2", [])):
+        if not isinstance(c.get("cardId"), str) or \
+                not isinstance(c.get("card"), dict):
+            errs.append("cardsV2[%d]: cardId and card required" % i)
+            continue
+        for j, sec in enumerate(c["card"].get("sections", [])):
+            for k, w in enumerate(sec.get("widgets", [])):
+                keys = [x for x in w if x in GCHAT_WIDGETS]
+                if len(keys) != 1 or len(w) != 1:
+                    errs.append("widget %d.%d: one of %s" % (j, k,
+                                                             GCHAT_WIDGETS))
+                    continue
+                v = w[keys[0]]
+                if keys[0] in ("textParagraph", "decoratedText") and \
+                        not isinstance(v.get("text"), str):
+                    errs.append("widget %d.%d: text" % (j, k))
+                if keys[0] == "buttonList":
+                    for b in v.get("buttons", []):
+                        if not b.get("text") or not str(
+                                b.get("onClick", {}).get("openLink", {})
+                                .get("url", "")).startswith("http"):
+                            errs.append("widget %d.%d: button" % (j, k))
+    return errs
+
+
+def check_mattermost(doc):
+    if not isinstance(doc, dict) or not (doc.get("text") or
+                                          doc.get("attachments")):
+        return ["text or attachments required"]
+    errs = []
+    for i, a in enumerate(doc.get("attachments", [])):
+        for f in a.get("fields", []):
+            if not isinstance(f.get("title"), str) or \
+                    not isinstance(f.get("value"), str):
+                errs.append("attachments[%d]: field title/value" % i)
+    return errs
+
+
+TG_TAGS = ("b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a",
+           "code", "pre", "tg-spoiler", "blockquote", "span")
+
+
+def check_telegram(doc):
+    if not isinstance(doc, dict):
+        return ["not an object"]
+    if doc.get("chat_id") in (None, ""):
+        return ["chat_id is empty"]
+    text = doc.get("text")
+    if not isinstance(text, str) or not text:
+        return ["message text is empty"]
+    if doc.get("parse_mode") != "HTML":
+        return []
+    stack, plain, pos = [], [], 0
+    for m in re.finditer(r"<(/?)([a-z-]+)((?:\s[^<>]*)?)>|<|&(#?\w*;?)",
+                         text):
+        plain.append(text[pos:m.start()])
+        pos = m.end()
+        tok = m.group(0)
+        if tok == "<":
+            return ["can't parse entities: unsupported start tag"]
+        if tok.startswith("&"):
+            ent = m.group(4)
+            if ent not in ("lt;", "gt;", "amp;", "quot;") and \
+                    not re.match(r"#\d+;$", ent or ""):
+                return ["can't parse entities: bad entity %r" % tok]
+            plain.append("x")
+            continue
+        close, name = m.group(1), m.group(2)
+        if name not in TG_TAGS:
+            return ["can't parse entities: unsupported tag %r" % name]
+        if close:
+            if not stack or stack.pop() != name:
+                return ["can't parse entities: unmatched end tag %r" % name]
+        else:
+            if name == "a" and not re.match(r'\s+href="[^"]*"$',
+                                            m.group(3)):
+                return ["can't parse entities: <a> without href"]
+            stack.append(name)
+    plain.append(text[pos:])
+    if stack:
+        return ["can't parse entities: unclosed %r" % stack[-1]]
+    if len("".join(plain)) > 4096:
+        return ["message is too long"]
+    return []
+
+
 def make_handler(svc):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -241,13 +526,20 @@ def make_handler(svc):
         def log_message(self, fmt, *a):
             pass
 
-        def reply(self, code, obj):
-            body = json.dumps(obj).encode()
+        def reply(self, code, obj, extra=None):
+            body = b"" if obj is None else obj.encode() \
+                if isinstance(obj, str) else json.dumps(obj).encode()
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
+            if code != 204:
+                self.send_header("Content-Type", "text/plain"
+                                 if isinstance(obj, str) else
+                                 "application/json")
+                self.send_header("Content-Length", str(len(body)))
+            for k, v in (extra or {}).items():
+                self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(body)
+            if code != 204:
+                self.wfile.write(body)
 
         def handle_any(self):
             n = int(self.headers.get("Content-Length", "0"))
@@ -255,7 +547,8 @@ def make_handler(svc):
             if self.path == "/_state":
                 with LOCK:
                     self.reply(200, {"incidents": svc.incidents,
-                                     "alerts": svc.alerts})
+                                     "alerts": svc.alerts,
+                                     "messages": svc.messages})
                 return
             if self.path == "/_script":
                 with LOCK:
@@ -266,22 +559,20 @@ def make_handler(svc):
             headers = {k.lower(): v for k, v in self.headers.items()}
             with LOCK:
                 scripted = svc.script.pop(0) if svc.script else None
+                extra = None
                 if scripted is not None:
                     code, errs = scripted, []
-                    body = ({"status": "throttle event", "message":
-                             "Requests for this service are arriving too "
-                             "quickly.  Please retry later."}
-                            if svc.args.mode == "pagerduty" else
-                            {"message": "You are making too many requests!",
-                             "took": 0.0, "requestId": str(uuid.uuid4())})
+                    body, extra = RATE_LIMITED[svc.args.mode] \
+                        if scripted == 429 else ({"error": scripted}, None)
                 else:
                     code, body, errs = getattr(svc, svc.args.mode)(
                         self.command, self.path, headers, raw)
                 svc.record({"method": self.command, "path": self.path,
                             "headers": headers,
                             "body": raw.decode("utf-8", "replace"),
-                            "errors": errs, "status": code})
-            self.reply(code, body)
+                            "errors": errs, "status": code,
+                            "time": time.time()})
+            self.reply(code, body, extra)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
@@ -290,7 +581,7 @@ def make_handler(svc):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=("pagerduty", "opsgenie"))
+    p.add_argument("mode", choices=tuple(RATE_LIMITED))
     p.add_argument("--record", required=True)
     p.add_argument("--key", default="")
     p.add_argument("--script")

@@ -1,9 +1,10 @@
 /*
  * Tests for the incident notifiers (alertmanager.c, pagerduty.c,
- * opsgenie.c): their keys and checks as loaded from YAML, the requests they
- * render for a failure and for the recovery (fields checked one by one),
- * the incident key shared by both, and the planning of one job per
- * Alertmanager URL.
+ * opsgenie.c) and the chat notifiers (teams.c, discord.c, googlechat.c,
+ * mattermost.c, telegram.c): their keys and checks as loaded from YAML,
+ * the requests they render for a failure and for the recovery (fields
+ * checked one by one), the incident key shared by both, the planning of
+ * one job per Alertmanager URL, and the retry hints of 429 bodies.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -45,7 +46,13 @@ static const char *const yaml_ok =
     "  - {name: og, type: opsgenie, api_key_env: TEST_OG_KEY,"
     " api_url: \"https://api.eu.opsgenie.com\"}\n"
     "  - {name: am1, type: alertmanager, url: \"http://127.0.0.1:9\","
-    " on: [failure, recovery]}\n";
+    " on: [failure, recovery]}\n"
+    "  - {name: teams, type: teams, url_env: TEST_CHAT_URL}\n"
+    "  - {name: discord, type: discord, url_env: TEST_CHAT_URL}\n"
+    "  - {name: gchat, type: googlechat, url_env: TEST_CHAT_URL}\n"
+    "  - {name: mm, type: mattermost, url_env: TEST_CHAT_URL}\n"
+    "  - {name: tg, type: telegram, bot_token_env: TEST_TG_TOKEN,"
+    " chat_id: \"-100123\", api_url: \"http://127.0.0.1:8\"}\n";
 
 /* Loads yaml; with errs NULL the load must succeed. */
 static struct config *
@@ -56,6 +63,8 @@ load(const char *yaml, struct config_errors *errs)
 
 	setenv("TEST_PD_KEY", "R0UTINGKEY0123456789abcdef012345", 1);
 	setenv("TEST_OG_KEY", "eb243592-faa2-4ba2-a551q-1afdf565c889", 1);
+	setenv("TEST_CHAT_URL", "https://chat.test/hook/1", 1);
+	setenv("TEST_TG_TOKEN", "123456:ABC-DEF", 1);
 	memset(&e, 0, sizeof(e));
 	config_unref(loaded);
 	loaded = config_load_buffer("test.yaml", yaml, strlen(yaml),
@@ -449,6 +458,183 @@ test_plan_targets(void **state)
 	notify_plan_free(&p);
 }
 
+static const cJSON *
+path(const cJSON *o, const char *p)
+{
+	char		 k[64];
+	const char	*dot;
+	size_t		 len;
+
+	while (o != NULL && *p != '\0') {
+		dot = strchr(p, '.');
+		len = dot != NULL ? (size_t)(dot - p) : strlen(p);
+		snprintf(k, sizeof(k), "%.*s", (int)len, p);
+		if (k[0] >= '0' && k[0] <= '9')
+			o = cJSON_GetArrayItem(o, atoi(k));
+		else
+			o = cJSON_GetObjectItemCaseSensitive(o, k);
+		p += len + (dot != NULL);
+	}
+	if (o == NULL)
+		fail_msg("no %s", p);
+	return o;
+}
+
+static const char *
+pstr(const cJSON *o, const char *p)
+{
+	const cJSON	*v = path(o, p);
+
+	if (!cJSON_IsString(v))
+		fail_msg("%s is not a string", p);
+	return v->valuestring;
+}
+
+static int
+count(const char *s, const char *needle)
+{
+	int	 n = 0;
+
+	while ((s = strstr(s, needle)) != NULL) {
+		n++;
+		s += strlen(needle);
+	}
+	return n;
+}
+
+static void
+test_chat(void **state)
+{
+	struct config		*cfg;
+	struct notify_request	 req;
+	struct notify_alert	 rec = recovered(), evil = failed;
+	cJSON			*doc;
+	const char		*t;
+
+	(void)state;
+	cfg = load(yaml_ok, NULL);
+
+	doc = render(find(cfg, "teams"), &failed, &req);
+	assert_string_equal(req.url, "https://chat.test/hook/1");
+	assert_string_equal(pstr(doc, "type"), "message");
+	assert_string_equal(pstr(doc, "attachments.0.contentType"),
+	    "application/vnd.microsoft.card.adaptive");
+	assert_string_equal(pstr(doc, "attachments.0.content.type"),
+	    "AdaptiveCard");
+	assert_string_equal(pstr(doc, "attachments.0.content.body.0.text"),
+	    "web: sync failed");
+	assert_string_equal(pstr(doc,
+	    "attachments.0.content.body.2.facts.1.title"), "Cluster");
+	assert_string_equal(pstr(doc,
+	    "attachments.0.content.body.2.facts.1.value"), "prod-eu");
+	assert_string_equal(pstr(doc,
+	    "attachments.0.content.actions.0.url"), failed.url);
+	assert_string_equal(pstr(doc,
+	    "attachments.0.content.actions.1.url"), failed.pr_url);
+	cJSON_Delete(doc);
+	notify_request_free(&req);
+
+	doc = render(find(cfg, "discord"), &failed, &req);
+	assert_string_equal(pstr(doc, "embeds.0.title"), "web: sync failed");
+	assert_string_equal(pstr(doc, "embeds.0.url"), failed.url);
+	assert_int_equal(path(doc, "embeds.0.color")->valueint, 0xd73a49);
+	assert_string_equal(pstr(doc, "embeds.0.fields.0.name"), "App");
+	assert_string_equal(pstr(doc, "embeds.0.fields.5.name"), "Revision");
+	assert_string_equal(pstr(doc, "embeds.0.fields.6.value"),
+	    "registry.test/acme/web:1.4.0");
+	assert_int_equal(cJSON_GetArraySize(path(doc,
+	    "allowed_mentions.parse")), 0);
+	cJSON_Delete(doc);
+	notify_request_free(&req);
+	doc = render(find(cfg, "discord"), &rec, &req);
+	assert_int_equal(path(doc, "embeds.0.color")->valueint, 0x2ea44f);
+	assert_string_equal(pstr(doc, "embeds.0.title"), "web recovered");
+	cJSON_Delete(doc);
+	notify_request_free(&req);
+
+	evil.reason = "<b>boom</b> & \"quoted\"";
+	doc = render(find(cfg, "gchat"), &evil, &req);
+	assert_true(has_header(&req,
+	    "Content-Type: application/json; charset=UTF-8"));
+	assert_string_equal(pstr(doc, "cardsV2.0.cardId"), "gitopsd");
+	assert_string_equal(pstr(doc, "cardsV2.0.card.header.title"),
+	    "web: sync failed");
+	assert_non_null(strstr(pstr(doc,
+	    "cardsV2.0.card.sections.0.widgets.0.textParagraph.text"),
+	    "&lt;b&gt;boom&lt;/b&gt; &amp;"));
+	assert_string_equal(pstr(doc,
+	    "cardsV2.0.card.sections.0.widgets.1.decoratedText.topLabel"),
+	    "App");
+	cJSON_Delete(doc);
+	notify_request_free(&req);
+
+	doc = render(find(cfg, "mm"), &failed, &req);
+	assert_string_equal(pstr(doc, "attachments.0.title"),
+	    "web: sync failed");
+	assert_string_equal(pstr(doc, "attachments.0.title_link"), failed.url);
+	assert_string_equal(pstr(doc, "attachments.0.color"), "#d73a49");
+	assert_string_equal(pstr(doc, "attachments.0.fields.3.title"),
+	    "Failure");
+	assert_string_equal(pstr(doc, "attachments.0.fields.3.value"),
+	    "unhealthy (Deployment web/web)");
+	cJSON_Delete(doc);
+	notify_request_free(&req);
+
+	doc = render(find(cfg, "tg"), &evil, &req);
+	assert_string_equal(req.url,
+	    "http://127.0.0.1:8/bot123456:ABC-DEF/sendMessage");
+	assert_string_equal(pstr(doc, "chat_id"), "-100123");
+	assert_string_equal(pstr(doc, "parse_mode"), "HTML");
+	t = pstr(doc, "text");
+	assert_true(strncmp(t, "<b>web: sync failed</b>\n\n", 25) == 0);
+	assert_non_null(strstr(t, "<b>Error</b>: &lt;b&gt;boom&lt;/b&gt; "
+	    "&amp; &quot;quoted&quot;"));
+	assert_non_null(strstr(t, "<a href=\"https://gitopsd.test/api/v1/"
+	    "jobs/42\">View job</a>"));
+	assert_null(strstr(t, "<b>boom"));
+	cJSON_Delete(doc);
+	notify_request_free(&req);
+
+	/* The longest error an alert holds (4000 bytes, dispatch.c), each byte
+	 * escaped to four: the text stays within 4096, cut at a line end. */
+	{
+		char *big = xcalloc(1, 4000);
+
+		memset(big, '<', 3999);
+		evil.reason = big;
+		doc = render(find(cfg, "tg"), &evil, &req);
+		t = pstr(doc, "text");
+		assert_true(strlen(t) <= 4000);
+		assert_int_equal(count(t, "<b>"), count(t, "</b>"));
+		assert_non_null(strchr(strrchr(t, '&'), ';'));
+		/* The links come before the facts and survive the cut. */
+		assert_non_null(strstr(t, ">View job</a>"));
+		cJSON_Delete(doc);
+		notify_request_free(&req);
+		free(big);
+	}
+}
+
+static void
+test_retry_hints(void **state)
+{
+	struct config		*cfg;
+	const struct notifier	*d, *tg;
+
+	(void)state;
+	cfg = load(yaml_ok, NULL);
+	d = find(cfg, "discord")->plugin;
+	tg = find(cfg, "tg")->plugin;
+	assert_int_equal(d->retry_after(429, "{\"message\": \"You are being "
+	    "rate limited.\", \"retry_after\": 3.2, \"global\": false}"), 4);
+	assert_int_equal(d->retry_after(429, "not json"), 0);
+	assert_int_equal(d->retry_after(500, "{\"retry_after\": 3}"), 0);
+	assert_int_equal(tg->retry_after(429, "{\"ok\": false, \"error_code\":"
+	    " 429, \"parameters\": {\"retry_after\": 17}}"), 17);
+	assert_int_equal(tg->retry_after(429, "{\"ok\": false}"), 0);
+	assert_null(find(cfg, "pd")->plugin->retry_after);
+}
+
 int
 main(void)
 {
@@ -458,6 +644,8 @@ main(void)
 		cmocka_unit_test_teardown(test_opsgenie, teardown),
 		cmocka_unit_test_teardown(test_checks, teardown),
 		cmocka_unit_test_teardown(test_plan_targets, teardown),
+		cmocka_unit_test_teardown(test_chat, teardown),
+		cmocka_unit_test_teardown(test_retry_hints, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
