@@ -37,7 +37,7 @@ admin: {listen: "127.0.0.1:{admin_port}"}
 state: {path: "{tmp}/state.db"}
 workdir: "{tmp}/repos"
 retry: {base_s: 1, max_s: 5, max_attempts: 1}
-notify: {max_attempts: %(notify_attempts)d, repeat_after_s: 3600, timeout_s: 5}
+notify: {max_attempts: %(notify_attempts)d, repeat_after_s: %(repeat)d, timeout_s: 5}
 links: {base_url: "https://gitopsd.test"}
 repos:
   - {name: deploy, url: "%(bare)s", branch: main}
@@ -76,11 +76,13 @@ class Base(unittest.TestCase):
             "commit", "-q", "-am", "fix the name", cwd=src)
         git("push", "-q", "origin", "HEAD:main", cwd=src)
 
-    def daemon(self, notifiers, notify_attempts=10, secrets=None):
+    def daemon(self, notifiers, notify_attempts=10, secrets=None,
+               repeat=3600):
         names = ", ".join(n["name"] for n in notifiers)
         text = "".join("  - %s\n" % json.dumps(n) for n in notifiers)
         d = harness.Daemon(CONFIG % {
             "notify_attempts": notify_attempts, "bare": self.bare,
+            "repeat": repeat,
             "kubeconfig": self.sim.kubeconfig, "names": names,
             "notifiers": text}, tmp=self.dtmp, ports=self.ports,
             secrets=dict({"pd.key": PD_KEY + "\n", "og.key": OG_KEY + "\n"},
@@ -214,6 +216,31 @@ class IncidentTest(Base):
         self.assertEqual(closed[1]["path"],
                          "/v2/alerts/%s/close?identifierType=alias" % alias)
         self.assertEqual(og.state()["alerts"][alias]["status"], "closed")
+
+    def test_alertmanager_alert_renewed_while_failing(self):
+        # A failure that lasts past notify.repeat_after_s is sent again:
+        # the same alert (labels), its endsAt moved on, so it never
+        # expires while the app keeps failing.
+        am = Alertmanager()
+        self.addCleanup(am.stop)
+        d = self.daemon([{"name": "am", "type": "alertmanager",
+                          "url": am.url, "expire_after_s": 60}], repeat=2)
+        self.sync(d, "dead")
+        self.settled(d, 1)
+        first = wait_for("the alert", lambda: am.alerts(app="web"))
+        self.assertEqual(len(first), 1)
+        time.sleep(3)
+        self.sync(d, "dead")
+        self.settled(d, 2)
+        again = wait_for("the alert renewed", lambda: [
+            a for a in am.alerts(app="web")
+            if a["endsAt"] != first[0]["endsAt"]])
+        self.assertEqual(len(am.alerts(app="web")), 1)
+        self.assertEqual(again[0]["fingerprint"], first[0]["fingerprint"])
+        self.assertGreater(harness_time(again[0]["endsAt"]),
+                           harness_time(first[0]["endsAt"]) + 2)
+        # Alertmanager keeps the first start.
+        self.assertEqual(again[0]["startsAt"], first[0]["startsAt"])
 
     def test_pagerduty_429_retried_opsgenie_bad_key_rejected(self):
         pd = IncidentSink("pagerduty", script="429,429").start()
