@@ -127,13 +127,13 @@ am_check(const struct config *cfg, const struct config_notifier *n,
 		snprintf(key, sizeof(key), "notifiers[%zu].labels.%s", index,
 		    o->labels[i].name);
 		if (!am_label_name_ok(o->labels[i].name))
-			config_error_at(cfg, errs, key, "not a valid label name "
-			    "([a-zA-Z_][a-zA-Z0-9_]*)");
+			config_error_at(cfg, errs, key, "not a valid label "
+			    "name ([a-zA-Z_][a-zA-Z0-9_]*)");
 		for (j = 0; j < nitems(am_reserved); j++)
 			if (strcmp(o->labels[i].name, am_reserved[j]) == 0)
-				config_error_at(cfg, errs, key, "set by gitopsd "
-				    "(alertname and severity have keys of "
-				    "their own)");
+				config_error_at(cfg, errs, key, "set by "
+				    "gitopsd (alertname and severity have "
+				    "keys of their own)");
 		if (o->labels[i].value == NULL || *o->labels[i].value == '\0')
 			config_error_at(cfg, errs, key, "an empty label is no "
 			    "label");

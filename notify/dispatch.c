@@ -246,8 +246,8 @@ notify_plan(const struct config *cfg, const struct job *j,
 			cJSON_AddStringToObject(o, "event", event);
 			cJSON_AddStringToObject(o, "alert_id", alert_id);
 			notify_json_str(o, "app", j->app);
-			notify_json_str(o, "cluster", app != NULL ? app->cluster :
-			    NULL);
+			notify_json_str(o, "cluster", app != NULL ?
+			    app->cluster : NULL);
 			if (ntargets > 1)
 				cJSON_AddNumberToObject(o, "target", (double)t);
 			cJSON_AddNumberToObject(o, "job", (double)j->id);

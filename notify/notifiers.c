@@ -149,7 +149,8 @@ notifier_json_request(struct notify_request *req, const char *url,
 	for (n = 0; headers != NULL && headers[n] != NULL; n++)
 		;
 	req->headers = xcalloc(n + 1, sizeof(char *));
-	req->headers[req->nheaders++] = xstrdup("Content-Type: application/json");
+	req->headers[req->nheaders++] =
+	    xstrdup("Content-Type: application/json");
 	for (n = 0; headers != NULL && headers[n] != NULL; n++)
 		req->headers[req->nheaders++] = xstrdup(headers[n]);
 	req->ca_file = ca_file;

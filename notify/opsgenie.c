@@ -141,8 +141,8 @@ og_render(const struct config_notifier *n, const struct notify_alert *a,
 		cJSON_AddStringToObject(doc, "source", "gitopsd");
 		cJSON_AddStringToObject(doc, "user", "gitopsd");
 		cJSON_AddStringToObject(doc, "note", title.data);
-		(void)buf_printf(&tmp, "/v2/alerts/%s/close?identifierType=alias",
-		    alias);
+		(void)buf_printf(&tmp, "/v2/alerts/%s/close"
+		    "?identifierType=alias", alias);
 		url = notifier_api_url(o->api_url, tmp.data);
 		goto send;
 	}
