@@ -786,7 +786,18 @@ config_schema_set_strlist(struct config_walk *ctx, const struct config_key *k,
 {
 	char	**items;
 	size_t	  n = 0;
+	struct config_node one, item, *kids[1];
 
+	if ((k->flags & KEY_ONE_OR_LIST) && v->kind == CONFIG_NODE_SCALAR &&
+	    !v->null) {
+		item = *v;
+		one = *v;
+		kids[0] = &item;
+		one.kind = CONFIG_NODE_SEQ;
+		one.kids = kids;
+		one.nkids = 1;
+		v = &one;
+	}
 	if ((items = config_schema_strlist(ctx, v, &n)) == NULL)
 		return;
 	*CONFIG_FIELD(obj, k->off, char **) = items;

@@ -65,6 +65,8 @@ enum key_type {
 #define KEY_PRIVATE	0x8	/* T_FILE holding a private key: mode checked */
 #define KEY_REFUSED	0x10	/* known, only for the check to refuse it
 				 * with a better message; not listed */
+#define KEY_ONE_OR_LIST	0x20	/* T_STRLIST: a single string is a list of
+				 * one (alertmanager's url) */
 
 struct config_enum {
 	const char	*name;

@@ -19,11 +19,13 @@
 struct config;
 struct config_notifier;
 struct config_errors;
+struct buf;
 
 /* What an alert says; strings borrowed. */
 struct notify_alert {
 	const char	*event;		/* "job.failed", "job.recovered", "job.succeeded" */
 	const char	*app;
+	const char	*cluster;	/* the app's cluster name; NULL: none */
 	int64_t		 job_id;
 	const char	*kind;		/* job kind */
 	const char	*reason;	/* human text */
@@ -38,6 +40,7 @@ struct notify_alert {
 	const char	*pr_url;	/* update-image: its pull request */
 	int64_t		 time_ms;
 	const char	*alert_id;	/* stable across retries (dedup key hash) */
+	int		 target;	/* which of the notifier's targets() */
 };
 
 /* A rendered request for one sink. */
@@ -75,6 +78,18 @@ struct notifier {
 	int		(*render)(const struct config_notifier *,
 			    const struct notify_alert *, struct notify_request *,
 			    char *err, size_t errlen);
+	/*
+	 * How many endpoints one alert goes to (alertmanager: every URL);
+	 * NULL: one.  Dispatch plans one notify job per target, so each is
+	 * retried on its own; render() reads a->target.
+	 */
+	size_t		(*targets)(const struct config_notifier *);
+	/*
+	 * Seconds to wait before retrying, from an error answer's body (a
+	 * service that says it there, not in Retry-After); 0: no hint.
+	 * NULL: none.
+	 */
+	int		(*retry_after)(long status, const char *body);
 };
 
 /* The key of sinks that verify a TLS server of their own (a row of their
@@ -83,6 +98,76 @@ struct notifier {
 	{ "ca_file", T_FILE, .off = (off_),				\
 	  .help = "email/webhook: PEM CA bundle that verifies the server; " \
 	    "unset: the system's" }
+
+/*
+ * For the incident types (alertmanager, pagerduty, opsgenie).  An alert
+ * opens or resolves; job.failed opens, every other event resolves.
+ */
+int			 notifier_is_resolve(const struct notify_alert *);
+/*
+ * The key that names an app's incident on one notifier: hex SHA-256 of
+ * the notifier's name and the app.  Recovery is per app, so the failure
+ * and the recovery (and a restart between them) derive the same key from
+ * what both alerts carry in the outbox.
+ */
+void			 notifier_incident_key(const struct config_notifier *,
+			    const struct notify_alert *, char out[65]);
+/* base (trailing '/' dropped) + path, malloc'd. */
+char			*notifier_api_url(const char *base, const char *path);
+/* Set req to a JSON POST of doc (a cJSON) to url, with extra headers
+ * (NULL-ended) and ca_file; -1 with err when doc cannot be encoded. */
+int			 notifier_json_request(struct notify_request *,
+			    const char *url, const void *doc,
+			    const char *const *headers, const char *ca_file,
+			    char *err, size_t errlen);
+/* "image:tag" (or image) of the alert, malloc'd; NULL without an image. */
+char			*notifier_image_ref(const struct notify_alert *);
+/* Line breaks and tabs to spaces: a one-line title. */
+void			 notifier_one_line(char *);
+/*
+ * Append the alert's title (one line; "gitopsd alert" when empty) and
+ * body, the body's values through esc (NULL: as they are), to title and
+ * body (empty bufs with their caps).  -1 with err.
+ */
+int			 notifier_render_text(const struct config_notifier *,
+			    const struct notify_alert *,
+			    int (*esc)(const char *, struct buf *),
+			    struct buf *title, struct buf *body, char *err,
+			    size_t errlen);
+/* `gitopsd -t`: url must be http(s); reported at key. */
+void			 notifier_check_http_url(const struct config *,
+			    struct config_errors *, const char *key,
+			    const char *url);
+
+/*
+ * The facts every chat message lists (app, cluster, job, failure, error,
+ * revision, image, delivery, attempts), in that order, the empty ones
+ * left out.  Values are malloc'd; notifier_facts_free() frees them.
+ */
+#define NOTIFIER_FACTS_MAX	9
+struct notifier_fact {
+	const char	*name;
+	char		*value;
+};
+size_t			 notifier_facts(const struct notify_alert *,
+			    struct notifier_fact out[NOTIFIER_FACTS_MAX]);
+void			 notifier_facts_free(struct notifier_fact *, size_t);
+
+/*
+ * The keys of a sink whose whole address is a secret URL (teams, discord,
+ * googlechat, mattermost): url_file / url_env, one of them required.
+ * Options struct: struct notifier_url_opts.
+ */
+struct notifier_url_opts {
+	char	*url_file;
+	char	*url_env;
+	char	*url_secret;		/* the URL itself */
+};
+extern const struct config_plugin notifier_url_config;
+/* `gitopsd -t` for those: templates, the URL's scheme. */
+int			 notifier_url_check(const struct config *,
+			    const struct config_notifier *, size_t index,
+			    struct config_errors *);
 
 extern const struct notifier *const notifier_table[];
 extern const size_t notifier_table_len;

@@ -4,7 +4,7 @@
  *
  * Text with variables in double braces, "{{app}}" or "{{ app }}": app,
  * event, job, kind, reason, object, revision, image, tag, delivery,
- * attempts, url, time, pr_url.  Everything else is literal.  An unknown variable or
+ * attempts, url, time, pr_url, cluster.  Everything else is literal.  An unknown variable or
  * a "{{" without its "}}" is an error, found by template_check() when the
  * configuration is checked, so rendering never meets one.
  */

@@ -18,6 +18,10 @@
  *             the job id: once per streak
  *   result    every other attempt result; on: all; the key holds the job
  *             id and attempt, so only a replay of the same result dedups
+ *
+ * A notifier type with several endpoints (alertmanager's URLs) gets one
+ * job per endpoint, the endpoint's index in the key and the params, so
+ * one endpoint down delays nothing at the others.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -28,6 +32,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "notifier.h"
 #include "notify.h"
 #include "util.h"
 
@@ -134,12 +139,12 @@ notify_plan(const struct config *cfg, const struct job *j,
 	const struct config_app		*app;
 	const struct config_notifier	*n;
 	char *const			*names;
-	size_t				 nnames, i;
+	size_t				 nnames, i, t, ntargets;
 	const char			*event, *cls, *rev;
 	char				*reason = NULL, *link = NULL, *json;
 	char				*pr_url = NULL;
 	char				 hash[65], alert_id[33], attempt[16];
-	char				 idtext[24];
+	char				 idtext[24], target[24];
 	unsigned			 on;
 	int				 failure;
 	int64_t				 now = util_now_ms();
@@ -201,70 +206,88 @@ notify_plan(const struct config *cfg, const struct job *j,
 		if (event == NULL)
 			continue;
 
-		buf_init(&key, 0);
-		notify_key_add(&key, "v1");
-		notify_key_add(&key, cls);
-		notify_key_add(&key, n->name);
-		notify_key_add(&key, j->app);
-		notify_key_add(&key, job_kind_name(j->kind));
-		if (strcmp(cls, "failure") == 0) {
-			notify_key_add(&key, job_error_kind_name(res->err_kind));
-			notify_key_add(&key, res->object);
-			notify_key_add(&key, rev);
-			notify_key_add(&key, j->image);
-			notify_key_add(&key, j->tag);
-		} else {
-			notify_key_add(&key, idtext);
-			if (strcmp(cls, "result") == 0) {
-				notify_key_add(&key, attempt);
-				notify_key_add(&key, job_state_name(final));
+		ntargets = n->plugin != NULL && n->plugin->targets != NULL ?
+		    n->plugin->targets(n) : 1;
+		for (t = 0; t < ntargets; t++) {
+			buf_init(&key, 0);
+			notify_key_add(&key, "v1");
+			notify_key_add(&key, cls);
+			notify_key_add(&key, n->name);
+			notify_key_add(&key, j->app);
+			if (ntargets > 1) {
+				snprintf(target, sizeof(target), "%zu", t);
+				notify_key_add(&key, target);
 			}
+			notify_key_add(&key, job_kind_name(j->kind));
+			if (strcmp(cls, "failure") == 0) {
+				notify_key_add(&key,
+				    job_error_kind_name(res->err_kind));
+				notify_key_add(&key, res->object);
+				notify_key_add(&key, rev);
+				notify_key_add(&key, j->image);
+				notify_key_add(&key, j->tag);
+			} else {
+				notify_key_add(&key, idtext);
+				if (strcmp(cls, "result") == 0) {
+					notify_key_add(&key, attempt);
+					notify_key_add(&key,
+					    job_state_name(final));
+				}
+			}
+			util_sha256_hex(key.data, key.len, hash);
+			buf_free(&key);
+			/* The alert id (stable across retries): half the
+			 * key hash. */
+			memcpy(alert_id, hash, 32);
+			alert_id[32] = '\0';
+
+			o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "notifier", n->name);
+			cJSON_AddStringToObject(o, "event", event);
+			cJSON_AddStringToObject(o, "alert_id", alert_id);
+			notify_json_str(o, "app", j->app);
+			notify_json_str(o, "cluster", app != NULL ?
+			    app->cluster : NULL);
+			if (ntargets > 1)
+				cJSON_AddNumberToObject(o, "target", (double)t);
+			cJSON_AddNumberToObject(o, "job", (double)j->id);
+			cJSON_AddStringToObject(o, "kind",
+			    job_kind_name(j->kind));
+			cJSON_AddStringToObject(o, "state",
+			    job_state_name(final));
+			notify_json_str(o, "reason", res->ok ? NULL : reason);
+			if (!res->ok)
+				cJSON_AddStringToObject(o, "reason_kind",
+				    job_error_kind_name(res->err_kind));
+			notify_json_str(o, "object", res->object);
+			notify_json_str(o, "revision", rev);
+			notify_json_str(o, "image", j->image);
+			notify_json_str(o, "tag", j->tag);
+			notify_json_str(o, "delivery", j->delivery);
+			cJSON_AddNumberToObject(o, "attempts",
+			    j->attempts + 1);
+			notify_json_str(o, "url", link);
+			notify_json_str(o, "pr_url", pr_url);
+			cJSON_AddNumberToObject(o, "time", (double)now);
+			json = cJSON_PrintUnformatted(o);
+			cJSON_Delete(o);
+			if (json == NULL)
+				continue;
+
+			out->items = xreallocarray(out->items, out->n + 1,
+			    sizeof(*out->items));
+			it = &out->items[out->n++];
+			memset(it, 0, sizeof(*it));
+			it->spec.kind = JOB_NOTIFY;
+			it->spec.app = j->app != NULL ?
+			    notify_own(out, xstrdup(j->app)) : NULL;
+			it->spec.params = notify_own(out, xstrdup(json));
+			cJSON_free(json);
+			it->dedup_key = xasprintf("notify:%s", hash);
+			/* 0 is "never again" (as long as the key is kept). */
+			it->repeat_after_s = cfg->notify.repeat_after_s > 0 ?
+			    cfg->notify.repeat_after_s : INT_MAX;
 		}
-		util_sha256_hex(key.data, key.len, hash);
-		buf_free(&key);
-		/* The alert id (stable across retries): half the key hash. */
-		memcpy(alert_id, hash, 32);
-		alert_id[32] = '\0';
-
-		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "notifier", n->name);
-		cJSON_AddStringToObject(o, "event", event);
-		cJSON_AddStringToObject(o, "alert_id", alert_id);
-		notify_json_str(o, "app", j->app);
-		cJSON_AddNumberToObject(o, "job", (double)j->id);
-		cJSON_AddStringToObject(o, "kind", job_kind_name(j->kind));
-		cJSON_AddStringToObject(o, "state", job_state_name(final));
-		notify_json_str(o, "reason", res->ok ? NULL : reason);
-		if (!res->ok)
-			cJSON_AddStringToObject(o, "reason_kind",
-			    job_error_kind_name(res->err_kind));
-		notify_json_str(o, "object", res->object);
-		notify_json_str(o, "revision", rev);
-		notify_json_str(o, "image", j->image);
-		notify_json_str(o, "tag", j->tag);
-		notify_json_str(o, "delivery", j->delivery);
-		cJSON_AddNumberToObject(o, "attempts", j->attempts + 1);
-		notify_json_str(o, "url", link);
-		notify_json_str(o, "pr_url", pr_url);
-		cJSON_AddNumberToObject(o, "time", (double)now);
-		json = cJSON_PrintUnformatted(o);
-		cJSON_Delete(o);
-		if (json == NULL)
-			continue;
-
-		out->items = xreallocarray(out->items, out->n + 1,
-		    sizeof(*out->items));
-		it = &out->items[out->n++];
-		memset(it, 0, sizeof(*it));
-		it->spec.kind = JOB_NOTIFY;
-		it->spec.app = j->app != NULL ?
-		    notify_own(out, xstrdup(j->app)) : NULL;
-		it->spec.params = notify_own(out, xstrdup(json));
-		cJSON_free(json);
-		it->dedup_key = xasprintf("notify:%s", hash);
-		/* 0 is "never again" (as long as the key is kept). */
-		it->repeat_after_s = cfg->notify.repeat_after_s > 0 ?
-		    cfg->notify.repeat_after_s : INT_MAX;
 	}
 	free(reason);
 	free(link);

@@ -32,6 +32,7 @@ struct notify_delivery {
 	job_done_cb		*done;
 	void			*arg;
 	char			*notifier;
+	const struct notifier	*type;		/* static: outlives reloads */
 	int			 smtp;
 	int			 auth_needs_tls;	/* see notify_request */
 	int			 reported;
@@ -180,6 +181,14 @@ notify_runner_http_cb(const struct http_response *resp, void *arg)
 		    notify_is_permanent(d, resp), "%s: %s", d->notifier,
 		    resp->error != NULL ? resp->error : "failed");
 		d->res.retry_after_s = resp->retry_after_s;
+		if (d->type != NULL && d->type->retry_after != NULL &&
+		    resp->body != NULL) {
+			int hint = d->type->retry_after(resp->status,
+			    resp->body);
+
+			if (hint > 0)
+				d->res.retry_after_s = hint;
+		}
 		notify_count(d->notifier, d->res.permanent ? "rejected" :
 		    "retry");
 	}
@@ -249,11 +258,14 @@ notify_runner_send(const struct config *cfg, struct event_base *base,
 		    n->type);
 		goto out;
 	}
+	d->type = nt;
 	memset(&a, 0, sizeof(a));
 	a.event = notify_param(p, "event");
 	if (a.event == NULL)
 		a.event = "job.failed";
 	a.app = notify_param(p, "app");
+	a.cluster = notify_param(p, "cluster");
+	a.target = (int)notify_param_num(p, "target");
 	a.job_id = (int64_t)notify_param_num(p, "job");
 	a.kind = notify_param(p, "kind");
 	a.reason = notify_param(p, "reason");

@@ -163,9 +163,7 @@ slack_render(const struct config_notifier *n, const struct notify_alert *a,
 		    "invalid");
 		goto out;
 	}
-	for (char *p = title.data; *p != '\0'; p++)
-		if (*p == '\n' || *p == '\r' || *p == '\t')
-			*p = ' ';
+	notifier_one_line(title.data);
 	template_utf8_truncate(title.data, SLACK_HEADER_MAX);
 	template_utf8_truncate(body.data, SLACK_SECTION_MAX);
 	if (title.data[0] == '\0')

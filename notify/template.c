@@ -19,6 +19,7 @@
 static const char *const template_vars[] = {
 	"app", "event", "job", "kind", "reason", "object", "revision",
 	"image", "tag", "delivery", "attempts", "url", "time", "pr_url",
+	"cluster",
 };
 
 static int
@@ -63,6 +64,8 @@ template_value(const struct notify_alert *a, const char *name, size_t len,
 		return TEMPLATE_STR(a->url);
 	if (TEMPLATE_IS("pr_url"))
 		return TEMPLATE_STR(a->pr_url);
+	if (TEMPLATE_IS("cluster"))
+		return TEMPLATE_STR(a->cluster);
 	if (TEMPLATE_IS("time")) {
 		util_rfc3339(a->time_ms, tmp);
 		return tmp;

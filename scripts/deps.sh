@@ -9,14 +9,16 @@ set -eu
 # tools, node for the published GitHub examples, a PostgreSQL server and
 # libpq for the postgres state backend, HAProxy in front of several
 # replicas, headless Chromium and selenium for the status page, zlib for
-# the unit test of its gzip copies).
+# the unit test of its gzip copies, Prometheus Alertmanager for the
+# alertmanager notifier).
 PKGS="make gcc clang pkg-config libevent-dev libgit2-dev libcurl4-openssl-dev
 libssh2-1-dev libyaml-dev libcjson-dev libssl-dev libsqlite3-dev libsystemd-dev
 libcmocka-dev libclang-rt-14-dev git sqlite3 python3 python3-aiosmtpd
 docker-registry skopeo lighttpd wrk webhook systemd openssl nodejs npm
 curl ca-certificates iproute2 python3-yaml groff-base man-db openssh-server
 cppcheck clang-tidy valgrind util-linux postgresql postgresql-common
-libpq-dev haproxy chromium chromium-driver python3-selenium zlib1g-dev"
+libpq-dev haproxy chromium chromium-driver python3-selenium zlib1g-dev
+prometheus-alertmanager"
 
 missing=""
 for p in $PKGS; do

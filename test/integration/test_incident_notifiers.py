@@ -1,0 +1,365 @@
+"""Incident notifiers end to end: an app whose sync fails opens an incident
+in the real Prometheus Alertmanager (Debian's prometheus-alertmanager,
+started here on a free port), in PagerDuty and in Opsgenie (played by
+test/support/incident_sink.py, which checks each request against the
+service's documented shape and keeps the service's state); the same
+failure again sends nothing more; the app's recovery -- after a gitopsd
+restart in between -- resolves all three with the key the failure used.
+
+The app's repository is a local bare repository and its cluster the
+Kubernetes API simulator: the first manifest names a ConfigMap the API
+refuses (422, an invalid name), so the sync is dead at once
+(retry.max_attempts 1); a commit that fixes the name makes the next sync
+succeed, which is the recovery."""
+import json
+import os
+import shutil
+import tempfile
+import time
+import unittest
+
+import harness
+from fault_peers import Kubesim, git, make_repo, wait_for
+from incident_peers import Alertmanager, IncidentSink
+
+PD_KEY = "R0123456789abcdef0123456789abcde"    # 32 characters
+OG_KEY = "eb243592-faa2-4ba2-a551-1afdf565c889"
+
+BAD = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n"
+       "  namespace: default\ndata: {a: \"1\"}\n")
+GOOD = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n"
+        "  namespace: default\ndata: {a: \"1\"}\n")
+
+CONFIG = """
+shutdown_timeout_s: 5
+server: {listen: "127.0.0.1:{port}"}
+admin: {listen: "127.0.0.1:{admin_port}"}
+state: {path: "{tmp}/state.db"}
+workdir: "{tmp}/repos"
+retry: {base_s: 1, max_s: 5, max_attempts: 1}
+notify: {max_attempts: %(notify_attempts)d, repeat_after_s: %(repeat)d, timeout_s: 5}
+links: {base_url: "https://gitopsd.test"}
+repos:
+  - {name: deploy, url: "%(bare)s", branch: main}
+clusters:
+  - {name: sim, kubeconfig: "%(kubeconfig)s"}
+apps:
+  - name: web
+    repo: deploy
+    path: apps/web
+    cluster: sim
+    sync: {auto: false, timeout_s: 10}
+    notify: [%(names)s]
+notifiers:
+%(notifiers)s
+"""
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="gitopsd-incident-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.dtmp = os.path.join(self.tmp, "d")
+        os.makedirs(self.dtmp)
+        self.ports = (harness.free_port(), harness.free_port())
+        self.sim = Kubesim(ready_delay=0.1)
+        self.addCleanup(self.sim.stop)
+        self.bare = make_repo(self.tmp, "deploy",
+                              {"apps/web/config.yaml": BAD})
+
+    def fix_repo(self):
+        src = os.path.join(self.tmp, "fix")
+        git("clone", "-q", self.bare, src)
+        harness.write(os.path.join(src, "apps/web/config.yaml"), GOOD,
+                      mode=0o644)
+        git("-c", "user.name=t", "-c", "user.email=t@example.invalid",
+            "commit", "-q", "-am", "fix the name", cwd=src)
+        git("push", "-q", "origin", "HEAD:main", cwd=src)
+
+    def daemon(self, notifiers, notify_attempts=10, secrets=None,
+               repeat=3600):
+        names = ", ".join(n["name"] for n in notifiers)
+        text = "".join("  - %s\n" % json.dumps(n) for n in notifiers)
+        d = harness.Daemon(CONFIG % {
+            "notify_attempts": notify_attempts, "bare": self.bare,
+            "repeat": repeat,
+            "kubeconfig": self.sim.kubeconfig, "names": names,
+            "notifiers": text}, tmp=self.dtmp, ports=self.ports,
+            secrets=dict({"pd.key": PD_KEY + "\n", "og.key": OG_KEY + "\n"},
+                         **(secrets or {})))
+        self.addCleanup(d.cleanup)
+        d.start()
+        return d
+
+    def syncs(self, d):
+        return d.api("/api/v1/jobs?app=web&kind=sync&limit=100")["jobs"]
+
+    def notifies(self, d):
+        return d.api("/api/v1/jobs?app=web&kind=notify&limit=100")["jobs"]
+
+    def sync(self, d, want):
+        """One manual sync, run to its end; want: its final state."""
+        n = len(self.syncs(d))
+        r = d.admin("POST", "/api/v1/apps/web/sync")
+        self.assertIn(r.status, (200, 202), r)
+        js = wait_for("sync %d final" % (n + 1), lambda: (
+            lambda js: js if len(js) > n and all(
+                j["state"] in ("succeeded", "dead") for j in js) else None)(
+                    self.syncs(d)), timeout=60)
+        newest = max(js, key=lambda j: j["id"])
+        self.assertEqual(newest["state"], want, (newest, d.log()[-3000:]))
+        return newest
+
+    def settled(self, d, n):
+        """n notify jobs, all succeeded."""
+        try:
+            return wait_for("%d alerts delivered" % n, lambda: (
+                lambda js: js if len(js) == n and all(
+                    j["state"] == "succeeded" for j in js) else None)(
+                        self.notifies(d)), timeout=30)
+        except AssertionError as e:
+            self.fail("%s\n%r\n%s" % (e, self.notifies(d), d.log()[-4000:]))
+
+
+
+class IncidentTest(Base):
+    def test_failure_repeat_restart_recovery(self):
+        am = Alertmanager()
+        self.addCleanup(am.stop)
+        pd = IncidentSink("pagerduty").start()
+        self.addCleanup(pd.close)
+        og = IncidentSink("opsgenie", key=OG_KEY).start()
+        self.addCleanup(og.close)
+        notifiers = [
+            {"name": "am", "type": "alertmanager", "url": [am.url],
+             "severity": "critical", "labels": {"team": "web"},
+             "on": ["failure", "recovery"]},
+            {"name": "pd", "type": "pagerduty", "routing_key_file": "pd.key",
+             "api_url": pd.url, "on": ["failure", "recovery"]},
+            {"name": "og", "type": "opsgenie", "api_key_file": "og.key",
+             "api_url": og.url + "/", "on": ["failure", "recovery"]},
+        ]
+        d = self.daemon(notifiers)
+
+        # 1. The failure opens an incident everywhere.
+        bad = self.sync(d, "dead")
+        self.settled(d, 3)
+        alerts = wait_for("the alert in Alertmanager",
+                          lambda: am.alerts(app="web"), timeout=30)
+        self.assertEqual(len(alerts), 1, alerts)
+        a = alerts[0]
+        self.assertEqual(a["labels"], {
+            "alertname": "GitopsdAppFailing", "app": "web", "cluster": "sim",
+            "severity": "critical", "team": "web"})
+        self.assertEqual(a["status"]["state"], "active")
+        self.assertIn("Bad_Name", a["annotations"]["error"])
+        self.assertEqual(a["annotations"]["error_kind"], "apply-rejected")
+        self.assertEqual(a["annotations"]["job_url"],
+                         "https://gitopsd.test/api/v1/jobs/%d" % bad["id"])
+        self.assertEqual(a["annotations"]["summary"], "web: sync failed")
+        # Not about to expire: endsAt a day ahead.
+        ends = harness_time(a["endsAt"])
+        self.assertGreater(ends, time.time() + 86000)
+
+        trig = pd.records()
+        self.assertEqual(len(trig), 1, trig)
+        self.assertEqual(trig[0]["errors"], [])
+        self.assertEqual(trig[0]["status"], 202)
+        ev = json.loads(trig[0]["body"])
+        self.assertEqual(ev["event_action"], "trigger")
+        self.assertEqual(ev["routing_key"], PD_KEY)
+        self.assertEqual(ev["payload"]["component"], "web")
+        self.assertEqual(ev["payload"]["source"], "sim")
+        self.assertIn("Bad_Name", ev["payload"]["custom_details"]["error"])
+        dedup = ev["dedup_key"]
+        self.assertEqual(pd.state()["incidents"][dedup]["status"],
+                         "triggered")
+
+        created = og.records()
+        self.assertEqual(len(created), 1, created)
+        self.assertEqual(created[0]["errors"], [])
+        self.assertEqual(created[0]["path"], "/v2/alerts")
+        body = json.loads(created[0]["body"])
+        alias = body["alias"]
+        self.assertEqual(body["message"], "web: sync failed")
+        self.assertEqual(body["details"]["cluster"], "sim")
+        self.assertIn("Bad_Name", body["details"]["error"])
+        self.assertEqual(og.state()["alerts"][alias]["status"], "open")
+
+        # 2. The same failure again: nothing more is sent.
+        self.sync(d, "dead")
+        time.sleep(2)
+        self.assertEqual(len(self.notifies(d)), 3)
+        self.assertEqual(len(pd.records()), 1)
+        self.assertEqual(len(og.records()), 1)
+
+        # 3. A restart, then the fix: the recovery resolves what the
+        # failure opened, by the same keys.
+        self.assertEqual(d.stop(), 0)
+        self.fix_repo()
+        d = self.daemon(notifiers)
+        self.sync(d, "succeeded")
+        self.settled(d, 6)
+        wait_for("the alert resolved", lambda: am.alerts(app="web") == [],
+                 timeout=30)
+        res = pd.records()
+        self.assertEqual(len(res), 2, res)
+        self.assertEqual(res[1]["errors"], [])
+        ev = json.loads(res[1]["body"])
+        self.assertEqual(ev["event_action"], "resolve")
+        self.assertEqual(ev["dedup_key"], dedup)
+        self.assertEqual(pd.state()["incidents"][dedup]["status"],
+                         "resolved")
+        closed = og.records()
+        self.assertEqual(len(closed), 2, closed)
+        self.assertEqual(closed[1]["errors"], [])
+        self.assertEqual(closed[1]["path"],
+                         "/v2/alerts/%s/close?identifierType=alias" % alias)
+        self.assertEqual(og.state()["alerts"][alias]["status"], "closed")
+
+    def test_alertmanager_alert_renewed_while_failing(self):
+        # A failure that lasts past notify.repeat_after_s is sent again:
+        # the same alert (labels), its endsAt moved on, so it never
+        # expires while the app keeps failing.
+        am = Alertmanager()
+        self.addCleanup(am.stop)
+        d = self.daemon([{"name": "am", "type": "alertmanager",
+                          "url": am.url, "expire_after_s": 60}], repeat=2)
+        self.sync(d, "dead")
+        self.settled(d, 1)
+        first = wait_for("the alert", lambda: am.alerts(app="web"))
+        self.assertEqual(len(first), 1)
+        time.sleep(3)
+        self.sync(d, "dead")
+        self.settled(d, 2)
+        again = wait_for("the alert renewed", lambda: [
+            a for a in am.alerts(app="web")
+            if a["endsAt"] != first[0]["endsAt"]])
+        self.assertEqual(len(am.alerts(app="web")), 1)
+        self.assertEqual(again[0]["fingerprint"], first[0]["fingerprint"])
+        self.assertGreater(harness_time(again[0]["endsAt"]),
+                           harness_time(first[0]["endsAt"]) + 2)
+        # Alertmanager keeps the first start.
+        self.assertEqual(again[0]["startsAt"], first[0]["startsAt"])
+
+    def test_pagerduty_429_retried_opsgenie_bad_key_rejected(self):
+        pd = IncidentSink("pagerduty", script="429,429").start()
+        self.addCleanup(pd.close)
+        og = IncidentSink("opsgenie", key="another-key").start()
+        self.addCleanup(og.close)
+        d = self.daemon([
+            {"name": "pd", "type": "pagerduty", "routing_key_file": "pd.key",
+             "api_url": pd.url},
+            {"name": "og", "type": "opsgenie", "api_key_file": "og.key",
+             "api_url": og.url}])
+        self.sync(d, "dead")
+        recs = pd.wait_records(3)
+        self.assertEqual([r["status"] for r in recs], [429, 429, 202])
+        self.assertEqual(len({r["body"] for r in recs}), 1)
+        self.assertEqual(list(pd.state()["incidents"].values())[0]["status"],
+                         "triggered")
+        # 401 is not retried: the alert is dead with the answer visible.
+        js = wait_for("the opsgenie alert dead", lambda: [
+            j for j in self.notifies(d) if j["state"] == "dead"], timeout=30)
+        self.assertEqual(len(js), 1, js)
+        self.assertIn("401", json.dumps(js[0]))
+        self.assertEqual(len(og.records()), 1)
+
+
+TG_TOKEN = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"
+CHAT = ("teams", "discord", "googlechat", "mattermost", "telegram")
+
+
+class ChatTest(Base):
+    def sinks(self, script=None):
+        out = {}
+        for mode in CHAT:
+            s = IncidentSink(mode, key=TG_TOKEN if mode == "telegram" else "",
+                             script=(script or {}).get(mode)).start()
+            self.addCleanup(s.close)
+            out[mode] = s
+        return out
+
+    def chat_daemon(self, sinks):
+        notifiers, secrets = [], {"tg.token": TG_TOKEN + "\n"}
+        for mode in CHAT[:4]:
+            notifiers.append({"name": mode, "type": mode,
+                              "url_file": mode + ".url",
+                              "on": ["failure", "recovery"]})
+            secrets[mode + ".url"] = "%s/hook/%s/x\n" % (sinks[mode].url,
+                                                          mode)
+        notifiers.append({"name": "telegram", "type": "telegram",
+                          "bot_token_file": "tg.token", "chat_id": "-100123",
+                          "api_url": sinks["telegram"].url,
+                          "on": ["failure", "recovery"]})
+        return self.daemon(notifiers, secrets=secrets)
+
+    def test_failure_repeat_recovery(self):
+        sinks = self.chat_daemon_sinks = self.sinks()
+        d = self.chat_daemon(sinks)
+        self.sync(d, "dead")
+        self.settled(d, 5)
+        for mode, s in sinks.items():
+            recs = s.records()
+            self.assertEqual(len(recs), 1, (mode, recs))
+            self.assertEqual(recs[0]["errors"], [], mode)
+            self.assertIn(recs[0]["status"], (200, 202, 204), mode)
+            # The default message names the app, the cluster, the error
+            # and the link.
+            text = recs[0]["body"]
+            for want in ("web", "sim", "Bad_Name",
+                         "https://gitopsd.test/api/v1/jobs/"):
+                self.assertIn(want, text, (mode, text))
+        tg = json.loads(sinks["telegram"].records()[0]["body"])
+        self.assertEqual(tg["chat_id"], "-100123")
+        self.assertIn("&quot;Bad_Name&quot;", tg["text"])
+        self.assertTrue(tg["text"].startswith("<b>web: sync failed</b>"))
+        emb = json.loads(sinks["discord"].records()[0]["body"])["embeds"][0]
+        self.assertEqual(emb["color"], 0xd73a49)
+        card = json.loads(sinks["teams"].records()[0]["body"])
+        facts = {f["title"]: f["value"] for f in card["attachments"][0][
+            "content"]["body"][-1]["facts"]}
+        self.assertEqual(facts["App"], "web")
+        self.assertEqual(facts["Cluster"], "sim")
+
+        # Repeat: nothing.
+        self.sync(d, "dead")
+        time.sleep(2)
+        for mode, s in sinks.items():
+            self.assertEqual(len(s.records()), 1, mode)
+
+        # Recovery: one message each.
+        self.fix_repo()
+        self.sync(d, "succeeded")
+        self.settled(d, 10)
+        for mode, s in sinks.items():
+            recs = s.records()
+            self.assertEqual(len(recs), 2, (mode, recs))
+            self.assertEqual(recs[1]["errors"], [], mode)
+            self.assertIn("web recovered", recs[1]["body"], mode)
+        emb = json.loads(sinks["discord"].records()[1]["body"])["embeds"][0]
+        self.assertEqual(emb["color"], 0x2ea44f)
+
+    def test_rate_limit_hints_in_the_body(self):
+        # Discord and Telegram say how long to wait in the 429 body only
+        # (3.2 s and 3 s); the retry waits that long, not the queue's 1 s.
+        sinks = self.sinks({"discord": "429", "telegram": "429"})
+        d = self.chat_daemon(sinks)
+        self.sync(d, "dead")
+        self.settled(d, 5)
+        for mode in ("discord", "telegram"):
+            recs = sinks[mode].records()
+            self.assertEqual([r["status"] for r in recs],
+                             [429, 204 if mode == "discord" else 200], mode)
+            self.assertGreaterEqual(recs[1]["time"] - recs[0]["time"], 2.9,
+                                    mode)
+
+
+def harness_time(text):
+    import datetime
+    return datetime.datetime.fromisoformat(
+        text.replace("Z", "+00:00")).timestamp()
+
+
+if __name__ == "__main__":
+    unittest.main()
