@@ -242,7 +242,7 @@ static const struct config_key retry_keys[] = {
 static const struct config_table retry_table =
     CONFIG_TABLE("retry", struct config_retry, retry_keys, config_check_retry);
 
-static const struct config_key git_keys[] = {
+static const struct config_key config_git_keys[] = {
 	{ "push_retries", T_INT,
 	  .off = O(struct config_git, push_retries), .max = 100, .def = "5",
 	  .help =
@@ -257,8 +257,8 @@ static const struct config_key git_keys[] = {
 	  .off = O(struct config_git, commit_message),
 	  .help = "commit message template of image updates; unset: built-in" },
 };
-static const struct config_table git_table =
-    CONFIG_TABLE("git", struct config_git, git_keys, NULL);
+static const struct config_table config_git_table =
+    CONFIG_TABLE("git", struct config_git, config_git_keys, NULL);
 
 static const struct config_key notify_opts_keys[] = {
 	{ "max_attempts", T_INT,
@@ -707,7 +707,7 @@ static const struct config_key top_keys[] = {
 	  .off = O(struct config, retry), .sub = &retry_table,
 	  .help = "retries of failed jobs" },
 	{ "git", T_TABLE,
-	  .off = O(struct config, git), .sub = &git_table,
+	  .off = O(struct config, git), .sub = &config_git_table,
 	  .help = "Git write-back and remote operations" },
 	{ "notify", T_TABLE,
 	  .off = O(struct config, notify), .sub = &notify_opts_table,

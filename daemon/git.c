@@ -36,7 +36,7 @@
 
 struct git_repo {
 	git_repository		*repo;
-	struct git_lock		*lock;
+	struct repo_lock		*lock;
 	const struct config_repo *cfg;
 	char			*path;
 	char			*tracking;	/* refs/remotes/origin/<branch> */
@@ -44,22 +44,22 @@ struct git_repo {
 };
 
 /* Per-clone mutexes (keyed by path); entries live until shutdown. */
-struct git_lock {
+struct repo_lock {
 	char			*name;
 	pthread_mutex_t		 mutex;
 	struct gitnet_op	*op;	/* holder's network operation, or NULL;
-					   under git_locks_mutex */
-	struct git_lock		*next;
+					   under repo_locks_mutex */
+	struct repo_lock		*next;
 };
 
-static pthread_mutex_t	 git_locks_mutex = PTHREAD_MUTEX_INITIALIZER;
-static struct git_lock	*git_locks;
+static pthread_mutex_t	 repo_locks_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct repo_lock	*repo_locks;
 
-static git_repo_push_hook *git_push_hook;
-static void		*git_push_hook_arg;
+static git_repo_push_hook *repo_push_hook;
+static void		*repo_push_hook_arg;
 
 /* State shared with libgit2's callbacks during one remote operation. */
-struct git_cb_state {
+struct repo_cb_state {
 	const struct config_repo *cfg;
 	int		 cred_tries;
 	int		 auth_failed;		/* credentials refused or missing */
@@ -93,17 +93,17 @@ git_repo_global_init(void)
 void
 git_repo_global_shutdown(void)
 {
-	struct git_lock	*l, *next;
+	struct repo_lock	*l, *next;
 
-	pthread_mutex_lock(&git_locks_mutex);
-	for (l = git_locks; l != NULL; l = next) {
+	pthread_mutex_lock(&repo_locks_mutex);
+	for (l = repo_locks; l != NULL; l = next) {
 		next = l->next;
 		pthread_mutex_destroy(&l->mutex);
 		free(l->name);
 		free(l);
 	}
-	git_locks = NULL;
-	pthread_mutex_unlock(&git_locks_mutex);
+	repo_locks = NULL;
+	pthread_mutex_unlock(&repo_locks_mutex);
 	gitssh_shutdown();
 	gitnet_shutdown();
 	git_libgit2_shutdown();
@@ -112,37 +112,37 @@ git_repo_global_shutdown(void)
 void
 git_repo_set_push_hook(git_repo_push_hook *hook, void *arg)
 {
-	git_push_hook = hook;
-	git_push_hook_arg = arg;
+	repo_push_hook = hook;
+	repo_push_hook_arg = arg;
 }
 
-static struct git_lock *
-git_lock_get(const char *name)
+static struct repo_lock *
+repo_lock_get(const char *name)
 {
-	struct git_lock	*l;
+	struct repo_lock	*l;
 
-	pthread_mutex_lock(&git_locks_mutex);
-	for (l = git_locks; l != NULL; l = l->next)
+	pthread_mutex_lock(&repo_locks_mutex);
+	for (l = repo_locks; l != NULL; l = l->next)
 		if (strcmp(l->name, name) == 0)
 			break;
 	if (l == NULL) {
 		l = xcalloc(1, sizeof(*l));
 		l->name = xstrdup(name);
 		pthread_mutex_init(&l->mutex, NULL);
-		l->next = git_locks;
-		git_locks = l;
+		l->next = repo_locks;
+		repo_locks = l;
 	}
-	pthread_mutex_unlock(&git_locks_mutex);
+	pthread_mutex_unlock(&repo_locks_mutex);
 	return l;
 }
 
 /* Publish (or withdraw, op NULL) the lock holder's network operation. */
 static void
-git_lock_set_op(struct git_lock *l, struct gitnet_op *op)
+repo_lock_set_op(struct repo_lock *l, struct gitnet_op *op)
 {
-	pthread_mutex_lock(&git_locks_mutex);
+	pthread_mutex_lock(&repo_locks_mutex);
 	l->op = op;
-	pthread_mutex_unlock(&git_locks_mutex);
+	pthread_mutex_unlock(&repo_locks_mutex);
 }
 
 /*
@@ -154,7 +154,7 @@ git_lock_set_op(struct git_lock *l, struct gitnet_op *op)
  * retried later, and its worker runs other repositories' jobs.
  */
 static int
-git_lock_take(struct git_lock *l, int timeout_s, char *err, size_t errlen)
+repo_lock_take(struct repo_lock *l, int timeout_s, char *err, size_t errlen)
 {
 	struct timespec	 ts;
 	int64_t		 idle, limit;
@@ -175,9 +175,9 @@ git_lock_take(struct git_lock *l, int timeout_s, char *err, size_t errlen)
 			snprintf(err, errlen, "clone lock: %s", strerror(e));
 			return -1;
 		}
-		pthread_mutex_lock(&git_locks_mutex);
+		pthread_mutex_lock(&repo_locks_mutex);
 		idle = l->op != NULL ? gitnet_idle_ms(l->op) : 0;
-		pthread_mutex_unlock(&git_locks_mutex);
+		pthread_mutex_unlock(&repo_locks_mutex);
 		if (idle >= limit) {
 			snprintf(err, errlen, "busy: another job's fetch or push "
 			    "of this repository has had no data from the remote "
@@ -189,8 +189,8 @@ git_lock_take(struct git_lock *l, int timeout_s, char *err, size_t errlen)
 
 /* Copy libgit2's thread-local error text (or a callback's reason). */
 static void
-git_errcopy(char *err, size_t errlen, const char *what,
-    const struct git_cb_state *st)
+repo_errcopy(char *err, size_t errlen, const char *what,
+    const struct repo_cb_state *st)
 {
 	const git_error	*e = git_error_last();
 
@@ -204,7 +204,7 @@ git_errcopy(char *err, size_t errlen, const char *what,
 
 /* Classify a failed libgit2 remote call. */
 static enum git_repo_status
-git_classify(int error, const struct git_cb_state *st)
+repo_classify(int error, const struct repo_cb_state *st)
 {
 	const git_error	*e = git_error_last();
 
@@ -231,7 +231,7 @@ git_classify(int error, const struct git_cb_state *st)
 
 /* Does a known_hosts host pattern list ("a,b,[c]:2222") name host:port? */
 static int
-git_kh_host_match(const char *pattern, size_t plen, const char *host, int port)
+repo_kh_host_match(const char *pattern, size_t plen, const char *host, int port)
 {
 	char	 want[300];
 	size_t	 i, start, n;
@@ -326,7 +326,7 @@ git_repo_known_hosts_check(const char *file, const char *host, int port,
 			fields[nf++] = tok;
 		if (nf < 3)
 			continue;
-		if (!git_kh_host_match(fields[0], strlen(fields[0]), host, port))
+		if (!repo_kh_host_match(fields[0], strlen(fields[0]), host, port))
 			continue;
 		if (strcmp(fields[1], keytype) != 0) {
 			seen_host = 1;
@@ -367,7 +367,7 @@ out:
 }
 
 static const char *
-git_ssh_keytype(git_cert_ssh_raw_type_t t)
+repo_ssh_keytype(git_cert_ssh_raw_type_t t)
 {
 	switch (t) {
 	case GIT_CERT_SSH_RAW_TYPE_RSA:
@@ -389,10 +389,10 @@ git_ssh_keytype(git_cert_ssh_raw_type_t t)
 
 /* libgit2 1.5 does not read known_hosts itself: check it here. */
 static int
-git_certificate_check_cb(git_cert *cert, int valid, const char *host,
+repo_certificate_check_cb(git_cert *cert, int valid, const char *host,
     void *payload)
 {
-	struct git_cb_state	*st = payload;
+	struct repo_cb_state	*st = payload;
 	git_cert_hostkey	*hk;
 	char			 h[256];
 	int			 port;
@@ -415,7 +415,7 @@ git_certificate_check_cb(git_cert *cert, int valid, const char *host,
 	if (gitssh_url_host(st->cfg->url, h, sizeof(h), &port) == -1)
 		snprintf(h, sizeof(h), "%s", host);
 	if (git_repo_known_hosts_check(st->cfg->auth.known_hosts_file, h,
-	    port, git_ssh_keytype(hk->raw_type),
+	    port, repo_ssh_keytype(hk->raw_type),
 	    (const unsigned char *)hk->hostkey, hk->hostkey_len, st->reason,
 	    sizeof(st->reason)) == 0)
 		return 0;
@@ -424,10 +424,10 @@ git_certificate_check_cb(git_cert *cert, int valid, const char *host,
 }
 
 static int
-git_credentials_cb(git_credential **out, const char *url,
+repo_credentials_cb(git_credential **out, const char *url,
     const char *username_from_url, unsigned int allowed, void *payload)
 {
-	struct git_cb_state		*st = payload;
+	struct repo_cb_state		*st = payload;
 	const struct config_repo_auth	*a = &st->cfg->auth;
 	const char			*user;
 
@@ -467,7 +467,7 @@ git_credentials_cb(git_credential **out, const char *url,
  * that bytes are moving (see gitnet.c).
  */
 static int
-git_progress_cb(const git_indexer_progress *stats, void *payload)
+repo_progress_cb(const git_indexer_progress *stats, void *payload)
 {
 	(void)stats;
 	(void)payload;
@@ -476,7 +476,7 @@ git_progress_cb(const git_indexer_progress *stats, void *payload)
 }
 
 static int
-git_sideband_cb(const char *str, int len, void *payload)
+repo_sideband_cb(const char *str, int len, void *payload)
 {
 	(void)str;
 	(void)len;
@@ -486,7 +486,7 @@ git_sideband_cb(const char *str, int len, void *payload)
 }
 
 static int
-git_push_progress_cb(unsigned int current, unsigned int total, size_t bytes,
+repo_push_progress_cb(unsigned int current, unsigned int total, size_t bytes,
     void *payload)
 {
 	(void)current;
@@ -498,16 +498,16 @@ git_push_progress_cb(unsigned int current, unsigned int total, size_t bytes,
 }
 
 static void
-git_callbacks_init(git_remote_callbacks *cb, struct git_cb_state *st,
+repo_callbacks_init(git_remote_callbacks *cb, struct repo_cb_state *st,
     const struct config_repo *cfg)
 {
 	memset(st, 0, sizeof(*st));
 	st->cfg = cfg;
-	cb->credentials = git_credentials_cb;
-	cb->certificate_check = git_certificate_check_cb;
-	cb->transfer_progress = git_progress_cb;
-	cb->sideband_progress = git_sideband_cb;
-	cb->push_transfer_progress = git_push_progress_cb;
+	cb->credentials = repo_credentials_cb;
+	cb->certificate_check = repo_certificate_check_cb;
+	cb->transfer_progress = repo_progress_cb;
+	cb->sideband_progress = repo_sideband_cb;
+	cb->push_transfer_progress = repo_push_progress_cb;
 	cb->payload = st;
 }
 
@@ -516,7 +516,7 @@ git_callbacks_init(git_remote_callbacks *cb, struct git_cb_state *st,
  * watchdog wins over whatever libgit2 made of the closed socket.
  */
 static enum git_repo_status
-git_remote_failed(int error, const struct git_cb_state *st,
+repo_remote_failed(int error, const struct repo_cb_state *st,
     struct gitnet_op *op, const char *what, char *err, size_t errlen)
 {
 	char	 why[128];
@@ -525,12 +525,12 @@ git_remote_failed(int error, const struct git_cb_state *st,
 		snprintf(err, errlen, "%s: timed out: %s", what, why);
 		return GIT_REPO_ERROR;
 	}
-	git_errcopy(err, errlen, what, st);
-	return git_classify(error, st);
+	repo_errcopy(err, errlen, what, st);
+	return repo_classify(error, st);
 }
 
 static char *
-git_clone_path(const struct config *cfg, const struct config_repo *r)
+repo_clone_path(const struct config *cfg, const struct config_repo *r)
 {
 	return xasprintf("%s/%s.git", cfg->workdir, r->name);
 }
@@ -541,7 +541,7 @@ git_clone_path(const struct config *cfg, const struct config_repo *r)
  * directory at path that every later job would fail to open.
  */
 static int
-git_init_clone(const char *path, git_repository **out, char *err,
+repo_init_clone(const char *path, git_repository **out, char *err,
     size_t errlen)
 {
 	char	*slash, *parent = xstrdup(path), *tmp = NULL;
@@ -564,7 +564,7 @@ git_init_clone(const char *path, git_repository **out, char *err,
 		goto out;
 	}
 	if (git_repository_init(out, tmp, 1) < 0) {
-		git_errcopy(err, errlen, "init clone", NULL);
+		repo_errcopy(err, errlen, "init clone", NULL);
 		goto out;
 	}
 	git_repository_free(*out);
@@ -577,7 +577,7 @@ git_init_clone(const char *path, git_repository **out, char *err,
 	free(tmp);
 	tmp = NULL;
 	if (git_repository_open_bare(out, path) < 0) {
-		git_errcopy(err, errlen, "open clone", NULL);
+		repo_errcopy(err, errlen, "open clone", NULL);
 		goto out;
 	}
 	rc = 0;
@@ -593,10 +593,10 @@ out:
 /*
  * Point remote.origin at the configured URL in the clone's config, for
  * people who inspect the clone with git.  Written as plain config keys:
- * git_remote_lookup and git_remote_create would leak (see git_remote_new).
+ * git_remote_lookup and git_remote_create would leak (see repo_remote_new).
  */
 static int
-git_set_origin(git_repository *repo, const char *url)
+repo_set_origin(git_repository *repo, const char *url)
 {
 	git_config	*cfg = NULL;
 	git_buf		 cur = { 0 };
@@ -631,7 +631,7 @@ out:
  * rewrites are not applied: the configured URL is used as written.
  */
 static int
-git_remote_new(git_remote **out, git_repository *repo, const char *url)
+repo_remote_new(git_remote **out, git_repository *repo, const char *url)
 {
 	git_remote_create_options	 o;
 
@@ -646,7 +646,7 @@ git_remote_new(git_remote **out, git_repository *repo, const char *url)
 
 /* Open (or create) the bare clone and point origin at the configured URL. */
 static int
-git_open_clone(const char *path, const struct config_repo *r,
+repo_open_clone(const char *path, const struct config_repo *r,
     git_repository **out, char *err, size_t errlen)
 {
 	git_repository	*repo = NULL;
@@ -654,13 +654,13 @@ git_open_clone(const char *path, const struct config_repo *r,
 
 	if (stat(path, &sb) == 0) {
 		if (git_repository_open_bare(&repo, path) < 0) {
-			git_errcopy(err, errlen, "open clone", NULL);
+			repo_errcopy(err, errlen, "open clone", NULL);
 			return -1;
 		}
-	} else if (git_init_clone(path, &repo, err, errlen) == -1)
+	} else if (repo_init_clone(path, &repo, err, errlen) == -1)
 		return -1;
-	if (git_set_origin(repo, r->url) < 0) {
-		git_errcopy(err, errlen, "configure remote", NULL);
+	if (repo_set_origin(repo, r->url) < 0) {
+		repo_errcopy(err, errlen, "configure remote", NULL);
 		git_repository_free(repo);
 		return -1;
 	}
@@ -673,12 +673,12 @@ git_open_clone(const char *path, const struct config_repo *r,
  * a template: those name one branch per update) into refs/remotes/origin.
  */
 static enum git_repo_status
-git_do_fetch(git_repository *repo, const struct config_repo *r,
-    const char *extra, struct git_lock *lk, int timeout_s, char *err,
+repo_do_fetch(git_repository *repo, const struct config_repo *r,
+    const char *extra, struct repo_lock *lk, int timeout_s, char *err,
     size_t errlen)
 {
 	git_fetch_options	 opts;
-	struct git_cb_state	 st;
+	struct repo_cb_state	 st;
 	git_remote		*remote = NULL;
 	struct gitnet_op	*op = NULL;
 	char			*specs[2];
@@ -700,22 +700,22 @@ git_do_fetch(git_repository *repo, const struct config_repo *r,
 		refspecs.count = 2;
 	}
 	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
-	git_callbacks_init(&opts.callbacks, &st, r);
+	repo_callbacks_init(&opts.callbacks, &st, r);
 	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	if (git_remote_new(&remote, repo, r->url) < 0) {
-		git_errcopy(err, errlen, "fetch", NULL);
+	if (repo_remote_new(&remote, repo, r->url) < 0) {
+		repo_errcopy(err, errlen, "fetch", NULL);
 		rc = GIT_REPO_ERROR;
 		goto out;
 	}
 	op = gitnet_begin(timeout_s);
-	git_lock_set_op(lk, op);
+	repo_lock_set_op(lk, op);
 	error = git_remote_fetch(remote, &refspecs, &opts, "fetch");
 	/* The remote's sockets go before the operation that owns them. */
 	git_remote_free(remote);
 	remote = NULL;
-	git_lock_set_op(lk, NULL);
+	repo_lock_set_op(lk, NULL);
 	if (error < 0) {
-		rc = git_remote_failed(error, &st, op, "fetch", err, errlen);
+		rc = repo_remote_failed(error, &st, op, "fetch", err, errlen);
 		op = NULL;
 		goto out;
 	}
@@ -730,7 +730,7 @@ out:
 }
 
 static int
-git_head_of(git_repository *repo, const char *tracking, char out[41])
+repo_head_of(git_repository *repo, const char *tracking, char out[41])
 {
 	git_oid	 oid;
 
@@ -741,7 +741,7 @@ git_head_of(git_repository *repo, const char *tracking, char out[41])
 }
 
 static enum git_repo_status
-git_repo_open_ext(const struct config *cfg, const struct config_repo *r,
+repo_open_ext(const struct config *cfg, const struct config_repo *r,
     int fetch, struct git_repo **out, char *err, size_t errlen)
 {
 	struct git_repo		*g;
@@ -750,21 +750,21 @@ git_repo_open_ext(const struct config *cfg, const struct config_repo *r,
 	*out = NULL;
 	g = xcalloc(1, sizeof(*g));
 	g->cfg = r;
-	g->path = git_clone_path(cfg, r);
+	g->path = repo_clone_path(cfg, r);
 	g->tracking = xasprintf("refs/remotes/origin/%s", r->branch);
 	g->timeout_s = cfg->git.timeout_s;
-	g->lock = git_lock_get(g->path);
-	if (git_lock_take(g->lock, g->timeout_s, err, errlen) == -1) {
+	g->lock = repo_lock_get(g->path);
+	if (repo_lock_take(g->lock, g->timeout_s, err, errlen) == -1) {
 		free(g->path);
 		free(g->tracking);
 		free(g);
 		return GIT_REPO_ERROR;
 	}
-	if (git_open_clone(g->path, r, &g->repo, err, errlen) == -1) {
+	if (repo_open_clone(g->path, r, &g->repo, err, errlen) == -1) {
 		rc = GIT_REPO_ERROR;
 		goto fail;
 	}
-	if (fetch && (rc = git_do_fetch(g->repo, r, NULL, g->lock,
+	if (fetch && (rc = repo_do_fetch(g->repo, r, NULL, g->lock,
 	    g->timeout_s, err, errlen)) != GIT_REPO_OK)
 		goto fail;
 	*out = g;
@@ -778,14 +778,14 @@ enum git_repo_status
 git_repo_open(const struct config *cfg, const struct config_repo *r,
     struct git_repo **out, char *err, size_t errlen)
 {
-	return git_repo_open_ext(cfg, r, 1, out, err, errlen);
+	return repo_open_ext(cfg, r, 1, out, err, errlen);
 }
 
 enum git_repo_status
 git_repo_open_nofetch(const struct config *cfg, const struct config_repo *r,
     struct git_repo **out, char *err, size_t errlen)
 {
-	return git_repo_open_ext(cfg, r, 0, out, err, errlen);
+	return repo_open_ext(cfg, r, 0, out, err, errlen);
 }
 
 /*
@@ -798,11 +798,11 @@ git_repo_remote_head(const struct config *cfg, const struct config_repo *r,
     char remote_out[41], char local_out[41], char *err, size_t errlen)
 {
 	git_remote_callbacks	 cb;
-	struct git_cb_state	 st;
+	struct repo_cb_state	 st;
 	git_repository		*repo = NULL;
 	git_remote		*remote = NULL;
 	struct gitnet_op	*op = NULL;
-	struct git_lock		*lk;
+	struct repo_lock		*lk;
 	const git_remote_head	**heads;
 	char			*path, *want;
 	size_t			 i, n;
@@ -810,31 +810,31 @@ git_repo_remote_head(const struct config *cfg, const struct config_repo *r,
 	int			 error;
 
 	remote_out[0] = local_out[0] = '\0';
-	path = git_clone_path(cfg, r);
+	path = repo_clone_path(cfg, r);
 	want = xasprintf("refs/heads/%s", r->branch);
-	lk = git_lock_get(path);
-	if (git_lock_take(lk, cfg->git.timeout_s, err, errlen) == -1) {
+	lk = repo_lock_get(path);
+	if (repo_lock_take(lk, cfg->git.timeout_s, err, errlen) == -1) {
 		free(path);
 		free(want);
 		return GIT_REPO_ERROR;
 	}
-	if (git_open_clone(path, r, &repo, err, errlen) == -1)
+	if (repo_open_clone(path, r, &repo, err, errlen) == -1)
 		goto out;
 	git_remote_init_callbacks(&cb, GIT_REMOTE_CALLBACKS_VERSION);
-	git_callbacks_init(&cb, &st, r);
-	if (git_remote_new(&remote, repo, r->url) < 0) {
-		git_errcopy(err, errlen, "ls-remote", NULL);
+	repo_callbacks_init(&cb, &st, r);
+	if (repo_remote_new(&remote, repo, r->url) < 0) {
+		repo_errcopy(err, errlen, "ls-remote", NULL);
 		goto out;
 	}
 	op = gitnet_begin(cfg->git.timeout_s);
-	git_lock_set_op(lk, op);
+	repo_lock_set_op(lk, op);
 	if ((error = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cb,
 	    NULL, NULL)) < 0 ||
 	    (error = git_remote_ls(&heads, &n, remote)) < 0) {
 		git_remote_free(remote);
 		remote = NULL;
-		git_lock_set_op(lk, NULL);
-		rc = git_remote_failed(error, &st, op, "ls-remote", err,
+		repo_lock_set_op(lk, NULL);
+		rc = repo_remote_failed(error, &st, op, "ls-remote", err,
 		    errlen);
 		op = NULL;
 		goto out;
@@ -845,7 +845,7 @@ git_repo_remote_head(const struct config *cfg, const struct config_repo *r,
 	git_remote_disconnect(remote);
 	git_remote_free(remote);
 	remote = NULL;
-	git_lock_set_op(lk, NULL);
+	repo_lock_set_op(lk, NULL);
 	if (remote_out[0] == '\0') {
 		snprintf(err, errlen, "ls-remote: the remote has no branch %s",
 		    r->branch);
@@ -855,7 +855,7 @@ git_repo_remote_head(const struct config *cfg, const struct config_repo *r,
 	 * caller need not fetch. */
 	free(want);
 	want = xasprintf("refs/remotes/origin/%s", r->branch);
-	if (git_head_of(repo, want, local_out) == -1)
+	if (repo_head_of(repo, want, local_out) == -1)
 		local_out[0] = '\0';
 	rc = GIT_REPO_OK;
 out:
@@ -870,7 +870,7 @@ out:
 
 /* Both sides of each delta (a rename is a deletion and an addition). */
 static int
-git_diff_path_cb(const git_diff_delta *d, float progress, void *payload)
+repo_diff_path_cb(const git_diff_delta *d, float progress, void *payload)
 {
 	struct git_repo_paths	*p = payload;
 	const char		*side[2];
@@ -914,15 +914,15 @@ git_repo_changed_paths(struct git_repo *g, const char *from, const char *to,
 	    git_commit_lookup(&cb, g->repo, &b) < 0 ||
 	    git_commit_tree(&ta, ca) < 0 || git_commit_tree(&tb, cb) < 0 ||
 	    git_diff_tree_to_tree(&diff, g->repo, ta, tb, NULL) < 0) {
-		git_errcopy(err, errlen, "diff", NULL);
+		repo_errcopy(err, errlen, "diff", NULL);
 		goto out;
 	}
 	out->complete = 1;
-	error = git_diff_foreach(diff, git_diff_path_cb, NULL, NULL, NULL,
+	error = git_diff_foreach(diff, repo_diff_path_cb, NULL, NULL, NULL,
 	    out);
 	/* A callback's 1 (too many paths) comes back as 1, not an error. */
 	if (error < 0) {
-		git_errcopy(err, errlen, "diff", NULL);
+		repo_errcopy(err, errlen, "diff", NULL);
 		out->complete = 0;
 		goto out;
 	}
@@ -963,7 +963,7 @@ git_repo_close(struct git_repo *g)
 enum git_repo_status
 git_repo_fetch(struct git_repo *g, char *err, size_t errlen)
 {
-	return git_do_fetch(g->repo, g->cfg, NULL, g->lock, g->timeout_s, err,
+	return repo_do_fetch(g->repo, g->cfg, NULL, g->lock, g->timeout_s, err,
 	    errlen);
 }
 
@@ -981,27 +981,27 @@ git_repo_fetch_branch(struct git_repo *g, const char *branch, char *err,
 		error = git_reference_delete(ref);
 		git_reference_free(ref);
 		if (error < 0) {
-			git_errcopy(err, errlen, "fetch", NULL);
+			repo_errcopy(err, errlen, "fetch", NULL);
 			free(name);
 			return GIT_REPO_ERROR;
 		}
 	}
 	free(name);
-	return git_do_fetch(g->repo, g->cfg, branch, g->lock, g->timeout_s,
+	return repo_do_fetch(g->repo, g->cfg, branch, g->lock, g->timeout_s,
 	    err, errlen);
 }
 
 int
 git_repo_head(struct git_repo *g, char out[41])
 {
-	return git_head_of(g->repo, g->tracking, out);
+	return repo_head_of(g->repo, g->tracking, out);
 }
 
 int
 git_repo_head_of(struct git_repo *g, const char *branch, char out[41])
 {
 	char	*ref = xasprintf("refs/remotes/origin/%s", branch);
-	int	 rc = git_head_of(g->repo, ref, out);
+	int	 rc = repo_head_of(g->repo, ref, out);
 
 	free(ref);
 	return rc;
@@ -1033,7 +1033,7 @@ git_repo_prepare(const struct config *cfg, const struct config_repo *r,
 }
 
 static int
-git_has_yaml_suffix(const char *name)
+repo_has_yaml_suffix(const char *name)
 {
 	size_t	 n = strlen(name);
 
@@ -1063,13 +1063,13 @@ git_repo_commit(struct git_repo *g, const char *parent,
 	if (git_oid_fromstr(&poid, parent) < 0 ||
 	    git_commit_lookup(&pc, g->repo, &poid) < 0 ||
 	    git_commit_tree(&ptree, pc) < 0) {
-		git_errcopy(err, errlen, "read parent commit", NULL);
+		repo_errcopy(err, errlen, "read parent commit", NULL);
 		goto out;
 	}
 	for (i = 0; i < nch; i++) {
 		if (git_blob_create_from_buffer(&blobs[i], g->repo, ch[i].data,
 		    ch[i].len) < 0) {
-			git_errcopy(err, errlen, "write blob", NULL);
+			repo_errcopy(err, errlen, "write blob", NULL);
 			goto out;
 		}
 		up[i].action = GIT_TREE_UPDATE_UPSERT;
@@ -1085,17 +1085,17 @@ git_repo_commit(struct git_repo *g, const char *parent,
 	}
 	if (git_tree_create_updated(&toid, g->repo, ptree, nch, up) < 0 ||
 	    git_tree_lookup(&ntree, g->repo, &toid) < 0) {
-		git_errcopy(err, errlen, "write tree", NULL);
+		repo_errcopy(err, errlen, "write tree", NULL);
 		goto out;
 	}
 	if (git_signature_now(&sig, author_name, author_email) < 0) {
-		git_errcopy(err, errlen, "author", NULL);
+		repo_errcopy(err, errlen, "author", NULL);
 		goto out;
 	}
 	parents[0] = pc;
 	if (git_commit_create(&coid, g->repo, NULL, sig, sig, NULL, message,
 	    ntree, 1, parents) < 0) {
-		git_errcopy(err, errlen, "write commit", NULL);
+		repo_errcopy(err, errlen, "write commit", NULL);
 		goto out;
 	}
 	git_oid_tostr(out, 41, &coid);
@@ -1111,10 +1111,10 @@ out:
 }
 
 static int
-git_push_ref_cb(const char *refname, const char *status,
+repo_push_ref_cb(const char *refname, const char *status,
     void *data)
 {
-	struct git_cb_state	*st = data;
+	struct repo_cb_state	*st = data;
 
 	if (status != NULL) {
 		st->rejected = 1;
@@ -1125,20 +1125,20 @@ git_push_ref_cb(const char *refname, const char *status,
 }
 
 static int
-git_push_neg_cb(const git_push_update **updates, size_t len,
+repo_push_neg_cb(const git_push_update **updates, size_t len,
     void *payload)
 {
 	(void)updates;
 	(void)len;
 	(void)payload;
-	if (git_push_hook != NULL)
-		git_push_hook(git_push_hook_arg);
+	if (repo_push_hook != NULL)
+		repo_push_hook(repo_push_hook_arg);
 	return 0;
 }
 
 /* Copy obj and whatever it needs that dst lacks (trees recursively). */
 static int
-git_copy_missing(git_odb *src, git_odb *dst, git_repository *repo,
+repo_copy_missing(git_odb *src, git_odb *dst, git_repository *repo,
     const git_oid *oid)
 {
 	git_odb_object	*o = NULL;
@@ -1155,10 +1155,10 @@ git_copy_missing(git_odb *src, git_odb *dst, git_repository *repo,
 	switch (git_odb_object_type(o)) {
 	case GIT_OBJECT_COMMIT:
 		if (git_commit_lookup(&c, repo, oid) < 0 ||
-		    git_copy_missing(src, dst, repo, git_commit_tree_id(c)) < 0)
+		    repo_copy_missing(src, dst, repo, git_commit_tree_id(c)) < 0)
 			goto out;
 		for (i = 0; i < git_commit_parentcount(c); i++)
-			if (git_copy_missing(src, dst, repo,
+			if (repo_copy_missing(src, dst, repo,
 			    git_commit_parent_id(c, (unsigned)i)) < 0)
 				goto out;
 		break;
@@ -1170,7 +1170,7 @@ git_copy_missing(git_odb *src, git_odb *dst, git_repository *repo,
 
 			if (git_tree_entry_filemode(e) == GIT_FILEMODE_COMMIT)
 				continue;	/* submodule: not ours */
-			if (git_copy_missing(src, dst, repo,
+			if (repo_copy_missing(src, dst, repo,
 			    git_tree_entry_id(e)) < 0)
 				goto out;
 		}
@@ -1196,7 +1196,7 @@ out:
  * a compare-and-swap against the commit's parent (the head we built on).
  */
 static enum git_repo_status
-git_push_local(struct git_repo *g, const char *url, const git_oid *oid,
+repo_push_local(struct git_repo *g, const char *url, const git_oid *oid,
     const char *branch, char *err, size_t errlen)
 {
 	git_repository		*remote = NULL;
@@ -1215,15 +1215,15 @@ git_push_local(struct git_repo *g, const char *url, const git_oid *oid,
 	    NULL) < 0 || git_repository_odb(&src, g->repo) < 0 ||
 	    git_repository_odb(&dst, remote) < 0 ||
 	    git_commit_lookup(&c, g->repo, oid) < 0) {
-		git_errcopy(err, errlen, "push", NULL);
+		repo_errcopy(err, errlen, "push", NULL);
 		goto out;
 	}
-	if (git_copy_missing(src, dst, g->repo, oid) < 0) {
-		git_errcopy(err, errlen, "push: copy objects", NULL);
+	if (repo_copy_missing(src, dst, g->repo, oid) < 0) {
+		repo_errcopy(err, errlen, "push: copy objects", NULL);
 		goto out;
 	}
-	if (git_push_hook != NULL)
-		git_push_hook(git_push_hook_arg);
+	if (repo_push_hook != NULL)
+		repo_push_hook(repo_push_hook_arg);
 	if (git_commit_parentcount(c) == 0) {
 		snprintf(err, errlen, "push: refusing a root commit");
 		goto out;
@@ -1243,7 +1243,7 @@ git_push_local(struct git_repo *g, const char *url, const git_oid *oid,
 		goto out;
 	}
 	if (error < 0) {
-		git_errcopy(err, errlen, "push", NULL);
+		repo_errcopy(err, errlen, "push", NULL);
 		goto out;
 	}
 	rc = GIT_REPO_OK;
@@ -1263,7 +1263,7 @@ git_repo_push(struct git_repo *g, const char *commit, const char *branch,
     char *err, size_t errlen)
 {
 	git_push_options	 opts;
-	struct git_cb_state	 st;
+	struct repo_cb_state	 st;
 	git_remote		*remote = NULL;
 	struct gitnet_op	*op = NULL;
 	git_reference		*ref = NULL;
@@ -1278,35 +1278,35 @@ git_repo_push(struct git_repo *g, const char *commit, const char *branch,
 			snprintf(err, errlen, "push: bad commit id");
 			return GIT_REPO_ERROR;
 		}
-		return git_push_local(g, g->cfg->url, &oid, branch, err,
+		return repo_push_local(g, g->cfg->url, &oid, branch, err,
 		    errlen);
 	}
 	/* A local ref to push from; "+" is never used: no force. */
 	if (git_oid_fromstr(&oid, commit) < 0 ||
 	    git_reference_create(&ref, g->repo, "refs/gitopsd/push", &oid, 1,
 	    "gitopsd push") < 0) {
-		git_errcopy(err, errlen, "push", NULL);
+		repo_errcopy(err, errlen, "push", NULL);
 		goto out;
 	}
 	spec = xasprintf("refs/gitopsd/push:refs/heads/%s", branch);
 	specs.strings = &spec;
 	specs.count = 1;
 	git_push_options_init(&opts, GIT_PUSH_OPTIONS_VERSION);
-	git_callbacks_init(&opts.callbacks, &st, g->cfg);
-	opts.callbacks.push_update_reference = git_push_ref_cb;
-	opts.callbacks.push_negotiation = git_push_neg_cb;
-	if (git_remote_new(&remote, g->repo, g->cfg->url) < 0) {
-		git_errcopy(err, errlen, "push", NULL);
+	repo_callbacks_init(&opts.callbacks, &st, g->cfg);
+	opts.callbacks.push_update_reference = repo_push_ref_cb;
+	opts.callbacks.push_negotiation = repo_push_neg_cb;
+	if (repo_remote_new(&remote, g->repo, g->cfg->url) < 0) {
+		repo_errcopy(err, errlen, "push", NULL);
 		goto out;
 	}
 	op = gitnet_begin(g->timeout_s);
-	git_lock_set_op(g->lock, op);
+	repo_lock_set_op(g->lock, op);
 	error = git_remote_push(remote, &specs, &opts);
 	git_remote_free(remote);
 	remote = NULL;
-	git_lock_set_op(g->lock, NULL);
+	repo_lock_set_op(g->lock, NULL);
 	if (error < 0) {
-		rc = git_remote_failed(error, &st, op, "push", err, errlen);
+		rc = repo_remote_failed(error, &st, op, "push", err, errlen);
 		op = NULL;
 		goto out;
 	}
@@ -1359,7 +1359,7 @@ git_repo_name_ok(const char *name, size_t len)
  * otherwise, as is going above the root or a refused name.
  */
 static int
-git_path_append(char *out, size_t *olen, const char *s, size_t len, int dots)
+repo_path_append(char *out, size_t *olen, const char *s, size_t len, int dots)
 {
 	const char	*c;
 	size_t		 i = 0, j, clen;
@@ -1394,13 +1394,13 @@ git_path_append(char *out, size_t *olen, const char *s, size_t len, int dots)
 
 /* dir as a tree path: "./apps/web/" is "apps/web", "." and NULL are "". */
 static int
-git_norm_dir(const char *dir, char **out, char *err, size_t errlen)
+repo_norm_dir(const char *dir, char **out, char *err, size_t errlen)
 {
 	size_t	 n = 0, len = dir != NULL ? strlen(dir) : 0;
 	char	 esc[256];
 
 	*out = xmalloc(len + 2);
-	if (git_path_append(*out, &n, dir != NULL ? dir : "", len, 0) == -1) {
+	if (repo_path_append(*out, &n, dir != NULL ? dir : "", len, 0) == -1) {
 		log_escape(dir, len, esc, sizeof(esc));
 		snprintf(err, errlen, "path %s refused", esc);
 		free(*out);
@@ -1426,8 +1426,8 @@ git_repo_link_target(const char *base, const char *linkdir,
 	}
 	p = xmalloc(dlen + tlen + 2);
 	p[0] = '\0';
-	if (git_path_append(p, &n, linkdir, dlen, 0) == -1 ||
-	    git_path_append(p, &n, target, tlen, 1) == -1 || n == 0 ||
+	if (repo_path_append(p, &n, linkdir, dlen, 0) == -1 ||
+	    repo_path_append(p, &n, target, tlen, 1) == -1 || n == 0 ||
 	    (blen > 0 && (strncmp(p, base, blen) != 0 || p[blen] != '/'))) {
 		snprintf(err, errlen, "target \"%s\" leaves %s", esc,
 		    blen > 0 ? base : "the repository");
@@ -1447,10 +1447,10 @@ git_repo_open_path(const char *path, struct git_repo **out, char *err,
 	*out = NULL;
 	g = xcalloc(1, sizeof(*g));
 	g->path = xstrdup(path);
-	g->lock = git_lock_get(g->path);
+	g->lock = repo_lock_get(g->path);
 	/* Behind a stalled fetch or push, give up as a job would (0: the
 	 * default deadline). */
-	if (git_lock_take(g->lock, 0, err, errlen) == -1) {
+	if (repo_lock_take(g->lock, 0, err, errlen) == -1) {
 		free(g->path);
 		free(g);
 		return GIT_REPO_ERROR;
@@ -1458,7 +1458,7 @@ git_repo_open_path(const char *path, struct git_repo **out, char *err,
 	/* Tests hand in non-bare repositories; the daemon's clones are bare. */
 	if (git_repository_open_bare(&g->repo, path) < 0 &&
 	    git_repository_open(&g->repo, path) < 0) {
-		git_errcopy(err, errlen, path, NULL);
+		repo_errcopy(err, errlen, path, NULL);
 		git_repo_close(g);
 		return GIT_REPO_ERROR;
 	}
@@ -1503,7 +1503,7 @@ git_repo_resolve(struct git_repo *g, const char *revision, const char *branch,
 		free(ref);
 	}
 	if (git_object_peel(&c, obj, GIT_OBJECT_COMMIT) < 0) {
-		git_errcopy(err, errlen, "not a commit", NULL);
+		repo_errcopy(err, errlen, "not a commit", NULL);
 		goto out;
 	}
 	git_oid_tostr(out, 41, git_object_id(c));
@@ -1515,7 +1515,7 @@ out:
 }
 
 /* One walk or export over a commit's tree. */
-struct git_tw {
+struct repo_tw {
 	git_repository		*repo;
 	git_tree		*root;		/* the commit's: link targets */
 	const char		*base;		/* normalized; links stay inside */
@@ -1530,7 +1530,7 @@ struct git_tw {
 
 /* The tree at dir (normalized) of commit: 0, 1 when dir is absent, -1. */
 static int
-git_tw_open(struct git_tw *t, const char *commit, const char *dir,
+repo_tw_open(struct repo_tw *t, const char *commit, const char *dir,
     git_tree **out)
 {
 	git_oid		 oid;
@@ -1542,12 +1542,12 @@ git_tw_open(struct git_tw *t, const char *commit, const char *dir,
 	if (git_oid_fromstr(&oid, commit) < 0 ||
 	    git_commit_lookup(&c, t->repo, &oid) < 0 ||
 	    git_commit_tree(&t->root, c) < 0) {
-		git_errcopy(t->err, t->errlen, "read commit", NULL);
+		repo_errcopy(t->err, t->errlen, "read commit", NULL);
 		goto out;
 	}
 	if (*dir == '\0') {
 		if (git_tree_dup(out, t->root) < 0) {
-			git_errcopy(t->err, t->errlen, "read commit", NULL);
+			repo_errcopy(t->err, t->errlen, "read commit", NULL);
 			goto out;
 		}
 		rc = 0;
@@ -1572,7 +1572,7 @@ out:
 
 /* The regular file the link at path (in dir) stands for. */
 static int
-git_tw_link(struct git_tw *t, const char *path, const char *dir,
+repo_tw_link(struct repo_tw *t, const char *path, const char *dir,
     const git_blob *link, git_blob **out)
 {
 	git_tree_entry	*e = NULL;
@@ -1593,7 +1593,7 @@ git_tw_link(struct git_tw *t, const char *path, const char *dir,
 		goto out;
 	}
 	if (git_blob_lookup(out, t->repo, git_tree_entry_id(e)) < 0) {
-		git_errcopy(t->err, t->errlen, target, NULL);
+		repo_errcopy(t->err, t->errlen, target, NULL);
 		goto out;
 	}
 	rc = 0;
@@ -1605,7 +1605,7 @@ out:
 
 /* Export: create destdir/path, never through an existing entry. */
 static int
-git_tw_write(struct git_tw *t, const char *path, const git_blob *b, int exec)
+repo_tw_write(struct repo_tw *t, const char *path, const git_blob *b, int exec)
 {
 	const char	*p = git_blob_rawcontent(b);
 	size_t		 len = (size_t)git_blob_rawsize(b), off = 0;
@@ -1645,11 +1645,11 @@ out:
 	return rc;
 }
 
-static int	git_tw_tree(struct git_tw *, const git_tree *, const char *,
+static int	repo_tw_tree(struct repo_tw *, const git_tree *, const char *,
 		    int);
 
 static int
-git_tw_entry(struct git_tw *t, const git_tree_entry *e, const char *dir,
+repo_tw_entry(struct repo_tw *t, const git_tree_entry *e, const char *dir,
     int depth)
 {
 	const char	*name = git_tree_entry_name(e), *rel;
@@ -1686,10 +1686,10 @@ git_tw_entry(struct git_tw *t, const git_tree_entry *e, const char *dir,
 			free(full);
 		}
 		if (git_tree_lookup(&sub, t->repo, git_tree_entry_id(e)) < 0) {
-			git_errcopy(t->err, t->errlen, path, NULL);
+			repo_errcopy(t->err, t->errlen, path, NULL);
 			goto out;
 		}
-		rc = git_tw_tree(t, sub, path, depth + 1);
+		rc = repo_tw_tree(t, sub, path, depth + 1);
 		goto out;
 	}
 	if ((mode != GIT_FILEMODE_BLOB && mode != GIT_FILEMODE_BLOB_EXECUTABLE &&
@@ -1700,17 +1700,17 @@ git_tw_entry(struct git_tw *t, const git_tree_entry *e, const char *dir,
 		goto out;
 	}
 	if (git_blob_lookup(&blob, t->repo, git_tree_entry_id(e)) < 0) {
-		git_errcopy(t->err, t->errlen, path, NULL);
+		repo_errcopy(t->err, t->errlen, path, NULL);
 		goto out;
 	}
 	b = blob;
 	if (mode == GIT_FILEMODE_LINK) {
-		if (git_tw_link(t, path, dir, blob, &target) == -1)
+		if (repo_tw_link(t, path, dir, blob, &target) == -1)
 			goto out;
 		b = target;
 	}
 	if (t->opt == NULL) {
-		rc = git_tw_write(t, path, b, mode ==
+		rc = repo_tw_write(t, path, b, mode ==
 		    GIT_FILEMODE_BLOB_EXECUTABLE);
 		goto out;
 	}
@@ -1727,13 +1727,13 @@ out:
 }
 
 static int
-git_tw_tree(struct git_tw *t, const git_tree *tree, const char *dir,
+repo_tw_tree(struct repo_tw *t, const git_tree *tree, const char *dir,
     int depth)
 {
 	size_t	 i, n = git_tree_entrycount(tree);
 
 	for (i = 0; i < n; i++)
-		if (git_tw_entry(t, git_tree_entry_byindex(tree, i), dir,
+		if (repo_tw_entry(t, git_tree_entry_byindex(tree, i), dir,
 		    depth) == -1)
 			return -1;
 	return 0;
@@ -1743,13 +1743,13 @@ int
 git_repo_walk(struct git_repo *g, const char *commit,
     const struct git_repo_walk *opt, char *err, size_t errlen)
 {
-	struct git_tw	 t;
+	struct repo_tw	 t;
 	git_tree	*tree = NULL;
 	char		*base = NULL;
 	int		 rc = -1, r;
 
 	memset(&t, 0, sizeof(t));
-	if (git_norm_dir(opt->dir, &base, err, errlen) == -1)
+	if (repo_norm_dir(opt->dir, &base, err, errlen) == -1)
 		return -1;
 	t.repo = g->repo;
 	t.base = base;
@@ -1757,7 +1757,7 @@ git_repo_walk(struct git_repo *g, const char *commit,
 	t.opt = opt;
 	t.err = err;
 	t.errlen = errlen;
-	if ((r = git_tw_open(&t, commit, base, &tree)) != 0) {
+	if ((r = repo_tw_open(&t, commit, base, &tree)) != 0) {
 		if (r == 1 && opt->missing_ok)
 			rc = 0;
 		else if (r == 1)
@@ -1765,7 +1765,7 @@ git_repo_walk(struct git_repo *g, const char *commit,
 			    "at this revision", base);
 		goto out;
 	}
-	if (git_tw_tree(&t, tree, base, 0) == -1) {
+	if (repo_tw_tree(&t, tree, base, 0) == -1) {
 		rc = t.cbrc != 0 ? t.cbrc : -1;
 		goto out;
 	}
@@ -1785,16 +1785,16 @@ struct git_read {
 };
 
 static int
-git_read_want(const char *rel, void *arg)
+repo_read_want(const char *rel, void *arg)
 {
 	const char	*slash = strrchr(rel, '/');
 
 	(void)arg;
-	return git_has_yaml_suffix(slash != NULL ? slash + 1 : rel);
+	return repo_has_yaml_suffix(slash != NULL ? slash + 1 : rel);
 }
 
 static int
-git_read_cb(const char *rel, const char *data, size_t len, void *arg)
+repo_read_cb(const char *rel, const char *data, size_t len, void *arg)
 {
 	struct git_read	*r = arg;
 	char		*path;
@@ -1817,7 +1817,7 @@ git_repo_read_files(struct git_repo *g, const char *commit, const char *dir,
 	char			*prefix;
 	int			 rc;
 
-	if (git_norm_dir(dir, &prefix, err, errlen) == -1)
+	if (repo_norm_dir(dir, &prefix, err, errlen) == -1)
 		return -1;
 	r.prefix = prefix;
 	r.cb = cb;
@@ -1826,8 +1826,8 @@ git_repo_read_files(struct git_repo *g, const char *commit, const char *dir,
 	w.dir = prefix;
 	w.max_bytes = max_bytes;
 	w.missing_ok = 1;	/* no such directory: nothing to update */
-	w.want = git_read_want;
-	w.cb = git_read_cb;
+	w.want = repo_read_want;
+	w.cb = repo_read_cb;
 	w.arg = &r;
 	rc = git_repo_walk(g, commit, &w, err, errlen);
 	free(prefix);
@@ -1838,13 +1838,13 @@ int
 git_repo_export(struct git_repo *g, const char *commit, const char *base,
     const char *destdir, size_t max_total, char *err, size_t errlen)
 {
-	struct git_tw	 t;
+	struct repo_tw	 t;
 	git_tree	*tree = NULL;
 	char		*nbase = NULL;
 	int		 rc = -1;
 
 	memset(&t, 0, sizeof(t));
-	if (git_norm_dir(base, &nbase, err, errlen) == -1)
+	if (repo_norm_dir(base, &nbase, err, errlen) == -1)
 		return -1;
 	t.repo = g->repo;
 	t.base = nbase;
@@ -1852,13 +1852,13 @@ git_repo_export(struct git_repo *g, const char *commit, const char *base,
 	t.max_total = max_total;
 	t.err = err;
 	t.errlen = errlen;
-	if (git_tw_open(&t, commit, "", &tree) != 0)
+	if (repo_tw_open(&t, commit, "", &tree) != 0)
 		goto out;
 	if (mkdir(destdir, 0700) == -1) {
 		snprintf(err, errlen, "mkdir %s: %s", destdir, strerror(errno));
 		goto out;
 	}
-	rc = git_tw_tree(&t, tree, "", 0);
+	rc = repo_tw_tree(&t, tree, "", 0);
 out:
 	git_tree_free(tree);
 	git_tree_free(t.root);

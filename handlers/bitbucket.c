@@ -20,7 +20,7 @@
 #include "config.h"
 #include "githost.h"
 #include "handler.h"
-#include "hjson.h"
+#include "hookjson.h"
 #include "util.h"
 
 static const char *const bitbucket_delivery_headers[] = {
@@ -74,13 +74,13 @@ bitbucket_add(struct hook_result *res, struct hook_event *ev,
     const struct bitbucket_repo *r, size_t idx)
 {
 	ev->repo_name = xstrdup(r->name);
-	ev->clone_url = hjson_dup(r->clone);
-	ev->scm_project = hjson_dup(r->project);
-	ev->scm_slug = hjson_dup(r->slug);
+	ev->clone_url = hookjson_dup(r->clone);
+	ev->scm_project = hookjson_dup(r->project);
+	ev->scm_slug = hookjson_dup(r->slug);
 	ev->path_nocase = 1;	/* Bitbucket ignores case in repo paths */
-	ev->ssh_url = hjson_dup(r->ssh);
-	ev->web_url = hjson_dup(r->web);
-	ev->pusher = hjson_dup(r->pusher);
+	ev->ssh_url = hookjson_dup(r->ssh);
+	ev->web_url = hookjson_dup(r->web);
+	ev->pusher = hookjson_dup(r->pusher);
 	if (r->nchanges > 1)
 		ev->delivery = xasprintf("%s#%zu", r->delivery, idx);
 	else
@@ -102,15 +102,15 @@ bitbucket_parse_cloud(const cJSON *root, struct bitbucket_repo *r,
 	size_t			 i = 0;
 
 	memset(&ev, 0, sizeof(ev));
-	if (hjson_str_nonempty(root, "repository.full_name", HJSON_REQUIRED,
+	if (hookjson_str_nonempty(root, "repository.full_name", HOOKJSON_REQUIRED,
 	    &full, res) == -1 ||
-	    hjson_str_nonempty(root, "repository.links.html.href", 0, &r->web,
+	    hookjson_str_nonempty(root, "repository.links.html.href", 0, &r->web,
 	    res) == -1 ||
-	    hjson_str_nonempty(root, "actor.nickname", 0, &r->pusher, res) == -1 ||
-	    hjson_array(root, "push.changes", HJSON_REQUIRED, &changes,
+	    hookjson_str_nonempty(root, "actor.nickname", 0, &r->pusher, res) == -1 ||
+	    hookjson_array(root, "push.changes", HOOKJSON_REQUIRED, &changes,
 	    res) == -1)
 		goto out;
-	if (r->pusher == NULL && hjson_str_nonempty(root, "actor.display_name",
+	if (r->pusher == NULL && hookjson_str_nonempty(root, "actor.display_name",
 	    0, &r->pusher, res) == -1)
 		goto out;
 	r->name = xstrdup(full);
@@ -140,13 +140,13 @@ bitbucket_parse_cloud(const cJSON *root, struct bitbucket_repo *r,
 			i++;		/* a deleted branch or tag */
 			continue;
 		}
-		if (hjson_str_nonempty(c, "new.type", HJSON_REQUIRED, &type,
+		if (hookjson_str_nonempty(c, "new.type", HOOKJSON_REQUIRED, &type,
 		    res) == -1 ||
-		    hjson_str_nonempty(c, "new.name", HJSON_REQUIRED, &name,
+		    hookjson_str_nonempty(c, "new.name", HOOKJSON_REQUIRED, &name,
 		    res) == -1 ||
-		    hjson_commit(c, "new.target.hash", HJSON_REQUIRED, &ev.after,
+		    hookjson_commit(c, "new.target.hash", HOOKJSON_REQUIRED, &ev.after,
 		    res) == -1 ||
-		    hjson_commit(c, "old.target.hash", 0, &ev.before, res) == -1) {
+		    hookjson_commit(c, "old.target.hash", 0, &ev.before, res) == -1) {
 			/* Name the change, not just the field inside it. */
 			char tmp[sizeof(res->reason)];
 			memcpy(tmp, res->reason, sizeof(tmp));
@@ -185,19 +185,19 @@ bitbucket_parse_dc(const cJSON *root, struct bitbucket_repo *r,
 	size_t			 i = 0;
 
 	memset(&ev, 0, sizeof(ev));
-	if (hjson_str_nonempty(root, "repository.slug", HJSON_REQUIRED, &slug,
+	if (hookjson_str_nonempty(root, "repository.slug", HOOKJSON_REQUIRED, &slug,
 	    res) == -1 ||
-	    hjson_str_nonempty(root, "repository.project.key", HJSON_REQUIRED,
+	    hookjson_str_nonempty(root, "repository.project.key", HOOKJSON_REQUIRED,
 	    &key, res) == -1 ||
-	    hjson_array(root, "repository.links.clone", 0, &clones,
+	    hookjson_array(root, "repository.links.clone", 0, &clones,
 	    res) == -1 ||
-	    hjson_str_nonempty(root, "actor.name", 0, &r->pusher, res) == -1 ||
-	    hjson_array(root, "changes", HJSON_REQUIRED, &changes, res) == -1)
+	    hookjson_str_nonempty(root, "actor.name", 0, &r->pusher, res) == -1 ||
+	    hookjson_array(root, "changes", HOOKJSON_REQUIRED, &changes, res) == -1)
 		goto out;
 	cJSON_ArrayForEach(l, clones) {
-		if (hjson_str_nonempty(l, "href", HJSON_REQUIRED, &href,
+		if (hookjson_str_nonempty(l, "href", HOOKJSON_REQUIRED, &href,
 		    res) == -1 ||
-		    hjson_str_nonempty(l, "name", 0, &lname, res) == -1) {
+		    hookjson_str_nonempty(l, "name", 0, &lname, res) == -1) {
 			hook_result_setf(res, 400, "field "
 			    "'repository.links.clone' must hold {href, name}");
 			goto out;
@@ -228,13 +228,13 @@ bitbucket_parse_dc(const cJSON *root, struct bitbucket_repo *r,
 			    "object", what);
 			goto out;
 		}
-		if (hjson_str_nonempty(c, "ref.id", HJSON_REQUIRED, &ref,
+		if (hookjson_str_nonempty(c, "ref.id", HOOKJSON_REQUIRED, &ref,
 		    res) == -1 ||
-		    hjson_str_nonempty(c, "type", HJSON_REQUIRED, &type,
+		    hookjson_str_nonempty(c, "type", HOOKJSON_REQUIRED, &type,
 		    res) == -1 ||
-		    hjson_commit(c, "fromHash", HJSON_REQUIRED, &ev.before,
+		    hookjson_commit(c, "fromHash", HOOKJSON_REQUIRED, &ev.before,
 		    res) == -1 ||
-		    hjson_commit(c, "toHash", HJSON_REQUIRED, &ev.after,
+		    hookjson_commit(c, "toHash", HOOKJSON_REQUIRED, &ev.after,
 		    res) == -1) {
 			char tmp[sizeof(res->reason)];
 			memcpy(tmp, res->reason, sizeof(tmp));
@@ -243,7 +243,7 @@ bitbucket_parse_dc(const cJSON *root, struct bitbucket_repo *r,
 		}
 		ev.ref = xstrdup(ref);
 		if (strcmp(type, "DELETE") == 0 ||
-		    hjson_commit_is_zero(ev.after) ||
+		    hookjson_commit_is_zero(ev.after) ||
 		    githost_split_ref(&ev) == -1) {
 			hook_event_free(&ev);
 			i++;
@@ -278,7 +278,7 @@ bitbucket_parse(const struct hook_request *req,
 		hook_result_setf(res, 200, "ignored: event %.64s", key);
 		return;
 	}
-	if ((root = hjson_parse_object((const char *)req->body, req->body_len,
+	if ((root = hookjson_parse_object((const char *)req->body, req->body_len,
 	    res)) == NULL)
 		return;
 	if ((r.delivery = githost_delivery(req, bitbucket_delivery_headers,

@@ -21,7 +21,7 @@
 #include "config.h"
 #include "githost.h"
 #include "handler.h"
-#include "hjson.h"
+#include "hookjson.h"
 #include "util.h"
 
 static const char *const generic_delivery_headers[] = { "X-Delivery", NULL };
@@ -55,18 +55,18 @@ generic_parse(const struct hook_request *req, const struct config_source *src,
 	(void)src;
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = HOOK_EVENT_PUSH;
-	if ((root = hjson_parse_object((const char *)req->body, req->body_len,
+	if ((root = hookjson_parse_object((const char *)req->body, req->body_len,
 	    res)) == NULL)
 		return;
-	if (hjson_str_nonempty(root, "repository", HJSON_REQUIRED, &repo,
+	if (hookjson_str_nonempty(root, "repository", HOOKJSON_REQUIRED, &repo,
 	    res) == -1 ||
-	    hjson_str_nonempty(root, "ref", HJSON_REQUIRED, &ref, res) == -1 ||
-	    hjson_commit(root, "after", HJSON_REQUIRED, &ev.after, res) == -1 ||
-	    hjson_commit(root, "before", 0, &ev.before, res) == -1 ||
-	    hjson_str_nonempty(root, "delivery", 0, &delivery, res) == -1)
+	    hookjson_str_nonempty(root, "ref", HOOKJSON_REQUIRED, &ref, res) == -1 ||
+	    hookjson_commit(root, "after", HOOKJSON_REQUIRED, &ev.after, res) == -1 ||
+	    hookjson_commit(root, "before", 0, &ev.before, res) == -1 ||
+	    hookjson_str_nonempty(root, "delivery", 0, &delivery, res) == -1)
 		goto out;
 	ev.ref = xstrdup(ref);
-	if (hjson_commit_is_zero(ev.after)) {
+	if (hookjson_commit_is_zero(ev.after)) {
 		hook_result_setf(res, 200, "ignored: %s deleted", ref);
 		goto out;
 	}

@@ -16,7 +16,7 @@
 #include "config.h"
 #include "githost.h"
 #include "handler.h"
-#include "hjson.h"
+#include "hookjson.h"
 #include "util.h"
 
 static const char *const gitea_sig_headers[] = {
@@ -105,21 +105,21 @@ gitea_parse_push(const struct hook_request *req, const cJSON *root,
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = HOOK_EVENT_PUSH;
 	ev.path_nocase = 1;	/* the host ignores case in repo paths */
-	if (hjson_str_nonempty(root, "ref", HJSON_REQUIRED, &ref, res) == -1 ||
-	    hjson_commit(root, "before", HJSON_REQUIRED, &ev.before, res) == -1 ||
-	    hjson_commit(root, "after", HJSON_REQUIRED, &ev.after, res) == -1 ||
-	    hjson_str_nonempty(root, "repository.full_name", HJSON_REQUIRED,
+	if (hookjson_str_nonempty(root, "ref", HOOKJSON_REQUIRED, &ref, res) == -1 ||
+	    hookjson_commit(root, "before", HOOKJSON_REQUIRED, &ev.before, res) == -1 ||
+	    hookjson_commit(root, "after", HOOKJSON_REQUIRED, &ev.after, res) == -1 ||
+	    hookjson_str_nonempty(root, "repository.full_name", HOOKJSON_REQUIRED,
 	    &name, res) == -1 ||
-	    hjson_str_nonempty(root, "repository.clone_url", HJSON_REQUIRED,
+	    hookjson_str_nonempty(root, "repository.clone_url", HOOKJSON_REQUIRED,
 	    &clone, res) == -1 ||
-	    hjson_str_nonempty(root, "repository.ssh_url", 0, &ssh, res) == -1 ||
-	    hjson_str_nonempty(root, "repository.html_url", 0, &web, res) == -1 ||
-	    hjson_str_nonempty(root, "pusher.login", 0, &pusher, res) == -1 ||
-	    hjson_int(root, "total_commits", 0, &total, res) == -1 ||
-	    hjson_array(root, "commits", 0, &commits, res) == -1)
+	    hookjson_str_nonempty(root, "repository.ssh_url", 0, &ssh, res) == -1 ||
+	    hookjson_str_nonempty(root, "repository.html_url", 0, &web, res) == -1 ||
+	    hookjson_str_nonempty(root, "pusher.login", 0, &pusher, res) == -1 ||
+	    hookjson_int(root, "total_commits", 0, &total, res) == -1 ||
+	    hookjson_array(root, "commits", 0, &commits, res) == -1)
 		goto out;
 	ev.ref = xstrdup(ref);
-	if (hjson_commit_is_zero(ev.after)) {
+	if (hookjson_commit_is_zero(ev.after)) {
 		hook_result_setf(res, 200, "ignored: %s deleted", ref);
 		goto out;
 	}
@@ -128,19 +128,19 @@ gitea_parse_push(const struct hook_request *req, const cJSON *root,
 		    "or tag", ref);
 		goto out;
 	}
-	if (pusher == NULL && hjson_str_nonempty(root, "pusher.username", 0,
+	if (pusher == NULL && hookjson_str_nonempty(root, "pusher.username", 0,
 	    &pusher, res) == -1)
 		goto out;
 	if ((n = githost_commit_paths(&ev, commits, &listed, res)) == -1)
 		goto out;
 	/* Gitea lists a capped number of commits; total_commits is the count. */
 	ev.paths_complete = n > 0 && total == n && listed &&
-	    !hjson_commit_is_zero(ev.before);
+	    !hookjson_commit_is_zero(ev.before);
 	ev.repo_name = xstrdup(name);
 	ev.clone_url = xstrdup(clone);
-	ev.ssh_url = hjson_dup(ssh);
-	ev.web_url = hjson_dup(web);
-	ev.pusher = hjson_dup(pusher);
+	ev.ssh_url = hookjson_dup(ssh);
+	ev.web_url = hookjson_dup(web);
+	ev.pusher = hookjson_dup(pusher);
 	if ((ev.delivery = githost_delivery(req, gitea_delivery_headers,
 	    res)) == NULL)
 		goto out;
@@ -175,10 +175,10 @@ gitea_parse(const struct hook_request *req, const struct config_source *src,
 			    "form body has no valid payload field");
 			return;
 		}
-		root = hjson_parse_object(json, len, res);
+		root = hookjson_parse_object(json, len, res);
 		free(json);
 	} else
-		root = hjson_parse_object((const char *)req->body,
+		root = hookjson_parse_object((const char *)req->body,
 		    req->body_len, res);
 	if (root == NULL)
 		return;

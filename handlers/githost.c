@@ -9,7 +9,7 @@
 #include "config.h"
 #include "githost.h"
 #include "handler.h"
-#include "hjson.h"
+#include "hookjson.h"
 #include "util.h"
 
 int
@@ -163,15 +163,15 @@ githost_commit_paths(struct hook_event *ev, const struct cJSON *commits,
 			return -1;
 		}
 		for (k = 0; k < nitems(keys); k++) {
-			arr = hjson_get(c, keys[k]);
+			arr = hookjson_get(c, keys[k]);
 			if (!cJSON_IsArray(arr))
 				*listed = 0;
-			if (hjson_add_paths(ev, arr, n, keys[k], res) == -1)
+			if (hookjson_add_paths(ev, arr, n, keys[k], res) == -1)
 				return -1;
 		}
 		n++;
 	}
-	if (ev->npaths >= HJSON_MAX_PATHS)
+	if (ev->npaths >= HOOKJSON_MAX_PATHS)
 		*listed = 0;
 	return n;
 }

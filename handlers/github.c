@@ -18,7 +18,7 @@
 #include "config.h"
 #include "githost.h"
 #include "handler.h"
-#include "hjson.h"
+#include "hookjson.h"
 #include "policy.h"
 #include "util.h"
 
@@ -80,11 +80,11 @@ github_document(const struct hook_request *req, struct hook_result *res)
 			    "form body has no valid payload field");
 			return NULL;
 		}
-		root = hjson_parse_object(json, len, res);
+		root = hookjson_parse_object(json, len, res);
 		free(json);
 		return root;
 	}
-	return hjson_parse_object((const char *)req->body, req->body_len, res);
+	return hookjson_parse_object((const char *)req->body, req->body_len, res);
 }
 
 static void
@@ -102,24 +102,24 @@ github_parse_push(const struct hook_request *req, const cJSON *root,
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = HOOK_EVENT_PUSH;
 	ev.path_nocase = 1;	/* the host ignores case in repo paths */
-	if (hjson_str_nonempty(root, "ref", HJSON_REQUIRED, &ref, res) == -1 ||
-	    hjson_commit(root, "before", HJSON_REQUIRED, &ev.before, res) == -1 ||
-	    hjson_commit(root, "after", HJSON_REQUIRED, &ev.after, res) == -1 ||
-	    hjson_bool(root, "deleted", 0, &deleted, res) == -1 ||
-	    hjson_bool(root, "created", 0, &created, res) == -1 ||
-	    hjson_bool(root, "forced", 0, &forced, res) == -1 ||
-	    hjson_str_nonempty(root, "repository.full_name", HJSON_REQUIRED,
+	if (hookjson_str_nonempty(root, "ref", HOOKJSON_REQUIRED, &ref, res) == -1 ||
+	    hookjson_commit(root, "before", HOOKJSON_REQUIRED, &ev.before, res) == -1 ||
+	    hookjson_commit(root, "after", HOOKJSON_REQUIRED, &ev.after, res) == -1 ||
+	    hookjson_bool(root, "deleted", 0, &deleted, res) == -1 ||
+	    hookjson_bool(root, "created", 0, &created, res) == -1 ||
+	    hookjson_bool(root, "forced", 0, &forced, res) == -1 ||
+	    hookjson_str_nonempty(root, "repository.full_name", HOOKJSON_REQUIRED,
 	    &name, res) == -1 ||
-	    hjson_str_nonempty(root, "repository.clone_url", HJSON_REQUIRED,
+	    hookjson_str_nonempty(root, "repository.clone_url", HOOKJSON_REQUIRED,
 	    &clone, res) == -1 ||
-	    hjson_str_nonempty(root, "repository.ssh_url", 0, &ssh, res) == -1 ||
-	    hjson_str_nonempty(root, "repository.html_url", 0, &web, res) == -1 ||
-	    hjson_str(root, "pusher.name", 0, &pusher, res) == -1 ||
-	    hjson_commit(root, "head_commit.id", 0, &head, res) == -1 ||
-	    hjson_array(root, "commits", 0, &commits, res) == -1)
+	    hookjson_str_nonempty(root, "repository.ssh_url", 0, &ssh, res) == -1 ||
+	    hookjson_str_nonempty(root, "repository.html_url", 0, &web, res) == -1 ||
+	    hookjson_str(root, "pusher.name", 0, &pusher, res) == -1 ||
+	    hookjson_commit(root, "head_commit.id", 0, &head, res) == -1 ||
+	    hookjson_array(root, "commits", 0, &commits, res) == -1)
 		goto out;
 	ev.ref = xstrdup(ref);
-	if (deleted || hjson_commit_is_zero(ev.after)) {
+	if (deleted || hookjson_commit_is_zero(ev.after)) {
 		hook_result_setf(res, 200, "ignored: %s deleted", ref);
 		goto out;
 	}
@@ -128,7 +128,7 @@ github_parse_push(const struct hook_request *req, const cJSON *root,
 		    "or tag", ref);
 		goto out;
 	}
-	if (pusher == NULL && hjson_str(root, "sender.login", 0, &pusher,
+	if (pusher == NULL && hookjson_str(root, "sender.login", 0, &pusher,
 	    res) == -1)
 		goto out;
 	if ((n = githost_commit_paths(&ev, commits, &listed, res)) == -1)
@@ -152,15 +152,15 @@ github_parse_push(const struct hook_request *req, const cJSON *root,
 	    cJSON_GetArraySize(commits) - 1) : NULL;
 	ev.paths_complete = !created && !forced && n > 0 &&
 	    n < GITHUB_MAX_COMMITS && listed &&
-	    !hjson_commit_is_zero(ev.before) && last != NULL &&
+	    !hookjson_commit_is_zero(ev.before) && last != NULL &&
 	    cJSON_IsString(cJSON_GetObjectItemCaseSensitive(last, "id")) &&
 	    strcasecmp(cJSON_GetObjectItemCaseSensitive(last, "id")->valuestring,
 	    ev.after) == 0;
 	ev.repo_name = xstrdup(name);
 	ev.clone_url = xstrdup(clone);
-	ev.ssh_url = hjson_dup(ssh);
-	ev.web_url = hjson_dup(web);
-	ev.pusher = hjson_dup(pusher);
+	ev.ssh_url = hookjson_dup(ssh);
+	ev.web_url = hookjson_dup(web);
+	ev.pusher = hookjson_dup(pusher);
 	if ((ev.delivery = githost_delivery(req, github_delivery_headers,
 	    res)) == NULL)
 		goto out;
@@ -191,8 +191,8 @@ github_parse_package(const struct hook_request *req, const char *evname,
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = HOOK_EVENT_IMAGE;
-	if (hjson_str(root, "action", HJSON_REQUIRED, &action, res) == -1 ||
-	    hjson_object(root, evname, HJSON_REQUIRED, &pkg, res) == -1)
+	if (hookjson_str(root, "action", HOOKJSON_REQUIRED, &action, res) == -1 ||
+	    hookjson_object(root, evname, HOOKJSON_REQUIRED, &pkg, res) == -1)
 		goto out;
 	if (strcmp(action, "published") != 0 && strcmp(action, "updated") != 0) {
 		hook_result_setf(res, 200, "ignored: %s action %s", evname,
@@ -200,21 +200,21 @@ github_parse_package(const struct hook_request *req, const char *evname,
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s.package_type", evname);
-	if (hjson_str(root, path, HJSON_REQUIRED, &type, res) == -1)
+	if (hookjson_str(root, path, HOOKJSON_REQUIRED, &type, res) == -1)
 		goto out;
 	if (strcasecmp(type, "container") != 0) {
 		hook_result_setf(res, 200, "ignored: not a container package");
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s.namespace", evname);
-	if (hjson_str_nonempty(root, path, HJSON_REQUIRED, &ns, res) == -1)
+	if (hookjson_str_nonempty(root, path, HOOKJSON_REQUIRED, &ns, res) == -1)
 		goto out;
 	snprintf(path, sizeof(path), "%s.name", evname);
-	if (hjson_str_nonempty(root, path, HJSON_REQUIRED, &name, res) == -1)
+	if (hookjson_str_nonempty(root, path, HOOKJSON_REQUIRED, &name, res) == -1)
 		goto out;
 	snprintf(path, sizeof(path),
 	    "%s.package_version.container_metadata.tag.name", evname);
-	if (hjson_str(root, path, 0, &tag, res) == -1)
+	if (hookjson_str(root, path, 0, &tag, res) == -1)
 		goto out;
 	if (tag == NULL || *tag == '\0') {
 		hook_result_setf(res, 200, "ignored: untagged image version");
@@ -222,22 +222,22 @@ github_parse_package(const struct hook_request *req, const char *evname,
 	}
 	snprintf(path, sizeof(path),
 	    "%s.package_version.container_metadata.tag.digest", evname);
-	if (hjson_str_nonempty(root, path, 0, &digest, res) == -1)
+	if (hookjson_str_nonempty(root, path, 0, &digest, res) == -1)
 		goto out;
 	snprintf(path, sizeof(path), "%s.package_version.name", evname);
-	if (hjson_str(root, path, 0, &vname, res) == -1)
+	if (hookjson_str(root, path, 0, &vname, res) == -1)
 		goto out;
 	if (digest == NULL && vname != NULL && strncmp(vname, "sha256:", 7) == 0)
 		digest = vname;
 	/* Version times may be the zero time "0001-01-01T00:00:00Z". */
 	snprintf(path, sizeof(path), "%s.package_version.updated_at", evname);
-	if (hjson_str(root, path, 0, &when, res) == -1)
+	if (hookjson_str(root, path, 0, &when, res) == -1)
 		goto out;
-	if (when == NULL || (ms = hjson_time_ms(when)) <= 0) {
+	if (when == NULL || (ms = hookjson_time_ms(when)) <= 0) {
 		snprintf(path, sizeof(path), "%s.updated_at", evname);
-		if (hjson_str(root, path, 0, &when, res) == -1)
+		if (hookjson_str(root, path, 0, &when, res) == -1)
 			goto out;
-		ms = when != NULL ? hjson_time_ms(when) : -1;
+		ms = when != NULL ? hookjson_time_ms(when) : -1;
 	}
 	/* Refused here, with the reason, rather than by a dead job later. */
 	if (!image_tag_valid(tag)) {
@@ -257,7 +257,7 @@ github_parse_package(const struct hook_request *req, const char *evname,
 	for (i = 0; ev.repository[i] != '\0'; i++)
 		ev.repository[i] = (char)tolower((unsigned char)ev.repository[i]);
 	ev.tag = xstrdup(tag);
-	ev.digest = hjson_dup(digest);
+	ev.digest = hookjson_dup(digest);
 	if ((ev.delivery = githost_delivery(req, github_delivery_headers,
 	    res)) == NULL)
 		goto out;

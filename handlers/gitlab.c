@@ -15,7 +15,7 @@
 #include "config.h"
 #include "githost.h"
 #include "handler.h"
-#include "hjson.h"
+#include "hookjson.h"
 #include "util.h"
 
 static const char *const gitlab_delivery_headers[] = {
@@ -53,12 +53,12 @@ gitlab_url(const cJSON *root, const char *pkey, const char *rkey,
 	char	 path[64];
 
 	snprintf(path, sizeof(path), "project.%s", pkey);
-	if (hjson_str_nonempty(root, path, 0, out, res) == -1)
+	if (hookjson_str_nonempty(root, path, 0, out, res) == -1)
 		return -1;
 	if (*out != NULL)
 		return 0;
 	snprintf(path, sizeof(path), "repository.%s", rkey);
-	return hjson_str_nonempty(root, path, 0, out, res);
+	return hookjson_str_nonempty(root, path, 0, out, res);
 }
 
 static void
@@ -76,22 +76,22 @@ gitlab_parse_push(const struct hook_request *req, const cJSON *root,
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = HOOK_EVENT_PUSH;
 	ev.path_nocase = 1;	/* the host ignores case in repo paths */
-	if (hjson_str_nonempty(root, "ref", HJSON_REQUIRED, &ref, res) == -1 ||
-	    hjson_commit(root, "before", HJSON_REQUIRED, &ev.before, res) == -1 ||
-	    hjson_commit(root, "after", HJSON_REQUIRED, &ev.after, res) == -1 ||
-	    hjson_commit(root, "checkout_sha", 0, &checkout, res) == -1 ||
-	    hjson_str_nonempty(root, "project.path_with_namespace",
-	    HJSON_REQUIRED, &name, res) == -1 ||
+	if (hookjson_str_nonempty(root, "ref", HOOKJSON_REQUIRED, &ref, res) == -1 ||
+	    hookjson_commit(root, "before", HOOKJSON_REQUIRED, &ev.before, res) == -1 ||
+	    hookjson_commit(root, "after", HOOKJSON_REQUIRED, &ev.after, res) == -1 ||
+	    hookjson_commit(root, "checkout_sha", 0, &checkout, res) == -1 ||
+	    hookjson_str_nonempty(root, "project.path_with_namespace",
+	    HOOKJSON_REQUIRED, &name, res) == -1 ||
 	    gitlab_url(root, "git_http_url", "git_http_url", &clone, res) == -1 ||
 	    gitlab_url(root, "git_ssh_url", "git_ssh_url", &ssh, res) == -1 ||
 	    gitlab_url(root, "web_url", "homepage", &web, res) == -1 ||
-	    hjson_str_nonempty(root, "user_username", 0, &user, res) == -1 ||
-	    hjson_int(root, "total_commits_count", 0, &total, res) == -1 ||
-	    hjson_array(root, "commits", 0, &commits, res) == -1)
+	    hookjson_str_nonempty(root, "user_username", 0, &user, res) == -1 ||
+	    hookjson_int(root, "total_commits_count", 0, &total, res) == -1 ||
+	    hookjson_array(root, "commits", 0, &commits, res) == -1)
 		goto out;
 	ev.ref = xstrdup(ref);
 	/* "Checkout sha is nil when we remove branch or tag" (GitLab). */
-	if (checkout == NULL || hjson_commit_is_zero(ev.after)) {
+	if (checkout == NULL || hookjson_commit_is_zero(ev.after)) {
 		hook_result_setf(res, 200, "ignored: %s deleted", ref);
 		goto out;
 	}
@@ -114,7 +114,7 @@ gitlab_parse_push(const struct hook_request *req, const cJSON *root,
 		ev.after = checkout;
 		checkout = NULL;
 	}
-	if (user == NULL && hjson_str_nonempty(root, "user_name", 0, &user,
+	if (user == NULL && hookjson_str_nonempty(root, "user_name", 0, &user,
 	    res) == -1)
 		goto out;
 	if ((n = githost_commit_paths(&ev, commits, &listed, res)) == -1)
@@ -122,12 +122,12 @@ gitlab_parse_push(const struct hook_request *req, const cJSON *root,
 	/* GitLab lists at most 20 commits; total_commits_count is the truth.
 	 * System hooks list none. */
 	ev.paths_complete = n > 0 && total == n && !tagpush &&
-	    listed && !hjson_commit_is_zero(ev.before);
+	    listed && !hookjson_commit_is_zero(ev.before);
 	ev.repo_name = xstrdup(name);
 	ev.clone_url = xstrdup(clone);
-	ev.ssh_url = hjson_dup(ssh);
-	ev.web_url = hjson_dup(web);
-	ev.pusher = hjson_dup(user);
+	ev.ssh_url = hookjson_dup(ssh);
+	ev.web_url = hookjson_dup(web);
+	ev.pusher = hookjson_dup(user);
 	if ((ev.delivery = githost_delivery(req, gitlab_delivery_headers,
 	    res)) == NULL)
 		goto out;
@@ -156,11 +156,11 @@ gitlab_parse(const struct hook_request *req, const struct config_source *src,
 		hook_result_setf(res, 200, "ignored: event %.64s", hdr);
 		return;
 	}
-	if ((root = hjson_parse_object((const char *)req->body, req->body_len,
+	if ((root = hookjson_parse_object((const char *)req->body, req->body_len,
 	    res)) == NULL)
 		return;
-	if (hjson_str(root, "object_kind", 0, &kind, res) == -1 ||
-	    hjson_str(root, "event_name", 0, &evname, res) == -1)
+	if (hookjson_str(root, "object_kind", 0, &kind, res) == -1 ||
+	    hookjson_str(root, "event_name", 0, &evname, res) == -1)
 		goto out;
 	if (kind == NULL)
 		kind = evname;

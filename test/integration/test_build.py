@@ -110,6 +110,20 @@ class BuildTest(unittest.TestCase):
         self.assertEqual(deps("daemon/log"), ["daemon/buf"])
         self.assertEqual(deps("daemon/util"), ["daemon/buf", "daemon/log"])
 
+    def test_no_static_name_in_libgit2_namespace(self):
+        # libgit2 owns the git_ prefix: a file-local function or variable
+        # named git_* reads as a libgit2 call and could collide with one.
+        bad = {}
+        for mod, path in self._objects().items():
+            out = subprocess.run(["nm", path], capture_output=True,
+                                 text=True, check=True).stdout
+            local = [l.split()[-1] for l in out.splitlines()
+                     if len(l.split()) == 3 and l.split()[1] in "tdbr"
+                     and l.split()[-1].startswith("git_")]
+            if local:
+                bad[mod] = local
+        self.assertEqual(bad, {})
+
     def test_deps_quiet_when_installed(self):
         out = subprocess.run(["sh", "scripts/deps.sh"], cwd=ROOT,
                              capture_output=True, text=True, timeout=600)

@@ -19,7 +19,7 @@
 
 #include "config.h"
 #include "handler.h"
-#include "hjson.h"
+#include "hookjson.h"
 #include "util.h"
 
 #include "hook_treq.h"
@@ -636,19 +636,19 @@ test_content_types(void **state)
 }
 
 static void
-test_hjson_time(void **state)
+test_hookjson_time(void **state)
 {
 	(void)state;
-	assert_true(hjson_time_ms("1970-01-01T00:00:00Z") == 0);
-	assert_true(hjson_time_ms("2019-05-09T23:28:29Z") == 1557444509000LL);
-	assert_true(hjson_time_ms("2019-05-09T23:28:29.25Z") == 1557444509250LL);
-	assert_true(hjson_time_ms("2019-05-10T01:28:29+02:00") == 1557444509000LL);
-	assert_true(hjson_time_ms("2019-05-09T20:28:29-03:00") == 1557444509000LL);
-	assert_true(hjson_time_ms("2019-05-09 23:28:29") == -1);
-	assert_true(hjson_time_ms("2019-05-09T23:28:29") == -1);
-	assert_true(hjson_time_ms("2019-05-09T23:28:29Zjunk") == -1);
-	assert_true(hjson_time_ms("2019-05-09T23:28:29+2:00") == -1);
-	assert_true(hjson_time_ms(NULL) == -1);
+	assert_true(hookjson_time_ms("1970-01-01T00:00:00Z") == 0);
+	assert_true(hookjson_time_ms("2019-05-09T23:28:29Z") == 1557444509000LL);
+	assert_true(hookjson_time_ms("2019-05-09T23:28:29.25Z") == 1557444509250LL);
+	assert_true(hookjson_time_ms("2019-05-10T01:28:29+02:00") == 1557444509000LL);
+	assert_true(hookjson_time_ms("2019-05-09T20:28:29-03:00") == 1557444509000LL);
+	assert_true(hookjson_time_ms("2019-05-09 23:28:29") == -1);
+	assert_true(hookjson_time_ms("2019-05-09T23:28:29") == -1);
+	assert_true(hookjson_time_ms("2019-05-09T23:28:29Zjunk") == -1);
+	assert_true(hookjson_time_ms("2019-05-09T23:28:29+2:00") == -1);
+	assert_true(hookjson_time_ms(NULL) == -1);
 }
 
 /*
@@ -747,7 +747,7 @@ main(void)
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_generic),
 		cmocka_unit_test(test_content_types),
-		cmocka_unit_test(test_hjson_time),
+		cmocka_unit_test(test_hookjson_time),
 		cmocka_unit_test(test_mutated_payloads),
 	};
 

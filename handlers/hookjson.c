@@ -1,5 +1,5 @@
 /*
- * hjson.c: cJSON lookups for the webhook handlers.  Each getter names the
+ * hookjson.c: cJSON lookups for the webhook handlers.  Each getter names the
  * field in its 400 reason, because a sender's delivery log shows our answer
  * and "field 'ref' must be a string" is what its operator needs to read.
  */
@@ -11,11 +11,11 @@
 #include <time.h>
 
 #include "handler.h"
-#include "hjson.h"
+#include "hookjson.h"
 #include "util.h"
 
 cJSON *
-hjson_parse(const char *body, size_t len, struct hook_result *res)
+hookjson_parse(const char *body, size_t len, struct hook_result *res)
 {
 	cJSON	*root;
 	char	 why[200];
@@ -29,11 +29,11 @@ hjson_parse(const char *body, size_t len, struct hook_result *res)
 }
 
 cJSON *
-hjson_parse_object(const char *body, size_t len, struct hook_result *res)
+hookjson_parse_object(const char *body, size_t len, struct hook_result *res)
 {
 	cJSON	*root;
 
-	if ((root = hjson_parse(body, len, res)) == NULL)
+	if ((root = hookjson_parse(body, len, res)) == NULL)
 		return NULL;
 	if (!cJSON_IsObject(root)) {
 		handler_json_delete(root);
@@ -49,7 +49,7 @@ hjson_parse_object(const char *body, size_t len, struct hook_result *res)
  * about a hundred keys, looked up many times.
  */
 static const cJSON *
-hjson_member(const cJSON *obj, const char *key, size_t n)
+hookjson_member(const cJSON *obj, const char *key, size_t n)
 {
 	const cJSON	*c;
 
@@ -63,7 +63,7 @@ hjson_member(const cJSON *obj, const char *key, size_t n)
 }
 
 const cJSON *
-hjson_get(const cJSON *root, const char *path)
+hookjson_get(const cJSON *root, const char *path)
 {
 	const cJSON	*cur = root;
 	const char	*p = path, *dot;
@@ -74,7 +74,7 @@ hjson_get(const cJSON *root, const char *path)
 		n = dot != NULL ? (size_t)(dot - p) : strlen(p);
 		if (!cJSON_IsObject(cur))
 			return NULL;
-		cur = hjson_member(cur, p, n);
+		cur = hookjson_member(cur, p, n);
 		p += n;
 		if (*p == '.')
 			p++;
@@ -84,11 +84,11 @@ hjson_get(const cJSON *root, const char *path)
 
 /* Shared presence check: 1 present, 0 absent and allowed, -1 error set. */
 static int
-hjson_present(const cJSON *it, const char *path, int flags,
+hookjson_present(const cJSON *it, const char *path, int flags,
     struct hook_result *res)
 {
 	if (it == NULL || cJSON_IsNull(it)) {
-		if (flags & HJSON_REQUIRED) {
+		if (flags & HOOKJSON_REQUIRED) {
 			hook_result_setf(res, 400, "missing field '%s'", path);
 			return -1;
 		}
@@ -98,14 +98,14 @@ hjson_present(const cJSON *it, const char *path, int flags,
 }
 
 int
-hjson_str(const cJSON *root, const char *path, int flags, const char **out,
+hookjson_str(const cJSON *root, const char *path, int flags, const char **out,
     struct hook_result *res)
 {
-	const cJSON	*it = hjson_get(root, path);
+	const cJSON	*it = hookjson_get(root, path);
 	int		 p;
 
 	*out = NULL;
-	if ((p = hjson_present(it, path, flags, res)) <= 0)
+	if ((p = hookjson_present(it, path, flags, res)) <= 0)
 		return p;
 	if (!cJSON_IsString(it) || it->valuestring == NULL) {
 		hook_result_setf(res, 400, "field '%s' must be a string", path);
@@ -116,13 +116,13 @@ hjson_str(const cJSON *root, const char *path, int flags, const char **out,
 }
 
 int
-hjson_str_nonempty(const cJSON *root, const char *path, int flags,
+hookjson_str_nonempty(const cJSON *root, const char *path, int flags,
     const char **out, struct hook_result *res)
 {
-	if (hjson_str(root, path, flags, out, res) == -1)
+	if (hookjson_str(root, path, flags, out, res) == -1)
 		return -1;
 	if (*out != NULL && **out == '\0') {
-		if (flags & HJSON_REQUIRED) {
+		if (flags & HOOKJSON_REQUIRED) {
 			hook_result_setf(res, 400, "field '%s' is empty", path);
 			return -1;
 		}
@@ -132,14 +132,14 @@ hjson_str_nonempty(const cJSON *root, const char *path, int flags,
 }
 
 int
-hjson_bool(const cJSON *root, const char *path, int flags, int *out,
+hookjson_bool(const cJSON *root, const char *path, int flags, int *out,
     struct hook_result *res)
 {
-	const cJSON	*it = hjson_get(root, path);
+	const cJSON	*it = hookjson_get(root, path);
 	int		 p;
 
 	*out = 0;
-	if ((p = hjson_present(it, path, flags, res)) <= 0)
+	if ((p = hookjson_present(it, path, flags, res)) <= 0)
 		return p;
 	if (!cJSON_IsBool(it)) {
 		hook_result_setf(res, 400, "field '%s' must be a boolean", path);
@@ -150,15 +150,15 @@ hjson_bool(const cJSON *root, const char *path, int flags, int *out,
 }
 
 int
-hjson_int(const cJSON *root, const char *path, int flags, int64_t *out,
+hookjson_int(const cJSON *root, const char *path, int flags, int64_t *out,
     struct hook_result *res)
 {
-	const cJSON	*it = hjson_get(root, path);
+	const cJSON	*it = hookjson_get(root, path);
 	double		 d;
 	int		 p;
 
 	*out = 0;
-	if ((p = hjson_present(it, path, flags, res)) <= 0)
+	if ((p = hookjson_present(it, path, flags, res)) <= 0)
 		return p;
 	if (!cJSON_IsNumber(it)) {
 		hook_result_setf(res, 400, "field '%s' must be a number", path);
@@ -176,14 +176,14 @@ hjson_int(const cJSON *root, const char *path, int flags, int64_t *out,
 }
 
 int
-hjson_array(const cJSON *root, const char *path, int flags,
+hookjson_array(const cJSON *root, const char *path, int flags,
     const cJSON **out, struct hook_result *res)
 {
-	const cJSON	*it = hjson_get(root, path);
+	const cJSON	*it = hookjson_get(root, path);
 	int		 p;
 
 	*out = NULL;
-	if ((p = hjson_present(it, path, flags, res)) <= 0)
+	if ((p = hookjson_present(it, path, flags, res)) <= 0)
 		return p;
 	if (!cJSON_IsArray(it)) {
 		hook_result_setf(res, 400, "field '%s' must be an array", path);
@@ -194,14 +194,14 @@ hjson_array(const cJSON *root, const char *path, int flags,
 }
 
 int
-hjson_object(const cJSON *root, const char *path, int flags,
+hookjson_object(const cJSON *root, const char *path, int flags,
     const cJSON **out, struct hook_result *res)
 {
-	const cJSON	*it = hjson_get(root, path);
+	const cJSON	*it = hookjson_get(root, path);
 	int		 p;
 
 	*out = NULL;
-	if ((p = hjson_present(it, path, flags, res)) <= 0)
+	if ((p = hookjson_present(it, path, flags, res)) <= 0)
 		return p;
 	if (!cJSON_IsObject(it)) {
 		hook_result_setf(res, 400, "field '%s' must be an object", path);
@@ -212,7 +212,7 @@ hjson_object(const cJSON *root, const char *path, int flags,
 }
 
 int
-hjson_is_commit(const char *s)
+hookjson_is_commit(const char *s)
 {
 	size_t	 i, n;
 
@@ -228,15 +228,15 @@ hjson_is_commit(const char *s)
 }
 
 int
-hjson_commit_is_zero(const char *s)
+hookjson_commit_is_zero(const char *s)
 {
-	if (!hjson_is_commit(s))
+	if (!hookjson_is_commit(s))
 		return 0;
 	return s[strspn(s, "0")] == '\0';
 }
 
 int
-hjson_commit(const cJSON *root, const char *path, int flags, char **out,
+hookjson_commit(const cJSON *root, const char *path, int flags, char **out,
     struct hook_result *res)
 {
 	const char	*s;
@@ -244,11 +244,11 @@ hjson_commit(const cJSON *root, const char *path, int flags, char **out,
 	size_t		 i;
 
 	*out = NULL;
-	if (hjson_str(root, path, flags, &s, res) == -1)
+	if (hookjson_str(root, path, flags, &s, res) == -1)
 		return -1;
 	if (s == NULL)
 		return 0;
-	if (!hjson_is_commit(s)) {
+	if (!hookjson_is_commit(s)) {
 		hook_result_setf(res, 400, "field '%s' is not a commit id",
 		    path);
 		return -1;
@@ -261,7 +261,7 @@ hjson_commit(const cJSON *root, const char *path, int flags, char **out,
 }
 
 int
-hjson_add_paths(struct hook_event *ev, const cJSON *arr, long commit,
+hookjson_add_paths(struct hook_event *ev, const cJSON *arr, long commit,
     const char *key, struct hook_result *res)
 {
 	const cJSON	*it;
@@ -284,7 +284,7 @@ hjson_add_paths(struct hook_event *ev, const cJSON *arr, long commit,
 		}
 		/* Past the cap the list is no longer complete (callers check
 		 * npaths against it) and stops costing quadratic time. */
-		if (ev->npaths >= HJSON_MAX_PATHS)
+		if (ev->npaths >= HOOKJSON_MAX_PATHS)
 			continue;
 		dup = 0;
 		for (i = 0; i < ev->npaths && !dup; i++)
@@ -296,7 +296,7 @@ hjson_add_paths(struct hook_event *ev, const cJSON *arr, long commit,
 }
 
 int64_t
-hjson_time_ms(const char *s)
+hookjson_time_ms(const char *s)
 {
 	struct tm	 tm;
 	const char	*p;
@@ -341,7 +341,7 @@ hjson_time_ms(const char *s)
 }
 
 char *
-hjson_dup(const char *s)
+hookjson_dup(const char *s)
 {
 	return s != NULL ? xstrdup(s) : NULL;
 }
