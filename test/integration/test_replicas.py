@@ -74,9 +74,11 @@ class ReplicasMixin:
             rel: text % "1.0.0" if "%s" in text else text
             for rel, text in MANIFESTS.items()})
 
-    def config(self, state):
+    def config(self, state, poll_s=0):
+        keys = dict(SIM_KEYS, repos=[dict(r, poll_interval_s=poll_s)
+                                     for r in SIM_KEYS["repos"]])
         return harness.config(apps=[DRIFT_APP], state=state,
-                              **SIM_KEYS) % {
+                              **keys) % {
             "url": self.bare, "kubeconfig": self.sim.kubeconfig}
 
     def replicas(self, d):
@@ -119,8 +121,8 @@ class PostgresReplicasTest(ReplicasMixin, unittest.TestCase):
         self.dsn = self.pg.createdb(self.db)
         self.peers("pg-replicas-")
 
-    def daemon(self):
-        d = harness.Daemon(self.config(PG_STATE),
+    def daemon(self, poll_s=0):
+        d = harness.Daemon(self.config(PG_STATE, poll_s),
                            secrets={"github.secret": "s",
                                     "pg.dsn": self.dsn})
         self.addCleanup(d.cleanup)
@@ -129,9 +131,9 @@ class PostgresReplicasTest(ReplicasMixin, unittest.TestCase):
     def sql(self, query):
         return self.pg.psql(query, self.db).strip()
 
-    def two(self):
-        a = self.daemon().start()
-        b = self.daemon().start()
+    def two(self, poll_s=0):
+        a = self.daemon(poll_s).start()
+        b = self.daemon(poll_s).start()
         ids = {"a": self.wait_for("a registered", lambda: self.own_id(a), 10),
                "b": self.wait_for("b registered", lambda: self.own_id(b), 10)}
         # Both see both, alive, and the same one holder.
@@ -142,6 +144,25 @@ class PostgresReplicasTest(ReplicasMixin, unittest.TestCase):
         held = self.wait_for("a holder", lambda: self.holder(a), 10)
         self.assertEqual(self.holder(b), held)
         return a, b, ids, held
+
+    def test_polls_run_on_the_holder_only(self):
+        # Polls are periodic work: with the repository polled every
+        # second, only the holder of "periodic" asks the remote; after
+        # kill -9 of the holder the other one takes the polls over.
+        def repo_polls(d):
+            return sum(v for k, v in metric(d, "gitopsd_polls_total").items()
+                       if 'kind="repo"' in k)
+        a, b, ids, held = self.two(poll_s=1)
+        by_id = {ids["a"]: a, ids["b"]: b}
+        holder, other = by_id[held], by_id[
+            [i for i in by_id if i != held][0]]
+        self.wait_for("the holder polls", lambda: repo_polls(holder) >= 3,
+                      20)
+        self.assertEqual(repo_polls(other), 0)
+        holder.proc.kill()
+        holder.proc.wait()
+        self.wait_for("the other one polls", lambda: repo_polls(other) >= 2,
+                      TIMEOUT_S + 20)
 
     def test_listed_one_holder_kill9_moves_the_role(self):
         a, b, ids, held = self.two()
