@@ -13,7 +13,7 @@
  * The logger builds its lines here, so out of memory cannot be logged:
  * say it on stderr as plainly as possible and stop, as xmalloc would.
  */
-static void
+static void __attribute__((noreturn))
 buf_oom(size_t n)
 {
 	char	 msg[96];
@@ -41,7 +41,8 @@ buf_grow(struct buf *b, size_t need)
 
 	if (b->cap != 0 && b->len + need > b->cap)
 		return -1;
-	if (b->len + need + 1 <= b->alloc)
+	/* data is NULL exactly when alloc is 0 (said for the analyzer). */
+	if (b->data != NULL && b->len + need + 1 <= b->alloc)
 		return 0;
 	n = b->alloc ? b->alloc : 256;
 	while (n < b->len + need + 1)
