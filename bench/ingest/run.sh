@@ -15,6 +15,8 @@
 # went (pg_stat_statements, WAL syncs) is printed after the table.
 #
 #   GITOPSD    binary (default build/gitopsd; `make B=build` builds it)
+#   INGEST_NO_POLL_KEY=1  leave repos[].poll_interval_s out of the config
+#              (for builds older than Git polling; see gen.py)
 #   DURATION   seconds per run (10)   CONNS  connections (32)
 #   THREADS    wrk threads (2)        BENCH_DIR  where state goes (/var/tmp)
 #   STATE      sqlite (default) or postgres
