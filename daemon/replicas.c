@@ -141,7 +141,9 @@ replicas_tick(const struct store_ops *ops, struct store *st,
 
 	if (mono < replicas_next_beat)
 		return;
-	beat_ms = (int64_t)cfg->state.heartbeat_s * 1000;
+	/* A configuration not made by the loader (tests) has no default. */
+	beat_ms = (int64_t)(cfg->state.heartbeat_s > 0 ?
+	    cfg->state.heartbeat_s : 5) * 1000;
 	replicas_next_beat = mono + beat_ms;
 	__atomic_store_n(&replicas_timeout_ms, REPLICAS_TIMEOUT_BEATS * beat_ms,
 	    __ATOMIC_RELAXED);
