@@ -177,7 +177,9 @@ class PostgresReplicasTest(ReplicasMixin, unittest.TestCase):
         self.assertEqual(len(listing["replicas"]), 2, listing)
         for r in listing["replicas"]:
             self.assertTrue(r["alive"], r)
-            self.assertEqual(r["running"], 0, r)
+            # Drift re-syncs every second: a job may be running.
+            self.assertIsInstance(r["running"], int, r)
+            self.assertGreaterEqual(r["running"], 0, r)
             self.assertIsNotNone(r["started"])
             self.assertIsNotNone(r["heartbeat"])
             self.assertTrue(r["version"], r)
@@ -203,9 +205,13 @@ class PostgresReplicasTest(ReplicasMixin, unittest.TestCase):
             "RUNNING", "ROLES"])
         rows = {l.split()[0]: l.split() for l in lines[1:]}
         self.assertEqual(set(rows), set(ids.values()))
-        self.assertEqual(rows[held][-3:], ["yes", "0", "periodic"])
+        self.assertEqual(rows[held][-3], "yes")
+        self.assertTrue(rows[held][-2].isdigit(), rows[held])
+        self.assertEqual(rows[held][-1], "periodic")
         other_id = [i for i in rows if i != held][0]
-        self.assertEqual(rows[other_id][-3:], ["yes", "0", "-"])
+        self.assertEqual(rows[other_id][-3], "yes")
+        self.assertTrue(rows[other_id][-2].isdigit(), rows[other_id])
+        self.assertEqual(rows[other_id][-1], "-")
         p = ctl(b, "--json", "replicas")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(sorted(r["id"] for r in
