@@ -134,6 +134,17 @@ int			 notifier_render_text(const struct config_notifier *,
 			    int (*esc)(const char *, struct buf *),
 			    struct buf *title, struct buf *body, char *err,
 			    size_t errlen);
+struct config_walk;
+struct config_node;
+/*
+ * At load: a secret has no inline form, so one of NAME_file and NAME_env
+ * is required; else "missing required key (TYPE needs NAME_file or
+ * NAME_env)" at NAME_file.
+ */
+void			 notifier_require_secret(struct config_walk *,
+			    const struct config_node *map,
+			    const struct config_node *at, const char *type,
+			    const char *name);
 /* `gitopsd -t`: url must be http(s); reported at key. */
 void			 notifier_check_http_url(const struct config *,
 			    struct config_errors *, const char *key,

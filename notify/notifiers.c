@@ -237,6 +237,19 @@ static const struct config_key notifier_url_keys[] = {
 	  .help = "environment variable holding the URL" },
 };
 
+void
+notifier_require_secret(struct config_walk *w, const struct config_node *map,
+    const struct config_node *at, const char *type, const char *name)
+{
+	char	 file[64], env[64];
+
+	snprintf(file, sizeof(file), "%s_file", name);
+	snprintf(env, sizeof(env), "%s_env", name);
+	if (!config_node_has(map, file) && !config_node_has(map, env))
+		config_walk_error(w, at, file, "missing required key (%s "
+		    "needs %s or %s)", type, file, env);
+}
+
 static void
 notifier_url_config_check(struct config_walk *w, void *opts,
     const struct config_node *map, const struct config_node *at)

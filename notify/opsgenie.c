@@ -64,10 +64,7 @@ og_config_check(struct config_walk *w, void *opts,
     const struct config_node *map, const struct config_node *at)
 {
 	(void)opts;
-	if (!config_node_has(map, "api_key_file") &&
-	    !config_node_has(map, "api_key_env"))
-		config_walk_error(w, at, "api_key_file", "missing required "
-		    "key (opsgenie needs api_key_file or api_key_env)");
+	notifier_require_secret(w, map, at, "opsgenie", "api_key");
 }
 
 static const struct config_plugin og_config =

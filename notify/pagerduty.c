@@ -65,11 +65,7 @@ pd_config_check(struct config_walk *w, void *opts,
     const struct config_node *map, const struct config_node *at)
 {
 	(void)opts;
-	if (!config_node_has(map, "routing_key_file") &&
-	    !config_node_has(map, "routing_key_env"))
-		config_walk_error(w, at, "routing_key_file", "missing required "
-		    "key (pagerduty needs routing_key_file or "
-		    "routing_key_env)");
+	notifier_require_secret(w, map, at, "pagerduty", "routing_key");
 }
 
 static const struct config_plugin pd_config =

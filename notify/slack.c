@@ -79,10 +79,8 @@ slack_config_check(struct config_walk *w, void *opts,
 		config_walk_error(w, config_node_get_key(map, "url"), "url",
 		    "inline secrets are not allowed; a Slack webhook URL "
 		    "is a secret: use url_file or url_env");
-	else if (!config_node_has(map, "url_file") &&
-	    !config_node_has(map, "url_env"))
-		config_walk_error(w, at, "url_file", "missing required key "
-		    "(slack needs url_file or url_env)");
+	else
+		notifier_require_secret(w, map, at, "slack", "url");
 }
 
 static const struct config_plugin slack_config =

@@ -67,10 +67,7 @@ tg_config_check(struct config_walk *w, void *opts,
     const struct config_node *map, const struct config_node *at)
 {
 	(void)opts;
-	if (!config_node_has(map, "bot_token_file") &&
-	    !config_node_has(map, "bot_token_env"))
-		config_walk_error(w, at, "bot_token_file", "missing required "
-		    "key (telegram needs bot_token_file or bot_token_env)");
+	notifier_require_secret(w, map, at, "telegram", "bot_token");
 }
 
 static const struct config_plugin tg_config =
