@@ -277,7 +277,9 @@ class SqliteReplicaTest(ReplicasMixin, unittest.TestCase):
         self.addCleanup(d.cleanup)
         d.start()
         first = self.wait_for("registered", lambda: self.own_id(d), 10)
-        self.assertEqual(self.holder(d), first)
+        # The row is written before the role is claimed (same beat or the
+        # next one), so the holder is waited for, not read once.
+        self.wait_for("holder", lambda: self.holder(d) == first, 5)
         self.wait_for("drift syncs queued",
                       lambda: d.log().count(DRIFT_LINE) >= 2, 20)
         # Killed and started again: the new process is the only replica
