@@ -242,9 +242,13 @@ class MetricsTest(unittest.TestCase):
             by[(j["kind"], j["state"])] = by.get((j["kind"], j["state"]),
                                                  0) + 1
         # The queue gauges are refreshed between rounds.
-        self.wait("queue_depth up to date", lambda: samples(
-            self.scrape(), "gitopsd_queue_depth", state="dead") ==
-            [by.get(("sync", "dead"), 0)])
+        # Every state is waited for, not dead alone: the gauges of one
+        # refresh may still show the last job running.
+        want = {"dead": [by.get(("sync", "dead"), 0)], "queued": [0],
+                "running": [0], "waiting": [0]}
+        self.wait("queue_depth up to date", lambda: (lambda f: all(
+            samples(f, "gitopsd_queue_depth", state=st) == v
+            for st, v in want.items()))(self.scrape()))
         fams = self.scrape()
         for name, typ in FAMILIES.items():
             self.assertIn(name, fams)
