@@ -324,6 +324,10 @@ notify_plan_add(const struct notify_src *x, const struct config_notifier *n,
 		    notify_own(out, xstrdup(j->app)) : NULL;
 		it->spec.params = notify_own(out, xstrdup(json));
 		cJSON_free(json);
+		/* A status report names the repo it reports to: the store runs
+		 * one per app at a time, so pending goes before the result. */
+		if (status && x->app != NULL && x->app->repo != NULL)
+			it->spec.repo = notify_own(out, xstrdup(x->app->repo));
 		it->dedup_key = xasprintf("notify:%s", hash);
 		/* 0 is "never again" (as long as the key is kept). */
 		it->repeat_after_s = x->cfg->notify.repeat_after_s > 0 ?

@@ -28,7 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import harness
 from fault_peers import Kubesim
 from githost_api import GitHostAPI
-from test_sync import SECRET, SyncEndToEndTest, git
+import test_sync
+from test_sync import SECRET, git
 
 TOKEN = "status-TOKEN-9a8b7c6d5e4f30211203f4e5d6c7b8a9"
 PUBLIC = "https://gitopsd.test:8443/"
@@ -83,8 +84,8 @@ class CommitStatusBase(unittest.TestCase):
                               "deploy", PREFIX[self.provider]).start()
         self.addCleanup(self.api.stop)
 
-    commit = SyncEndToEndTest.commit
-    push_event = SyncEndToEndTest.push_event
+    commit = test_sync.SyncEndToEndTest.commit
+    push_event = test_sync.SyncEndToEndTest.push_event
 
     def start(self, **kw):
         self.d = harness.Daemon(

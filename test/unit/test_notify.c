@@ -617,6 +617,8 @@ test_commit_status(void **state)
 	assert_int_equal(p.n, 1);	/* chat's on: [all] is not started */
 	assert_non_null(plan_find(&p, "s"));
 	assert_int_equal(plan_find(&p, "s")->max_attempts, 1);
+	/* It names the repo: the store runs an app's reports in order. */
+	assert_string_equal(plan_find(&p, "s")->spec.repo, "r");
 	notify_plan_free(&p);
 	notify_plan_started(cfg, &j, "main", &p);
 	assert_int_equal(p.n, 0);
