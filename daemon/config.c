@@ -426,14 +426,6 @@ static const struct config_key repo_author_keys[] = {
 static const struct config_table repo_author_table =
     CONFIG_TABLE("author", struct config_repo, repo_author_keys, NULL);
 
-static const struct config_enum pr_provider_enums[] = {
-	{ "github", CONFIG_PR_GITHUB },
-	{ "gitlab", CONFIG_PR_GITLAB },
-	{ "gitea", CONFIG_PR_GITEA },
-	{ "bitbucket", CONFIG_PR_BITBUCKET },
-	{ NULL, 0 },
-};
-
 static const struct config_key repo_pr_keys[] = {
 	{ "provider", T_ENUM,
 	  .off = O(struct config_pull_request, provider),
@@ -653,6 +645,7 @@ static const struct config_enum on_flags[] = {
 	{ "failure", CONFIG_ON_FAILURE },
 	{ "recovery", CONFIG_ON_RECOVERY },
 	{ "all", CONFIG_ON_ALL },
+	{ "started", CONFIG_ON_STARTED },
 	{ NULL, 0 },
 };
 
@@ -667,7 +660,8 @@ static const struct config_key notifier_keys[] = {
 	{ "on", T_FLAGS,
 	  .off = O(struct config_notifier, on), .def = "failure",
 	  .enums = on_flags,
-	  .help = "events sent: failure, recovery, all" },
+	  .help = "events sent: failure, recovery, all, started (a sync "
+	    "began; not part of all)" },
 	{ "title", T_STR,
 	  .off = O(struct config_notifier, title),
 	  .help = "title/subject template; unset: built-in" },

@@ -18,6 +18,16 @@
 #include "sync.h"
 #include "util.h"
 
+static job_sync_started_fn	*job_sync_started;
+static void			*job_sync_started_arg;
+
+void
+job_sync_on_start(job_sync_started_fn *fn, void *arg)
+{
+	job_sync_started = fn;
+	job_sync_started_arg = arg;
+}
+
 /* The end of a sync: applied and healthy, or why not. */
 static void
 job_sync_log_done(const struct job *job, const struct config_app *app,
@@ -79,6 +89,8 @@ job_sync_run(const struct config *cfg, struct job *job,
 	    "cluster", cl->name, "revision", revision != NULL ? revision :
 	    "(branch head)", "delivery", job->delivery != NULL ?
 	    job->delivery : "-", NULL);
+	if (job_sync_started != NULL && revision != NULL)
+		job_sync_started(cfg, job, revision, job_sync_started_arg);
 	sync_app_run(cl, app, path, revision, repo->branch,
 	    job->inventory, res);
 	if (res->wait == NULL)

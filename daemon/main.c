@@ -459,6 +459,7 @@ main(int argc, char *argv[])
 		log_warnx("%s", err);
 		goto out;
 	}
+	job_sync_on_start(queue_sync_started, g.queue);
 	if (queue_start(g.queue) == -1) {
 		log_warnx("cannot start workers");
 		goto out;
@@ -498,6 +499,7 @@ main(int argc, char *argv[])
 	queue_close(g.queue, g.draining ?
 	    (int)(g.drain_deadline - util_mono_s() + 1) : 0);
 	g.queue = NULL;
+	job_sync_on_start(NULL, NULL);
 	notify_runner_shutdown();
 	log_info("stopped");
 	rc = 0;

@@ -21,6 +21,7 @@
 #include <curl/curl.h>
 
 #include "config.h"
+#include "config_schema.h"
 #include "http_client.h"
 #include "pr.h"
 #include "template.h"
@@ -271,6 +272,14 @@ pr_repo_path(const char *url, char **owner, char **name)
 }
 
 /* ---- providers ---------------------------------------------------------- */
+
+const struct config_enum pr_provider_enums[] = {
+	{ "github", CONFIG_PR_GITHUB },
+	{ "gitlab", CONFIG_PR_GITLAB },
+	{ "gitea", CONFIG_PR_GITEA },
+	{ "bitbucket", CONFIG_PR_BITBUCKET },
+	{ NULL, 0 },
+};
 
 enum pr_labels {
 	PR_LABELS_NONE,		/* Bitbucket Cloud has no labels */
@@ -592,12 +601,11 @@ pr_get(const cJSON *o, const char *path)
 
 /* The host's own words for a failed reply, capped; never headers. */
 static void
-pr_host_message(const struct pr_ctx *c, const struct pr_reply *r,
+pr_host_message(const struct pr_provider *p, long status, const char *body,
     char *out, size_t outlen)
 {
-	cJSON		*j = cJSON_Parse(r->body.data != NULL ?
-			    r->body.data : "");
-	const cJSON	*m = j != NULL ? pr_get(j, c->p->error_key) : NULL;
+	cJSON		*j = cJSON_Parse(body != NULL ? body : "");
+	const cJSON	*m = j != NULL ? pr_get(j, p->error_key) : NULL;
 	char		*s = NULL;
 
 	if (m != NULL && cJSON_IsString(m))
@@ -605,7 +613,7 @@ pr_host_message(const struct pr_ctx *c, const struct pr_reply *r,
 	else if (m != NULL && (s = cJSON_PrintUnformatted(m)) != NULL)
 		snprintf(out, outlen, "%s", s);	/* GitLab: arrays, objects */
 	else
-		snprintf(out, outlen, "HTTP %ld", r->status);
+		snprintf(out, outlen, "HTTP %ld", status);
 	cJSON_free(s);
 	cJSON_Delete(j);
 	template_utf8_truncate(out, 300);
@@ -627,47 +635,58 @@ pr_escape(const char *s)
 	return buf_steal(&b, NULL);
 }
 
+int
+pr_answer_fail(int provider, const char *where, const struct pr_answer *a,
+    const char *what, struct pr_outcome *out, char *err, size_t errlen)
+{
+	const struct pr_provider *p = &pr_providers[provider];
+	char		 msg[400];
+	long long	 now = (long long)time(NULL);
+	long		 st = a->status;
+	int		 wait;
+
+	pr_host_message(p, st, a->body, msg, sizeof(msg));
+	/* GitHub answers rate limits with 403 or 429: Retry-After first,
+	 * then an exhausted X-RateLimit-Remaining until its reset, else
+	 * (a secondary limit) at least a minute. */
+	if (st == 429 || (st == 403 && (a->retry_after_s > 0 ||
+	    a->rl_exhausted || strcasestr(msg, "rate limit") != NULL))) {
+		wait = a->retry_after_s;
+		if (wait <= 0 && a->rl_exhausted && a->rl_reset > now)
+			wait = (int)(a->rl_reset - now < 86400 ?
+			    a->rl_reset - now : 86400);
+		if (wait <= 0)
+			wait = PR_RATE_DEFAULT_S;
+		out->retry_after_s = wait;
+		snprintf(err, errlen, "%s %s: rate limited (HTTP %ld), retry "
+		    "in %d s: %s", p->name, what, st, wait, msg);
+	} else if (st == 401 || st == 403) {
+		out->auth = out->permanent = 1;
+		snprintf(err, errlen, "%s %s: the token was refused (HTTP %ld): "
+		    "%s", p->name, what, st, msg);
+	} else if (st == 404) {
+		out->permanent = 1;
+		snprintf(err, errlen, "%s %s: not found (HTTP 404) under %s: "
+		    "check api_url, that the repository exists there and that "
+		    "the token may read it: %s", p->name, what, where, msg);
+	} else {
+		out->permanent = st >= 400 && st < 500 && st != 408;
+		snprintf(err, errlen, "%s %s: HTTP %ld: %s", p->name, what,
+		    st, msg);
+	}
+	return -1;
+}
+
 /* Turn a refused reply into a failure (always -1). */
 static int
 pr_fail(const struct pr_ctx *c, const struct pr_reply *r, const char *what,
     struct pr_outcome *out, char *err, size_t errlen)
 {
-	char		 msg[400];
-	long long	 now = (long long)time(NULL);
-	long		 st = r->status;
-	int		 wait;
+	struct pr_answer a = { r->status, r->body.data, r->retry_after_s,
+			    r->rl_exhausted, r->rl_reset };
 
-	pr_host_message(c, r, msg, sizeof(msg));
-	/* GitHub answers rate limits with 403 or 429: Retry-After first,
-	 * then an exhausted X-RateLimit-Remaining until its reset, else
-	 * (a secondary limit) at least a minute. */
-	if (st == 429 || (st == 403 && (r->retry_after_s > 0 ||
-	    r->rl_exhausted || strcasestr(msg, "rate limit") != NULL))) {
-		wait = r->retry_after_s;
-		if (wait <= 0 && r->rl_exhausted && r->rl_reset > now)
-			wait = (int)(r->rl_reset - now < 86400 ?
-			    r->rl_reset - now : 86400);
-		if (wait <= 0)
-			wait = PR_RATE_DEFAULT_S;
-		out->retry_after_s = wait;
-		snprintf(err, errlen, "%s %s: rate limited (HTTP %ld), retry "
-		    "in %d s: %s", c->p->name, what, st, wait, msg);
-	} else if (st == 401 || st == 403) {
-		out->auth = out->permanent = 1;
-		snprintf(err, errlen, "%s %s: the token was refused (HTTP %ld): "
-		    "%s", c->p->name, what, st, msg);
-	} else if (st == 404) {
-		out->permanent = 1;
-		snprintf(err, errlen, "%s %s: not found (HTTP 404) under %s: "
-		    "check api_url, that the repository exists there and that "
-		    "the token may read it: %s", c->p->name, what, c->base_url,
-		    msg);
-	} else {
-		out->permanent = st >= 400 && st < 500 && st != 408;
-		snprintf(err, errlen, "%s %s: HTTP %ld: %s", c->p->name, what,
-		    st, msg);
-	}
-	return -1;
+	return pr_answer_fail((int)(c->p - pr_providers), c->base_url, &a,
+	    what, out, err, errlen);
 }
 
 /* The scheme://host[:port] of u, for keeping the token on that host. */
@@ -1058,6 +1077,47 @@ pr_add_labels(const struct pr_ctx *c, struct pr_outcome *out, char *err,
 	return rc;
 }
 
+char *
+pr_repo_api_url(int provider, const char *api_url, const char *owner,
+    const char *name)
+{
+	const struct pr_provider *p = &pr_providers[provider];
+	const char	*api = api_url != NULL ? api_url : p->api, *own;
+	char		*e1, *e2, *url;
+	size_t		 alen = strlen(api);
+
+	while (alen > 0 && api[alen - 1] == '/')
+		alen--;
+	if (p->nested) {
+		e2 = xasprintf("%s/%s", owner, name);
+		e1 = pr_escape(e2);
+		url = xasprintf("%.*s/%s/%s", (int)alen, api, p->repos, e1);
+	} else {
+		/* GitHub, Gitea, Bitbucket: the last two path parts. */
+		own = strrchr(owner, '/') != NULL ? strrchr(owner, '/') + 1 :
+		    owner;
+		e1 = pr_escape(own);
+		e2 = pr_escape(name);
+		url = xasprintf("%.*s/%s/%s/%s", (int)alen, api, p->repos, e1,
+		    e2);
+	}
+	free(e1);
+	free(e2);
+	return url;
+}
+
+const char *
+pr_provider_auth(int provider)
+{
+	return pr_providers[provider].auth;
+}
+
+const char *
+pr_provider_accept(int provider)
+{
+	return pr_providers[provider].accept;
+}
+
 static void
 pr_ctx_free(struct pr_ctx *c)
 {
@@ -1076,9 +1136,8 @@ pr_ctx_init(struct pr_ctx *c, const struct config_repo *repo,
     const char *head, struct pr_outcome *out, char *err, size_t errlen)
 {
 	const struct config_pull_request *pr = &repo->pull_request;
-	char		*owner = NULL, *name = NULL, *e1, *e2, *filter = NULL;
-	const char	*api, *own;
-	size_t		 alen;
+	char		*owner = NULL, *name = NULL, *filter = NULL;
+	const char	*own;
 
 	memset(out, 0, sizeof(*out));
 	memset(c, 0, sizeof(*c));
@@ -1096,31 +1155,15 @@ pr_ctx_init(struct pr_ctx *c, const struct config_repo *repo,
 		return -1;
 	}
 	out->permanent = 0;
-	api = pr->api_url != NULL ? pr->api_url : c->p->api;
-	alen = strlen(api);
-	while (alen > 0 && api[alen - 1] == '/')
-		alen--;
-	if (c->p->nested) {
-		e2 = xasprintf("%s/%s", owner, name);
-		e1 = pr_escape(e2);
-		c->base_url = xasprintf("%.*s/%s/%s", (int)alen, api,
-		    c->p->repos, e1);
-	} else {
-		/* GitHub, Gitea, Bitbucket: the last two path parts. */
+	c->base_url = pr_repo_api_url(pr->provider, pr->api_url, owner, name);
+	if (c->p->owner_in_head) {
 		own = strrchr(owner, '/') != NULL ? strrchr(owner, '/') + 1 :
 		    owner;
-		e1 = pr_escape(own);
-		e2 = pr_escape(name);
-		c->base_url = xasprintf("%.*s/%s/%s/%s", (int)alen, api,
-		    c->p->repos, e1, e2);
-		if (c->p->owner_in_head)
-			filter = xasprintf("%s:%s", own, head);
+		filter = xasprintf("%s:%s", own, head);
 	}
 	c->head_filter = pr_escape(filter != NULL ? filter : head);
 	c->authz = xasprintf("%s%s", c->p->auth, pr->token);
 	free(filter);
-	free(e1);
-	free(e2);
 	free(owner);
 	free(name);
 	return 0;

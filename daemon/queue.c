@@ -380,6 +380,35 @@ queue_result_health(const struct job_result *res)
 	return s;
 }
 
+/* Insert a plan's notify jobs, each unless its key was planned lately. */
+static int
+queue_insert_plan(struct queue *q, const struct config *cfg,
+    const struct notify_plan *plan, int64_t now, char *err, size_t errlen)
+{
+	int64_t		 id;
+	int		 dup, absorbed;
+	size_t		 i;
+
+	for (i = 0; i < plan->n; i++) {
+		const struct notify_plan_item *it = &plan->items[i];
+
+		if (it->dedup_key != NULL) {
+			dup = q->ops->notify_key(q->wr, it->dedup_key, now,
+			    (int64_t)it->repeat_after_s * 1000, err, errlen);
+			if (dup == -1)
+				return -1;
+			if (dup == 1)
+				continue;
+		}
+		if (q->ops->add_job(q->wr, &it->spec, 0, it->max_attempts > 0 ?
+		    it->max_attempts : job_max_attempts(cfg, JOB_NOTIFY), now,
+		    &id, &absorbed, err, errlen) == -1)
+			return -1;
+		q->pending++;
+	}
+	return 0;
+}
+
 /* Insert the alerts notify_plan() makes for this transition. */
 static int
 queue_store_plan(struct queue *q, const struct config *cfg,
@@ -388,9 +417,7 @@ queue_store_plan(struct queue *q, const struct config *cfg,
 {
 	struct store_app_row	 app;
 	struct notify_plan	 plan;
-	int			 was_failing = 0, rc = -1, dup, absorbed;
-	int64_t			 id;
-	size_t			 i;
+	int			 was_failing = 0, rc;
 
 	memset(&plan, 0, sizeof(plan));
 	if (j->kind == JOB_NOTIFY)
@@ -403,25 +430,7 @@ queue_store_plan(struct queue *q, const struct config *cfg,
 		store_app_row_clear(&app);
 	}
 	notify_plan(cfg, j, res, state, was_failing, &plan);
-	for (i = 0; i < plan.n; i++) {
-		const struct notify_plan_item *it = &plan.items[i];
-
-		if (it->dedup_key != NULL) {
-			dup = q->ops->notify_key(q->wr, it->dedup_key, now,
-			    (int64_t)it->repeat_after_s * 1000, err, errlen);
-			if (dup == -1)
-				goto out;
-			if (dup == 1)
-				continue;
-		}
-		if (q->ops->add_job(q->wr, &it->spec, 0,
-		    job_max_attempts(cfg, JOB_NOTIFY), now, &id, &absorbed,
-		    err, errlen) == -1)
-			goto out;
-		q->pending++;
-	}
-	rc = 0;
-out:
+	rc = queue_insert_plan(q, cfg, &plan, now, err, errlen);
 	notify_plan_free(&plan);
 	return rc;
 }
@@ -1968,6 +1977,30 @@ queue_add_jobs(struct queue *q, const struct job_spec *specs, size_t n,
 	struct queue_add_arg	 a = { specs, n, ids };
 
 	return queue_call(q, queue_add_jobs_fn, &a, err, errlen);
+}
+
+static int
+queue_plan_fn(struct queue *q, const struct config *cfg, void *arg,
+    char *err, size_t errlen)
+{
+	return queue_insert_plan(q, cfg, arg, util_now_ms(), err, errlen);
+}
+
+void
+queue_sync_started(const struct config *cfg, const struct job *job,
+    const char *revision, void *arg)
+{
+	struct queue		*q = arg;
+	struct notify_plan	 plan;
+	char			 err[256];
+
+	notify_plan_started(cfg, job, revision, &plan);
+	/* In the outbox before the sync goes on: a restart still sends it. */
+	if (plan.n > 0 && queue_call(q, queue_plan_fn, &plan, err,
+	    sizeof(err)) == -1)
+		log_warnx("job %" PRId64 ": cannot queue its sync.started "
+		    "alerts: %s", job->id, err);
+	notify_plan_free(&plan);
 }
 
 struct queue_retry_arg {

@@ -101,8 +101,11 @@ void
 store_rules_busy(struct store_rules *r, enum job_kind kind, const char *app,
     const char *repo, int waiting)
 {
-	if (kind == JOB_NOTIFY)
+	if (kind == JOB_NOTIFY) {
+		if (repo != NULL)
+			store_names_add(&r->reports, &r->nreports, app);
 		return;
+	}
 	/* A waiting app is free for its own health check only. */
 	if (waiting)
 		store_names_add(&r->held, &r->nheld, app);
@@ -123,9 +126,11 @@ store_rules_take(struct store_rules *r, const struct store_claim *c,
     enum job_kind kind, const char *app, const char *repo, int waiting)
 {
 	if (kind == JOB_NOTIFY) {
-		if (r->nloop >= c->max_loop)
+		if (r->nloop >= c->max_loop || (repo != NULL &&
+		    store_names_has(r->reports, r->nreports, app)))
 			return 0;
 		r->nloop++;
+		store_rules_busy(r, kind, app, repo, 0);
 		return 1;
 	}
 	if (r->nthread >= c->max_thread ||
@@ -163,6 +168,9 @@ store_rules_free(struct store_rules *r)
 		free(r->repos[i]);
 	for (i = 0; i < r->nheld; i++)
 		free(r->held[i]);
+	for (i = 0; i < r->nreports; i++)
+		free(r->reports[i]);
+	free(r->reports);
 	free(r->apps);
 	free(r->repos);
 	free(r->held);

@@ -221,6 +221,7 @@ struct config_app {
 #define CONFIG_ON_FAILURE	0x1
 #define CONFIG_ON_RECOVERY	0x2
 #define CONFIG_ON_ALL		0x4
+#define CONFIG_ON_STARTED	0x8	/* sync.started; not part of all */
 
 struct config_header {
 	char	*name;

@@ -212,6 +212,15 @@ struct job_runner {
 };
 
 const struct job_runner	*job_runner_find(enum job_kind);
+
+/*
+ * Called on the worker when a sync attempt starts applying revision (the
+ * commit resolved after the fetch), before it applies anything.  Set
+ * once, before workers start (main: queue_sync_started).
+ */
+typedef void job_sync_started_fn(const struct config *, const struct job *,
+	    const char *revision, void *arg);
+void			 job_sync_on_start(job_sync_started_fn *, void *arg);
 /* Calls every runner's init. */
 void			 job_runners_init(void);
 

@@ -23,7 +23,8 @@ struct buf;
 
 /* What an alert says; strings borrowed. */
 struct notify_alert {
-	const char	*event;		/* "job.failed", "job.recovered", "job.succeeded" */
+	const char	*event;		/* "job.failed", "job.recovered",
+					 * "job.succeeded", "sync.started" */
 	const char	*app;
 	const char	*cluster;	/* the app's cluster name; NULL: none */
 	int64_t		 job_id;
@@ -38,6 +39,9 @@ struct notify_alert {
 	int		 attempts;
 	const char	*url;		/* link, from links.base_url */
 	const char	*pr_url;	/* update-image: its pull request */
+	const char	*page_url;	/* the job on the status page */
+	const char	*repo_owner;	/* NOTIFIER_STATUS types: the */
+	const char	*repo_name;	/* app's repo (pr_repo_path) */
 	int64_t		 time_ms;
 	const char	*alert_id;	/* stable across retries (dedup key hash) */
 	int		 target;	/* which of the notifier's targets() */
@@ -60,6 +64,7 @@ struct notify_request {
 	const char *username;		/* SMTP login */
 	const char *password;
 	const char *ca_file;		/* NULL: the system's CA store */
+	int	 variant;		/* for the type's refused() */
 };
 
 struct config_plugin;
@@ -90,7 +95,26 @@ struct notifier {
 	 * NULL: none.
 	 */
 	int		(*retry_after)(long status, const char *body);
+	unsigned	 flags;		/* NOTIFIER_* */
+	/*
+	 * Optional: a refused HTTP answer (status, body) to the request to
+	 * url, as the service documents its errors: the job's error text
+	 * (never a header) in out, and *permanent and *retry_after_s
+	 * (preset from the status and Retry-After) changed as it says.
+	 * variant: the request's.
+	 */
+	void		(*refused)(int variant, const char *url, long status,
+			    const char *body, int *permanent,
+			    int *retry_after_s, char *out, size_t outlen);
 };
+
+/*
+ * A type that reports syncs back to where they came from (commit-status):
+ * it gets sync.started and the result of every sync attempt whatever its
+ * `on` says, and nothing of other jobs; none of it is deduplicated (each
+ * sync has its own status), and the alert carries repo_owner/repo_name.
+ */
+#define NOTIFIER_STATUS		0x1
 
 /* The key of sinks that verify a TLS server of their own (a row of their
  * key table; config_schema.h). */

@@ -23,6 +23,7 @@ struct notify_plan_item {
 	struct job_spec	 spec;		/* kind JOB_NOTIFY, app, params (JSON) */
 	char		*dedup_key;	/* NULL: never deduplicated */
 	int		 repeat_after_s;
+	int		 max_attempts;	/* 0: job_max_attempts() */
 };
 
 struct notify_plan {
@@ -40,6 +41,13 @@ struct notify_plan {
 void	notify_plan(const struct config *, const struct job *j,
 	    const struct job_result *res, enum job_state final,
 	    int app_was_failing, struct notify_plan *out);
+/*
+ * Plan the sync.started alerts of sync job j, whose attempt starts on
+ * revision (the resolved commit): to NOTIFIER_STATUS types and to
+ * notifiers with `on: [started]`.
+ */
+void	notify_plan_started(const struct config *, const struct job *j,
+	    const char *revision, struct notify_plan *out);
 void	notify_plan_free(struct notify_plan *);
 
 #endif

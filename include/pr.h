@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "config_schema.h"
+
 struct buf;
 struct config_repo;
 
@@ -103,5 +105,40 @@ int	 pr_declined(const struct config_repo *, const char *head,
  * git@h:a/c.git too.  0, or -1 when the path has fewer than two parts.
  */
 int	 pr_repo_path(const char *url, char **owner, char **name);
+
+/* The names of enum config_pr_provider, for key tables. */
+extern const struct config_enum pr_provider_enums[];
+
+/*
+ * The API URL of the repository owner/name (pr_repo_path) on provider
+ * (a CONFIG_PR_* other than NONE) under api_url (NULL: the public API):
+ * .../repos/o/n, .../projects/<url-encoded path>,
+ * .../repositories/w/s.  malloc'd.
+ */
+char	*pr_repo_api_url(int provider, const char *api_url, const char *owner,
+	    const char *name);
+/* The provider's auth header up to the token ("PRIVATE-TOKEN: ") and its
+ * Accept header. */
+const char *pr_provider_auth(int provider);
+const char *pr_provider_accept(int provider);
+
+/* A refused answer, as pr_answer_fail() reads it. */
+struct pr_answer {
+	long		 status;
+	const char	*body;		/* NULL: none */
+	int		 retry_after_s;	/* Retry-After; 0: none */
+	int		 rl_exhausted;	/* X-RateLimit-Remaining: 0 */
+	long long	 rl_reset;	/* X-RateLimit-Reset, unix seconds */
+};
+/*
+ * Turn a refused answer of provider into err as the host documents its
+ * errors: the host's own message (never a header); 401/403 mark out
+ * auth and permanent, 404 says what to check under where, a rate limit
+ * sets out->retry_after_s (Retry-After, the reset, else a minute).
+ * Always -1.
+ */
+int	 pr_answer_fail(int provider, const char *where,
+	    const struct pr_answer *, const char *what, struct pr_outcome *out,
+	    char *err, size_t errlen);
 
 #endif

@@ -72,6 +72,13 @@ int		 queue_add_jobs(struct queue *, const struct job_spec *, size_t,
 		    int64_t *ids, char *err, size_t errlen);
 
 /*
+ * A job_sync_started_fn (arg: the queue): the sync.started alerts
+ * (notify_plan_started) into the outbox, waiting for the store's commit.
+ */
+void		 queue_sync_started(const struct config *, const struct job *,
+		    const char *revision, void *arg);
+
+/*
  * Put a failed or dead job back in the queue with a fresh set of attempts
  * (in the store thread's next round).  0 done, 1 the job is not failed or
  * dead, 2 no such job, -1 store error with err.

@@ -453,12 +453,16 @@ const struct store_ops	*store_backend(const struct config_state *cs,
  * (take: 1 to claim it, 0 to pass it over); merge says whether a queued
  * update-image job of lead's repository may join lead's run.  waiting: the
  * job is in JOB_WAITING; its app is held (only it may run there, and no
- * merge takes it).  Zero-initialised.
+ * merge takes it).  A notify job with a repo is a status report
+ * (commit-status): one per app runs at a time, in due order, so a sync's
+ * pending status is answered before its result is sent.
+ * Zero-initialised.
  */
 struct store_rules {
 	char		**apps, **repos;
 	char		**held;		/* apps of waiting jobs */
-	size_t		 napps, nrepos, nheld;
+	char		**reports;	/* apps of running status reports */
+	size_t		 napps, nrepos, nheld, nreports;
 	int		 nthread, nloop;
 };
 

@@ -19,6 +19,15 @@
  *   result    every other attempt result; on: all; the key holds the job
  *             id and attempt, so only a replay of the same result dedups
  *
+ *   started   a sync attempt began, on its resolved commit
+ *             (notify_plan_started, from the sync's worker); on:
+ *             started only (all does not include it)
+ *
+ * A NOTIFIER_STATUS type (commit-status) ignores `on`: it gets the
+ * started event and every result of syncs only, keyed like results, so a
+ * success after a success on another commit is sent too.  Its pending
+ * status has one attempt: retried late it would overwrite the result.
+ *
  * A notifier type with several endpoints (alertmanager's URLs) gets one
  * job per endpoint, the endpoint's index in the key and the params, so
  * one endpoint down delays nothing at the others.
@@ -34,6 +43,7 @@
 #include "config.h"
 #include "notifier.h"
 #include "notify.h"
+#include "pr.h"
 #include "util.h"
 
 #define NOTIFY_REASON_MAX	4000	/* bytes of error text in an alert */
@@ -116,9 +126,12 @@ notify_pr_url(const struct job_result *res)
 	return s;
 }
 
-/* The link to the job: <links.base_url>/api/v1/jobs/<id>. */
+/*
+ * A link to the job under links.base_url: where "/api/v1/jobs/" (the API)
+ * or "/#/jobs/" (the status page), then the id.
+ */
 static char *
-notify_link(const struct config *cfg, int64_t id)
+notify_link(const struct config *cfg, const char *where, int64_t id)
 {
 	size_t	 len;
 
@@ -127,8 +140,205 @@ notify_link(const struct config *cfg, int64_t id)
 	len = strlen(cfg->links_base_url);
 	while (len > 0 && cfg->links_base_url[len - 1] == '/')
 		len--;
-	return xasprintf("%.*s/api/v1/jobs/%" PRId64, (int)len,
-	    cfg->links_base_url, id);
+	return xasprintf("%.*s%s%" PRId64, (int)len, cfg->links_base_url,
+	    where, id);
+}
+
+/* 1 when s is a full commit id (SHA-1 or SHA-256): what a status is on. */
+static int
+notify_is_commit(const char *s)
+{
+	size_t	 n = s != NULL ? strspn(s, "0123456789abcdef") : 0;
+
+	return s != NULL && s[n] == '\0' && (n == 40 || n == 64);
+}
+
+/* What every alert of one job attempt shares. */
+struct notify_src {
+	const struct config	*cfg;
+	const struct config_app	*app;
+	const struct job	*j;
+	const struct job_result	*res;		/* NULL: sync.started */
+	const char		*state;
+	const char		*rev;
+	char			*reason, *link, *page, *pr_url;
+	char			*owner, *name;	/* the app's repo path */
+	char			 idtext[24], attempt[16];
+	int64_t			 now;
+};
+
+static void
+notify_src_init(struct notify_src *x, const struct config *cfg,
+    const struct job *j, const struct job_result *res, const char *state,
+    const char *rev)
+{
+	const struct config_repo	*repo;
+
+	memset(x, 0, sizeof(*x));
+	x->cfg = cfg;
+	x->app = notify_find_app(cfg, j->app);
+	x->j = j;
+	x->res = res;
+	x->state = state;
+	x->rev = rev;
+	x->now = util_now_ms();
+	if (res != NULL && res->error != NULL) {
+		x->reason = xstrdup(res->error);
+		if (strlen(x->reason) > NOTIFY_REASON_MAX) {
+			size_t m = NOTIFY_REASON_MAX;
+
+			while (m > 0 &&
+			    ((unsigned char)x->reason[m] & 0xc0) == 0x80)
+				m--;
+			x->reason[m] = '\0';
+		}
+	}
+	x->link = notify_link(cfg, "/api/v1/jobs/", j->id);
+	x->page = notify_link(cfg, "/#/jobs/", j->id);
+	x->pr_url = res != NULL ? notify_pr_url(res) : NULL;
+	if (x->app != NULL && x->app->repo != NULL &&
+	    (repo = config_find_repo(cfg, x->app->repo)) != NULL &&
+	    repo->url != NULL)
+		(void)pr_repo_path(repo->url, &x->owner, &x->name);
+	snprintf(x->attempt, sizeof(x->attempt), "%d", j->attempts + 1);
+	snprintf(x->idtext, sizeof(x->idtext), "%" PRId64, j->id);
+}
+
+static void
+notify_src_free(struct notify_src *x)
+{
+	free(x->reason);
+	free(x->link);
+	free(x->page);
+	free(x->pr_url);
+	free(x->owner);
+	free(x->name);
+}
+
+/* The names of the notifiers of j's app (apps[].notify, else the default). */
+static char *const *
+notify_names(const struct config *cfg, const struct config_app *app,
+    size_t *n)
+{
+	if (app != NULL && app->nnotify > 0) {
+		*n = app->nnotify;
+		return app->notify;
+	}
+	*n = cfg->nnotify_default;
+	return cfg->notify_default;
+}
+
+/*
+ * Plan the alert event of class cls ("failure", "recovery", "result",
+ * "started") to notifier n: one notify job per target.
+ */
+static void
+notify_plan_add(const struct notify_src *x, const struct config_notifier *n,
+    const char *event, const char *cls, struct notify_plan *out)
+{
+	const struct job		*j = x->j;
+	const struct job_result		*res = x->res;
+	int				 status = n->plugin != NULL &&
+					    (n->plugin->flags & NOTIFIER_STATUS);
+	size_t				 t, ntargets;
+	char				 hash[65], alert_id[33], target[24];
+	char				*json;
+	struct buf			 key;
+	struct notify_plan_item		*it;
+	cJSON				*o;
+
+	ntargets = n->plugin != NULL && n->plugin->targets != NULL ?
+	    n->plugin->targets(n) : 1;
+	for (t = 0; t < ntargets; t++) {
+		buf_init(&key, 0);
+		notify_key_add(&key, "v1");
+		notify_key_add(&key, cls);
+		notify_key_add(&key, n->name);
+		notify_key_add(&key, j->app);
+		if (ntargets > 1) {
+			snprintf(target, sizeof(target), "%zu", t);
+			notify_key_add(&key, target);
+		}
+		notify_key_add(&key, job_kind_name(j->kind));
+		if (strcmp(cls, "failure") == 0) {
+			notify_key_add(&key, job_error_kind_name(res->err_kind));
+			notify_key_add(&key, res->object);
+			notify_key_add(&key, x->rev);
+			notify_key_add(&key, j->image);
+			notify_key_add(&key, j->tag);
+		} else {
+			notify_key_add(&key, x->idtext);
+			if (strcmp(cls, "recovery") != 0) {
+				notify_key_add(&key, x->attempt);
+				notify_key_add(&key, x->state);
+			}
+		}
+		util_sha256_hex(key.data, key.len, hash);
+		buf_free(&key);
+		/* The alert id (stable across retries): half the key hash. */
+		memcpy(alert_id, hash, 32);
+		alert_id[32] = '\0';
+
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "notifier", n->name);
+		cJSON_AddStringToObject(o, "event", event);
+		cJSON_AddStringToObject(o, "alert_id", alert_id);
+		notify_json_str(o, "app", j->app);
+		notify_json_str(o, "cluster", x->app != NULL ?
+		    x->app->cluster : NULL);
+		if (ntargets > 1)
+			cJSON_AddNumberToObject(o, "target", (double)t);
+		cJSON_AddNumberToObject(o, "job", (double)j->id);
+		cJSON_AddStringToObject(o, "kind", job_kind_name(j->kind));
+		cJSON_AddStringToObject(o, "state", x->state);
+		if (res != NULL && !res->ok) {
+			notify_json_str(o, "reason", x->reason);
+			cJSON_AddStringToObject(o, "reason_kind",
+			    job_error_kind_name(res->err_kind));
+		}
+		notify_json_str(o, "object", res != NULL ? res->object : NULL);
+		notify_json_str(o, "revision", x->rev);
+		notify_json_str(o, "image", j->image);
+		notify_json_str(o, "tag", j->tag);
+		notify_json_str(o, "delivery", j->delivery);
+		cJSON_AddNumberToObject(o, "attempts", j->attempts + 1);
+		notify_json_str(o, "url", x->link);
+		notify_json_str(o, "page_url", x->page);
+		notify_json_str(o, "pr_url", x->pr_url);
+		if (status) {
+			notify_json_str(o, "repo_owner", x->owner);
+			notify_json_str(o, "repo_name", x->name);
+		}
+		cJSON_AddNumberToObject(o, "time", (double)x->now);
+		json = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+		if (json == NULL)
+			continue;
+
+		out->items = xreallocarray(out->items, out->n + 1,
+		    sizeof(*out->items));
+		it = &out->items[out->n++];
+		memset(it, 0, sizeof(*it));
+		it->spec.kind = JOB_NOTIFY;
+		it->spec.app = j->app != NULL ?
+		    notify_own(out, xstrdup(j->app)) : NULL;
+		it->spec.params = notify_own(out, xstrdup(json));
+		cJSON_free(json);
+		/* A status report names the repo it reports to: the store runs
+		 * one per app at a time, so pending goes before the result. */
+		if (status && x->app != NULL && x->app->repo != NULL)
+			it->spec.repo = notify_own(out, xstrdup(x->app->repo));
+		it->dedup_key = xasprintf("notify:%s", hash);
+		/* 0 is "never again" (as long as the key is kept). */
+		it->repeat_after_s = x->cfg->notify.repeat_after_s > 0 ?
+		    x->cfg->notify.repeat_after_s : INT_MAX;
+		/*
+		 * A pending status is sent once: retried late, it would
+		 * overwrite the result of the sync it announced.
+		 */
+		if (status && res == NULL)
+			it->max_attempts = 1;
+	}
 }
 
 void
@@ -136,61 +346,38 @@ notify_plan(const struct config *cfg, const struct job *j,
     const struct job_result *res, enum job_state final, int app_was_failing,
     struct notify_plan *out)
 {
-	const struct config_app		*app;
 	const struct config_notifier	*n;
+	struct notify_src		 x;
 	char *const			*names;
-	size_t				 nnames, i, t, ntargets;
-	const char			*event, *cls, *rev;
-	char				*reason = NULL, *link = NULL, *json;
-	char				*pr_url = NULL;
-	char				 hash[65], alert_id[33], attempt[16];
-	char				 idtext[24], target[24];
+	size_t				 nnames, i;
+	const char			*event, *cls;
 	unsigned			 on;
 	int				 failure;
-	int64_t				 now = util_now_ms();
-	struct buf			 key;
-	struct notify_plan_item		*it;
-	cJSON				*o;
 
 	memset(out, 0, sizeof(*out));
 	if (j->kind == JOB_NOTIFY)
 		return;		/* alerts never make alerts */
-	app = notify_find_app(cfg, j->app);
-	if (app != NULL && app->nnotify > 0) {
-		names = app->notify;
-		nnames = app->nnotify;
-	} else {
-		names = cfg->notify_default;
-		nnames = cfg->nnotify_default;
-	}
+	names = notify_names(cfg, notify_find_app(cfg, j->app), &nnames);
 	if (nnames == 0)
 		return;
 
 	failure = !res->ok && (final == JOB_DEAD || (j->kind == JOB_SYNC &&
 	    (res->err_kind == JOB_ERR_UNHEALTHY ||
 	    res->err_kind == JOB_ERR_TIMEOUT)));
-	rev = notify_revision(j, res);
-	if (res->error != NULL) {
-		reason = xstrdup(res->error);
-		if (strlen(reason) > NOTIFY_REASON_MAX) {
-			size_t m = NOTIFY_REASON_MAX;
-
-			while (m > 0 && ((unsigned char)reason[m] & 0xc0) == 0x80)
-				m--;
-			reason[m] = '\0';
-		}
-	}
-	link = notify_link(cfg, j->id);
-	pr_url = notify_pr_url(res);
-	snprintf(attempt, sizeof(attempt), "%d", j->attempts + 1);
-	snprintf(idtext, sizeof(idtext), "%" PRId64, j->id);
-
+	notify_src_init(&x, cfg, j, res, job_state_name(final),
+	    notify_revision(j, res));
 	for (i = 0; i < nnames; i++) {
 		if ((n = notify_find_notifier(cfg, names[i])) == NULL)
 			continue;	/* config checks refuse this */
 		on = n->on != 0 ? n->on : CONFIG_ON_FAILURE;
 		event = cls = NULL;
-		if (failure) {
+		if (n->plugin != NULL && (n->plugin->flags & NOTIFIER_STATUS)) {
+			/* Every sync attempt's result, on its commit. */
+			if (j->kind != JOB_SYNC || !notify_is_commit(x.rev))
+				continue;
+			event = res->ok ? "job.succeeded" : "job.failed";
+			cls = "result";
+		} else if (failure) {
 			if (on & (CONFIG_ON_FAILURE | CONFIG_ON_ALL)) {
 				event = "job.failed";
 				cls = "failure";
@@ -203,95 +390,42 @@ notify_plan(const struct config *cfg, const struct job *j,
 			event = res->ok ? "job.succeeded" : "job.failed";
 			cls = "result";
 		}
-		if (event == NULL)
-			continue;
-
-		ntargets = n->plugin != NULL && n->plugin->targets != NULL ?
-		    n->plugin->targets(n) : 1;
-		for (t = 0; t < ntargets; t++) {
-			buf_init(&key, 0);
-			notify_key_add(&key, "v1");
-			notify_key_add(&key, cls);
-			notify_key_add(&key, n->name);
-			notify_key_add(&key, j->app);
-			if (ntargets > 1) {
-				snprintf(target, sizeof(target), "%zu", t);
-				notify_key_add(&key, target);
-			}
-			notify_key_add(&key, job_kind_name(j->kind));
-			if (strcmp(cls, "failure") == 0) {
-				notify_key_add(&key,
-				    job_error_kind_name(res->err_kind));
-				notify_key_add(&key, res->object);
-				notify_key_add(&key, rev);
-				notify_key_add(&key, j->image);
-				notify_key_add(&key, j->tag);
-			} else {
-				notify_key_add(&key, idtext);
-				if (strcmp(cls, "result") == 0) {
-					notify_key_add(&key, attempt);
-					notify_key_add(&key,
-					    job_state_name(final));
-				}
-			}
-			util_sha256_hex(key.data, key.len, hash);
-			buf_free(&key);
-			/* The alert id (stable across retries): half the
-			 * key hash. */
-			memcpy(alert_id, hash, 32);
-			alert_id[32] = '\0';
-
-			o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "notifier", n->name);
-			cJSON_AddStringToObject(o, "event", event);
-			cJSON_AddStringToObject(o, "alert_id", alert_id);
-			notify_json_str(o, "app", j->app);
-			notify_json_str(o, "cluster", app != NULL ?
-			    app->cluster : NULL);
-			if (ntargets > 1)
-				cJSON_AddNumberToObject(o, "target", (double)t);
-			cJSON_AddNumberToObject(o, "job", (double)j->id);
-			cJSON_AddStringToObject(o, "kind",
-			    job_kind_name(j->kind));
-			cJSON_AddStringToObject(o, "state",
-			    job_state_name(final));
-			notify_json_str(o, "reason", res->ok ? NULL : reason);
-			if (!res->ok)
-				cJSON_AddStringToObject(o, "reason_kind",
-				    job_error_kind_name(res->err_kind));
-			notify_json_str(o, "object", res->object);
-			notify_json_str(o, "revision", rev);
-			notify_json_str(o, "image", j->image);
-			notify_json_str(o, "tag", j->tag);
-			notify_json_str(o, "delivery", j->delivery);
-			cJSON_AddNumberToObject(o, "attempts",
-			    j->attempts + 1);
-			notify_json_str(o, "url", link);
-			notify_json_str(o, "pr_url", pr_url);
-			cJSON_AddNumberToObject(o, "time", (double)now);
-			json = cJSON_PrintUnformatted(o);
-			cJSON_Delete(o);
-			if (json == NULL)
-				continue;
-
-			out->items = xreallocarray(out->items, out->n + 1,
-			    sizeof(*out->items));
-			it = &out->items[out->n++];
-			memset(it, 0, sizeof(*it));
-			it->spec.kind = JOB_NOTIFY;
-			it->spec.app = j->app != NULL ?
-			    notify_own(out, xstrdup(j->app)) : NULL;
-			it->spec.params = notify_own(out, xstrdup(json));
-			cJSON_free(json);
-			it->dedup_key = xasprintf("notify:%s", hash);
-			/* 0 is "never again" (as long as the key is kept). */
-			it->repeat_after_s = cfg->notify.repeat_after_s > 0 ?
-			    cfg->notify.repeat_after_s : INT_MAX;
-		}
+		if (event != NULL)
+			notify_plan_add(&x, n, event, cls, out);
 	}
-	free(reason);
-	free(link);
-	free(pr_url);
+	notify_src_free(&x);
+}
+
+void
+notify_plan_started(const struct config *cfg, const struct job *j,
+    const char *revision, struct notify_plan *out)
+{
+	const struct config_notifier	*n;
+	struct notify_src		 x;
+	char *const			*names;
+	size_t				 nnames, i;
+	int				 status;
+
+	memset(out, 0, sizeof(*out));
+	if (j->kind != JOB_SYNC)
+		return;
+	names = notify_names(cfg, notify_find_app(cfg, j->app), &nnames);
+	if (nnames == 0)
+		return;
+	notify_src_init(&x, cfg, j, NULL, job_state_name(JOB_RUNNING),
+	    revision);
+	for (i = 0; i < nnames; i++) {
+		if ((n = notify_find_notifier(cfg, names[i])) == NULL)
+			continue;
+		status = n->plugin != NULL &&
+		    (n->plugin->flags & NOTIFIER_STATUS);
+		/* Other sinks only when asked: a start is no news in chat. */
+		if (status ? !notify_is_commit(revision) :
+		    !(n->on & CONFIG_ON_STARTED))
+			continue;
+		notify_plan_add(&x, n, "sync.started", "started", out);
+	}
+	notify_src_free(&x);
 }
 
 void

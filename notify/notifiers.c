@@ -25,6 +25,7 @@ extern const struct notifier notifier_discord;
 extern const struct notifier notifier_googlechat;
 extern const struct notifier notifier_mattermost;
 extern const struct notifier notifier_telegram;
+extern const struct notifier notifier_commit_status;
 
 /* Adding a sink: one file under notify/ and one row here. */
 const struct notifier *const notifier_table[] = {
@@ -39,6 +40,7 @@ const struct notifier *const notifier_table[] = {
 	&notifier_googlechat,
 	&notifier_mattermost,
 	&notifier_telegram,
+	&notifier_commit_status,
 	NULL
 };
 const size_t notifier_table_len = nitems(notifier_table) - 1;

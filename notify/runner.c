@@ -36,6 +36,8 @@ struct notify_delivery {
 	int			 smtp;
 	int			 auth_needs_tls;	/* see notify_request */
 	int			 reported;
+	int			 variant;	/* the request's */
+	char			*url;		/* for refused(); else NULL */
 	struct job_result	 res;
 };
 
@@ -118,6 +120,7 @@ notify_delivery_free(struct notify_delivery *d)
 {
 	job_result_clear(&d->res);
 	free(d->notifier);
+	free(d->url);
 	free(d);
 }
 
@@ -176,6 +179,18 @@ notify_runner_http_cb(const struct http_response *resp, void *arg)
 		    "in clear (smtps://, a server with STARTTLS, or "
 		    "allow_plaintext_auth: true)", d->notifier);
 		notify_count(d->notifier, "retry");
+	} else if (d->type != NULL && d->type->refused != NULL &&
+	    resp->status >= 400) {
+		int	 permanent = notify_is_permanent(d, resp);
+		int	 wait = resp->retry_after_s;
+		char	 text[1024];
+
+		d->type->refused(d->variant, d->url, resp->status, resp->body,
+		    &permanent, &wait, text, sizeof(text));
+		job_result_fail(&d->res, JOB_ERR_NOTIFY, permanent, "%s: %s",
+		    d->notifier, text);
+		d->res.retry_after_s = wait;
+		notify_count(d->notifier, permanent ? "rejected" : "retry");
 	} else {
 		job_result_fail(&d->res, JOB_ERR_NOTIFY,
 		    notify_is_permanent(d, resp), "%s: %s", d->notifier,
@@ -278,6 +293,9 @@ notify_runner_send(const struct config *cfg, struct event_base *base,
 	a.attempts = (int)notify_param_num(p, "attempts");
 	a.url = notify_param(p, "url");
 	a.pr_url = notify_param(p, "pr_url");
+	a.page_url = notify_param(p, "page_url");
+	a.repo_owner = notify_param(p, "repo_owner");
+	a.repo_name = notify_param(p, "repo_name");
 	a.time_ms = (int64_t)notify_param_num(p, "time");
 	a.alert_id = notify_param(p, "alert_id");
 	if (nt->render(n, &a, &req, err, errlen) == -1)
@@ -302,6 +320,11 @@ notify_runner_send(const struct config *cfg, struct event_base *base,
 	    cfg->notify.timeout_s;
 	d->smtp = req.mail_from != NULL;
 	d->auth_needs_tls = req.auth_needs_tls;
+	d->variant = req.variant;
+	/* Only a type that explains refusals sees its URL again (others'
+	 * URLs are secrets). */
+	if (nt->refused != NULL)
+		d->url = xstrdup(req.url);
 	if ((c = notify_runner_client(base, err, errlen)) == NULL)
 		goto out;
 	if (http_client_submit(c, &hr, notify_runner_http_cb,

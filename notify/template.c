@@ -168,6 +168,8 @@ template_default_title(const char *event)
 		return "{{app}} recovered";
 	if (strcmp(event, "job.succeeded") == 0)
 		return "{{app}}: {{kind}} succeeded";
+	if (strcmp(event, "sync.started") == 0)
+		return "{{app}}: sync started";
 	return "{{app}}: {{kind}} failed";
 }
 
@@ -179,6 +181,9 @@ template_default_body(const char *event)
 		    "earlier failures.";
 	if (strcmp(event, "job.succeeded") == 0)
 		return "The {{kind}} job {{job}} of {{app}} succeeded.";
+	if (strcmp(event, "sync.started") == 0)
+		return "The sync job {{job}} of {{app}} started applying "
+		    "{{revision}}.";
 	return "The {{kind}} job {{job}} of {{app}} failed after {{attempts}} "
 	    "attempt(s): {{reason}}";
 }

@@ -29,6 +29,29 @@ documentation:
              destination.branch.name; errors {"type": "error", "error":
              {"message": ...}}.
 
+Commit statuses (POST, answered 201 with the status object):
+
+  github     .../repos/O/N/statuses/SHA: state pending|success|failure|
+             error (required), target_url, description (<= 140
+             characters), context (default "default"); 422 "Validation
+             Failed" otherwise, 422 "No commit found for SHA" for an
+             unknown commit.
+  gitlab     .../projects/<path>/statuses/SHA: state pending|running|
+             success|failed|canceled (required), name or context,
+             target_url, description; 400 {"message"} otherwise, 404
+             "404 Commit Not Found".
+  gitea      .../repos/O/N/statuses/SHA: state pending|success|error|
+             failure|warning, context, target_url, description; 422
+             otherwise, 404 for an unknown commit.
+  bitbucket  .../repositories/W/S/commit/SHA/statuses/build: state
+             INPROGRESS|SUCCESSFUL|FAILED|STOPPED, key (required, <= 40
+             characters), url (required), name, description; 400 error
+             object otherwise, 404 for an unknown commit.
+
+Each accepted status is appended to .statuses as {sha, state, context,
+target_url, description} (Bitbucket: context is the key, target_url the
+url).
+
 Branches are checked against the bare repository, as the host would.
 Every request is recorded (method, path, query, headers, JSON body) in
 .requests.  .script is a list of (status, headers, body) answered first,
@@ -54,6 +77,7 @@ class GitHostAPI:
         self.name = name
         self.prefix = prefix
         self.prs = []
+        self.statuses = []
         self.requests = []
         self.script = []
         self.lock = threading.Lock()
@@ -79,6 +103,11 @@ class GitHostAPI:
                             "refs/heads/" + b], cwd=self.bare,
                            capture_output=True)
         return r.returncode == 0 or b.startswith("unrelated/")
+
+    def commit_exists(self, sha):
+        r = subprocess.run(["git", "cat-file", "-e", sha + "^{commit}"],
+                           cwd=self.bare, capture_output=True)
+        return r.returncode == 0
 
     def _new_pr(self, head, base, title, body, labels):
         number = len(self.prs) + 1
@@ -184,6 +213,13 @@ class GitHostAPI:
                 "gitlab": "merge_requests",
                 "bitbucket": "pullrequests"}[self.provider]
         parts = rest.split("/")
+        if (method == "POST" and self.provider != "bitbucket" and
+                len(parts) == 2 and parts[0] == "statuses"):
+            return self.status(parts[1], body)
+        if (method == "POST" and self.provider == "bitbucket" and
+                len(parts) == 4 and parts[0] == "commit" and
+                parts[2:] == ["statuses", "build"]):
+            return self.status(parts[1], body)
         if rest == coll and method == "GET":
             return self.list(q, rawpath)
         if rest == coll and method == "POST":
@@ -334,6 +370,74 @@ class GitHostAPI:
                 if x and x not in pr["labels"]:
                     pr["labels"].append(x)
         return (201 if p == "gitea" else 200), {}, self.render(pr)
+
+    STATES = {"github": ("pending", "success", "failure", "error"),
+              "gitlab": ("pending", "running", "success", "failed",
+                         "canceled"),
+              "gitea": ("pending", "success", "error", "failure",
+                        "warning"),
+              "bitbucket": ("INPROGRESS", "SUCCESSFUL", "FAILED",
+                            "STOPPED")}
+
+    def status(self, sha, body):
+        """A commit status, checked as the host documents its fields."""
+        p = self.provider
+        if not isinstance(body, dict):
+            return self.error(400, "Problems parsing JSON")
+        state = body.get("state")
+        bad = None
+        if state not in self.STATES[p]:
+            bad = "state is missing or not one of %s" % (
+                ", ".join(self.STATES[p]))
+        desc = body.get("description")
+        if desc is not None and not isinstance(desc, str):
+            bad = "description must be a string"
+        if p == "github" and desc is not None and len(desc) > 140:
+            bad = "description is too long (maximum is 140 characters)"
+        if p == "bitbucket":
+            key = body.get("key")
+            if not isinstance(key, str) or not key:
+                bad = "key: This field is required."
+            elif len(key) > 40:
+                bad = "key: Ensure this value has at most 40 characters"
+            if not isinstance(body.get("url"), str) or not body["url"]:
+                bad = "url: This field is required."
+            context, target = key, body.get("url")
+        elif p == "gitlab":
+            context = body.get("name") or body.get("context") or "default"
+            target = body.get("target_url")
+        else:
+            context = body.get("context") or "default"
+            target = body.get("target_url")
+        if bad is not None:
+            if p == "github":
+                return 422, {}, {"message": "Validation Failed", "errors": [
+                    {"resource": "Status", "code": "invalid",
+                     "message": bad}]}
+            if p == "gitea":
+                return 422, {}, {"message": bad}
+            return self.error(400, bad)
+        if not self.commit_exists(sha):
+            if p == "github":
+                return 422, {}, {"message": "No commit found for SHA: " +
+                                 sha}
+            return self.error(404, "404 Commit Not Found"
+                              if p == "gitlab" else "commit not found")
+        st = {"sha": sha, "state": state, "context": context,
+              "target_url": target, "description": desc}
+        self.statuses.append(st)
+        n = len(self.statuses)
+        if p == "bitbucket":
+            return 201, {}, {"type": "build", "key": context, "state": state,
+                             "url": target, "name": body.get("name"),
+                             "description": desc or ""}
+        if p == "gitlab":
+            return 201, {}, {"id": n, "sha": sha, "status": state,
+                             "name": context, "target_url": target,
+                             "description": desc}
+        return 201, {}, {"id": n, "state": state, "context": context,
+                         "target_url": target, "description": desc,
+                         "url": "https://api.test/statuses/%d" % n}
 
     def add_labels(self, number, body):
         prs = [x for x in self.prs if x["number"] == number]

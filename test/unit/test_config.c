@@ -592,7 +592,7 @@ test_out_of_range(void **state)
 	assert_only_error("notifiers: [{name: n, type: webhook, url: \"http://x\","
 	    " on: [failure, sometimes]}]\n",
 	    "t.yaml:1:69: notifiers[0].on[1]: unknown value \"sometimes\" "
-	    "(expected one of: failure, recovery, all)");
+	    "(expected one of: failure, recovery, all, started)");
 	assert_only_error("apps: [{name: a, repo: r, images: [{repository: x,"
 	    " policy: {pattern: y, order: random}}]}]\nrepos: [{name: r, url: /r}]\n",
 	    "t.yaml:1:80: apps[0].images[0].policy.order: unknown value "

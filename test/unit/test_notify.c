@@ -490,6 +490,202 @@ test_checks(void **state)
 	test_errors_free(&e);
 }
 
+/* ---- commit-status -------------------------------------------------------- */
+
+#define CS_TOKEN	"cs-TOKEN-0f1e2d3c4b5a"
+#define CS_SHA		"0123456789abcdef0123456789abcdef01234567"
+
+static struct config *
+cs_load(const char *provider, const char *app, int base)
+{
+	struct config_errors	 e;
+	struct config		*cfg;
+	char			*yaml;
+
+	setenv("CS_TEST_TOKEN", CS_TOKEN, 1);
+	yaml = xasprintf(
+	    "repos: [{name: r, url: \"https://git.test/acme/deploy.git\"}]\n"
+	    "apps: [{name: %s, repo: r, path: p, notify: [s, chat]}]\n"
+	    "notifiers:\n"
+	    "  - {name: s, type: commit-status, provider: %s,"
+	    " api_url: \"http://127.0.0.1:1/api/\", token_env: CS_TEST_TOKEN}\n"
+	    "  - {name: chat, type: webhook, url: \"http://127.0.0.1:1/h\","
+	    " on: [all]}\n%s", app, provider,
+	    base ? "links: {base_url: \"https://gitopsd.test/\"}\n" : "");
+	memset(&e, 0, sizeof(e));
+	cfg = config_load_buffer("t.yaml", yaml, strlen(yaml), &e);
+	free(yaml);
+	config_errors_free(&e);
+	assert_non_null(cfg);
+	return cfg;
+}
+
+/* Render one alert: its URL and auth header (unless NULL) as wanted; the
+ * token nowhere else; returns the JSON body. */
+static cJSON *
+cs_render(const struct config *cfg, const struct notify_alert *a,
+    const char *url, const char *auth)
+{
+	struct notify_request	 req;
+	char			 err[256];
+	cJSON			*o;
+	size_t			 i, n = 0;
+
+	assert_int_equal(cfg->notifiers[0].plugin->render(&cfg->notifiers[0],
+	    a, &req, err, sizeof(err)), 0);
+	assert_string_equal(req.url, url);
+	for (i = 0; i < req.nheaders; i++)
+		if (strstr(req.headers[i], CS_TOKEN) != NULL) {
+			if (auth != NULL)
+				assert_string_equal(req.headers[i], auth);
+			n++;
+		}
+	assert_int_equal(n, 1);
+	assert_null(strstr(req.body, CS_TOKEN));
+	o = cJSON_Parse(req.body);
+	notify_request_free(&req);
+	assert_non_null(o);
+	return o;
+}
+
+static void
+test_commit_status(void **state)
+{
+	static const char *long_app =
+	    "payments-ledger-reconciliation-worker-eu-west";
+	struct config		*cfg;
+	struct notify_alert	 a;
+	struct notify_request	 req;
+	struct notify_plan	 p;
+	struct job		 j;
+	struct job_result	 r;
+	struct config_errors	 e;
+	const struct notifier	*nt = notifier_find("commit-status");
+	char			 reason[400], out[600], err[256];
+	cJSON			*o, *params;
+	int			 perm, wait;
+
+	(void)state;
+	assert_non_null(nt);
+	cfg = cs_load("github", "web", 1);
+	memset(&a, 0, sizeof(a));
+	a.event = "sync.started";
+	a.app = "web";
+	a.kind = "sync";
+	a.job_id = 9;
+	a.revision = CS_SHA;
+	a.repo_owner = "acme";
+	a.repo_name = "deploy";
+	a.page_url = "https://gitopsd.test/#/jobs/9";
+	o = cs_render(cfg, &a, "http://127.0.0.1:1/api/repos/acme/deploy/"
+	    "statuses/" CS_SHA,
+	    "Authorization: Bearer " CS_TOKEN);
+	assert_string_equal(test_json_str(o, "state"), "pending");
+	assert_string_equal(test_json_str(o, "context"), "gitopsd/web");
+	assert_string_equal(test_json_str(o, "target_url"), a.page_url);
+	cJSON_Delete(o);
+
+	/* A long reason is cut to GitHub's 140 characters. */
+	memset(reason, 'x', sizeof(reason) - 1);
+	reason[sizeof(reason) - 1] = '\0';
+	a.event = "job.failed";
+	a.reason = reason;
+	a.reason_kind = "unhealthy";
+	o = cs_render(cfg, &a, "http://127.0.0.1:1/api/repos/acme/deploy/"
+	    "statuses/" CS_SHA, NULL);
+	assert_string_equal(test_json_str(o, "state"), "failure");
+	assert_true(strlen(test_json_str(o, "description")) <= 140);
+	cJSON_Delete(o);
+
+	/* Planning: sync results and starts only, never deduplicated away;
+	 * an update-image job or a revision that is no commit: nothing. */
+	job_init(&j, 9, JOB_SYNC, "web", 0);
+	memset(&r, 0, sizeof(r));
+	r.ok = 1;
+	notify_plan(cfg, &j, &r, JOB_SUCCEEDED, 0, &p);
+	assert_int_equal(p.n, 2);	/* s and chat (on: all) */
+	assert_non_null(plan_find(&p, "s"));
+	params = cJSON_Parse(plan_find(&p, "s")->spec.params);
+	assert_string_equal(test_json_str(params, "event"), "job.succeeded");
+	assert_string_equal(test_json_str(params, "repo_owner"), "acme");
+	assert_string_equal(test_json_str(params, "repo_name"), "deploy");
+	assert_string_equal(test_json_str(params, "page_url"),
+	    "https://gitopsd.test/#/jobs/9");
+	cJSON_Delete(params);
+	notify_plan_free(&p);
+	notify_plan_started(cfg, &j, CS_SHA, &p);
+	assert_int_equal(p.n, 1);	/* chat's on: [all] is not started */
+	assert_non_null(plan_find(&p, "s"));
+	assert_int_equal(plan_find(&p, "s")->max_attempts, 1);
+	/* It names the repo: the store runs an app's reports in order. */
+	assert_string_equal(plan_find(&p, "s")->spec.repo, "r");
+	notify_plan_free(&p);
+	notify_plan_started(cfg, &j, "main", &p);
+	assert_int_equal(p.n, 0);
+	notify_plan_free(&p);
+	job_init(&j, 10, JOB_UPDATE_IMAGE, "web", 0);
+	notify_plan(cfg, &j, &r, JOB_SUCCEEDED, 0, &p);
+	assert_int_equal(p.n, 1);
+	assert_null(plan_find(&p, "s"));
+	notify_plan_free(&p);
+
+	/* Refusals as GitHub documents them; the token never in the text. */
+	perm = 1;
+	wait = 0;
+	nt->refused(CONFIG_PR_GITHUB, "http://127.0.0.1:1/api/repos/a/b", 401,
+	    "{\"message\": \"Bad credentials\"}", &perm, &wait, out,
+	    sizeof(out));
+	assert_int_equal(perm, 1);
+	assert_non_null(strstr(out, "the token was refused (HTTP 401): Bad "
+	    "credentials"));
+	perm = 1;
+	nt->refused(CONFIG_PR_GITHUB, "http://127.0.0.1:1/api/repos/a/b", 403,
+	    "{\"message\": \"You have exceeded a secondary rate limit.\"}",
+	    &perm, &wait, out, sizeof(out));
+	assert_int_equal(perm, 0);
+	assert_int_equal(wait, 60);
+	nt->refused(CONFIG_PR_GITHUB, "http://127.0.0.1:1/api/repos/a/b", 404,
+	    "{\"message\": \"Not Found\"}", &perm, &wait, out, sizeof(out));
+	assert_int_equal(perm, 1);
+	assert_non_null(strstr(out, "check api_url"));
+	config_free(cfg);
+
+	/* GitLab: the project path URL-encoded, PRIVATE-TOKEN, its words. */
+	cfg = cs_load("gitlab", "web", 0);
+	a.event = "sync.started";
+	a.page_url = NULL;
+	a.repo_owner = "acme/platform";
+	o = cs_render(cfg, &a, "http://127.0.0.1:1/api/projects/"
+	    "acme%2Fplatform%2Fdeploy/statuses/" CS_SHA,
+	    "PRIVATE-TOKEN: " CS_TOKEN);
+	assert_string_equal(test_json_str(o, "state"), "running");
+	assert_string_equal(test_json_str(o, "name"), "gitopsd/web");
+	assert_null(cJSON_GetObjectItem(o, "target_url"));
+	cJSON_Delete(o);
+	config_free(cfg);
+
+	/* Bitbucket: a key of at most 40 characters, url required. */
+	cfg = cs_load("bitbucket", long_app, 0);
+	memset(&e, 0, sizeof(e));
+	assert_true(nt->check(cfg, &cfg->notifiers[0], 0, &e) > 0);
+	assert_true(test_errors_have(&e, "notifiers[0].provider",
+	    "links.base_url"));
+	test_errors_free(&e);
+	a.app = long_app;
+	a.repo_owner = "acme";
+	assert_int_equal(nt->render(&cfg->notifiers[0], &a, &req, err,
+	    sizeof(err)), -1);
+	a.page_url = "https://gitopsd.test/#/jobs/9";
+	a.event = "job.succeeded";
+	o = cs_render(cfg, &a, "http://127.0.0.1:1/api/repositories/acme/"
+	    "deploy/commit/" CS_SHA "/statuses/build", NULL);
+	assert_string_equal(test_json_str(o, "state"), "SUCCESSFUL");
+	assert_int_equal(strlen(test_json_str(o, "key")), 40);
+	assert_string_equal(test_json_str(o, "url"), a.page_url);
+	cJSON_Delete(o);
+	config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -504,6 +700,7 @@ main(void)
 		cmocka_unit_test_teardown(test_render_webhook, tcfg_teardown),
 		cmocka_unit_test_teardown(test_render_email, tcfg_teardown),
 		cmocka_unit_test_teardown(test_checks, tcfg_teardown),
+		cmocka_unit_test(test_commit_status),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

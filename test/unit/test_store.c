@@ -459,6 +459,62 @@ test_jobs_free(struct job **jobs, size_t n)
 }
 
 /*
+ * Status reports (notify jobs with a repo, commit-status) of one app run
+ * one at a time, in order: the result waits for the pending one.  Other
+ * alerts of the app and another app's report run meanwhile.
+ */
+static void
+test_status_reports_in_order(void **state)
+{
+	struct qfx		 fx;
+	struct store		*st;
+	struct job_spec		 pend = { .kind = JOB_NOTIFY, .app = "web",
+				    .repo = "deploy", .params = "{}" };
+	struct job_spec		 res = pend, chat = pend, other = pend;
+	struct job		**jobs = NULL;
+	struct store_finish	 f;
+	size_t			 n = 0, i;
+	int64_t			 idp, idr, idc, ido;
+	int			 absorbed, seen;
+
+	(void)state;
+	chat.repo = NULL;
+	other.app = "api";
+	qfx_setup(&fx);
+	st = test_store_open(&fx);
+	idp = test_add_job(st, &pend, 0, &absorbed);
+	idr = test_add_job(st, &res, 0, &absorbed);
+	idc = test_add_job(st, &chat, 0, &absorbed);
+	ido = test_add_job(st, &other, 0, &absorbed);
+	test_claim_at(st, util_now_ms() + 1, &jobs, &n);
+	assert_int_equal(n, 3);
+	for (i = 0, seen = 0; i < n; i++) {
+		assert_true(jobs[i]->id != idr);
+		seen += jobs[i]->id == idp || jobs[i]->id == idc ||
+		    jobs[i]->id == ido;
+	}
+	assert_int_equal(seen, 3);
+	test_jobs_free(jobs, n);
+	/* Still running: the result waits. */
+	test_claim_at(st, util_now_ms() + 1, &jobs, &n);
+	assert_int_equal(n, 0);
+	test_jobs_free(jobs, n);
+	memset(&f, 0, sizeof(f));
+	f.job_id = idp;
+	f.state = JOB_SUCCEEDED;
+	f.attempts = 1;
+	f.started_ms = f.ended_ms = util_now_ms();
+	f.result = "{\"ok\":true}";
+	test_finish(st, &f);
+	test_claim_at(st, util_now_ms() + 1, &jobs, &n);
+	assert_int_equal(n, 1);
+	assert_true(jobs[0]->id == idr);
+	test_jobs_free(jobs, n);
+	store_sqlite_ops.close(st);
+	qfx_teardown(&fx);
+}
+
+/*
  * A waiting sync: no attempt recorded; it holds its app (a newer sync and
  * an image update of the app wait, other apps run); when due it is
  * claimed with its wait state and its attempt's start; a crash during its
@@ -1478,6 +1534,7 @@ main(void)
 		cmocka_unit_test(test_claim_merge_exclusive),
 		cmocka_unit_test(test_requeue_on_restart),
 		cmocka_unit_test(test_waiting_job),
+		cmocka_unit_test(test_status_reports_in_order),
 		cmocka_unit_test(test_state_machine),
 		cmocka_unit_test(test_back_pressure),
 		cmocka_unit_test(test_wal_bounded_under_load),
