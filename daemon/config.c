@@ -159,6 +159,12 @@ static const struct config_key admin_keys[] = {
 	  .help =
 	    "allow a listener beyond loopback without token_file or "
 	    "token_env" },
+	{ "public_url", T_STR,
+	  .off = O(struct config_admin, public_url),
+	  .help =
+	    "http(s) URL of this listener as users reach it (behind a proxy "
+	    "or load balancer): links to the status page; links.base_url "
+	    "overrides it for alerts" },
 };
 static const struct config_table admin_table =
     CONFIG_TABLE("admin", struct config_admin, admin_keys, config_check_admin);
@@ -788,6 +794,18 @@ config_host_is_loopback(const char *h)
 	    strcmp(h, "::1") == 0;
 }
 
+/* URLs put into alerts and statuses: a relative or other-scheme one would
+ * be a dead link in every message. */
+static void
+config_check_http_url(struct config_walk *ctx, const struct config_node *map,
+    const char *key, const char *url)
+{
+	if (url != NULL && strncmp(url, "http://", 7) != 0 &&
+	    strncmp(url, "https://", 8) != 0)
+		config_walk_error(ctx, config_node_get(map, key), key,
+		    "must start with http:// or https://");
+}
+
 static void
 config_check_admin(struct config_walk *ctx, void *obj,
     const struct config_node *map,
@@ -819,6 +837,7 @@ config_check_admin(struct config_walk *ctx, void *obj,
 			    "allowed_hosts"),
 			    "allowed_hosts", "\"%s\" is not a host or host:port",
 			    a->allowed_hosts[i]);
+	config_check_http_url(ctx, map, "public_url", a->public_url);
 }
 
 static void
@@ -860,14 +879,19 @@ config_check_links(struct config_walk *ctx, void *obj,
     const struct config_node *at)
 {
 	struct config		*c = obj;
-	const struct config_node	*v = config_node_get(map, "base_url");
 
 	(void)at;
-	if (c->links_base_url != NULL &&
-	    strncmp(c->links_base_url, "http://", 7) != 0 &&
-	    strncmp(c->links_base_url, "https://", 8) != 0)
-		config_walk_error(ctx, v, "base_url",
-		    "must start with http:// or https://");
+	config_check_http_url(ctx, map, "base_url", c->links_base_url);
+}
+
+const char *
+config_links_base(const struct config *c)
+{
+	if (c->links_base_url != NULL && *c->links_base_url != '\0')
+		return c->links_base_url;
+	if (c->admin.public_url != NULL && *c->admin.public_url != '\0')
+		return c->admin.public_url;
+	return NULL;
 }
 
 static void

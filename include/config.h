@@ -39,6 +39,7 @@ struct config_admin {
 	char	**allowed_hosts;		/* Host values besides listen */
 	size_t	 nallowed_hosts;
 	int	 insecure_no_token;		/* beyond loopback, no token */
+	char	*public_url;			/* the listener as users reach it */
 };
 
 enum config_state_driver {
@@ -319,6 +320,9 @@ void		 config_errors_free(struct config_errors *);
  */
 struct config	*config_ref(struct config *);
 void		 config_unref(struct config *);
+/* Where links in alerts and statuses point: links.base_url, else
+ * admin.public_url; NULL when neither is set. */
+const char	*config_links_base(const struct config *);
 
 /*
  * Append "FILE:LINE:COLUMN: keypath: message" for a key of a loaded config

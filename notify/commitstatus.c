@@ -100,9 +100,9 @@ cs_check(const struct config *cfg, const struct config_notifier *n,
 	/* Bitbucket refuses a build status without its url. */
 	snprintf(key, sizeof(key), "notifiers[%zu].provider", index);
 	if (o != NULL && o->provider == CONFIG_PR_BITBUCKET &&
-	    (cfg->links_base_url == NULL || *cfg->links_base_url == '\0'))
+	    config_links_base(cfg) == NULL)
 		config_error_at(cfg, errs, key, "bitbucket build statuses need "
-		    "a url: set links.base_url");
+		    "a url: set admin.public_url or links.base_url");
 	return (int)(errs->n - before);
 }
 

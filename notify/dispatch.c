@@ -127,21 +127,21 @@ notify_pr_url(const struct job_result *res)
 }
 
 /*
- * A link to the job under links.base_url: where "/api/v1/jobs/" (the API)
+ * A link to the job under links.base_url (or admin.public_url): where "/api/v1/jobs/" (the API)
  * or "/#/jobs/" (the status page), then the id.
  */
 static char *
 notify_link(const struct config *cfg, const char *where, int64_t id)
 {
-	size_t	 len;
+	const char	*base = config_links_base(cfg);
+	size_t		 len;
 
-	if (cfg->links_base_url == NULL || *cfg->links_base_url == '\0')
+	if (base == NULL)
 		return NULL;
-	len = strlen(cfg->links_base_url);
-	while (len > 0 && cfg->links_base_url[len - 1] == '/')
+	len = strlen(base);
+	while (len > 0 && base[len - 1] == '/')
 		len--;
-	return xasprintf("%.*s%s%" PRId64, (int)len, cfg->links_base_url,
-	    where, id);
+	return xasprintf("%.*s%s%" PRId64, (int)len, base, where, id);
 }
 
 /* 1 when s is a full commit id (SHA-1 or SHA-256): what a status is on. */

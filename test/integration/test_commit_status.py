@@ -8,7 +8,7 @@ simulator).
 For every provider:
 - a push that syncs and becomes healthy gives the pushed commit a pending
   status, then a success one, under the context gitopsd/<app>, each
-  linking to the sync job on the status page (links.base_url);
+  linking to the sync job on the status page (admin.public_url);
 - a sync whose rollout fails gives pending, then failure;
 - the token is sent only in the provider's auth header and appears
   nowhere in the daemon's log nor the API.
@@ -49,7 +49,7 @@ def config(bare, kubeconfig, provider, api, extra_notifiers=(), notify=None,
               "api_url": api, "token_file": "api.token"}
     keys = {}
     if base_url is not None:
-        keys["links"] = {"base_url": base_url}
+        keys["admin"] = {"public_url": base_url}
     return harness.config(
         repos=[{"name": "deploy", "url": bare, "branch": "main"}],
         retry={"base_s": 1, "max_s": 2, "max_attempts": max_attempts},

@@ -1171,6 +1171,41 @@ test_policy_and_notifier_rules(void **state)
 	config_errors_free(&e);
 }
 
+/* Links point at admin.public_url unless links.base_url says otherwise;
+ * either must be an http(s) URL. */
+static void
+test_public_url(void **state)
+{
+	struct config_errors	 e;
+	struct config		*c;
+
+	(void)state;
+	c = load("admin: {public_url: \"https://deploy.example/\"}\n", &e);
+	assert_non_null(c);
+	assert_string_equal(config_links_base(c), "https://deploy.example/");
+	config_free(c);
+	config_errors_free(&e);
+
+	c = load("admin: {public_url: \"https://deploy.example/\"}\n"
+	    "links: {base_url: \"http://alerts.example\"}\n", &e);
+	assert_non_null(c);
+	assert_string_equal(config_links_base(c), "http://alerts.example");
+	config_free(c);
+	config_errors_free(&e);
+
+	c = load("admin: {listen: \"127.0.0.1:9\"}\n", &e);
+	assert_non_null(c);
+	assert_null(config_links_base(c));
+	config_free(c);
+	config_errors_free(&e);
+
+	assert_null(load("admin: {public_url: deploy.example}\n", &e));
+	assert_error(&e, "t.yaml:1:21: admin.public_url: must start with "
+	    "http:// or https://");
+	assert_int_equal(e.n, 1);
+	config_errors_free(&e);
+}
+
 /* state.driver postgres takes its DSN from dsn_file or dsn_env, sqlite none. */
 /*
  * A sink's own keys come from its plug-in (notify/<type>.c): their errors
@@ -1681,6 +1716,7 @@ main(void)
 		cmocka_unit_test(test_schema_documented),
 		cmocka_unit_test(test_fixtures),
 		cmocka_unit_test(test_misc_values),
+		cmocka_unit_test(test_public_url),
 		cmocka_unit_test_setup_teardown(test_load_for_check, setup_tmp,
 		    teardown_tmp),
 	};
