@@ -41,9 +41,9 @@
  *   leases of every job claimed here and not yet recorded (one
  *   statement) and takes over, as after a crash, the running jobs of any
  *   replica whose lease ended (store.h: takeover).  Recording an attempt
- *   is fenced by the lease: a replica that was paused past its lease
- *   finds its job taken over and drops its result (the new runner's
- *   counts).  This is the only recovery: a SQLite store is one process's,
+ *   is fenced by the lease and the claim's token (job->claim): a replica
+ *   that was paused past its lease finds its job taken over and drops its
+ *   result (the new runner's counts), even when the new runner is itself.  This is the only recovery: a SQLite store is one process's,
  *   so its leases at start are expired at once (queue_store_prepare).
  * - Failure.  A delivery is stored whole or not at all: a duplicate is
  *   found before anything of it is written, and any other failure while
@@ -183,8 +183,8 @@ struct queue {
 	int			 out_thread;	/* claimed, not yet recorded */
 	int			 out_loop;
 	int64_t			 last_retention_ms;
-	/* Jobs claimed here and not yet recorded: their leases renewed. */
-	int64_t			*leased;
+	/* Claims made here and not yet recorded: their leases renewed. */
+	struct store_lease	*leased;
 	size_t			 nleased, leased_cap;
 	int64_t			 last_lease_ms;	/* last renewal (monotonic) */
 	int			 done_failed;	/* last round could not record */
@@ -563,6 +563,7 @@ queue_store_wait(struct queue *q, const struct job *j,
 	}
 	f.result = result;
 	f.owner = replica_id();
+	f.claim = j->claim;
 	rc = q->ops->finish(q->wr, &f, err, errlen);
 	free(result);
 	if (rc == -1)
@@ -660,6 +661,7 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 	result = queue_result_json(res);
 	f.result = result;
 	f.owner = replica_id();
+	f.claim = j->claim;
 	if ((fenced = q->ops->finish(q->wr, &f, err, errlen)) == -1)
 		goto out;
 	if (fenced == 1) {
@@ -721,23 +723,29 @@ queue_lease_ms(const struct config *cfg)
 }
 
 static void
-queue_leased_add(struct queue *q, int64_t id)
+queue_leased_add(struct queue *q, const struct job *j)
 {
 	if (q->nleased == q->leased_cap) {
 		q->leased_cap = q->leased_cap == 0 ? 16 : q->leased_cap * 2;
 		q->leased = xreallocarray(q->leased, q->leased_cap,
 		    sizeof(*q->leased));
 	}
-	q->leased[q->nleased++] = id;
+	q->leased[q->nleased].job_id = j->id;
+	q->leased[q->nleased++].claim = j->claim;
 }
 
+/*
+ * By claim, not by job: a run whose lease was lost may still be here when
+ * this replica claims the job again.
+ */
 static void
-queue_leased_del(struct queue *q, int64_t id)
+queue_leased_del(struct queue *q, const struct job *j)
 {
 	size_t	 i;
 
 	for (i = 0; i < q->nleased; i++)
-		if (q->leased[i] == id) {
+		if (q->leased[i].job_id == j->id &&
+		    q->leased[i].claim == j->claim) {
 			q->leased[i] = q->leased[--q->nleased];
 			return;
 		}
@@ -749,9 +757,9 @@ queue_leased_end(struct queue *q, const struct job *j)
 {
 	size_t	 i;
 
-	queue_leased_del(q, j->id);
+	queue_leased_del(q, j);
 	for (i = 0; i < j->nmerged; i++)
-		queue_leased_del(q, j->merged[i]->id);
+		queue_leased_del(q, j->merged[i]);
 }
 
 /*
@@ -1133,10 +1141,10 @@ done:
 		for (d = recorded; d != NULL; d = d->next)
 			queue_leased_end(q, d->job);
 		for (i = 0; i < rep->nclaimed; i++) {
-			queue_leased_add(q, rep->claimed[i]->id);
+			queue_leased_add(q, rep->claimed[i]);
 			for (k = 0; k < rep->claimed[i]->nmerged; k++)
 				queue_leased_add(q,
-				    rep->claimed[i]->merged[k]->id);
+				    rep->claimed[i]->merged[k]);
 			if (rep->claimed[i]->kind == JOB_NOTIFY)
 				q->out_loop++;
 			else

@@ -74,6 +74,13 @@ struct job {
 	int		 attempts;	/* attempts made before this one */
 	int		 max_attempts;	/* as stored: a manual retry adds some */
 	int64_t		 created_ms;
+	/*
+	 * This claim's token (store.h: claim): the job's claims counter as
+	 * this claim left it.  Recording the attempt and renewing its lease
+	 * present it, so a run whose lease ended is refused even when the
+	 * same replica claimed the job again since.
+	 */
+	int64_t		 claim;
 	/* sync: the app's stored inventory (JSON text, see sync.h) as of
 	 * the claim, or NULL when it has none. */
 	char		*inventory;

@@ -111,8 +111,15 @@ struct store_finish {
 	const char	*error;		/* NULL on success */
 	const char	*result;	/* JSON object text or NULL */
 	/* The fence: applies only to a job still running under this
-	 * owner's lease (the claim's owner). */
+	 * owner's lease (the claim's owner) and this claim (job->claim). */
 	const char	*owner;
+	int64_t		 claim;
+};
+
+/* A lease to renew: a job and the token of the claim that holds it. */
+struct store_lease {
+	int64_t		 job_id;
+	int64_t		 claim;
 };
 
 /* A replica's registration and heartbeat (strings borrowed). */
@@ -253,11 +260,13 @@ struct store_ops {
 	/*
 	 * Leases.  A claimed job is held by its claimer's owner id until
 	 * lease_until; the claimer renews it while the job runs.  renew:
-	 * lease_until of owner's running jobs among ids (one statement);
-	 * *nrenewed says how many were still its own.
+	 * lease_until of owner's running jobs among leases, each only while
+	 * still held by the claim named (one statement); *nrenewed says how
+	 * many were still its own.
 	 */
 	int		 (*renew)(struct store *, const char *owner,
-			    const int64_t *ids, size_t nids, int64_t until_ms,
+			    const struct store_lease *leases, size_t nleases,
+			    int64_t until_ms,
 			    size_t *nrenewed, char *err, size_t errlen);
 	/*
 	 * Take over the running jobs whose lease ended before expired_ms,
@@ -291,6 +300,9 @@ struct store_ops {
 	 * waiting job comes with job->wait and job->started_ms.  Every job
 	 * claimed (merged ones too) is leased to owner until lease_until_ms
 	 * (a waiting job holds no lease: nobody runs it until its look).
+	 * Every claim counts one more on the job's claims counter and hands
+	 * the new count out as job->claim, the token finish and renew
+	 * compare: an owner alone cannot tell its claims of one job apart.
 	 */
 	int		 (*claim)(struct store *, const struct store_claim *,
 			    struct job ***jobs, size_t *njobs, char *err,
@@ -299,7 +311,8 @@ struct store_ops {
 	 * Record an attempt's end and the job's new state, and end its
 	 * lease.  WAITING records no attempt and keeps started_ms as the
 	 * attempt's start.  Returns 1, writing nothing, when the job is no
-	 * longer running under f->owner's lease (taken over meanwhile).
+	 * longer running under f->owner's lease and claim f->claim (taken
+	 * over meanwhile, and perhaps claimed again, by anyone).
 	 */
 	int		 (*finish)(struct store *, const struct store_finish *,
 			    char *err, size_t errlen);
