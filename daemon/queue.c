@@ -763,6 +763,40 @@ queue_leased_end(struct queue *q, const struct job *j)
 }
 
 /*
+ * Jobs a takeover made dead: their last attempt was interrupted.  That is
+ * a failure like an attempt's (job_advance decides, as for a finish):
+ * the app's status records it and its alerts go to the outbox in the
+ * caller's transaction, under the same dedup keys, so one failure makes
+ * one alert whoever takes the job over, and a later success is a
+ * recovery.  Frees dead.
+ */
+static int
+queue_store_interrupted(struct queue *q, const struct config *cfg,
+    struct job **dead, int ndead, int64_t now, char *err, size_t errlen)
+{
+	struct job_result	 res;
+	struct job_advance	 adv;
+	int			 i, rc = 0;
+
+	for (i = 0; i < ndead; i++) {
+		memset(&res, 0, sizeof(res));
+		job_result_fail(&res, JOB_ERR_INTERRUPTED, 0,
+		    "interrupted: gitopsd stopped while the job ran");
+		res.interrupted = 1;
+		job_advance(cfg, dead[i], &res, 1, now, now, 0.0, &adv);
+		if (rc == 0 && adv.ended && adv.state == JOB_DEAD &&
+		    (queue_store_plan(q, cfg, dead[i], &res, adv.state, now,
+		    err, errlen) == -1 || queue_store_app(q, dead[i], &res,
+		    adv.state, now, err, errlen) == -1))
+			rc = -1;
+		job_result_clear(&res);
+		job_free(dead[i]);
+	}
+	free(dead);
+	return rc;
+}
+
+/*
  * The lease step of a round: renew the leases of the jobs running here,
  * then take over those of any runner whose lease ended.  Each in its own
  * item, so that a failure costs the round nothing else: a lease not
@@ -773,9 +807,10 @@ static void
 queue_store_lease(struct queue *q, const struct config *cfg, int64_t now,
     int claiming, int *ntaken)
 {
-	char	 err[256];
-	size_t	 nrenewed;
-	int	 nrequeued, ndead;
+	struct job	**dead = NULL;
+	char		 err[256];
+	size_t		 nrenewed;
+	int		 nrequeued, ndead;
 
 	*ntaken = 0;
 	if (q->ops->item_begin(q->wr, err, sizeof(err)) == -1)
@@ -798,8 +833,9 @@ queue_store_lease(struct queue *q, const struct config *cfg, int64_t now,
 		return;
 	if (q->ops->item_begin(q->wr, err, sizeof(err)) == -1)
 		goto fail;
-	if (q->ops->takeover(q->wr, now, now, &nrequeued, &ndead, err,
-	    sizeof(err)) == -1 || q->ops->item_end(q->wr, err,
+	if (q->ops->takeover(q->wr, now, now, &nrequeued, &ndead, &dead, err,
+	    sizeof(err)) == -1 || queue_store_interrupted(q, cfg, dead, ndead,
+	    now, err, sizeof(err)) == -1 || q->ops->item_end(q->wr, err,
 	    sizeof(err)) == -1)
 		goto abort;
 	if (nrequeued > 0 || ndead > 0)
@@ -1224,15 +1260,18 @@ queue_store_name(const struct config *cfg)
 
 /* Start of a store not shared: every running job is taken over. */
 static int
-queue_store_takeover_all(struct queue *q, struct store *wr, char *err,
-    size_t errlen)
+queue_store_takeover_all(struct queue *q, const struct config *cfg,
+    struct store *wr, char *err, size_t errlen)
 {
-	int	 nrequeued, ndead;
+	struct job	**dead = NULL;
+	int64_t		 now = util_now_ms();
+	int		 nrequeued, ndead;
 
 	if (q->ops->begin(wr, err, errlen) == -1)
 		return -1;
-	if (q->ops->takeover(wr, INT64_MAX, util_now_ms(), &nrequeued, &ndead,
-	    err, errlen) == -1 || q->ops->commit(wr, err, errlen) == -1) {
+	if (q->ops->takeover(wr, INT64_MAX, now, &nrequeued, &ndead, &dead,
+	    err, errlen) == -1 || queue_store_interrupted(q, cfg, dead, ndead,
+	    now, err, errlen) == -1 || q->ops->commit(wr, err, errlen) == -1) {
 		q->ops->rollback(wr);
 		return -1;
 	}
@@ -1265,7 +1304,9 @@ queue_store_prepare(struct queue *q, const struct config *cfg,
 	 * at start, not lease_s later).  A shared store's leases may be live
 	 * replicas': the rounds take them over when they end.
 	 */
-	if (!q->ops->shared && queue_store_takeover_all(q, wr, err,
+	/* The alerts of jobs it ends are written through q->wr. */
+	q->wr = wr;
+	if (!q->ops->shared && queue_store_takeover_all(q, cfg, wr, err,
 	    errlen) == -1) {
 		*transient = q->ops->transient(wr);
 		goto fail;
@@ -1282,6 +1323,7 @@ queue_store_prepare(struct queue *q, const struct config *cfg,
 	metrics_gauge_set("gitopsd_store_available", NULL, 1);
 	return 0;
 fail:
+	q->wr = NULL;
 	q->ops->close(rd);
 	q->ops->close(wr);
 	return -1;

@@ -803,13 +803,19 @@ store_pg_takeover_waits(struct store *st, int64_t expired_ms, int64_t now_ms,
 	return rc;
 }
 
+static struct job *store_pg_job_from_row(const PGresult *, int);
+static int	store_pg_takeover_dead(struct store *, int64_t, struct job ***,
+		    int *, char *, size_t);
+
 static int
 store_pg_takeover(struct store *st, int64_t expired_ms, int64_t now_ms,
-    int *nrequeued, int *ndead, char *err, size_t errlen)
+    int *nrequeued, int *ndead, struct job ***dead, char *err, size_t errlen)
 {
 	struct store_pg_params	 p = { .n = 0 };
 	PGresult		*res;
+	struct job		**djobs = NULL;
 	int64_t			 n;
+	int			 nd = 0, rc = -1;
 
 	*nrequeued = *ndead = 0;
 	/* With the claim lock: no claim of another replica in between. */
@@ -846,21 +852,35 @@ store_pg_takeover(struct store *st, int64_t expired_ms, int64_t now_ms,
 	    " ok = excluded.ok, error = excluded.error", &p, "takeover", NULL,
 	    err, errlen) == -1)
 		return -1;
+	/* Those out of attempts, as claimed, for their alerts. */
+	if (dead != NULL && store_pg_takeover_dead(st, expired_ms, &djobs, &nd,
+	    err, errlen) == -1)
+		goto out;
 	if (store_pg_cmd(st, "UPDATE jobs SET state = 5, attempts = attempts + 1,"
 	    " updated = $2, started = NULL, error = 'interrupted; no attempts"
 	    " left', lease_owner = NULL, lease_until = NULL WHERE state = 2"
 	    " AND coalesce(lease_until, 0) < $1 AND attempts + 1 >= max_attempts",
 	    &p, "takeover", &n, err, errlen) == -1)
-		return -1;
+		goto out;
 	*ndead = (int)n;
 	if (store_pg_cmd(st, "UPDATE jobs SET state = 1, attempts = attempts + 1,"
 	    " updated = $2, started = NULL, not_before = 0, lease_owner = NULL,"
 	    " lease_until = NULL WHERE state = 2"
 	    " AND coalesce(lease_until, 0) < $1", &p, "takeover", &n, err,
 	    errlen) == -1)
-		return -1;
+		goto out;
 	*nrequeued += (int)n;
-	return 0;
+	if (dead != NULL) {
+		*dead = djobs;
+		djobs = NULL;
+		nd = 0;
+	}
+	rc = 0;
+out:
+	while (nd > 0)
+		job_free(djobs[--nd]);
+	free(djobs);
+	return rc;
 }
 
 /* The ids as a PostgreSQL array literal, {1,2,3}. */
@@ -988,6 +1008,32 @@ store_pg_mark_running(struct store *st, const struct job *j,
 	    " started = CASE WHEN state = 6 THEN started ELSE $2 END,"
 	    " state = 2, updated = $2, lease_owner = $3, lease_until = $4,"
 	    " claims = $5 WHERE id = $1", &p, "mark running", NULL, err, errlen);
+}
+
+/* The running jobs whose lease ended before expired_ms that are out of
+ * attempts (takeover makes them dead), locked already. */
+static int
+store_pg_takeover_dead(struct store *st, int64_t expired_ms,
+    struct job ***jobs, int *n, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+	int			 i;
+
+	store_pg_p_int(&p, expired_ms);
+	if ((res = store_pg_q(st, "SELECT " STORE_PG_CLAIM_COLS
+	    " WHERE j.state = 2 AND coalesce(j.lease_until, 0) < $1"
+	    " AND j.attempts + 1 >= j.max_attempts ORDER BY j.id", &p,
+	    PGRES_TUPLES_OK, "takeover", err, errlen)) == NULL)
+		return -1;
+	if (PQntuples(res) > 0)
+		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
+		*jobs = xreallocarray(NULL, (size_t)PQntuples(res),
+		    sizeof(**jobs));
+	for (i = 0; i < PQntuples(res); i++)
+		(*jobs)[(*n)++] = store_pg_job_from_row(res, i);
+	PQclear(res);
+	return 0;
 }
 
 /* Queued update-image jobs for j's repository join j's run. */

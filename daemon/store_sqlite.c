@@ -51,6 +51,14 @@
 	" END"
 #define STORE_SQLITE_WAIT_COL \
 	"CASE WHEN j.state = 6 THEN " STORE_SQLITE_WAIT_OF("j.result") " END"
+/* A claimed job's columns (store_sqlite_job_from_row). */
+#define STORE_SQLITE_CLAIM_COLS \
+	"SELECT j.id, j.kind, j.state, j.app, j.repo," \
+	" j.revision, j.image, j.tag, j.digest, j.params, e.source," \
+	" e.delivery, j.event_id, j.attempts, j.created, j.max_attempts," \
+	STORE_SQLITE_WAIT_COL ", j.started, j.claims" \
+	" FROM jobs j" \
+	" LEFT JOIN events e ON e.id = j.event_id"
 
 enum st_stmt {
 	ST_EVENT_KEY,
@@ -117,20 +125,10 @@ static const char *const store_sqlite_sql[ST_MAX] = {
 	    " WHERE state IN (1, 4, 6) AND not_before > ?1",
 	[ST_BUSY] = "SELECT kind, app, repo, state FROM jobs"
 	    " WHERE state IN (2, 6)",
-	[ST_CANDIDATES] = "SELECT j.id, j.kind, j.state, j.app, j.repo,"
-	    " j.revision, j.image, j.tag, j.digest, j.params, e.source,"
-	    " e.delivery, j.event_id, j.attempts, j.created, j.max_attempts,"
-	    STORE_SQLITE_WAIT_COL ", j.started, j.claims"
-	    " FROM jobs j"
-	    " LEFT JOIN events e ON e.id = j.event_id"
+	[ST_CANDIDATES] = STORE_SQLITE_CLAIM_COLS
 	    " WHERE j.state IN (1, 4, 6) AND j.not_before <= ?1"
 	    " ORDER BY j.not_before, j.id",
-	[ST_MERGE_CANDS] = "SELECT j.id, j.kind, j.state, j.app, j.repo,"
-	    " j.revision, j.image, j.tag, j.digest, j.params, e.source,"
-	    " e.delivery, j.event_id, j.attempts, j.created, j.max_attempts,"
-	    STORE_SQLITE_WAIT_COL ", j.started, j.claims"
-	    " FROM jobs j"
-	    " LEFT JOIN events e ON e.id = j.event_id"
+	[ST_MERGE_CANDS] = STORE_SQLITE_CLAIM_COLS
 	    " WHERE j.state = 1 AND j.kind = 2 AND j.repo = ?1 AND j.id != ?2"
 	    " AND j.not_before <= ?3 ORDER BY j.id",
 	/* A waiting job's attempt began with its apply. */
@@ -848,11 +846,39 @@ store_sqlite_count_states(struct store *st, int64_t counts[JOB_STATE_MAX],
 	return 0;
 }
 
+static struct job *store_sqlite_job_from_row(sqlite3_stmt *);
+
+/* The jobs a statement of STORE_SQLITE_CLAIM_COLS reads, appended. */
+static int
+store_sqlite_jobs_read(struct store *st, const char *sql, struct job ***jobs,
+    int *n, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s = NULL;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, "takeover");
+		return -1;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
+		*jobs = xreallocarray(*jobs, (size_t)*n + 1, sizeof(**jobs));
+		(*jobs)[(*n)++] = store_sqlite_job_from_row(s);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "takeover");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 store_sqlite_takeover(struct store *st, int64_t expired_ms, int64_t now_ms,
-    int *nrequeued, int *ndead, char *err, size_t errlen)
+    int *nrequeued, int *ndead, struct job ***dead, char *err, size_t errlen)
 {
-	int		 rc = -1;
+	struct job	**djobs = NULL;
+	int		 rc = -1, nd = 0;
 	char		*sql;
 	char		 cond[64];
 
@@ -879,6 +905,13 @@ store_sqlite_takeover(struct store *st, int64_t expired_ms, int64_t now_ms,
 	if (store_sqlite_exec(st, sql, err, errlen) == -1)
 		goto out;
 	free(sql);
+	/* Those out of attempts, as claimed, for their alerts. */
+	sql = xasprintf(STORE_SQLITE_CLAIM_COLS " WHERE j.state = 2%s"
+	    " AND j.attempts + 1 >= j.max_attempts ORDER BY j.id", cond);
+	if (dead != NULL && store_sqlite_jobs_read(st, sql, &djobs, &nd, err,
+	    errlen) == -1)
+		goto out;
+	free(sql);
 	sql = xasprintf("UPDATE jobs SET state = 5, attempts = attempts + 1,"
 	    " updated = %lld, started = NULL, error = 'interrupted; no attempts"
 	    " left', lease_owner = NULL, lease_until = NULL"
@@ -895,9 +928,17 @@ store_sqlite_takeover(struct store *st, int64_t expired_ms, int64_t now_ms,
 	if (store_sqlite_exec(st, sql, err, errlen) == -1)
 		goto out;
 	*nrequeued += sqlite3_changes(st->db);
+	if (dead != NULL) {
+		*dead = djobs;
+		djobs = NULL;
+		nd = 0;
+	}
 	rc = 0;
 out:
 	free(sql);
+	while (nd > 0)
+		job_free(djobs[--nd]);
+	free(djobs);
 	return rc;
 }
 

@@ -274,12 +274,17 @@ struct store_ops {
 	 * counted (an attempts row says it was interrupted); those out of
 	 * attempts are dead.  A waiting job's health check that was
 	 * interrupted goes back to waiting, due at once, with nothing
-	 * counted (*nrequeued counts it).  Inside the caller's transaction;
+	 * counted (*nrequeued counts it).  The rule is job_advance's for an
+	 * interrupted attempt (job_result.interrupted).  When dead is not
+	 * NULL, *dead gets the jobs made dead, as they were claimed
+	 * (*ndead of them; the caller frees each with job_free and the
+	 * array with free), for the caller to record their failure as an
+	 * attempt's (alerts, app status).  Inside the caller's transaction;
 	 * serialised with claims.
 	 */
 	int		 (*takeover)(struct store *, int64_t expired_ms,
 			    int64_t now_ms, int *nrequeued, int *ndead,
-			    char *err, size_t errlen);
+			    struct job ***dead, char *err, size_t errlen);
 	/*
 	 * Earliest not_before after after_ms of a job waiting for its time
 	 * (queued, failed or waiting): 1 found, 0 none, -1 error.  Jobs due

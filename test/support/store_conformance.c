@@ -308,19 +308,26 @@ conf_state(struct store *st, int64_t id)
 	return s;
 }
 
-/* takeover in a transaction of its own. */
+/* takeover in a transaction of its own; the dead jobs in *dead. */
 static int
-conf_takeover(struct store *st, int64_t expired, int64_t now, int *nre,
-    int *ndead)
+conf_takeover_dead(struct store *st, int64_t expired, int64_t now, int *nre,
+    int *ndead, struct job ***dead)
 {
 	if (OPS->begin(st, err, sizeof(err)) == -1)
 		return -1;
-	if (OPS->takeover(st, expired, now, nre, ndead, err,
+	if (OPS->takeover(st, expired, now, nre, ndead, dead, err,
 	    sizeof(err)) == -1) {
 		OPS->rollback(st);
 		return -1;
 	}
 	return OPS->commit(st, err, sizeof(err));
+}
+
+static int
+conf_takeover(struct store *st, int64_t expired, int64_t now, int *nre,
+    int *ndead)
+{
+	return conf_takeover_dead(st, expired, now, nre, ndead, NULL);
 }
 
 /* Claims as owner, leased until until. */
@@ -892,13 +899,14 @@ conf_retry(void **state)
 }
 
 /* Every lease expired (a SQLite store's start): counted, logged, dead
- * when out of attempts. */
+ * when out of attempts, the dead ones handed back as claimed (their
+ * alerts). */
 static void
 conf_requeue(void **state)
 {
 	struct store		*st;
 	struct store_attempt_row *att;
-	struct job		**jobs;
+	struct job		**jobs, **dead = NULL;
 	size_t			 n;
 	int64_t			 a, b;
 	int			 nre, ndead;
@@ -918,9 +926,16 @@ conf_requeue(void **state)
 	OPS->close(st);
 
 	st = conf_open();
-	OK(conf_takeover(st, INT64_MAX, 3000, &nre, &ndead));
+	OK(conf_takeover_dead(st, INT64_MAX, 3000, &nre, &ndead, &dead));
 	assert_int_equal(nre, 1);
 	assert_int_equal(ndead, 1);
+	assert_non_null(dead);
+	assert_int_equal(dead[0]->id, b);
+	assert_int_equal(dead[0]->kind, JOB_SYNC);
+	assert_string_equal(dead[0]->app, "api");
+	assert_int_equal(dead[0]->attempts, 2);
+	assert_int_equal(dead[0]->max_attempts, 3);
+	conf_jobs_free(dead, 1);
 	assert_int_equal(conf_state(st, a), JOB_QUEUED);
 	assert_int_equal(conf_state(st, b), JOB_DEAD);
 	OK(OPS->list_attempts(st, a, &att, &n, err, sizeof(err)));

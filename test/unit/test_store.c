@@ -291,7 +291,7 @@ test_takeover_all(struct store *st, int *nq, int *nd)
 	char	 err[256];
 
 	if (store_sqlite_ops.begin(st, err, sizeof(err)) == -1 ||
-	    store_sqlite_ops.takeover(st, INT64_MAX, util_now_ms(), nq, nd,
+	    store_sqlite_ops.takeover(st, INT64_MAX, util_now_ms(), nq, nd, NULL,
 	    err, sizeof(err)) == -1)
 		return -1;
 	return store_sqlite_ops.commit(st, err, sizeof(err));
