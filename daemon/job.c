@@ -40,6 +40,7 @@ static const char *const job_error_kind_names[] = {
 	[JOB_ERR_TIMEOUT] = "timeout",
 	[JOB_ERR_NOTIFY] = "notify",
 	[JOB_ERR_INTERNAL] = "internal",
+	[JOB_ERR_INTERRUPTED] = "interrupted",
 };
 
 extern const struct job_runner job_runner_notify;
@@ -253,7 +254,8 @@ job_max_attempts(const struct config *cfg, enum job_kind kind)
 int
 job_outcome_final(const struct job_result *res, enum job_state state)
 {
-	if (state == JOB_FAILED)
+	/* Retried, or interrupted and run again: not an outcome. */
+	if (state == JOB_FAILED || state == JOB_QUEUED)
 		return 0;
 	return !(state == JOB_SUCCEEDED && res->nfollowups > 0);
 }
@@ -294,6 +296,8 @@ job_advance(const struct config *cfg, const struct job *j,
 		out->state = JOB_SUCCEEDED;
 	else if (res->permanent || out->attempts >= max)
 		out->state = JOB_DEAD;
+	else if (res->interrupted)
+		out->state = JOB_QUEUED;
 	else
 		out->state = JOB_FAILED;
 	if (!res->ok)

@@ -41,9 +41,9 @@
  *   leases of every job claimed here and not yet recorded (one
  *   statement) and takes over, as after a crash, the running jobs of any
  *   replica whose lease ended (store.h: takeover).  Recording an attempt
- *   is fenced by the lease: a replica that was paused past its lease
- *   finds its job taken over and drops its result (the new runner's
- *   counts).  This is the only recovery: a SQLite store is one process's,
+ *   is fenced by the lease and the claim's token (job->claim): a replica
+ *   that was paused past its lease finds its job taken over and drops its
+ *   result (the new runner's counts), even when the new runner is itself.  This is the only recovery: a SQLite store is one process's,
  *   so its leases at start are expired at once (queue_store_prepare).
  * - Failure.  A delivery is stored whole or not at all: a duplicate is
  *   found before anything of it is written, and any other failure while
@@ -183,8 +183,8 @@ struct queue {
 	int			 out_thread;	/* claimed, not yet recorded */
 	int			 out_loop;
 	int64_t			 last_retention_ms;
-	/* Jobs claimed here and not yet recorded: their leases renewed. */
-	int64_t			*leased;
+	/* Claims made here and not yet recorded: their leases renewed. */
+	struct store_lease	*leased;
 	size_t			 nleased, leased_cap;
 	int64_t			 last_lease_ms;	/* last renewal (monotonic) */
 	int			 done_failed;	/* last round could not record */
@@ -572,6 +572,7 @@ queue_store_wait(struct queue *q, const struct job *j,
 	}
 	f.result = result;
 	f.owner = replica_id();
+	f.claim = j->claim;
 	rc = q->ops->finish(q->wr, &f, err, errlen);
 	free(result);
 	if (rc == -1)
@@ -669,6 +670,7 @@ queue_store_finish(struct queue *q, const struct config *cfg,
 	result = queue_result_json(res);
 	f.result = result;
 	f.owner = replica_id();
+	f.claim = j->claim;
 	if ((fenced = q->ops->finish(q->wr, &f, err, errlen)) == -1)
 		goto out;
 	if (fenced == 1) {
@@ -730,23 +732,29 @@ queue_lease_ms(const struct config *cfg)
 }
 
 static void
-queue_leased_add(struct queue *q, int64_t id)
+queue_leased_add(struct queue *q, const struct job *j)
 {
 	if (q->nleased == q->leased_cap) {
 		q->leased_cap = q->leased_cap == 0 ? 16 : q->leased_cap * 2;
 		q->leased = xreallocarray(q->leased, q->leased_cap,
 		    sizeof(*q->leased));
 	}
-	q->leased[q->nleased++] = id;
+	q->leased[q->nleased].job_id = j->id;
+	q->leased[q->nleased++].claim = j->claim;
 }
 
+/*
+ * By claim, not by job: a run whose lease was lost may still be here when
+ * this replica claims the job again.
+ */
 static void
-queue_leased_del(struct queue *q, int64_t id)
+queue_leased_del(struct queue *q, const struct job *j)
 {
 	size_t	 i;
 
 	for (i = 0; i < q->nleased; i++)
-		if (q->leased[i] == id) {
+		if (q->leased[i].job_id == j->id &&
+		    q->leased[i].claim == j->claim) {
 			q->leased[i] = q->leased[--q->nleased];
 			return;
 		}
@@ -758,9 +766,43 @@ queue_leased_end(struct queue *q, const struct job *j)
 {
 	size_t	 i;
 
-	queue_leased_del(q, j->id);
+	queue_leased_del(q, j);
 	for (i = 0; i < j->nmerged; i++)
-		queue_leased_del(q, j->merged[i]->id);
+		queue_leased_del(q, j->merged[i]);
+}
+
+/*
+ * Jobs a takeover made dead: their last attempt was interrupted.  That is
+ * a failure like an attempt's (job_advance decides, as for a finish):
+ * the app's status records it and its alerts go to the outbox in the
+ * caller's transaction, under the same dedup keys, so one failure makes
+ * one alert whoever takes the job over, and a later success is a
+ * recovery.  Frees dead.
+ */
+static int
+queue_store_interrupted(struct queue *q, const struct config *cfg,
+    struct job **dead, int ndead, int64_t now, char *err, size_t errlen)
+{
+	struct job_result	 res;
+	struct job_advance	 adv;
+	int			 i, rc = 0;
+
+	for (i = 0; i < ndead; i++) {
+		memset(&res, 0, sizeof(res));
+		job_result_fail(&res, JOB_ERR_INTERRUPTED, 0,
+		    "interrupted: gitopsd stopped while the job ran");
+		res.interrupted = 1;
+		job_advance(cfg, dead[i], &res, 1, now, now, 0.0, &adv);
+		if (rc == 0 && adv.ended && adv.state == JOB_DEAD &&
+		    (queue_store_plan(q, cfg, dead[i], &res, adv.state, now,
+		    err, errlen) == -1 || queue_store_app(q, dead[i], &res,
+		    adv.state, now, err, errlen) == -1))
+			rc = -1;
+		job_result_clear(&res);
+		job_free(dead[i]);
+	}
+	free(dead);
+	return rc;
 }
 
 /*
@@ -774,9 +816,10 @@ static void
 queue_store_lease(struct queue *q, const struct config *cfg, int64_t now,
     int claiming, int *ntaken)
 {
-	char	 err[256];
-	size_t	 nrenewed;
-	int	 nrequeued, ndead;
+	struct job	**dead = NULL;
+	char		 err[256];
+	size_t		 nrenewed;
+	int		 nrequeued, ndead;
 
 	*ntaken = 0;
 	if (q->ops->item_begin(q->wr, err, sizeof(err)) == -1)
@@ -799,8 +842,9 @@ queue_store_lease(struct queue *q, const struct config *cfg, int64_t now,
 		return;
 	if (q->ops->item_begin(q->wr, err, sizeof(err)) == -1)
 		goto fail;
-	if (q->ops->takeover(q->wr, now, now, &nrequeued, &ndead, err,
-	    sizeof(err)) == -1 || q->ops->item_end(q->wr, err,
+	if (q->ops->takeover(q->wr, now, now, &nrequeued, &ndead, &dead, err,
+	    sizeof(err)) == -1 || queue_store_interrupted(q, cfg, dead, ndead,
+	    now, err, sizeof(err)) == -1 || q->ops->item_end(q->wr, err,
 	    sizeof(err)) == -1)
 		goto abort;
 	if (nrequeued > 0 || ndead > 0)
@@ -1142,10 +1186,10 @@ done:
 		for (d = recorded; d != NULL; d = d->next)
 			queue_leased_end(q, d->job);
 		for (i = 0; i < rep->nclaimed; i++) {
-			queue_leased_add(q, rep->claimed[i]->id);
+			queue_leased_add(q, rep->claimed[i]);
 			for (k = 0; k < rep->claimed[i]->nmerged; k++)
 				queue_leased_add(q,
-				    rep->claimed[i]->merged[k]->id);
+				    rep->claimed[i]->merged[k]);
 			if (rep->claimed[i]->kind == JOB_NOTIFY)
 				q->out_loop++;
 			else
@@ -1225,15 +1269,18 @@ queue_store_name(const struct config *cfg)
 
 /* Start of a store not shared: every running job is taken over. */
 static int
-queue_store_takeover_all(struct queue *q, struct store *wr, char *err,
-    size_t errlen)
+queue_store_takeover_all(struct queue *q, const struct config *cfg,
+    struct store *wr, char *err, size_t errlen)
 {
-	int	 nrequeued, ndead;
+	struct job	**dead = NULL;
+	int64_t		 now = util_now_ms();
+	int		 nrequeued, ndead;
 
 	if (q->ops->begin(wr, err, errlen) == -1)
 		return -1;
-	if (q->ops->takeover(wr, INT64_MAX, util_now_ms(), &nrequeued, &ndead,
-	    err, errlen) == -1 || q->ops->commit(wr, err, errlen) == -1) {
+	if (q->ops->takeover(wr, INT64_MAX, now, &nrequeued, &ndead, &dead,
+	    err, errlen) == -1 || queue_store_interrupted(q, cfg, dead, ndead,
+	    now, err, errlen) == -1 || q->ops->commit(wr, err, errlen) == -1) {
 		q->ops->rollback(wr);
 		return -1;
 	}
@@ -1266,7 +1313,9 @@ queue_store_prepare(struct queue *q, const struct config *cfg,
 	 * at start, not lease_s later).  A shared store's leases may be live
 	 * replicas': the rounds take them over when they end.
 	 */
-	if (!q->ops->shared && queue_store_takeover_all(q, wr, err,
+	/* The alerts of jobs it ends are written through q->wr. */
+	q->wr = wr;
+	if (!q->ops->shared && queue_store_takeover_all(q, cfg, wr, err,
 	    errlen) == -1) {
 		*transient = q->ops->transient(wr);
 		goto fail;
@@ -1283,6 +1332,7 @@ queue_store_prepare(struct queue *q, const struct config *cfg,
 	metrics_gauge_set("gitopsd_store_available", NULL, 1);
 	return 0;
 fail:
+	q->wr = NULL;
 	q->ops->close(rd);
 	q->ops->close(wr);
 	return -1;

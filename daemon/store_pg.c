@@ -24,8 +24,9 @@
  * the jobs marked running and keeps the per-app and per-repository rules.
  * Rows are read FOR UPDATE SKIP LOCKED so a job being retried or finished
  * by another connection is passed over instead of waited for.  A claimed
- * job carries its claimer's lease (lease_owner, lease_until); takeover
- * runs under the same lock, and finish is fenced by the lease.
+ * job carries its claimer's lease (lease_owner, lease_until) and the
+ * claim's token (claims, counted up by each claim); takeover runs under
+ * the same lock, and finish and renew are fenced by lease and token.
  *
  * Idle replicas learn of runnable work through LISTEN/NOTIFY: a round that
  * queued a job, retried one or finished an attempt (which frees its app
@@ -63,7 +64,7 @@
 #include "util.h"
 
 /* The newest schema this binary knows; a newer database is refused. */
-#define STORE_PG_SCHEMA		2
+#define STORE_PG_SCHEMA		3
 /* Advisory lock keys: "gitp" (ours) in the first, the purpose second. */
 #define STORE_PG_LOCK_NS	0x67697470
 #define STORE_PG_LOCK_SCHEMA	1
@@ -165,6 +166,12 @@ static const char *const store_pg_migrations[] = {
 	" started bigint NOT NULL, heartbeat bigint NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS roles(name text PRIMARY KEY,"
 	" owner text NOT NULL, until bigint NOT NULL);",
+	/*
+	 * 3: how many times each job was claimed, the token of its current
+	 * claim (see claim in store.h).
+	 */
+	"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS claims bigint NOT NULL"
+	" DEFAULT 0;",
 };
 _Static_assert(nitems(store_pg_migrations) == STORE_PG_SCHEMA - 1,
     "one migration per schema version after 1");
@@ -796,13 +803,19 @@ store_pg_takeover_waits(struct store *st, int64_t expired_ms, int64_t now_ms,
 	return rc;
 }
 
+static struct job *store_pg_job_from_row(const PGresult *, int);
+static int	store_pg_takeover_dead(struct store *, int64_t, struct job ***,
+		    int *, char *, size_t);
+
 static int
 store_pg_takeover(struct store *st, int64_t expired_ms, int64_t now_ms,
-    int *nrequeued, int *ndead, char *err, size_t errlen)
+    int *nrequeued, int *ndead, struct job ***dead, char *err, size_t errlen)
 {
 	struct store_pg_params	 p = { .n = 0 };
 	PGresult		*res;
+	struct job		**djobs = NULL;
 	int64_t			 n;
+	int			 nd = 0, rc = -1;
 
 	*nrequeued = *ndead = 0;
 	/* With the claim lock: no claim of another replica in between. */
@@ -839,21 +852,35 @@ store_pg_takeover(struct store *st, int64_t expired_ms, int64_t now_ms,
 	    " ok = excluded.ok, error = excluded.error", &p, "takeover", NULL,
 	    err, errlen) == -1)
 		return -1;
+	/* Those out of attempts, as claimed, for their alerts. */
+	if (dead != NULL && store_pg_takeover_dead(st, expired_ms, &djobs, &nd,
+	    err, errlen) == -1)
+		goto out;
 	if (store_pg_cmd(st, "UPDATE jobs SET state = 5, attempts = attempts + 1,"
 	    " updated = $2, started = NULL, error = 'interrupted; no attempts"
 	    " left', lease_owner = NULL, lease_until = NULL WHERE state = 2"
 	    " AND coalesce(lease_until, 0) < $1 AND attempts + 1 >= max_attempts",
 	    &p, "takeover", &n, err, errlen) == -1)
-		return -1;
+		goto out;
 	*ndead = (int)n;
 	if (store_pg_cmd(st, "UPDATE jobs SET state = 1, attempts = attempts + 1,"
 	    " updated = $2, started = NULL, not_before = 0, lease_owner = NULL,"
 	    " lease_until = NULL WHERE state = 2"
 	    " AND coalesce(lease_until, 0) < $1", &p, "takeover", &n, err,
 	    errlen) == -1)
-		return -1;
+		goto out;
 	*nrequeued += (int)n;
-	return 0;
+	if (dead != NULL) {
+		*dead = djobs;
+		djobs = NULL;
+		nd = 0;
+	}
+	rc = 0;
+out:
+	while (nd > 0)
+		job_free(djobs[--nd]);
+	free(djobs);
+	return rc;
 }
 
 /* The ids as a PostgreSQL array literal, {1,2,3}. */
@@ -873,25 +900,37 @@ store_pg_id_array(const int64_t *ids, size_t n)
 }
 
 static int
-store_pg_renew(struct store *st, const char *owner, const int64_t *ids,
-    size_t nids, int64_t until_ms, size_t *nrenewed, char *err, size_t errlen)
+store_pg_renew(struct store *st, const char *owner,
+    const struct store_lease *leases, size_t nids, int64_t until_ms,
+    size_t *nrenewed, char *err, size_t errlen)
 {
 	struct store_pg_params	 p = { .n = 0 };
-	char			*arr;
-	int64_t			 n = 0;
+	char			*ids_arr, *claims_arr;
+	int64_t			*v, n = 0;
+	size_t			 i;
 	int			 rc;
 
 	*nrenewed = 0;
 	if (nids == 0)
 		return 0;
-	arr = store_pg_id_array(ids, nids);
+	v = xreallocarray(NULL, nids, sizeof(*v));
+	for (i = 0; i < nids; i++)
+		v[i] = leases[i].job_id;
+	ids_arr = store_pg_id_array(v, nids);
+	for (i = 0; i < nids; i++)
+		v[i] = leases[i].claim;
+	claims_arr = store_pg_id_array(v, nids);
+	free(v);
 	store_pg_p_int(&p, until_ms);
 	store_pg_p_text(&p, owner);
-	store_pg_p_text(&p, arr);
-	rc = store_pg_cmd(st, "UPDATE jobs SET lease_until = $1"
-	    " WHERE state = 2 AND lease_owner = $2 AND id = ANY($3::bigint[])",
-	    &p, "renew", &n, err, errlen);
-	free(arr);
+	store_pg_p_text(&p, ids_arr);
+	store_pg_p_text(&p, claims_arr);
+	rc = store_pg_cmd(st, "UPDATE jobs j SET lease_until = $1"
+	    " FROM unnest($3::bigint[], $4::bigint[]) AS l(id, claim)"
+	    " WHERE j.id = l.id AND j.claims = l.claim AND j.state = 2"
+	    " AND j.lease_owner = $2", &p, "renew", &n, err, errlen);
+	free(ids_arr);
+	free(claims_arr);
 	*nrenewed = (size_t)n;
 	return rc;
 }
@@ -920,7 +959,7 @@ store_pg_next_due(struct store *st, int64_t after_ms, int64_t *due_ms,
 #define STORE_PG_CLAIM_COLS \
 	"j.id, j.kind, j.state, j.app, j.repo, j.revision, j.image, j.tag," \
 	" j.digest, j.params, e.source, e.delivery, j.event_id, j.attempts," \
-	" j.created, j.result, j.started, j.max_attempts FROM jobs j" \
+	" j.created, j.result, j.started, j.max_attempts, j.claims FROM jobs j" \
 	" LEFT JOIN events e ON e.id = j.event_id"
 
 static struct job *
@@ -948,24 +987,53 @@ store_pg_job_from_row(const PGresult *res, int i)
 	if (store_pg_int(res, i, 2) == JOB_WAITING &&
 	    (j->wait = store_pg_wait_of(store_pg_val(res, i, 15))) != NULL)
 		j->started_ms = store_pg_int(res, i, 16);
+	/* The row is locked (FOR UPDATE): no other claim in between. */
+	j->claim = store_pg_int(res, i, 18) + 1;
 	return j;
 }
 
 static int
-store_pg_mark_running(struct store *st, int64_t id,
+store_pg_mark_running(struct store *st, const struct job *j,
     const struct store_claim *c, char *err, size_t errlen)
 {
 	struct store_pg_params	 p = { .n = 0 };
 
-	store_pg_p_int(&p, id);
+	store_pg_p_int(&p, j->id);
 	store_pg_p_int(&p, c->now_ms);
 	store_pg_p_text(&p, c->owner);
 	store_pg_p_int(&p, c->lease_until_ms);
+	store_pg_p_int(&p, j->claim);
 	/* A waiting job's attempt began with its apply. */
 	return store_pg_cmd(st, "UPDATE jobs SET"
 	    " started = CASE WHEN state = 6 THEN started ELSE $2 END,"
-	    " state = 2, updated = $2, lease_owner = $3, lease_until = $4"
-	    " WHERE id = $1", &p, "mark running", NULL, err, errlen);
+	    " state = 2, updated = $2, lease_owner = $3, lease_until = $4,"
+	    " claims = $5 WHERE id = $1", &p, "mark running", NULL, err, errlen);
+}
+
+/* The running jobs whose lease ended before expired_ms that are out of
+ * attempts (takeover makes them dead), locked already. */
+static int
+store_pg_takeover_dead(struct store *st, int64_t expired_ms,
+    struct job ***jobs, int *n, char *err, size_t errlen)
+{
+	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
+	int			 i;
+
+	store_pg_p_int(&p, expired_ms);
+	if ((res = store_pg_q(st, "SELECT " STORE_PG_CLAIM_COLS
+	    " WHERE j.state = 2 AND coalesce(j.lease_until, 0) < $1"
+	    " AND j.attempts + 1 >= j.max_attempts ORDER BY j.id", &p,
+	    PGRES_TUPLES_OK, "takeover", err, errlen)) == NULL)
+		return -1;
+	if (PQntuples(res) > 0)
+		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
+		*jobs = xreallocarray(NULL, (size_t)PQntuples(res),
+		    sizeof(**jobs));
+	for (i = 0; i < PQntuples(res); i++)
+		(*jobs)[(*n)++] = store_pg_job_from_row(res, i);
+	PQclear(res);
+	return 0;
 }
 
 /* Queued update-image jobs for j's repository join j's run. */
@@ -1078,10 +1146,10 @@ store_pg_claim(struct store *st, const struct store_claim *c,
 		    store_pg_claim_merges(st, j, c->now_ms, &rules, err,
 		    errlen) == -1)
 			goto out;
-		if (store_pg_mark_running(st, j->id, c, err, errlen) == -1)
+		if (store_pg_mark_running(st, j, c, err, errlen) == -1)
 			goto out;
 		for (k = 0; k < j->nmerged; k++)
-			if (store_pg_mark_running(st, j->merged[k]->id, c,
+			if (store_pg_mark_running(st, j->merged[k], c,
 			    err, errlen) == -1)
 				goto out;
 	}
@@ -1121,6 +1189,7 @@ store_pg_finish(struct store *st, const struct store_finish *f, char *err,
 	store_pg_p_text(&p, f->result);
 	store_pg_p_opt(&p, f->started_ms);
 	store_pg_p_text(&p, f->owner);
+	store_pg_p_int(&p, f->claim);
 	st->wake = 1;
 	/*
 	 * The fence first: a job taken over is another runner's now, and
@@ -1132,7 +1201,8 @@ store_pg_finish(struct store *st, const struct store_finish *f, char *err,
 	    " result = coalesce($7, result),"
 	    " started = CASE WHEN $2::int = 6 THEN $8::bigint END,"
 	    " lease_owner = NULL, lease_until = NULL"
-	    " WHERE id = $1 AND state = 2 AND lease_owner IS NOT DISTINCT FROM $9",
+	    " WHERE id = $1 AND state = 2 AND lease_owner IS NOT DISTINCT FROM $9"
+	    " AND claims = $10",
 	    &p, "finish", &n, err, errlen) == -1)
 		return -1;
 	if (n == 0)

@@ -51,6 +51,14 @@
 	" END"
 #define STORE_SQLITE_WAIT_COL \
 	"CASE WHEN j.state = 6 THEN " STORE_SQLITE_WAIT_OF("j.result") " END"
+/* A claimed job's columns (store_sqlite_job_from_row). */
+#define STORE_SQLITE_CLAIM_COLS \
+	"SELECT j.id, j.kind, j.state, j.app, j.repo," \
+	" j.revision, j.image, j.tag, j.digest, j.params, e.source," \
+	" e.delivery, j.event_id, j.attempts, j.created, j.max_attempts," \
+	STORE_SQLITE_WAIT_COL ", j.started, j.claims" \
+	" FROM jobs j" \
+	" LEFT JOIN events e ON e.id = j.event_id"
 
 enum st_stmt {
 	ST_EVENT_KEY,
@@ -117,36 +125,30 @@ static const char *const store_sqlite_sql[ST_MAX] = {
 	    " WHERE state IN (1, 4, 6) AND not_before > ?1",
 	[ST_BUSY] = "SELECT kind, app, repo, state FROM jobs"
 	    " WHERE state IN (2, 6)",
-	[ST_CANDIDATES] = "SELECT j.id, j.kind, j.state, j.app, j.repo,"
-	    " j.revision, j.image, j.tag, j.digest, j.params, e.source,"
-	    " e.delivery, j.event_id, j.attempts, j.created, j.max_attempts,"
-	    STORE_SQLITE_WAIT_COL ", j.started"
-	    " FROM jobs j"
-	    " LEFT JOIN events e ON e.id = j.event_id"
+	[ST_CANDIDATES] = STORE_SQLITE_CLAIM_COLS
 	    " WHERE j.state IN (1, 4, 6) AND j.not_before <= ?1"
 	    " ORDER BY j.not_before, j.id",
-	[ST_MERGE_CANDS] = "SELECT j.id, j.kind, j.state, j.app, j.repo,"
-	    " j.revision, j.image, j.tag, j.digest, j.params, e.source,"
-	    " e.delivery, j.event_id, j.attempts, j.created, j.max_attempts,"
-	    STORE_SQLITE_WAIT_COL ", j.started"
-	    " FROM jobs j"
-	    " LEFT JOIN events e ON e.id = j.event_id"
+	[ST_MERGE_CANDS] = STORE_SQLITE_CLAIM_COLS
 	    " WHERE j.state = 1 AND j.kind = 2 AND j.repo = ?1 AND j.id != ?2"
 	    " AND j.not_before <= ?3 ORDER BY j.id",
 	/* A waiting job's attempt began with its apply. */
 	[ST_MARK_RUNNING] = "UPDATE jobs SET"
 	    " started = CASE WHEN state = 6 THEN started ELSE ?2 END,"
-	    " state = 2, updated = ?2, lease_owner = ?3, lease_until = ?4"
-	    " WHERE id = ?1",
+	    " state = 2, updated = ?2, lease_owner = ?3, lease_until = ?4,"
+	    " claims = ?5 WHERE id = ?1",
+	/* ?3: [[id, claim], ...] */
 	[ST_RENEW] = "UPDATE jobs SET lease_until = ?1 WHERE state = 2"
-	    " AND lease_owner = ?2 AND id IN (SELECT value FROM json_each(?3))",
+	    " AND lease_owner = ?2 AND (id, claims) IN (SELECT"
+	    " json_extract(value, '$[0]'), json_extract(value, '$[1]')"
+	    " FROM json_each(?3))",
 	/* The fence: see finish in store.h. */
 	[ST_FINISH] = "UPDATE jobs SET state = ?2, attempts = ?3,"
 	    " not_before = ?4, updated = ?5, error = ?6,"
 	    " result = coalesce(?7, result),"
 	    " started = CASE WHEN ?2 = 6 THEN ?8 END,"
 	    " lease_owner = NULL, lease_until = NULL"
-	    " WHERE id = ?1 AND state = 2 AND lease_owner IS ?9",
+	    " WHERE id = ?1 AND state = 2 AND lease_owner IS ?9"
+	    " AND claims = ?10",
 	[ST_ATTEMPT] = "INSERT OR REPLACE INTO attempts(job_id, n, started,"
 	    " ended, ok, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_APP_UPSERT] = "INSERT INTO apps(name, outcome, revision, health,"
@@ -196,7 +198,8 @@ static const char store_sqlite_schema[] =
     " max_attempts INTEGER NOT NULL, created INTEGER NOT NULL,"
     " updated INTEGER NOT NULL, not_before INTEGER NOT NULL DEFAULT 0,"
     " started INTEGER, error TEXT, result TEXT,"
-    " lease_owner TEXT, lease_until INTEGER);"
+    " lease_owner TEXT, lease_until INTEGER,"
+    " claims INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, not_before);"
     /*
      * Partial indexes: a queued sync's revision and time change with every
@@ -242,7 +245,7 @@ static const char store_sqlite_schema[] =
     " started INTEGER NOT NULL, heartbeat INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS roles(name TEXT PRIMARY KEY,"
     " owner TEXT NOT NULL, until INTEGER NOT NULL) WITHOUT ROWID;"
-    "INSERT OR REPLACE INTO meta(k, v) VALUES ('schema', '4');";
+    "INSERT OR REPLACE INTO meta(k, v) VALUES ('schema', '5');";
 
 /*
  * Schema 4: job leases (lease_owner, lease_until; see takeover in
@@ -251,6 +254,13 @@ static const char store_sqlite_schema[] =
 static const char store_sqlite_schema_4[] =
     "ALTER TABLE jobs ADD COLUMN lease_owner TEXT;"
     "ALTER TABLE jobs ADD COLUMN lease_until INTEGER;";
+
+/*
+ * Schema 5: how many times each job was claimed, the token of its
+ * current claim (see claim in store.h).
+ */
+static const char store_sqlite_schema_5[] =
+    "ALTER TABLE jobs ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;";
 
 enum st_ckpt {
 	ST_CKPT_PASSIVE,
@@ -417,32 +427,48 @@ store_sqlite_done(struct store *st, sqlite3_stmt *s, char *err, size_t errlen,
  * Bring a file of any earlier schema to this one, inside the caller's
  * transaction: the tables that are missing, then the columns.
  */
+/* Does the jobs table have column col?  1 yes, 0 no, -1 error. */
 static int
-store_sqlite_schema_apply(struct store *st, char *err, size_t errlen)
+store_sqlite_jobs_has(struct store *st, const char *col, char *err,
+    size_t errlen)
 {
 	sqlite3_stmt	*s = NULL;
-	int		 rc, has_lease;
+	int		 rc, has;
 
-	if (store_sqlite_exec(st, store_sqlite_schema, err, errlen) == -1)
-		return -1;
 	if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM"
-	    " pragma_table_info('jobs') WHERE name = 'lease_owner'", -1, &s,
+	    " pragma_table_info('jobs') WHERE name = ?1", -1, &s,
 	    NULL) != SQLITE_OK) {
 		store_sqlite_err(st, err, errlen, "schema");
 		return -1;
 	}
+	store_sqlite_text(s, 1, col);
 	rc = sqlite3_step(s);
-	has_lease = rc == SQLITE_ROW && sqlite3_column_int(s, 0) > 0;
+	has = rc == SQLITE_ROW && sqlite3_column_int(s, 0) > 0;
 	sqlite3_finalize(s);
 	if (rc != SQLITE_ROW) {
 		store_sqlite_err(st, err, errlen, "schema");
 		return -1;
 	}
-	if (!has_lease && store_sqlite_exec(st, store_sqlite_schema_4, err,
-	    errlen) == -1)
+	return has;
+}
+
+static int
+store_sqlite_schema_apply(struct store *st, char *err, size_t errlen)
+{
+	int	 has;
+
+	if (store_sqlite_exec(st, store_sqlite_schema, err, errlen) == -1)
+		return -1;
+	if ((has = store_sqlite_jobs_has(st, "lease_owner", err,
+	    errlen)) == -1 || (!has && store_sqlite_exec(st,
+	    store_sqlite_schema_4, err, errlen) == -1))
+		return -1;
+	if ((has = store_sqlite_jobs_has(st, "claims", err, errlen)) == -1 ||
+	    (!has && store_sqlite_exec(st, store_sqlite_schema_5, err,
+	    errlen) == -1))
 		return -1;
 	return store_sqlite_exec(st, "INSERT OR REPLACE INTO meta(k, v)"
-	    " VALUES ('schema', '4')", err, errlen);
+	    " VALUES ('schema', '5')", err, errlen);
 }
 
 static int
@@ -820,11 +846,39 @@ store_sqlite_count_states(struct store *st, int64_t counts[JOB_STATE_MAX],
 	return 0;
 }
 
+static struct job *store_sqlite_job_from_row(sqlite3_stmt *);
+
+/* The jobs a statement of STORE_SQLITE_CLAIM_COLS reads, appended. */
+static int
+store_sqlite_jobs_read(struct store *st, const char *sql, struct job ***jobs,
+    int *n, char *err, size_t errlen)
+{
+	sqlite3_stmt	*s = NULL;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		store_sqlite_err(st, err, errlen, "takeover");
+		return -1;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
+		*jobs = xreallocarray(*jobs, (size_t)*n + 1, sizeof(**jobs));
+		(*jobs)[(*n)++] = store_sqlite_job_from_row(s);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		store_sqlite_err(st, err, errlen, "takeover");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 store_sqlite_takeover(struct store *st, int64_t expired_ms, int64_t now_ms,
-    int *nrequeued, int *ndead, char *err, size_t errlen)
+    int *nrequeued, int *ndead, struct job ***dead, char *err, size_t errlen)
 {
-	int		 rc = -1;
+	struct job	**djobs = NULL;
+	int		 rc = -1, nd = 0;
 	char		*sql;
 	char		 cond[64];
 
@@ -851,6 +905,13 @@ store_sqlite_takeover(struct store *st, int64_t expired_ms, int64_t now_ms,
 	if (store_sqlite_exec(st, sql, err, errlen) == -1)
 		goto out;
 	free(sql);
+	/* Those out of attempts, as claimed, for their alerts. */
+	sql = xasprintf(STORE_SQLITE_CLAIM_COLS " WHERE j.state = 2%s"
+	    " AND j.attempts + 1 >= j.max_attempts ORDER BY j.id", cond);
+	if (dead != NULL && store_sqlite_jobs_read(st, sql, &djobs, &nd, err,
+	    errlen) == -1)
+		goto out;
+	free(sql);
 	sql = xasprintf("UPDATE jobs SET state = 5, attempts = attempts + 1,"
 	    " updated = %lld, started = NULL, error = 'interrupted; no attempts"
 	    " left', lease_owner = NULL, lease_until = NULL"
@@ -867,15 +928,24 @@ store_sqlite_takeover(struct store *st, int64_t expired_ms, int64_t now_ms,
 	if (store_sqlite_exec(st, sql, err, errlen) == -1)
 		goto out;
 	*nrequeued += sqlite3_changes(st->db);
+	if (dead != NULL) {
+		*dead = djobs;
+		djobs = NULL;
+		nd = 0;
+	}
 	rc = 0;
 out:
 	free(sql);
+	while (nd > 0)
+		job_free(djobs[--nd]);
+	free(djobs);
 	return rc;
 }
 
 static int
-store_sqlite_renew(struct store *st, const char *owner, const int64_t *ids,
-    size_t nids, int64_t until_ms, size_t *nrenewed, char *err, size_t errlen)
+store_sqlite_renew(struct store *st, const char *owner,
+    const struct store_lease *leases, size_t nids, int64_t until_ms,
+    size_t *nrenewed, char *err, size_t errlen)
 {
 	sqlite3_stmt	*s;
 	char		*arr;
@@ -887,12 +957,13 @@ store_sqlite_renew(struct store *st, const char *owner, const int64_t *ids,
 		return 0;
 	if ((s = store_sqlite_stmt(st, ST_RENEW, err, errlen)) == NULL)
 		return -1;
-	/* The ids as a JSON array, [1,2,3]. */
-	arr = xmalloc(nids * 21 + 3);
+	/* The leases as a JSON array, [[id,claim],...]. */
+	arr = xmalloc(nids * 45 + 3);
 	arr[off++] = '[';
 	for (i = 0; i < nids; i++)
-		off += (size_t)snprintf(arr + off, 22, "%s%lld",
-		    i > 0 ? "," : "", (long long)ids[i]);
+		off += (size_t)snprintf(arr + off, 46, "%s[%lld,%lld]",
+		    i > 0 ? "," : "", (long long)leases[i].job_id,
+		    (long long)leases[i].claim);
 	arr[off++] = ']';
 	arr[off] = '\0';
 	sqlite3_bind_int64(s, 1, until_ms);
@@ -954,21 +1025,24 @@ store_sqlite_job_from_row(sqlite3_stmt *s)
 	j->max_attempts = sqlite3_column_int(s, 15);
 	if ((j->wait = store_sqlite_col(s, 16)) != NULL)
 		j->started_ms = sqlite3_column_int64(s, 17);
+	/* Read under the write lock: no other claim in between. */
+	j->claim = sqlite3_column_int64(s, 18) + 1;
 	return j;
 }
 
 static int
-store_sqlite_mark_running(struct store *st, int64_t id,
+store_sqlite_mark_running(struct store *st, const struct job *j,
     const struct store_claim *c, char *err, size_t errlen)
 {
 	sqlite3_stmt	*s;
 
 	if ((s = store_sqlite_stmt(st, ST_MARK_RUNNING, err, errlen)) == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 1, j->id);
 	sqlite3_bind_int64(s, 2, c->now_ms);
 	store_sqlite_text(s, 3, c->owner);
 	sqlite3_bind_int64(s, 4, c->lease_until_ms);
+	sqlite3_bind_int64(s, 5, j->claim);
 	return store_sqlite_done(st, s, err, errlen, "mark running");
 }
 
@@ -1055,10 +1129,10 @@ store_sqlite_claim(struct store *st, const struct store_claim *c,
 		    store_sqlite_claim_merges(st, j, c->now_ms, &rules, err,
 		    errlen) == -1)
 			goto out;
-		if (store_sqlite_mark_running(st, j->id, c, err, errlen) == -1)
+		if (store_sqlite_mark_running(st, j, c, err, errlen) == -1)
 			goto out;
 		for (k = 0; k < j->nmerged; k++)
-			if (store_sqlite_mark_running(st, j->merged[k]->id, c,
+			if (store_sqlite_mark_running(st, j->merged[k], c,
 			    err, errlen) == -1)
 				goto out;
 	}
@@ -1093,6 +1167,7 @@ store_sqlite_finish(struct store *st, const struct store_finish *f,
 	store_sqlite_text(s, 7, f->result);
 	store_sqlite_int(s, 8, f->started_ms, 1);
 	store_sqlite_text(s, 9, f->owner);
+	sqlite3_bind_int64(s, 10, f->claim);
 	if (store_sqlite_done(st, s, err, errlen, "finish") == -1)
 		return -1;
 	if (sqlite3_changes(st->db) == 0)

@@ -74,6 +74,13 @@ struct job {
 	int		 attempts;	/* attempts made before this one */
 	int		 max_attempts;	/* as stored: a manual retry adds some */
 	int64_t		 created_ms;
+	/*
+	 * This claim's token (store.h: claim): the job's claims counter as
+	 * this claim left it.  Recording the attempt and renewing its lease
+	 * present it, so a run whose lease ended is refused even when the
+	 * same replica claimed the job again since.
+	 */
+	int64_t		 claim;
 	/* sync: the app's stored inventory (JSON text, see sync.h) as of
 	 * the claim, or NULL when it has none. */
 	char		*inventory;
@@ -107,6 +114,7 @@ enum job_error_kind {
 	JOB_ERR_TIMEOUT,
 	JOB_ERR_NOTIFY,
 	JOB_ERR_INTERNAL,
+	JOB_ERR_INTERRUPTED,	/* its runner stopped during the attempt */
 };
 
 const char	*job_error_kind_name(enum job_error_kind);
@@ -114,6 +122,12 @@ const char	*job_error_kind_name(enum job_error_kind);
 struct job_result {
 	int		 ok;		/* 1 succeeded */
 	int		 permanent;	/* failure that retrying cannot fix: dead at once */
+	/*
+	 * The attempt did not end: its runner stopped (its lease was taken
+	 * over).  Not the job's fault: it runs again at once while attempts
+	 * are left, with no backoff.
+	 */
+	int		 interrupted;
 	enum job_error_kind err_kind;
 	char		*error;		/* human text (malloc'd) */
 	char		*object;	/* the object concerned ("Deployment web/web") */
@@ -155,7 +169,9 @@ void	job_result_add_followup(struct job_result *, const struct job_spec *);
  */
 struct job_advance {
 	enum job_state	 state;		/* SUCCEEDED, FAILED (retried at
-					 * not_before), DEAD or WAITING */
+					 * not_before), DEAD, WAITING or
+					 * QUEUED (interrupted, run again
+					 * at once) */
 	int		 attempts;	/* made, this one included (WAITING:
 					 * unchanged, the attempt goes on) */
 	int64_t		 not_before_ms;	/* FAILED: next attempt; WAITING:

@@ -111,8 +111,15 @@ struct store_finish {
 	const char	*error;		/* NULL on success */
 	const char	*result;	/* JSON object text or NULL */
 	/* The fence: applies only to a job still running under this
-	 * owner's lease (the claim's owner). */
+	 * owner's lease (the claim's owner) and this claim (job->claim). */
 	const char	*owner;
+	int64_t		 claim;
+};
+
+/* A lease to renew: a job and the token of the claim that holds it. */
+struct store_lease {
+	int64_t		 job_id;
+	int64_t		 claim;
 };
 
 /* A replica's registration and heartbeat (strings borrowed). */
@@ -253,11 +260,13 @@ struct store_ops {
 	/*
 	 * Leases.  A claimed job is held by its claimer's owner id until
 	 * lease_until; the claimer renews it while the job runs.  renew:
-	 * lease_until of owner's running jobs among ids (one statement);
-	 * *nrenewed says how many were still its own.
+	 * lease_until of owner's running jobs among leases, each only while
+	 * still held by the claim named (one statement); *nrenewed says how
+	 * many were still its own.
 	 */
 	int		 (*renew)(struct store *, const char *owner,
-			    const int64_t *ids, size_t nids, int64_t until_ms,
+			    const struct store_lease *leases, size_t nleases,
+			    int64_t until_ms,
 			    size_t *nrenewed, char *err, size_t errlen);
 	/*
 	 * Take over the running jobs whose lease ended before expired_ms,
@@ -265,12 +274,17 @@ struct store_ops {
 	 * counted (an attempts row says it was interrupted); those out of
 	 * attempts are dead.  A waiting job's health check that was
 	 * interrupted goes back to waiting, due at once, with nothing
-	 * counted (*nrequeued counts it).  Inside the caller's transaction;
+	 * counted (*nrequeued counts it).  The rule is job_advance's for an
+	 * interrupted attempt (job_result.interrupted).  When dead is not
+	 * NULL, *dead gets the jobs made dead, as they were claimed
+	 * (*ndead of them; the caller frees each with job_free and the
+	 * array with free), for the caller to record their failure as an
+	 * attempt's (alerts, app status).  Inside the caller's transaction;
 	 * serialised with claims.
 	 */
 	int		 (*takeover)(struct store *, int64_t expired_ms,
 			    int64_t now_ms, int *nrequeued, int *ndead,
-			    char *err, size_t errlen);
+			    struct job ***dead, char *err, size_t errlen);
 	/*
 	 * Earliest not_before after after_ms of a job waiting for its time
 	 * (queued, failed or waiting): 1 found, 0 none, -1 error.  Jobs due
@@ -291,6 +305,9 @@ struct store_ops {
 	 * waiting job comes with job->wait and job->started_ms.  Every job
 	 * claimed (merged ones too) is leased to owner until lease_until_ms
 	 * (a waiting job holds no lease: nobody runs it until its look).
+	 * Every claim counts one more on the job's claims counter and hands
+	 * the new count out as job->claim, the token finish and renew
+	 * compare: an owner alone cannot tell its claims of one job apart.
 	 */
 	int		 (*claim)(struct store *, const struct store_claim *,
 			    struct job ***jobs, size_t *njobs, char *err,
@@ -299,7 +316,8 @@ struct store_ops {
 	 * Record an attempt's end and the job's new state, and end its
 	 * lease.  WAITING records no attempt and keeps started_ms as the
 	 * attempt's start.  Returns 1, writing nothing, when the job is no
-	 * longer running under f->owner's lease (taken over meanwhile).
+	 * longer running under f->owner's lease and claim f->claim (taken
+	 * over meanwhile, and perhaps claimed again, by anyone).
 	 */
 	int		 (*finish)(struct store *, const struct store_finish *,
 			    char *err, size_t errlen);

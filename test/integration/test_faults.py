@@ -507,7 +507,14 @@ spec:
           image: "%s/acme/web:1.0.0"
 """ % REGISTRY
 
-def git_config(url, attempts):
+def git_config(url, attempts, notify=None, **keys):
+    """The Git job's configuration; notify names the app's notifier (in
+    keys["notifiers"]), other keys are added."""
+    app = {"name": "web", "repo": "deploy", "path": "apps/web",
+           "images": [{"repository": REGISTRY + "/acme/web",
+                       "policy": {"semver": ">=1.0.0"}}]}
+    if notify is not None:
+        app["notify"] = [notify]
     return harness.config(
         retry={"base_s": 1, "max_s": 1, "max_attempts": attempts},
         git={"push_retries": 1},
@@ -516,9 +523,7 @@ def git_config(url, attempts):
         repos=[{"name": "deploy", "url": url, "branch": "main",
                 "auth": {"username": "deployer",
                          "password_file": "git.password"}}],
-        apps=[{"name": "web", "repo": "deploy", "path": "apps/web",
-               "images": [{"repository": REGISTRY + "/acme/web",
-                           "policy": {"semver": ">=1.0.0"}}]}])
+        apps=[app], **keys)
 
 GIT_PASSWORD = "faults-git-password-61c0"
 

@@ -115,21 +115,21 @@ class LeaseTakeoverTest(GitJobMixin, unittest.TestCase):
         return self.pg.psql(query, self.db).strip()
 
     def test_schema_1_upgraded(self):
-        """A database of schema 1 (no leases) gets the lease columns at the
-        next start; a job left running there without a lease is taken
-        over."""
+        """A database of schema 1 (no leases) gets the lease columns and
+        the claim counter at the next start; a job left running there
+        without a lease is taken over."""
         self.http.start()
         a = self.daemon(attempts=5).start()
         job_id = self.image_event(a, "1.3.0")
         self.wait_final(a, job_id)
         self.assertEqual(a.stop(), 0, a.log()[-3000:])
         self.sql("ALTER TABLE jobs DROP COLUMN lease_owner,"
-                 " DROP COLUMN lease_until;"
+                 " DROP COLUMN lease_until, DROP COLUMN claims;"
                  " UPDATE schema_version SET version = 1;"
                  " UPDATE jobs SET state = 2, started = 1")
         a.start()
         self.assertEqual(self.sql("SELECT max(version) FROM schema_version"),
-                         "2")
+                         "3")
         job = self.wait_final(a, job_id)
         # Its first attempt, the interrupted one, the one after it.
         self.assertEqual((job["state"], job["attempts"]), ("succeeded", 3),

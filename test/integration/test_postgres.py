@@ -185,7 +185,7 @@ class PostgresDaemonTest(pg_server.ServerTestCase):
         d.start()
         d.stop()
         self.assertEqual(self.sql("SELECT max(version) FROM schema_version"),
-                         "2")
+                         "3")
         self.sql("INSERT INTO schema_version(version) VALUES (99)")
         d.start(wait=False)
         try:

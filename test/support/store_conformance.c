@@ -47,6 +47,9 @@ static const struct conf_backend *conf_cur;
 static char	conf_target[512];
 static char	conf_dir[64];
 static int	conf_seq;
+/* The token of each job's latest claim, for finish and renew. */
+static struct store_lease conf_tokens[256];
+static size_t	conf_ntokens;
 
 static int
 conf_fresh_sqlite(char *target, size_t len, char *err, size_t errlen)
@@ -151,6 +154,7 @@ static int
 conf_setup(void **state)
 {
 	(void)state;
+	conf_ntokens = 0;
 	if (conf_cur->fresh(conf_target, sizeof(conf_target), err,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "%s: fresh store: %s\n", conf_cur->name, err);
@@ -201,17 +205,50 @@ conf_job(struct store *st, enum job_kind kind, const char *app,
 	return id;
 }
 
+static void
+conf_token_set(const struct job *j)
+{
+	size_t	 i;
+
+	assert_true(j->claim > 0);
+	for (i = 0; i < conf_ntokens; i++)
+		if (conf_tokens[i].job_id == j->id)
+			break;
+	if (i == conf_ntokens) {
+		assert_true(conf_ntokens < nitems(conf_tokens));
+		conf_ntokens++;
+	}
+	conf_tokens[i].job_id = j->id;
+	conf_tokens[i].claim = j->claim;
+}
+
+static int64_t
+conf_token(int64_t id)
+{
+	size_t	 i;
+
+	for (i = 0; i < conf_ntokens; i++)
+		if (conf_tokens[i].job_id == id)
+			return conf_tokens[i].claim;
+	return 0;
+}
+
 /* Claims in one transaction; returns the count, jobs in *out. */
 static size_t
 conf_claim_with(struct store *st, const struct store_claim *c,
     struct job ***out)
 {
 	struct job	**jobs = NULL;
-	size_t		 n = 0;
+	size_t		 n = 0, i, k;
 
 	OK(OPS->begin(st, err, sizeof(err)));
 	OK(OPS->claim(st, c, &jobs, &n, err, sizeof(err)));
 	OK(OPS->commit(st, err, sizeof(err)));
+	for (i = 0; i < n; i++) {
+		conf_token_set(jobs[i]);
+		for (k = 0; k < jobs[i]->nmerged; k++)
+			conf_token_set(jobs[i]->merged[k]);
+	}
 	*out = jobs;
 	return n;
 }
@@ -243,7 +280,8 @@ conf_finish_from(struct store *st, int64_t id, enum job_state state,
     const char *error, const char *result)
 {
 	struct store_finish	 f = { id, state, attempts, not_before,
-				    started, ended, error, result, NULL };
+				    started, ended, error, result, NULL,
+				    conf_token(id) };
 
 	OK(OPS->begin(st, err, sizeof(err)));
 	OK(OPS->finish(st, &f, err, sizeof(err)));
@@ -270,19 +308,26 @@ conf_state(struct store *st, int64_t id)
 	return s;
 }
 
-/* takeover in a transaction of its own. */
+/* takeover in a transaction of its own; the dead jobs in *dead. */
 static int
-conf_takeover(struct store *st, int64_t expired, int64_t now, int *nre,
-    int *ndead)
+conf_takeover_dead(struct store *st, int64_t expired, int64_t now, int *nre,
+    int *ndead, struct job ***dead)
 {
 	if (OPS->begin(st, err, sizeof(err)) == -1)
 		return -1;
-	if (OPS->takeover(st, expired, now, nre, ndead, err,
+	if (OPS->takeover(st, expired, now, nre, ndead, dead, err,
 	    sizeof(err)) == -1) {
 		OPS->rollback(st);
 		return -1;
 	}
 	return OPS->commit(st, err, sizeof(err));
+}
+
+static int
+conf_takeover(struct store *st, int64_t expired, int64_t now, int *nre,
+    int *ndead)
+{
+	return conf_takeover_dead(st, expired, now, nre, ndead, NULL);
 }
 
 /* Claims as owner, leased until until. */
@@ -296,16 +341,16 @@ conf_claim_as(struct store *st, const char *owner, int64_t now,
 	return conf_claim_with(st, &c, out);
 }
 
-/* finish as owner: its return (0 done, 1 fenced off). */
+/* finish as owner under claim: its return (0 done, 1 fenced off). */
 static int
-conf_finish_as(struct store *st, const char *owner, int64_t id,
-    enum job_state state, int attempts, int64_t started, int64_t ended,
-    const char *result)
+conf_finish_claim(struct store *st, const char *owner, int64_t id,
+    int64_t claim, enum job_state state, int attempts, int64_t started,
+    int64_t ended, const char *result)
 {
 	struct store_finish	 f = { .job_id = id, .state = state,
 				    .attempts = attempts, .started_ms = started,
 				    .ended_ms = ended, .result = result,
-				    .owner = owner };
+				    .owner = owner, .claim = claim };
 	int			 r;
 
 	if (state == JOB_WAITING)
@@ -320,16 +365,43 @@ conf_finish_as(struct store *st, const char *owner, int64_t id,
 	return r;
 }
 
+/* finish as owner under the job's latest claim. */
 static int
-conf_renew(struct store *st, const char *owner, const int64_t *ids,
-    size_t n, int64_t until)
+conf_finish_as(struct store *st, const char *owner, int64_t id,
+    enum job_state state, int attempts, int64_t started, int64_t ended,
+    const char *result)
+{
+	return conf_finish_claim(st, owner, id, conf_token(id), state,
+	    attempts, started, ended, result);
+}
+
+static int
+conf_renew_leases(struct store *st, const char *owner,
+    const struct store_lease *leases, size_t n, int64_t until)
 {
 	size_t	 renewed = 0;
 
 	OK(OPS->begin(st, err, sizeof(err)));
-	OK(OPS->renew(st, owner, ids, n, until, &renewed, err, sizeof(err)));
+	OK(OPS->renew(st, owner, leases, n, until, &renewed, err,
+	    sizeof(err)));
 	OK(OPS->commit(st, err, sizeof(err)));
 	return (int)renewed;
+}
+
+/* Renew the jobs' latest claims. */
+static int
+conf_renew(struct store *st, const char *owner, const int64_t *ids,
+    size_t n, int64_t until)
+{
+	struct store_lease	 l[8];
+	size_t			 i;
+
+	assert_true(n <= nitems(l));
+	for (i = 0; i < n; i++) {
+		l[i].job_id = ids[i];
+		l[i].claim = conf_token(ids[i]);
+	}
+	return conf_renew_leases(st, owner, l, n, until);
 }
 
 /* An interrupted look at a waiting job's health (its apply began at
@@ -827,13 +899,14 @@ conf_retry(void **state)
 }
 
 /* Every lease expired (a SQLite store's start): counted, logged, dead
- * when out of attempts. */
+ * when out of attempts, the dead ones handed back as claimed (their
+ * alerts). */
 static void
 conf_requeue(void **state)
 {
 	struct store		*st;
 	struct store_attempt_row *att;
-	struct job		**jobs;
+	struct job		**jobs, **dead = NULL;
 	size_t			 n;
 	int64_t			 a, b;
 	int			 nre, ndead;
@@ -853,9 +926,16 @@ conf_requeue(void **state)
 	OPS->close(st);
 
 	st = conf_open();
-	OK(conf_takeover(st, INT64_MAX, 3000, &nre, &ndead));
+	OK(conf_takeover_dead(st, INT64_MAX, 3000, &nre, &ndead, &dead));
 	assert_int_equal(nre, 1);
 	assert_int_equal(ndead, 1);
+	assert_non_null(dead);
+	assert_int_equal(dead[0]->id, b);
+	assert_int_equal(dead[0]->kind, JOB_SYNC);
+	assert_string_equal(dead[0]->app, "api");
+	assert_int_equal(dead[0]->attempts, 2);
+	assert_int_equal(dead[0]->max_attempts, 3);
+	conf_jobs_free(dead, 1);
 	assert_int_equal(conf_state(st, a), JOB_QUEUED);
 	assert_int_equal(conf_state(st, b), JOB_DEAD);
 	OK(OPS->list_attempts(st, a, &att, &n, err, sizeof(err)));
@@ -999,6 +1079,58 @@ conf_lease_takeover(void **state)
 	OK(conf_takeover(a, INT64_MAX, 9999, &nre, &ndead));
 	assert_int_equal(nre + ndead, 0);
 	OPS->close(b);
+	OPS->close(a);
+}
+
+/*
+ * A lease lost and claimed again by the same owner: each claim has a
+ * token of its own, so the first run's late finish and renewal are
+ * refused although its owner holds the job again, and the second run's
+ * are accepted.
+ */
+static void
+conf_lease_same_owner(void **state)
+{
+	struct store		*a;
+	struct store_job_row	 r;
+	struct store_lease	 first, second;
+	struct job		**jobs;
+	size_t			 n;
+	int64_t			 id;
+	int			 nre, ndead;
+
+	(void)state;
+	a = conf_open();
+	id = conf_leased_sync(a);
+	first.job_id = id;
+	first.claim = conf_token(id);
+	/* a was paused past its lease; nobody else came: a takes it back. */
+	OK(conf_takeover(a, 3500, 3500, &nre, &ndead));
+	assert_int_equal(nre, 1);
+	n = conf_claim_as(a, "a", 3600, 9000, 4, &jobs);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0]->id, id);
+	second.job_id = id;
+	second.claim = jobs[0]->claim;
+	assert_true(second.claim != first.claim);
+	conf_jobs_free(jobs, n);
+	/* The first run's renewal and finish: same owner, refused. */
+	assert_int_equal(conf_renew_leases(a, "a", &first, 1, 20000), 0);
+	assert_int_equal(conf_finish_claim(a, "a", id, first.claim,
+	    JOB_SUCCEEDED, 1, 2000, 3700, "{\"run\":1}"), 1);
+	assert_int_equal(OPS->get_job(a, id, &r, err, sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_RUNNING);
+	assert_null(r.result);
+	store_job_row_clear(&r);
+	/* The second run's are accepted. */
+	assert_int_equal(conf_renew_leases(a, "a", &second, 1, 20000), 1);
+	assert_int_equal(conf_finish_claim(a, "a", id, second.claim,
+	    JOB_SUCCEEDED, 2, 3600, 3800, "{\"run\":2}"), 0);
+	assert_int_equal(OPS->get_job(a, id, &r, err, sizeof(err)), 1);
+	assert_int_equal(r.state, JOB_SUCCEEDED);
+	assert_int_equal(r.attempts, 2);
+	assert_string_equal(r.result, "{\"run\":2}");
+	store_job_row_clear(&r);
 	OPS->close(a);
 }
 
@@ -1946,6 +2078,7 @@ main(int argc, char **argv)
 		T(conf_waiting),
 		T(conf_lease_renew),
 		T(conf_lease_takeover),
+		T(conf_lease_same_owner),
 		T(conf_lease_waiting),
 		T(conf_lease_exclusive),
 		T(conf_app_status),

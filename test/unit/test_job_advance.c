@@ -125,6 +125,44 @@ test_dead(void **state)
 }
 
 /* Notify jobs count against notify.max_attempts. */
+/*
+ * An interrupted attempt (its runner stopped; the lease was taken over):
+ * counted, and the job runs again at once, no backoff, no outcome; the
+ * last one is dead, a failure like any attempt's (its alert, the app's
+ * outcome).
+ */
+static void
+test_interrupted(void **state)
+{
+	struct job		 j = job_of(JOB_SYNC, 0);
+	struct job_result	 res = { .ok = 0, .interrupted = 1,
+				    .err_kind = JOB_ERR_INTERRUPTED,
+				    .error = "interrupted" };
+	struct job_advance	 a;
+
+	(void)state;
+	job_advance(&cfg, &j, &res, 1, 1000, 2000, 0.9, &a);
+	assert_int_equal(a.state, JOB_QUEUED);
+	assert_int_equal(a.attempts, 1);
+	assert_int_equal(a.not_before_ms, 0);
+	assert_true(a.ended);
+	assert_false(a.final);
+	assert_string_equal(a.error, "interrupted");
+
+	j.attempts = 2;		/* its third and last attempt */
+	job_advance(&cfg, &j, &res, 1, 1000, 2000, 0.9, &a);
+	assert_int_equal(a.state, JOB_DEAD);
+	assert_int_equal(a.attempts, 3);
+	assert_true(a.ended);
+	assert_true(a.final);
+	assert_string_equal(a.error, "interrupted");
+	/* A stored limit wins, as for any attempt. */
+	j.attempts = 2;
+	j.max_attempts = 5;
+	job_advance(&cfg, &j, &res, 1, 1000, 2000, 0.9, &a);
+	assert_int_equal(a.state, JOB_QUEUED);
+}
+
 static void
 test_notify_limit(void **state)
 {
@@ -209,6 +247,7 @@ main(void)
 		cmocka_unit_test_setup(test_failure_backoff, setup),
 		cmocka_unit_test_setup(test_backoff_bounds, setup),
 		cmocka_unit_test_setup(test_dead, setup),
+		cmocka_unit_test_setup(test_interrupted, setup),
 		cmocka_unit_test_setup(test_notify_limit, setup),
 		cmocka_unit_test_setup(test_followups, setup),
 		cmocka_unit_test_setup(test_waiting, setup),

@@ -291,7 +291,7 @@ test_takeover_all(struct store *st, int *nq, int *nd)
 	char	 err[256];
 
 	if (store_sqlite_ops.begin(st, err, sizeof(err)) == -1 ||
-	    store_sqlite_ops.takeover(st, INT64_MAX, util_now_ms(), nq, nd,
+	    store_sqlite_ops.takeover(st, INT64_MAX, util_now_ms(), nq, nd, NULL,
 	    err, sizeof(err)) == -1)
 		return -1;
 	return store_sqlite_ops.commit(st, err, sizeof(err));
@@ -558,6 +558,7 @@ test_waiting_job(void **state)
 	f.ended_ms = t0;
 	f.not_before_ms = t0 + 60000;
 	f.result = result;
+	f.claim = 1;		/* its first claim */
 	test_finish(st, &f);
 	assert_int_equal(store_sqlite_ops.get_job(st, id, &r, err,
 	    sizeof(err)), 1);
@@ -634,6 +635,7 @@ test_waiting_job(void **state)
 	f.started_ms = t0 - 5;
 	f.ended_ms = util_now_ms();
 	f.result = "{\"ok\":true}";
+	f.claim = 3;		/* the look, and the look again after the crash */
 	test_finish(st, &f);
 	assert_int_equal(store_sqlite_ops.list_attempts(st, id, &att, &n, err,
 	    sizeof(err)), 0);
@@ -1121,6 +1123,7 @@ test_retention(void **state)
 	f.attempts = 1;
 	f.started_ms = now - 40 * day;
 	f.ended_ms = now - 40 * day;
+	f.claim = 1;
 	assert_int_equal(store_sqlite_ops.finish(st, &f, err, sizeof(err)), 0);
 	store_sqlite_ops.commit(st, err, sizeof(err));
 
@@ -1299,8 +1302,9 @@ test_find_inv(enum job_kind kind)
 }
 
 /*
- * Schema 3 -> 4: a jobs table without leases gets them at the next open;
- * a job a schema-3 gitopsd left running (no lease) is taken over.
+ * Schema 3 -> 5: a jobs table without leases gets them (and the claim
+ * counter) at the next open; a job a schema-3 gitopsd left running (no
+ * lease) is taken over.
  */
 static void
 test_schema_leases(void **state)
@@ -1353,12 +1357,13 @@ test_schema_leases(void **state)
 
 	assert_int_equal(sqlite3_open(fx.path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "SELECT lease_owner,"
-	    " lease_until, (SELECT v FROM meta WHERE k = 'schema') FROM jobs"
-	    " WHERE id = 7", -1, &q, NULL), SQLITE_OK);
+	    " lease_until, (SELECT v FROM meta WHERE k = 'schema'), claims"
+	    " FROM jobs WHERE id = 7", -1, &q, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
 	assert_string_equal((const char *)sqlite3_column_text(q, 0), "me");
 	assert_int_equal(sqlite3_column_int64(q, 1), 1);
-	assert_string_equal((const char *)sqlite3_column_text(q, 2), "4");
+	assert_string_equal((const char *)sqlite3_column_text(q, 2), "5");
+	assert_int_equal(sqlite3_column_int64(q, 3), 1);
 	sqlite3_finalize(q);
 	sqlite3_close(db);
 	qfx_teardown(&fx);
@@ -1411,7 +1416,7 @@ test_inventory(void **state)
 	assert_int_equal(sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE"
 	    " k = 'schema'", -1, &q, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(q, 0), "4");
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "5");
 	sqlite3_finalize(q);
 	sqlite3_close(db);
 
