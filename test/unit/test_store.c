@@ -501,6 +501,7 @@ test_status_reports_in_order(void **state)
 	test_jobs_free(jobs, n);
 	memset(&f, 0, sizeof(f));
 	f.job_id = idp;
+	f.claim = 1;		/* its first claim */
 	f.state = JOB_SUCCEEDED;
 	f.attempts = 1;
 	f.started_ms = f.ended_ms = util_now_ms();
