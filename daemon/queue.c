@@ -174,6 +174,11 @@ struct queue {
 	 * release, after they are; read with acquire before rd.
 	 */
 	int			 avail;
+	/*
+	 * Atomic: a shared store's connection is lost (set and cleared by
+	 * the store thread, read by /readyz).
+	 */
+	int			 link_down;
 	int			 claiming;	/* started and not draining */
 
 	/* Store thread only. */
@@ -1337,6 +1342,43 @@ queue_store_refuse(struct queue *q, struct queue_sub *subs,
 	queue_store_hand_back(q, rep, calls);
 }
 
+/*
+ * A shared store (PostgreSQL) that lost its connection has webhooks
+ * answered 503 round by round, but nothing else said so: /readyz stayed
+ * 200 and a load balancer kept sending hooks to a replica that could take
+ * none.  After each turn the store thread looks at its connection; while
+ * it is lost, a cheap read outside any transaction (next_due) makes the
+ * backend reconnect on its own backoff, so readiness comes back without
+ * waiting for a webhook.  An embedded store has no connection: its
+ * failures (a full disk) are per statement and do not make it unready.
+ */
+static void
+queue_store_link(struct queue *q)
+{
+	char	 err[256];
+	int64_t	 due;
+	int	 down, was;
+
+	if (!q->ops->shared)
+		return;
+	down = q->ops->transient(q->wr);
+	was = __atomic_load_n(&q->link_down, __ATOMIC_ACQUIRE);
+	if (down && was && q->ops->next_due(q->wr, util_now_ms(), &due, err,
+	    sizeof(err)) != -1)
+		down = 0;
+	if (down == was)
+		return;
+	__atomic_store_n(&q->link_down, down, __ATOMIC_RELEASE);
+	metrics_gauge_set("gitopsd_store_available", NULL, !down);
+	if (down)
+		log_warnx("queue: state store connection lost: /readyz is not"
+		    " ready and webhooks get 503 until it is back");
+	else {
+		log_info("queue: state store connection back: ready");
+		queue_kick(q);
+	}
+}
+
 static void *
 queue_store_main(void *arg)
 {
@@ -1406,6 +1448,7 @@ queue_store_main(void *arg)
 		if (q->ops->upkeep != NULL)
 			q->ops->upkeep(q->wr);
 		queue_store_housekeeping(q, cfg);
+		queue_store_link(q);
 		config_unref(cfg);
 
 		pthread_mutex_lock(&q->mtx);
@@ -1663,7 +1706,8 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	metrics_counter_add("gitopsd_lease_takeovers_total", "", 0);
 	metrics_describe("gitopsd_store_available", "gauge",
 	    "1 while the state store is open; 0 while gitopsd runs without"
-	    " it (started on a full or read-only disk).");
+	    " it (started on a full or read-only disk) or while a shared"
+	    " store's connection is lost.");
 	job_runners_init();
 
 	/*
@@ -1774,13 +1818,15 @@ queue_drain(struct queue *q)
 }
 
 /*
- * Not ready while draining, or while a worker is stuck in a Git operation
- * beyond its deadline (the deadline could not end it).
+ * Not ready while draining, without the store or its connection, or while
+ * a worker is stuck in a Git operation beyond its deadline (the deadline
+ * could not end it).
  */
 int
 queue_ready(const struct queue *q)
 {
 	return q != NULL && !q->draining && queue_store_avail(q) &&
+	    !__atomic_load_n(&q->link_down, __ATOMIC_ACQUIRE) &&
 	    gitnet_overdue() == 0;
 }
 

@@ -237,6 +237,46 @@ class PostgresDaemonTest(pg_server.ServerTestCase):
         self.assertIn("connection lost", d.log())
         self.assertNotIn(DSN_PASSWORD, d.log())
 
+    def wait_status(self, d, path, want, timeout=30):
+        deadline = time.time() + timeout * harness.TIMEOUT_SCALE
+        while True:
+            status = d.admin("GET", path).status
+            if status == want or time.time() > deadline:
+                return status
+            time.sleep(0.1)
+
+    def test_readyz_follows_database(self):
+        """/readyz is 503 while the database is away (a load balancer
+        stops sending hooks here), hooks get 503 with Retry-After, and
+        both come back without a webhook once it returns."""
+        d = self.daemon()
+        d.start()
+        self.addCleanup(self.ensure_running)
+        self.assertEqual(d.admin("GET", "/readyz").status, 200)
+        self.pg.pause()
+        r = self.post(d, str(uuid.uuid4()))
+        self.assertEqual(r.status, 503, r)
+        self.assertIn("Retry-After", r.headers, r)
+        self.assertEqual(self.wait_status(d, "/readyz", 503), 503,
+                         d.log()[-3000:])
+        # Still away a moment later: not a blip.
+        time.sleep(1)
+        self.assertEqual(d.admin("GET", "/readyz").status, 503)
+        self.assertEqual(d.admin("GET", "/healthz").status, 200)
+        self.assertIn("gitopsd_store_available 0",
+                      d.admin("GET", "/metrics").body.decode())
+        self.pg.resume()
+        # No webhook meanwhile: the store thread reconnects by itself.
+        self.assertEqual(self.wait_status(d, "/readyz", 200), 200,
+                         d.log()[-3000:])
+        back = str(uuid.uuid4())
+        self.assertEqual(self.post(d, back).status, 202)
+        self.assertEqual(self.sql(
+            "SELECT count(*) FROM events WHERE delivery = '%s'" % back), "1")
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+        self.assertIn("state store connection lost", d.log())
+        self.assertIn("state store connection back", d.log())
+
     def ensure_running(self):
         try:
             self.pg.psql("SELECT 1")
