@@ -1732,6 +1732,9 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 		q->open_tried_ms = util_mono_ms();
 		q->open_tries = 1;
 	}
+	if (queue_store_avail(q) && replicas_claim_id(q->ops, q->wr, cfg, err,
+	    errlen) == -1)
+		goto fail;
 	if ((q->wake = event_new(base, -1, 0, queue_wake_cb, q)) == NULL ||
 	    (q->timer = evtimer_new(base, queue_timer_cb, q)) == NULL) {
 		snprintf(err, errlen, "queue: cannot create events");
