@@ -206,6 +206,10 @@ struct queue {
 	struct event		*wake;
 	struct event		*timer;
 	struct wakeup		*wakeup;	/* other replicas' jobs */
+	struct wakeup_dial	*rd_dial;	/* rd being made again */
+	int64_t			 rd_retry_ms;	/* not before (monotonic) */
+	int			 rd_backoff_ms;
+	int			 rd_lost;	/* logged once per loss */
 	struct worker_pool	*pool;
 	struct queue_loop_run	*loop_runs;	/* notify jobs in flight */
 	int			 started;
@@ -1272,6 +1276,9 @@ queue_store_prepare(struct queue *q, const struct config *cfg,
 		*transient = q->ops->transient(wr);
 		goto fail;
 	}
+	/* rd serves the loop: lost, it is made again there (queue_reader). */
+	if (q->ops->loop != NULL)
+		q->ops->loop(rd);
 	q->wr = wr;
 	q->rd = rd;
 	queue_store_gauges(q);
@@ -1858,6 +1865,8 @@ queue_close(struct queue *q, int timeout_s)
 	queue_drain(q);
 	wakeup_close(q->wakeup);
 	q->wakeup = NULL;
+	wakeup_dial_cancel(q->rd_dial);
+	q->rd_dial = NULL;
 	metrics_set_collector(NULL, NULL);
 	for (run = q->loop_runs; run != NULL; run = run->next)
 		run->q = NULL;
@@ -2055,6 +2064,55 @@ queue_retry(struct queue *q, int64_t id, char *err, size_t errlen)
 	return rc;
 }
 
+#define QUEUE_RD_RETRY_MS	100
+#define QUEUE_RD_RETRY_MAX_MS	5000
+
+static void
+queue_rd_made_cb(void *arg, int rc, const char *err)
+{
+	struct queue	*q = arg;
+
+	q->rd_dial = NULL;
+	if (rc == 0) {
+		if (q->rd_lost)
+			log_info("admin: state store connection back");
+		q->rd_lost = 0;
+		q->rd_backoff_ms = 0;
+		return;
+	}
+	if (!q->rd_lost)
+		log_warnx("admin: state store: %s; reads answer 503 until it"
+		    " is back", err);
+	q->rd_lost = 1;
+	q->rd_backoff_ms = q->rd_backoff_ms == 0 ? QUEUE_RD_RETRY_MS :
+	    q->rd_backoff_ms * 2;
+	if (q->rd_backoff_ms > QUEUE_RD_RETRY_MAX_MS)
+		q->rd_backoff_ms = QUEUE_RD_RETRY_MAX_MS;
+	q->rd_retry_ms = util_mono_ms() + q->rd_backoff_ms;
+}
+
+/*
+ * The loop's read connection, lost, is made again on the loop without
+ * blocking it (a reconnect inside the call would hold every hook and
+ * probe for the whole connect); meanwhile reads fail at once.  1 while
+ * it is usable.
+ */
+static int
+queue_rd_up(struct queue *q)
+{
+	char	 err[256] = "cannot create events";
+
+	if (q->ops->connect_poll == NULL || !q->ops->transient(q->rd))
+		return 1;
+	if (q->rd_dial != NULL || util_mono_ms() < q->rd_retry_ms)
+		return 0;
+	if (q->ops->reconnect_start(q->rd, err, sizeof(err)) == -1 ||
+	    (q->rd_dial = wakeup_dial(q->base, q->ops, q->rd,
+	    queue_rd_made_cb, q)) == NULL)
+		queue_rd_made_cb(q, -1, err);
+	return 0;
+}
+
 const struct store_ops *
 queue_reader(struct queue *q, struct store **rd)
 {
@@ -2062,8 +2120,15 @@ queue_reader(struct queue *q, struct store **rd)
 		*rd = NULL;
 		return NULL;
 	}
+	(void)queue_rd_up(q);
 	*rd = q->rd;
 	return q->ops;
+}
+
+int
+queue_reader_up(struct queue *q)
+{
+	return queue_store_avail(q) && queue_rd_up(q);
 }
 
 const struct config *

@@ -277,6 +277,57 @@ class PostgresDaemonTest(pg_server.ServerTestCase):
         self.assertIn("state store connection lost", d.log())
         self.assertIn("state store connection back", d.log())
 
+    def test_blackholed_database_does_not_stop_the_loop(self):
+        """A database host that takes TCP connections and never answers:
+        the wake-up connection and the admin API's read connection are
+        made again without blocking the event loop, so /healthz, /readyz
+        and the admin API answer at once the whole time; the attempts time
+        out; when the database answers again, everything comes back."""
+        proxy = pg_server.BlackholeProxy(self.pg.port)
+        self.addCleanup(proxy.close)
+        # No connect_timeout: a blocking connect would wait for ever.
+        d = self.daemon("host=127.0.0.1 port=%d user=%s dbname=%s" % (
+            proxy.port, self.pg.user, self.db))
+        d.start()
+        # The wake-up connection is made from the loop right after start.
+        time.sleep(0.5 * harness.TIMEOUT_SCALE)
+        self.assertEqual(d.admin("GET", "/api/v1/jobs").status, 200)
+        proxy.blackhole()
+        # Past the loop's connect timeout (10 s), so that an attempt is
+        # seen to give up and the next one to start.
+        end = time.time() + 12
+        worst, ready, api = 0.0, set(), set()
+        while time.time() < end:
+            for path, seen in (("/healthz", None), ("/readyz", ready),
+                               ("/api/v1/jobs", api)):
+                t = time.time()
+                r = harness.request(d.admin_port, "GET", path,
+                                    timeout=10 * harness.TIMEOUT_SCALE)
+                worst = max(worst, time.time() - t)
+                if seen is not None:
+                    seen.add(r.status)
+                else:
+                    self.assertEqual(r.status, 200)
+            time.sleep(0.1)
+        self.assertLess(worst, 1.0 * harness.TIMEOUT_SCALE,
+                        d.log()[-3000:])
+        self.assertIn(503, ready, d.log()[-3000:])
+        self.assertIn(503, api, d.log()[-3000:])
+        self.assertIn("wake-ups: connect: timed out", d.log())
+        proxy.relay()
+        self.assertEqual(self.wait_status(d, "/readyz", 200), 200,
+                         d.log()[-3000:])
+        self.assertEqual(self.wait_status(d, "/api/v1/jobs", 200), 200,
+                         d.log()[-3000:])
+        deadline = time.time() + 30 * harness.TIMEOUT_SCALE
+        while "wake-ups: listening again" not in d.log():
+            self.assertLess(time.time(), deadline, d.log()[-3000:])
+            time.sleep(0.1)
+        back = str(uuid.uuid4())
+        self.assertEqual(self.post(d, back).status, 202)
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+        self.assertNotIn(DSN_PASSWORD, d.log())
+
     def ensure_running(self):
         try:
             self.pg.psql("SELECT 1")
