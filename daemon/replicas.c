@@ -223,8 +223,11 @@ replicas_claim_id(const struct store_ops *ops, struct store *st,
 	int64_t			 beat_ms, first, deadline;
 	int			 r;
 
-	if (!ops->shared || cfg->state.replica == NULL)
+	if (cfg->state.replica == NULL)
 		return 0;
+	/* One process on the store: the row is its predecessor's. */
+	if (!ops->shared)
+		return ops->replica_leave(st, replica_id(), err, errlen);
 	beat_ms = (int64_t)(cfg->state.heartbeat_s > 0 ?
 	    cfg->state.heartbeat_s : 5) * 1000;
 	memset(&row, 0, sizeof(row));
@@ -232,7 +235,7 @@ replicas_claim_id(const struct store_ops *ops, struct store *st,
 		return r;
 	if (util_now_ms() - row.heartbeat_ms >= REPLICAS_TIMEOUT_BEATS *
 	    beat_ms)
-		return 0;
+		goto forget;
 	first = row.heartbeat_ms;
 	log_kv(LOG_LEVEL_INFO, "replica id has a fresh heartbeat: waiting to"
 	    " see whether its process is alive", "replica", replica_id(), NULL);
@@ -252,7 +255,10 @@ replicas_claim_id(const struct store_ops *ops, struct store *st,
 	}
 	log_kv(LOG_LEVEL_INFO, "replica id taken over from a process that"
 	    " stopped beating", "replica", replica_id(), NULL);
-	return 0;
+forget:
+	/* A beat renews only the heartbeat: the row (host, pid, start) and
+	 * the roles of the dead process go, this one registers anew. */
+	return ops->replica_leave(st, replica_id(), err, errlen);
 }
 
 void

@@ -1719,13 +1719,9 @@ store_pg_replica_beat(struct store *st, const struct store_replica *r,
 	store_pg_p_text(&p, r->version);
 	store_pg_p_int(&p, r->started_ms);
 	store_pg_p_int(&p, r->heartbeat_ms);
-	/* A chosen id (state.replica) is the new process's row after a
-	 * restart: all of it, not only the heartbeat. */
 	if (store_pg_cmd(st, "INSERT INTO replicas(id, hostname, pid, version,"
 	    " started, heartbeat) VALUES ($1, $2, $3, $4, $5, $6)"
-	    " ON CONFLICT(id) DO UPDATE SET hostname = excluded.hostname,"
-	    " pid = excluded.pid, version = excluded.version,"
-	    " started = excluded.started, heartbeat = excluded.heartbeat",
+	    " ON CONFLICT(id) DO UPDATE SET heartbeat = excluded.heartbeat",
 	    &p, "replica", NULL, err, errlen) == -1)
 		return -1;
 	p.n = 0;

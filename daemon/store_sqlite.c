@@ -1646,9 +1646,7 @@ store_sqlite_replica_beat(struct store *st, const struct store_replica *r,
 
 	if ((s = store_sqlite_prepare(st, "INSERT INTO replicas(id, hostname,"
 	    " pid, version, started, heartbeat) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-	    " ON CONFLICT(id) DO UPDATE SET hostname = excluded.hostname,"
-	    " pid = excluded.pid, version = excluded.version,"
-	    " started = excluded.started, heartbeat = excluded.heartbeat",
+	    " ON CONFLICT(id) DO UPDATE SET heartbeat = excluded.heartbeat",
 	    "replica", err, errlen)) == NULL)
 		return -1;
 	store_sqlite_text(s, 1, r->id);

@@ -344,6 +344,23 @@ class SqliteReplicaTest(ReplicasMixin, unittest.TestCase):
         self.assertEqual(len(p.stdout.splitlines()), 2, p.stdout)
         self.assertEqual(d.stop(), 0, d.log()[-3000:])
 
+    def test_chosen_id_kept_across_a_restart(self):
+        """On SQLite too a chosen id is kept, and the row after a restart
+        is the new process's (its pid), not the predecessor's."""
+        self.peers("lite-replicas-")
+        d = harness.Daemon(self.config(dict(LITE_STATE, replica="lite-1")),
+                           secrets={"github.secret": "s"})
+        self.addCleanup(d.cleanup)
+        d.start()
+        self.wait_for("registered", lambda: self.own_id(d) == "lite-1", 10)
+        d.kill9()
+        d.start()
+        self.wait_for("registered again", lambda: [
+            (r["id"], r["pid"]) for r in self.replicas(d)["replicas"]] ==
+            [("lite-1", d.proc.pid)], 10)
+        self.wait_for("holder", lambda: self.holder(d) == "lite-1", 5)
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+
 
 if __name__ == "__main__":
     unittest.main()
