@@ -239,7 +239,7 @@ replicas_claim_id(const struct store_ops *ops, struct store *st,
 	first = row.heartbeat_ms;
 	log_kv(LOG_LEVEL_INFO, "replica id has a fresh heartbeat: waiting to"
 	    " see whether its process is alive", "replica", replica_id(), NULL);
-	deadline = util_mono_ms() + beat_ms * 3 / 2 + 500;
+	deadline = util_mono_ms() + beat_ms * 2 + 500;
 	while (util_mono_ms() < deadline) {
 		usleep(100 * 1000);
 		if ((r = replicas_find_own(ops, st, &row, err, errlen)) <= 0)
