@@ -635,7 +635,7 @@ admin_api(struct queue *q, struct poller *pl, const char *method,
 	char		*name;
 	int		 status;
 
-	if (queue_reader(q, &rd) == NULL)
+	if (queue_reader(q, &rd) == NULL || !queue_reader_up(q))
 		return admin_error(body, 503, "state store unavailable");
 	if (strncmp(p, "/api/v1", 7) == 0)
 		p += 7;

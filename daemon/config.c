@@ -21,6 +21,7 @@
  * A reload builds a new struct and the daemon swaps it only when valid;
  * workers hold references (config_ref) to the one they started on.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -36,6 +37,7 @@
 #include "handler.h"
 #include "notifier.h"
 #include "pr.h"
+#include "replica.h"
 #include "util.h"
 
 #define CONFIG_MAX_BYTES	(1024 * 1024)
@@ -209,6 +211,11 @@ static const struct config_key state_keys[] = {
 	  .def = "5",
 	  .help = "seconds between a replica's heartbeats in the store; it is"
 	      " gone after three missed, and its periodic role moves" },
+	{ "replica", T_STR,
+	  .off = O(struct config_state, replica),
+	  .help = "this process's replica id, kept across restarts (1-63 of"
+	      " A-Z a-z 0-9 . _ -); unset: hostname-pid-random, new at each"
+	      " start" },
 };
 static const struct config_table state_table =
     CONFIG_TABLE("state", struct config_state, state_keys, config_check_state);
@@ -854,6 +861,24 @@ config_check_retry(struct config_walk *ctx, void *obj,
 		    r->max_s);
 }
 
+/*
+ * A replica id is shown in logs, metrics' neighbours, the admin API and
+ * gitopsctl's table, and compared as leases' owner: a short token with
+ * nothing to quote or escape anywhere.
+ */
+_Static_assert(REPLICA_ID_MAX == 63, "the message below says 63");
+
+static int
+config_replica_id_ok(const char *id)
+{
+	size_t	 n = strlen(id);
+
+	if (n == 0 || n > REPLICA_ID_MAX || !isalnum((unsigned char)id[0]))
+		return 0;
+	return strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789._-") == n;
+}
+
 static void
 config_check_state(struct config_walk *ctx, void *obj,
     const struct config_node *map,
@@ -871,6 +896,10 @@ config_check_state(struct config_walk *ctx, void *obj,
 	else if (s->driver == CONFIG_STATE_SQLITE && dsn_key != NULL)
 		config_walk_error(ctx, config_node_get(map, dsn_key), dsn_key,
 		    "dsn_file and dsn_env need driver: postgres");
+	if (s->replica != NULL && !config_replica_id_ok(s->replica))
+		config_walk_error(ctx, config_node_get(map, "replica"),
+		    "replica", "must be 1 to 63 characters of A-Z a-z 0-9 . _ -, starting with a letter"
+		    " or a digit");
 }
 
 static void

@@ -39,6 +39,7 @@
 #include "metrics.h"
 #include "notify_runner.h"
 #include "queue.h"
+#include "replica.h"
 #include "server.h"
 #include "util.h"
 
@@ -450,6 +451,9 @@ main(int argc, char *argv[])
 		fatalx("event_base_new");
 	log_batch_start(g.base);
 
+	/* Read at start only, like the store it names this process in. */
+	if (replica_choose(g.cfg->state.replica) == -1)
+		fatalx("replica id chosen after it was made");
 	if ((g.queue = queue_open(g.base, g.cfg, err, sizeof(err))) == NULL) {
 		log_warnx("state store: %s", err);
 		goto out;

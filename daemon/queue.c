@@ -174,6 +174,11 @@ struct queue {
 	 * release, after they are; read with acquire before rd.
 	 */
 	int			 avail;
+	/*
+	 * Atomic: a shared store's connection is lost (set and cleared by
+	 * the store thread, read by /readyz).
+	 */
+	int			 link_down;
 	int			 claiming;	/* started and not draining */
 
 	/* Store thread only. */
@@ -201,6 +206,10 @@ struct queue {
 	struct event		*wake;
 	struct event		*timer;
 	struct wakeup		*wakeup;	/* other replicas' jobs */
+	struct wakeup_dial	*rd_dial;	/* rd being made again */
+	int64_t			 rd_retry_ms;	/* not before (monotonic) */
+	int			 rd_backoff_ms;
+	int			 rd_lost;	/* logged once per loss */
 	struct worker_pool	*pool;
 	struct queue_loop_run	*loop_runs;	/* notify jobs in flight */
 	int			 started;
@@ -1325,6 +1334,9 @@ queue_store_prepare(struct queue *q, const struct config *cfg,
 		*transient = q->ops->transient(wr);
 		goto fail;
 	}
+	/* rd serves the loop: lost, it is made again there (queue_reader). */
+	if (q->ops->loop != NULL)
+		q->ops->loop(rd);
 	q->wr = wr;
 	q->rd = rd;
 	queue_store_gauges(q);
@@ -1396,6 +1408,43 @@ queue_store_refuse(struct queue *q, struct queue_sub *subs,
 	queue_store_hand_back(q, rep, calls);
 }
 
+/*
+ * A shared store (PostgreSQL) that lost its connection has webhooks
+ * answered 503 round by round, but nothing else said so: /readyz stayed
+ * 200 and a load balancer kept sending hooks to a replica that could take
+ * none.  After each turn the store thread looks at its connection; while
+ * it is lost, a cheap read outside any transaction (next_due) makes the
+ * backend reconnect on its own backoff, so readiness comes back without
+ * waiting for a webhook.  An embedded store has no connection: its
+ * failures (a full disk) are per statement and do not make it unready.
+ */
+static void
+queue_store_link(struct queue *q)
+{
+	char	 err[256];
+	int64_t	 due;
+	int	 down, was;
+
+	if (!q->ops->shared)
+		return;
+	down = q->ops->transient(q->wr);
+	was = __atomic_load_n(&q->link_down, __ATOMIC_ACQUIRE);
+	if (down && was && q->ops->next_due(q->wr, util_now_ms(), &due, err,
+	    sizeof(err)) != -1)
+		down = 0;
+	if (down == was)
+		return;
+	__atomic_store_n(&q->link_down, down, __ATOMIC_RELEASE);
+	metrics_gauge_set("gitopsd_store_available", NULL, !down);
+	if (down)
+		log_warnx("queue: state store connection lost: /readyz is not"
+		    " ready and webhooks get 503 until it is back");
+	else {
+		log_info("queue: state store connection back: ready");
+		queue_kick(q);
+	}
+}
+
 static void *
 queue_store_main(void *arg)
 {
@@ -1465,6 +1514,7 @@ queue_store_main(void *arg)
 		if (q->ops->upkeep != NULL)
 			q->ops->upkeep(q->wr);
 		queue_store_housekeeping(q, cfg);
+		queue_store_link(q);
 		config_unref(cfg);
 
 		pthread_mutex_lock(&q->mtx);
@@ -1722,7 +1772,8 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 	metrics_counter_add("gitopsd_lease_takeovers_total", "", 0);
 	metrics_describe("gitopsd_store_available", "gauge",
 	    "1 while the state store is open; 0 while gitopsd runs without"
-	    " it (started on a full or read-only disk).");
+	    " it (started on a full or read-only disk) or while a shared"
+	    " store's connection is lost.");
 	job_runners_init();
 
 	/*
@@ -1747,6 +1798,9 @@ queue_open(struct event_base *base, struct config *cfg, char *err,
 		q->open_tried_ms = util_mono_ms();
 		q->open_tries = 1;
 	}
+	if (queue_store_avail(q) && replicas_claim_id(q->ops, q->wr, cfg, err,
+	    errlen) == -1)
+		goto fail;
 	if ((q->wake = event_new(base, -1, 0, queue_wake_cb, q)) == NULL ||
 	    (q->timer = evtimer_new(base, queue_timer_cb, q)) == NULL) {
 		snprintf(err, errlen, "queue: cannot create events");
@@ -1833,13 +1887,15 @@ queue_drain(struct queue *q)
 }
 
 /*
- * Not ready while draining, or while a worker is stuck in a Git operation
- * beyond its deadline (the deadline could not end it).
+ * Not ready while draining, without the store or its connection, or while
+ * a worker is stuck in a Git operation beyond its deadline (the deadline
+ * could not end it).
  */
 int
 queue_ready(const struct queue *q)
 {
 	return q != NULL && !q->draining && queue_store_avail(q) &&
+	    !__atomic_load_n(&q->link_down, __ATOMIC_ACQUIRE) &&
 	    gitnet_overdue() == 0;
 }
 
@@ -1868,6 +1924,8 @@ queue_close(struct queue *q, int timeout_s)
 	queue_drain(q);
 	wakeup_close(q->wakeup);
 	q->wakeup = NULL;
+	wakeup_dial_cancel(q->rd_dial);
+	q->rd_dial = NULL;
 	metrics_set_collector(NULL, NULL);
 	for (run = q->loop_runs; run != NULL; run = run->next)
 		run->q = NULL;
@@ -2089,6 +2147,55 @@ queue_retry(struct queue *q, int64_t id, char *err, size_t errlen)
 	return rc;
 }
 
+#define QUEUE_RD_RETRY_MS	100
+#define QUEUE_RD_RETRY_MAX_MS	5000
+
+static void
+queue_rd_made_cb(void *arg, int rc, const char *err)
+{
+	struct queue	*q = arg;
+
+	q->rd_dial = NULL;
+	if (rc == 0) {
+		if (q->rd_lost)
+			log_info("admin: state store connection back");
+		q->rd_lost = 0;
+		q->rd_backoff_ms = 0;
+		return;
+	}
+	if (!q->rd_lost)
+		log_warnx("admin: state store: %s; reads answer 503 until it"
+		    " is back", err);
+	q->rd_lost = 1;
+	q->rd_backoff_ms = q->rd_backoff_ms == 0 ? QUEUE_RD_RETRY_MS :
+	    q->rd_backoff_ms * 2;
+	if (q->rd_backoff_ms > QUEUE_RD_RETRY_MAX_MS)
+		q->rd_backoff_ms = QUEUE_RD_RETRY_MAX_MS;
+	q->rd_retry_ms = util_mono_ms() + q->rd_backoff_ms;
+}
+
+/*
+ * The loop's read connection, lost, is made again on the loop without
+ * blocking it (a reconnect inside the call would hold every hook and
+ * probe for the whole connect); meanwhile reads fail at once.  1 while
+ * it is usable.
+ */
+static int
+queue_rd_up(struct queue *q)
+{
+	char	 err[256] = "cannot create events";
+
+	if (q->ops->connect_poll == NULL || !q->ops->transient(q->rd))
+		return 1;
+	if (q->rd_dial != NULL || util_mono_ms() < q->rd_retry_ms)
+		return 0;
+	if (q->ops->reconnect_start(q->rd, err, sizeof(err)) == -1 ||
+	    (q->rd_dial = wakeup_dial(q->base, q->ops, q->rd,
+	    queue_rd_made_cb, q)) == NULL)
+		queue_rd_made_cb(q, -1, err);
+	return 0;
+}
+
 const struct store_ops *
 queue_reader(struct queue *q, struct store **rd)
 {
@@ -2096,8 +2203,15 @@ queue_reader(struct queue *q, struct store **rd)
 		*rd = NULL;
 		return NULL;
 	}
+	(void)queue_rd_up(q);
 	*rd = q->rd;
 	return q->ops;
+}
+
+int
+queue_reader_up(struct queue *q)
+{
+	return queue_store_avail(q) && queue_rd_up(q);
 }
 
 const struct config *

@@ -185,6 +185,82 @@ replicas_tick(const struct store_ops *ops, struct store *st,
 	replicas_count(ops, st, now);
 }
 
+/* Who holds this replica's id in the store. */
+struct replicas_own {
+	char	 hostname_buf[256];
+	int64_t	 pid, heartbeat_ms;
+};
+
+/* The row of this replica's id: 1, or 0 without one (-1: an error). */
+static int
+replicas_find_own(const struct store_ops *ops, struct store *st,
+    struct replicas_own *out, char *err, size_t errlen)
+{
+	struct store_replica_row	*rows;
+	size_t				 n, i;
+	int				 found = 0;
+
+	if (ops->list_replicas(st, &rows, &n, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < n && !found; i++)
+		if (strcmp(rows[i].id, replica_id()) == 0) {
+			snprintf(out->hostname_buf, sizeof(out->hostname_buf),
+			    "%s", rows[i].hostname != NULL ?
+			    rows[i].hostname : "?");
+			out->pid = rows[i].pid;
+			out->heartbeat_ms = rows[i].heartbeat_ms;
+			found = 1;
+		}
+	store_replica_rows_free(rows, n);
+	return found;
+}
+
+int
+replicas_claim_id(const struct store_ops *ops, struct store *st,
+    const struct config *cfg, char *err, size_t errlen)
+{
+	struct replicas_own	 row;
+	int64_t			 beat_ms, first, deadline;
+	int			 r;
+
+	if (cfg->state.replica == NULL)
+		return 0;
+	/* One process on the store: the row is its predecessor's. */
+	if (!ops->shared)
+		return ops->replica_leave(st, replica_id(), err, errlen);
+	beat_ms = (int64_t)(cfg->state.heartbeat_s > 0 ?
+	    cfg->state.heartbeat_s : 5) * 1000;
+	memset(&row, 0, sizeof(row));
+	if ((r = replicas_find_own(ops, st, &row, err, errlen)) <= 0)
+		return r;
+	if (util_now_ms() - row.heartbeat_ms >= REPLICAS_TIMEOUT_BEATS *
+	    beat_ms)
+		goto forget;
+	first = row.heartbeat_ms;
+	log_kv(LOG_LEVEL_INFO, "replica id has a fresh heartbeat: waiting to"
+	    " see whether its process is alive", "replica", replica_id(), NULL);
+	deadline = util_mono_ms() + beat_ms * 2 + 500;
+	while (util_mono_ms() < deadline) {
+		usleep(100 * 1000);
+		if ((r = replicas_find_own(ops, st, &row, err, errlen)) <= 0)
+			return r;
+		if (row.heartbeat_ms != first) {
+			snprintf(err, errlen, "replica id %s is in use by a"
+			    " running process (host %s, pid %lld, heartbeat"
+			    " renewed): give each process its own"
+			    " state.replica", replica_id(), row.hostname_buf,
+			    (long long)row.pid);
+			return -1;
+		}
+	}
+	log_kv(LOG_LEVEL_INFO, "replica id taken over from a process that"
+	    " stopped beating", "replica", replica_id(), NULL);
+forget:
+	/* A beat renews only the heartbeat: the row (host, pid, start) and
+	 * the roles of the dead process go, this one registers anew. */
+	return ops->replica_leave(st, replica_id(), err, errlen);
+}
+
 void
 replicas_leave(const struct store_ops *ops, struct store *st)
 {

@@ -74,6 +74,7 @@
  * for a busy app or repository). */
 #define STORE_PG_CLAIM_SLACK	64
 /* Reconnect attempts after a lost connection: doubling from/up to. */
+#define STORE_PG_CONNECT_TIMEOUT_S "10"	/* when the DSN says none */
 #define STORE_PG_BACKOFF_MIN_MS	100
 #define STORE_PG_BACKOFF_MAX_MS	5000
 /* LISTEN/NOTIFY channel of job wake-ups (see the top). */
@@ -98,6 +99,10 @@ struct store {
 	int64_t		 backoff_ms;
 	int		 listening;	/* LISTEN again after a reconnect */
 	int		 wake;		/* NOTIFY before this commit */
+	int		 loop;		/* the event loop's: never blocks on a
+					 * connect (store_pg_connect_poll) */
+	int		 connecting;	/* PQconnectStart/PQresetStart begun */
+	int		 polled;	/* connect_poll called since */
 };
 
 /* This process's NOTIFY payload (see the top). */
@@ -239,8 +244,19 @@ store_pg_reconnect(struct store *st, char *err, size_t errlen)
 {
 	int64_t	 now;
 
+	if (st->connecting) {
+		snprintf(err, errlen, "connection lost: reconnecting");
+		return -1;
+	}
 	if (PQstatus(st->conn) != CONNECTION_BAD || st->in_tx)
 		return 0;
+	/* The loop's connections are made again by the loop, unblocked. */
+	if (st->loop) {
+		snprintf(err, errlen, "connection lost: %s",
+		    PQerrorMessage(st->conn));
+		err[strcspn(err, "\n")] = '\0';
+		return -1;
+	}
 	now = util_mono_ms();
 	if (now < st->retry_ms) {
 		snprintf(err, errlen, "connection lost: reconnecting in %lld ms",
@@ -452,6 +468,25 @@ out:
 }
 
 /*
+ * A DSN without connect_timeout would let libpq wait for a host that
+ * drops packets as long as the kernel retries (minutes), with the store
+ * thread and every webhook behind it.  The default comes first, so the
+ * DSN's own value (the expanded dbname) wins.
+ */
+static const char *const store_pg_conn_keys[] = { "connect_timeout", "dbname",
+    NULL };
+#define STORE_PG_CONN_VALS(dsn)	{ STORE_PG_CONNECT_TIMEOUT_S, (dsn), NULL }
+
+static PGconn *
+store_pg_connect(const char *dsn, int start)
+{
+	const char *const	 vals[] = STORE_PG_CONN_VALS(dsn);
+
+	return start ? PQconnectStartParams(store_pg_conn_keys, vals, 1) :
+	    PQconnectdbParams(store_pg_conn_keys, vals, 1);
+}
+
+/*
  * A server that does not answer, or answers that it cannot take
  * connections yet (starting, shutting down, too many clients), may do so
  * in a minute: gitopsd then starts without its store and keeps trying.
@@ -461,7 +496,9 @@ out:
 static int
 store_pg_connect_transient(const char *dsn)
 {
-	PGPing	 ping = PQping(dsn);
+	const char *const	 vals[] = STORE_PG_CONN_VALS(dsn);
+	PGPing			 ping = PQpingParams(store_pg_conn_keys, vals,
+				    1);
 
 	return ping == PQPING_NO_RESPONSE || ping == PQPING_REJECT;
 }
@@ -475,7 +512,7 @@ store_pg_open(const char *dsn, int *transient, char *err, size_t errlen)
 		*transient = 0;
 	pthread_once(&store_pg_token_once, store_pg_token_init);
 	st = xcalloc(1, sizeof(*st));
-	st->conn = PQconnectdb(dsn);
+	st->conn = store_pg_connect(dsn, 0);
 	if (st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK) {
 		snprintf(err, errlen, "postgres: cannot connect: %s",
 		    st->conn != NULL ? PQerrorMessage(st->conn) : "no memory");
@@ -501,7 +538,89 @@ fail:
 static int
 store_pg_transient(struct store *st)
 {
-	return st->conn == NULL || PQstatus(st->conn) == CONNECTION_BAD;
+	return st->conn == NULL || st->connecting ||
+	    PQstatus(st->conn) == CONNECTION_BAD;
+}
+
+/*
+ * The loop's connections.  PQconnectStart and PQresetStart return before
+ * the server answers (a host name is still resolved before they return:
+ * give the loop's DSN an address, or a resolver that answers, to keep
+ * that short); PQconnectPoll then goes one step per ready socket.  The
+ * session statements run once the server has answered the start-up.
+ */
+static struct store *
+store_pg_open_start(const char *dsn, char *err, size_t errlen)
+{
+	struct store	*st;
+
+	pthread_once(&store_pg_token_once, store_pg_token_init);
+	st = xcalloc(1, sizeof(*st));
+	st->loop = 1;
+	st->conn = store_pg_connect(dsn, 1);
+	if (st->conn == NULL || PQstatus(st->conn) == CONNECTION_BAD) {
+		snprintf(err, errlen, "postgres: cannot connect: %s",
+		    st->conn != NULL ? PQerrorMessage(st->conn) : "no memory");
+		err[strcspn(err, "\n")] = '\0';
+		store_pg_close(st);
+		return NULL;
+	}
+	st->connecting = 1;
+	st->polled = 0;
+	return st;
+}
+
+static void
+store_pg_loop(struct store *st)
+{
+	st->loop = 1;
+}
+
+static int
+store_pg_reconnect_start(struct store *st, char *err, size_t errlen)
+{
+	st->in_tx = 0;
+	st->wake = 0;
+	if (!PQresetStart(st->conn)) {
+		snprintf(err, errlen, "reconnect: %s", PQerrorMessage(st->conn));
+		err[strcspn(err, "\n")] = '\0';
+		return -1;
+	}
+	st->connecting = 1;
+	st->polled = 0;
+	return 0;
+}
+
+static int
+store_pg_connect_poll(struct store *st, int *fd, int *want_write, char *err,
+    size_t errlen)
+{
+	PostgresPollingStatusType	 r;
+
+	if (!st->connecting)
+		return PQstatus(st->conn) == CONNECTION_OK ? 1 : -1;
+	/* As libpq asks: wait for writing before the first poll. */
+	r = st->polled ? PQconnectPoll(st->conn) : PGRES_POLLING_WRITING;
+	st->polled = 1;
+	switch (r) {
+	case PGRES_POLLING_READING:
+	case PGRES_POLLING_WRITING:
+		if ((*fd = PQsocket(st->conn)) == -1)
+			break;
+		*want_write = r == PGRES_POLLING_WRITING;
+		return 0;
+	case PGRES_POLLING_OK:
+		st->connecting = 0;
+		return store_pg_session(st, err, errlen) == -1 ? -1 : 1;
+	default:
+		break;
+	}
+	/* Still "connecting": calls fail until reconnect_start. */
+	snprintf(err, errlen, "connect: %s", PQerrorMessage(st->conn));
+	err[strcspn(err, "\n")] = '\0';
+	metrics_counter_add("gitopsd_store_errors_total",
+	    "backend=\"postgres\"", 1);
+	return -1;
 }
 
 static int
@@ -1946,6 +2065,10 @@ const struct store_ops store_pg_ops = {
 	.listen = store_pg_listen,
 	.wait_fd = store_pg_wait_fd,
 	.drain_notifications = store_pg_drain_notifications,
+	.open_start = store_pg_open_start,
+	.loop = store_pg_loop,
+	.reconnect_start = store_pg_reconnect_start,
+	.connect_poll = store_pg_connect_poll,
 	.rows_each = store_pg_rows_each,
 	.rows_count = store_pg_rows_count,
 	.row_put = store_pg_row_put,

@@ -56,6 +56,7 @@ struct config_state {
 	int	 dedup_days;			/* default 7 */
 	int	 keep_days;			/* default 30 */
 	int	 heartbeat_s;			/* default 5 */
+	char	*replica;			/* chosen replica id or NULL */
 };
 
 struct config_queue {

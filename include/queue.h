@@ -93,6 +93,12 @@ int		 queue_retry(struct queue *, int64_t id, char *err,
  * running configuration (replaced on reload, so not kept across calls).
  */
 const struct store_ops *queue_reader(struct queue *, struct store **rd);
+/*
+ * Whether rd is usable now.  A lost connection of a shared store is made
+ * again in the background (never blocking the loop); until then calls on
+ * rd fail at once and this is 0.
+ */
+int		 queue_reader_up(struct queue *);
 const struct config *queue_config(const struct queue *);
 
 /*

@@ -451,6 +451,29 @@ struct store_ops {
 	int		 (*wait_fd)(struct store *);
 	int		 (*drain_notifications)(struct store *, char *err,
 			    size_t errlen);
+
+	/*
+	 * Connections of the event loop (wake-ups, admin reads) are made
+	 * without blocking it: a server whose host drops packets would
+	 * otherwise freeze every hook and probe for the whole connect
+	 * (NULL for a store with no server).  open_start begins a
+	 * connection and returns at once; on a connection made by open, loop
+	 * makes it the loop's: a call on it once lost fails at once instead
+	 * of reconnecting inside the call, and reconnect_start begins
+	 * making it again.  connect_poll moves a connection being made on:
+	 * 1 made (its session set up), 0 not yet (*fd, *want_write: what to
+	 * wait for before the next call; the first call asks for writing,
+	 * and fd may change), -1 failed (err).  Calls on a connection being
+	 * made fail at once and transient() is 1.  The caller bounds the
+	 * time (daemon/wakeup.c, wakeup_dial).
+	 */
+	struct store	*(*open_start)(const char *target, char *err,
+			    size_t errlen);
+	void		 (*loop)(struct store *);
+	int		 (*reconnect_start)(struct store *, char *err,
+			    size_t errlen);
+	int		 (*connect_poll)(struct store *, int *fd, int *want_write,
+			    char *err, size_t errlen);
 };
 
 extern const struct store_ops store_sqlite_ops;

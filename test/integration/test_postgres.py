@@ -237,6 +237,99 @@ class PostgresDaemonTest(pg_server.ServerTestCase):
         self.assertIn("connection lost", d.log())
         self.assertNotIn(DSN_PASSWORD, d.log())
 
+    def wait_status(self, d, path, want, timeout=30):
+        deadline = time.time() + timeout * harness.TIMEOUT_SCALE
+        while True:
+            status = d.admin("GET", path).status
+            if status == want or time.time() > deadline:
+                return status
+            time.sleep(0.1)
+
+    def test_readyz_follows_database(self):
+        """/readyz is 503 while the database is away (a load balancer
+        stops sending hooks here), hooks get 503 with Retry-After, and
+        both come back without a webhook once it returns."""
+        d = self.daemon()
+        d.start()
+        self.addCleanup(self.ensure_running)
+        self.assertEqual(d.admin("GET", "/readyz").status, 200)
+        self.pg.pause()
+        r = self.post(d, str(uuid.uuid4()))
+        self.assertEqual(r.status, 503, r)
+        self.assertIn("Retry-After", r.headers, r)
+        self.assertEqual(self.wait_status(d, "/readyz", 503), 503,
+                         d.log()[-3000:])
+        # Still away a moment later: not a blip.
+        time.sleep(1)
+        self.assertEqual(d.admin("GET", "/readyz").status, 503)
+        self.assertEqual(d.admin("GET", "/healthz").status, 200)
+        self.assertIn("gitopsd_store_available 0",
+                      d.admin("GET", "/metrics").body.decode())
+        self.pg.resume()
+        # No webhook meanwhile: the store thread reconnects by itself.
+        self.assertEqual(self.wait_status(d, "/readyz", 200), 200,
+                         d.log()[-3000:])
+        back = str(uuid.uuid4())
+        self.assertEqual(self.post(d, back).status, 202)
+        self.assertEqual(self.sql(
+            "SELECT count(*) FROM events WHERE delivery = '%s'" % back), "1")
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+        self.assertIn("state store connection lost", d.log())
+        self.assertIn("state store connection back", d.log())
+
+    def test_blackholed_database_does_not_stop_the_loop(self):
+        """A database host that takes TCP connections and never answers:
+        the wake-up connection and the admin API's read connection are
+        made again without blocking the event loop, so /healthz, /readyz
+        and the admin API answer at once the whole time; the attempts time
+        out; when the database answers again, everything comes back."""
+        proxy = pg_server.BlackholeProxy(self.pg.port)
+        self.addCleanup(proxy.close)
+        # No connect_timeout: a blocking connect would wait for ever.
+        d = self.daemon("host=127.0.0.1 port=%d user=%s dbname=%s" % (
+            proxy.port, self.pg.user, self.db))
+        d.start()
+        # The wake-up connection is made from the loop right after start.
+        time.sleep(0.5 * harness.TIMEOUT_SCALE)
+        self.assertEqual(d.admin("GET", "/api/v1/jobs").status, 200)
+        proxy.blackhole()
+        # Past the loop's connect timeout (10 s), until an attempt is
+        # seen to give up.
+        t0 = time.time()
+        worst, ready, api = 0.0, set(), set()
+        while time.time() < t0 + 12 or (
+                "wake-ups: connect: timed out" not in d.log() and
+                time.time() < t0 + 20 * harness.TIMEOUT_SCALE):
+            for path, seen in (("/healthz", None), ("/readyz", ready),
+                               ("/api/v1/jobs", api)):
+                t = time.time()
+                r = harness.request(d.admin_port, "GET", path,
+                                    timeout=10 * harness.TIMEOUT_SCALE)
+                worst = max(worst, time.time() - t)
+                if seen is not None:
+                    seen.add(r.status)
+                else:
+                    self.assertEqual(r.status, 200)
+            time.sleep(0.1)
+        self.assertLess(worst, 1.0 * harness.TIMEOUT_SCALE,
+                        d.log()[-3000:])
+        self.assertIn(503, ready, d.log()[-3000:])
+        self.assertIn(503, api, d.log()[-3000:])
+        self.assertIn("wake-ups: connect: timed out", d.log())
+        proxy.relay()
+        self.assertEqual(self.wait_status(d, "/readyz", 200), 200,
+                         d.log()[-3000:])
+        self.assertEqual(self.wait_status(d, "/api/v1/jobs", 200), 200,
+                         d.log()[-3000:])
+        deadline = time.time() + 30 * harness.TIMEOUT_SCALE
+        while "wake-ups: listening again" not in d.log():
+            self.assertLess(time.time(), deadline, d.log()[-3000:])
+            time.sleep(0.1)
+        back = str(uuid.uuid4())
+        self.assertEqual(self.post(d, back).status, 202)
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+        self.assertNotIn(DSN_PASSWORD, d.log())
+
     def ensure_running(self):
         try:
             self.pg.psql("SELECT 1")

@@ -121,8 +121,8 @@ class PostgresReplicasTest(ReplicasMixin, unittest.TestCase):
         self.dsn = self.pg.createdb(self.db)
         self.peers("pg-replicas-")
 
-    def daemon(self, poll_s=0):
-        d = harness.Daemon(self.config(PG_STATE, poll_s),
+    def daemon(self, poll_s=0, state=PG_STATE):
+        d = harness.Daemon(self.config(state, poll_s),
                            secrets={"github.secret": "s",
                                     "pg.dsn": self.dsn})
         self.addCleanup(d.cleanup)
@@ -267,6 +267,52 @@ class PostgresReplicasTest(ReplicasMixin, unittest.TestCase):
         self.assertEqual(self.sql("SELECT count(*) FROM replicas"), "0")
         self.assertEqual(self.sql("SELECT count(*) FROM roles"), "0")
 
+    def test_chosen_id_one_running_process(self):
+        """state.replica names the replica across restarts; a second
+        running process given the same id is refused at start, a
+        process restarted after kill -9 takes its id over."""
+        state = dict(PG_STATE, replica="web-1.a_B")
+        a = self.daemon(state=state).start()
+        self.wait_for("a registered", lambda: self.own_id(a) == "web-1.a_B",
+                      10)
+        b = self.daemon(state=state)
+        b.start(wait=False)
+        try:
+            rc = b.proc.wait(timeout=30 * harness.TIMEOUT_SCALE)
+        except Exception:
+            self.fail("a second process took a live id:\n" + b.log())
+        self.assertNotEqual(rc, 0)
+        self.assertIn("replica id web-1.a_B is in use by a running process",
+                      b.log())
+        self.assertIn("pid %d" % a.proc.pid, b.log())
+        # a was not disturbed: still the only one, alive.
+        self.assertEqual([(r["id"], r["alive"]) for r in
+                          self.replicas(a)["replicas"]],
+                         [("web-1.a_B", True)])
+        a.kill9()
+        c = self.daemon(state=state).start()
+        self.wait_for("c registered", lambda: self.own_id(c) == "web-1.a_B",
+                      10)
+        self.assertIn("replica id taken over", c.log())
+        self.assertEqual(self.sql("SELECT pid FROM replicas"),
+                         str(c.proc.pid))
+        self.wait_for("c holds the role", lambda: self.holder(c) ==
+                      "web-1.a_B", TIMEOUT_S + 5)
+        self.assertEqual(c.stop(), 0, c.log()[-3000:])
+        # Ids that are not short printable tokens are refused by -t.
+        for bad in ("web 1", "-web", "x" * 64, "web/1", "\u00e9"):
+            d = self.daemon(state=dict(PG_STATE, replica=bad))
+            out = harness.run_tool([harness.binary(), "-t", "-c",
+                                    d.config_path],
+                                   capture_output=True, text=True)
+            self.assertNotEqual(out.returncode, 0, bad)
+            self.assertIn("must be 1 to 63 characters",
+                          out.stdout + out.stderr)
+        d = self.daemon(state=dict(PG_STATE, replica="x" * 63))
+        out = harness.run_tool([harness.binary(), "-t", "-c", d.config_path],
+                               capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+
 
 @unittest.skipIf(build_missing() is not None, build_missing() or "")
 class SqliteReplicaTest(ReplicasMixin, unittest.TestCase):
@@ -296,6 +342,23 @@ class SqliteReplicaTest(ReplicasMixin, unittest.TestCase):
         p = ctl(d, "replicas")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(len(p.stdout.splitlines()), 2, p.stdout)
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+
+    def test_chosen_id_kept_across_a_restart(self):
+        """On SQLite too a chosen id is kept, and the row after a restart
+        is the new process's (its pid), not the predecessor's."""
+        self.peers("lite-replicas-")
+        d = harness.Daemon(self.config(dict(LITE_STATE, replica="lite-1")),
+                           secrets={"github.secret": "s"})
+        self.addCleanup(d.cleanup)
+        d.start()
+        self.wait_for("registered", lambda: self.own_id(d) == "lite-1", 10)
+        d.kill9()
+        d.start()
+        self.wait_for("registered again", lambda: [
+            (r["id"], r["pid"]) for r in self.replicas(d)["replicas"]] ==
+            [("lite-1", d.proc.pid)], 10)
+        self.wait_for("holder", lambda: self.holder(d) == "lite-1", 5)
         self.assertEqual(d.stop(), 0, d.log()[-3000:])
 
 

@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -140,6 +141,88 @@ class PgServer:
                        "-m", "immediate", "-w", "stop"])
             self.started = False
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class BlackholeProxy:
+    """A TCP relay on 127.0.0.1 to a server's port.  blackhole() drops
+    every relayed connection and from then on accepts new ones without a
+    word: to a client, a database host that drops packets once the TCP
+    handshake is done (a connect that never ends, unless timed out).
+    relay() relays again.  close() stops it."""
+
+    def __init__(self, port):
+        self.target = port
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.holes = False
+        self.open = []          # every socket this relay holds
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.open.append(c)
+                if self.holes:
+                    continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.open.append(u)
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b),
+                                 daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _drop_all(self):
+        with self.lock:
+            socks, self.open = self.open, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def blackhole(self):
+        with self.lock:
+            self.holes = True
+        self._drop_all()
+
+    def relay(self):
+        with self.lock:
+            self.holes = False
+        self._drop_all()
+
+    def close(self):
+        self.closed = True
+        self.lsock.close()
+        self._drop_all()
 
 
 class ServerTestCase(unittest.TestCase):
