@@ -22,6 +22,14 @@
  * A notifier type with several endpoints (alertmanager's URLs) gets one
  * job per endpoint, the endpoint's index in the key and the params, so
  * one endpoint down delays nothing at the others.
+ *
+ * A failed job's alerts carry its failure reason ("incident": job kind
+ * and error kind), which names the incident on pagerduty and opsgenie.
+ * Their recovery is one alert per reason the outbox still has open
+ * (notify_open_feed over the app's notify jobs, read by the queue), so
+ * every incident the app opened is resolved, after a restart too.  The
+ * same reading gives the re-sends of alerts that expire unless renewed
+ * (notify_resend_plan: alertmanager).
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -131,34 +139,174 @@ notify_link(const struct config *cfg, int64_t id)
 	    cfg->links_base_url, id);
 }
 
+/* Both NULL or the same string. */
+static int
+notify_same(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* What one planned alert is made of, besides its notifier and target. */
+struct notify_ctx {
+	const struct config	*cfg;
+	const struct config_app	*app;
+	const struct job	*j;
+	const struct job_result	*res;
+	enum job_state		 final;
+	const char		*event, *cls, *rev, *reason, *link, *pr_url;
+	char			 attempt[16], idtext[24];
+	int64_t			 now;
+};
+
+/* The failure reason of an incident: "<job kind>/<error kind>". */
+static char *
+notify_incident_of(const struct job *j, const struct job_result *res)
+{
+	return xasprintf("%s/%s", job_kind_name(j->kind),
+	    job_error_kind_name(res->err_kind));
+}
+
+static void
+notify_plan_item(struct notify_plan *out, const struct notify_ctx *c,
+    const struct config_notifier *n, size_t t, size_t ntargets,
+    const char *incident)
+{
+	const struct job	*j = c->j;
+	const struct job_result	*res = c->res;
+	struct notify_plan_item	*it;
+	struct buf		 key;
+	char			 hash[65], alert_id[33], target[24], *json;
+	cJSON			*o;
+
+	buf_init(&key, 0);
+	notify_key_add(&key, "v1");
+	notify_key_add(&key, c->cls);
+	notify_key_add(&key, n->name);
+	notify_key_add(&key, j->app);
+	if (ntargets > 1) {
+		snprintf(target, sizeof(target), "%zu", t);
+		notify_key_add(&key, target);
+	}
+	notify_key_add(&key, job_kind_name(j->kind));
+	if (strcmp(c->cls, "failure") == 0) {
+		notify_key_add(&key, job_error_kind_name(res->err_kind));
+		notify_key_add(&key, res->object);
+		notify_key_add(&key, c->rev);
+		notify_key_add(&key, j->image);
+		notify_key_add(&key, j->tag);
+	} else {
+		notify_key_add(&key, c->idtext);
+		if (strcmp(c->cls, "result") == 0) {
+			notify_key_add(&key, c->attempt);
+			notify_key_add(&key, job_state_name(c->final));
+		} else if (incident != NULL)
+			notify_key_add(&key, incident);	/* one per reason */
+	}
+	util_sha256_hex(key.data, key.len, hash);
+	buf_free(&key);
+	/* The alert id (stable across retries): half the key hash. */
+	memcpy(alert_id, hash, 32);
+	alert_id[32] = '\0';
+
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "notifier", n->name);
+	cJSON_AddStringToObject(o, "event", c->event);
+	cJSON_AddStringToObject(o, "alert_id", alert_id);
+	notify_json_str(o, "app", j->app);
+	notify_json_str(o, "cluster", c->app != NULL ? c->app->cluster : NULL);
+	if (ntargets > 1)
+		cJSON_AddNumberToObject(o, "target", (double)t);
+	cJSON_AddNumberToObject(o, "job", (double)j->id);
+	cJSON_AddStringToObject(o, "kind", job_kind_name(j->kind));
+	cJSON_AddStringToObject(o, "state", job_state_name(c->final));
+	notify_json_str(o, "reason", res->ok ? NULL : c->reason);
+	if (!res->ok)
+		cJSON_AddStringToObject(o, "reason_kind",
+		    job_error_kind_name(res->err_kind));
+	notify_json_str(o, "incident", incident);
+	notify_json_str(o, "object", res->object);
+	notify_json_str(o, "revision", c->rev);
+	notify_json_str(o, "image", j->image);
+	notify_json_str(o, "tag", j->tag);
+	notify_json_str(o, "delivery", j->delivery);
+	cJSON_AddNumberToObject(o, "attempts", j->attempts + 1);
+	notify_json_str(o, "url", c->link);
+	notify_json_str(o, "pr_url", c->pr_url);
+	cJSON_AddNumberToObject(o, "time", (double)c->now);
+	json = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (json == NULL)
+		return;
+
+	out->items = xreallocarray(out->items, out->n + 1, sizeof(*out->items));
+	it = &out->items[out->n++];
+	memset(it, 0, sizeof(*it));
+	it->spec.kind = JOB_NOTIFY;
+	it->spec.app = j->app != NULL ? notify_own(out, xstrdup(j->app)) : NULL;
+	it->spec.params = notify_own(out, xstrdup(json));
+	cJSON_free(json);
+	it->dedup_key = xasprintf("notify:%s", hash);
+	/* 0 is "never again" (as long as the key is kept). */
+	it->repeat_after_s = c->cfg->notify.repeat_after_s > 0 ?
+	    c->cfg->notify.repeat_after_s : INT_MAX;
+}
+
+/*
+ * A recovery on a notifier with an incident per reason: one resolve for
+ * each reason the outbox has open there; none known (opened before
+ * reasons were kept, or the rows are gone): one without a reason, which
+ * resolves what an older gitopsd opened.
+ */
+static void
+notify_plan_resolves(struct notify_plan *out, const struct notify_ctx *c,
+    const struct config_notifier *n, const struct notify_open_set *open)
+{
+	size_t	 i, k, planned = 0;
+	int	 seen;
+
+	for (i = 0; open != NULL && i < open->n; i++) {
+		if (strcmp(open->v[i].notifier, n->name) != 0)
+			continue;
+		for (k = 0, seen = 0; k < i; k++)
+			seen |= strcmp(open->v[k].notifier, n->name) == 0 &&
+			    notify_same(open->v[k].incident,
+			    open->v[i].incident);
+		if (seen)
+			continue;
+		notify_plan_item(out, c, n, 0, 1, open->v[i].incident);
+		planned++;
+	}
+	if (planned == 0)
+		notify_plan_item(out, c, n, 0, 1, NULL);
+}
+
 void
 notify_plan(const struct config *cfg, const struct job *j,
     const struct job_result *res, enum job_state final, int app_was_failing,
-    struct notify_plan *out)
+    const struct notify_open_set *open, struct notify_plan *out)
 {
-	const struct config_app		*app;
 	const struct config_notifier	*n;
 	char *const			*names;
 	size_t				 nnames, i, t, ntargets;
-	const char			*event, *cls, *rev;
-	char				*reason = NULL, *link = NULL, *json;
-	char				*pr_url = NULL;
-	char				 hash[65], alert_id[33], attempt[16];
-	char				 idtext[24], target[24];
+	char				*reason = NULL, *link = NULL;
+	char				*pr_url = NULL, *incident = NULL;
 	unsigned			 on;
 	int				 failure;
-	int64_t				 now = util_now_ms();
-	struct buf			 key;
-	struct notify_plan_item		*it;
-	cJSON				*o;
+	struct notify_ctx		 c;
 
 	memset(out, 0, sizeof(*out));
+	memset(&c, 0, sizeof(c));
 	if (j->kind == JOB_NOTIFY)
 		return;		/* alerts never make alerts */
-	app = notify_find_app(cfg, j->app);
-	if (app != NULL && app->nnotify > 0) {
-		names = app->notify;
-		nnames = app->nnotify;
+	c.cfg = cfg;
+	c.j = j;
+	c.res = res;
+	c.final = final;
+	c.now = util_now_ms();
+	c.app = notify_find_app(cfg, j->app);
+	if (c.app != NULL && c.app->nnotify > 0) {
+		names = c.app->notify;
+		nnames = c.app->nnotify;
 	} else {
 		names = cfg->notify_default;
 		nnames = cfg->nnotify_default;
@@ -169,7 +317,7 @@ notify_plan(const struct config *cfg, const struct job *j,
 	failure = !res->ok && (final == JOB_DEAD || (j->kind == JOB_SYNC &&
 	    (res->err_kind == JOB_ERR_UNHEALTHY ||
 	    res->err_kind == JOB_ERR_TIMEOUT)));
-	rev = notify_revision(j, res);
+	c.rev = notify_revision(j, res);
 	if (res->error != NULL) {
 		reason = xstrdup(res->error);
 		if (strlen(reason) > NOTIFY_REASON_MAX) {
@@ -180,118 +328,200 @@ notify_plan(const struct config *cfg, const struct job *j,
 			reason[m] = '\0';
 		}
 	}
-	link = notify_link(cfg, j->id);
-	pr_url = notify_pr_url(res);
-	snprintf(attempt, sizeof(attempt), "%d", j->attempts + 1);
-	snprintf(idtext, sizeof(idtext), "%" PRId64, j->id);
+	c.reason = reason;
+	c.link = link = notify_link(cfg, j->id);
+	c.pr_url = pr_url = notify_pr_url(res);
+	if (!res->ok)
+		incident = notify_incident_of(j, res);
+	snprintf(c.attempt, sizeof(c.attempt), "%d", j->attempts + 1);
+	snprintf(c.idtext, sizeof(c.idtext), "%" PRId64, j->id);
 
 	for (i = 0; i < nnames; i++) {
 		if ((n = notify_find_notifier(cfg, names[i])) == NULL)
 			continue;	/* config checks refuse this */
 		on = n->on != 0 ? n->on : CONFIG_ON_FAILURE;
-		event = cls = NULL;
+		c.event = c.cls = NULL;
 		if (failure) {
 			if (on & (CONFIG_ON_FAILURE | CONFIG_ON_ALL)) {
-				event = "job.failed";
-				cls = "failure";
+				c.event = "job.failed";
+				c.cls = "failure";
 			}
 		} else if (res->ok && final == JOB_SUCCEEDED && app_was_failing &&
 		    (on & (CONFIG_ON_RECOVERY | CONFIG_ON_ALL))) {
-			event = "job.recovered";
-			cls = "recovery";
+			c.event = "job.recovered";
+			c.cls = "recovery";
 		} else if (on & CONFIG_ON_ALL) {
-			event = res->ok ? "job.succeeded" : "job.failed";
-			cls = "result";
+			c.event = res->ok ? "job.succeeded" : "job.failed";
+			c.cls = "result";
 		}
-		if (event == NULL)
+		if (c.event == NULL)
 			continue;
-
+		if (strcmp(c.cls, "recovery") == 0 && n->plugin != NULL &&
+		    n->plugin->per_reason) {
+			notify_plan_resolves(out, &c, n, open);
+			continue;
+		}
 		ntargets = n->plugin != NULL && n->plugin->targets != NULL ?
 		    n->plugin->targets(n) : 1;
-		for (t = 0; t < ntargets; t++) {
-			buf_init(&key, 0);
-			notify_key_add(&key, "v1");
-			notify_key_add(&key, cls);
-			notify_key_add(&key, n->name);
-			notify_key_add(&key, j->app);
-			if (ntargets > 1) {
-				snprintf(target, sizeof(target), "%zu", t);
-				notify_key_add(&key, target);
-			}
-			notify_key_add(&key, job_kind_name(j->kind));
-			if (strcmp(cls, "failure") == 0) {
-				notify_key_add(&key,
-				    job_error_kind_name(res->err_kind));
-				notify_key_add(&key, res->object);
-				notify_key_add(&key, rev);
-				notify_key_add(&key, j->image);
-				notify_key_add(&key, j->tag);
-			} else {
-				notify_key_add(&key, idtext);
-				if (strcmp(cls, "result") == 0) {
-					notify_key_add(&key, attempt);
-					notify_key_add(&key,
-					    job_state_name(final));
-				}
-			}
-			util_sha256_hex(key.data, key.len, hash);
-			buf_free(&key);
-			/* The alert id (stable across retries): half the
-			 * key hash. */
-			memcpy(alert_id, hash, 32);
-			alert_id[32] = '\0';
-
-			o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "notifier", n->name);
-			cJSON_AddStringToObject(o, "event", event);
-			cJSON_AddStringToObject(o, "alert_id", alert_id);
-			notify_json_str(o, "app", j->app);
-			notify_json_str(o, "cluster", app != NULL ?
-			    app->cluster : NULL);
-			if (ntargets > 1)
-				cJSON_AddNumberToObject(o, "target", (double)t);
-			cJSON_AddNumberToObject(o, "job", (double)j->id);
-			cJSON_AddStringToObject(o, "kind",
-			    job_kind_name(j->kind));
-			cJSON_AddStringToObject(o, "state",
-			    job_state_name(final));
-			notify_json_str(o, "reason", res->ok ? NULL : reason);
-			if (!res->ok)
-				cJSON_AddStringToObject(o, "reason_kind",
-				    job_error_kind_name(res->err_kind));
-			notify_json_str(o, "object", res->object);
-			notify_json_str(o, "revision", rev);
-			notify_json_str(o, "image", j->image);
-			notify_json_str(o, "tag", j->tag);
-			notify_json_str(o, "delivery", j->delivery);
-			cJSON_AddNumberToObject(o, "attempts",
-			    j->attempts + 1);
-			notify_json_str(o, "url", link);
-			notify_json_str(o, "pr_url", pr_url);
-			cJSON_AddNumberToObject(o, "time", (double)now);
-			json = cJSON_PrintUnformatted(o);
-			cJSON_Delete(o);
-			if (json == NULL)
-				continue;
-
-			out->items = xreallocarray(out->items, out->n + 1,
-			    sizeof(*out->items));
-			it = &out->items[out->n++];
-			memset(it, 0, sizeof(*it));
-			it->spec.kind = JOB_NOTIFY;
-			it->spec.app = j->app != NULL ?
-			    notify_own(out, xstrdup(j->app)) : NULL;
-			it->spec.params = notify_own(out, xstrdup(json));
-			cJSON_free(json);
-			it->dedup_key = xasprintf("notify:%s", hash);
-			/* 0 is "never again" (as long as the key is kept). */
-			it->repeat_after_s = cfg->notify.repeat_after_s > 0 ?
-			    cfg->notify.repeat_after_s : INT_MAX;
-		}
+		for (t = 0; t < ntargets; t++)
+			notify_plan_item(out, &c, n, t, ntargets, incident);
 	}
 	free(reason);
 	free(link);
 	free(pr_url);
+	free(incident);
+}
+
+static const char *
+notify_open_str(const cJSON *o, const char *k)
+{
+	const cJSON	*v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+void
+notify_open_feed(struct notify_open_set *s, const char *params)
+{
+	cJSON		*p;
+	const cJSON	*tv;
+	const char	*name, *event, *incident;
+	char		*pair;
+	int		 target;
+	size_t		 i;
+
+	if (params == NULL || (p = cJSON_Parse(params)) == NULL)
+		return;
+	name = notify_open_str(p, "notifier");
+	event = notify_open_str(p, "event");
+	incident = notify_open_str(p, "incident");
+	tv = cJSON_GetObjectItemCaseSensitive(p, "target");
+	target = cJSON_IsNumber(tv) ? tv->valueint : 0;
+	if (name == NULL)
+		goto out;
+	pair = xasprintf("%s\n%d", name, target);
+	for (i = 0; i < s->nclosed; i++)
+		if (strcmp(s->closed[i], pair) == 0)
+			break;
+	if (i < s->nclosed) {
+		free(pair);	/* older than its last resolve */
+		goto out;
+	}
+	/* Newest first: every alert but a failure resolves (notifier.h). */
+	if (event != NULL && strcmp(event, "job.failed") != 0) {
+		s->closed = xreallocarray(s->closed, s->nclosed + 1,
+		    sizeof(*s->closed));
+		s->closed[s->nclosed++] = pair;
+		goto out;
+	}
+	free(pair);
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->v[i].notifier, name) == 0 &&
+		    s->v[i].target == target &&
+		    notify_same(s->v[i].incident, incident))
+			goto out;	/* a newer one of that reason is kept */
+	s->v = xreallocarray(s->v, s->n + 1, sizeof(*s->v));
+	s->v[s->n].notifier = xstrdup(name);
+	s->v[s->n].target = target;
+	s->v[s->n].incident = incident != NULL ? xstrdup(incident) : NULL;
+	s->v[s->n].params = xstrdup(params);
+	s->n++;
+out:
+	cJSON_Delete(p);
+}
+
+void
+notify_open_free(struct notify_open_set *s)
+{
+	size_t	 i;
+
+	for (i = 0; i < s->n; i++) {
+		free(s->v[i].notifier);
+		free(s->v[i].incident);
+		free(s->v[i].params);
+	}
+	free(s->v);
+	for (i = 0; i < s->nclosed; i++)
+		free(s->closed[i]);
+	free(s->closed);
+	memset(s, 0, sizeof(*s));
+}
+
+int64_t
+notify_resend_every_ms(const struct config *cfg)
+{
+	const struct config_notifier	*n;
+	int64_t				 every = 0, s;
+	size_t				 i;
+
+	for (i = 0; i < cfg->nnotifiers; i++) {
+		n = &cfg->notifiers[i];
+		if (n->plugin == NULL || n->plugin->resend_s == NULL ||
+		    (s = (int64_t)n->plugin->resend_s(n) * 1000) <= 0)
+			continue;
+		if (every == 0 || s < every)
+			every = s;
+	}
+	return every;
+}
+
+void
+notify_resend_plan(const struct config *cfg, const char *app,
+    const struct notify_open_set *open, struct notify_plan *out)
+{
+	const struct config_notifier	*n;
+	struct notify_plan_item		*it;
+	struct buf			 key;
+	char				 hash[65], target[24], *json;
+	size_t				 i, k;
+	int				 every, seen;
+	cJSON				*p;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < open->n; i++) {
+		n = notify_find_notifier(cfg, open->v[i].notifier);
+		if (n == NULL || n->plugin == NULL ||
+		    n->plugin->resend_s == NULL ||
+		    (every = n->plugin->resend_s(n)) <= 0)
+			continue;
+		/* The newest failure of the notifier and target only. */
+		for (k = 0, seen = 0; k < i; k++)
+			seen |= strcmp(open->v[k].notifier, n->name) == 0 &&
+			    open->v[k].target == open->v[i].target;
+		if (seen || (p = cJSON_Parse(open->v[i].params)) == NULL)
+			continue;
+		cJSON_DeleteItemFromObjectCaseSensitive(p, "resend");
+		cJSON_AddTrueToObject(p, "resend");
+		json = cJSON_PrintUnformatted(p);
+		cJSON_Delete(p);
+		if (json == NULL)
+			continue;
+		buf_init(&key, 0);
+		notify_key_add(&key, "v1");
+		notify_key_add(&key, "resend");
+		notify_key_add(&key, n->name);
+		notify_key_add(&key, app);
+		snprintf(target, sizeof(target), "%d", open->v[i].target);
+		notify_key_add(&key, target);
+		util_sha256_hex(key.data, key.len, hash);
+		buf_free(&key);
+
+		out->items = xreallocarray(out->items, out->n + 1,
+		    sizeof(*out->items));
+		it = &out->items[out->n++];
+		memset(it, 0, sizeof(*it));
+		it->spec.kind = JOB_NOTIFY;
+		it->spec.app = notify_own(out, xstrdup(app));
+		it->spec.params = notify_own(out, xstrdup(json));
+		cJSON_free(json);
+		it->dedup_key = xasprintf("notify:%s", hash);
+		/*
+		 * The pass that finds it due comes every interval too; a
+		 * window a second short of it keeps the two from missing
+		 * each other by a tick.
+		 */
+		it->repeat_after_s = every > 1 ? every - 1 : every;
+	}
 }
 
 void

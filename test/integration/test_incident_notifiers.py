@@ -67,13 +67,14 @@ class Base(unittest.TestCase):
         self.bare = make_repo(self.tmp, "deploy",
                               {"apps/web/config.yaml": BAD})
 
-    def fix_repo(self):
+    def fix_repo(self, text=GOOD):
         src = os.path.join(self.tmp, "fix")
-        git("clone", "-q", self.bare, src)
-        harness.write(os.path.join(src, "apps/web/config.yaml"), GOOD,
+        if not os.path.isdir(src):
+            git("clone", "-q", self.bare, src)
+        harness.write(os.path.join(src, "apps/web/config.yaml"), text,
                       mode=0o644)
         git("-c", "user.name=t", "-c", "user.email=t@example.invalid",
-            "commit", "-q", "-am", "fix the name", cwd=src)
+            "commit", "-q", "-am", "change the manifest", cwd=src)
         git("push", "-q", "origin", "HEAD:main", cwd=src)
 
     def daemon(self, notifiers, notify_attempts=10, secrets=None,
@@ -157,9 +158,10 @@ class IncidentTest(Base):
         self.assertEqual(a["annotations"]["job_url"],
                          "https://gitopsd.test/api/v1/jobs/%d" % bad["id"])
         self.assertEqual(a["annotations"]["summary"], "web: sync failed")
-        # Not about to expire: endsAt a day ahead.
+        # Not about to expire: endsAt four resend intervals (60 s) ahead.
         ends = harness_time(a["endsAt"])
-        self.assertGreater(ends, time.time() + 86000)
+        self.assertGreater(ends, time.time() + 200)
+        self.assertLess(ends, time.time() + 250)
 
         trig = pd.records()
         self.assertEqual(len(trig), 1, trig)
@@ -198,8 +200,11 @@ class IncidentTest(Base):
         self.assertEqual(d.stop(), 0)
         self.fix_repo()
         d = self.daemon(notifiers)
+        # Starting, the daemon re-sends the open Alertmanager alert (its
+        # endsAt is minutes ahead); PagerDuty and Opsgenie get nothing.
+        self.settled(d, 4)
         self.sync(d, "succeeded")
-        self.settled(d, 6)
+        self.settled(d, 7)
         wait_for("the alert resolved", lambda: am.alerts(app="web") == [],
                  timeout=30)
         res = pd.records()
@@ -217,30 +222,113 @@ class IncidentTest(Base):
                          "/v2/alerts/%s/close?identifierType=alias" % alias)
         self.assertEqual(og.state()["alerts"][alias]["status"], "closed")
 
-    def test_alertmanager_alert_renewed_while_failing(self):
-        # A failure that lasts past notify.repeat_after_s is sent again:
-        # the same alert (labels), its endsAt moved on, so it never
-        # expires while the app keeps failing.
+    def test_incident_per_failure_reason(self):
+        # Two failure reasons of one app are two incidents (PagerDuty
+        # dedup_key, Opsgenie alias); the same reason again is the same
+        # incident; the recovery -- after a restart -- resolves both.
+        pd = IncidentSink("pagerduty").start()
+        self.addCleanup(pd.close)
+        og = IncidentSink("opsgenie", key=OG_KEY).start()
+        self.addCleanup(og.close)
+        notifiers = [
+            {"name": "pd", "type": "pagerduty", "routing_key_file": "pd.key",
+             "api_url": pd.url, "on": ["failure", "recovery"]},
+            {"name": "og", "type": "opsgenie", "api_key_file": "og.key",
+             "api_url": og.url, "on": ["failure", "recovery"]},
+        ]
+        d = self.daemon(notifiers)
+        self.sync(d, "dead")                    # sync/apply-rejected
+        self.settled(d, 2)
+        self.fix_repo("not: [valid yaml\n")     # sync/manifest
+        self.sync(d, "dead")
+        self.settled(d, 4)
+        trig = [json.loads(r["body"]) for r in pd.records()]
+        self.assertEqual([t["event_action"] for t in trig],
+                         ["trigger", "trigger"])
+        keys = [t["dedup_key"] for t in trig]
+        self.assertNotEqual(keys[0], keys[1])
+        self.assertEqual([t["payload"]["class"] for t in trig],
+                         ["apply-rejected", "manifest"])
+        aliases = [json.loads(r["body"])["alias"] for r in og.records()]
+        self.assertEqual(len(set(aliases)), 2, aliases)
+        self.assertEqual({k: v["status"] for k, v in
+                          pd.state()["incidents"].items()},
+                         {keys[0]: "triggered", keys[1]: "triggered"})
+
+        # The same reason again (its text may differ): nothing new.
+        self.sync(d, "dead")
+        time.sleep(2)
+        self.assertEqual(len(pd.records()), 2)
+        self.assertEqual(len(og.records()), 2)
+
+        self.assertEqual(d.stop(), 0)
+        self.fix_repo(GOOD)
+        d = self.daemon(notifiers)
+        self.sync(d, "succeeded")
+        self.settled(d, 8)
+        res = [json.loads(r["body"]) for r in pd.records()[2:]]
+        self.assertEqual([r["event_action"] for r in res],
+                         ["resolve", "resolve"])
+        self.assertEqual(sorted(r["dedup_key"] for r in res), sorted(keys))
+        self.assertEqual({v["status"] for v in
+                          pd.state()["incidents"].values()}, {"resolved"})
+        closed = og.records()[2:]
+        self.assertEqual(sorted(r["path"] for r in closed), sorted(
+            "/v2/alerts/%s/close?identifierType=alias" % a
+            for a in aliases))
+        self.assertEqual({v["status"] for v in
+                          og.state()["alerts"].values()}, {"closed"})
+        for r in pd.records() + og.records():
+            self.assertEqual(r["errors"], [], r)
+
+    def test_alertmanager_alert_resent_while_failing(self):
+        # One failure, no further attempts: gitopsd re-sends the alert
+        # every resend_interval_s with endsAt four intervals ahead, so
+        # its endsAt in Alertmanager moves on; a restart goes on
+        # re-sending it; the recovery resolves it.
         am = Alertmanager()
         self.addCleanup(am.stop)
-        d = self.daemon([{"name": "am", "type": "alertmanager",
-                          "url": am.url, "expire_after_s": 60}], repeat=2)
-        self.sync(d, "dead")
-        self.settled(d, 1)
+        notifiers = [{"name": "am", "type": "alertmanager", "url": am.url,
+                      "resend_interval_s": 5,
+                      "on": ["failure", "recovery"]}]
+        d = self.daemon(notifiers)
+        bad = self.sync(d, "dead")
         first = wait_for("the alert", lambda: am.alerts(app="web"))
         self.assertEqual(len(first), 1)
-        time.sleep(3)
-        self.sync(d, "dead")
-        self.settled(d, 2)
-        again = wait_for("the alert renewed", lambda: [
-            a for a in am.alerts(app="web")
-            if a["endsAt"] != first[0]["endsAt"]])
-        self.assertEqual(len(am.alerts(app="web")), 1)
+        ends0 = harness_time(first[0]["endsAt"])
+        self.assertLess(ends0, time.time() + 21)
+        self.assertGreater(ends0, time.time() + 10)
+
+        def moved(after):
+            al = am.alerts(app="web")
+            return al if al and harness_time(al[0]["endsAt"]) > after + 3 \
+                else None
+        again = wait_for("endsAt moved on", lambda: moved(ends0), timeout=20)
         self.assertEqual(again[0]["fingerprint"], first[0]["fingerprint"])
-        self.assertGreater(harness_time(again[0]["endsAt"]),
-                           harness_time(first[0]["endsAt"]) + 2)
-        # Alertmanager keeps the first start.
         self.assertEqual(again[0]["startsAt"], first[0]["startsAt"])
+        self.assertEqual(again[0]["status"]["state"], "active")
+        # The re-sends are notify jobs of their own, the same failure's.
+        alerts = [j["alert"] for j in self.notifies(d)]
+        self.assertGreater(len(alerts), 1, alerts)
+        self.assertEqual({(a["event"], a["job"]) for a in alerts},
+                         {("job.failed", bad["id"])})
+
+        # Across a restart: the open alert is found in the outbox.
+        self.assertEqual(d.stop(), 0)
+        ends1 = harness_time(am.alerts(app="web")[0]["endsAt"])
+        d = self.daemon(notifiers)
+        wait_for("endsAt moved on after the restart",
+                 lambda: moved(ends1), timeout=20)
+
+        self.fix_repo()
+        self.sync(d, "succeeded")
+        wait_for("the alert resolved", lambda: am.alerts(app="web") == [],
+                 timeout=30)
+        # Resolved stays resolved: no more re-sends.
+        n = len(self.notifies(d))
+        time.sleep(7)
+        self.assertEqual(len(self.notifies(d)), n)
+        self.assertEqual(am.alerts(app="web"), [])
 
     def test_pagerduty_429_retried_opsgenie_bad_key_rejected(self):
         pd = IncidentSink("pagerduty", script="429,429").start()
