@@ -122,6 +122,27 @@ class Base(unittest.TestCase):
             self.fail("%s\n%r\n%s" % (e, self.notifies(d), d.log()[-4000:]))
 
 
+    def dead(self, d, n):
+        """n notify jobs, all dead."""
+        return wait_for("%d alerts dead" % n, lambda: (
+            lambda js: js if len(js) == n and all(
+                j["state"] == "dead" for j in js) else None)(
+                    self.notifies(d)), timeout=30)
+
+    def pd_og(self, pd_script, og_key, og_script):
+        """PagerDuty and Opsgenie sinks (scripted answers first) and a
+        daemon alerting to both on failure."""
+        pd = IncidentSink("pagerduty", script=pd_script).start()
+        self.addCleanup(pd.close)
+        og = IncidentSink("opsgenie", key=og_key, script=og_script).start()
+        self.addCleanup(og.close)
+        d = self.daemon([
+            {"name": "pd", "type": "pagerduty", "routing_key_file": "pd.key",
+             "api_url": pd.url},
+            {"name": "og", "type": "opsgenie", "api_key_file": "og.key",
+             "api_url": og.url}])
+        return pd, og, d
+
 
 class IncidentTest(Base):
     def test_failure_repeat_restart_recovery(self):
@@ -331,15 +352,7 @@ class IncidentTest(Base):
         self.assertEqual(am.alerts(app="web"), [])
 
     def test_pagerduty_429_retried_opsgenie_bad_key_rejected(self):
-        pd = IncidentSink("pagerduty", script="429,429").start()
-        self.addCleanup(pd.close)
-        og = IncidentSink("opsgenie", key="another-key").start()
-        self.addCleanup(og.close)
-        d = self.daemon([
-            {"name": "pd", "type": "pagerduty", "routing_key_file": "pd.key",
-             "api_url": pd.url},
-            {"name": "og", "type": "opsgenie", "api_key_file": "og.key",
-             "api_url": og.url}])
+        pd, og, d = self.pd_og("429,429", "another-key", None)
         self.sync(d, "dead")
         recs = pd.wait_records(3)
         self.assertEqual([r["status"] for r in recs], [429, 429, 202])
@@ -374,8 +387,10 @@ class ChatTest(Base):
             notifiers.append({"name": mode, "type": mode,
                               "url_file": mode + ".url",
                               "on": ["failure", "recovery"]})
-            secrets[mode + ".url"] = "%s/hook/%s/x\n" % (sinks[mode].url,
-                                                          mode)
+            # Google Chat's webhook URLs carry the space's key and token.
+            secrets[mode + ".url"] = "%s/hook/%s/x%s\n" % (
+                sinks[mode].url, mode,
+                "?key=k&token=t" if mode == "googlechat" else "")
         notifiers.append({"name": "telegram", "type": "telegram",
                           "bot_token_file": "tg.token", "chat_id": "-100123",
                           "api_url": sinks["telegram"].url,
@@ -441,6 +456,124 @@ class ChatTest(Base):
                              [429, 204 if mode == "discord" else 200], mode)
             self.assertGreaterEqual(recs[1]["time"] - recs[0]["time"], 2.9,
                                     mode)
+
+    def test_bad_payload_answer_is_permanent(self):
+        # What each service answers a payload it refuses (400 and its own
+        # error body) ends the alert at once -- a retry would be refused
+        # the same way -- with the service's words in the job's error.
+        sinks = self.sinks({mode: "400" for mode in CHAT})
+        d = self.chat_daemon(sinks)
+        self.sync(d, "dead")
+        notes = self.dead(d, 5)
+        self.assertEqual([j["attempts"] for j in notes], [1] * 5, notes)
+        errors = json.dumps(notes)
+        for want in ("InvalidRequestContent", "Invalid Form Body",
+                     "INVALID_ARGUMENT", "app_error", "Bad Request"):
+            self.assertIn(want, errors)
+        for mode, s in sinks.items():
+            self.assertEqual([r["status"] for r in s.records()], [400], mode)
+
+
+class IncidentBadPayloadTest(Base):
+    def test_refused_event_is_permanent(self):
+        # PagerDuty's 400 and Opsgenie's 422 for an event they refuse are
+        # not retried: the alert is dead after one attempt.
+        pd, og, d = self.pd_og("400", OG_KEY, "422")
+        self.sync(d, "dead")
+        notes = self.dead(d, 2)
+        self.assertEqual([j["attempts"] for j in notes], [1, 1], notes)
+        self.assertIn("Event object is invalid", json.dumps(notes))
+        time.sleep(2)
+        self.assertEqual([r["status"] for r in pd.records()], [400])
+        self.assertEqual([r["status"] for r in og.records()], [422])
+
+
+class SinkValidatorsTest(unittest.TestCase):
+    """The recording sink refuses what each service refuses: the checks
+    the alert tests rely on are not vacuous."""
+
+    @classmethod
+    def setUpClass(cls):
+        import incident_sink
+        cls.s = incident_sink
+
+    def test_teams_card(self):
+        card = {"type": "message", "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "content": {"type": "AdaptiveCard", "version": "1.4",
+                        "body": [{"type": "TextBlock", "text": "t"}]}}]}
+        raw = json.dumps(card).encode()
+        self.assertEqual(self.s.check_teams(card, raw), [])
+        for change in (
+                lambda c: c["attachments"][0].update(
+                    contentType="application/json"),
+                lambda c: c["attachments"][0]["content"].update(
+                    version="1.6"),
+                lambda c: c["attachments"][0]["content"].update(body=[]),
+                lambda c: c["attachments"][0]["content"].update(body=[
+                    {"type": "FactSet", "facts": []}])):
+            bad = json.loads(json.dumps(card))
+            change(bad)
+            self.assertTrue(self.s.check_teams(bad, raw), bad)
+        self.assertTrue(self.s.check_teams({"text": "MessageCard"}, raw))
+
+    def test_discord_limits(self):
+        ok = {"embeds": [{"title": "t", "description": "d", "color": 1,
+                          "fields": [{"name": "n", "value": "v"}]}]}
+        self.assertEqual(self.s.check_discord(ok), [])
+        for bad in ({"embeds": [{"title": "t"}] * 11},
+                    # 6000 characters across all embeds, not each
+                    {"embeds": [{"description": "x" * 3500}] * 2},
+                    {"embeds": [{"fields": [{"name": "n", "value": ""}]}]},
+                    {"embeds": [{"fields": [{"name": "n", "value": "v",
+                                             "inline": "yes"}]}]},
+                    {"embeds": [{"title": "t", "url": "not a url"}]},
+                    {"content": "x" * 2001}, {}):
+            self.assertTrue(self.s.check_discord(bad), bad)
+
+    def test_telegram_html_and_length(self):
+        base = {"chat_id": "-100123", "parse_mode": "HTML"}
+        self.assertEqual(self.s.check_telegram(dict(
+            base, text="<b>a &amp; b</b> <a href=\"https://x.test/\">x</a>"
+            " &#x1F600;")), [])
+        # 4096 UTF-16 units of shown text: entities count as one.
+        self.assertEqual(self.s.check_telegram(dict(
+            base, text="&amp;" * 4096)), [])
+        for bad in ("a < b", "a > b", "a & b", "<script>x</script>", "<b>x",
+                    "x" * 4097, "\U0001F600" * 2049):
+            with self.subTest(text=bad[:20]):
+                self.assertTrue(self.s.check_telegram(dict(base, text=bad)))
+
+    def test_googlechat_and_mattermost(self):
+        card = {"cardsV2": [{"cardId": "c", "card": {
+            "header": {"title": "t"}, "sections": [{"widgets": [
+                {"decoratedText": {"text": "a &lt; b"}}]}]}}]}
+        raw = json.dumps(card).encode()
+        q = "key=k&token=t"
+        self.assertEqual(self.s.check_googlechat(card, raw, q), [])
+        self.assertTrue(self.s.check_googlechat(card, raw, ""))
+        self.assertTrue(self.s.check_googlechat({"text": "x" * 4097}, raw,
+                                                q))
+        for change in (
+                lambda c: c["cardsV2"][0]["card"]["sections"][0][
+                    "widgets"][0]["decoratedText"].update(text="a < b"),
+                lambda c: c["cardsV2"][0]["card"].update(sections=[]),
+                lambda c: c["cardsV2"][0]["card"].update(header={})):
+            bad = json.loads(json.dumps(card))
+            change(bad)
+            self.assertTrue(self.s.check_googlechat(bad, raw, q), bad)
+        ok = {"attachments": [{"fallback": "f", "color": "#ff0000",
+                               "title_link": "https://x.test/",
+                               "fields": [{"title": "t", "value": "v",
+                                           "short": True}]}]}
+        self.assertEqual(self.s.check_mattermost(ok), [])
+        for change in (lambda a: a.update(color="red"),
+                       lambda a: a.update(title_link="x"),
+                       lambda a: a["fields"][0].update(value=1),
+                       lambda a: a["fields"][0].update(short="yes")):
+            bad = json.loads(json.dumps(ok))
+            change(bad["attachments"][0])
+            self.assertTrue(self.s.check_mattermost(bad), bad)
 
 
 def harness_time(text):
