@@ -499,8 +499,9 @@ queue_store_resend(struct queue *q, const struct config *cfg, int64_t now,
 	struct store_app_row	 app;
 	struct notify_open_set	 open;
 	struct notify_plan	 plan;
-	size_t			 i, added = 0;
+	size_t			 i, added, total = 0;
 	int			 failing;
+	char			 n[24];
 
 	for (i = 0; i < cfg->napps; i++) {
 		if (q->ops->app_get(q->wr, cfg->apps[i].name, &app, err,
@@ -515,14 +516,21 @@ queue_store_resend(struct queue *q, const struct config *cfg, int64_t now,
 			return -1;
 		notify_resend_plan(cfg, cfg->apps[i].name, &open, &plan);
 		notify_open_free(&open);
+		added = 0;
 		if (queue_store_items(q, cfg, &plan, now, &added, err,
 		    errlen) == -1) {
 			notify_plan_free(&plan);
 			return -1;
 		}
 		notify_plan_free(&plan);
+		if (added > 0) {
+			snprintf(n, sizeof(n), "%zu", added);
+			log_kv(LOG_LEVEL_DEBUG, "open alerts re-sent", "app",
+			    cfg->apps[i].name, "alerts", n, NULL);
+		}
+		total += added;
 	}
-	return (int)added;
+	return (int)total;
 }
 
 /* Per-app status after an attempt of j. */
