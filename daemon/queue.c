@@ -474,7 +474,7 @@ queue_store_plan(struct queue *q, const struct config *cfg,
 		store_app_row_clear(&app);
 	}
 	/* A recovery resolves what the outbox has open. */
-	if (was_failing && res->ok && state == JOB_SUCCEEDED &&
+	if (notify_wants_open(cfg, j->app, res->ok, was_failing) &&
 	    queue_store_open(q, j->app, &open, err, errlen) == -1)
 		return -1;
 	notify_plan(cfg, j, res, state, was_failing, &open, &plan);

@@ -68,6 +68,13 @@ void	notify_plan(const struct config *, const struct job *j,
 	    int app_was_failing, const struct notify_open_set *open,
 	    struct notify_plan *out);
 /*
+ * Whether notify_plan() for a job of app that ended ok or not, the app
+ * failing before or not, resolves incidents per reason, so needs the
+ * app's open ones (a scan of its notify jobs).
+ */
+int	notify_wants_open(const struct config *, const char *app, int ok,
+	    int app_was_failing);
+/*
  * Re-sends of app's open failures on notifiers with a resend interval
  * (alertmanager), newest failure per notifier and target; each dedup key
  * lets one through per interval.  The caller knows the app is failing.

@@ -139,6 +139,39 @@ notify_link(const struct config *cfg, int64_t id)
 	    cfg->links_base_url, id);
 }
 
+/* The notifiers an app's alerts go to: its own list, else the default. */
+static char *const *
+notify_names(const struct config *cfg, const struct config_app *app,
+    size_t *n)
+{
+	if (app != NULL && app->nnotify > 0) {
+		*n = app->nnotify;
+		return app->notify;
+	}
+	*n = cfg->nnotify_default;
+	return cfg->notify_default;
+}
+
+int
+notify_wants_open(const struct config *cfg, const char *app, int ok,
+    int app_was_failing)
+{
+	const struct config_notifier	*n;
+	char *const			*names;
+	size_t				 nnames, i;
+
+	if (!ok)
+		return 0;	/* only what resolves needs them */
+	names = notify_names(cfg, notify_find_app(cfg, app), &nnames);
+	for (i = 0; i < nnames; i++) {
+		n = notify_find_notifier(cfg, names[i]);
+		if (n != NULL && n->plugin != NULL && n->plugin->per_reason &&
+		    (app_was_failing || (n->on & CONFIG_ON_ALL)))
+			return 1;
+	}
+	return 0;
+}
+
 /* Both NULL or the same string. */
 static int
 notify_same(const char *a, const char *b)
@@ -199,7 +232,8 @@ notify_plan_item(struct notify_plan *out, const struct notify_ctx *c,
 		if (strcmp(c->cls, "result") == 0) {
 			notify_key_add(&key, c->attempt);
 			notify_key_add(&key, job_state_name(c->final));
-		} else if (incident != NULL)
+		}
+		if (incident != NULL)
 			notify_key_add(&key, incident);	/* one per reason */
 	}
 	util_sha256_hex(key.data, key.len, hash);
@@ -252,8 +286,9 @@ notify_plan_item(struct notify_plan *out, const struct notify_ctx *c,
 }
 
 /*
- * A recovery on a notifier with an incident per reason: one resolve for
- * each reason the outbox has open there; none known (opened before
+ * A recovery (or with on: [all], any success) on a notifier with an
+ * incident per reason: one resolve for each reason the outbox has open
+ * there; none known (opened before
  * reasons were kept, or the rows are gone): one without a reason, which
  * resolves what an older gitopsd opened.
  */
@@ -304,13 +339,7 @@ notify_plan(const struct config *cfg, const struct job *j,
 	c.final = final;
 	c.now = util_now_ms();
 	c.app = notify_find_app(cfg, j->app);
-	if (c.app != NULL && c.app->nnotify > 0) {
-		names = c.app->notify;
-		nnames = c.app->nnotify;
-	} else {
-		names = cfg->notify_default;
-		nnames = cfg->nnotify_default;
-	}
+	names = notify_names(cfg, c.app, &nnames);
 	if (nnames == 0)
 		return;
 
@@ -356,8 +385,8 @@ notify_plan(const struct config *cfg, const struct job *j,
 		}
 		if (c.event == NULL)
 			continue;
-		if (strcmp(c.cls, "recovery") == 0 && n->plugin != NULL &&
-		    n->plugin->per_reason) {
+		/* Every alert but a failure resolves (notifier.h). */
+		if (res->ok && n->plugin != NULL && n->plugin->per_reason) {
 			notify_plan_resolves(out, &c, n, open);
 			continue;
 		}

@@ -562,6 +562,26 @@ test_plan_reasons(void **state)
 	cJSON_Delete(b);
 	notify_plan_free(&p);
 
+	/* With on: [all] any success resolves, per reason as well. */
+	assert_false(notify_wants_open(cfg, "web", 1, 0));
+	assert_false(notify_wants_open(cfg, "web", 0, 1));
+	assert_true(notify_wants_open(cfg, "web", 1, 1));
+	for (i = 0; i < cfg->nnotifiers; i++)
+		if (strcmp(cfg->notifiers[i].name, "pd") == 0)
+			cfg->notifiers[i].on = CONFIG_ON_ALL;
+	assert_true(notify_wants_open(cfg, "web", 1, 0));
+	notify_plan(cfg, &j, &res, JOB_SUCCEEDED, 0, &open, &p);
+	assert_int_equal(p.n, 2);
+	for (i = 0; i < p.n; i++) {
+		a = cJSON_Parse(p.items[i].spec.params);
+		assert_string_equal(str(a, "notifier"), "pd");
+		assert_string_equal(str(a, "event"), "job.succeeded");
+		assert_string_equal(str(a, "incident"), i == 0 ?
+		    "sync/manifest" : "sync/apply-rejected");
+		cJSON_Delete(a);
+	}
+	notify_plan_free(&p);
+
 	/* Re-sends: alertmanager only, its newest failure per target. */
 	notify_resend_plan(cfg, "web", &open, &p);
 	assert_int_equal(p.n, 2);
