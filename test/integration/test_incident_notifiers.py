@@ -5,6 +5,10 @@ test/support/incident_sink.py, which checks each request against the
 service's documented shape and keeps the service's state); the same
 failure again sends nothing more; the app's recovery -- after a gitopsd
 restart in between -- resolves all three with the key the failure used.
+Two failure reasons are two PagerDuty/Opsgenie incidents, both resolved
+by the recovery; the Alertmanager alert is re-sent while the app fails,
+its endsAt moving on, across a restart too.  The chat types are played by
+the same sink; a payload a service refuses is not retried.
 
 The app's repository is a local bare repository and its cluster the
 Kubernetes API simulator: the first manifest names a ConfigMap the API
