@@ -188,6 +188,7 @@ struct queue {
 	int			 out_thread;	/* claimed, not yet recorded */
 	int			 out_loop;
 	int64_t			 last_retention_ms;
+	int64_t			 last_resend_ms;	/* monotonic; 0: never */
 	/* Claims made here and not yet recorded: their leases renewed. */
 	struct store_lease	*leased;
 	size_t			 nleased, leased_cap;
@@ -389,14 +390,53 @@ queue_result_health(const struct job_result *res)
 	return s;
 }
 
-/* Insert a plan's notify jobs, each unless its key was planned lately. */
+/*
+ * How far back an app's open incidents are looked for: its newest notify
+ * jobs, this many (an app that failed for longer than retention keeps is
+ * resolved by the key of the app alone; notify_plan_resolves).
+ */
+#define QUEUE_OPEN_SCAN	500
+#define QUEUE_OPEN_PAGE	100
+
+/* The app's open incidents, from its notify jobs in the outbox. */
 static int
-queue_insert_plan(struct queue *q, const struct config *cfg,
-    const struct notify_plan *plan, int64_t now, char *err, size_t errlen)
+queue_store_open(struct queue *q, const char *app, struct notify_open_set *s,
+    char *err, size_t errlen)
 {
-	int64_t		 id;
-	int		 dup, absorbed;
-	size_t		 i;
+	struct store_job_filter	 f;
+	struct store_job_row	*rows = NULL;
+	size_t			 n = 0, i, seen = 0;
+	int64_t			 next = 0;
+
+	memset(s, 0, sizeof(*s));
+	do {
+		memset(&f, 0, sizeof(f));
+		f.app = app;
+		f.kind = JOB_NOTIFY;
+		f.after = next;
+		f.limit = QUEUE_OPEN_PAGE;
+		if (q->ops->list_jobs(q->wr, &f, &rows, &n, &next, err,
+		    errlen) == -1) {
+			notify_open_free(s);
+			return -1;
+		}
+		for (i = 0; i < n; i++)
+			notify_open_feed(s, rows[i].params);
+		store_job_rows_free(rows, n);
+		seen += n;
+	} while (next != 0 && seen < QUEUE_OPEN_SCAN);
+	return 0;
+}
+
+/* Insert planned notify jobs but those their dedup key holds back. */
+static int
+queue_store_items(struct queue *q, const struct config *cfg,
+    const struct notify_plan *plan, int64_t now, size_t *added, char *err,
+    size_t errlen)
+{
+	int	 dup, absorbed;
+	int64_t	 id;
+	size_t	 i;
 
 	for (i = 0; i < plan->n; i++) {
 		const struct notify_plan_item *it = &plan->items[i];
@@ -414,6 +454,8 @@ queue_insert_plan(struct queue *q, const struct config *cfg,
 		    &id, &absorbed, err, errlen) == -1)
 			return -1;
 		q->pending++;
+		if (added != NULL)
+			(*added)++;
 	}
 	return 0;
 }
@@ -426,9 +468,11 @@ queue_store_plan(struct queue *q, const struct config *cfg,
 {
 	struct store_app_row	 app;
 	struct notify_plan	 plan;
-	int			 was_failing = 0, rc;
+	struct notify_open_set	 open;
+	int			 was_failing = 0, rc = -1;
 
 	memset(&plan, 0, sizeof(plan));
+	memset(&open, 0, sizeof(open));
 	if (j->kind == JOB_NOTIFY)
 		return 0;	/* alerts about alerts would loop */
 	if (j->app != NULL) {
@@ -438,10 +482,64 @@ queue_store_plan(struct queue *q, const struct config *cfg,
 		    job_outcome_final(res, state);
 		store_app_row_clear(&app);
 	}
-	notify_plan(cfg, j, res, state, was_failing, &plan);
-	rc = queue_insert_plan(q, cfg, &plan, now, err, errlen);
+	/* A recovery resolves what the outbox has open. */
+	if (notify_wants_open(cfg, j->app, res->ok, was_failing) &&
+	    queue_store_open(q, j->app, &open, err, errlen) == -1)
+		return -1;
+	notify_plan(cfg, j, res, state, was_failing, &open, &plan);
+	if (queue_store_items(q, cfg, &plan, now, NULL, err, errlen) == -1)
+		goto out;
+	rc = 0;
+out:
 	notify_plan_free(&plan);
+	notify_open_free(&open);
 	return rc;
+}
+
+/*
+ * Re-send the open failures of every failing app on notifiers that want
+ * it (alertmanager), inside the round's transaction.  Periodic work: the
+ * caller holds the periodic role.  Returns the jobs added, -1 on error.
+ */
+static int
+queue_store_resend(struct queue *q, const struct config *cfg, int64_t now,
+    char *err, size_t errlen)
+{
+	struct store_app_row	 app;
+	struct notify_open_set	 open;
+	struct notify_plan	 plan;
+	size_t			 i, added, total = 0;
+	int			 failing;
+	char			 n[24];
+
+	for (i = 0; i < cfg->napps; i++) {
+		if (q->ops->app_get(q->wr, cfg->apps[i].name, &app, err,
+		    errlen) == -1)
+			return -1;
+		failing = app.found && app.outcome == JOB_DEAD;
+		store_app_row_clear(&app);
+		if (!failing)
+			continue;
+		if (queue_store_open(q, cfg->apps[i].name, &open, err,
+		    errlen) == -1)
+			return -1;
+		notify_resend_plan(cfg, cfg->apps[i].name, &open, &plan);
+		notify_open_free(&open);
+		added = 0;
+		if (queue_store_items(q, cfg, &plan, now, &added, err,
+		    errlen) == -1) {
+			notify_plan_free(&plan);
+			return -1;
+		}
+		notify_plan_free(&plan);
+		if (added > 0) {
+			snprintf(n, sizeof(n), "%zu", added);
+			log_kv(LOG_LEVEL_DEBUG, "open alerts re-sent", "app",
+			    cfg->apps[i].name, "alerts", n, NULL);
+		}
+		total += added;
+	}
+	return (int)total;
 }
 
 /* Per-app status after an attempt of j. */
@@ -1018,7 +1116,7 @@ queue_store_hand_back(struct queue *q, struct queue_reply *rep,
 static void
 queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
     struct queue_done *dones, struct queue_call *calls, int kick,
-    int claiming, int lease)
+    int claiming, int lease, int resend)
 {
 	struct queue_call	*call;
 	struct queue_reply	*rep;
@@ -1066,6 +1164,17 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 		}
 	}
 	dones = NULL;
+	if (resend && q->ops->item_begin(q->wr, err, sizeof(err)) == -1)
+		log_warnx("queue: re-sending open alerts: %s", err);
+	else if (resend) {
+		if ((r = queue_store_resend(q, cfg, now, err,
+		    sizeof(err))) == -1 ||
+		    q->ops->item_end(q->wr, err, sizeof(err)) == -1) {
+			log_warnx("queue: re-sending open alerts: %s", err);
+			q->ops->item_abort(q->wr);
+		} else if (r > 0)
+			added = 1;
+	}
 	for (sub = subs; sub != NULL; sub = sub->next) {
 		for (i = 0, nids = 0; i < sub->n; i++)
 			nids += sub->items[i].njobs;
@@ -1454,8 +1563,8 @@ queue_store_main(void *arg)
 	struct queue_call	*calls;
 	struct config		*cfg;
 	struct timespec		 ts;
-	int64_t			 every, wait_ms;
-	int			 kick, claiming, stop, lease;
+	int64_t			 every, wait_ms, resend_every;
+	int			 kick, claiming, stop, lease, resend;
 
 	pthread_mutex_lock(&q->mtx);
 	for (;;) {
@@ -1507,10 +1616,21 @@ queue_store_main(void *arg)
 		lease = (claiming || q->nleased > 0) &&
 		    util_mono_ms() - q->last_lease_ms >=
 		    queue_lease_ms(cfg) / 3;
+		/*
+		 * Open alerts re-sent (alertmanager): periodic work, every
+		 * shortest resend interval, and at once on taking the role
+		 * (a restart) so the alerts' endsAt is renewed in time.
+		 */
+		resend_every = notify_resend_every_ms(cfg);
+		resend = claiming && resend_every > 0 && replicas_periodic() &&
+		    (q->last_resend_ms == 0 ||
+		    util_mono_ms() - q->last_resend_ms >= resend_every);
+		if (resend)
+			q->last_resend_ms = util_mono_ms();
 		if (subs != NULL || dones != NULL || calls != NULL || kick ||
-		    lease)
+		    lease || resend)
 			queue_store_round(q, cfg, subs, dones, calls, kick,
-			    claiming, lease);
+			    claiming, lease, resend);
 		if (q->ops->upkeep != NULL)
 			q->ops->upkeep(q->wr);
 		queue_store_housekeeping(q, cfg);
@@ -2091,7 +2211,8 @@ static int
 queue_plan_fn(struct queue *q, const struct config *cfg, void *arg,
     char *err, size_t errlen)
 {
-	return queue_insert_plan(q, cfg, arg, util_now_ms(), err, errlen);
+	return queue_store_items(q, cfg, arg, util_now_ms(), NULL, err,
+	    errlen);
 }
 
 void

@@ -9,7 +9,8 @@
  * not a death.  Rows of replicas gone for REPLICAS_FORGET_MS are removed
  * by whichever replica beats next.
  *
- * Periodic work (drift re-syncs, registry and Git polls, retention) must
+ * Periodic work (drift re-syncs, registry and Git polls, retention, the
+ * re-sends of open Alertmanager alerts) must
  * run on one replica at a time, like Flux's leader election: the replica
  * holding the role "periodic" (store role_hold, a lease of three
  * heartbeats renewed at each one) does it, the others skip it.  When the
@@ -155,7 +156,7 @@ replicas_tick(const struct store_ops *ops, struct store *st,
 		    " state.heartbeat_s).");
 		metrics_describe("gitopsd_role_held", "gauge",
 		    "1 while this replica holds the role (periodic: drift,"
-		    " polls, retention).");
+		    " polls, retention, alert re-sends).");
 		metrics_describe("gitopsd_store_errors_total", "counter",
 		    "State store calls that failed, by backend.");
 		snprintf(label, sizeof(label), "backend=\"%s\"", ops->name);

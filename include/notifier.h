@@ -44,6 +44,13 @@ struct notify_alert {
 	const char	*repo_name;	/* app's repo (pr_repo_path) */
 	int64_t		 time_ms;
 	const char	*alert_id;	/* stable across retries (dedup key hash) */
+	/*
+	 * The failure reason an incident is about, "<job kind>/<error
+	 * kind>" (sync/apply-rejected): on a failure its own, on a
+	 * recovery the one it resolves; NULL in alerts planned before
+	 * incidents had reasons (notifier_incident_key).
+	 */
+	const char	*incident;
 	int		 target;	/* which of the notifier's targets() */
 };
 
@@ -106,6 +113,17 @@ struct notifier {
 	void		(*refused)(int variant, const char *url, long status,
 			    const char *body, int *permanent,
 			    int *retry_after_s, char *out, size_t outlen);
+	/*
+	 * One incident per app and failure reason (pagerduty, opsgenie):
+	 * the recovery resolves each reason still open, one alert apiece.
+	 */
+	int		 per_reason;
+	/*
+	 * Seconds between re-sends of an open failure while the app keeps
+	 * failing (alertmanager: an alert not re-sent expires); 0: none.
+	 * NULL: never re-sent.
+	 */
+	int		(*resend_s)(const struct config_notifier *);
 };
 
 /*
@@ -129,10 +147,12 @@ struct notifier {
  */
 int			 notifier_is_resolve(const struct notify_alert *);
 /*
- * The key that names an app's incident on one notifier: hex SHA-256 of
- * the notifier's name and the app.  Recovery is per app, so the failure
- * and the recovery (and a restart between them) derive the same key from
- * what both alerts carry in the outbox.
+ * The key that names an incident on one notifier: hex SHA-256 of the
+ * notifier's name, the app and the failure reason (a->incident).  The
+ * failure carries its reason in the outbox and the recovery the reasons
+ * it resolves, found there (notify_open_feed), so a restart between them
+ * derives the same keys.  An alert without a reason (planned by an older
+ * gitopsd) gets the key of the app alone, as then.
  */
 void			 notifier_incident_key(const struct config_notifier *,
 			    const struct notify_alert *, char out[65]);

@@ -4,17 +4,17 @@
  * An app's failure is one alert, identified as Alertmanager identifies
  * alerts: by its label set (alertname, app, cluster, severity and the
  * configured extra labels; nothing that changes between a failure and its
- * recovery).  The failure posts it with endsAt a while ahead
- * (expire_after_s); the recovery posts the same labels with endsAt now,
- * which resolves it.  Both come from the alert's own fields, so a restart
+ * recovery).  The recovery posts the same labels with endsAt now, which
+ * resolves it.  Both come from the alert's own fields, so a restart
  * between the two resolves the right alert.
  *
- * Why an explicit endsAt: an alert posted without one ends after the
- * Alertmanager's resolve_timeout (5 minutes by default) unless it is sent
- * again.  Every repeat of the failure (a later attempt that fails the same
- * way, after notify.repeat_after_s) posts it again and moves endsAt on; an
- * alert gitopsd can no longer renew or resolve (gitopsd gone, notifier
- * removed) ends by itself after expire_after_s instead of firing forever.
+ * As Prometheus does, a firing alert is re-sent while the app keeps
+ * failing, every resend_interval_s (the newest failure alert from the
+ * outbox, queued again by the replica holding the periodic role; queue.c),
+ * each time with endsAt four intervals ahead.  An alert gitopsd can no
+ * longer renew or resolve (gitopsd gone, notifier removed) then ends by
+ * itself a few minutes later instead of firing forever, and one missed
+ * re-send does not end it.
  *
  * Several `url`s (an Alertmanager cluster: like Prometheus, send to every
  * member) are several targets: one notify job each.
@@ -34,6 +34,8 @@
 #include "util.h"
 
 #define AM_TEXT_CAP	(16 * 1024)
+/* endsAt of a firing alert, in resend intervals (Prometheus: 4). */
+#define AM_RESEND_ENDS	4
 
 struct am_opts {
 	char			**urls;
@@ -42,7 +44,7 @@ struct am_opts {
 	char			 *severity;
 	struct config_header	 *labels;
 	size_t			  nlabels;
-	int			  expire_after_s;
+	int			  resend_interval_s;
 	char			 *ca_file;
 };
 
@@ -63,10 +65,10 @@ static const struct config_key am_keys[] = {
 	{ "labels", T_HEADERS,
 	  .off = O(labels), .off2 = O(nlabels),
 	  .help = "alertmanager: extra labels, name: value" },
-	{ "expire_after_s", T_INT,
-	  .off = O(expire_after_s), .min = 60, .max = 2592000, .def = "86400",
-	  .help = "alertmanager: endsAt of a firing alert, this long after "
-	    "it is sent (each repeat of the failure moves it on)" },
+	{ "resend_interval_s", T_INT,
+	  .off = O(resend_interval_s), .min = 5, .max = 86400, .def = "60",
+	  .help = "alertmanager: a firing alert is sent again this often "
+	    "while the app fails, with endsAt four intervals ahead" },
 	NOTIFIER_KEY_CA_FILE(O(ca_file)),
 };
 
@@ -149,6 +151,14 @@ am_targets(const struct config_notifier *n)
 	return o != NULL && o->nurls > 0 ? o->nurls : 1;
 }
 
+static int
+am_resend_s(const struct config_notifier *n)
+{
+	const struct am_opts	*o = n->opts;
+
+	return o != NULL ? o->resend_interval_s : 0;
+}
+
 static void
 am_add(cJSON *obj, const char *k, const char *v)
 {
@@ -217,8 +227,8 @@ am_render(const struct config_notifier *n, const struct notify_alert *a,
 		util_rfc3339(t, ends);
 	} else {
 		util_rfc3339(t, starts);
-		util_rfc3339((now > t ? now : t) +
-		    (int64_t)o->expire_after_s * 1000, ends);
+		util_rfc3339((now > t ? now : t) + AM_RESEND_ENDS *
+		    (int64_t)o->resend_interval_s * 1000, ends);
 	}
 	cJSON_AddStringToObject(al, "startsAt", starts);
 	cJSON_AddStringToObject(al, "endsAt", ends);
@@ -245,4 +255,5 @@ const struct notifier notifier_alertmanager = {
 	.check = am_check,
 	.render = am_render,
 	.targets = am_targets,
+	.resend_s = am_resend_s,
 };

@@ -31,6 +31,14 @@
  * A notifier type with several endpoints (alertmanager's URLs) gets one
  * job per endpoint, the endpoint's index in the key and the params, so
  * one endpoint down delays nothing at the others.
+ *
+ * A failed job's alerts carry its failure reason ("incident": job kind
+ * and error kind), which names the incident on pagerduty and opsgenie.
+ * Their recovery is one alert per reason the outbox still has open
+ * (notify_open_feed over the app's notify jobs, read by the queue), so
+ * every incident the app opened is resolved, after a restart too.  The
+ * same reading gives the re-sends of alerts that expire unless renewed
+ * (notify_resend_plan: alertmanager).
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -230,11 +238,14 @@ notify_names(const struct config *cfg, const struct config_app *app,
 
 /*
  * Plan the alert event of class cls ("failure", "recovery", "result",
- * "started") to notifier n: one notify job per target.
+ * "started") to notifier n: one notify job per target.  incident: the
+ * failure reason it opens or resolves on a type with an incident per
+ * reason, else NULL.
  */
 static void
 notify_plan_add(const struct notify_src *x, const struct config_notifier *n,
-    const char *event, const char *cls, struct notify_plan *out)
+    const char *event, const char *cls, const char *incident,
+    struct notify_plan *out)
 {
 	const struct job		*j = x->j;
 	const struct job_result		*res = x->res;
@@ -272,6 +283,8 @@ notify_plan_add(const struct notify_src *x, const struct config_notifier *n,
 				notify_key_add(&key, x->attempt);
 				notify_key_add(&key, x->state);
 			}
+			if (incident != NULL)	/* one resolve per reason */
+				notify_key_add(&key, incident);
 		}
 		util_sha256_hex(key.data, key.len, hash);
 		buf_free(&key);
@@ -296,6 +309,7 @@ notify_plan_add(const struct notify_src *x, const struct config_notifier *n,
 			cJSON_AddStringToObject(o, "reason_kind",
 			    job_error_kind_name(res->err_kind));
 		}
+		notify_json_str(o, "incident", incident);
 		notify_json_str(o, "object", res != NULL ? res->object : NULL);
 		notify_json_str(o, "revision", x->rev);
 		notify_json_str(o, "image", j->image);
@@ -341,16 +355,83 @@ notify_plan_add(const struct notify_src *x, const struct config_notifier *n,
 	}
 }
 
+int
+notify_wants_open(const struct config *cfg, const char *app, int ok,
+    int app_was_failing)
+{
+	const struct config_notifier	*n;
+	char *const			*names;
+	size_t				 nnames, i;
+
+	if (!ok)
+		return 0;	/* only what resolves needs them */
+	names = notify_names(cfg, notify_find_app(cfg, app), &nnames);
+	for (i = 0; i < nnames; i++) {
+		n = notify_find_notifier(cfg, names[i]);
+		if (n != NULL && n->plugin != NULL && n->plugin->per_reason &&
+		    (app_was_failing || (n->on & CONFIG_ON_ALL)))
+			return 1;
+	}
+	return 0;
+}
+
+/* Both NULL or the same string. */
+static int
+notify_same(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* The failure reason of an incident: "<job kind>/<error kind>". */
+static char *
+notify_incident_of(const struct job *j, const struct job_result *res)
+{
+	return xasprintf("%s/%s", job_kind_name(j->kind),
+	    job_error_kind_name(res->err_kind));
+}
+
+/*
+ * A recovery (or with on: [all], any success) on a notifier with an
+ * incident per reason: one resolve for each reason the outbox has open
+ * there; none known (opened before
+ * reasons were kept, or the rows are gone): one without a reason, which
+ * resolves what an older gitopsd opened.
+ */
+static void
+notify_plan_resolves(const struct notify_src *x,
+    const struct config_notifier *n, const char *event, const char *cls,
+    const struct notify_open_set *open, struct notify_plan *out)
+{
+	size_t	 i, k, planned = 0;
+	int	 seen;
+
+	for (i = 0; open != NULL && i < open->n; i++) {
+		if (strcmp(open->v[i].notifier, n->name) != 0)
+			continue;
+		for (k = 0, seen = 0; k < i; k++)
+			seen |= strcmp(open->v[k].notifier, n->name) == 0 &&
+			    notify_same(open->v[k].incident,
+			    open->v[i].incident);
+		if (seen)
+			continue;
+		notify_plan_add(x, n, event, cls, open->v[i].incident, out);
+		planned++;
+	}
+	if (planned == 0)
+		notify_plan_add(x, n, event, cls, NULL, out);
+}
+
 void
 notify_plan(const struct config *cfg, const struct job *j,
     const struct job_result *res, enum job_state final, int app_was_failing,
-    struct notify_plan *out)
+    const struct notify_open_set *open, struct notify_plan *out)
 {
 	const struct config_notifier	*n;
 	struct notify_src		 x;
 	char *const			*names;
 	size_t				 nnames, i;
 	const char			*event, *cls;
+	char				*incident = NULL;
 	unsigned			 on;
 	int				 failure;
 
@@ -366,6 +447,8 @@ notify_plan(const struct config *cfg, const struct job *j,
 	    res->err_kind == JOB_ERR_TIMEOUT)));
 	notify_src_init(&x, cfg, j, res, job_state_name(final),
 	    notify_revision(j, res));
+	if (!res->ok)
+		incident = notify_incident_of(j, res);
 	for (i = 0; i < nnames; i++) {
 		if ((n = notify_find_notifier(cfg, names[i])) == NULL)
 			continue;	/* config checks refuse this */
@@ -390,9 +473,15 @@ notify_plan(const struct config *cfg, const struct job *j,
 			event = res->ok ? "job.succeeded" : "job.failed";
 			cls = "result";
 		}
-		if (event != NULL)
-			notify_plan_add(&x, n, event, cls, out);
+		if (event == NULL)
+			continue;
+		/* Every alert but a failure resolves (notifier.h). */
+		if (res->ok && n->plugin != NULL && n->plugin->per_reason)
+			notify_plan_resolves(&x, n, event, cls, open, out);
+		else
+			notify_plan_add(&x, n, event, cls, incident, out);
 	}
+	free(incident);
 	notify_src_free(&x);
 }
 
@@ -423,9 +512,161 @@ notify_plan_started(const struct config *cfg, const struct job *j,
 		if (status ? !notify_is_commit(revision) :
 		    !(n->on & CONFIG_ON_STARTED))
 			continue;
-		notify_plan_add(&x, n, "sync.started", "started", out);
+		notify_plan_add(&x, n, "sync.started", "started", NULL, out);
 	}
 	notify_src_free(&x);
+}
+
+static const char *
+notify_open_str(const cJSON *o, const char *k)
+{
+	const cJSON	*v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+void
+notify_open_feed(struct notify_open_set *s, const char *params)
+{
+	cJSON		*p;
+	const cJSON	*tv;
+	const char	*name, *event, *incident;
+	char		*pair;
+	int		 target;
+	size_t		 i;
+
+	if (params == NULL || (p = cJSON_Parse(params)) == NULL)
+		return;
+	name = notify_open_str(p, "notifier");
+	event = notify_open_str(p, "event");
+	incident = notify_open_str(p, "incident");
+	tv = cJSON_GetObjectItemCaseSensitive(p, "target");
+	target = cJSON_IsNumber(tv) ? tv->valueint : 0;
+	if (name == NULL)
+		goto out;
+	pair = xasprintf("%s\n%d", name, target);
+	for (i = 0; i < s->nclosed; i++)
+		if (strcmp(s->closed[i], pair) == 0)
+			break;
+	if (i < s->nclosed) {
+		free(pair);	/* older than its last resolve */
+		goto out;
+	}
+	/* Newest first: every alert but a failure resolves (notifier.h). */
+	if (event != NULL && strcmp(event, "job.failed") != 0) {
+		s->closed = xreallocarray(s->closed, s->nclosed + 1,
+		    sizeof(*s->closed));
+		s->closed[s->nclosed++] = pair;
+		goto out;
+	}
+	free(pair);
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->v[i].notifier, name) == 0 &&
+		    s->v[i].target == target &&
+		    notify_same(s->v[i].incident, incident))
+			goto out;	/* a newer one of that reason is kept */
+	s->v = xreallocarray(s->v, s->n + 1, sizeof(*s->v));
+	s->v[s->n].notifier = xstrdup(name);
+	s->v[s->n].target = target;
+	s->v[s->n].incident = incident != NULL ? xstrdup(incident) : NULL;
+	s->v[s->n].params = xstrdup(params);
+	s->n++;
+out:
+	cJSON_Delete(p);
+}
+
+void
+notify_open_free(struct notify_open_set *s)
+{
+	size_t	 i;
+
+	for (i = 0; i < s->n; i++) {
+		free(s->v[i].notifier);
+		free(s->v[i].incident);
+		free(s->v[i].params);
+	}
+	free(s->v);
+	for (i = 0; i < s->nclosed; i++)
+		free(s->closed[i]);
+	free(s->closed);
+	memset(s, 0, sizeof(*s));
+}
+
+int64_t
+notify_resend_every_ms(const struct config *cfg)
+{
+	const struct config_notifier	*n;
+	int64_t				 every = 0, s;
+	size_t				 i;
+
+	for (i = 0; i < cfg->nnotifiers; i++) {
+		n = &cfg->notifiers[i];
+		if (n->plugin == NULL || n->plugin->resend_s == NULL ||
+		    (s = (int64_t)n->plugin->resend_s(n) * 1000) <= 0)
+			continue;
+		if (every == 0 || s < every)
+			every = s;
+	}
+	return every;
+}
+
+void
+notify_resend_plan(const struct config *cfg, const char *app,
+    const struct notify_open_set *open, struct notify_plan *out)
+{
+	const struct config_notifier	*n;
+	struct notify_plan_item		*it;
+	struct buf			 key;
+	char				 hash[65], target[24], *json;
+	size_t				 i, k;
+	int				 every, seen;
+	cJSON				*p;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < open->n; i++) {
+		n = notify_find_notifier(cfg, open->v[i].notifier);
+		if (n == NULL || n->plugin == NULL ||
+		    n->plugin->resend_s == NULL ||
+		    (every = n->plugin->resend_s(n)) <= 0)
+			continue;
+		/* The newest failure of the notifier and target only. */
+		for (k = 0, seen = 0; k < i; k++)
+			seen |= strcmp(open->v[k].notifier, n->name) == 0 &&
+			    open->v[k].target == open->v[i].target;
+		if (seen || (p = cJSON_Parse(open->v[i].params)) == NULL)
+			continue;
+		cJSON_DeleteItemFromObjectCaseSensitive(p, "resend");
+		cJSON_AddTrueToObject(p, "resend");
+		json = cJSON_PrintUnformatted(p);
+		cJSON_Delete(p);
+		if (json == NULL)
+			continue;
+		buf_init(&key, 0);
+		notify_key_add(&key, "v1");
+		notify_key_add(&key, "resend");
+		notify_key_add(&key, n->name);
+		notify_key_add(&key, app);
+		snprintf(target, sizeof(target), "%d", open->v[i].target);
+		notify_key_add(&key, target);
+		util_sha256_hex(key.data, key.len, hash);
+		buf_free(&key);
+
+		out->items = xreallocarray(out->items, out->n + 1,
+		    sizeof(*out->items));
+		it = &out->items[out->n++];
+		memset(it, 0, sizeof(*it));
+		it->spec.kind = JOB_NOTIFY;
+		it->spec.app = notify_own(out, xstrdup(app));
+		it->spec.params = notify_own(out, xstrdup(json));
+		cJSON_free(json);
+		it->dedup_key = xasprintf("notify:%s", hash);
+		/*
+		 * The pass that finds it due comes every interval too; a
+		 * window a second short of it keeps the two from missing
+		 * each other by a tick.
+		 */
+		it->repeat_after_s = every > 1 ? every - 1 : every;
+	}
 }
 
 void

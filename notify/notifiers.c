@@ -115,8 +115,12 @@ notifier_incident_key(const struct config_notifier *n,
 	struct buf	 b;
 
 	buf_init(&b, 0);
-	(void)buf_printf(&b, "gitopsd-incident\nv1\n%s\n%s", n->name,
-	    a->app != NULL ? a->app : "");
+	if (a->incident == NULL)
+		(void)buf_printf(&b, "gitopsd-incident\nv1\n%s\n%s",
+		    n->name, a->app != NULL ? a->app : "");
+	else
+		(void)buf_printf(&b, "gitopsd-incident\nv2\n%s\n%s\n%s",
+		    n->name, a->app != NULL ? a->app : "", a->incident);
 	util_sha256_hex(b.data, b.len, out);
 	buf_free(&b);
 }

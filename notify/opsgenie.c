@@ -3,10 +3,11 @@
  *
  * A failure creates an alert (POST <api_url>/v2/alerts), the recovery
  * closes it (POST <api_url>/v2/alerts/<alias>/close?identifierType=alias).
- * The alias is the app's incident key on this notifier
- * (notifier_incident_key(): the notifier's name and the app), so
- * Opsgenie folds repeated creates into one open alert, and the close -- even
- * after a restart -- names the alert the failure opened.  Authorization:
+ * The alias is the incident key on this notifier (notifier_incident_key():
+ * the notifier's name, the app and the failure reason, as PagerDuty's
+ * dedup_key), so Opsgenie folds repeated creates of one reason into one
+ * open alert, and the recovery closes every reason still open -- even
+ * after a restart, as the outbox keeps them.  Authorization:
  * "GenieKey <api key>".  Opsgenie answers 202 and processes the request
  * later; 429 is retried by the queue.
  */
@@ -203,4 +204,5 @@ const struct notifier notifier_opsgenie = {
 	.config = &og_config,
 	.check = og_check,
 	.render = og_render,
+	.per_reason = 1,
 };

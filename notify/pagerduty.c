@@ -3,12 +3,13 @@
  * <api_url>/v2/enqueue).
  *
  * A failure is a `trigger`, the recovery a `resolve`, both with the same
- * dedup_key: one incident per app and notifier, derived from the notifier's
- * name and the app (notifier_incident_key()), which both alerts carry in
- * the outbox; a restart between failure and recovery resolves the right
- * incident with nothing else kept.  A new failure reason while the app is
- * still failing is a new trigger (gitopsd's own dedup is per reason) that
- * PagerDuty adds to the open incident; the recovery resolves it.
+ * dedup_key: one incident per app and failure reason, derived from the
+ * notifier's name, the app and the reason -- the job kind and error kind,
+ * "sync/apply-rejected", a class that stays the same however the error's
+ * text varies (notifier_incident_key()).  A second reason while the app
+ * is still failing opens a second incident; the recovery resolves every
+ * reason the outbox has open for the app (dispatch.c), so a restart
+ * between failure and recovery resolves the right ones.
  *
  * Rate limits: PagerDuty answers 429 without Retry-After; the runner
  * treats 429 as temporary and the queue retries with its backoff.
@@ -203,4 +204,5 @@ const struct notifier notifier_pagerduty = {
 	.config = &pd_config,
 	.check = pd_check,
 	.render = pd_render,
+	.per_reason = 1,
 };

@@ -298,6 +298,7 @@ notify_runner_send(const struct config *cfg, struct event_base *base,
 	a.repo_name = notify_param(p, "repo_name");
 	a.time_ms = (int64_t)notify_param_num(p, "time");
 	a.alert_id = notify_param(p, "alert_id");
+	a.incident = notify_param(p, "incident");
 	if (nt->render(n, &a, &req, err, errlen) == -1)
 		goto out;
 

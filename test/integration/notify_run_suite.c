@@ -65,7 +65,7 @@ run_alert(struct tcfg *t, struct event_base *base, const char *notifier,
 	job_init(&j, 42, JOB_SYNC, "web", 4);
 	res_fail(&res, JOB_ERR_UNHEALTHY, "Deployment web/web: 0/3 ready "
 	    "<timeout> & rollback", "Deployment web/web");
-	notify_plan(&t->cfg, &j, &res, JOB_DEAD, 0, &p);
+	notify_plan(&t->cfg, &j, &res, JOB_DEAD, 0, NULL, &p);
 	it = plan_find(&p, notifier);
 	assert_non_null(it);
 	memset(&nj, 0, sizeof(nj));

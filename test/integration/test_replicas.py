@@ -28,6 +28,14 @@ LITE_STATE = {"path": "{tmp}/state.db", "heartbeat_s": HEARTBEAT_S}
 # test_sync's app with a drift re-sync every second: periodic work.
 DRIFT_APP = dict(DEMO_APP, sync=dict(DEMO_APP["sync"], interval_s=1))
 DRIFT_LINE = "drift sync queued"
+# An app whose sync the cluster refuses (an invalid name): a failure that
+# lasts, its Alertmanager alert re-sent every 5 s -- periodic work.
+BROKEN_CM = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n"
+             "  namespace: default\ndata: {a: \"1\"}\n")
+BROKEN_APP = {"name": "broken", "repo": "deploy", "path": "apps/broken",
+              "cluster": "sim", "sync": {"auto": False, "timeout_s": 10},
+              "notify": ["am"]}
+RESEND_LINE = "open alerts re-sent"
 
 
 def build_missing():
@@ -70,15 +78,17 @@ class ReplicasMixin:
         self.addCleanup(self.sim.stop)
         self.tmp = tempfile.mkdtemp(prefix=prefix)
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.bare = make_bare_repo(self.tmp, "deploy.git", {
+        self.bare = make_bare_repo(self.tmp, "deploy.git", dict({
             rel: text % "1.0.0" if "%s" in text else text
-            for rel, text in MANIFESTS.items()})
+            for rel, text in MANIFESTS.items()}, **{
+                "apps/broken/cm.yaml": BROKEN_CM}))
 
-    def config(self, state, poll_s=0):
+    def config(self, state, poll_s=0, **extra):
         keys = dict(SIM_KEYS, repos=[dict(r, poll_interval_s=poll_s)
                                      for r in SIM_KEYS["repos"]])
-        return harness.config(apps=[DRIFT_APP], state=state,
-                              **keys) % {
+        keys.update(extra)
+        keys.setdefault("apps", [DRIFT_APP])
+        return harness.config(state=state, **keys) % {
             "url": self.bare, "kubeconfig": self.sim.kubeconfig}
 
     def replicas(self, d):
@@ -121,8 +131,8 @@ class PostgresReplicasTest(ReplicasMixin, unittest.TestCase):
         self.dsn = self.pg.createdb(self.db)
         self.peers("pg-replicas-")
 
-    def daemon(self, poll_s=0, state=PG_STATE):
-        d = harness.Daemon(self.config(state, poll_s),
+    def daemon(self, poll_s=0, state=PG_STATE, **extra):
+        d = harness.Daemon(self.config(state, poll_s, **extra),
                            secrets={"github.secret": "s",
                                     "pg.dsn": self.dsn})
         self.addCleanup(d.cleanup)
@@ -131,9 +141,9 @@ class PostgresReplicasTest(ReplicasMixin, unittest.TestCase):
     def sql(self, query):
         return self.pg.psql(query, self.db).strip()
 
-    def two(self, poll_s=0):
-        a = self.daemon(poll_s).start()
-        b = self.daemon(poll_s).start()
+    def two(self, poll_s=0, **extra):
+        a = self.daemon(poll_s, **extra).start()
+        b = self.daemon(poll_s, **extra).start()
         ids = {"a": self.wait_for("a registered", lambda: self.own_id(a), 10),
                "b": self.wait_for("b registered", lambda: self.own_id(b), 10)}
         # Both see both, alive, and the same one holder.
@@ -163,6 +173,28 @@ class PostgresReplicasTest(ReplicasMixin, unittest.TestCase):
         holder.proc.wait()
         self.wait_for("the other one polls", lambda: repo_polls(other) >= 2,
                       TIMEOUT_S + 20)
+
+    def test_alert_resends_run_on_the_holder_only(self):
+        # Re-sending a failing app's Alertmanager alert is periodic work:
+        # whichever replica the failure happened on, only the holder of
+        # "periodic" re-sends it (found in the shared outbox).
+        a, b, ids, held = self.two(
+            apps=[BROKEN_APP],
+            notifiers=[{"name": "am", "type": "alertmanager",
+                        "url": "http://127.0.0.1:%d" % harness.free_port(),
+                        "resend_interval_s": 5}],
+            notify={"max_attempts": 1})
+        by_id = {ids["a"]: a, ids["b"]: b}
+        holder, other = by_id[held], by_id[
+            [i for i in by_id if i != held][0]]
+        r = other.admin("POST", "/api/v1/apps/broken/sync")
+        self.assertIn(r.status, (200, 202), r)
+        self.wait_for("the sync dead", lambda: [
+            j for j in other.api("/api/v1/jobs?app=broken&kind=sync")[
+                "jobs"] if j["state"] == "dead"], 60)
+        self.wait_for("re-sent twice by the holder",
+                      lambda: holder.log().count(RESEND_LINE) >= 2, 30)
+        self.assertEqual(other.log().count(RESEND_LINE), 0)
 
     def test_listed_one_holder_kill9_moves_the_role(self):
         a, b, ids, held = self.two()

@@ -49,7 +49,8 @@ an open alert raises its count).  GET /_state returns it; every request is
 recorded (method, path, headers, body, "errors", "status") in --record
 FILE, one JSON object per line.  --script "429,500" (or POST /_script)
 answers the next requests with those statuses first (429 with the
-service's own body).  The first line on stdout is "READY <port>"; it exits
+service's own body; 400 with its answer to a refused payload, Opsgenie's
+422).  The first line on stdout is "READY <port>"; it exits
 when stdin closes.
 
   incident_sink.py MODE --record F [--key K] [--script ...]
@@ -77,6 +78,10 @@ def iso8601_ok(s):
         return True
     except (ValueError, AttributeError):
         return False
+
+
+def is_url(v):
+    return isinstance(v, str) and re.match(r"^https?://[^\s<>\"]+$", v)
 
 
 def check_pagerduty(doc, raw):
@@ -195,9 +200,7 @@ class Service:
                          "message": "Event object is invalid"}, ["not JSON"]
         errs = check_pagerduty(doc, raw)
         if errs:
-            return 400, {"status": "invalid event",
-                         "message": "Event object is invalid",
-                         "errors": errs}, errs
+            return refused("pagerduty", errs)
         dk = doc.get("dedup_key") or uuid.uuid4().hex
         inc = self.incidents.get(dk)
         if doc["event_action"] == "trigger":
@@ -231,8 +234,7 @@ class Service:
         if method == "POST" and u.path == "/v2/alerts":
             errs = check_opsgenie_create(doc)
             if errs:
-                return 422, {"message": errs[0], "took": 0.0,
-                             "requestId": ok["requestId"]}, errs
+                return refused("opsgenie", errs)
             alias = doc.get("alias") or str(uuid.uuid4())
             a = self.alerts.get(alias)
             if a is None or a["status"] == "closed":
@@ -248,7 +250,7 @@ class Service:
                 return 422, {"message": "identifierType"}, ["identifierType"]
             errs = check_opsgenie_close(doc)
             if errs:
-                return 422, {"message": errs[0]}, errs
+                return refused("opsgenie", errs)
             ident = unquote(parts[3])
             if idtype == "alias" and ident in self.alerts:
                 self.alerts[ident]["status"] = "closed"
@@ -276,8 +278,7 @@ class Service:
         if method != "POST":
             errs.append("method %s" % method)
         if errs:
-            return 400, {"error": {"code": "InvalidRequestContent",
-                                   "message": "; ".join(errs)}}, errs
+            return refused("teams", errs)
         self.messages.append(doc)
         return 202, None, []
 
@@ -286,8 +287,7 @@ class Service:
         if not errs:
             errs = check_discord(doc)
         if errs:
-            return 400, {"code": 50035, "message": "Invalid Form Body",
-                         "errors": errs}, errs
+            return refused("discord", errs)
         self.messages.append(doc)
         return 204, None, []
 
@@ -295,10 +295,9 @@ class Service:
         doc, errs = self.json_body(headers, raw,
                                    "application/json; charset=UTF-8")
         if not errs:
-            errs = check_googlechat(doc, raw)
+            errs = check_googlechat(doc, raw, urlsplit(path).query)
         if errs:
-            return 400, {"error": {"code": 400, "message": "; ".join(errs),
-                                   "status": "INVALID_ARGUMENT"}}, errs
+            return refused("googlechat", errs)
         self.messages.append(doc)
         return 200, {"name": "spaces/AAA/messages/%d" % len(self.messages),
                      "text": doc.get("text", "")}, []
@@ -308,8 +307,7 @@ class Service:
         if not errs:
             errs = check_mattermost(doc)
         if errs:
-            return 400, {"id": "web.incoming_webhook.text.app_error",
-                         "message": "; ".join(errs)}, errs
+            return refused("mattermost", errs)
         self.messages.append(doc)
         return 200, "ok", []
 
@@ -321,12 +319,34 @@ class Service:
         if not errs:
             errs = check_telegram(doc)
         if errs:
-            return 400, {"ok": False, "error_code": 400,
-                         "description": "Bad Request: " + errs[0]}, errs
+            return refused("telegram", errs)
         self.messages.append(doc)
         return 200, {"ok": True, "result": {
             "message_id": len(self.messages), "date": 0,
             "chat": {"id": doc["chat_id"]}, "text": doc["text"]}}, []
+
+
+def refused(mode, errs):
+    """(status, body, errs): the service's answer to a payload it refuses
+    (Opsgenie: 422, the others 400), with its own error body."""
+    msg = "; ".join(errs)
+    return {
+        "pagerduty": (400, {"status": "invalid event",
+                            "message": "Event object is invalid",
+                            "errors": errs}),
+        "opsgenie": (422, {"message": msg, "took": 0.0,
+                           "requestId": str(uuid.uuid4())}),
+        "teams": (400, {"error": {"code": "InvalidRequestContent",
+                                  "message": msg}}),
+        "discord": (400, {"code": 50035, "message": "Invalid Form Body",
+                          "errors": errs}),
+        "googlechat": (400, {"error": {"code": 400, "message": msg,
+                                       "status": "INVALID_ARGUMENT"}}),
+        "mattermost": (400, {"id": "web.incoming_webhook.text.app_error",
+                             "message": msg}),
+        "telegram": (400, {"ok": False, "error_code": 400,
+                           "description": "Bad Request: " + msg}),
+    }[mode] + (errs,)
 
 
 RATE_LIMITED = {
@@ -364,21 +384,32 @@ def check_teams(doc, raw):
                 not isinstance(c.get("version"), str):
             errs.append("attachments[%d].content is no AdaptiveCard" % i)
             continue
-        for j, el in enumerate(c.get("body", [])):
+        # Teams renders Adaptive Cards up to 1.5.
+        if not re.match(r"^1\.[0-5]$", c["version"]):
+            errs.append("attachments[%d]: version %r not 1.0..1.5" % (
+                i, c["version"]))
+        body = c.get("body")
+        if not isinstance(body, list) or not body:
+            errs.append("attachments[%d]: empty card body" % i)
+            body = []
+        for j, el in enumerate(body):
             t = el.get("type")
             if t == "TextBlock":
                 if not isinstance(el.get("text"), str) or not el["text"]:
                     errs.append("body[%d]: TextBlock without text" % j)
             elif t == "FactSet":
-                for f in el.get("facts", []):
+                facts = el.get("facts")
+                if not isinstance(facts, list) or not facts:
+                    errs.append("body[%d]: FactSet without facts" % j)
+                    continue
+                for f in facts:
                     if not isinstance(f.get("title"), str) or \
                             not isinstance(f.get("value"), str):
                         errs.append("body[%d]: fact without title/value" % j)
             else:
                 errs.append("body[%d]: unexpected element %r" % (j, t))
         for j, ac in enumerate(c.get("actions", [])):
-            if ac.get("type") != "Action.OpenUrl" or \
-                    not str(ac.get("url", "")).startswith("http"):
+            if ac.get("type") != "Action.OpenUrl" or not is_url(ac.get("url")):
                 errs.append("actions[%d]" % j)
     return errs
 
@@ -387,25 +418,33 @@ def check_discord(doc):
     if not isinstance(doc, dict):
         return ["not an object"]
     embeds = doc.get("embeds", [])
-    if not doc.get("content") and not embeds:
+    content = doc.get("content")
+    if not content and not embeds:
         return ["Cannot send an empty message"]
     errs = []
-    if len(embeds) > 10:
-        errs.append("more than 10 embeds")
+    if content is not None and (not isinstance(content, str) or
+                                len(content) > 2000):
+        errs.append("content over 2000 characters")
+    if not isinstance(embeds, list) or len(embeds) > 10:
+        return errs + ["more than 10 embeds"]
+    total = 0   # the 6000 characters are of all the message's embeds
     for i, e in enumerate(embeds):
-        total = 0
         for k, lim in (("title", 256), ("description", 4096)):
             if k in e:
                 if not isinstance(e[k], str) or len(e[k]) > lim:
                     errs.append("embeds[%d].%s over %d" % (i, k, lim))
-                total += len(e[k])
+                else:
+                    total += len(e[k])
+        if "url" in e and not is_url(e["url"]):
+            errs.append("embeds[%d].url is not a URL" % i)
         fields = e.get("fields", [])
         if len(fields) > 25:
             errs.append("embeds[%d]: more than 25 fields" % i)
         for j, f in enumerate(fields):
             n, v = f.get("name"), f.get("value")
             if not isinstance(n, str) or not n or len(n) > 256 or \
-                    not isinstance(v, str) or not v or len(v) > 1024:
+                    not isinstance(v, str) or not v or len(v) > 1024 or \
+                    not isinstance(f.get("inline", False), bool):
                 errs.append("embeds[%d].fields[%d]" % (i, j))
             else:
                 total += len(n) + len(v)
@@ -413,32 +452,49 @@ def check_discord(doc):
         if len(ft) > 2048:
             errs.append("embeds[%d].footer" % i)
         total += len(ft)
-        if total > 6000:
-            errs.append("embeds[%d]: over 6000 characters" % i)
         c = e.get("color", 0)
         if not isinstance(c, int) or not 0 <= c <= 0xffffff:
             errs.append("embeds[%d].color" % i)
         if "timestamp" in e and not iso8601_ok(e["timestamp"]):
             errs.append("embeds[%d].timestamp" % i)
+    if total > 6000:
+        errs.append("embeds: %d characters in all, over 6000" % total)
     return errs
 
 
 GCHAT_WIDGETS = ("textParagraph", "decoratedText", "buttonList")
 
 
-def check_googlechat(doc, raw):
+def check_googlechat(doc, raw, query=""):
+    errs = []
+    q = parse_qs(query)
+    if "key" not in q or "token" not in q:
+        errs.append("the webhook URL's key and token are missing")
     if len(raw) > 32000:
-        return ["message over 32000 bytes"]
+        return errs + ["message over 32000 bytes"]
     if not isinstance(doc, dict) or not (doc.get("text") or
                                           doc.get("cardsV2")):
-        return ["Message cannot be empty"]
-    errs = []
+        return errs + ["Message cannot be empty"]
+    if "text" in doc and (not isinstance(doc["text"], str) or
+                          len(doc["text"]) > 4096):
+        errs.append("text over 4096 characters")
     for i, c in enumerate(doc.get("cardsV2", [])):
         if not isinstance(c.get("cardId"), str) or \
                 not isinstance(c.get("card"), dict):
             errs.append("cardsV2[%d]: cardId and card required" % i)
             continue
-        for j, sec in enumerate(c["card"].get("sections", [])):
+        h = c["card"].get("header")
+        if h is not None and not (isinstance(h, dict) and
+                                  isinstance(h.get("title"), str) and
+                                  h["title"]):
+            errs.append("cardsV2[%d]: header without title" % i)
+        secs = c["card"].get("sections")
+        if not isinstance(secs, list) or not secs:
+            errs.append("cardsV2[%d]: no sections" % i)
+            continue
+        for j, sec in enumerate(secs):
+            if not sec.get("widgets"):
+                errs.append("section %d: no widgets" % j)
             for k, w in enumerate(sec.get("widgets", [])):
                 keys = [x for x in w if x in GCHAT_WIDGETS]
                 if len(keys) != 1 or len(w) != 1:
@@ -447,15 +503,21 @@ def check_googlechat(doc, raw):
                     continue
                 v = w[keys[0]]
                 if keys[0] in ("textParagraph", "decoratedText") and \
-                        not isinstance(v.get("text"), str):
-                    errs.append("widget %d.%d: text" % (j, k))
+                        (not isinstance(v.get("text"), str) or
+                         tg_html_errors(v["text"])):
+                    errs.append("widget %d.%d: text (Google Chat HTML)" %
+                                (j, k))
                 if keys[0] == "buttonList":
                     for b in v.get("buttons", []):
-                        if not b.get("text") or not str(
+                        if not b.get("text") or not is_url(
                                 b.get("onClick", {}).get("openLink", {})
-                                .get("url", "")).startswith("http"):
+                                .get("url")):
                             errs.append("widget %d.%d: button" % (j, k))
     return errs
+
+
+MM_COLOR = re.compile(r"^(#[0-9a-fA-F]{6}|#[0-9a-fA-F]{3}|good|warning|"
+                      r"danger)$")
 
 
 def check_mattermost(doc):
@@ -463,16 +525,69 @@ def check_mattermost(doc):
                                           doc.get("attachments")):
         return ["text or attachments required"]
     errs = []
+    if "text" in doc and (not isinstance(doc["text"], str) or
+                          len(doc["text"]) > 16383):
+        errs.append("text over 16383 characters")
     for i, a in enumerate(doc.get("attachments", [])):
+        for k in ("fallback", "title", "text", "pretext", "footer"):
+            if k in a and not isinstance(a[k], str):
+                errs.append("attachments[%d].%s must be a string" % (i, k))
+        if "color" in a and not (isinstance(a["color"], str) and
+                                 MM_COLOR.match(a["color"])):
+            errs.append("attachments[%d].color" % i)
+        if "title_link" in a and not is_url(a["title_link"]):
+            errs.append("attachments[%d].title_link" % i)
         for f in a.get("fields", []):
             if not isinstance(f.get("title"), str) or \
-                    not isinstance(f.get("value"), str):
-                errs.append("attachments[%d]: field title/value" % i)
+                    not isinstance(f.get("value"), str) or \
+                    not isinstance(f.get("short", False), bool):
+                errs.append("attachments[%d]: field title/value/short" % i)
     return errs
 
 
 TG_TAGS = ("b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a",
            "code", "pre", "tg-spoiler", "blockquote", "span")
+
+
+def tg_html(text):
+    """(errors, shown text) of Telegram's HTML parse mode (Google Chat's
+    card text takes the same subset): only its tags, balanced, and the
+    entities &lt; &gt; &amp; &quot; or numeric."""
+    stack, plain, pos = [], [], 0
+    for m in re.finditer(r"<(/?)([a-z-]+)((?:\s[^<>]*)?)>|<|>|&(#?\w*;?)",
+                         text):
+        plain.append(text[pos:m.start()])
+        pos = m.end()
+        tok = m.group(0)
+        if tok in ("<", ">"):
+            return ["can't parse entities: unexpected %r" % tok], ""
+        if tok.startswith("&"):
+            ent = m.group(4)
+            if ent not in ("lt;", "gt;", "amp;", "quot;") and \
+                    not re.match(r"#(\d+|x[0-9a-fA-F]+);$", ent or ""):
+                return ["can't parse entities: bad entity %r" % tok], ""
+            plain.append("x")
+            continue
+        close, name = m.group(1), m.group(2)
+        if name not in TG_TAGS:
+            return ["can't parse entities: unsupported tag %r" % name], ""
+        if close:
+            if not stack or stack.pop() != name:
+                return ["can't parse entities: unmatched end tag %r" %
+                        name], ""
+        else:
+            if name == "a" and not re.match(r'\s+href="[^"]*"$',
+                                            m.group(3)):
+                return ["can't parse entities: <a> without href"], ""
+            stack.append(name)
+    plain.append(text[pos:])
+    if stack:
+        return ["can't parse entities: unclosed %r" % stack[-1]], ""
+    return [], "".join(plain)
+
+
+def tg_html_errors(text):
+    return tg_html(text)[0]
 
 
 def check_telegram(doc):
@@ -484,37 +599,13 @@ def check_telegram(doc):
     if not isinstance(text, str) or not text:
         return ["message text is empty"]
     if doc.get("parse_mode") != "HTML":
-        return []
-    stack, plain, pos = [], [], 0
-    for m in re.finditer(r"<(/?)([a-z-]+)((?:\s[^<>]*)?)>|<|&(#?\w*;?)",
-                         text):
-        plain.append(text[pos:m.start()])
-        pos = m.end()
-        tok = m.group(0)
-        if tok == "<":
-            return ["can't parse entities: unsupported start tag"]
-        if tok.startswith("&"):
-            ent = m.group(4)
-            if ent not in ("lt;", "gt;", "amp;", "quot;") and \
-                    not re.match(r"#\d+;$", ent or ""):
-                return ["can't parse entities: bad entity %r" % tok]
-            plain.append("x")
-            continue
-        close, name = m.group(1), m.group(2)
-        if name not in TG_TAGS:
-            return ["can't parse entities: unsupported tag %r" % name]
-        if close:
-            if not stack or stack.pop() != name:
-                return ["can't parse entities: unmatched end tag %r" % name]
-        else:
-            if name == "a" and not re.match(r'\s+href="[^"]*"$',
-                                            m.group(3)):
-                return ["can't parse entities: <a> without href"]
-            stack.append(name)
-    plain.append(text[pos:])
-    if stack:
-        return ["can't parse entities: unclosed %r" % stack[-1]]
-    if len("".join(plain)) > 4096:
+        shown = text
+    else:
+        errs, shown = tg_html(text)
+        if errs:
+            return errs
+    # Telegram counts the shown text in UTF-16 code units.
+    if len(shown.encode("utf-16-le")) // 2 > 4096:
         return ["message is too long"]
     return []
 
@@ -562,8 +653,13 @@ def make_handler(svc):
                 extra = None
                 if scripted is not None:
                     code, errs = scripted, []
-                    body, extra = RATE_LIMITED[svc.args.mode] \
-                        if scripted == 429 else ({"error": scripted}, None)
+                    if scripted == 429:
+                        body, extra = RATE_LIMITED[svc.args.mode]
+                    elif scripted in (400, 422):
+                        code, body, _ = refused(svc.args.mode,
+                                                ["scripted bad payload"])
+                    else:
+                        body = {"error": scripted}
                 else:
                     code, body, errs = getattr(svc, svc.args.mode)(
                         self.command, self.path, headers, raw)

@@ -40,7 +40,7 @@ test_plan_dead_update_image(void **state)
 	tcfg_init(&t);
 	job_init(&j, 42, JOB_UPDATE_IMAGE, "web", 7);
 	res_fail(&r, JOB_ERR_GIT, "push rejected: non-fast-forward", NULL);
-	notify_plan(&t.cfg, &j, &r, JOB_DEAD, 0, &p);
+	notify_plan(&t.cfg, &j, &r, JOB_DEAD, 0, NULL, &p);
 	assert_int_equal(p.n, 3);	/* slack, mail, audit(all) */
 	it = plan_find(&p, "ops-slack");
 	assert_non_null(it);
@@ -69,7 +69,7 @@ test_plan_dead_update_image(void **state)
 
 	/* notify.repeat_after_s: 0 is "never again", not the default. */
 	t.cfg.notify.repeat_after_s = 0;
-	notify_plan(&t.cfg, &j, &r, JOB_DEAD, 0, &p);
+	notify_plan(&t.cfg, &j, &r, JOB_DEAD, 0, NULL, &p);
 	assert_non_null(it = plan_find(&p, "ops-slack"));
 	assert_int_equal(it->repeat_after_s, INT_MAX);
 	notify_plan_free(&p);
@@ -88,7 +88,7 @@ test_plan_retrying_only_all(void **state)
 	tcfg_init(&t);
 	job_init(&j, 42, JOB_UPDATE_IMAGE, "web", 0);
 	res_fail(&r, JOB_ERR_GIT, "fetch failed", NULL);
-	notify_plan(&t.cfg, &j, &r, JOB_FAILED, 0, &p);
+	notify_plan(&t.cfg, &j, &r, JOB_FAILED, 0, NULL, &p);
 	assert_int_equal(p.n, 1);
 	assert_non_null(plan_find(&p, "audit"));
 	notify_plan_free(&p);
@@ -108,15 +108,15 @@ test_plan_unhealthy_sync(void **state)
 	job_init(&j, 5, JOB_SYNC, "web", 0);
 	res_fail(&r, JOB_ERR_UNHEALTHY, "Deployment web/web not ready",
 	    "Deployment web/web");
-	notify_plan(&t.cfg, &j, &r, JOB_FAILED, 0, &p);
+	notify_plan(&t.cfg, &j, &r, JOB_FAILED, 0, NULL, &p);
 	assert_int_equal(p.n, 3);
 	notify_plan_free(&p);
 	res_fail(&r, JOB_ERR_TIMEOUT, "health wait timed out", NULL);
-	notify_plan(&t.cfg, &j, &r, JOB_FAILED, 0, &p);
+	notify_plan(&t.cfg, &j, &r, JOB_FAILED, 0, NULL, &p);
 	assert_int_equal(p.n, 3);
 	notify_plan_free(&p);
 	res_fail(&r, JOB_ERR_UNREACHABLE, "cluster unreachable", NULL);
-	notify_plan(&t.cfg, &j, &r, JOB_FAILED, 0, &p);
+	notify_plan(&t.cfg, &j, &r, JOB_FAILED, 0, NULL, &p);
 	assert_int_equal(p.n, 1);	/* only `all` */
 	notify_plan_free(&p);
 }
@@ -136,7 +136,7 @@ test_plan_recovery_and_success(void **state)
 	memset(&r, 0, sizeof(r));
 	r.ok = 1;
 	/* After a failure: mail (failure+recovery) and audit (all). */
-	notify_plan(&t.cfg, &j, &r, JOB_SUCCEEDED, 1, &p);
+	notify_plan(&t.cfg, &j, &r, JOB_SUCCEEDED, 1, NULL, &p);
 	assert_int_equal(p.n, 2);
 	it = plan_find(&p, "oncall-mail");
 	assert_non_null(it);
@@ -146,7 +146,7 @@ test_plan_recovery_and_success(void **state)
 	assert_non_null(strstr(it->spec.params, "\"event\":\"job.recovered\""));
 	notify_plan_free(&p);
 	/* A success with no failure before: only `all`, as job.succeeded. */
-	notify_plan(&t.cfg, &j, &r, JOB_SUCCEEDED, 0, &p);
+	notify_plan(&t.cfg, &j, &r, JOB_SUCCEEDED, 0, NULL, &p);
 	assert_int_equal(p.n, 1);
 	assert_non_null(strstr(p.items[0].spec.params,
 	    "\"event\":\"job.succeeded\""));
@@ -165,24 +165,24 @@ test_plan_notify_default_and_notify_jobs(void **state)
 	tcfg_init(&t);
 	job_init(&j, 3, JOB_SYNC, "api", 0);
 	res_fail(&r, JOB_ERR_APPLY_REJECTED, "denied", "ConfigMap api/x");
-	notify_plan(&t.cfg, &j, &r, JOB_DEAD, 0, &p);
+	notify_plan(&t.cfg, &j, &r, JOB_DEAD, 0, NULL, &p);
 	assert_int_equal(p.n, 1);
 	assert_non_null(plan_find(&p, "fallback"));
 	notify_plan_free(&p);
 	/* An app no longer configured still alerts through the defaults. */
 	job_init(&j, 3, JOB_SYNC, "gone", 0);
-	notify_plan(&t.cfg, &j, &r, JOB_DEAD, 0, &p);
+	notify_plan(&t.cfg, &j, &r, JOB_DEAD, 0, NULL, &p);
 	assert_int_equal(p.n, 1);
 	notify_plan_free(&p);
 	/* Notify jobs never plan alerts. */
 	job_init(&j, 4, JOB_NOTIFY, "web", 9);
-	notify_plan(&t.cfg, &j, &r, JOB_DEAD, 0, &p);
+	notify_plan(&t.cfg, &j, &r, JOB_DEAD, 0, NULL, &p);
 	assert_int_equal(p.n, 0);
 	notify_plan_free(&p);
 	/* No default and the app names none: nothing. */
 	t.cfg.nnotify_default = 0;
 	job_init(&j, 3, JOB_SYNC, "api", 0);
-	notify_plan(&t.cfg, &j, &r, JOB_DEAD, 0, &p);
+	notify_plan(&t.cfg, &j, &r, JOB_DEAD, 0, NULL, &p);
 	assert_int_equal(p.n, 0);
 	notify_plan_free(&p);
 }
@@ -195,7 +195,7 @@ key_of(struct tcfg *t, struct job *j, struct job_result *r,
 	const struct notify_plan_item *it;
 	char			*k;
 
-	notify_plan(&t->cfg, j, r, JOB_DEAD, 0, &p);
+	notify_plan(&t->cfg, j, r, JOB_DEAD, 0, NULL, &p);
 	it = plan_find(&p, notifier);
 	assert_non_null(it);
 	k = xstrdup(it->dedup_key);
@@ -602,7 +602,7 @@ test_commit_status(void **state)
 	job_init(&j, 9, JOB_SYNC, "web", 0);
 	memset(&r, 0, sizeof(r));
 	r.ok = 1;
-	notify_plan(cfg, &j, &r, JOB_SUCCEEDED, 0, &p);
+	notify_plan(cfg, &j, &r, JOB_SUCCEEDED, 0, NULL, &p);
 	assert_int_equal(p.n, 2);	/* s and chat (on: all) */
 	assert_non_null(plan_find(&p, "s"));
 	params = cJSON_Parse(plan_find(&p, "s")->spec.params);
@@ -624,7 +624,7 @@ test_commit_status(void **state)
 	assert_int_equal(p.n, 0);
 	notify_plan_free(&p);
 	job_init(&j, 10, JOB_UPDATE_IMAGE, "web", 0);
-	notify_plan(cfg, &j, &r, JOB_SUCCEEDED, 0, &p);
+	notify_plan(cfg, &j, &r, JOB_SUCCEEDED, 0, NULL, &p);
 	assert_int_equal(p.n, 1);
 	assert_null(plan_find(&p, "s"));
 	notify_plan_free(&p);

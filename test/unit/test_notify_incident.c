@@ -27,11 +27,17 @@
 
 
 static struct config *loaded;
+static int apps_borrowed;	/* loaded->apps is a test's own (a failed assert) */
 
 static int
 teardown(void **state)
 {
 	(void)state;
+	if (loaded != NULL && apps_borrowed) {
+		loaded->apps = NULL;
+		loaded->napps = 0;
+	}
+	apps_borrowed = 0;
 	config_unref(loaded);
 	loaded = NULL;
 	return 0;
@@ -200,10 +206,10 @@ test_alertmanager(void **state)
 	assert_string_equal(str(an, "pr_url"), failed.pr_url);
 	assert_string_equal(str(al, "generatorURL"), failed.url);
 	assert_string_equal(str(al, "startsAt"), "2023-11-14T22:13:20Z");
-	/* Firing: endsAt a day after now (the default expire_after_s). */
-	util_rfc3339(before + 86400 * 1000LL - 1000, want);
+	/* Firing: endsAt four resend intervals (60 s by default) ahead. */
+	util_rfc3339(before + 240 * 1000LL - 1000, want);
 	assert_true(strcmp(str(al, "endsAt"), want) >= 0);
-	util_rfc3339(util_now_ms() + 86400 * 1000LL + 1000, want);
+	util_rfc3339(util_now_ms() + 240 * 1000LL + 1000, want);
 	assert_true(strcmp(str(al, "endsAt"), want) <= 0);
 	cJSON_Delete(doc);
 	notify_request_free(&req);
@@ -408,36 +414,47 @@ test_checks(void **state)
 	config_errors_free(&e);
 }
 
+/* yaml_ok with one app, web on prod-eu, notifying am and pd; a failed
+ * sync of it in j and res. */
+static struct config *
+load_web(struct config_app *app, struct job *j, struct job_result *res)
+{
+	static char		*names[] = { "am", "pd" };
+	struct config		*cfg = load(yaml_ok, NULL);
+
+	memset(app, 0, sizeof(*app));
+	app->name = "web";
+	app->cluster = "prod-eu";
+	app->notify = names;
+	app->nnotify = 2;
+	cfg->apps = app;
+	cfg->napps = 1;
+	apps_borrowed = 1;
+	memset(j, 0, sizeof(*j));
+	j->kind = JOB_SYNC;
+	j->app = "web";
+	memset(res, 0, sizeof(*res));
+	return cfg;
+}
+
 /* One Alertmanager job per URL, each with its own dedup key. */
 static void
 test_plan_targets(void **state)
 {
 	struct config		*cfg;
 	struct config_app	 app;
-	char			*names[] = { "am", "pd" };
 	struct job		 j;
 	struct job_result	 res;
 	struct notify_plan	 p;
 	cJSON			*a, *b;
 
 	(void)state;
-	cfg = load(yaml_ok, NULL);
-	memset(&app, 0, sizeof(app));
-	app.name = "web";
-	app.cluster = "prod-eu";
-	app.notify = names;
-	app.nnotify = 2;
-	cfg->apps = &app;
-	cfg->napps = 1;
-	memset(&j, 0, sizeof(j));
+	cfg = load_web(&app, &j, &res);
 	j.id = 9;
-	j.kind = JOB_SYNC;
-	j.app = "web";
 	j.revision = "0123abcd";
-	memset(&res, 0, sizeof(res));
 	res.err_kind = JOB_ERR_UNHEALTHY;
 	res.error = "unhealthy";
-	notify_plan(cfg, &j, &res, JOB_DEAD, 0, &p);
+	notify_plan(cfg, &j, &res, JOB_DEAD, 0, NULL, &p);
 	cfg->apps = NULL;
 	cfg->napps = 0;
 	assert_int_equal(p.n, 3);
@@ -456,6 +473,130 @@ test_plan_targets(void **state)
 	assert_null(cJSON_GetObjectItem(a, "target"));
 	cJSON_Delete(a);
 	notify_plan_free(&p);
+}
+
+/*
+ * An incident per app and failure reason: the failure names its reason;
+ * the recovery resolves each reason the outbox has open (newest first,
+ * up to the last resolve), pagerduty with one alert and key apiece; the
+ * re-sends take the newest alertmanager failure of each target.
+ */
+static void
+test_plan_reasons(void **state)
+{
+	struct config		*cfg;
+	struct config_app	 app;
+	struct job		 j;
+	struct job_result	 res;
+	struct notify_plan	 p;
+	struct notify_open_set	 open;
+	struct notify_alert	 al;
+	char			 k0[65], k1[65];
+	cJSON			*a, *b;
+	size_t			 i;
+	static const char *const outbox[] = {	/* newest first */
+	    "{\"notifier\":\"pd\",\"event\":\"job.failed\",\"app\":\"web\","
+	    "\"incident\":\"sync/manifest\",\"job\":12}",
+	    "{\"notifier\":\"am\",\"event\":\"job.failed\",\"app\":\"web\","
+	    "\"target\":1,\"incident\":\"sync/manifest\",\"job\":12}",
+	    "{\"notifier\":\"pd\",\"event\":\"job.failed\",\"app\":\"web\","
+	    "\"incident\":\"sync/apply-rejected\",\"job\":11}",
+	    "{\"notifier\":\"pd\",\"event\":\"job.failed\",\"app\":\"web\","
+	    "\"incident\":\"sync/manifest\",\"job\":10}",
+	    "{\"notifier\":\"am\",\"event\":\"job.failed\",\"app\":\"web\","
+	    "\"incident\":\"sync/apply-rejected\",\"job\":11}",
+	    /* Resolved before: not open any more. */
+	    "{\"notifier\":\"pd\",\"event\":\"job.recovered\",\"app\":\"web\","
+	    "\"incident\":\"sync/timeout\",\"job\":8}",
+	    "{\"notifier\":\"pd\",\"event\":\"job.failed\",\"app\":\"web\","
+	    "\"incident\":\"update-image/git\",\"job\":7}",
+	};
+
+	(void)state;
+	cfg = load_web(&app, &j, &res);
+	j.id = 13;
+	res.err_kind = JOB_ERR_MANIFEST;
+	res.error = "apps/web/config.yaml: bad YAML";
+
+	/* The failure's reason: job kind and error kind. */
+	notify_plan(cfg, &j, &res, JOB_DEAD, 0, NULL, &p);
+	assert_int_equal(p.n, 3);
+	for (i = 0; i < p.n; i++) {
+		a = cJSON_Parse(p.items[i].spec.params);
+		assert_string_equal(str(a, "incident"), "sync/manifest");
+		cJSON_Delete(a);
+	}
+	notify_plan_free(&p);
+
+	memset(&open, 0, sizeof(open));
+	for (i = 0; i < nitems(outbox); i++)
+		notify_open_feed(&open, outbox[i]);
+	assert_int_equal(open.n, 4);	/* pd x2, am target 1, am target 0 */
+
+	memset(&res, 0, sizeof(res));
+	res.ok = 1;
+	for (i = 0; i < cfg->nnotifiers; i++)
+		cfg->notifiers[i].on |= CONFIG_ON_FAILURE | CONFIG_ON_RECOVERY;
+	notify_plan(cfg, &j, &res, JOB_SUCCEEDED, 1, &open, &p);
+	/* am: one resolve per URL; pd: one per open reason. */
+	assert_int_equal(p.n, 4);
+	a = cJSON_Parse(p.items[2].spec.params);
+	b = cJSON_Parse(p.items[3].spec.params);
+	assert_string_equal(str(a, "notifier"), "pd");
+	assert_string_equal(str(a, "event"), "job.recovered");
+	assert_string_equal(str(a, "incident"), "sync/manifest");
+	assert_string_equal(str(b, "incident"), "sync/apply-rejected");
+	assert_string_not_equal(p.items[2].dedup_key, p.items[3].dedup_key);
+	/* Each resolve carries the key its trigger had. */
+	memset(&al, 0, sizeof(al));
+	al.app = "web";
+	al.incident = str(a, "incident");
+	notifier_incident_key(find(cfg, "pd"), &al, k0);
+	al.incident = "sync/manifest";
+	notifier_incident_key(find(cfg, "pd"), &al, k1);
+	assert_string_equal(k0, k1);
+	al.incident = str(b, "incident");
+	notifier_incident_key(find(cfg, "pd"), &al, k1);
+	assert_string_not_equal(k0, k1);
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	notify_plan_free(&p);
+
+	/* With on: [all] any success resolves, per reason as well. */
+	assert_false(notify_wants_open(cfg, "web", 1, 0));
+	assert_false(notify_wants_open(cfg, "web", 0, 1));
+	assert_true(notify_wants_open(cfg, "web", 1, 1));
+	for (i = 0; i < cfg->nnotifiers; i++)
+		if (strcmp(cfg->notifiers[i].name, "pd") == 0)
+			cfg->notifiers[i].on = CONFIG_ON_ALL;
+	assert_true(notify_wants_open(cfg, "web", 1, 0));
+	notify_plan(cfg, &j, &res, JOB_SUCCEEDED, 0, &open, &p);
+	assert_int_equal(p.n, 2);
+	for (i = 0; i < p.n; i++) {
+		a = cJSON_Parse(p.items[i].spec.params);
+		assert_string_equal(str(a, "notifier"), "pd");
+		assert_string_equal(str(a, "event"), "job.succeeded");
+		assert_string_equal(str(a, "incident"), i == 0 ?
+		    "sync/manifest" : "sync/apply-rejected");
+		cJSON_Delete(a);
+	}
+	notify_plan_free(&p);
+
+	/* Re-sends: alertmanager only, its newest failure per target. */
+	notify_resend_plan(cfg, "web", &open, &p);
+	assert_int_equal(p.n, 2);
+	a = cJSON_Parse(p.items[0].spec.params);
+	b = cJSON_Parse(p.items[1].spec.params);
+	assert_string_equal(str(a, "notifier"), "am");
+	assert_int_equal(cJSON_GetObjectItem(a, "target")->valueint, 1);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a, "resend")));
+	assert_int_equal(cJSON_GetObjectItem(b, "job")->valueint, 11);
+	assert_int_equal(p.items[0].repeat_after_s, 59);
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	notify_plan_free(&p);
+	assert_int_equal(notify_resend_every_ms(cfg), 60000);
+	notify_open_free(&open);
 }
 
 static const cJSON *
@@ -644,6 +785,7 @@ main(void)
 		cmocka_unit_test_teardown(test_opsgenie, teardown),
 		cmocka_unit_test_teardown(test_checks, teardown),
 		cmocka_unit_test_teardown(test_plan_targets, teardown),
+		cmocka_unit_test_teardown(test_plan_reasons, teardown),
 		cmocka_unit_test_teardown(test_chat, teardown),
 		cmocka_unit_test_teardown(test_retry_hints, teardown),
 	};
