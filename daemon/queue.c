@@ -887,7 +887,10 @@ fail:
  * (queue_store_item's rules; one that cannot be stored fails alone).
  * The queue bound counts every job of the deliveries before a delivery
  * as added: near the bound it may refuse one that absorption or a
- * duplicate would have let in, never let one too many in.  -1: the
+ * duplicate would have let in, never let one too many in.  *added counts
+ * the jobs created: a sync absorbed into one already queued makes nothing
+ * newly runnable, so a round of those needs no claim (on PostgreSQL a
+ * claim is several round trips and a lock all replicas share).  -1: the
  * transaction is lost.
  */
 static int
@@ -962,7 +965,7 @@ queue_store_items(struct queue *q, const struct config *cfg,
 				sub->outcomes[i].job_ids = d->job_ids;
 				sub->outcomes[i].njob_ids = d->njobs;
 				q->pending += (int64_t)d->added;
-				*added += (int)d->njobs;
+				*added += (int)d->added;
 			}
 			d++;
 		}
