@@ -899,7 +899,9 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 	char		*json, now[24];
 	PGresult	*res, *rows = NULL;
 	size_t		 q, nq = 0, call, nulls;
-	int		 rc = -1, sent = 1, bad = 0, make;
+	const char	*state;
+	int		 rc = -1, sent = 1, synced, bad = 0, make;
+	int		 missing = 0;
 
 	if (PQstatus(st->conn) == CONNECTION_BAD) {
 		store_pg_errmsg(st, err, errlen, "ingest", NULL);
@@ -933,7 +935,9 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 	for (q = 0; q < nq && sent; q++)
 		sent = PQsendQueryParams(st->conn, sql[q], q == call ? 2 : 0,
 		    NULL, q == call ? vals : NULL, NULL, NULL, 0) == 1;
-	if (!sent || PQpipelineSync(st->conn) != 1) {
+	/* Also after a failed send: the sync flushes what went out. */
+	synced = PQpipelineSync(st->conn) == 1;
+	if (!sent || !synced) {
 		store_pg_errmsg(st, err, errlen, "ingest", NULL);
 		bad = 2;
 	}
@@ -944,7 +948,7 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 	 * after it come back PGRES_PIPELINE_ABORTED.  bad: 1 after the
 	 * savepoint, 2 before it or the connection.
 	 */
-	for (q = 0, nulls = 0; PQstatus(st->conn) == CONNECTION_OK;) {
+	for (q = 0, nulls = 0; synced && PQstatus(st->conn) == CONNECTION_OK;) {
 		if ((res = PQgetResult(st->conn)) == NULL) {
 			if (++nulls > nq)
 				break;
@@ -957,8 +961,13 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 			break;
 		}
 		if (q >= nq || rs != want[q]) {
-			if (!bad)
+			if (!bad) {
 				store_pg_errmsg(st, err, errlen, "ingest", res);
+				state = PQresultErrorField(res,
+				    PG_DIAG_SQLSTATE);
+				missing = state != NULL &&
+				    strcmp(state, "42883") == 0;
+			}
 			if (q == 0 || q >= nq)
 				bad = 2;
 			else if (!bad)
@@ -976,9 +985,10 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 		goto out;
 	}
 	if (bad) {
-		/* Gone if the round that made it was rolled back: made
-		 * again by the next call. */
-		st->prepared &= ~(1u << STORE_PG_ST_INGEST_FN);
+		/* undefined_function: the round that made it was rolled
+		 * back.  The next call makes it again. */
+		if (missing)
+			st->prepared &= ~(1u << STORE_PG_ST_INGEST_FN);
 		if (store_pg_cmd(st, "ROLLBACK TO SAVEPOINT ingest", NULL,
 		    "rollback to", NULL, NULL, 0) == -1 ||
 		    store_pg_cmd(st, "RELEASE SAVEPOINT ingest", NULL,
