@@ -50,7 +50,9 @@
  *   writing it rolls back the whole round (no savepoint per delivery,
  *   see queue_store_item); a failed round or commit answers QUEUE_ERROR
  *   for all of it, and finished attempts of that round are kept to be
- *   recorded again.
+ *   recorded again.  A store that takes a round's deliveries at once
+ *   (add_deliveries: PostgreSQL, where each statement is a round trip)
+ *   leaves a delivery it cannot store out alone (QUEUE_ERROR for it).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -1040,6 +1042,100 @@ fail:
 	return QUEUE_ERROR;
 }
 
+/*
+ * A round's deliveries in one call, for a store that sends them at once
+ * (queue_store_item's rules; one that cannot be stored fails alone).
+ * The queue bound counts every job of the deliveries before a delivery
+ * as added: near the bound it may refuse one that absorption or a
+ * duplicate would have let in, never let one too many in.  *added counts
+ * the jobs created: a sync absorbed into one already queued makes nothing
+ * newly runnable, so a round of those needs no claim (on PostgreSQL a
+ * claim is several round trips and a lock all replicas share).  -1: the
+ * transaction is lost.
+ */
+static int
+queue_store_deliveries(struct queue *q, const struct config *cfg,
+    struct queue_sub *subs, int64_t now, int *added, size_t *nitems)
+{
+	struct store_delivery	*ds = NULL, *d;
+	struct queue_sub	*sub;
+	struct queue_sub_item	*it;
+	int			*maxa = NULL;
+	char			 err[256];
+	int64_t			 bound = q->pending, *ids;
+	size_t			 i, k, n = 0, nd = 0, na = 0, nj = 0;
+	int			 rc = -1;
+
+	for (sub = subs; sub != NULL; sub = sub->next) {
+		n += sub->n;
+		for (i = 0; i < sub->n; i++)
+			nj += sub->items[i].njobs;
+	}
+	*nitems = n;
+	ds = xcalloc(n + 1, sizeof(*ds));
+	maxa = xcalloc(nj + 1, sizeof(*maxa));
+	for (sub = subs; sub != NULL; sub = sub->next) {
+		for (i = 0, k = 0; i < sub->n; i++)
+			k += sub->items[i].njobs;
+		sub->ids = ids = xcalloc(k + 1, sizeof(int64_t));
+		for (i = 0; i < sub->n; ids += sub->items[i].njobs, i++) {
+			it = &sub->items[i];
+			if (cfg->queue.max_queued > 0 &&
+			    bound + (int64_t)it->njobs > cfg->queue.max_queued) {
+				sub->outcomes[i].status = QUEUE_FULL;
+				continue;
+			}
+			bound += (int64_t)it->njobs;
+			d = &ds[nd++];
+			d->ev.source = it->source;
+			d->ev.delivery = it->delivery;
+			d->ev.kind = it->kind;
+			d->ev.summary = it->summary;
+			d->ev.received_ms = it->received_ms;
+			d->jobs = it->jobs;
+			d->njobs = it->njobs;
+			d->max_attempts = &maxa[na];
+			for (k = 0; k < it->njobs; k++)
+				maxa[na++] = job_max_attempts(cfg,
+				    it->jobs[k].kind);
+			d->job_ids = ids;
+		}
+	}
+	if (nd > 0 && q->ops->add_deliveries(q->wr, ds, nd, now, err,
+	    sizeof(err)) == -1) {
+		log_warnx("queue: cannot store a round of %zu deliveries: %s"
+		    " (the round is rolled back)", nd, err);
+		goto out;
+	}
+	d = ds;
+	for (sub = subs; sub != NULL; sub = sub->next)
+		for (i = 0; i < sub->n; i++) {
+			if (sub->outcomes[i].status == QUEUE_FULL)
+				continue;
+			if (d->status == 1)
+				sub->outcomes[i].status = QUEUE_DUPLICATE;
+			else if (d->status == -1) {
+				log_warnx("queue: cannot store delivery %s of"
+				    " %s: %s", d->ev.delivery, d->ev.source,
+				    d->err);
+				sub->outcomes[i].status = QUEUE_ERROR;
+			} else {
+				sub->outcomes[i].status = QUEUE_OK;
+				sub->outcomes[i].event_id = d->event_id;
+				sub->outcomes[i].job_ids = d->job_ids;
+				sub->outcomes[i].njob_ids = d->njobs;
+				q->pending += (int64_t)d->added;
+				*added += (int)d->added;
+			}
+			d++;
+		}
+	rc = 0;
+out:
+	free(ds);
+	free(maxa);
+	return rc;
+}
+
 static void
 queue_store_gauges(struct queue *q)
 {
@@ -1175,7 +1271,11 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 		} else if (r > 0)
 			added = 1;
 	}
-	for (sub = subs; sub != NULL; sub = sub->next) {
+	if (q->ops->add_deliveries != NULL) {
+		if (queue_store_deliveries(q, cfg, subs, now, &added,
+		    &nitems) == -1)
+			broken = 1;
+	} else for (sub = subs; sub != NULL; sub = sub->next) {
 		for (i = 0, nids = 0; i < sub->n; i++)
 			nids += sub->items[i].njobs;
 		sub->ids = xcalloc(nids + 1, sizeof(int64_t));

@@ -2,8 +2,10 @@
  * store_pg.c: the state store on PostgreSQL (include/store.h), for
  * several replicas sharing one database (DESIGN.md section 9).
  *
- * Every statement goes through PQexecParams with its values as $n
- * parameters in text form; no SQL is ever built from a value.  Every
+ * Every statement goes through PQexecParams (or, for a round's
+ * deliveries, PQsendQueryParams in one pipeline, see add_deliveries) with
+ * its values as $n parameters in text form; no SQL is ever built from a
+ * value.  Every
  * result is checked and cleared before the call returns.  Job states and
  * kinds are stored as their enum numbers, as in the SQLite backend, so the
  * two backends read the same rows the same way.
@@ -89,6 +91,7 @@ enum store_pg_stmt {
 	STORE_PG_ST_EVENT,
 	STORE_PG_ST_ABSORB,
 	STORE_PG_ST_LINK,
+	STORE_PG_ST_INGEST_FN,	/* pg_temp.gitopsd_ingest made */
 };
 
 struct store {
@@ -827,6 +830,365 @@ store_pg_add_job(struct store *st, const struct job_spec *js,
 	PQclear(res);
 	st->wake = 1;
 	return store_pg_link(st, event_id, *job_id, err, errlen);
+}
+
+/*
+ * A round's deliveries in one round trip: one call of a function that
+ * stores each as add_event and add_job would, in order, inside a
+ * savepoint, sent in a pipeline with the savepoint and its release.
+ * Statement by statement, a round of N deliveries took 3N round trips,
+ * each a wake-up of the server and then of the store thread; on a busy
+ * machine those waits were most of a round (docs/benchmarks.md).  The
+ * function is the session's own (pg_temp, made at its first use, gone
+ * with the session): nothing in the schema changes.  Its statements are
+ * the ones above; the absorbing UPDATE sees the jobs that earlier
+ * deliveries of the same call inserted, as it does statement by
+ * statement.  The deliveries go as one JSON array (cJSON quotes every
+ * value; text that is not UTF-8 fails the call, and the fallback stores
+ * the others).  It answers one row per delivery (o_job NULL; o_event NULL
+ * for a duplicate), then one per job of a stored delivery.
+ */
+static const char store_pg_ingest_fn[] =
+    "CREATE OR REPLACE FUNCTION pg_temp.gitopsd_ingest(ds jsonb,"
+    " now_ms bigint) RETURNS TABLE(o_i integer, o_event bigint,"
+    " o_job bigint, o_absorbed boolean) LANGUAGE plpgsql AS $f$"
+    " DECLARE d jsonb; j jsonb; n integer; k integer; eid bigint;"
+    " jid bigint;"
+    " BEGIN"
+    "  FOR n IN 0 .. jsonb_array_length(ds) - 1 LOOP"
+    "   d := ds->n;"
+    "   INSERT INTO events(source, delivery, received, kind, summary)"
+    "    VALUES (d->>'s', d->>'d', (d->>'r')::bigint, d->>'k', d->>'m')"
+    "    ON CONFLICT (source, delivery) DO NOTHING RETURNING id INTO eid;"
+    "   o_i := n; o_event := eid; o_job := NULL; o_absorbed := NULL;"
+    "   RETURN NEXT;"
+    "   CONTINUE WHEN eid IS NULL;"
+    "   FOR k IN 0 .. jsonb_array_length(d->'j') - 1 LOOP"
+    "    j := d->'j'->k;"
+    "    jid := NULL;"
+    "    IF (j->>'s')::boolean THEN"
+    "     UPDATE jobs SET revision = j->>'v', updated = now_ms WHERE id ="
+    "      (SELECT id FROM jobs WHERE app = j->>'a' AND kind = 1"
+    "      AND state = 1 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+    "      RETURNING id INTO jid;"
+    "    END IF;"
+    "    o_absorbed := jid IS NOT NULL;"
+    "    IF jid IS NULL THEN"
+    "     INSERT INTO jobs(kind, state, app, repo, revision, image, tag,"
+    "      digest, params, event_id, attempts, max_attempts, created,"
+    "      updated, not_before) VALUES ((j->>'k')::integer, 1, j->>'a',"
+    "      j->>'p', j->>'v', j->>'i', j->>'t', j->>'g', j->>'x', eid, 0,"
+    "      (j->>'n')::integer, now_ms, now_ms, 0) RETURNING id INTO jid;"
+    "    END IF;"
+    "    INSERT INTO event_jobs(event_id, job_id) VALUES (eid, jid)"
+    "     ON CONFLICT DO NOTHING;"
+    "    o_job := jid;"
+    "    RETURN NEXT;"
+    "   END LOOP;"
+    "  END LOOP;"
+    " END $f$";
+
+/* Adds key: s (NULL as null) to o; -1 when out of memory. */
+static int
+store_pg_json_str(cJSON *o, const char *key, const char *s)
+{
+	cJSON	*v = s != NULL ? cJSON_CreateString(s) : cJSON_CreateNull();
+
+	if (v == NULL || !cJSON_AddItemToObject(o, key, v)) {
+		cJSON_Delete(v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+store_pg_json_num(cJSON *o, const char *key, double n)
+{
+	return cJSON_AddNumberToObject(o, key, n) != NULL ? 0 : -1;
+}
+
+/* The deliveries as the function's JSON argument (caller frees). */
+static char *
+store_pg_ingest_json(const struct store_delivery *ds, size_t n)
+{
+	const struct job_spec	*js;
+	cJSON			*a, *o, *jobs, *j;
+	char			*s = NULL;
+	size_t			 i, k;
+
+	if ((a = cJSON_CreateArray()) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if ((o = cJSON_CreateObject()) == NULL)
+			goto out;
+		if (!cJSON_AddItemToArray(a, o)) {
+			cJSON_Delete(o);
+			goto out;
+		}
+		if (store_pg_json_str(o, "s", ds[i].ev.source) == -1 ||
+		    store_pg_json_str(o, "d", ds[i].ev.delivery) == -1 ||
+		    store_pg_json_num(o, "r",
+		    (double)ds[i].ev.received_ms) == -1 ||
+		    store_pg_json_str(o, "k", ds[i].ev.kind) == -1 ||
+		    store_pg_json_str(o, "m", ds[i].ev.summary) == -1 ||
+		    (jobs = cJSON_AddArrayToObject(o, "j")) == NULL)
+			goto out;
+		for (k = 0; k < ds[i].njobs; k++) {
+			js = &ds[i].jobs[k];
+			if ((j = cJSON_CreateObject()) == NULL)
+				goto out;
+			if (!cJSON_AddItemToArray(jobs, j)) {
+				cJSON_Delete(j);
+				goto out;
+			}
+			/* s: a sync of an app, absorbed into its queued one. */
+			if (cJSON_AddBoolToObject(j, "s", js->kind == JOB_SYNC &&
+			    js->app != NULL) == NULL ||
+			    store_pg_json_num(j, "k", (double)js->kind) == -1 ||
+			    store_pg_json_str(j, "a", js->app) == -1 ||
+			    store_pg_json_str(j, "p", js->repo) == -1 ||
+			    store_pg_json_str(j, "v", js->revision) == -1 ||
+			    store_pg_json_str(j, "i", js->image) == -1 ||
+			    store_pg_json_str(j, "t", js->tag) == -1 ||
+			    store_pg_json_str(j, "g", js->digest) == -1 ||
+			    store_pg_json_str(j, "x", js->params) == -1 ||
+			    store_pg_json_num(j, "n",
+			    (double)ds[i].max_attempts[k]) == -1)
+				goto out;
+		}
+	}
+	s = cJSON_PrintUnformatted(a);
+out:
+	cJSON_Delete(a);
+	return s;
+}
+
+/* The function's rows into ds; -1 when they do not fit the deliveries. */
+static int
+store_pg_ingest_rows(struct store *st, const PGresult *res,
+    struct store_delivery *ds, size_t n)
+{
+	struct store_delivery	*d = NULL;
+	const char		*absorbed;
+	int64_t			 i;
+	size_t			 k = 0;
+	int			 r;
+
+	for (i = 0; i < (int64_t)n; i++) {
+		ds[i].status = -1;
+		ds[i].added = 0;
+	}
+	for (r = 0; r < PQntuples(res); r++) {
+		i = store_pg_int(res, r, 0);
+		if (i < 0 || i >= (int64_t)n)
+			return -1;
+		if (PQgetisnull(res, r, 2)) {
+			if (d != NULL && d->status == 0 && k != d->njobs)
+				return -1;
+			d = &ds[i];
+			d->event_id = store_pg_int(res, r, 1);
+			d->status = d->event_id > 0 ? 0 : 1;
+			k = 0;
+			continue;
+		}
+		absorbed = store_pg_val(res, r, 3);
+		if (d != &ds[i] || d->status != 0 || k >= d->njobs ||
+		    absorbed == NULL)
+			return -1;
+		d->job_ids[k++] = store_pg_int(res, r, 2);
+		if (strcmp(absorbed, "t") != 0) {
+			d->added++;
+			st->wake = 1;
+		}
+	}
+	if (d != NULL && d->status == 0 && k != d->njobs)
+		return -1;
+	for (i = 0; i < (int64_t)n; i++)
+		if (ds[i].status == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * The pipeline: SAVEPOINT, the function (made at the session's first
+ * round, inside the savepoint so that a failure to make it only costs
+ * the fallback), the call, RELEASE, one sync.  0: stored (ds filled);
+ * 1: the call failed and its savepoint was rolled back (err says why;
+ * nothing of it remains); -1: the transaction is lost.
+ */
+static int
+store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
+    int64_t now_ms, char *err, size_t errlen)
+{
+	const char	*sql[4], *vals[2];
+	ExecStatusType	 want[4], rs;
+	char		*json, now[24];
+	PGresult	*res, *rows = NULL;
+	size_t		 q, nq = 0, call, nulls;
+	const char	*state;
+	int		 rc = -1, sent = 1, synced, bad = 0, make;
+	int		 missing = 0;
+
+	if (PQstatus(st->conn) == CONNECTION_BAD) {
+		store_pg_errmsg(st, err, errlen, "ingest", NULL);
+		return -1;
+	}
+	make = !(st->prepared & (1u << STORE_PG_ST_INGEST_FN));
+	want[nq] = PGRES_COMMAND_OK;
+	sql[nq++] = "SAVEPOINT ingest";
+	if (make) {
+		want[nq] = PGRES_COMMAND_OK;
+		sql[nq++] = store_pg_ingest_fn;
+	}
+	call = nq;
+	want[nq] = PGRES_TUPLES_OK;
+	sql[nq++] = "SELECT o_i, o_event, o_job, o_absorbed FROM"
+	    " pg_temp.gitopsd_ingest($1::jsonb, $2::bigint)";
+	want[nq] = PGRES_COMMAND_OK;
+	sql[nq++] = "RELEASE SAVEPOINT ingest";
+	if ((json = store_pg_ingest_json(ds, n)) == NULL) {
+		snprintf(err, errlen, "ingest: out of memory");
+		return 1;
+	}
+	snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+	vals[0] = json;
+	vals[1] = now;
+	if (PQenterPipelineMode(st->conn) != 1) {
+		store_pg_errmsg(st, err, errlen, "ingest", NULL);
+		free(json);
+		return -1;
+	}
+	for (q = 0; q < nq && sent; q++)
+		sent = PQsendQueryParams(st->conn, sql[q], q == call ? 2 : 0,
+		    NULL, q == call ? vals : NULL, NULL, NULL, 0) == 1;
+	/* Also after a failed send: the sync flushes what went out. */
+	synced = PQpipelineSync(st->conn) == 1;
+	if (!sent || !synced) {
+		store_pg_errmsg(st, err, errlen, "ingest", NULL);
+		bad = 2;
+	}
+	free(json);
+	/*
+	 * Each statement's results end with a NULL; the sync's result ends
+	 * the pipeline.  The first failure is the reason; the statements
+	 * after it come back PGRES_PIPELINE_ABORTED.  bad: 1 after the
+	 * savepoint, 2 before it or the connection.
+	 */
+	for (q = 0, nulls = 0; synced && PQstatus(st->conn) == CONNECTION_OK;) {
+		if ((res = PQgetResult(st->conn)) == NULL) {
+			if (++nulls > nq)
+				break;
+			q++;
+			continue;
+		}
+		rs = PQresultStatus(res);
+		if (rs == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			break;
+		}
+		if (q >= nq || rs != want[q]) {
+			if (!bad) {
+				store_pg_errmsg(st, err, errlen, "ingest", res);
+				state = PQresultErrorField(res,
+				    PG_DIAG_SQLSTATE);
+				missing = state != NULL &&
+				    strcmp(state, "42883") == 0;
+			}
+			if (q == 0 || q >= nq)
+				bad = 2;
+			else if (!bad)
+				bad = 1;
+			PQclear(res);
+		} else if (q == call && rows == NULL)
+			rows = res;
+		else
+			PQclear(res);
+	}
+	if (PQexitPipelineMode(st->conn) != 1 ||
+	    PQstatus(st->conn) == CONNECTION_BAD || bad == 2) {
+		if (!bad)
+			store_pg_errmsg(st, err, errlen, "ingest", NULL);
+		goto out;
+	}
+	if (bad) {
+		/* undefined_function: the round that made it was rolled
+		 * back.  The next call makes it again. */
+		if (missing)
+			st->prepared &= ~(1u << STORE_PG_ST_INGEST_FN);
+		if (store_pg_cmd(st, "ROLLBACK TO SAVEPOINT ingest", NULL,
+		    "rollback to", NULL, NULL, 0) == -1 ||
+		    store_pg_cmd(st, "RELEASE SAVEPOINT ingest", NULL,
+		    "release", NULL, NULL, 0) == -1)
+			goto out;
+		rc = 1;
+		goto out;
+	}
+	st->prepared |= 1u << STORE_PG_ST_INGEST_FN;
+	if (rows == NULL || store_pg_ingest_rows(st, rows, ds, n) == -1) {
+		/* Released already: what it stored cannot be told apart. */
+		snprintf(err, errlen, "ingest: the answer does not fit the"
+		    " deliveries");
+		goto out;
+	}
+	rc = 0;
+out:
+	PQclear(rows);
+	return rc;
+}
+
+/*
+ * After a failed call, delivery by delivery, each in a savepoint, so the
+ * one that fails is the only one left out.  -1: the transaction is lost.
+ */
+static int
+store_pg_ingest_each(struct store *st, struct store_delivery *ds, size_t n,
+    int64_t now_ms, char *err, size_t errlen)
+{
+	struct store_delivery	*d;
+	size_t			 i, k;
+	int			 absorbed;
+
+	for (i = 0; i < n; i++) {
+		d = &ds[i];
+		d->added = 0;
+		d->status = -1;
+		if (store_pg_item_begin(st, d->err, sizeof(d->err)) == 0) {
+			d->status = store_pg_add_event(st, &d->ev,
+			    &d->event_id, d->err, sizeof(d->err));
+			for (k = 0; d->status == 0 && k < d->njobs; k++) {
+				if (store_pg_add_job(st, &d->jobs[k],
+				    d->event_id, d->max_attempts[k], now_ms,
+				    &d->job_ids[k], &absorbed, d->err,
+				    sizeof(d->err)) == -1)
+					d->status = -1;
+				else if (!absorbed)
+					d->added++;
+			}
+			if (d->status != -1 &&
+			    store_pg_item_end(st, d->err, sizeof(d->err)) == 0)
+				continue;
+			d->status = -1;
+			d->added = 0;
+			store_pg_item_abort(st);
+		}
+		if (PQstatus(st->conn) == CONNECTION_BAD ||
+		    PQtransactionStatus(st->conn) != PQTRANS_INTRANS) {
+			snprintf(err, errlen, "%s", d->err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+store_pg_add_deliveries(struct store *st, struct store_delivery *ds,
+    size_t n, int64_t now_ms, char *err, size_t errlen)
+{
+	int	 r;
+
+	if ((r = store_pg_ingest_call(st, ds, n, now_ms, err, errlen)) != 1)
+		return r;
+	return store_pg_ingest_each(st, ds, n, now_ms, err, errlen);
 }
 
 static int
@@ -2095,6 +2457,7 @@ const struct store_ops store_pg_ops = {
 	.upkeep = NULL,		/* nothing beside the writer (see the top) */
 	.add_event = store_pg_add_event,
 	.add_job = store_pg_add_job,
+	.add_deliveries = store_pg_add_deliveries,
 	.count_pending = store_pg_count_pending,
 	.count_states = store_pg_count_states,
 	.renew = store_pg_renew,

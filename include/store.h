@@ -36,6 +36,24 @@ struct store_event {
 	int64_t		 received_ms;
 };
 
+/*
+ * One delivery of a round for add_deliveries: its event and jobs (borrowed;
+ * max_attempts[k] and job_ids[k] for jobs[k]), and what became of it.
+ */
+struct store_delivery {
+	struct store_event	 ev;
+	const struct job_spec	*jobs;
+	const int		*max_attempts;
+	size_t			 njobs;
+	/* Out: 0 stored, 1 a duplicate (nothing written), -1 not stored
+	 * (nothing of it written, the others unharmed). */
+	int			 status;
+	int64_t			 event_id;
+	int64_t			*job_ids;
+	size_t			 added;		/* jobs created, not absorbed */
+	char			 err[160];	/* status -1 */
+};
+
 /* A job as the admin API shows it.  Strings malloc'd (store_job_row_clear). */
 struct store_job_row {
 	int64_t		 id;
@@ -245,6 +263,16 @@ struct store_ops {
 			    int64_t event_id, int max_attempts, int64_t now_ms,
 			    int64_t *job_id, int *absorbed, char *err,
 			    size_t errlen);
+	/*
+	 * A round's deliveries at once, each as add_event then add_job for
+	 * its jobs would store it, in order (NULL: the caller makes those
+	 * calls).  A delivery that cannot be stored is left out whole
+	 * (status -1) without failing the others.  Returns -1 only when the
+	 * transaction itself is lost (the caller rolls it back).
+	 */
+	int		 (*add_deliveries)(struct store *,
+			    struct store_delivery *, size_t n, int64_t now_ms,
+			    char *err, size_t errlen);
 	/* Jobs waiting to run (queued, or failed awaiting retry). */
 	int		 (*count_pending)(struct store *, int64_t *n,
 			    char *err, size_t errlen);

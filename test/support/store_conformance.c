@@ -491,6 +491,198 @@ conf_rollback(void **state)
 	OPS->close(st);
 }
 
+/*
+ * One round of deliveries as the queue stores it: add_deliveries where
+ * the backend has it, else add_event and add_job one by one, a failure
+ * rolling back the whole round (every delivery then status -1).
+ */
+static void
+conf_round(struct store *st, struct store_delivery *ds, size_t n, int64_t now)
+{
+	size_t	 i, k;
+	int	 absorbed;
+
+	OK(OPS->begin(st, err, sizeof(err)));
+	if (OPS->add_deliveries != NULL) {
+		OK(OPS->add_deliveries(st, ds, n, now, err, sizeof(err)));
+		OK(OPS->commit(st, err, sizeof(err)));
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		ds[i].added = 0;
+		ds[i].status = OPS->add_event(st, &ds[i].ev, &ds[i].event_id,
+		    ds[i].err, sizeof(ds[i].err));
+		for (k = 0; ds[i].status == 0 && k < ds[i].njobs; k++) {
+			if (OPS->add_job(st, &ds[i].jobs[k], ds[i].event_id,
+			    ds[i].max_attempts[k], now, &ds[i].job_ids[k],
+			    &absorbed, ds[i].err, sizeof(ds[i].err)) == -1)
+				ds[i].status = -1;
+			else if (!absorbed)
+				ds[i].added++;
+		}
+		if (ds[i].status == -1) {
+			OPS->rollback(st);
+			for (k = 0; k < n; k++)
+				ds[k].status = -1;
+			return;
+		}
+	}
+	OK(OPS->commit(st, err, sizeof(err)));
+}
+
+static int
+conf_has_delivery(struct store *st, const char *delivery)
+{
+	struct store_event_row	*rows;
+	size_t			 n, i;
+	int64_t			 next;
+	int			 found = 0;
+
+	OK(OPS->list_events(st, 0, 100, &rows, &n, &next, err, sizeof(err)));
+	for (i = 0; i < n; i++)
+		if (strcmp(rows[i].delivery, delivery) == 0)
+			found++;
+	store_event_rows_free(rows, n);
+	return found;
+}
+
+/*
+ * A round of deliveries: one repeated from an earlier round and one
+ * within the round are duplicates, syncs of one app absorb into the first
+ * one's job, a delivery without jobs is stored, and one whose text the
+ * store cannot take (not UTF-8: PostgreSQL refuses it) is left out alone,
+ * the others stored.  The next rounds store as well (after the failure,
+ * and after a round rolled back).
+ */
+static void
+conf_deliveries(void **state)
+{
+	static const int	 maxa[2] = { 3, 5 };
+	struct job_spec		 web[2] = {
+		{ .kind = JOB_SYNC, .app = "web", .repo = "apps",
+		    .revision = "rev1" },
+		{ .kind = JOB_UPDATE_IMAGE, .app = "web", .repo = "apps",
+		    .image = "registry.local/web", .tag = "1.0.0" },
+	};
+	struct job_spec		 web2 = { .kind = JOB_SYNC, .app = "web",
+				    .repo = "apps", .revision = "rev2" };
+	struct job_spec		 web3 = { .kind = JOB_SYNC, .app = "web",
+				    .repo = "apps", .revision = "rev3" };
+	struct job_spec		 api1 = { .kind = JOB_SYNC, .app = "api",
+				    .repo = "apps", .revision = "a1" };
+	struct job_spec		 api2 = { .kind = JOB_SYNC, .app = "api",
+				    .repo = "apps", .revision = "a2" };
+	const struct {
+		const char		*delivery;
+		const struct job_spec	*jobs;
+		size_t			 njobs;
+	} plan[7] = {
+		{ "d-1", web, 2 },
+		{ "d-0", &web2, 1 },	/* stored before */
+		{ "d-2", &web2, 1 },
+		{ "d-bad", &api1, 1 },	/* its summary is not UTF-8 */
+		{ "d-2", &web3, 1 },	/* again in the round */
+		{ "d-3", NULL, 0 },
+		{ "d-4", &api2, 1 },
+	};
+	int64_t			 ids[7][2];
+	struct store_delivery	 ds[7], more[1];
+	struct store_job_row	 r;
+	struct store		*st;
+	size_t			 i;
+	int64_t			 web_sync;
+
+	(void)state;
+	st = conf_open();
+	OK(OPS->writer_start(st, 0, err, sizeof(err)));
+	assert_int_equal(conf_event(st, "github", "d-0", 900, NULL), 0);
+	memset(ds, 0, sizeof(ds));
+	memset(ids, 0, sizeof(ids));
+	for (i = 0; i < nitems(ds); i++) {
+		ds[i].ev = (struct store_event){ "github", NULL, "push",
+		    "summary", 1000 + (int64_t)i };
+		ds[i].max_attempts = maxa;
+		ds[i].job_ids = ids[i];
+		ds[i].status = 99;
+	}
+	for (i = 0; i < nitems(ds); i++) {
+		ds[i].ev.delivery = plan[i].delivery;
+		ds[i].jobs = plan[i].jobs;
+		ds[i].njobs = plan[i].njobs;
+	}
+	ds[3].ev.summary = "caf\xe9 \xff";
+	conf_round(st, ds, nitems(ds), 2000);
+
+	assert_int_equal(ds[0].status, 0);
+	assert_true(ds[0].event_id > 0);
+	assert_true(ids[0][0] > 0 && ids[0][1] > 0 && ids[0][0] != ids[0][1]);
+	assert_int_equal(ds[0].added, 2);
+	web_sync = ids[0][0];
+	assert_int_equal(ds[1].status, 1);
+	assert_int_equal(ds[2].status, 0);
+	assert_int_equal(ids[2][0], web_sync);
+	assert_int_equal(ds[2].added, 0);
+	assert_int_equal(ds[4].status, 1);
+	assert_int_equal(ds[5].status, 0);
+	assert_true(ds[5].event_id > ds[2].event_id);
+	assert_int_equal(ds[6].status, 0);
+	/* Stored whole or not at all. */
+	assert_true(ds[3].status == 0 || ds[3].status == -1);
+	assert_int_equal(conf_has_delivery(st, "d-bad"), ds[3].status == 0);
+	if (ds[3].status == 0) {
+		assert_int_equal(ds[6].added, 0);
+		assert_int_equal(ids[6][0], ids[3][0]);
+	} else {
+		assert_int_equal(ds[6].added, 1);
+		assert_int_equal(OPS->get_job(st, ids[6][0], &r, err,
+		    sizeof(err)), 1);
+		assert_string_equal(r.revision, "a2");
+		assert_int_equal(r.event_id, ds[6].event_id);
+		store_job_row_clear(&r);
+	}
+	assert_int_equal(conf_has_delivery(st, "d-0"), 1);
+	assert_int_equal(conf_has_delivery(st, "d-2"), 1);
+	assert_int_equal(conf_has_delivery(st, "d-3"), 1);
+
+	assert_int_equal(OPS->get_job(st, web_sync, &r, err, sizeof(err)), 1);
+	assert_string_equal(r.revision, "rev2");
+	assert_int_equal(r.event_id, ds[0].event_id);
+	assert_int_equal(r.max_attempts, 3);
+	store_job_row_clear(&r);
+	assert_int_equal(OPS->get_job(st, ids[0][1], &r, err, sizeof(err)), 1);
+	assert_int_equal(r.kind, JOB_UPDATE_IMAGE);
+	assert_string_equal(r.tag, "1.0.0");
+	assert_int_equal(r.max_attempts, 5);
+	store_job_row_clear(&r);
+
+	/* A round rolled back stores nothing; the next one stores. */
+	memset(more, 0, sizeof(more));
+	more[0].ev = (struct store_event){ "github", "d-5", "push", "s", 3000 };
+	more[0].jobs = &web3;
+	more[0].njobs = 1;
+	more[0].max_attempts = maxa;
+	more[0].job_ids = ids[0];
+	if (OPS->add_deliveries != NULL) {
+		OK(OPS->begin(st, err, sizeof(err)));
+		OK(OPS->add_deliveries(st, more, 1, 3000, err, sizeof(err)));
+		assert_int_equal(more[0].status, 0);
+		OPS->rollback(st);
+		assert_int_equal(conf_has_delivery(st, "d-5"), 0);
+	}
+	conf_round(st, more, 1, 3000);
+	assert_int_equal(more[0].status, 0);
+	assert_int_equal(ids[0][0], web_sync);
+	more[0].ev.delivery = "d-6";
+	conf_round(st, more, 1, 3001);
+	assert_int_equal(more[0].status, 0);
+	assert_int_equal(OPS->get_job(st, web_sync, &r, err, sizeof(err)), 1);
+	assert_string_equal(r.revision, "rev3");
+	store_job_row_clear(&r);
+	assert_int_equal(conf_has_delivery(st, "d-5"), 1);
+	assert_int_equal(conf_has_delivery(st, "d-6"), 1);
+	OPS->close(st);
+}
+
 /* ---- jobs */
 
 static void
@@ -2070,6 +2262,7 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		T(conf_dedup),
 		T(conf_rollback),
+		T(conf_deliveries),
 		T(conf_absorb),
 		T(conf_claim_rules),
 		T(conf_finish_attempts),
