@@ -1499,7 +1499,8 @@ store_pg_takeover_dead(struct store *st, int64_t expired_ms,
 {
 	struct store_pg_params	 p = { .n = 0 };
 	PGresult		*res;
-	int			 i;
+	struct job		**v;
+	int			 i, nt;
 
 	store_pg_p_int(&p, expired_ms);
 	if ((res = store_pg_q(st, "SELECT " STORE_PG_CLAIM_COLS
@@ -1507,12 +1508,13 @@ store_pg_takeover_dead(struct store *st, int64_t expired_ms,
 	    " AND j.attempts + 1 >= j.max_attempts ORDER BY j.id", &p,
 	    PGRES_TUPLES_OK, "takeover", err, errlen)) == NULL)
 		return -1;
-	if (PQntuples(res) > 0)
-		// NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers
-		*jobs = xreallocarray(NULL, (size_t)PQntuples(res),
-		    sizeof(**jobs));
-	for (i = 0; i < PQntuples(res); i++)
-		(*jobs)[(*n)++] = store_pg_job_from_row(res, i);
+	if ((nt = PQntuples(res)) > 0) {
+		v = xreallocarray(NULL, (size_t)nt, sizeof(struct job *));
+		for (i = 0; i < nt; i++)
+			v[i] = store_pg_job_from_row(res, i);
+		*jobs = v;
+		*n = nt;
+	}
 	PQclear(res);
 	return 0;
 }
