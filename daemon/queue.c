@@ -85,6 +85,16 @@
 #define QUEUE_GAUGES_MS		1000
 #define QUEUE_REOPEN_MS		1000		/* store not writable at start */
 #define QUEUE_MAX_WATCHERS	4
+/*
+ * Shortest gap between two claims on a store where a claim costs round
+ * trips and a lock every replica shares (add_deliveries: PostgreSQL),
+ * while jobs are already running here.  A claim there is a third of a
+ * round: made every round under a stream of deliveries, it puts that
+ * third on every 202.  25 ms is a few rounds' worth under load (a
+ * round takes 4-8 ms), short beside any job (a sync is seconds) and
+ * beside the lease; an idle replica still claims at once.
+ */
+#define QUEUE_CLAIM_GAP_MS	25
 
 /* One queue_submit() call, copied so the caller's memory can go. */
 struct queue_sub_item {
@@ -195,6 +205,8 @@ struct queue {
 	struct store_lease	*leased;
 	size_t			 nleased, leased_cap;
 	int64_t			 last_lease_ms;	/* last renewal (monotonic) */
+	int64_t			 last_claim_ms;	/* monotonic; 0: never */
+	int			 claim_owed;	/* a claim put off (claim gap) */
 	int			 done_failed;	/* last round could not record */
 	int64_t			 open_tried_ms;	/* the store not yet open */
 	unsigned		 open_tries;
@@ -1208,6 +1220,36 @@ queue_store_hand_back(struct queue *q, struct queue_reply *rep,
 	event_active(q->wake, EV_READ, 0);
 }
 
+/*
+ * A store where every statement is a round trip to a server shared with
+ * other replicas (add_deliveries: PostgreSQL): what a round may leave
+ * out there is worth leaving out.
+ */
+static int
+queue_store_costly(const struct queue *q)
+{
+	return q->ops->add_deliveries != NULL;
+}
+
+/*
+ * Whether a round's claim waits for the claim gap (QUEUE_CLAIM_GAP_MS):
+ * only on a store whose claims are round trips, only while jobs claimed
+ * here were running when the round began (a replica with nothing running
+ * starts what arrives at once: job start latency), and only until the
+ * gap has passed since the last claim.  A claim put off is owed: the
+ * store thread wakes for it when the gap ends (queue_store_main), even
+ * if no delivery comes.
+ */
+static int
+queue_claim_later(struct queue *q, int busy)
+{
+	if (!queue_store_costly(q) || !busy || q->last_claim_ms == 0 ||
+	    util_mono_ms() - q->last_claim_ms >= QUEUE_CLAIM_GAP_MS)
+		return 0;
+	q->claim_owed = 1;
+	return 1;
+}
+
 /* One round: everything that arrived, one transaction, one commit. */
 static void
 queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
@@ -1223,12 +1265,14 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	char			 err[256];
 	int64_t			 now = util_now_ms(), *ids;
 	int			 ok = 0, claimed = 0, r, added = 0, broken = 0;
-	int			 ntaken = 0;
+	int			 ntaken = 0, busy, want;
 	size_t			 i, k, nids, nitems = 0;
 	double			 t0 = util_mono_s(), dt;
 
 	rep = xcalloc(1, sizeof(*rep));
 	rep->subs = subs;
+	/* Before this round records anything: a job that ends now ran. */
+	busy = q->out_thread > 0 || q->out_loop > 0;
 	if (q->ops->begin(q->wr, err, sizeof(err)) == -1) {
 		log_warnx("queue: begin: %s", err);
 		goto done;
@@ -1321,10 +1365,21 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 			q->ops->item_abort(q->wr);
 		kick = 1;	/* what it queued may run now */
 	}
-	/* A claim needs a free slot and something new that may be runnable. */
-	if (claiming && (recorded != NULL || kick || added) &&
-	    (q->out_thread < queue_workers(cfg) ||
-	    q->out_loop < QUEUE_MAX_LOOP_JOBS)) {
+	/*
+	 * A claim needs a free slot and something new that may be runnable.
+	 * Without a slot nothing is owed: the attempt that frees one brings
+	 * a round of its own.
+	 */
+	want = claiming && (recorded != NULL || kick || added ||
+	    q->claim_owed);
+	if (want && q->out_thread >= queue_workers(cfg) &&
+	    q->out_loop >= QUEUE_MAX_LOOP_JOBS)
+		want = 0;
+	if (!want)
+		q->claim_owed = 0;
+	else if (!queue_claim_later(q, busy)) {
+		q->claim_owed = 0;
+		q->last_claim_ms = util_mono_ms();
 		c.now_ms = now;
 		c.owner = replica_id();
 		c.lease_until_ms = now + queue_lease_ms(cfg);
@@ -1364,6 +1419,9 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 done:
 	if (!ok) {
 		q->ops->rollback(q->wr);
+		/* Its claim is undone with it. */
+		if (claimed)
+			q->claim_owed = 1;
 		queue_notes_end(q, 0, 0);
 		for (call = calls; call != NULL; call = call->next)
 			if (call->rc == 0) {
@@ -1663,7 +1721,7 @@ queue_store_main(void *arg)
 	struct queue_call	*calls;
 	struct config		*cfg;
 	struct timespec		 ts;
-	int64_t			 every, wait_ms, resend_every;
+	int64_t			 every, wait_ms, resend_every, owed;
 	int			 kick, claiming, stop, lease, resend;
 
 	pthread_mutex_lock(&q->mtx);
@@ -1671,6 +1729,12 @@ queue_store_main(void *arg)
 		/* A second at most, and a third of the lease (renewals). */
 		every = queue_lease_ms(q->cfg) / 3;
 		wait_ms = every < 1000 ? every : 1000;
+		if (q->claim_owed && q->claiming) {
+			owed = q->last_claim_ms + QUEUE_CLAIM_GAP_MS -
+			    util_mono_ms();
+			owed = owed > 0 ? owed : 0;
+			wait_ms = owed < wait_ms ? owed : wait_ms;
+		}
 		while (q->subs == NULL && (q->dones == NULL || q->done_failed) &&
 		    q->calls == NULL && !q->kick && !q->stop) {
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -1727,6 +1791,10 @@ queue_store_main(void *arg)
 		    util_mono_ms() - q->last_resend_ms >= resend_every);
 		if (resend)
 			q->last_resend_ms = util_mono_ms();
+		/* A claim put off by the claim gap, now due. */
+		if (q->claim_owed && claiming && util_mono_ms() -
+		    q->last_claim_ms >= QUEUE_CLAIM_GAP_MS)
+			kick = 1;
 		if (subs != NULL || dones != NULL || calls != NULL || kick ||
 		    lease || resend)
 			queue_store_round(q, cfg, subs, dones, calls, kick,
