@@ -160,6 +160,7 @@ struct queue_reply {
 	struct job		**claimed;
 	size_t			 nclaimed;
 	int			 has_due;
+	int			 keep_due;	/* the timer stays as it is */
 	int64_t			 due_ms;
 };
 
@@ -1265,7 +1266,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	char			 err[256];
 	int64_t			 now = util_now_ms(), *ids;
 	int			 ok = 0, claimed = 0, r, added = 0, broken = 0;
-	int			 ntaken = 0, busy, want;
+	int			 ntaken = 0, busy, want, recorded_any;
 	size_t			 i, k, nids, nitems = 0;
 	double			 t0 = util_mono_s(), dt;
 
@@ -1478,6 +1479,7 @@ done:
 		if (recorded != NULL || claimed || kick || added)
 			q->gauges_due = 1;
 	}
+	recorded_any = recorded != NULL;
 	for (d = recorded; d != NULL; d = dnext) {
 		dnext = d->next;
 		queue_done_free(d);
@@ -1519,8 +1521,21 @@ done:
 	 * Only a future retry needs the timer: a due job that is not claimed
 	 * waits for a slot or its app, and a finished attempt brings a round.
 	 */
-	r = q->ops->next_due(q->wr, now, &rep->due_ms, err, sizeof(err));
-	rep->has_due = r == 1 && rep->due_ms > now;
+	/*
+	 * A round that only stored deliveries moved no retry: new jobs are
+	 * due now, an absorbed sync keeps its time.  On a costly store it
+	 * leaves the timer as it is rather than ask (a round trip before the
+	 * round's 202s go out).  Other replicas' retries come as wake-ups
+	 * (kick), which ask.
+	 */
+	if (queue_store_costly(q) && ok && recorded_any == 0 && !claimed &&
+	    !kick && calls == NULL && !resend && !lease)
+		rep->keep_due = 1;
+	else {
+		r = q->ops->next_due(q->wr, now, &rep->due_ms, err,
+		    sizeof(err));
+		rep->has_due = r == 1 && rep->due_ms > now;
+	}
 	queue_store_hand_back(q, rep, calls);
 }
 
@@ -1984,9 +1999,11 @@ queue_wake_cb(evutil_socket_t fd, short what, void *arg)
 		rep->nclaimed = 0;
 		if (rep->next == NULL) {
 			/* The newest round knows the next retry. */
-			if (rep->has_due && q->started && !q->draining)
+			if (!q->started || q->draining)
+				event_del(q->timer);
+			else if (rep->has_due)
 				queue_arm_timer(q, rep->due_ms);
-			else
+			else if (!rep->keep_due)
 				event_del(q->timer);
 		}
 		queue_reply_free(rep);
