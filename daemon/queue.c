@@ -1068,7 +1068,8 @@ fail:
  */
 static int
 queue_store_deliveries(struct queue *q, const struct config *cfg,
-    struct queue_sub *subs, int64_t now, int *added, size_t *nitems)
+    struct queue_sub *subs, int64_t now, int whole, int *added,
+    size_t *nitems)
 {
 	struct store_delivery	*ds = NULL, *d;
 	struct queue_sub	*sub;
@@ -1114,7 +1115,8 @@ queue_store_deliveries(struct queue *q, const struct config *cfg,
 			d->job_ids = ids;
 		}
 	}
-	if (nd > 0 && q->ops->add_deliveries(q->wr, ds, nd, now, err,
+	if (nd > 0 && (whole ? q->ops->add_deliveries_commit :
+	    q->ops->add_deliveries)(q->wr, ds, nd, now, err,
 	    sizeof(err)) == -1) {
 		log_warnx("queue: cannot store a round of %zu deliveries: %s"
 		    " (the round is rolled back)", nd, err);
@@ -1233,6 +1235,21 @@ queue_store_costly(const struct queue *q)
 }
 
 /*
+ * A claim owed (queue_claim_later) is due: at once when nothing runs
+ * here any more, else when the gap has passed.
+ */
+static int
+queue_claim_due_in(const struct queue *q)
+{
+	int64_t	 left;
+
+	if (q->out_thread == 0 && q->out_loop == 0)
+		return 0;
+	left = q->last_claim_ms + QUEUE_CLAIM_GAP_MS - util_mono_ms();
+	return left > 0 ? (int)left : 0;
+}
+
+/*
  * Whether a round's claim waits for the claim gap (QUEUE_CLAIM_GAP_MS):
  * only on a store whose claims are round trips, only while jobs claimed
  * here were running when the round began (a replica with nothing running
@@ -1266,7 +1283,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	char			 err[256];
 	int64_t			 now = util_now_ms(), *ids;
 	int			 ok = 0, claimed = 0, r, added = 0, broken = 0;
-	int			 ntaken = 0, busy, want, recorded_any;
+	int			 ntaken = 0, busy, want, recorded_any, whole;
 	size_t			 i, k, nids, nitems = 0;
 	double			 t0 = util_mono_s(), dt;
 
@@ -1274,7 +1291,19 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	rep->subs = subs;
 	/* Before this round records anything: a job that ends now ran. */
 	busy = q->out_thread > 0 || q->out_loop > 0;
-	if (q->ops->begin(q->wr, err, sizeof(err)) == -1) {
+	/*
+	 * Deliveries and nothing else, while jobs run here: in a transaction
+	 * of their own, begun and committed in the same exchange
+	 * (add_deliveries_commit).  The claim they may call for is owed to
+	 * the next round (when the claim gap ends): their 202s do not wait
+	 * for it.  A replica with nothing running claims in the round that
+	 * stores, as before: what arrives starts at once, and on this
+	 * replica rather than on one woken by it.
+	 */
+	whole = q->ops->add_deliveries_commit != NULL && subs != NULL &&
+	    dones == NULL && calls == NULL && !kick && !lease && !resend &&
+	    busy;
+	if (!whole && q->ops->begin(q->wr, err, sizeof(err)) == -1) {
 		log_warnx("queue: begin: %s", err);
 		goto done;
 	}
@@ -1317,7 +1346,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 			added = 1;
 	}
 	if (q->ops->add_deliveries != NULL) {
-		if (queue_store_deliveries(q, cfg, subs, now, &added,
+		if (queue_store_deliveries(q, cfg, subs, now, whole, &added,
 		    &nitems) == -1)
 			broken = 1;
 	} else for (sub = subs; sub != NULL; sub = sub->next) {
@@ -1373,10 +1402,16 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	 */
 	want = claiming && (recorded != NULL || kick || added ||
 	    q->claim_owed);
-	if (want && q->out_thread >= queue_workers(cfg) &&
-	    q->out_loop >= QUEUE_MAX_LOOP_JOBS)
-		want = 0;
-	if (!want)
+	if (whole) {
+		/*
+		 * Committed already: the next round claims, and its commit
+		 * carries the wake-up of other replicas for what this one
+		 * added (store_pg.c), even with no slot here.
+		 */
+		if (want || added)
+			q->claim_owed = 1;
+	} else if (!want || (q->out_thread >= queue_workers(cfg) &&
+	    q->out_loop >= QUEUE_MAX_LOOP_JOBS))
 		q->claim_owed = 0;
 	else if (!queue_claim_later(q, busy)) {
 		q->claim_owed = 0;
@@ -1394,7 +1429,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 			queue_store_inventories(q, rep);
 		claimed = 1;
 	}
-	if (q->ops->commit(q->wr, err, sizeof(err)) == -1) {
+	if (!whole && q->ops->commit(q->wr, err, sizeof(err)) == -1) {
 		log_warnx("queue: commit: %s", err);
 		goto done;
 	}
@@ -1419,7 +1454,9 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	pthread_mutex_unlock(&q->mtx);
 done:
 	if (!ok) {
-		q->ops->rollback(q->wr);
+		/* A round of deliveries only was rolled back by its call. */
+		if (!whole)
+			q->ops->rollback(q->wr);
 		/* Its claim is undone with it. */
 		if (claimed)
 			q->claim_owed = 1;
@@ -1744,10 +1781,8 @@ queue_store_main(void *arg)
 		/* A second at most, and a third of the lease (renewals). */
 		every = queue_lease_ms(q->cfg) / 3;
 		wait_ms = every < 1000 ? every : 1000;
-		if (q->claim_owed && q->claiming) {
-			owed = q->last_claim_ms + QUEUE_CLAIM_GAP_MS -
-			    util_mono_ms();
-			owed = owed > 0 ? owed : 0;
+		if (q->claim_owed) {
+			owed = q->claiming ? queue_claim_due_in(q) : 0;
 			wait_ms = owed < wait_ms ? owed : wait_ms;
 		}
 		while (q->subs == NULL && (q->dones == NULL || q->done_failed) &&
@@ -1807,8 +1842,7 @@ queue_store_main(void *arg)
 		if (resend)
 			q->last_resend_ms = util_mono_ms();
 		/* A claim put off by the claim gap, now due. */
-		if (q->claim_owed && claiming && util_mono_ms() -
-		    q->last_claim_ms >= QUEUE_CLAIM_GAP_MS)
+		if (q->claim_owed && (!claiming || queue_claim_due_in(q) == 0))
 			kick = 1;
 		if (subs != NULL || dones != NULL || calls != NULL || kick ||
 		    lease || resend)
