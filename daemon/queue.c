@@ -85,6 +85,16 @@
 #define QUEUE_GAUGES_MS		1000
 #define QUEUE_REOPEN_MS		1000		/* store not writable at start */
 #define QUEUE_MAX_WATCHERS	4
+/*
+ * Shortest gap between two claims on a store where a claim costs round
+ * trips and a lock every replica shares (add_deliveries: PostgreSQL),
+ * while jobs are already running here.  A claim there is a third of a
+ * round: made every round under a stream of deliveries, it puts that
+ * third on every 202.  25 ms is a few rounds' worth under load (a
+ * round takes 4-8 ms), short beside any job (a sync is seconds) and
+ * beside the lease; an idle replica still claims at once.
+ */
+#define QUEUE_CLAIM_GAP_MS	25
 
 /* One queue_submit() call, copied so the caller's memory can go. */
 struct queue_sub_item {
@@ -150,6 +160,7 @@ struct queue_reply {
 	struct job		**claimed;
 	size_t			 nclaimed;
 	int			 has_due;
+	int			 keep_due;	/* the timer stays as it is */
 	int64_t			 due_ms;
 };
 
@@ -195,6 +206,8 @@ struct queue {
 	struct store_lease	*leased;
 	size_t			 nleased, leased_cap;
 	int64_t			 last_lease_ms;	/* last renewal (monotonic) */
+	int64_t			 last_claim_ms;	/* monotonic; 0: never */
+	int			 claim_owed;	/* a claim put off (claim gap) */
 	int			 done_failed;	/* last round could not record */
 	int64_t			 open_tried_ms;	/* the store not yet open */
 	unsigned		 open_tries;
@@ -1055,7 +1068,8 @@ fail:
  */
 static int
 queue_store_deliveries(struct queue *q, const struct config *cfg,
-    struct queue_sub *subs, int64_t now, int *added, size_t *nitems)
+    struct queue_sub *subs, int64_t now, int whole, int *added,
+    size_t *nitems)
 {
 	struct store_delivery	*ds = NULL, *d;
 	struct queue_sub	*sub;
@@ -1101,7 +1115,8 @@ queue_store_deliveries(struct queue *q, const struct config *cfg,
 			d->job_ids = ids;
 		}
 	}
-	if (nd > 0 && q->ops->add_deliveries(q->wr, ds, nd, now, err,
+	if (nd > 0 && (whole ? q->ops->add_deliveries_commit :
+	    q->ops->add_deliveries)(q->wr, ds, nd, now, err,
 	    sizeof(err)) == -1) {
 		log_warnx("queue: cannot store a round of %zu deliveries: %s"
 		    " (the round is rolled back)", nd, err);
@@ -1208,6 +1223,51 @@ queue_store_hand_back(struct queue *q, struct queue_reply *rep,
 	event_active(q->wake, EV_READ, 0);
 }
 
+/*
+ * A store where every statement is a round trip to a server shared with
+ * other replicas (add_deliveries: PostgreSQL): what a round may leave
+ * out there is worth leaving out.
+ */
+static int
+queue_store_costly(const struct queue *q)
+{
+	return q->ops->add_deliveries != NULL;
+}
+
+/*
+ * A claim owed (queue_claim_later) is due: at once when nothing runs
+ * here any more, else when the gap has passed.
+ */
+static int
+queue_claim_due_in(const struct queue *q)
+{
+	int64_t	 left;
+
+	if (q->out_thread == 0 && q->out_loop == 0)
+		return 0;
+	left = q->last_claim_ms + QUEUE_CLAIM_GAP_MS - util_mono_ms();
+	return left > 0 ? (int)left : 0;
+}
+
+/*
+ * Whether a round's claim waits for the claim gap (QUEUE_CLAIM_GAP_MS):
+ * only on a store whose claims are round trips, only while jobs claimed
+ * here were running when the round began (a replica with nothing running
+ * starts what arrives at once: job start latency), and only until the
+ * gap has passed since the last claim.  A claim put off is owed: the
+ * store thread wakes for it when the gap ends (queue_store_main), even
+ * if no delivery comes.
+ */
+static int
+queue_claim_later(struct queue *q, int busy)
+{
+	if (!queue_store_costly(q) || !busy || q->last_claim_ms == 0 ||
+	    util_mono_ms() - q->last_claim_ms >= QUEUE_CLAIM_GAP_MS)
+		return 0;
+	q->claim_owed = 1;
+	return 1;
+}
+
 /* One round: everything that arrived, one transaction, one commit. */
 static void
 queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
@@ -1223,13 +1283,27 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	char			 err[256];
 	int64_t			 now = util_now_ms(), *ids;
 	int			 ok = 0, claimed = 0, r, added = 0, broken = 0;
-	int			 ntaken = 0;
+	int			 ntaken = 0, busy, want, recorded_any, whole;
 	size_t			 i, k, nids, nitems = 0;
 	double			 t0 = util_mono_s(), dt;
 
 	rep = xcalloc(1, sizeof(*rep));
 	rep->subs = subs;
-	if (q->ops->begin(q->wr, err, sizeof(err)) == -1) {
+	/* Before this round records anything: a job that ends now ran. */
+	busy = q->out_thread > 0 || q->out_loop > 0;
+	/*
+	 * Deliveries and nothing else, while jobs run here: in a transaction
+	 * of their own, begun and committed in the same exchange
+	 * (add_deliveries_commit).  The claim they may call for is owed to
+	 * the next round (when the claim gap ends): their 202s do not wait
+	 * for it.  A replica with nothing running claims in the round that
+	 * stores, as before: what arrives starts at once, and on this
+	 * replica rather than on one woken by it.
+	 */
+	whole = q->ops->add_deliveries_commit != NULL && subs != NULL &&
+	    dones == NULL && calls == NULL && !kick && !lease && !resend &&
+	    busy;
+	if (!whole && q->ops->begin(q->wr, err, sizeof(err)) == -1) {
 		log_warnx("queue: begin: %s", err);
 		goto done;
 	}
@@ -1272,7 +1346,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 			added = 1;
 	}
 	if (q->ops->add_deliveries != NULL) {
-		if (queue_store_deliveries(q, cfg, subs, now, &added,
+		if (queue_store_deliveries(q, cfg, subs, now, whole, &added,
 		    &nitems) == -1)
 			broken = 1;
 	} else for (sub = subs; sub != NULL; sub = sub->next) {
@@ -1321,10 +1395,27 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 			q->ops->item_abort(q->wr);
 		kick = 1;	/* what it queued may run now */
 	}
-	/* A claim needs a free slot and something new that may be runnable. */
-	if (claiming && (recorded != NULL || kick || added) &&
-	    (q->out_thread < queue_workers(cfg) ||
-	    q->out_loop < QUEUE_MAX_LOOP_JOBS)) {
+	/*
+	 * A claim needs a free slot and something new that may be runnable.
+	 * Without a slot nothing is owed: the attempt that frees one brings
+	 * a round of its own.
+	 */
+	want = claiming && (recorded != NULL || kick || added ||
+	    q->claim_owed);
+	if (whole) {
+		/*
+		 * Committed already: the next round claims, and its commit
+		 * carries the wake-up of other replicas for what this one
+		 * added (store_pg.c), even with no slot here.
+		 */
+		if (want || added)
+			q->claim_owed = 1;
+	} else if (!want || (q->out_thread >= queue_workers(cfg) &&
+	    q->out_loop >= QUEUE_MAX_LOOP_JOBS))
+		q->claim_owed = 0;
+	else if (!queue_claim_later(q, busy)) {
+		q->claim_owed = 0;
+		q->last_claim_ms = util_mono_ms();
 		c.now_ms = now;
 		c.owner = replica_id();
 		c.lease_until_ms = now + queue_lease_ms(cfg);
@@ -1338,7 +1429,7 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 			queue_store_inventories(q, rep);
 		claimed = 1;
 	}
-	if (q->ops->commit(q->wr, err, sizeof(err)) == -1) {
+	if (!whole && q->ops->commit(q->wr, err, sizeof(err)) == -1) {
 		log_warnx("queue: commit: %s", err);
 		goto done;
 	}
@@ -1363,7 +1454,12 @@ queue_store_round(struct queue *q, struct config *cfg, struct queue_sub *subs,
 	pthread_mutex_unlock(&q->mtx);
 done:
 	if (!ok) {
-		q->ops->rollback(q->wr);
+		/* A round of deliveries only was rolled back by its call. */
+		if (!whole)
+			q->ops->rollback(q->wr);
+		/* Its claim is undone with it. */
+		if (claimed)
+			q->claim_owed = 1;
 		queue_notes_end(q, 0, 0);
 		for (call = calls; call != NULL; call = call->next)
 			if (call->rc == 0) {
@@ -1420,6 +1516,7 @@ done:
 		if (recorded != NULL || claimed || kick || added)
 			q->gauges_due = 1;
 	}
+	recorded_any = recorded != NULL;
 	for (d = recorded; d != NULL; d = dnext) {
 		dnext = d->next;
 		queue_done_free(d);
@@ -1461,8 +1558,21 @@ done:
 	 * Only a future retry needs the timer: a due job that is not claimed
 	 * waits for a slot or its app, and a finished attempt brings a round.
 	 */
-	r = q->ops->next_due(q->wr, now, &rep->due_ms, err, sizeof(err));
-	rep->has_due = r == 1 && rep->due_ms > now;
+	/*
+	 * A round that only stored deliveries moved no retry: new jobs are
+	 * due now, an absorbed sync keeps its time.  On a costly store it
+	 * leaves the timer as it is rather than ask (a round trip before the
+	 * round's 202s go out).  Other replicas' retries come as wake-ups
+	 * (kick), which ask.
+	 */
+	if (queue_store_costly(q) && ok && recorded_any == 0 && !claimed &&
+	    !kick && calls == NULL && !resend && !lease)
+		rep->keep_due = 1;
+	else {
+		r = q->ops->next_due(q->wr, now, &rep->due_ms, err,
+		    sizeof(err));
+		rep->has_due = r == 1 && rep->due_ms > now;
+	}
 	queue_store_hand_back(q, rep, calls);
 }
 
@@ -1663,7 +1773,7 @@ queue_store_main(void *arg)
 	struct queue_call	*calls;
 	struct config		*cfg;
 	struct timespec		 ts;
-	int64_t			 every, wait_ms, resend_every;
+	int64_t			 every, wait_ms, resend_every, owed;
 	int			 kick, claiming, stop, lease, resend;
 
 	pthread_mutex_lock(&q->mtx);
@@ -1671,6 +1781,10 @@ queue_store_main(void *arg)
 		/* A second at most, and a third of the lease (renewals). */
 		every = queue_lease_ms(q->cfg) / 3;
 		wait_ms = every < 1000 ? every : 1000;
+		if (q->claim_owed) {
+			owed = q->claiming ? queue_claim_due_in(q) : 0;
+			wait_ms = owed < wait_ms ? owed : wait_ms;
+		}
 		while (q->subs == NULL && (q->dones == NULL || q->done_failed) &&
 		    q->calls == NULL && !q->kick && !q->stop) {
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -1727,6 +1841,9 @@ queue_store_main(void *arg)
 		    util_mono_ms() - q->last_resend_ms >= resend_every);
 		if (resend)
 			q->last_resend_ms = util_mono_ms();
+		/* A claim put off by the claim gap, now due. */
+		if (q->claim_owed && (!claiming || queue_claim_due_in(q) == 0))
+			kick = 1;
 		if (subs != NULL || dones != NULL || calls != NULL || kick ||
 		    lease || resend)
 			queue_store_round(q, cfg, subs, dones, calls, kick,
@@ -1916,9 +2033,11 @@ queue_wake_cb(evutil_socket_t fd, short what, void *arg)
 		rep->nclaimed = 0;
 		if (rep->next == NULL) {
 			/* The newest round knows the next retry. */
-			if (rep->has_due && q->started && !q->draining)
+			if (!q->started || q->draining)
+				event_del(q->timer);
+			else if (rep->has_due)
 				queue_arm_timer(q, rep->due_ms);
-			else
+			else if (!rep->keep_due)
 				event_del(q->timer);
 		}
 		queue_reply_free(rep);

@@ -1012,19 +1012,22 @@ store_pg_ingest_rows(struct store *st, const PGresult *res,
 /*
  * The pipeline: SAVEPOINT, the function (made at the session's first
  * round, inside the savepoint so that a failure to make it only costs
- * the fallback), the call, RELEASE, one sync.  0: stored (ds filled);
+ * the fallback), the call, RELEASE, one sync; with whole, BEGIN before
+ * and COMMIT after, so that a round of deliveries only is one round trip
+ * (add_deliveries_commit).  0: stored (ds filled; with whole, committed);
  * 1: the call failed and its savepoint was rolled back (err says why;
- * nothing of it remains); -1: the transaction is lost.
+ * nothing of it remains; with whole, the transaction is still open); -1:
+ * the transaction is lost (with whole: or the COMMIT's outcome unknown).
  */
 static int
 store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
-    int64_t now_ms, char *err, size_t errlen)
+    int64_t now_ms, int whole, char *err, size_t errlen)
 {
-	const char	*sql[4], *vals[2];
-	ExecStatusType	 want[4], rs;
-	char		*json, now[24];
+	const char	*sql[7], *vals[2];
+	ExecStatusType	 want[7], rs;
+	char		*json, now[24], notify[128];
 	PGresult	*res, *rows = NULL;
-	size_t		 q, nq = 0, call, nulls;
+	size_t		 q, nq = 0, call, nulls, sp, ci;
 	const char	*state;
 	int		 rc = -1, sent = 1, synced, bad = 0, make;
 	int		 missing = 0;
@@ -1034,6 +1037,12 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 		return -1;
 	}
 	make = !(st->prepared & (1u << STORE_PG_ST_INGEST_FN));
+	if (whole) {
+		want[nq] = PGRES_COMMAND_OK;
+		sql[nq++] = "BEGIN";
+		st->in_tx = 1;
+	}
+	sp = nq;
 	want[nq] = PGRES_COMMAND_OK;
 	sql[nq++] = "SAVEPOINT ingest";
 	if (make) {
@@ -1046,6 +1055,19 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 	    " pg_temp.gitopsd_ingest($1::jsonb, $2::bigint)";
 	want[nq] = PGRES_COMMAND_OK;
 	sql[nq++] = "RELEASE SAVEPOINT ingest";
+	ci = nq;	/* none: past the end */
+	if (whole && st->wake) {
+		/* A wake-up owed by an earlier round of this kind. */
+		snprintf(notify, sizeof(notify), "SELECT pg_notify('"
+		    STORE_PG_CHANNEL "', '%s')", store_pg_token);
+		want[nq] = PGRES_TUPLES_OK;
+		sql[nq++] = notify;
+		ci = nq;
+	}
+	if (whole) {
+		want[nq] = PGRES_COMMAND_OK;
+		sql[nq++] = "COMMIT";
+	}
 	if ((json = store_pg_ingest_json(ds, n)) == NULL) {
 		snprintf(err, errlen, "ingest: out of memory");
 		return 1;
@@ -1072,7 +1094,7 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 	 * Each statement's results end with a NULL; the sync's result ends
 	 * the pipeline.  The first failure is the reason; the statements
 	 * after it come back PGRES_PIPELINE_ABORTED.  bad: 1 after the
-	 * savepoint, 2 before it or the connection.
+	 * savepoint, 2 before it, the COMMIT itself or the connection.
 	 */
 	for (q = 0, nulls = 0; synced && PQstatus(st->conn) == CONNECTION_OK;) {
 		if ((res = PQgetResult(st->conn)) == NULL) {
@@ -1094,7 +1116,7 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 				missing = state != NULL &&
 				    strcmp(state, "42883") == 0;
 			}
-			if (q == 0 || q >= nq)
+			if (q <= sp || q >= nq || (q == ci && !bad))
 				bad = 2;
 			else if (!bad)
 				bad = 1;
@@ -1124,6 +1146,8 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 		goto out;
 	}
 	st->prepared |= 1u << STORE_PG_ST_INGEST_FN;
+	if (whole)
+		st->in_tx = st->wake = 0;
 	if (rows == NULL || store_pg_ingest_rows(st, rows, ds, n) == -1) {
 		/* Released already: what it stored cannot be told apart. */
 		snprintf(err, errlen, "ingest: the answer does not fit the"
@@ -1186,9 +1210,42 @@ store_pg_add_deliveries(struct store *st, struct store_delivery *ds,
 {
 	int	 r;
 
-	if ((r = store_pg_ingest_call(st, ds, n, now_ms, err, errlen)) != 1)
+	if ((r = store_pg_ingest_call(st, ds, n, now_ms, 0, err,
+	    errlen)) != 1)
 		return r;
 	return store_pg_ingest_each(st, ds, n, now_ms, err, errlen);
+}
+
+/*
+ * BEGIN, the call and COMMIT in one pipeline: one round trip and one WAL
+ * flush for a round of deliveries only.  When the call fails, the same
+ * transaction goes on one by one and commits as any round.  The wake-up
+ * for the jobs it adds is not in it (its need is known only from the
+ * answer): it stays owed to the next commit, which the queue brings
+ * soon after its own claim (daemon/queue.c, queue_store_round), so this
+ * replica takes what it can run before the others are woken.
+ */
+static int
+store_pg_add_deliveries_commit(struct store *st, struct store_delivery *ds,
+    size_t n, int64_t now_ms, char *err, size_t errlen)
+{
+	int	 r, owed = st->wake;
+
+	if ((r = store_pg_ingest_call(st, ds, n, now_ms, 1, err,
+	    errlen)) == 0)
+		return 0;
+	if (r == -1 || store_pg_ingest_each(st, ds, n, now_ms, err,
+	    errlen) == -1) {
+		store_pg_rollback(st);
+		st->wake = owed;	/* what committed before still owes it */
+		return -1;
+	}
+	/* On failure it has rolled back. */
+	if (store_pg_commit(st, err, errlen) == -1) {
+		st->wake = owed;
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -2460,6 +2517,7 @@ const struct store_ops store_pg_ops = {
 	.add_event = store_pg_add_event,
 	.add_job = store_pg_add_job,
 	.add_deliveries = store_pg_add_deliveries,
+	.add_deliveries_commit = store_pg_add_deliveries_commit,
 	.count_pending = store_pg_count_pending,
 	.count_states = store_pg_count_states,
 	.renew = store_pg_renew,

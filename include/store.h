@@ -273,6 +273,16 @@ struct store_ops {
 	int		 (*add_deliveries)(struct store *,
 			    struct store_delivery *, size_t n, int64_t now_ms,
 			    char *err, size_t errlen);
+	/*
+	 * A round of deliveries only, in a transaction of its own: begin,
+	 * add_deliveries and commit in one exchange with the server (NULL:
+	 * the caller makes those three calls).  0: committed, ds filled as
+	 * by add_deliveries; -1: nothing of it may be taken as committed
+	 * (rolled back, or the commit's outcome unknown).
+	 */
+	int		 (*add_deliveries_commit)(struct store *,
+			    struct store_delivery *, size_t n, int64_t now_ms,
+			    char *err, size_t errlen);
 	/* Jobs waiting to run (queued, or failed awaiting retry). */
 	int		 (*count_pending)(struct store *, int64_t *n,
 			    char *err, size_t errlen);

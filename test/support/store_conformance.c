@@ -491,10 +491,15 @@ conf_rollback(void **state)
 	OPS->close(st);
 }
 
+/* conf_round stores a round as one of deliveries only (see below). */
+static int	 conf_whole;
+
 /*
  * One round of deliveries as the queue stores it: add_deliveries where
  * the backend has it, else add_event and add_job one by one, a failure
- * rolling back the whole round (every delivery then status -1).
+ * rolling back the whole round (every delivery then status -1).  With
+ * conf_whole, add_deliveries_commit where the backend has it (begin and
+ * commit in the same call).
  */
 static void
 conf_round(struct store *st, struct store_delivery *ds, size_t n, int64_t now)
@@ -502,6 +507,11 @@ conf_round(struct store *st, struct store_delivery *ds, size_t n, int64_t now)
 	size_t	 i, k;
 	int	 absorbed;
 
+	if (conf_whole && OPS->add_deliveries_commit != NULL) {
+		OK(OPS->add_deliveries_commit(st, ds, n, now, err,
+		    sizeof(err)));
+		return;
+	}
 	OK(OPS->begin(st, err, sizeof(err)));
 	if (OPS->add_deliveries != NULL) {
 		OK(OPS->add_deliveries(st, ds, n, now, err, sizeof(err)));
@@ -681,6 +691,20 @@ conf_deliveries(void **state)
 	assert_int_equal(conf_has_delivery(st, "d-5"), 1);
 	assert_int_equal(conf_has_delivery(st, "d-6"), 1);
 	OPS->close(st);
+}
+
+/*
+ * The same rounds, each in one exchange where the backend can (begin,
+ * the deliveries and commit together): stored and committed alike, the
+ * delivery it cannot take left out alone by the one-by-one fallback in
+ * the same transaction; a round rolled back still stores nothing.
+ */
+static void
+conf_deliveries_whole(void **state)
+{
+	conf_whole = 1;
+	conf_deliveries(state);
+	conf_whole = 0;
 }
 
 /* ---- jobs */
@@ -2263,6 +2287,7 @@ main(int argc, char **argv)
 		T(conf_dedup),
 		T(conf_rollback),
 		T(conf_deliveries),
+		T(conf_deliveries_whole),
 		T(conf_absorb),
 		T(conf_claim_rules),
 		T(conf_finish_attempts),
