@@ -297,8 +297,14 @@ class PostgresDaemonTest(pg_server.ServerTestCase):
         # seen to give up.
         t0 = time.time()
         worst, ready, api = 0.0, set(), set()
+
+        def seen_all():
+            # The store thread notices the loss only when its own call or
+            # reconnect gives up: /readyz turns 503 then, not at once.
+            return ("wake-ups: connect: timed out" in d.log() and
+                    503 in ready and 503 in api)
         while time.time() < t0 + 12 or (
-                "wake-ups: connect: timed out" not in d.log() and
+                not seen_all() and
                 time.time() < t0 + 20 * harness.TIMEOUT_SCALE):
             for path, seen in (("/healthz", None), ("/readyz", ready),
                                ("/api/v1/jobs", api)):
