@@ -316,8 +316,13 @@ class DiskFullJobTest(unittest.TestCase):
         self.make_room(d)
         t_space = time.time()
         # Without a restart the job goes on.
-        wait_for("job %d dead" % job_id, lambda: job_detail(
-            d, job_id)["state"] == "dead", timeout=60)
+        try:
+            wait_for("job %d dead" % job_id, lambda: job_detail(
+                d, job_id)["state"] == "dead", timeout=60)
+        except AssertionError as e:
+            # Rare in CI: keep what the daemon said, to see which step held.
+            raise AssertionError("%s\n%r\n%s" % (
+                e, job_detail(d, job_id), d.log()[-6000:])) from None
         # Each attempt is logged and counted once, although the store
         # tried to record the first one in every round while full.
         lines = re.findall(r"job %d sync app=demo \S+ attempt=(\d): (\w+)"
