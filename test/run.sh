@@ -62,9 +62,13 @@ if [ "$ONLY" != integration ]; then
 fi
 
 if [ "$ONLY" != unit ]; then
-	/usr/bin/python3 -u test/integration/runner.py "$FILTER" >"$log" 2>&1
-	rc=$?
-	cat "$log"
+	# Streamed as it runs (a CI that stops the run still shows how far
+	# it got and the watchdog's stacks), kept in $log for the count.
+	rcf=$(mktemp "$B/test-rc.XXXXXX")
+	{ /usr/bin/python3 -u test/integration/runner.py "$FILTER" 2>&1
+	  echo $? >"$rcf"; } | tee "$log"
+	rc=$(cat "$rcf")
+	rm -f "$rcf"
 	line=$(grep -E '^integration: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
 	p=$(echo "$line" | sed -n 's/^integration: \([0-9]*\) passed.*/\1/p')
 	f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
