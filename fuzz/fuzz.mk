@@ -1,7 +1,7 @@
 # libFuzzer targets (clang).  `make fuzz` builds build-fuzz/fuzz_*;
-# `make fuzz-smoke` runs each for FUZZ_SECONDS (default 60) on its seed
-# corpus fuzz/corpus/<target>/ (built from test/fixtures by
-# fuzz/mkcorpus.py).  See docs/security-testing.md.
+# `make fuzz-smoke` runs each for FUZZ_SECONDS (default 45), FUZZ_JOBS
+# (default 2) at a time, on its seed corpus fuzz/corpus/<target>/ (built
+# from test/fixtures by fuzz/mkcorpus.py).  See docs/security-testing.md.
 
 FUZZ_CC	?= clang
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -11,7 +11,7 @@ FUZZ_CFLAGS = $(BASE_CFLAGS) -Wno-unused-command-line-argument -g -O1 \
 FUZZ_LIB_OBJ = $(LIB_SRC:%.c=build-fuzz/obj/%.o) build-fuzz/obj/gen/web_assets.o
 FUZZ_SRC = $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 45
 
 build-fuzz/obj/%.o: %.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
