@@ -92,6 +92,7 @@ enum store_pg_stmt {
 	STORE_PG_ST_ABSORB,
 	STORE_PG_ST_LINK,
 	STORE_PG_ST_INGEST,	/* store_pg_ingest_sql */
+	STORE_PG_ST_FINISH,
 };
 
 struct store {
@@ -1748,6 +1749,7 @@ store_pg_finish(struct store *st, const struct store_finish *f, char *err,
     size_t errlen)
 {
 	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
 	int64_t			 n;
 
 	store_pg_p_int(&p, f->job_id);
@@ -1760,39 +1762,36 @@ store_pg_finish(struct store *st, const struct store_finish *f, char *err,
 	store_pg_p_opt(&p, f->started_ms);
 	store_pg_p_text(&p, f->owner);
 	store_pg_p_int(&p, f->claim);
+	store_pg_p_int(&p, f->state == JOB_SUCCEEDED);
+	/* A job that waits has not finished its attempt. */
+	store_pg_p_text(&p, f->state != JOB_WAITING ? "true" : "false");
 	st->wake = 1;
 	/*
 	 * The fence first: a job taken over is another runner's now, and
-	 * its attempt row is not this one's either.  WAITING keeps the
-	 * attempt's start: the apply.
+	 * its attempt row is not this one's either (the attempt is written
+	 * only for the job the update matched).  WAITING keeps the
+	 * attempt's start: the apply.  One prepared statement: finishing
+	 * is on the store thread's path between rounds of deliveries.
 	 */
-	if (store_pg_cmd(st, "UPDATE jobs SET state = $2, attempts = $3,"
+	if ((res = store_pg_qp(st, STORE_PG_ST_FINISH, "WITH u AS"
+	    " (UPDATE jobs SET state = $2, attempts = $3,"
 	    " not_before = $4, updated = $5, error = $6,"
 	    " result = coalesce($7, result),"
 	    " started = CASE WHEN $2::int = 6 THEN $8::bigint END,"
 	    " lease_owner = NULL, lease_until = NULL"
 	    " WHERE id = $1 AND state = 2 AND lease_owner IS NOT DISTINCT FROM $9"
-	    " AND claims = $10",
-	    &p, "finish", &n, err, errlen) == -1)
+	    " AND claims = $10 RETURNING id),"
+	    " a AS (INSERT INTO attempts(job_id, n, started, ended, ok, error)"
+	    " SELECT id, $3::int, $8::bigint, $5::bigint, $11::int, $6::text"
+	    " FROM u WHERE $12::boolean"
+	    " ON CONFLICT (job_id, n) DO UPDATE SET started = excluded.started,"
+	    " ended = excluded.ended, ok = excluded.ok, error = excluded.error)"
+	    " SELECT count(*) FROM u", &p, PGRES_TUPLES_OK, "finish", err,
+	    errlen)) == NULL)
 		return -1;
-	if (n == 0)
-		return 1;
-	/* A job that waits has not finished its attempt. */
-	if (f->state == JOB_WAITING)
-		return 0;
-	p.n = 0;
-	store_pg_p_int(&p, f->job_id);
-	store_pg_p_int(&p, f->attempts);
-	store_pg_p_opt(&p, f->started_ms);
-	store_pg_p_int(&p, f->ended_ms);
-	store_pg_p_int(&p, f->state == JOB_SUCCEEDED);
-	store_pg_p_text(&p, f->error);
-	return store_pg_cmd(st, "INSERT INTO"
-	    " attempts(job_id, n, started, ended, ok, error)"
-	    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, n)"
-	    " DO UPDATE SET started = excluded.started, ended = excluded.ended,"
-	    " ok = excluded.ok, error = excluded.error", &p, "attempt", NULL,
-	    err, errlen);
+	n = store_pg_int(res, 0, 0);
+	PQclear(res);
+	return n == 0 ? 1 : 0;
 }
 
 static int
