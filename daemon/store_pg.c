@@ -91,7 +91,8 @@ enum store_pg_stmt {
 	STORE_PG_ST_EVENT,
 	STORE_PG_ST_ABSORB,
 	STORE_PG_ST_LINK,
-	STORE_PG_ST_INGEST_FN,	/* pg_temp.gitopsd_ingest made */
+	STORE_PG_ST_INGEST,	/* store_pg_ingest_sql */
+	STORE_PG_ST_FINISH,
 };
 
 struct store {
@@ -833,60 +834,78 @@ store_pg_add_job(struct store *st, const struct job_spec *js,
 }
 
 /*
- * A round's deliveries in one round trip: one call of a function that
- * stores each as add_event and add_job would, in order, inside a
- * savepoint, sent in a pipeline with the savepoint and its release.
- * Statement by statement, a round of N deliveries took 3N round trips,
- * each a wake-up of the server and then of the store thread; on a busy
- * machine those waits were most of a round (docs/benchmarks.md).  The
- * function is the session's own (pg_temp, made at its first use, gone
- * with the session): nothing in the schema changes.  Its statements are
- * the ones above; the absorbing UPDATE sees the jobs that earlier
- * deliveries of the same call inserted, as it does statement by
- * statement.  The deliveries go as one JSON array (cJSON quotes every
- * value; text that is not UTF-8 fails the call, and the fallback stores
- * the others).  It answers one row per delivery (o_job NULL; o_event NULL
- * for a duplicate), then one per job of a stored delivery.
+ * A round's deliveries in one round trip: one statement, prepared once
+ * per session, that stores them as add_event and add_job would one by
+ * one, inside a savepoint, sent in a pipeline with the savepoint and its
+ * release.  Statement by statement, a round of N deliveries took 3N round
+ * trips; a PL/pgSQL loop over the same statements in the server cost it
+ * about 60 us per delivery (docs/benchmarks.md).  Set by set instead:
+ * events (the first of two equal deliveries of the round is the one
+ * inserted; one stored earlier makes both duplicates), then the app syncs
+ * of the stored deliveries, then the other jobs and the links.  A
+ * data-modifying CTE does not see the rows its siblings write, so what
+ * the loop did row by row is spelled out: per app, its oldest queued sync
+ * (not one another process's open round holds: see store_pg_add_job)
+ * absorbs every sync of the round, with the revision of the last; with
+ * none, the app's first sync of the round is inserted with that revision
+ * and absorbs the others.  One update per app and round instead of one
+ * per delivery.  Job ids are taken from the sequence in delivery order
+ * beforehand, so that each job's row is known without reading it back.
+ * The deliveries go as one JSON array (cJSON quotes every value; text
+ * that is not UTF-8 fails the call, and the fallback stores the others).
+ * It answers one row per delivery (o_job NULL; o_event NULL for a
+ * duplicate), then one per job of a stored delivery, in order.
  */
-static const char store_pg_ingest_fn[] =
-    "CREATE OR REPLACE FUNCTION pg_temp.gitopsd_ingest(ds jsonb,"
-    " now_ms bigint) RETURNS TABLE(o_i integer, o_event bigint,"
-    " o_job bigint, o_absorbed boolean) LANGUAGE plpgsql AS $f$"
-    " DECLARE d jsonb; j jsonb; n integer; k integer; eid bigint;"
-    " jid bigint;"
-    " BEGIN"
-    "  FOR n IN 0 .. jsonb_array_length(ds) - 1 LOOP"
-    "   d := ds->n;"
-    "   INSERT INTO events(source, delivery, received, kind, summary)"
-    "    VALUES (d->>'s', d->>'d', (d->>'r')::bigint, d->>'k', d->>'m')"
-    "    ON CONFLICT (source, delivery) DO NOTHING RETURNING id INTO eid;"
-    "   o_i := n; o_event := eid; o_job := NULL; o_absorbed := NULL;"
-    "   RETURN NEXT;"
-    "   CONTINUE WHEN eid IS NULL;"
-    "   FOR k IN 0 .. jsonb_array_length(d->'j') - 1 LOOP"
-    "    j := d->'j'->k;"
-    "    jid := NULL;"
-    "    IF (j->>'s')::boolean THEN"
-    "     UPDATE jobs SET revision = j->>'v', updated = now_ms WHERE id ="
-    "      (SELECT id FROM jobs WHERE app = j->>'a' AND kind = 1"
-    "      AND state = 1 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-    "      RETURNING id INTO jid;"
-    "    END IF;"
-    "    o_absorbed := jid IS NOT NULL;"
-    "    IF jid IS NULL THEN"
-    "     INSERT INTO jobs(kind, state, app, repo, revision, image, tag,"
-    "      digest, params, event_id, attempts, max_attempts, created,"
-    "      updated, not_before) VALUES ((j->>'k')::integer, 1, j->>'a',"
-    "      j->>'p', j->>'v', j->>'i', j->>'t', j->>'g', j->>'x', eid, 0,"
-    "      (j->>'n')::integer, now_ms, now_ms, 0) RETURNING id INTO jid;"
-    "    END IF;"
-    "    INSERT INTO event_jobs(event_id, job_id) VALUES (eid, jid)"
-    "     ON CONFLICT DO NOTHING;"
-    "    o_job := jid;"
-    "    RETURN NEXT;"
-    "   END LOOP;"
-    "  END LOOP;"
-    " END $f$";
+static const char store_pg_ingest_sql[] =
+    "WITH d AS (SELECT x.o - 1 AS n, x.s, x.d, x.r, x.k, x.m, x.j,"
+    "  row_number() OVER (PARTITION BY x.s, x.d ORDER BY x.o) AS f"
+    "  FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (s text, d text,"
+    "  r bigint, k text, m text, j jsonb)) WITH ORDINALITY"
+    "  AS x(s, d, r, k, m, j, o)),"
+    " e AS (INSERT INTO events(source, delivery, received, kind, summary)"
+    "  SELECT s, d, r, k, m FROM d WHERE f = 1 ORDER BY n"
+    "  ON CONFLICT (source, delivery) DO NOTHING"
+    "  RETURNING id, source, delivery),"
+    " de AS (SELECT d.n, e.id AS eid, d.j FROM d JOIN e ON"
+    "  e.source = d.s AND e.delivery = d.d WHERE d.f = 1),"
+    " j AS (SELECT de.n, y.o AS k, de.eid, y.s, y.k AS kind, y.a, y.p,"
+    "  y.v, y.i, y.t, y.g, y.x, y.n AS maxa FROM de CROSS JOIN LATERAL"
+    "  ROWS FROM (jsonb_to_recordset(de.j) AS (s boolean, k integer,"
+    "  a text, p text, v text, i text, t text, g text, x text,"
+    "  n integer)) WITH ORDINALITY AS y(s, k, a, p, v, i, t, g, x, n, o)),"
+    " sj AS (SELECT n, k, a,"
+    "  row_number() OVER (PARTITION BY a ORDER BY n, k) AS i,"
+    "  first_value(v) OVER (PARTITION BY a ORDER BY n DESC, k DESC)"
+    "  AS last FROM j WHERE s),"
+    " u AS (UPDATE jobs SET revision = sa.last, updated = $2::bigint"
+    "  FROM (SELECT a, last FROM sj WHERE i = 1) sa CROSS JOIN LATERAL"
+    "  (SELECT q.id FROM jobs q WHERE q.app = sa.a AND q.kind = 1"
+    "  AND q.state = 1 ORDER BY q.id LIMIT 1 FOR UPDATE SKIP LOCKED) t"
+    "  WHERE jobs.id = t.id RETURNING jobs.id, jobs.app),"
+    " ins AS (SELECT nextval((SELECT pg_get_serial_sequence('jobs',"
+    "  'id'))::regclass) AS id, z.* FROM (SELECT j.n, j.k, j.eid, j.s,"
+    "  j.kind, j.a, j.p, CASE WHEN j.s THEN sj.last ELSE j.v END AS v,"
+    "  j.i, j.t, j.g, j.x, j.maxa FROM j"
+    "  LEFT JOIN sj ON sj.n = j.n AND sj.k = j.k WHERE NOT j.s"
+    "  OR (sj.i = 1 AND NOT EXISTS (SELECT 1 FROM u WHERE u.app = j.a))"
+    "  ORDER BY j.n, j.k) z),"
+    " ji AS (INSERT INTO jobs(id, kind, state, app, repo, revision, image,"
+    "  tag, digest, params, event_id, attempts, max_attempts, created,"
+    "  updated, not_before) SELECT id, kind, 1, a, p, v, i, t, g, x, eid,"
+    "  0, maxa, $2::bigint, $2::bigint, 0 FROM ins),"
+    " jid AS (SELECT j.n, j.k, j.eid, COALESCE(ins.id, u.id, fi.id) AS id,"
+    "  ins.id IS NULL AS absorbed FROM j"
+    "  LEFT JOIN ins ON ins.n = j.n AND ins.k = j.k"
+    "  LEFT JOIN u ON j.s AND u.app = j.a"
+    "  LEFT JOIN ins fi ON j.s AND fi.s AND fi.a = j.a),"
+    " l AS (INSERT INTO event_jobs(event_id, job_id)"
+    "  SELECT DISTINCT eid, id FROM jid ON CONFLICT DO NOTHING)"
+    " SELECT o_i, o_event, o_job, o_absorbed FROM"
+    " (SELECT d.n AS o_i, de.eid AS o_event, NULL::bigint AS o_job,"
+    "  NULL::boolean AS o_absorbed, 0::bigint AS k"
+    "  FROM d LEFT JOIN de ON de.n = d.n"
+    "  UNION ALL SELECT n, eid, id, absorbed, k FROM jid) r"
+    " ORDER BY o_i, k";
 
 /* Adds key: s (NULL as null) to o; -1 when out of memory. */
 static int
@@ -907,7 +926,7 @@ store_pg_json_num(cJSON *o, const char *key, double n)
 	return cJSON_AddNumberToObject(o, key, n) != NULL ? 0 : -1;
 }
 
-/* The deliveries as the function's JSON argument (caller frees). */
+/* The deliveries as the statement's JSON argument (caller frees). */
 static char *
 store_pg_ingest_json(const struct store_delivery *ds, size_t n)
 {
@@ -963,7 +982,7 @@ out:
 	return s;
 }
 
-/* The function's rows into ds; -1 when they do not fit the deliveries. */
+/* The statement's rows into ds; -1 when they do not fit the deliveries. */
 static int
 store_pg_ingest_rows(struct store *st, const PGresult *res,
     struct store_delivery *ds, size_t n)
@@ -1010,9 +1029,9 @@ store_pg_ingest_rows(struct store *st, const PGresult *res,
 }
 
 /*
- * The pipeline: SAVEPOINT, the function (made at the session's first
- * round, inside the savepoint so that a failure to make it only costs
- * the fallback), the call, RELEASE, one sync; with whole, BEGIN before
+ * The pipeline: SAVEPOINT, the statement's preparation (at the
+ * session's first round, inside the savepoint so that a failure to
+ * prepare it only costs the fallback), the call, RELEASE, one sync; with whole, BEGIN before
  * and COMMIT after, so that a round of deliveries only is one round trip
  * (add_deliveries_commit).  0: stored (ds filled; with whole, committed);
  * 1: the call failed and its savepoint was rolled back (err says why;
@@ -1025,18 +1044,18 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 {
 	const char	*sql[7], *vals[2];
 	ExecStatusType	 want[7], rs;
-	char		*json, now[24], notify[128];
+	char		*json, now[24], notify[128], name[24];
 	PGresult	*res, *rows = NULL;
-	size_t		 q, nq = 0, call, nulls, sp, ci;
+	size_t		 q, nq = 0, call, nulls, sp, ci, prep;
 	const char	*state;
-	int		 rc = -1, sent = 1, synced, bad = 0, make;
+	int		 rc = -1, sent = 1, synced, bad = 0;
 	int		 missing = 0;
 
 	if (PQstatus(st->conn) == CONNECTION_BAD) {
 		store_pg_errmsg(st, err, errlen, "ingest", NULL);
 		return -1;
 	}
-	make = !(st->prepared & (1u << STORE_PG_ST_INGEST_FN));
+	snprintf(name, sizeof(name), "gitopsd_%d", (int)STORE_PG_ST_INGEST);
 	if (whole) {
 		want[nq] = PGRES_COMMAND_OK;
 		sql[nq++] = "BEGIN";
@@ -1045,14 +1064,15 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 	sp = nq;
 	want[nq] = PGRES_COMMAND_OK;
 	sql[nq++] = "SAVEPOINT ingest";
-	if (make) {
+	prep = SIZE_MAX;
+	if (!(st->prepared & (1u << STORE_PG_ST_INGEST))) {
+		prep = nq;
 		want[nq] = PGRES_COMMAND_OK;
-		sql[nq++] = store_pg_ingest_fn;
+		sql[nq++] = store_pg_ingest_sql;
 	}
 	call = nq;
 	want[nq] = PGRES_TUPLES_OK;
-	sql[nq++] = "SELECT o_i, o_event, o_job, o_absorbed FROM"
-	    " pg_temp.gitopsd_ingest($1::jsonb, $2::bigint)";
+	sql[nq++] = name;
 	want[nq] = PGRES_COMMAND_OK;
 	sql[nq++] = "RELEASE SAVEPOINT ingest";
 	ci = nq;	/* none: past the end */
@@ -1080,9 +1100,17 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 		free(json);
 		return -1;
 	}
-	for (q = 0; q < nq && sent; q++)
-		sent = PQsendQueryParams(st->conn, sql[q], q == call ? 2 : 0,
-		    NULL, q == call ? vals : NULL, NULL, NULL, 0) == 1;
+	for (q = 0; q < nq && sent; q++) {
+		if (q == prep)
+			sent = PQsendPrepare(st->conn, name, sql[q], 2,
+			    NULL) == 1;
+		else if (q == call)
+			sent = PQsendQueryPrepared(st->conn, name, 2, vals,
+			    NULL, NULL, 0) == 1;
+		else
+			sent = PQsendQueryParams(st->conn, sql[q], 0, NULL,
+			    NULL, NULL, NULL, 0) == 1;
+	}
 	/* Also after a failed send: the sync flushes what went out. */
 	synced = PQpipelineSync(st->conn) == 1;
 	if (!sent || !synced) {
@@ -1114,7 +1142,7 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 				state = PQresultErrorField(res,
 				    PG_DIAG_SQLSTATE);
 				missing = state != NULL &&
-				    strcmp(state, "42883") == 0;
+				    strcmp(state, "26000") == 0;
 			}
 			if (q <= sp || q >= nq || (q == ci && !bad))
 				bad = 2;
@@ -1123,8 +1151,12 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 			PQclear(res);
 		} else if (q == call && rows == NULL)
 			rows = res;
-		else
+		else {
+			/* A prepared statement outlives a rollback. */
+			if (q == prep)
+				st->prepared |= 1u << STORE_PG_ST_INGEST;
 			PQclear(res);
+		}
 	}
 	if (PQexitPipelineMode(st->conn) != 1 ||
 	    PQstatus(st->conn) == CONNECTION_BAD || bad == 2) {
@@ -1133,10 +1165,10 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 		goto out;
 	}
 	if (bad) {
-		/* undefined_function: the round that made it was rolled
-		 * back.  The next call makes it again. */
+		/* invalid_sql_statement_name: not prepared after all.  The
+		 * next call prepares it again. */
 		if (missing)
-			st->prepared &= ~(1u << STORE_PG_ST_INGEST_FN);
+			st->prepared &= ~(1u << STORE_PG_ST_INGEST);
 		if (store_pg_cmd(st, "ROLLBACK TO SAVEPOINT ingest", NULL,
 		    "rollback to", NULL, NULL, 0) == -1 ||
 		    store_pg_cmd(st, "RELEASE SAVEPOINT ingest", NULL,
@@ -1145,7 +1177,6 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 		rc = 1;
 		goto out;
 	}
-	st->prepared |= 1u << STORE_PG_ST_INGEST_FN;
 	if (whole)
 		st->in_tx = st->wake = 0;
 	if (rows == NULL || store_pg_ingest_rows(st, rows, ds, n) == -1) {
@@ -1718,6 +1749,7 @@ store_pg_finish(struct store *st, const struct store_finish *f, char *err,
     size_t errlen)
 {
 	struct store_pg_params	 p = { .n = 0 };
+	PGresult		*res;
 	int64_t			 n;
 
 	store_pg_p_int(&p, f->job_id);
@@ -1730,39 +1762,36 @@ store_pg_finish(struct store *st, const struct store_finish *f, char *err,
 	store_pg_p_opt(&p, f->started_ms);
 	store_pg_p_text(&p, f->owner);
 	store_pg_p_int(&p, f->claim);
+	store_pg_p_int(&p, f->state == JOB_SUCCEEDED);
+	/* A job that waits has not finished its attempt. */
+	store_pg_p_text(&p, f->state != JOB_WAITING ? "true" : "false");
 	st->wake = 1;
 	/*
 	 * The fence first: a job taken over is another runner's now, and
-	 * its attempt row is not this one's either.  WAITING keeps the
-	 * attempt's start: the apply.
+	 * its attempt row is not this one's either (the attempt is written
+	 * only for the job the update matched).  WAITING keeps the
+	 * attempt's start: the apply.  One prepared statement: finishing
+	 * is on the store thread's path between rounds of deliveries.
 	 */
-	if (store_pg_cmd(st, "UPDATE jobs SET state = $2, attempts = $3,"
+	if ((res = store_pg_qp(st, STORE_PG_ST_FINISH, "WITH u AS"
+	    " (UPDATE jobs SET state = $2, attempts = $3,"
 	    " not_before = $4, updated = $5, error = $6,"
 	    " result = coalesce($7, result),"
 	    " started = CASE WHEN $2::int = 6 THEN $8::bigint END,"
 	    " lease_owner = NULL, lease_until = NULL"
 	    " WHERE id = $1 AND state = 2 AND lease_owner IS NOT DISTINCT FROM $9"
-	    " AND claims = $10",
-	    &p, "finish", &n, err, errlen) == -1)
+	    " AND claims = $10 RETURNING id),"
+	    " a AS (INSERT INTO attempts(job_id, n, started, ended, ok, error)"
+	    " SELECT id, $3::int, $8::bigint, $5::bigint, $11::int, $6::text"
+	    " FROM u WHERE $12::boolean"
+	    " ON CONFLICT (job_id, n) DO UPDATE SET started = excluded.started,"
+	    " ended = excluded.ended, ok = excluded.ok, error = excluded.error)"
+	    " SELECT count(*) FROM u", &p, PGRES_TUPLES_OK, "finish", err,
+	    errlen)) == NULL)
 		return -1;
-	if (n == 0)
-		return 1;
-	/* A job that waits has not finished its attempt. */
-	if (f->state == JOB_WAITING)
-		return 0;
-	p.n = 0;
-	store_pg_p_int(&p, f->job_id);
-	store_pg_p_int(&p, f->attempts);
-	store_pg_p_opt(&p, f->started_ms);
-	store_pg_p_int(&p, f->ended_ms);
-	store_pg_p_int(&p, f->state == JOB_SUCCEEDED);
-	store_pg_p_text(&p, f->error);
-	return store_pg_cmd(st, "INSERT INTO"
-	    " attempts(job_id, n, started, ended, ok, error)"
-	    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, n)"
-	    " DO UPDATE SET started = excluded.started, ended = excluded.ended,"
-	    " ok = excluded.ok, error = excluded.error", &p, "attempt", NULL,
-	    err, errlen);
+	n = store_pg_int(res, 0, 0);
+	PQclear(res);
+	return n == 0 ? 1 : 0;
 }
 
 static int

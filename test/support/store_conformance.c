@@ -707,6 +707,165 @@ conf_deliveries_whole(void **state)
 	conf_whole = 0;
 }
 
+/* The event row of delivery in rows, or NULL. */
+static const struct store_event_row *
+conf_event_row(const struct store_event_row *rows, size_t n,
+    const char *delivery)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(rows[i].delivery, delivery) == 0)
+			return &rows[i];
+	return NULL;
+}
+
+/* 1 when the event row links job_id. */
+static int
+conf_links(const struct store_event_row *row, int64_t job_id)
+{
+	size_t	 i;
+
+	for (i = 0; row != NULL && i < row->njob_ids; i++)
+		if (row->job_ids[i] == job_id)
+			return 1;
+	return 0;
+}
+
+/*
+ * A round every delivery of which the backend can take in one go (no bad
+ * bytes): duplicates within it and against earlier rounds, an app's
+ * first sync of the round absorbing the later ones (the last revision
+ * wins), an app's sync queued before absorbing the round's, and every
+ * event linked to the jobs it made or fed.
+ */
+static void
+conf_deliveries_set(void **state)
+{
+	static const int	 maxa[2] = { 3, 5 };
+	struct job_spec		 s1[2] = {
+		{ .kind = JOB_SYNC, .app = "web", .repo = "apps",
+		    .revision = "w1" },
+		{ .kind = JOB_UPDATE_IMAGE, .app = "web", .repo = "apps",
+		    .image = "registry.local/web", .tag = "2.0.0" },
+	};
+	struct job_spec		 s2[2] = {
+		{ .kind = JOB_SYNC, .app = "web", .repo = "apps",
+		    .revision = "w2" },
+		{ .kind = JOB_SYNC, .app = "api", .repo = "apps",
+		    .revision = "a1" },
+	};
+	struct job_spec		 s4[2] = {
+		{ .kind = JOB_SYNC, .app = "api", .repo = "apps",
+		    .revision = "a2" },
+		{ .kind = JOB_SYNC, .app = "web", .repo = "apps",
+		    .revision = "w3" },
+	};
+	struct job_spec		 dup = { .kind = JOB_SYNC, .app = "web",
+				    .repo = "apps", .revision = "wx" };
+	const struct {
+		const char		*delivery;
+		const struct job_spec	*jobs;
+		size_t			 njobs;
+	} plan[6] = {
+		{ "s-1", s1, 2 },
+		{ "s-0", &dup, 1 },	/* stored before */
+		{ "s-2", s2, 2 },
+		{ "s-1", &dup, 1 },	/* again in the round */
+		{ "s-3", NULL, 0 },
+		{ "s-4", s4, 2 },
+	};
+	int64_t			 ids[6][2], api, web, next;
+	struct store_delivery	 ds[6];
+	struct store_job_row	 r;
+	struct store_event_row	*rows;
+	const struct store_event_row *row;
+	struct store		*st;
+	size_t			 i, n;
+	int			 ab;
+
+	(void)state;
+	st = conf_open();
+	OK(OPS->writer_start(st, 0, err, sizeof(err)));
+	assert_int_equal(conf_event(st, "github", "s-0", 900, NULL), 0);
+	api = conf_job(st, JOB_SYNC, "api", "apps", "a0", 0, &ab);
+	assert_int_equal(ab, 0);
+	memset(ds, 0, sizeof(ds));
+	memset(ids, 0, sizeof(ids));
+	for (i = 0; i < nitems(ds); i++) {
+		ds[i].ev = (struct store_event){ "github", plan[i].delivery,
+		    "push", "summary", 1000 + (int64_t)i };
+		ds[i].jobs = plan[i].jobs;
+		ds[i].njobs = plan[i].njobs;
+		ds[i].max_attempts = maxa;
+		ds[i].job_ids = ids[i];
+		ds[i].status = 99;
+	}
+	conf_round(st, ds, nitems(ds), 2000);
+
+	assert_int_equal(ds[0].status, 0);
+	assert_int_equal(ds[0].added, 2);
+	web = ids[0][0];
+	assert_true(web > api && ids[0][1] > web);
+	assert_int_equal(ds[1].status, 1);
+	assert_int_equal(ds[2].status, 0);
+	assert_int_equal(ds[2].added, 0);
+	assert_int_equal(ids[2][0], web);
+	assert_int_equal(ids[2][1], api);
+	assert_int_equal(ds[3].status, 1);
+	assert_int_equal(ds[4].status, 0);
+	assert_int_equal(ds[4].added, 0);
+	assert_int_equal(ds[5].status, 0);
+	assert_int_equal(ds[5].added, 0);
+	assert_int_equal(ids[5][0], api);
+	assert_int_equal(ids[5][1], web);
+	assert_true(ds[0].event_id < ds[2].event_id &&
+	    ds[2].event_id < ds[4].event_id &&
+	    ds[4].event_id < ds[5].event_id);
+
+	assert_int_equal(OPS->get_job(st, web, &r, err, sizeof(err)), 1);
+	assert_string_equal(r.revision, "w3");
+	assert_int_equal(r.event_id, ds[0].event_id);
+	assert_int_equal(r.max_attempts, 3);
+	assert_int_equal(r.state, JOB_QUEUED);
+	store_job_row_clear(&r);
+	assert_int_equal(OPS->get_job(st, ids[0][1], &r, err, sizeof(err)), 1);
+	assert_int_equal(r.kind, JOB_UPDATE_IMAGE);
+	assert_string_equal(r.tag, "2.0.0");
+	assert_int_equal(r.max_attempts, 5);
+	store_job_row_clear(&r);
+	assert_int_equal(OPS->get_job(st, api, &r, err, sizeof(err)), 1);
+	assert_string_equal(r.revision, "a2");
+	assert_int_equal(r.event_id, 0);
+	store_job_row_clear(&r);
+
+	OK(OPS->list_events(st, 0, 10, &rows, &n, &next, err, sizeof(err)));
+	assert_int_equal(n, 5);	/* s-0 .. s-4, s-1 once */
+	row = conf_event_row(rows, n, "s-1");
+	assert_non_null(row);
+	assert_int_equal(row->id, ds[0].event_id);
+	assert_int_equal(row->njob_ids, 2);
+	assert_true(conf_links(row, web) && conf_links(row, ids[0][1]));
+	row = conf_event_row(rows, n, "s-2");
+	assert_int_equal(row != NULL ? row->njob_ids : 0, 2);
+	assert_true(conf_links(row, web) && conf_links(row, api));
+	row = conf_event_row(rows, n, "s-3");
+	assert_int_equal(row != NULL ? row->njob_ids : 1, 0);
+	row = conf_event_row(rows, n, "s-4");
+	assert_int_equal(row != NULL ? row->njob_ids : 0, 2);
+	assert_true(conf_links(row, web) && conf_links(row, api));
+	store_event_rows_free(rows, n);
+	OPS->close(st);
+}
+
+static void
+conf_deliveries_set_whole(void **state)
+{
+	conf_whole = 1;
+	conf_deliveries_set(state);
+	conf_whole = 0;
+}
+
 /* ---- jobs */
 
 static void
@@ -2288,6 +2447,8 @@ main(int argc, char **argv)
 		T(conf_rollback),
 		T(conf_deliveries),
 		T(conf_deliveries_whole),
+		T(conf_deliveries_set),
+		T(conf_deliveries_set_whole),
 		T(conf_absorb),
 		T(conf_claim_rules),
 		T(conf_finish_attempts),
