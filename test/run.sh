@@ -5,7 +5,8 @@
 # one summary line "N passed, N failed" over all test cases.
 #   GITOPSD_BUILD  build directory with sanitized binaries (build-san)
 #   TEST_ONLY      unit | integration (default: both)
-#   TEST_FILTER    substring: run only matching unit binaries / test modules
+#   TEST_FILTER    substrings, comma-separated: run only the unit binaries
+#                  and test modules whose names contain one of them
 set -u
 cd "$(dirname "$0")/.."
 B=${GITOPSD_BUILD:-build-san}
@@ -28,7 +29,13 @@ unit_bins() {
 	for src in test/unit/test_*.c; do
 		t="$B/test/$(basename "$src" .c)"
 		[ -x "$t" ] || continue
-		case "$t" in *"$FILTER"*) ;; *) continue ;; esac
+		if [ -n "$FILTER" ]; then
+			hit=""
+			for f in $(echo "$FILTER" | tr ',' ' '); do
+				case "$t" in *"$f"*) hit=1 ;; esac
+			done
+			[ -n "$hit" ] || continue
+		fi
 		echo "$t"
 	done
 }

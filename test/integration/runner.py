@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Runs every test/integration/test_*.py module with unittest and prints
 "integration: N passed, N failed" last.  argv[1] (optional) filters module
-names by substring.
+names: a module runs when its name contains one of the comma-separated
+substrings.
 
 Each test runs under a watchdog: a test (with its class set-up) that is
 still running after GITOPSD_TEST_LIMIT seconds (default 300, three times
@@ -66,13 +67,14 @@ class TimedResult(unittest.TextTestResult):
 
 
 def main():
-    flt = sys.argv[1] if len(sys.argv) > 1 else ""
+    flts = [f for f in (sys.argv[1] if len(sys.argv) > 1 else "").split(",")
+            if f]
     loader = unittest.TestLoader()
     suite = unittest.TestSuite()
     for name in sorted(os.listdir(HERE)):
         if not (name.startswith("test_") and name.endswith(".py")):
             continue
-        if flt and flt not in name:
+        if flts and not any(f in name for f in flts):
             continue
         suite.addTests(loader.discover(HERE, pattern=name))
     signal.signal(signal.SIGALRM, _on_alarm)
