@@ -84,6 +84,21 @@ admin_error(struct buf *body, int status, const char *msg)
 }
 
 /*
+ * A read the store could not answer.  A shared store is another service:
+ * what fails there (a lost connection, a query the server cancelled after
+ * the loop connections' statement timeout because another session held a
+ * lock) passes by itself, so the client is told to come back (503).
+ * SQLite's own file failing is this process's error (500).
+ */
+static int
+admin_store_error(const struct store_ops *ops, struct buf *body,
+    const char *err)
+{
+	log_warnx("admin: %s", err);
+	return admin_error(body, ops->shared ? 503 : 500, "store error");
+}
+
+/*
  * A notify job's alert: which notifier, failure or recovery, and the job
  * it is about, so a job's alerts can be found (they belong to no event).
  */
@@ -194,8 +209,7 @@ admin_events(struct queue *q, const char *query, struct buf *body)
 		return admin_error(body, 400, "bad limit or after");
 	if (ops->list_events(rd, after, limit, &rows, &n, &next, err,
 	    sizeof(err)) == -1) {
-		log_warnx("admin: %s", err);
-		return admin_error(body, 500, "store error");
+		return admin_store_error(ops, body, err);
 	}
 	o = cJSON_CreateObject();
 	arr = cJSON_AddArrayToObject(o, "events");
@@ -241,8 +255,7 @@ admin_replicas(struct queue *q, struct buf *body)
 	if (ops->list_replicas(rd, &rows, &n, err, sizeof(err)) == -1 ||
 	    ops->list_roles(rd, &roles, &nroles, err, sizeof(err)) == -1) {
 		store_replica_rows_free(rows, n);
-		log_warnx("admin: %s", err);
-		return admin_error(body, 500, "store error");
+		return admin_store_error(ops, body, err);
 	}
 	o = cJSON_CreateObject();
 	arr = cJSON_AddArrayToObject(o, "replicas");
@@ -330,8 +343,7 @@ admin_jobs(struct queue *q, const char *query, struct buf *body)
 	rc = ops->list_jobs(rd, &f, &rows, &n, &next, err, sizeof(err));
 	free(app);
 	if (rc == -1) {
-		log_warnx("admin: %s", err);
-		return admin_error(body, 500, "store error");
+		return admin_store_error(ops, body, err);
 	}
 	o = cJSON_CreateObject();
 	arr = cJSON_AddArrayToObject(o, "jobs");
@@ -361,8 +373,7 @@ admin_job(struct queue *q, int64_t id, struct buf *body)
 	    sizeof(err)) == -1) {
 		if (rc == 1)
 			store_job_row_clear(&r);
-		log_warnx("admin: %s", err);
-		return admin_error(body, 500, "store error");
+		return admin_store_error(ops, body, err);
 	}
 	o = admin_job_json(&r);
 	arr = cJSON_AddArrayToObject(o, "attempts_log");
@@ -540,6 +551,8 @@ admin_apps(struct queue *q, struct poller *pl, const char *name,
     struct buf *body)
 {
 	const struct config	*cfg = queue_config(q);	/* swapped on the loop */
+	struct store		*rd;
+	const struct store_ops	*ops = queue_reader(q, &rd);
 	char			 err[256];
 	cJSON			*o = NULL, *arr, *a;
 	size_t			 i;
@@ -566,8 +579,7 @@ admin_apps(struct queue *q, struct poller *pl, const char *name,
 	return admin_reply(body, 200, o);
 fail:
 	cJSON_Delete(o);
-	log_warnx("admin: %s", err);
-	return admin_error(body, 500, "store error");
+	return admin_store_error(ops, body, err);
 }
 
 static int

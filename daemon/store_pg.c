@@ -77,6 +77,27 @@
 #define STORE_PG_CLAIM_SLACK	64
 /* Reconnect attempts after a lost connection: doubling from/up to. */
 #define STORE_PG_CONNECT_TIMEOUT_S "10"	/* when the DSN says none */
+/*
+ * A server that goes silent in the middle of a query (its host gone, a
+ * network that drops packets) would hold the caller until the kernel gives
+ * up, minutes later.  When the DSN says nothing of its own: keepalive
+ * probes after 10 s of silence, every 5 s, 3 unanswered mean the
+ * connection is dead (about 25 s), and data the server's host has not
+ * acknowledged for 25 s does the same.  A server that is only slow still
+ * answers probes.
+ */
+#define STORE_PG_KEEPALIVES_IDLE_S	"10"
+#define STORE_PG_KEEPALIVES_INTERVAL_S	"5"
+#define STORE_PG_KEEPALIVES_COUNT	"3"
+#define STORE_PG_TCP_USER_TIMEOUT_MS	"25000"
+/*
+ * The event loop's own connections (admin reads and writes, wake-ups) run
+ * their queries synchronously on the loop; a query that waits on a lock
+ * the store thread or another session holds would stop every webhook and
+ * every admin request meanwhile.  The server cancels such a query after
+ * this long; the admin call fails with it.
+ */
+#define STORE_PG_LOOP_STATEMENT_TIMEOUT_MS "5000"
 #define STORE_PG_BACKOFF_MIN_MS	100
 #define STORE_PG_BACKOFF_MAX_MS	5000
 /* LISTEN/NOTIFY channel of job wake-ups (see the top). */
@@ -400,6 +421,10 @@ store_pg_session(struct store *st, char *err, size_t errlen)
 	if (store_pg_cmd(st, "SET synchronous_commit = on", NULL,
 	    "session", NULL, err, errlen) == -1)
 		return -1;
+	if (st->loop && store_pg_cmd(st, "SET statement_timeout = "
+	    STORE_PG_LOOP_STATEMENT_TIMEOUT_MS, NULL, "session", NULL, err,
+	    errlen) == -1)
+		return -1;
 	if (st->listening)
 		return store_pg_cmd(st, "LISTEN " STORE_PG_CHANNEL, NULL,
 		    "listen", NULL, err, errlen);
@@ -474,12 +499,16 @@ out:
 /*
  * A DSN without connect_timeout would let libpq wait for a host that
  * drops packets as long as the kernel retries (minutes), with the store
- * thread and every webhook behind it.  The default comes first, so the
- * DSN's own value (the expanded dbname) wins.
+ * thread and every webhook behind it; the keepalive and TCP timeouts do
+ * the same for a connection that is up (above).  The defaults come
+ * first, so the DSN's own values (the expanded dbname) win.
  */
-static const char *const store_pg_conn_keys[] = { "connect_timeout", "dbname",
-    NULL };
-#define STORE_PG_CONN_VALS(dsn)	{ STORE_PG_CONNECT_TIMEOUT_S, (dsn), NULL }
+static const char *const store_pg_conn_keys[] = { "connect_timeout",
+    "keepalives_idle", "keepalives_interval", "keepalives_count",
+    "tcp_user_timeout", "dbname", NULL };
+#define STORE_PG_CONN_VALS(dsn)	{ STORE_PG_CONNECT_TIMEOUT_S, \
+    STORE_PG_KEEPALIVES_IDLE_S, STORE_PG_KEEPALIVES_INTERVAL_S, \
+    STORE_PG_KEEPALIVES_COUNT, STORE_PG_TCP_USER_TIMEOUT_MS, (dsn), NULL }
 
 static PGconn *
 store_pg_connect(const char *dsn, int start)
@@ -577,7 +606,15 @@ store_pg_open_start(const char *dsn, char *err, size_t errlen)
 static void
 store_pg_loop(struct store *st)
 {
+	PGresult	*res;
+
 	st->loop = 1;
+	/* This session was made before it served the loop.  If the SET
+	 * fails the connection is as good as lost: the loop makes it
+	 * again, and store_pg_session sets the timeout then. */
+	res = PQexec(st->conn, "SET statement_timeout = "
+	    STORE_PG_LOOP_STATEMENT_TIMEOUT_MS);
+	PQclear(res);
 }
 
 static int

@@ -336,6 +336,66 @@ class PostgresDaemonTest(pg_server.ServerTestCase):
         self.assertEqual(d.stop(), 0, d.log()[-3000:])
         self.assertNotIn(DSN_PASSWORD, d.log())
 
+    def test_locked_table_does_not_stop_the_loop(self):
+        """An admin read that waits on a lock another session holds is
+        cancelled by the server after the loop connections' statement
+        timeout (5 s): /healthz answers meanwhile within that bound, the
+        read fails with 503, and the API answers again once the lock is
+        gone.  Without the timeout the loop would wait for the lock."""
+        d = self.daemon()
+        d.start()
+        self.assertEqual(d.admin("GET", "/api/v1/jobs").status, 200)
+        psql = os.path.join(self.pg.bindir, "psql")
+        if not os.path.exists(psql):
+            psql = "psql"
+        locker = subprocess.Popen(
+            [psql, "-X", "-q", "-d", self.pg.dsn(self.db), "-c",
+             "BEGIN; LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE;"
+             " SELECT pg_sleep(600); COMMIT;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def unlock():
+            # The server's backend sleeps on with the lock after its
+            # client is gone: end it there.
+            self.sql("SELECT pg_terminate_backend(pid) FROM pg_locks"
+                     " WHERE granted AND mode = 'AccessExclusiveLock' AND"
+                     " relation = 'jobs'::regclass")
+            locker.kill()
+            locker.wait()
+        self.addCleanup(unlock)
+        harness.wait_until(lambda: self.sql(
+            "SELECT count(*) FROM pg_locks WHERE granted AND"
+            " mode = 'AccessExclusiveLock' AND"
+            " relation = 'jobs'::regclass") == "1", what="the lock")
+        got = {}
+
+        def read():
+            t = time.time()
+            r = harness.request(d.admin_port, "GET", "/api/v1/jobs",
+                                timeout=60)
+            got["status"], got["took"] = r.status, time.time() - t
+        reader = threading.Thread(target=read)
+        reader.start()
+        # The read holds the loop until the server cancels it.
+        time.sleep(0.5)
+        worst = 0.0
+        t0 = time.time()
+        while time.time() < t0 + 8:
+            t = time.time()
+            r = harness.request(d.admin_port, "GET", "/healthz", timeout=30)
+            worst = max(worst, time.time() - t)
+            self.assertEqual(r.status, 200)
+            time.sleep(0.1)
+        reader.join(60)
+        self.assertLess(worst, 7.0, d.log()[-3000:])
+        self.assertEqual(got.get("status"), 503, (got, d.log()[-3000:]))
+        self.assertLess(got["took"], 8.0, d.log()[-3000:])
+        self.assertIn("statement timeout", d.log())
+        unlock()
+        self.assertEqual(self.wait_status(d, "/api/v1/jobs", 200), 200,
+                         d.log()[-3000:])
+        self.assertEqual(d.stop(), 0, d.log()[-3000:])
+
     def ensure_running(self):
         try:
             self.pg.psql("SELECT 1")
