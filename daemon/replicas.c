@@ -240,7 +240,16 @@ replicas_claim_id(const struct store_ops *ops, struct store *st,
 	first = row.heartbeat_ms;
 	log_kv(LOG_LEVEL_INFO, "replica id has a fresh heartbeat: waiting to"
 	    " see whether its process is alive", "replica", replica_id(), NULL);
-	deadline = util_mono_ms() + beat_ms * 2 + 500;
+	/*
+	 * Until the row is as old as the other replicas' rule for a gone
+	 * one (three missed beats), and half a second more: a live process
+	 * whose store thread is busy beats late, and two beats were seen
+	 * not to be enough on a loaded machine.  The same bound as the
+	 * periodic role's, so an id is never taken from a process the
+	 * others still count alive.
+	 */
+	deadline = util_mono_ms() + 500 + REPLICAS_TIMEOUT_BEATS * beat_ms -
+	    (util_now_ms() - row.heartbeat_ms);
 	while (util_mono_ms() < deadline) {
 		usleep(100 * 1000);
 		if ((r = replicas_find_own(ops, st, &row, err, errlen)) <= 0)
