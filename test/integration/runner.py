@@ -67,8 +67,9 @@ class TimedResult(unittest.TextTestResult):
 
 
 def main():
-    flts = [f for f in (sys.argv[1] if len(sys.argv) > 1 else "").split(",")
-            if f]
+    flts = [f.strip() for f in
+            (sys.argv[1] if len(sys.argv) > 1 else "").split(",")
+            if f.strip()]
     loader = unittest.TestLoader()
     suite = unittest.TestSuite()
     for name in sorted(os.listdir(HERE)):
