@@ -14,7 +14,8 @@
 # request includes PostgreSQL's (and HAProxy's); where the server's time
 # went (pg_stat_statements, WAL syncs) is printed after the table.
 #
-#   GITOPSD    binary (default build/gitopsd; `make B=build` builds it)
+#   GITOPSD    binary, absolute or relative to the tree (default
+#              build/gitopsd; `make B=build` builds it)
 #   INGEST_NO_POLL_KEY=1  leave repos[].poll_interval_s out of the config
 #              (for builds older than Git polling; see gen.py)
 #   DURATION   seconds per run (10)   CONNS  connections (32)
@@ -25,6 +26,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 BIN=${GITOPSD:-build/gitopsd}
+case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
@@ -156,7 +158,7 @@ SYNCW=$(dd if=/dev/zero of="$WORK/ddtest" bs=4k count=200 oflag=dsync 2>&1 |
     awk '/copied/ { printf "%.2f", $(NF-3) * 1000 / 200 }')
 rm -f "$WORK/ddtest"
 
-(cd "$WORK" && exec "$ROOT/$BIN" -c "$WORK/gitopsd.yaml" \
+(cd "$WORK" && exec "$BIN" -c "$WORK/gitopsd.yaml" \
     >"$WORK/gitopsd.log" 2>&1) &
 GPID=$!
 wait_up "http://127.0.0.1:$APORT/readyz"
@@ -188,7 +190,7 @@ start_replica() {
 	sed -e "s|@PORT@|$port|" -e "s|@ADMIN@|$admin|" \
 	    -e "s|@DSN@|$WORK/$2.dsn|" -e "s|@WORK@|$WORK/$2.r$1/repos|" \
 	    "$WORK/gitopsd-pg.yaml.in" >"$WORK/$2.r$1/gitopsd.yaml"
-	(cd "$WORK/$2.r$1" && exec "$ROOT/$BIN" -c "$WORK/$2.r$1/gitopsd.yaml" \
+	(cd "$WORK/$2.r$1" && exec "$BIN" -c "$WORK/$2.r$1/gitopsd.yaml" \
 	    >"$WORK/$2.r$1/gitopsd.log" 2>&1) &
 	RPIDS="$RPIDS $!"
 	eval "RPORT_$1=$port RADMIN_$1=$admin"
