@@ -528,6 +528,9 @@ queue_store_resend(struct queue *q, const struct config *cfg, int64_t now,
 	char			 n[24];
 
 	for (i = 0; i < cfg->napps; i++) {
+		/* Most apps' notifiers re-send nothing: no read for them. */
+		if (!notify_app_resends(cfg, cfg->apps[i].name))
+			continue;
 		if (q->ops->app_get(q->wr, cfg->apps[i].name, &app, err,
 		    errlen) == -1)
 			return -1;

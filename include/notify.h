@@ -84,6 +84,9 @@ void	notify_resend_plan(const struct config *, const char *app,
 	    const struct notify_open_set *, struct notify_plan *out);
 /* The shortest resend interval of any notifier in ms; 0: none. */
 int64_t	notify_resend_every_ms(const struct config *);
+/* Whether one of app's notifiers has a resend interval: only then is its
+ * status worth reading for a re-send pass. */
+int	notify_app_resends(const struct config *, const char *app);
 /*
  * Plan the sync.started alerts of sync job j, whose attempt starts on
  * revision (the resolved commit): to NOTIFIER_STATUS types and to

@@ -610,6 +610,23 @@ notify_resend_every_ms(const struct config *cfg)
 	return every;
 }
 
+int
+notify_app_resends(const struct config *cfg, const char *app)
+{
+	const struct config_notifier	*n;
+	char *const			*names;
+	size_t				 nnames, i;
+
+	names = notify_names(cfg, notify_find_app(cfg, app), &nnames);
+	for (i = 0; i < nnames; i++) {
+		n = notify_find_notifier(cfg, names[i]);
+		if (n != NULL && n->plugin != NULL &&
+		    n->plugin->resend_s != NULL && n->plugin->resend_s(n) > 0)
+			return 1;
+	}
+	return 0;
+}
+
 void
 notify_resend_plan(const struct config *cfg, const char *app,
     const struct notify_open_set *open, struct notify_plan *out)

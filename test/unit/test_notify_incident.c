@@ -596,6 +596,17 @@ test_plan_reasons(void **state)
 	cJSON_Delete(b);
 	notify_plan_free(&p);
 	assert_int_equal(notify_resend_every_ms(cfg), 60000);
+	/* Only an app with a re-sending notifier is read for a pass. */
+	assert_true(notify_app_resends(cfg, "web"));
+	app.nnotify = 0;	/* the default list: none */
+	assert_false(notify_app_resends(cfg, "web"));
+	app.notify += 1;	/* pd alone */
+	app.nnotify = 1;
+	assert_false(notify_app_resends(cfg, "web"));
+	app.notify -= 1;	/* am alone */
+	assert_true(notify_app_resends(cfg, "web"));
+	app.nnotify = 2;
+	assert_false(notify_app_resends(cfg, "other"));
 	notify_open_free(&open);
 }
 
