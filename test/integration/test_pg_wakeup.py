@@ -164,7 +164,11 @@ class WakeupTest(pg_server.ServerTestCase):
               % (started * 1000))
         # Under Valgrind every step is ten times slower.
         self.assertLess(started, 2.0 * harness.TIMEOUT_SCALE)
-        self.assertIn("job %d sync app=demo" % demo["id"], a.log())
+        # The worker logs the start after the claim is committed (the API
+        # saw it running first): under Valgrind the line can lag.
+        line = "job %d sync app=demo" % demo["id"]
+        harness.wait_until(lambda: line in a.log(), timeout=5,
+                           what="%r in the log" % line)
         a.stop()
 
     def push_demo(self, d):
@@ -192,7 +196,10 @@ class WakeupTest(pg_server.ServerTestCase):
             time.sleep(0.05)
         self.assertEqual(held and held["state"], "running", held)
         # A claimed it in the round that stored it: its only worker hangs.
-        self.assertIn("job %d sync app=held" % held["id"], a.log())
+        # (Its worker's line may lag the state the API shows.)
+        held_line = "job %d sync app=held" % held["id"]
+        harness.wait_until(lambda: held_line in a.log(), timeout=5,
+                           what="%r in A's log" % held_line)
         self.assertNotIn("app=held", b.log())
 
         demo, started = self.push_demo(a)
@@ -204,7 +211,8 @@ class WakeupTest(pg_server.ServerTestCase):
         # Under Valgrind every step is ten times slower.
         self.assertLess(started, 2.0 * harness.TIMEOUT_SCALE)
         line = "job %d sync app=demo" % demo["id"]
-        self.assertIn(line, b.log())
+        harness.wait_until(lambda: line in b.log(), timeout=5,
+                           what="%r in B's log" % line)
         self.assertNotIn(line, a.log())
         self.assertIn("wake-ups: 1 from other replicas", b.log())
         deadline = time.time() + 30
