@@ -325,6 +325,13 @@ store_pg_q(struct store *st, const char *sql, const struct store_pg_params *p,
 	return res;
 }
 
+/* The session's name of prepared statement id. */
+static void
+store_pg_stmt_name(enum store_pg_stmt id, char *name, size_t len)
+{
+	snprintf(name, len, "gitopsd_%d", (int)id);
+}
+
 /* store_pg_q for one of the prepared statements. */
 static PGresult *
 store_pg_qp(struct store *st, enum store_pg_stmt id, const char *sql,
@@ -336,7 +343,7 @@ store_pg_qp(struct store *st, enum store_pg_stmt id, const char *sql,
 
 	if (store_pg_reconnect(st, err, errlen) == -1)
 		return NULL;
-	snprintf(name, sizeof(name), "gitopsd_%d", (int)id);
+	store_pg_stmt_name(id, name, sizeof(name));
 	if (!(st->prepared & (1u << id))) {
 		res = PQprepare(st->conn, name, sql, p->n, NULL);
 		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -1092,7 +1099,7 @@ store_pg_ingest_call(struct store *st, struct store_delivery *ds, size_t n,
 		store_pg_errmsg(st, err, errlen, "ingest", NULL);
 		return -1;
 	}
-	snprintf(name, sizeof(name), "gitopsd_%d", (int)STORE_PG_ST_INGEST);
+	store_pg_stmt_name(STORE_PG_ST_INGEST, name, sizeof(name));
 	if (whole) {
 		want[nq] = PGRES_COMMAND_OK;
 		sql[nq++] = "BEGIN";
